@@ -1,0 +1,387 @@
+//! Command-line parsing, the choice of subscribers, and the one place errors are printed.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use engine::connect::{SshDefaults, ssh_targets};
+use engine::events::{Event, EventBus, EventSink, Subscriber};
+use engine::inventory::{Inventory, Vars};
+use engine::plan::{Plan, Selection};
+use engine::playbook::{self, LoadOptions};
+use engine::report::{Console, JsonLines, Log};
+use engine::run::{self, RunOptions, RunSummary};
+use engine::sched::Walker;
+use engine::ssh::HostKeyPolicy;
+use engine::{Error, modules_doc};
+use tokio_util::sync::CancellationToken;
+
+/// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a playbook against the inventory's hosts.
+    Run(RunArgs),
+    /// Dry-run: report what `run` would change, and change nothing (same as `run --check`).
+    Check(RunArgs),
+    /// Export the plan's task graph (DOT or SVG). Connects to nothing unless --check.
+    Graph(GraphArgs),
+    /// Document the modules and their arguments.
+    Modules {
+        /// Show the full reference of one module.
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The playbook (a .rhai file).
+    playbook: PathBuf,
+    /// The inventory, in Ansible's YAML format.
+    #[arg(short, long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// A variable for the playbook, read with param("KEY"). Repeatable.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE", value_parser = parse_extra_var)]
+    extra_vars: Vec<(String, String)>,
+    /// Only tasks on these hosts or groups (comma-separated), plus what they depend on.
+    #[arg(short, long, value_delimiter = ',')]
+    limit: Option<Vec<String>>,
+    /// Only tasks with one of these tags (comma-separated), plus what they depend on.
+    #[arg(short, long, value_delimiter = ',')]
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+struct ConnArgs {
+    /// Host-key checking: `strict` refuses hosts missing from known_hosts; `accept-new` learns them.
+    #[arg(long, value_enum, default_value_t = KeyPolicy::Strict)]
+    host_key_checking: KeyPolicy,
+    /// known_hosts file, for hosts whose inventory names none. Default: ~/.ssh/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// Seconds allowed for connecting and authenticating.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    connect_timeout: u64,
+    /// Seconds allowed for one remote command, unless a task says otherwise.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    command_timeout: u64,
+    /// SSH channels open at once per host (stay under sshd's MaxSessions, 10 by default).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    max_channels: usize,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Report what would change and change nothing.
+    #[arg(short = 'C', long)]
+    check: bool,
+    /// Show a unified diff of every file-like change.
+    #[arg(short = 'D', long)]
+    diff: bool,
+    /// Tasks in flight at once, across all hosts.
+    #[arg(short, long, default_value_t = 64, value_name = "N")]
+    forks: usize,
+    /// Tasks in flight at once on one host (only tasks that do not depend on each other overlap).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    per_host: usize,
+    /// Stop starting tasks after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Print events as JSON lines on stdout instead of the human display.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct GraphArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Output format. SVG needs Graphviz's `dot`.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Dry-run the plan first (connects to the hosts) and colour each task by its predicted outcome.
+    #[arg(short = 'C', long)]
+    check: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Svg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyPolicy {
+    Strict,
+    AcceptNew,
+}
+
+fn parse_extra_var(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "invalid variable name {key:?}: use letters, digits and '_'"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Runs the command line and turns the result into the process's exit code.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            let report: miette::Report = error.into();
+            eprintln!("{report:?}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Run(args) => run_command(args, false, cli.verbose > 0),
+        Command::Check(args) => run_command(args, true, cli.verbose > 0),
+        Command::Graph(args) => graph_command(args),
+        Command::Modules { name } => {
+            let text = match name {
+                None => modules_doc::index(),
+                Some(name) => modules_doc::module(&name).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no module named {name:?}; `engine modules` lists them"
+                    ))
+                })?,
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the inventory and the playbook, and applies --limit/--tags.
+fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
+    let inventory = Inventory::load(&args.inventory)?;
+    let mut extra_vars = Vars::new();
+    for (k, v) in &args.extra_vars {
+        extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    let plan = playbook::load(
+        &args.playbook,
+        &inventory,
+        &LoadOptions {
+            extra_vars,
+            ..LoadOptions::default()
+        },
+    )?;
+    let hosts = match &args.limit {
+        Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
+        None => None,
+    };
+    Ok(plan.select(&Selection {
+        hosts,
+        tags: args.tags.clone(),
+    }))
+}
+
+fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
+    SshDefaults {
+        host_key_policy: match conn.host_key_checking {
+            KeyPolicy::Strict => HostKeyPolicy::Strict,
+            KeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
+        },
+        known_hosts: conn.known_hosts.clone(),
+        connect_timeout: Duration::from_secs(conn.connect_timeout),
+        command_timeout: Duration::from_secs(conn.command_timeout),
+        max_channels: conn.max_channels.max(1),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source: e,
+        })
+}
+
+/// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks,
+/// the second exits at once.
+fn execute(
+    plan: &Plan,
+    conn: &ConnArgs,
+    options: RunOptions,
+    subscribers: Vec<Box<dyn Subscriber>>,
+) -> Result<RunSummary, Error> {
+    let targets = ssh_targets(plan, &ssh_defaults(conn))?;
+    let runtime = runtime()?;
+    let (sink, bus) = EventBus::start(subscribers);
+    let summary = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let watcher = tokio::spawn(watch_interrupts(cancel.clone(), sink.clone()));
+        let summary = run::run(plan, targets, options, sink.clone(), cancel).await;
+        watcher.abort();
+        summary
+    });
+    drop(sink);
+    bus.finish();
+    // Connections close with the runtime; remote commands still running were already awaited.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(summary)
+}
+
+async fn watch_interrupts(cancel: CancellationToken, events: EventSink) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        events.emit(Event::Interrupted);
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("aborted");
+            std::process::exit(130);
+        }
+    }
+}
+
+fn run_command(args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Error> {
+    let check = check || args.check;
+    let plan = load_plan(&args.plan)?;
+    let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
+    if args.json {
+        subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
+    } else {
+        let progress = std::io::stderr().is_terminal();
+        subscribers.push(Box::new(Console::new(progress, verbose, args.diff)));
+    }
+    let options = RunOptions {
+        check,
+        diff: args.diff,
+        walker: Walker {
+            forks: args.forks,
+            per_host: args.per_host,
+            fail_fast: args.fail_fast,
+        },
+    };
+    let summary = execute(&plan, &args.conn, options, subscribers)?;
+    Ok(if summary.interrupted {
+        ExitCode::from(130)
+    } else if summary.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
+    let plan = load_plan(&args.plan)?;
+    let predictions = if args.check {
+        let options = RunOptions {
+            check: true,
+            diff: false,
+            walker: Walker {
+                forks: 64,
+                per_host: 4,
+                fail_fast: false,
+            },
+        };
+        Some(execute(&plan, &args.conn, options, vec![Box::new(Log)])?.predictions())
+    } else {
+        None
+    };
+    let dot = plan.to_dot(predictions.as_deref());
+    let bytes = match args.format {
+        GraphFormat::Dot => dot.into_bytes(),
+        GraphFormat::Svg => render_svg(&dot)?,
+    };
+    match &args.output {
+        Some(path) => write_file(path, &bytes)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes).map_err(|e| Error::Io {
+                what: "cannot write to stdout".into(),
+                source: e,
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_svg(dot: &str) -> Result<Vec<u8>, Error> {
+    let mut child = match std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::GraphvizMissing),
+        Err(e) => {
+            return Err(Error::Io {
+                what: "cannot start `dot`".into(),
+                source: e,
+            });
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(dot.as_bytes()).map_err(|e| Error::Io {
+            what: "cannot feed `dot`".into(),
+            source: e,
+        })?;
+    }
+    let output = child.wait_with_output().map_err(|e| Error::Io {
+        what: "`dot` did not finish".into(),
+        source: e,
+    })?;
+    if !output.status.success() {
+        return Err(Error::Graphviz(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(output.stdout)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(path, bytes).map_err(|e| Error::Io {
+        what: format!("cannot write {}", path.display()),
+        source: e,
+    })
+}

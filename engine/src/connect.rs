@@ -1,0 +1,83 @@
+//! Turning inventory hosts into SSH targets for a run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modules::HostError;
+
+use crate::error::Error;
+use crate::plan::Plan;
+use crate::run::Target;
+use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
+
+/// Connection settings that come from the command line rather than the inventory.
+#[derive(Debug, Clone)]
+pub struct SshDefaults {
+    pub host_key_policy: HostKeyPolicy,
+    /// Used when the inventory names no known_hosts file for a host.
+    pub known_hosts: Option<std::path::PathBuf>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub max_channels: usize,
+}
+
+impl Default for SshDefaults {
+    fn default() -> Self {
+        Self {
+            host_key_policy: HostKeyPolicy::Strict,
+            known_hosts: None,
+            connect_timeout: SshConfig::DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: SshConfig::DEFAULT_COMMAND_TIMEOUT,
+            max_channels: SshConfig::DEFAULT_MAX_CHANNELS,
+        }
+    }
+}
+
+#[async_trait]
+impl Target for SshHost {
+    async fn connect(&self) -> Result<(), HostError> {
+        SshHost::connect(self).await
+    }
+}
+
+/// One SSH target per host of the plan. Nothing connects yet.
+pub fn ssh_targets(
+    plan: &Plan,
+    defaults: &SshDefaults,
+) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
+    let mut targets: HashMap<String, Arc<dyn Target>> = HashMap::new();
+    let mut problems = Vec::new();
+    for name in plan.hosts() {
+        let Some(host) = plan.inventory().host(&name) else {
+            continue;
+        };
+        match host.connection() {
+            Ok(c) => {
+                let mut config = SshConfig::new(c.address, c.user);
+                config.port = c.port;
+                config.key_file = c.key_file;
+                config.known_hosts = c
+                    .known_hosts
+                    .or_else(|| defaults.known_hosts.clone())
+                    .unwrap_or_else(default_known_hosts);
+                config.host_key_policy = defaults.host_key_policy;
+                config.connect_timeout = defaults.connect_timeout;
+                config.command_timeout = defaults.command_timeout;
+                config.max_channels = defaults.max_channels;
+                targets.insert(name.clone(), Arc::new(SshHost::new(name, config)));
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(targets)
+    } else {
+        Err(Error::Inventory {
+            path: plan.inventory().path.clone(),
+            line: None,
+            message: problems.join("; "),
+        })
+    }
+}

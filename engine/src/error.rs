@@ -1,0 +1,54 @@
+//! The engine's one error enum. Every variant carries the context a user needs to act:
+//! the file and line, the host, the task, the command.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+
+use crate::plan::PlanError;
+
+/// Everything that can stop the engine before or around a run. Task failures during a run
+/// are not errors here: they are outcomes, reported through events.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    #[diagnostic(code(engine::io))]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("inventory {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[diagnostic(code(engine::inventory))]
+    Inventory {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+
+    #[error("{} has {} error{}", playbook.display(), errors.len(), if errors.len() == 1 { "" } else { "s" })]
+    #[diagnostic(code(engine::playbook))]
+    Plan {
+        playbook: PathBuf,
+        #[related]
+        errors: Vec<PlanError>,
+    },
+
+    #[error("{0}")]
+    #[diagnostic(code(engine::usage))]
+    Usage(String),
+
+    #[error("Graphviz `dot` is not installed, so SVG cannot be rendered")]
+    #[diagnostic(
+        code(engine::graphviz),
+        help(
+            "install it (`apt-get install graphviz`), or use `--format dot` and render elsewhere"
+        )
+    )]
+    GraphvizMissing,
+
+    #[error("`dot` failed: {0}")]
+    #[diagnostic(code(engine::graphviz))]
+    Graphviz(String),
+}

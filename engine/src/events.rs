@@ -1,0 +1,152 @@
+//! What execution emits. Nothing in the run path prints: the progress display, the recap,
+//! the JSON stream and the logs each subscribe to these events.
+//!
+//! Concurrency: every [`EventSink`] clone feeds one channel. A single dispatcher thread owns
+//! the subscribers and hands each event to all of them in order; the channel closes when the
+//! last sink is dropped, and [`EventBus::finish`] then joins the thread.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+
+/// The outcome of one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing needed to change.
+    Ok,
+    /// The host was changed (or, in check mode, would be).
+    Changed,
+    /// The task ran and failed.
+    Failed,
+    /// The task's host could not be reached.
+    Unreachable,
+    /// Not run: a dependency failed, or the run was stopped.
+    Skipped,
+    /// Check mode only: cannot be predicted before an earlier task really runs.
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+            Status::Skipped => "skipped",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Whether dependents may run after this outcome.
+    pub fn succeeded(self) -> bool {
+        matches!(self, Status::Ok | Status::Changed | Status::Unknown)
+    }
+}
+
+/// The full report of one finished (or skipped) task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub id: usize,
+    pub host: String,
+    pub task: String,
+    pub module: String,
+    /// `file:line:col` of the task in the playbook.
+    pub location: String,
+    pub status: Status,
+    /// One line per change made (or, in check mode, that would be made).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// For failed, unreachable and skipped tasks: why, with the command, exit code and stderr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+    /// Unix time in milliseconds when the task started (0 if it never started).
+    pub started_at_ms: u64,
+}
+
+/// One thing that happened during a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        playbook: String,
+        tasks: usize,
+        hosts: Vec<String>,
+        check: bool,
+    },
+    HostConnected {
+        host: String,
+        elapsed_ms: u64,
+    },
+    HostUnreachable {
+        host: String,
+        error: String,
+    },
+    TaskStarted {
+        id: usize,
+        host: String,
+        task: String,
+        module: String,
+    },
+    TaskFinished(TaskReport),
+    /// The first Ctrl-C: no new task starts, running ones finish.
+    Interrupted,
+    RunFinished {
+        elapsed_ms: u64,
+        interrupted: bool,
+    },
+}
+
+/// Receives every event, in order, on the dispatcher thread.
+pub trait Subscriber: Send {
+    fn on_event(&mut self, event: &Event);
+    /// Called once after the last event.
+    fn finish(&mut self) {}
+}
+
+/// Where execution sends events. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Event>,
+}
+
+impl EventSink {
+    pub fn emit(&self, event: Event) {
+        // The dispatcher only goes away after every sink is dropped; a send cannot fail earlier.
+        let _ = self.tx.send(event);
+    }
+}
+
+/// The dispatcher thread and its subscribers.
+#[derive(Debug)]
+pub struct EventBus {
+    thread: JoinHandle<()>,
+}
+
+impl EventBus {
+    /// Starts the dispatcher. Drop every returned sink (and its clones), then call [`finish`](Self::finish).
+    pub fn start(mut subscribers: Vec<Box<dyn Subscriber>>) -> (EventSink, EventBus) {
+        let (tx, rx) = mpsc::channel::<Event>();
+        let thread = std::thread::spawn(move || {
+            for event in rx {
+                for s in &mut subscribers {
+                    s.on_event(&event);
+                }
+            }
+            for s in &mut subscribers {
+                s.finish();
+            }
+        });
+        (EventSink { tx }, EventBus { thread })
+    }
+
+    /// Waits until every event was delivered and every subscriber finished.
+    pub fn finish(self) {
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,93 @@
+//! How to reach a host, from Ansible's connection variables.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::Vars;
+
+/// Connection settings read from a host's variables.
+///
+/// Reads `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
+/// `engine_known_hosts`, and, for inventories written for Ansible, `-o UserKnownHostsFile=`
+/// inside `ansible_ssh_common_args`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub key_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl Connection {
+    pub(super) fn from_vars(name: &str, vars: &Vars) -> Result<Self, String> {
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match vars.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(other) => Err(format!(
+                    "host {name}: {key} must be a string, found {other}"
+                )),
+            }
+        };
+        let port = match text("ansible_port")? {
+            None => 22,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                format!("host {name}: ansible_port {p:?} is not a port number (1-65535)")
+            })?,
+        };
+        let known_hosts = match text("engine_known_hosts")? {
+            Some(path) => Some(PathBuf::from(path)),
+            None => text("ansible_ssh_common_args")?
+                .as_deref()
+                .and_then(known_hosts_from_ssh_args),
+        };
+        Ok(Self {
+            address: text("ansible_host")?.unwrap_or_else(|| name.to_owned()),
+            port,
+            user: text("ansible_user")?.unwrap_or_else(|| "root".to_owned()),
+            key_file: text("ansible_ssh_private_key_file")?.map(PathBuf::from),
+            known_hosts,
+        })
+    }
+}
+
+/// Finds `-o UserKnownHostsFile=PATH` (or `-oUserKnownHostsFile PATH`) in an ssh argument string.
+fn known_hosts_from_ssh_args(args: &str) -> Option<PathBuf> {
+    let words = shlex::split(args)?;
+    let mut iter = words.iter().peekable();
+    while let Some(word) = iter.next() {
+        let option = if word == "-o" {
+            iter.next().map(String::as_str)
+        } else {
+            word.strip_prefix("-o")
+        };
+        if let Some(option) = option {
+            let (key, value) = option.split_once(['=', ' ']).unwrap_or((option, ""));
+            if key.eq_ignore_ascii_case("UserKnownHostsFile") && !value.is_empty() {
+                return Some(PathBuf::from(value.trim()));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_known_hosts_from_ssh_args() {
+        assert_eq!(
+            known_hosts_from_ssh_args("-o UserKnownHostsFile=/a/k -o StrictHostKeyChecking=yes"),
+            Some(PathBuf::from("/a/k"))
+        );
+        assert_eq!(
+            known_hosts_from_ssh_args("-oUserKnownHostsFile='/b c'"),
+            Some(PathBuf::from("/b c"))
+        );
+        assert_eq!(known_hosts_from_ssh_args("-o ForwardAgent=yes"), None);
+    }
+}

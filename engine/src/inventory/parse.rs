@@ -1,0 +1,240 @@
+//! The YAML walk. Strict: a key that is not `hosts`, `children` or `vars` in a group is an
+//! error, and so is a host entry that is not a map.
+
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value as Yaml};
+
+use super::{InventoryHost, Vars};
+
+pub(super) struct ParseError {
+    pub(super) line: Option<usize>,
+    pub(super) message: String,
+}
+
+impl ParseError {
+    fn msg(message: impl Into<String>) -> Self {
+        Self {
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Per-host state while walking: the vars of each group that holds it, with the group's depth.
+#[derive(Default)]
+struct HostAcc {
+    own: Vars,
+    group_vars: Vec<(usize, Vars)>,
+    groups: Vec<String>,
+}
+
+#[derive(Default)]
+struct Walk {
+    order: Vec<String>,
+    hosts: BTreeMap<String, HostAcc>,
+    groups: BTreeMap<String, Vec<String>>,
+}
+
+pub(super) fn parse(
+    text: &str,
+) -> Result<(Vec<InventoryHost>, BTreeMap<String, Vec<String>>), ParseError> {
+    let root: Yaml = serde_yaml_ng::from_str(text).map_err(|e| ParseError {
+        line: e.location().map(|l| l.line()),
+        message: format!("not valid YAML: {e}"),
+    })?;
+    let Yaml::Mapping(root) = root else {
+        return Err(ParseError::msg(
+            "an inventory is a YAML map whose top key is `all:`",
+        ));
+    };
+    let mut walk = Walk::default();
+    for (name, body) in &root {
+        let name = key_name(name)?;
+        walk.group(&name, body, 0, &[])?;
+    }
+    // Every host is in `all`, as in Ansible.
+    let all: Vec<String> = walk.order.clone();
+    for name in &all {
+        if let Some(acc) = walk.hosts.get_mut(name) {
+            if !acc.groups.iter().any(|g| g == "all") {
+                acc.groups.insert(0, "all".into());
+            }
+        }
+    }
+    walk.groups.insert("all".into(), all);
+    let hosts = walk
+        .order
+        .iter()
+        .map(|name| {
+            let acc = walk.hosts.remove(name).unwrap_or_default();
+            let mut layers = acc.group_vars;
+            layers.sort_by_key(|(depth, _)| *depth);
+            let mut vars = Vars::new();
+            for (_, layer) in layers {
+                vars.extend(layer);
+            }
+            vars.extend(acc.own);
+            InventoryHost {
+                name: name.clone(),
+                vars,
+                groups: acc.groups,
+            }
+        })
+        .collect();
+    Ok((hosts, walk.groups))
+}
+
+impl Walk {
+    /// Walks one group; `lineage` is the chain of enclosing groups (to catch a group inside itself).
+    fn group(
+        &mut self,
+        name: &str,
+        body: &Yaml,
+        depth: usize,
+        lineage: &[String],
+    ) -> Result<Vec<String>, ParseError> {
+        if lineage.iter().any(|g| g == name) {
+            return Err(ParseError::msg(format!(
+                "group {name:?} contains itself ({} -> {name})",
+                lineage.join(" -> ")
+            )));
+        }
+        validate_name("group", name)?;
+        let body = match body {
+            Yaml::Null => Mapping::new(),
+            Yaml::Mapping(m) => m.clone(),
+            _ => {
+                return Err(ParseError::msg(format!(
+                    "group {name:?} must be a map of hosts/children/vars"
+                )));
+            }
+        };
+        let mut members = Vec::new();
+        let mut vars = Vars::new();
+        for (key, value) in &body {
+            match key_name(key)?.as_str() {
+                "vars" => vars = to_vars(value, &format!("vars of group {name:?}"))?,
+                "hosts" => {}
+                "children" => {}
+                other => {
+                    return Err(ParseError::msg(format!(
+                        "group {name:?} has an unknown key {other:?}; expected hosts, children or vars"
+                    )));
+                }
+            }
+        }
+        if let Some(hosts) = body.get("hosts") {
+            let hosts = match hosts {
+                Yaml::Null => Mapping::new(),
+                Yaml::Mapping(m) => m.clone(),
+                _ => {
+                    return Err(ParseError::msg(format!(
+                        "hosts of group {name:?} must be a map of host names"
+                    )));
+                }
+            };
+            for (host, host_vars) in &hosts {
+                let host = key_name(host)?;
+                validate_name("host", &host)?;
+                let own = to_vars(host_vars, &format!("vars of host {host:?}"))?;
+                let acc = self.hosts.entry(host.clone()).or_insert_with(|| {
+                    self.order.push(host.clone());
+                    HostAcc::default()
+                });
+                acc.own.extend(own);
+                members.push(host);
+            }
+        }
+        if let Some(children) = body.get("children") {
+            let children = match children {
+                Yaml::Null => Mapping::new(),
+                Yaml::Mapping(m) => m.clone(),
+                _ => {
+                    return Err(ParseError::msg(format!(
+                        "children of group {name:?} must be a map of groups"
+                    )));
+                }
+            };
+            let mut lineage = lineage.to_vec();
+            lineage.push(name.to_owned());
+            for (child, child_body) in &children {
+                let child = key_name(child)?;
+                members.extend(self.group(&child, child_body, depth + 1, &lineage)?);
+            }
+        }
+        let mut unique = Vec::new();
+        for m in members {
+            if !unique.contains(&m) {
+                unique.push(m);
+            }
+        }
+        for host in &unique {
+            if let Some(acc) = self.hosts.get_mut(host) {
+                if !vars.is_empty() {
+                    acc.group_vars.push((depth, vars.clone()));
+                }
+                if !acc.groups.iter().any(|g| g == name) {
+                    acc.groups.push(name.to_owned());
+                }
+            }
+        }
+        let entry = self.groups.entry(name.to_owned()).or_default();
+        for host in &unique {
+            if !entry.contains(host) {
+                entry.push(host.clone());
+            }
+        }
+        Ok(unique)
+    }
+}
+
+fn key_name(key: &Yaml) -> Result<String, ParseError> {
+    match key {
+        Yaml::String(s) => Ok(s.clone()),
+        Yaml::Number(n) => Ok(n.to_string()),
+        other => Err(ParseError::msg(format!("expected a name, found {other:?}"))),
+    }
+}
+
+fn validate_name(kind: &str, name: &str) -> Result<(), ParseError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::msg(format!(
+            "invalid {kind} name {name:?}: use letters, digits, '-', '_', '.' or ':'"
+        )))
+    }
+}
+
+fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
+    match value {
+        Yaml::Null => Ok(Vars::new()),
+        Yaml::Mapping(_) => match serde_json::to_value(value) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ParseError::msg(format!("{what} must be a map"))),
+            Err(e) => Err(ParseError::msg(format!("{what}: {e}"))),
+        },
+        _ => Err(ParseError::msg(format!(
+            "{what} must be a map, found {}",
+            kind_of(value)
+        ))),
+    }
+}
+
+fn kind_of(value: &Yaml) -> &'static str {
+    match value {
+        Yaml::Null => "nothing",
+        Yaml::Bool(_) => "a boolean",
+        Yaml::Number(_) => "a number",
+        Yaml::String(_) => "a string",
+        Yaml::Sequence(_) => "a list",
+        Yaml::Mapping(_) => "a map",
+        Yaml::Tagged(_) => "a tagged value",
+    }
+}

@@ -1,0 +1,28 @@
+//! The engine: Rhai playbooks become a sealed task graph that runs over SSH, hosts in parallel.
+//!
+//! The map, in pipeline order:
+//!
+//! - [`inventory`]: Ansible's YAML inventory: hosts, groups, vars, connection settings.
+//! - [`playbook`]: evaluates a Rhai playbook in a sandbox. It only records tasks.
+//! - [`plan`]: the task graph. A `PlanBuilder` is sealed into a [`plan::Plan`], which checks
+//!   everything at once; only a sealed plan can run, be checked, or be drawn as DOT.
+//! - [`sched`]: the DAG walker. It knows nodes, hosts and dependencies, not modules.
+//! - [`run`]: connects the walker to hosts and modules: plan, then apply, emitting events.
+//! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `modules::Host`.
+//! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
+//!   the JSON stream and the logs are separate subscribers.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod connect;
+pub mod error;
+pub mod events;
+pub mod inventory;
+pub mod modules_doc;
+pub mod plan;
+pub mod playbook;
+pub mod report;
+pub mod run;
+pub mod sched;
+pub mod ssh;
+
+pub use error::Error;

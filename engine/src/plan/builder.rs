@@ -1,0 +1,235 @@
+//! The plan while a playbook is being evaluated: tasks and edges are only recorded.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{Edge, Location, Plan, PlanError, Task, output_ref};
+use crate::error::Error;
+use crate::inventory::Inventory;
+
+/// A plan under construction. Only [`PlanBuilder::seal`] turns it into a runnable [`Plan`],
+/// and sealing checks everything at once.
+#[derive(Debug)]
+pub struct PlanBuilder {
+    playbook: PathBuf,
+    /// Source text per file name, for error snippets.
+    sources: HashMap<Arc<str>, Arc<str>>,
+    tasks: Vec<Task>,
+    edges: Vec<(usize, usize, Edge)>,
+    errors: Vec<PlanError>,
+    /// The last task written on each host, for implicit same-host ordering.
+    last_on_host: HashMap<String, usize>,
+    /// Hosts whose tasks do not run in playbook order (opted in by the playbook).
+    concurrent_hosts: HashSet<String>,
+}
+
+impl PlanBuilder {
+    pub fn new(playbook: PathBuf) -> Self {
+        Self {
+            playbook,
+            sources: HashMap::new(),
+            tasks: Vec::new(),
+            edges: Vec::new(),
+            errors: Vec::new(),
+            last_on_host: HashMap::new(),
+            concurrent_hosts: HashSet::new(),
+        }
+    }
+
+    /// Remembers the text of a playbook file, for snippets in error messages.
+    pub fn add_source(&mut self, file: Arc<str>, text: Arc<str>) {
+        self.sources.insert(file, text);
+    }
+
+    /// Records a problem; evaluation goes on so that every problem is reported at once.
+    pub fn error(&mut self, message: impl Into<String>, location: Location, help: Option<String>) {
+        let source = self.sources.get(&location.file).cloned();
+        let mut error = PlanError::new(message, location, source);
+        error.help = help;
+        self.errors.push(error);
+    }
+
+    /// Adds a task and returns its number. Unless its host runs concurrently, the task
+    /// runs after the previous task written for the same host.
+    pub fn add_task(&mut self, task: Task) -> usize {
+        let id = self.tasks.len();
+        if !self.concurrent_hosts.contains(&task.host) {
+            if let Some(previous) = self.last_on_host.insert(task.host.clone(), id) {
+                self.edges.push((previous, id, Edge::Order));
+            }
+        }
+        self.tasks.push(task);
+        id
+    }
+
+    /// Declares that `task` runs after `dependency`.
+    pub fn add_after(&mut self, dependency: usize, task: usize) {
+        self.edges.push((dependency, task, Edge::After));
+    }
+
+    /// Lets the tasks of `host` written from now on run without waiting for each other.
+    pub fn set_concurrent(&mut self, host: &str) {
+        self.concurrent_hosts.insert(host.to_owned());
+        self.last_on_host.remove(host);
+    }
+
+    pub fn task(&self, id: usize) -> Option<&Task> {
+        self.tasks.get(id)
+    }
+
+    pub fn task_mut(&mut self, id: usize) -> Option<&mut Task> {
+        self.tasks.get_mut(id)
+    }
+
+    /// Checks the whole plan and seals it: unknown hosts, module arguments, duplicate
+    /// names, dangling output references and cycles are all reported together.
+    pub fn seal(mut self, inventory: &Inventory) -> Result<Plan, Error> {
+        let mut seen_names = HashMap::new();
+        let mut problems = Vec::new();
+        for (id, task) in self.tasks.iter().enumerate() {
+            if inventory.host(&task.host).is_none() {
+                // Already reported where the host was looked up; the task just rides along.
+                continue;
+            }
+            if let Some(first) = seen_names.insert((task.host.clone(), task.name.clone()), id) {
+                problems.push((
+                    format!(
+                        "duplicate task name {:?} on host {}: it is already used at {}",
+                        task.name, task.host, self.tasks[first].location
+                    ),
+                    task.location.clone(),
+                    Some("task names identify tasks in reports and the run journal; make them unique per host".to_owned()),
+                ));
+            }
+            match modules::registry::find(task.module) {
+                None => problems.push((
+                    format!("unknown module {:?}", task.module),
+                    task.location.clone(),
+                    None,
+                )),
+                Some(spec) => {
+                    if let Err(e) = spec.parse(task.args.clone()) {
+                        problems.push((
+                            format!(
+                                "task {:?}: invalid arguments for module {}: {}",
+                                task.name, task.module, e.message
+                            ),
+                            task.location.clone(),
+                            Some(format!(
+                                "`engine modules {}` lists its arguments",
+                                task.module
+                            )),
+                        ));
+                    }
+                }
+            }
+            for (producer, key) in output_ref::references(&task.args) {
+                if producer >= self.tasks.len() {
+                    problems.push((
+                        format!("reference to unknown task #{producer}"),
+                        task.location.clone(),
+                        None,
+                    ));
+                } else if producer == id {
+                    problems.push((
+                        format!("task {:?} reads its own output {key:?}", task.name),
+                        task.location.clone(),
+                        None,
+                    ));
+                } else {
+                    self.edges.push((producer, id, Edge::Data));
+                }
+            }
+        }
+        for (message, location, help) in problems {
+            self.error(message, location, help);
+        }
+
+        let mut graph: DiGraph<Task, Edge> =
+            DiGraph::with_capacity(self.tasks.len(), self.edges.len());
+        for task in &self.tasks {
+            graph.add_node(task.clone());
+        }
+        let mut unique = BTreeSet::new();
+        for (from, to, kind) in &self.edges {
+            // Keep one edge per pair; the strongest reason wins (Data over After over Order).
+            if unique.insert((*from, *to)) {
+                graph.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), *kind);
+            } else if let Some(e) = graph.find_edge(NodeIndex::new(*from), NodeIndex::new(*to)) {
+                if *kind > graph[e] {
+                    graph[e] = *kind;
+                }
+            }
+        }
+        for cycle in find_cycles(&graph) {
+            let path: Vec<String> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|n| format!("{} ({})", graph[*n].label(), graph[*n].location))
+                .collect();
+            let first = &graph[cycle[0]];
+            self.error(
+                format!("dependency cycle: {}", path.join(" → ")),
+                first.location.clone(),
+                Some(
+                    "remove one of the .after(...) dependencies or output references on this path"
+                        .to_owned(),
+                ),
+            );
+        }
+
+        if !self.errors.is_empty() {
+            self.errors.sort_by(|a, b| a.location.cmp(&b.location));
+            return Err(Error::Plan {
+                playbook: self.playbook,
+                errors: self.errors,
+            });
+        }
+        Ok(Plan::new(self.playbook, graph, inventory.clone()))
+    }
+}
+
+/// One cycle path per strongly connected component that has one.
+fn find_cycles(graph: &DiGraph<Task, Edge>) -> Vec<Vec<NodeIndex>> {
+    let mut cycles = Vec::new();
+    for scc in tarjan_scc(graph) {
+        let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+        let start = *scc.iter().min().unwrap_or(&scc[0]);
+        if scc.len() == 1 && graph.find_edge(start, start).is_none() {
+            continue;
+        }
+        // Walk inside the component from `start` until we return to it (BFS for the shortest loop).
+        let mut previous: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut closing = None;
+        while let Some(node) = queue.pop_front() {
+            for next in graph.neighbors(node) {
+                if next == start {
+                    closing = Some(node);
+                    break;
+                }
+                if members.contains(&next) && !previous.contains_key(&next) {
+                    previous.insert(next, node);
+                    queue.push_back(next);
+                }
+            }
+            if closing.is_some() {
+                break;
+            }
+        }
+        let mut path = Vec::new();
+        let mut node = closing.unwrap_or(start);
+        while node != start {
+            path.push(node);
+            node = previous[&node];
+        }
+        path.push(start);
+        path.reverse();
+        cycles.push(path);
+    }
+    cycles
+}

@@ -1,0 +1,51 @@
+//! A task: one module invocation on one host, as a node of the plan.
+
+use serde_json::Value;
+
+use super::Location;
+
+/// One node of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The task's name, unique on its host.
+    pub name: String,
+    /// The inventory host it runs on.
+    pub host: String,
+    /// The module that does the work.
+    pub module: &'static str,
+    /// The module's arguments. Strings may hold output references of other tasks
+    /// (see [`super::output_ref`]), resolved just before the task runs.
+    pub args: Value,
+    /// Tags for `--tags` selection.
+    pub tags: Vec<String>,
+    /// Where the playbook created it.
+    pub location: Location,
+}
+
+impl Task {
+    /// `host: name`, the way tasks are named in messages.
+    pub fn label(&self) -> String {
+        format!("{}: {}", self.host, self.name)
+    }
+}
+
+/// Why one task must wait for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Edge {
+    /// Written earlier on the same host (tasks on a host run in playbook order).
+    Order,
+    /// Declared with `.after(...)`.
+    After,
+    /// The later task reads the earlier one's output.
+    Data,
+}
+
+impl Edge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edge::Order => "order",
+            Edge::After => "after",
+            Edge::Data => "data",
+        }
+    }
+}

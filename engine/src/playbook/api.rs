@@ -1,0 +1,323 @@
+//! The Rhai functions and types a playbook can use. This is the playbook API:
+//!
+//! ```rhai
+//! let web = host("web0");                  // a host from the inventory
+//! for h in group("etcd") { ... }           // the hosts of a group, in inventory order
+//! web.name; web.address; web.vars.private_ip; web.groups
+//! param("version"); param("version", "3.4") // -e key=value, with an optional default
+//!
+//! let a = web.file("greeting", #{ path: "/tmp/hi", content: "hi\n" });   // one task
+//! let b = web.command("stamp", #{ cmd: "date" });
+//! let c = db.task("file", "copy", #{ path: "/tmp/x", content: b.stdout }); // reads b: c waits for b
+//! c.after(a);            // explicit, across hosts too; also .after([a, b])
+//! c.tag("config");       // for --tags; also .tags(["a", "b"])
+//! web.concurrent();      // tasks on web written after this do not wait for each other
+//! ```
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+use super::handles::{HostHandle, TaskHandle};
+use crate::inventory::{Inventory, Vars};
+use crate::plan::{Location, PlanBuilder, Task, output_ref};
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Everything the registered functions share.
+#[derive(Debug, Clone)]
+pub(super) struct Context {
+    pub(super) plan: Rc<RefCell<PlanBuilder>>,
+    pub(super) inventory: Rc<Inventory>,
+    pub(super) extra_vars: Rc<Vars>,
+    /// The playbook's file name, for positions without a source.
+    pub(super) default_file: Arc<str>,
+}
+
+impl Context {
+    fn location(&self, ctx: &NativeCallContext) -> Location {
+        self.location_at(ctx.call_source(), ctx.call_position())
+    }
+
+    pub(super) fn location_at(&self, source: Option<&str>, position: Position) -> Location {
+        Location {
+            file: source.map_or_else(|| self.default_file.clone(), Arc::from),
+            line: position.line().unwrap_or(0),
+            col: position.position().unwrap_or(0),
+        }
+    }
+
+    fn host_handle(&self, name: &str) -> Option<HostHandle> {
+        let host = self.inventory.host(name)?;
+        let address = host
+            .connection()
+            .map(|c| c.address)
+            .unwrap_or_else(|_| name.to_owned());
+        let vars = rhai::serde::to_dynamic(&host.vars)
+            .ok()
+            .and_then(|d| d.try_cast::<Map>())
+            .unwrap_or_default();
+        Some(HostHandle {
+            name: host.name.clone(),
+            address,
+            vars,
+            groups: host
+                .groups
+                .iter()
+                .map(|g| Dynamic::from(g.clone()))
+                .collect(),
+        })
+    }
+
+    fn groups_help(&self) -> String {
+        format!(
+            "the inventory's groups are: {}",
+            self.inventory.group_names().join(", ")
+        )
+    }
+
+    fn add_task(
+        &self,
+        ctx: &NativeCallContext,
+        host: &HostHandle,
+        module: &'static str,
+        name: &str,
+        args: Map,
+    ) -> RhaiResult<TaskHandle> {
+        let location = self.location(ctx);
+        if name.trim().is_empty() {
+            return Err(runtime(
+                "a task needs a name, e.g. h.file(\"write config\", #{...})",
+                ctx.call_position(),
+            ));
+        }
+        let args: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(args)).map_err(|e| {
+            runtime(format!("task {name:?}: arguments must be plain values (strings, numbers, maps, arrays): {e}"), ctx.call_position())
+        })?;
+        let task = Task {
+            name: name.to_owned(),
+            host: host.name.clone(),
+            module,
+            args,
+            tags: Vec::new(),
+            location,
+        };
+        let id = self.plan.borrow_mut().add_task(task);
+        Ok(TaskHandle {
+            id,
+            name: name.to_owned(),
+            host: host.name.clone(),
+            plan: self.plan.clone(),
+        })
+    }
+}
+
+fn runtime(message: impl Into<String>, position: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        position,
+    ))
+}
+
+/// Registers the playbook API on `engine`.
+pub(super) fn register(engine: &mut Engine, cx: &Context) {
+    engine.register_type_with_name::<HostHandle>("Host");
+    engine.register_type_with_name::<TaskHandle>("Task");
+
+    // ---- hosts and groups
+    let c = cx.clone();
+    engine.register_fn(
+        "host",
+        move |ctx: NativeCallContext, name: &str| -> HostHandle {
+            c.host_handle(name).unwrap_or_else(|| {
+                c.plan.borrow_mut().error(
+                    format!("unknown host {name:?}"),
+                    c.location(&ctx),
+                    Some(c.groups_help()),
+                );
+                HostHandle {
+                    name: name.to_owned(),
+                    address: String::new(),
+                    vars: Map::new(),
+                    groups: Array::new(),
+                }
+            })
+        },
+    );
+    let c = cx.clone();
+    engine.register_fn(
+        "group",
+        move |ctx: NativeCallContext, name: &str| -> Array {
+            match c.inventory.group(name) {
+                Some(members) => members
+                    .iter()
+                    .filter_map(|h| c.host_handle(h))
+                    .map(Dynamic::from)
+                    .collect(),
+                None => {
+                    c.plan.borrow_mut().error(
+                        format!("unknown group {name:?}"),
+                        c.location(&ctx),
+                        Some(c.groups_help()),
+                    );
+                    Array::new()
+                }
+            }
+        },
+    );
+    let c = cx.clone();
+    engine.register_fn("has_group", move |name: &str| -> bool {
+        c.inventory.group(name).is_some()
+    });
+    let c = cx.clone();
+    engine.register_fn("hosts", move || -> Array {
+        c.inventory
+            .hosts()
+            .iter()
+            .filter_map(|h| c.host_handle(&h.name))
+            .map(Dynamic::from)
+            .collect()
+    });
+    engine.register_get("name", |h: &mut HostHandle| h.name.clone());
+    engine.register_get("address", |h: &mut HostHandle| h.address.clone());
+    engine.register_get("vars", |h: &mut HostHandle| h.vars.clone());
+    engine.register_get("groups", |h: &mut HostHandle| h.groups.clone());
+    engine.register_fn("to_string", |h: &mut HostHandle| h.name.clone());
+    engine.register_fn("to_debug", |h: &mut HostHandle| {
+        format!("host({:?})", h.name)
+    });
+    let c = cx.clone();
+    engine.register_fn("concurrent", move |h: &mut HostHandle| {
+        c.plan.borrow_mut().set_concurrent(&h.name)
+    });
+
+    // ---- extra vars (-e key=value)
+    let c = cx.clone();
+    engine.register_fn("param", move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+        match c.extra_vars.get(name) {
+            Some(v) => rhai::serde::to_dynamic(v),
+            None => Err(runtime(
+                format!("variable {name:?} is not set; pass it with -e {name}=VALUE or give a default: param({name:?}, ...)"),
+                ctx.call_position(),
+            )),
+        }
+    });
+    let c = cx.clone();
+    engine.register_fn(
+        "param",
+        move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+            match c.extra_vars.get(name) {
+                Some(v) => rhai::serde::to_dynamic(v),
+                None => Ok(default),
+            }
+        },
+    );
+
+    // ---- module calls: h.file(name, #{...}), h.command(...), and h.task(module, name, #{...})
+    for spec in modules::registry::all() {
+        let module = spec.name;
+        let c = cx.clone();
+        engine.register_fn(
+            module,
+            move |ctx: NativeCallContext,
+                  h: &mut HostHandle,
+                  name: &str,
+                  args: Map|
+                  -> RhaiResult<TaskHandle> { c.add_task(&ctx, h, module, name, args) },
+        );
+    }
+    let c = cx.clone();
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext,
+              h: &mut HostHandle,
+              module: &str,
+              name: &str,
+              args: Map|
+              -> RhaiResult<TaskHandle> {
+            match modules::registry::find(module) {
+                Some(spec) => c.add_task(&ctx, h, spec.name, name, args),
+                None => {
+                    let known: Vec<&str> =
+                        modules::registry::all().iter().map(|s| s.name).collect();
+                    Err(runtime(
+                        format!(
+                            "unknown module {module:?}; modules are: {}",
+                            known.join(", ")
+                        ),
+                        ctx.call_position(),
+                    ))
+                }
+            }
+        },
+    );
+
+    // ---- tasks
+    engine.register_get("name", |t: &mut TaskHandle| t.name.clone());
+    engine.register_get("host", |t: &mut TaskHandle| t.host.clone());
+    engine.register_get("id", |t: &mut TaskHandle| t.id as i64);
+    engine.register_fn("to_string", |t: &mut TaskHandle| {
+        format!("{}: {}", t.host, t.name)
+    });
+    engine.register_fn("to_debug", |t: &mut TaskHandle| {
+        format!("task({}: {})", t.host, t.name)
+    });
+    engine.register_get("stdout", |t: &mut TaskHandle| {
+        output_ref::marker(t.id, "stdout")
+    });
+    engine.register_get("stderr", |t: &mut TaskHandle| {
+        output_ref::marker(t.id, "stderr")
+    });
+    engine.register_get("rc", |t: &mut TaskHandle| output_ref::marker(t.id, "rc"));
+    engine.register_fn("output", |t: &mut TaskHandle, key: &str| {
+        output_ref::marker(t.id, key)
+    });
+    engine.register_fn(
+        "after",
+        |t: &mut TaskHandle, dependency: TaskHandle| -> TaskHandle {
+            t.plan.borrow_mut().add_after(dependency.id, t.id);
+            t.clone()
+        },
+    );
+    engine.register_fn(
+        "after",
+        |ctx: NativeCallContext,
+         t: &mut TaskHandle,
+         dependencies: Array|
+         -> RhaiResult<TaskHandle> {
+            for d in dependencies {
+                let type_name = d.type_name();
+                let Some(d) = d.try_cast::<TaskHandle>() else {
+                    return Err(runtime(
+                        format!("after([...]) takes tasks, found {type_name}"),
+                        ctx.call_position(),
+                    ));
+                };
+                t.plan.borrow_mut().add_after(d.id, t.id);
+            }
+            Ok(t.clone())
+        },
+    );
+    engine.register_fn("tag", |t: &mut TaskHandle, tag: &str| -> TaskHandle {
+        if let Some(task) = t.plan.borrow_mut().task_mut(t.id) {
+            task.tags.push(tag.to_owned());
+        }
+        t.clone()
+    });
+    engine.register_fn(
+        "tags",
+        |ctx: NativeCallContext, t: &mut TaskHandle, tags: Array| -> RhaiResult<TaskHandle> {
+            for tag in tags {
+                let tag = tag.into_string().map_err(|ty| {
+                    runtime(format!("tags are strings, found {ty}"), ctx.call_position())
+                })?;
+                if let Some(task) = t.plan.borrow_mut().task_mut(t.id) {
+                    task.tags.push(tag);
+                }
+            }
+            Ok(t.clone())
+        },
+    );
+}

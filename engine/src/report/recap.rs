@@ -1,0 +1,110 @@
+//! Per-host totals, built from events.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::events::{Event, Status};
+use crate::run::Counts;
+
+/// Counts and time per host, in the order hosts first appear.
+#[derive(Debug, Default, Clone)]
+pub struct Recap {
+    hosts: Vec<String>,
+    counts: BTreeMap<String, Counts>,
+    busy_ms: BTreeMap<String, u64>,
+    elapsed_ms: u64,
+    check: bool,
+}
+
+impl Recap {
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { hosts, check, .. } => {
+                self.hosts.clone_from(hosts);
+                self.check = *check;
+            }
+            Event::TaskFinished(r) => {
+                self.counts.entry(r.host.clone()).or_default().add(r.status);
+                *self.busy_ms.entry(r.host.clone()).or_default() += r.elapsed_ms;
+            }
+            Event::RunFinished { elapsed_ms, .. } => self.elapsed_ms = *elapsed_ms,
+            _ => {}
+        }
+    }
+
+    /// The recap table and a one-line total.
+    pub fn render(&self) -> String {
+        let width = self.hosts.iter().map(String::len).max().unwrap_or(4).max(4);
+        let mut out = String::new();
+        let changed = if self.check {
+            "would change"
+        } else {
+            "changed"
+        };
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>5} {:>w2$} {:>6} {:>11} {:>7} {:>7}  {:>8}",
+            "HOST",
+            "ok",
+            changed,
+            "failed",
+            "unreachable",
+            "skipped",
+            "unknown",
+            "time",
+            w2 = changed.len()
+        );
+        let mut total = Counts::default();
+        for host in &self.hosts {
+            let c = self.counts.get(host).cloned().unwrap_or_default();
+            let busy = self.busy_ms.get(host).copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{host:width$}  {:>5} {:>w2$} {:>6} {:>11} {:>7} {:>7}  {:>7.2}s",
+                c.ok,
+                c.changed,
+                c.failed,
+                c.unreachable,
+                c.skipped,
+                c.unknown,
+                busy as f64 / 1000.0,
+                w2 = changed.len()
+            );
+            for (status, n) in [
+                (Status::Ok, c.ok),
+                (Status::Changed, c.changed),
+                (Status::Failed, c.failed),
+                (Status::Unreachable, c.unreachable),
+                (Status::Skipped, c.skipped),
+                (Status::Unknown, c.unknown),
+            ] {
+                for _ in 0..n {
+                    total.add(status);
+                }
+            }
+        }
+        let tasks = total.ok
+            + total.changed
+            + total.failed
+            + total.unreachable
+            + total.skipped
+            + total.unknown;
+        let _ = writeln!(
+            out,
+            "{tasks} tasks on {} hosts in {:.2}s: {} ok, {} {changed}, {} failed, {} unreachable, {} skipped{}",
+            self.hosts.len(),
+            self.elapsed_ms as f64 / 1000.0,
+            total.ok,
+            total.changed,
+            total.failed,
+            total.unreachable,
+            total.skipped,
+            if total.unknown > 0 {
+                format!(", {} unknown", total.unknown)
+            } else {
+                String::new()
+            },
+        );
+        out
+    }
+}

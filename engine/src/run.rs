@@ -1,0 +1,387 @@
+//! Runs a sealed plan: the walker decides when, this decides what. For each task it resolves
+//! output references, builds the module from its arguments, connects the host (once),
+//! plans, and (unless checking) applies, emitting events all the way.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use modules::{Host, HostError, Outputs, PlanOptions};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventSink, Status, TaskReport};
+use crate::plan::{Plan, Prediction, Task, output_ref};
+use crate::sched::{Dag, NodeOutcome, WalkEvent, Walker};
+
+/// A host the runner can connect to before its first task.
+#[async_trait]
+pub trait Target: Host {
+    /// Opens the connection (idempotent). Errors mean every task of the host is unreachable.
+    async fn connect(&self) -> Result<(), HostError>;
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Plan only: report what would change, change nothing.
+    pub check: bool,
+    /// Produce diffs of file-like changes.
+    pub diff: bool,
+    pub walker: Walker,
+}
+
+/// Counts per status, for one host or the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+    pub skipped: usize,
+    pub unknown: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => self.changed += 1,
+            Status::Failed => self.failed += 1,
+            Status::Unreachable => self.unreachable += 1,
+            Status::Skipped => self.skipped += 1,
+            Status::Unknown => self.unknown += 1,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Every task's report, indexed by node.
+    pub reports: Vec<TaskReport>,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for r in &self.reports {
+            counts.add(r.status);
+        }
+        counts
+    }
+
+    /// True when every task succeeded and the run was not interrupted.
+    pub fn success(&self) -> bool {
+        !self.interrupted && self.reports.iter().all(|r| r.status.succeeded())
+    }
+
+    /// The dry-run prediction per node, for `engine graph --check`.
+    pub fn predictions(&self) -> Vec<Prediction> {
+        self.reports
+            .iter()
+            .map(|r| match r.status {
+                Status::Changed => Prediction::WouldChange,
+                Status::Ok => Prediction::Unchanged,
+                Status::Unknown | Status::Skipped => Prediction::Unknown,
+                Status::Failed | Status::Unreachable => Prediction::Failed,
+            })
+            .collect()
+    }
+}
+
+/// One host's connection, opened by its first task and shared by the rest.
+struct Slot {
+    target: Arc<dyn Target>,
+    /// Set once by whichever task of the host gets there first; the others wait on it.
+    connected: OnceCell<Result<(), String>>,
+}
+
+/// Shared by every task future of one run.
+struct Shared {
+    plan: Plan,
+    options: RunOptions,
+    slots: HashMap<String, Slot>,
+    events: EventSink,
+    /// Outputs of finished tasks, by node; written once per task, read by its dependents.
+    outputs: Mutex<HashMap<usize, Option<Outputs>>>,
+    /// The report of each finished task; filled as tasks end.
+    reports: Mutex<Vec<Option<TaskReport>>>,
+}
+
+/// Runs `plan` against `targets` (one per host of the plan). `cancel` stops new tasks
+/// (the first Ctrl-C); tasks in flight finish.
+pub async fn run(
+    plan: &Plan,
+    targets: HashMap<String, Arc<dyn Target>>,
+    options: RunOptions,
+    events: EventSink,
+    cancel: CancellationToken,
+) -> RunSummary {
+    let started = Instant::now();
+    let hosts = plan.hosts();
+    events.emit(Event::RunStarted {
+        playbook: plan.playbook().display().to_string(),
+        tasks: plan.len(),
+        hosts: hosts.clone(),
+        check: options.check,
+    });
+    let host_index: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let graph = plan.graph();
+    let dag = Dag::new(
+        graph
+            .node_indices()
+            .map(|n| host_index[graph[n].host.as_str()])
+            .collect(),
+        plan.edges()
+            .into_iter()
+            .map(|(from, to, _)| (from.index(), to.index())),
+    );
+    let slots = targets
+        .into_iter()
+        .map(|(name, target)| {
+            (
+                name,
+                Slot {
+                    target,
+                    connected: OnceCell::new(),
+                },
+            )
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        options,
+        slots,
+        events: events.clone(),
+        outputs: Mutex::new(HashMap::new()),
+        reports: Mutex::new(vec![None; plan.len()]),
+    });
+
+    let walk_shared = shared.clone();
+    options
+        .walker
+        .walk(
+            &dag,
+            |node| {
+                let shared = shared.clone();
+                async move {
+                    let report = run_task(&shared, node).await;
+                    let outcome = if report.status.succeeded() {
+                        NodeOutcome::Succeeded
+                    } else {
+                        NodeOutcome::Failed
+                    };
+                    shared.events.emit(Event::TaskFinished(report.clone()));
+                    lock(&shared.reports)[node] = Some(report);
+                    outcome
+                }
+            },
+            |event| match event {
+                WalkEvent::Started(node) => {
+                    let task = &graph[petgraph::graph::NodeIndex::new(node)];
+                    events.emit(Event::TaskStarted {
+                        id: node,
+                        host: task.host.clone(),
+                        task: task.name.clone(),
+                        module: task.module.to_owned(),
+                    });
+                }
+                WalkEvent::Finished(..) => {}
+                WalkEvent::Skipped { node, cause } => {
+                    let cause = &graph[petgraph::graph::NodeIndex::new(cause)];
+                    let why = format!(
+                        "skipped: depends on {} ({}), which did not succeed",
+                        cause.label(),
+                        cause.location
+                    );
+                    skip(&walk_shared, node, why);
+                }
+                WalkEvent::Cancelled(node) => skip(
+                    &walk_shared,
+                    node,
+                    "not started: the run was stopped".to_owned(),
+                ),
+            },
+            cancel.clone(),
+        )
+        .await;
+
+    let reports: Vec<TaskReport> = lock(&shared.reports)
+        .iter()
+        .enumerate()
+        .map(|(node, r)| {
+            r.clone().unwrap_or_else(|| {
+                report(
+                    &graph[petgraph::graph::NodeIndex::new(node)],
+                    node,
+                    Status::Skipped,
+                )
+            })
+        })
+        .collect();
+    let elapsed = started.elapsed();
+    let interrupted = cancel.is_cancelled() && !options.walker.fail_fast;
+    events.emit(Event::RunFinished {
+        elapsed_ms: elapsed.as_millis() as u64,
+        interrupted,
+    });
+    RunSummary {
+        reports,
+        elapsed,
+        interrupted,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn skip(shared: &Shared, node: usize, why: String) {
+    let task = &shared.plan.graph()[petgraph::graph::NodeIndex::new(node)];
+    let mut r = report(task, node, Status::Skipped);
+    r.error = Some(why);
+    shared.events.emit(Event::TaskFinished(r.clone()));
+    lock(&shared.reports)[node] = Some(r);
+}
+
+fn report(task: &Task, id: usize, status: Status) -> TaskReport {
+    TaskReport {
+        id,
+        host: task.host.clone(),
+        task: task.name.clone(),
+        module: task.module.to_owned(),
+        location: task.location.to_string(),
+        status,
+        changes: Vec::new(),
+        diff: None,
+        error: None,
+        elapsed_ms: 0,
+        started_at_ms: 0,
+    }
+}
+
+async fn run_task(shared: &Shared, node: usize) -> TaskReport {
+    let task = &shared.plan.graph()[petgraph::graph::NodeIndex::new(node)];
+    let started = Instant::now();
+    let mut r = report(task, node, Status::Ok);
+    r.started_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (status, error) = match execute(shared, task, node, &mut r).await {
+        Ok(status) => (status, None),
+        Err((status, message)) => (
+            status,
+            Some(format!("{}: {}: {message}", task.location, task.label())),
+        ),
+    };
+    r.status = status;
+    r.error = error;
+    r.elapsed_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+/// Plans and applies one task. Errors are `(status, message)`.
+async fn execute(
+    shared: &Shared,
+    task: &Task,
+    node: usize,
+    r: &mut TaskReport,
+) -> Result<Status, (Status, String)> {
+    let failed = |m: String| (Status::Failed, m);
+    // Arguments: resolve other tasks' outputs. In check mode they may not exist yet.
+    let args = {
+        let outputs = lock(&shared.outputs);
+        let lookup = |producer: usize, key: &str| -> Option<Value> {
+            outputs.get(&producer)?.as_ref()?.get(key).cloned()
+        };
+        match output_ref::resolve(&task.args, &lookup) {
+            Ok(args) => args,
+            Err(_) if shared.options.check => {
+                r.changes
+                    .push("depends on the output of a task that has not run yet".to_owned());
+                return Ok(Status::Unknown);
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    };
+    let spec = modules::registry::find(task.module)
+        .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;
+    let module = spec
+        .parse(args)
+        .map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
+
+    let slot = shared
+        .slots
+        .get(&task.host)
+        .ok_or_else(|| failed(format!("no connection for host {}", task.host)))?;
+    connect(shared, &task.host, slot)
+        .await
+        .map_err(|e| (Status::Unreachable, e))?;
+    let host: &dyn Host = slot.target.as_ref();
+
+    let plan = module
+        .plan(
+            host,
+            PlanOptions {
+                diff: shared.options.diff,
+            },
+        )
+        .await
+        .map_err(|e| status_of(&e))?;
+    r.changes = plan.changes.clone();
+    r.diff = plan.diff.clone();
+    let Some(action) = plan.action else {
+        lock(&shared.outputs).insert(node, Some(plan.outputs));
+        return Ok(Status::Ok);
+    };
+    if shared.options.check {
+        lock(&shared.outputs).insert(node, None);
+        return Ok(Status::Changed);
+    }
+    let outputs = action.apply(host).await.map_err(|e| status_of(&e))?;
+    lock(&shared.outputs).insert(node, Some(outputs));
+    Ok(Status::Changed)
+}
+
+fn status_of(error: &modules::ModuleError) -> (Status, String) {
+    match error {
+        modules::ModuleError::Host(HostError::Unreachable(m)) => (Status::Unreachable, m.clone()),
+        other => (Status::Failed, other.to_string()),
+    }
+}
+
+async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String> {
+    slot.connected
+        .get_or_init(|| async {
+            let started = Instant::now();
+            match slot.target.connect().await {
+                Ok(()) => {
+                    shared.events.emit(Event::HostConnected {
+                        host: host.to_owned(),
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    });
+                    Ok(())
+                }
+                Err(e) => {
+                    shared.events.emit(Event::HostUnreachable {
+                        host: host.to_owned(),
+                        error: e.to_string(),
+                    });
+                    Err(e.to_string())
+                }
+            }
+        })
+        .await
+        .clone()
+}

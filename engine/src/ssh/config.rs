@@ -1,0 +1,76 @@
+//! How to reach one host over SSH.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::HostKeyPolicy;
+
+/// Everything [`super::SshHost`] needs to reach one host. Plain data: the inventory layer
+/// fills it from `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// Host name or IP address to connect to. Also the name looked up in `known_hosts`.
+    pub address: String,
+    /// TCP port, usually 22.
+    pub port: u16,
+    /// Remote user to log in as.
+    pub user: String,
+    /// Private key file. `None` authenticates with the keys of the ssh-agent at `SSH_AUTH_SOCK`.
+    pub key_file: Option<PathBuf>,
+    /// The `known_hosts` file that host keys are checked against (and appended to under
+    /// [`HostKeyPolicy::AcceptNew`]).
+    pub known_hosts: PathBuf,
+    /// What to do with a host key that `known_hosts` does not list yet.
+    pub host_key_policy: HostKeyPolicy,
+    /// Bound for TCP connect, key exchange and authentication together.
+    pub connect_timeout: Duration,
+    /// Bound for one command when [`modules::Exec::timeout`] is `None`. The clock starts when
+    /// the command has a channel, not while it waits for one.
+    pub command_timeout: Duration,
+    /// Channels open at once on the connection; further commands wait. Keep it well under
+    /// sshd's `MaxSessions` (default 10), which also counts channels that are still closing.
+    pub max_channels: usize,
+}
+
+impl SshConfig {
+    /// Default connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default command timeout.
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+    /// Default number of channels in flight per connection.
+    pub const DEFAULT_MAX_CHANNELS: usize = 6;
+
+    /// A config for `user@address:22` with the defaults: ssh-agent auth, `~/.ssh/known_hosts`,
+    /// strict host-key checking, 10 s connect timeout, 600 s command timeout, 6 channels.
+    pub fn new(address: impl Into<String>, user: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            port: 22,
+            user: user.into(),
+            key_file: None,
+            known_hosts: default_known_hosts(),
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            max_channels: Self::DEFAULT_MAX_CHANNELS,
+        }
+    }
+
+    /// `address:port`, with brackets around IPv6 addresses, for messages.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// `$HOME/.ssh/known_hosts`, or `.ssh/known_hosts` relative to the working directory when
+/// `HOME` is unset.
+pub fn default_known_hosts() -> PathBuf {
+    std::env::home_dir()
+        .unwrap_or_default()
+        .join(".ssh")
+        .join("known_hosts")
+}

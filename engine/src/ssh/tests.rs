@@ -1,0 +1,365 @@
+//! Live tests against a real sshd. Ignored by default; run with
+//!
+//! ```text
+//! ENGINE_SSH_TEST_ADDR=10.77.0.11 \
+//! ENGINE_SSH_TEST_KEY=target/lab/id_ed25519 \
+//! ENGINE_SSH_TEST_KNOWN_HOSTS=target/lab/known_hosts \
+//!   cargo test -p engine --lib ssh::tests -- --ignored --test-threads=1 --nocapture
+//! ```
+//!
+//! `ENGINE_SSH_TEST_ADDR` is `address` or `address:port`; `ENGINE_SSH_TEST_USER` defaults to
+//! `root`. Without `ENGINE_SSH_TEST_ADDR` every test here passes without doing anything.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use modules::{Exec, Host, HostError};
+
+use super::{HostKeyPolicy, SshConfig, SshHost};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The config from the environment, or `None` (test skipped) when it is not set.
+fn live_config() -> Option<SshConfig> {
+    let target = std::env::var("ENGINE_SSH_TEST_ADDR").ok()?;
+    let (address, port) = match target.rsplit_once(':') {
+        Some((address, port)) if !address.contains(':') => (address.to_owned(), port.parse().ok()?),
+        _ => (target, 22),
+    };
+    let mut config = SshConfig::new(
+        address,
+        std::env::var("ENGINE_SSH_TEST_USER").unwrap_or_else(|_| "root".into()),
+    );
+    config.port = port;
+    config.key_file = std::env::var_os("ENGINE_SSH_TEST_KEY").map(PathBuf::from);
+    if let Some(path) = std::env::var_os("ENGINE_SSH_TEST_KNOWN_HOSTS") {
+        config.known_hosts = PathBuf::from(path);
+    }
+    config.command_timeout = Duration::from_secs(60);
+    Some(config)
+}
+
+fn live_host() -> Option<SshHost> {
+    live_config().map(|config| SshHost::new("live".into(), config))
+}
+
+macro_rules! live_or_skip {
+    ($expr:expr) => {
+        match $expr {
+            Some(value) => value,
+            None => {
+                eprintln!("ENGINE_SSH_TEST_ADDR not set; skipping");
+                return Ok(());
+            }
+        }
+    };
+}
+
+fn deterministic_bytes(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn echo_round_trip() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let out = host.exec(Exec::new("echo hello; printf 'x y'")).await?;
+    assert_eq!(out.status, Some(0));
+    assert_eq!(out.stdout, b"hello\nx y");
+    assert!(out.stderr.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn stdin_and_stdout_of_5_mib() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let data = deterministic_bytes(5 * 1024 * 1024);
+
+    let expected = {
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        child.stdin.take().ok_or("no stdin")?.write_all(&data)?;
+        String::from_utf8(child.wait_with_output()?.stdout)?
+    };
+    let out = host
+        .exec(Exec::new("cat | sha256sum").stdin(data.clone()))
+        .await?;
+    assert_eq!(out.status, Some(0));
+    assert_eq!(out.stdout_text(), expected.trim_end());
+
+    // 5 MiB in and 5 MiB out at the same time: reading and writing must not block each other.
+    let start = Instant::now();
+    let out = host.exec(Exec::new("cat").stdin(data.clone())).await?;
+    eprintln!("cat of 5 MiB round trip: {:?}", start.elapsed());
+    assert_eq!(out.status, Some(0));
+    assert!(
+        out.stdout == data,
+        "cat returned {} bytes, not the 5 MiB sent",
+        out.stdout.len()
+    );
+
+    // Large output with no stdin at all.
+    let out = host.exec(Exec::new("head -c 8388608 /dev/zero")).await?;
+    assert_eq!(out.stdout.len(), 8 * 1024 * 1024);
+
+    // A command that ignores its stdin still finishes.
+    let out = host.exec(Exec::new("true").stdin(data)).await?;
+    assert_eq!(out.status, Some(0));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn stderr_and_exit_status() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let out = host
+        .exec(Exec::new("echo out; echo oops >&2; exit 3"))
+        .await?;
+    assert_eq!(out.status, Some(3));
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"oops\n");
+
+    let out = host.exec(Exec::new("kill -9 $$")).await?;
+    assert_eq!(out.status, None, "killed by a signal: no status");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn concurrent_execs_share_one_connection() -> TestResult {
+    for max_channels in [6, 10] {
+        let mut config = live_or_skip!(live_config());
+        config.max_channels = max_channels;
+        let host = Arc::new(SshHost::new("live".into(), config));
+
+        // 20 at once on a fresh host: one connect (same client port everywhere), channels
+        // bounded, MaxSessions refusals retried.
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let host = Arc::clone(&host);
+            set.spawn(async move {
+                host.exec(Exec::new(format!(
+                    "sleep 0.2; echo {i} ${{SSH_CONNECTION%% *}} ${{SSH_CONNECTION#* }}"
+                )))
+                .await
+            });
+        }
+        let mut client_ends = std::collections::BTreeSet::new();
+        let mut seen = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let out = joined??;
+            assert_eq!(out.status, Some(0), "stderr: {}", out.stderr_tail(3));
+            let text = out.stdout_text();
+            let mut words = text.split_whitespace();
+            seen.push(words.next().ok_or("no index")?.parse::<u32>()?);
+            let client = words.next().ok_or("no SSH_CONNECTION")?.to_owned();
+            let port = words.next().ok_or("no client port")?.to_owned();
+            client_ends.insert(format!("{client}:{port}"));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+        assert_eq!(
+            client_ends.len(),
+            1,
+            "all commands on one connection: {client_ends:?}"
+        );
+
+        // Churn: many short channels opening and closing at once.
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let host = Arc::clone(&host);
+            set.spawn(async move { host.exec(Exec::new("true")).await });
+        }
+        while let Some(joined) = set.join_next().await {
+            assert_eq!(joined??.status, Some(0));
+        }
+        eprintln!(
+            "max_channels {max_channels}: 200 concurrent `true` in {:?}",
+            start.elapsed()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn timeout_kills_the_remote_command() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let start = Instant::now();
+    let result = host
+        .exec(Exec::new("sleep 30").timeout(Duration::from_secs(1)))
+        .await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+
+    // The bracket keeps pgrep from matching its own shell's command line.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
+    assert_eq!(
+        out.status,
+        Some(1),
+        "sleep 30 still running: {}",
+        out.stdout_text()
+    );
+
+    // The same through a pipeline and a subshell: the whole process group dies.
+    let result = host
+        .exec(Exec::new("(sleep 30; echo late) | cat").timeout(Duration::from_secs(1)))
+        .await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
+    assert_eq!(
+        out.status,
+        Some(1),
+        "sleep 30 still running: {}",
+        out.stdout_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn cancelled_exec_kills_the_remote_command() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let cancelled =
+        tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 30"))).await;
+    assert!(cancelled.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
+    assert_eq!(
+        out.status,
+        Some(1),
+        "sleep 30 still running: {}",
+        out.stdout_text()
+    );
+    Ok(())
+}
+
+/// Copies the configured known_hosts into a temp file, with `edit` applied.
+fn known_hosts_copy(
+    config: &SshConfig,
+    edit: impl FnOnce(String) -> String,
+) -> Result<tempfile::TempPath, Box<dyn std::error::Error>> {
+    let original = std::fs::read_to_string(&config.known_hosts)?;
+    let mut file = tempfile::NamedTempFile::new()?;
+    file.write_all(edit(original).as_bytes())?;
+    Ok(file.into_temp_path())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn unknown_host_key_is_refused_and_accept_new_learns_it() -> TestResult {
+    let mut config = live_or_skip!(live_config());
+    let empty = known_hosts_copy(&config, |_| "# nothing here\n".into())?;
+    config.known_hosts = empty.to_path_buf();
+
+    let err = SshHost::new("live".into(), config.clone())
+        .connect()
+        .await
+        .err()
+        .ok_or("connected")?;
+    let HostError::Unreachable(msg) = &err else {
+        return Err(format!("{err:?}").into());
+    };
+    eprintln!("{msg}");
+    assert!(
+        msg.contains("is not in") && msg.contains("ssh-keyscan") && msg.contains("accept-new"),
+        "{msg}"
+    );
+
+    config.host_key_policy = HostKeyPolicy::AcceptNew;
+    SshHost::new("live".into(), config.clone())
+        .connect()
+        .await?;
+    let learned = std::fs::read_to_string(&config.known_hosts)?;
+    assert_eq!(learned.lines().count(), 2, "{learned}");
+
+    config.host_key_policy = HostKeyPolicy::Strict;
+    SshHost::new("live".into(), config).connect().await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn changed_host_key_is_refused_with_the_line() -> TestResult {
+    let mut config = live_or_skip!(live_config());
+    let name = super::known_hosts::host_pattern(&config.address, config.port);
+    // A random ed25519 key from russh's tests, filed under this host at line 3.
+    let bogus = format!(
+        "# comment\n\n{name} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ\n"
+    );
+    let changed = known_hosts_copy(&config, |_| bogus)?;
+    config.known_hosts = changed.to_path_buf();
+    for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+        config.host_key_policy = policy;
+        let err = SshHost::new("live".into(), config.clone())
+            .connect()
+            .await
+            .err()
+            .ok_or("connected")?;
+        let HostError::Unreachable(msg) = &err else {
+            return Err(format!("{err:?}").into());
+        };
+        eprintln!("{msg}");
+        assert!(msg.contains("CHANGED") && msg.contains("line 3"), "{msg}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn failed_connect_is_reported_once_and_sticks() -> TestResult {
+    let mut config = live_or_skip!(live_config());
+    config.key_file = Some(PathBuf::from("/nonexistent/id_ed25519"));
+    let host = SshHost::new("live".into(), config);
+    let first = host.exec(Exec::new("true")).await;
+    let Err(HostError::Unreachable(msg)) = &first else {
+        return Err(format!("{first:?}").into());
+    };
+    assert!(
+        msg.contains("live (root@") && msg.contains("/nonexistent/id_ed25519"),
+        "{msg}"
+    );
+    assert_eq!(host.exec(Exec::new("true")).await, first);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn latency_of_true() -> TestResult {
+    let host = live_or_skip!(live_host());
+    let start = Instant::now();
+    host.connect().await?;
+    eprintln!("connect + auth: {:?}", start.elapsed());
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        assert_eq!(host.exec(Exec::new("true")).await?.status, Some(0));
+        times.push(start.elapsed());
+    }
+    times.sort_unstable();
+    eprintln!(
+        "`true` x50 on one connection: min {:?}, median {:?}, p90 {:?}, max {:?}",
+        times[0], times[25], times[45], times[49]
+    );
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! The modules that ship with the engine.
+
+pub mod command;
+pub mod file;

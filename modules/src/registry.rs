@@ -1,0 +1,90 @@
+//! Every module the engine knows, with the one schema that both parses and documents its arguments.
+
+use schemars::{JsonSchema, Schema, schema_for};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::builtin::command::{Command, CommandArgs};
+use crate::builtin::file::{File, FileArgs};
+use crate::error::ArgsError;
+use crate::module::Module;
+
+/// A module as the registry knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleSpec {
+    /// The name playbooks use.
+    pub name: &'static str,
+    parse: fn(Value) -> Result<Box<dyn Module>, ArgsError>,
+    schema: fn() -> Schema,
+}
+
+impl ModuleSpec {
+    /// Parses arguments strictly: unknown fields, wrong types and invalid values are errors.
+    pub fn parse(&self, args: Value) -> Result<Box<dyn Module>, ArgsError> {
+        (self.parse)(args)
+    }
+
+    /// The JSON Schema of the arguments, generated from the same type that parses them.
+    pub fn schema(&self) -> Schema {
+        (self.schema)()
+    }
+
+    /// The module's one-paragraph description (the doc comment of its argument type).
+    pub fn summary(&self) -> String {
+        self.schema()
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The names of the arguments the module accepts.
+    pub fn argument_names(&self) -> Vec<String> {
+        self.schema()
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|props| props.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn parse_with<A, M>(
+    validate: fn(A) -> Result<A, String>,
+    build: fn(A) -> M,
+) -> impl Fn(Value) -> Result<Box<dyn Module>, ArgsError>
+where
+    A: DeserializeOwned,
+    M: Module + 'static,
+{
+    move |value| {
+        let args: A = serde_json::from_value(value).map_err(|e| ArgsError::new(e.to_string()))?;
+        let args = validate(args).map_err(ArgsError::new)?;
+        Ok(Box::new(build(args)) as Box<dyn Module>)
+    }
+}
+
+fn schema<A: JsonSchema>() -> Schema {
+    schema_for!(A)
+}
+
+/// All modules, sorted by name.
+pub fn all() -> &'static [ModuleSpec] {
+    const SPECS: &[ModuleSpec] = &[
+        ModuleSpec {
+            name: "command",
+            parse: |v| parse_with(CommandArgs::validate, Command::new)(v),
+            schema: schema::<CommandArgs>,
+        },
+        ModuleSpec {
+            name: "file",
+            parse: |v| parse_with(FileArgs::validate, File::new)(v),
+            schema: schema::<FileArgs>,
+        },
+    ];
+    SPECS
+}
+
+/// Finds a module by name.
+pub fn find(name: &str) -> Option<&'static ModuleSpec> {
+    all().iter().find(|spec| spec.name == name)
+}

@@ -1,0 +1,87 @@
+//! Command line: parsing and dispatch only.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::paths::Paths;
+use crate::topology::Topology;
+use crate::{lab, selftest, testcmd};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Project automation: the lab and the test command"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Real Debian hosts as systemd-nspawn containers (needs root).
+    #[command(subcommand)]
+    Lab(Lab),
+    /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
+    Test {
+        /// Passed on to `cargo test`.
+        #[arg(last = true)]
+        cargo_args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Lab {
+    /// Boots the lab (no-op if that topology is up and healthy).
+    Up {
+        /// ha (etcd0-2, master0-2, worker0-2), etcd (etcd0-2), or N hosts h00..
+        #[arg(long, default_value = "ha")]
+        topology: Topology,
+    },
+    /// Stops every lab host and removes the bridge.
+    Down,
+    /// Each host: name, address, process, link, SSH.
+    Status,
+    /// Shell on a host, or runs one command there (its exit code is ours).
+    Ssh {
+        name: String,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Kills a host abruptly (SIGKILL to its process tree).
+    Kill { name: String },
+    /// Takes the host's link down (controller side): it is cut off from everyone.
+    Cut { name: String },
+    /// Brings a cut host's link back up.
+    Heal { name: String },
+    /// Stops the host if it runs and boots it again, fresh from the image.
+    Restart { name: String },
+    /// Up a 2-host lab, check it, down, and verify nothing was left behind.
+    Selftest,
+    #[command(name = "__guard", hide = true)]
+    Guard,
+}
+
+pub(crate) fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let paths = Paths::new()?;
+    match cli.command {
+        Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
+        Top::Lab(cmd) => match cmd {
+            Lab::Up { topology } => lab::up(&paths, topology)?,
+            Lab::Down => lab::down(&paths)?,
+            Lab::Status => lab::status(&paths)?,
+            Lab::Ssh { name, command } => lab::ssh_exec(&paths, &name, &command)?,
+            Lab::Kill { name } => lab::kill(&paths, &name)?,
+            Lab::Cut { name } => lab::cut(&paths, &name, false)?,
+            Lab::Heal { name } => lab::cut(&paths, &name, true)?,
+            Lab::Restart { name } => lab::restart(&paths, &name)?,
+            Lab::Selftest => selftest::run(&paths)?,
+            Lab::Guard => lab::guard(&paths)?,
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

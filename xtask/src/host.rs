@@ -1,0 +1,118 @@
+//! One lab host: its files on the controller (network file, SSH host key) and booting it
+//! as a systemd-nspawn container of the shared, read-only image.
+
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::cmd;
+use crate::paths::Paths;
+use crate::procs;
+use crate::topology::{HostSpec, INTERFACE, PREFIX_LEN};
+
+/// The host's systemd-networkd file. Named `10-host0.network` so it wins over the image's
+/// own `80-container-host0.network` (which would give only a link-local address).
+/// No default gateway: lab hosts talk only to each other and to the controller.
+pub(crate) fn network_file(addr: std::net::Ipv4Addr) -> String {
+    format!(
+        "[Match]\nName={INTERFACE}\n\n[Network]\nAddress={addr}/{PREFIX_LEN}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+    )
+}
+
+/// Generates an ed25519 key pair at `path` (and `path.pub`), replacing any old one.
+pub(crate) fn keygen(path: &Path, comment: &str) -> Result<()> {
+    for p in [path.to_path_buf(), path.with_extension("pub")] {
+        if p.exists() {
+            fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    cmd::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(path),
+    )?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", path.display()))
+}
+
+/// Writes the host's network file and a fresh SSH host key. Returns the public key line.
+pub(crate) fn prepare(paths: &Paths, spec: &HostSpec) -> Result<String> {
+    let dir = paths.host_dir(&spec.name);
+    fs::create_dir_all(dir.join("ssh"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::write(dir.join("10-host0.network"), network_file(spec.addr))?;
+    let key = dir.join("ssh/ssh_host_ed25519_key");
+    keygen(&key, &spec.name)?;
+    let public = key.with_extension("pub");
+    fs::read_to_string(&public).with_context(|| format!("cannot read {}", public.display()))
+}
+
+/// Starts the host; returns the nspawn pid. nspawn runs in its own session (`setsid`
+/// execs in place, so the pid is nspawn's), so a Ctrl-C in the terminal does not reach it.
+pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
+    let dir = paths.host_dir(name);
+    let log = File::create(dir.join("console.log")).context("cannot create console.log")?;
+    let bind = |from: &Path, to: &str| format!("--bind-ro={}:{to}", from.display());
+    let mut c = Command::new("setsid");
+    c.arg("systemd-nspawn")
+        .arg("-D")
+        .arg(image)
+        .args([
+            "--volatile=overlay",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "--console=passive",
+        ])
+        .arg(format!("--machine={name}"))
+        .arg(format!("--hostname={name}"))
+        .arg(procs::bridge_arg())
+        .arg(bind(
+            &dir.join("10-host0.network"),
+            "/etc/systemd/network/10-host0.network",
+        ))
+        .arg(bind(
+            &dir.join("ssh/ssh_host_ed25519_key"),
+            "/etc/ssh/ssh_host_ed25519_key",
+        ))
+        .arg(bind(
+            &dir.join("ssh/ssh_host_ed25519_key.pub"),
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+        ))
+        .arg(bind(
+            &paths.authorized_keys_root(),
+            "/root/.ssh/authorized_keys",
+        ))
+        .arg(bind(
+            &paths.authorized_keys_deploy(),
+            "/home/deploy/.ssh/authorized_keys",
+        ))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let child = c
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", cmd::display(&c)))?;
+    let pid = child.id();
+    procs::adopt(child);
+    Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_file_names_host0() {
+        let text = network_file(std::net::Ipv4Addr::new(10, 77, 0, 11));
+        assert!(text.starts_with("[Match]\nName=host0\n"));
+        assert!(text.contains("Address=10.77.0.11/24\n"));
+        assert!(
+            !text.contains("Gateway"),
+            "lab hosts must not route elsewhere"
+        );
+    }
+}

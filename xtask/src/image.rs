@@ -1,0 +1,201 @@
+//! The host image: a debootstrapped Debian tree, built once and cached outside the repo
+//! under `/var/cache/engine-lab/images/<recipe hash>/`. Hosts boot it read-only with
+//! `--volatile=overlay`, so it is shared and never changes after the build.
+//!
+//! A build goes into `.tmp-<hash>-<pid>` next to the final directory and is renamed into
+//! place only when complete, so an interrupted build is never booted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::{cmd, mirror};
+
+/// Bump to force a rebuild when something outside the package list and script changes.
+pub(crate) const RECIPE_VERSION: u32 = 1;
+pub(crate) const SUITE: &str = "bookworm";
+pub(crate) const IMAGES_DIR: &str = "/var/cache/engine-lab/images";
+
+/// Installed on top of `--variant=minbase`. python3 is there only for the Ansible
+/// peer benchmark; the engine must never need it.
+pub(crate) const PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "iproute2",
+    "etcd-server",
+    "etcd-client",
+    "keepalived",
+    "curl",
+    "ca-certificates",
+    "python3",
+    "sudo",
+    "procps",
+    // Resolves the host's own name (sudo warns without it; /etc/hosts stays the image's).
+    "libnss-myhostname",
+];
+
+/// Runs in a chroot of the fresh tree, once per build.
+pub(crate) const TWEAK_SCRIPT: &str = include_str!("image-tweak.sh");
+
+/// The image directory name: the first 16 hex digits of a SHA-256 over the recipe.
+/// Package order does not matter.
+pub(crate) fn recipe_hash(version: u32, packages: &[&str], script: &str) -> String {
+    let mut sorted = packages.to_vec();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(format!(
+        "engine-lab recipe v{version}\nsuite={SUITE}\nvariant=minbase\n"
+    ));
+    h.update(format!("packages={}\n---\n", sorted.join(",")));
+    h.update(script);
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub(crate) fn current_hash() -> String {
+    recipe_hash(RECIPE_VERSION, PACKAGES, TWEAK_SCRIPT)
+}
+
+/// The cached image for the current recipe, building it first if needed.
+/// Returns the image directory and the build time if it was built now.
+pub(crate) fn ensure() -> Result<(PathBuf, Option<Duration>)> {
+    let hash = current_hash();
+    let dir = Path::new(IMAGES_DIR).join(&hash);
+    if dir.join("usr/lib/systemd/systemd").exists() {
+        return Ok((dir, None));
+    }
+    fs::create_dir_all(IMAGES_DIR).with_context(|| format!("cannot create {IMAGES_DIR}"))?;
+    remove_stale_builds()?;
+    let tmp = Path::new(IMAGES_DIR).join(format!(".tmp-{hash}-{}", std::process::id()));
+    let mirror = mirror::find(SUITE)?;
+    eprintln!("lab: building image {hash} from {mirror} (debootstrap, about a minute)");
+    let started = Instant::now();
+    build_into(&tmp, &mirror).with_context(|| format!("building image in {}", tmp.display()))?;
+    fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
+    let took = started.elapsed();
+    eprintln!(
+        "lab: image built in {:.1} s: {}",
+        took.as_secs_f64(),
+        dir.display()
+    );
+    Ok((dir, Some(took)))
+}
+
+fn build_into(tmp: &Path, mirror: &str) -> Result<()> {
+    cmd::run_loud(
+        Command::new("debootstrap")
+            .arg("--variant=minbase")
+            .arg(format!("--include={}", PACKAGES.join(",")))
+            .arg(SUITE)
+            .arg(tmp)
+            .arg(mirror),
+    )?;
+    let script = tmp.join("root/engine-lab-tweak.sh");
+    fs::write(&script, TWEAK_SCRIPT)
+        .with_context(|| format!("cannot write {}", script.display()))?;
+    let result = cmd::run_loud(
+        Command::new("chroot")
+            .arg(tmp)
+            .args(["/bin/sh", "/root/engine-lab-tweak.sh"]),
+    );
+    fs::remove_file(&script).ok();
+    result?;
+    let marker = format!("recipe {} v{RECIPE_VERSION}\n", current_hash());
+    fs::write(tmp.join("etc/engine-lab-image"), marker).context("cannot write image marker")?;
+    let left = mounts_under(tmp)?;
+    if !left.is_empty() {
+        bail!("mounts left inside the new image: {left:?}");
+    }
+    Ok(())
+}
+
+/// Removes half-built trees from interrupted builds (unmounting anything debootstrap left).
+fn remove_stale_builds() -> Result<()> {
+    for entry in fs::read_dir(IMAGES_DIR).with_context(|| format!("cannot list {IMAGES_DIR}"))? {
+        let path = entry?.path();
+        let stale = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+        if !stale {
+            continue;
+        }
+        eprintln!("lab: removing interrupted image build {}", path.display());
+        let mut mounts = mounts_under(&path)?;
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            cmd::run(Command::new("umount").args(["-l", &m]))?;
+        }
+        cmd::run(
+            Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&path),
+        )?;
+    }
+    Ok(())
+}
+
+/// Mount points at or below `dir`, from /proc/self/mountinfo.
+pub(crate) fn mounts_under(dir: &Path) -> Result<Vec<String>> {
+    let info = fs::read_to_string("/proc/self/mountinfo").context("cannot read mountinfo")?;
+    let dir = dir.to_string_lossy();
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| m.replace("\\040", " "))
+        .filter(|m| m == &*dir || m.starts_with(&format!("{dir}/")))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_short() {
+        let a = recipe_hash(1, &["a", "b"], "echo");
+        assert_eq!(a, recipe_hash(1, &["a", "b"], "echo"));
+        assert_eq!(
+            a,
+            recipe_hash(1, &["b", "a"], "echo"),
+            "order must not matter"
+        );
+        assert_eq!(a.len(), 16);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        // Pinned: a change here means every cached image is rebuilt.
+        assert_eq!(a, "6e4d1cb3d58b6b4a");
+    }
+
+    #[test]
+    fn hash_follows_every_input() {
+        let base = recipe_hash(1, &["a"], "echo");
+        assert_ne!(base, recipe_hash(2, &["a"], "echo"));
+        assert_ne!(base, recipe_hash(1, &["a", "c"], "echo"));
+        assert_ne!(base, recipe_hash(1, &["a"], "echo "));
+        assert_eq!(current_hash(), current_hash());
+    }
+
+    #[test]
+    fn recipe_has_what_the_lab_needs() {
+        for p in [
+            "openssh-server",
+            "systemd",
+            "etcd-server",
+            "keepalived",
+            "sudo",
+        ] {
+            assert!(PACKAGES.contains(&p), "{p}");
+        }
+        assert!(TWEAK_SCRIPT.contains("rm -f /etc/hostname"));
+        assert!(TWEAK_SCRIPT.contains("systemctl disable etcd"));
+    }
+}

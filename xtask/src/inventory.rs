@@ -1,0 +1,155 @@
+//! The lab's `inventory.yml` (read by the engine and by `ansible-playbook -i`) and its
+//! `known_hosts`. Rendered by hand so the file has exactly the documented shape.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::topology::{INTERFACE, VIP};
+
+/// One host: name, address, group.
+pub(crate) type Entry<'a> = (&'a str, std::net::Ipv4Addr, &'a str);
+
+/// A YAML scalar: plain when that is unambiguous, otherwise a double-quoted string.
+fn scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && !s.starts_with(['-', '.']);
+    if plain {
+        s.to_owned()
+    } else {
+        serde_json::Value::String(s.to_owned()).to_string()
+    }
+}
+
+pub(crate) fn render(
+    groups: &[&str],
+    hosts: &[Entry<'_>],
+    key: &Path,
+    known_hosts: &Path,
+) -> String {
+    let key = key.to_string_lossy();
+    let kh = known_hosts.to_string_lossy();
+    let common = format!("-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes");
+    let mut out = String::new();
+    out.push_str("# Written by `cargo xtask lab up` for this lab; do not edit.\n");
+    out.push_str("all:\n  vars:\n");
+    out.push_str("    ansible_user: root\n    ansible_port: 22\n");
+    let _ = writeln!(out, "    ansible_ssh_private_key_file: {}", scalar(&key));
+    let _ = writeln!(out, "    ansible_ssh_common_args: {}", scalar(&common));
+    let _ = writeln!(out, "    engine_known_hosts: {}", scalar(&kh));
+    let _ = writeln!(out, "    lab_vip: {VIP}\n    lab_interface: {INTERFACE}");
+    out.push_str("  children:\n");
+    for group in groups {
+        let _ = writeln!(out, "    {group}:\n      hosts:");
+        for (name, addr, _) in hosts.iter().filter(|(_, _, g)| g == group) {
+            let _ = writeln!(
+                out,
+                "        {name}: {{ansible_host: {addr}, private_ip: {addr}}}"
+            );
+        }
+    }
+    out
+}
+
+/// `known_hosts`: one line per host, `name,address keytype key`.
+pub(crate) fn known_hosts(hosts: &[(&str, std::net::Ipv4Addr, &str)]) -> String {
+    hosts
+        .iter()
+        .map(|(name, addr, pubkey)| {
+            let key: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+            format!("{name},{addr} {}\n", key.join(" "))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+    use serde_yaml_ng::Value;
+
+    fn render_topology(t: Topology) -> String {
+        let hosts = t.hosts();
+        let entries: Vec<Entry<'_>> = hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.addr, h.group.as_str()))
+            .collect();
+        render(
+            t.groups(),
+            &entries,
+            Path::new("/r/target/lab/id_ed25519"),
+            Path::new("/r/target/lab/known_hosts"),
+        )
+    }
+
+    #[test]
+    fn ha_inventory_text() {
+        let text = render_topology(Topology::Ha);
+        let want = "\
+# Written by `cargo xtask lab up` for this lab; do not edit.
+all:
+  vars:
+    ansible_user: root
+    ansible_port: 22
+    ansible_ssh_private_key_file: /r/target/lab/id_ed25519
+    ansible_ssh_common_args: \"-o UserKnownHostsFile=/r/target/lab/known_hosts -o StrictHostKeyChecking=yes\"
+    engine_known_hosts: /r/target/lab/known_hosts
+    lab_vip: 10.77.0.10
+    lab_interface: host0
+  children:
+    etcd:
+      hosts:
+        etcd0: {ansible_host: 10.77.0.11, private_ip: 10.77.0.11}
+        etcd1: {ansible_host: 10.77.0.12, private_ip: 10.77.0.12}
+        etcd2: {ansible_host: 10.77.0.13, private_ip: 10.77.0.13}
+    masters:
+      hosts:
+        master0: {ansible_host: 10.77.0.21, private_ip: 10.77.0.21}
+        master1: {ansible_host: 10.77.0.22, private_ip: 10.77.0.22}
+        master2: {ansible_host: 10.77.0.23, private_ip: 10.77.0.23}
+    workers:
+      hosts:
+        worker0: {ansible_host: 10.77.0.31, private_ip: 10.77.0.31}
+        worker1: {ansible_host: 10.77.0.32, private_ip: 10.77.0.32}
+        worker2: {ansible_host: 10.77.0.33, private_ip: 10.77.0.33}
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn inventory_parses_as_yaml() -> anyhow::Result<()> {
+        let v: Value = serde_yaml_ng::from_str(&render_topology(Topology::Nodes(3)))?;
+        let vars = &v["all"]["vars"];
+        assert_eq!(vars["ansible_port"], Value::from(22));
+        assert_eq!(vars["lab_vip"], Value::from("10.77.0.10"));
+        let h02 = &v["all"]["children"]["nodes"]["hosts"]["h02"];
+        assert_eq!(h02["ansible_host"], Value::from("10.77.0.102"));
+        assert_eq!(h02["private_ip"], Value::from("10.77.0.102"));
+        let etcd: Value = serde_yaml_ng::from_str(&render_topology(Topology::Etcd))?;
+        let children = etcd["all"]["children"].as_mapping().map(|m| m.len());
+        assert_eq!(children, Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn odd_paths_are_quoted() -> anyhow::Result<()> {
+        let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"));
+        let v: Value = serde_yaml_ng::from_str(&text)?;
+        assert_eq!(
+            v["all"]["vars"]["ansible_ssh_private_key_file"],
+            Value::from("/a b/k#1")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn known_hosts_lines() {
+        let lines = known_hosts(&[(
+            "etcd0",
+            std::net::Ipv4Addr::new(10, 77, 0, 11),
+            "ssh-ed25519 AAAAC3Nz etcd0\n",
+        )]);
+        assert_eq!(lines, "etcd0,10.77.0.11 ssh-ed25519 AAAAC3Nz\n");
+    }
+}

@@ -1,0 +1,438 @@
+//! Lab operations: up, down, status, ssh and fault injection. Each mutating command
+//! holds the machine-wide lab lock, because the bridge and addresses are machine-wide.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::paths::{HostState, Paths, State};
+use crate::topology::{BRIDGE, Topology};
+use crate::{host, image, inventory, net, procs, ssh, tools};
+
+/// Time for all hosts to answer SSH before `up` gives up.
+const READY_LIMIT: Duration = Duration::from_secs(90);
+/// Time for hosts to halt after SIGTERM before they are killed.
+const HALT_GRACE: Duration = Duration::from_secs(20);
+const LOCK_FILE: &str = "/var/cache/engine-lab/lab.lock";
+
+/// Held while a command changes the lab; released on drop (or when the process dies).
+#[derive(Debug)]
+pub(crate) struct LabLock(#[allow(dead_code)] File);
+
+pub(crate) fn lock() -> Result<LabLock> {
+    fs::create_dir_all("/var/cache/engine-lab").context("cannot create /var/cache/engine-lab")?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_FILE)
+        .with_context(|| format!("cannot open {LOCK_FILE}"))?;
+    let start = Instant::now();
+    for i in 0..6_000 {
+        match file.try_lock() {
+            Ok(()) => return Ok(LabLock(file)),
+            Err(fs::TryLockError::WouldBlock) => {
+                if i == 0 {
+                    eprintln!("lab: waiting for another `cargo xtask lab` to finish ({LOCK_FILE})");
+                }
+                if start.elapsed() > Duration::from_secs(600) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e).context("cannot lock the lab"),
+        }
+    }
+    bail!("the lab stayed locked for 10 minutes ({LOCK_FILE})")
+}
+
+pub(crate) fn require_root() -> Result<()> {
+    let status =
+        fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1));
+    if euid != Some("0") {
+        bail!("the lab needs root (systemd-nspawn, bridges, sysctl); run as root");
+    }
+    Ok(())
+}
+
+/// `lab up`: brings `topology` up, unless it is already up and healthy.
+pub(crate) fn up(paths: &Paths, topology: Topology) -> Result<()> {
+    require_root()?;
+    tools::ensure()?;
+    let _lock = lock()?;
+    up_locked(paths, topology)
+}
+
+pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
+    let (image_dir, built) = image::ensure()?;
+    let hash = image::current_hash();
+    match built {
+        Some(t) => println!("lab: image {hash} built in {:.1} s", t.as_secs_f64()),
+        None => println!("lab: image {hash} cached ({})", image_dir.display()),
+    }
+    if let Some(state) = State::load(paths)? {
+        if state.topology == topology.to_string() && state.image == hash && healthy(paths, &state) {
+            println!(
+                "lab: the {topology} lab is already up and healthy ({} hosts); nothing to do",
+                state.hosts.len()
+            );
+            return Ok(());
+        }
+    }
+    down_locked(paths)?;
+    net::raise_inotify_limits()?;
+
+    let specs = topology.hosts();
+    write_lab_files(paths, topology, &specs)?;
+    net::ensure_bridge()?;
+
+    let started = Instant::now();
+    let mut state = State {
+        topology: topology.to_string(),
+        image: hash,
+        hosts: Vec::new(),
+    };
+    let mut boot_error = None;
+    for spec in &specs {
+        let pid = match host::boot(paths, &image_dir, &spec.name) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                boot_error = Some(e);
+                None
+            }
+        };
+        state.hosts.push(HostState {
+            name: spec.name.clone(),
+            addr: spec.addr,
+            group: spec.group.clone(),
+            pid,
+        });
+        if boot_error.is_some() {
+            break;
+        }
+    }
+    state.save(paths)?;
+    if let Some(e) = boot_error {
+        return Err(e.context("booting the lab (run `cargo xtask lab down` to clean up)"));
+    }
+    let waiting: Vec<ssh::Waiting<'_>> = state
+        .hosts
+        .iter()
+        .filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?)))
+        .collect();
+    let ready = ssh::wait_ready(paths, &waiting, started, READY_LIMIT)?;
+    let slowest = ready.iter().map(|(_, t)| *t).max().unwrap_or_default();
+    println!(
+        "lab: {} hosts of the {topology} lab answer SSH {:.1} s after boot",
+        ready.len(),
+        slowest.as_secs_f64()
+    );
+    println!("lab: inventory {}", paths.inventory().display());
+    Ok(())
+}
+
+/// Every host's process is alive, its link is up and it answers SSH.
+fn healthy(paths: &Paths, state: &State) -> bool {
+    let Ok(links) = net::links() else {
+        return false;
+    };
+    if !links.iter().any(|l| l.name == BRIDGE && l.up) || !paths.inventory().exists() {
+        return false;
+    }
+    let checks = state.hosts.iter().all(|h| {
+        h.pid.is_some_and(|p| procs::is_host(p, &h.name))
+            && links.iter().any(|l| l.name == net::veth(&h.name) && l.up)
+    });
+    checks && probe_all(paths, &state.hosts).values().all(|ok| *ok)
+}
+
+/// SSH reachability of each host, probed in parallel.
+fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
+    thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    s.spawn(move || ssh::reachable(paths, h.addr)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, t)| (n, t.join().unwrap_or(false)))
+            .collect()
+    })
+}
+
+/// A fresh lab: SSH key pair, per-host keys and network files, known_hosts, inventory.
+fn write_lab_files(
+    paths: &Paths,
+    topology: Topology,
+    specs: &[crate::topology::HostSpec],
+) -> Result<()> {
+    if paths.lab.exists() {
+        fs::remove_dir_all(&paths.lab)
+            .with_context(|| format!("cannot clear {}", paths.lab.display()))?;
+    }
+    fs::create_dir_all(&paths.lab)
+        .with_context(|| format!("cannot create {}", paths.lab.display()))?;
+    fs::set_permissions(&paths.lab, fs::Permissions::from_mode(0o755))?;
+    host::keygen(&paths.key(), "engine-lab")?;
+    let public = fs::read_to_string(paths.key().with_extension("pub"))
+        .context("cannot read the lab public key")?;
+    for (file, mode) in [
+        (paths.authorized_keys_root(), 0o600),
+        (paths.authorized_keys_deploy(), 0o644),
+    ] {
+        fs::write(&file, &public).with_context(|| format!("cannot write {}", file.display()))?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
+    }
+    let mut host_keys = Vec::new();
+    for spec in specs {
+        host_keys.push(host::prepare(paths, spec)?);
+    }
+    let lines: Vec<(&str, std::net::Ipv4Addr, &str)> = specs
+        .iter()
+        .zip(&host_keys)
+        .map(|(s, k)| (s.name.as_str(), s.addr, k.as_str()))
+        .collect();
+    fs::write(paths.known_hosts(), inventory::known_hosts(&lines))?;
+    let entries: Vec<inventory::Entry<'_>> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), s.addr, s.group.as_str()))
+        .collect();
+    let text = inventory::render(
+        topology.groups(),
+        &entries,
+        &paths.key(),
+        &paths.known_hosts(),
+    );
+    fs::write(paths.inventory(), text)?;
+    Ok(())
+}
+
+/// `lab down`.
+pub(crate) fn down(paths: &Paths) -> Result<()> {
+    require_root()?;
+    let _lock = lock()?;
+    down_locked(paths)
+}
+
+/// Stops every lab host (from the state file and any stray lab nspawn process), removes
+/// leftover veths and the bridge.
+pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
+    let state = State::load(paths).ok().flatten();
+    let mut hosts: BTreeMap<u32, String> = procs::lab_processes().into_iter().collect();
+    if let Some(state) = &state {
+        for h in &state.hosts {
+            if let Some(pid) = h.pid.filter(|p| procs::is_host(*p, &h.name)) {
+                hosts.insert(pid, h.name.clone());
+            }
+        }
+    }
+    let hosts: Vec<(u32, String)> = hosts.into_iter().collect();
+    if !hosts.is_empty() {
+        let started = Instant::now();
+        let left = procs::stop(&hosts, HALT_GRACE)?;
+        if !left.is_empty() {
+            bail!("lab hosts still running after SIGKILL: {}", left.join(" "));
+        }
+        println!(
+            "lab: stopped {} hosts in {:.1} s",
+            hosts.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let known: Vec<String> = state
+        .iter()
+        .flat_map(|s| s.hosts.iter().map(|h| net::veth(&h.name)))
+        .collect();
+    for link in net::links()? {
+        let ours = link.master.as_deref() == Some(BRIDGE)
+            || known.contains(&link.name)
+            || link
+                .name
+                .strip_prefix("vb-")
+                .is_some_and(looks_like_lab_host);
+        if ours && link.name.starts_with("vb-") {
+            net::delete(&link.name)?;
+            println!("lab: removed leftover link {}", link.name);
+        }
+    }
+    net::delete(BRIDGE)?;
+    for file in [paths.state(), paths.inventory()] {
+        if file.exists() {
+            fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// etcdN, masterN, workerN or hN: names only this lab gives its hosts.
+fn looks_like_lab_host(name: &str) -> bool {
+    ["etcd", "master", "worker", "h"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// `lab status`.
+pub(crate) fn status(paths: &Paths) -> Result<()> {
+    let Some(state) = State::load(paths)? else {
+        let strays = procs::lab_processes();
+        println!("lab: no lab is up");
+        if !strays.is_empty() {
+            println!(
+                "lab: but {} stray lab hosts run; `cargo xtask lab down` stops them",
+                strays.len()
+            );
+        }
+        return Ok(());
+    };
+    let links = net::links()?;
+    let reach = probe_all(paths, &state.hosts);
+    println!("lab: {} lab, image {}", state.topology, state.image);
+    println!(
+        "{:<10} {:<12} {:<6} {:<6} {:<4}",
+        "NAME", "ADDRESS", "HOST", "LINK", "SSH"
+    );
+    for h in &state.hosts {
+        let alive = h.pid.is_some_and(|p| procs::is_host(p, &h.name));
+        let link = match links.iter().find(|l| l.name == net::veth(&h.name)) {
+            Some(l) if l.up => "up",
+            Some(_) => "cut",
+            None => "-",
+        };
+        let ssh_ok = reach.get(&h.name).copied().unwrap_or(false);
+        println!(
+            "{:<10} {:<12} {:<6} {:<6} {:<4}",
+            h.name,
+            h.addr,
+            if alive { "up" } else { "down" },
+            link,
+            if ssh_ok { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+/// `lab ssh NAME [-- CMD...]`: replaces this process with `ssh`, so the remote exit code
+/// is ours.
+pub(crate) fn ssh_exec(paths: &Paths, name: &str, remote: &[String]) -> Result<()> {
+    let state = State::require(paths)?;
+    let h = state.host(name)?;
+    let mut c = ssh::command(paths, "root", h.addr, 5, remote);
+    let err = c.exec();
+    Err(err).context("cannot run ssh")
+}
+
+/// `lab kill NAME`: SIGKILL to the host's whole process tree; it dies without shutdown.
+pub(crate) fn kill(paths: &Paths, name: &str) -> Result<()> {
+    require_root()?;
+    let _lock = lock()?;
+    let state = State::require(paths)?;
+    let h = state.host(name)?;
+    let Some(pid) = h.pid.filter(|p| procs::is_host(*p, name)) else {
+        println!("lab: {name} is not running");
+        return Ok(());
+    };
+    if !procs::kill_tree(pid, name)? {
+        bail!("{name} (pid {pid}) survived SIGKILL");
+    }
+    let veth = net::veth(name);
+    procs::wait_until(Duration::from_secs(2), || {
+        !net::exists(&veth).unwrap_or(true)
+    });
+    net::delete(&veth)?;
+    println!("lab: killed {name} (pid {pid}); `cargo xtask lab restart {name}` boots it again");
+    Ok(())
+}
+
+/// `lab cut NAME` / `lab heal NAME`: the host's controller-side veth goes down / up.
+pub(crate) fn cut(paths: &Paths, name: &str, heal: bool) -> Result<()> {
+    require_root()?;
+    let _lock = lock()?;
+    let state = State::require(paths)?;
+    state.host(name)?;
+    let veth = net::veth(name);
+    if !net::exists(&veth)? {
+        bail!("{name} has no link {veth}; is it running?");
+    }
+    net::set_up(&veth, heal)?;
+    println!(
+        "lab: {name} {}",
+        if heal {
+            "healed (link up)"
+        } else {
+            "cut off (link down)"
+        }
+    );
+    Ok(())
+}
+
+/// `lab restart NAME`: stops the host if it runs, then boots it again. With
+/// `--volatile=overlay` every boot starts from the pristine image: all changes are gone.
+pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
+    require_root()?;
+    let _lock = lock()?;
+    let mut state = State::require(paths)?;
+    let h = state.host(name)?.clone();
+    if let Some(pid) = h.pid.filter(|p| procs::is_host(*p, name)) {
+        let left = procs::stop(&[(pid, name.to_owned())], HALT_GRACE)?;
+        if !left.is_empty() {
+            bail!("{name} still runs after SIGKILL");
+        }
+    }
+    net::delete(&net::veth(name))?;
+    net::ensure_bridge()?;
+    net::raise_inotify_limits()?;
+    let image_dir = std::path::Path::new(image::IMAGES_DIR).join(&state.image);
+    let started = Instant::now();
+    let pid = host::boot(paths, &image_dir, name)?;
+    if let Some(entry) = state.hosts.iter_mut().find(|x| x.name == name) {
+        entry.pid = Some(pid);
+    }
+    state.save(paths)?;
+    ssh::wait_ready(paths, &[(name, h.addr, pid)], started, READY_LIMIT)?;
+    println!(
+        "lab: {name} restarted from the image; SSH after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `lab __guard`: waits until its stdin closes (its parent finished or died), then tears
+/// the lab down. `cargo xtask test` starts it in its own process group so a Ctrl-C that
+/// kills the test run does not reach it.
+pub(crate) fn guard(paths: &Paths) -> Result<()> {
+    let mut sink = Vec::new();
+    std::io::stdin().read_to_end(&mut sink).ok();
+    eprintln!("lab: tearing the lab down");
+    down(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_host_names() {
+        for n in ["etcd0", "master2", "worker1", "h00", "h149"] {
+            assert!(looks_like_lab_host(n), "{n}");
+        }
+        for n in ["h", "etcd", "eth0", "hx1", "web0"] {
+            assert!(!looks_like_lab_host(n), "{n}");
+        }
+    }
+}

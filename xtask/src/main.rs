@@ -1,0 +1,37 @@
+//! `cargo xtask`: project automation. The lab of real Debian hosts (systemd-nspawn
+//! containers on a private bridge) and the project's test command.
+//!
+//! - `cli`: argument parsing and dispatch
+//! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
+//! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
+//! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
+//! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
+//! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
+
+mod cli;
+mod cmd;
+mod host;
+mod image;
+mod inventory;
+mod lab;
+mod mirror;
+mod net;
+mod paths;
+mod procs;
+mod selftest;
+mod ssh;
+mod testcmd;
+mod tools;
+mod topology;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
