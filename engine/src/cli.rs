@@ -152,6 +152,10 @@ fn parse_extra_var(text: &str) -> Result<(String, String), String> {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // Long messages stay on one line, so they can be grepped in CI logs.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {

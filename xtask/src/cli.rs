@@ -8,12 +8,12 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{lab, selftest, testcmd};
+use crate::{demo, lab, selftest, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
-    about = "Project automation: the lab and the test command"
+    about = "Project automation: the lab, the demo and the test command"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,6 +25,8 @@ enum Top {
     /// Real Debian hosts as systemd-nspawn containers (needs root).
     #[command(subcommand)]
     Lab(Lab),
+    /// The main job: boot the lab and run the best playbook against it, twice, with timings.
+    Demo,
     /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
     Test {
         /// Passed on to `cargo test`.
@@ -70,6 +72,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     let paths = Paths::new()?;
     match cli.command {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
+        Top::Demo => return demo::run(&paths),
         Top::Lab(cmd) => match cmd {
             Lab::Up { topology } => lab::up(&paths, topology)?,
             Lab::Down => lab::down(&paths)?,

@@ -119,6 +119,31 @@ fn build_into(tmp: &Path, mirror: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes cached images of older recipes. Call only when no lab host runs.
+pub(crate) fn prune_except(keep: &str) -> Result<()> {
+    let Ok(dir) = fs::read_dir(IMAGES_DIR) else {
+        return Ok(());
+    };
+    for entry in dir {
+        let path = entry?.path();
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let old_image =
+            name != keep && name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if !old_image || !path.is_dir() || !mounts_under(&path)?.is_empty() {
+            continue;
+        }
+        cmd::run(
+            Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&path),
+        )?;
+        println!("lab: removed the image of an older recipe, {name}");
+    }
+    Ok(())
+}
+
 /// Removes half-built trees from interrupted builds (unmounting anything debootstrap left).
 fn remove_stale_builds() -> Result<()> {
     for entry in fs::read_dir(IMAGES_DIR).with_context(|| format!("cannot list {IMAGES_DIR}"))? {
@@ -172,7 +197,7 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         // Pinned: a change here means every cached image is rebuilt.
-        assert_eq!(a, "6e4d1cb3d58b6b4a");
+        assert_eq!(a, "e3c051fb9fac6570");
     }
 
     #[test]

@@ -80,16 +80,19 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
         Some(t) => println!("lab: image {hash} built in {:.1} s", t.as_secs_f64()),
         None => println!("lab: image {hash} cached ({})", image_dir.display()),
     }
-    if let Some(state) = State::load(paths)? {
-        if state.topology == topology.to_string() && state.image == hash && healthy(paths, &state) {
-            println!(
-                "lab: the {topology} lab is already up and healthy ({} hosts); nothing to do",
-                state.hosts.len()
-            );
-            return Ok(());
-        }
+    if let Some(state) = State::load(paths)?
+        && state.topology == topology.to_string()
+        && state.image == hash
+        && healthy(paths, &state)
+    {
+        println!(
+            "lab: the {topology} lab is already up and healthy ({} hosts); nothing to do",
+            state.hosts.len()
+        );
+        return Ok(());
     }
     down_locked(paths)?;
+    image::prune_except(&image::current_hash())?;
     net::raise_inotify_limits()?;
 
     let specs = topology.hosts();
@@ -254,6 +257,22 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    let orphans = procs::orphan_containers();
+    if !orphans.is_empty() {
+        for pid in &orphans {
+            procs::signal(&procs::tree(*pid), "KILL")?;
+        }
+        let gone = procs::wait_until(Duration::from_secs(5), || {
+            orphans.iter().all(|p| !procs::running(*p))
+        });
+        if !gone {
+            bail!("orphaned lab containers survive SIGKILL: {orphans:?}");
+        }
+        println!(
+            "lab: killed {} orphaned lab containers (their nspawn was gone)",
+            orphans.len()
+        );
+    }
     let known: Vec<String> = state
         .iter()
         .flat_map(|s| s.hosts.iter().map(|h| net::veth(&h.name)))
@@ -276,6 +295,7 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
             fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         }
     }
+    println!("lab: down");
     Ok(())
 }
 

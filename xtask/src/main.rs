@@ -10,6 +10,7 @@
 
 mod cli;
 mod cmd;
+mod demo;
 mod host;
 mod image;
 mod inventory;

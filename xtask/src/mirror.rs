@@ -69,10 +69,11 @@ pub(crate) fn from_deb822(text: &str, suite: &str) -> Option<String> {
         if get("enabled").is_some_and(|v| v.eq_ignore_ascii_case("no")) {
             continue;
         }
-        if has("types", "deb") && has("suites", suite) {
-            if let Some(uri) = get("uris").and_then(|v| v.split_whitespace().next()) {
-                return Some(uri.to_owned());
-            }
+        if has("types", "deb")
+            && has("suites", suite)
+            && let Some(uri) = get("uris").and_then(|v| v.split_whitespace().next())
+        {
+            return Some(uri.to_owned());
         }
     }
     None
@@ -94,10 +95,10 @@ pub(crate) fn from_one_line(text: &str, suite: &str) -> Option<String> {
                 }
             }
         }
-        if let (Some(uri), Some(s)) = (words.next(), words.next()) {
-            if s == suite {
-                return Some(uri.to_owned());
-            }
+        if let (Some(uri), Some(s)) = (words.next(), words.next())
+            && s == suite
+        {
+            return Some(uri.to_owned());
         }
     }
     None

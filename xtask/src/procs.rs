@@ -105,6 +105,37 @@ pub(crate) fn lab_processes() -> HashMap<u32, String> {
         .collect()
 }
 
+fn is_nspawn_container_init(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        env.split(|b| *b == 0)
+            .any(|v| v == b"container=systemd-nspawn")
+    })
+}
+
+/// Container inits of lab hosts whose nspawn process is gone (someone `kill -9`ed nspawn
+/// alone): their root is an overlay over a lab image and their parent is not nspawn.
+/// Nothing else would ever stop them.
+pub(crate) fn orphan_containers() -> Vec<u32> {
+    let marker = format!("lowerdir={}/", crate::image::IMAGES_DIR);
+    all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let Some((state, ppid)) = stat(pid) else {
+                return false;
+            };
+            let parent_comm = fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+            state != 'Z'
+                && parent_comm.trim() != "systemd-nspawn"
+                && is_nspawn_container_init(pid)
+                && !is_nspawn_container_init(ppid)
+                && fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|m| {
+                    m.lines()
+                        .any(|l| l.contains(" / / ") && l.contains(&marker))
+                })
+        })
+        .collect()
+}
+
 /// `pid` and all its descendants.
 pub(crate) fn tree(pid: u32) -> Vec<u32> {
     let parents: Vec<(u32, u32)> = all_pids()

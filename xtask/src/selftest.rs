@@ -31,7 +31,9 @@ fn snapshot() -> Result<Snapshot> {
         .filter_map(|e| {
             let pid = e.ok()?.file_name().to_str()?.parse::<u32>().ok()?;
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == "systemd-nspawn").then(|| format!("{pid} {}", comm.trim()))
+            // Zombies are already dead; this machine's PID 1 reaps them a little later.
+            (comm.trim() == "systemd-nspawn" && procs::running(pid))
+                .then(|| format!("{pid} {}", comm.trim()))
         })
         .collect();
     let mounts = fs::read_to_string("/proc/self/mountinfo")
@@ -70,7 +72,15 @@ pub(crate) fn run(paths: &Paths) -> Result<()> {
     let checked = check_hosts(paths);
     lab::down_locked(paths)?;
     checked?;
-    let after = snapshot()?;
+    // Killed processes can linger a moment as zombies until PID 1 reaps them.
+    let mut after = snapshot()?;
+    for _ in 0..50 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = snapshot()?;
+    }
     let mut out = Vec::new();
     diff("link", &before.links, &after.links, &mut out);
     diff("nspawn", &before.nspawn, &after.nspawn, &mut out);

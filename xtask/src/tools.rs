@@ -12,6 +12,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("systemd-container", "systemd-nspawn"),
     ("openssh-client", "ssh-keygen"),
     ("iproute2", "ip"),
+    // Not for the lab itself: `engine graph --format svg` and the DOT tests render with it.
+    ("graphviz", "dot"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -56,10 +56,10 @@ pub(super) fn parse(
     // Every host is in `all`, as in Ansible.
     let all: Vec<String> = walk.order.clone();
     for name in &all {
-        if let Some(acc) = walk.hosts.get_mut(name) {
-            if !acc.groups.iter().any(|g| g == "all") {
-                acc.groups.insert(0, "all".into());
-            }
+        if let Some(acc) = walk.hosts.get_mut(name)
+            && !acc.groups.iter().any(|g| g == "all")
+        {
+            acc.groups.insert(0, "all".into());
         }
     }
     walk.groups.insert("all".into(), all);

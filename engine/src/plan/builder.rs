@@ -57,10 +57,10 @@ impl PlanBuilder {
     /// runs after the previous task written for the same host.
     pub fn add_task(&mut self, task: Task) -> usize {
         let id = self.tasks.len();
-        if !self.concurrent_hosts.contains(&task.host) {
-            if let Some(previous) = self.last_on_host.insert(task.host.clone(), id) {
-                self.edges.push((previous, id, Edge::Order));
-            }
+        if !self.concurrent_hosts.contains(&task.host)
+            && let Some(previous) = self.last_on_host.insert(task.host.clone(), id)
+        {
+            self.edges.push((previous, id, Edge::Order));
         }
         self.tasks.push(task);
         id
@@ -159,10 +159,10 @@ impl PlanBuilder {
             // Keep one edge per pair; the strongest reason wins (Data over After over Order).
             if unique.insert((*from, *to)) {
                 graph.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), *kind);
-            } else if let Some(e) = graph.find_edge(NodeIndex::new(*from), NodeIndex::new(*to)) {
-                if *kind > graph[e] {
-                    graph[e] = *kind;
-                }
+            } else if let Some(e) = graph.find_edge(NodeIndex::new(*from), NodeIndex::new(*to))
+                && *kind > graph[e]
+            {
+                graph[e] = *kind;
             }
         }
         for cycle in find_cycles(&graph) {

@@ -29,10 +29,7 @@ impl PlanError {
         let (source_code, span) = match source {
             Some(text) => {
                 let span = span_at(&text, location.line, location.col);
-                (
-                    Some(NamedSource::new(location.file.to_string(), text)),
-                    span,
-                )
+                (Some(NamedSource::new(&location.file, text)), span)
             }
             None => (None, None),
         };

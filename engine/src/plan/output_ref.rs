@@ -27,10 +27,10 @@ fn parse(text: &str) -> Vec<(usize, String)> {
     while let Some(start) = rest.find(OPEN) {
         let after = &rest[start + OPEN.len()..];
         let Some(end) = after.find(CLOSE) else { break };
-        if let Some((task, key)) = after[..end].split_once(':') {
-            if let Ok(task) = task.parse() {
-                refs.push((task, key.to_owned()));
-            }
+        if let Some((task, key)) = after[..end].split_once(':')
+            && let Ok(task) = task.parse()
+        {
+            refs.push((task, key.to_owned()));
         }
         rest = &after[end + CLOSE.len_utf8()..];
     }
@@ -55,11 +55,11 @@ pub fn resolve(
     Ok(match value {
         Value::String(s) if s.contains(OPEN) => {
             let refs = parse(s);
-            if let [(task, key)] = refs.as_slice() {
-                if *s == marker(*task, key) {
-                    return lookup(*task, key)
-                        .ok_or_else(|| format!("task #{task} has no output {key:?}"));
-                }
+            if let [(task, key)] = refs.as_slice()
+                && *s == marker(*task, key)
+            {
+                return lookup(*task, key)
+                    .ok_or_else(|| format!("task #{task} has no output {key:?}"));
             }
             let mut text = s.clone();
             for (task, key) in refs {

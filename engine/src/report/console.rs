@@ -104,11 +104,11 @@ impl Subscriber for Console {
                         for change in &r.changes {
                             text.push_str(&format!("\n             - {change}"));
                         }
-                        if self.diff {
-                            if let Some(diff) = &r.diff {
-                                text.push('\n');
-                                text.push_str(diff.trim_end());
-                            }
+                        if self.diff
+                            && let Some(diff) = &r.diff
+                        {
+                            text.push('\n');
+                            text.push_str(diff.trim_end());
                         }
                         self.line(&text);
                     }

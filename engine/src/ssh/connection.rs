@@ -24,6 +24,8 @@ const CHANNEL_OPEN_FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// Keepalive probe interval; after 3 unanswered probes russh drops the connection, so a dead
 /// peer is noticed within about a minute even when no command is running.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Bound for killing a timed-out command and for waiting for its channel to close.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An authenticated connection to one host, shared by all of that host's commands.
 pub(crate) struct Connection {
@@ -107,7 +109,7 @@ impl Connection {
 
     /// Runs one command on its own channel. The timeout clock starts once the channel is open.
     pub(crate) async fn exec(
-        &self,
+        self: &Arc<Self>,
         exec: Exec,
         timeout: Duration,
     ) -> Result<ExecOutput, HostError> {
@@ -116,30 +118,55 @@ impl Connection {
             .acquire()
             .await
             .map_err(|_| HostError::Transport("connection is shutting down".to_owned()))?;
-        let channel = self.open_channel().await?;
-        let (mut reader, writer) = channel.split();
-        let mut writer = KillOnDrop(Some(writer));
-        let Some(tx) = writer.0.as_ref() else {
-            return Err(HostError::Transport("channel writer missing".to_owned()));
+        let (rx, tx) = self.open_channel().await?.split();
+        let mut running = AbortOnDrop(Some(Running {
+            connection: Arc::clone(self),
+            tx,
+            rx,
+            pid: None,
+        }));
+        let Some(parts) = running.0.as_mut() else {
+            return Err(HostError::Transport("command state missing".to_owned()));
         };
 
-        let run = drive(tx, &mut reader, exec.command.into_bytes(), exec.stdin);
+        let run = drive(
+            &parts.tx,
+            &mut parts.rx,
+            &mut parts.pid,
+            wrap(&exec.command),
+            exec.stdin,
+        );
         match tokio::time::timeout(timeout, run).await {
             Ok(Ok(output)) => {
-                writer.disarm();
+                running.disarm();
                 Ok(output)
             }
-            // The channel failed mid-command; KillOnDrop still tries to stop the process.
+            // The channel failed mid-command; AbortOnDrop still tries to stop the process.
             Ok(Err(e)) => Err(e),
             Err(_elapsed) => {
-                tracing::debug!(
-                    ?timeout,
-                    "command timed out; sending KILL and closing the channel"
-                );
-                writer.kill_and_close().await;
+                if let Some(parts) = running.0.take() {
+                    tracing::debug!(?timeout, pid = parts.pid, "command timed out; killing it");
+                    parts.abort().await;
+                }
                 Err(HostError::Timeout(timeout))
             }
         }
+    }
+
+    /// Kills process group `pgid` from a channel of its own (see [`Running::abort`]). Takes no
+    /// channel permit: it runs while the timed-out command still holds one.
+    async fn kill_process_group(&self, pgid: u32) -> Result<(), HostError> {
+        let (mut rx, tx) = self.open_channel().await?.split();
+        let command = format!("kill -9 -{pgid}");
+        let mut pid = None;
+        let output = tokio::time::timeout(
+            KILL_TIMEOUT,
+            drive(&tx, &mut rx, &mut pid, command.into_bytes(), None),
+        )
+        .await
+        .map_err(|_| HostError::Timeout(KILL_TIMEOUT))??;
+        tracing::debug!(pgid, status = ?output.status, stderr = %output.stderr_tail(1), "killed process group");
+        Ok(())
     }
 
     /// Opens a session channel, retrying refusals (sshd `MaxSessions`) with backoff.
@@ -179,13 +206,25 @@ impl Connection {
     }
 }
 
+/// The first line every command prints: `engine-pid:<pid of its shell>`. sshd makes that shell
+/// a session leader (setsid), and a non-interactive shell keeps its children in its process
+/// group, so the pid is also the group to kill. Stripped from stdout by [`drive`].
+const PID_MARKER: &[u8] = b"engine-pid:";
+
+/// `command` preceded by the line that reports its process group. The command itself is
+/// untouched and runs in the same shell, so `exit`, `$?` and `set -e` behave as written.
+fn wrap(command: &str) -> Vec<u8> {
+    format!("printf 'engine-pid:%s\\n' \"$$\"\n{command}").into_bytes()
+}
+
 /// Starts `command`, feeds it `stdin` then EOF, and collects its output until the server
-/// closes the channel. Reading and writing run together: russh delivers incoming data through
-/// a bounded queue, and a full queue stalls the whole connection, including the window
-/// adjustments our own writes wait for.
+/// closes the channel; sets `pid` as soon as the [`PID_MARKER`] line arrives. Reading and
+/// writing run together: russh delivers incoming data through a bounded queue, and a full
+/// queue stalls the whole connection, including the window adjustments our writes wait for.
 async fn drive(
     tx: &ChannelWriteHalf<Msg>,
     rx: &mut ChannelReadHalf,
+    pid: &mut Option<u32>,
     command: Vec<u8>,
     stdin: Option<Vec<u8>>,
 ) -> Result<ExecOutput, HostError> {
@@ -202,10 +241,21 @@ async fn drive(
     };
     let read = async {
         let mut output = ExecOutput::default();
+        // Stdout until the marker line is complete; `None` afterwards.
+        let mut head = Some(Vec::new());
         let mut signal = None;
         loop {
             match rx.wait().await {
-                Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
+                Some(ChannelMsg::Data { data }) => match head.as_mut() {
+                    Some(buf) => {
+                        buf.extend_from_slice(&data);
+                        if let Some(rest) = strip_pid_line(buf, pid) {
+                            output.stdout.extend_from_slice(rest);
+                            head = None;
+                        }
+                    }
+                    None => output.stdout.extend_from_slice(&data),
+                },
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     output.stderr.extend_from_slice(&data)
                 }
@@ -225,6 +275,10 @@ async fn drive(
                     ));
                 }
             }
+        }
+        if let Some(buf) = head {
+            // The shell died before printing a whole marker line; keep whatever it printed.
+            output.stdout.splice(0..0, buf);
         }
         if let Some(signal) = signal {
             tracing::debug!(?signal, "command killed by signal");
@@ -249,37 +303,100 @@ async fn drive(
     }
 }
 
-/// The write half of a running command's channel. Dropped while armed (the exec future was
-/// cancelled, or the channel failed), it KILLs the remote command and closes the channel from
-/// a spawned task, so an abandoned command neither keeps running nor keeps its channel open.
-struct KillOnDrop(Option<ChannelWriteHalf<Msg>>);
+/// Once `head` holds a whole first line: parses it as the [`PID_MARKER`] line into `pid` and
+/// returns the stdout that follows it. A first line that is not the marker (say, a noisy
+/// shell profile) is returned as stdout, and `pid` stays unknown.
+fn strip_pid_line<'a>(head: &'a [u8], pid: &mut Option<u32>) -> Option<&'a [u8]> {
+    let Some(newline) = head.iter().position(|&b| b == b'\n') else {
+        // Longer than any marker line: not ours.
+        return (head.len() > 32).then_some(head);
+    };
+    let (line, rest) = head.split_at(newline);
+    match line
+        .strip_prefix(PID_MARKER)
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+    {
+        Some(n) => {
+            *pid = Some(n);
+            rest.get(1..)
+        }
+        None => Some(head),
+    }
+}
 
-impl KillOnDrop {
+/// A command whose channel is open, and what is needed to stop it.
+struct Running {
+    connection: Arc<Connection>,
+    tx: ChannelWriteHalf<Msg>,
+    rx: ChannelReadHalf,
+    /// Its process group, once the marker line has arrived.
+    pid: Option<u32>,
+}
+
+impl Running {
+    /// Stops the remote command and closes its channel.
+    ///
+    /// The `signal` channel request would be the protocol's way, but OpenSSH's sshd refuses it
+    /// for root logins (no privilege separation after auth: "session signalling requires
+    /// privilege separation"), and closing the channel only closes the command's pipes. So
+    /// the process group from the marker line is killed with `kill -9 -PGID` on a second
+    /// channel. Without a pid (the shell had not started yet) the signal request is the only
+    /// thing left to try.
+    async fn abort(mut self) {
+        let killed = match self.pid {
+            Some(pgid) => match self.connection.kill_process_group(pgid).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::debug!(pgid, %error, "could not kill the timed-out command");
+                    false
+                }
+            },
+            None => {
+                let _ = self.tx.signal(Sig::KILL).await;
+                false
+            }
+        };
+        // Once the command is dead the server closes the channel itself (and russh answers).
+        // Closing it from our side first would race with that close: russh then never hands
+        // us the server's close, and sshd keeps a channel whose command still runs open anyway.
+        if killed
+            && tokio::time::timeout(KILL_TIMEOUT, wait_for_close(&mut self.rx))
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        let _ = self.tx.close().await;
+    }
+}
+
+/// Discards what is left on the channel until the server closes it.
+async fn wait_for_close(rx: &mut ChannelReadHalf) {
+    while let Some(msg) = rx.wait().await {
+        if matches!(msg, ChannelMsg::Close) {
+            return;
+        }
+    }
+}
+
+/// Holds a [`Running`] command until it ends normally. Dropped while still holding it (the exec
+/// future was cancelled, or the channel failed), it aborts the command from a spawned task,
+/// so an abandoned command neither keeps running nor keeps its channel open.
+struct AbortOnDrop(Option<Running>);
+
+impl AbortOnDrop {
     fn disarm(&mut self) {
         self.0 = None;
     }
-
-    async fn kill_and_close(&mut self) {
-        if let Some(tx) = self.0.take() {
-            kill_and_close(&tx).await;
-        }
-    }
 }
 
-impl Drop for KillOnDrop {
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let (Some(tx), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move { kill_and_close(&tx).await });
+        if let (Some(running), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(running.abort());
         }
     }
-}
-
-/// OpenSSH's sshd (7.9+) delivers a `signal` request with `killpg` on the command's process
-/// group, which takes children like `sh -c 'sleep 30'` with it. Servers that do not support
-/// it ignore the request; closing the channel then only closes the command's pipes.
-async fn kill_and_close(tx: &ChannelWriteHalf<Msg>) {
-    let _ = tx.signal(Sig::KILL).await;
-    let _ = tx.close().await;
 }
 
 /// Public-key authentication: the configured key file, else every key in the ssh-agent.

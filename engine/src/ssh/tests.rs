@@ -23,6 +23,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The config from the environment, or `None` (test skipped) when it is not set.
 fn live_config() -> Option<SshConfig> {
+    init_tracing();
     let target = std::env::var("ENGINE_SSH_TEST_ADDR").ok()?;
     let (address, port) = match target.rsplit_once(':') {
         Some((address, port)) if !address.contains(':') => (address.to_owned(), port.parse().ok()?),
@@ -39,6 +40,16 @@ fn live_config() -> Option<SshConfig> {
     }
     config.command_timeout = Duration::from_secs(60);
     Some(config)
+}
+
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=engine::ssh=debug`).
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 fn live_host() -> Option<SshHost> {

@@ -68,29 +68,29 @@ impl FileArgs {
             .mode
             .map(|m| m.0)
             .or(current.is_none().then_some(default_mode));
-        if let Some(mode) = mode {
-            if current.is_none_or(|c| c.mode != mode) {
-                if let Some(c) = current {
-                    changes.push(format!("mode {:04o} -> {mode:04o}", c.mode));
-                }
-                attrs.mode = Some(mode);
+        if let Some(mode) = mode
+            && current.is_none_or(|c| c.mode != mode)
+        {
+            if let Some(c) = current {
+                changes.push(format!("mode {:04o} -> {mode:04o}", c.mode));
             }
+            attrs.mode = Some(mode);
         }
-        if let Some(owner) = &self.owner {
-            if current.is_none_or(|c| &c.owner != owner) {
-                if let Some(c) = current {
-                    changes.push(format!("owner {} -> {owner}", c.owner));
-                }
-                attrs.owner = Some(owner.clone());
+        if let Some(owner) = &self.owner
+            && current.is_none_or(|c| &c.owner != owner)
+        {
+            if let Some(c) = current {
+                changes.push(format!("owner {} -> {owner}", c.owner));
             }
+            attrs.owner = Some(owner.clone());
         }
-        if let Some(group) = &self.group {
-            if current.is_none_or(|c| &c.group != group) {
-                if let Some(c) = current {
-                    changes.push(format!("group {} -> {group}", c.group));
-                }
-                attrs.group = Some(group.clone());
+        if let Some(group) = &self.group
+            && current.is_none_or(|c| &c.group != group)
+        {
+            if let Some(c) = current {
+                changes.push(format!("group {} -> {group}", c.group));
             }
+            attrs.group = Some(group.clone());
         }
         (attrs, changes)
     }
@@ -128,12 +128,12 @@ impl Module for File {
                 },
             }),
             FileState::Directory => {
-                if let Some(c) = &current {
-                    if c.kind != FileKind::Directory {
-                        return Err(ModuleError::Refused(format!(
-                            "{path} exists and is not a directory; remove it first (state: absent)"
-                        )));
-                    }
+                if let Some(c) = &current
+                    && c.kind != FileKind::Directory
+                {
+                    return Err(ModuleError::Refused(format!(
+                        "{path} exists and is not a directory; remove it first (state: absent)"
+                    )));
                 }
                 let (attrs, mut changes) = args.wanted_attrs(current.as_ref(), 0o755);
                 Ok(match current {
@@ -167,12 +167,12 @@ impl File {
     ) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let path = args.path.clone();
-        if let Some(c) = &current {
-            if c.kind != FileKind::File {
-                return Err(ModuleError::Refused(format!(
-                    "{path} exists and is not a regular file; remove it first (state: absent)"
-                )));
-            }
+        if let Some(c) = &current
+            && c.kind != FileKind::File
+        {
+            return Err(ModuleError::Refused(format!(
+                "{path} exists and is not a regular file; remove it first (state: absent)"
+            )));
         }
         let Some(content) = &args.content else {
             let Some(current) = current else {

@@ -1,0 +1,124 @@
+//! The lab, as tests see it: `cargo xtask test` boots it and passes its inventory in
+//! `ENGINE_LAB_INVENTORY`. Without it, lab tests are skipped, unless `ENGINE_LAB_REQUIRED`
+//! is set (as `cargo xtask test` does), in which case they fail.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The running lab, read from its inventory.
+pub struct Lab {
+    pub inventory: PathBuf,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+    /// (name, address, group) in inventory order.
+    pub hosts: Vec<(String, String, String)>,
+}
+
+impl Lab {
+    /// The lab, or `None` (after saying why) when tests should skip.
+    pub fn get() -> Option<Lab> {
+        let Some(path) = std::env::var_os("ENGINE_LAB_INVENTORY") else {
+            assert!(
+                std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
+                "ENGINE_LAB_REQUIRED is set but ENGINE_LAB_INVENTORY is not"
+            );
+            eprintln!(
+                "skipped: no lab (run through `cargo xtask test`, or set ENGINE_LAB_INVENTORY)"
+            );
+            return None;
+        };
+        let inventory = PathBuf::from(path);
+        let text = std::fs::read_to_string(&inventory).expect("lab inventory");
+        let yaml: Value = serde_yaml_ng::from_str(&text).expect("lab inventory YAML");
+        let vars = &yaml["all"]["vars"];
+        let mut hosts = Vec::new();
+        if let Some(groups) = yaml["all"]["children"].as_object() {
+            for (group, body) in groups {
+                for (name, vars) in body["hosts"].as_object().into_iter().flatten() {
+                    hosts.push((
+                        name.clone(),
+                        vars["ansible_host"].as_str().unwrap().to_owned(),
+                        group.clone(),
+                    ));
+                }
+            }
+        }
+        Some(Lab {
+            key: PathBuf::from(vars["ansible_ssh_private_key_file"].as_str().unwrap()),
+            known_hosts: PathBuf::from(vars["engine_known_hosts"].as_str().unwrap()),
+            inventory,
+            hosts,
+        })
+    }
+
+    pub fn address(&self, host: &str) -> &str {
+        &self
+            .hosts
+            .iter()
+            .find(|h| h.0 == host)
+            .unwrap_or_else(|| panic!("no lab host {host}"))
+            .1
+    }
+
+    /// Runs `command` on `host` with the system's ssh client (independent of the engine)
+    /// and returns its stdout; panics when it fails.
+    pub fn ssh(&self, host: &str, command: &str) -> String {
+        let (code, stdout, stderr) = self.ssh_status(host, command);
+        assert_eq!(code, Some(0), "ssh {host} {command:?} failed: {stderr}");
+        stdout
+    }
+
+    /// Like [`Lab::ssh`], returning the exit code, stdout and stderr.
+    pub fn ssh_status(&self, host: &str, command: &str) -> (Option<i32>, String, String) {
+        let out = Command::new("ssh")
+            .args(["-i"])
+            .arg(&self.key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+            ])
+            .arg(format!("root@{}", self.address(host)))
+            .arg(command)
+            .output()
+            .expect("ssh");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// An inventory with only `hosts` (names from the lab), with extra per-host vars merged in.
+    pub fn inventory_for(&self, hosts: &[&str], extra: &[(&str, &str, &str)]) -> String {
+        let mut out = format!(
+            "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    engine_known_hosts: {}\n  hosts:\n",
+            self.key.display(),
+            self.known_hosts.display()
+        );
+        for name in hosts {
+            out.push_str(&format!(
+                "    {name}:\n      ansible_host: {}\n",
+                self.address(name)
+            ));
+            for (h, k, v) in extra {
+                if h == name {
+                    out.push_str(&format!("      {k}: {v}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A unique scratch path for one test on the shared lab hosts.
+pub fn scratch(test: &str) -> String {
+    format!("/tmp/engine-test-{test}-{}", std::process::id())
+}

@@ -1,0 +1,198 @@
+//! Test harness: runs the real `engine` binary, in the spirit of just's `Test::new()...`.
+//!
+//! ```ignore
+//! Test::new().playbook("host(\"nope\");").args(["graph"]).run().failure().stderr_has("unknown host");
+//! ```
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub mod lab;
+
+/// The workspace root (tests run with the engine crate's directory as cwd).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A fixture file under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(name)
+}
+
+/// One invocation of the engine binary, with its own temporary folder.
+pub struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Default for Test {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The temporary folder, where `playbook()` and `file()` write.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to a file in the temporary folder and returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_string_lossy().into_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn run(self) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("RUST_LOG")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            args: self.args,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// What the binary did.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    args: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Output {
+    fn context(&self) -> String {
+        format!(
+            "engine {}\n--- exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "{}", self.context());
+        self
+    }
+
+    pub fn success(self) -> Self {
+        self.code(0)
+    }
+
+    /// Failed cleanly: exit code 1 or 2, never a panic (101) or a signal.
+    pub fn failure(self) -> Self {
+        assert!(
+            matches!(self.code, Some(1 | 2)),
+            "expected a clean failure; {}",
+            self.context()
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "panic: {}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}; {}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}; {}",
+            self.context()
+        );
+        self
+    }
+
+    /// The JSON-lines events of a `--json` run.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Finished-task events, as (host, task, status).
+    pub fn outcomes(&self) -> Vec<(String, String, String)> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "task_finished")
+            .map(|e| (s(&e["host"]), s(&e["task"]), s(&e["status"])))
+            .collect()
+    }
+
+    /// How many tasks finished with `status`.
+    pub fn count(&self, status: &str) -> usize {
+        self.outcomes()
+            .iter()
+            .filter(|(_, _, s)| s == status)
+            .count()
+    }
+
+    /// The finished-task event of `task` on `host`.
+    pub fn task(&self, host: &str, task: &str) -> serde_json::Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "task_finished" && e["host"] == host && e["task"] == task)
+            .unwrap_or_else(|| panic!("no task {host}: {task}; {}", self.context()))
+    }
+}
+
+fn s(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
