@@ -6,30 +6,20 @@ mod support;
 use support::{Test, fixture, root};
 
 fn graph(playbook: &std::path::Path) -> Test {
-    Test::new()
-        .arg("graph")
-        .arg(playbook)
-        .arg("-i")
-        .arg(fixture("inventory.yml"))
+    Test::new().arg("graph").arg(playbook).arg("-i").arg(fixture("inventory.yml"))
 }
 
 #[test]
 fn hello_graph_is_deterministic_dot() {
     let first = graph(&root().join("playbooks/hello.rhai")).run().success();
     let second = graph(&root().join("playbooks/hello.rhai")).run().success();
-    assert_eq!(
-        first.stdout, second.stdout,
-        "DOT output must be deterministic"
-    );
+    assert_eq!(first.stdout, second.stdout, "DOT output must be deterministic");
     insta::assert_snapshot!("hello_dot", first.stdout);
 }
 
 #[test]
 fn hello_graph_is_accepted_by_graphviz() {
-    let dot = graph(&root().join("playbooks/hello.rhai"))
-        .run()
-        .success()
-        .stdout;
+    let dot = graph(&root().join("playbooks/hello.rhai")).run().success().stdout;
     let Ok(mut child) = std::process::Command::new("dot")
         .arg("-Tsvg")
         .stdin(std::process::Stdio::piped())
@@ -81,22 +71,12 @@ host("web0").file("page", #{ path: "/tmp/page", content: "z" });
         .args(["--limit", "etcd1"])
         .run()
         .success();
-    assert!(
-        out.stdout.contains("\"ca\\n[file]\""),
-        "the dependency on etcd0 is kept: {}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("\"ca\\n[file]\""), "the dependency on etcd0 is kept: {}", out.stdout);
     assert!(out.stdout.contains("cert"));
     assert!(!out.stdout.contains("page"), "{}", out.stdout);
     let out = graph(&pb).args(["--tags", "certs"]).run().success();
-    assert!(
-        out.stdout.contains("ca\\n") && out.stdout.contains("cert") && !out.stdout.contains("page")
-    );
-    graph(&pb)
-        .args(["--limit", "nosuch"])
-        .run()
-        .failure()
-        .stderr_has("names no host or group");
+    assert!(out.stdout.contains("ca\\n") && out.stdout.contains("cert") && !out.stdout.contains("page"));
+    graph(&pb).args(["--limit", "nosuch"]).run().failure().stderr_has("names no host or group");
 }
 
 #[test]
@@ -106,16 +86,8 @@ fn extra_vars_reach_the_playbook() {
         "vars.rhai",
         r#"host("web0").file(`dir ${param("name")}`, #{ path: "/tmp/x", content: "x" });"#,
     );
-    graph(&pb)
-        .args(["-e", "name=hello"])
-        .run()
-        .success()
-        .stdout_has("dir hello");
-    graph(&pb)
-        .run()
-        .failure()
-        .stderr_has("variable \"name\" is not set")
-        .stderr_has("vars.rhai:1:");
+    graph(&pb).args(["-e", "name=hello"]).run().success().stdout_has("dir hello");
+    graph(&pb).run().failure().stderr_has("variable \"name\" is not set").stderr_has("vars.rhai:1:");
 }
 
 /// Bad playbooks: each gets a clear error with file:line, and none panics.
@@ -133,55 +105,29 @@ fn bad_playbooks_get_located_errors() {
         (
             "unknown_group",
             "for h in group(\"nosuch\") {}\n",
-            &[
-                "unknown_group.rhai:1:",
-                "unknown group \"nosuch\"",
-                "groups are",
-            ],
+            &["unknown_group.rhai:1:", "unknown group \"nosuch\"", "groups are"],
         ),
         (
             "cycle",
             "let a = host(\"web0\").file(\"a\", #{ path: \"/a\", content: \"\" });\nlet b = host(\"web1\").file(\"b\", #{ path: \"/b\", content: \"\" });\na.after(b);\nb.after(a);\n",
-            &[
-                "dependency cycle",
-                "web0: a (",
-                "web1: b (",
-                "→",
-                "cycle.rhai:1:",
-            ],
+            &["dependency cycle", "web0: a (", "web1: b (", "→", "cycle.rhai:1:"],
         ),
         (
             "unknown_arg",
             "\n\nhost(\"web0\").file(\"f\", #{ path: \"/x\", contnet: \"\" });\n",
-            &[
-                "unknown_arg.rhai:3:",
-                "unknown field `contnet`",
-                "engine modules file",
-            ],
+            &["unknown_arg.rhai:3:", "unknown field `contnet`", "engine modules file"],
         ),
         (
             "bad_mode",
             "host(\"web0\").file(\"f\", #{ path: \"/x\", content: \"\", mode: \"0999\" });\n",
             &["bad_mode.rhai:1:", "invalid mode"],
         ),
-        (
-            "runaway",
-            "let i = 0;\nloop { i += 1; }\n",
-            &["runaway.rhai:", "operation limit"],
-        ),
-        (
-            "recursion",
-            "fn f(n) { f(n + 1) }\nf(0);\n",
-            &["recursion.rhai:", "deeply"],
-        ),
+        ("runaway", "let i = 0;\nloop { i += 1; }\n", &["runaway.rhai:", "operation limit"]),
+        ("recursion", "fn f(n) { f(n + 1) }\nf(0);\n", &["recursion.rhai:", "deeply"]),
         (
             "duplicate",
             "let h = host(\"web0\");\nh.file(\"f\", #{ path: \"/x\", content: \"\" });\nh.file(\"f\", #{ path: \"/y\", content: \"\" });\n",
-            &[
-                "duplicate.rhai:3:",
-                "duplicate task name \"f\"",
-                "duplicate.rhai:2:",
-            ],
+            &["duplicate.rhai:3:", "duplicate task name \"f\"", "duplicate.rhai:2:"],
         ),
         (
             "unknown_module",
@@ -197,28 +143,14 @@ fn bad_playbooks_get_located_errors() {
     for (name, text, needles) in cases {
         let t = Test::new();
         let pb = t.file(&format!("{name}.rhai"), text);
-        let out = t
-            .arg("graph")
-            .arg(&pb)
-            .arg("-i")
-            .arg(fixture("inventory.yml"))
-            .run()
-            .failure();
+        let out = t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure();
         let needles: Vec<&str> = if *name == "unknown_host" {
-            vec![
-                "unknown_host.rhai:1:",
-                "unknown host \"etcd9\"",
-                "groups are: all, etcd, web",
-            ]
+            vec!["unknown_host.rhai:1:", "unknown host \"etcd9\"", "groups are: all, etcd, web"]
         } else {
             needles.to_vec()
         };
         for needle in needles {
-            assert!(
-                out.stderr.contains(needle),
-                "{name}: stderr lacks {needle:?}:\n{}",
-                out.stderr
-            );
+            assert!(out.stderr.contains(needle), "{name}: stderr lacks {needle:?}:\n{}", out.stderr);
         }
     }
 }
@@ -244,11 +176,7 @@ fn several_errors_are_reported_at_once() {
 fn bad_inventories_name_file_and_line() {
     let t = Test::new();
     let inv = t.file("inv.yml", "all:\n  hosts:\n    a: {ansible_host: x\n");
-    let out = t
-        .args(["graph", "playbooks/hello.rhai", "-i"])
-        .arg(&inv)
-        .run()
-        .failure();
+    let out = t.args(["graph", "playbooks/hello.rhai", "-i"]).arg(&inv).run().failure();
     assert!(out.stderr.contains("inv.yml:"), "{}", out.stderr);
     let t = Test::new();
     let inv = t.file("inv.yml", "all:\n  hosst:\n    a:\n");
@@ -259,21 +187,12 @@ fn bad_inventories_name_file_and_line() {
         .stderr_has("unknown key \"hosst\"");
     let t = Test::new();
     let inv = t.file("inv.yml", "all:\n  hosts:\n    a: {ansible_port: 99999}\n");
-    t.args(["run", "playbooks/hello.rhai", "-i"])
-        .arg(&inv)
-        .run()
-        .failure()
-        .stderr_has("not a port number");
+    t.args(["run", "playbooks/hello.rhai", "-i"]).arg(&inv).run().failure().stderr_has("not a port number");
 }
 
 #[test]
 fn modules_are_documented_from_their_schema() {
-    Test::new()
-        .arg("modules")
-        .run()
-        .success()
-        .stdout_has("file")
-        .stdout_has("command");
+    Test::new().arg("modules").run().success().stdout_has("file").stdout_has("command");
     Test::new()
         .args(["modules", "file"])
         .run()
@@ -281,9 +200,5 @@ fn modules_are_documented_from_their_schema() {
         .stdout_has("path (string, required)")
         .stdout_has("mode (string, optional)")
         .stdout_has("One of: \"file\"");
-    Test::new()
-        .args(["modules", "nosuch"])
-        .run()
-        .failure()
-        .stderr_has("no module named");
+    Test::new().args(["modules", "nosuch"]).run().failure().stderr_has("no module named");
 }

@@ -8,9 +8,7 @@ use support::Test;
 use support::lab::{Lab, scratch};
 
 fn nanos(text: &str) -> u128 {
-    text.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("not a timestamp {text:?}: {e}"))
+    text.trim().parse().unwrap_or_else(|e| panic!("not a timestamp {text:?}: {e}"))
 }
 
 #[test]
@@ -28,18 +26,9 @@ fn hello_check_then_run_then_nothing_changes() {
 
     // Dry-run on fresh paths: reports changes, changes nothing.
     let check = run("check");
-    let predicted: Vec<_> = check
-        .outcomes()
-        .into_iter()
-        .filter(|o| o.2 == "changed")
-        .map(|o| (o.0, o.1))
-        .collect();
-    assert_eq!(
-        check.count("failed") + check.count("unknown"),
-        0,
-        "{:?}",
-        check.outcomes()
-    );
+    let predicted: Vec<_> =
+        check.outcomes().into_iter().filter(|o| o.2 == "changed").map(|o| (o.0, o.1)).collect();
+    assert_eq!(check.count("failed") + check.count("unknown"), 0, "{:?}", check.outcomes());
     assert_eq!(predicted.len(), 2 * lab.hosts.len() + 1, "{predicted:?}");
     for (host, _, _) in &lab.hosts {
         lab.ssh(host, &format!("test ! -e {dir} && test ! -e {dir}.leader"));
@@ -47,12 +36,8 @@ fn hello_check_then_run_then_nothing_changes() {
 
     // The real run does exactly what was predicted.
     let first = run("run");
-    let changed: Vec<_> = first
-        .outcomes()
-        .into_iter()
-        .filter(|o| o.2 == "changed")
-        .map(|o| (o.0, o.1))
-        .collect();
+    let changed: Vec<_> =
+        first.outcomes().into_iter().filter(|o| o.2 == "changed").map(|o| (o.0, o.1)).collect();
     let (mut a, mut b) = (predicted.clone(), changed.clone());
     a.sort();
     b.sort();
@@ -60,14 +45,8 @@ fn hello_check_then_run_then_nothing_changes() {
     let leader = &lab.hosts[0].0;
     for (host, address, _) in &lab.hosts {
         let greeting = lab.ssh(host, &format!("cat {dir}/greeting"));
-        assert_eq!(
-            greeting,
-            format!("hello from {host} ({address}), led by {leader}\n")
-        );
-        assert_eq!(
-            lab.ssh(host, &format!("stat -c %a {dir}/greeting")).trim(),
-            "644"
-        );
+        assert_eq!(greeting, format!("hello from {host} ({address}), led by {leader}\n"));
+        assert_eq!(lab.ssh(host, &format!("stat -c %a {dir}/greeting")).trim(), "644");
     }
 
     // Idempotent: a second run changes nothing.
@@ -95,19 +74,10 @@ b.command("consumer", #{{ cmd: "date +%s%N > {dir}/b_start" }}).after(slow);
 "#
         ),
     );
-    t.args(["run"])
-        .arg(&pb)
-        .arg("-i")
-        .arg(&inv)
-        .arg("--json")
-        .run()
-        .success();
+    t.args(["run"]).arg(&pb).arg("-i").arg(&inv).arg("--json").run().success();
     let a_end = nanos(&lab.ssh("etcd0", &format!("cat {dir}/a_end")));
     let b_start = nanos(&lab.ssh("etcd1", &format!("cat {dir}/b_start")));
-    assert!(
-        b_start >= a_end,
-        "etcd1 started at {b_start}, before etcd0 finished at {a_end}"
-    );
+    assert!(b_start >= a_end, "etcd1 started at {b_start}, before etcd0 finished at {a_end}");
 }
 
 #[test]
@@ -125,13 +95,7 @@ for h in hosts() {{
 "#
         ),
     );
-    t.arg("run")
-        .arg(&pb)
-        .arg("-i")
-        .arg(&lab.inventory)
-        .arg("--json")
-        .run()
-        .success();
+    t.arg("run").arg(&pb).arg("-i").arg(&lab.inventory).arg("--json").run().success();
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     for (host, _, _) in &lab.hosts {
@@ -151,10 +115,7 @@ fn failure_skips_its_dependents_and_nothing_else() {
     let Some(lab) = Lab::get() else { return };
     let dir = scratch("failure");
     let t = Test::new();
-    let inv = t.file(
-        "inv.yml",
-        &lab.inventory_for(&["etcd0", "etcd1", "etcd2"], &[]),
-    );
+    let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0", "etcd1", "etcd2"], &[]));
     let pb = t.file(
         "fail.rhai",
         &format!(
@@ -170,24 +131,11 @@ c.file("elsewhere", #{{ path: "{dir}-c", content: "x" }});
 "#
         ),
     );
-    let out = t
-        .arg("run")
-        .arg(&pb)
-        .arg("-i")
-        .arg(&inv)
-        .arg("--json")
-        .run()
-        .code(2);
+    let out = t.arg("run").arg(&pb).arg("-i").arg(&inv).arg("--json").run().code(2);
     let broken = out.task("etcd0", "broken");
     assert_eq!(broken["status"], "failed");
     let error = broken["error"].as_str().unwrap();
-    for needle in [
-        "fail.rhai:5:",
-        "etcd0: broken",
-        "exit 3",
-        "status 3",
-        "oops",
-    ] {
+    for needle in ["fail.rhai:5:", "etcd0: broken", "exit 3", "status 3", "oops"] {
         assert!(error.contains(needle), "error lacks {needle:?}: {error}");
     }
     assert_eq!(out.task("etcd0", "after broken")["status"], "skipped");
@@ -204,23 +152,15 @@ fn unknown_and_changed_host_keys_are_refused() {
     let dir = scratch("hostkeys");
     let known = std::fs::read_to_string(&lab.known_hosts).unwrap();
     let line_of = |host: &str| {
-        known
-            .lines()
-            .find(|l| l.split(' ').next().unwrap().split(',').any(|p| p == host))
-            .unwrap()
+        known.lines().find(|l| l.split(' ').next().unwrap().split(',').any(|p| p == host)).unwrap()
     };
     let etcd1_key = line_of("etcd1").split_once(' ').unwrap().1;
     let t = Test::new();
     // etcd0's address listed with etcd1's key: a changed key, on line 2.
-    let forged = t.file(
-        "forged_known_hosts",
-        &format!("# forged\n{} {etcd1_key}\n", lab.address("etcd0")),
-    );
+    let forged = t.file("forged_known_hosts", &format!("# forged\n{} {etcd1_key}\n", lab.address("etcd0")));
     let empty = t.file("empty_known_hosts", "");
-    let pb = t.file(
-        "k.rhai",
-        &format!("host(\"etcd0\").file(\"f\", #{{ path: \"{dir}\", content: \"x\" }});"),
-    );
+    let pb =
+        t.file("k.rhai", &format!("host(\"etcd0\").file(\"f\", #{{ path: \"{dir}\", content: \"x\" }});"));
     let inventory = |known: &std::path::Path| {
         format!(
             "all:\n  hosts:\n    etcd0:\n      ansible_host: {}\n      ansible_ssh_private_key_file: {}\n      engine_known_hosts: {}\n",
@@ -233,46 +173,23 @@ fn unknown_and_changed_host_keys_are_refused() {
     let inv_empty = t.file("empty.yml", &inventory(&empty));
 
     let run = |inv: &std::path::Path, extra: &[&str]| {
-        Test::new()
-            .arg("run")
-            .arg(&pb)
-            .arg("-i")
-            .arg(inv)
-            .arg("--json")
-            .args(extra)
-            .run()
+        Test::new().arg("run").arg(&pb).arg("-i").arg(inv).arg("--json").args(extra).run()
     };
     let out = run(&inv_forged, &[]).code(2);
     let e = out.task("etcd0", "f");
     assert_eq!(e["status"], "unreachable");
     let msg = e["error"].as_str().unwrap();
-    assert!(
-        msg.contains(&format!("{} line 2", forged.display())),
-        "names the known_hosts line: {msg}"
-    );
+    assert!(msg.contains(&format!("{} line 2", forged.display())), "names the known_hosts line: {msg}");
     // accept-new never accepts a changed key.
     assert_eq!(
-        run(&inv_forged, &["--host-key-checking", "accept-new"])
-            .code(2)
-            .task("etcd0", "f")["status"],
+        run(&inv_forged, &["--host-key-checking", "accept-new"]).code(2).task("etcd0", "f")["status"],
         "unreachable"
     );
 
     let out = run(&inv_empty, &[]).code(2);
-    assert!(
-        out.task("etcd0", "f")["error"]
-            .as_str()
-            .unwrap()
-            .contains("accept-new"),
-        "says how to fix it"
-    );
+    assert!(out.task("etcd0", "f")["error"].as_str().unwrap().contains("accept-new"), "says how to fix it");
     run(&inv_empty, &["--host-key-checking", "accept-new"]).success();
-    assert!(
-        std::fs::read_to_string(&empty)
-            .unwrap()
-            .contains(lab.address("etcd0")),
-        "the key was learned"
-    );
+    assert!(std::fs::read_to_string(&empty).unwrap().contains(lab.address("etcd0")), "the key was learned");
     run(&inv_empty, &[]).success();
     lab.ssh("etcd0", &format!("rm -f {dir}"));
 }
@@ -304,21 +221,54 @@ for h in hosts() {{
 "#
         ),
     );
-    let out = t
-        .arg("run")
-        .arg(&pb)
-        .arg("-i")
-        .arg(&inv)
-        .args(["--json", "--connect-timeout", "5"])
-        .run()
-        .code(2);
+    let out =
+        t.arg("run").arg(&pb).arg("-i").arg(&inv).args(["--json", "--connect-timeout", "5"]).run().code(2);
     assert_eq!(out.task("ghost", "one")["status"], "unreachable");
-    assert!(matches!(
-        out.task("ghost", "two")["status"].as_str(),
-        Some("unreachable" | "skipped")
-    ));
+    assert!(matches!(out.task("ghost", "two")["status"].as_str(), Some("unreachable" | "skipped")));
     for host in ["etcd0", "etcd1"] {
         assert_eq!(out.task(host, "one")["status"], "changed");
         assert_eq!(out.task(host, "two")["status"], "changed");
     }
+}
+
+#[test]
+fn ctrl_c_stops_new_work_and_lets_running_tasks_finish() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("sigint");
+    let t = Test::new();
+    let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
+    let pb = t.file(
+        "slow.rhai",
+        &format!(
+            r#"
+let h = host("etcd0");
+h.command("first", #{{ cmd: "sleep 2; touch {dir}-first" }});
+h.command("second", #{{ cmd: "touch {dir}-second" }});
+"#
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("run")
+        .arg(&pb)
+        .arg("-i")
+        .arg(&inv)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded wait for the first task to start, then one SIGINT.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lab.ssh_status("etcd0", "pgrep -f 'sleep 2'").0 != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "the first task never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"event\":\"interrupted\""), "{stdout}");
+    assert!(stdout.contains("\"task\":\"first\",\"module\":\"command\",\"location\""), "{stdout}");
+    assert!(stdout.contains("the run was stopped"), "{stdout}");
+    lab.ssh("etcd0", &format!("test -e {dir}-first && test ! -e {dir}-second"));
 }

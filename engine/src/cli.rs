@@ -137,13 +137,9 @@ enum KeyPolicy {
 }
 
 fn parse_extra_var(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "invalid variable name {key:?}: use letters, digits and '_'"
-        ));
+        return Err(format!("invalid variable name {key:?}: use letters, digits and '_'"));
     }
     Ok((key.to_owned(), value.to_owned()))
 }
@@ -153,9 +149,8 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // Long messages stay on one line, so they can be grepped in CI logs.
-    let _ = miette::set_hook(Box::new(|_| {
-        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
-    }));
+    let _ =
+        miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -190,9 +185,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let text = match name {
                 None => modules_doc::index(),
                 Some(name) => modules_doc::module(&name).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "no module named {name:?}; `engine modules` lists them"
-                    ))
+                    Error::Usage(format!("no module named {name:?}; `engine modules` lists them"))
                 })?,
             };
             print!("{text}");
@@ -208,22 +201,13 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
-    let plan = playbook::load(
-        &args.playbook,
-        &inventory,
-        &LoadOptions {
-            extra_vars,
-            ..LoadOptions::default()
-        },
-    )?;
+    let plan =
+        playbook::load(&args.playbook, &inventory, &LoadOptions { extra_vars, ..LoadOptions::default() })?;
     let hosts = match &args.limit {
         Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
         None => None,
     };
-    Ok(plan.select(&Selection {
-        hosts,
-        tags: args.tags.clone(),
-    }))
+    Ok(plan.select(&Selection { hosts, tags: args.tags.clone() }))
 }
 
 fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
@@ -243,10 +227,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io {
-            what: "cannot start the async runtime".into(),
-            source: e,
-        })
+        .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })
 }
 
 /// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks,
@@ -298,11 +279,7 @@ fn run_command(args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Er
     let options = RunOptions {
         check,
         diff: args.diff,
-        walker: Walker {
-            forks: args.forks,
-            per_host: args.per_host,
-            fail_fast: args.fail_fast,
-        },
+        walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
     };
     let summary = execute(&plan, &args.conn, options, subscribers)?;
     Ok(if summary.interrupted {
@@ -320,11 +297,7 @@ fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
         let options = RunOptions {
             check: true,
             diff: false,
-            walker: Walker {
-                forks: 64,
-                per_host: 4,
-                fail_fast: false,
-            },
+            walker: Walker { forks: 64, per_host: 4, fail_fast: false },
         };
         Some(execute(&plan, &args.conn, options, vec![Box::new(Log)])?.predictions())
     } else {
@@ -339,10 +312,8 @@ fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
         Some(path) => write_file(path, &bytes)?,
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&bytes).map_err(|e| Error::Io {
-                what: "cannot write to stdout".into(),
-                source: e,
-            })?;
+            out.write_all(&bytes)
+                .map_err(|e| Error::Io { what: "cannot write to stdout".into(), source: e })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -359,33 +330,23 @@ fn render_svg(dot: &str) -> Result<Vec<u8>, Error> {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::GraphvizMissing),
         Err(e) => {
-            return Err(Error::Io {
-                what: "cannot start `dot`".into(),
-                source: e,
-            });
+            return Err(Error::Io { what: "cannot start `dot`".into(), source: e });
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes()).map_err(|e| Error::Io {
-            what: "cannot feed `dot`".into(),
-            source: e,
-        })?;
+        stdin
+            .write_all(dot.as_bytes())
+            .map_err(|e| Error::Io { what: "cannot feed `dot`".into(), source: e })?;
     }
-    let output = child.wait_with_output().map_err(|e| Error::Io {
-        what: "`dot` did not finish".into(),
-        source: e,
-    })?;
+    let output =
+        child.wait_with_output().map_err(|e| Error::Io { what: "`dot` did not finish".into(), source: e })?;
     if !output.status.success() {
-        return Err(Error::Graphviz(
-            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        ));
+        return Err(Error::Graphviz(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
     }
     Ok(output.stdout)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(path, bytes).map_err(|e| Error::Io {
-        what: format!("cannot write {}", path.display()),
-        source: e,
-    })
+    std::fs::write(path, bytes)
+        .map_err(|e| Error::Io { what: format!("cannot write {}", path.display()), source: e })
 }

@@ -43,10 +43,7 @@ impl Target for SshHost {
 }
 
 /// One SSH target per host of the plan. Nothing connects yet.
-pub fn ssh_targets(
-    plan: &Plan,
-    defaults: &SshDefaults,
-) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
+pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
     let mut targets: HashMap<String, Arc<dyn Target>> = HashMap::new();
     let mut problems = Vec::new();
     for name in plan.hosts() {

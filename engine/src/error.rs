@@ -21,11 +21,7 @@ pub enum Error {
 
     #[error("inventory {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     #[diagnostic(code(engine::inventory))]
-    Inventory {
-        path: PathBuf,
-        line: Option<usize>,
-        message: String,
-    },
+    Inventory { path: PathBuf, line: Option<usize>, message: String },
 
     #[error("{} has {} error{}", playbook.display(), errors.len(), if errors.len() == 1 { "" } else { "s" })]
     #[diagnostic(code(engine::playbook))]
@@ -42,9 +38,7 @@ pub enum Error {
     #[error("Graphviz `dot` is not installed, so SVG cannot be rendered")]
     #[diagnostic(
         code(engine::graphviz),
-        help(
-            "install it (`apt-get install graphviz`), or use `--format dot` and render elsewhere"
-        )
+        help("install it (`apt-get install graphviz`), or use `--format dot` and render elsewhere")
     )]
     GraphvizMissing,
 

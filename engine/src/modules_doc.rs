@@ -11,21 +11,14 @@ pub fn index() -> String {
         let summary = spec.summary();
         let first = first_sentence(&summary);
         let _ = writeln!(out, "  {:<10} {first}.", spec.name);
-        let _ = writeln!(
-            out,
-            "  {:<10} arguments: {}",
-            "",
-            spec.argument_names().join(", ")
-        );
+        let _ = writeln!(out, "  {:<10} arguments: {}", "", spec.argument_names().join(", "));
     }
     out
 }
 
 /// The text up to the first full stop that ends a sentence.
 fn first_sentence(text: &str) -> &str {
-    let end = text
-        .char_indices()
-        .find(|(i, c)| *c == '.' && text[i + 1..].starts_with(char::is_whitespace));
+    let end = text.char_indices().find(|(i, c)| *c == '.' && text[i + 1..].starts_with(char::is_whitespace));
     end.map_or(text.trim_end_matches('.'), |(i, _)| &text[..i])
 }
 
@@ -45,11 +38,7 @@ pub fn module(name: &str) -> Option<String> {
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (arg, prop) in props {
             let kind = type_of(prop, schema);
-            let req = if required.contains(&arg.as_str()) {
-                "required"
-            } else {
-                "optional"
-            };
+            let req = if required.contains(&arg.as_str()) { "required" } else { "optional" };
             let _ = writeln!(out, "  {arg} ({kind}, {req})");
             if let Some(desc) = description(prop, schema) {
                 for line in desc.lines() {
@@ -67,11 +56,7 @@ pub fn module(name: &str) -> Option<String> {
 }
 
 fn resolve<'a>(prop: &'a Value, root: &'a Value) -> &'a Value {
-    match prop
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/$defs/"))
-    {
+    match prop.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
         Some(name) => root.get("$defs").and_then(|d| d.get(name)).unwrap_or(prop),
         None => prop,
     }
@@ -80,9 +65,7 @@ fn resolve<'a>(prop: &'a Value, root: &'a Value) -> &'a Value {
 fn description(prop: &Value, root: &Value) -> Option<String> {
     let own = prop.get("description").and_then(Value::as_str);
     let target = resolve(prop, root);
-    let mut text = own
-        .or_else(|| target.get("description").and_then(Value::as_str))?
-        .to_owned();
+    let mut text = own.or_else(|| target.get("description").and_then(Value::as_str))?.to_owned();
     let choices = enum_choices(target);
     if !choices.is_empty() {
         text.push_str(&format!("\nOne of: {}", choices.join(", ")));
@@ -94,28 +77,15 @@ fn description(prop: &Value, root: &Value) -> Option<String> {
 }
 
 fn enum_choices(schema: &Value) -> Vec<String> {
-    let variants = schema
-        .get("oneOf")
-        .or_else(|| schema.get("anyOf"))
-        .and_then(Value::as_array);
+    let variants = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array);
     let mut choices = Vec::new();
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
         choices.extend(values.iter().map(|v| v.to_string()));
     }
     for v in variants.into_iter().flatten() {
-        let desc = v
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(c) = v
-            .get("const")
-            .or_else(|| v.get("enum").and_then(|e| e.get(0)))
-        {
-            choices.push(if desc.is_empty() {
-                c.to_string()
-            } else {
-                format!("{c} ({desc})")
-            });
+        let desc = v.get("description").and_then(Value::as_str).unwrap_or_default();
+        if let Some(c) = v.get("const").or_else(|| v.get("enum").and_then(|e| e.get(0))) {
+            choices.push(if desc.is_empty() { c.to_string() } else { format!("{c} ({desc})") });
         }
     }
     choices
@@ -128,30 +98,20 @@ fn type_of(prop: &Value, root: &Value) -> String {
     }
     match target.get("type") {
         Some(Value::String(t)) => match t.as_str() {
-            "array" => format!(
-                "list of {}",
-                target
-                    .get("items")
-                    .map_or("values".into(), |i| type_of(i, root))
-            ),
+            "array" => {
+                format!("list of {}", target.get("items").map_or("values".into(), |i| type_of(i, root)))
+            }
             "object" => "map".into(),
             other => other.into(),
         },
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|t| *t != "null")
-            .collect::<Vec<_>>()
-            .join(" or "),
+        Some(Value::Array(types)) => {
+            types.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" or ")
+        }
         _ => target
             .get("anyOf")
             .and_then(Value::as_array)
             .map(|alts| {
-                alts.iter()
-                    .map(|a| type_of(a, root))
-                    .filter(|t| t != "null")
-                    .collect::<Vec<_>>()
-                    .join(" or ")
+                alts.iter().map(|a| type_of(a, root)).filter(|t| t != "null").collect::<Vec<_>>().join(" or ")
             })
             .unwrap_or_else(|| "value".into()),
     }

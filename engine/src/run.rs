@@ -130,32 +130,15 @@ pub async fn run(
         hosts: hosts.clone(),
         check: options.check,
     });
-    let host_index: HashMap<&str, usize> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
+    let host_index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let graph = plan.graph();
     let dag = Dag::new(
-        graph
-            .node_indices()
-            .map(|n| host_index[graph[n].host.as_str()])
-            .collect(),
-        plan.edges()
-            .into_iter()
-            .map(|(from, to, _)| (from.index(), to.index())),
+        graph.node_indices().map(|n| host_index[graph[n].host.as_str()]).collect(),
+        plan.edges().into_iter().map(|(from, to, _)| (from.index(), to.index())),
     );
     let slots = targets
         .into_iter()
-        .map(|(name, target)| {
-            (
-                name,
-                Slot {
-                    target,
-                    connected: OnceCell::new(),
-                },
-            )
-        })
+        .map(|(name, target)| (name, Slot { target, connected: OnceCell::new() }))
         .collect();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
@@ -175,11 +158,8 @@ pub async fn run(
                 let shared = shared.clone();
                 async move {
                     let report = run_task(&shared, node).await;
-                    let outcome = if report.status.succeeded() {
-                        NodeOutcome::Succeeded
-                    } else {
-                        NodeOutcome::Failed
-                    };
+                    let outcome =
+                        if report.status.succeeded() { NodeOutcome::Succeeded } else { NodeOutcome::Failed };
                     shared.events.emit(Event::TaskFinished(report.clone()));
                     lock(&shared.reports)[node] = Some(report);
                     outcome
@@ -205,11 +185,9 @@ pub async fn run(
                     );
                     skip(&walk_shared, node, why);
                 }
-                WalkEvent::Cancelled(node) => skip(
-                    &walk_shared,
-                    node,
-                    "not started: the run was stopped".to_owned(),
-                ),
+                WalkEvent::Cancelled(node) => {
+                    skip(&walk_shared, node, "not started: the run was stopped".to_owned())
+                }
             },
             cancel.clone(),
         )
@@ -220,31 +198,18 @@ pub async fn run(
         .enumerate()
         .map(|(node, r)| {
             r.clone().unwrap_or_else(|| {
-                report(
-                    &graph[petgraph::graph::NodeIndex::new(node)],
-                    node,
-                    Status::Skipped,
-                )
+                report(&graph[petgraph::graph::NodeIndex::new(node)], node, Status::Skipped)
             })
         })
         .collect();
     let elapsed = started.elapsed();
     let interrupted = cancel.is_cancelled() && !options.walker.fail_fast;
-    events.emit(Event::RunFinished {
-        elapsed_ms: elapsed.as_millis() as u64,
-        interrupted,
-    });
-    RunSummary {
-        reports,
-        elapsed,
-        interrupted,
-    }
+    events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted });
+    RunSummary { reports, elapsed, interrupted }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn skip(shared: &Shared, node: usize, why: String) {
@@ -275,15 +240,10 @@ async fn run_task(shared: &Shared, node: usize) -> TaskReport {
     let task = &shared.plan.graph()[petgraph::graph::NodeIndex::new(node)];
     let started = Instant::now();
     let mut r = report(task, node, Status::Ok);
-    r.started_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    r.started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (status, error) = match execute(shared, task, node, &mut r).await {
         Ok(status) => (status, None),
-        Err((status, message)) => (
-            status,
-            Some(format!("{}: {}: {message}", task.location, task.label())),
-        ),
+        Err((status, message)) => (status, Some(format!("{}: {}: {message}", task.location, task.label()))),
     };
     r.status = status;
     r.error = error;
@@ -308,8 +268,7 @@ async fn execute(
         match output_ref::resolve(&task.args, &lookup) {
             Ok(args) => args,
             Err(_) if shared.options.check => {
-                r.changes
-                    .push("depends on the output of a task that has not run yet".to_owned());
+                r.changes.push("depends on the output of a task that has not run yet".to_owned());
                 return Ok(Status::Unknown);
             }
             Err(e) => return Err(failed(e)),
@@ -317,28 +276,17 @@ async fn execute(
     };
     let spec = modules::registry::find(task.module)
         .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;
-    let module = spec
-        .parse(args)
-        .map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
+    let module = spec.parse(args).map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
 
     let slot = shared
         .slots
         .get(&task.host)
         .ok_or_else(|| failed(format!("no connection for host {}", task.host)))?;
-    connect(shared, &task.host, slot)
-        .await
-        .map_err(|e| (Status::Unreachable, e))?;
+    connect(shared, &task.host, slot).await.map_err(|e| (Status::Unreachable, e))?;
     let host: &dyn Host = slot.target.as_ref();
 
-    let plan = module
-        .plan(
-            host,
-            PlanOptions {
-                diff: shared.options.diff,
-            },
-        )
-        .await
-        .map_err(|e| status_of(&e))?;
+    let cx = modules::Context::new(host, PlanOptions { diff: shared.options.diff });
+    let plan = module.plan(&cx).await.map_err(|e| status_of(&e))?;
     r.changes = plan.changes.clone();
     r.diff = plan.diff.clone();
     let Some(action) = plan.action else {
@@ -349,7 +297,9 @@ async fn execute(
         lock(&shared.outputs).insert(node, None);
         return Ok(Status::Changed);
     }
-    let outputs = action.apply(host).await.map_err(|e| status_of(&e))?;
+    // Outputs known at plan time (a file's path, say) stay; apply adds or refreshes the rest.
+    let mut outputs = plan.outputs;
+    outputs.extend(action.apply(host).await.map_err(|e| status_of(&e))?);
     lock(&shared.outputs).insert(node, Some(outputs));
     Ok(Status::Changed)
 }
@@ -374,10 +324,9 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String>
                     Ok(())
                 }
                 Err(e) => {
-                    shared.events.emit(Event::HostUnreachable {
-                        host: host.to_owned(),
-                        error: e.to_string(),
-                    });
+                    shared
+                        .events
+                        .emit(Event::HostUnreachable { host: host.to_owned(), error: e.to_string() });
                     Err(e.to_string())
                 }
             }

@@ -30,12 +30,7 @@ impl Dag {
     pub fn new(host: Vec<usize>, edges: impl IntoIterator<Item = (usize, usize)>) -> Self {
         let n = host.len();
         let hosts = host.iter().copied().max().map_or(0, |m| m + 1);
-        let mut dag = Dag {
-            dependents: vec![Vec::new(); n],
-            dependencies: vec![0; n],
-            host,
-            hosts,
-        };
+        let mut dag = Dag { dependents: vec![Vec::new(); n], dependencies: vec![0; n], host, hosts };
         for (from, to) in edges {
             dag.dependents[from].push(to);
             dag.dependencies[to] += 1;
@@ -133,11 +128,7 @@ impl Walker {
                         ids.insert(handle.id(), node);
                     }
                 }
-                next_host = if dag.hosts == 0 {
-                    0
-                } else {
-                    (next_host + 1) % dag.hosts
-                };
+                next_host = if dag.hosts == 0 { 0 } else { (next_host + 1) % dag.hosts };
             }
             if running.is_empty() {
                 break;
@@ -175,10 +166,7 @@ impl Walker {
                         if matches!(state[next], State::Waiting | State::Ready) {
                             state[next] = State::Skipped;
                             ready[dag.host[next]].retain(|r| *r != next);
-                            on_event(WalkEvent::Skipped {
-                                node: next,
-                                cause: node,
-                            });
+                            on_event(WalkEvent::Skipped { node: next, cause: node });
                             stack.extend(&dag.dependents[next]);
                         }
                     }
@@ -228,15 +216,8 @@ mod tests {
                     async move {
                         let begin = start.elapsed().as_secs();
                         tokio::time::sleep(Duration::from_secs(d)).await;
-                        times
-                            .lock()
-                            .unwrap()
-                            .insert(node, (begin, start.elapsed().as_secs()));
-                        if fail {
-                            NodeOutcome::Failed
-                        } else {
-                            NodeOutcome::Succeeded
-                        }
+                        times.lock().unwrap().insert(node, (begin, start.elapsed().as_secs()));
+                        if fail { NodeOutcome::Failed } else { NodeOutcome::Succeeded }
                     }
                 },
                 |e| events.push(e),
@@ -247,11 +228,7 @@ mod tests {
         (events, times)
     }
 
-    const WIDE: Walker = Walker {
-        forks: 100,
-        per_host: 100,
-        fail_fast: false,
-    };
+    const WIDE: Walker = Walker { forks: 100, per_host: 100, fail_fast: false };
 
     /// ```text
     /// host0: 0 ──▶ 1
@@ -264,11 +241,7 @@ mod tests {
         let (_, t) = simulate(WIDE, &dag, &[1, 1, 1, 1, 1], &[]).await;
         assert_eq!(t[&0], (0, 1));
         assert_eq!(t[&1], (1, 2));
-        assert_eq!(
-            t[&2],
-            (1, 2),
-            "cross-host dependent starts when its dependency ends"
-        );
+        assert_eq!(t[&2], (1, 2), "cross-host dependent starts when its dependency ends");
         assert_eq!(t[&3], (2, 3));
         assert_eq!(t[&4], (0, 1), "independent host runs at once");
     }
@@ -299,49 +272,17 @@ mod tests {
     async fn bounds_concurrency_globally_and_per_host() {
         // Six independent nodes: three on host 0, three on host 1.
         let dag = Dag::new(vec![0, 0, 0, 1, 1, 1], []);
-        let (_, t) = simulate(
-            Walker {
-                forks: 100,
-                per_host: 1,
-                fail_fast: false,
-            },
-            &dag,
-            &[1; 6],
-            &[],
-        )
-        .await;
-        assert_eq!(
-            t.values().map(|(_, end)| *end).max(),
-            Some(3),
-            "one at a time per host"
-        );
-        let (_, t) = simulate(
-            Walker {
-                forks: 2,
-                per_host: 100,
-                fail_fast: false,
-            },
-            &dag,
-            &[1; 6],
-            &[],
-        )
-        .await;
-        assert_eq!(
-            t.values().map(|(_, end)| *end).max(),
-            Some(3),
-            "two at a time overall"
-        );
+        let (_, t) = simulate(Walker { forks: 100, per_host: 1, fail_fast: false }, &dag, &[1; 6], &[]).await;
+        assert_eq!(t.values().map(|(_, end)| *end).max(), Some(3), "one at a time per host");
+        let (_, t) = simulate(Walker { forks: 2, per_host: 100, fail_fast: false }, &dag, &[1; 6], &[]).await;
+        assert_eq!(t.values().map(|(_, end)| *end).max(), Some(3), "two at a time overall");
     }
 
     #[tokio::test(start_paused = true)]
     async fn fail_fast_stops_new_work() {
         // host0: 0 (fails at 1 s); host1: 1 ──▶ 2 (1 would end at 2 s).
         let dag = Dag::new(vec![0, 1, 1], [(1, 2)]);
-        let walker = Walker {
-            forks: 100,
-            per_host: 100,
-            fail_fast: true,
-        };
+        let walker = Walker { forks: 100, per_host: 100, fail_fast: true };
         let (events, t) = simulate(walker, &dag, &[1, 2, 1], &[0]).await;
         assert_eq!(t[&1], (0, 2), "running work finishes");
         assert!(events.contains(&WalkEvent::Cancelled(2)), "{events:?}");

@@ -4,10 +4,7 @@ use sha2::{Digest, Sha256};
 
 /// Hex SHA-256, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A unified diff between the old and new content of `path`. Binary content is summarised.
@@ -21,18 +18,11 @@ pub fn unified_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
             .unified_diff()
             .context_radius(3)
             .header(
-                &if before.is_some() {
-                    format!("before: {path}")
-                } else {
-                    "/dev/null".to_owned()
-                },
+                &if before.is_some() { format!("before: {path}") } else { "/dev/null".to_owned() },
                 &format!("after: {path}"),
             )
             .to_string(),
-        _ => format!(
-            "binary content of {path} differs ({} bytes after)\n",
-            after.len()
-        ),
+        _ => format!("binary content of {path} differs ({} bytes after)\n", after.len()),
     }
 }
 
@@ -46,9 +36,6 @@ mod tests {
         assert!(d.contains("-b\n+c\n"), "{d}");
         assert!(d.starts_with("--- before: /x\n+++ after: /x\n"), "{d}");
         assert!(unified_diff("/x", Some(&[0xff, 0xfe]), b"x").contains("binary"));
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -24,11 +24,7 @@ pub enum ModuleError {
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
+    if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
 }
 
 /// Why a module's arguments were rejected.
@@ -41,8 +37,6 @@ pub struct ArgsError {
 
 impl ArgsError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }

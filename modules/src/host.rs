@@ -24,11 +24,7 @@ pub struct Exec {
 impl Exec {
     /// A command with no stdin and the default timeout.
     pub fn new(command: impl Into<String>) -> Self {
-        Self {
-            command: command.into(),
-            stdin: None,
-            timeout: None,
-        }
+        Self { command: command.into(), stdin: None, timeout: None }
     }
 
     /// Sends `bytes` on the command's stdin.
@@ -63,9 +59,7 @@ impl ExecOutput {
 
     /// Stdout as text, lossily decoded, trailing newline trimmed.
     pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout)
-            .trim_end_matches('\n')
-            .to_owned()
+        String::from_utf8_lossy(&self.stdout).trim_end_matches('\n').to_owned()
     }
 
     /// The last `lines` lines of stderr, lossily decoded, for error messages.

@@ -24,5 +24,5 @@ pub mod shell;
 
 pub use error::{ArgsError, ModuleError};
 pub use host::{Exec, ExecOutput, Host, HostError};
-pub use module::{Action, Module, Outputs, Plan, PlanOptions};
+pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
 pub use registry::ModuleSpec;

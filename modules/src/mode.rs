@@ -13,17 +13,10 @@ impl Mode {
     /// Parses an octal mode string.
     pub fn parse(text: &str) -> Result<Self, String> {
         let digits = text.strip_prefix("0o").unwrap_or(text);
-        if digits.is_empty()
-            || digits.len() > 4
-            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        {
-            return Err(format!(
-                "invalid mode {text:?}: expected an octal string like \"0644\""
-            ));
+        if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return Err(format!("invalid mode {text:?}: expected an octal string like \"0644\""));
         }
-        u32::from_str_radix(digits, 8)
-            .map(Mode)
-            .map_err(|e| format!("invalid mode {text:?}: {e}"))
+        u32::from_str_radix(digits, 8).map(Mode).map_err(|e| format!("invalid mode {text:?}: {e}"))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The module contract: `plan` reads, `apply` changes exactly what was planned.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -18,6 +19,51 @@ pub struct PlanOptions {
     pub diff: bool,
 }
 
+/// Other hosts of the run, for modules that move data between machines (`scp`).
+pub trait Peers: Send + Sync {
+    /// The host named `name` in the inventory, if the run has it.
+    fn peer(&self, name: &str) -> Option<Arc<dyn Host>>;
+}
+
+/// No other hosts: for runs and tests that need none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPeers;
+
+impl Peers for NoPeers {
+    fn peer(&self, _name: &str) -> Option<Arc<dyn Host>> {
+        None
+    }
+}
+
+/// Everything a module sees while it plans.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The host the task runs on.
+    pub host: &'a dyn Host,
+    pub options: PlanOptions,
+    /// The host's facts (see [`crate::facts`]); gathered once per host and run, and only
+    /// when the module asks for them with [`Module::wants_facts`].
+    pub facts: Option<&'a Value>,
+    /// The other hosts of the run.
+    pub peers: &'a dyn Peers,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("host", &self.host.name())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Context<'a> {
+    /// A context with no facts and no peers.
+    pub fn new(host: &'a dyn Host, options: PlanOptions) -> Self {
+        Self { host, options, facts: None, peers: &NoPeers }
+    }
+}
+
 /// A typed, validated task ready to run against one host.
 ///
 /// `plan` only reads the host. It returns a [`Plan`] that says what would change and holds,
@@ -28,7 +74,13 @@ pub trait Module: Send + Sync + Debug {
     fn name(&self) -> &'static str;
 
     /// Reads the host and decides what to change. Must not modify the host.
-    async fn plan(&self, host: &dyn Host, options: PlanOptions) -> Result<Plan, ModuleError>;
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError>;
+
+    /// Whether `plan` needs the host's facts in [`Context::facts`]. Gathering costs a round
+    /// trip, so only modules that use them say yes.
+    fn wants_facts(&self) -> bool {
+        false
+    }
 }
 
 /// The changes a module would make, with the action that makes them.

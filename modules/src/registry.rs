@@ -31,11 +31,7 @@ impl ModuleSpec {
 
     /// The module's one-paragraph description (the doc comment of its argument type).
     pub fn summary(&self) -> String {
-        self.schema()
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+        self.schema().get("description").and_then(Value::as_str).unwrap_or_default().to_owned()
     }
 
     /// The names of the arguments the module accepts.

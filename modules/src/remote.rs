@@ -11,20 +11,14 @@ use crate::shell::quote;
 pub async fn run_checked(host: &dyn Host, exec: Exec) -> Result<ExecOutput, ModuleError> {
     let command = exec.command.clone();
     let output = host.exec(exec).await?;
-    if output.success() {
-        Ok(output)
-    } else {
-        Err(command_error(command, &output))
-    }
+    if output.success() { Ok(output) } else { Err(command_error(command, &output)) }
 }
 
 /// The error for a command that ran and failed.
 pub fn command_error(command: String, output: &ExecOutput) -> ModuleError {
     ModuleError::Command {
         command,
-        status: output
-            .status
-            .map_or_else(|| "a signal".to_owned(), |s| format!("status {s}")),
+        status: output.status.map_or_else(|| "a signal".to_owned(), |s| format!("status {s}")),
         stderr: output.stderr_tail(10),
     }
 }
@@ -61,8 +55,7 @@ pub async fn stat(host: &dyn Host, path: &str) -> Result<Option<FileStat>, Modul
          else echo absent; fi"
     );
     let out = run_checked(host, Exec::new(script)).await?;
-    parse_stat(&out.stdout_text())
-        .map_err(|why| ModuleError::Refused(format!("cannot stat {path}: {why}")))
+    parse_stat(&out.stdout_text()).map_err(|why| ModuleError::Refused(format!("cannot stat {path}: {why}")))
 }
 
 fn parse_stat(text: &str) -> Result<Option<FileStat>, String> {
@@ -82,17 +75,8 @@ fn parse_stat(text: &str) -> Result<Option<FileStat>, String> {
         _ => FileKind::Other,
     };
     let mode = u32::from_str_radix(mode, 8).map_err(|e| format!("mode {mode:?}: {e}"))?;
-    let sha256 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().next())
-        .map(str::to_owned);
-    Ok(Some(FileStat {
-        kind,
-        mode,
-        owner: owner.to_owned(),
-        group: group.to_owned(),
-        sha256,
-    }))
+    let sha256 = lines.next().and_then(|l| l.split_whitespace().next()).map(str::to_owned);
+    Ok(Some(FileStat { kind, mode, owner: owner.to_owned(), group: group.to_owned(), sha256 }))
 }
 
 /// Reads a whole file.
@@ -156,11 +140,7 @@ pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(),
 
 /// Creates a directory (and missing parents) with the given attributes.
 pub async fn mkdir(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
-    let script = format!(
-        "set -e; p={}; mkdir -p -- \"$p\"; {}",
-        quote(path),
-        attrs.commands("p")
-    );
+    let script = format!("set -e; p={}; mkdir -p -- \"$p\"; {}", quote(path), attrs.commands("p"));
     run_checked(host, Exec::new(script)).await?;
     Ok(())
 }
@@ -177,9 +157,7 @@ mod tests {
 
     #[test]
     fn parses_stat_output() {
-        let stat = parse_stat("regular file|644|root|root\nabc123  /tmp/x\n")
-            .unwrap()
-            .unwrap();
+        let stat = parse_stat("regular file|644|root|root\nabc123  /tmp/x\n").unwrap().unwrap();
         assert_eq!(stat.kind, FileKind::File);
         assert_eq!(stat.mode, 0o644);
         assert_eq!(stat.sha256.as_deref(), Some("abc123"));
@@ -189,14 +167,7 @@ mod tests {
 
     #[test]
     fn attrs_are_quoted() {
-        let attrs = Attrs {
-            mode: Some(0o600),
-            owner: Some("a b".into()),
-            group: Some("c".into()),
-        };
-        assert_eq!(
-            attrs.commands("t"),
-            "chmod 0600 -- \"$t\"; chown -- 'a b':'c' \"$t\"; "
-        );
+        let attrs = Attrs { mode: Some(0o600), owner: Some("a b".into()), group: Some("c".into()) };
+        assert_eq!(attrs.commands("t"), "chmod 0600 -- \"$t\"; chown -- 'a b':'c' \"$t\"; ");
     }
 }

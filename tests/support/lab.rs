@@ -24,9 +24,7 @@ impl Lab {
                 std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
                 "ENGINE_LAB_REQUIRED is set but ENGINE_LAB_INVENTORY is not"
             );
-            eprintln!(
-                "skipped: no lab (run through `cargo xtask test`, or set ENGINE_LAB_INVENTORY)"
-            );
+            eprintln!("skipped: no lab (run through `cargo xtask test`, or set ENGINE_LAB_INVENTORY)");
             return None;
         };
         let inventory = PathBuf::from(path);
@@ -54,12 +52,7 @@ impl Lab {
     }
 
     pub fn address(&self, host: &str) -> &str {
-        &self
-            .hosts
-            .iter()
-            .find(|h| h.0 == host)
-            .unwrap_or_else(|| panic!("no lab host {host}"))
-            .1
+        &self.hosts.iter().find(|h| h.0 == host).unwrap_or_else(|| panic!("no lab host {host}")).1
     }
 
     /// Runs `command` on `host` with the system's ssh client (independent of the engine)
@@ -77,14 +70,7 @@ impl Lab {
             .arg(&self.key)
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-            ])
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
             .arg(format!("root@{}", self.address(host)))
             .arg(command)
             .output()
@@ -104,10 +90,7 @@ impl Lab {
             self.known_hosts.display()
         );
         for name in hosts {
-            out.push_str(&format!(
-                "    {name}:\n      ansible_host: {}\n",
-                self.address(name)
-            ));
+            out.push_str(&format!("    {name}:\n      ansible_host: {}\n", self.address(name)));
             for (h, k, v) in extra {
                 if h == name {
                     out.push_str(&format!("      {k}: {v}\n"));

@@ -12,10 +12,7 @@ pub mod lab;
 
 /// The workspace root (tests run with the engine crate's directory as cwd).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
 /// A fixture file under tests/fixtures.
@@ -38,11 +35,7 @@ impl Default for Test {
 
 impl Test {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            args: Vec::new(),
-            env: Vec::new(),
-        }
+        Self { dir: tempfile::tempdir().unwrap(), args: Vec::new(), env: Vec::new() }
     }
 
     /// The temporary folder, where `playbook()` and `file()` write.
@@ -127,34 +120,18 @@ impl Output {
 
     /// Failed cleanly: exit code 1 or 2, never a panic (101) or a signal.
     pub fn failure(self) -> Self {
-        assert!(
-            matches!(self.code, Some(1 | 2)),
-            "expected a clean failure; {}",
-            self.context()
-        );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "panic: {}",
-            self.context()
-        );
+        assert!(matches!(self.code, Some(1 | 2)), "expected a clean failure; {}", self.context());
+        assert!(!self.stderr.contains("panicked"), "panic: {}", self.context());
         self
     }
 
     pub fn stdout_has(self, needle: &str) -> Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}; {}",
-            self.context()
-        );
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}; {}", self.context());
         self
     }
 
     pub fn stderr_has(self, needle: &str) -> Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}; {}",
-            self.context()
-        );
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}; {}", self.context());
         self
     }
 
@@ -178,10 +155,7 @@ impl Output {
 
     /// How many tasks finished with `status`.
     pub fn count(&self, status: &str) -> usize {
-        self.outcomes()
-            .iter()
-            .filter(|(_, _, s)| s == status)
-            .count()
+        self.outcomes().iter().filter(|(_, _, s)| s == status).count()
     }
 
     /// The finished-task event of `task` on `host`.

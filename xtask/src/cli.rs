@@ -11,10 +11,7 @@ use crate::topology::Topology;
 use crate::{demo, lab, selftest, testcmd};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    about = "Project automation: the lab, the demo and the test command"
-)]
+#[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
 struct Cli {
     #[command(subcommand)]
     command: Top,

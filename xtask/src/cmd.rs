@@ -8,34 +8,22 @@ use anyhow::{Context, Result, bail};
 
 /// `cmd` as a readable command line, for messages.
 pub(crate) fn display(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Quotes one word for a POSIX shell (used for messages and for the remote
 /// command line that `ssh` hands to the remote shell).
 pub(crate) fn quote(word: impl AsRef<OsStr>) -> String {
     let word = word.as_ref().to_string_lossy();
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        word.into_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
+    let plain =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain { word.into_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }
 
 /// Runs quietly; returns stdout. Fails with stderr's tail on a non-zero exit.
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    let out =
+        cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot start `{}`", display(cmd)))?;
     if !out.status.success() {
         bail!(
             "`{}` failed ({}): {}",
@@ -54,10 +42,8 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs with the terminal attached (long tools whose progress the user wants to see).
 pub(crate) fn run_loud(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    let status =
+        cmd.stdin(Stdio::null()).status().with_context(|| format!("cannot start `{}`", display(cmd)))?;
     if !status.success() {
         bail!("`{}` failed ({status})", display(cmd));
     }
@@ -66,11 +52,7 @@ pub(crate) fn run_loud(cmd: &mut Command) -> Result<()> {
 
 /// True if the command starts and exits with 0; all output discarded.
 pub(crate) fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// The last `lines` lines of `text`, trimmed.

@@ -30,10 +30,7 @@ pub(crate) fn run(paths: &Paths) -> Result<ExitCode> {
     let inventory = paths.inventory();
     let mut times = Vec::new();
     for label in ["first run", "re-run"] {
-        println!(
-            "\ndemo: {label}: engine run {PLAYBOOK} -i {}",
-            inventory.display()
-        );
+        println!("\ndemo: {label}: engine run {PLAYBOOK} -i {}", inventory.display());
         let started = Instant::now();
         let status = Command::new(&engine)
             .current_dir(root)

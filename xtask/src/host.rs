@@ -30,9 +30,7 @@ pub(crate) fn keygen(path: &Path, comment: &str) -> Result<()> {
         }
     }
     cmd::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-            .arg(path),
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path),
     )?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot chmod {}", path.display()))
@@ -41,8 +39,7 @@ pub(crate) fn keygen(path: &Path, comment: &str) -> Result<()> {
 /// Writes the host's network file and a fresh SSH host key. Returns the public key line.
 pub(crate) fn prepare(paths: &Paths, spec: &HostSpec) -> Result<String> {
     let dir = paths.host_dir(&spec.name);
-    fs::create_dir_all(dir.join("ssh"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(dir.join("ssh")).with_context(|| format!("cannot create {}", dir.display()))?;
     fs::write(dir.join("10-host0.network"), network_file(spec.addr))?;
     let key = dir.join("ssh/ssh_host_ed25519_key");
     keygen(&key, &spec.name)?;
@@ -60,42 +57,19 @@ pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
     c.arg("systemd-nspawn")
         .arg("-D")
         .arg(image)
-        .args([
-            "--volatile=overlay",
-            "--boot",
-            "--register=no",
-            "--keep-unit",
-            "--console=passive",
-        ])
+        .args(["--volatile=overlay", "--boot", "--register=no", "--keep-unit", "--console=passive"])
         .arg(format!("--machine={name}"))
         .arg(format!("--hostname={name}"))
         .arg(procs::bridge_arg())
-        .arg(bind(
-            &dir.join("10-host0.network"),
-            "/etc/systemd/network/10-host0.network",
-        ))
-        .arg(bind(
-            &dir.join("ssh/ssh_host_ed25519_key"),
-            "/etc/ssh/ssh_host_ed25519_key",
-        ))
-        .arg(bind(
-            &dir.join("ssh/ssh_host_ed25519_key.pub"),
-            "/etc/ssh/ssh_host_ed25519_key.pub",
-        ))
-        .arg(bind(
-            &paths.authorized_keys_root(),
-            "/root/.ssh/authorized_keys",
-        ))
-        .arg(bind(
-            &paths.authorized_keys_deploy(),
-            "/home/deploy/.ssh/authorized_keys",
-        ))
+        .arg(bind(&dir.join("10-host0.network"), "/etc/systemd/network/10-host0.network"))
+        .arg(bind(&dir.join("ssh/ssh_host_ed25519_key"), "/etc/ssh/ssh_host_ed25519_key"))
+        .arg(bind(&dir.join("ssh/ssh_host_ed25519_key.pub"), "/etc/ssh/ssh_host_ed25519_key.pub"))
+        .arg(bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"))
+        .arg(bind(&paths.authorized_keys_deploy(), "/home/deploy/.ssh/authorized_keys"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    let child = c
-        .spawn()
-        .with_context(|| format!("cannot start `{}`", cmd::display(&c)))?;
+    let child = c.spawn().with_context(|| format!("cannot start `{}`", cmd::display(&c)))?;
     let pid = child.id();
     procs::adopt(child);
     Ok(pid)
@@ -110,9 +84,6 @@ mod tests {
         let text = network_file(std::net::Ipv4Addr::new(10, 77, 0, 11));
         assert!(text.starts_with("[Match]\nName=host0\n"));
         assert!(text.contains("Address=10.77.0.11/24\n"));
-        assert!(
-            !text.contains("Gateway"),
-            "lab hosts must not route elsewhere"
-        );
+        assert!(!text.contains("Gateway"), "lab hosts must not route elsewhere");
     }
 }

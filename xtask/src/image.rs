@@ -49,16 +49,10 @@ pub(crate) fn recipe_hash(version: u32, packages: &[&str], script: &str) -> Stri
     let mut sorted = packages.to_vec();
     sorted.sort_unstable();
     let mut h = Sha256::new();
-    h.update(format!(
-        "engine-lab recipe v{version}\nsuite={SUITE}\nvariant=minbase\n"
-    ));
+    h.update(format!("engine-lab recipe v{version}\nsuite={SUITE}\nvariant=minbase\n"));
     h.update(format!("packages={}\n---\n", sorted.join(",")));
     h.update(script);
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn current_hash() -> String {
@@ -83,11 +77,7 @@ pub(crate) fn ensure() -> Result<(PathBuf, Option<Duration>)> {
     fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
     let took = started.elapsed();
-    eprintln!(
-        "lab: image built in {:.1} s: {}",
-        took.as_secs_f64(),
-        dir.display()
-    );
+    eprintln!("lab: image built in {:.1} s: {}", took.as_secs_f64(), dir.display());
     Ok((dir, Some(took)))
 }
 
@@ -101,13 +91,9 @@ fn build_into(tmp: &Path, mirror: &str) -> Result<()> {
             .arg(mirror),
     )?;
     let script = tmp.join("root/engine-lab-tweak.sh");
-    fs::write(&script, TWEAK_SCRIPT)
-        .with_context(|| format!("cannot write {}", script.display()))?;
-    let result = cmd::run_loud(
-        Command::new("chroot")
-            .arg(tmp)
-            .args(["/bin/sh", "/root/engine-lab-tweak.sh"]),
-    );
+    fs::write(&script, TWEAK_SCRIPT).with_context(|| format!("cannot write {}", script.display()))?;
+    let result =
+        cmd::run_loud(Command::new("chroot").arg(tmp).args(["/bin/sh", "/root/engine-lab-tweak.sh"]));
     fs::remove_file(&script).ok();
     result?;
     let marker = format!("recipe {} v{RECIPE_VERSION}\n", current_hash());
@@ -129,16 +115,11 @@ pub(crate) fn prune_except(keep: &str) -> Result<()> {
         let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        let old_image =
-            name != keep && name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        let old_image = name != keep && name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
         if !old_image || !path.is_dir() || !mounts_under(&path)?.is_empty() {
             continue;
         }
-        cmd::run(
-            Command::new("rm")
-                .args(["-rf", "--one-file-system"])
-                .arg(&path),
-        )?;
+        cmd::run(Command::new("rm").args(["-rf", "--one-file-system"]).arg(&path))?;
         println!("lab: removed the image of an older recipe, {name}");
     }
     Ok(())
@@ -148,9 +129,7 @@ pub(crate) fn prune_except(keep: &str) -> Result<()> {
 fn remove_stale_builds() -> Result<()> {
     for entry in fs::read_dir(IMAGES_DIR).with_context(|| format!("cannot list {IMAGES_DIR}"))? {
         let path = entry?.path();
-        let stale = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+        let stale = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
         if !stale {
             continue;
         }
@@ -160,11 +139,7 @@ fn remove_stale_builds() -> Result<()> {
         for m in mounts {
             cmd::run(Command::new("umount").args(["-l", &m]))?;
         }
-        cmd::run(
-            Command::new("rm")
-                .args(["-rf", "--one-file-system"])
-                .arg(&path),
-        )?;
+        cmd::run(Command::new("rm").args(["-rf", "--one-file-system"]).arg(&path))?;
     }
     Ok(())
 }
@@ -189,11 +164,7 @@ mod tests {
     fn hash_is_stable_and_short() {
         let a = recipe_hash(1, &["a", "b"], "echo");
         assert_eq!(a, recipe_hash(1, &["a", "b"], "echo"));
-        assert_eq!(
-            a,
-            recipe_hash(1, &["b", "a"], "echo"),
-            "order must not matter"
-        );
+        assert_eq!(a, recipe_hash(1, &["b", "a"], "echo"), "order must not matter");
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         // Pinned: a change here means every cached image is rebuilt.
@@ -211,13 +182,7 @@ mod tests {
 
     #[test]
     fn recipe_has_what_the_lab_needs() {
-        for p in [
-            "openssh-server",
-            "systemd",
-            "etcd-server",
-            "keepalived",
-            "sudo",
-        ] {
+        for p in ["openssh-server", "systemd", "etcd-server", "keepalived", "sudo"] {
             assert!(PACKAGES.contains(&p), "{p}");
         }
         assert!(TWEAK_SCRIPT.contains("rm -f /etc/hostname"));

@@ -12,22 +12,12 @@ pub(crate) type Entry<'a> = (&'a str, std::net::Ipv4Addr, &'a str);
 /// A YAML scalar: plain when that is unambiguous, otherwise a double-quoted string.
 fn scalar(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
         && !s.starts_with(['-', '.']);
-    if plain {
-        s.to_owned()
-    } else {
-        serde_json::Value::String(s.to_owned()).to_string()
-    }
+    if plain { s.to_owned() } else { serde_json::Value::String(s.to_owned()).to_string() }
 }
 
-pub(crate) fn render(
-    groups: &[&str],
-    hosts: &[Entry<'_>],
-    key: &Path,
-    known_hosts: &Path,
-) -> String {
+pub(crate) fn render(groups: &[&str], hosts: &[Entry<'_>], key: &Path, known_hosts: &Path) -> String {
     let key = key.to_string_lossy();
     let kh = known_hosts.to_string_lossy();
     let common = format!("-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes");
@@ -43,10 +33,7 @@ pub(crate) fn render(
     for group in groups {
         let _ = writeln!(out, "    {group}:\n      hosts:");
         for (name, addr, _) in hosts.iter().filter(|(_, _, g)| g == group) {
-            let _ = writeln!(
-                out,
-                "        {name}: {{ansible_host: {addr}, private_ip: {addr}}}"
-            );
+            let _ = writeln!(out, "        {name}: {{ansible_host: {addr}, private_ip: {addr}}}");
         }
     }
     out
@@ -71,10 +58,8 @@ mod tests {
 
     fn render_topology(t: Topology) -> String {
         let hosts = t.hosts();
-        let entries: Vec<Entry<'_>> = hosts
-            .iter()
-            .map(|h| (h.name.as_str(), h.addr, h.group.as_str()))
-            .collect();
+        let entries: Vec<Entry<'_>> =
+            hosts.iter().map(|h| (h.name.as_str(), h.addr, h.group.as_str())).collect();
         render(
             t.groups(),
             &entries,
@@ -136,20 +121,14 @@ all:
     fn odd_paths_are_quoted() -> anyhow::Result<()> {
         let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"));
         let v: Value = serde_yaml_ng::from_str(&text)?;
-        assert_eq!(
-            v["all"]["vars"]["ansible_ssh_private_key_file"],
-            Value::from("/a b/k#1")
-        );
+        assert_eq!(v["all"]["vars"]["ansible_ssh_private_key_file"], Value::from("/a b/k#1"));
         Ok(())
     }
 
     #[test]
     fn known_hosts_lines() {
-        let lines = known_hosts(&[(
-            "etcd0",
-            std::net::Ipv4Addr::new(10, 77, 0, 11),
-            "ssh-ed25519 AAAAC3Nz etcd0\n",
-        )]);
+        let lines =
+            known_hosts(&[("etcd0", std::net::Ipv4Addr::new(10, 77, 0, 11), "ssh-ed25519 AAAAC3Nz etcd0\n")]);
         assert_eq!(lines, "etcd0,10.77.0.11 ssh-ed25519 AAAAC3Nz\n");
     }
 }

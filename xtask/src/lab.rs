@@ -53,12 +53,8 @@ pub(crate) fn lock() -> Result<LabLock> {
 }
 
 pub(crate) fn require_root() -> Result<()> {
-    let status =
-        fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1));
+    let status = fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
     if euid != Some("0") {
         bail!("the lab needs root (systemd-nspawn, bridges, sysctl); run as root");
     }
@@ -100,11 +96,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
     net::ensure_bridge()?;
 
     let started = Instant::now();
-    let mut state = State {
-        topology: topology.to_string(),
-        image: hash,
-        hosts: Vec::new(),
-    };
+    let mut state = State { topology: topology.to_string(), image: hash, hosts: Vec::new() };
     let mut boot_error = None;
     for spec in &specs {
         let pid = match host::boot(paths, &image_dir, &spec.name) {
@@ -128,11 +120,8 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
     if let Some(e) = boot_error {
         return Err(e.context("booting the lab (run `cargo xtask lab down` to clean up)"));
     }
-    let waiting: Vec<ssh::Waiting<'_>> = state
-        .hosts
-        .iter()
-        .filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?)))
-        .collect();
+    let waiting: Vec<ssh::Waiting<'_>> =
+        state.hosts.iter().filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?))).collect();
     let ready = ssh::wait_ready(paths, &waiting, started, READY_LIMIT)?;
     let slowest = ready.iter().map(|(_, t)| *t).max().unwrap_or_default();
     println!(
@@ -162,42 +151,23 @@ fn healthy(paths: &Paths, state: &State) -> bool {
 /// SSH reachability of each host, probed in parallel.
 fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
     thread::scope(|s| {
-        let handles: Vec<_> = hosts
-            .iter()
-            .map(|h| {
-                (
-                    h.name.clone(),
-                    s.spawn(move || ssh::reachable(paths, h.addr)),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, t)| (n, t.join().unwrap_or(false)))
-            .collect()
+        let handles: Vec<_> =
+            hosts.iter().map(|h| (h.name.clone(), s.spawn(move || ssh::reachable(paths, h.addr)))).collect();
+        handles.into_iter().map(|(n, t)| (n, t.join().unwrap_or(false))).collect()
     })
 }
 
 /// A fresh lab: SSH key pair, per-host keys and network files, known_hosts, inventory.
-fn write_lab_files(
-    paths: &Paths,
-    topology: Topology,
-    specs: &[crate::topology::HostSpec],
-) -> Result<()> {
+fn write_lab_files(paths: &Paths, topology: Topology, specs: &[crate::topology::HostSpec]) -> Result<()> {
     if paths.lab.exists() {
-        fs::remove_dir_all(&paths.lab)
-            .with_context(|| format!("cannot clear {}", paths.lab.display()))?;
+        fs::remove_dir_all(&paths.lab).with_context(|| format!("cannot clear {}", paths.lab.display()))?;
     }
-    fs::create_dir_all(&paths.lab)
-        .with_context(|| format!("cannot create {}", paths.lab.display()))?;
+    fs::create_dir_all(&paths.lab).with_context(|| format!("cannot create {}", paths.lab.display()))?;
     fs::set_permissions(&paths.lab, fs::Permissions::from_mode(0o755))?;
     host::keygen(&paths.key(), "engine-lab")?;
-    let public = fs::read_to_string(paths.key().with_extension("pub"))
-        .context("cannot read the lab public key")?;
-    for (file, mode) in [
-        (paths.authorized_keys_root(), 0o600),
-        (paths.authorized_keys_deploy(), 0o644),
-    ] {
+    let public =
+        fs::read_to_string(paths.key().with_extension("pub")).context("cannot read the lab public key")?;
+    for (file, mode) in [(paths.authorized_keys_root(), 0o600), (paths.authorized_keys_deploy(), 0o644)] {
         fs::write(&file, &public).with_context(|| format!("cannot write {}", file.display()))?;
         fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
     }
@@ -205,22 +175,12 @@ fn write_lab_files(
     for spec in specs {
         host_keys.push(host::prepare(paths, spec)?);
     }
-    let lines: Vec<(&str, std::net::Ipv4Addr, &str)> = specs
-        .iter()
-        .zip(&host_keys)
-        .map(|(s, k)| (s.name.as_str(), s.addr, k.as_str()))
-        .collect();
+    let lines: Vec<(&str, std::net::Ipv4Addr, &str)> =
+        specs.iter().zip(&host_keys).map(|(s, k)| (s.name.as_str(), s.addr, k.as_str())).collect();
     fs::write(paths.known_hosts(), inventory::known_hosts(&lines))?;
-    let entries: Vec<inventory::Entry<'_>> = specs
-        .iter()
-        .map(|s| (s.name.as_str(), s.addr, s.group.as_str()))
-        .collect();
-    let text = inventory::render(
-        topology.groups(),
-        &entries,
-        &paths.key(),
-        &paths.known_hosts(),
-    );
+    let entries: Vec<inventory::Entry<'_>> =
+        specs.iter().map(|s| (s.name.as_str(), s.addr, s.group.as_str())).collect();
+    let text = inventory::render(topology.groups(), &entries, &paths.key(), &paths.known_hosts());
     fs::write(paths.inventory(), text)?;
     Ok(())
 }
@@ -251,39 +211,24 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
         if !left.is_empty() {
             bail!("lab hosts still running after SIGKILL: {}", left.join(" "));
         }
-        println!(
-            "lab: stopped {} hosts in {:.1} s",
-            hosts.len(),
-            started.elapsed().as_secs_f64()
-        );
+        println!("lab: stopped {} hosts in {:.1} s", hosts.len(), started.elapsed().as_secs_f64());
     }
     let orphans = procs::orphan_containers();
     if !orphans.is_empty() {
         for pid in &orphans {
             procs::signal(&procs::tree(*pid), "KILL")?;
         }
-        let gone = procs::wait_until(Duration::from_secs(5), || {
-            orphans.iter().all(|p| !procs::running(*p))
-        });
+        let gone = procs::wait_until(Duration::from_secs(5), || orphans.iter().all(|p| !procs::running(*p)));
         if !gone {
             bail!("orphaned lab containers survive SIGKILL: {orphans:?}");
         }
-        println!(
-            "lab: killed {} orphaned lab containers (their nspawn was gone)",
-            orphans.len()
-        );
+        println!("lab: killed {} orphaned lab containers (their nspawn was gone)", orphans.len());
     }
-    let known: Vec<String> = state
-        .iter()
-        .flat_map(|s| s.hosts.iter().map(|h| net::veth(&h.name)))
-        .collect();
+    let known: Vec<String> = state.iter().flat_map(|s| s.hosts.iter().map(|h| net::veth(&h.name))).collect();
     for link in net::links()? {
         let ours = link.master.as_deref() == Some(BRIDGE)
             || known.contains(&link.name)
-            || link
-                .name
-                .strip_prefix("vb-")
-                .is_some_and(looks_like_lab_host);
+            || link.name.strip_prefix("vb-").is_some_and(looks_like_lab_host);
         if ours && link.name.starts_with("vb-") {
             net::delete(&link.name)?;
             println!("lab: removed leftover link {}", link.name);
@@ -301,10 +246,9 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
 
 /// etcdN, masterN, workerN or hN: names only this lab gives its hosts.
 fn looks_like_lab_host(name: &str) -> bool {
-    ["etcd", "master", "worker", "h"].iter().any(|p| {
-        name.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    })
+    ["etcd", "master", "worker", "h"]
+        .iter()
+        .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
 }
 
 /// `lab status`.
@@ -313,20 +257,14 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
         let strays = procs::lab_processes();
         println!("lab: no lab is up");
         if !strays.is_empty() {
-            println!(
-                "lab: but {} stray lab hosts run; `cargo xtask lab down` stops them",
-                strays.len()
-            );
+            println!("lab: but {} stray lab hosts run; `cargo xtask lab down` stops them", strays.len());
         }
         return Ok(());
     };
     let links = net::links()?;
     let reach = probe_all(paths, &state.hosts);
     println!("lab: {} lab, image {}", state.topology, state.image);
-    println!(
-        "{:<10} {:<12} {:<6} {:<6} {:<4}",
-        "NAME", "ADDRESS", "HOST", "LINK", "SSH"
-    );
+    println!("{:<10} {:<12} {:<6} {:<6} {:<4}", "NAME", "ADDRESS", "HOST", "LINK", "SSH");
     for h in &state.hosts {
         let alive = h.pid.is_some_and(|p| procs::is_host(p, &h.name));
         let link = match links.iter().find(|l| l.name == net::veth(&h.name)) {
@@ -371,9 +309,7 @@ pub(crate) fn kill(paths: &Paths, name: &str) -> Result<()> {
         bail!("{name} (pid {pid}) survived SIGKILL");
     }
     let veth = net::veth(name);
-    procs::wait_until(Duration::from_secs(2), || {
-        !net::exists(&veth).unwrap_or(true)
-    });
+    procs::wait_until(Duration::from_secs(2), || !net::exists(&veth).unwrap_or(true));
     net::delete(&veth)?;
     println!("lab: killed {name} (pid {pid}); `cargo xtask lab restart {name}` boots it again");
     Ok(())
@@ -390,14 +326,7 @@ pub(crate) fn cut(paths: &Paths, name: &str, heal: bool) -> Result<()> {
         bail!("{name} has no link {veth}; is it running?");
     }
     net::set_up(&veth, heal)?;
-    println!(
-        "lab: {name} {}",
-        if heal {
-            "healed (link up)"
-        } else {
-            "cut off (link down)"
-        }
-    );
+    println!("lab: {name} {}", if heal { "healed (link up)" } else { "cut off (link down)" });
     Ok(())
 }
 
@@ -425,10 +354,7 @@ pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
     }
     state.save(paths)?;
     ssh::wait_ready(paths, &[(name, h.addr, pid)], started, READY_LIMIT)?;
-    println!(
-        "lab: {name} restarted from the image; SSH after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("lab: {name} restarted from the image; SSH after {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

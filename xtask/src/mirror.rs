@@ -11,10 +11,8 @@ const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
 /// The first mirror URI that serves `suite`, from `debian.sources`, then
 /// `/etc/apt/sources.list`, then the other files in `sources.list.d`.
 pub(crate) fn find(suite: &str) -> Result<String> {
-    let mut files = vec![
-        Path::new(SOURCES_DIR).join("debian.sources"),
-        Path::new("/etc/apt/sources.list").to_path_buf(),
-    ];
+    let mut files =
+        vec![Path::new(SOURCES_DIR).join("debian.sources"), Path::new("/etc/apt/sources.list").to_path_buf()];
     if let Ok(dir) = fs::read_dir(SOURCES_DIR) {
         let mut rest: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
         rest.sort();
@@ -57,15 +55,8 @@ pub(crate) fn from_deb822(text: &str, suite: &str) -> Option<String> {
                 fields.push((key.trim().to_ascii_lowercase(), value.trim().to_owned()));
             }
         }
-        let get = |key: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-        };
-        let has = |key: &str, word: &str| {
-            get(key).is_some_and(|v| v.split_whitespace().any(|w| w == word))
-        };
+        let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let has = |key: &str, word: &str| get(key).is_some_and(|v| v.split_whitespace().any(|w| w == word));
         if get("enabled").is_some_and(|v| v.eq_ignore_ascii_case("no")) {
             continue;
         }
@@ -128,10 +119,7 @@ Components: main
 
     #[test]
     fn deb822_picks_the_plain_suite() {
-        assert_eq!(
-            from_deb822(DEB822, "bookworm").as_deref(),
-            Some("http://mirror.example/debian")
-        );
+        assert_eq!(from_deb822(DEB822, "bookworm").as_deref(), Some("http://mirror.example/debian"));
         assert_eq!(
             from_deb822(DEB822, "bookworm-security").as_deref(),
             Some("http://mirror.example/debian-security")
@@ -153,14 +141,8 @@ deb-src http://src/ bookworm main
 deb [arch=amd64 signed-by=/k.gpg] http://sec/ bookworm-security main
 deb http://plain/debian bookworm main contrib
 ";
-        assert_eq!(
-            from_one_line(text, "bookworm").as_deref(),
-            Some("http://plain/debian")
-        );
-        assert_eq!(
-            from_one_line(text, "bookworm-security").as_deref(),
-            Some("http://sec/")
-        );
+        assert_eq!(from_one_line(text, "bookworm").as_deref(), Some("http://plain/debian"));
+        assert_eq!(from_one_line(text, "bookworm-security").as_deref(), Some("http://sec/"));
         assert_eq!(from_one_line("", "bookworm"), None);
     }
 }

@@ -32,11 +32,8 @@ fn parse_link(line: &str) -> Option<Link> {
     let name = name.split('@').next()?.to_owned();
     let flags = words.next()?;
     let rest: Vec<&str> = words.collect();
-    let master = rest
-        .iter()
-        .position(|w| *w == "master")
-        .and_then(|i| rest.get(i + 1))
-        .map(|m| (*m).to_owned());
+    let master =
+        rest.iter().position(|w| *w == "master").and_then(|i| rest.get(i + 1)).map(|m| (*m).to_owned());
     let up = flags.trim_matches(['<', '>']).split(',').any(|f| f == "UP");
     Some(Link { name, master, up })
 }
@@ -90,20 +87,9 @@ mod tests {
         let line = "7: vb-etcd0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master englab0 state UP mode DEFAULT group default qlen 1000\\    link/ether aa:bb:cc:dd:ee:ff brd ff:ff:ff:ff:ff:ff link-netnsid 0";
         assert_eq!(
             parse_link(line),
-            Some(Link {
-                name: "vb-etcd0".into(),
-                master: Some("englab0".into()),
-                up: true
-            })
+            Some(Link { name: "vb-etcd0".into(), master: Some("englab0".into()), up: true })
         );
         let down = "3: englab0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT";
-        assert_eq!(
-            parse_link(down),
-            Some(Link {
-                name: "englab0".into(),
-                master: None,
-                up: false
-            })
-        );
+        assert_eq!(parse_link(down), Some(Link { name: "englab0".into(), master: None, up: false }));
     }
 }

@@ -19,9 +19,7 @@ impl Paths {
         let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-        let root = manifest
-            .parent()
-            .context("xtask's manifest directory has no parent")?;
+        let root = manifest.parent().context("xtask's manifest directory has no parent")?;
         let lab = root.join("target").join("lab");
         if lab.to_string_lossy().contains([':', ',', ' ']) {
             bail!(
@@ -33,10 +31,7 @@ impl Paths {
     }
 
     pub(crate) fn workspace_root(&self) -> &Path {
-        self.lab
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."))
+        self.lab.parent().and_then(Path::parent).unwrap_or(Path::new("."))
     }
 
     pub(crate) fn key(&self) -> PathBuf {
@@ -109,11 +104,7 @@ impl State {
     pub(crate) fn host(&self, name: &str) -> Result<&HostState> {
         self.hosts.iter().find(|h| h.name == name).with_context(|| {
             let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
-            format!(
-                "no host `{name}` in the {} lab (hosts: {})",
-                self.topology,
-                names.join(" ")
-            )
+            format!("no host `{name}` in the {} lab (hosts: {})", self.topology, names.join(" "))
         })
     }
 }

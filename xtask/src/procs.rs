@@ -22,10 +22,7 @@ pub(crate) fn bridge_arg() -> String {
 static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 pub(crate) fn adopt(child: Child) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(child);
+    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).push(child);
 }
 
 /// Reaps any of our own children that have exited.
@@ -56,10 +53,7 @@ fn stat(pid: u32) -> Option<(char, u32)> {
 
 fn all_pids() -> Vec<u32> {
     fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default()
 }
 
@@ -80,9 +74,7 @@ pub(crate) fn lab_machine(pid: u32) -> Option<String> {
     if !args.contains(&bridge_arg()) {
         return None;
     }
-    args.iter()
-        .find_map(|a| a.strip_prefix("--machine="))
-        .map(str::to_owned)
+    args.iter().find_map(|a| a.strip_prefix("--machine=")).map(str::to_owned)
 }
 
 /// True if `pid` is the live nspawn process of host `name`.
@@ -94,10 +86,8 @@ pub(crate) fn is_host(pid: u32, name: &str) -> bool {
 /// earlier lab whose state file is gone. nspawn's short-lived setup children share its
 /// command line, so only the topmost process of each machine is kept.
 pub(crate) fn lab_processes() -> HashMap<u32, String> {
-    let found: HashMap<u32, String> = all_pids()
-        .into_iter()
-        .filter_map(|p| Some((p, lab_machine(p)?)))
-        .collect();
+    let found: HashMap<u32, String> =
+        all_pids().into_iter().filter_map(|p| Some((p, lab_machine(p)?))).collect();
     found
         .iter()
         .filter(|(pid, _)| stat(**pid).is_none_or(|(_, ppid)| !found.contains_key(&ppid)))
@@ -106,10 +96,8 @@ pub(crate) fn lab_processes() -> HashMap<u32, String> {
 }
 
 fn is_nspawn_container_init(pid: u32) -> bool {
-    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-        env.split(|b| *b == 0)
-            .any(|v| v == b"container=systemd-nspawn")
-    })
+    fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == b"container=systemd-nspawn"))
 }
 
 /// Container inits of lab hosts whose nspawn process is gone (someone `kill -9`ed nspawn
@@ -128,20 +116,15 @@ pub(crate) fn orphan_containers() -> Vec<u32> {
                 && parent_comm.trim() != "systemd-nspawn"
                 && is_nspawn_container_init(pid)
                 && !is_nspawn_container_init(ppid)
-                && fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|m| {
-                    m.lines()
-                        .any(|l| l.contains(" / / ") && l.contains(&marker))
-                })
+                && fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                    .is_ok_and(|m| m.lines().any(|l| l.contains(" / / ") && l.contains(&marker)))
         })
         .collect()
 }
 
 /// `pid` and all its descendants.
 pub(crate) fn tree(pid: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = all_pids()
-        .into_iter()
-        .filter_map(|p| Some((p, stat(p)?.1)))
-        .collect();
+    let parents: Vec<(u32, u32)> = all_pids().into_iter().filter_map(|p| Some((p, stat(p)?.1))).collect();
     let mut out = vec![pid];
     let mut i = 0;
     while i < out.len() && out.len() < 100_000 {
@@ -158,8 +141,7 @@ pub(crate) fn signal(pids: &[u32], sig: &str) -> Result<()> {
     }
     // Some may exit between listing and signalling; `kill` then fails for those only.
     let mut kill = Command::new("kill");
-    kill.arg(format!("-{sig}"))
-        .args(pids.iter().map(u32::to_string));
+    kill.arg(format!("-{sig}")).args(pids.iter().map(u32::to_string));
     cmd::succeeds(&mut kill);
     Ok(())
 }
@@ -169,17 +151,12 @@ pub(crate) fn signal(pids: &[u32], sig: &str) -> Result<()> {
 pub(crate) fn stop(hosts: &[(u32, String)], grace: Duration) -> Result<Vec<String>> {
     let pids: Vec<u32> = hosts.iter().map(|(p, _)| *p).collect();
     signal(&pids, "TERM")?;
-    let alive =
-        || -> Vec<&(u32, String)> { hosts.iter().filter(|(p, n)| is_host(*p, n)).collect() };
+    let alive = || -> Vec<&(u32, String)> { hosts.iter().filter(|(p, n)| is_host(*p, n)).collect() };
     wait_until(grace, || alive().is_empty());
     let hung = alive();
     if !hung.is_empty() {
         let names: Vec<&str> = hung.iter().map(|(_, n)| n.as_str()).collect();
-        eprintln!(
-            "lab: {} did not halt in {:?}; killing",
-            names.join(" "),
-            grace
-        );
+        eprintln!("lab: {} did not halt in {:?}; killing", names.join(" "), grace);
         for (pid, _) in &hung {
             signal(&tree(*pid), "KILL")?;
         }

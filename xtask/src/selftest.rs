@@ -32,8 +32,7 @@ fn snapshot() -> Result<Snapshot> {
             let pid = e.ok()?.file_name().to_str()?.parse::<u32>().ok()?;
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
             // Zombies are already dead; this machine's PID 1 reaps them a little later.
-            (comm.trim() == "systemd-nspawn" && procs::running(pid))
-                .then(|| format!("{pid} {}", comm.trim()))
+            (comm.trim() == "systemd-nspawn" && procs::running(pid)).then(|| format!("{pid} {}", comm.trim()))
         })
         .collect();
     let mounts = fs::read_to_string("/proc/self/mountinfo")
@@ -45,11 +44,7 @@ fn snapshot() -> Result<Snapshot> {
             f.iter().skip(3).copied().collect::<Vec<_>>().join(" ")
         })
         .collect();
-    Ok(Snapshot {
-        links,
-        nspawn,
-        mounts,
-    })
+    Ok(Snapshot { links, nspawn, mounts })
 }
 
 fn diff(name: &str, before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<String>) {
@@ -86,10 +81,7 @@ pub(crate) fn run(paths: &Paths) -> Result<()> {
     diff("nspawn", &before.nspawn, &after.nspawn, &mut out);
     diff("mount", &before.mounts, &after.mounts, &mut out);
     if !out.is_empty() {
-        bail!(
-            "selftest: the lab left the machine changed:\n{}",
-            out.join("\n")
-        );
+        bail!("selftest: the lab left the machine changed:\n{}", out.join("\n"));
     }
     println!(
         "selftest: ok (up, SSH + hostname on every host, down; links, nspawn processes and mounts as before)"
@@ -109,13 +101,8 @@ fn check_hosts(paths: &Paths) -> Result<()> {
         }
         for other in state.hosts.iter().filter(|o| o.name != h.name) {
             let probe = format!("</dev/tcp/{}/22", other.addr);
-            ssh::capture(
-                paths,
-                h.addr,
-                &["bash", "-c", &probe],
-                Duration::from_secs(10),
-            )
-            .with_context(|| format!("{} cannot reach {}", h.name, other.name))?;
+            ssh::capture(paths, h.addr, &["bash", "-c", &probe], Duration::from_secs(10))
+                .with_context(|| format!("{} cannot reach {}", h.name, other.name))?;
         }
         println!("selftest: {} ok", h.name);
     }

@@ -26,10 +26,7 @@ pub(crate) fn command(
         .arg(paths.key())
         .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
         .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            paths.known_hosts().display()
-        ))
+        .arg(format!("UserKnownHostsFile={}", paths.known_hosts().display()))
         .args(["-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"])
         .arg("-o")
         .arg(format!("ConnectTimeout={connect_timeout}"))
@@ -47,12 +44,7 @@ pub(crate) fn port_open(addr: Ipv4Addr, timeout: Duration) -> bool {
 }
 
 /// Runs `remote` as root on `addr`; stdout, or None on failure or after `limit`.
-pub(crate) fn capture(
-    paths: &Paths,
-    addr: Ipv4Addr,
-    remote: &[&str],
-    limit: Duration,
-) -> Option<String> {
+pub(crate) fn capture(paths: &Paths, addr: Ipv4Addr, remote: &[&str], limit: Duration) -> Option<String> {
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
     let mut child = command(paths, "root", addr, 2, &remote)
         .stdin(Stdio::null())
@@ -67,9 +59,7 @@ pub(crate) fn capture(
         return None;
     }
     let out = child.wait_with_output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// True if `addr` accepts the lab key with the known host key.
@@ -117,9 +107,7 @@ pub(crate) fn wait_ready(
             .iter()
             .zip(handles)
             .map(|((name, _, _), h)| {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err("probe thread panicked".to_owned()));
+                let r = h.join().unwrap_or_else(|_| Err("probe thread panicked".to_owned()));
                 ((*name).to_owned(), r)
             })
             .collect()
@@ -131,9 +119,7 @@ pub(crate) fn wait_ready(
             Ok(t) => ready.push((name, t)),
             Err(why) => {
                 let log = paths.host_dir(&name).join("console.log");
-                let tail = std::fs::read_to_string(&log)
-                    .map(|t| cmd::tail(&t, 8))
-                    .unwrap_or_default();
+                let tail = std::fs::read_to_string(&log).map(|t| cmd::tail(&t, 8)).unwrap_or_default();
                 failed.push(format!("{name}: {why}; {}:\n{tail}", log.display()));
             }
         }

@@ -69,9 +69,7 @@ impl Topology {
             Self::Etcd => trio("etcd", 11, "etcd").collect(),
             Self::Nodes(n) => {
                 let width = if n > 100 { 3 } else { 2 };
-                (0..n)
-                    .map(|i| host(format!("h{i:0width$}"), 100 + i, "nodes"))
-                    .collect()
+                (0..n).map(|i| host(format!("h{i:0width$}"), 100 + i, "nodes")).collect()
             }
         }
     }
@@ -85,9 +83,8 @@ impl FromStr for Topology {
             "ha" => Ok(Self::Ha),
             "etcd" => Ok(Self::Etcd),
             _ => {
-                let n: u16 = s
-                    .parse()
-                    .with_context(|| format!("topology `{s}`: expected ha, etcd or a number"))?;
+                let n: u16 =
+                    s.parse().with_context(|| format!("topology `{s}`: expected ha, etcd or a number"))?;
                 if !(1..=MAX_NODES).contains(&n) {
                     bail!("topology `{s}`: a numbered lab has 1 to {MAX_NODES} hosts");
                 }
@@ -112,10 +109,7 @@ mod tests {
     use super::*;
 
     fn names_addrs(t: Topology) -> Vec<(String, String)> {
-        t.hosts()
-            .into_iter()
-            .map(|h| (h.name, h.addr.to_string()))
-            .collect()
+        t.hosts().into_iter().map(|h| (h.name, h.addr.to_string())).collect()
     }
 
     #[test]
@@ -148,10 +142,7 @@ mod tests {
     #[test]
     fn numbered_names_and_addresses() {
         let two = names_addrs(Topology::Nodes(2));
-        assert_eq!(
-            two,
-            [("h00", "10.77.0.100"), ("h01", "10.77.0.101")].map(|(n, a)| (n.into(), a.into()))
-        );
+        assert_eq!(two, [("h00", "10.77.0.100"), ("h01", "10.77.0.101")].map(|(n, a)| (n.into(), a.into())));
         let hundred = Topology::Nodes(100).hosts();
         assert_eq!(hundred[99].name, "h99");
         let big = Topology::Nodes(150).hosts();

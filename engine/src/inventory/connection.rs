@@ -27,22 +27,19 @@ impl Connection {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(other) => Err(format!(
-                    "host {name}: {key} must be a string, found {other}"
-                )),
+                Some(other) => Err(format!("host {name}: {key} must be a string, found {other}")),
             }
         };
-        let port = match text("ansible_port")? {
-            None => 22,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                format!("host {name}: ansible_port {p:?} is not a port number (1-65535)")
-            })?,
-        };
+        let port =
+            match text("ansible_port")? {
+                None => 22,
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    format!("host {name}: ansible_port {p:?} is not a port number (1-65535)")
+                })?,
+            };
         let known_hosts = match text("engine_known_hosts")? {
             Some(path) => Some(PathBuf::from(path)),
-            None => text("ansible_ssh_common_args")?
-                .as_deref()
-                .and_then(known_hosts_from_ssh_args),
+            None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
         };
         Ok(Self {
             address: text("ansible_host")?.unwrap_or_else(|| name.to_owned()),
@@ -59,11 +56,7 @@ fn known_hosts_from_ssh_args(args: &str) -> Option<PathBuf> {
     let words = shlex::split(args)?;
     let mut iter = words.iter().peekable();
     while let Some(word) = iter.next() {
-        let option = if word == "-o" {
-            iter.next().map(String::as_str)
-        } else {
-            word.strip_prefix("-o")
-        };
+        let option = if word == "-o" { iter.next().map(String::as_str) } else { word.strip_prefix("-o") };
         if let Some(option) = option {
             let (key, value) = option.split_once(['=', ' ']).unwrap_or((option, ""));
             if key.eq_ignore_ascii_case("UserKnownHostsFile") && !value.is_empty() {
@@ -84,10 +77,7 @@ mod tests {
             known_hosts_from_ssh_args("-o UserKnownHostsFile=/a/k -o StrictHostKeyChecking=yes"),
             Some(PathBuf::from("/a/k"))
         );
-        assert_eq!(
-            known_hosts_from_ssh_args("-oUserKnownHostsFile='/b c'"),
-            Some(PathBuf::from("/b c"))
-        );
+        assert_eq!(known_hosts_from_ssh_args("-oUserKnownHostsFile='/b c'"), Some(PathBuf::from("/b c")));
         assert_eq!(known_hosts_from_ssh_args("-o ForwardAgent=yes"), None);
     }
 }

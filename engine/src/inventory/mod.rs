@@ -58,16 +58,8 @@ impl Inventory {
     /// Parses inventory text; `path` is used for messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
         parse::parse(text)
-            .map(|(hosts, groups)| Self {
-                path: path.to_owned(),
-                hosts,
-                groups,
-            })
-            .map_err(|e| Error::Inventory {
-                path: path.to_owned(),
-                line: e.line,
-                message: e.message,
-            })
+            .map(|(hosts, groups)| Self { path: path.to_owned(), hosts, groups })
+            .map_err(|e| Error::Inventory { path: path.to_owned(), line: e.line, message: e.message })
     }
 
     /// All hosts, in file order.

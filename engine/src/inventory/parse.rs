@@ -14,10 +14,7 @@ pub(super) struct ParseError {
 
 impl ParseError {
     fn msg(message: impl Into<String>) -> Self {
-        Self {
-            line: None,
-            message: message.into(),
-        }
+        Self { line: None, message: message.into() }
     }
 }
 
@@ -36,17 +33,13 @@ struct Walk {
     groups: BTreeMap<String, Vec<String>>,
 }
 
-pub(super) fn parse(
-    text: &str,
-) -> Result<(Vec<InventoryHost>, BTreeMap<String, Vec<String>>), ParseError> {
+pub(super) fn parse(text: &str) -> Result<(Vec<InventoryHost>, BTreeMap<String, Vec<String>>), ParseError> {
     let root: Yaml = serde_yaml_ng::from_str(text).map_err(|e| ParseError {
         line: e.location().map(|l| l.line()),
         message: format!("not valid YAML: {e}"),
     })?;
     let Yaml::Mapping(root) = root else {
-        return Err(ParseError::msg(
-            "an inventory is a YAML map whose top key is `all:`",
-        ));
+        return Err(ParseError::msg("an inventory is a YAML map whose top key is `all:`"));
     };
     let mut walk = Walk::default();
     for (name, body) in &root {
@@ -75,11 +68,7 @@ pub(super) fn parse(
                 vars.extend(layer);
             }
             vars.extend(acc.own);
-            InventoryHost {
-                name: name.clone(),
-                vars,
-                groups: acc.groups,
-            }
+            InventoryHost { name: name.clone(), vars, groups: acc.groups }
         })
         .collect();
     Ok((hosts, walk.groups))
@@ -105,9 +94,7 @@ impl Walk {
             Yaml::Null => Mapping::new(),
             Yaml::Mapping(m) => m.clone(),
             _ => {
-                return Err(ParseError::msg(format!(
-                    "group {name:?} must be a map of hosts/children/vars"
-                )));
+                return Err(ParseError::msg(format!("group {name:?} must be a map of hosts/children/vars")));
             }
         };
         let mut members = Vec::new();
@@ -200,9 +187,7 @@ fn key_name(key: &Yaml) -> Result<String, ParseError> {
 fn validate_name(kind: &str, name: &str) -> Result<(), ParseError> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if ok {
         Ok(())
     } else {
@@ -220,10 +205,7 @@ fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
             Ok(_) => Err(ParseError::msg(format!("{what} must be a map"))),
             Err(e) => Err(ParseError::msg(format!("{what}: {e}"))),
         },
-        _ => Err(ParseError::msg(format!(
-            "{what} must be a map, found {}",
-            kind_of(value)
-        ))),
+        _ => Err(ParseError::msg(format!("{what} must be a map, found {}", kind_of(value)))),
     }
 }
 

@@ -102,15 +102,16 @@ impl PlanBuilder {
                         task.name, task.host, self.tasks[first].location
                     ),
                     task.location.clone(),
-                    Some("task names identify tasks in reports and the run journal; make them unique per host".to_owned()),
+                    Some(
+                        "task names identify tasks in reports and the run journal; make them unique per host"
+                            .to_owned(),
+                    ),
                 ));
             }
             match modules::registry::find(task.module) {
-                None => problems.push((
-                    format!("unknown module {:?}", task.module),
-                    task.location.clone(),
-                    None,
-                )),
+                None => {
+                    problems.push((format!("unknown module {:?}", task.module), task.location.clone(), None))
+                }
                 Some(spec) => {
                     if let Err(e) = spec.parse(task.args.clone()) {
                         problems.push((
@@ -119,10 +120,7 @@ impl PlanBuilder {
                                 task.name, task.module, e.message
                             ),
                             task.location.clone(),
-                            Some(format!(
-                                "`engine modules {}` lists its arguments",
-                                task.module
-                            )),
+                            Some(format!("`engine modules {}` lists its arguments", task.module)),
                         ));
                     }
                 }
@@ -149,8 +147,7 @@ impl PlanBuilder {
             self.error(message, location, help);
         }
 
-        let mut graph: DiGraph<Task, Edge> =
-            DiGraph::with_capacity(self.tasks.len(), self.edges.len());
+        let mut graph: DiGraph<Task, Edge> = DiGraph::with_capacity(self.tasks.len(), self.edges.len());
         for task in &self.tasks {
             graph.add_node(task.clone());
         }
@@ -176,18 +173,14 @@ impl PlanBuilder {
                 format!("dependency cycle: {}", path.join(" → ")),
                 first.location.clone(),
                 Some(
-                    "remove one of the .after(...) dependencies or output references on this path"
-                        .to_owned(),
+                    "remove one of the .after(...) dependencies or output references on this path".to_owned(),
                 ),
             );
         }
 
         if !self.errors.is_empty() {
             self.errors.sort_by(|a, b| a.location.cmp(&b.location));
-            return Err(Error::Plan {
-                playbook: self.playbook,
-                errors: self.errors,
-            });
+            return Err(Error::Plan { playbook: self.playbook, errors: self.errors });
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))
     }

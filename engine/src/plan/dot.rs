@@ -46,11 +46,7 @@ impl Plan {
     pub fn to_dot(&self, predictions: Option<&[Prediction]>) -> String {
         let graph = self.graph();
         let mut out = String::new();
-        let title = self
-            .playbook()
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let title = self.playbook().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = writeln!(out, "digraph plan {{");
         let _ = writeln!(out, "  label={};", quote(&title));
         let _ = writeln!(out, "  labelloc=t;");
@@ -65,24 +61,14 @@ impl Plan {
             let _ = writeln!(out, "  subgraph cluster_{i} {{");
             let _ = writeln!(out, "    label={};", quote(host));
             let _ = writeln!(out, "    style=rounded; color=\"#888888\";");
-            let mut nodes: Vec<NodeIndex> = graph
-                .node_indices()
-                .filter(|n| &graph[*n].host == host)
-                .collect();
+            let mut nodes: Vec<NodeIndex> =
+                graph.node_indices().filter(|n| &graph[*n].host == host).collect();
             nodes.sort();
             for node in nodes {
                 let task = &graph[node];
-                let mut attrs = format!(
-                    "label={}",
-                    quote(&format!("{}\n[{}]", task.name, task.module))
-                );
+                let mut attrs = format!("label={}", quote(&format!("{}\n[{}]", task.name, task.module)));
                 if let Some(p) = predictions.and_then(|p| p.get(node.index())) {
-                    let _ = write!(
-                        attrs,
-                        ", fillcolor=\"{}\", tooltip={}",
-                        p.fill(),
-                        quote(p.as_str())
-                    );
+                    let _ = write!(attrs, ", fillcolor=\"{}\", tooltip={}", p.fill(), quote(p.as_str()));
                 }
                 let _ = writeln!(out, "    t{} [{attrs}];", node.index());
             }
@@ -99,22 +85,14 @@ impl Plan {
                 Edge::After if !cross => attrs.push("style=bold"),
                 _ => {}
             }
-            let attrs = if attrs.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", attrs.join(", "))
-            };
+            let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
             let _ = writeln!(out, "  t{} -> t{}{attrs};", from.index(), to.index());
         }
         if let Some(predictions) = predictions {
             let _ = writeln!(out, "  subgraph cluster_legend {{");
             let _ = writeln!(out, "    label=\"dry-run\"; style=dashed;");
-            for p in [
-                Prediction::WouldChange,
-                Prediction::Unchanged,
-                Prediction::Unknown,
-                Prediction::Failed,
-            ] {
+            for p in [Prediction::WouldChange, Prediction::Unchanged, Prediction::Unknown, Prediction::Failed]
+            {
                 let count = predictions.iter().filter(|q| **q == p).count();
                 let _ = writeln!(
                     out,

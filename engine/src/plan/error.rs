@@ -33,14 +33,7 @@ impl PlanError {
             }
             None => (None, None),
         };
-        Self {
-            label: "here".into(),
-            message,
-            location,
-            source_code,
-            span,
-            help: None,
-        }
+        Self { label: "here".into(), message, location, source_code, span, help: None }
     }
 
     #[must_use]
@@ -58,26 +51,12 @@ impl PlanError {
 
 /// The byte span of the word (or single character) at 1-based `line`:`col`.
 fn span_at(text: &str, line: usize, col: usize) -> Option<SourceSpan> {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.checked_sub(1)?)
-        .map(str::len)
-        .sum();
+    let line_start: usize = text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
     let line_text = text[line_start..].lines().next().unwrap_or_default();
-    let offset: usize = line_text
-        .chars()
-        .take(col.saturating_sub(1))
-        .map(char::len_utf8)
-        .sum();
+    let offset: usize = line_text.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
     let rest = &line_text[offset.min(line_text.len())..];
-    let len = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len())
-        .max(1);
-    Some(SourceSpan::new(
-        (line_start + offset).into(),
-        len.min(rest.len().max(1)),
-    ))
+    let len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len()).max(1);
+    Some(SourceSpan::new((line_start + offset).into(), len.min(rest.len().max(1))))
 }
 
 #[cfg(test)]

@@ -47,11 +47,7 @@ pub struct Selection {
 
 impl Plan {
     pub(crate) fn new(playbook: PathBuf, graph: DiGraph<Task, Edge>, inventory: Inventory) -> Self {
-        Self {
-            playbook,
-            graph,
-            inventory,
-        }
+        Self { playbook, graph, inventory }
     }
 
     pub fn playbook(&self) -> &Path {
@@ -97,44 +93,27 @@ impl Plan {
             return self.clone();
         }
         let wanted = |task: &Task| {
-            selection
-                .hosts
-                .as_ref()
-                .is_none_or(|hosts| hosts.contains(&task.host))
-                && selection
-                    .tags
-                    .as_ref()
-                    .is_none_or(|tags| task.tags.iter().any(|t| tags.contains(t)))
+            selection.hosts.as_ref().is_none_or(|hosts| hosts.contains(&task.host))
+                && selection.tags.as_ref().is_none_or(|tags| task.tags.iter().any(|t| tags.contains(t)))
         };
         let mut keep: HashSet<NodeIndex> = HashSet::new();
-        let mut stack: Vec<NodeIndex> = self
-            .graph
-            .node_indices()
-            .filter(|n| wanted(&self.graph[*n]))
-            .collect();
+        let mut stack: Vec<NodeIndex> =
+            self.graph.node_indices().filter(|n| wanted(&self.graph[*n])).collect();
         while let Some(node) = stack.pop() {
             if keep.insert(node) {
                 stack.extend(self.dependencies(node));
             }
         }
-        let graph = self.graph.filter_map(
-            |node, task| keep.contains(&node).then(|| task.clone()),
-            |_, edge| Some(*edge),
-        );
-        Plan {
-            playbook: self.playbook.clone(),
-            graph,
-            inventory: self.inventory.clone(),
-        }
+        let graph = self
+            .graph
+            .filter_map(|node, task| keep.contains(&node).then(|| task.clone()), |_, edge| Some(*edge));
+        Plan { playbook: self.playbook.clone(), graph, inventory: self.inventory.clone() }
     }
 
     /// Edges as `(from, to, kind)`, sorted, for tests and reports.
     pub fn edges(&self) -> Vec<(NodeIndex, NodeIndex, Edge)> {
-        let mut edges: Vec<_> = self
-            .graph
-            .edge_references()
-            .map(|e| (e.source(), e.target(), *e.weight()))
-            .collect();
+        let mut edges: Vec<_> =
+            self.graph.edge_references().map(|e| (e.source(), e.target(), *e.weight())).collect();
         edges.sort();
         edges
     }

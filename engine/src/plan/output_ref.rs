@@ -48,23 +48,18 @@ fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
 
 /// Replaces every marker in `value` with `lookup(task, key)`. A string that is exactly one
 /// marker takes the output's own JSON type; markers inside longer strings are interpolated as text.
-pub fn resolve(
-    value: &Value,
-    lookup: &dyn Fn(usize, &str) -> Option<Value>,
-) -> Result<Value, String> {
+pub fn resolve(value: &Value, lookup: &dyn Fn(usize, &str) -> Option<Value>) -> Result<Value, String> {
     Ok(match value {
         Value::String(s) if s.contains(OPEN) => {
             let refs = parse(s);
             if let [(task, key)] = refs.as_slice()
                 && *s == marker(*task, key)
             {
-                return lookup(*task, key)
-                    .ok_or_else(|| format!("task #{task} has no output {key:?}"));
+                return lookup(*task, key).ok_or_else(|| format!("task #{task} has no output {key:?}"));
             }
             let mut text = s.clone();
             for (task, key) in refs {
-                let v = lookup(task, &key)
-                    .ok_or_else(|| format!("task #{task} has no output {key:?}"))?;
+                let v = lookup(task, &key).ok_or_else(|| format!("task #{task} has no output {key:?}"))?;
                 let v = match v {
                     Value::String(s) => s,
                     other => other.to_string(),
@@ -73,16 +68,11 @@ pub fn resolve(
             }
             Value::String(text)
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| resolve(v, lookup))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve(v, lookup)).collect::<Result<_, _>>()?)
+        }
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve(v, lookup)?)))
-                .collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, lookup)?))).collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -105,12 +95,8 @@ mod tests {
 
     #[test]
     fn finds_and_resolves_markers() {
-        let args =
-            json!({"content": format!("token={}\n", marker(3, "stdout")), "n": marker(4, "rc")});
-        assert_eq!(
-            references(&args),
-            vec![(3, "stdout".to_owned()), (4, "rc".to_owned())]
-        );
+        let args = json!({"content": format!("token={}\n", marker(3, "stdout")), "n": marker(4, "rc")});
+        assert_eq!(references(&args), vec![(3, "stdout".to_owned()), (4, "rc".to_owned())]);
         let resolved = resolve(&args, &|task, key| match (task, key) {
             (3, "stdout") => Some(json!("abc")),
             (4, "rc") => Some(json!(0)),

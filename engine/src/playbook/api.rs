@@ -51,31 +51,19 @@ impl Context {
 
     fn host_handle(&self, name: &str) -> Option<HostHandle> {
         let host = self.inventory.host(name)?;
-        let address = host
-            .connection()
-            .map(|c| c.address)
-            .unwrap_or_else(|_| name.to_owned());
-        let vars = rhai::serde::to_dynamic(&host.vars)
-            .ok()
-            .and_then(|d| d.try_cast::<Map>())
-            .unwrap_or_default();
+        let address = host.connection().map(|c| c.address).unwrap_or_else(|_| name.to_owned());
+        let vars =
+            rhai::serde::to_dynamic(&host.vars).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default();
         Some(HostHandle {
             name: host.name.clone(),
             address,
             vars,
-            groups: host
-                .groups
-                .iter()
-                .map(|g| Dynamic::from(g.clone()))
-                .collect(),
+            groups: host.groups.iter().map(|g| Dynamic::from(g.clone())).collect(),
         })
     }
 
     fn groups_help(&self) -> String {
-        format!(
-            "the inventory's groups are: {}",
-            self.inventory.group_names().join(", ")
-        )
+        format!("the inventory's groups are: {}", self.inventory.group_names().join(", "))
     }
 
     fn add_task(
@@ -94,31 +82,22 @@ impl Context {
             ));
         }
         let args: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(args)).map_err(|e| {
-            runtime(format!("task {name:?}: arguments must be plain values (strings, numbers, maps, arrays): {e}"), ctx.call_position())
+            runtime(
+                format!(
+                    "task {name:?}: arguments must be plain values (strings, numbers, maps, arrays): {e}"
+                ),
+                ctx.call_position(),
+            )
         })?;
-        let task = Task {
-            name: name.to_owned(),
-            host: host.name.clone(),
-            module,
-            args,
-            tags: Vec::new(),
-            location,
-        };
+        let task =
+            Task { name: name.to_owned(), host: host.name.clone(), module, args, tags: Vec::new(), location };
         let id = self.plan.borrow_mut().add_task(task);
-        Ok(TaskHandle {
-            id,
-            name: name.to_owned(),
-            host: host.name.clone(),
-            plan: self.plan.clone(),
-        })
+        Ok(TaskHandle { id, name: name.to_owned(), host: host.name.clone(), plan: self.plan.clone() })
     }
 }
 
 fn runtime(message: impl Into<String>, position: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(message.into()),
-        position,
-    ))
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), position))
 }
 
 /// Registers the playbook API on `engine`.
@@ -128,70 +107,49 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
 
     // ---- hosts and groups
     let c = cx.clone();
-    engine.register_fn(
-        "host",
-        move |ctx: NativeCallContext, name: &str| -> HostHandle {
-            c.host_handle(name).unwrap_or_else(|| {
+    engine.register_fn("host", move |ctx: NativeCallContext, name: &str| -> HostHandle {
+        c.host_handle(name).unwrap_or_else(|| {
+            c.plan.borrow_mut().error(
+                format!("unknown host {name:?}"),
+                c.location(&ctx),
+                Some(c.groups_help()),
+            );
+            HostHandle {
+                name: name.to_owned(),
+                address: String::new(),
+                vars: Map::new(),
+                groups: Array::new(),
+            }
+        })
+    });
+    let c = cx.clone();
+    engine.register_fn("group", move |ctx: NativeCallContext, name: &str| -> Array {
+        match c.inventory.group(name) {
+            Some(members) => members.iter().filter_map(|h| c.host_handle(h)).map(Dynamic::from).collect(),
+            None => {
                 c.plan.borrow_mut().error(
-                    format!("unknown host {name:?}"),
+                    format!("unknown group {name:?}"),
                     c.location(&ctx),
                     Some(c.groups_help()),
                 );
-                HostHandle {
-                    name: name.to_owned(),
-                    address: String::new(),
-                    vars: Map::new(),
-                    groups: Array::new(),
-                }
-            })
-        },
-    );
-    let c = cx.clone();
-    engine.register_fn(
-        "group",
-        move |ctx: NativeCallContext, name: &str| -> Array {
-            match c.inventory.group(name) {
-                Some(members) => members
-                    .iter()
-                    .filter_map(|h| c.host_handle(h))
-                    .map(Dynamic::from)
-                    .collect(),
-                None => {
-                    c.plan.borrow_mut().error(
-                        format!("unknown group {name:?}"),
-                        c.location(&ctx),
-                        Some(c.groups_help()),
-                    );
-                    Array::new()
-                }
+                Array::new()
             }
-        },
-    );
-    let c = cx.clone();
-    engine.register_fn("has_group", move |name: &str| -> bool {
-        c.inventory.group(name).is_some()
+        }
     });
     let c = cx.clone();
+    engine.register_fn("has_group", move |name: &str| -> bool { c.inventory.group(name).is_some() });
+    let c = cx.clone();
     engine.register_fn("hosts", move || -> Array {
-        c.inventory
-            .hosts()
-            .iter()
-            .filter_map(|h| c.host_handle(&h.name))
-            .map(Dynamic::from)
-            .collect()
+        c.inventory.hosts().iter().filter_map(|h| c.host_handle(&h.name)).map(Dynamic::from).collect()
     });
     engine.register_get("name", |h: &mut HostHandle| h.name.clone());
     engine.register_get("address", |h: &mut HostHandle| h.address.clone());
     engine.register_get("vars", |h: &mut HostHandle| h.vars.clone());
     engine.register_get("groups", |h: &mut HostHandle| h.groups.clone());
     engine.register_fn("to_string", |h: &mut HostHandle| h.name.clone());
-    engine.register_fn("to_debug", |h: &mut HostHandle| {
-        format!("host({:?})", h.name)
-    });
+    engine.register_fn("to_debug", |h: &mut HostHandle| format!("host({:?})", h.name));
     let c = cx.clone();
-    engine.register_fn("concurrent", move |h: &mut HostHandle| {
-        c.plan.borrow_mut().set_concurrent(&h.name)
-    });
+    engine.register_fn("concurrent", move |h: &mut HostHandle| c.plan.borrow_mut().set_concurrent(&h.name));
 
     // ---- extra vars (-e key=value)
     let c = cx.clone();
@@ -205,15 +163,12 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         }
     });
     let c = cx.clone();
-    engine.register_fn(
-        "param",
-        move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
-            match c.extra_vars.get(name) {
-                Some(v) => rhai::serde::to_dynamic(v),
-                None => Ok(default),
-            }
-        },
-    );
+    engine.register_fn("param", move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+        match c.extra_vars.get(name) {
+            Some(v) => rhai::serde::to_dynamic(v),
+            None => Ok(default),
+        }
+    });
 
     // ---- module calls: h.file(name, #{...}), h.command(...), and h.task(module, name, #{...})
     for spec in modules::registry::all() {
@@ -240,13 +195,9 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             match modules::registry::find(module) {
                 Some(spec) => c.add_task(&ctx, h, spec.name, name, args),
                 None => {
-                    let known: Vec<&str> =
-                        modules::registry::all().iter().map(|s| s.name).collect();
+                    let known: Vec<&str> = modules::registry::all().iter().map(|s| s.name).collect();
                     Err(runtime(
-                        format!(
-                            "unknown module {module:?}; modules are: {}",
-                            known.join(", ")
-                        ),
+                        format!("unknown module {module:?}; modules are: {}", known.join(", ")),
                         ctx.call_position(),
                     ))
                 }
@@ -258,35 +209,19 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     engine.register_get("name", |t: &mut TaskHandle| t.name.clone());
     engine.register_get("host", |t: &mut TaskHandle| t.host.clone());
     engine.register_get("id", |t: &mut TaskHandle| t.id as i64);
-    engine.register_fn("to_string", |t: &mut TaskHandle| {
-        format!("{}: {}", t.host, t.name)
-    });
-    engine.register_fn("to_debug", |t: &mut TaskHandle| {
-        format!("task({}: {})", t.host, t.name)
-    });
-    engine.register_get("stdout", |t: &mut TaskHandle| {
-        output_ref::marker(t.id, "stdout")
-    });
-    engine.register_get("stderr", |t: &mut TaskHandle| {
-        output_ref::marker(t.id, "stderr")
-    });
+    engine.register_fn("to_string", |t: &mut TaskHandle| format!("{}: {}", t.host, t.name));
+    engine.register_fn("to_debug", |t: &mut TaskHandle| format!("task({}: {})", t.host, t.name));
+    engine.register_get("stdout", |t: &mut TaskHandle| output_ref::marker(t.id, "stdout"));
+    engine.register_get("stderr", |t: &mut TaskHandle| output_ref::marker(t.id, "stderr"));
     engine.register_get("rc", |t: &mut TaskHandle| output_ref::marker(t.id, "rc"));
-    engine.register_fn("output", |t: &mut TaskHandle, key: &str| {
-        output_ref::marker(t.id, key)
+    engine.register_fn("output", |t: &mut TaskHandle, key: &str| output_ref::marker(t.id, key));
+    engine.register_fn("after", |t: &mut TaskHandle, dependency: TaskHandle| -> TaskHandle {
+        t.plan.borrow_mut().add_after(dependency.id, t.id);
+        t.clone()
     });
     engine.register_fn(
         "after",
-        |t: &mut TaskHandle, dependency: TaskHandle| -> TaskHandle {
-            t.plan.borrow_mut().add_after(dependency.id, t.id);
-            t.clone()
-        },
-    );
-    engine.register_fn(
-        "after",
-        |ctx: NativeCallContext,
-         t: &mut TaskHandle,
-         dependencies: Array|
-         -> RhaiResult<TaskHandle> {
+        |ctx: NativeCallContext, t: &mut TaskHandle, dependencies: Array| -> RhaiResult<TaskHandle> {
             for d in dependencies {
                 let type_name = d.type_name();
                 let Some(d) = d.try_cast::<TaskHandle>() else {
@@ -310,9 +245,9 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         "tags",
         |ctx: NativeCallContext, t: &mut TaskHandle, tags: Array| -> RhaiResult<TaskHandle> {
             for tag in tags {
-                let tag = tag.into_string().map_err(|ty| {
-                    runtime(format!("tags are strings, found {ty}"), ctx.call_position())
-                })?;
+                let tag = tag
+                    .into_string()
+                    .map_err(|ty| runtime(format!("tags are strings, found {ty}"), ctx.call_position()))?;
                 if let Some(task) = t.plan.borrow_mut().task_mut(t.id) {
                     task.tags.push(tag);
                 }

@@ -51,10 +51,8 @@ pub struct LoadOptions {
 /// Evaluates the playbook at `path` against `inventory` and seals the resulting plan.
 /// Every problem found (script errors, unknown hosts, bad arguments, cycles) is returned at once.
 pub fn load(path: &Path, inventory: &Inventory, options: &LoadOptions) -> Result<Plan, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        what: format!("cannot read playbook {}", path.display()),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Io { what: format!("cannot read playbook {}", path.display()), source: e })?;
     load_source(path, &text, inventory, options)
 }
 
@@ -79,13 +77,10 @@ pub fn load_source(
     let mut engine = sandboxed_engine(&options.limits, path);
     api::register(&mut engine, &cx);
 
-    let result = engine
-        .compile(text)
-        .map_err(|e| (e.0.to_string(), e.position()))
-        .and_then(|mut ast| {
-            ast.set_source(file.to_string());
-            engine.run_ast(&ast).map_err(|e| script_error(&e))
-        });
+    let result = engine.compile(text).map_err(|e| (e.0.to_string(), e.position())).and_then(|mut ast| {
+        ast.set_source(file.to_string());
+        engine.run_ast(&ast).map_err(|e| script_error(&e))
+    });
     drop(engine);
     if let Err((message, position)) = result {
         let location = cx.location_at(None, position);
@@ -108,11 +103,11 @@ fn sandboxed_engine(limits: &Limits, path: &Path) -> Engine {
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(
-        base,
-    ));
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(base));
     engine.on_print(|text| tracing::info!(target: "playbook", "{text}"));
-    engine.on_debug(|text, source, pos| tracing::debug!(target: "playbook", "{}:{pos}: {text}", source.unwrap_or("")));
+    engine.on_debug(
+        |text, source, pos| tracing::debug!(target: "playbook", "{}:{pos}: {text}", source.unwrap_or("")),
+    );
     engine
 }
 
@@ -121,8 +116,7 @@ fn script_error(error: &EvalAltResult) -> (String, Position) {
     let message = match error {
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
         EvalAltResult::ErrorTooManyOperations(_) => {
-            "the playbook ran too long (operation limit reached): is there an endless loop?"
-                .to_owned()
+            "the playbook ran too long (operation limit reached): is there an endless loop?".to_owned()
         }
         EvalAltResult::ErrorStackOverflow(_) => "the playbook recursed too deeply".to_owned(),
         other => {

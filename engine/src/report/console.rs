@@ -23,11 +23,7 @@ pub struct Console {
 impl Console {
     /// `progress`: draw live bars (a terminal on stderr); `verbose`: print ok tasks too.
     pub fn new(progress: bool, verbose: bool, diff: bool) -> Self {
-        let target = if progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         Self {
             multi: MultiProgress::with_draw_target(target),
             overall: None,
@@ -52,28 +48,14 @@ impl Subscriber for Console {
     fn on_event(&mut self, event: &Event) {
         self.recap.record(event);
         match event {
-            Event::RunStarted {
-                playbook,
-                tasks,
-                hosts,
-                check,
-            } => {
-                let mode = if *check {
-                    " (check mode: nothing is changed)"
-                } else {
-                    ""
-                };
-                self.line(&format!(
-                    "{playbook}: {tasks} tasks on {} hosts{mode}",
-                    hosts.len()
-                ));
+            Event::RunStarted { playbook, tasks, hosts, check } => {
+                let mode = if *check { " (check mode: nothing is changed)" } else { "" };
+                self.line(&format!("{playbook}: {tasks} tasks on {} hosts{mode}", hosts.len()));
                 let bar = self.multi.add(ProgressBar::new(*tasks as u64));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{elapsed:>4} [{bar:30}] {pos}/{len} tasks  {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} tasks  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 self.overall = Some(bar);
             }
@@ -113,10 +95,7 @@ impl Subscriber for Console {
                         self.line(&text);
                     }
                     Status::Failed | Status::Unreachable => {
-                        self.line(&format!(
-                            "{head}\n             {}",
-                            r.error.as_deref().unwrap_or("")
-                        ));
+                        self.line(&format!("{head}\n             {}", r.error.as_deref().unwrap_or("")));
                     }
                     Status::Skipped => {
                         if self.verbose {
@@ -130,13 +109,11 @@ impl Subscriber for Console {
                     }
                 }
             }
-            Event::HostUnreachable { host, error } => {
-                self.line(&format!("unreachable: [{host}] {error}"))
-            }
+            Event::HostUnreachable { host, error } => self.line(&format!("unreachable: [{host}] {error}")),
             Event::HostConnected { .. } => {}
-            Event::Interrupted => self.line(
-                "interrupted: no new tasks start; waiting for running ones (Ctrl-C again to abort)",
-            ),
+            Event::Interrupted => {
+                self.line("interrupted: no new tasks start; waiting for running ones (Ctrl-C again to abort)")
+            }
             Event::RunFinished { .. } => {
                 for bar in self.hosts.values() {
                     bar.finish_and_clear();

@@ -36,11 +36,7 @@ impl Recap {
     pub fn render(&self) -> String {
         let width = self.hosts.iter().map(String::len).max().unwrap_or(4).max(4);
         let mut out = String::new();
-        let changed = if self.check {
-            "would change"
-        } else {
-            "changed"
-        };
+        let changed = if self.check { "would change" } else { "changed" };
         let _ = writeln!(
             out,
             "{:width$}  {:>5} {:>w2$} {:>6} {:>11} {:>7} {:>7}  {:>8}",
@@ -83,12 +79,8 @@ impl Recap {
                 }
             }
         }
-        let tasks = total.ok
-            + total.changed
-            + total.failed
-            + total.unreachable
-            + total.skipped
-            + total.unknown;
+        let tasks =
+            total.ok + total.changed + total.failed + total.unreachable + total.skipped + total.unknown;
         let _ = writeln!(
             out,
             "{tasks} tasks on {} hosts in {:.2}s: {} ok, {} {changed}, {} failed, {} unreachable, {} skipped{}",
@@ -99,11 +91,7 @@ impl Recap {
             total.failed,
             total.unreachable,
             total.skipped,
-            if total.unknown > 0 {
-                format!(", {} unknown", total.unknown)
-            } else {
-                String::new()
-            },
+            if total.unknown > 0 { format!(", {} unknown", total.unknown) } else { String::new() },
         );
         out
     }

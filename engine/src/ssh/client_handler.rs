@@ -30,10 +30,7 @@ impl ClientHandler {
     /// Decides whether `key` is the host's key; an `Err` carries the message for the user.
     fn verify(&self, key: &PublicKey) -> Result<(), SshError> {
         let kh = KnownHosts::load(&self.known_hosts).map_err(|e| {
-            SshError::HostKey(format!(
-                "cannot read known_hosts file {}: {e}",
-                self.known_hosts.display()
-            ))
+            SshError::HostKey(format!("cannot read known_hosts file {}: {e}", self.known_hosts.display()))
         })?;
         let endpoint = format!("{}:{}", self.address, self.port);
         let path = kh.path().display();
@@ -55,13 +52,9 @@ impl ClientHandler {
             ))),
             HostKeyStatus::Unknown { other_lines } => match self.policy {
                 HostKeyPolicy::AcceptNew => {
-                    known_hosts::append(&self.known_hosts, &self.address, self.port, key).map_err(
-                        |e| {
-                            SshError::HostKey(format!(
-                                "cannot record the host key for {endpoint} in {path}: {e}"
-                            ))
-                        },
-                    )?;
+                    known_hosts::append(&self.known_hosts, &self.address, self.port, key).map_err(|e| {
+                        SshError::HostKey(format!("cannot record the host key for {endpoint} in {path}: {e}"))
+                    })?;
                     tracing::info!(%endpoint, %path, key = %presented, "learned new host key");
                     Ok(())
                 }
@@ -73,11 +66,7 @@ impl ClientHandler {
                             " (it lists only keys of other types for this host, at lines {other_lines:?})"
                         )
                     };
-                    let port = if self.port == 22 {
-                        String::new()
-                    } else {
-                        format!("-p {} ", self.port)
-                    };
+                    let port = if self.port == 22 { String::new() } else { format!("-p {} ", self.port) };
                     Err(SshError::HostKey(format!(
                         "host key for {endpoint} ({presented}) is not in {path}{others}; add it with \
                          `ssh-keyscan {port}{} >> {path}` after checking the fingerprint, or run with \
@@ -93,10 +82,7 @@ impl ClientHandler {
 impl russh::client::Handler for ClientHandler {
     type Error = SshError;
 
-    async fn check_server_key(
-        &mut self,
-        server_key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key).map(|()| true),
             PublicKeyOrCertificate::Certificate(_) => Err(SshError::HostKey(format!(
@@ -109,10 +95,7 @@ impl russh::client::Handler for ClientHandler {
 
 /// Quotes `[host]:port` for a copy-pasted shell command; plain names need no quotes.
 fn shell_word(word: &str) -> String {
-    if word
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
-    {
+    if word.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b)) {
         word.to_owned()
     } else {
         format!("'{word}'")

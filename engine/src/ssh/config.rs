@@ -69,8 +69,5 @@ impl SshConfig {
 /// `$HOME/.ssh/known_hosts`, or `.ssh/known_hosts` relative to the working directory when
 /// `HOME` is unset.
 pub fn default_known_hosts() -> PathBuf {
-    std::env::home_dir()
-        .unwrap_or_default()
-        .join(".ssh")
-        .join("known_hosts")
+    std::env::home_dir().unwrap_or_default().join(".ssh").join("known_hosts")
 }

@@ -57,17 +57,15 @@ impl Connection {
             ))
         };
 
-        let stream = tokio::time::timeout_at(
-            deadline,
-            TcpStream::connect((config.address.as_str(), config.port)),
-        )
-        .await
-        .map_err(|_| timed_out("TCP connect"))?
-        .map_err(|e| HostError::Unreachable(format!("{context}: TCP connect failed: {e}")))?;
+        let stream =
+            tokio::time::timeout_at(deadline, TcpStream::connect((config.address.as_str(), config.port)))
+                .await
+                .map_err(|_| timed_out("TCP connect"))?
+                .map_err(|e| HostError::Unreachable(format!("{context}: TCP connect failed: {e}")))?;
         // Without it every small SSH packet waits for delayed ACKs: ~40 ms per command.
-        stream.set_nodelay(true).map_err(|e| {
-            HostError::Unreachable(format!("{context}: setting TCP_NODELAY failed: {e}"))
-        })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| HostError::Unreachable(format!("{context}: setting TCP_NODELAY failed: {e}")))?;
 
         let russh_config = Arc::new(client::Config {
             nodelay: true,
@@ -88,10 +86,7 @@ impl Connection {
             .map_err(|_| timed_out("authentication"))?
             .map_err(|cause| HostError::Unreachable(format!("{context}: {cause}")))?;
 
-        Ok(Self {
-            handle,
-            channels: Semaphore::new(config.max_channels.max(1)),
-        })
+        Ok(Self { handle, channels: Semaphore::new(config.max_channels.max(1)) })
     }
 
     /// True once the connection is gone (peer closed it, keepalives failed, or I/O error).
@@ -101,10 +96,7 @@ impl Connection {
 
     /// Says goodbye to the server. Commands still running fail with a transport error.
     pub(crate) async fn disconnect(&self) {
-        let _ = self
-            .handle
-            .disconnect(russh::Disconnect::ByApplication, "", "en")
-            .await;
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
     }
 
     /// Runs one command on its own channel. The timeout clock starts once the channel is open.
@@ -119,23 +111,12 @@ impl Connection {
             .await
             .map_err(|_| HostError::Transport("connection is shutting down".to_owned()))?;
         let (rx, tx) = self.open_channel().await?.split();
-        let mut running = AbortOnDrop(Some(Running {
-            connection: Arc::clone(self),
-            tx,
-            rx,
-            pid: None,
-        }));
+        let mut running = AbortOnDrop(Some(Running { connection: Arc::clone(self), tx, rx, pid: None }));
         let Some(parts) = running.0.as_mut() else {
             return Err(HostError::Transport("command state missing".to_owned()));
         };
 
-        let run = drive(
-            &parts.tx,
-            &mut parts.rx,
-            &mut parts.pid,
-            wrap(&exec.command),
-            exec.stdin,
-        );
+        let run = drive(&parts.tx, &mut parts.rx, &mut parts.pid, wrap(&exec.command), exec.stdin);
         match tokio::time::timeout(timeout, run).await {
             Ok(Ok(output)) => {
                 running.disarm();
@@ -159,12 +140,10 @@ impl Connection {
         let (mut rx, tx) = self.open_channel().await?.split();
         let command = format!("kill -9 -{pgid}");
         let mut pid = None;
-        let output = tokio::time::timeout(
-            KILL_TIMEOUT,
-            drive(&tx, &mut rx, &mut pid, command.into_bytes(), None),
-        )
-        .await
-        .map_err(|_| HostError::Timeout(KILL_TIMEOUT))??;
+        let output =
+            tokio::time::timeout(KILL_TIMEOUT, drive(&tx, &mut rx, &mut pid, command.into_bytes(), None))
+                .await
+                .map_err(|_| HostError::Timeout(KILL_TIMEOUT))??;
         tracing::debug!(pgid, status = ?output.status, stderr = %output.stderr_tail(1), "killed process group");
         Ok(())
     }
@@ -176,15 +155,8 @@ impl Connection {
         loop {
             match self.handle.channel_open_session().await {
                 Ok(channel) => return Ok(channel),
-                Err(russh::Error::ChannelOpenFailure(reason))
-                    if attempt < CHANNEL_OPEN_ATTEMPTS =>
-                {
-                    tracing::debug!(
-                        ?reason,
-                        attempt,
-                        ?backoff,
-                        "server refused a channel; retrying"
-                    );
+                Err(russh::Error::ChannelOpenFailure(reason)) if attempt < CHANNEL_OPEN_ATTEMPTS => {
+                    tracing::debug!(?reason, attempt, ?backoff, "server refused a channel; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                     attempt += 1;
@@ -196,10 +168,7 @@ impl Connection {
                     )));
                 }
                 Err(e) => {
-                    return Err(HostError::Transport(format!(
-                        "opening a channel failed: {}",
-                        describe(&e)
-                    )));
+                    return Err(HostError::Transport(format!("opening a channel failed: {}", describe(&e))));
                 }
             }
         }
@@ -228,9 +197,9 @@ async fn drive(
     command: Vec<u8>,
     stdin: Option<Vec<u8>>,
 ) -> Result<ExecOutput, HostError> {
-    tx.exec(true, command).await.map_err(|e| {
-        HostError::Transport(format!("sending the command failed: {}", describe(&e)))
-    })?;
+    tx.exec(true, command)
+        .await
+        .map_err(|e| HostError::Transport(format!("sending the command failed: {}", describe(&e))))?;
 
     let write = async {
         if let Some(bytes) = stdin.filter(|b| !b.is_empty()) {
@@ -256,15 +225,11 @@ async fn drive(
                     }
                     None => output.stdout.extend_from_slice(&data),
                 },
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    output.stderr.extend_from_slice(&data)
-                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => output.stderr.extend_from_slice(&data),
                 Some(ChannelMsg::ExitStatus { exit_status }) => output.status = Some(exit_status),
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(signal_name),
                 Some(ChannelMsg::Failure) => {
-                    return Err(HostError::Transport(
-                        "the server refused to run the command".to_owned(),
-                    ));
+                    return Err(HostError::Transport("the server refused to run the command".to_owned()));
                 }
                 Some(ChannelMsg::Close) => break,
                 Some(_) => {}
@@ -312,10 +277,7 @@ fn strip_pid_line<'a>(head: &'a [u8], pid: &mut Option<u32>) -> Option<&'a [u8]>
         return (head.len() > 32).then_some(head);
     };
     let (line, rest) = head.split_at(newline);
-    match line
-        .strip_prefix(PID_MARKER)
-        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
-    {
+    match line.strip_prefix(PID_MARKER).and_then(|n| std::str::from_utf8(n).ok()?.parse().ok()) {
         Some(n) => {
             *pid = Some(n);
             rest.get(1..)
@@ -359,11 +321,7 @@ impl Running {
         // Once the command is dead the server closes the channel itself (and russh answers).
         // Closing it from our side first would race with that close: russh then never hands
         // us the server's close, and sshd keeps a channel whose command still runs open anyway.
-        if killed
-            && tokio::time::timeout(KILL_TIMEOUT, wait_for_close(&mut self.rx))
-                .await
-                .is_ok()
-        {
+        if killed && tokio::time::timeout(KILL_TIMEOUT, wait_for_close(&mut self.rx)).await.is_ok() {
             return;
         }
         let _ = self.tx.close().await;
@@ -392,18 +350,14 @@ impl AbortOnDrop {
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let (Some(running), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
-        {
+        if let (Some(running), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
             runtime.spawn(running.abort());
         }
     }
 }
 
 /// Public-key authentication: the configured key file, else every key in the ssh-agent.
-async fn authenticate(
-    handle: &mut Handle<ClientHandler>,
-    config: &SshConfig,
-) -> Result<(), String> {
+async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) -> Result<(), String> {
     match &config.key_file {
         Some(path) => authenticate_with_file(handle, &config.user, path).await,
         None => authenticate_with_agent(handle, &config.user).await,
@@ -423,11 +377,7 @@ async fn authenticate_with_file(
         ),
         e => format!("cannot load private key {}: {e}", path.display()),
     })?;
-    let described = format!(
-        "{} {}",
-        key.algorithm(),
-        key.public_key().fingerprint(HashAlg::Sha256)
-    );
+    let described = format!("{} {}", key.algorithm(), key.public_key().fingerprint(HashAlg::Sha256));
     let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
     let result = handle
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
@@ -436,27 +386,19 @@ async fn authenticate_with_file(
     if result.success() {
         Ok(())
     } else {
-        Err(format!(
-            "the server refused public key {} ({described}) for user {user}",
-            path.display()
-        ))
+        Err(format!("the server refused public key {} ({described}) for user {user}", path.display()))
     }
 }
 
-async fn authenticate_with_agent(
-    handle: &mut Handle<ClientHandler>,
-    user: &str,
-) -> Result<(), String> {
+async fn authenticate_with_agent(handle: &mut Handle<ClientHandler>, user: &str) -> Result<(), String> {
     let mut agent = AgentClient::connect_env().await.map_err(|e| {
         format!(
             "no key file is set and the ssh-agent cannot be reached ({e}); set \
              ansible_ssh_private_key_file or start ssh-agent and export SSH_AUTH_SOCK"
         )
     })?;
-    let identities = agent
-        .request_identities()
-        .await
-        .map_err(|e| format!("cannot list the ssh-agent's keys: {e}"))?;
+    let identities =
+        agent.request_identities().await.map_err(|e| format!("cannot list the ssh-agent's keys: {e}"))?;
     let mut tried = 0;
     for identity in identities {
         let AgentIdentity::PublicKey { key, .. } = identity else {
@@ -464,18 +406,13 @@ async fn authenticate_with_agent(
         };
         tried += 1;
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
-        match handle
-            .authenticate_publickey_with(user, key, hash, &mut agent)
-            .await
-        {
+        match handle.authenticate_publickey_with(user, key, hash, &mut agent).await {
             Ok(result) if result.success() => return Ok(()),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "ssh-agent could not sign"),
         }
     }
-    Err(format!(
-        "the server refused all {tried} ssh-agent key(s) for user {user}"
-    ))
+    Err(format!("the server refused all {tried} ssh-agent key(s) for user {user}"))
 }
 
 /// For RSA keys, the strongest signature hash the server accepts (rsa-sha2-512/256), so
@@ -484,12 +421,7 @@ async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Option<HashAl
     if !is_rsa {
         return None;
     }
-    handle
-        .best_supported_rsa_hash()
-        .await
-        .ok()
-        .flatten()
-        .flatten()
+    handle.best_supported_rsa_hash().await.ok().flatten().flatten()
 }
 
 /// Time since `start` in milliseconds, for logs.

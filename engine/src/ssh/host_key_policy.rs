@@ -38,9 +38,7 @@ impl FromStr for HostKeyPolicy {
         match s {
             "strict" | "yes" => Ok(Self::Strict),
             "accept-new" => Ok(Self::AcceptNew),
-            other => Err(format!(
-                "unknown host key policy `{other}`; expected `strict` or `accept-new`"
-            )),
+            other => Err(format!("unknown host key policy `{other}`; expected `strict` or `accept-new`")),
         }
     }
 }

@@ -76,10 +76,7 @@ impl KnownHosts {
                 entry
             })
             .collect();
-        Self {
-            path: path.to_owned(),
-            entries,
-        }
+        Self { path: path.to_owned(), entries }
     }
 
     /// The file these entries came from.
@@ -90,16 +87,9 @@ impl KnownHosts {
     /// Looks up the key that `host` presented on `port`.
     pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
         let name = host_pattern(host, port);
-        let matching: Vec<&Entry> = self
-            .entries
-            .iter()
-            .filter(|e| matches(&e.hosts, &name))
-            .collect();
+        let matching: Vec<&Entry> = self.entries.iter().filter(|e| matches(&e.hosts, &name)).collect();
 
-        if let Some(e) = matching
-            .iter()
-            .find(|e| e.revoked && e.key.key_data() == key.key_data())
-        {
+        if let Some(e) = matching.iter().find(|e| e.revoked && e.key.key_data() == key.key_data()) {
             return HostKeyStatus::Revoked { line: e.line };
         }
         let trusted = || matching.iter().filter(|e| !e.revoked);
@@ -109,30 +99,19 @@ impl KnownHosts {
         if let Some(e) = trusted().find(|e| e.key.algorithm() == key.algorithm()) {
             return HostKeyStatus::Changed { line: e.line };
         }
-        HostKeyStatus::Unknown {
-            other_lines: trusted().map(|e| e.line).collect(),
-        }
+        HostKeyStatus::Unknown { other_lines: trusted().map(|e| e.line).collect() }
     }
 }
 
 /// Appends `host`'s `key` to the file at `path` in OpenSSH's form (`host key` or
 /// `[host]:port key`), creating the file (mode 0600) and its directory if needed.
 pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
-    let key_text = key
-        .to_openssh()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let _guard = APPEND_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key_text = key.to_openssh().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let _guard = APPEND_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
 
     let mut record = String::new();
     if file.seek(SeekFrom::End(-1)).is_ok() {
@@ -153,11 +132,7 @@ pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io:
 
 /// The name a host is filed under: `host` on port 22, `[host]:port` otherwise.
 pub(crate) fn host_pattern(host: &str, port: u16) -> String {
-    if port == 22 {
-        host.to_owned()
-    } else {
-        format!("[{host}]:{port}")
-    }
+    if port == 22 { host.to_owned() } else { format!("[{host}]:{port}") }
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
@@ -185,12 +160,7 @@ fn parse_line(line_no: usize, line: &str) -> Option<Entry> {
     let key_base64 = fields.next()?;
     let key = PublicKey::from_openssh(&format!("{key_type} {key_base64}")).ok()?;
     let hosts = HostPatterns::from_str(hosts).ok()?;
-    Some(Entry {
-        line: line_no,
-        revoked,
-        hosts,
-        key,
-    })
+    Some(Entry { line: line_no, revoked, hosts, key })
 }
 
 /// OpenSSH `match_hostname`: a name matches a comma-separated list when some pattern matches
@@ -245,49 +215,25 @@ mod tests {
     #[test]
     fn comma_separated_patterns_match_each_name() {
         let kh = known(&format!("etcd0,10.77.0.11 ssh-ed25519 {KEY_A}\n"));
-        assert_eq!(
-            kh.check("10.77.0.11", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
-        assert_eq!(
-            kh.check("etcd0", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
-        assert_eq!(
-            kh.check("ETCD0", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
+        assert_eq!(kh.check("10.77.0.11", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
+        assert_eq!(kh.check("etcd0", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
+        assert_eq!(kh.check("ETCD0", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
         assert_eq!(
             kh.check("10.77.0.12", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![]
-            }
+            HostKeyStatus::Unknown { other_lines: vec![] }
         );
     }
 
     #[test]
     fn non_default_port_uses_brackets() {
-        let kh = known(&format!(
-            "[127.0.0.1]:2222 ssh-ed25519 {KEY_A}\n127.0.0.1 ssh-ed25519 {KEY_B}\n"
-        ));
-        assert_eq!(
-            kh.check("127.0.0.1", 2222, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
-        assert_eq!(
-            kh.check("127.0.0.1", 22, &ed25519(KEY_B)),
-            HostKeyStatus::Known { line: 2 }
-        );
+        let kh = known(&format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_A}\n127.0.0.1 ssh-ed25519 {KEY_B}\n"));
+        assert_eq!(kh.check("127.0.0.1", 2222, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
+        assert_eq!(kh.check("127.0.0.1", 22, &ed25519(KEY_B)), HostKeyStatus::Known { line: 2 });
         // The port-22 line says nothing about port 2222, and the other way round.
-        assert_eq!(
-            kh.check("127.0.0.1", 2222, &ed25519(KEY_B)),
-            HostKeyStatus::Changed { line: 1 }
-        );
+        assert_eq!(kh.check("127.0.0.1", 2222, &ed25519(KEY_B)), HostKeyStatus::Changed { line: 1 });
         assert_eq!(
             kh.check("127.0.0.1", 2223, &ed25519(KEY_A)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![]
-            }
+            HostKeyStatus::Unknown { other_lines: vec![] }
         );
     }
 
@@ -297,48 +243,29 @@ mod tests {
             "# managed by engine\n\n   \nother ssh-ed25519 {KEY_C}\n# comment\netcd0,10.77.0.11  ssh-ed25519\t{KEY_A} root@etcd0\n"
         );
         let kh = known(&text);
-        assert_eq!(
-            kh.check("10.77.0.11", 22, &ed25519(KEY_B)),
-            HostKeyStatus::Changed { line: 6 }
-        );
-        assert_eq!(
-            kh.check("10.77.0.11", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 6 }
-        );
+        assert_eq!(kh.check("10.77.0.11", 22, &ed25519(KEY_B)), HostKeyStatus::Changed { line: 6 });
+        assert_eq!(kh.check("10.77.0.11", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 6 });
     }
 
     #[test]
     fn any_line_with_the_key_wins_over_a_stale_one() {
         let kh = known(&format!("h ssh-ed25519 {KEY_B}\nh ssh-ed25519 {KEY_A}\n"));
-        assert_eq!(
-            kh.check("h", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 2 }
-        );
+        assert_eq!(kh.check("h", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 2 });
     }
 
     #[test]
     fn other_algorithms_are_unknown_not_changed() {
         let kh = known(&format!("h ecdsa-sha2-nistp256 {ECDSA}\n"));
-        assert_eq!(
-            kh.check("h", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![1]
-            }
-        );
+        assert_eq!(kh.check("h", 22, &ed25519(KEY_A)), HostKeyStatus::Unknown { other_lines: vec![1] });
     }
 
     #[test]
     fn wildcards_and_negation() {
         let kh = known(&format!("10.77.0.*,!10.77.0.13 ssh-ed25519 {KEY_A}\n"));
-        assert_eq!(
-            kh.check("10.77.0.12", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
+        assert_eq!(kh.check("10.77.0.12", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
         assert_eq!(
             kh.check("10.77.0.13", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![]
-            }
+            HostKeyStatus::Unknown { other_lines: vec![] }
         );
         assert!(glob(b"web-?", b"web-1"));
         assert!(!glob(b"web-?", b"web-12"));
@@ -351,31 +278,18 @@ mod tests {
         let kh = known(&format!(
             "|1|O33ESRMWPVkMYIwJ1Uw+n877jTo=|nuuC5vEqXlEZ/8BXQR7m619W6Ak= ssh-ed25519 {KEY_C}\n"
         ));
-        assert_eq!(
-            kh.check("example.com", 22, &ed25519(KEY_C)),
-            HostKeyStatus::Known { line: 1 }
-        );
-        assert_eq!(
-            kh.check("example.com", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Changed { line: 1 }
-        );
+        assert_eq!(kh.check("example.com", 22, &ed25519(KEY_C)), HostKeyStatus::Known { line: 1 });
+        assert_eq!(kh.check("example.com", 22, &ed25519(KEY_A)), HostKeyStatus::Changed { line: 1 });
         assert_eq!(
             kh.check("example.org", 22, &ed25519(KEY_C)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![]
-            }
+            HostKeyStatus::Unknown { other_lines: vec![] }
         );
     }
 
     #[test]
     fn revoked_keys_are_refused_even_when_listed() {
-        let kh = known(&format!(
-            "@revoked * ssh-ed25519 {KEY_A}\nh ssh-ed25519 {KEY_A}\n"
-        ));
-        assert_eq!(
-            kh.check("h", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Revoked { line: 1 }
-        );
+        let kh = known(&format!("@revoked * ssh-ed25519 {KEY_A}\nh ssh-ed25519 {KEY_A}\n"));
+        assert_eq!(kh.check("h", 22, &ed25519(KEY_A)), HostKeyStatus::Revoked { line: 1 });
     }
 
     #[test]
@@ -384,15 +298,9 @@ mod tests {
             "h ssh-ed25519 not-base64\n@cert-authority * ssh-ed25519 {KEY_B}\nh ssh-unknown AAAA\nonlyonefield\nh ssh-ed25519 {KEY_A}\n"
         );
         let kh = known(&text);
-        assert_eq!(
-            kh.check("h", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 5 }
-        );
+        assert_eq!(kh.check("h", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 5 });
         // The CA line is not a plain key for h.
-        assert_eq!(
-            kh.check("h", 22, &ed25519(KEY_B)),
-            HostKeyStatus::Changed { line: 5 }
-        );
+        assert_eq!(kh.check("h", 22, &ed25519(KEY_B)), HostKeyStatus::Changed { line: 5 });
     }
 
     #[test]
@@ -401,32 +309,18 @@ mod tests {
         let path = dir.path().join("sub").join("known_hosts");
         assert_eq!(
             KnownHosts::load(&path)?.check("10.77.0.11", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Unknown {
-                other_lines: vec![]
-            }
+            HostKeyStatus::Unknown { other_lines: vec![] }
         );
 
         append(&path, "10.77.0.11", 22, &ed25519(KEY_A))?;
         append(&path, "127.0.0.1", 2222, &ed25519(KEY_B))?;
         let text = std::fs::read_to_string(&path)?;
-        assert_eq!(
-            text,
-            format!("10.77.0.11 ssh-ed25519 {KEY_A}\n[127.0.0.1]:2222 ssh-ed25519 {KEY_B}\n")
-        );
+        assert_eq!(text, format!("10.77.0.11 ssh-ed25519 {KEY_A}\n[127.0.0.1]:2222 ssh-ed25519 {KEY_B}\n"));
 
         let kh = KnownHosts::load(&path)?;
-        assert_eq!(
-            kh.check("10.77.0.11", 22, &ed25519(KEY_A)),
-            HostKeyStatus::Known { line: 1 }
-        );
-        assert_eq!(
-            kh.check("127.0.0.1", 2222, &ed25519(KEY_B)),
-            HostKeyStatus::Known { line: 2 }
-        );
-        assert_eq!(
-            kh.check("10.77.0.11", 22, &ed25519(KEY_C)),
-            HostKeyStatus::Changed { line: 1 }
-        );
+        assert_eq!(kh.check("10.77.0.11", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 1 });
+        assert_eq!(kh.check("127.0.0.1", 2222, &ed25519(KEY_B)), HostKeyStatus::Known { line: 2 });
+        assert_eq!(kh.check("10.77.0.11", 22, &ed25519(KEY_C)), HostKeyStatus::Changed { line: 1 });
         Ok(())
     }
 

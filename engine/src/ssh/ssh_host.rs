@@ -32,10 +32,7 @@ enum State {
     /// Not connected yet.
     Idle,
     /// `reconnects_left` more replacements are allowed if `connection` dies.
-    Connected {
-        connection: Arc<Connection>,
-        reconnects_left: u32,
-    },
+    Connected { connection: Arc<Connection>, reconnects_left: u32 },
     /// A connect attempt failed; every later call gets the same error without retrying, so
     /// a dead host costs one connect timeout, not one per task.
     Failed(HostError),
@@ -45,11 +42,7 @@ impl SshHost {
     /// A host named `name` (its inventory name, used in messages) reached with `config`.
     /// Does not connect.
     pub fn new(name: String, config: SshConfig) -> Self {
-        Self {
-            name,
-            config,
-            state: Mutex::new(State::Idle),
-        }
+        Self { name, config, state: Mutex::new(State::Idle) }
     }
 
     /// How this host is reached.
@@ -79,12 +72,7 @@ impl SshHost {
 
     /// `name (user@address:port)`, the prefix of every connection error.
     fn context(&self) -> String {
-        format!(
-            "{} ({}@{})",
-            self.name,
-            self.config.user,
-            self.config.endpoint()
-        )
+        format!("{} ({}@{})", self.name, self.config.user, self.config.endpoint())
     }
 
     /// The live connection, connecting first if there is none or if it died (once).
@@ -96,9 +84,7 @@ impl SshHost {
             }
             State::Failed(error) => return Err(error.clone()),
             State::Idle => RECONNECTS,
-            State::Connected {
-                reconnects_left: 0, ..
-            } => {
+            State::Connected { reconnects_left: 0, .. } => {
                 let error = HostError::Unreachable(format!(
                     "{}: the connection was lost again after {RECONNECTS} reconnect(s)",
                     self.context()
@@ -106,9 +92,7 @@ impl SshHost {
                 *state = State::Failed(error.clone());
                 return Err(error);
             }
-            State::Connected {
-                reconnects_left, ..
-            } => {
+            State::Connected { reconnects_left, .. } => {
                 tracing::debug!(host = %self.name, "connection lost; reconnecting");
                 reconnects_left - 1
             }
@@ -116,17 +100,11 @@ impl SshHost {
 
         let start = Instant::now();
         let span = tracing::debug_span!("ssh.connect", host = %self.name, endpoint = %self.config.endpoint());
-        match Connection::open(&self.config, &self.context())
-            .instrument(span)
-            .await
-        {
+        match Connection::open(&self.config, &self.context()).instrument(span).await {
             Ok(connection) => {
                 tracing::debug!(host = %self.name, ms = millis_since(start), "connected");
                 let connection = Arc::new(connection);
-                *state = State::Connected {
-                    connection: Arc::clone(&connection),
-                    reconnects_left,
-                };
+                *state = State::Connected { connection: Arc::clone(&connection), reconnects_left };
                 Ok(connection)
             }
             Err(error) => {

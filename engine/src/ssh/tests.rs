@@ -29,10 +29,8 @@ fn live_config() -> Option<SshConfig> {
         Some((address, port)) if !address.contains(':') => (address.to_owned(), port.parse().ok()?),
         _ => (target, 22),
     };
-    let mut config = SshConfig::new(
-        address,
-        std::env::var("ENGINE_SSH_TEST_USER").unwrap_or_else(|_| "root".into()),
-    );
+    let mut config =
+        SshConfig::new(address, std::env::var("ENGINE_SSH_TEST_USER").unwrap_or_else(|_| "root".into()));
     config.port = port;
     config.key_file = std::env::var_os("ENGINE_SSH_TEST_KEY").map(PathBuf::from);
     if let Some(path) = std::env::var_os("ENGINE_SSH_TEST_KNOWN_HOSTS") {
@@ -105,9 +103,7 @@ async fn stdin_and_stdout_of_5_mib() -> TestResult {
         child.stdin.take().ok_or("no stdin")?.write_all(&data)?;
         String::from_utf8(child.wait_with_output()?.stdout)?
     };
-    let out = host
-        .exec(Exec::new("cat | sha256sum").stdin(data.clone()))
-        .await?;
+    let out = host.exec(Exec::new("cat | sha256sum").stdin(data.clone())).await?;
     assert_eq!(out.status, Some(0));
     assert_eq!(out.stdout_text(), expected.trim_end());
 
@@ -116,11 +112,7 @@ async fn stdin_and_stdout_of_5_mib() -> TestResult {
     let out = host.exec(Exec::new("cat").stdin(data.clone())).await?;
     eprintln!("cat of 5 MiB round trip: {:?}", start.elapsed());
     assert_eq!(out.status, Some(0));
-    assert!(
-        out.stdout == data,
-        "cat returned {} bytes, not the 5 MiB sent",
-        out.stdout.len()
-    );
+    assert!(out.stdout == data, "cat returned {} bytes, not the 5 MiB sent", out.stdout.len());
 
     // Large output with no stdin at all.
     let out = host.exec(Exec::new("head -c 8388608 /dev/zero")).await?;
@@ -136,9 +128,7 @@ async fn stdin_and_stdout_of_5_mib() -> TestResult {
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn stderr_and_exit_status() -> TestResult {
     let host = live_or_skip!(live_host());
-    let out = host
-        .exec(Exec::new("echo out; echo oops >&2; exit 3"))
-        .await?;
+    let out = host.exec(Exec::new("echo out; echo oops >&2; exit 3")).await?;
     assert_eq!(out.status, Some(3));
     assert_eq!(out.stdout, b"out\n");
     assert_eq!(out.stderr, b"oops\n");
@@ -182,11 +172,7 @@ async fn concurrent_execs_share_one_connection() -> TestResult {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..20).collect::<Vec<_>>());
-        assert_eq!(
-            client_ends.len(),
-            1,
-            "all commands on one connection: {client_ends:?}"
-        );
+        assert_eq!(client_ends.len(), 1, "all commands on one connection: {client_ends:?}");
 
         // Churn: many short channels opening and closing at once.
         let start = Instant::now();
@@ -198,10 +184,7 @@ async fn concurrent_execs_share_one_connection() -> TestResult {
         while let Some(joined) = set.join_next().await {
             assert_eq!(joined??.status, Some(0));
         }
-        eprintln!(
-            "max_channels {max_channels}: 200 concurrent `true` in {:?}",
-            start.elapsed()
-        );
+        eprintln!("max_channels {max_channels}: 200 concurrent `true` in {:?}", start.elapsed());
     }
     Ok(())
 }
@@ -211,39 +194,21 @@ async fn concurrent_execs_share_one_connection() -> TestResult {
 async fn timeout_kills_the_remote_command() -> TestResult {
     let host = live_or_skip!(live_host());
     let start = Instant::now();
-    let result = host
-        .exec(Exec::new("sleep 30").timeout(Duration::from_secs(1)))
-        .await;
+    let result = host.exec(Exec::new("sleep 30").timeout(Duration::from_secs(1))).await;
     assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
 
     // The bracket keeps pgrep from matching its own shell's command line.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
-    assert_eq!(
-        out.status,
-        Some(1),
-        "sleep 30 still running: {}",
-        out.stdout_text()
-    );
+    assert_eq!(out.status, Some(1), "sleep 30 still running: {}", out.stdout_text());
 
     // The same through a pipeline and a subshell: the whole process group dies.
-    let result = host
-        .exec(Exec::new("(sleep 30; echo late) | cat").timeout(Duration::from_secs(1)))
-        .await;
+    let result = host.exec(Exec::new("(sleep 30; echo late) | cat").timeout(Duration::from_secs(1))).await;
     assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
-    assert_eq!(
-        out.status,
-        Some(1),
-        "sleep 30 still running: {}",
-        out.stdout_text()
-    );
+    assert_eq!(out.status, Some(1), "sleep 30 still running: {}", out.stdout_text());
     Ok(())
 }
 
@@ -251,17 +216,11 @@ async fn timeout_kills_the_remote_command() -> TestResult {
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn cancelled_exec_kills_the_remote_command() -> TestResult {
     let host = live_or_skip!(live_host());
-    let cancelled =
-        tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 30"))).await;
+    let cancelled = tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 30"))).await;
     assert!(cancelled.is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
-    assert_eq!(
-        out.status,
-        Some(1),
-        "sleep 30 still running: {}",
-        out.stdout_text()
-    );
+    assert_eq!(out.status, Some(1), "sleep 30 still running: {}", out.stdout_text());
     Ok(())
 }
 
@@ -283,24 +242,15 @@ async fn unknown_host_key_is_refused_and_accept_new_learns_it() -> TestResult {
     let empty = known_hosts_copy(&config, |_| "# nothing here\n".into())?;
     config.known_hosts = empty.to_path_buf();
 
-    let err = SshHost::new("live".into(), config.clone())
-        .connect()
-        .await
-        .err()
-        .ok_or("connected")?;
+    let err = SshHost::new("live".into(), config.clone()).connect().await.err().ok_or("connected")?;
     let HostError::Unreachable(msg) = &err else {
         return Err(format!("{err:?}").into());
     };
     eprintln!("{msg}");
-    assert!(
-        msg.contains("is not in") && msg.contains("ssh-keyscan") && msg.contains("accept-new"),
-        "{msg}"
-    );
+    assert!(msg.contains("is not in") && msg.contains("ssh-keyscan") && msg.contains("accept-new"), "{msg}");
 
     config.host_key_policy = HostKeyPolicy::AcceptNew;
-    SshHost::new("live".into(), config.clone())
-        .connect()
-        .await?;
+    SshHost::new("live".into(), config.clone()).connect().await?;
     let learned = std::fs::read_to_string(&config.known_hosts)?;
     assert_eq!(learned.lines().count(), 2, "{learned}");
 
@@ -322,11 +272,7 @@ async fn changed_host_key_is_refused_with_the_line() -> TestResult {
     config.known_hosts = changed.to_path_buf();
     for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
         config.host_key_policy = policy;
-        let err = SshHost::new("live".into(), config.clone())
-            .connect()
-            .await
-            .err()
-            .ok_or("connected")?;
+        let err = SshHost::new("live".into(), config.clone()).connect().await.err().ok_or("connected")?;
         let HostError::Unreachable(msg) = &err else {
             return Err(format!("{err:?}").into());
         };
@@ -346,10 +292,7 @@ async fn failed_connect_is_reported_once_and_sticks() -> TestResult {
     let Err(HostError::Unreachable(msg)) = &first else {
         return Err(format!("{first:?}").into());
     };
-    assert!(
-        msg.contains("live (root@") && msg.contains("/nonexistent/id_ed25519"),
-        "{msg}"
-    );
+    assert!(msg.contains("live (root@") && msg.contains("/nonexistent/id_ed25519"), "{msg}");
     assert_eq!(host.exec(Exec::new("true")).await, first);
     Ok(())
 }
@@ -371,6 +314,28 @@ async fn latency_of_true() -> TestResult {
     eprintln!(
         "`true` x50 on one connection: min {:?}, median {:?}, p90 {:?}, max {:?}",
         times[0], times[25], times[45], times[49]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn lost_connection_reconnects_once() -> TestResult {
+    let host = live_or_skip!(live_host());
+    // $PPID of the command's shell is the sshd process serving this connection.
+    let kill_connection = || host.exec(Exec::new("kill -9 $PPID"));
+    let first = kill_connection().await;
+    assert!(matches!(first, Err(HostError::Transport(_))), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_eq!(host.exec(Exec::new("echo back")).await?.stdout_text(), "back");
+
+    let _ = kill_connection().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = host.exec(Exec::new("true")).await;
+    assert!(
+        matches!(&again, Err(HostError::Unreachable(msg)) if msg.contains("lost again")),
+        "{again:?}"
     );
     Ok(())
 }

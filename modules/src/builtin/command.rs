@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::ModuleError;
 use crate::host::{Exec, Host};
-use crate::module::{Action, Module, Outputs, Plan, PlanOptions};
+use crate::module::{Action, Context, Module, Outputs, Plan};
 use crate::remote::command_error;
 use crate::shell::{join, quote};
 
@@ -81,9 +81,7 @@ impl CommandArgs {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
@@ -105,7 +103,8 @@ impl Module for Command {
         "command"
     }
 
-    async fn plan(&self, host: &dyn Host, _options: PlanOptions) -> Result<Plan, ModuleError> {
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let host = cx.host;
         let args = &self.args;
         let guard = match (&args.creates, &args.removes) {
             (None, None) => None,
@@ -130,10 +129,7 @@ impl Module for Command {
                 };
                 let mut outputs = Outputs::new();
                 outputs.insert("skipped".into(), Value::String(why));
-                return Ok(Plan {
-                    outputs,
-                    ..Plan::unchanged()
-                });
+                return Ok(Plan { outputs, ..Plan::unchanged() });
             }
         }
         let line = args.command_line();
@@ -145,17 +141,12 @@ impl Module for Command {
             }
             .run(host)
             .await?;
-            return Ok(Plan {
-                outputs,
-                ..Plan::unchanged()
-            });
+            return Ok(Plan { outputs, ..Plan::unchanged() });
         }
         Ok(Plan {
             changes: vec![format!(
                 "run {}",
-                args.cmd
-                    .clone()
-                    .unwrap_or_else(|| join(args.argv.iter().flatten()))
+                args.cmd.clone().unwrap_or_else(|| join(args.argv.iter().flatten()))
             )],
             action: Some(Box::new(RunCommand {
                 line,
@@ -193,10 +184,7 @@ impl RunCommand {
         let mut outputs = Outputs::new();
         outputs.insert("rc".into(), Value::from(out.status.unwrap_or_default()));
         outputs.insert("stdout".into(), Value::String(out.stdout_text()));
-        outputs.insert(
-            "stderr".into(),
-            Value::String(String::from_utf8_lossy(&out.stderr).into_owned()),
-        );
+        outputs.insert("stderr".into(), Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
         Ok(outputs)
     }
 }
@@ -206,29 +194,22 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<CommandArgs, String> {
-        serde_json::from_value::<CommandArgs>(json)
-            .map_err(|e| e.to_string())
-            .and_then(CommandArgs::validate)
+        serde_json::from_value::<CommandArgs>(json).map_err(|e| e.to_string()).and_then(CommandArgs::validate)
     }
 
     #[test]
     fn builds_quoted_command_lines() {
-        let a = args(serde_json::json!({"argv": ["echo", "a b", "$(x)"], "chdir": "/t mp", "env": {"K": "v w"}})).unwrap();
-        assert_eq!(
-            a.command_line(),
-            "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'"
-        );
+        let a =
+            args(serde_json::json!({"argv": ["echo", "a b", "$(x)"], "chdir": "/t mp", "env": {"K": "v w"}}))
+                .unwrap();
+        assert_eq!(a.command_line(), "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
         let a = args(serde_json::json!({"cmd": "echo 'hi'"})).unwrap();
         assert_eq!(a.command_line(), r"sh -c 'echo '\''hi'\'''");
     }
 
     #[test]
     fn rejects_bad_arguments() {
-        assert!(
-            args(serde_json::json!({}))
-                .unwrap_err()
-                .contains("missing cmd")
-        );
+        assert!(args(serde_json::json!({})).unwrap_err().contains("missing cmd"));
         assert!(args(serde_json::json!({"cmd": "x", "argv": ["y"]})).is_err());
         assert!(
             args(serde_json::json!({"cmd": "x", "crates": "/y"}))

@@ -8,11 +8,11 @@ use crate::diff::unified_diff;
 use crate::error::ModuleError;
 use crate::host::Host;
 use crate::mode::Mode;
-use crate::module::{Action, Module, Outputs, Plan, PlanOptions};
+use crate::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
 use crate::remote::{self, Attrs, FileKind, FileStat};
 
 /// Manages one path on the host: a file with the given content, a directory, or nothing.
-/// Writes are atomic (temporary file, fsync, rename), and mode and owner are set before the rename.
+/// Output: `path`. Writes are atomic (temporary file, fsync, rename), and mode and owner are set before the rename.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileArgs {
@@ -64,10 +64,7 @@ impl FileArgs {
     fn wanted_attrs(&self, current: Option<&FileStat>, default_mode: u32) -> (Attrs, Vec<String>) {
         let mut attrs = Attrs::default();
         let mut changes = Vec::new();
-        let mode = self
-            .mode
-            .map(|m| m.0)
-            .or(current.is_none().then_some(default_mode));
+        let mode = self.mode.map(|m| m.0).or(current.is_none().then_some(default_mode));
         if let Some(mode) = mode
             && current.is_none_or(|c| c.mode != mode)
         {
@@ -114,7 +111,15 @@ impl Module for File {
         "file"
     }
 
-    async fn plan(&self, host: &dyn Host, options: PlanOptions) -> Result<Plan, ModuleError> {
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let mut plan = self.plan_path(cx.host, cx.options).await?;
+        plan.outputs.insert("path".into(), serde_json::Value::String(self.args.path.clone()));
+        Ok(plan)
+    }
+}
+
+impl File {
+    async fn plan_path(&self, host: &dyn Host, options: PlanOptions) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let current = remote::stat(host, &args.path).await?;
         let path = args.path.clone();
@@ -156,9 +161,7 @@ impl Module for File {
             FileState::File => self.plan_file(host, current, options).await,
         }
     }
-}
 
-impl File {
     async fn plan_file(
         &self,
         host: &dyn Host,
@@ -192,9 +195,7 @@ impl File {
             });
         };
         let wanted_sha = crate::diff::sha256_hex(content.as_bytes());
-        let content_changes = current
-            .as_ref()
-            .is_none_or(|c| c.sha256.as_deref() != Some(&wanted_sha));
+        let content_changes = current.as_ref().is_none_or(|c| c.sha256.as_deref() != Some(&wanted_sha));
         let (mut attrs, mut changes) = args.wanted_attrs(current.as_ref(), 0o644);
         if !content_changes {
             return Ok(if attrs == Attrs::default() {
@@ -227,11 +228,7 @@ impl File {
         Ok(Plan {
             changes,
             diff,
-            action: Some(Box::new(FileAction::Write {
-                path,
-                content: content.clone().into_bytes(),
-                attrs,
-            })),
+            action: Some(Box::new(FileAction::Write { path, content: content.clone().into_bytes(), attrs })),
             ..Plan::default()
         })
     }
@@ -240,33 +237,19 @@ impl File {
 /// Exactly one planned change to a path.
 #[derive(Debug)]
 enum FileAction {
-    Write {
-        path: String,
-        content: Vec<u8>,
-        attrs: Attrs,
-    },
-    SetAttrs {
-        path: String,
-        attrs: Attrs,
-    },
-    Mkdir {
-        path: String,
-        attrs: Attrs,
-    },
-    Remove {
-        path: String,
-    },
+    Write { path: String, content: Vec<u8>, attrs: Attrs },
+    SetAttrs { path: String, attrs: Attrs },
+    Mkdir { path: String, attrs: Attrs },
+    Remove { path: String },
 }
 
 #[async_trait]
 impl Action for FileAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
         match *self {
-            FileAction::Write {
-                path,
-                content,
-                attrs,
-            } => remote::write_atomic(host, &path, &content, &attrs).await?,
+            FileAction::Write { path, content, attrs } => {
+                remote::write_atomic(host, &path, &content, &attrs).await?
+            }
             FileAction::SetAttrs { path, attrs } => remote::set_attrs(host, &path, &attrs).await?,
             FileAction::Mkdir { path, attrs } => remote::mkdir(host, &path, &attrs).await?,
             FileAction::Remove { path } => remote::remove(host, &path).await?,

@@ -1,0 +1,1 @@
+//! Lab tests for engine_features (being written).

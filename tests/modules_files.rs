@@ -1,0 +1,1 @@
+//! Lab tests for modules_files (being written).
