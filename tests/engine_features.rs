@@ -1,1 +1,109 @@
-//! Lab tests for engine_features (being written).
+//! Lab tests for engine features that span modules: facts, handlers, retries, become.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::Test;
+use support::lab::{Lab, scratch};
+
+/// Runs `playbook` (text) against `inventory` (text) with `--json`.
+fn run(inventory: &str, playbook: &str, extra: &[&str]) -> support::Output {
+    let t = Test::new();
+    let inv = t.file("inv.yml", inventory);
+    let pb = t.file("pb.rhai", playbook);
+    t.arg("run").arg(&pb).arg("-i").arg(&inv).arg("--json").args(extra).run()
+}
+
+#[test]
+fn facts_give_each_host_its_own_address() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("facts");
+    let playbook = format!(
+        r#"
+let first = hosts()[0];
+for h in hosts() {{
+    h.file("my address", #{{ path: "{dir}-addr", content: h.fact("interfaces.host0.ipv4.0") }});
+    h.file("first's name", #{{ path: "{dir}-first", content: first.fact("hostname") }});
+}}
+"#
+    );
+    let out = run(&std::fs::read_to_string(&lab.inventory).unwrap(), &playbook, &[]).success();
+    assert_eq!(out.count("changed"), 2 * lab.hosts.len());
+    for (host, address, _) in &lab.hosts {
+        assert_eq!(lab.ssh(host, &format!("cat {dir}-addr")), *address);
+        assert_eq!(lab.ssh(host, &format!("cat {dir}-first")), lab.hosts[0].0);
+    }
+}
+
+#[test]
+fn a_handler_fires_once_when_notifiers_change_and_not_otherwise() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("handler");
+    let inventory = lab.inventory_for(&["etcd0"], &[]);
+    let playbook = |a: &str, b: &str| {
+        format!(
+            r#"
+let h = host("etcd0");
+let restart = h.handler("command", "restart", #{{ cmd: "echo fired >> {dir}-count" }});
+h.file("config a", #{{ path: "{dir}-a", content: "{a}" }}).notify(restart);
+h.file("config b", #{{ path: "{dir}-b", content: "{b}" }}).notify(restart);
+"#
+        )
+    };
+    let count = || lab.ssh_status("etcd0", &format!("cat {dir}-count")).1.lines().count();
+
+    let first = run(&inventory, &playbook("1", "1"), &[]).success();
+    assert_eq!(first.task("etcd0", "restart")["status"], "changed");
+    assert_eq!(count(), 1, "two notifiers changed, the handler ran once");
+
+    let second = run(&inventory, &playbook("1", "1"), &[]).success();
+    assert_eq!(second.task("etcd0", "restart")["status"], "ok");
+    assert_eq!(second.count("changed"), 0);
+    assert_eq!(count(), 1, "nothing changed, the handler did not run");
+
+    run(&inventory, &playbook("1", "2"), &[]).success();
+    assert_eq!(count(), 2, "one notifier changed, the handler ran again");
+}
+
+#[test]
+fn retries_until_a_condition_holds() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("retry");
+    let inventory = lab.inventory_for(&["etcd0"], &[]);
+    let playbook = |retries: u32| {
+        format!(
+            r#"
+let h = host("etcd0");
+h.command("flaky", #{{ cmd: "test -e {dir}-flag-{retries} || {{ touch {dir}-flag-{retries}; exit 1; }}" }})
+    .retry(#{{ retries: 1, delay: 0 }});
+h.command("counter", #{{ cmd: "echo x >> {dir}-count-{retries}; wc -l < {dir}-count-{retries}" }})
+    .retry(#{{ retries: {retries}, delay: 0, "until": "stdout | int >= 3" }});
+"#
+        )
+    };
+    let out = run(&inventory, &playbook(5), &[]).success();
+    assert_eq!(out.task("etcd0", "flaky")["status"], "changed");
+    assert_eq!(lab.ssh("etcd0", &format!("wc -l < {dir}-count-5")).trim(), "3", "stopped as soon as it held");
+
+    let out = run(&inventory, &playbook(1), &[]).code(2);
+    let error = out.task("etcd0", "counter")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("did not hold after 2 attempt(s)"), "{error}");
+}
+
+#[test]
+fn become_runs_as_root_for_an_unprivileged_user() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("become").replace("/tmp/", "/root/");
+    let as_deploy = lab.inventory_for(&["etcd0"], &[("etcd0", "ansible_user", "deploy")]);
+    let with_become = lab.inventory_for(
+        &["etcd0"],
+        &[("etcd0", "ansible_user", "deploy"), ("etcd0", "ansible_become", "true")],
+    );
+    let playbook = format!(r#"host("etcd0").file("in root's home", #{{ path: "{dir}", content: "x" }});"#);
+
+    let out = run(&as_deploy, &playbook, &[]).code(2);
+    assert_eq!(out.task("etcd0", "in root's home")["status"], "failed", "deploy cannot write /root");
+    run(&with_become, &playbook, &[]).success();
+    assert_eq!(lab.ssh("etcd0", &format!("stat -c %U {dir}")).trim(), "root");
+    assert_eq!(run(&with_become, &playbook, &[]).success().count("changed"), 0);
+}

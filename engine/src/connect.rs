@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::plan::Plan;
 use crate::run::Target;
 use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
+use crate::sudo::Sudo;
 
 /// Connection settings that come from the command line rather than the inventory.
 #[derive(Debug, Clone)]
@@ -63,7 +64,12 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
                 config.connect_timeout = defaults.connect_timeout;
                 config.command_timeout = defaults.command_timeout;
                 config.max_channels = defaults.max_channels;
-                targets.insert(name.clone(), Arc::new(SshHost::new(name, config)));
+                let ssh: Arc<dyn Target> = Arc::new(SshHost::new(name.clone(), config));
+                let target = match c.become_user {
+                    Some(user) => Arc::new(Sudo::new(ssh, user)),
+                    None => ssh,
+                };
+                targets.insert(name, target);
             }
             Err(e) => problems.push(e),
         }

@@ -24,5 +24,6 @@ pub mod report;
 pub mod run;
 pub mod sched;
 pub mod ssh;
+pub mod sudo;
 
 pub use error::Error;

@@ -15,6 +15,7 @@
 pub mod builtin;
 pub mod diff;
 pub mod error;
+pub mod facts;
 pub mod host;
 pub mod mode;
 pub mod module;

@@ -18,6 +18,8 @@ pub struct Connection {
     pub user: String,
     pub key_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// Run commands as this user through sudo (`ansible_become`, `ansible_become_user`).
+    pub become_user: Option<String>,
 }
 
 impl Connection {
@@ -41,7 +43,30 @@ impl Connection {
             Some(path) => Some(PathBuf::from(path)),
             None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
         };
+        let become_on = match vars.get("ansible_become") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(Value::String(s)) if matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1") => true,
+            Some(Value::String(s)) if matches!(s.to_ascii_lowercase().as_str(), "no" | "false" | "0") => {
+                false
+            }
+            Some(other) => {
+                return Err(format!("host {name}: ansible_become must be true or false, found {other}"));
+            }
+        };
+        if let Some(method) = text("ansible_become_method")?
+            && method != "sudo"
+        {
+            return Err(format!(
+                "host {name}: ansible_become_method {method:?} is not supported; only sudo is"
+            ));
+        }
+        let become_user = become_on
+            .then(|| text("ansible_become_user"))
+            .transpose()?
+            .map(|u| u.unwrap_or_else(|| "root".into()));
         Ok(Self {
+            become_user,
             address: text("ansible_host")?.unwrap_or_else(|| name.to_owned()),
             port,
             user: text("ansible_user")?.unwrap_or_else(|| "root".to_owned()),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::{Edge, Location, Plan, PlanError, Task, output_ref};
+use super::refs::{self, Ref};
+use super::{Edge, Location, Plan, PlanError, Task};
 use crate::error::Error;
 use crate::inventory::Inventory;
 
@@ -57,7 +58,9 @@ impl PlanBuilder {
     /// runs after the previous task written for the same host.
     pub fn add_task(&mut self, task: Task) -> usize {
         let id = self.tasks.len();
-        if !self.concurrent_hosts.contains(&task.host)
+        // Handlers stand outside the host's order: they run after the tasks that notify them.
+        if !task.handler
+            && !self.concurrent_hosts.contains(&task.host)
             && let Some(previous) = self.last_on_host.insert(task.host.clone(), id)
         {
             self.edges.push((previous, id, Edge::Order));
@@ -69,6 +72,12 @@ impl PlanBuilder {
     /// Declares that `task` runs after `dependency`.
     pub fn add_after(&mut self, dependency: usize, task: usize) {
         self.edges.push((dependency, task, Edge::After));
+    }
+
+    /// Declares that `task` notifies `handler`: the handler runs after it, and only if it (or
+    /// another notifying task) changed something.
+    pub fn add_notify(&mut self, task: usize, handler: usize) {
+        self.edges.push((task, handler, Edge::Notify));
     }
 
     /// Lets the tasks of `host` written from now on run without waiting for each other.
@@ -125,26 +134,62 @@ impl PlanBuilder {
                     }
                 }
             }
-            for (producer, key) in output_ref::references(&task.args) {
-                if producer >= self.tasks.len() {
-                    problems.push((
-                        format!("reference to unknown task #{producer}"),
+            for reference in refs::references(&task.args) {
+                match reference {
+                    Ref::Output { task: producer, key } => {
+                        if producer >= self.tasks.len() {
+                            problems.push((
+                                format!("reference to unknown task #{producer}"),
+                                task.location.clone(),
+                                None,
+                            ));
+                        } else if producer == id {
+                            problems.push((
+                                format!("task {:?} reads its own output {key:?}", task.name),
+                                task.location.clone(),
+                                None,
+                            ));
+                        } else {
+                            self.edges.push((producer, id, Edge::Data));
+                        }
+                    }
+                    Ref::Fact { host, .. } if inventory.host(&host).is_none() => problems.push((
+                        format!("task {:?} reads facts of unknown host {host:?}", task.name),
                         task.location.clone(),
                         None,
-                    ));
-                } else if producer == id {
-                    problems.push((
-                        format!("task {:?} reads its own output {key:?}", task.name),
-                        task.location.clone(),
-                        None,
-                    ));
-                } else {
-                    self.edges.push((producer, id, Edge::Data));
+                    )),
+                    Ref::Fact { .. } => {}
                 }
+            }
+            if let Some(until) = task.retry.as_ref().and_then(|r| r.until.as_deref())
+                && let Err(e) = crate::run::until::compile(until)
+            {
+                problems.push((
+                    format!("task {:?}: invalid `until` expression: {e}", task.name),
+                    task.location.clone(),
+                    None,
+                ));
             }
         }
         for (message, location, help) in problems {
             self.error(message, location, help);
+        }
+
+        let bad_notifies: Vec<(String, Location)> = self
+            .edges
+            .iter()
+            .filter(|(_, to, kind)| *kind == Edge::Notify && !self.tasks[*to].handler)
+            .map(|(from, to, _)| {
+                let (from, to) = (&self.tasks[*from], &self.tasks[*to]);
+                (
+                    format!("{} notifies {}, which is not a handler", from.label(), to.label()),
+                    from.location.clone(),
+                )
+            })
+            .collect();
+        for (message, location) in bad_notifies {
+            let help = "create it with host.handler(\"module\", \"name\", #{...})".to_owned();
+            self.error(message, location, Some(help));
         }
 
         let mut graph: DiGraph<Task, Edge> = DiGraph::with_capacity(self.tasks.len(), self.edges.len());

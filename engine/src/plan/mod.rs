@@ -11,7 +11,7 @@ mod builder;
 mod dot;
 mod error;
 mod location;
-pub mod output_ref;
+pub mod refs;
 mod task;
 
 use std::collections::HashSet;
@@ -24,7 +24,7 @@ pub use location::Location;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-pub use task::{Edge, Task};
+pub use task::{Edge, Retry, Task};
 
 use crate::inventory::Inventory;
 

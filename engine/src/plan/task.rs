@@ -20,6 +20,31 @@ pub struct Task {
     pub tags: Vec<String>,
     /// Where the playbook created it.
     pub location: Location,
+    /// A handler runs only when a task that notifies it changed something (see [`Edge::Notify`]).
+    pub handler: bool,
+    /// Try again on failure, or until a condition on the outputs holds.
+    pub retry: Option<Retry>,
+}
+
+/// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "rc == 0" })` (in Rhai,
+/// `until` is a keyword, so the key is quoted).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Seconds between attempts.
+    #[serde(default = "Retry::default_delay")]
+    pub delay: u64,
+    /// A Jinja expression over the task's outputs (`rc == 0 and "healthy" in stdout`); the task
+    /// is retried until it holds. Without it, only failures are retried.
+    pub until: Option<String>,
+}
+
+impl Retry {
+    fn default_delay() -> u64 {
+        1
+    }
 }
 
 impl Task {
@@ -38,6 +63,8 @@ pub enum Edge {
     After,
     /// The later task reads the earlier one's output.
     Data,
+    /// The later task is a handler the earlier one notifies.
+    Notify,
 }
 
 impl Edge {
@@ -46,6 +73,7 @@ impl Edge {
             Edge::Order => "order",
             Edge::After => "after",
             Edge::Data => "data",
+            Edge::Notify => "notify",
         }
     }
 }

@@ -12,6 +12,11 @@
 //! c.after(a);            // explicit, across hosts too; also .after([a, b])
 //! c.tag("config");       // for --tags; also .tags(["a", "b"])
 //! web.concurrent();      // tasks on web written after this do not wait for each other
+//! web.fact("default_ipv4.address")       // a fact, gathered at run time when first used
+//! let restart = web.handler("systemd", "restart web", #{ name: "web", state: "restarted" });
+//! a.notify(restart);     // restart runs once, after a, and only if a (or another notifier) changed
+//! b.retry(#{ retries: 5, delay: 2, "until": "rc == 0" });  // `until` is a Rhai keyword: quote it
+//! template_file("web.conf.j2")            // a file from the playbook's folder, as text
 //! ```
 
 use std::cell::RefCell;
@@ -22,7 +27,8 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Positi
 
 use super::handles::{HostHandle, TaskHandle};
 use crate::inventory::{Inventory, Vars};
-use crate::plan::{Location, PlanBuilder, Task, output_ref};
+use crate::plan::refs::{self, Ref};
+use crate::plan::{Location, PlanBuilder, Retry, Task};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -34,6 +40,8 @@ pub(super) struct Context {
     pub(super) extra_vars: Rc<Vars>,
     /// The playbook's file name, for positions without a source.
     pub(super) default_file: Arc<str>,
+    /// The playbook's folder: `template_file` paths are relative to it.
+    pub(super) base_dir: std::path::PathBuf,
 }
 
 impl Context {
@@ -73,6 +81,7 @@ impl Context {
         module: &'static str,
         name: &str,
         args: Map,
+        handler: bool,
     ) -> RhaiResult<TaskHandle> {
         let location = self.location(ctx);
         if name.trim().is_empty() {
@@ -89,10 +98,31 @@ impl Context {
                 ctx.call_position(),
             )
         })?;
-        let task =
-            Task { name: name.to_owned(), host: host.name.clone(), module, args, tags: Vec::new(), location };
+        let task = Task {
+            name: name.to_owned(),
+            host: host.name.clone(),
+            module,
+            args,
+            tags: Vec::new(),
+            location,
+            handler,
+            retry: None,
+        };
         let id = self.plan.borrow_mut().add_task(task);
         Ok(TaskHandle { id, name: name.to_owned(), host: host.name.clone(), plan: self.plan.clone() })
+    }
+}
+
+fn find_module(ctx: &NativeCallContext, module: &str) -> RhaiResult<&'static str> {
+    match modules::registry::find(module) {
+        Some(spec) => Ok(spec.name),
+        None => {
+            let known: Vec<&str> = modules::registry::all().iter().map(|s| s.name).collect();
+            Err(runtime(
+                format!("unknown module {module:?}; modules are: {}", known.join(", ")),
+                ctx.call_position(),
+            ))
+        }
     }
 }
 
@@ -180,30 +210,30 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
                   h: &mut HostHandle,
                   name: &str,
                   args: Map|
-                  -> RhaiResult<TaskHandle> { c.add_task(&ctx, h, module, name, args) },
+                  -> RhaiResult<TaskHandle> { c.add_task(&ctx, h, module, name, args, false) },
         );
     }
+    for (function, handler) in [("task", false), ("handler", true)] {
+        let c = cx.clone();
+        engine.register_fn(
+            function,
+            move |ctx: NativeCallContext, h: &mut HostHandle, module: &str, name: &str, args: Map| {
+                c.add_task(&ctx, h, find_module(&ctx, module)?, name, args, handler)
+            },
+        );
+    }
+
+    // ---- facts and files
+    engine.register_fn("fact", |h: &mut HostHandle, path: &str| {
+        Ref::Fact { host: h.name.clone(), path: path.to_owned() }.marker()
+    });
     let c = cx.clone();
-    engine.register_fn(
-        "task",
-        move |ctx: NativeCallContext,
-              h: &mut HostHandle,
-              module: &str,
-              name: &str,
-              args: Map|
-              -> RhaiResult<TaskHandle> {
-            match modules::registry::find(module) {
-                Some(spec) => c.add_task(&ctx, h, spec.name, name, args),
-                None => {
-                    let known: Vec<&str> = modules::registry::all().iter().map(|s| s.name).collect();
-                    Err(runtime(
-                        format!("unknown module {module:?}; modules are: {}", known.join(", ")),
-                        ctx.call_position(),
-                    ))
-                }
-            }
-        },
-    );
+    engine.register_fn("template_file", move |ctx: NativeCallContext, path: &str| -> RhaiResult<String> {
+        let full = c.base_dir.join(path);
+        std::fs::read_to_string(&full).map_err(|e| {
+            runtime(format!("cannot read template {}: {e}", full.display()), ctx.call_position())
+        })
+    });
 
     // ---- tasks
     engine.register_get("name", |t: &mut TaskHandle| t.name.clone());
@@ -211,10 +241,10 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     engine.register_get("id", |t: &mut TaskHandle| t.id as i64);
     engine.register_fn("to_string", |t: &mut TaskHandle| format!("{}: {}", t.host, t.name));
     engine.register_fn("to_debug", |t: &mut TaskHandle| format!("task({}: {})", t.host, t.name));
-    engine.register_get("stdout", |t: &mut TaskHandle| output_ref::marker(t.id, "stdout"));
-    engine.register_get("stderr", |t: &mut TaskHandle| output_ref::marker(t.id, "stderr"));
-    engine.register_get("rc", |t: &mut TaskHandle| output_ref::marker(t.id, "rc"));
-    engine.register_fn("output", |t: &mut TaskHandle, key: &str| output_ref::marker(t.id, key));
+    engine.register_get("stdout", |t: &mut TaskHandle| refs::marker(t.id, "stdout"));
+    engine.register_get("stderr", |t: &mut TaskHandle| refs::marker(t.id, "stderr"));
+    engine.register_get("rc", |t: &mut TaskHandle| refs::marker(t.id, "rc"));
+    engine.register_fn("output", |t: &mut TaskHandle, key: &str| refs::marker(t.id, key));
     engine.register_fn("after", |t: &mut TaskHandle, dependency: TaskHandle| -> TaskHandle {
         t.plan.borrow_mut().add_after(dependency.id, t.id);
         t.clone()
@@ -231,6 +261,38 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
                     ));
                 };
                 t.plan.borrow_mut().add_after(d.id, t.id);
+            }
+            Ok(t.clone())
+        },
+    );
+    engine.register_fn("notify", |t: &mut TaskHandle, handler: TaskHandle| -> TaskHandle {
+        t.plan.borrow_mut().add_notify(t.id, handler.id);
+        t.clone()
+    });
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext, t: &mut TaskHandle, handlers: Array| -> RhaiResult<TaskHandle> {
+            for h in handlers {
+                let type_name = h.type_name();
+                let h = h.try_cast::<TaskHandle>().ok_or_else(|| {
+                    runtime(
+                        format!("notify([...]) takes handler tasks, found {type_name}"),
+                        ctx.call_position(),
+                    )
+                })?;
+                t.plan.borrow_mut().add_notify(t.id, h.id);
+            }
+            Ok(t.clone())
+        },
+    );
+    engine.register_fn(
+        "retry",
+        |ctx: NativeCallContext, t: &mut TaskHandle, policy: Map| -> RhaiResult<TaskHandle> {
+            let policy: Retry = rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
+                runtime(format!("retry(#{{ retries, delay, until }}): {e}"), ctx.call_position())
+            })?;
+            if let Some(task) = t.plan.borrow_mut().task_mut(t.id) {
+                task.retry = Some(policy);
             }
             Ok(t.clone())
         },

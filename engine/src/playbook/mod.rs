@@ -72,6 +72,7 @@ pub fn load_source(
         inventory: Rc::new(inventory.clone()),
         extra_vars: Rc::new(options.extra_vars.clone()),
         default_file: file.clone(),
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
 
     let mut engine = sandboxed_engine(&options.limits, path);

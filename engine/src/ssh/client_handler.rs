@@ -67,8 +67,9 @@ impl ClientHandler {
                         )
                     };
                     let port = if self.port == 22 { String::new() } else { format!("-p {} ", self.port) };
+                    let missing = if kh.exists() { "" } else { " (the file does not exist)" };
                     Err(SshError::HostKey(format!(
-                        "host key for {endpoint} ({presented}) is not in {path}{others}; add it with \
+                        "host key for {endpoint} ({presented}) is not in {path}{missing}{others}; add it with \
                          `ssh-keyscan {port}{} >> {path}` after checking the fingerprint, or run with \
                          --host-key-checking=accept-new",
                         self.address

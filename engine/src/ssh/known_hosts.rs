@@ -25,6 +25,8 @@ static APPEND_LOCK: Mutex<()> = Mutex::new(());
 #[derive(Debug)]
 pub(crate) struct KnownHosts {
     path: PathBuf,
+    /// False when the file does not exist (it then reads as empty).
+    exists: bool,
     entries: Vec<Entry>,
 }
 
@@ -57,7 +59,9 @@ impl KnownHosts {
     pub(crate) fn load(path: &Path) -> io::Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => Ok(Self::parse(path, &text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::parse(path, "")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(Self { exists: false, ..Self::parse(path, "") })
+            }
             Err(e) => Err(e),
         }
     }
@@ -76,12 +80,17 @@ impl KnownHosts {
                 entry
             })
             .collect();
-        Self { path: path.to_owned(), entries }
+        Self { path: path.to_owned(), exists: true, entries }
     }
 
     /// The file these entries came from.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file existed when it was loaded.
+    pub(crate) fn exists(&self) -> bool {
+        self.exists
     }
 
     /// Looks up the key that `host` presented on `port`.

@@ -23,16 +23,22 @@
 //!   [`modules::HostError::Unreachable`] at once instead of each waiting for the timeout.
 //! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together.
 //!   The command timeout (per [`modules::Exec::timeout`], else `command_timeout`) starts when
-//!   the command has its channel. On expiry the channel gets a `signal KILL` request and is
-//!   closed, and exec returns [`modules::HostError::Timeout`].
+//!   the command has its channel, so commands queued behind the semaphore do not time out.
+//!   On expiry the remote command is killed (below) and exec returns
+//!   [`modules::HostError::Timeout`].
 //!
-//! # What happens to a timed-out remote command
-//! Commands run without a pty, through the login shell, unwrapped. OpenSSH's sshd (7.9 and
-//! later) answers the `signal` request with `killpg` on the session's process group, so the
-//! command and its children die at once. A server that ignores `signal` only sees the channel
-//! close: the command then loses its pipes and runs on until it exits or writes to them
-//! (SIGPIPE). A cancelled exec future (dropped by the caller) does the same kill-and-close from
-//! a spawned task.
+//! # Stopping a remote command
+//! Commands run without a pty, through the login shell, preceded by one line
+//! (`printf 'engine-pid:%s\n' "$$"`) that reports the shell's pid; it is stripped from
+//! stdout. sshd makes that shell a session leader, so the pid is also the process group of
+//! the command and all its children. On timeout, and when an exec future is dropped
+//! (cancelled) mid-command, a second channel runs `kill -9 -PGID`; the server then closes
+//! the command's channel. This is needed because closing a channel only closes the
+//! command's pipes (a `sleep 30` runs on), and the protocol's `signal` request is refused by
+//! OpenSSH for root logins ("session signalling requires privilege separation"). If the
+//! marker never arrived (the shell had not started), a `signal KILL` request and a channel
+//! close are all that is tried. Processes that leave the group (`setsid`, daemons) survive,
+//! as intended for services.
 //!
 //! # Host keys
 //! Checked against [`SshConfig::known_hosts`] under the name `address` (or `[address]:port`

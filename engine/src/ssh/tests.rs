@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! ENGINE_SSH_TEST_ADDR=10.77.0.11 \
-//! ENGINE_SSH_TEST_KEY=target/lab/id_ed25519 \
-//! ENGINE_SSH_TEST_KNOWN_HOSTS=target/lab/known_hosts \
+//! ENGINE_SSH_TEST_KEY=$PWD/target/lab/id_ed25519 \
+//! ENGINE_SSH_TEST_KNOWN_HOSTS=$PWD/target/lab/known_hosts \
 //!   cargo test -p engine --lib ssh::tests -- --ignored --test-threads=1 --nocapture
 //! ```
 //!
 //! `ENGINE_SSH_TEST_ADDR` is `address` or `address:port`; `ENGINE_SSH_TEST_USER` defaults to
-//! `root`. Without `ENGINE_SSH_TEST_ADDR` every test here passes without doing anything.
+//! `root`. Give absolute paths: cargo runs the tests from `engine/`. Without `ENGINE_SSH_TEST_ADDR` every test here passes without doing anything.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -333,9 +333,6 @@ async fn lost_connection_reconnects_once() -> TestResult {
     let _ = kill_connection().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let again = host.exec(Exec::new("true")).await;
-    assert!(
-        matches!(&again, Err(HostError::Unreachable(msg)) if msg.contains("lost again")),
-        "{again:?}"
-    );
+    assert!(matches!(&again, Err(HostError::Unreachable(msg)) if msg.contains("lost again")), "{again:?}");
     Ok(())
 }

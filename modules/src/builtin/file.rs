@@ -61,10 +61,26 @@ impl FileArgs {
         Ok(self)
     }
 
-    fn wanted_attrs(&self, current: Option<&FileStat>, default_mode: u32) -> (Attrs, Vec<String>) {
+    fn wanted(&self) -> WantedAttrs {
+        WantedAttrs { mode: self.mode.map(|m| m.0), owner: self.owner.clone(), group: self.group.clone() }
+    }
+}
+
+/// The mode and owner a managed file should have; `None` leaves that attribute alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WantedAttrs {
+    pub(crate) mode: Option<u32>,
+    pub(crate) owner: Option<String>,
+    pub(crate) group: Option<String>,
+}
+
+impl WantedAttrs {
+    /// The attributes to set on a path in state `current` (`None`: about to be created, which
+    /// gets `default_mode` unless a mode is asked), and one line per change to an existing path.
+    pub(crate) fn to_set(&self, current: Option<&FileStat>, default_mode: u32) -> (Attrs, Vec<String>) {
         let mut attrs = Attrs::default();
         let mut changes = Vec::new();
-        let mode = self.mode.map(|m| m.0).or(current.is_none().then_some(default_mode));
+        let mode = self.mode.or(current.is_none().then_some(default_mode));
         if let Some(mode) = mode
             && current.is_none_or(|c| c.mode != mode)
         {
@@ -90,6 +106,97 @@ impl FileArgs {
             attrs.group = Some(group.clone());
         }
         (attrs, changes)
+    }
+}
+
+/// What bringing a regular file to a wanted content and attributes takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContentChange {
+    /// Content and attributes are as wanted.
+    None,
+    /// Only mode or owner differ: set them in place.
+    SetAttrs(Attrs),
+    /// The content differs or the file is missing: write it, then set these attributes.
+    /// For an existing file they include its current mode and owner, since the atomic
+    /// rewrite replaces the inode.
+    Write { attrs: Attrs, create: bool },
+}
+
+/// Decides, from the current state alone (no I/O), what it takes for `path` to hold content
+/// whose hex SHA-256 is `wanted_sha`, with `wanted` attributes. The returned lines name the
+/// attribute changes of an existing file; the caller words the content change itself.
+pub(crate) fn content_change(
+    path: &str,
+    current: Option<&FileStat>,
+    wanted_sha: &str,
+    wanted: &WantedAttrs,
+    default_mode: u32,
+) -> Result<(ContentChange, Vec<String>), ModuleError> {
+    if let Some(c) = current
+        && c.kind != FileKind::File
+    {
+        return Err(ModuleError::Refused(format!(
+            "{path} exists and is not a regular file; remove it first (state: absent)"
+        )));
+    }
+    let (mut attrs, changes) = wanted.to_set(current, default_mode);
+    let content_differs = current.is_none_or(|c| c.sha256.as_deref() != Some(wanted_sha));
+    let change = match current {
+        Some(_) if !content_differs && attrs == Attrs::default() => ContentChange::None,
+        Some(_) if !content_differs => ContentChange::SetAttrs(attrs),
+        None => ContentChange::Write { attrs, create: true },
+        Some(c) => {
+            attrs.mode = attrs.mode.or(Some(c.mode));
+            attrs.owner = attrs.owner.or(Some(c.owner.clone()));
+            attrs.group = attrs.group.or(Some(c.group.clone()));
+            ContentChange::Write { attrs, create: false }
+        }
+    };
+    Ok((change, changes))
+}
+
+/// Plans `path` (currently `current`) to hold exactly `content` with `wanted` attributes, the
+/// way `file` with `content` does: compare SHA-256, atomic write, mode and owner, and a unified
+/// diff when asked. `template` renders its text, then calls this.
+pub(crate) async fn plan_content(
+    host: &dyn Host,
+    path: &str,
+    current: Option<FileStat>,
+    content: &[u8],
+    wanted: &WantedAttrs,
+    options: PlanOptions,
+) -> Result<Plan, ModuleError> {
+    let wanted_sha = crate::diff::sha256_hex(content);
+    let (change, mut changes) = content_change(path, current.as_ref(), &wanted_sha, wanted, 0o644)?;
+    let path = path.to_owned();
+    match change {
+        ContentChange::None => Ok(Plan::unchanged()),
+        ContentChange::SetAttrs(attrs) => Ok(Plan {
+            changes,
+            action: Some(Box::new(FileAction::SetAttrs { path, attrs })),
+            ..Plan::default()
+        }),
+        ContentChange::Write { attrs, create } => {
+            let mut diff = None;
+            if create {
+                changes.insert(0, format!("create {path} ({} bytes)", content.len()));
+                if options.diff {
+                    diff = Some(unified_diff(&path, None, content));
+                }
+            } else {
+                changes.insert(0, format!("content of {path} ({} bytes)", content.len()));
+                if options.diff {
+                    let before = remote::read(host, &path).await?;
+                    diff = Some(unified_diff(&path, Some(&before), content));
+                }
+            }
+            Ok(Plan {
+                changes,
+                diff,
+                action: Some(Box::new(FileAction::Write { path, content: content.to_vec(), attrs })),
+                ..Plan::default()
+            })
+        }
     }
 }
 
@@ -140,7 +247,7 @@ impl File {
                         "{path} exists and is not a directory; remove it first (state: absent)"
                     )));
                 }
-                let (attrs, mut changes) = args.wanted_attrs(current.as_ref(), 0o755);
+                let (attrs, mut changes) = args.wanted().to_set(current.as_ref(), 0o755);
                 Ok(match current {
                     None => Plan {
                         changes: vec![format!("create directory {path}")],
@@ -170,6 +277,9 @@ impl File {
     ) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let path = args.path.clone();
+        if let Some(content) = &args.content {
+            return plan_content(host, &path, current, content.as_bytes(), &args.wanted(), options).await;
+        }
         if let Some(c) = &current
             && c.kind != FileKind::File
         {
@@ -177,59 +287,16 @@ impl File {
                 "{path} exists and is not a regular file; remove it first (state: absent)"
             )));
         }
-        let Some(content) = &args.content else {
-            let Some(current) = current else {
-                return Err(ModuleError::Refused(format!(
-                    "{path} does not exist and no content was given to create it"
-                )));
-            };
-            let (attrs, changes) = args.wanted_attrs(Some(&current), 0o644);
-            return Ok(if attrs == Attrs::default() {
-                Plan::unchanged()
-            } else {
-                Plan {
-                    changes,
-                    action: Some(Box::new(FileAction::SetAttrs { path, attrs })),
-                    ..Plan::default()
-                }
-            });
+        let Some(current) = current else {
+            return Err(ModuleError::Refused(format!(
+                "{path} does not exist and no content was given to create it"
+            )));
         };
-        let wanted_sha = crate::diff::sha256_hex(content.as_bytes());
-        let content_changes = current.as_ref().is_none_or(|c| c.sha256.as_deref() != Some(&wanted_sha));
-        let (mut attrs, mut changes) = args.wanted_attrs(current.as_ref(), 0o644);
-        if !content_changes {
-            return Ok(if attrs == Attrs::default() {
-                Plan::unchanged()
-            } else {
-                Plan {
-                    changes,
-                    action: Some(Box::new(FileAction::SetAttrs { path, attrs })),
-                    ..Plan::default()
-                }
-            });
-        }
-        let mut diff = None;
-        if let Some(c) = &current {
-            changes.insert(0, format!("content of {path} ({} bytes)", content.len()));
-            // A rewrite replaces the inode: keep the mode and owner that are not asked to change.
-            attrs.mode = attrs.mode.or(Some(c.mode));
-            attrs.owner = attrs.owner.or(Some(c.owner.clone()));
-            attrs.group = attrs.group.or(Some(c.group.clone()));
-            if options.diff {
-                let before = remote::read(host, &path).await?;
-                diff = Some(unified_diff(&path, Some(&before), content.as_bytes()));
-            }
+        let (attrs, changes) = args.wanted().to_set(Some(&current), 0o644);
+        Ok(if attrs == Attrs::default() {
+            Plan::unchanged()
         } else {
-            changes.insert(0, format!("create {path} ({} bytes)", content.len()));
-            if options.diff {
-                diff = Some(unified_diff(&path, None, content.as_bytes()));
-            }
-        }
-        Ok(Plan {
-            changes,
-            diff,
-            action: Some(Box::new(FileAction::Write { path, content: content.clone().into_bytes(), attrs })),
-            ..Plan::default()
+            Plan { changes, action: Some(Box::new(FileAction::SetAttrs { path, attrs })), ..Plan::default() }
         })
     }
 }

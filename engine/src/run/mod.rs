@@ -6,14 +6,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod until;
+
 use async_trait::async_trait;
 use modules::{Host, HostError, Outputs, PlanOptions};
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventSink, Status, TaskReport};
-use crate::plan::{Plan, Prediction, Task, output_ref};
+use crate::plan::refs::{self, Ref};
+use crate::plan::{Edge, Plan, Prediction, Task};
 use crate::sched::{Dag, NodeOutcome, WalkEvent, Walker};
 
 /// A host the runner can connect to before its first task.
@@ -99,6 +105,8 @@ struct Slot {
     target: Arc<dyn Target>,
     /// Set once by whichever task of the host gets there first; the others wait on it.
     connected: OnceCell<Result<(), String>>,
+    /// The host's facts, gathered by the first task (of any host) that needs them.
+    facts: OnceCell<Result<Value, String>>,
 }
 
 /// Shared by every task future of one run.
@@ -138,7 +146,7 @@ pub async fn run(
     );
     let slots = targets
         .into_iter()
-        .map(|(name, target)| (name, Slot { target, connected: OnceCell::new() }))
+        .map(|(name, target)| (name, Slot { target, connected: OnceCell::new(), facts: OnceCell::new() }))
         .collect();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
@@ -252,24 +260,100 @@ async fn run_task(shared: &Shared, node: usize) -> TaskReport {
 }
 
 /// Plans and applies one task. Errors are `(status, message)`.
+/// Plans and applies one task, with its retry policy. Errors are `(status, message)`.
 async fn execute(
     shared: &Shared,
     task: &Task,
     node: usize,
     r: &mut TaskReport,
 ) -> Result<Status, (Status, String)> {
+    if task.handler && !notified(shared, node) {
+        r.changes.push("not notified: no notifying task changed anything".to_owned());
+        return Ok(Status::Ok);
+    }
+    let retry = task.retry.as_ref();
+    let attempts = retry.map_or(1, |p| p.retries.saturating_add(1));
+    let mut last = Err((Status::Failed, "no attempt was made".to_owned()));
+    for attempt in 1..=attempts {
+        if attempt > 1 {
+            tokio::time::sleep(Duration::from_secs(retry.map_or(1, |p| p.delay))).await;
+            tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
+        }
+        last = match attempt_once(shared, task, r).await {
+            Ok((status, outputs)) => {
+                if let (Some(until), Some(outputs)) = (retry.and_then(|p| p.until.as_deref()), &outputs) {
+                    match until::holds(until, outputs) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            last = Err((
+                                Status::Failed,
+                                format!("`until: {until}` did not hold after {attempt} attempt(s)"),
+                            ));
+                            continue;
+                        }
+                        Err(e) => return Err((Status::Failed, format!("`until: {until}`: {e}"))),
+                    }
+                }
+                lock(&shared.outputs).insert(node, outputs);
+                return Ok(status);
+            }
+            // A host that cannot be reached will not be reached by trying again here.
+            Err(e @ (Status::Unreachable, _)) => return Err(e),
+            Err(e) => Err(e),
+        };
+    }
+    if attempts > 1 {
+        last = last.map_err(|(s, m)| (s, format!("{m} (after {attempts} attempts)")));
+    }
+    last
+}
+
+/// Whether any task notifying this handler changed something (or, in check mode, would).
+fn notified(shared: &Shared, node: usize) -> bool {
+    let reports = lock(&shared.reports);
+    shared
+        .plan
+        .graph()
+        .edges_directed(NodeIndex::new(node), Direction::Incoming)
+        .filter(|e| *e.weight() == Edge::Notify)
+        .any(|e| {
+            reports[e.source().index()]
+                .as_ref()
+                .is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
+        })
+}
+
+/// One attempt: resolve arguments, connect, plan, and apply unless checking. Returns the
+/// status and the task's outputs (`None` when they cannot be known, in check mode).
+async fn attempt_once(
+    shared: &Shared,
+    task: &Task,
+    r: &mut TaskReport,
+) -> Result<(Status, Option<Outputs>), (Status, String)> {
     let failed = |m: String| (Status::Failed, m);
-    // Arguments: resolve other tasks' outputs. In check mode they may not exist yet.
+    let references = refs::references(&task.args);
+    let mut facts = HashMap::new();
+    for reference in &references {
+        if let Ref::Fact { host, .. } = reference
+            && !facts.contains_key(host)
+        {
+            facts.insert(host.clone(), facts_of(shared, host).await.map_err(failed)?);
+        }
+    }
     let args = {
         let outputs = lock(&shared.outputs);
-        let lookup = |producer: usize, key: &str| -> Option<Value> {
-            outputs.get(&producer)?.as_ref()?.get(key).cloned()
+        let lookup = |reference: &Ref| -> Option<Value> {
+            match reference {
+                Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
+                Ref::Fact { host, path } => modules::facts::lookup(facts.get(host)?, path).cloned(),
+            }
         };
-        match output_ref::resolve(&task.args, &lookup) {
+        match refs::resolve(&task.args, &lookup) {
             Ok(args) => args,
-            Err(_) if shared.options.check => {
-                r.changes.push("depends on the output of a task that has not run yet".to_owned());
-                return Ok(Status::Unknown);
+            // In check mode an earlier task's outputs may not exist yet.
+            Err(_) if shared.options.check && references.iter().any(|x| matches!(x, Ref::Output { .. })) => {
+                r.changes = vec!["depends on the output of a task that has not run yet".to_owned()];
+                return Ok((Status::Unknown, None));
             }
             Err(e) => return Err(failed(e)),
         }
@@ -278,30 +362,55 @@ async fn execute(
         .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;
     let module = spec.parse(args).map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
 
-    let slot = shared
-        .slots
-        .get(&task.host)
-        .ok_or_else(|| failed(format!("no connection for host {}", task.host)))?;
+    let slot = shared.slot(&task.host).map_err(failed)?;
     connect(shared, &task.host, slot).await.map_err(|e| (Status::Unreachable, e))?;
     let host: &dyn Host = slot.target.as_ref();
+    let own_facts =
+        if module.wants_facts() { Some(facts_of(shared, &task.host).await.map_err(failed)?) } else { None };
 
-    let cx = modules::Context::new(host, PlanOptions { diff: shared.options.diff });
+    let cx = modules::Context {
+        host,
+        options: PlanOptions { diff: shared.options.diff },
+        facts: own_facts.as_ref(),
+        peers: shared,
+    };
     let plan = module.plan(&cx).await.map_err(|e| status_of(&e))?;
-    r.changes = plan.changes.clone();
-    r.diff = plan.diff.clone();
+    r.changes.clone_from(&plan.changes);
+    r.diff.clone_from(&plan.diff);
     let Some(action) = plan.action else {
-        lock(&shared.outputs).insert(node, Some(plan.outputs));
-        return Ok(Status::Ok);
+        return Ok((Status::Ok, Some(plan.outputs)));
     };
     if shared.options.check {
-        lock(&shared.outputs).insert(node, None);
-        return Ok(Status::Changed);
+        return Ok((Status::Changed, None));
     }
     // Outputs known at plan time (a file's path, say) stay; apply adds or refreshes the rest.
     let mut outputs = plan.outputs;
     outputs.extend(action.apply(host).await.map_err(|e| status_of(&e))?);
-    lock(&shared.outputs).insert(node, Some(outputs));
-    Ok(Status::Changed)
+    Ok((Status::Changed, Some(outputs)))
+}
+
+/// The facts of `host`, gathered once per run on first use.
+async fn facts_of(shared: &Shared, host: &str) -> Result<Value, String> {
+    let slot = shared.slot(host)?;
+    connect(shared, host, slot).await?;
+    slot.facts
+        .get_or_init(|| async {
+            modules::facts::gather(slot.target.as_ref()).await.map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
+}
+
+impl Shared {
+    fn slot(&self, host: &str) -> Result<&Slot, String> {
+        self.slots.get(host).ok_or_else(|| format!("no connection for host {host}"))
+    }
+}
+
+impl modules::Peers for Shared {
+    fn peer(&self, name: &str) -> Option<Arc<dyn Host>> {
+        self.slots.get(name).map(|slot| -> Arc<dyn Host> { slot.target.clone() })
+    }
 }
 
 fn status_of(error: &modules::ModuleError) -> (Status, String) {

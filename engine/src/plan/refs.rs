@@ -1,0 +1,149 @@
+//! Values known only at run time, referenced from task arguments: other tasks' outputs and
+//! hosts' facts.
+//!
+//! A playbook writes `t.stdout`, `t.output("key")` or `h.fact("default_ipv4.address")`. Each
+//! yields a marker string, which can be interpolated into other strings. Sealing finds output
+//! markers to infer data edges; the runner replaces every marker with the real value just
+//! before the task runs (gathering the facts it needs first).
+
+use serde_json::Value;
+
+const OPEN: &str = "\u{2063}engine:";
+const CLOSE: char = '\u{2063}';
+
+/// One run-time value a task argument refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ref {
+    /// Output `key` of task number `task`.
+    Output { task: usize, key: String },
+    /// The fact at dotted `path` of inventory host `host`.
+    Fact { host: String, path: String },
+}
+
+impl Ref {
+    /// The marker string that stands for this value inside arguments.
+    pub fn marker(&self) -> String {
+        match self {
+            Ref::Output { task, key } => format!("{OPEN}output|{task}|{key}{CLOSE}"),
+            Ref::Fact { host, path } => format!("{OPEN}fact|{host}|{path}{CLOSE}"),
+        }
+    }
+
+    /// How the value is shown where it cannot be resolved (DOT, messages).
+    pub fn describe(&self) -> String {
+        match self {
+            Ref::Output { task, key } => format!("output {key:?} of task #{task}"),
+            Ref::Fact { host, path } => format!("fact {path:?} of {host}"),
+        }
+    }
+}
+
+/// The marker for output `key` of task number `task`.
+pub fn marker(task: usize, key: &str) -> String {
+    Ref::Output { task, key: key.to_owned() }.marker()
+}
+
+/// Every reference inside `value`, in order of appearance.
+pub fn references(value: &Value) -> Vec<Ref> {
+    let mut found = Vec::new();
+    visit_strings(value, &mut |text| found.extend(parse(text)));
+    found
+}
+
+fn parse(text: &str) -> Vec<Ref> {
+    let mut refs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find(CLOSE) else { break };
+        let mut parts = after[..end].splitn(3, '|');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("output"), Some(task), Some(key)) => {
+                if let Ok(task) = task.parse() {
+                    refs.push(Ref::Output { task, key: key.to_owned() });
+                }
+            }
+            (Some("fact"), Some(host), Some(path)) => {
+                refs.push(Ref::Fact { host: host.to_owned(), path: path.to_owned() });
+            }
+            _ => {}
+        }
+        rest = &after[end + CLOSE.len_utf8()..];
+    }
+    refs
+}
+
+fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().for_each(|v| visit_strings(v, f)),
+        Value::Object(map) => map.values().for_each(|v| visit_strings(v, f)),
+        _ => {}
+    }
+}
+
+/// Replaces every marker in `value` with `lookup(ref)`. A string that is exactly one marker
+/// takes the value's own JSON type; markers inside longer strings are interpolated as text.
+pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<Value, String> {
+    let find = |r: &Ref| lookup(r).ok_or_else(|| format!("{} is not available", r.describe()));
+    Ok(match value {
+        Value::String(s) if s.contains(OPEN) => {
+            let refs = parse(s);
+            if let [only] = refs.as_slice()
+                && *s == only.marker()
+            {
+                return find(only);
+            }
+            let mut text = s.clone();
+            for r in refs {
+                let v = match find(&r)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                text = text.replace(&r.marker(), &v);
+            }
+            Value::String(text)
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve(v, lookup)).collect::<Result<_, _>>()?)
+        }
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, lookup)?))).collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn finds_and_resolves_markers() {
+        let fact = Ref::Fact { host: "etcd0".into(), path: "default_ipv4.address".into() };
+        let args = json!({
+            "content": format!("token={}\nip={}\n", marker(3, "stdout"), fact.marker()),
+            "n": marker(4, "rc"),
+        });
+        assert_eq!(
+            references(&args),
+            vec![
+                Ref::Output { task: 3, key: "stdout".into() },
+                fact.clone(),
+                Ref::Output { task: 4, key: "rc".into() }
+            ]
+        );
+        let resolved = resolve(&args, &|r| match r {
+            Ref::Output { task: 3, .. } => Some(json!("abc")),
+            Ref::Output { task: 4, .. } => Some(json!(0)),
+            Ref::Fact { .. } => Some(json!("10.0.0.1")),
+            Ref::Output { .. } => None,
+        })
+        .unwrap();
+        assert_eq!(resolved, json!({"content": "token=abc\nip=10.0.0.1\n", "n": 0}));
+        let err = resolve(&json!(marker(9, "x")), &|_| None).unwrap_err();
+        assert!(err.contains("output \"x\" of task #9"), "{err}");
+    }
+}

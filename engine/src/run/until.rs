@@ -1,0 +1,35 @@
+//! `until` conditions of retried tasks: Jinja expressions over a task's outputs.
+
+use modules::Outputs;
+
+/// Checks that `expression` is a valid Jinja expression.
+pub fn compile(expression: &str) -> Result<(), String> {
+    let env = minijinja::Environment::new();
+    env.compile_expression(expression).map(drop).map_err(|e| e.to_string())
+}
+
+/// Whether `expression` holds for `outputs` (`rc == 0 and "ok" in stdout`).
+pub fn holds(expression: &str, outputs: &Outputs) -> Result<bool, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let compiled = env.compile_expression(expression).map_err(|e| e.to_string())?;
+    let value =
+        compiled.eval(minijinja::Value::from(minijinja::value::Serde(outputs))).map_err(|e| e.to_string())?;
+    Ok(value.is_true())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn evaluates_over_outputs() {
+        let outputs = json!({"rc": 0, "stdout": "etcd is healthy"}).as_object().cloned().unwrap();
+        assert_eq!(holds("rc == 0 and 'healthy' in stdout", &outputs), Ok(true));
+        assert_eq!(holds("rc != 0", &outputs), Ok(false));
+        assert!(holds("missing == 1", &outputs).is_err(), "undefined names are errors");
+        assert!(compile("rc ==").is_err());
+    }
+}
