@@ -247,7 +247,7 @@ h.command("second", #{{ cmd: "touch {dir}-second" }});
 "#
         ),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
         .arg("run")
         .arg(&pb)
         .arg("-i")

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
+use crate::builtin::package::{Package, PackageArgs};
+use crate::builtin::systemd::{Systemd, SystemdArgs};
+use crate::builtin::wait::{Wait, WaitArgs};
 use crate::error::ArgsError;
 use crate::module::Module;
 
@@ -67,6 +70,11 @@ fn schema<A: JsonSchema>() -> Schema {
 pub fn all() -> &'static [ModuleSpec] {
     const SPECS: &[ModuleSpec] = &[
         ModuleSpec {
+            name: "apt",
+            parse: |v| parse_with(PackageArgs::validate, Package::new)(v),
+            schema: schema::<PackageArgs>,
+        },
+        ModuleSpec {
             name: "command",
             parse: |v| parse_with(CommandArgs::validate, Command::new)(v),
             schema: schema::<CommandArgs>,
@@ -75,6 +83,16 @@ pub fn all() -> &'static [ModuleSpec] {
             name: "file",
             parse: |v| parse_with(FileArgs::validate, File::new)(v),
             schema: schema::<FileArgs>,
+        },
+        ModuleSpec {
+            name: "systemd",
+            parse: |v| parse_with(SystemdArgs::validate, Systemd::new)(v),
+            schema: schema::<SystemdArgs>,
+        },
+        ModuleSpec {
+            name: "wait",
+            parse: |v| parse_with(WaitArgs::validate, Wait::new)(v),
+            schema: schema::<WaitArgs>,
         },
     ];
     SPECS

@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::known_hosts::HostPatterns;
 
-use super::hmac_sha1::hmac_sha1;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 
 /// Serialises appends from this process, so two hosts learned at once do not interleave.
 static APPEND_LOCK: Mutex<()> = Mutex::new(());
@@ -172,11 +173,18 @@ fn parse_line(line_no: usize, line: &str) -> Option<Entry> {
     Some(Entry { line: line_no, revoked, hosts, key })
 }
 
+/// Whether `name` is the one hashed into a `|1|salt|hash` entry (HMAC-SHA1 keyed by the salt).
+fn hashed_name_matches(salt: &[u8], hash: &[u8], name: &str) -> bool {
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else { return false };
+    mac.update(name.as_bytes());
+    mac.verify_slice(hash).is_ok()
+}
+
 /// OpenSSH `match_hostname`: a name matches a comma-separated list when some pattern matches
 /// and no negated (`!`) pattern does. Names compare case-insensitively.
 fn matches(patterns: &HostPatterns, name: &str) -> bool {
     match patterns {
-        HostPatterns::HashedName { salt, hash } => hmac_sha1(salt, name.as_bytes()) == *hash,
+        HostPatterns::HashedName { salt, hash } => hashed_name_matches(salt, hash, name),
         HostPatterns::Patterns(list) => {
             let name = name.to_ascii_lowercase();
             let mut matched = false;

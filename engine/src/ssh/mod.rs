@@ -51,7 +51,6 @@ mod client_handler;
 mod config;
 mod connection;
 mod error;
-mod hmac_sha1;
 mod host_key_policy;
 mod known_hosts;
 mod ssh_host;

@@ -2,3 +2,6 @@
 
 pub mod command;
 pub mod file;
+pub mod package;
+pub mod systemd;
+pub mod wait;

@@ -228,7 +228,8 @@ fn parse_file_line(line: &str) -> Result<FileState, String> {
 
 /// The one planning command: unit status, a separator, then one line per file in `paths`.
 fn status_script(unit: &str, paths: &[String]) -> String {
-    let mut script = format!("systemctl show --property={PROPERTIES} -- {} || exit; echo '#files'", quote(unit));
+    let mut script =
+        format!("systemctl show --property={PROPERTIES} -- {} || exit; echo '#files'", quote(unit));
     if !paths.is_empty() {
         script.push_str(&format!(
             "; for p in {}; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then sha256sum <\"$p\"; \
@@ -240,7 +241,8 @@ fn status_script(unit: &str, paths: &[String]) -> String {
 }
 
 fn parse_status(text: &str, files: usize) -> Result<(UnitStatus, Vec<FileState>), String> {
-    let (show, rest) = text.split_once("#files\n").or_else(|| text.split_once("#files")).ok_or("no #files marker")?;
+    let (show, rest) =
+        text.split_once("#files\n").or_else(|| text.split_once("#files")).ok_or("no #files marker")?;
     let status = parse_show(show)?;
     let states = rest.lines().map(parse_file_line).collect::<Result<Vec<_>, _>>()?;
     if states.len() != files {
@@ -328,8 +330,7 @@ impl Module for Systemd {
                 "{unit} is masked; unmask it first (systemctl unmask {unit})"
             )));
         }
-        if status.load_state == "not-found" && args.unit.is_none() && args.state != Some(UnitState::Stopped)
-        {
+        if status.load_state == "not-found" && args.unit.is_none() && args.state != Some(UnitState::Stopped) {
             return Err(ModuleError::Refused(format!(
                 "unit {unit} does not exist on the host: give its content in `unit`, or install it first"
             )));
@@ -450,8 +451,8 @@ impl Action for SystemdAction {
                 return Err(with_journal(host, &self.unit, command_error(command, &out)).await);
             }
         }
-        let out = run_checked(host, Exec::new(format!("systemctl show --property={PROPERTIES} -- {unit}")))
-            .await?;
+        let out =
+            run_checked(host, Exec::new(format!("systemctl show --property={PROPERTIES} -- {unit}"))).await?;
         let status = parse_show(&out.stdout_text())
             .map_err(|why| ModuleError::Refused(format!("cannot read the state of {}: {why}", self.unit)))?;
         if self.op.is_some_and(Operation::should_run) && status.active_state == "failed" {
@@ -519,7 +520,8 @@ mod tests {
 
     #[test]
     fn arguments_are_checked() {
-        let a = args(serde_json::json!({"name": "web", "dropins": {"10-env": "x", "20-b.conf": "y"}})).unwrap();
+        let a =
+            args(serde_json::json!({"name": "web", "dropins": {"10-env": "x", "20-b.conf": "y"}})).unwrap();
         assert_eq!(a.name, "web.service");
         assert_eq!(
             a.files().iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
@@ -527,9 +529,17 @@ mod tests {
         );
         assert!(args(serde_json::json!({"name": "web", "dropins": {"../x": "y"}})).is_err());
         assert!(args(serde_json::json!({"name": "web", "dropins": {"a": "1", "a.conf": "2"}})).is_err());
-        assert!(args(serde_json::json!({"name": "web", "state": "running"})).unwrap_err().contains("unknown variant"));
-        assert!(args(serde_json::json!({"name": "web", "enable": true})).unwrap_err().contains("unknown field"));
-        assert!(args(serde_json::json!({"name": "t@", "state": "started"})).unwrap_err().contains("template"));
+        assert!(
+            args(serde_json::json!({"name": "web", "state": "running"}))
+                .unwrap_err()
+                .contains("unknown variant")
+        );
+        assert!(
+            args(serde_json::json!({"name": "web", "enable": true})).unwrap_err().contains("unknown field")
+        );
+        assert!(
+            args(serde_json::json!({"name": "t@", "state": "started"})).unwrap_err().contains("template")
+        );
         assert!(args(serde_json::json!({"name": "t@.service", "unit": "[Unit]\n"})).is_ok());
     }
 
@@ -541,8 +551,9 @@ mod tests {
         assert_eq!(s.active_state, "active");
         assert_eq!(s.sub_state, "running");
         assert!(s.is_running() && s.is_enabled() && !s.need_daemon_reload && !s.is_masked());
-        let s = parse_show("NeedDaemonReload=yes\nUnitFileState=\nActiveState=inactive\nLoadState=not-found\n")
-            .unwrap();
+        let s =
+            parse_show("NeedDaemonReload=yes\nUnitFileState=\nActiveState=inactive\nLoadState=not-found\n")
+                .unwrap();
         assert!(!s.is_running() && !s.is_enabled() && s.need_daemon_reload);
         assert!(parse_show("garbage").is_err());
     }

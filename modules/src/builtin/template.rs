@@ -1,0 +1,279 @@
+//! `template`: a file rendered from a Jinja2 template (minijinja), then managed like `file`.
+//!
+//! Rendering happens while planning, so `check` and `--diff` show the rendered result; the
+//! write itself is [`file::plan_content`]'s: SHA-256 compare, atomic write, mode and owner.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use minijinja::{Environment, UndefinedBehavior};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::builtin::file::{self, WantedAttrs};
+use crate::error::ModuleError;
+use crate::mode::Mode;
+use crate::module::{Context, Module, Plan};
+use crate::remote;
+
+/// The template's name in minijinja's messages. Not a file name: names ending in `.html`
+/// would turn on HTML auto-escaping.
+const NAME: &str = "template";
+
+/// The variable that holds the host's facts.
+const FACTS: &str = "facts";
+
+/// Renders a Jinja2 template (minijinja: `{{ x }}`, `{% for %}`, `{% if %}`, filters) and writes
+/// the result to `path` like `file` with `content`: only when it differs, atomically, with
+/// mode and owner. Visible in the template: every `vars` entry at the top level, and `facts`
+/// (the host's facts: `facts.hostname`, `facts.default_ipv4.address`, ...), gathered only when
+/// the template mentions `facts`. Using an undefined variable fails the task, naming the
+/// variable and the template line; `{{ x | default("y") }}` and `{% if x is defined %}` are
+/// the ways to make one optional. Blocks eat the newline after them (Ansible's `trim_blocks`),
+/// and a final newline is kept. Output: `path`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateArgs {
+    /// Absolute path of the rendered file on the host.
+    pub path: String,
+    /// The template text. To keep it in a file beside the playbook, pass
+    /// `template: template_file("etcd.conf.j2")`, which reads it when the playbook is loaded.
+    pub template: String,
+    /// Variables for the template, visible at its top level (`{{ name }}`). Values may be
+    /// strings, numbers, booleans, lists and maps, including other tasks' outputs.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// Permission bits as an octal string, e.g. "0644". New files default to "0644".
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<Mode>,
+    /// Owning user name.
+    pub owner: Option<String>,
+    /// Owning group name.
+    pub group: Option<String>,
+}
+
+impl TemplateArgs {
+    pub(crate) fn validate(self) -> Result<Self, String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("path must be absolute, got {:?}", self.path));
+        }
+        if self.vars.contains_key(FACTS) {
+            return Err(format!("vars must not define {FACTS:?}: that name holds the host's facts"));
+        }
+        let env = environment();
+        env.template_from_named_str(NAME, &self.template).map_err(|e| describe(&e, &[]))?;
+        Ok(self)
+    }
+}
+
+/// The environment every template renders in: strict about undefined values, Ansible's
+/// whitespace defaults, and debug info so errors name the undefined variable.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_debug(true);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .expect("the default delimiters are valid");
+    env.set_syntax(syntax);
+    env
+}
+
+/// One line that says what went wrong and where: `template line 3: `port` is undefined`.
+fn describe(error: &minijinja::Error, known: &[&str]) -> String {
+    let what = match error.detail() {
+        Some(detail) if error.kind() == minijinja::ErrorKind::UndefinedError => detail.to_owned(),
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    let mut message = match error.line() {
+        Some(line) => format!("template line {line}: {what}"),
+        None => format!("template: {what}"),
+    };
+    if error.kind() == minijinja::ErrorKind::UndefinedError {
+        if known.is_empty() {
+            message.push_str(" (the template has no variables: pass them in `vars`)");
+        } else {
+            message.push_str(&format!(" (defined: {})", known.join(", ")));
+        }
+    }
+    message
+}
+
+/// A JSON value as a template value.
+fn to_jinja(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                minijinja::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                minijinja::Value::from(u)
+            } else {
+                minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => minijinja::Value::from(items.iter().map(to_jinja).collect::<Vec<_>>()),
+        Value::Object(map) => minijinja::Value::from(
+            map.iter().map(|(k, v)| (k.clone(), to_jinja(v))).collect::<BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+/// Renders `source` with `vars` and, when given, `facts`.
+fn render(source: &str, vars: &BTreeMap<String, Value>, facts: Option<&Value>) -> Result<String, String> {
+    let env = environment();
+    let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
+    let mut context: BTreeMap<String, minijinja::Value> =
+        vars.iter().map(|(k, v)| (k.clone(), to_jinja(v))).collect();
+    if let Some(facts) = facts {
+        context.insert(FACTS.to_owned(), to_jinja(facts));
+        known.push(FACTS);
+    }
+    let template = env.template_from_named_str(NAME, source).map_err(|e| describe(&e, &known))?;
+    template.render(minijinja::Value::from(context)).map_err(|e| describe(&e, &known))
+}
+
+/// Whether `source` reads the `facts` variable (and so needs them gathered).
+fn mentions_facts(source: &str) -> bool {
+    let env = environment();
+    env.template_from_named_str(NAME, source)
+        .is_ok_and(|t| t.undeclared_variables(false).contains(FACTS))
+}
+
+/// The `template` module bound to its arguments.
+#[derive(Debug, Clone)]
+pub struct Template {
+    args: TemplateArgs,
+    wants_facts: bool,
+}
+
+impl Template {
+    pub fn new(args: TemplateArgs) -> Self {
+        let wants_facts = mentions_facts(&args.template);
+        Self { args, wants_facts }
+    }
+}
+
+#[async_trait]
+impl Module for Template {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+
+    fn wants_facts(&self) -> bool {
+        self.wants_facts
+    }
+
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let args = &self.args;
+        let rendered = render(&args.template, &args.vars, cx.facts).map_err(|why| {
+            if self.wants_facts && cx.facts.is_none() {
+                ModuleError::Refused(format!("{why}; the host's facts were not gathered for this run"))
+            } else {
+                ModuleError::Refused(why)
+            }
+        })?;
+        let current = remote::stat(cx.host, &args.path).await?;
+        let wanted = WantedAttrs { mode: args.mode.map(|m| m.0), owner: args.owner.clone(), group: args.group.clone() };
+        let mut plan =
+            file::plan_content(cx.host, &args.path, current, rendered.as_bytes(), &wanted, cx.options).await?;
+        plan.outputs.insert("path".into(), Value::String(args.path.clone()));
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(value: Value) -> Result<TemplateArgs, String> {
+        serde_json::from_value::<TemplateArgs>(value).map_err(|e| e.to_string())?.validate()
+    }
+
+    fn vars(value: Value) -> BTreeMap<String, Value> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn renders_vars_loops_and_keeps_the_final_newline() {
+        let source = "name={{ name }}\n{% for p in peers %}\npeer {{ p.host }}:{{ p.port }}\n{% endfor %}\n";
+        let out = render(
+            source,
+            &vars(json!({"name": "etcd0", "peers": [{"host": "a", "port": 2380}, {"host": "b", "port": 2380}]})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(out, "name=etcd0\npeer a:2380\npeer b:2380\n");
+    }
+
+    #[test]
+    fn an_undefined_variable_is_an_error_naming_it_and_its_line() {
+        let source = "a={{ a }}\nb={{ b }}\nport={{ port }}\n";
+        let err = render(source, &vars(json!({"a": 1, "b": 2})), None).unwrap_err();
+        assert!(err.contains("template line 3"), "{err}");
+        assert!(err.contains("`port` is undefined"), "{err}");
+        assert!(err.contains("defined: a, b"), "{err}");
+
+        let err = render("x\n{{ peer.addr }}\n", &vars(json!({"peer": {"name": "p"}})), None).unwrap_err();
+        assert!(err.contains("template line 2") && err.contains("`peer.addr` is undefined"), "{err}");
+
+        let err = render("{% if missing %}x{% endif %}", &BTreeMap::new(), None).unwrap_err();
+        assert!(err.contains("`missing` is undefined") && err.contains("no variables"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_defined_tests_make_variables_optional() {
+        let source = "{{ x | default('d') }}{% if y is defined %}{{ y }}{% endif %}";
+        assert_eq!(render(source, &BTreeMap::new(), None).unwrap(), "d");
+    }
+
+    #[test]
+    fn facts_are_visible_when_given() {
+        let facts = json!({"hostname": "etcd0", "default_ipv4": {"address": "10.0.0.1"}});
+        let out = render("{{ facts.hostname }} {{ facts.default_ipv4.address }}", &BTreeMap::new(), Some(&facts));
+        assert_eq!(out.unwrap(), "etcd0 10.0.0.1");
+        let err = render("{{ facts.hostname }}", &BTreeMap::new(), None).unwrap_err();
+        assert!(err.contains("`facts` is undefined"), "{err}");
+    }
+
+    #[test]
+    fn wants_facts_only_when_the_template_reads_them() {
+        let module = |t: &str| Template::new(args(json!({"path": "/x", "template": t})).unwrap());
+        assert!(module("ip={{ facts.default_ipv4.address }}").wants_facts());
+        assert!(module("{% for i in facts.interfaces %}{{ i }}{% endfor %}").wants_facts());
+        assert!(!module("{{ name }} says facts").wants_facts());
+        assert!(!module("{% set facts = 1 %}{{ facts }}").wants_facts());
+    }
+
+    #[test]
+    fn arguments_are_checked_strictly() {
+        assert!(args(json!({"path": "/x", "template": "hi"})).is_ok());
+        let err = args(json!({"path": "x", "template": "hi"})).unwrap_err();
+        assert!(err.contains("absolute"), "{err}");
+        let err = args(json!({"path": "/x", "template": "hi", "src": "a.j2"})).unwrap_err();
+        assert!(err.contains("unknown field `src`"), "{err}");
+        let err = args(json!({"path": "/x", "template": "a\n{{ x }\n"})).unwrap_err();
+        assert!(err.contains("template line 2: syntax error"), "{err}");
+        let err = args(json!({"path": "/x", "template": "hi", "vars": {"facts": 1}})).unwrap_err();
+        assert!(err.contains("facts"), "{err}");
+        assert!(args(json!({"path": "/x", "template": "hi", "mode": 644})).is_err());
+    }
+
+    #[test]
+    fn json_values_keep_their_types() {
+        let out = render(
+            "{{ n + 1 }} {{ f }} {{ b }} {{ s | upper }} {{ l | length }} {{ none is none }}",
+            &vars(json!({"n": 41, "f": 1.5, "b": true, "s": "x", "l": [1, 2], "none": null})),
+            None,
+        );
+        assert_eq!(out.unwrap(), "42 1.5 true X 2 true");
+    }
+}

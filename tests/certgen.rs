@@ -1,0 +1,1 @@
+//! Lab tests for certgen (being written).
