@@ -43,14 +43,15 @@ impl Target for SshHost {
     }
 }
 
-/// One SSH target per host of the plan. Nothing connects yet.
+/// One SSH target per inventory host. Nothing connects yet.
 pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
     let mut targets: HashMap<String, Arc<dyn Target>> = HashMap::new();
     let mut problems = Vec::new();
-    for name in plan.hosts() {
-        let Some(host) = plan.inventory().host(&name) else {
-            continue;
-        };
+    let used = plan.hosts();
+    // Every inventory host gets a target, not only those with tasks: modules such as `scp`
+    // read from other hosts. Targets connect lazily, so unused ones cost nothing.
+    for host in plan.inventory().hosts() {
+        let name = host.name.clone();
         match host.connection() {
             Ok(c) => {
                 let mut config = SshConfig::new(c.address, c.user);
@@ -71,7 +72,9 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
                 };
                 targets.insert(name, target);
             }
-            Err(e) => problems.push(e),
+            // A host the plan does not use may have settings this engine cannot use.
+            Err(e) if used.contains(&name) => problems.push(e),
+            Err(_) => {}
         }
     }
     if problems.is_empty() {

@@ -9,8 +9,9 @@ pub fn index() -> String {
     let mut out = String::from("Modules (`engine modules NAME` for the full reference):\n\n");
     for spec in modules::registry::all() {
         let summary = spec.summary();
-        let first = first_sentence(&summary);
-        let _ = writeln!(out, "  {:<10} {first}.", spec.name);
+        let first = one_line(first_sentence(&summary), 88);
+        let stop = if first.ends_with('…') { "" } else { "." };
+        let _ = writeln!(out, "  {:<10} {first}{stop}", spec.name);
         let _ = writeln!(out, "  {:<10} arguments: {}", "", spec.argument_names().join(", "));
     }
     out
@@ -20,6 +21,16 @@ pub fn index() -> String {
 fn first_sentence(text: &str) -> &str {
     let end = text.char_indices().find(|(i, c)| *c == '.' && text[i + 1..].starts_with(char::is_whitespace));
     end.map_or(text.trim_end_matches('.'), |(i, _)| &text[..i])
+}
+
+/// `text` on one line, cut at a word boundary to at most `width` characters.
+fn one_line(text: &str, width: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= width {
+        return flat;
+    }
+    let cut: String = flat.chars().take(width).collect();
+    format!("{}…", cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head))
 }
 
 /// The full reference of one module, or `None` when there is no such module.
@@ -55,8 +66,12 @@ pub fn module(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// Follows a `$ref`, also inside `anyOf: [{$ref}, {type: null}]` (an optional field).
 fn resolve<'a>(prop: &'a Value, root: &'a Value) -> &'a Value {
-    match prop.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+    let reference = prop
+        .get("$ref")
+        .or_else(|| prop.get("anyOf")?.as_array()?.iter().find_map(|alternative| alternative.get("$ref")));
+    match reference.and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
         Some(name) => root.get("$defs").and_then(|d| d.get(name)).unwrap_or(prop),
         None => prop,
     }

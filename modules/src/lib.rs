@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
+pub mod deferred;
 pub mod diff;
 pub mod error;
 pub mod facts;

@@ -4,10 +4,13 @@ use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
 use crate::builtin::package::{Package, PackageArgs};
+use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
+use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
 use crate::error::ArgsError;
 use crate::module::Module;
@@ -75,6 +78,11 @@ pub fn all() -> &'static [ModuleSpec] {
             schema: schema::<PackageArgs>,
         },
         ModuleSpec {
+            name: "certgen",
+            parse: |v| parse_with(CertgenArgs::validate, Certgen::new)(v),
+            schema: schema::<CertgenArgs>,
+        },
+        ModuleSpec {
             name: "command",
             parse: |v| parse_with(CommandArgs::validate, Command::new)(v),
             schema: schema::<CommandArgs>,
@@ -85,9 +93,19 @@ pub fn all() -> &'static [ModuleSpec] {
             schema: schema::<FileArgs>,
         },
         ModuleSpec {
+            name: "scp",
+            parse: |v| parse_with(ScpArgs::validate, Scp::new)(v),
+            schema: schema::<ScpArgs>,
+        },
+        ModuleSpec {
             name: "systemd",
             parse: |v| parse_with(SystemdArgs::validate, Systemd::new)(v),
             schema: schema::<SystemdArgs>,
+        },
+        ModuleSpec {
+            name: "template",
+            parse: |v| parse_with(TemplateArgs::validate, Template::new)(v),
+            schema: schema::<TemplateArgs>,
         },
         ModuleSpec {
             name: "wait",

@@ -38,4 +38,26 @@ chmod 0700 /home/deploy/.ssh
 chmod 0600 /home/deploy/.ssh/authorized_keys
 chown -R deploy:deploy /home/deploy/.ssh
 
+# The apt module's tests need packages that are not installed, and the lab has no internet:
+# a small local repository, with every other apt source removed (so `apt-get update` never
+# waits on the network) and no package lists (so the first install must update them).
+# hello and tree depend only on libc6. dpkg-dev (dpkg-scanpackages) is too heavy for the image:
+# the index is written here from each package's own control fields.
+repo=/srv/lab-repo
+mkdir -p "$repo"
+(cd "$repo" && apt-get download hello tree)
+(
+    cd "$repo"
+    for deb in *.deb; do
+        dpkg-deb -f "$deb"
+        printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' \
+            "$deb" "$(stat -c %s "$deb")" "$(sha256sum "$deb" | cut -d' ' -f1)"
+    done >Packages
+    printf 'Origin: engine-lab\nLabel: engine-lab\nDate: %s\nArchitectures: amd64 all\nSHA256:\n %s %s Packages\n' \
+        "$(date -u -R)" "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)" >Release
+)
+rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
+printf 'deb [trusted=yes] file:%s ./\n' "$repo" >/etc/apt/sources.list.d/lab.list
+find /var/lib/apt/lists -maxdepth 1 -type f -delete
+
 apt-get clean

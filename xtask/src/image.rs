@@ -187,5 +187,6 @@ mod tests {
         }
         assert!(TWEAK_SCRIPT.contains("rm -f /etc/hostname"));
         assert!(TWEAK_SCRIPT.contains("systemctl disable etcd"));
+        assert!(TWEAK_SCRIPT.contains("deb [trusted=yes] file:%s ./"), "the local apt repository");
     }
 }

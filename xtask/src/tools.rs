@@ -14,6 +14,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     // Not for the lab itself: `engine graph --format svg` and the DOT tests render with it.
     ("graphviz", "dot"),
+    // Not for the lab itself: the certgen parity test compares against cfssl (tests/certgen.rs).
+    ("golang-cfssl", "cfssl"),
 ];
 
 fn installed(package: &str) -> bool {

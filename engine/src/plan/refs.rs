@@ -6,10 +6,8 @@
 //! markers to infer data edges; the runner replaces every marker with the real value just
 //! before the task runs (gathering the facts it needs first).
 
+use modules::deferred::{CLOSE, OPEN};
 use serde_json::Value;
-
-const OPEN: &str = "\u{2063}engine:";
-const CLOSE: char = '\u{2063}';
 
 /// One run-time value a task argument refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -47,7 +47,7 @@ pub enum FileState {
 
 impl FileArgs {
     pub(crate) fn validate(self) -> Result<Self, String> {
-        if !self.path.starts_with('/') {
+        if !self.path.starts_with('/') && !crate::deferred::is_deferred(&self.path) {
             return Err(format!("path must be absolute, got {:?}", self.path));
         }
         if self.state != FileState::File && self.content.is_some() {
@@ -302,12 +302,27 @@ impl File {
 }
 
 /// Exactly one planned change to a path.
-#[derive(Debug)]
 enum FileAction {
     Write { path: String, content: Vec<u8>, attrs: Attrs },
     SetAttrs { path: String, attrs: Attrs },
     Mkdir { path: String, attrs: Attrs },
     Remove { path: String },
+}
+
+impl std::fmt::Debug for FileAction {
+    /// Never shows content: it may be a private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileAction::Write { path, content, attrs } => {
+                write!(f, "Write {{ path: {path:?}, content: <{} bytes>, attrs: {attrs:?} }}", content.len())
+            }
+            FileAction::SetAttrs { path, attrs } => {
+                write!(f, "SetAttrs {{ path: {path:?}, attrs: {attrs:?} }}")
+            }
+            FileAction::Mkdir { path, attrs } => write!(f, "Mkdir {{ path: {path:?}, attrs: {attrs:?} }}"),
+            FileAction::Remove { path } => write!(f, "Remove {{ path: {path:?} }}"),
+        }
+    }
 }
 
 #[async_trait]

@@ -1,7 +1,10 @@
 //! The modules that ship with the engine.
 
+pub mod certgen;
 pub mod command;
 pub mod file;
 pub mod package;
+pub mod scp;
 pub mod systemd;
+pub mod template;
 pub mod wait;

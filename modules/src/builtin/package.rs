@@ -26,12 +26,12 @@ const LISTS_DIR: &str = "/var/lib/apt/lists";
 /// Seconds `apt-get` waits for another apt or dpkg to release its lock.
 const LOCK_TIMEOUT: u32 = 120;
 
-/// Installs or removes Debian packages with apt. Idempotent: only missing packages are installed
-/// (installed ones are never upgraded) and only installed ones removed.
-/// `update_cache: auto` runs `apt-get update` only when something is to be installed and a wanted
-/// package has no install candidate, or the package lists are missing or older than
-/// `cache_valid_time`. Installs are non-interactive, without recommended packages, and keep
-/// existing configuration files. Call it as `host.apt(...)`: `package` is a reserved word in Rhai.
+/// Installs or removes Debian packages with apt; idempotent.
+/// Only missing packages are installed (installed ones are never upgraded) and only installed ones
+/// removed. `update_cache: auto` runs `apt-get update` only when something is to be installed and a
+/// wanted package has no install candidate, or the package lists are missing or older than
+/// `cache_valid_time`. Installs are non-interactive, without recommended packages, and keep existing
+/// configuration files. Call it as `host.apt(...)`: `package` is a reserved word in Rhai.
 /// The lab's hosts have no internet: their image carries a small local repository
 /// (`deb [trusted=yes] file:/srv/lab-repo ./`, with `hello` and `tree`) and no other apt source.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -56,10 +56,10 @@ pub struct PackageArgs {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PackageState {
-    /// Installed (missing ones are installed; installed ones are not upgraded).
+    /// Installed; installed ones are not upgraded
     #[default]
     Present,
-    /// Not installed (`apt-get remove`: configuration files stay).
+    /// Not installed; `apt-get remove` keeps configuration files
     Absent,
 }
 
@@ -67,12 +67,12 @@ pub enum PackageState {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpdateCache {
-    /// Only before an install that needs it: a package without candidate, or stale lists.
+    /// Before an install that needs it: a package without candidate, or stale lists
     #[default]
     Auto,
-    /// On every run (so the task always reports changed).
+    /// On every run, so the task always reports changed
     Always,
-    /// Never; a package without an install candidate is an error.
+    /// Never; a package without an install candidate is an error
     Never,
 }
 

@@ -39,12 +39,12 @@ const UNIT_SUFFIXES: &[&str] = &[
 /// Journal lines quoted in the error when a unit fails to start.
 const JOURNAL_LINES: u32 = 20;
 
-/// Manages a systemd unit: its unit file and drop-ins under /etc/systemd/system, whether it is
-/// enabled, and whether it runs. `daemon-reload` runs only when a managed file changed (or systemd
-/// says the unit's files changed on disk since it loaded them). When the unit file or a drop-in
-/// changed and the unit is running (or `state: started`), the unit is restarted so the change takes
-/// effect. A start or restart that fails reports the unit's last 20 journal lines.
-/// Outputs: `active_state`, `sub_state` (as `systemctl show` reports them after the task).
+/// Manages a systemd unit: its unit file, drop-ins, enablement and run state.
+/// Files go under /etc/systemd/system. `daemon-reload` runs only when a managed file changed (or
+/// systemd says the unit's files changed on disk since it loaded them). When the unit file or a
+/// drop-in changed and the unit is running (or `state: started`), the unit is restarted so the change
+/// takes effect. A start or restart that fails reports systemctl's error and the unit's last 20
+/// journal lines. Outputs: `active_state`, `sub_state` (as `systemctl show` reports them after the task).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SystemdArgs {
@@ -61,8 +61,9 @@ pub struct SystemdArgs {
     /// Whether the unit starts at boot (`systemctl enable` / `disable`). Units without an [Install]
     /// section ("static") count as enabled. Left alone when not given.
     pub enabled: Option<bool>,
-    /// Whether the unit should run. `restarted` and `reloaded` act (and report changed) on every run;
-    /// `reloaded` starts a unit that is not running. Left alone when not given.
+    /// Whether the unit should run: "started", "stopped", "restarted" or "reloaded". `restarted` and
+    /// `reloaded` act (and report changed) on every run; `reloaded` starts a unit that is not running.
+    /// Left alone when not given.
     pub state: Option<UnitState>,
 }
 
@@ -330,7 +331,8 @@ impl Module for Systemd {
                 "{unit} is masked; unmask it first (systemctl unmask {unit})"
             )));
         }
-        if status.load_state == "not-found" && args.unit.is_none() && args.state != Some(UnitState::Stopped) {
+        let needs_unit = args.enabled == Some(true) || args.state.is_some_and(|s| s != UnitState::Stopped);
+        if status.load_state == "not-found" && args.unit.is_none() && needs_unit {
             return Err(ModuleError::Refused(format!(
                 "unit {unit} does not exist on the host: give its content in `unit`, or install it first"
             )));
@@ -575,6 +577,57 @@ mod tests {
         assert!(script.starts_with("systemctl show --property=LoadState,"));
         assert!(script.contains("-- 'a.service' || exit"));
         assert!(script.contains("for p in '/etc/x y'; do"));
+    }
+
+    /// A host that answers every command with `stdout`.
+    struct Canned(&'static str);
+
+    #[async_trait]
+    impl Host for Canned {
+        fn name(&self) -> &str {
+            "canned"
+        }
+
+        async fn exec(&self, _exec: Exec) -> Result<crate::host::ExecOutput, crate::host::HostError> {
+            Ok(crate::host::ExecOutput { status: Some(0), stdout: self.0.into(), stderr: Vec::new() })
+        }
+    }
+
+    async fn plan(json: serde_json::Value, host: &Canned) -> Result<Plan, ModuleError> {
+        let cx = Context::new(host, crate::module::PlanOptions::default());
+        Systemd::new(args(json).unwrap()).plan(&cx).await
+    }
+
+    #[tokio::test]
+    async fn a_missing_unit_is_refused_only_when_it_is_needed() {
+        let missing =
+            Canned("LoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\n#files\n");
+        let error =
+            plan(serde_json::json!({"name": "ghost", "state": "started"}), &missing).await.unwrap_err();
+        assert!(error.to_string().contains("unit ghost.service does not exist"), "{error}");
+        for nothing_to_do in [
+            serde_json::json!({"name": "ghost", "state": "stopped"}),
+            serde_json::json!({"name": "ghost", "enabled": false}),
+        ] {
+            let plan = plan(nothing_to_do, &missing).await.unwrap();
+            assert!(!plan.is_change(), "{:?}", plan.changes);
+        }
+        let masked = Canned("LoadState=masked\nActiveState=inactive\nUnitFileState=masked\n#files\n");
+        let error = plan(serde_json::json!({"name": "m", "state": "started"}), &masked).await.unwrap_err();
+        assert!(error.to_string().contains("masked; unmask it first"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_running_unit_plans_nothing_and_reports_its_state() {
+        let running = Canned(
+            "LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n\
+             NeedDaemonReload=no\n#files\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -\n",
+        );
+        let json = serde_json::json!({"name": "web", "unit": "", "enabled": true, "state": "started"});
+        let plan = plan(json, &running).await.unwrap();
+        assert!(!plan.is_change(), "{:?}", plan.changes);
+        assert_eq!(plan.outputs["active_state"], "active");
+        assert_eq!(plan.outputs["sub_state"], "running");
     }
 
     #[test]

@@ -31,7 +31,8 @@ const FACTS: &str = "facts";
 /// the template mentions `facts`. Using an undefined variable fails the task, naming the
 /// variable and the template line; `{{ x | default("y") }}` and `{% if x is defined %}` are
 /// the ways to make one optional. Blocks eat the newline after them (Ansible's `trim_blocks`),
-/// and a final newline is kept. Output: `path`.
+/// and a final newline is kept. As in Jinja2, booleans print as `True`/`False` (`| lower` for
+/// `true`). Output: `path`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateArgs {
@@ -142,8 +143,7 @@ fn render(source: &str, vars: &BTreeMap<String, Value>, facts: Option<&Value>) -
 /// Whether `source` reads the `facts` variable (and so needs them gathered).
 fn mentions_facts(source: &str) -> bool {
     let env = environment();
-    env.template_from_named_str(NAME, source)
-        .is_ok_and(|t| t.undeclared_variables(false).contains(FACTS))
+    env.template_from_named_str(NAME, source).is_ok_and(|t| t.undeclared_variables(false).contains(FACTS))
 }
 
 /// The `template` module bound to its arguments.
@@ -180,9 +180,14 @@ impl Module for Template {
             }
         })?;
         let current = remote::stat(cx.host, &args.path).await?;
-        let wanted = WantedAttrs { mode: args.mode.map(|m| m.0), owner: args.owner.clone(), group: args.group.clone() };
+        let wanted = WantedAttrs {
+            mode: args.mode.map(|m| m.0),
+            owner: args.owner.clone(),
+            group: args.group.clone(),
+        };
         let mut plan =
-            file::plan_content(cx.host, &args.path, current, rendered.as_bytes(), &wanted, cx.options).await?;
+            file::plan_content(cx.host, &args.path, current, rendered.as_bytes(), &wanted, cx.options)
+                .await?;
         plan.outputs.insert("path".into(), Value::String(args.path.clone()));
         Ok(plan)
     }
@@ -207,7 +212,9 @@ mod tests {
         let source = "name={{ name }}\n{% for p in peers %}\npeer {{ p.host }}:{{ p.port }}\n{% endfor %}\n";
         let out = render(
             source,
-            &vars(json!({"name": "etcd0", "peers": [{"host": "a", "port": 2380}, {"host": "b", "port": 2380}]})),
+            &vars(
+                json!({"name": "etcd0", "peers": [{"host": "a", "port": 2380}, {"host": "b", "port": 2380}]}),
+            ),
             None,
         )
         .unwrap();
@@ -238,7 +245,8 @@ mod tests {
     #[test]
     fn facts_are_visible_when_given() {
         let facts = json!({"hostname": "etcd0", "default_ipv4": {"address": "10.0.0.1"}});
-        let out = render("{{ facts.hostname }} {{ facts.default_ipv4.address }}", &BTreeMap::new(), Some(&facts));
+        let out =
+            render("{{ facts.hostname }} {{ facts.default_ipv4.address }}", &BTreeMap::new(), Some(&facts));
         assert_eq!(out.unwrap(), "etcd0 10.0.0.1");
         let err = render("{{ facts.hostname }}", &BTreeMap::new(), None).unwrap_err();
         assert!(err.contains("`facts` is undefined"), "{err}");
@@ -274,6 +282,7 @@ mod tests {
             &vars(json!({"n": 41, "f": 1.5, "b": true, "s": "x", "l": [1, 2], "none": null})),
             None,
         );
-        assert_eq!(out.unwrap(), "42 1.5 true X 2 true");
+        // Booleans print the way Jinja2 prints them; `| lower` gives `true`.
+        assert_eq!(out.unwrap(), "42 1.5 True X 2 True");
     }
 }

@@ -22,13 +22,13 @@ const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Upper bound for `timeout`, so a typo cannot hang a run for days.
 const MAX_TIMEOUT: u64 = 24 * 3600;
 
-/// Waits until a condition holds on the host: a TCP `port` accepts connections, a `command` exits 0,
-/// or a `url` answers with the expected HTTP status. Give exactly one of `port`, `command`, `url`.
-/// Probes run every `interval` seconds until `timeout`; the task then fails with the last probe's
-/// error. Each probe is one command on the host, bounded by 10 s (or the interval, if longer) and
-/// never past the deadline. It changes nothing, so it reports ok, and it also waits in check mode.
-/// Ports are probed with bash's /dev/tcp (bash is essential on Debian), URLs with curl on the host.
-/// Outputs: `attempts`, `elapsed_ms`.
+/// Waits until a port, a command or a URL on the host is ready; changes nothing.
+/// Give exactly one condition: a TCP `port` accepts connections, a `command` exits 0, or a `url`
+/// answers with the expected HTTP status. Probes run every `interval` seconds until `timeout`; the
+/// task then fails with the last probe's error. Each probe is one command on the host, bounded by
+/// 10 s (or the interval, if longer) and never past the deadline. The task reports ok, and it also
+/// waits in check mode (it only reads). Ports are probed with bash's /dev/tcp (bash is essential on
+/// Debian, so always there), URLs with curl on the host. Outputs: `attempts`, `elapsed_ms`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitArgs {

@@ -1,0 +1,87 @@
+//! Reading several small files of one host in one round trip.
+
+use crate::error::ModuleError;
+use crate::host::{Exec, Host};
+use crate::remote::run_checked;
+use crate::shell::quote;
+
+/// One file as read: its permission bits and content; `None` when it is not there.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Read {
+    pub(crate) mode: u32,
+    pub(crate) content: Vec<u8>,
+}
+
+impl std::fmt::Debug for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Content may be a private key.
+        write!(f, "Read {{ mode: {:04o}, {} bytes }}", self.mode, self.content.len())
+    }
+}
+
+/// What [`read_files`] found.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// One per path asked for, in order.
+    pub(crate) files: Vec<Option<Read>>,
+    /// Whether the directory asked about exists.
+    pub(crate) dir_exists: bool,
+}
+
+/// Reads `paths` (regular files; anything else counts as absent) and checks whether `dir`
+/// is a directory, in one command. The content travels on stdout, never in messages.
+pub(crate) async fn read_files(host: &dyn Host, paths: &[&str], dir: &str) -> Result<Found, ModuleError> {
+    let script = format!(
+        "set -e; for p in {}; do if [ -f \"$p\" ]; then echo \"$(stat -c %a -- \"$p\") $(wc -c < \"$p\")\"; \
+         cat -- \"$p\"; else echo -; fi; done; if [ -d {} ]; then echo d; else echo -; fi",
+        paths.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" "),
+        quote(dir),
+    );
+    let out = run_checked(host, Exec::new(script)).await?;
+    parse(&out.stdout, paths.len()).map_err(|why| {
+        ModuleError::Refused(format!("cannot read {} on {}: {why}", paths.join(", "), host.name()))
+    })
+}
+
+fn parse(mut rest: &[u8], count: usize) -> Result<Found, String> {
+    let line = |rest: &mut &[u8]| -> Result<String, String> {
+        let end = rest.iter().position(|b| *b == b'\n').ok_or("output ended early")?;
+        let text = String::from_utf8_lossy(&rest[..end]).into_owned();
+        *rest = &rest[end + 1..];
+        Ok(text)
+    };
+    let mut files = Vec::with_capacity(count);
+    for _ in 0..count {
+        let header = line(&mut rest)?;
+        if header == "-" {
+            files.push(None);
+            continue;
+        }
+        let (mode, size) = header.split_once(' ').ok_or_else(|| format!("unexpected line {header:?}"))?;
+        let mode = u32::from_str_radix(mode.trim(), 8).map_err(|_| format!("bad mode {mode:?}"))?;
+        let size: usize = size.trim().parse().map_err(|_| format!("bad size {size:?}"))?;
+        if rest.len() < size {
+            return Err("output ended early".into());
+        }
+        files.push(Some(Read { mode, content: rest[..size].to_vec() }));
+        rest = &rest[size..];
+    }
+    let dir_exists = line(&mut rest)? == "d";
+    Ok(Found { files, dir_exists })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_modes_and_absent_files() {
+        let found = parse(b"644 3\nab\n-\n600 0\nd\n", 3).unwrap();
+        assert_eq!(found.files[0], Some(Read { mode: 0o644, content: b"ab\n".to_vec() }));
+        assert_eq!(found.files[1], None);
+        assert_eq!(found.files[2], Some(Read { mode: 0o600, content: Vec::new() }));
+        assert!(found.dir_exists);
+        assert!(parse(b"644 10\nab\n", 1).is_err());
+        assert!(!parse(b"-\n-\n", 1).unwrap().dir_exists);
+    }
+}

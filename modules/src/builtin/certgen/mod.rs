@@ -1,0 +1,621 @@
+//! `certgen`: TLS certificates and keys made on the controller and written to the host,
+//! the way the kubeadm HA guide makes them with cfssl.
+//!
+//! - [`spec`]: cfssl's vocabulary (key algorithms, usages, profiles, names, durations).
+//! - [`files`]: reading the existing files of one host in one round trip.
+//! - [`inspect`]: parsing existing certificates and deciding whether one still fits.
+//! - [`issue`]: making certificates with rcgen, cfssl-style.
+//!
+//! Plan reads (one round trip per host involved: the target, and the CA's host when it is
+//! another one) and decides; the action generates keys and certificates in controller memory
+//! and writes exactly the planned files. Key material never appears in changes, diffs, errors
+//! or `Debug` output.
+
+mod files;
+mod inspect;
+mod issue;
+mod spec;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
+
+use self::files::{Read, read_files};
+use self::issue::{Authority, CertSpec, Issued};
+use self::spec::{San, Subject, Usages};
+use crate::error::ModuleError;
+use crate::host::Host;
+use crate::module::{Action, Context, Module, Outputs, Plan};
+use crate::remote::{self, Attrs};
+
+/// Makes a TLS certificate and its private key on the controller and writes them to the
+/// host, as cfssl and cfssljson do in the kubeadm HA guide: a self-signed CA (`kind: "ca"`,
+/// like `cfssl gencert -initca`), or a certificate signed by a CA (`kind: "leaf"`, like
+/// `cfssl gencert -ca=... -profile=...`). Files: DIR/NAME.pem (0644) and DIR/NAME-key.pem
+/// (0600). Outputs: `cert` and `key`, the two paths.
+///
+/// A CA is never replaced: when its files exist they are kept, and if they do not match the
+/// requested subject or key algorithm the task fails instead. A leaf is left alone while it
+/// is signed by the given CA, has the requested subject, SANs, usages and key algorithm, its
+/// key matches, and it is not within `renew_before` of expiring; otherwise it is reissued with
+/// a new key, and the changes say why.
+///
+/// The CA can be read from any host of the run (`ca: #{ host, cert, key }`), or from the
+/// controller (`ca: #{ controller: DIR }`). Its key is only held in the engine's memory while
+/// signing: certgen never writes it anywhere. Make the dependency on the CA task explicit by
+/// passing `ca_task.output("cert")` and `ca_task.output("key")` as `ca.cert` and `ca.key`
+/// (this also keeps check mode from failing before the CA exists), or with `.after(ca_task)`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertgenArgs {
+    /// "ca" for a self-signed CA, "leaf" for a certificate signed by `ca`.
+    pub kind: Kind,
+    /// Subject common name. Required for a CA; a leaf defaults to the host's hostname (a fact).
+    pub cn: Option<String>,
+    /// Subject attributes besides CN, like cfssl's CSR `names`:
+    /// [#{ C: "US", ST: "CA", L: "San Francisco", O: "...", OU: "..." }].
+    /// Each attribute may appear once in all.
+    #[serde(default)]
+    pub names: Vec<Name>,
+    /// Key algorithm: "rsa2048", "rsa4096", "ecdsa-p256", "ecdsa-p384" or "ed25519".
+    /// Default "ecdsa-p256" (cfssl's default); the guide's CA uses "rsa2048".
+    pub key: Option<KeyAlgo>,
+    /// Lifetime from issue, as in ca-config.json: "43800h" (the default, 5 years), or days: "365d".
+    pub expiry: Option<String>,
+    /// Absolute directory on the host for the files; created (0755) when missing.
+    pub dir: String,
+    /// File base name: NAME.pem and NAME-key.pem (`cfssljson -bare NAME`).
+    /// Default "ca" for a CA, the profile's name ("server", "client", "peer") for a leaf.
+    pub name: Option<String>,
+    /// Leaf: the guide's ca-config.json profile. "server" and "peer": signing, key
+    /// encipherment, server auth, client auth; "client": signing, key encipherment, client auth.
+    pub profile: Option<Profile>,
+    /// Leaf: cfssl usage names, replacing the profile's ("signing", "key encipherment",
+    /// "server auth", "client auth", "digital signature", "cert sign", ...).
+    pub usages: Option<Vec<Usage>>,
+    /// Leaf: subject alternative names; IP addresses and DNS names (cfssl's `hosts`).
+    /// Default, for certificates with server auth ("server", "peer"): the host's hostname and
+    /// all its non-loopback IPv4 addresses (facts). Others (a "client") get none, like the
+    /// guide's client.json.
+    pub hosts: Option<Vec<String>>,
+    /// Leaf: the signing CA. Either on a host of the run:
+    /// #{ host: "etcd0", cert: "/etc/kubernetes/pki/etcd/ca.pem", key: "/etc/kubernetes/pki/etcd/ca-key.pem" }
+    /// (`host` defaults to this task's host: the guide's way, with the CA key copied to each
+    /// host), or on the controller: #{ controller: "pki/etcd" } (ca.pem and ca-key.pem in that
+    /// directory, relative to the engine's working directory; `cert`/`key` override the names).
+    pub ca: Option<CaSource>,
+    /// Leaf: reissue when less than this much validity is left. Default "720h" (30 days).
+    pub renew_before: Option<String>,
+}
+
+/// What to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A self-signed certificate authority.
+    Ca,
+    /// A certificate signed by a CA.
+    Leaf,
+}
+
+/// Where the signing CA's certificate and key are.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaSource {
+    /// The inventory host holding the CA files. Default: the task's own host.
+    pub host: Option<String>,
+    /// Path of the CA certificate (absolute on a host; relative to `controller` there).
+    pub cert: Option<String>,
+    /// Path of the CA private key (absolute on a host; relative to `controller` there).
+    pub key: Option<String>,
+    /// A directory on the controller holding the CA (ca.pem and ca-key.pem unless `cert`/`key` say otherwise).
+    pub controller: Option<String>,
+}
+
+const DEFAULT_EXPIRY: &str = "43800h";
+const DEFAULT_RENEW_BEFORE: &str = "720h";
+
+/// True for a value that is still a reference to another task's output (resolved just
+/// before the task runs, when arguments are checked again).
+fn unresolved(value: &str) -> bool {
+    value.contains('\u{2063}')
+}
+
+fn absolute(what: &str, path: &str) -> Result<(), String> {
+    if path.starts_with('/') || unresolved(path) {
+        Ok(())
+    } else {
+        Err(format!("{what} must be an absolute path, got {path:?}"))
+    }
+}
+
+impl CertgenArgs {
+    pub(crate) fn validate(self) -> Result<Self, String> {
+        absolute("dir", &self.dir)?;
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.contains('/'))
+        {
+            return Err(format!("name must be a file base name without '/', got {name:?}"));
+        }
+        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY))
+            .map_err(|e| format!("expiry: {e}"))?;
+        Subject::new(self.cn.as_deref().unwrap_or("-"), &self.names)?;
+        match self.kind {
+            Kind::Ca => {
+                if self.cn.is_none() {
+                    return Err("a CA needs a cn".into());
+                }
+                let leaf_only = [
+                    ("profile", self.profile.is_some()),
+                    ("usages", self.usages.is_some()),
+                    ("hosts", self.hosts.is_some()),
+                    ("ca", self.ca.is_some()),
+                    ("renew_before", self.renew_before.is_some()),
+                ];
+                if let Some((arg, _)) = leaf_only.iter().find(|(_, given)| *given) {
+                    return Err(format!("{arg} is only for kind: \"leaf\""));
+                }
+            }
+            Kind::Leaf => {
+                if self.profile.is_none() && self.usages.as_ref().is_none_or(Vec::is_empty) {
+                    return Err("a leaf needs a profile (\"server\", \"client\", \"peer\") or usages".into());
+                }
+                if self.profile.is_none() && self.name.is_none() {
+                    return Err("without a profile, give the file base name in name".into());
+                }
+                let ca = self.ca.as_ref().ok_or(
+                    "a leaf needs ca: #{ host, cert, key } (a CA on a host) or #{ controller: DIR }",
+                )?;
+                match (&ca.controller, &ca.host) {
+                    (Some(_), Some(_)) => return Err("ca: give either host or controller, not both".into()),
+                    (Some(dir), None) if dir.is_empty() => {
+                        return Err("ca.controller must not be empty".into());
+                    }
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        let (Some(cert), Some(key)) = (&ca.cert, &ca.key) else {
+                            return Err("ca needs cert and key paths (or controller: DIR)".into());
+                        };
+                        absolute("ca.cert", cert)?;
+                        absolute("ca.key", key)?;
+                    }
+                }
+                for host in self.hosts.iter().flatten().filter(|h| !unresolved(h)) {
+                    San::parse(host).map_err(|e| format!("hosts: {e}"))?;
+                }
+                parse_duration(self.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
+                    .map_err(|e| format!("renew_before: {e}"))?;
+            }
+        }
+        Ok(self)
+    }
+
+    fn file_base(&self) -> &str {
+        match (&self.name, self.kind, self.profile) {
+            (Some(name), _, _) => name,
+            (None, Kind::Ca, _) => "ca",
+            (None, Kind::Leaf, Some(profile)) => profile.file_base(),
+            (None, Kind::Leaf, None) => "cert",
+        }
+    }
+
+    fn paths(&self) -> (String, String) {
+        let dir = self.dir.trim_end_matches('/');
+        let base = self.file_base();
+        (format!("{dir}/{base}.pem"), format!("{dir}/{base}-key.pem"))
+    }
+
+    fn key_algo(&self) -> KeyAlgo {
+        self.key.unwrap_or(KeyAlgo::EcdsaP256)
+    }
+
+    fn expiry(&self) -> Result<Duration, ModuleError> {
+        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY)).map_err(ModuleError::Refused)
+    }
+
+    /// Whether the certificate is for a TLS server (has server auth), and so names a host.
+    fn serves(&self) -> bool {
+        self.usages().extended.iter().any(|e| e.oid() == "1.3.6.1.5.5.7.3.1")
+    }
+
+    fn usages(&self) -> Usages {
+        match (&self.usages, self.profile) {
+            (Some(names), _) => Usages::from_names(names),
+            (None, Some(profile)) => Usages::from_names(profile.usages()),
+            (None, None) => Usages::default(),
+        }
+    }
+}
+
+/// The `certgen` module bound to its arguments.
+#[derive(Debug, Clone)]
+pub struct Certgen {
+    args: CertgenArgs,
+}
+
+impl Certgen {
+    pub fn new(args: CertgenArgs) -> Self {
+        Self { args }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[async_trait]
+impl Module for Certgen {
+    fn name(&self) -> &'static str {
+        "certgen"
+    }
+
+    fn wants_facts(&self) -> bool {
+        self.args.kind == Kind::Leaf
+            && (self.args.cn.is_none() || (self.args.hosts.is_none() && self.args.serves()))
+    }
+
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let mut plan = match self.args.kind {
+            Kind::Ca => self.plan_ca(cx).await?,
+            Kind::Leaf => self.plan_leaf(cx).await?,
+        };
+        let (cert, key) = self.args.paths();
+        plan.outputs.insert("cert".into(), Value::String(cert));
+        plan.outputs.insert("key".into(), Value::String(key));
+        Ok(plan)
+    }
+}
+
+impl Certgen {
+    async fn plan_ca(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let args = &self.args;
+        let (cert_path, key_path) = args.paths();
+        let subject = Subject::new(args.cn.as_deref().unwrap_or_default(), &args.names)
+            .map_err(ModuleError::Refused)?;
+        let found = read_files(cx.host, &[&cert_path, &key_path], &args.dir).await?;
+        let (cert, key) = (&found.files[0], &found.files[1]);
+        let host = cx.host.name();
+        match (cert, key) {
+            (None, None) => {
+                let expiry = args.expiry()?;
+                let spec = CertSpec {
+                    subject,
+                    sans: Vec::new(),
+                    usages: Usages::ca(),
+                    key: args.key_algo(),
+                    expiry,
+                };
+                let mut changes = Vec::new();
+                if !found.dir_exists {
+                    changes.push(format!("create directory {}", args.dir));
+                }
+                changes.push(format!(
+                    "create CA {cert_path} and {key_path}: {}, {}, valid {}",
+                    spec.subject,
+                    spec.key,
+                    args.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY)
+                ));
+                Ok(Plan {
+                    changes,
+                    action: Some(Box::new(IssueAction {
+                        signer: Signer::SelfSigned,
+                        spec,
+                        dir: (!found.dir_exists).then(|| args.dir.clone()),
+                        cert_path,
+                        key_path,
+                    })),
+                    ..Plan::default()
+                })
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                let (present, absent) =
+                    if cert.is_some() { (&cert_path, &key_path) } else { (&key_path, &cert_path) };
+                Err(ModuleError::Refused(format!(
+                    "{present} exists on {host} but {absent} does not; certgen never replaces a CA. \
+                     Restore the missing file, or remove both to make a new CA"
+                )))
+            }
+            (Some(cert), Some(key)) => {
+                let origin = format!("{cert_path} on {host}");
+                let ca = Authority::new(&cert.content, key.content.clone(), &origin).map_err(|e| {
+                    ModuleError::Refused(format!(
+                        "{e}; certgen never replaces a CA: fix or remove both files"
+                    ))
+                })?;
+                let mut mismatches = Vec::new();
+                if ca.cert.subject != subject.normalized() {
+                    mismatches.push(format!(
+                        "its subject is {}, this task asks for {subject}",
+                        spec::describe_dn(&ca.cert.subject)
+                    ));
+                }
+                if ca.cert.key != args.key_algo().kind() {
+                    mismatches.push(format!(
+                        "its key is {}, this task asks for {}",
+                        ca.cert.key,
+                        args.key_algo()
+                    ));
+                }
+                if !mismatches.is_empty() {
+                    return Err(ModuleError::Refused(format!(
+                        "CA {origin} exists but {}. certgen never replaces a CA: change the task to match, \
+                         or remove {cert_path} and {key_path} to make a new one",
+                        mismatches.join(" and ")
+                    )));
+                }
+                Ok(key_mode_plan(&key_path, key))
+            }
+        }
+    }
+
+    async fn plan_leaf(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let args = &self.args;
+        let own = cx.host.name();
+        let (cert_path, key_path) = args.paths();
+        let facts = cx.facts;
+        let fact_error = |what: &str| {
+            ModuleError::Refused(format!("cannot default {what}: the facts of {own} have no usable value"))
+        };
+        let cn = match &args.cn {
+            Some(cn) => cn.clone(),
+            None => facts
+                .and_then(|f| f.get("hostname"))
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| fact_error("cn to the hostname"))?
+                .to_owned(),
+        };
+        let subject = Subject::new(&cn, &args.names).map_err(ModuleError::Refused)?;
+        let sans = match &args.hosts {
+            Some(hosts) => hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>(),
+            None if args.serves() => facts.map(default_sans).ok_or_else(|| fact_error("hosts"))?,
+            None => Ok(Vec::new()),
+        }
+        .map_err(|e| ModuleError::Refused(format!("hosts: {e}")))?;
+        let mut unique = BTreeSet::new();
+        let sans: Vec<San> = sans.into_iter().filter(|s| unique.insert(s.clone())).collect();
+        let ca_source = args.ca.clone().ok_or_else(|| ModuleError::Refused("ca is missing".into()))?;
+
+        // One round trip per host: the CA's files are read with the leaf's when they share a host.
+        let (authority, found, ca_where) = match (&ca_source.controller, ca_source.host.as_deref()) {
+            (Some(dir), _) => {
+                let dir = std::path::Path::new(dir);
+                let cert = dir.join(ca_source.cert.as_deref().unwrap_or("ca.pem"));
+                let key = dir.join(ca_source.key.as_deref().unwrap_or("ca-key.pem"));
+                let origin = format!("{} on the controller", cert.display());
+                let read = |path: std::path::PathBuf| async move {
+                    tokio::fs::read(&path).await.map_err(|e| {
+                        ModuleError::Refused(format!(
+                            "cannot read CA file {} on the controller: {e}",
+                            path.display()
+                        ))
+                    })
+                };
+                let (cert_pem, key_pem) = (read(cert).await?, read(key).await?);
+                let authority = Authority::new(&cert_pem, key_pem, &origin).map_err(ModuleError::Refused)?;
+                let found = read_files(cx.host, &[&cert_path, &key_path], &args.dir).await?;
+                (authority, found, "the controller".to_owned())
+            }
+            (None, host) => {
+                let (ca_cert, ca_key) = (
+                    ca_source.cert.as_deref().unwrap_or_default(),
+                    ca_source.key.as_deref().unwrap_or_default(),
+                );
+                let ca_host_name = host.unwrap_or(own).to_owned();
+                let (ca_files, found) = if ca_host_name == own {
+                    let mut found =
+                        read_files(cx.host, &[ca_cert, ca_key, &cert_path, &key_path], &args.dir).await?;
+                    let ca_files: Vec<Option<Read>> = found.files.drain(..2).collect();
+                    (ca_files, found)
+                } else {
+                    let peer = cx.peers.peer(&ca_host_name).ok_or_else(|| {
+                        ModuleError::Refused(format!(
+                            "ca.host {ca_host_name:?} is not a host of this run; the CA must be on a host of the inventory"
+                        ))
+                    })?;
+                    // The two hosts are read at once.
+                    let (ca_paths, leaf_paths) = ([ca_cert, ca_key], [cert_path.as_str(), key_path.as_str()]);
+                    let (ca_found, found) = tokio::join!(
+                        read_files(peer.as_ref(), &ca_paths, "/"),
+                        read_files(cx.host, &leaf_paths, &args.dir)
+                    );
+                    (ca_found?.files, found?)
+                };
+                let missing = |path: &str| {
+                    ModuleError::Refused(format!(
+                        "CA file {path} not found on {ca_host_name}. Create the CA first (kind: \"ca\") and make this \
+                         task depend on it: ca.cert = ca_task.output(\"cert\"), ca.key = ca_task.output(\"key\"), \
+                         or .after(ca_task)"
+                    ))
+                };
+                let [Some(cert), Some(key)] = [&ca_files[0], &ca_files[1]] else {
+                    return Err(missing(if ca_files[0].is_none() { ca_cert } else { ca_key }));
+                };
+                let origin = format!("{ca_cert} on {ca_host_name}");
+                let authority = Authority::new(&cert.content, key.content.clone(), &origin)
+                    .map_err(ModuleError::Refused)?;
+                (authority, found, ca_host_name)
+            }
+        };
+
+        let usages = args.usages();
+        let wanted = inspect::Wanted {
+            subject: subject.clone(),
+            sans: sans.iter().cloned().collect(),
+            usages: usages.clone(),
+            key: args.key_algo().kind(),
+            renew_before_secs: parse_duration(args.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
+                .map_err(ModuleError::Refused)?
+                .as_secs() as i64,
+        };
+        let (cert, key) = (&found.files[0], &found.files[1]);
+        let reasons = match cert {
+            None => Vec::new(),
+            Some(cert) => {
+                let reasons = inspect::reissue_reasons(
+                    &wanted,
+                    &cert.content,
+                    key.as_ref().map(|k| k.content.as_slice()),
+                    &authority.cert,
+                    now(),
+                );
+                if reasons.is_empty() {
+                    return Ok(match key {
+                        Some(key) => key_mode_plan(&key_path, key),
+                        None => Plan::unchanged(),
+                    });
+                }
+                reasons
+            }
+        };
+        let spec = CertSpec { subject, sans, usages, key: args.key_algo(), expiry: args.expiry()? };
+        let mut changes = Vec::new();
+        if !found.dir_exists {
+            changes.push(format!("create directory {}", args.dir));
+        }
+        let diff = if reasons.is_empty() {
+            let sans = spec.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            changes.push(format!(
+                "issue {cert_path} and {key_path}: {}, SANs [{sans}], {}, {}, valid {}, signed by CA {} on {ca_where}",
+                spec.subject,
+                usages_label(args),
+                spec.key,
+                args.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY),
+                spec::describe_dn(&authority.cert.subject),
+            ));
+            None
+        } else {
+            changes
+                .push(format!("reissue {cert_path} and {key_path} with a new key: {}", reasons.join("; ")));
+            cx.options.diff.then(|| format!("certificate would be reissued: {}\n", reasons.join("; ")))
+        };
+        Ok(Plan {
+            changes,
+            diff,
+            action: Some(Box::new(IssueAction {
+                signer: Signer::Ca(Box::new(authority)),
+                spec,
+                dir: (!found.dir_exists).then(|| args.dir.clone()),
+                cert_path,
+                key_path,
+            })),
+            ..Plan::default()
+        })
+    }
+}
+
+fn usages_label(args: &CertgenArgs) -> String {
+    match (&args.usages, args.profile) {
+        (Some(_), _) => {
+            let usages = args.usages();
+            let ekus: BTreeSet<_> = usages.extended.iter().copied().collect();
+            format!(
+                "usages {}; {}",
+                Usages::describe_key_bits(usages.key_bits),
+                Usages::describe_extended(&ekus)
+            )
+        }
+        (None, Some(profile)) => format!("{} profile", profile.file_base()),
+        (None, None) => "no usages".into(),
+    }
+}
+
+/// The host's own names for a leaf's SANs: its hostname, then every non-loopback IPv4 address.
+fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
+    let mut sans = Vec::new();
+    if let Some(hostname) = facts.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty()) {
+        sans.push(San::parse(hostname)?);
+    }
+    let interfaces = facts.get("interfaces").and_then(Value::as_object);
+    for (name, interface) in interfaces.into_iter().flatten() {
+        if name == "lo" {
+            continue;
+        }
+        for address in interface.get("ipv4").and_then(Value::as_array).into_iter().flatten() {
+            let Some(address) = address.as_str() else { continue };
+            let san = San::parse(address)?;
+            if !matches!(&san, San::Ip(ip) if ip.is_loopback()) {
+                sans.push(san);
+            }
+        }
+    }
+    if sans.is_empty() {
+        return Err("the host has no hostname or address in its facts".into());
+    }
+    Ok(sans)
+}
+
+/// Unchanged, or just tightening the key file's mode to 0600.
+fn key_mode_plan(key_path: &str, key: &Read) -> Plan {
+    if key.mode == 0o600 {
+        return Plan::unchanged();
+    }
+    Plan {
+        changes: vec![format!("mode of {key_path} {:04o} -> 0600", key.mode)],
+        action: Some(Box::new(KeyModeAction { path: key_path.to_owned() })),
+        ..Plan::default()
+    }
+}
+
+/// Who signs a new certificate.
+#[derive(Debug)]
+enum Signer {
+    SelfSigned,
+    Ca(Box<Authority>),
+}
+
+/// Generates the key and certificate (in controller memory) and writes exactly the planned
+/// files: the directory when it was missing, the key (0600), then the certificate (0644).
+#[derive(Debug)]
+struct IssueAction {
+    signer: Signer,
+    spec: CertSpec,
+    /// The directory to create, when the plan found it missing.
+    dir: Option<String>,
+    cert_path: String,
+    key_path: String,
+}
+
+#[async_trait]
+impl Action for IssueAction {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        let IssueAction { signer, spec, dir, cert_path, key_path } = *self;
+        // Key generation is CPU work (RSA 4096 takes a while): keep it off the async workers.
+        let issued: Issued = tokio::task::spawn_blocking(move || match &signer {
+            Signer::SelfSigned => issue::ca(&spec, now()),
+            Signer::Ca(authority) => issue::leaf(&spec, authority, now()),
+        })
+        .await
+        .map_err(|e| ModuleError::Refused(format!("certificate generation stopped: {e}")))?
+        .map_err(ModuleError::Refused)?;
+        if let Some(dir) = dir {
+            remote::mkdir(host, &dir, &Attrs { mode: Some(0o755), ..Attrs::default() }).await?;
+        }
+        let mode = |m| Attrs { mode: Some(m), ..Attrs::default() };
+        remote::write_atomic(host, &key_path, issued.key_pem.0.as_bytes(), &mode(0o600)).await?;
+        remote::write_atomic(host, &cert_path, issued.cert_pem.as_bytes(), &mode(0o644)).await?;
+        Ok(Outputs::new())
+    }
+}
+
+#[derive(Debug)]
+struct KeyModeAction {
+    path: String,
+}
+
+#[async_trait]
+impl Action for KeyModeAction {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        remote::set_attrs(host, &self.path, &Attrs { mode: Some(0o600), ..Attrs::default() }).await?;
+        Ok(Outputs::new())
+    }
+}
+
+#[cfg(test)]
+mod tests;
