@@ -98,9 +98,7 @@ fn bad_playbooks_get_located_errors() {
         (
             "unknown_host",
             "let h = host(\"etcd9\");\nh.file(\"f\", #{ path: \"/x\", content: \"\" });\n",
-            &[
-                "syntax", // placeholder replaced below
-            ],
+            &["unknown_host.rhai:1:", "unknown host \"etcd9\"", "groups are: all, etcd, web"],
         ),
         (
             "unknown_group",
@@ -144,12 +142,7 @@ fn bad_playbooks_get_located_errors() {
         let t = Test::new();
         let pb = t.file(&format!("{name}.rhai"), text);
         let out = t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure();
-        let needles: Vec<&str> = if *name == "unknown_host" {
-            vec!["unknown_host.rhai:1:", "unknown host \"etcd9\"", "groups are: all, etcd, web"]
-        } else {
-            needles.to_vec()
-        };
-        for needle in needles {
+        for needle in *needles {
             assert!(out.stderr.contains(needle), "{name}: stderr lacks {needle:?}:\n{}", out.stderr);
         }
     }
@@ -201,4 +194,47 @@ fn modules_are_documented_from_their_schema() {
         .stdout_has("mode (string, optional)")
         .stdout_has("One of: \"file\"");
     Test::new().args(["modules", "nosuch"]).run().failure().stderr_has("no module named");
+}
+
+/// ```text
+///  web0:  a ──order──▶ b ──order──▶ c ──notify──▶ h        web1: x ──data──▶ c
+/// ```
+#[test]
+fn tags_keep_needs_and_notified_handlers_but_not_mere_predecessors() {
+    let t = Test::new();
+    let pb = t.file(
+        "tags.rhai",
+        r#"
+let w = host("web0");
+let x = host("web1").command("x", #{ argv: ["hostname"], read_only: true });
+let h = w.handler("command", "h", #{ cmd: "true" });
+w.command("a", #{ cmd: "true" });
+w.command("b", #{ cmd: "true" });
+w.file("c", #{ path: "/tmp/c", content: x.stdout }).tag("c").notify(h);
+"#,
+    );
+    let out = graph(&pb).args(["--tags", "c"]).run().success();
+    for kept in ["\"x\\n[command]\"", "\"c\\n[file]\"", "\"h\\n[command]\""] {
+        assert!(out.stdout.contains(kept), "{kept} kept: {}", out.stdout);
+    }
+    for dropped in ["\"a\\n[command]\"", "\"b\\n[command]\""] {
+        assert!(!out.stdout.contains(dropped), "{dropped} dropped: {}", out.stdout);
+    }
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    Test::new().args(["run"]).run().failure();
+    Test::new().args(["run", "x.rhai", "-i", "y.yml", "--forks", "abc"]).run().failure();
+    Test::new().arg("--help").run().success().stdout_has("Usage");
+}
+
+#[test]
+fn templates_come_only_from_the_playbook_folder() {
+    let t = Test::new();
+    let pb = t.file(
+        "t.rhai",
+        r#"host("web0").file("f", #{ path: "/x", content: template_file("../../etc/passwd") });"#,
+    );
+    graph(&pb).run().failure().stderr_has("outside the playbook's folder");
 }

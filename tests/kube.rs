@@ -1,1 +1,164 @@
-//! Lab tests for the kubeadm and kubectl modules against the lab stand-ins (being written).
+//! Lab tests for the kubeadm and kubectl modules, against the lab stand-ins
+//! (`xtask/standins`, mounted into every host by `cargo xtask lab up`).
+//!
+//! The fixture `tests/fixtures/kube/ha.rhai` is the kubeadm part of the HA guide:
+//!
+//! ```text
+//!   master0: etcd files ─► kubeadm init ─┬─► apply ─► patch;  get kubeadm-config
+//!                                        ├─► (master1, master2) scp PKI ─► kubeadm init
+//!                                        ├─► (worker0-2) kubeadm join ◄── endpoint/token/hash outputs
+//!                                        │                └─► sed kubelet.conf ─► restart kubelet
+//!                                        └─► kube_proxy_server (after the joins) ─► wait pods
+//! ```
+//!
+//! The masters and workers are shared with other tests; this file is the only one that runs
+//! kubeadm, and it resets its hosts first.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::lab::Lab;
+use support::{Output, Test, fixture};
+
+const MASTERS: [&str; 3] = ["master0", "master1", "master2"];
+const WORKERS: [&str; 3] = ["worker0", "worker1", "worker2"];
+const LB: &str = "10.77.0.10";
+
+fn engine(lab: &Lab, cmd: &str, playbook: &str) -> Output {
+    Test::new().arg(cmd).arg(fixture(playbook)).arg("-i").arg(&lab.inventory).arg("--json").run()
+}
+
+/// Statuses of every kubeadm/kubectl task of a run, as (host, task, status).
+fn kube_tasks(run: &Output) -> Vec<(String, String, String)> {
+    let kube_names = [
+        "kubeadm init",
+        "kubeadm join",
+        "apply a ConfigMap",
+        "label it",
+        "read kubeadm-config",
+        "kube-proxy through the load balancer",
+        "kube-proxy pods ready",
+    ];
+    run.outcomes().into_iter().filter(|(_, task, _)| kube_names.contains(&task.as_str())).collect()
+}
+
+fn kubectl(lab: &Lab, args: &str) -> String {
+    lab.ssh("master0", &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system {args}"))
+}
+
+fn kube_proxy_pods(lab: &Lab) -> String {
+    kubectl(lab, "get pod -l k8s-app=kube-proxy -o name")
+}
+
+/// The apiserver certificate's SANs on `host`, as openssl prints them.
+fn apiserver_sans(lab: &Lab, host: &str) -> String {
+    lab.ssh(host, "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -ext subjectAltName")
+}
+
+#[test]
+fn the_guides_kubeadm_steps_build_an_ha_control_plane_and_are_idempotent() {
+    let Some(lab) = Lab::get() else { return };
+    for host in MASTERS.iter().chain(&WORKERS) {
+        lab.ssh(host, "kubeadm reset -f >/dev/null && rm -rf /etc/kubernetes /var/lib/kube-standin");
+    }
+
+    // First run: everything happens.
+    let first = engine(&lab, "run", "kube/ha.rhai").success();
+    for (host, task, status) in kube_tasks(&first) {
+        let expected = if task.starts_with("read") || task.ends_with("ready") { "ok" } else { "changed" };
+        assert_eq!(status, expected, "{host}: {task}");
+    }
+    assert_eq!(kube_tasks(&first).len(), 3 + 3 + 5, "every kubeadm/kubectl task ran");
+
+    // The three masters share master0's CA; each has its own apiserver certificate, for the LB too.
+    let ca = |h: &str| lab.ssh(h, "sha256sum < /etc/kubernetes/pki/ca.crt");
+    let cert = |h: &str| lab.ssh(h, "sha256sum < /etc/kubernetes/pki/apiserver.crt");
+    assert_eq!(ca("master0"), ca("master1"));
+    assert_eq!(ca("master0"), ca("master2"));
+    assert_ne!(cert("master0"), cert("master1"));
+    assert_ne!(cert("master1"), cert("master2"));
+    for (host, ip) in MASTERS.iter().zip(["10.77.0.21", "10.77.0.22", "10.77.0.23"]) {
+        let sans = apiserver_sans(&lab, host);
+        assert!(sans.contains(&format!("IP Address:{LB}")), "{host}: {sans}");
+        assert!(sans.contains(&format!("IP Address:{ip}")), "{host}: {sans}");
+        assert!(sans.contains("DNS:kubernetes.default.svc.cluster.local"), "{host}: {sans}");
+        lab.ssh(host, "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt");
+    }
+
+    // The init outputs feed the workers' joins: the token master0 issued, the hash of its CA.
+    let token = lab.ssh("master0", "kubeadm token list -o json");
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let hash = lab.ssh(
+        "master0",
+        "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum",
+    );
+    let hash = format!("sha256:{}", hash.split_whitespace().next().unwrap());
+    for worker in WORKERS {
+        let accepted: serde_json::Value =
+            serde_json::from_str(&lab.ssh(worker, "cat /var/lib/kube-standin/join.json")).unwrap();
+        assert_eq!(accepted["token"], token.as_str(), "{worker} joined with master0's token");
+        assert_eq!(accepted["caCertHash"], hash.as_str(), "{worker} checked master0's CA");
+        assert_eq!(accepted["endpoint"], "10.77.0.21:6443");
+        // The guide's last step: the kubelet goes through the load balancer, and was restarted.
+        let server = lab.ssh(worker, "grep 'server:' /etc/kubernetes/kubelet.conf");
+        assert_eq!(server.trim(), format!("server: https://{LB}:6443"), "{worker}");
+        assert_eq!(lab.ssh(worker, "systemctl is-active kubelet").trim(), "active");
+    }
+
+    // kube-proxy goes through the load balancer; its pods were restarted once.
+    let proxy_cm = kubectl(&lab, "get configmap kube-proxy -o json");
+    assert!(proxy_cm.contains(&format!("server: https://{LB}:6443")), "{proxy_cm}");
+    let proxy = first.task("master0", "kube-proxy through the load balancer");
+    assert!(
+        proxy["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("https://10.77.0.21:6443 -> https://{LB}:6443")),
+        "{proxy}"
+    );
+    let pods = kube_proxy_pods(&lab);
+    let labels = kubectl(&lab, "get configmap engine-kube-test -o json");
+    assert!(labels.contains("\"engine-test\": \"patched\""), "{labels}");
+
+    // Second run: no kubeadm or kubectl task changes anything; the pods are not restarted.
+    let second = engine(&lab, "run", "kube/ha.rhai").success();
+    let statuses = kube_tasks(&second);
+    assert_eq!(statuses.len(), 11);
+    for (host, task, status) in statuses {
+        assert_eq!(status, "ok", "{host}: {task} changed on the second run");
+    }
+    assert_eq!(kube_proxy_pods(&lab), pods, "kube-proxy pods were restarted without a change");
+    // The no-op init still handed out endpoint, token and hash: the joins' arguments are
+    // resolved from them, and a missing output would have failed the joins.
+
+    // Initialised with another configuration: refused, with kubeadm's reset as the way out.
+    lab.ssh("master2", "sed -i 's/apiserver-count/apiserver-cnt/' /etc/kubernetes/kubeadm-init.yaml");
+    let refused = engine(&lab, "run", "kube/ha.rhai").code(2);
+    let event = refused.task("master2", "kubeadm init");
+    assert_eq!(event["status"], "failed", "{event}");
+    assert!(
+        event.to_string().contains("already initialised by kubeadm with a different configuration"),
+        "{event}"
+    );
+}
+
+#[test]
+fn a_misspelled_config_field_is_refused_by_the_module_and_by_kubeadm() {
+    // At seal time, with the playbook's file:line, before any host is touched.
+    let t = Test::new();
+    let inventory = t.file("inv.yml", "all:\n  hosts:\n    master0: {ansible_host: 192.0.2.21}\n");
+    let check = t.arg("check").arg(fixture("kube/bad_field.rhai")).arg("-i").arg(&inventory).run().failure();
+    let check = check.stderr_has("bad_field.rhai:2:17");
+    check.stderr_has("strict decoding error: unknown field \"apiServer.certSans\"");
+
+    // The stand-in is just as strict when handed the same file directly.
+    let Some(lab) = Lab::get() else { return };
+    let bad = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer:\n  certSans:\n  - 10.77.0.10\n";
+    let path = support::lab::scratch("bad-kubeadm-config");
+    lab.ssh("master0", &format!("printf '%s' '{bad}' > {path}"));
+    let (code, _, stderr) =
+        lab.ssh_status("master0", &format!("kubeadm init --config {path}; rc=$?; rm -f {path}; exit $rc"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("strict decoding error: unknown field \"apiServer.certSans\""), "{stderr}");
+}

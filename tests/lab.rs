@@ -272,3 +272,30 @@ h.command("second", #{{ cmd: "touch {dir}-second" }});
     assert!(stdout.contains("the run was stopped"), "{stdout}");
     lab.ssh("etcd0", &format!("test -e {dir}-first && test ! -e {dir}-second"));
 }
+
+#[test]
+fn outputs_reach_the_right_task_when_tags_select_a_subset() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("tags");
+    let t = Test::new();
+    let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
+    let pb = t.file(
+        "tags.rhai",
+        &format!(
+            r#"
+let h = host("etcd0");
+h.command("dropped", #{{ cmd: "true" }});
+let a = h.command("a", #{{ argv: ["echo", "AAA"], read_only: true }});
+let b = h.command("b", #{{ argv: ["echo", "BBB"], read_only: true }});
+h.file("c", #{{ path: "{dir}", content: a.stdout }}).tag("x");
+"#
+        ),
+    );
+    let out = t.arg("run").arg(&pb).arg("-i").arg(&inv).args(["--json", "--tags", "x"]).run().success();
+    assert!(
+        out.outcomes().iter().all(|(_, task, _)| task != "dropped" && task != "b"),
+        "{:?}",
+        out.outcomes()
+    );
+    assert_eq!(lab.ssh("etcd0", &format!("cat {dir}")), "AAA");
+}

@@ -146,7 +146,14 @@ fn parse_extra_var(text: &str) -> Result<(String, String), String> {
 
 /// Runs the command line and turns the result into the process's exit code.
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other invalid input; exit 2 means tasks failed.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     init_tracing(cli.verbose);
     // Long messages stay on one line, so they can be grepped in CI logs.
     let _ =
@@ -246,6 +253,8 @@ fn execute(
         let watcher = tokio::spawn(watch_interrupts(cancel.clone(), sink.clone()));
         let summary = run::run(plan, targets, options, sink.clone(), cancel).await;
         watcher.abort();
+        // The watcher holds an event sink: it must be gone before the bus can finish.
+        let _ = watcher.await;
         summary
     });
     drop(sink);

@@ -43,6 +43,31 @@ impl Target for SshHost {
     }
 }
 
+/// A host whose inventory settings cannot be used: every command fails with the reason.
+#[derive(Debug)]
+struct Unusable {
+    name: String,
+    reason: String,
+}
+
+#[async_trait]
+impl modules::Host for Unusable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec(&self, _exec: modules::Exec) -> Result<modules::ExecOutput, HostError> {
+        Err(HostError::Unreachable(self.reason.clone()))
+    }
+}
+
+#[async_trait]
+impl Target for Unusable {
+    async fn connect(&self) -> Result<(), HostError> {
+        Err(HostError::Unreachable(self.reason.clone()))
+    }
+}
+
 /// One SSH target per inventory host. Nothing connects yet.
 pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
     let mut targets: HashMap<String, Arc<dyn Target>> = HashMap::new();
@@ -72,9 +97,12 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
                 };
                 targets.insert(name, target);
             }
-            // A host the plan does not use may have settings this engine cannot use.
             Err(e) if used.contains(&name) => problems.push(e),
-            Err(_) => {}
+            // A host the plan has no task on may still be read from (scp, facts); if its
+            // settings are unusable, that read fails with the reason.
+            Err(e) => {
+                targets.insert(name.clone(), Arc::new(Unusable { name, reason: e }));
+            }
         }
     }
     if problems.is_empty() {

@@ -49,6 +49,7 @@ impl Status {
 /// The full report of one finished (or skipped) task.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
+    /// The task's number in the playbook (stable across --limit and --tags).
     pub id: usize,
     pub host: String,
     pub task: String,
@@ -64,6 +65,9 @@ pub struct TaskReport {
     /// For failed, unreachable and skipped tasks: why, with the command, exit code and stderr.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why an `ok` task did nothing worth noting (a handler nobody notified, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub elapsed_ms: u64,
     /// Unix time in milliseconds when the task started (0 if it never started).
     pub started_at_ms: u64,

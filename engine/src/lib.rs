@@ -8,9 +8,12 @@
 //!   everything at once; only a sealed plan can run, be checked, or be drawn as DOT.
 //! - [`sched`]: the DAG walker. It knows nodes, hosts and dependencies, not modules.
 //! - [`run`]: connects the walker to hosts and modules: plan, then apply, emitting events.
-//! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `modules::Host`.
+//! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `modules::Host`;
+//!   [`connect`] makes one per inventory host, and [`sudo`] wraps it for `ansible_become`.
 //! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
 //!   the JSON stream and the logs are separate subscribers.
+//! - [`modules_doc`]: `engine modules`, rendered from the schemas that parse module arguments.
+//! - [`error`]: the crate's one error enum; every variant names what a user needs to act.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod connect;

@@ -93,6 +93,9 @@ impl Walker {
         F: Fn(usize) -> Fut,
         Fut: Future<Output = NodeOutcome> + Send + 'static,
     {
+        // Cancelled by the caller (Ctrl-C) or by the walker itself (--fail-fast), so the caller
+        // can tell the two apart.
+        let cancel = cancel.child_token();
         let n = dag.host.len();
         let forks = self.forks.max(1);
         let per_host = self.per_host.max(1);

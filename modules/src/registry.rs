@@ -7,6 +7,8 @@ use serde_json::Value;
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
+use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
+use crate::builtin::kubectl::{Kubectl, KubectlArgs};
 use crate::builtin::package::{Package, PackageArgs};
 use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
@@ -91,6 +93,16 @@ pub fn all() -> &'static [ModuleSpec] {
             name: "file",
             parse: |v| parse_with(FileArgs::validate, File::new)(v),
             schema: schema::<FileArgs>,
+        },
+        ModuleSpec {
+            name: "kubeadm",
+            parse: |v| parse_with(KubeadmArgs::validate, Kubeadm::new)(v),
+            schema: schema::<KubeadmArgs>,
+        },
+        ModuleSpec {
+            name: "kubectl",
+            parse: |v| parse_with(KubectlArgs::validate, Kubectl::new)(v),
+            schema: schema::<KubectlArgs>,
         },
         ModuleSpec {
             name: "scp",

@@ -1,7 +1,9 @@
 //! Test harness: runs the real `engine` binary, in the spirit of just's `Test::new()...`.
 //!
 //! ```ignore
-//! Test::new().playbook("host(\"nope\");").args(["graph"]).run().failure().stderr_has("unknown host");
+//! let t = Test::new();
+//! let pb = t.file("bad.rhai", "host(\"nope\");");
+//! t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure().stderr_has("unknown host");
 //! ```
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -118,9 +120,9 @@ impl Output {
         self.code(0)
     }
 
-    /// Failed cleanly: exit code 1 or 2, never a panic (101) or a signal.
+    /// Refused invalid input cleanly (exit 1: nothing ran), never a panic (101) or a signal.
     pub fn failure(self) -> Self {
-        assert!(matches!(self.code, Some(1 | 2)), "expected a clean failure; {}", self.context());
+        assert_eq!(self.code, Some(1), "expected exit 1 for invalid input; {}", self.context());
         assert!(!self.stderr.contains("panicked"), "panic: {}", self.context());
         self
     }

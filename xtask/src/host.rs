@@ -66,6 +66,7 @@ pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
         .arg(bind(&dir.join("ssh/ssh_host_ed25519_key.pub"), "/etc/ssh/ssh_host_ed25519_key.pub"))
         .arg(bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"))
         .arg(bind(&paths.authorized_keys_deploy(), "/home/deploy/.ssh/authorized_keys"))
+        .args(crate::standins::bind_args(paths))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

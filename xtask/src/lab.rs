@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths::{HostState, Paths, State};
 use crate::topology::{BRIDGE, Topology};
-use crate::{host, image, inventory, net, procs, ssh, tools};
+use crate::{host, image, inventory, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -72,6 +72,7 @@ pub(crate) fn up(paths: &Paths, topology: Topology) -> Result<()> {
 pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
     let (image_dir, built) = image::ensure()?;
     let hash = image::current_hash();
+    standins::stage(paths)?;
     match built {
         Some(t) => println!("lab: image {hash} built in {:.1} s", t.as_secs_f64()),
         None => println!("lab: image {hash} cached ({})", image_dir.display()),

@@ -5,6 +5,7 @@
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
 //! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
+//! - `standins`: the kubeadm/kubectl lab stand-ins, built and bind-mounted into hosts
 //! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
 //! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
 
@@ -21,6 +22,7 @@ mod paths;
 mod procs;
 mod selftest;
 mod ssh;
+mod standins;
 mod testcmd;
 mod tools;
 mod topology;

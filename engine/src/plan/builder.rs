@@ -56,8 +56,9 @@ impl PlanBuilder {
 
     /// Adds a task and returns its number. Unless its host runs concurrently, the task
     /// runs after the previous task written for the same host.
-    pub fn add_task(&mut self, task: Task) -> usize {
+    pub fn add_task(&mut self, mut task: Task) -> usize {
         let id = self.tasks.len();
+        task.id = id;
         // Handlers stand outside the host's order: they run after the tasks that notify them.
         if !task.handler
             && !self.concurrent_hosts.contains(&task.host)
@@ -207,6 +208,7 @@ impl PlanBuilder {
                 graph[e] = *kind;
             }
         }
+        order_handlers_last(&mut graph);
         for cycle in find_cycles(&graph) {
             let path: Vec<String> = cycle
                 .iter()
@@ -228,6 +230,38 @@ impl PlanBuilder {
             return Err(Error::Plan { playbook: self.playbook, errors: self.errors });
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))
+    }
+}
+
+/// Handlers run at the end of their host's work, as in Ansible: each handler waits for every
+/// other non-handler task of its host, except the tasks that themselves wait for the handler
+/// (`t.after(handler)` is how a playbook says "restart now, before going on").
+///
+/// ```text
+///   host0:  config ──notify──▶ restart ◀── service      (restart also waits for service)
+///                                 │
+///                                 └──▶ health check      (declared .after(restart): untouched)
+/// ```
+fn order_handlers_last(graph: &mut DiGraph<Task, Edge>) {
+    let handlers: Vec<NodeIndex> = graph.node_indices().filter(|n| graph[*n].handler).collect();
+    for handler in handlers {
+        let mut after_handler = HashSet::new();
+        let mut dfs = petgraph::visit::Dfs::new(&*graph, handler);
+        while let Some(n) = dfs.next(&*graph) {
+            after_handler.insert(n);
+        }
+        let host = graph[handler].host.clone();
+        let before: Vec<NodeIndex> = graph
+            .node_indices()
+            .filter(|n| !graph[*n].handler && graph[*n].host == host && !after_handler.contains(n))
+            .collect();
+        for task in before {
+            graph.update_edge(
+                task,
+                handler,
+                graph.find_edge(task, handler).map_or(Edge::Order, |e| graph[e]),
+            );
+        }
     }
 }
 

@@ -82,6 +82,7 @@ impl Plan {
             }
             match kind {
                 Edge::Data => attrs.push("style=dashed, label=\"data\""),
+                Edge::Notify => attrs.push("style=dotted, label=\"notify\""),
                 Edge::After if !cross => attrs.push("style=bold"),
                 _ => {}
             }

@@ -14,7 +14,7 @@ mod location;
 pub mod refs;
 mod task;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use builder::PlanBuilder;
@@ -86,28 +86,70 @@ impl Plan {
         self.graph.neighbors_directed(node, Direction::Incoming)
     }
 
-    /// Keeps the selected tasks and everything they depend on, transitively, on any host:
-    /// a subset run never starts a task whose inputs were not made.
+    /// Keeps the selected tasks, what they need (their `after` and data dependencies, on any
+    /// host, transitively) and the handlers they notify. Same-host order alone does not pull a
+    /// task in: `--tags motd` does not also run every task written before it. Kept tasks keep
+    /// every ordering the full plan implied between them.
+    ///
+    /// ```text
+    ///  full:     a ──order──▶ b ──order──▶ c ──notify──▶ h       x ──data──▶ c
+    ///  --tags c: a, b dropped; x kept (c reads it); h kept (c notifies it)
+    /// ```
     pub fn select(&self, selection: &Selection) -> Plan {
         if selection.hosts.is_none() && selection.tags.is_none() {
             return self.clone();
         }
+        let graph = &self.graph;
         let wanted = |task: &Task| {
             selection.hosts.as_ref().is_none_or(|hosts| hosts.contains(&task.host))
                 && selection.tags.as_ref().is_none_or(|tags| task.tags.iter().any(|t| tags.contains(t)))
         };
         let mut keep: HashSet<NodeIndex> = HashSet::new();
-        let mut stack: Vec<NodeIndex> =
-            self.graph.node_indices().filter(|n| wanted(&self.graph[*n])).collect();
+        let mut stack: Vec<NodeIndex> = graph.node_indices().filter(|n| wanted(&graph[*n])).collect();
         while let Some(node) = stack.pop() {
-            if keep.insert(node) {
-                stack.extend(self.dependencies(node));
+            if !keep.insert(node) {
+                continue;
+            }
+            for edge in graph.edges_directed(node, Direction::Incoming) {
+                if matches!(edge.weight(), Edge::Data | Edge::After) {
+                    stack.push(edge.source());
+                }
+            }
+            for edge in graph.edges_directed(node, Direction::Outgoing) {
+                if *edge.weight() == Edge::Notify {
+                    stack.push(edge.target());
+                }
             }
         }
-        let graph = self
-            .graph
-            .filter_map(|node, task| keep.contains(&node).then(|| task.clone()), |_, edge| Some(*edge));
-        Plan { playbook: self.playbook.clone(), graph, inventory: self.inventory.clone() }
+        // Reconnect kept tasks through dropped ones, so no ordering of the full plan is lost.
+        let mut edges = Vec::new();
+        for &from in &keep {
+            let mut seen = HashSet::new();
+            let mut walk: Vec<NodeIndex> = graph.neighbors(from).collect();
+            while let Some(next) = walk.pop() {
+                if !seen.insert(next) {
+                    continue;
+                }
+                if keep.contains(&next) {
+                    let kind = graph.find_edge(from, next).map_or(Edge::Order, |e| graph[e]);
+                    edges.push((from, next, kind));
+                } else {
+                    walk.extend(graph.neighbors(next));
+                }
+            }
+        }
+        let mut kept: Vec<NodeIndex> = keep.into_iter().collect();
+        kept.sort();
+        let mut selected = DiGraph::with_capacity(kept.len(), edges.len());
+        let mut index = HashMap::new();
+        for node in kept {
+            index.insert(node, selected.add_node(graph[node].clone()));
+        }
+        edges.sort();
+        for (from, to, kind) in edges {
+            selected.add_edge(index[&from], index[&to], kind);
+        }
+        Plan { playbook: self.playbook.clone(), graph: selected, inventory: self.inventory.clone() }
     }
 
     /// Edges as `(from, to, kind)`, sorted, for tests and reports.

@@ -92,14 +92,20 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<
             {
                 return find(only);
             }
-            let mut text = s.clone();
+            // One left-to-right pass: a resolved value is never searched for markers again.
+            let mut text = String::with_capacity(s.len());
+            let mut rest = s.as_str();
             for r in refs {
-                let v = match find(&r)? {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                text = text.replace(&r.marker(), &v);
+                let marker = r.marker();
+                let Some(at) = rest.find(&marker) else { continue };
+                text.push_str(&rest[..at]);
+                match find(&r)? {
+                    Value::String(v) => text.push_str(&v),
+                    other => text.push_str(&other.to_string()),
+                }
+                rest = &rest[at + marker.len()..];
             }
+            text.push_str(rest);
             Value::String(text)
         }
         Value::Array(items) => {
@@ -141,6 +147,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(resolved, json!({"content": "token=abc\nip=10.0.0.1\n", "n": 0}));
+        // A value that happens to contain another marker is not resolved again.
+        let tricky = json!(format!("{}{}", marker(1, "a"), marker(2, "b")));
+        let resolved = resolve(&tricky, &|r| match r {
+            Ref::Output { task: 1, .. } => Some(json!(marker(2, "b"))),
+            _ => Some(json!("B")),
+        })
+        .unwrap();
+        assert_eq!(resolved, json!(format!("{}B", marker(2, "b"))));
         let err = resolve(&json!(marker(9, "x")), &|_| None).unwrap_err();
         assert!(err.contains("output \"x\" of task #9"), "{err}");
     }

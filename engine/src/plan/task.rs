@@ -7,6 +7,9 @@ use super::Location;
 /// One node of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
+    /// The task's number in the playbook, in order of creation. Stable across `--limit` and
+    /// `--tags` (which renumber graph nodes): output references and the journal use it.
+    pub id: usize,
     /// The task's name, unique on its host.
     pub name: String,
     /// The inventory host it runs on.
@@ -14,7 +17,7 @@ pub struct Task {
     /// The module that does the work.
     pub module: &'static str,
     /// The module's arguments. Strings may hold output references of other tasks
-    /// (see [`super::output_ref`]), resolved just before the task runs.
+    /// (see [`super::refs`]), resolved just before the task runs.
     pub args: Value,
     /// Tags for `--tags` selection.
     pub tags: Vec<String>,
@@ -26,7 +29,7 @@ pub struct Task {
     pub retry: Option<Retry>,
 }
 
-/// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "rc == 0" })` (in Rhai,
+/// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" })` (in Rhai,
 /// `until` is a keyword, so the key is quoted).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +45,11 @@ pub struct Retry {
 }
 
 impl Retry {
+    /// Upper bound on `retries`: a retry loop must end.
+    pub const MAX_RETRIES: u32 = 1000;
+    /// Upper bound on `delay`, in seconds.
+    pub const MAX_DELAY: u64 = 3600;
+
     fn default_delay() -> u64 {
         1
     }

@@ -15,8 +15,9 @@
 //! web.fact("default_ipv4.address")       // a fact, gathered at run time when first used
 //! let restart = web.handler("systemd", "restart web", #{ name: "web", state: "restarted" });
 //! a.notify(restart);     // restart runs once, after a, and only if a (or another notifier) changed
-//! b.retry(#{ retries: 5, delay: 2, "until": "rc == 0" });  // `until` is a Rhai keyword: quote it
+//! b.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" });  // `until` is a Rhai keyword: quote it
 //! template_file("web.conf.j2")            // a file from the playbook's folder, as text
+//! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
 
 use std::cell::RefCell;
@@ -99,6 +100,7 @@ impl Context {
             )
         })?;
         let task = Task {
+            id: 0, // assigned by the builder
             name: name.to_owned(),
             host: host.name.clone(),
             module,
@@ -223,16 +225,38 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         );
     }
 
+    // ---- serialising values (manifests, configs)
+    engine.register_fn("to_yaml", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
+        let json: serde_json::Value = rhai::serde::from_dynamic(&value)
+            .map_err(|e| runtime(format!("to_yaml: {e}"), ctx.call_position()))?;
+        serde_yaml_ng::to_string(&json).map_err(|e| runtime(format!("to_yaml: {e}"), ctx.call_position()))
+    });
+    engine.register_fn("to_json", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
+        let json: serde_json::Value = rhai::serde::from_dynamic(&value)
+            .map_err(|e| runtime(format!("to_json: {e}"), ctx.call_position()))?;
+        serde_json::to_string_pretty(&json).map_err(|e| runtime(format!("to_json: {e}"), ctx.call_position()))
+    });
+
     // ---- facts and files
     engine.register_fn("fact", |h: &mut HostHandle, path: &str| {
         Ref::Fact { host: h.name.clone(), path: path.to_owned() }.marker()
     });
     let c = cx.clone();
     engine.register_fn("template_file", move |ctx: NativeCallContext, path: &str| -> RhaiResult<String> {
+        let fail = |message: String| runtime(message, ctx.call_position());
         let full = c.base_dir.join(path);
-        std::fs::read_to_string(&full).map_err(|e| {
-            runtime(format!("cannot read template {}: {e}", full.display()), ctx.call_position())
-        })
+        let (Ok(base), Ok(real)) = (c.base_dir.canonicalize(), full.canonicalize()) else {
+            return Err(fail(format!("cannot read template {}: no such file", full.display())));
+        };
+        // Templates come from the playbook's own folder tree, never from elsewhere on the controller.
+        if !real.starts_with(&base) {
+            return Err(fail(format!(
+                "template {path:?} is outside the playbook's folder {}",
+                base.display()
+            )));
+        }
+        std::fs::read_to_string(&real)
+            .map_err(|e| fail(format!("cannot read template {}: {e}", full.display())))
     });
 
     // ---- tasks

@@ -72,7 +72,7 @@ pub fn load_source(
         inventory: Rc::new(inventory.clone()),
         extra_vars: Rc::new(options.extra_vars.clone()),
         default_file: file.clone(),
-        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        base_dir: playbook_dir(path),
     };
 
     let mut engine = sandboxed_engine(&options.limits, path);
@@ -103,13 +103,21 @@ fn sandboxed_engine(limits: &Limits, path: &Path) -> Engine {
     engine.set_max_map_size(limits.max_map_size);
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = playbook_dir(path);
     engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(base));
     engine.on_print(|text| tracing::info!(target: "playbook", "{text}"));
     engine.on_debug(
         |text, source, pos| tracing::debug!(target: "playbook", "{}:{pos}: {text}", source.unwrap_or("")),
     );
     engine
+}
+
+/// The folder a playbook's imports and templates are relative to (`.` for a bare file name).
+fn playbook_dir(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
 }
 
 /// A readable message and the position to point at, for a runtime error.

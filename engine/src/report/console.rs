@@ -34,13 +34,12 @@ impl Console {
         }
     }
 
+    /// Prints a line on stdout, above the progress bars (which live on stderr).
     fn line(&self, text: &str) {
-        if self.multi.is_hidden() {
+        self.multi.suspend(|| {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
-        } else {
-            let _ = self.multi.println(text);
-        }
+        });
     }
 }
 
@@ -104,7 +103,10 @@ impl Subscriber for Console {
                     }
                     Status::Ok => {
                         if self.verbose {
-                            self.line(&head);
+                            match &r.note {
+                                Some(note) => self.line(&format!("{head} ({note})")),
+                                None => self.line(&head),
+                            }
                         }
                     }
                 }

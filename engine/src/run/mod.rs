@@ -115,9 +115,12 @@ struct Shared {
     options: RunOptions,
     slots: HashMap<String, Slot>,
     events: EventSink,
-    /// Outputs of finished tasks, by node; written once per task, read by its dependents.
+    /// Outputs of finished tasks, by task id (not node: ids survive selection); written once
+    /// per task, read by its dependents.
     outputs: Mutex<HashMap<usize, Option<Outputs>>>,
-    /// The report of each finished task; filled as tasks end.
+    /// The user's stop (first Ctrl-C): retry delays end early when it fires.
+    cancel: CancellationToken,
+    /// The report of each finished task, by node; filled as tasks end.
     reports: Mutex<Vec<Option<TaskReport>>>,
 }
 
@@ -154,6 +157,7 @@ pub async fn run(
         slots,
         events: events.clone(),
         outputs: Mutex::new(HashMap::new()),
+        cancel: cancel.clone(),
         reports: Mutex::new(vec![None; plan.len()]),
     });
 
@@ -175,17 +179,27 @@ pub async fn run(
             },
             |event| match event {
                 WalkEvent::Started(node) => {
-                    let task = &graph[petgraph::graph::NodeIndex::new(node)];
+                    let task = &graph[NodeIndex::new(node)];
                     events.emit(Event::TaskStarted {
-                        id: node,
+                        id: task.id,
                         host: task.host.clone(),
                         task: task.name.clone(),
                         module: task.module.to_owned(),
                     });
                 }
+                WalkEvent::Finished(node, NodeOutcome::Failed)
+                    if lock(&walk_shared.reports)[node].is_none() =>
+                {
+                    // The task's future panicked before it could report: a bug, reported as one.
+                    let mut r = report(&graph[NodeIndex::new(node)], Status::Failed);
+                    r.error =
+                        Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
+                    events.emit(Event::TaskFinished(r.clone()));
+                    lock(&walk_shared.reports)[node] = Some(r);
+                }
                 WalkEvent::Finished(..) => {}
                 WalkEvent::Skipped { node, cause } => {
-                    let cause = &graph[petgraph::graph::NodeIndex::new(cause)];
+                    let cause = &graph[NodeIndex::new(cause)];
                     let why = format!(
                         "skipped: depends on {} ({}), which did not succeed",
                         cause.label(),
@@ -204,14 +218,12 @@ pub async fn run(
     let reports: Vec<TaskReport> = lock(&shared.reports)
         .iter()
         .enumerate()
-        .map(|(node, r)| {
-            r.clone().unwrap_or_else(|| {
-                report(&graph[petgraph::graph::NodeIndex::new(node)], node, Status::Skipped)
-            })
-        })
+        .map(|(node, r)| r.clone().unwrap_or_else(|| report(&graph[NodeIndex::new(node)], Status::Skipped)))
         .collect();
     let elapsed = started.elapsed();
-    let interrupted = cancel.is_cancelled() && !options.walker.fail_fast;
+    // The walker stops itself under --fail-fast with a child token; only the caller's token
+    // means the user interrupted the run.
+    let interrupted = cancel.is_cancelled();
     events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted });
     RunSummary { reports, elapsed, interrupted }
 }
@@ -221,16 +233,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn skip(shared: &Shared, node: usize, why: String) {
-    let task = &shared.plan.graph()[petgraph::graph::NodeIndex::new(node)];
-    let mut r = report(task, node, Status::Skipped);
+    let task = &shared.plan.graph()[NodeIndex::new(node)];
+    let mut r = report(task, Status::Skipped);
     r.error = Some(why);
     shared.events.emit(Event::TaskFinished(r.clone()));
     lock(&shared.reports)[node] = Some(r);
 }
 
-fn report(task: &Task, id: usize, status: Status) -> TaskReport {
+fn report(task: &Task, status: Status) -> TaskReport {
     TaskReport {
-        id,
+        id: task.id,
         host: task.host.clone(),
         task: task.name.clone(),
         module: task.module.to_owned(),
@@ -239,15 +251,16 @@ fn report(task: &Task, id: usize, status: Status) -> TaskReport {
         changes: Vec::new(),
         diff: None,
         error: None,
+        note: None,
         elapsed_ms: 0,
         started_at_ms: 0,
     }
 }
 
 async fn run_task(shared: &Shared, node: usize) -> TaskReport {
-    let task = &shared.plan.graph()[petgraph::graph::NodeIndex::new(node)];
+    let task = &shared.plan.graph()[NodeIndex::new(node)];
     let started = Instant::now();
-    let mut r = report(task, node, Status::Ok);
+    let mut r = report(task, Status::Ok);
     r.started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (status, error) = match execute(shared, task, node, &mut r).await {
         Ok(status) => (status, None),
@@ -268,7 +281,7 @@ async fn execute(
     r: &mut TaskReport,
 ) -> Result<Status, (Status, String)> {
     if task.handler && !notified(shared, node) {
-        r.changes.push("not notified: no notifying task changed anything".to_owned());
+        r.note = Some("not run: no task that notifies this handler changed anything".to_owned());
         return Ok(Status::Ok);
     }
     let retry = task.retry.as_ref();
@@ -276,7 +289,13 @@ async fn execute(
     let mut last = Err((Status::Failed, "no attempt was made".to_owned()));
     for attempt in 1..=attempts {
         if attempt > 1 {
-            tokio::time::sleep(Duration::from_secs(retry.map_or(1, |p| p.delay))).await;
+            let delay = Duration::from_secs(retry.map_or(1, |p| p.delay));
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shared.cancel.cancelled() => {
+                    return last.map_err(|(s, m)| (s, format!("{m} (retries stopped: the run was interrupted)")));
+                }
+            }
             tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
         }
         last = match attempt_once(shared, task, r).await {
@@ -294,7 +313,7 @@ async fn execute(
                         Err(e) => return Err((Status::Failed, format!("`until: {until}`: {e}"))),
                     }
                 }
-                lock(&shared.outputs).insert(node, outputs);
+                lock(&shared.outputs).insert(task.id, outputs);
                 return Ok(status);
             }
             // A host that cannot be reached will not be reached by trying again here.

@@ -58,15 +58,19 @@ impl CommandArgs {
         Ok(self)
     }
 
-    /// The full command line, with every value quoted.
-    fn command_line(&self) -> String {
-        let mut line = String::new();
-        if let Some(dir) = &self.chdir {
-            line.push_str(&format!("cd {} && ", quote(dir)));
-        }
+    /// `cd DIR && `, or nothing: guards and the command see the same working directory.
+    fn cd_prefix(&self) -> String {
+        self.chdir.as_ref().map(|dir| format!("cd {} && ", quote(dir))).unwrap_or_default()
+    }
+
+    /// The full command line, with every value quoted. With `redact`, environment values are
+    /// replaced by `<redacted>`: that form is the one shown in errors and reports.
+    fn command_line(&self, redact: bool) -> String {
+        let mut line = self.cd_prefix();
         if !self.env.is_empty() {
             line.push_str("env ");
             for (k, v) in &self.env {
+                let v = if redact { "<redacted>" } else { v.as_str() };
                 line.push_str(&format!("{} ", quote(&format!("{k}={v}"))));
             }
         }
@@ -106,36 +110,34 @@ impl Module for Command {
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let host = cx.host;
         let args = &self.args;
-        let guard = match (&args.creates, &args.removes) {
-            (None, None) => None,
-            (creates, removes) => {
-                let mut tests = Vec::new();
-                if let Some(p) = creates {
-                    tests.push(format!("[ ! -e {} ]", quote(p)));
-                }
-                if let Some(p) = removes {
-                    tests.push(format!("[ -e {} ]", quote(p)));
-                }
-                Some(tests.join(" && "))
+        if args.creates.is_some() || args.removes.is_some() {
+            // One round trip; prints which guard stops the command, or nothing.
+            let mut script = args.cd_prefix();
+            let mut branches = Vec::new();
+            if let Some(p) = &args.creates {
+                branches.push(format!("[ -e {} ]; then echo creates", quote(p)));
             }
-        };
-        if let Some(test) = guard {
-            let out = host.exec(Exec::new(test)).await?;
-            if !out.success() {
-                let why = match (&args.creates, &args.removes) {
-                    (Some(p), _) if out.status == Some(1) => format!("{p} exists"),
-                    (_, Some(p)) => format!("{p} is absent"),
-                    _ => "guard not met".to_owned(),
-                };
+            if let Some(p) = &args.removes {
+                branches.push(format!("[ ! -e {} ]; then echo removes", quote(p)));
+            }
+            script.push_str(&format!("if {}; fi", branches.join("; elif ")));
+            let out = crate::remote::run_checked(host, Exec::new(script)).await?;
+            let why = match (out.stdout_text().as_str(), &args.creates, &args.removes) {
+                ("creates", Some(p), _) => Some(format!("{p} exists")),
+                ("removes", _, Some(p)) => Some(format!("{p} is absent")),
+                _ => None,
+            };
+            if let Some(why) = why {
                 let mut outputs = Outputs::new();
                 outputs.insert("skipped".into(), Value::String(why));
                 return Ok(Plan { outputs, ..Plan::unchanged() });
             }
         }
-        let line = args.command_line();
+        let (line, shown) = (args.command_line(false), args.command_line(true));
         if args.read_only {
             let outputs = RunCommand {
                 line,
+                shown,
                 stdin: args.stdin.clone(),
                 timeout: args.timeout.map(Duration::from_secs),
             }
@@ -150,6 +152,7 @@ impl Module for Command {
             )],
             action: Some(Box::new(RunCommand {
                 line,
+                shown,
                 stdin: args.stdin.clone(),
                 timeout: args.timeout.map(Duration::from_secs),
             })),
@@ -158,11 +161,24 @@ impl Module for Command {
     }
 }
 
-#[derive(Debug)]
 struct RunCommand {
+    /// What runs: may hold environment values.
     line: String,
+    /// What errors show: environment values redacted.
+    shown: String,
     stdin: Option<String>,
     timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for RunCommand {
+    /// Shows neither environment values nor stdin: either may be a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCommand")
+            .field("line", &self.shown)
+            .field("stdin", &self.stdin.as_ref().map(|s| format!("<{} bytes>", s.len())))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -179,7 +195,7 @@ impl RunCommand {
         exec.timeout = self.timeout;
         let out = host.exec(exec).await?;
         if !out.success() {
-            return Err(command_error(self.line, &out));
+            return Err(command_error(self.shown, &out));
         }
         let mut outputs = Outputs::new();
         outputs.insert("rc".into(), Value::from(out.status.unwrap_or_default()));
@@ -202,9 +218,10 @@ mod tests {
         let a =
             args(serde_json::json!({"argv": ["echo", "a b", "$(x)"], "chdir": "/t mp", "env": {"K": "v w"}}))
                 .unwrap();
-        assert_eq!(a.command_line(), "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
+        assert_eq!(a.command_line(false), "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
+        assert_eq!(a.command_line(true), "cd '/t mp' && env 'K=<redacted>' 'echo' 'a b' '$(x)'");
         let a = args(serde_json::json!({"cmd": "echo 'hi'"})).unwrap();
-        assert_eq!(a.command_line(), r"sh -c 'echo '\''hi'\'''");
+        assert_eq!(a.command_line(false), r"sh -c 'echo '\''hi'\'''");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 pub mod certgen;
 pub mod command;
 pub mod file;
+pub mod kubeadm;
+pub mod kubectl;
 pub mod package;
 pub mod scp;
 pub mod systemd;

@@ -604,11 +604,6 @@ fn write_local_atomic(path: &str, content: &[u8], mode: Option<u32>) -> std::io:
     result
 }
 
-/// True for content that must never be shown, even as a diff.
-fn is_secret(content: &[u8]) -> bool {
-    content.windows(b"PRIVATE KEY".len()).any(|w| w == b"PRIVATE KEY")
-}
-
 // ---- the module
 
 /// The `scp` module bound to its arguments.
@@ -760,14 +755,8 @@ impl Module for Scp {
                         let before =
                             if create { None } else { Some(dest_side.read(cx.host, &copy.dest).await?) };
                         let shown = dest_label(&copy.dest);
-                        if is_secret(&after) || before.as_deref().is_some_and(is_secret) {
-                            diff.push_str(&format!(
-                                "secret content of {shown} differs ({} bytes after); not shown\n",
-                                after.len()
-                            ));
-                        } else {
-                            diff.push_str(&unified_diff(&shown, before.as_deref(), &after));
-                        }
+                        // Redacts content holding a private key.
+                        diff.push_str(&unified_diff(&shown, before.as_deref(), &after));
                         content = Some(after);
                     }
                     writes.push(Write {
@@ -1031,9 +1020,9 @@ mod tests {
 
     #[test]
     fn private_keys_are_secret() {
-        assert!(is_secret(b"-----BEGIN RSA PRIVATE KEY-----\n"));
-        assert!(is_secret(b"-----BEGIN PRIVATE KEY-----\n"));
-        assert!(!is_secret(b"-----BEGIN CERTIFICATE-----\n"));
+        assert!(crate::diff::looks_secret(b"-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(crate::diff::looks_secret(b"-----BEGIN PRIVATE KEY-----\n"));
+        assert!(!crate::diff::looks_secret(b"-----BEGIN CERTIFICATE-----\n"));
     }
 
     #[test]

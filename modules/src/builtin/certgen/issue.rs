@@ -32,6 +32,8 @@ pub(crate) struct Issued {
 #[derive(Debug, Clone)]
 pub(crate) struct Authority {
     pub(crate) cert: CertInfo,
+    /// The certificate file as read.
+    pub(crate) cert_pem: Vec<u8>,
     pub(crate) key: SecretPem,
 }
 
@@ -51,7 +53,7 @@ impl Authority {
             return Err(format!("the CA key ({}) cannot sign here ({origin})", cert.key));
         }
         let key = String::from_utf8(key_pem).map_err(|_| format!("CA key {origin} is not PEM text"))?;
-        Ok(Self { cert, key: SecretPem(key) })
+        Ok(Self { cert, cert_pem: cert_pem.to_vec(), key: SecretPem(key) })
     }
 
     /// The CA's key pair, set to sign with the algorithm cfssl would pick for it.

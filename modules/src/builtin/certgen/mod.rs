@@ -29,6 +29,7 @@ pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
 use self::spec::{San, Subject, Usages};
+use crate::deferred::is_deferred;
 use crate::error::ModuleError;
 use crate::host::Host;
 use crate::module::{Action, Context, Module, Outputs, Plan};
@@ -92,6 +93,10 @@ pub struct CertgenArgs {
     pub ca: Option<CaSource>,
     /// Leaf: reissue when less than this much validity is left. Default "720h" (30 days).
     pub renew_before: Option<String>,
+    /// Leaf: also keep a copy of the signing CA's certificate (never its key) at this absolute
+    /// path on the host, e.g. DIR/ca.pem for etcd's --trusted-ca-file: what the controller-signed
+    /// mode needs instead of copying the CA around. Written (0644) when missing or different.
+    pub write_ca_cert: Option<String>,
 }
 
 /// What to make.
@@ -121,14 +126,8 @@ pub struct CaSource {
 const DEFAULT_EXPIRY: &str = "43800h";
 const DEFAULT_RENEW_BEFORE: &str = "720h";
 
-/// True for a value that is still a reference to another task's output (resolved just
-/// before the task runs, when arguments are checked again).
-fn unresolved(value: &str) -> bool {
-    value.contains('\u{2063}')
-}
-
 fn absolute(what: &str, path: &str) -> Result<(), String> {
-    if path.starts_with('/') || unresolved(path) {
+    if path.starts_with('/') || is_deferred(path) {
         Ok(())
     } else {
         Err(format!("{what} must be an absolute path, got {path:?}"))
@@ -157,6 +156,7 @@ impl CertgenArgs {
                     ("hosts", self.hosts.is_some()),
                     ("ca", self.ca.is_some()),
                     ("renew_before", self.renew_before.is_some()),
+                    ("write_ca_cert", self.write_ca_cert.is_some()),
                 ];
                 if let Some((arg, _)) = leaf_only.iter().find(|(_, given)| *given) {
                     return Err(format!("{arg} is only for kind: \"leaf\""));
@@ -186,11 +186,14 @@ impl CertgenArgs {
                         absolute("ca.key", key)?;
                     }
                 }
-                for host in self.hosts.iter().flatten().filter(|h| !unresolved(h)) {
+                for host in self.hosts.iter().flatten().filter(|h| !is_deferred(h)) {
                     San::parse(host).map_err(|e| format!("hosts: {e}"))?;
                 }
                 parse_duration(self.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
                     .map_err(|e| format!("renew_before: {e}"))?;
+                if let Some(path) = &self.write_ca_cert {
+                    absolute("write_ca_cert", path)?;
+                }
             }
         }
         Ok(self)
@@ -309,6 +312,7 @@ impl Certgen {
                         dir: (!found.dir_exists).then(|| args.dir.clone()),
                         cert_path,
                         key_path,
+                        ca_copy: None,
                     })),
                     ..Plan::default()
                 })
@@ -381,6 +385,9 @@ impl Certgen {
         let mut unique = BTreeSet::new();
         let sans: Vec<San> = sans.into_iter().filter(|s| unique.insert(s.clone())).collect();
         let ca_source = args.ca.clone().ok_or_else(|| ModuleError::Refused("ca is missing".into()))?;
+        // The leaf's own files, and the CA copy when one is wanted.
+        let mut leaf_paths = vec![cert_path.as_str(), key_path.as_str()];
+        leaf_paths.extend(args.write_ca_cert.as_deref());
 
         // One round trip per host: the CA's files are read with the leaf's when they share a host.
         let (authority, found, ca_where) = match (&ca_source.controller, ca_source.host.as_deref()) {
@@ -399,7 +406,7 @@ impl Certgen {
                 };
                 let (cert_pem, key_pem) = (read(cert).await?, read(key).await?);
                 let authority = Authority::new(&cert_pem, key_pem, &origin).map_err(ModuleError::Refused)?;
-                let found = read_files(cx.host, &[&cert_path, &key_path], &args.dir).await?;
+                let found = read_files(cx.host, &leaf_paths, &args.dir).await?;
                 (authority, found, "the controller".to_owned())
             }
             (None, host) => {
@@ -409,8 +416,9 @@ impl Certgen {
                 );
                 let ca_host_name = host.unwrap_or(own).to_owned();
                 let (ca_files, found) = if ca_host_name == own {
-                    let mut found =
-                        read_files(cx.host, &[ca_cert, ca_key, &cert_path, &key_path], &args.dir).await?;
+                    let all: Vec<&str> =
+                        [ca_cert, ca_key].into_iter().chain(leaf_paths.iter().copied()).collect();
+                    let mut found = read_files(cx.host, &all, &args.dir).await?;
                     let ca_files: Vec<Option<Read>> = found.files.drain(..2).collect();
                     (ca_files, found)
                 } else {
@@ -420,7 +428,7 @@ impl Certgen {
                         ))
                     })?;
                     // The two hosts are read at once.
-                    let (ca_paths, leaf_paths) = ([ca_cert, ca_key], [cert_path.as_str(), key_path.as_str()]);
+                    let ca_paths = [ca_cert, ca_key];
                     let (ca_found, found) = tokio::join!(
                         read_files(peer.as_ref(), &ca_paths, "/"),
                         read_files(cx.host, &leaf_paths, &args.dir)
@@ -455,6 +463,12 @@ impl Certgen {
                 .as_secs() as i64,
         };
         let (cert, key) = (&found.files[0], &found.files[1]);
+        // The CA copy: written when missing or different (it is public; no secret here).
+        let ca_copy = args.write_ca_cert.as_ref().and_then(|path| {
+            let current = found.files.get(2).and_then(Option::as_ref);
+            let same = current.is_some_and(|c| c.content == authority.cert_pem && c.mode == 0o644);
+            (!same).then(|| (path.clone(), authority.cert_pem.clone(), current.is_some()))
+        });
         let reasons = match cert {
             None => Vec::new(),
             Some(cert) => {
@@ -466,10 +480,16 @@ impl Certgen {
                     now(),
                 );
                 if reasons.is_empty() {
-                    return Ok(match key {
+                    let mut plan = match key {
                         Some(key) => key_mode_plan(&key_path, key),
                         None => Plan::unchanged(),
-                    });
+                    };
+                    if let Some((path, pem, exists)) = ca_copy {
+                        plan.changes.push(ca_copy_change(&path, exists));
+                        let then = plan.action.take();
+                        plan.action = Some(Box::new(CaCopyAction { path, pem, then }));
+                    }
+                    return Ok(plan);
                 }
                 reasons
             }
@@ -495,6 +515,9 @@ impl Certgen {
                 .push(format!("reissue {cert_path} and {key_path} with a new key: {}", reasons.join("; ")));
             cx.options.diff.then(|| format!("certificate would be reissued: {}\n", reasons.join("; ")))
         };
+        if let Some((path, _, exists)) = &ca_copy {
+            changes.push(ca_copy_change(path, *exists));
+        }
         Ok(Plan {
             changes,
             diff,
@@ -504,9 +527,18 @@ impl Certgen {
                 dir: (!found.dir_exists).then(|| args.dir.clone()),
                 cert_path,
                 key_path,
+                ca_copy: ca_copy.map(|(path, pem, _)| (path, pem)),
             })),
             ..Plan::default()
         })
+    }
+}
+
+fn ca_copy_change(path: &str, exists: bool) -> String {
+    if exists {
+        format!("update CA certificate copy {path}")
+    } else {
+        format!("write CA certificate copy {path}")
     }
 }
 
@@ -580,12 +612,14 @@ struct IssueAction {
     dir: Option<String>,
     cert_path: String,
     key_path: String,
+    /// A copy of the CA certificate to write: (path, PEM).
+    ca_copy: Option<(String, Vec<u8>)>,
 }
 
 #[async_trait]
 impl Action for IssueAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
-        let IssueAction { signer, spec, dir, cert_path, key_path } = *self;
+        let IssueAction { signer, spec, dir, cert_path, key_path, ca_copy } = *self;
         // Key generation is CPU work (RSA 4096 takes a while): keep it off the async workers.
         let issued: Issued = tokio::task::spawn_blocking(move || match &signer {
             Signer::SelfSigned => issue::ca(&spec, now()),
@@ -600,7 +634,30 @@ impl Action for IssueAction {
         let mode = |m| Attrs { mode: Some(m), ..Attrs::default() };
         remote::write_atomic(host, &key_path, issued.key_pem.0.as_bytes(), &mode(0o600)).await?;
         remote::write_atomic(host, &cert_path, issued.cert_pem.as_bytes(), &mode(0o644)).await?;
+        if let Some((path, pem)) = ca_copy {
+            remote::write_atomic(host, &path, &pem, &mode(0o644)).await?;
+        }
         Ok(Outputs::new())
+    }
+}
+
+/// Writes the CA certificate copy, then whatever else was planned (a key mode fix).
+#[derive(Debug)]
+struct CaCopyAction {
+    path: String,
+    pem: Vec<u8>,
+    then: Option<Box<dyn Action>>,
+}
+
+#[async_trait]
+impl Action for CaCopyAction {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        let attrs = Attrs { mode: Some(0o644), ..Attrs::default() };
+        remote::write_atomic(host, &self.path, &self.pem, &attrs).await?;
+        match self.then {
+            Some(action) => action.apply(host).await,
+            None => Ok(Outputs::new()),
+        }
     }
 }
 

@@ -311,6 +311,19 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
     assert!(!plan(leaf.clone(), &host, &peers).await.unwrap().is_change());
 
+    // The controller-signed mode's CA copy: written once, then left alone; the cert is kept.
+    let mut with_copy = leaf.clone();
+    with_copy["write_ca_cert"] = json!(format!("{dir}/copy/ca.pem"));
+    std::fs::create_dir_all(format!("{dir}/copy")).unwrap();
+    let copy = plan(with_copy.clone(), &host, &peers).await.unwrap();
+    assert_eq!(copy.changes, [format!("write CA certificate copy {dir}/copy/ca.pem")]);
+    apply(copy, &host).await;
+    assert_eq!(
+        std::fs::read(format!("{dir}/copy/ca.pem")).unwrap(),
+        std::fs::read(format!("{dir}/ca.pem")).unwrap()
+    );
+    assert!(!plan(with_copy, &host, &peers).await.unwrap().is_change());
+
     // A changed SAN list reissues, and says why, without key material anywhere.
     let mut more = leaf.clone();
     more["hosts"] = json!(["etcd0", "10.77.0.11", "10.77.0.99"]);

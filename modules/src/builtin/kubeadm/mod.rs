@@ -1,0 +1,436 @@
+//! `kubeadm`: `init` a control-plane node from a typed configuration, `join` a node, create a
+//! bootstrap token, or `reset` a node, through the host's real `kubeadm`.
+//!
+//! ```text
+//!   init:  plan reads  [manifests/kube-apiserver.yaml?] + [sha256 of the config file we wrote]
+//!          fresh                 -> write config, `kubeadm init --config` , parse join line
+//!          same config           -> ok; outputs from ca.crt (openssl) + `kubeadm token list`
+//!                                   (no usable token: `kubeadm token create`, reported changed)
+//!          other/unknown config  -> refused (reset first)
+//!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join`
+//! ```
+
+pub(crate) mod config;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::deferred::is_deferred;
+use crate::diff::sha256_hex;
+use crate::error::ModuleError;
+use crate::host::{Exec, ExecOutput, Host};
+use crate::module::{Action, Context, Module, Outputs, Plan};
+use crate::remote::{self, Attrs, command_error, run_checked};
+use crate::shell::{join, quote};
+
+use config::KubeadmConfig;
+
+/// The static pod manifest whose presence means "this node is initialised" (kubeadm's own preflight check).
+const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+const CA_CERT: &str = "/etc/kubernetes/pki/ca.crt";
+const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/kubeadm-init.yaml";
+/// kubeadm init pulls images and waits for the control plane; give it time.
+const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs the host's `kubeadm`. `action: "init"` renders `config` (kubeadm's own format, checked
+/// field by field when the playbook is sealed: v1alpha1 `MasterConfiguration`, or v1beta3/v1beta4
+/// `InitConfiguration` + `ClusterConfiguration` as a list) to `config_path` and runs
+/// `kubeadm init --config`; it is a no-op when the node was initialised from the same file, and
+/// refuses when it was initialised otherwise. `action: "join"` runs `kubeadm join endpoint --token
+/// --discovery-token-ca-cert-hash` unless /etc/kubernetes/kubelet.conf exists. `action: "token_create"`
+/// creates a bootstrap token (changed on every run). `action: "reset"` runs `kubeadm reset -f` when
+/// the node has a control plane or a kubelet.conf. Outputs of init and token_create: `endpoint`,
+/// `token`, `ca_cert_hash`, `join_command` (also on a no-op init: the hash from ca.crt, the first
+/// valid default-node token from `kubeadm token list`, or a new one when none is left).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeadmArgs {
+    /// "init", "join", "token_create" or "reset".
+    pub action: KubeadmAction,
+    /// init: the kubeadm configuration, a map (one document, e.g. v1alpha1 MasterConfiguration) or
+    /// a list of maps (v1beta3/v1beta4 InitConfiguration and ClusterConfiguration), with kubeadm's
+    /// field names. Unknown fields and kinds are errors.
+    #[schemars(with = "Option<Value>")]
+    pub config: Option<Value>,
+    /// init: where the rendered configuration is written (default /etc/kubernetes/kubeadm-init.yaml).
+    pub config_path: Option<String>,
+    /// join: the API server endpoint, "host:port".
+    pub endpoint: Option<String>,
+    /// join: the bootstrap token, "[a-z0-9]{6}.[a-z0-9]{16}".
+    pub token: Option<String>,
+    /// join: "sha256:<hex>" of the cluster CA's public key.
+    pub ca_cert_hash: Option<String>,
+    /// join: join as a control-plane node (`--control-plane`).
+    #[serde(default)]
+    pub control_plane: bool,
+    #[serde(skip)]
+    #[schemars(skip)]
+    rendered: Option<(String, Option<String>)>,
+}
+
+/// What `kubeadm` should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeadmAction {
+    /// `kubeadm init --config`.
+    Init,
+    /// `kubeadm join`.
+    Join,
+    /// `kubeadm token create --print-join-command`.
+    TokenCreate,
+    /// `kubeadm reset -f`.
+    Reset,
+}
+
+fn is_token(t: &str) -> bool {
+    let ok =
+        |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    t.split_once('.').is_some_and(|(id, secret)| ok(id, 6) && ok(secret, 16))
+}
+
+fn is_hash(h: &str) -> bool {
+    h.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+impl KubeadmArgs {
+    pub(crate) fn validate(mut self) -> Result<Self, String> {
+        let join_fields = self.endpoint.is_some() || self.token.is_some() || self.ca_cert_hash.is_some();
+        match self.action {
+            KubeadmAction::Init => {
+                let config = self.config.as_ref().ok_or("action init needs config")?;
+                if join_fields || self.control_plane {
+                    return Err(
+                        "endpoint, token, ca_cert_hash and control_plane belong to action join".into()
+                    );
+                }
+                let config = KubeadmConfig::parse(config).map_err(|e| format!("config: {e}"))?;
+                self.rendered = Some((config.render(), config.endpoint()));
+                let path = self.config_path.get_or_insert_with(|| DEFAULT_CONFIG_PATH.to_owned());
+                if !path.starts_with('/') && !is_deferred(path) {
+                    return Err(format!("config_path must be absolute, got {path:?}"));
+                }
+            }
+            KubeadmAction::Join => {
+                if self.config.is_some() || self.config_path.is_some() {
+                    return Err("config and config_path belong to action init".into());
+                }
+                let (Some(endpoint), Some(token), Some(hash)) =
+                    (&self.endpoint, &self.token, &self.ca_cert_hash)
+                else {
+                    return Err("action join needs endpoint, token and ca_cert_hash".into());
+                };
+                let port_ok =
+                    endpoint.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !port_ok && !is_deferred(endpoint) {
+                    return Err(format!("endpoint must be host:port, got {endpoint:?}"));
+                }
+                if !is_token(token) && !is_deferred(token) {
+                    return Err("token must look like [a-z0-9]{6}.[a-z0-9]{16}".into());
+                }
+                if !is_hash(hash) && !is_deferred(hash) {
+                    return Err(format!(
+                        "ca_cert_hash must be sha256:<64 lowercase hex digits>, got {hash:?}"
+                    ));
+                }
+            }
+            KubeadmAction::TokenCreate | KubeadmAction::Reset => {
+                if self.config.is_some() || self.config_path.is_some() || join_fields || self.control_plane {
+                    return Err(format!("action {:?} takes no other arguments", self.action).to_lowercase());
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The `kubeadm` module bound to its arguments.
+#[derive(Debug, Clone)]
+pub struct Kubeadm {
+    args: KubeadmArgs,
+}
+
+impl Kubeadm {
+    pub fn new(args: KubeadmArgs) -> Self {
+        Self { args }
+    }
+}
+
+#[async_trait]
+impl Module for Kubeadm {
+    fn name(&self) -> &'static str {
+        "kubeadm"
+    }
+
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        match self.args.action {
+            KubeadmAction::Init => self.plan_init(cx.host).await,
+            KubeadmAction::Join => self.plan_join(cx.host).await,
+            KubeadmAction::TokenCreate => Ok(Plan {
+                changes: vec!["create a bootstrap token (kubeadm token create)".into()],
+                action: Some(Box::new(KubeadmAct::TokenCreate)),
+                ..Plan::default()
+            }),
+            KubeadmAction::Reset => {
+                let test = format!("[ -e {} ] || [ -e {} ]", quote(APISERVER_MANIFEST), quote(KUBELET_CONF));
+                if host_test(cx.host, &test).await? {
+                    Ok(Plan {
+                        changes: vec!["kubeadm reset -f".into()],
+                        action: Some(Box::new(KubeadmAct::Reset)),
+                        ..Plan::default()
+                    })
+                } else {
+                    Ok(Plan::unchanged())
+                }
+            }
+        }
+    }
+}
+
+async fn host_test(host: &dyn Host, test: &str) -> Result<bool, ModuleError> {
+    let out = host.exec(Exec::new(format!("if {test}; then echo yes; else echo no; fi"))).await?;
+    if !out.success() {
+        return Err(command_error(test.to_owned(), &out));
+    }
+    Ok(out.stdout_text() == "yes")
+}
+
+impl Kubeadm {
+    async fn plan_init(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
+        let (rendered, endpoint) = self.args.rendered.clone().unwrap_or_default();
+        let path = self.args.config_path.clone().unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_owned());
+        let script = format!(
+            "if [ -e {m} ]; then echo initialised; else echo fresh; fi; \
+             if [ -f {c} ]; then sha256sum < {c}; else echo none; fi",
+            m = quote(APISERVER_MANIFEST),
+            c = quote(&path)
+        );
+        let out = run_checked(host, Exec::new(script)).await?.stdout_text();
+        let mut lines = out.lines();
+        let initialised = lines.next() == Some("initialised");
+        let written = lines.next().and_then(|l| l.split_whitespace().next()).filter(|h| *h != "none");
+        let wanted = sha256_hex(rendered.as_bytes());
+        if !initialised {
+            return Ok(Plan {
+                changes: vec![
+                    format!("write {path} ({} bytes)", rendered.len()),
+                    match &endpoint {
+                        Some(endpoint) => format!("kubeadm init --config {path} (API endpoint {endpoint})"),
+                        None => format!("kubeadm init --config {path}"),
+                    },
+                ],
+                action: Some(Box::new(KubeadmAct::Init { path, rendered })),
+                ..Plan::default()
+            });
+        }
+        if written != Some(wanted.as_str()) {
+            let why = if written.is_some() {
+                format!("{path} differs from this task's config")
+            } else {
+                format!("{path} is missing, so the node was not initialised by this task")
+            };
+            return Err(ModuleError::Refused(format!(
+                "{} is already initialised by kubeadm with a different configuration ({why}); \
+                 run kubeadm with action \"reset\" first to re-initialise it",
+                host.name()
+            )));
+        }
+        let (outputs, token_missing) = cluster_outputs(host).await?;
+        if token_missing {
+            return Ok(Plan {
+                changes: vec!["create a bootstrap token (none left that is valid)".into()],
+                outputs,
+                action: Some(Box::new(KubeadmAct::TokenCreate)),
+                ..Plan::default()
+            });
+        }
+        Ok(Plan { outputs, ..Plan::unchanged() })
+    }
+
+    async fn plan_join(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
+        let a = &self.args;
+        let endpoint = a.endpoint.clone().unwrap_or_default();
+        let mut outputs = Outputs::new();
+        outputs.insert("endpoint".into(), Value::String(endpoint.clone()));
+        if host_test(host, &format!("[ -e {} ]", quote(KUBELET_CONF))).await? {
+            return Ok(Plan { outputs, ..Plan::unchanged() });
+        }
+        Ok(Plan {
+            changes: vec![format!(
+                "kubeadm join {endpoint}{}",
+                if a.control_plane { " --control-plane" } else { "" }
+            )],
+            outputs,
+            action: Some(Box::new(KubeadmAct::Join {
+                endpoint,
+                token: a.token.clone().unwrap_or_default(),
+                hash: a.ca_cert_hash.clone().unwrap_or_default(),
+                control_plane: a.control_plane,
+            })),
+            ..Plan::default()
+        })
+    }
+}
+
+/// Outputs of an initialised node without changing it: the CA hash (openssl), the endpoint
+/// (admin.conf's server), and the first valid default-node token. The flag says no token was found.
+async fn cluster_outputs(host: &dyn Host) -> Result<(Outputs, bool), ModuleError> {
+    let script = format!(
+        "openssl x509 -pubkey -noout -in {ca} | openssl pkey -pubin -outform der | sha256sum && \
+         sed -n 's/^ *server: *https:\\/\\///p' {admin} | head -n 1 && \
+         kubeadm token list -o json",
+        ca = quote(CA_CERT),
+        admin = quote(ADMIN_CONF)
+    );
+    let out = run_checked(host, Exec::new(script.clone())).await?.stdout_text();
+    let (hash_line, rest) = out.split_once('\n').unwrap_or((&out, ""));
+    let (endpoint, tokens) = rest.split_once('\n').unwrap_or((rest, ""));
+    let hex = hash_line.split_whitespace().next().unwrap_or_default();
+    let hash = format!("sha256:{hex}");
+    if !is_hash(&hash) {
+        return Err(ModuleError::Refused(format!(
+            "cannot compute the CA hash from {CA_CERT}: got {hash_line:?}"
+        )));
+    }
+    let token = usable_token(tokens);
+    let mut outputs = Outputs::new();
+    insert_join_outputs(&mut outputs, endpoint.trim(), token.as_deref().unwrap_or_default(), &hash);
+    Ok((outputs, token.is_none()))
+}
+
+/// The first token of `kubeadm token list -o json` (a stream of objects) that nodes can join with.
+fn usable_token(stream: &str) -> Option<String> {
+    serde_json::Deserializer::from_str(stream)
+        .into_iter::<Value>()
+        .map_while(Result::ok)
+        .find(|t| {
+            let has = |field: &str, want: &str| {
+                t[field].as_array().is_some_and(|a| a.iter().any(|v| v.as_str() == Some(want)))
+            };
+            has("usages", "authentication")
+                && has("groups", "system:bootstrappers:kubeadm:default-node-token")
+        })
+        .and_then(|t| t["token"].as_str().map(str::to_owned))
+}
+
+fn insert_join_outputs(outputs: &mut Outputs, endpoint: &str, token: &str, hash: &str) {
+    outputs.insert("endpoint".into(), Value::String(endpoint.to_owned()));
+    outputs.insert("token".into(), Value::String(token.to_owned()));
+    outputs.insert("ca_cert_hash".into(), Value::String(hash.to_owned()));
+    outputs.insert(
+        "join_command".into(),
+        Value::String(format!(
+            "kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {hash}"
+        )),
+    );
+}
+
+/// Reads `kubeadm join <endpoint> --token <t> [\] --discovery-token-ca-cert-hash <h>` from kubeadm's output.
+fn parse_join_line(stdout: &str) -> Option<(String, String, String)> {
+    let flat = stdout.replace("\\\n", " ");
+    let line = flat.lines().rev().find(|l| l.trim_start().starts_with("kubeadm join "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).map(|s| (*s).to_owned())
+    };
+    Some((words.get(2)?.to_string(), after("--token")?, after("--discovery-token-ca-cert-hash")?))
+}
+
+/// kubeadm's `[ERROR ...]` preflight lines, if the failure was a preflight failure.
+fn preflight_errors(output: &ExecOutput) -> Option<String> {
+    let text = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("[ERROR")).collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+#[derive(Debug)]
+enum KubeadmAct {
+    Init { path: String, rendered: String },
+    Join { endpoint: String, token: String, hash: String, control_plane: bool },
+    TokenCreate,
+    Reset,
+}
+
+impl KubeadmAct {
+    /// Runs `argv`; a failure names kubeadm's preflight errors when there are any, and never shows `secret`.
+    async fn kubeadm(
+        host: &dyn Host,
+        argv: &[&str],
+        secret: Option<&str>,
+    ) -> Result<ExecOutput, ModuleError> {
+        let line = join(argv);
+        let out = host.exec(Exec::new(line.clone()).timeout(KUBEADM_TIMEOUT)).await?;
+        if out.success() {
+            return Ok(out);
+        }
+        let shown = secret.map_or_else(|| line.clone(), |s| line.replace(s, "<token>"));
+        if let Some(errors) = preflight_errors(&out) {
+            return Err(ModuleError::Refused(format!(
+                "`{shown}` failed kubeadm's preflight checks:\n{errors}"
+            )));
+        }
+        let mut error = command_error(shown, &out);
+        if let (ModuleError::Command { stderr, .. }, Some(s)) = (&mut error, secret) {
+            *stderr = stderr.replace(s, "<token>");
+        }
+        Err(error)
+    }
+}
+
+#[async_trait]
+impl Action for KubeadmAct {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        let mut outputs = Outputs::new();
+        match *self {
+            KubeadmAct::Init { path, rendered } => {
+                if let Some((dir, _)) = path.rsplit_once('/').filter(|(d, _)| !d.is_empty()) {
+                    remote::mkdir(host, dir, &Attrs::default()).await?;
+                }
+                let attrs = Attrs { mode: Some(0o600), ..Attrs::default() };
+                remote::write_atomic(host, &path, rendered.as_bytes(), &attrs).await?;
+                let out = Self::kubeadm(host, &["kubeadm", "init", "--config", &path], None).await?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let (ep, token, hash) = parse_join_line(&stdout).ok_or_else(|| {
+                    ModuleError::Refused("kubeadm init succeeded but printed no `kubeadm join` line".into())
+                })?;
+                insert_join_outputs(&mut outputs, &ep, &token, &hash);
+            }
+            KubeadmAct::Join { endpoint, token, hash, control_plane } => {
+                let mut argv = vec![
+                    "kubeadm",
+                    "join",
+                    &endpoint,
+                    "--token",
+                    &token,
+                    "--discovery-token-ca-cert-hash",
+                    &hash,
+                ];
+                if control_plane {
+                    argv.push("--control-plane");
+                }
+                Self::kubeadm(host, &argv, Some(&token)).await?;
+                outputs.insert("endpoint".into(), Value::String(endpoint));
+            }
+            KubeadmAct::TokenCreate => {
+                let out = Self::kubeadm(host, &["kubeadm", "token", "create", "--print-join-command"], None)
+                    .await?;
+                let (ep, token, hash) = parse_join_line(&out.stdout_text()).ok_or_else(|| {
+                    ModuleError::Refused("kubeadm token create printed no `kubeadm join` line".into())
+                })?;
+                insert_join_outputs(&mut outputs, &ep, &token, &hash);
+            }
+            KubeadmAct::Reset => {
+                Self::kubeadm(host, &["kubeadm", "reset", "-f"], None).await?;
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,456 @@
+//! `kubectl`: apply, get, delete, patch and wait through the host's real `kubectl`, plus one
+//! typed operation, `kube_proxy_server`, for pointing kube-proxy at a load balancer.
+//!
+//! Planning asks the API server itself: `apply` and `patch` run with `--dry-run=server` and
+//! read kubectl's own `created`/`configured`/`unchanged`/`(no change)` verdicts; `delete` lists
+//! what the selector matches; `get` and `wait` only read, so they run while planning.
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ModuleError;
+use crate::host::{Exec, Host};
+use crate::module::{Action, Context, Module, Outputs, Plan};
+use crate::remote::{self, command_error, run_checked};
+use crate::shell::join;
+
+const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+
+/// Runs the host's `kubectl` against `kubeconfig` (default /etc/kubernetes/admin.conf).
+/// `apply`: `manifest` (inline YAML, sent on stdin) or `path` (a file on the host); changed only when
+/// kubectl says `created` or `configured` (checked first with `--dry-run=server`).
+/// `get`: `kind` [`name`] [`selector`]; outputs `object` (the parsed JSON) and, without a name,
+/// `names`. `delete`: `kind` with `name` or `selector`; changed only when something matches.
+/// `patch`: `kind`, `name`, `patch` (a merge patch); changed unless kubectl says "(no change)".
+/// `wait`: `kind` [`name`|`selector`] until `condition` (default "Ready") holds, up to `timeout`
+/// seconds; never changes anything. `kube_proxy_server`: sets `server:` in the kubeconfig.conf of
+/// ConfigMap kube-system/kube-proxy to `server`, applies it, and restarts (deletes) the kube-proxy
+/// pods, only when it changed; output `previous` (the old server).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubectlArgs {
+    /// "apply", "get", "delete", "patch", "wait" or "kube_proxy_server".
+    pub action: KubectlAction,
+    /// The kubeconfig kubectl uses (default /etc/kubernetes/admin.conf).
+    pub kubeconfig: Option<String>,
+    /// The namespace (`-n`); kubectl's default when not given.
+    pub namespace: Option<String>,
+    /// apply: the objects, as YAML (several documents allowed).
+    pub manifest: Option<String>,
+    /// apply: a manifest file on the host instead of `manifest`.
+    pub path: Option<String>,
+    /// get/delete/patch/wait: the resource type, e.g. "configmap", "pod".
+    pub kind: Option<String>,
+    /// get/delete/patch/wait: one object's name.
+    pub name: Option<String>,
+    /// get/delete/wait: a label selector, e.g. "k8s-app=kube-proxy".
+    pub selector: Option<String>,
+    /// patch: a JSON merge patch, as a map.
+    #[schemars(with = "Option<Value>")]
+    pub patch: Option<Value>,
+    /// wait: the condition to wait for (default "Ready").
+    pub condition: Option<String>,
+    /// wait: seconds to wait (default 60).
+    pub timeout: Option<u64>,
+    /// kube_proxy_server: the API server URL kube-proxy should use, e.g. "https://10.77.0.10:6443".
+    pub server: Option<String>,
+}
+
+/// What `kubectl` should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KubectlAction {
+    Apply,
+    Get,
+    Delete,
+    Patch,
+    Wait,
+    /// Point kube-proxy's kubeconfig at `server` and restart its pods when that changed.
+    KubeProxyServer,
+}
+
+impl KubectlArgs {
+    pub(crate) fn validate(self) -> Result<Self, String> {
+        use KubectlAction::*;
+        let allowed: &[&str] = match self.action {
+            Apply => &["manifest", "path"],
+            Get => &["kind", "name", "selector"],
+            Delete => &["kind", "name", "selector"],
+            Patch => &["kind", "name", "patch"],
+            Wait => &["kind", "name", "selector", "condition", "timeout"],
+            KubeProxyServer => &["server"],
+        };
+        let given = [
+            ("manifest", self.manifest.is_some()),
+            ("path", self.path.is_some()),
+            ("kind", self.kind.is_some()),
+            ("name", self.name.is_some()),
+            ("selector", self.selector.is_some()),
+            ("patch", self.patch.is_some()),
+            ("condition", self.condition.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("server", self.server.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            return Err(format!("{field} does not apply to action {:?}", self.action).to_lowercase());
+        }
+        match self.action {
+            Apply if self.manifest.is_some() == self.path.is_some() => {
+                return Err("action apply needs either manifest or path".into());
+            }
+            Get | Delete | Patch | Wait if self.kind.is_none() => return Err("this action needs kind".into()),
+            Delete if self.name.is_none() && self.selector.is_none() => {
+                return Err("action delete needs name or selector".into());
+            }
+            Patch if self.name.is_none() || !self.patch.as_ref().is_some_and(Value::is_object) => {
+                return Err("action patch needs name and patch (a map)".into());
+            }
+            KubeProxyServer if self.server.is_none() => {
+                return Err("action kube_proxy_server needs server".into());
+            }
+            _ => {}
+        }
+        if let Some(server) = &self.server
+            && !server.starts_with("https://")
+            && !crate::deferred::is_deferred(server)
+        {
+            return Err(format!("server must be an https:// URL, got {server:?}"));
+        }
+        Ok(self)
+    }
+
+    /// `kubectl --kubeconfig K [-n NS]` followed by `words`.
+    fn argv(&self, words: &[&str]) -> Vec<String> {
+        let mut argv = vec![
+            "kubectl".to_owned(),
+            "--kubeconfig".to_owned(),
+            self.kubeconfig.clone().unwrap_or_else(|| DEFAULT_KUBECONFIG.to_owned()),
+        ];
+        if let Some(ns) = &self.namespace {
+            argv.extend(["-n".to_owned(), ns.clone()]);
+        }
+        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        argv
+    }
+
+    /// `kind [name] [-l selector]`.
+    fn target(&self) -> Vec<String> {
+        let mut words = vec![self.kind.clone().unwrap_or_default()];
+        words.extend(self.name.clone());
+        if let Some(selector) = &self.selector {
+            words.extend(["-l".to_owned(), selector.clone()]);
+        }
+        words
+    }
+}
+
+/// The `kubectl` module bound to its arguments.
+#[derive(Debug, Clone)]
+pub struct Kubectl {
+    args: KubectlArgs,
+}
+
+impl Kubectl {
+    pub fn new(args: KubectlArgs) -> Self {
+        Self { args }
+    }
+}
+
+/// Runs an argument vector, with optional stdin; fails with kubectl's stderr.
+async fn kubectl(host: &dyn Host, argv: &[String], stdin: Option<&str>) -> Result<String, ModuleError> {
+    let mut exec = Exec::new(join(argv));
+    exec.stdin = stdin.map(|s| s.as_bytes().to_vec());
+    Ok(run_checked(host, exec).await?.stdout_text())
+}
+
+/// `kind/name verdict` lines whose verdict means a change.
+fn changed_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| l.trim_end_matches(" (server dry run)").trim())
+        .filter(|l| !l.is_empty() && !l.ends_with(" unchanged") && !l.ends_with("(no change)"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn lines_output(stdout: &str) -> Value {
+    Value::Array(stdout.lines().map(|l| Value::String(l.to_owned())).collect())
+}
+
+#[async_trait]
+impl Module for Kubectl {
+    fn name(&self) -> &'static str {
+        "kubectl"
+    }
+
+    async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let kubeconfig = self.args.kubeconfig.as_deref().unwrap_or(DEFAULT_KUBECONFIG);
+        if remote::stat(cx.host, kubeconfig).await?.is_none() {
+            // No cluster yet (a check run before kubeadm init, say): say so, and plan for real
+            // when the action runs.
+            return Ok(Plan {
+                changes: vec![
+                    format!(
+                        "kubectl {:?}: {kubeconfig} does not exist yet; planned when it does",
+                        self.args.action
+                    )
+                    .to_lowercase(),
+                ],
+                action: Some(Box::new(PlanLater(self.clone()))),
+                ..Plan::default()
+            });
+        }
+        self.plan_now(cx).await
+    }
+}
+
+/// A plan made when it can be: at apply time, once the kubeconfig exists.
+#[derive(Debug)]
+struct PlanLater(Kubectl);
+
+#[async_trait]
+impl Action for PlanLater {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        let plan = self.0.plan_now(&Context::new(host, crate::module::PlanOptions::default())).await?;
+        match plan.action {
+            Some(action) => action.apply(host).await,
+            None => Ok(plan.outputs),
+        }
+    }
+}
+
+impl Kubectl {
+    async fn plan_now(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        let a = &self.args;
+        let host = cx.host;
+        match a.action {
+            KubectlAction::Apply => {
+                let source = a.path.clone().unwrap_or_else(|| "-".to_owned());
+                let dry = kubectl(
+                    host,
+                    &a.argv(&["apply", "--dry-run=server", "-f", &source]),
+                    a.manifest.as_deref(),
+                )
+                .await?;
+                let changes = changed_lines(&dry);
+                if changes.is_empty() {
+                    let mut outputs = Outputs::new();
+                    outputs.insert("results".into(), lines_output(&dry.replace(" (server dry run)", "")));
+                    return Ok(Plan { outputs, ..Plan::unchanged() });
+                }
+                let argv = a.argv(&["apply", "-f", &source]);
+                Ok(Plan {
+                    changes,
+                    action: Some(Box::new(KubectlAct { argv, stdin: a.manifest.clone(), then: None })),
+                    ..Plan::default()
+                })
+            }
+            KubectlAction::Get => {
+                let mut words = vec!["get".to_owned()];
+                words.extend(a.target());
+                words.extend(["-o".to_owned(), "json".to_owned()]);
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let text = kubectl(host, &a.argv(&words), None).await?;
+                let object: Value = serde_json::from_str(&text)
+                    .map_err(|e| ModuleError::Refused(format!("kubectl get printed no JSON: {e}")))?;
+                let mut outputs = Outputs::new();
+                if let Some(items) = object["items"].as_array() {
+                    let names = items.iter().filter_map(|i| i["metadata"]["name"].as_str()).map(Value::from);
+                    outputs.insert("names".into(), Value::Array(names.collect()));
+                }
+                outputs.insert("object".into(), object);
+                Ok(Plan { outputs, ..Plan::unchanged() })
+            }
+            KubectlAction::Delete => {
+                let mut words = vec!["get".to_owned()];
+                words.extend(a.target());
+                words.extend(["-o".to_owned(), "name".to_owned()]);
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let argv = a.argv(&words);
+                let out = host.exec(Exec::new(join(&argv))).await?;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let names = if out.success() {
+                    out.stdout_text()
+                } else if stderr.contains("(NotFound)") {
+                    String::new()
+                } else {
+                    return Err(command_error(join(&argv), &out));
+                };
+                let changes: Vec<String> =
+                    names.lines().filter(|l| !l.is_empty()).map(|n| format!("delete {n}")).collect();
+                if changes.is_empty() {
+                    return Ok(Plan::unchanged());
+                }
+                let mut words = vec!["delete".to_owned()];
+                words.extend(a.target());
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                Ok(Plan {
+                    changes,
+                    action: Some(Box::new(KubectlAct { argv: a.argv(&words), stdin: None, then: None })),
+                    ..Plan::default()
+                })
+            }
+            KubectlAction::Patch => {
+                let patch = a.patch.clone().unwrap_or_default().to_string();
+                let mut words = vec!["patch".to_owned()];
+                words.extend(a.target());
+                words.extend(["--type".to_owned(), "merge".to_owned(), "-p".to_owned(), patch]);
+                let mut dry_words = words.clone();
+                dry_words.push("--dry-run=server".to_owned());
+                let dry: Vec<&str> = dry_words.iter().map(String::as_str).collect();
+                let changes = changed_lines(&kubectl(host, &a.argv(&dry), None).await?);
+                if changes.is_empty() {
+                    return Ok(Plan::unchanged());
+                }
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                Ok(Plan {
+                    changes,
+                    action: Some(Box::new(KubectlAct { argv: a.argv(&words), stdin: None, then: None })),
+                    ..Plan::default()
+                })
+            }
+            KubectlAction::Wait => {
+                let mut words = vec!["wait".to_owned()];
+                words.extend(a.target());
+                words.push(format!("--for=condition={}", a.condition.as_deref().unwrap_or("Ready")));
+                words.push(format!("--timeout={}s", a.timeout.unwrap_or(60)));
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let out = kubectl(host, &a.argv(&words), None).await?;
+                let mut outputs = Outputs::new();
+                outputs.insert("results".into(), lines_output(&out));
+                Ok(Plan { outputs, ..Plan::unchanged() })
+            }
+            KubectlAction::KubeProxyServer => self.plan_kube_proxy(host).await,
+        }
+    }
+
+    /// The guide's "point kube-proxy at the load balancer", as one typed, idempotent step.
+    async fn plan_kube_proxy(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
+        let a = &self.args;
+        let wanted = a.server.clone().unwrap_or_default();
+        let base = KubectlArgs { namespace: Some("kube-system".into()), ..a.clone() };
+        let text = kubectl(host, &base.argv(&["get", "configmap", "kube-proxy", "-o", "json"]), None).await?;
+        let mut cm: Value = serde_json::from_str(&text).map_err(|e| {
+            ModuleError::Refused(format!("kubectl get configmap kube-proxy printed no JSON: {e}"))
+        })?;
+        let Some(kubeconfig) = cm["data"]["kubeconfig.conf"].as_str().map(str::to_owned) else {
+            return Err(ModuleError::Refused(
+                "configmap kube-system/kube-proxy has no kubeconfig.conf".into(),
+            ));
+        };
+        let (rewritten, previous) = set_server(&kubeconfig, &wanted);
+        let mut outputs = Outputs::new();
+        outputs.insert("previous".into(), Value::String(previous.clone()));
+        if rewritten == kubeconfig {
+            return Ok(Plan { outputs, ..Plan::unchanged() });
+        }
+        cm["data"]["kubeconfig.conf"] = Value::String(rewritten);
+        let manifest = serde_json::to_string_pretty(&cm).unwrap_or_default();
+        Ok(Plan {
+            changes: vec![
+                format!("server {previous} -> {wanted} in configmap kube-system/kube-proxy"),
+                "restart the kube-proxy pods (delete -l k8s-app=kube-proxy)".into(),
+            ],
+            outputs,
+            action: Some(Box::new(KubectlAct {
+                argv: base.argv(&["apply", "-f", "-"]),
+                stdin: Some(manifest),
+                then: Some(base.argv(&["delete", "pod", "-l", "k8s-app=kube-proxy"])),
+            })),
+            ..Plan::default()
+        })
+    }
+}
+
+/// Replaces the value of every `server:` line of a kubeconfig with `server` (as the guide's
+/// `sed 's#server:.*#server: ...#'`), keeping indentation; returns the text and the first old value.
+fn set_server(kubeconfig: &str, server: &str) -> (String, String) {
+    let mut previous = String::new();
+    let mut out = String::new();
+    for line in kubeconfig.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let trimmed = body.trim_start();
+        if let Some(old) = trimmed.strip_prefix("server:") {
+            if previous.is_empty() {
+                old.trim().clone_into(&mut previous);
+            }
+            let indent = &body[..body.len() - trimmed.len()];
+            out.push_str(&format!("{indent}server: {server}"));
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    (out, previous)
+}
+
+#[derive(Debug)]
+struct KubectlAct {
+    argv: Vec<String>,
+    stdin: Option<String>,
+    /// A second command, run after the first succeeded (the kube-proxy restart).
+    then: Option<Vec<String>>,
+}
+
+#[async_trait]
+impl Action for KubectlAct {
+    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
+        let out = kubectl(host, &self.argv, self.stdin.as_deref()).await?;
+        let mut lines = out.lines().map(str::to_owned).collect::<Vec<_>>();
+        if let Some(then) = &self.then {
+            lines.extend(kubectl(host, then, None).await?.lines().map(str::to_owned));
+        }
+        let mut outputs = Outputs::new();
+        outputs.insert("results".into(), Value::Array(lines.into_iter().map(Value::String).collect()));
+        Ok(outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(value: Value) -> Result<KubectlArgs, String> {
+        serde_json::from_value::<KubectlArgs>(value)
+            .map_err(|e| e.to_string())
+            .and_then(KubectlArgs::validate)
+    }
+
+    #[test]
+    fn rewrites_only_server_lines() {
+        let text = "clusters:\n- cluster:\n    server: https://10.77.0.21:6443\n  name: default\n";
+        let (out, previous) = set_server(text, "https://10.77.0.10:6443");
+        assert_eq!(out, "clusters:\n- cluster:\n    server: https://10.77.0.10:6443\n  name: default\n");
+        assert_eq!(previous, "https://10.77.0.21:6443");
+        assert_eq!(set_server(&out, "https://10.77.0.10:6443").0, out);
+    }
+
+    #[test]
+    fn reads_kubectls_verdicts() {
+        let out = "configmap/a unchanged (server dry run)\nconfigmap/b configured (server dry run)\n\
+                   pod/c created\nconfigmap/d patched (no change)\n";
+        assert_eq!(changed_lines(out), ["configmap/b configured", "pod/c created"]);
+    }
+
+    #[test]
+    fn checks_arguments_per_action() {
+        assert!(args(serde_json::json!({"action": "apply", "manifest": "x"})).is_ok());
+        assert!(args(serde_json::json!({"action": "apply"})).is_err());
+        assert!(args(serde_json::json!({"action": "apply", "manifest": "x", "kind": "pod"})).is_err());
+        assert!(
+            args(serde_json::json!({"action": "delete", "kind": "pod"})).unwrap_err().contains("selector")
+        );
+        assert!(args(serde_json::json!({"action": "kube_proxy_server", "server": "10.0.0.1"})).is_err());
+        assert!(args(serde_json::json!({"action": "get", "kind": "cm", "nmae": "x"})).is_err());
+        let a = args(
+            serde_json::json!({"action": "get", "kind": "cm", "name": "x y", "namespace": "kube-system"}),
+        )
+        .unwrap();
+        assert_eq!(
+            join(a.argv(&["get", "cm"])),
+            "'kubectl' '--kubeconfig' '/etc/kubernetes/admin.conf' '-n' 'kube-system' 'get' 'cm'"
+        );
+    }
+}

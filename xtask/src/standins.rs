@@ -1,0 +1,62 @@
+//! The lab stand-ins for kubeadm and kubectl (crate `xtask/standins`): built before the lab boots
+//! and bind-mounted read-only into every host, so changing a stand-in needs no image rebuild.
+//!
+//! The binaries are staged in `target/lab-standins/bin/` (replaced by rename, so running hosts
+//! see a rebuilt stand-in at once: the bind is of the directory, not of the files), mounted as
+//! `/usr/local/bin` (empty in the image); `target/lab-standins/kubelet.service` is mounted as a
+//! do-nothing kubelet unit, so kubelet restarts are real systemd operations.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::cmd;
+use crate::paths::Paths;
+
+const BINARIES: [&str; 2] = ["kubeadm", "kubectl"];
+
+const KUBELET_UNIT: &str = "[Unit]\nDescription=kubelet (lab stand-in: does nothing)\n\n\
+                            [Service]\nExecStart=/bin/sleep infinity\nRestart=always\n\n\
+                            [Install]\nWantedBy=multi-user.target\n";
+
+/// `target/lab-standins`, outside `target/lab` (which `lab up` clears).
+pub(crate) fn dir(paths: &Paths) -> PathBuf {
+    paths.workspace_root().join("target").join("lab-standins")
+}
+
+/// Builds the stand-ins and stages them (and the kubelet unit) for the hosts' bind mounts.
+pub(crate) fn stage(paths: &Paths) -> Result<()> {
+    let root = paths.workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    cmd::run(Command::new(cargo).args(["build", "-q", "-p", "kube-standins", "--bins"]).current_dir(root))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = dir(paths).join("bin");
+    fs::create_dir_all(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
+    for name in BINARIES {
+        replace(&target.join("debug").join(name), &bin.join(name))?;
+    }
+    // Rewritten only when it differs: it is bind-mounted as a file, and systemd notices a new mtime.
+    let unit = dir(paths).join("kubelet.service");
+    if fs::read_to_string(&unit).ok().as_deref() != Some(KUBELET_UNIT) {
+        fs::write(&unit, KUBELET_UNIT).context("cannot write kubelet.service")?;
+    }
+    Ok(())
+}
+
+/// Copies `from` over `to` by rename, so a reader sees the old file or the new one.
+fn replace(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("new");
+    fs::copy(from, &tmp).with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
+    fs::rename(&tmp, to).with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))
+}
+
+/// The nspawn arguments that mount the stand-ins into a host.
+pub(crate) fn bind_args(paths: &Paths) -> [String; 2] {
+    let dir = dir(paths);
+    [
+        format!("--bind-ro={}:/usr/local/bin", dir.join("bin").display()),
+        format!("--bind-ro={}:/etc/systemd/system/kubelet.service", dir.join("kubelet.service").display()),
+    ]
+}
