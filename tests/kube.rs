@@ -141,6 +141,7 @@ fn the_guides_kubeadm_steps_build_an_ha_control_plane_and_are_idempotent() {
         event.to_string().contains("already initialised by kubeadm with a different configuration"),
         "{event}"
     );
+    lab.ssh("master2", "sed -i 's/apiserver-cnt/apiserver-count/' /etc/kubernetes/kubeadm-init.yaml");
 }
 
 #[test]

@@ -17,6 +17,11 @@ pub type Outputs = Map<String, Value>;
 pub struct PlanOptions {
     /// Produce a unified diff for file-like changes (costs one extra read when content differs).
     pub diff: bool,
+    /// Check mode only: a task this one waits for would have changed the host, and did not
+    /// (nothing changes in check mode), so the host is not as the real run would find it.
+    /// Modules whose plan waits for a condition (`wait`) give up at once instead of waiting
+    /// for something that cannot happen.
+    pub pending_changes: bool,
 }
 
 /// Other hosts of the run, for modules that move data between machines (`scp`).

@@ -2,9 +2,11 @@
 //! and bind-mounted read-only into every host, so changing a stand-in needs no image rebuild.
 //!
 //! The binaries are staged in `target/lab-standins/bin/` (replaced by rename, so running hosts
-//! see a rebuilt stand-in at once: the bind is of the directory, not of the files), mounted as
-//! `/usr/local/bin` (empty in the image); `target/lab-standins/kubelet.service` is mounted as a
-//! do-nothing kubelet unit, so kubelet restarts are real systemd operations.
+//! see a rebuilt stand-in at once: the bind is of the directory, not of the files), mounted at
+//! `/opt/kube-standins/bin`; a tmpfiles.d entry links them as `/usr/local/bin/kubeadm` and
+//! `kubectl` at boot, so `/usr/local/bin` stays writable for playbooks.
+//! `target/lab-standins/kubelet.service` is mounted as a do-nothing kubelet unit, so kubelet
+//! restarts are real systemd operations.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ use crate::cmd;
 use crate::paths::Paths;
 
 const BINARIES: [&str; 2] = ["kubeadm", "kubectl"];
+
+/// Where hosts see the staged binaries.
+const MOUNT: &str = "/opt/kube-standins/bin";
 
 const KUBELET_UNIT: &str = "[Unit]\nDescription=kubelet (lab stand-in: does nothing)\n\n\
                             [Service]\nExecStart=/bin/sleep infinity\nRestart=always\n\n\
@@ -37,10 +42,16 @@ pub(crate) fn stage(paths: &Paths) -> Result<()> {
     for name in BINARIES {
         replace(&target.join("debug").join(name), &bin.join(name))?;
     }
+    let links: String =
+        BINARIES.iter().map(|b| format!("L+ /usr/local/bin/{b} - - - - {MOUNT}/{b}\n")).collect();
+    write_if_changed(&dir(paths).join("kube-standins.conf"), &links)?;
     // Rewritten only when it differs: it is bind-mounted as a file, and systemd notices a new mtime.
-    let unit = dir(paths).join("kubelet.service");
-    if fs::read_to_string(&unit).ok().as_deref() != Some(KUBELET_UNIT) {
-        fs::write(&unit, KUBELET_UNIT).context("cannot write kubelet.service")?;
+    write_if_changed(&dir(paths).join("kubelet.service"), KUBELET_UNIT)
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if fs::read_to_string(path).ok().as_deref() != Some(text) {
+        fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
@@ -53,10 +64,11 @@ fn replace(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// The nspawn arguments that mount the stand-ins into a host.
-pub(crate) fn bind_args(paths: &Paths) -> [String; 2] {
+pub(crate) fn bind_args(paths: &Paths) -> [String; 3] {
     let dir = dir(paths);
     [
-        format!("--bind-ro={}:/usr/local/bin", dir.join("bin").display()),
+        format!("--bind-ro={}:{MOUNT}", dir.join("bin").display()),
+        format!("--bind-ro={}:/etc/tmpfiles.d/kube-standins.conf", dir.join("kube-standins.conf").display()),
         format!("--bind-ro={}:/etc/systemd/system/kubelet.service", dir.join("kubelet.service").display()),
     ]
 }

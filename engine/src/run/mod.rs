@@ -264,6 +264,12 @@ async fn run_task(shared: &Shared, node: usize) -> TaskReport {
     r.started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (status, error) = match execute(shared, task, node, &mut r).await {
         Ok(status) => (status, None),
+        // In check mode nothing was changed, so a task after one that would change may find
+        // the world not yet as the run would leave it: that is unknown, not a failure.
+        Err((Status::Failed, message)) if shared.options.check && after_pending_change(shared, node) => {
+            r.changes = vec![format!("cannot be predicted before earlier changes are made ({message})")];
+            (Status::Unknown, None)
+        }
         Err((status, message)) => (status, Some(format!("{}: {}: {message}", task.location, task.label()))),
     };
     r.status = status;
@@ -298,7 +304,7 @@ async fn execute(
             }
             tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
         }
-        last = match attempt_once(shared, task, r).await {
+        last = match attempt_once(shared, task, node, r).await {
             Ok((status, outputs)) => {
                 if let (Some(until), Some(outputs)) = (retry.and_then(|p| p.until.as_deref()), &outputs) {
                     match until::holds(until, outputs) {
@@ -327,6 +333,14 @@ async fn execute(
     last
 }
 
+/// Whether a task this one waits for would change something (or cannot be predicted).
+fn after_pending_change(shared: &Shared, node: usize) -> bool {
+    let reports = lock(&shared.reports);
+    shared.plan.dependencies(NodeIndex::new(node)).any(|dep| {
+        reports[dep.index()].as_ref().is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
+    })
+}
+
 /// Whether any task notifying this handler changed something (or, in check mode, would).
 fn notified(shared: &Shared, node: usize) -> bool {
     let reports = lock(&shared.reports);
@@ -347,6 +361,7 @@ fn notified(shared: &Shared, node: usize) -> bool {
 async fn attempt_once(
     shared: &Shared,
     task: &Task,
+    node: usize,
     r: &mut TaskReport,
 ) -> Result<(Status, Option<Outputs>), (Status, String)> {
     let failed = |m: String| (Status::Failed, m);
@@ -389,7 +404,10 @@ async fn attempt_once(
 
     let cx = modules::Context {
         host,
-        options: PlanOptions { diff: shared.options.diff },
+        options: PlanOptions {
+            diff: shared.options.diff,
+            pending_changes: shared.options.check && after_pending_change(shared, node),
+        },
         facts: own_facts.as_ref(),
         peers: shared,
     };

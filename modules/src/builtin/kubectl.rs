@@ -71,6 +71,19 @@ pub enum KubectlAction {
     KubeProxyServer,
 }
 
+impl KubectlAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Get => "get",
+            Self::Delete => "delete",
+            Self::Patch => "patch",
+            Self::Wait => "wait",
+            Self::KubeProxyServer => "kube_proxy_server",
+        }
+    }
+}
+
 impl KubectlArgs {
     pub(crate) fn validate(self) -> Result<Self, String> {
         use KubectlAction::*;
@@ -94,7 +107,7 @@ impl KubectlArgs {
             ("server", self.server.is_some()),
         ];
         if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-            return Err(format!("{field} does not apply to action {:?}", self.action).to_lowercase());
+            return Err(format!("{field} does not apply to action {}", self.action.as_str()));
         }
         match self.action {
             Apply if self.manifest.is_some() == self.path.is_some() => {
@@ -191,13 +204,10 @@ impl Module for Kubectl {
             // No cluster yet (a check run before kubeadm init, say): say so, and plan for real
             // when the action runs.
             return Ok(Plan {
-                changes: vec![
-                    format!(
-                        "kubectl {:?}: {kubeconfig} does not exist yet; planned when it does",
-                        self.args.action
-                    )
-                    .to_lowercase(),
-                ],
+                changes: vec![format!(
+                    "kubectl {}: {kubeconfig} does not exist yet; planned when it does",
+                    self.args.action.as_str()
+                )],
                 action: Some(Box::new(PlanLater(self.clone()))),
                 ..Plan::default()
             });

@@ -246,6 +246,11 @@ impl Module for Wait {
     }
 
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
+        if cx.options.pending_changes {
+            return Err(ModuleError::Refused(
+                "not waited for in check mode: the changes it waits for were not made".to_owned(),
+            ));
+        }
         let outputs = self.wait(cx.host).await?;
         Ok(Plan { outputs, ..Plan::unchanged() })
     }

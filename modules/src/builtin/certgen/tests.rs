@@ -263,7 +263,12 @@ async fn plan(args: serde_json::Value, host: &dyn Host, peers: &dyn Peers) -> Re
     let module =
         crate::registry::find("certgen").unwrap().parse(args).map_err(|e| ModuleError::Refused(e.message))?;
     let facts = json!({ "hostname": "etcd0", "interfaces": { "host0": { "ipv4": ["10.77.0.11"] } } });
-    let cx = Context { host, options: PlanOptions { diff: true }, facts: Some(&facts), peers };
+    let cx = Context {
+        host,
+        options: PlanOptions { diff: true, ..PlanOptions::default() },
+        facts: Some(&facts),
+        peers,
+    };
     module.plan(&cx).await
 }
 

@@ -141,7 +141,8 @@ impl KubeadmArgs {
             }
             KubeadmAction::TokenCreate | KubeadmAction::Reset => {
                 if self.config.is_some() || self.config_path.is_some() || join_fields || self.control_plane {
-                    return Err(format!("action {:?} takes no other arguments", self.action).to_lowercase());
+                    let action = if self.action == KubeadmAction::Reset { "reset" } else { "token_create" };
+                    return Err(format!("action {action} takes no other arguments"));
                 }
             }
         }

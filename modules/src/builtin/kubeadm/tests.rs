@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use async_trait::async_trait;
+
 use super::config::KubeadmConfig;
 use super::*;
 
@@ -141,4 +143,122 @@ fn reads_kubeadms_join_line_and_token_list() {
  "groups": ["system:bootstrappers:kubeadm:default-node-token"]}"#;
     assert_eq!(usable_token(list).unwrap(), "cccccc.dddddddddddddddd");
     assert_eq!(usable_token(""), None);
+}
+
+/// A host that answers by the first matching command fragment; records what ran.
+struct Scripted {
+    answers: Vec<(&'static str, ExecOutput)>,
+    ran: std::sync::Mutex<Vec<String>>,
+}
+
+fn ok(stdout: &str) -> ExecOutput {
+    ExecOutput { status: Some(0), stdout: stdout.as_bytes().to_vec(), stderr: Vec::new() }
+}
+
+#[async_trait]
+impl Host for Scripted {
+    fn name(&self) -> &str {
+        "master0"
+    }
+
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, crate::host::HostError> {
+        self.ran.lock().unwrap().push(exec.command.clone());
+        let answer = self.answers.iter().find(|(fragment, _)| exec.command.contains(fragment));
+        Ok(answer
+            .map(|(_, out)| out.clone())
+            .unwrap_or_else(|| panic!("unexpected command {}", exec.command)))
+    }
+}
+
+async fn plan_init(answers: Vec<(&'static str, ExecOutput)>) -> (Result<Plan, ModuleError>, Vec<String>) {
+    let host = Scripted { answers, ran: Default::default() };
+    let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap());
+    let plan = module.plan(&Context::new(&host, crate::module::PlanOptions::default())).await;
+    (plan, host.ran.into_inner().unwrap())
+}
+
+fn written_sha() -> String {
+    crate::diff::sha256_hex(KubeadmConfig::parse(&guide_v1alpha1()).unwrap().render().as_bytes())
+}
+
+const TOKENS: &str = r#"{"token": "cccccc.dddddddddddddddd", "usages": ["authentication", "signing"],
+ "groups": ["system:bootstrappers:kubeadm:default-node-token"]}"#;
+
+#[tokio::test]
+async fn init_runs_only_on_a_fresh_node() {
+    let (plan, ran) = plan_init(vec![("kube-apiserver.yaml", ok("fresh\nnone\n"))]).await;
+    let plan = plan.unwrap();
+    assert!(plan.is_change());
+    assert_eq!(
+        plan.changes[1],
+        "kubeadm init --config /etc/kubernetes/kubeadm-init.yaml (API endpoint 10.77.0.21:6443)"
+    );
+    assert_eq!(ran.len(), 1, "planning only reads");
+}
+
+#[tokio::test]
+async fn init_from_the_same_config_is_a_no_op_with_outputs() {
+    let state = format!("initialised\n{}  -\n", written_sha());
+    let hash = "ab".repeat(32);
+    let query = format!("{hash}  -\n10.77.0.21:6443\n{TOKENS}\n");
+    let (plan, _) = plan_init(vec![("kube-apiserver.yaml", ok(&state)), ("openssl x509", ok(&query))]).await;
+    let plan = plan.unwrap();
+    assert!(!plan.is_change(), "{:?}", plan.changes);
+    assert_eq!(plan.outputs["token"], "cccccc.dddddddddddddddd");
+    assert_eq!(plan.outputs["ca_cert_hash"], format!("sha256:{hash}"));
+    assert_eq!(plan.outputs["endpoint"], "10.77.0.21:6443");
+    assert_eq!(
+        plan.outputs["join_command"],
+        format!(
+            "kubeadm join 10.77.0.21:6443 --token cccccc.dddddddddddddddd --discovery-token-ca-cert-hash sha256:{hash}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn init_creates_a_token_when_none_is_left() {
+    let state = format!(
+        "initialised
+{}  -
+",
+        written_sha()
+    );
+    let query = format!("{}  -\n10.77.0.21:6443\n", "ab".repeat(32));
+    let (plan, _) = plan_init(vec![("kube-apiserver.yaml", ok(&state)), ("openssl x509", ok(&query))]).await;
+    let plan = plan.unwrap();
+    assert_eq!(plan.changes, ["create a bootstrap token (none left that is valid)"]);
+}
+
+#[tokio::test]
+async fn init_refuses_a_node_initialised_otherwise() {
+    let other = format!("initialised\n{}  -\n", "0".repeat(64));
+    let error = plan_init(vec![("kube-apiserver.yaml", ok(&other))]).await.0.unwrap_err();
+    assert!(
+        error.to_string().contains("already initialised by kubeadm with a different configuration"),
+        "{error}"
+    );
+    let error = plan_init(vec![("kube-apiserver.yaml", ok("initialised\nnone\n"))]).await.0.unwrap_err();
+    assert!(error.to_string().contains("not initialised by this task"), "{error}");
+}
+
+#[tokio::test]
+async fn a_failed_join_shows_kubeadms_preflight_lines_and_hides_the_token() {
+    let failed = ExecOutput {
+        status: Some(1),
+        stdout: Vec::new(),
+        stderr: b"error execution phase preflight: [preflight] Some fatal errors occurred:\n\
+                  \t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists\n"
+            .to_vec(),
+    };
+    let host = Scripted { answers: vec![("kubeadm", failed)], ran: Default::default() };
+    let error = KubeadmAct::kubeadm(
+        &host,
+        &["kubeadm", "join", "h:1", "--token", "abcdef.0123456789abcdef"],
+        Some("abcdef.0123456789abcdef"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]"), "{error}");
+    assert!(!error.contains("0123456789abcdef"), "{error}");
 }

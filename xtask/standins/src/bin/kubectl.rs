@@ -297,10 +297,17 @@ fn apply(cli: &Cli) {
                     wanted["metadata"]["namespace"] = json!(ns);
                 }
                 let live = &objects[i];
-                let last: Value = live["metadata"]["annotations"][LAST_APPLIED]
-                    .as_str()
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or(Value::Null);
+                let last = live["metadata"]["annotations"][LAST_APPLIED].as_str();
+                if last.is_none() {
+                    eprintln!(
+                        "Warning: resource {}/{name} is missing the {LAST_APPLIED} annotation which is \
+                         required by kubectl apply. kubectl apply should only be used on resources created \
+                         declaratively by either kubectl create --save-config or kubectl apply. The missing \
+                         annotation will be patched automatically.",
+                        store::plural(kind)
+                    );
+                }
+                let last: Value = last.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
                 let mut next = three_way(live, &last, &store::content(&wanted));
                 if store::content(&next) == store::content(live) {
                     "unchanged"
