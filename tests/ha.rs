@@ -7,6 +7,16 @@ use support::Test;
 use support::lab::Lab;
 
 const PKI: &str = "/etc/kubernetes/pki/etcd";
+const ALL: [&str; 9] =
+    ["etcd0", "etcd1", "etcd2", "master0", "master1", "master2", "worker0", "worker1", "worker2"];
+const VIP: &str = "10.77.0.10";
+
+/// These tests share the lab's hosts: one at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Puts the etcd hosts back to a fresh state: no etcd running, no certificates, no data.
 fn reset_etcd(lab: &Lab, hosts: &[&str]) {
@@ -21,10 +31,14 @@ fn reset_etcd(lab: &Lab, hosts: &[&str]) {
 }
 
 fn etcdctl(lab: &Lab, args: &str) -> String {
-    let endpoints: Vec<String> =
-        ["etcd0", "etcd1", "etcd2"].iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
+    etcdctl_on(lab, &["etcd0", "etcd1", "etcd2"], args)
+}
+
+/// etcdctl over TLS with the client certificate, run on the first of `members`.
+fn etcdctl_on(lab: &Lab, members: &[&str], args: &str) -> String {
+    let endpoints: Vec<String> = members.iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
     lab.ssh(
-        "etcd0",
+        members[0],
         &format!(
             "ETCDCTL_API=3 etcdctl --cacert {PKI}/ca.pem --cert {PKI}/client.pem --key {PKI}/client-key.pem \
              --endpoints {} {args} 2>&1",
@@ -43,8 +57,9 @@ fn run(lab: &Lab, extra: &[&str]) -> support::Output {
 #[test]
 fn ha_etcd_cluster_is_healthy_and_idempotent() {
     let Some(lab) = Lab::get() else { return };
+    let _lab = exclusive();
     let etcd = ["etcd0", "etcd1", "etcd2"];
-    reset_etcd(&lab, &etcd);
+    lab.restart(&etcd);
 
     let check = Test::new()
         .args(["check", "playbooks/ha.rhai", "-i"])
@@ -90,6 +105,7 @@ fn ha_etcd_cluster_is_healthy_and_idempotent() {
 #[test]
 fn ha_static_pod_manifest_is_a_valid_pod() {
     let Some(lab) = Lab::get() else { return };
+    let _lab = exclusive();
     let out = Test::new()
         .args(["check", "playbooks/ha.rhai", "-i"])
         .arg(&lab.inventory)
@@ -122,4 +138,161 @@ fn ha_static_pod_manifest_is_a_valid_pod() {
     let volumes: Vec<&str> =
         pod["spec"]["volumes"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert!(mounts.iter().all(|m| volumes.contains(m)), "every mount has a volume");
+}
+
+/// Whether `host` holds the virtual IP on its lab interface.
+fn holds_vip(lab: &Lab, host: &str, vip: &str) -> bool {
+    lab.ssh_status(host, &format!("ip -o -4 addr show host0 | grep -qw {vip}")).0 == Some(0)
+}
+
+/// The guide's on-site load balancer: keepalived on the masters, MASTER on master0 with the
+/// highest priority; stopping keepalived there moves the virtual IP to another master.
+#[test]
+fn ha_keepalived_vip_fails_over() {
+    let Some(lab) = Lab::get() else { return };
+    let _lab = exclusive();
+    lab.restart(&["master0", "master1", "master2"]);
+    let vip = VIP;
+    run(&lab, &["--tags", "lb"]).success();
+    for (i, host) in ["master0", "master1", "master2"].iter().enumerate() {
+        let conf = lab.ssh(host, "cat /etc/keepalived/keepalived.conf");
+        let state = if i == 0 { "MASTER" } else { "BACKUP" };
+        assert!(conf.contains(&format!("state {state}")), "{host}: {conf}");
+        assert!(conf.contains(&format!("priority {}", 101 - i)), "{host}: {conf}");
+        assert!(conf.contains(vip), "{host}: {conf}");
+        assert_eq!(lab.ssh(host, "systemctl is-active keepalived").trim(), "active");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !holds_vip(&lab, "master0", vip) {
+        assert!(std::time::Instant::now() < deadline, "the VIP never came up on master0");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(!holds_vip(&lab, "master1", vip) && !holds_vip(&lab, "master2", vip));
+
+    lab.ssh("master0", "systemctl stop keepalived");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(holds_vip(&lab, "master1", vip) || holds_vip(&lab, "master2", vip)) {
+        assert!(std::time::Instant::now() < deadline, "the VIP did not move within 15 s");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(!holds_vip(&lab, "master0", vip));
+    assert!(holds_vip(&lab, "master1", vip), "master1 has the next priority");
+
+    // The playbook brings keepalived back, and the VIP returns to the highest priority.
+    let again = run(&lab, &["--tags", "lb"]).success();
+    assert_eq!(again.task("master0", "keepalived running")["status"], "changed");
+    assert_eq!(again.count("changed"), 1, "{:?}", again.outcomes());
+}
+
+fn changed(out: &support::Output) -> Vec<(String, String)> {
+    let mut c: Vec<(String, String)> =
+        out.outcomes().into_iter().filter(|o| o.2 == "changed").map(|o| (o.0, o.1)).collect();
+    c.sort();
+    c
+}
+
+/// The whole guide on 9 fresh hosts (Option 1, keepalived, systemd etcd):
+/// (d) a dry-run changes nothing and predicts what the run then changes;
+/// (a) the run succeeds: etcd healthy with 3 members, the VIP on master0 and moving when
+///     keepalived stops there, one CA on all masters, workers through the VIP;
+/// (b) a second run changes nothing.
+#[test]
+fn ha_full_guide_on_nine_hosts() {
+    let Some(lab) = Lab::get() else { return };
+    let _lab = exclusive();
+    lab.restart(&ALL);
+
+    // (d) check on fresh hosts.
+    let check = Test::new()
+        .args(["check", "playbooks/ha.rhai", "-i"])
+        .arg(&lab.inventory)
+        .arg("--json")
+        .run()
+        .success();
+    for host in ALL {
+        lab.ssh(host, "test ! -e /etc/kubernetes/pki && test ! -e /etc/etcd.env && test ! -e /etc/keepalived/keepalived.conf");
+    }
+
+    // (a) the real run.
+    let started = std::time::Instant::now();
+    let first = run(&lab, &[]).success();
+    eprintln!(
+        "ha.rhai first run: {:.2} s, {} tasks",
+        started.elapsed().as_secs_f64(),
+        first.outcomes().len()
+    );
+    let made = changed(&first);
+    let predicted = changed(&check);
+    let unknown: Vec<(String, String)> =
+        check.outcomes().into_iter().filter(|o| o.2 == "unknown").map(|o| (o.0, o.1)).collect();
+    assert!(predicted.iter().all(|p| made.contains(p)), "predicted but not made: {predicted:?} vs {made:?}");
+    assert!(
+        made.iter().all(|m| predicted.contains(m) || unknown.contains(m)),
+        "made but neither predicted nor unknown: {made:?}"
+    );
+
+    let health = etcdctl(&lab, "endpoint health");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    assert_eq!(etcdctl(&lab, "member list").lines().count(), 3);
+
+    let ca = lab.ssh("master0", "sha256sum < /etc/kubernetes/pki/ca.crt");
+    for m in ["master1", "master2"] {
+        assert_eq!(lab.ssh(m, "sha256sum < /etc/kubernetes/pki/ca.crt"), ca, "{m} shares master0's CA");
+        let sans =
+            lab.ssh(m, "openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/apiserver.crt");
+        assert!(sans.contains(&format!("IP Address:{VIP}")) && sans.contains(lab.address(m)), "{m}: {sans}");
+    }
+    for w in ["worker0", "worker1", "worker2"] {
+        let server = lab.ssh(w, "grep 'server:' /etc/kubernetes/kubelet.conf");
+        assert_eq!(server.trim(), format!("server: https://{VIP}:6443"), "{w}");
+    }
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !holds_vip(&lab, "master0", VIP) {
+        assert!(std::time::Instant::now() < deadline, "the VIP never came up on master0");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    lab.ssh("master0", "systemctl stop keepalived");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(holds_vip(&lab, "master1", VIP) || holds_vip(&lab, "master2", VIP)) {
+        assert!(std::time::Instant::now() < deadline, "the VIP did not move within 15 s");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    lab.ssh("master0", "systemctl start keepalived");
+
+    // (b) the second run changes nothing.
+    let started = std::time::Instant::now();
+    let second = run(&lab, &[]).success();
+    eprintln!("ha.rhai re-run: {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(second.count("changed"), 0, "{:?}", changed(&second));
+}
+
+/// (c) Option 2: no `etcd` group, so etcd runs on the three masters; 6 hosts.
+#[test]
+fn ha_option_2_etcd_on_the_masters() {
+    let Some(lab) = Lab::get() else { return };
+    let _lab = exclusive();
+    let six = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+    lab.restart(&six);
+    let mut inventory = format!(
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    engine_known_hosts: {}\n    lab_vip: {VIP}\n    lab_interface: host0\n  children:\n",
+        lab.key.display(),
+        lab.known_hosts.display()
+    );
+    for (group, hosts) in [("masters", &six[..3]), ("workers", &six[3..])] {
+        inventory.push_str(&format!("    {group}:\n      hosts:\n"));
+        for h in hosts {
+            inventory.push_str(&format!("        {h}: {{ansible_host: {}}}\n", lab.address(h)));
+        }
+    }
+    let t = Test::new();
+    let inv = t.file("option2.yml", &inventory);
+    // Keeps the temporary folder (and the inventory in it) alive for the second run.
+    let _first = t.args(["run", "playbooks/ha.rhai", "-i"]).arg(&inv).arg("--json").run().success();
+    let health = etcdctl_on(&lab, &six[..3], "endpoint health");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    let server = lab.ssh("worker0", "grep 'server:' /etc/kubernetes/kubelet.conf");
+    assert_eq!(server.trim(), format!("server: https://{VIP}:6443"));
+    let again = Test::new().args(["run", "playbooks/ha.rhai", "-i"]).arg(&inv).arg("--json").run().success();
+    assert_eq!(again.count("changed"), 0, "{:?}", changed(&again));
 }

@@ -10,6 +10,7 @@ use crate::builtin::file::{File, FileArgs};
 use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
 use crate::builtin::kubectl::{Kubectl, KubectlArgs};
 use crate::builtin::package::{Package, PackageArgs};
+use crate::builtin::replace_line::{ReplaceLine, ReplaceLineArgs};
 use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
@@ -103,6 +104,11 @@ pub fn all() -> &'static [ModuleSpec] {
             name: "kubectl",
             parse: |v| parse_with(KubectlArgs::validate, Kubectl::new)(v),
             schema: schema::<KubectlArgs>,
+        },
+        ModuleSpec {
+            name: "replace_line",
+            parse: |v| parse_with(ReplaceLineArgs::validate, ReplaceLine::new)(v),
+            schema: schema::<ReplaceLineArgs>,
         },
         ModuleSpec {
             name: "scp",

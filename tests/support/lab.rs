@@ -105,3 +105,16 @@ impl Lab {
 pub fn scratch(test: &str) -> String {
     format!("/tmp/engine-test-{test}-{}", std::process::id())
 }
+
+impl Lab {
+    /// Reboots `hosts` fresh from the image (`cargo xtask lab restart`, through the xtask
+    /// binary that `cargo xtask test` built), so a test starts from clean machines.
+    pub fn restart(&self, hosts: &[&str]) {
+        let xtask = super::root().join("target/debug/xtask");
+        assert!(xtask.exists(), "{} is missing: run the suite through `cargo xtask test`", xtask.display());
+        for host in hosts {
+            let status = Command::new(&xtask).args(["lab", "restart", host]).status().expect("xtask");
+            assert!(status.success(), "lab restart {host} failed");
+        }
+    }
+}

@@ -286,9 +286,18 @@ async fn execute(
     node: usize,
     r: &mut TaskReport,
 ) -> Result<Status, (Status, String)> {
-    if task.handler && !notified(shared, node) {
-        r.note = Some("not run: no task that notifies this handler changed anything".to_owned());
-        return Ok(Status::Ok);
+    if task.handler {
+        match notified(shared, node) {
+            Notified::No => {
+                r.note = Some("not run: no task that notifies this handler changed anything".to_owned());
+                return Ok(Status::Ok);
+            }
+            Notified::Maybe => {
+                r.changes = vec!["runs only if a notifying task whose outcome is unknown changes".to_owned()];
+                return Ok(Status::Unknown);
+            }
+            Notified::Yes => {}
+        }
     }
     let retry = task.retry.as_ref();
     let attempts = retry.map_or(1, |p| p.retries.saturating_add(1));
@@ -341,19 +350,30 @@ fn after_pending_change(shared: &Shared, node: usize) -> bool {
     })
 }
 
-/// Whether any task notifying this handler changed something (or, in check mode, would).
-fn notified(shared: &Shared, node: usize) -> bool {
+/// Whether a handler was notified: a notifying task changed something (`Yes`), or in check
+/// mode none would but one cannot be predicted (`Maybe`).
+enum Notified {
+    Yes,
+    Maybe,
+    No,
+}
+
+fn notified(shared: &Shared, node: usize) -> Notified {
     let reports = lock(&shared.reports);
-    shared
+    let statuses: Vec<Status> = shared
         .plan
         .graph()
         .edges_directed(NodeIndex::new(node), Direction::Incoming)
         .filter(|e| *e.weight() == Edge::Notify)
-        .any(|e| {
-            reports[e.source().index()]
-                .as_ref()
-                .is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
-        })
+        .filter_map(|e| reports[e.source().index()].as_ref().map(|r| r.status))
+        .collect();
+    if statuses.contains(&Status::Changed) {
+        Notified::Yes
+    } else if statuses.contains(&Status::Unknown) {
+        Notified::Maybe
+    } else {
+        Notified::No
+    }
 }
 
 /// One attempt: resolve arguments, connect, plan, and apply unless checking. Returns the

@@ -201,33 +201,14 @@ impl Module for Kubectl {
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let kubeconfig = self.args.kubeconfig.as_deref().unwrap_or(DEFAULT_KUBECONFIG);
         if remote::stat(cx.host, kubeconfig).await?.is_none() {
-            // No cluster yet (a check run before kubeadm init, say): say so, and plan for real
-            // when the action runs.
-            return Ok(Plan {
-                changes: vec![format!(
-                    "kubectl {}: {kubeconfig} does not exist yet; planned when it does",
-                    self.args.action.as_str()
-                )],
-                action: Some(Box::new(PlanLater(self.clone()))),
-                ..Plan::default()
-            });
+            // No cluster to talk to. In check mode before `kubeadm init` this is expected, and
+            // the engine reports the task as unknown rather than failed.
+            return Err(ModuleError::Refused(format!(
+                "kubectl {}: {kubeconfig} does not exist: there is no cluster to talk to yet",
+                self.args.action.as_str()
+            )));
         }
         self.plan_now(cx).await
-    }
-}
-
-/// A plan made when it can be: at apply time, once the kubeconfig exists.
-#[derive(Debug)]
-struct PlanLater(Kubectl);
-
-#[async_trait]
-impl Action for PlanLater {
-    async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
-        let plan = self.0.plan_now(&Context::new(host, crate::module::PlanOptions::default())).await?;
-        match plan.action {
-            Some(action) => action.apply(host).await,
-            None => Ok(plan.outputs),
-        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod file;
 pub mod kubeadm;
 pub mod kubectl;
 pub mod package;
+pub mod replace_line;
 pub mod scp;
 pub mod systemd;
 pub mod template;
