@@ -103,6 +103,9 @@ pub enum Event {
     RunFinished {
         elapsed_ms: u64,
         interrupted: bool,
+        /// The longest chain of task durations through the graph: no scheduler can finish
+        /// the run faster (with unlimited forks).
+        critical_path_ms: u64,
     },
 }
 

@@ -24,6 +24,8 @@ enum Top {
     Lab(Lab),
     /// The main job: boot the lab and run the best playbook against it, twice, with timings.
     Demo,
+    /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
+    Graphs,
     /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
     Test {
         /// Passed on to `cargo test`.
@@ -70,6 +72,7 @@ pub(crate) fn run() -> Result<ExitCode> {
     match cli.command {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
         Top::Demo => return demo::run(&paths),
+        Top::Graphs => return demo::graphs(&paths),
         Top::Lab(cmd) => match cmd {
             Lab::Up { topology } => lab::up(&paths, topology)?,
             Lab::Down => lab::down(&paths)?,

@@ -40,7 +40,7 @@ impl Connection {
                 })?,
             };
         let known_hosts = match text("engine_known_hosts")? {
-            Some(path) => Some(PathBuf::from(path)),
+            Some(path) => Some(expand_home(&path)),
             None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
         };
         let become_on = match vars.get("ansible_become") {
@@ -70,9 +70,17 @@ impl Connection {
             address: text("ansible_host")?.unwrap_or_else(|| name.to_owned()),
             port,
             user: text("ansible_user")?.unwrap_or_else(|| "root".to_owned()),
-            key_file: text("ansible_ssh_private_key_file")?.map(PathBuf::from),
+            key_file: text("ansible_ssh_private_key_file")?.map(|p| expand_home(&p)),
             known_hosts,
         })
+    }
+}
+
+/// `~/x` as `$HOME/x`, as Ansible and ssh read key paths.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
     }
 }
 

@@ -23,8 +23,8 @@ impl Subscriber for Log {
                 tracing::info!(tasks, hosts = hosts.len(), check, "run started");
             }
             Event::Interrupted => tracing::warn!("interrupted: no new tasks start"),
-            Event::RunFinished { elapsed_ms, interrupted } => {
-                tracing::info!(ms = elapsed_ms, interrupted, "run finished")
+            Event::RunFinished { elapsed_ms, interrupted, critical_path_ms } => {
+                tracing::info!(ms = elapsed_ms, interrupted, critical_path_ms, "run finished");
             }
         }
     }

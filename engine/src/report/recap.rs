@@ -13,6 +13,7 @@ pub struct Recap {
     counts: BTreeMap<String, Counts>,
     busy_ms: BTreeMap<String, u64>,
     elapsed_ms: u64,
+    critical_path_ms: u64,
     check: bool,
 }
 
@@ -27,7 +28,10 @@ impl Recap {
                 self.counts.entry(r.host.clone()).or_default().add(r.status);
                 *self.busy_ms.entry(r.host.clone()).or_default() += r.elapsed_ms;
             }
-            Event::RunFinished { elapsed_ms, .. } => self.elapsed_ms = *elapsed_ms,
+            Event::RunFinished { elapsed_ms, critical_path_ms, .. } => {
+                self.elapsed_ms = *elapsed_ms;
+                self.critical_path_ms = *critical_path_ms;
+            }
             _ => {}
         }
     }
@@ -93,6 +97,14 @@ impl Recap {
             total.skipped,
             if total.unknown > 0 { format!(", {} unknown", total.unknown) } else { String::new() },
         );
+        if self.critical_path_ms > 0 {
+            let _ = writeln!(
+                out,
+                "critical path {:.2}s (the longest chain of task durations; wall / critical path = {:.2})",
+                self.critical_path_ms as f64 / 1000.0,
+                self.elapsed_ms as f64 / self.critical_path_ms as f64
+            );
+        }
         out
     }
 }

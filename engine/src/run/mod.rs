@@ -224,8 +224,21 @@ pub async fn run(
     // The walker stops itself under --fail-fast with a child token; only the caller's token
     // means the user interrupted the run.
     let interrupted = cancel.is_cancelled();
-    events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted });
+    let critical_path_ms = critical_path_ms(graph, &reports);
+    events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted, critical_path_ms });
     RunSummary { reports, elapsed, interrupted }
+}
+
+/// The longest chain of task durations through the graph (tasks that did not run count 0).
+fn critical_path_ms(graph: &petgraph::graph::DiGraph<Task, Edge>, reports: &[TaskReport]) -> u64 {
+    let Ok(order) = petgraph::algo::toposort(graph, None) else { return 0 };
+    let mut finish = vec![0u64; graph.node_count()];
+    for node in order {
+        let start =
+            graph.neighbors_directed(node, Direction::Incoming).map(|p| finish[p.index()]).max().unwrap_or(0);
+        finish[node.index()] = start + reports.get(node.index()).map_or(0, |r| r.elapsed_ms);
+    }
+    finish.into_iter().max().unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
