@@ -33,7 +33,10 @@ struct Walk {
     groups: BTreeMap<String, Vec<String>>,
 }
 
-pub(super) fn parse(text: &str) -> Result<(Vec<InventoryHost>, BTreeMap<String, Vec<String>>), ParseError> {
+/// Group name -> member host names, in file order.
+pub(super) type Groups = BTreeMap<String, Vec<String>>;
+
+pub(super) fn parse(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
     let root: Yaml = serde_yaml_ng::from_str(text).map_err(|e| ParseError {
         line: e.location().map(|l| l.line()),
         message: format!("not valid YAML: {e}"),

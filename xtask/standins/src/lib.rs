@@ -10,7 +10,8 @@
 //! Everything lives under `$KUBE_STANDIN_ROOT` (default `/`), so unit tests can use a temp dir.
 #![allow(clippy::unwrap_used)]
 
-pub mod config;
+/// The kubeadm configuration types: the same ones the `kubeadm` module parses playbooks with.
+pub use modules::builtin::kubeadm::config;
 pub mod pki;
 pub mod store;
 

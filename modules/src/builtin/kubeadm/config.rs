@@ -16,282 +16,282 @@ type ArgMap = BTreeMap<String, String>;
 /// One `{name, value}` argument (v1beta4 `extraArgs`, `kubeletExtraArgs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Arg {
-    pub(crate) name: String,
-    pub(crate) value: String,
+pub struct Arg {
+    pub name: String,
+    pub value: String,
 }
 
 /// `api` of a v1alpha1 MasterConfiguration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Api {
-    pub(crate) advertise_address: Option<String>,
-    pub(crate) bind_port: Option<u16>,
-    pub(crate) control_plane_endpoint: Option<String>,
+pub struct Api {
+    pub advertise_address: Option<String>,
+    pub bind_port: Option<u16>,
+    pub control_plane_endpoint: Option<String>,
 }
 
 /// `etcd` of a v1alpha1 MasterConfiguration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct EtcdV1alpha1 {
-    pub(crate) endpoints: Option<Vec<String>>,
-    pub(crate) ca_file: Option<String>,
-    pub(crate) cert_file: Option<String>,
-    pub(crate) key_file: Option<String>,
-    pub(crate) data_dir: Option<String>,
-    pub(crate) extra_args: Option<ArgMap>,
-    pub(crate) image: Option<String>,
+pub struct EtcdV1alpha1 {
+    pub endpoints: Option<Vec<String>>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub data_dir: Option<String>,
+    pub extra_args: Option<ArgMap>,
+    pub image: Option<String>,
     #[serde(rename = "serverCertSANs")]
-    pub(crate) server_cert_sans: Option<Vec<String>>,
+    pub server_cert_sans: Option<Vec<String>>,
     #[serde(rename = "peerCertSANs")]
-    pub(crate) peer_cert_sans: Option<Vec<String>>,
+    pub peer_cert_sans: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Networking {
-    pub(crate) service_subnet: Option<String>,
-    pub(crate) pod_subnet: Option<String>,
-    pub(crate) dns_domain: Option<String>,
+pub struct Networking {
+    pub service_subnet: Option<String>,
+    pub pod_subnet: Option<String>,
+    pub dns_domain: Option<String>,
 }
 
 /// `kubeadm.k8s.io/v1alpha1` `MasterConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct MasterConfiguration {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) api: Option<Api>,
-    pub(crate) etcd: Option<EtcdV1alpha1>,
-    pub(crate) networking: Option<Networking>,
-    pub(crate) kubernetes_version: Option<String>,
-    pub(crate) cloud_provider: Option<String>,
-    pub(crate) node_name: Option<String>,
-    pub(crate) authorization_modes: Option<Vec<String>>,
-    pub(crate) token: Option<String>,
+pub struct MasterConfiguration {
+    pub api_version: String,
+    pub kind: String,
+    pub api: Option<Api>,
+    pub etcd: Option<EtcdV1alpha1>,
+    pub networking: Option<Networking>,
+    pub kubernetes_version: Option<String>,
+    pub cloud_provider: Option<String>,
+    pub node_name: Option<String>,
+    pub authorization_modes: Option<Vec<String>>,
+    pub token: Option<String>,
     #[serde(rename = "tokenTTL")]
-    pub(crate) token_ttl: Option<String>,
-    pub(crate) api_server_extra_args: Option<ArgMap>,
-    pub(crate) controller_manager_extra_args: Option<ArgMap>,
-    pub(crate) scheduler_extra_args: Option<ArgMap>,
+    pub token_ttl: Option<String>,
+    pub api_server_extra_args: Option<ArgMap>,
+    pub controller_manager_extra_args: Option<ArgMap>,
+    pub scheduler_extra_args: Option<ArgMap>,
     #[serde(rename = "apiServerCertSANs")]
-    pub(crate) api_server_cert_sans: Option<Vec<String>>,
-    pub(crate) certificates_dir: Option<String>,
-    pub(crate) image_repository: Option<String>,
-    pub(crate) feature_gates: Option<BTreeMap<String, bool>>,
-    pub(crate) cri_socket: Option<String>,
-    pub(crate) no_taint_master: Option<bool>,
+    pub api_server_cert_sans: Option<Vec<String>>,
+    pub certificates_dir: Option<String>,
+    pub image_repository: Option<String>,
+    pub feature_gates: Option<BTreeMap<String, bool>>,
+    pub cri_socket: Option<String>,
+    pub no_taint_master: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ExternalEtcd {
-    pub(crate) endpoints: Vec<String>,
-    pub(crate) ca_file: Option<String>,
-    pub(crate) cert_file: Option<String>,
-    pub(crate) key_file: Option<String>,
+pub struct ExternalEtcd {
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct LocalEtcd<A> {
-    pub(crate) image_repository: Option<String>,
-    pub(crate) image_tag: Option<String>,
-    pub(crate) data_dir: Option<String>,
-    pub(crate) extra_args: Option<A>,
+pub struct LocalEtcd<A> {
+    pub image_repository: Option<String>,
+    pub image_tag: Option<String>,
+    pub data_dir: Option<String>,
+    pub extra_args: Option<A>,
     #[serde(rename = "serverCertSANs")]
-    pub(crate) server_cert_sans: Option<Vec<String>>,
+    pub server_cert_sans: Option<Vec<String>>,
     #[serde(rename = "peerCertSANs")]
-    pub(crate) peer_cert_sans: Option<Vec<String>>,
+    pub peer_cert_sans: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Etcd<A> {
-    pub(crate) local: Option<LocalEtcd<A>>,
-    pub(crate) external: Option<ExternalEtcd>,
+pub struct Etcd<A> {
+    pub local: Option<LocalEtcd<A>>,
+    pub external: Option<ExternalEtcd>,
 }
 
 /// `apiServer` of a v1beta3 ClusterConfiguration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ApiServerV1beta3 {
-    pub(crate) extra_args: Option<ArgMap>,
-    pub(crate) extra_volumes: Option<Vec<Value>>,
+pub struct ApiServerV1beta3 {
+    pub extra_args: Option<ArgMap>,
+    pub extra_volumes: Option<Vec<Value>>,
     #[serde(rename = "certSANs")]
-    pub(crate) cert_sans: Option<Vec<String>>,
-    pub(crate) timeout_for_control_plane: Option<String>,
+    pub cert_sans: Option<Vec<String>>,
+    pub timeout_for_control_plane: Option<String>,
 }
 
 /// `apiServer` of a v1beta4 ClusterConfiguration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ApiServerV1beta4 {
-    pub(crate) extra_args: Option<Vec<Arg>>,
-    pub(crate) extra_envs: Option<Vec<Value>>,
-    pub(crate) extra_volumes: Option<Vec<Value>>,
+pub struct ApiServerV1beta4 {
+    pub extra_args: Option<Vec<Arg>>,
+    pub extra_envs: Option<Vec<Value>>,
+    pub extra_volumes: Option<Vec<Value>>,
     #[serde(rename = "certSANs")]
-    pub(crate) cert_sans: Option<Vec<String>>,
+    pub cert_sans: Option<Vec<String>>,
 }
 
 /// `controllerManager` and `scheduler`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Component<A> {
-    pub(crate) extra_args: Option<A>,
-    pub(crate) extra_volumes: Option<Vec<Value>>,
+pub struct Component<A> {
+    pub extra_args: Option<A>,
+    pub extra_volumes: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct DnsV1beta3 {
-    pub(crate) image_repository: Option<String>,
-    pub(crate) image_tag: Option<String>,
+pub struct DnsV1beta3 {
+    pub image_repository: Option<String>,
+    pub image_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct DnsV1beta4 {
-    pub(crate) disabled: Option<bool>,
-    pub(crate) image_repository: Option<String>,
-    pub(crate) image_tag: Option<String>,
+pub struct DnsV1beta4 {
+    pub disabled: Option<bool>,
+    pub image_repository: Option<String>,
+    pub image_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Proxy {
-    pub(crate) disabled: Option<bool>,
+pub struct Proxy {
+    pub disabled: Option<bool>,
 }
 
 /// `kubeadm.k8s.io/v1beta3` `ClusterConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ClusterConfigurationV1beta3 {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) etcd: Option<Etcd<ArgMap>>,
-    pub(crate) networking: Option<Networking>,
-    pub(crate) kubernetes_version: Option<String>,
-    pub(crate) control_plane_endpoint: Option<String>,
-    pub(crate) api_server: Option<ApiServerV1beta3>,
-    pub(crate) controller_manager: Option<Component<ArgMap>>,
-    pub(crate) scheduler: Option<Component<ArgMap>>,
-    pub(crate) dns: Option<DnsV1beta3>,
-    pub(crate) certificates_dir: Option<String>,
-    pub(crate) image_repository: Option<String>,
-    pub(crate) feature_gates: Option<BTreeMap<String, bool>>,
-    pub(crate) cluster_name: Option<String>,
+pub struct ClusterConfigurationV1beta3 {
+    pub api_version: String,
+    pub kind: String,
+    pub etcd: Option<Etcd<ArgMap>>,
+    pub networking: Option<Networking>,
+    pub kubernetes_version: Option<String>,
+    pub control_plane_endpoint: Option<String>,
+    pub api_server: Option<ApiServerV1beta3>,
+    pub controller_manager: Option<Component<ArgMap>>,
+    pub scheduler: Option<Component<ArgMap>>,
+    pub dns: Option<DnsV1beta3>,
+    pub certificates_dir: Option<String>,
+    pub image_repository: Option<String>,
+    pub feature_gates: Option<BTreeMap<String, bool>>,
+    pub cluster_name: Option<String>,
 }
 
 /// `kubeadm.k8s.io/v1beta4` `ClusterConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ClusterConfigurationV1beta4 {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) etcd: Option<Etcd<Vec<Arg>>>,
-    pub(crate) networking: Option<Networking>,
-    pub(crate) kubernetes_version: Option<String>,
-    pub(crate) control_plane_endpoint: Option<String>,
-    pub(crate) api_server: Option<ApiServerV1beta4>,
-    pub(crate) controller_manager: Option<Component<Vec<Arg>>>,
-    pub(crate) scheduler: Option<Component<Vec<Arg>>>,
-    pub(crate) dns: Option<DnsV1beta4>,
-    pub(crate) proxy: Option<Proxy>,
-    pub(crate) certificates_dir: Option<String>,
-    pub(crate) image_repository: Option<String>,
-    pub(crate) feature_gates: Option<BTreeMap<String, bool>>,
-    pub(crate) cluster_name: Option<String>,
-    pub(crate) encryption_algorithm: Option<String>,
-    pub(crate) certificate_validity_period: Option<String>,
-    pub(crate) ca_certificate_validity_period: Option<String>,
+pub struct ClusterConfigurationV1beta4 {
+    pub api_version: String,
+    pub kind: String,
+    pub etcd: Option<Etcd<Vec<Arg>>>,
+    pub networking: Option<Networking>,
+    pub kubernetes_version: Option<String>,
+    pub control_plane_endpoint: Option<String>,
+    pub api_server: Option<ApiServerV1beta4>,
+    pub controller_manager: Option<Component<Vec<Arg>>>,
+    pub scheduler: Option<Component<Vec<Arg>>>,
+    pub dns: Option<DnsV1beta4>,
+    pub proxy: Option<Proxy>,
+    pub certificates_dir: Option<String>,
+    pub image_repository: Option<String>,
+    pub feature_gates: Option<BTreeMap<String, bool>>,
+    pub cluster_name: Option<String>,
+    pub encryption_algorithm: Option<String>,
+    pub certificate_validity_period: Option<String>,
+    pub ca_certificate_validity_period: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct BootstrapToken {
-    pub(crate) token: String,
-    pub(crate) description: Option<String>,
-    pub(crate) ttl: Option<String>,
-    pub(crate) expires: Option<String>,
-    pub(crate) usages: Option<Vec<String>>,
-    pub(crate) groups: Option<Vec<String>>,
+pub struct BootstrapToken {
+    pub token: String,
+    pub description: Option<String>,
+    pub ttl: Option<String>,
+    pub expires: Option<String>,
+    pub usages: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct NodeRegistration<A> {
-    pub(crate) name: Option<String>,
-    pub(crate) cri_socket: Option<String>,
-    pub(crate) taints: Option<Vec<Value>>,
-    pub(crate) kubelet_extra_args: Option<A>,
-    pub(crate) ignore_preflight_errors: Option<Vec<String>>,
-    pub(crate) image_pull_policy: Option<String>,
+pub struct NodeRegistration<A> {
+    pub name: Option<String>,
+    pub cri_socket: Option<String>,
+    pub taints: Option<Vec<Value>>,
+    pub kubelet_extra_args: Option<A>,
+    pub ignore_preflight_errors: Option<Vec<String>>,
+    pub image_pull_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ApiEndpoint {
-    pub(crate) advertise_address: Option<String>,
-    pub(crate) bind_port: Option<u16>,
+pub struct ApiEndpoint {
+    pub advertise_address: Option<String>,
+    pub bind_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Patches {
-    pub(crate) directory: Option<String>,
+pub struct Patches {
+    pub directory: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct Timeouts {
-    pub(crate) control_plane_component_health_check: Option<String>,
-    pub(crate) kubelet_health_check: Option<String>,
+pub struct Timeouts {
+    pub control_plane_component_health_check: Option<String>,
+    pub kubelet_health_check: Option<String>,
     #[serde(rename = "kubernetesAPICall")]
-    pub(crate) kubernetes_api_call: Option<String>,
+    pub kubernetes_api_call: Option<String>,
     #[serde(rename = "etcdAPICall")]
-    pub(crate) etcd_api_call: Option<String>,
+    pub etcd_api_call: Option<String>,
     #[serde(rename = "tlsBootstrap")]
-    pub(crate) tls_bootstrap: Option<String>,
-    pub(crate) discovery: Option<String>,
-    pub(crate) upgrade_manifests: Option<String>,
+    pub tls_bootstrap: Option<String>,
+    pub discovery: Option<String>,
+    pub upgrade_manifests: Option<String>,
 }
 
 /// `kubeadm.k8s.io/v1beta3` `InitConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct InitConfigurationV1beta3 {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) bootstrap_tokens: Option<Vec<BootstrapToken>>,
-    pub(crate) node_registration: Option<NodeRegistration<ArgMap>>,
+pub struct InitConfigurationV1beta3 {
+    pub api_version: String,
+    pub kind: String,
+    pub bootstrap_tokens: Option<Vec<BootstrapToken>>,
+    pub node_registration: Option<NodeRegistration<ArgMap>>,
     #[serde(rename = "localAPIEndpoint")]
-    pub(crate) local_api_endpoint: Option<ApiEndpoint>,
-    pub(crate) certificate_key: Option<String>,
-    pub(crate) skip_phases: Option<Vec<String>>,
-    pub(crate) patches: Option<Patches>,
+    pub local_api_endpoint: Option<ApiEndpoint>,
+    pub certificate_key: Option<String>,
+    pub skip_phases: Option<Vec<String>>,
+    pub patches: Option<Patches>,
 }
 
 /// `kubeadm.k8s.io/v1beta4` `InitConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct InitConfigurationV1beta4 {
-    pub(crate) api_version: String,
-    pub(crate) kind: String,
-    pub(crate) bootstrap_tokens: Option<Vec<BootstrapToken>>,
-    pub(crate) dry_run: Option<bool>,
-    pub(crate) node_registration: Option<NodeRegistration<Vec<Arg>>>,
+pub struct InitConfigurationV1beta4 {
+    pub api_version: String,
+    pub kind: String,
+    pub bootstrap_tokens: Option<Vec<BootstrapToken>>,
+    pub dry_run: Option<bool>,
+    pub node_registration: Option<NodeRegistration<Vec<Arg>>>,
     #[serde(rename = "localAPIEndpoint")]
-    pub(crate) local_api_endpoint: Option<ApiEndpoint>,
-    pub(crate) certificate_key: Option<String>,
-    pub(crate) skip_phases: Option<Vec<String>>,
-    pub(crate) patches: Option<Patches>,
-    pub(crate) timeouts: Option<Timeouts>,
+    pub local_api_endpoint: Option<ApiEndpoint>,
+    pub certificate_key: Option<String>,
+    pub skip_phases: Option<Vec<String>>,
+    pub patches: Option<Patches>,
+    pub timeouts: Option<Timeouts>,
 }
 
 /// One document of a kubeadm configuration file.
 #[derive(Debug, Clone)]
-pub(crate) enum Document {
+pub enum Document {
     MasterV1alpha1(MasterConfiguration),
     InitV1beta3(InitConfigurationV1beta3),
     ClusterV1beta3(ClusterConfigurationV1beta3),
@@ -299,9 +299,9 @@ pub(crate) enum Document {
     ClusterV1beta4(ClusterConfigurationV1beta4),
 }
 
-pub(crate) const V1ALPHA1: &str = "kubeadm.k8s.io/v1alpha1";
-pub(crate) const V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
-pub(crate) const V1BETA4: &str = "kubeadm.k8s.io/v1beta4";
+pub const V1ALPHA1: &str = "kubeadm.k8s.io/v1alpha1";
+pub const V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
+pub const V1BETA4: &str = "kubeadm.k8s.io/v1beta4";
 
 /// Decodes `text` (one YAML document) strictly into `T`, with kubeadm's wording for an unknown
 /// field: `strict decoding error: unknown field "apiServer.certSans"`.
@@ -329,7 +329,7 @@ fn strict<T: serde::de::DeserializeOwned>(text: &str, api: &str, kind: &str) -> 
 
 impl Document {
     /// Decodes one document by its `apiVersion` and `kind`.
-    pub(crate) fn parse(value: &Value) -> Result<Self, String> {
+    pub fn parse(value: &Value) -> Result<Self, String> {
         let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
         let (Some(api), Some(kind)) = (field("apiVersion"), field("kind")) else {
             return Err("every kubeadm configuration document needs apiVersion and kind".into());
@@ -374,13 +374,13 @@ impl Document {
 
 /// A whole kubeadm configuration: the documents of one `kubeadm init --config` file.
 #[derive(Debug, Clone)]
-pub(crate) struct KubeadmConfig {
-    pub(crate) documents: Vec<Document>,
+pub struct KubeadmConfig {
+    pub documents: Vec<Document>,
 }
 
 impl KubeadmConfig {
     /// Decodes a map (one document) or a list of maps, and checks that they fit together.
-    pub(crate) fn parse(value: &Value) -> Result<Self, String> {
+    pub fn parse(value: &Value) -> Result<Self, String> {
         let values = match value {
             Value::Array(items) => items.iter().collect::<Vec<_>>(),
             Value::Object(_) => vec![value],
@@ -403,7 +403,7 @@ impl KubeadmConfig {
     }
 
     /// The file `kubeadm init --config` reads: the documents as YAML, unset fields left out.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::new();
         for (i, d) in self.documents.iter().enumerate() {
             if i > 0 {
@@ -417,7 +417,7 @@ impl KubeadmConfig {
     }
 
     /// `host:port` that `kubeadm join` uses: controlPlaneEndpoint, else the advertise address.
-    pub(crate) fn endpoint(&self) -> Option<String> {
+    pub fn endpoint(&self) -> Option<String> {
         let with_port = |ep: &str, port: Option<u16>| {
             if ep.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
                 ep.to_owned()

@@ -10,7 +10,7 @@
 //!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join`
 //! ```
 
-pub(crate) mod config;
+pub mod config;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
