@@ -15,66 +15,28 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use modules::{Context, Exec, ExecOutput, Host, HostError, Peers, PlanOptions};
+use modules::local::LocalHost;
+use modules::{Context, NoPeers, PlanOptions};
 use serde_json::{Value, json};
 use support::lab::Lab;
 use support::{Test, fixture};
 
 // ---------------------------------------------------------------- cfssl parity
 
-/// A "host" that is this machine: commands run with the local `sh`.
-struct LocalHost;
-
-#[async_trait]
-impl Host for LocalHost {
-    fn name(&self) -> &str {
-        "local"
-    }
-
-    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
-        use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&exec.command)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| HostError::Transport(e.to_string()))?;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(&exec.stdin.unwrap_or_default())
-            .await
-            .map_err(|e| HostError::Transport(e.to_string()))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| HostError::Transport(e.to_string()))?;
-        Ok(ExecOutput { status: out.status.code().map(|c| c as u32), stdout: out.stdout, stderr: out.stderr })
-    }
-}
-
-struct NoPeers;
-
-impl Peers for NoPeers {
-    fn peer(&self, _: &str) -> Option<Arc<dyn Host>> {
-        None
-    }
-}
-
 /// Plans certgen with `args` on the local host (facts of an etcd0) and applies the plan.
 /// Returns whether it changed anything.
 async fn certgen(args: Value) -> bool {
     let module = modules::registry::find("certgen").unwrap().parse(args).unwrap();
+    let local = LocalHost::new("local");
     let facts = json!({ "hostname": "etcd0", "interfaces": { "eth1": { "ipv4": ["10.77.0.11"] } } });
-    let cx =
-        Context { host: &LocalHost, options: PlanOptions::default(), facts: Some(&facts), peers: &NoPeers };
+    let cx = Context { host: &local, options: PlanOptions::default(), facts: Some(&facts), peers: &NoPeers };
     let plan = module.plan(&cx).await.unwrap();
     match plan.action {
         Some(action) => {
-            action.apply(&LocalHost).await.unwrap();
+            action.apply(&local).await.unwrap();
             true
         }
         None => false,

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod error;
 pub mod facts;
 pub mod host;
+pub mod local;
 pub mod mode;
 pub mod module;
 pub mod registry;

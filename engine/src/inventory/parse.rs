@@ -37,6 +37,29 @@ struct Walk {
 pub(super) type Groups = BTreeMap<String, Vec<String>>;
 
 pub(super) fn parse(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
+    parse_tree(text).map_err(|mut e| {
+        e.line = e.line.or_else(|| line_of_named_key(text, &e.message));
+        e
+    })
+}
+
+/// The line of the key an error names (its last `"quoted"` word: the most specific one, as in
+/// `group "web" has an unknown key "hosst"`), for errors found after parsing, when the YAML tree
+/// no longer knows its positions. The first line with that key wins, so it is a good guess, not
+/// a proof.
+fn line_of_named_key(text: &str, message: &str) -> Option<usize> {
+    let quoted: Vec<&str> = message.split('"').skip(1).step_by(2).collect();
+    let name = *quoted.last()?;
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.strip_prefix(name).is_some_and(|rest| rest.starts_with(':'))
+                || line.strip_prefix(&format!("\"{name}\"")).is_some_and(|rest| rest.starts_with(':'))
+        })
+        .map(|index| index + 1)
+}
+
+fn parse_tree(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
     let root: Yaml = serde_yaml_ng::from_str(text).map_err(|e| ParseError {
         line: e.location().map(|l| l.line()),
         message: format!("not valid YAML: {e}"),
@@ -221,5 +244,20 @@ fn kind_of(value: &Yaml) -> &'static str {
         Yaml::Sequence(_) => "a list",
         Yaml::Mapping(_) => "a map",
         Yaml::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_found_after_parsing_point_at_their_line() {
+        let text = "all:\n  children:\n    web:\n      hosst:\n        a:\n";
+        let Err(e) = parse(text) else { panic!("accepted a misspelled key") };
+        assert_eq!(e.line, Some(4), "{}", e.message);
+        let text = "all:\n  hosts:\n    a:\n      - 1\n";
+        let Err(e) = parse(text) else { panic!("accepted a list of vars") };
+        assert_eq!(e.line, Some(3), "{}", e.message);
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::events::{Event, Status};
+use crate::events::Event;
 use crate::run::Counts;
 
 /// Counts and time per host, in the order hosts first appear.
@@ -70,21 +70,9 @@ impl Recap {
                 busy as f64 / 1000.0,
                 w2 = changed.len()
             );
-            for (status, n) in [
-                (Status::Ok, c.ok),
-                (Status::Changed, c.changed),
-                (Status::Failed, c.failed),
-                (Status::Unreachable, c.unreachable),
-                (Status::Skipped, c.skipped),
-                (Status::Unknown, c.unknown),
-            ] {
-                for _ in 0..n {
-                    total.add(status);
-                }
-            }
+            total.merge(&c);
         }
-        let tasks =
-            total.ok + total.changed + total.failed + total.unreachable + total.skipped + total.unknown;
+        let tasks = total.total();
         let _ = writeln!(
             out,
             "{tasks} tasks on {} hosts in {:.2}s: {} ok, {} {changed}, {} failed, {} unreachable, {} skipped{}",

@@ -51,6 +51,21 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Adds another set of counts to this one.
+    pub fn merge(&mut self, other: &Counts) {
+        self.ok += other.ok;
+        self.changed += other.changed;
+        self.failed += other.failed;
+        self.unreachable += other.unreachable;
+        self.skipped += other.skipped;
+        self.unknown += other.unknown;
+    }
+
+    /// Every task counted.
+    pub fn total(&self) -> usize {
+        self.ok + self.changed + self.failed + self.unreachable + self.skipped + self.unknown
+    }
+
     pub fn add(&mut self, status: Status) {
         match status {
             Status::Ok => self.ok += 1,

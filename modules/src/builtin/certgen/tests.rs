@@ -9,7 +9,7 @@ use super::inspect::{self, Wanted};
 use super::issue::{self, Authority, CertSpec, Issued};
 use super::spec::{KeyAlgo, KeyKind, Profile, San, Subject, Usages};
 use super::*;
-use crate::host::{Exec, ExecOutput, HostError};
+use crate::local::LocalHost;
 use crate::module::{Peers, PlanOptions};
 
 const DAY: i64 = 86_400;
@@ -221,36 +221,6 @@ fn default_sans_are_the_hostname_and_non_loopback_ipv4() {
     assert_eq!(sans, [San::Dns("etcd0".into()), San::Ip("10.77.0.11".parse().unwrap())]);
 }
 
-/// A "host" that runs commands with the local `sh`, each path rewritten under a temp dir by
-/// the test itself (tests give it absolute paths inside that dir).
-struct LocalHost(&'static str);
-
-#[async_trait]
-impl Host for LocalHost {
-    fn name(&self) -> &str {
-        self.0
-    }
-
-    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&exec.command)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| HostError::Transport(e.to_string()))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| HostError::Transport("no stdin".into()))?;
-        let bytes = exec.stdin.unwrap_or_default();
-        tokio::io::AsyncWriteExt::write_all(&mut stdin, &bytes)
-            .await
-            .map_err(|e| HostError::Transport(e.to_string()))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| HostError::Transport(e.to_string()))?;
-        Ok(ExecOutput { status: out.status.code().map(|c| c as u32), stdout: out.stdout, stderr: out.stderr })
-    }
-}
-
 struct OnePeer(Arc<dyn Host>);
 
 impl Peers for OnePeer {
@@ -280,7 +250,7 @@ async fn apply(plan: Plan, host: &dyn Host) {
 async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     let tmp = std::env::temp_dir().join(format!("certgen-unit-{}", std::process::id()));
     let dir = tmp.join("pki").display().to_string();
-    let host = LocalHost("etcd0");
+    let host = LocalHost::new("etcd0");
     let ca_args = json!({ "kind": "ca", "cn": "etcd", "key": "rsa2048", "dir": dir });
     let first = plan(ca_args.clone(), &host, &crate::NoPeers).await.unwrap();
     assert_eq!(first.changes.len(), 2, "{:?}", first.changes);
@@ -299,7 +269,7 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     assert!(err.contains("never replaces a CA"), "{err}");
 
     // A leaf signed by the CA read from the "peer" (the same local machine, by another name).
-    let peer: Arc<dyn Host> = Arc::new(LocalHost("etcd-ca"));
+    let peer: Arc<dyn Host> = Arc::new(LocalHost::new("etcd-ca"));
     let peers = OnePeer(peer);
     let leaf = json!({
         "kind": "leaf", "profile": "peer", "dir": dir,
