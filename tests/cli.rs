@@ -238,3 +238,55 @@ fn templates_come_only_from_the_playbook_folder() {
     );
     graph(&pb).run().failure().stderr_has("outside the playbook's folder");
 }
+
+/// The bad-input corpus (`tests/fixtures/bad/`): every playbook (`*.rhai`, checked with
+/// `engine graph` over the fixture inventory) and every inventory (`*.yml`, with `engine check`
+/// on a playbook touching every host) must be refused with exit 1, no panic, and a message
+/// holding each `|`-separated piece of the file's first-line `expect:` comment (file:line
+/// included). Inventories point at 127.0.0.1 port 1, so one accepted by mistake cannot reach
+/// anything.
+#[test]
+fn the_bad_input_corpus_is_refused_with_located_errors() {
+    let dir = fixture("bad");
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 40, "the corpus has {} cases", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let expect = first
+            .split_once("expect:")
+            .map(|(_, e)| e.trim())
+            .unwrap_or_else(|| panic!("{}: the first line must be an `expect:` comment", path.display()));
+        let test = if path.extension().is_some_and(|e| e == "rhai") {
+            Test::new().arg("graph").arg(path).arg("-i").arg(fixture("inventory.yml"))
+        } else {
+            Test::new()
+                .arg("check")
+                .arg(fixture("touch_all.rhai"))
+                .arg("-i")
+                .arg(path)
+                .args(["--connect-timeout", "2"])
+        };
+        let out = test.run();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if out.code != Some(1) || out.stderr.contains("panicked") {
+            failures.push(format!("{name}: exit {:?}\n{}{}", out.code, out.stdout, out.stderr));
+            continue;
+        }
+        for piece in expect.split('|').map(str::trim) {
+            if !out.stderr.contains(piece) {
+                failures.push(format!("{name}: lacks {piece:?}:\n{}", out.stderr));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+}

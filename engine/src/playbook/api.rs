@@ -315,6 +315,12 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             let policy: Retry = rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
                 runtime(format!("retry(#{{ retries, delay, until }}): {e}"), ctx.call_position())
             })?;
+            // A retry loop must end, and in reasonable time.
+            if policy.retries > Retry::MAX_RETRIES || policy.delay > Retry::MAX_DELAY {
+                let limits =
+                    format!("at most {} retries and {} s between them", Retry::MAX_RETRIES, Retry::MAX_DELAY);
+                return Err(runtime(format!("retry: {limits}"), ctx.call_position()));
+            }
             if let Some(task) = t.plan.borrow_mut().task_mut(t.id) {
                 task.retry = Some(policy);
             }

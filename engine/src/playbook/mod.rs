@@ -30,12 +30,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_operations: 50_000_000,
+            max_operations: 10_000_000,
             max_call_levels: 64,
             max_expr_depth: 128,
             max_string_size: 16 << 20,
-            max_array_size: 1_000_000,
-            max_map_size: 100_000,
+            max_array_size: 20_000,
+            max_map_size: 20_000,
         }
     }
 }
