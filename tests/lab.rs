@@ -299,3 +299,23 @@ h.file("c", #{{ path: "{dir}", content: a.stdout }}).tag("x");
     );
     assert_eq!(lab.ssh("etcd0", &format!("cat {dir}")), "AAA");
 }
+
+#[test]
+fn graph_check_colours_tasks_by_their_predicted_outcome() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("graphcheck");
+    let out = Test::new()
+        .args(["graph", "playbooks/hello.rhai", "-i"])
+        .arg(&lab.inventory)
+        .args(["--check", "-e", &format!("dir={dir}")])
+        .run()
+        .success();
+    let hosts = lab.hosts.len();
+    // hostname is read-only (unchanged); every directory and greeting, and the flag, would change.
+    assert!(out.stdout.contains(&format!("would change ({})", 2 * hosts + 1)), "{}", out.stdout);
+    assert!(out.stdout.contains("unchanged (1)"), "{}", out.stdout);
+    assert!(out.stdout.contains("fillcolor=\"#fdd49e\", tooltip=\"would change\""), "{}", out.stdout);
+    for (host, _, _) in &lab.hosts {
+        lab.ssh(host, &format!("test ! -e {dir}"));
+    }
+}
