@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{demo, lab, selftest, testcmd};
+use crate::{bench, demo, lab, selftest, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -24,6 +24,21 @@ enum Top {
     Lab(Lab),
     /// The main job: boot the lab and run the best playbook against it, twice, with timings.
     Demo,
+    /// Benchmarks: W1 (engine vs Ansible, pyinfra and a plain-ssh floor) and W2 (ha.rhai).
+    Bench {
+        /// Lab sizes for W1 (numbered topologies).
+        #[arg(long, value_delimiter = ',', default_value = "10,30,100")]
+        hosts: Vec<u16>,
+        /// Tools to run on W1.
+        #[arg(long, value_delimiter = ',', default_value = "engine,ansible,pyinfra,floor")]
+        tools: Vec<bench::Tool>,
+        /// Repetitions per tool and size (tools alternate within each repetition).
+        #[arg(long, default_value_t = 3)]
+        reps: u32,
+        /// Skip W2 (playbooks/ha.rhai on the ha lab).
+        #[arg(long)]
+        no_w2: bool,
+    },
     /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
     Graphs,
     /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
@@ -73,6 +88,11 @@ pub(crate) fn run() -> Result<ExitCode> {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
         Top::Demo => return demo::run(&paths),
         Top::Graphs => return demo::graphs(&paths),
+        Top::Bench { hosts, tools, reps, no_w2 } => {
+            let line: Vec<String> = std::env::args().skip(1).collect();
+            let opts = bench::Options { hosts, tools, reps: reps.clamp(1, 50), w2: !no_w2 };
+            bench::run(&paths, &opts, &format!("cargo xtask {}", line.join(" ")))?;
+        }
         Top::Lab(cmd) => match cmd {
             Lab::Up { topology } => lab::up(&paths, topology)?,
             Lab::Down => lab::down(&paths)?,
