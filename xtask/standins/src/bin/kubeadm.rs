@@ -4,7 +4,7 @@
 use std::fs;
 use std::net::Ipv4Addr;
 
-use kube_standins::config::{Document, KubeadmConfig};
+use kube_standins::config::{Document, KubeadmConfig, Networking};
 use kube_standins::{VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported};
 use serde_json::json;
 
@@ -118,6 +118,21 @@ struct Settings {
     stored: Option<(&'static str, String)>,
 }
 
+impl Settings {
+    /// External etcd: its endpoints and the client files kubeadm's preflight checks for.
+    fn external_etcd(&mut self, endpoints: &[String], files: [&Option<String>; 3]) {
+        self.etcd_endpoints = endpoints.to_vec();
+        self.etcd_files = files.into_iter().flatten().cloned().collect();
+    }
+
+    /// The `networking` section, the same in every API version.
+    fn networking(&mut self, n: &Networking) {
+        self.service_subnet.clone_from(&n.service_subnet);
+        self.dns_domain.clone_from(&n.dns_domain);
+        self.pod_subnet.clone_from(&n.pod_subnet);
+    }
+}
+
 fn settings(config: &KubeadmConfig) -> Settings {
     let mut s = Settings::default();
     let yaml = |d: &Document| {
@@ -133,17 +148,11 @@ fn settings(config: &KubeadmConfig) -> Settings {
                     s.control_plane_endpoint.clone_from(&api.control_plane_endpoint);
                 }
                 if let Some(etcd) = &m.etcd {
-                    s.etcd_endpoints = etcd.endpoints.clone().unwrap_or_default();
-                    s.etcd_files = [&etcd.ca_file, &etcd.cert_file, &etcd.key_file]
-                        .into_iter()
-                        .flatten()
-                        .cloned()
-                        .collect();
+                    let endpoints = etcd.endpoints.clone().unwrap_or_default();
+                    s.external_etcd(&endpoints, [&etcd.ca_file, &etcd.cert_file, &etcd.key_file]);
                 }
                 if let Some(n) = &m.networking {
-                    s.service_subnet.clone_from(&n.service_subnet);
-                    s.dns_domain.clone_from(&n.dns_domain);
-                    s.pod_subnet.clone_from(&n.pod_subnet);
+                    s.networking(n);
                 }
                 s.cert_sans = m.api_server_cert_sans.clone().unwrap_or_default();
                 s.certificates_dir.clone_from(&m.certificates_dir);
@@ -156,17 +165,10 @@ fn settings(config: &KubeadmConfig) -> Settings {
             Document::ClusterV1beta3(c) => {
                 s.control_plane_endpoint.clone_from(&c.control_plane_endpoint);
                 if let Some(ext) = c.etcd.as_ref().and_then(|e| e.external.as_ref()) {
-                    s.etcd_endpoints = ext.endpoints.clone();
-                    s.etcd_files = [&ext.ca_file, &ext.cert_file, &ext.key_file]
-                        .into_iter()
-                        .flatten()
-                        .cloned()
-                        .collect();
+                    s.external_etcd(&ext.endpoints, [&ext.ca_file, &ext.cert_file, &ext.key_file]);
                 }
                 if let Some(n) = &c.networking {
-                    s.service_subnet.clone_from(&n.service_subnet);
-                    s.dns_domain.clone_from(&n.dns_domain);
-                    s.pod_subnet.clone_from(&n.pod_subnet);
+                    s.networking(n);
                 }
                 if let Some(a) = &c.api_server {
                     s.cert_sans = a.cert_sans.clone().unwrap_or_default();
@@ -179,17 +181,10 @@ fn settings(config: &KubeadmConfig) -> Settings {
             Document::ClusterV1beta4(c) => {
                 s.control_plane_endpoint.clone_from(&c.control_plane_endpoint);
                 if let Some(ext) = c.etcd.as_ref().and_then(|e| e.external.as_ref()) {
-                    s.etcd_endpoints = ext.endpoints.clone();
-                    s.etcd_files = [&ext.ca_file, &ext.cert_file, &ext.key_file]
-                        .into_iter()
-                        .flatten()
-                        .cloned()
-                        .collect();
+                    s.external_etcd(&ext.endpoints, [&ext.ca_file, &ext.cert_file, &ext.key_file]);
                 }
                 if let Some(n) = &c.networking {
-                    s.service_subnet.clone_from(&n.service_subnet);
-                    s.dns_domain.clone_from(&n.dns_domain);
-                    s.pod_subnet.clone_from(&n.pod_subnet);
+                    s.networking(n);
                 }
                 if let Some(a) = &c.api_server {
                     s.cert_sans = a.cert_sans.clone().unwrap_or_default();
