@@ -31,6 +31,9 @@ pub(crate) const PACKAGES: &[&str] = &[
     "etcd-server",
     "etcd-client",
     "keepalived",
+    // examples/haproxy-keepalived and examples/rolling: a load balancer and web backends.
+    "haproxy",
+    "nginx-light",
     "curl",
     "ca-certificates",
     "python3",

@@ -1,6 +1,7 @@
 //! The plan while a playbook is being evaluated: tasks and edges are only recorded.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ pub struct PlanBuilder {
     last_on_host: HashMap<String, usize>,
     /// Hosts whose tasks do not run in playbook order (opted in by the playbook).
     concurrent_hosts: HashSet<String>,
+    /// One entry per `serial(...)` call: the task ids each batch created, in batch order.
+    /// Sealing turns them into [`Edge::Serial`] edges (see [`serial_edges`]).
+    serials: Vec<Vec<Range<usize>>>,
 }
 
 impl PlanBuilder {
@@ -38,6 +42,7 @@ impl PlanBuilder {
             errors: Vec::new(),
             last_on_host: HashMap::new(),
             concurrent_hosts: HashSet::new(),
+            serials: Vec::new(),
         }
     }
 
@@ -85,6 +90,18 @@ impl PlanBuilder {
     pub fn set_concurrent(&mut self, host: &str) {
         self.concurrent_hosts.insert(host.to_owned());
         self.last_on_host.remove(host);
+    }
+
+    /// The id the next task will get: a batch of a `serial(...)` call spans the ids from
+    /// this value before its tasks were written to this value after.
+    pub fn next_id(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Declares the batches of one `serial(...)` call, each the range of task ids it created:
+    /// every task of a batch runs before any task of the next (empty batches are skipped).
+    pub fn add_serial(&mut self, batches: Vec<Range<usize>>) {
+        self.serials.push(batches);
     }
 
     pub fn task(&self, id: usize) -> Option<&Task> {
@@ -175,6 +192,10 @@ impl PlanBuilder {
         for (message, location, help) in problems {
             self.error(message, location, help);
         }
+        // After the data edges (they count when finding a batch's first and last tasks) and
+        // before handlers are ordered last (a handler of batch k must stay inside batch k).
+        let serial = serial_edges(&self.serials, &self.edges);
+        self.edges.extend(serial);
 
         let bad_notifies: Vec<(String, Location)> = self
             .edges
@@ -199,7 +220,7 @@ impl PlanBuilder {
         }
         let mut unique = BTreeSet::new();
         for (from, to, kind) in &self.edges {
-            // Keep one edge per pair; the strongest reason wins (Data over After over Order).
+            // Keep one edge per pair; the strongest reason wins (Notify, Data, Serial, After, Order).
             if unique.insert((*from, *to)) {
                 graph.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), *kind);
             } else if let Some(e) = graph.find_edge(NodeIndex::new(*from), NodeIndex::new(*to))
@@ -231,6 +252,46 @@ impl PlanBuilder {
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))
     }
+}
+
+/// The edges that make each batch of a `serial(...)` call wait for the batch before it.
+///
+/// "Every task of batch k before every task of batch k+1" needs only the edges from the last
+/// tasks of batch k (those with no successor inside it) to the first tasks of batch k+1 (no
+/// predecessor inside it): every task of a batch reaches one of its last tasks and is reached
+/// from one of its first, so the rest follows. The graph stays readable.
+///
+/// ```text
+///   serial([w0, w1, w2], 1, |h| { drain; config ──notify──▶ restart; check })
+///
+///   w0: drain ─▶ config ─▶ check          w1: drain ─▶ ...        w2: drain ─▶ ...
+///                  └─notify─▶ restart
+///   serial: w0 check ─▶ w1 drain, w0 restart ─▶ w1 drain, w1 check ─▶ w2 drain, ...
+/// ```
+fn serial_edges(serials: &[Vec<Range<usize>>], edges: &[(usize, usize, Edge)]) -> Vec<(usize, usize, Edge)> {
+    let mut added = Vec::new();
+    for batches in serials {
+        let batches: Vec<&Range<usize>> = batches.iter().filter(|b| !b.is_empty()).collect();
+        for pair in batches.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            let inside =
+                |range: &Range<usize>, from: usize, to: usize| range.contains(&from) && range.contains(&to);
+            let last: Vec<usize> = before
+                .clone()
+                .filter(|t| !edges.iter().any(|(from, to, _)| from == t && inside(before, *from, *to)))
+                .collect();
+            let first: Vec<usize> = after
+                .clone()
+                .filter(|t| !edges.iter().any(|(from, to, _)| to == t && inside(after, *from, *to)))
+                .collect();
+            for from in &last {
+                for to in &first {
+                    added.push((*from, *to, Edge::Serial));
+                }
+            }
+        }
+    }
+    added
 }
 
 /// Handlers run at the end of their host's work, as in Ansible: each handler waits for every
@@ -304,4 +365,162 @@ fn find_cycles(graph: &DiGraph<Task, Edge>) -> Vec<Vec<NodeIndex>> {
         cycles.push(path);
     }
     cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use petgraph::algo::has_path_connecting;
+
+    use super::*;
+    use crate::playbook::{LoadOptions, load_source};
+
+    const INVENTORY: &str = "all:\n  children:\n    workers:\n      hosts:\n        w0: {}\n        w1: {}\n        w2: {}\n    lb:\n      hosts:\n        lb0: {}\n";
+
+    fn load(playbook: &str) -> Result<Plan, Error> {
+        let inventory = Inventory::parse(INVENTORY, Path::new("inventory.yml")).unwrap();
+        load_source(Path::new("rolling.rhai"), playbook, &inventory, &LoadOptions::default())
+    }
+
+    /// Every error of a refused playbook, one `file:line:col: message` per line.
+    fn errors(playbook: &str) -> String {
+        match load(playbook) {
+            Err(Error::Plan { errors, .. }) => errors.iter().map(|e| format!("{e}\n")).collect(),
+            other => panic!("expected plan errors, got {other:?}"),
+        }
+    }
+
+    fn node(plan: &Plan, host: &str, name: &str) -> NodeIndex {
+        plan.graph()
+            .node_indices()
+            .find(|n| plan.graph()[*n].host == host && plan.graph()[*n].name == name)
+            .unwrap_or_else(|| panic!("no task {host}: {name}"))
+    }
+
+    fn before(plan: &Plan, a: NodeIndex, b: NodeIndex) -> bool {
+        has_path_connecting(plan.graph(), a, b, None)
+    }
+
+    fn serial_edges_of(plan: &Plan) -> Vec<(String, String)> {
+        plan.edges()
+            .into_iter()
+            .filter(|(_, _, kind)| *kind == Edge::Serial)
+            .map(|(from, to, _)| (plan.graph()[from].label(), plan.graph()[to].label()))
+            .collect()
+    }
+
+    /// One host at a time, each with a handler:
+    ///
+    /// ```text
+    ///   w0: out ─▶ config ─▶ in        w1: out ─▶ ...      w2: out ─▶ ...
+    ///              └notify▶ restart
+    ///   serial: w0 in ─▶ w1 out, w0 restart ─▶ w1 out, w1 in ─▶ w2 out, w1 restart ─▶ w2 out
+    /// ```
+    const ROLLING: &str = r#"
+let rolled = serial(group("workers"), 1, |h| {
+    h.command("out", #{ cmd: "true" });
+    let restart = h.handler("command", "restart", #{ cmd: "true" });
+    h.file("config", #{ path: "/tmp/c", content: "x" }).notify(restart);
+    h.command("in", #{ cmd: "true" });
+});
+host("lb0").command("report", #{ cmd: "true" }).after(rolled);
+"#;
+
+    #[test]
+    fn every_task_of_a_batch_waits_for_every_task_of_the_batch_before() {
+        let plan = load(ROLLING).unwrap();
+        let tasks = ["out", "config", "in", "restart"];
+        let hosts = ["w0", "w1", "w2"];
+        for (k, earlier) in hosts.iter().enumerate() {
+            for later in &hosts[k + 1..] {
+                for a in tasks {
+                    for b in tasks {
+                        let (a, b) = (node(&plan, earlier, a), node(&plan, later, b));
+                        assert!(
+                            before(&plan, a, b),
+                            "{} must come before {}",
+                            plan.graph()[a].label(),
+                            plan.graph()[b].label()
+                        );
+                        assert!(!before(&plan, b, a));
+                    }
+                }
+            }
+        }
+        // Only the last tasks of a batch lead to the first of the next: the graph stays small.
+        assert_eq!(
+            serial_edges_of(&plan),
+            [
+                ("w0: restart", "w1: out"),
+                ("w0: in", "w1: out"),
+                ("w1: restart", "w2: out"),
+                ("w1: in", "w2: out"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        // serial(...) returns what it created: `report` waits for all of it.
+        let report = node(&plan, "lb0", "report");
+        for h in hosts {
+            assert!(before(&plan, node(&plan, h, "restart"), report));
+        }
+    }
+
+    #[test]
+    fn batches_of_two_run_together_and_the_next_waits_for_both() {
+        let plan =
+            load(r#"serial(group("workers"), 2, |h| { h.command("step", #{ cmd: "true" }); });"#).unwrap();
+        let [w0, w1, w2] = ["w0", "w1", "w2"].map(|h| node(&plan, h, "step"));
+        assert!(!before(&plan, w0, w1) && !before(&plan, w1, w0), "one batch: w0 and w1 together");
+        assert!(before(&plan, w0, w2) && before(&plan, w1, w2));
+        assert_eq!(serial_edges_of(&plan).len(), 2);
+    }
+
+    #[test]
+    fn a_batch_may_add_tasks_on_other_hosts() {
+        // The load balancer's "drain" for each worker belongs to that worker's batch.
+        let plan = load(
+            r#"let lb = host("lb0");
+serial(group("workers"), 1, |h| {
+    lb.command(`drain ${h.name}`, #{ cmd: "true" });
+    h.command("upgrade", #{ cmd: "true" });
+});"#,
+        )
+        .unwrap();
+        assert!(before(&plan, node(&plan, "w0", "upgrade"), node(&plan, "lb0", "drain w1")));
+        assert!(before(&plan, node(&plan, "w1", "upgrade"), node(&plan, "lb0", "drain w2")));
+        assert!(!before(&plan, node(&plan, "lb0", "drain w1"), node(&plan, "w0", "upgrade")));
+    }
+
+    #[test]
+    fn serial_edges_are_drawn_apart_in_dot() {
+        let plan =
+            load(r#"serial(group("workers"), 1, |h| { h.command("step", #{ cmd: "true" }); });"#).unwrap();
+        let dot = plan.to_dot(None);
+        let serial: Vec<&str> = dot.lines().filter(|l| l.contains("label=\"serial\"")).collect();
+        assert_eq!(serial.len(), 2, "{dot}");
+        assert!(serial.iter().all(|l| l.contains("#e6550d")), "{dot}");
+    }
+
+    #[test]
+    fn serial_refuses_a_batch_size_below_one_and_non_hosts_with_the_line() {
+        let zero = errors(
+            "let x = 1;\nserial(group(\"workers\"), 0, |h| { h.command(\"s\", #{ cmd: \"true\" }); });",
+        );
+        assert!(zero.contains("rolling.rhai:2:"), "{zero}");
+        assert!(zero.contains("at least 1, not 0"), "{zero}");
+        let names = errors("\n\nserial([\"w0\", \"w1\"], 1, |h| {});");
+        assert!(names.contains("rolling.rhai:3:"), "{names}");
+        assert!(names.contains("takes hosts") && names.contains("item 0 is string"), "{names}");
+    }
+
+    #[test]
+    fn a_cycle_through_serial_edges_is_reported() {
+        // The first batch waiting for the second contradicts the rolling order.
+        let err = errors(
+            r#"let tasks = serial(group("workers"), 1, |h| { h.command("step", #{ cmd: "true" }); });
+tasks[0].after(tasks[2]);"#,
+        );
+        assert!(err.contains("dependency cycle"), "{err}");
+    }
 }

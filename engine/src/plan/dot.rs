@@ -41,7 +41,8 @@ impl Prediction {
 
 impl Plan {
     /// The plan as a DOT digraph: one cluster per host, one node per task (name and module),
-    /// cross-host edges bold and blue, data edges dashed. With `predictions` (indexed by
+    /// cross-host edges bold and blue, data edges dashed, the edges between batches of a
+    /// `serial(...)` rolling change bold orange and labelled `serial`. With `predictions` (indexed by
     /// node), nodes are coloured by the dry-run's outcome.
     pub fn to_dot(&self, predictions: Option<&[Prediction]>) -> String {
         let graph = self.graph();
@@ -77,10 +78,11 @@ impl Plan {
         for (from, to, kind) in self.edges() {
             let cross = graph[from].host != graph[to].host;
             let mut attrs = Vec::new();
-            if cross {
+            if cross && kind != Edge::Serial {
                 attrs.push("color=\"#1f78b4\", penwidth=2");
             }
             match kind {
+                Edge::Serial => attrs.push("color=\"#e6550d\", penwidth=2, style=bold, label=\"serial\""),
                 Edge::Data => attrs.push("style=dashed, label=\"data\""),
                 Edge::Notify => attrs.push("style=dotted, label=\"notify\""),
                 Edge::After if !cross => attrs.push("style=bold"),

@@ -69,6 +69,9 @@ pub enum Edge {
     Order,
     /// Declared with `.after(...)`.
     After,
+    /// The later task belongs to the next batch of a `serial(hosts, n, ...)` rolling change:
+    /// it waits for the whole batch before it.
+    Serial,
     /// The later task reads the earlier one's output.
     Data,
     /// The later task is a handler the earlier one notifies.
@@ -76,10 +79,12 @@ pub enum Edge {
 }
 
 impl Edge {
+    /// The edge's kind as a word, for DOT labels and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Edge::Order => "order",
             Edge::After => "after",
+            Edge::Serial => "serial",
             Edge::Data => "data",
             Edge::Notify => "notify",
         }

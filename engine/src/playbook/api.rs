@@ -17,6 +17,7 @@
 //! a.notify(restart);     // restart runs once, after a, and only if a (or another notifier) changed
 //! b.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" });  // `until` is a Rhai keyword: quote it
 //! template_file("web.conf.j2")            // a file from the playbook's folder, as text
+//! serial(group("workers"), 1, |h| { ... })  // a rolling change: n hosts at a time, batch after batch
 //! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
 
@@ -24,7 +25,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::handles::{HostHandle, TaskHandle};
 use crate::inventory::{Inventory, Vars};
@@ -225,6 +226,15 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         );
     }
 
+    // ---- rolling changes: serial(hosts, n, |h| { ... })
+    let c = cx.clone();
+    engine.register_fn(
+        "serial",
+        move |ctx: NativeCallContext, hosts: Array, n: i64, add: FnPtr| -> RhaiResult<Array> {
+            serial(&c, &ctx, hosts, n, &add)
+        },
+    );
+
     // ---- serialising values (manifests, configs)
     engine.register_fn("to_yaml", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)
@@ -347,4 +357,49 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             Ok(t.clone())
         },
     );
+}
+
+/// `serial(hosts, n, |h| { ... })`: calls the closure once per host, `n` hosts per batch, and
+/// records the batches in the plan, where sealing makes every task of a batch wait for every
+/// task of the batch before (Ansible's `serial:`). Returns every task the closure created.
+fn serial(c: &Context, ctx: &NativeCallContext, hosts: Array, n: i64, add: &FnPtr) -> RhaiResult<Array> {
+    let usage = "serial(hosts, n, |h| { ... })";
+    let size = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+        runtime(
+            format!("{usage}: n is how many hosts change at a time, at least 1, not {n}"),
+            ctx.call_position(),
+        )
+    })?;
+    let mut handles = Vec::with_capacity(hosts.len());
+    for (i, item) in hosts.into_iter().enumerate() {
+        let type_name = item.type_name();
+        let host = item.try_cast::<HostHandle>().ok_or_else(|| {
+            runtime(
+                format!("{usage} takes hosts (host(..), group(..), hosts()); item {i} is {type_name}"),
+                ctx.call_position(),
+            )
+        })?;
+        handles.push(host);
+    }
+    let mut batches = Vec::new();
+    for batch in handles.chunks(size) {
+        let start = c.plan.borrow().next_id();
+        for host in batch {
+            // The closure adds tasks through the same plan: no borrow may be held across it.
+            // An error inside the closure points at its own line, not at the `serial(` call.
+            let _returned: Dynamic = add.call_within_context(ctx, (host.clone(),)).map_err(|e| match *e {
+                EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if add.is_anonymous() => inner,
+                other => Box::new(other),
+            })?;
+        }
+        batches.push(start..c.plan.borrow().next_id());
+    }
+    let created = batches.first().map(|b| b.start).unwrap_or(0)..batches.last().map(|b| b.end).unwrap_or(0);
+    let mut plan = c.plan.borrow_mut();
+    let tasks = created
+        .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
+        .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
+        .collect();
+    plan.add_serial(batches);
+    Ok(tasks)
 }
