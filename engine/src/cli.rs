@@ -60,6 +60,10 @@ struct PlanArgs {
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
     #[arg(short, long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
+    /// A folder of Rhai libraries for `import`, searched after the importing file's folder and
+    /// `lib/` beside the playbook. Repeatable.
+    #[arg(long = "lib", value_name = "DIR")]
+    lib_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -208,8 +212,8 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
-    let plan =
-        playbook::load(&args.playbook, &inventory, &LoadOptions { extra_vars, ..LoadOptions::default() })?;
+    let options = LoadOptions { extra_vars, lib_dirs: args.lib_dirs.clone(), ..LoadOptions::default() };
+    let plan = playbook::load(&args.playbook, &inventory, &options)?;
     let hosts = match &args.limit {
         Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
         None => None,

@@ -3,9 +3,10 @@
 
 mod api;
 mod handles;
+mod resolver;
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub struct Limits {
     pub max_string_size: usize,
     pub max_array_size: usize,
     pub max_map_size: usize,
+    /// `import` statements evaluated in one run (each library is loaded once, then shared).
+    pub max_imports: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_string_size: 16 << 20,
             max_array_size: 20_000,
             max_map_size: 20_000,
+            max_imports: 1_000,
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct LoadOptions {
     /// `-e key=value` variables, read with `param("key")`.
     pub extra_vars: Vars,
     pub limits: Limits,
+    /// Library folders (`--lib DIR`) searched by `import`, after the importing file's own
+    /// folder and `lib/` beside the playbook.
+    pub lib_dirs: Vec<PathBuf>,
 }
 
 /// Evaluates the playbook at `path` against `inventory` and seals the resulting plan.
@@ -67,25 +74,44 @@ pub fn load_source(
     let mut builder = PlanBuilder::new(path.to_owned());
     builder.add_source(file.clone(), Arc::from(text));
     let plan = Rc::new(RefCell::new(builder));
+    let base_dir = playbook_dir(path);
+    let folders = resolver::Folders::default();
     let cx = api::Context {
         plan: plan.clone(),
         inventory: Rc::new(inventory.clone()),
         extra_vars: Rc::new(options.extra_vars.clone()),
         default_file: file.clone(),
-        base_dir: playbook_dir(path),
+        base_dir: base_dir.clone(),
+        folders: folders.clone(),
     };
+    let defined = resolver::Defined::default();
+    let resolver = resolver::ImportResolver::new(
+        file.clone(),
+        path,
+        resolver::Folder::root(&base_dir),
+        library_dirs(&base_dir, &options.lib_dirs)?,
+        folders,
+        defined.clone(),
+        plan.clone(),
+    );
 
-    let mut engine = sandboxed_engine(&options.limits, path);
+    let mut engine = sandboxed_engine(&options.limits);
+    engine.set_module_resolver(resolver);
     api::register(&mut engine, &cx);
 
-    let result = engine.compile(text).map_err(|e| (e.0.to_string(), e.position())).and_then(|mut ast| {
-        ast.set_source(file.to_string());
-        engine.run_ast(&ast).map_err(|e| script_error(&e))
-    });
+    let result = engine.compile(text).map_err(|e| ScriptError::at(e.0.to_string(), e.position())).and_then(
+        |mut ast| {
+            ast.set_source(file.to_string());
+            // The playbook's own functions are claimed first; a library repeating one is refused.
+            defined.claim(&file, &ast).map_err(|e| ScriptError::at(e.to_string(), Position::NONE))?;
+            engine.run_ast(&ast).map_err(|e| ScriptError::from_eval(&e, &file))
+        },
+    );
     drop(engine);
-    if let Err((message, position)) = result {
-        let location = cx.location_at(None, position);
-        plan.borrow_mut().error(message, location, None);
+    if let Err(error) = result {
+        let location = cx.location_at(error.file.as_deref(), error.position);
+        let help = (!error.trail.is_empty()).then(|| error.trail.join("\n"));
+        plan.borrow_mut().error(error.message, location, help);
     }
     // Handles the script kept (in closures it returned, say) still point at the cell; take the
     // builder out rather than requiring that every handle is gone.
@@ -93,7 +119,7 @@ pub fn load_source(
     builder.seal(inventory)
 }
 
-fn sandboxed_engine(limits: &Limits, path: &Path) -> Engine {
+fn sandboxed_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
@@ -101,10 +127,9 @@ fn sandboxed_engine(limits: &Limits, path: &Path) -> Engine {
     engine.set_max_string_size(limits.max_string_size);
     engine.set_max_array_size(limits.max_array_size);
     engine.set_max_map_size(limits.max_map_size);
+    engine.set_max_modules(limits.max_imports);
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
-    let base = playbook_dir(path);
-    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(base));
     engine.on_print(|text| tracing::info!(target: "playbook", "{text}"));
     engine.on_debug(
         |text, source, pos| tracing::debug!(target: "playbook", "{}:{pos}: {text}", source.unwrap_or("")),
@@ -120,6 +145,70 @@ fn playbook_dir(path: &Path) -> std::path::PathBuf {
     }
 }
 
+/// The library folders `import` searches after the importer's own folder: `lib/` beside the
+/// playbook when it exists, then `extra` (each must be a folder).
+fn library_dirs(base_dir: &Path, extra: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let beside = base_dir.join("lib");
+    let mut dirs: Vec<PathBuf> = beside.is_dir().then_some(beside).into_iter().collect();
+    for dir in extra {
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!("library folder {} (--lib) is not a folder", dir.display())));
+        }
+        dirs.push(dir.clone());
+    }
+    Ok(dirs)
+}
+
+/// A script error reduced to what a user needs: a readable message, the file and position to
+/// point at (inside a library when it happened there), and the chain of calls and imports
+/// that led there, outermost last.
+#[derive(Debug)]
+struct ScriptError {
+    message: String,
+    /// The source name of the file the position is in; `None` for the playbook.
+    file: Option<String>,
+    position: Position,
+    trail: Vec<String>,
+}
+
+impl ScriptError {
+    fn at(message: String, position: Position) -> Self {
+        Self { message, file: None, position, trail: Vec::new() }
+    }
+
+    /// Follows function calls and imports down to the error that started it all.
+    fn from_eval(error: &EvalAltResult, playbook: &str) -> Self {
+        let mut trail = Vec::new();
+        let mut file: Option<String> = None;
+        let mut error = error;
+        loop {
+            let here = |pos: Position| {
+                format!("{}:{}", file.as_deref().unwrap_or(playbook), pos.line().unwrap_or(0))
+            };
+            match error {
+                EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                    let what =
+                        if name.starts_with("anon$") { "a closure".to_owned() } else { format!("{name}()") };
+                    trail.push(format!("in {what}, called at {}", here(*pos)));
+                    if !source.is_empty() {
+                        file = Some(source.clone());
+                    }
+                    error = inner;
+                }
+                EvalAltResult::ErrorInModule(name, inner, pos) => {
+                    trail.push(format!("in {name}, imported at {}", here(*pos)));
+                    file = Some(name.clone());
+                    error = inner;
+                }
+                _ => break,
+            }
+        }
+        trail.reverse();
+        let (message, position) = script_error(error);
+        Self { message, file: file.filter(|f| f != playbook), position, trail }
+    }
+}
+
 /// A readable message and the position to point at, for a runtime error.
 fn script_error(error: &EvalAltResult) -> (String, Position) {
     let message = match error {
@@ -128,6 +217,7 @@ fn script_error(error: &EvalAltResult) -> (String, Position) {
             "the playbook ran too long (operation limit reached): is there an endless loop?".to_owned()
         }
         EvalAltResult::ErrorStackOverflow(_) => "the playbook recursed too deeply".to_owned(),
+        EvalAltResult::ErrorTooManyModules(_) => "too many imports (the sandbox's limit)".to_owned(),
         other => {
             let text = other.to_string();
             // Rhai appends " (line L, position P)"; the location is reported separately.
