@@ -3,11 +3,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::connect::{SshDefaults, ssh_targets};
-use engine::events::{Event, EventBus, EventSink, Subscriber};
+use engine::events::{EventBus, Subscriber};
 use engine::inventory::{Inventory, Vars};
 use engine::plan::{Plan, Selection};
 use engine::playbook::{self, LoadOptions};
@@ -15,8 +16,7 @@ use engine::report::{Console, JsonLines, Log};
 use engine::run::{self, RunOptions, RunSummary};
 use engine::sched::Walker;
 use engine::ssh::HostKeyPolicy;
-use engine::{Error, modules_doc};
-use tokio_util::sync::CancellationToken;
+use engine::{Error, journal, modules_doc};
 
 /// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
 #[derive(Debug, Parser)]
@@ -46,11 +46,11 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct PlanArgs {
-    /// The playbook (a .rhai file).
-    playbook: PathBuf,
-    /// The inventory, in Ansible's YAML format.
+    /// The playbook (a .rhai file). With `run --resume`, the journal's when omitted.
+    playbook: Option<PathBuf>,
+    /// The inventory, in Ansible's YAML format. With `run --resume`, the journal's when omitted.
     #[arg(short, long, value_name = "FILE")]
-    inventory: PathBuf,
+    inventory: Option<PathBuf>,
     /// A variable for the playbook, read with param("KEY"). Repeatable.
     #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE", value_parser = parse_extra_var)]
     extra_vars: Vec<(String, String)>,
@@ -60,10 +60,6 @@ struct PlanArgs {
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
     #[arg(short, long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
-    /// A folder of Rhai libraries for `import`, searched after the importing file's folder and
-    /// `lib/` beside the playbook. Repeatable.
-    #[arg(long = "lib", value_name = "DIR")]
-    lib_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +105,13 @@ struct RunArgs {
     /// Print events as JSON lines on stdout instead of the human display.
     #[arg(long)]
     json: bool,
+    /// Rerun only what the run with this journal id (default: the latest, in .engine/runs/)
+    /// did not finish, what depends on it, and what changed since.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<String>,
+    /// After the first Ctrl-C, seconds to wait for running tasks before abandoning them.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    grace: u64,
 }
 
 #[derive(Debug, Args)]
@@ -166,7 +169,8 @@ pub(crate) fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let report: miette::Report = error.into();
-            eprintln!("{report:?}");
+            // Errors may quote playbook values: secret ones are hidden here too.
+            eprintln!("{}", engine::redact::global().redact(&format!("{report:?}")));
             ExitCode::from(1)
         }
     }
@@ -182,7 +186,7 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| engine::redact::RedactingWriter::new(std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -207,13 +211,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 
 /// Loads the inventory and the playbook, and applies --limit/--tags.
 fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
-    let inventory = Inventory::load(&args.inventory)?;
+    let (Some(playbook), Some(inventory)) = (&args.playbook, &args.inventory) else {
+        return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
+    };
+    let inventory = Inventory::load(inventory)?;
     let mut extra_vars = Vars::new();
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
-    let options = LoadOptions { extra_vars, lib_dirs: args.lib_dirs.clone(), ..LoadOptions::default() };
-    let plan = playbook::load(&args.playbook, &inventory, &options)?;
+    let plan =
+        playbook::load(playbook, &inventory, &LoadOptions { extra_vars, ..LoadOptions::default() })?;
     let hosts = match &args.limit {
         Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
         None => None,
@@ -241,21 +248,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })
 }
 
-/// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks,
-/// the second exits at once.
+/// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks and
+/// gives running ones `grace`, the second abandons them (see [`run::watch_ctrl_c`]).
 fn execute(
     plan: &Plan,
     conn: &ConnArgs,
     options: RunOptions,
+    grace: Duration,
     subscribers: Vec<Box<dyn Subscriber>>,
 ) -> Result<RunSummary, Error> {
     let targets = ssh_targets(plan, &ssh_defaults(conn))?;
     let runtime = runtime()?;
     let (sink, bus) = EventBus::start(subscribers);
     let summary = runtime.block_on(async {
-        let cancel = CancellationToken::new();
-        let watcher = tokio::spawn(watch_interrupts(cancel.clone(), sink.clone()));
-        let summary = run::run(plan, targets, options, sink.clone(), cancel).await;
+        let stop = run::Stop::default();
+        let watcher = tokio::spawn(run::watch_ctrl_c(stop.clone(), grace, sink.clone()));
+        let summary = run::run(plan, targets, options, sink.clone(), stop).await;
         watcher.abort();
         // The watcher holds an event sink: it must be gone before the bus can finish.
         let _ = watcher.await;
@@ -268,20 +276,40 @@ fn execute(
     Ok(summary)
 }
 
-async fn watch_interrupts(cancel: CancellationToken, events: EventSink) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        events.emit(Event::Interrupted);
-        cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("aborted");
-            std::process::exit(130);
-        }
-    }
-}
-
-fn run_command(args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Error> {
+fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Error> {
     let check = check || args.check;
-    let plan = load_plan(&args.plan)?;
+    let runs = Path::new(journal::RUNS_DIR);
+    let resumed = match args.resume.as_deref() {
+        Some(id) => Some(open_journal(runs, id, &mut args.plan)?),
+        None => None,
+    };
+    let full = load_plan(&args.plan)?;
+    let fingerprints = journal::fingerprint::fingerprints(&full);
+    let (plan, carried) = match &resumed {
+        Some(j) => {
+            let (plan, carried) = journal::resume::select(&full, j, &fingerprints);
+            (plan, Some(Arc::new(carried)))
+        }
+        None => (full, None),
+    };
+    let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
+    // A dry-run changes nothing, so there is nothing to resume: no journal.
+    if !check {
+        let header = journal::Header {
+            format: journal::Header::FORMAT,
+            id: journal::run_id::new(),
+            engine: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            playbook: args.plan.playbook.as_deref().map(journal::resume::absolute).unwrap_or_default(),
+            inventory: args.plan.inventory.as_deref().map(journal::resume::absolute).unwrap_or_default(),
+            extra_vars: args.plan.extra_vars.iter().map(|(k, _)| k.clone()).collect(),
+            limit: args.plan.limit.clone(),
+            tags: args.plan.tags.clone(),
+            resumes: resumed.as_ref().map(|j| j.header.id.clone()),
+            fingerprints,
+        };
+        subscribers.push(Box::new(journal::JournalWriter::create(runs, &header)?));
+    }
     let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
     if args.json {
         subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
@@ -293,8 +321,9 @@ fn run_command(args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Er
         check,
         diff: args.diff,
         walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
+        carried,
     };
-    let summary = execute(&plan, &args.conn, options, subscribers)?;
+    let summary = execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers)?;
     Ok(if summary.interrupted {
         ExitCode::from(130)
     } else if summary.success() {
@@ -304,6 +333,34 @@ fn run_command(args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Er
     })
 }
 
+/// The journal `id` (the latest when empty) of `runs`, with the playbook, inventory and
+/// selection of `plan` completed from it (and checked against it, where given).
+fn open_journal(runs: &Path, id: &str, plan: &mut PlanArgs) -> Result<journal::Journal, Error> {
+    let id = if id.is_empty() {
+        journal::latest(runs)
+            .map_err(|e| Error::Io { what: format!("cannot list {}", runs.display()), source: e })?
+            .ok_or_else(|| Error::Usage(format!("--resume: no run journal in {}", runs.display())))?
+    } else if journal::run_id::is_valid(id) {
+        id.to_owned()
+    } else {
+        return Err(Error::Usage(format!("--resume {id:?}: not a run id (see {})", runs.display())));
+    };
+    let journal = journal::Journal::load(&journal::path_of(runs, &id))?;
+    let given = journal::resume::Given {
+        playbook: plan.playbook.as_deref(),
+        inventory: plan.inventory.as_deref(),
+        extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
+        limit: plan.limit.as_deref(),
+        tags: plan.tags.as_deref(),
+    };
+    let same = journal::resume::same_run(&journal, &given)?;
+    plan.playbook = Some(same.playbook);
+    plan.inventory = Some(same.inventory);
+    plan.limit = same.limit;
+    plan.tags = same.tags;
+    Ok(journal)
+}
+
 fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
     let plan = load_plan(&args.plan)?;
     let predictions = if args.check {
@@ -311,12 +368,13 @@ fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
             check: true,
             diff: false,
             walker: Walker { forks: 64, per_host: 4, fail_fast: false },
+            carried: None,
         };
-        Some(execute(&plan, &args.conn, options, vec![Box::new(Log)])?.predictions())
+        Some(execute(&plan, &args.conn, options, Duration::from_secs(30), vec![Box::new(Log)])?.predictions())
     } else {
         None
     };
-    let dot = plan.to_dot(predictions.as_deref());
+    let dot = engine::redact::global().redact(&plan.to_dot(predictions.as_deref())).into_owned();
     let bytes = match args.format {
         GraphFormat::Dot => dot.into_bytes(),
         GraphFormat::Svg => render_svg(&dot)?,

@@ -4,6 +4,9 @@
 //! Concurrency: every [`EventSink`] clone feeds one channel. A single dispatcher thread owns
 //! the subscribers and hands each event to all of them in order; the channel closes when the
 //! last sink is dropped, and [`EventBus::finish`] then joins the thread.
+//!
+//! Secrets: the dispatcher redacts every event (see [`crate::redact`]) before any subscriber
+//! sees it, so no subscriber can leak one.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -11,7 +14,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 /// The outcome of one task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Nothing needed to change.
@@ -98,8 +101,25 @@ pub enum Event {
         module: String,
     },
     TaskFinished(TaskReport),
-    /// The first Ctrl-C: no new task starts, running ones finish.
-    Interrupted,
+    /// A resumed run does not rerun this task: it finished successfully in run `run`.
+    TaskDone {
+        id: usize,
+        host: String,
+        task: String,
+        /// Its status in that run (`ok` or `changed`).
+        status: Status,
+        /// The id of the run (journal) it finished in.
+        run: String,
+    },
+    /// The first Ctrl-C: no new task starts; running ones get `grace_secs` to finish.
+    Interrupted {
+        grace_secs: u64,
+    },
+    /// Tasks still running were abandoned: a second Ctrl-C, or the grace period ran out.
+    Aborted {
+        /// True when the grace period ran out (not a second Ctrl-C).
+        grace_expired: bool,
+    },
     RunFinished {
         elapsed_ms: u64,
         interrupted: bool,
@@ -107,6 +127,38 @@ pub enum Event {
         /// the run faster (with unlimited forks).
         critical_path_ms: u64,
     },
+}
+
+impl Event {
+    /// Hides every secret in the event's text (messages, diffs, changes, names).
+    pub fn redact(&mut self, redactor: &crate::redact::Redactor) {
+        let r = |text: &mut String| redactor.redact_in_place(text);
+        match self {
+            Event::RunStarted { playbook, hosts, .. } => {
+                r(playbook);
+                hosts.iter_mut().for_each(r);
+            }
+            Event::HostConnected { host, .. } => r(host),
+            Event::HostUnreachable { host, error } => {
+                r(host);
+                r(error);
+            }
+            Event::TaskStarted { host, task, .. } | Event::TaskDone { host, task, .. } => {
+                r(host);
+                r(task);
+            }
+            Event::TaskFinished(report) => {
+                r(&mut report.host);
+                r(&mut report.task);
+                r(&mut report.location);
+                report.changes.iter_mut().for_each(r);
+                report.diff.iter_mut().for_each(r);
+                report.error.iter_mut().for_each(r);
+                report.note.iter_mut().for_each(r);
+            }
+            Event::Interrupted { .. } | Event::Aborted { .. } | Event::RunFinished { .. } => {}
+        }
+    }
 }
 
 /// Receives every event, in order, on the dispatcher thread.
@@ -137,10 +189,12 @@ pub struct EventBus {
 
 impl EventBus {
     /// Starts the dispatcher. Drop every returned sink (and its clones), then call [`finish`](Self::finish).
+    /// Every event is redacted with the process's [`crate::redact::global`] redactor first.
     pub fn start(mut subscribers: Vec<Box<dyn Subscriber>>) -> (EventSink, EventBus) {
         let (tx, rx) = mpsc::channel::<Event>();
         let thread = std::thread::spawn(move || {
-            for event in rx {
+            for mut event in rx {
+                event.redact(crate::redact::global());
                 for s in &mut subscribers {
                     s.on_event(&event);
                 }

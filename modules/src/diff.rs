@@ -12,6 +12,53 @@ pub fn looks_secret(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"PRIVATE KEY")
 }
 
+/// What a private key block is replaced with by [`redact_private_keys`].
+pub const REDACTED_KEY: &str = "<secret: private key>";
+
+/// `text` with every PEM private key block (`-----BEGIN ... PRIVATE KEY-----` through its
+/// `-----END ... PRIVATE KEY-----` line, or the end of the text when that is missing) replaced
+/// by [`REDACTED_KEY`]. Works on escaped text too (a key inside a JSON string or a debug log).
+pub fn redact_private_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    if !looks_secret(text.as_bytes()) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(begin) = find_key_marker(rest, "-----BEGIN ") {
+        out.push_str(&rest[..begin]);
+        let after = &rest[begin..];
+        match find_key_marker(after, "-----END ") {
+            Some(end) => {
+                let tail = &after[end..];
+                // Past "-----END ... PRIVATE KEY-----".
+                let close = tail.find("PRIVATE KEY-----").map_or(tail.len(), |i| i + "PRIVATE KEY-----".len());
+                rest = &tail[close..];
+            }
+            None => rest = "",
+        }
+        out.push_str(REDACTED_KEY);
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The byte offset of the first `marker` (`-----BEGIN ` or `-----END `) that opens a private
+/// key line: "PRIVATE KEY" follows it on the same line, within a few words.
+fn find_key_marker(text: &str, marker: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(marker) {
+        let at = from + i;
+        let line = &text[at..];
+        let window = &line[..line.len().min(64)];
+        let window = window.split(['\n', '\\']).next().unwrap_or(window);
+        if window.contains("PRIVATE KEY") {
+            return Some(at);
+        }
+        from = at + marker.len();
+    }
+    None
+}
+
 /// A unified diff between the old and new content of `path`. Binary content is summarised,
 /// and content that holds a private key is never shown.
 pub fn unified_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
@@ -48,6 +95,10 @@ mod tests {
         let key = b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
         let d = unified_diff("/k", None, key);
         assert!(d.contains("not shown") && !d.contains("MIIB"), "{d}");
+        let text = format!("a {} b\\n-----BEGIN EC PRIVATE KEY-----\\nXYZ", String::from_utf8_lossy(key));
+        let red = redact_private_keys(&text);
+        assert_eq!(red, format!("a {REDACTED_KEY}\n b\\n{REDACTED_KEY}"));
+        assert_eq!(redact_private_keys("-----BEGIN CERTIFICATE-----"), "-----BEGIN CERTIFICATE-----");
         assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -12,6 +12,7 @@ mod dot;
 mod error;
 mod location;
 pub mod refs;
+mod resume;
 mod task;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ pub use builder::PlanBuilder;
 pub use dot::Prediction;
 pub use error::PlanError;
 pub use location::Location;
+pub use resume::Resume;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -121,9 +123,15 @@ impl Plan {
                 }
             }
         }
-        // Reconnect kept tasks through dropped ones, so no ordering of the full plan is lost.
+        self.subgraph(&keep)
+    }
+
+    /// The plan of the `keep` tasks only. Kept tasks are reconnected through dropped ones, so
+    /// no ordering of the full plan is lost; an edge keeps its kind when it was direct.
+    fn subgraph(&self, keep: &HashSet<NodeIndex>) -> Plan {
+        let graph = &self.graph;
         let mut edges = Vec::new();
-        for &from in &keep {
+        for &from in keep {
             let mut seen = HashSet::new();
             let mut walk: Vec<NodeIndex> = graph.neighbors(from).collect();
             while let Some(next) = walk.pop() {
@@ -138,7 +146,7 @@ impl Plan {
                 }
             }
         }
-        let mut kept: Vec<NodeIndex> = keep.into_iter().collect();
+        let mut kept: Vec<NodeIndex> = keep.iter().copied().collect();
         kept.sort();
         let mut selected = DiGraph::with_capacity(kept.len(), edges.len());
         let mut index = HashMap::new();

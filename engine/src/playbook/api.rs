@@ -5,6 +5,7 @@
 //! for h in group("etcd") { ... }           // the hosts of a group, in inventory order
 //! web.name; web.address; web.vars.private_ip; web.groups
 //! param("version"); param("version", "3.4") // -e key=value, with an optional default
+//! secret(param("db_password"))          // the value, hidden in output, logs, diffs and DOT
 //!
 //! let a = web.file("greeting", #{ path: "/tmp/hi", content: "hi\n" });   // one task
 //! let b = web.command("stamp", #{ cmd: "date" });
@@ -16,7 +17,7 @@
 //! let restart = web.handler("systemd", "restart web", #{ name: "web", state: "restarted" });
 //! a.notify(restart);     // restart runs once, after a, and only if a (or another notifier) changed
 //! b.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" });  // `until` is a Rhai keyword: quote it
-//! template_file("web.conf.j2")            // a file from the playbook's folder (from a library: the library's), as text
+//! template_file("web.conf.j2")            // a file from the playbook's folder, as text
 //! serial(group("workers"), 1, |h| { ... })  // a rolling change: n hosts at a time, batch after batch
 //! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
@@ -44,9 +45,6 @@ pub(super) struct Context {
     pub(super) default_file: Arc<str>,
     /// The playbook's folder: `template_file` paths are relative to it.
     pub(super) base_dir: std::path::PathBuf,
-    /// The folder of each imported library: `template_file` calls made from a library are
-    /// relative to the library file's own folder.
-    pub(super) folders: super::resolver::Folders,
 }
 
 impl Context {
@@ -206,6 +204,22 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         }
     });
 
+    // ---- secrets: secret(value) is value, hidden wherever engine shows text (see crate::redact)
+    engine.register_fn("secret", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<Dynamic> {
+        let text = if value.is_string() {
+            value.clone().into_string().unwrap_or_default()
+        } else if value.is_int() || value.is_float() || value.is_bool() {
+            value.to_string()
+        } else {
+            return Err(runtime(
+                format!("secret(...) takes a string or a number, found {}", value.type_name()),
+                ctx.call_position(),
+            ));
+        };
+        crate::redact::global().add(&text);
+        Ok(value)
+    });
+
     // ---- module calls: h.file(name, #{...}), h.command(...), and h.task(module, name, #{...})
     for spec in modules::registry::all() {
         let module = spec.name;
@@ -257,21 +271,14 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     let c = cx.clone();
     engine.register_fn("template_file", move |ctx: NativeCallContext, path: &str| -> RhaiResult<String> {
         let fail = |message: String| runtime(message, ctx.call_position());
-        // Relative to the calling file's own folder: the playbook's, or a library's, and
-        // confined to that file's root (the playbook's folder, or its library folder).
-        let source = ctx.call_source().unwrap_or(&c.default_file);
-        let (folder, whose) = match c.folders.of(source) {
-            Some(folder) if source != &*c.default_file => (folder, "library"),
-            _ => (super::resolver::Folder::root(&c.base_dir), "playbook"),
-        };
-        let full = folder.path().join(path);
-        let (Ok(base), Ok(real)) = (folder.root.canonicalize(), full.canonicalize()) else {
+        let full = c.base_dir.join(path);
+        let (Ok(base), Ok(real)) = (c.base_dir.canonicalize(), full.canonicalize()) else {
             return Err(fail(format!("cannot read template {}: no such file", full.display())));
         };
-        // Templates come from the calling file's own folder tree, never from elsewhere on the controller.
+        // Templates come from the playbook's own folder tree, never from elsewhere on the controller.
         if !real.starts_with(&base) {
             return Err(fail(format!(
-                "template {path:?} is outside the {whose}'s folder {}",
+                "template {path:?} is outside the playbook's folder {}",
                 base.display()
             )));
         }

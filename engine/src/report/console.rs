@@ -1,7 +1,7 @@
 //! The human view of a run: a live progress display (an overall bar and one line per busy
 //! host), a line per changed, failed or skipped task (with diffs when asked), and the recap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,6 +15,8 @@ pub struct Console {
     multi: MultiProgress,
     overall: Option<ProgressBar>,
     hosts: HashMap<String, ProgressBar>,
+    /// Ids of the tasks started and not yet finished, for the Ctrl-C message.
+    running: HashSet<usize>,
     recap: Recap,
     verbose: bool,
     diff: bool,
@@ -28,6 +30,7 @@ impl Console {
             multi: MultiProgress::with_draw_target(target),
             overall: None,
             hosts: HashMap::new(),
+            running: HashSet::new(),
             recap: Recap::default(),
             verbose,
             diff,
@@ -58,7 +61,8 @@ impl Subscriber for Console {
                 );
                 self.overall = Some(bar);
             }
-            Event::TaskStarted { host, task, .. } => {
+            Event::TaskStarted { id, host, task, .. } => {
+                self.running.insert(*id);
                 let bar = self.hosts.entry(host.clone()).or_insert_with(|| {
                     let bar = self.multi.add(ProgressBar::new_spinner());
                     bar.set_style(
@@ -72,6 +76,7 @@ impl Subscriber for Console {
                 bar.set_message(task.clone());
             }
             Event::TaskFinished(r) => {
+                self.running.remove(&r.id);
                 if let Some(bar) = &self.overall {
                     bar.inc(1);
                 }
@@ -113,8 +118,21 @@ impl Subscriber for Console {
             }
             Event::HostUnreachable { host, error } => self.line(&format!("unreachable: [{host}] {error}")),
             Event::HostConnected { .. } => {}
-            Event::Interrupted => {
-                self.line("interrupted: no new tasks start; waiting for running ones (Ctrl-C again to abort)")
+            Event::TaskDone { host, task, run, .. } => {
+                if self.verbose {
+                    self.line(&format!("{:>11}: [{host}] {task} (done in run {run})", "done"));
+                }
+            }
+            Event::Interrupted { grace_secs } => {
+                let n = self.running.len();
+                self.line(&format!(
+                    "stopping: waiting up to {grace_secs} s for {n} running task{}; Ctrl-C again to abort",
+                    if n == 1 { "" } else { "s" }
+                ))
+            }
+            Event::Aborted { grace_expired } => {
+                let why = if *grace_expired { "the grace period is over" } else { "Ctrl-C again" };
+                self.line(&format!("aborting ({why}): running tasks are abandoned"))
             }
             Event::RunFinished { .. } => {
                 for bar in self.hosts.values() {

@@ -22,7 +22,13 @@ impl Subscriber for Log {
             Event::RunStarted { tasks, hosts, check, .. } => {
                 tracing::info!(tasks, hosts = hosts.len(), check, "run started");
             }
-            Event::Interrupted => tracing::warn!("interrupted: no new tasks start"),
+            Event::TaskDone { host, task, run, .. } => {
+                tracing::debug!(%host, %task, %run, "done in an earlier run")
+            }
+            Event::Interrupted { grace_secs } => {
+                tracing::warn!(grace_secs, "interrupted: no new tasks start")
+            }
+            Event::Aborted { grace_expired } => tracing::warn!(grace_expired, "aborting running tasks"),
             Event::RunFinished { elapsed_ms, interrupted, critical_path_ms } => {
                 tracing::info!(ms = elapsed_ms, interrupted, critical_path_ms, "run finished");
             }

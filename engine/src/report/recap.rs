@@ -15,6 +15,10 @@ pub struct Recap {
     elapsed_ms: u64,
     critical_path_ms: u64,
     check: bool,
+    /// A resumed run: tasks not rerun, per host, counted apart from this run's outcomes.
+    done: BTreeMap<String, usize>,
+    /// The runs those tasks were done in.
+    done_in: Vec<String>,
 }
 
 impl Recap {
@@ -23,6 +27,15 @@ impl Recap {
             Event::RunStarted { hosts, check, .. } => {
                 self.hosts.clone_from(hosts);
                 self.check = *check;
+            }
+            Event::TaskDone { host, run, .. } => {
+                if !self.hosts.contains(host) {
+                    self.hosts.push(host.clone());
+                }
+                *self.done.entry(host.clone()).or_default() += 1;
+                if !self.done_in.contains(run) {
+                    self.done_in.push(run.clone());
+                }
             }
             Event::TaskFinished(r) => {
                 self.counts.entry(r.host.clone()).or_default().add(r.status);
@@ -85,6 +98,16 @@ impl Recap {
             total.skipped,
             if total.unknown > 0 { format!(", {} unknown", total.unknown) } else { String::new() },
         );
+        let done: usize = self.done.values().sum();
+        if done > 0 {
+            let per_host: Vec<String> = self.done.iter().map(|(h, n)| format!("{h} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "{done} more tasks done in run {} (not rerun; not counted above): {}",
+                self.done_in.join(", "),
+                per_host.join(", ")
+            );
+        }
         if self.critical_path_ms > 0 {
             let _ = writeln!(
                 out,

@@ -1,12 +1,21 @@
 //! Runs a sealed plan: the walker decides when, this decides what. For each task it resolves
 //! output references, builds the module from its arguments, connects the host (once),
 //! plans, and (unless checking) applies, emitting events all the way.
+//!
+//! It also registers secret outputs (tokens, keys) with the [`crate::redact`] redactor as soon
+//! as a task produces them, reports the tasks a resumed run carries over ([`Carried`]), and
+//! obeys the user's [`Stop`]: no new tasks after `cancel`, abandon running ones on `abort`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod carried;
+mod stop;
 pub mod until;
+
+pub use carried::{Carried, CarriedTask};
+pub use stop::{Stop, watch_ctrl_c};
 
 use async_trait::async_trait;
 use modules::{Host, HostError, Outputs, PlanOptions};
@@ -30,13 +39,15 @@ pub trait Target: Host {
 }
 
 /// How to run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Plan only: report what would change, change nothing.
     pub check: bool,
     /// Produce diffs of file-like changes.
     pub diff: bool,
     pub walker: Walker,
+    /// A resumed run: the tasks it does not rerun, done in an earlier run.
+    pub carried: Option<Arc<Carried>>,
 }
 
 /// Counts per status, for one host or the whole run.
@@ -135,20 +146,23 @@ struct Shared {
     outputs: Mutex<HashMap<usize, Option<Outputs>>>,
     /// The user's stop (first Ctrl-C): retry delays end early when it fires.
     cancel: CancellationToken,
+    /// Which nodes the walker started, so an aborted run can tell running from not started.
+    started: Mutex<Vec<bool>>,
     /// The report of each finished task, by node; filled as tasks end.
     reports: Mutex<Vec<Option<TaskReport>>>,
 }
 
-/// Runs `plan` against `targets` (one per host of the plan). `cancel` stops new tasks
-/// (the first Ctrl-C); tasks in flight finish.
+/// Runs `plan` against `targets` (one per host of the plan). `stop.cancel` stops new tasks
+/// (the first Ctrl-C) and tasks in flight finish; `stop.abort` abandons them too.
 pub async fn run(
     plan: &Plan,
     targets: HashMap<String, Arc<dyn Target>>,
     options: RunOptions,
     events: EventSink,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> RunSummary {
     let started = Instant::now();
+    let cancel = stop.cancel.clone();
     let hosts = plan.hosts();
     events.emit(Event::RunStarted {
         playbook: plan.playbook().display().to_string(),
@@ -156,6 +170,15 @@ pub async fn run(
         hosts: hosts.clone(),
         check: options.check,
     });
+    for t in options.carried.iter().flat_map(|c| &c.tasks) {
+        events.emit(Event::TaskDone {
+            id: t.id,
+            host: t.host.clone(),
+            task: t.task.clone(),
+            status: t.status,
+            run: t.run.clone(),
+        });
+    }
     let host_index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let graph = plan.graph();
     let dag = Dag::new(
@@ -166,6 +189,7 @@ pub async fn run(
         .into_iter()
         .map(|(name, target)| (name, Slot { target, connected: OnceCell::new(), facts: OnceCell::new() }))
         .collect();
+    let walker = options.walker;
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         options,
@@ -173,62 +197,66 @@ pub async fn run(
         events: events.clone(),
         outputs: Mutex::new(HashMap::new()),
         cancel: cancel.clone(),
+        started: Mutex::new(vec![false; plan.len()]),
         reports: Mutex::new(vec![None; plan.len()]),
     });
 
     let walk_shared = shared.clone();
-    options
-        .walker
-        .walk(
-            &dag,
-            |node| {
-                let shared = shared.clone();
-                async move {
-                    let report = run_task(&shared, node).await;
-                    let outcome =
-                        if report.status.succeeded() { NodeOutcome::Succeeded } else { NodeOutcome::Failed };
-                    shared.events.emit(Event::TaskFinished(report.clone()));
-                    lock(&shared.reports)[node] = Some(report);
-                    outcome
-                }
-            },
-            |event| match event {
-                WalkEvent::Started(node) => {
-                    let task = &graph[NodeIndex::new(node)];
-                    events.emit(Event::TaskStarted {
-                        id: task.id,
-                        host: task.host.clone(),
-                        task: task.name.clone(),
-                        module: task.module.to_owned(),
-                    });
-                }
-                WalkEvent::Finished(node, NodeOutcome::Failed)
-                    if lock(&walk_shared.reports)[node].is_none() =>
-                {
-                    // The task's future panicked before it could report: a bug, reported as one.
-                    let mut r = report(&graph[NodeIndex::new(node)], Status::Failed);
-                    r.error =
-                        Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
-                    events.emit(Event::TaskFinished(r.clone()));
-                    lock(&walk_shared.reports)[node] = Some(r);
-                }
-                WalkEvent::Finished(..) => {}
-                WalkEvent::Skipped { node, cause } => {
-                    let cause = &graph[NodeIndex::new(cause)];
-                    let why = format!(
-                        "skipped: depends on {} ({}), which did not succeed",
-                        cause.label(),
-                        cause.location
-                    );
-                    skip(&walk_shared, node, why);
-                }
-                WalkEvent::Cancelled(node) => {
-                    skip(&walk_shared, node, "not started: the run was stopped".to_owned())
-                }
-            },
-            cancel.clone(),
-        )
-        .await;
+    let walk = walker.walk(
+        &dag,
+        |node| {
+            let shared = shared.clone();
+            async move {
+                let report = run_task(&shared, node).await;
+                let outcome =
+                    if report.status.succeeded() { NodeOutcome::Succeeded } else { NodeOutcome::Failed };
+                shared.events.emit(Event::TaskFinished(report.clone()));
+                lock(&shared.reports)[node] = Some(report);
+                outcome
+            }
+        },
+        |event| match event {
+            WalkEvent::Started(node) => {
+                lock(&walk_shared.started)[node] = true;
+                let task = &graph[NodeIndex::new(node)];
+                events.emit(Event::TaskStarted {
+                    id: task.id,
+                    host: task.host.clone(),
+                    task: task.name.clone(),
+                    module: task.module.to_owned(),
+                });
+            }
+            WalkEvent::Finished(node, NodeOutcome::Failed) if lock(&walk_shared.reports)[node].is_none() => {
+                // The task's future panicked before it could report: a bug, reported as one.
+                let mut r = report(&graph[NodeIndex::new(node)], Status::Failed);
+                r.error = Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
+                events.emit(Event::TaskFinished(r.clone()));
+                lock(&walk_shared.reports)[node] = Some(r);
+            }
+            WalkEvent::Finished(..) => {}
+            WalkEvent::Skipped { node, cause } => {
+                let cause = &graph[NodeIndex::new(cause)];
+                let why = format!(
+                    "skipped: depends on {} ({}), which did not succeed",
+                    cause.label(),
+                    cause.location
+                );
+                skip(&walk_shared, node, why);
+            }
+            WalkEvent::Cancelled(node) => {
+                skip(&walk_shared, node, "not started: the run was stopped".to_owned())
+            }
+        },
+        cancel.clone(),
+    );
+    // Abandoning the walk drops its tasks (aborting them at their next await point).
+    let aborted = tokio::select! {
+        () = walk => false,
+        () = stop.abort.cancelled() => true,
+    };
+    if aborted {
+        abandon(&shared);
+    }
 
     let reports: Vec<TaskReport> = lock(&shared.reports)
         .iter()
@@ -258,6 +286,30 @@ fn critical_path_ms(graph: &petgraph::graph::DiGraph<Task, Edge>, reports: &[Tas
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// After an abort: every task without a report is reported, failed if it was running (its
+/// effect on the host is unknown; files are still whole), skipped if it never started.
+fn abandon(shared: &Shared) {
+    let started = lock(&shared.started).clone();
+    for (node, was_started) in started.into_iter().enumerate() {
+        if lock(&shared.reports)[node].is_some() {
+            continue;
+        }
+        if was_started {
+            let task = &shared.plan.graph()[NodeIndex::new(node)];
+            let mut r = report(task, Status::Failed);
+            r.error = Some(format!(
+                "{}: {}: aborted while running: the run was stopped (its changes may be partial; rerun or --resume)",
+                task.location,
+                task.label()
+            ));
+            shared.events.emit(Event::TaskFinished(r.clone()));
+            lock(&shared.reports)[node] = Some(r);
+        } else {
+            skip(shared, node, "not started: the run was stopped".to_owned());
+        }
+    }
 }
 
 fn skip(shared: &Shared, node: usize, why: String) {
@@ -356,6 +408,10 @@ async fn execute(
                         Err(e) => return Err((Status::Failed, format!("`until: {until}`: {e}"))),
                     }
                 }
+                if let Some(outputs) = &outputs {
+                    // Before anyone can see them: events, logs and later tasks' errors.
+                    crate::redact::global().add_outputs(outputs);
+                }
                 lock(&shared.outputs).insert(task.id, outputs);
                 return Ok(status);
             }
@@ -387,6 +443,10 @@ enum Notified {
 }
 
 fn notified(shared: &Shared, node: usize) -> Notified {
+    let id = shared.plan.graph()[NodeIndex::new(node)].id;
+    if shared.options.carried.as_ref().is_some_and(|c| c.notified.contains(&id)) {
+        return Notified::Yes;
+    }
     let reports = lock(&shared.reports);
     let statuses: Vec<Status> = shared
         .plan

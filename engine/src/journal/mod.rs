@@ -1,0 +1,58 @@
+//! The run journal: what each `engine run` did, task by task, as JSON lines in
+//! `.engine/runs/<id>.jsonl` under the working directory. `engine run --resume` reads it back
+//! to rerun only what did not finish.
+//!
+//! ```text
+//!  {"kind":"header", id, playbook, inventory, extra_vars (names), limit, tags, engine, resumes, fingerprints}
+//!  {"kind":"task", id, host, task, status}                 one per task, as tasks end
+//!  {"kind":"task", id, host, task, status, done_in}        resumed runs: tasks done earlier
+//!  {"kind":"finished", interrupted, aborted, elapsed_ms}   absent when the process was killed
+//! ```
+//!
+//! Every line is written whole with one `write` call, so a killed process leaves a valid prefix.
+//! The folder is 0700 and the files 0600: they name hosts and tasks, and no one else needs them.
+//!
+//! - [`record`]: the line types. - [`writer`]: the event subscriber that writes a journal.
+//! - [`reader`]: loading a journal. - [`fingerprint`]: each task's input fingerprint.
+//! - [`resume`]: what `--resume` reruns. - [`run_id`]: sortable run ids.
+
+pub mod fingerprint;
+pub mod reader;
+pub mod record;
+pub mod resume;
+pub mod run_id;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use reader::Journal;
+pub use record::{Finished, Header, Record, TaskLine};
+pub use writer::JournalWriter;
+
+/// Where journals live, relative to the working directory.
+pub const RUNS_DIR: &str = ".engine/runs";
+
+/// The journal file of run `id` in `dir`.
+pub fn path_of(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.jsonl"))
+}
+
+/// The id of the newest journal in `dir` (ids sort by time), if there is one.
+pub fn latest(dir: &Path) -> std::io::Result<Option<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut newest: Option<String> = None;
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".jsonl")
+            && run_id::is_valid(id)
+            && newest.as_deref().is_none_or(|n| id > n)
+        {
+            newest = Some(id.to_owned());
+        }
+    }
+    Ok(newest)
+}

@@ -1,0 +1,75 @@
+//! Loading a journal back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::record::{Finished, Header, Record, TaskLine};
+use crate::error::Error;
+use crate::events::Status;
+
+/// A journal as read back: its header, the last outcome of each task, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub path: PathBuf,
+    pub header: Header,
+    /// Task id → its outcome in this run (or, with `done_in`, in an earlier one).
+    pub tasks: HashMap<usize, TaskLine>,
+    /// `None` when the process ended without closing the journal (killed).
+    pub finished: Option<Finished>,
+}
+
+impl Journal {
+    /// Reads the journal at `path`. A last line cut short (the process was killed while
+    /// writing it) is ignored; any other bad line is an error naming the line.
+    pub fn load(path: &Path) -> Result<Journal, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io { what: format!("cannot read journal {}", path.display()), source: e })?;
+        Self::parse(path, &text)
+    }
+
+    /// [`load`](Self::load) for text already read; `path` names it in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Journal, Error> {
+        let bad =
+            |line: usize, why: String| Error::Usage(format!("journal {}:{line}: {why}", path.display()));
+        let complete = text.ends_with('\n');
+        let lines: Vec<&str> = text.lines().collect();
+        let mut header = None;
+        let mut tasks = HashMap::new();
+        let mut finished = None;
+        for (i, line) in lines.iter().enumerate() {
+            let record = match Record::parse(line) {
+                Ok(record) => record,
+                Err(_) if i + 1 == lines.len() && !complete => break,
+                Err(e) => return Err(bad(i + 1, format!("not a journal line: {e}"))),
+            };
+            match (record, &header) {
+                (Record::Header(h), None) if i == 0 => {
+                    if h.format != Header::FORMAT {
+                        return Err(bad(
+                            1,
+                            format!("journal format {} (this engine reads {})", h.format, Header::FORMAT),
+                        ));
+                    }
+                    header = Some(h);
+                }
+                (Record::Task(t), Some(_)) => {
+                    tasks.insert(t.id, t);
+                }
+                (Record::Finished(f), Some(_)) => finished = Some(f),
+                _ => return Err(bad(i + 1, "the header must be the first line, and only it".to_owned())),
+            }
+        }
+        let header = header.ok_or_else(|| bad(1, "empty journal (no header)".to_owned()))?;
+        Ok(Journal { path: path.to_owned(), header, tasks, finished })
+    }
+
+    /// Whether task `id` finished successfully (in this run or the one it was carried from).
+    pub fn succeeded(&self, id: usize) -> bool {
+        self.tasks.get(&id).is_some_and(|t| matches!(t.status, Status::Ok | Status::Changed))
+    }
+
+    /// The run a successful task `id` was done in: this one, or the one it was carried from.
+    pub fn done_in(&self, id: usize) -> &str {
+        self.tasks.get(&id).and_then(|t| t.done_in.as_deref()).unwrap_or(&self.header.id)
+    }
+}

@@ -1,0 +1,89 @@
+//! The lines of a journal.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Status;
+
+/// One line of a journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Header(Header),
+    Task(TaskLine),
+    Finished(Finished),
+}
+
+impl Record {
+    /// Parses one line. (Not a derived `Deserialize`: serde's internally tagged enums cannot
+    /// read the integer keys of `fingerprints`, which JSON writes as strings.)
+    pub fn parse(line: &str) -> Result<Record, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        let kind = value.get("kind").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "header" => serde_json::from_value(value).map(Record::Header),
+            "task" => serde_json::from_value(value).map(Record::Task),
+            "finished" => serde_json::from_value(value).map(Record::Finished),
+            other => Err(serde::de::Error::custom(format!("unknown kind {other:?}"))),
+        }
+    }
+}
+
+/// The first line: what was run, and each task's input fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// The journal format; bumped when lines change incompatibly.
+    pub format: u32,
+    /// This run's id (the journal's file name without `.jsonl`).
+    pub id: String,
+    /// The engine version that wrote it.
+    pub engine: String,
+    /// Unix time in milliseconds when the run started.
+    pub started_at_ms: u64,
+    /// The playbook, as an absolute path.
+    pub playbook: PathBuf,
+    /// The inventory, as an absolute path.
+    pub inventory: PathBuf,
+    /// The names of the `-e` variables. Their values are not kept (they may be secret): a
+    /// resume is given them again, and the fingerprints tell whether they changed.
+    pub extra_vars: Vec<String>,
+    /// `--limit`, as given.
+    pub limit: Option<Vec<String>>,
+    /// `--tags`, as given.
+    pub tags: Option<Vec<String>>,
+    /// The run this one resumes, if any.
+    pub resumes: Option<String>,
+    /// Task id → SHA-256 of what the task will do (see [`super::fingerprint`]), for every
+    /// task of the selected plan, including those a resume does not rerun.
+    pub fingerprints: BTreeMap<usize, String>,
+}
+
+impl Header {
+    /// The current journal format.
+    pub const FORMAT: u32 = 1;
+}
+
+/// A task's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskLine {
+    /// The task's stable id (its number in the playbook).
+    pub id: usize,
+    pub host: String,
+    pub task: String,
+    pub status: Status,
+    /// Set when this run did not rerun the task: the id of the run it finished in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_in: Option<String>,
+}
+
+/// The last line, written when the run ended (not when the process was killed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// The user stopped the run (Ctrl-C).
+    pub interrupted: bool,
+    /// Running tasks were abandoned (second Ctrl-C, or the grace period ran out).
+    pub aborted: bool,
+    pub elapsed_ms: u64,
+}

@@ -1,0 +1,190 @@
+//! Writing a journal: a subscriber to run events.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::record::{Finished, Header, Record, TaskLine};
+use crate::error::Error;
+use crate::events::{Event, Subscriber};
+
+/// Appends task outcomes to a journal file as they arrive. Events reach it redacted, like
+/// every subscriber (see [`crate::events::EventBus`]).
+#[derive(Debug)]
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+    aborted: bool,
+    /// Set after the first failed write, so the warning is given once.
+    broken: bool,
+}
+
+impl JournalWriter {
+    /// Creates the journal of run `header.id` in `dir` (made 0700 if missing) with mode 0600,
+    /// and writes its header line.
+    pub fn create(dir: &Path, header: &Header) -> Result<JournalWriter, Error> {
+        let io = |what: String| move |source| Error::Io { what, source };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(format!("cannot create the journal folder {}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("cannot restrict the journal folder {}", dir.display())))?;
+        let path = super::path_of(dir, &header.id);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("cannot create the journal {}", path.display())))?;
+        let mut writer = JournalWriter { file, path, aborted: false, broken: false };
+        writer.write(&Record::Header(header.clone()));
+        if writer.broken {
+            return Err(Error::Io {
+                what: format!("cannot write the journal {}", writer.path.display()),
+                source: std::io::Error::other("the header could not be written"),
+            });
+        }
+        Ok(writer)
+    }
+
+    /// Where the journal is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record as one line, with a single `write` so a kill leaves whole lines.
+    fn write(&mut self, record: &Record) {
+        let Ok(mut line) = serde_json::to_string(record) else { return };
+        line.push('\n');
+        if let Err(e) = self.file.write_all(line.as_bytes())
+            && !self.broken
+        {
+            self.broken = true;
+            tracing::warn!(journal = %self.path.display(), error = %e, "cannot write the run journal");
+        }
+    }
+}
+
+impl Subscriber for JournalWriter {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::TaskFinished(r) => self.write(&Record::Task(TaskLine {
+                id: r.id,
+                host: r.host.clone(),
+                task: r.task.clone(),
+                status: r.status,
+                done_in: None,
+            })),
+            Event::TaskDone { id, host, task, status, run } => self.write(&Record::Task(TaskLine {
+                id: *id,
+                host: host.clone(),
+                task: task.clone(),
+                status: *status,
+                done_in: Some(run.clone()),
+            })),
+            Event::Aborted { .. } => self.aborted = true,
+            Event::RunFinished { elapsed_ms, interrupted, .. } => self.write(&Record::Finished(Finished {
+                interrupted: *interrupted,
+                aborted: self.aborted,
+                elapsed_ms: *elapsed_ms,
+            })),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = self.file.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::events::{Status, TaskReport};
+    use crate::journal::Journal;
+
+    fn header(id: &str) -> Header {
+        Header {
+            format: Header::FORMAT,
+            id: id.to_owned(),
+            engine: "0.0.0".into(),
+            started_at_ms: 1,
+            playbook: "/p/site.rhai".into(),
+            inventory: "/p/inventory.yml".into(),
+            extra_vars: vec!["version".into()],
+            limit: None,
+            tags: Some(vec!["certs".into()]),
+            resumes: None,
+            fingerprints: BTreeMap::from([(0, "aa".into()), (1, "bb".into()), (2, "cc".into())]),
+        }
+    }
+
+    fn finished(id: usize, status: Status) -> Event {
+        Event::TaskFinished(TaskReport {
+            id,
+            host: "h".into(),
+            task: format!("t{id}"),
+            module: "command".into(),
+            location: "p:1:1".into(),
+            status,
+            changes: Vec::new(),
+            diff: None,
+            error: None,
+            note: None,
+            elapsed_ms: 0,
+            started_at_ms: 0,
+        })
+    }
+
+    #[test]
+    fn round_trip_with_private_modes() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(".engine/runs");
+        let mut w = JournalWriter::create(&dir, &header("r1")).unwrap();
+        w.on_event(&finished(0, Status::Changed));
+        w.on_event(&Event::TaskDone {
+            id: 1,
+            host: "h".into(),
+            task: "t1".into(),
+            status: Status::Ok,
+            run: "r0".into(),
+        });
+        w.on_event(&finished(2, Status::Failed));
+        w.on_event(&Event::Aborted { grace_expired: true });
+        w.on_event(&Event::RunFinished { elapsed_ms: 5, interrupted: true, critical_path_ms: 0 });
+        w.finish();
+        let path = w.path().to_owned();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+
+        let j = Journal::load(&path).unwrap();
+        assert_eq!(j.header, header("r1"));
+        assert!(j.succeeded(0) && j.succeeded(1) && !j.succeeded(2) && !j.succeeded(3));
+        assert_eq!((j.done_in(0), j.done_in(1)), ("r1", "r0"));
+        assert_eq!(j.finished, Some(Finished { interrupted: true, aborted: true, elapsed_ms: 5 }));
+        assert_eq!(crate::journal::latest(&dir).unwrap().as_deref(), Some("r1"));
+        assert!(JournalWriter::create(&dir, &header("r1")).is_err(), "a journal is never overwritten");
+    }
+
+    #[test]
+    fn a_killed_run_leaves_a_readable_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(root.path(), &header("r2")).unwrap();
+        w.on_event(&finished(0, Status::Ok));
+        let mut text = std::fs::read_to_string(w.path()).unwrap();
+        // The process died in the middle of a line.
+        text.push_str("{\"kind\":\"task\",\"id\":1,\"ho");
+        let j = Journal::parse(w.path(), &text).unwrap();
+        assert!(j.succeeded(0) && !j.succeeded(1));
+        assert_eq!(j.finished, None);
+        // A bad line that is not the last is an error, with its line number.
+        let bad = format!("{text}\n{{}}\n");
+        let e = Journal::parse(w.path(), &bad).unwrap_err().to_string();
+        assert!(e.contains(":3:"), "{e}");
+    }
+}

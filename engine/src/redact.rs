@@ -1,0 +1,237 @@
+//! Secrets never leave the process in clear text: this is the one place that hides them.
+//!
+//! A [`Redactor`] knows the run's secrets: values a playbook wrapped in `secret(...)` (added
+//! while it is evaluated), and values modules produce that are secret by nature (a bootstrap
+//! token, a certificate key, a private key; added by the runner as soon as a task reports
+//! them). Besides those literal values it always hides PEM private key blocks
+//! ([`modules::diff::redact_private_keys`]) and anything shaped like a kubeadm bootstrap token.
+//!
+//! Who goes through it: the event bus redacts every event before any subscriber sees it
+//! (console, `--json`, the tracing log, the run journal); the tracing writer redacts every log
+//! line; the CLI redacts DOT output and error reports. There is one redactor per process
+//! ([`global`]), because the playbook API, the runner, the bus and the log writer are far
+//! apart and a secret known to one must be hidden by all.
+//!
+//! Concurrency: the secret list sits behind an `RwLock`; redaction takes the read side, adding
+//! a secret the write side. Secrets are only ever added, never removed.
+
+use std::borrow::Cow;
+use std::sync::{OnceLock, PoisonError, RwLock};
+
+use serde_json::Value;
+
+/// What a secret value is replaced with.
+pub const REDACTED: &str = "<secret>";
+
+/// Output keys whose values are secret whatever the module: `token`, `certificate_key`, and any
+/// key ending in `password`, `secret`, `private_key` or `token`.
+const SECRET_KEY_SUFFIXES: &[&str] = &["token", "certificate_key", "password", "secret", "private_key"];
+
+/// Secrets shorter than this are still hidden, but their lines are not split out (see [`Redactor::add`]).
+const MIN_LINE_SECRET: usize = 8;
+
+/// The set of secrets to hide, and the function that hides them.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret that contains another is replaced whole.
+    secrets: RwLock<Vec<String>>,
+}
+
+/// The process's redactor, shared by the playbook API, the runner, the event bus and the logs.
+pub fn global() -> &'static Redactor {
+    static GLOBAL: OnceLock<Redactor> = OnceLock::new();
+    GLOBAL.get_or_init(Redactor::default)
+}
+
+impl Redactor {
+    /// Marks `value` as secret. Empty values are ignored. A multi-line secret also marks each
+    /// of its longer lines, because diffs and logs show text line by line.
+    pub fn add(&self, value: &str) {
+        let mut new = Vec::new();
+        if !value.is_empty() {
+            new.push(value.to_owned());
+        }
+        if value.contains('\n') {
+            new.extend(
+                value.lines().map(str::trim).filter(|l| l.len() >= MIN_LINE_SECRET).map(str::to_owned),
+            );
+        }
+        if new.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
+        for value in new {
+            if !secrets.contains(&value) {
+                secrets.push(value);
+            }
+        }
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    }
+
+    /// Marks the secret values among a task's outputs: outputs with a secret name (see
+    /// `SECRET_KEY_SUFFIXES`), and any string holding a private key. Nested values count too.
+    pub fn add_outputs(&self, outputs: &serde_json::Map<String, Value>) {
+        for (key, value) in outputs {
+            let secret_name = {
+                let key = key.to_ascii_lowercase();
+                SECRET_KEY_SUFFIXES.iter().any(|s| key.ends_with(s))
+            };
+            self.add_value(value, secret_name);
+        }
+    }
+
+    fn add_value(&self, value: &Value, secret: bool) {
+        match value {
+            Value::String(s) if secret || modules::diff::looks_secret(s.as_bytes()) => {
+                self.add(s);
+                // A bootstrap token's secret half is secret on its own too.
+                if let Some((_, half)) = s.split_once('.').filter(|_| is_bootstrap_token(s)) {
+                    self.add(half);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.add_value(v, secret)),
+            Value::Object(map) => self.add_outputs(map),
+            Value::Number(n) if secret => self.add(&n.to_string()),
+            _ => {}
+        }
+    }
+
+    /// `text` with every secret replaced by [`REDACTED`].
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = modules::diff::redact_private_keys(text);
+        if let Some(hidden) = redact_tokens(&out) {
+            out = Cow::Owned(hidden);
+        }
+        let secrets = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// Redacts `text` in place.
+    pub fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(hidden) = self.redact(text) {
+            *text = hidden;
+        }
+    }
+
+    /// Whether there is anything to hide in `text`.
+    pub fn is_clean(&self, text: &str) -> bool {
+        matches!(self.redact(text), Cow::Borrowed(_))
+    }
+}
+
+/// Whether `s` is exactly a kubeadm bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
+fn is_bootstrap_token(s: &str) -> bool {
+    let part =
+        |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    s.split_once('.').is_some_and(|(id, secret)| part(id, 6) && part(secret, 16))
+}
+
+/// `text` with every bootstrap-token-shaped word replaced, or `None` when there is none.
+fn redact_tokens(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 23 <= bytes.len() {
+        let starts_word = i == 0 || !word(bytes[i - 1]);
+        let ends_word = i + 23 == bytes.len() || !word(bytes[i + 23]);
+        let candidate = &bytes[i..i + 23];
+        let part = |p: &[u8]| p.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        // Only ASCII bytes match, so a match starts and ends on char boundaries.
+        if starts_word && ends_word && candidate[6] == b'.' && part(&candidate[..6]) && part(&candidate[7..])
+        {
+            let o = out.get_or_insert_with(String::new);
+            o.push_str(&text[copied..i]);
+            o.push_str(REDACTED);
+            copied = i + 23;
+            i += 23;
+        } else {
+            i += 1;
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
+}
+
+/// A writer for log lines that redacts each write (tracing's formatter writes one event per
+/// call). Used as the tracing subscriber's writer.
+#[derive(Debug)]
+pub struct RedactingWriter<W: std::io::Write> {
+    inner: W,
+}
+
+impl<W: std::io::Write> RedactingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.inner.write_all(global().redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn hides_marked_values_keys_and_tokens() {
+        let r = Redactor::default();
+        r.add("hunter2-password");
+        r.add("");
+        assert_eq!(r.redact("pw=hunter2-password;"), "pw=<secret>;");
+        assert_eq!(r.redact("nothing here"), "nothing here");
+        assert!(r.is_clean("nothing here"));
+        let token = "abcdef.0123456789abcdef";
+        assert_eq!(r.redact(&format!("--token {token} --x")), "--token <secret> --x");
+        assert_eq!(r.redact("xabcdef.0123456789abcdef"), "xabcdef.0123456789abcdef", "not a whole word");
+        assert_eq!(r.redact("é abcdef.0123456789abcdef é"), "é <secret> é", "multi-byte text around it");
+        assert_eq!(r.redact("ééééééééééééééééé"), "ééééééééééééééééé");
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(r.redact(&format!("k={pem}")), format!("k={}\n", modules::diff::REDACTED_KEY));
+    }
+
+    #[test]
+    fn multi_line_secrets_hide_their_lines_too() {
+        let r = Redactor::default();
+        r.add("first line of it\nsecond line of it\nab");
+        assert_eq!(r.redact("+second line of it"), "+<secret>");
+        assert_eq!(r.redact("ab"), "ab", "short lines alone are not secrets");
+    }
+
+    #[test]
+    fn outputs_with_secret_names_or_keys_are_registered() {
+        let r = Redactor::default();
+        r.add_outputs(
+            json!({
+                "token": "abcdef.0123456789abcdef",
+                "certificate_key": "c0ffee",
+                "nested": { "db_password": "pa55" },
+                "key_pem": "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
+                "stdout": "public",
+            })
+            .as_object()
+            .unwrap(),
+        );
+        assert_eq!(r.redact("c0ffee pa55 public"), "<secret> <secret> public");
+        assert_eq!(r.redact("0123456789abcdef"), "<secret>", "the token's secret half");
+    }
+}
