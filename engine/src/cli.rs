@@ -42,6 +42,12 @@ enum Command {
         /// Show the full reference of one module.
         name: Option<String>,
     },
+    /// Write the Markdown reference (modules, playbook API, index), generated from the code.
+    Docs {
+        /// The folder to write into (created when missing); nothing is written outside it.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +210,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 })?,
             };
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Docs { out } => {
+            let written = engine::docs::write(&out)?;
+            println!("wrote {} pages to {}", written.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -35,6 +35,11 @@ pub enum Error {
     #[diagnostic(code(engine::usage))]
     Usage(String),
 
+    /// The reference docs cannot be generated: each line says what to add or remove.
+    #[error("the reference docs cannot be generated:\n{}", .0.join("\n"))]
+    #[diagnostic(code(engine::docs))]
+    Docs(Vec<String>),
+
     #[error("Graphviz `dot` is not installed, so SVG cannot be rendered")]
     #[diagnostic(
         code(engine::graphviz),

@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod connect;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod inventory;

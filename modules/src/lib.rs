@@ -10,6 +10,7 @@
 //!   [`Action`] holds exactly the planned changes; applying it changes nothing else.
 //! - [`registry`]: every module by name, with the schema that parses and documents its arguments.
 //! - [`builtin`]: the modules themselves.
+//! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
@@ -24,6 +25,7 @@ pub mod module;
 pub mod registry;
 pub mod remote;
 pub mod shell;
+pub mod suggest;
 
 pub use error::{ArgsError, ModuleError};
 pub use host::{Exec, ExecOutput, Host, HostError};

@@ -15,7 +15,7 @@ use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
-use crate::error::ArgsError;
+use crate::error::{ArgsError, explain_args_error};
 use crate::module::Module;
 
 /// A module as the registry knows it.
@@ -23,6 +23,11 @@ use crate::module::Module;
 pub struct ModuleSpec {
     /// The name playbooks use.
     pub name: &'static str,
+    /// The task's outputs, readable by later tasks (`t.output("name")`), each with what it holds.
+    pub outputs: &'static [(&'static str, &'static str)],
+    /// A short playbook snippet using the module on host `h` (a second host is `peer`); the
+    /// reference pages show it, and a test loads it so that it stays valid.
+    pub example: &'static str,
     parse: fn(Value) -> Result<Box<dyn Module>, ArgsError>,
     schema: fn() -> Schema,
 }
@@ -62,7 +67,11 @@ where
     M: Module + 'static,
 {
     move |value| {
-        let args: A = serde_json::from_value(value).map_err(|e| ArgsError::new(e.to_string()))?;
+        let args: A = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ArgsError::new(explain_args_error(&path, &e.inner().to_string()))
+        })?;
         let args = validate(args).map_err(ArgsError::new)?;
         Ok(Box::new(build(args)) as Box<dyn Module>)
     }
@@ -77,56 +86,146 @@ pub fn all() -> &'static [ModuleSpec] {
     const SPECS: &[ModuleSpec] = &[
         ModuleSpec {
             name: "apt",
+            outputs: &[],
+            example: r#"h.apt("tools", #{ names: ["curl", "tree"] });
+h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
             parse: |v| parse_with(PackageArgs::validate, Package::new)(v),
             schema: schema::<PackageArgs>,
         },
         ModuleSpec {
             name: "certgen",
+            outputs: &[
+                ("cert", "path of the certificate on the host"),
+                ("key", "path of its private key on the host"),
+            ],
+            example: r#"let ca = h.certgen("etcd CA", #{ kind: "ca", cn: "etcd-ca", dir: "/etc/etcd/pki", key: "rsa2048" });
+h.certgen("etcd server certificate", #{
+    kind: "leaf",
+    profile: "server",
+    dir: "/etc/etcd/pki",
+    ca: #{ cert: ca.output("cert"), key: ca.output("key") },
+});"#,
             parse: |v| parse_with(CertgenArgs::validate, Certgen::new)(v),
             schema: schema::<CertgenArgs>,
         },
         ModuleSpec {
             name: "command",
+            outputs: &[("rc", "exit status"), ("stdout", "standard output"), ("stderr", "standard error")],
+            example: r#"let who = h.command("who am I", #{ argv: ["hostname"], read_only: true });
+h.command("unpack", #{ cmd: "tar xzf /tmp/app.tgz -C /opt", creates: "/opt/app" });
+h.file("greeting", #{ path: "/tmp/greeting", content: `hello from ${who.stdout}` });"#,
             parse: |v| parse_with(CommandArgs::validate, Command::new)(v),
             schema: schema::<CommandArgs>,
         },
         ModuleSpec {
             name: "file",
+            outputs: &[("path", "the managed path")],
+            example: r#"h.file("app directory", #{ path: "/opt/app", state: "directory", mode: "0755" });
+h.file("motd", #{ path: "/etc/motd", content: "managed by engine\n", mode: "0644", owner: "root" });
+h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
             parse: |v| parse_with(FileArgs::validate, File::new)(v),
             schema: schema::<FileArgs>,
         },
         ModuleSpec {
             name: "kubeadm",
+            outputs: &[
+                ("endpoint", "init, token_create: the API server endpoint, host:port"),
+                ("token", "init, token_create: a valid bootstrap token"),
+                ("ca_cert_hash", "init, token_create: sha256:<hex> of the cluster CA's public key"),
+                ("join_command", "init, token_create: the full `kubeadm join` command line"),
+            ],
+            example: r#"let init = h.kubeadm("kubeadm init", #{
+    action: "init",
+    config: #{
+        apiVersion: "kubeadm.k8s.io/v1alpha1",
+        kind: "MasterConfiguration",
+        kubernetesVersion: "v1.11.1",
+        api: #{ controlPlaneEndpoint: "10.77.0.10:6443" },
+    },
+});
+peer.kubeadm("kubeadm join", #{
+    action: "join",
+    endpoint: init.output("endpoint"),
+    token: init.output("token"),
+    ca_cert_hash: init.output("ca_cert_hash"),
+});"#,
             parse: |v| parse_with(KubeadmArgs::validate, Kubeadm::new)(v),
             schema: schema::<KubeadmArgs>,
         },
         ModuleSpec {
             name: "kubectl",
+            outputs: &[
+                ("object", "get: the parsed JSON that kubectl returned"),
+                ("names", "get without `name`: the names of the matching objects"),
+                ("previous", "kube_proxy_server: the server kube-proxy used before"),
+            ],
+            example: r#"h.kubectl("apps namespace", #{
+    action: "apply",
+    manifest: to_yaml(#{ apiVersion: "v1", kind: "Namespace", metadata: #{ name: "apps" } }),
+});
+h.kubectl("nodes ready", #{ action: "wait", kind: "node", selector: "node-role.kubernetes.io/control-plane", timeout: 300 });
+let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-system", selector: "k8s-app=kube-dns" });"#,
             parse: |v| parse_with(KubectlArgs::validate, Kubectl::new)(v),
             schema: schema::<KubectlArgs>,
         },
         ModuleSpec {
             name: "replace_line",
+            outputs: &[("path", "the edited file")],
+            example: r#"h.replace_line("kubelet through the load balancer", #{
+    path: "/etc/kubernetes/kubelet.conf",
+    starts_with: "server:",
+    line: "server: https://10.77.0.10:6443",
+});"#,
             parse: |v| parse_with(ReplaceLineArgs::validate, ReplaceLine::new)(v),
             schema: schema::<ReplaceLineArgs>,
         },
         ModuleSpec {
             name: "scp",
+            outputs: &[("files", "every destination path"), ("sent", "how many files were sent")],
+            example: r#"let ca = peer.certgen("CA", #{ kind: "ca", cn: "my-ca", dir: "/etc/pki/my" });
+h.scp("CA from peer", #{ from: peer.name, src: ca.output("cert"), dest: "/etc/pki/my/" });
+h.scp("config from the controller", #{ from: "controller", src: "files/app.conf", dest: "/etc/app.conf", mode: "0640" });
+h.scp("logs to the controller", #{ src: "/var/log/app", to_controller: `logs/${h.name}/` });"#,
             parse: |v| parse_with(ScpArgs::validate, Scp::new)(v),
             schema: schema::<ScpArgs>,
         },
         ModuleSpec {
             name: "systemd",
+            outputs: &[
+                ("active_state", "the unit's ActiveState after the task, e.g. active"),
+                ("sub_state", "its SubState, e.g. running"),
+            ],
+            example: r#"h.systemd("app service", #{
+    name: "app",
+    unit: "[Unit]\nDescription=app\n\n[Service]\nExecStart=/opt/app/run\n\n[Install]\nWantedBy=multi-user.target\n",
+    enabled: true,
+    state: "started",
+});
+let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restarted" });"#,
             parse: |v| parse_with(SystemdArgs::validate, Systemd::new)(v),
             schema: schema::<SystemdArgs>,
         },
         ModuleSpec {
             name: "template",
+            outputs: &[("path", "the rendered file")],
+            example: r#"h.template("app config", #{
+    path: "/etc/app.conf",
+    template: "listen {{ address }}:{{ port }}\nname {{ facts.hostname }}\n",
+    vars: #{ address: h.address, port: 8080 },
+    mode: "0640",
+});"#,
             parse: |v| parse_with(TemplateArgs::validate, Template::new)(v),
             schema: schema::<TemplateArgs>,
         },
         ModuleSpec {
             name: "wait",
+            outputs: &[
+                ("attempts", "how many probes ran"),
+                ("elapsed_ms", "milliseconds until the condition held"),
+            ],
+            example: r#"h.wait("ssh is up", #{ port: 22, timeout: 30 });
+h.wait("app healthy", #{ url: "http://127.0.0.1:8080/health", status: 200, interval: 2 });
+h.wait("etcd member", #{ command: "etcdctl endpoint health", timeout: 120 });"#,
             parse: |v| parse_with(WaitArgs::validate, Wait::new)(v),
             schema: schema::<WaitArgs>,
         },
@@ -137,4 +236,75 @@ pub fn all() -> &'static [ModuleSpec] {
 /// Finds a module by name.
 pub fn find(name: &str) -> Option<&'static ModuleSpec> {
     all().iter().find(|spec| spec.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn error(module: &str, args: Value) -> String {
+        match find(module).unwrap().parse(args) {
+            Ok(_) => panic!("{module}: arguments accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn argument_errors_name_the_argument_and_suggest() {
+        assert_eq!(
+            error("file", json!({ "path": "/x", "contnet": "" })),
+            "unknown argument `contnet`; did you mean `content`?"
+        );
+        assert_eq!(
+            error("file", json!({ "path": "/x", "mode": 644 })),
+            "argument `mode` must be an octal mode string like \"0644\", got the integer 644"
+        );
+        assert_eq!(
+            error("file", json!({ "path": 42 })),
+            "argument `path` must be a string, got the integer 42"
+        );
+        assert_eq!(
+            error("file", json!({ "path": "/x", "state": "dir" })),
+            "argument `state` must be one of \"file\", \"directory\", \"absent\", got \"dir\"; did you mean `directory`?"
+        );
+        assert_eq!(error("file", json!({ "content": "" })), "missing required argument `path`");
+        assert_eq!(
+            error("apt", json!({ "names": "hello" })),
+            "argument `names` must be a list (an array), got the string \"hello\""
+        );
+    }
+
+    #[test]
+    fn nested_errors_name_the_path() {
+        let message = error("scp", json!({ "src": 1, "dest": "/x", "from": "controller" }));
+        assert!(message.starts_with("argument `src` must be a path or a list of paths"), "{message}");
+        let message =
+            error("certgen", json!({ "kind": "leaf", "dir": "/x", "ca": { "crt": "/a", "key": "/b" } }));
+        assert!(message.starts_with("unknown key `crt` in argument `ca`; did you mean `cert`?"), "{message}");
+    }
+}
+
+#[cfg(test)]
+mod outputs_tests {
+    use super::*;
+
+    /// The outputs table and the module's own description (its doc comment) name the same
+    /// outputs, so neither drifts alone.
+    #[test]
+    fn declared_outputs_are_named_in_the_summary() {
+        for spec in all() {
+            let summary = spec.summary();
+            for (output, _) in spec.outputs {
+                assert!(
+                    summary.contains(&format!("`{output}`")),
+                    "{}: summary lacks output `{output}`",
+                    spec.name
+                );
+            }
+            let mentions_outputs = summary.to_lowercase().contains("output");
+            assert_eq!(mentions_outputs, !spec.outputs.is_empty(), "{}: outputs table vs summary", spec.name);
+        }
+    }
 }

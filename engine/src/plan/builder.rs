@@ -248,6 +248,7 @@ impl PlanBuilder {
 
         if !self.errors.is_empty() {
             self.errors.sort_by(|a, b| a.location.cmp(&b.location));
+            super::error::dedup(&mut self.errors);
             return Err(Error::Plan { playbook: self.playbook, errors: self.errors });
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))

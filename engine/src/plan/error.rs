@@ -49,6 +49,13 @@ impl PlanError {
     }
 }
 
+/// Drops repeats of an error (same place, same message), keeping the first: one mistake in
+/// a loop over hosts is one error, not one per host.
+pub(crate) fn dedup(errors: &mut Vec<PlanError>) {
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert((e.location.clone(), e.message.clone())));
+}
+
 /// The byte span of the word (or single character) at 1-based `line`:`col`.
 fn span_at(text: &str, line: usize, col: usize) -> Option<SourceSpan> {
     let line_start: usize = text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
@@ -62,6 +69,21 @@ fn span_at(text: &str, line: usize, col: usize) -> Option<SourceSpan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_errors_are_reported_once() {
+        let at = |line| Location { file: "p.rhai".into(), line, col: 1 };
+        let mut errors = vec![
+            PlanError::new("bad mode", at(3), None),
+            PlanError::new("bad mode", at(3), None),
+            PlanError::new("bad path", at(3), None),
+            PlanError::new("bad mode", at(4), None),
+        ];
+        dedup(&mut errors);
+        let kept: Vec<(String, usize)> =
+            errors.iter().map(|e| (e.message.clone(), e.location.line)).collect();
+        assert_eq!(kept, [("bad mode".into(), 3), ("bad path".into(), 3), ("bad mode".into(), 4)]);
+    }
 
     #[test]
     fn spans_the_word_at_a_position() {

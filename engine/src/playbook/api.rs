@@ -123,7 +123,12 @@ fn find_module(ctx: &NativeCallContext, module: &str) -> RhaiResult<&'static str
         None => {
             let known: Vec<&str> = modules::registry::all().iter().map(|s| s.name).collect();
             Err(runtime(
-                format!("unknown module {module:?}; modules are: {}", known.join(", ")),
+                match modules::suggest::did_you_mean(module, known.iter().copied()) {
+                    suggestion if suggestion.is_empty() => {
+                        format!("unknown module {module:?}; modules are: {}", known.join(", "))
+                    }
+                    suggestion => format!("unknown module {module:?}{suggestion}"),
+                },
                 ctx.call_position(),
             ))
         }
@@ -143,8 +148,9 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     let c = cx.clone();
     engine.register_fn("host", move |ctx: NativeCallContext, name: &str| -> HostHandle {
         c.host_handle(name).unwrap_or_else(|| {
+            let hosts = c.inventory.hosts().iter().map(|h| h.name.as_str());
             c.plan.borrow_mut().error(
-                format!("unknown host {name:?}"),
+                format!("unknown host {name:?}{}", modules::suggest::did_you_mean(name, hosts)),
                 c.location(&ctx),
                 Some(c.groups_help()),
             );
@@ -161,8 +167,9 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         match c.inventory.group(name) {
             Some(members) => members.iter().filter_map(|h| c.host_handle(h)).map(Dynamic::from).collect(),
             None => {
+                let groups = c.inventory.group_names();
                 c.plan.borrow_mut().error(
-                    format!("unknown group {name:?}"),
+                    format!("unknown group {name:?}{}", modules::suggest::did_you_mean(name, groups)),
                     c.location(&ctx),
                     Some(c.groups_help()),
                 );
@@ -340,7 +347,9 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         "retry",
         |ctx: NativeCallContext, t: &mut TaskHandle, policy: Map| -> RhaiResult<TaskHandle> {
             let policy: Retry = rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
-                runtime(format!("retry(#{{ retries, delay, until }}): {e}"), ctx.call_position())
+                let text = e.to_string();
+                let why = modules::error::explain_args_error("", text.trim_start_matches("Syntax error: "));
+                runtime(format!("retry(#{{ retries, delay, until }}): {why}"), ctx.call_position())
             })?;
             // A retry loop must end, and in reasonable time.
             if policy.retries > Retry::MAX_RETRIES || policy.delay > Retry::MAX_DELAY {

@@ -2,7 +2,9 @@
 //! [`PlanBuilder`], and [`load`] seals that into a [`Plan`]. Nothing connects to any host here.
 
 mod api;
+pub(crate) mod api_docs;
 mod handles;
+mod hints;
 mod resolver;
 
 use std::cell::RefCell;
@@ -119,6 +121,23 @@ pub fn load_source(
     builder.seal(inventory)
 }
 
+/// The engine [`load`] evaluates playbooks in (same sandbox, same API), over an empty
+/// inventory: `engine docs` documents the functions registered on it.
+pub(crate) fn reference_engine() -> Engine {
+    let path = Path::new("playbook.rhai");
+    let cx = api::Context {
+        plan: Rc::new(RefCell::new(PlanBuilder::new(path.to_owned()))),
+        inventory: Rc::new(Inventory::default()),
+        extra_vars: Rc::new(Vars::new()),
+        default_file: Arc::from("playbook.rhai"),
+        base_dir: playbook_dir(path),
+        folders: resolver::Folders::default(),
+    };
+    let mut engine = sandboxed_engine(&Limits::default());
+    api::register(&mut engine, &cx);
+    engine
+}
+
 fn sandboxed_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(limits.max_operations);
@@ -217,6 +236,8 @@ fn script_error(error: &EvalAltResult) -> (String, Position) {
             "the playbook ran too long (operation limit reached): is there an endless loop?".to_owned()
         }
         EvalAltResult::ErrorStackOverflow(_) => "the playbook recursed too deeply".to_owned(),
+        EvalAltResult::ErrorFunctionNotFound(signature, _) => hints::function_not_found(signature),
+        EvalAltResult::ErrorDotExpr(message, _) => hints::dot_error(message),
         EvalAltResult::ErrorTooManyModules(_) => "too many imports (the sandbox's limit)".to_owned(),
         other => {
             let text = other.to_string();

@@ -1,0 +1,235 @@
+//! The doc comments of the playbook API, one entry per registered Rhai function and type.
+//!
+//! `engine docs` takes each function's real signature from the configured Rhai engine and its
+//! text from here; it fails (and so does a test) when a registered function has no entry here,
+//! or an entry names no registered function. So a new function cannot land undocumented.
+//!
+//! The key is the function's Rhai name and parameter types as the generator prints them:
+//! `after(Task, array)`; a property getter is `get$name(Host)`. `params` names every
+//! parameter, the receiver first (`h` for a Host, `t` for a Task). Module calls
+//! (`h.file(...)`, one per module) are documented from the module registry instead.
+
+/// The documentation of one registered function.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FnDoc {
+    /// `name(Type, Type)`, as `engine docs` prints registered signatures.
+    pub(crate) key: &'static str,
+    /// One name per parameter, the receiver first.
+    pub(crate) params: &'static [&'static str],
+    /// Markdown; the first sentence is the summary.
+    pub(crate) doc: &'static str,
+}
+
+/// The documentation of one registered custom type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypeDoc {
+    pub(crate) name: &'static str,
+    pub(crate) doc: &'static str,
+}
+
+/// Every custom type a playbook handles.
+pub(crate) const TYPES: &[TypeDoc] = &[
+    TypeDoc {
+        name: "Host",
+        doc: "A host from the inventory, from `host(name)`, `group(name)` or `hosts()`. Module calls on it \
+              (`h.file(...)`, `h.command(...)`, ...) add tasks that run on that host, in the order written.",
+    },
+    TypeDoc {
+        name: "Task",
+        doc: "A task in the plan, returned by every module call. Order it (`after`), tag it, make it notify \
+              handlers, retry it, and read its outputs (`t.stdout`, `t.output(\"key\")`): reading an output \
+              makes the reading task wait for this one.",
+    },
+];
+
+/// Every registered function, sorted by key.
+pub(crate) const FUNCTIONS: &[FnDoc] = &[
+    FnDoc {
+        key: "after(Task, Task)",
+        params: &["t", "dependency"],
+        doc: "Runs `t` only after `dependency` succeeded, on any host. Returns `t`, so calls chain.",
+    },
+    FnDoc {
+        key: "after(Task, array)",
+        params: &["t", "dependencies"],
+        doc: "Runs `t` only after every task of `dependencies` succeeded. Anything but tasks in the array is \
+              an error.",
+    },
+    FnDoc {
+        key: "concurrent(Host)",
+        params: &["h"],
+        doc: "Lets the tasks written for `h` from now on run without waiting for each other (by default a \
+              host's tasks run in the order written). Edges from `after` and data still hold.",
+    },
+    FnDoc {
+        key: "fact(Host, string)",
+        params: &["h", "path"],
+        doc: "A fact of `h` by dotted path, e.g. `\"default_ipv4.address\"` or `\"interfaces.eth1.ipv4.0\"`. \
+              Facts are gathered at run time, once per host, only when something reads them; the value \
+              can be used in task arguments.",
+    },
+    FnDoc {
+        key: "get$address(Host)",
+        params: &["h"],
+        doc: "The address engine connects to: `ansible_host`, or the inventory name.",
+    },
+    FnDoc {
+        key: "get$groups(Host)",
+        params: &["h"],
+        doc: "The names of every group the host belongs to, `all` included.",
+    },
+    FnDoc { key: "get$host(Task)", params: &["t"], doc: "The name of the host the task runs on." },
+    FnDoc {
+        key: "get$id(Task)",
+        params: &["t"],
+        doc: "The task's number in the plan (stable for a given playbook and inventory).",
+    },
+    FnDoc { key: "get$name(Host)", params: &["h"], doc: "The host's inventory name." },
+    FnDoc { key: "get$name(Task)", params: &["t"], doc: "The task's name, as given to the module call." },
+    FnDoc {
+        key: "get$rc(Task)",
+        params: &["t"],
+        doc: "The task's exit status (`command`), as a value for later tasks' arguments: reading it makes \
+              them wait for `t`.",
+    },
+    FnDoc {
+        key: "get$stderr(Task)",
+        params: &["t"],
+        doc: "The task's standard error (`command`); reading it makes the reader wait for `t`.",
+    },
+    FnDoc {
+        key: "get$stdout(Task)",
+        params: &["t"],
+        doc: "The task's standard output (`command`); reading it makes the reader wait for `t`.",
+    },
+    FnDoc {
+        key: "get$vars(Host)",
+        params: &["h"],
+        doc: "The host's variables from the inventory, merged from its groups (outermost first) and its own.",
+    },
+    FnDoc {
+        key: "group(string)",
+        params: &["name"],
+        doc: "The hosts of a group, in inventory order. An unknown group is an error that lists the \
+              inventory's groups.",
+    },
+    FnDoc {
+        key: "handler(Host, string, string, map)",
+        params: &["h", "module", "name", "args"],
+        doc: "Adds a handler: a task of module `module` that runs once, after the tasks that `notify` it, \
+              and only if one of them changed something. Example: \
+              `h.handler(\"systemd\", \"restart etcd\", #{ name: \"etcd\", state: \"restarted\" })`.",
+    },
+    FnDoc {
+        key: "has_group(string)",
+        params: &["name"],
+        doc: "Whether the inventory has a group of that name (for playbooks that adapt to the inventory).",
+    },
+    FnDoc {
+        key: "host(string)",
+        params: &["name"],
+        doc: "A host of the inventory by name. An unknown host is an error that suggests the nearest name \
+              and lists the inventory's groups.",
+    },
+    FnDoc { key: "hosts()", params: &[], doc: "Every host of the inventory, in inventory order." },
+    FnDoc {
+        key: "notify(Task, Task)",
+        params: &["t", "handler"],
+        doc: "Makes `handler` (made with `h.handler(...)`) run after `t`, if `t` changed something. Returns `t`.",
+    },
+    FnDoc {
+        key: "notify(Task, array)",
+        params: &["t", "handlers"],
+        doc: "Notifies each handler of the array, as `notify(handler)` does.",
+    },
+    FnDoc {
+        key: "output(Task, string)",
+        params: &["t", "key"],
+        doc: "One output of the task by name (see each module's outputs), as a value for later tasks' \
+              arguments; reading it makes the reader wait for `t`.",
+    },
+    FnDoc {
+        key: "param(string)",
+        params: &["name"],
+        doc: "The value of `-e name=value`. Without it the playbook is refused, with a message saying how \
+              to pass it.",
+    },
+    FnDoc {
+        key: "param(string, any)",
+        params: &["name", "default"],
+        doc: "The value of `-e name=value`, or `default` when it is not given.",
+    },
+    FnDoc {
+        key: "retry(Task, map)",
+        params: &["t", "policy"],
+        doc: "Retries `t`: `#{ retries: 5, delay: 2 }` retries failures; with `\"until\": \"'healthy' in \
+              stdout\"` it also retries until that Jinja expression over the task's outputs holds (`until` \
+              is a Rhai keyword, hence the quotes). At most 1000 retries, 3600 s apart.",
+    },
+    FnDoc {
+        key: "secret(any)",
+        params: &["value"],
+        doc: "Marks `value` (a string or a number) as secret and returns it unchanged: engine hides its \
+              text wherever it shows text (console, JSON events, logs, diffs, the run journal). Example: \
+              `let token = secret(param(\"token\"));`.",
+    },
+    FnDoc {
+        key: "serial(array, int, Fn)",
+        params: &["hosts", "n", "add"],
+        doc: "A rolling change: calls `add(h)` for each host, `n` hosts per batch, and makes every task of \
+              a batch wait for every task of the batch before (Ansible's `serial:`). Returns every task \
+              `add` created. Example: `serial(group(\"web\"), 1, |h| { h.systemd(\"restart\", #{ name: \
+              \"nginx\", state: \"restarted\" }) })`.",
+    },
+    FnDoc {
+        key: "tag(Task, string)",
+        params: &["t", "tag"],
+        doc: "Tags the task, for `--tags`. Returns `t`.",
+    },
+    FnDoc { key: "tags(Task, array)", params: &["t", "tags"], doc: "Adds several tags (strings) at once." },
+    FnDoc {
+        key: "task(Host, string, string, map)",
+        params: &["h", "module", "name", "args"],
+        doc: "Adds a task of the module named `module`: the same as `h.MODULE(name, args)`, for a module \
+              chosen at run time. An unknown module is an error that suggests the nearest name.",
+    },
+    FnDoc {
+        key: "template_file(string)",
+        params: &["path"],
+        doc: "The text of a file, relative to the calling file's folder (the playbook's, or a library's), \
+              read when the playbook is loaded; typically a template for the `template` module. Files \
+              outside that folder are refused.",
+    },
+    FnDoc { key: "to_debug(Host)", params: &["h"], doc: "`host(\"NAME\")`, what `debug(h)` prints." },
+    FnDoc { key: "to_debug(Task)", params: &["t"], doc: "`task(HOST: NAME)`, what `debug(t)` prints." },
+    FnDoc {
+        key: "to_json(any)",
+        params: &["value"],
+        doc: "`value` (a map, an array, a string, ...) as pretty-printed JSON.",
+    },
+    FnDoc {
+        key: "to_string(Host)",
+        params: &["h"],
+        doc: "The host's name, as `print` and string interpolation show it.",
+    },
+    FnDoc {
+        key: "to_string(Task)",
+        params: &["t"],
+        doc: "`HOST: NAME`, as `print` and string interpolation show it.",
+    },
+    FnDoc {
+        key: "to_yaml(any)",
+        params: &["value"],
+        doc: "`value` as YAML: Kubernetes manifests and configuration files.",
+    },
+];
+
+/// The doc entry for a function key, if any.
+pub(crate) fn function(key: &str) -> Option<&'static FnDoc> {
+    FUNCTIONS.iter().find(|doc| doc.key == key)
+}
+
+/// The doc entry for a custom type, if any.
+pub(crate) fn type_doc(name: &str) -> Option<&'static TypeDoc> {
+    TYPES.iter().find(|doc| doc.name == name)
+}

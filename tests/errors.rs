@@ -1,0 +1,172 @@
+//! Errors a newcomer understands: the real `engine` binary on playbooks with one mistake each.
+//! Every message names the mistake, suggests the nearest valid name where there is one, and
+//! points at the playbook line with a snippet of it.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{Output, Test, fixture};
+
+/// `engine graph` of a playbook made of `lines` (one mistake, on the last line), which must be
+/// refused with exit 1 and a snippet of the faulty line.
+fn refused(lines: &[&str]) -> Output {
+    let t = Test::new();
+    let text = lines.join("\n") + "\n";
+    let pb = t.file("mistake.rhai", &text);
+    let out = t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure();
+    let line = lines.len();
+    let snippet = format!("{line} │ {}", lines[line - 1]);
+    assert!(out.stderr.contains(&snippet), "no snippet {snippet:?}:\n{}", out.stderr);
+    assert!(out.stderr.contains(&format!("mistake.rhai:{line}:")), "no file:line:\n{}", out.stderr);
+    out
+}
+
+#[test]
+fn a_misspelled_argument_suggests_the_right_one() {
+    refused(&[r#"host("web0").file("motd", #{ path: "/etc/motd", contnet: "hi" });"#])
+        .stderr_has("task \"motd\": invalid arguments for module file: unknown argument `contnet`; did you mean `content`?")
+        .stderr_has("`engine modules file` lists its arguments");
+}
+
+#[test]
+fn an_argument_nothing_like_a_valid_one_lists_them_all() {
+    refused(&[r#"host("web0").command("c", #{ cmd: "true", banana: 1 });"#]).stderr_has(
+        "unknown argument `banana`; valid: argv, chdir, cmd, creates, env, read_only, removes, stdin, timeout",
+    );
+}
+
+#[test]
+fn a_misspelled_key_inside_an_argument_names_both() {
+    refused(&[
+        r#"host("web0").certgen("leaf", #{ kind: "leaf", dir: "/p", ca: #{ crt: "/p/ca.pem", key: "/p/ca-key.pem" } });"#,
+    ])
+    .stderr_has("unknown key `crt` in argument `ca`; did you mean `cert`?");
+}
+
+#[test]
+fn a_wrong_type_names_the_expected_one() {
+    refused(&[r#"host("web0").file("f", #{ path: "/x", content: "", mode: 644 });"#])
+        .stderr_has("argument `mode` must be an octal mode string like \"0644\", got the integer 644");
+    refused(&[r#"host("web0").apt("tools", #{ names: "curl" });"#])
+        .stderr_has("argument `names` must be a list (an array), got the string \"curl\"");
+    refused(&[r#"host("web0").command("c", #{ cmd: "true", read_only: "yes" });"#])
+        .stderr_has("argument `read_only` must be a boolean, got the string \"yes\"");
+}
+
+#[test]
+fn a_misspelled_choice_lists_the_choices_and_the_nearest() {
+    refused(&[r#"host("web0").file("f", #{ path: "/x", state: "dir" });"#]).stderr_has(
+        "argument `state` must be one of \"file\", \"directory\", \"absent\", got \"dir\"; did you mean `directory`?",
+    );
+}
+
+#[test]
+fn a_missing_argument_is_named() {
+    refused(&[r#"host("web0").file("f", #{ content: "x" });"#])
+        .stderr_has("missing required argument `path`");
+}
+
+#[test]
+fn a_misspelled_module_suggests_the_right_one() {
+    refused(&[r#"host("web0").task("fiel", "f", #{ path: "/x" });"#])
+        .stderr_has("unknown module \"fiel\"; did you mean `file`?");
+    refused(&[r#"host("web0").task("nothing", "f", #{ path: "/x" });"#])
+        .stderr_has("unknown module \"nothing\"; modules are: apt, certgen, command, file");
+}
+
+#[test]
+fn a_misspelled_method_or_function_suggests_the_right_one() {
+    refused(&[r#"host("web0").fiel("f", #{ path: "/x", content: "" });"#])
+        .stderr_has("unknown function `fiel(Host, string, map)`; did you mean `file`?");
+    refused(&["for h in hots() {}"]).stderr_has("unknown function `hots()`; did you mean `host` or `hosts`?");
+    refused(&[r#"host("web0").file("f", #{ path: "/x" }).afterr([]);"#])
+        .stderr_has("unknown function `afterr(Task, array)`; did you mean `after`?");
+}
+
+#[test]
+fn a_known_function_called_with_wrong_types_shows_its_signature() {
+    refused(&[r#"host("web0").file(42, #{ path: "/x" });"#]).stderr_has(
+        "`file` cannot be called with (Host, int, map); it takes: file(Host, string, map) -> Task",
+    );
+}
+
+#[test]
+fn a_misspelled_property_suggests_the_right_one() {
+    refused(&[r#"let h = host("web0");"#, r#"h.file("f", #{ path: `/tmp/${h.nmae}`, content: "" });"#])
+        .stderr_has("a Host has no property `nmae`; did you mean `name`?");
+}
+
+#[test]
+fn a_task_on_an_unknown_host_lists_the_groups_and_the_nearest_host() {
+    refused(&[r#"host("web2").file("f", #{ path: "/x", content: "" });"#])
+        .stderr_has("unknown host \"web2\"; did you mean `web0` or `web1`?")
+        .stderr_has("the inventory's groups are: all, etcd, web");
+    refused(&[r#"host("db0").file("f", #{ path: "/x", content: "" });"#])
+        .stderr_has("unknown host \"db0\"")
+        .stderr_has("the inventory's groups are: all, etcd, web");
+    refused(&[r#"for h in group("webs") { h.file("f", #{ path: "/x", content: "" }); }"#])
+        .stderr_has("unknown group \"webs\"; did you mean `web`?");
+}
+
+#[test]
+fn a_misspelled_retry_key_suggests_the_right_one() {
+    refused(&[r#"host("web0").command("c", #{ cmd: "true" }).retry(#{ retires: 2 });"#])
+        .stderr_has("unknown argument `retires`; did you mean `retries`?");
+}
+
+/// One mistake at a time in the real hello playbook: each is reported at its own line, and the
+/// playbook is otherwise accepted.
+#[test]
+fn mistakes_in_hello_rhai_are_located() {
+    let hello = std::fs::read_to_string(support::root().join("playbooks").join("hello.rhai")).unwrap();
+    // (what is there, the mistake, the message, the line reported: the module call's for an
+    // argument, since a map's keys carry no position of their own)
+    let cases = [
+        (
+            "mode: \"0755\"",
+            "mode: 755",
+            "argument `mode` must be an octal mode string like \"0644\", got the integer 755",
+            "mode: 755",
+        ),
+        (
+            "content: `${leader.name} leads`",
+            "contnet: `${leader.name} leads`",
+            "did you mean `content`?",
+            "let flag = leader.file(",
+        ),
+        ("state: \"directory\"", "state: \"dirctory\"", "did you mean `directory`?", "state: \"dirctory\""),
+        (
+            "leader.command(",
+            "leader.comand(",
+            "unknown function `comand(Host, string, map)`; did you mean `command`?",
+            "leader.comand(",
+        ),
+        (
+            "greeting.after(flag)",
+            "greeting.aftr(flag)",
+            "unknown function `aftr(Task, Task)`; did you mean `after`?",
+            "greeting.aftr",
+        ),
+        (
+            "${h.name} (${h.address})",
+            "${h.name} (${h.adress})",
+            "a Host has no property `adress`; did you mean `address`?",
+            "h.adress",
+        ),
+    ];
+    for (good, bad, message, at) in cases {
+        assert!(hello.contains(good), "hello.rhai no longer has {good:?}");
+        let wrong = hello.replacen(good, bad, 1);
+        let line = wrong.lines().position(|l| l.contains(at)).unwrap() + 1;
+        let t = Test::new();
+        let pb = t.file("hello.rhai", &wrong);
+        let out = t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure();
+        assert!(out.stderr.contains(message), "{bad}: lacks {message:?}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("hello.rhai:{line}:")),
+            "{bad}: not at line {line}:\n{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("has 1 error"), "{bad}: one mistake, one error:\n{}", out.stderr);
+    }
+}
