@@ -66,6 +66,10 @@ struct PlanArgs {
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
     #[arg(short, long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
+    /// A folder of Rhai libraries for `import`, searched after the importing file's folder and
+    /// `lib/` beside the playbook. Repeatable.
+    #[arg(long = "lib", value_name = "DIR")]
+    lib_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -230,8 +234,8 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
-    let plan =
-        playbook::load(playbook, &inventory, &LoadOptions { extra_vars, ..LoadOptions::default() })?;
+    let options = LoadOptions { extra_vars, lib_dirs: args.lib_dirs.clone(), ..LoadOptions::default() };
+    let plan = playbook::load(playbook, &inventory, &options)?;
     let hosts = match &args.limit {
         Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
         None => None,
@@ -321,7 +325,6 @@ fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode
         };
         subscribers.push(Box::new(journal::JournalWriter::create(runs, &header)?));
     }
-    let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
     if args.json {
         subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
     } else {

@@ -17,7 +17,7 @@
 //! let restart = web.handler("systemd", "restart web", #{ name: "web", state: "restarted" });
 //! a.notify(restart);     // restart runs once, after a, and only if a (or another notifier) changed
 //! b.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" });  // `until` is a Rhai keyword: quote it
-//! template_file("web.conf.j2")            // a file from the playbook's folder, as text
+//! template_file("web.conf.j2")            // a file from the playbook's folder (from a library: the library's), as text
 //! serial(group("workers"), 1, |h| { ... })  // a rolling change: n hosts at a time, batch after batch
 //! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
@@ -45,6 +45,9 @@ pub(super) struct Context {
     pub(super) default_file: Arc<str>,
     /// The playbook's folder: `template_file` paths are relative to it.
     pub(super) base_dir: std::path::PathBuf,
+    /// The folder of each imported library: `template_file` calls made from a library are
+    /// relative to the library file's own folder.
+    pub(super) folders: super::resolver::Folders,
 }
 
 impl Context {
@@ -278,14 +281,21 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     let c = cx.clone();
     engine.register_fn("template_file", move |ctx: NativeCallContext, path: &str| -> RhaiResult<String> {
         let fail = |message: String| runtime(message, ctx.call_position());
-        let full = c.base_dir.join(path);
-        let (Ok(base), Ok(real)) = (c.base_dir.canonicalize(), full.canonicalize()) else {
+        // Relative to the calling file's own folder: the playbook's, or a library's, and
+        // confined to that file's root (the playbook's folder, or its library folder).
+        let source = ctx.call_source().unwrap_or(&c.default_file);
+        let (folder, whose) = match c.folders.of(source) {
+            Some(folder) if source != &*c.default_file => (folder, "library"),
+            _ => (super::resolver::Folder::root(&c.base_dir), "playbook"),
+        };
+        let full = folder.path().join(path);
+        let (Ok(base), Ok(real)) = (folder.root.canonicalize(), full.canonicalize()) else {
             return Err(fail(format!("cannot read template {}: no such file", full.display())));
         };
-        // Templates come from the playbook's own folder tree, never from elsewhere on the controller.
+        // Templates come from the calling file's own folder tree, never from elsewhere on the controller.
         if !real.starts_with(&base) {
             return Err(fail(format!(
-                "template {path:?} is outside the playbook's folder {}",
+                "template {path:?} is outside the {whose}'s folder {}",
                 base.display()
             )));
         }
