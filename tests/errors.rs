@@ -119,8 +119,8 @@ fn a_misspelled_retry_key_suggests_the_right_one() {
 #[test]
 fn mistakes_in_hello_rhai_are_located() {
     let hello = std::fs::read_to_string(support::root().join("playbooks").join("hello.rhai")).unwrap();
-    // (what is there, the mistake, the message, the line reported: the module call's for an
-    // argument, since a map's keys carry no position of their own)
+    // (what is there, the mistake, the message, the line reported: the argument's own, also
+    // inside a map spread over several lines)
     let cases = [
         (
             "mode: \"0755\"",
@@ -132,7 +132,7 @@ fn mistakes_in_hello_rhai_are_located() {
             "content: `${leader.name} leads`",
             "contnet: `${leader.name} leads`",
             "did you mean `content`?",
-            "let flag = leader.file(",
+            "contnet:",
         ),
         ("state: \"directory\"", "state: \"dirctory\"", "did you mean `directory`?", "state: \"dirctory\""),
         (
@@ -169,4 +169,33 @@ fn mistakes_in_hello_rhai_are_located() {
         );
         assert!(out.stderr.contains("has 1 error"), "{bad}: one mistake, one error:\n{}", out.stderr);
     }
+}
+
+#[test]
+fn an_undefined_variable_suggests_a_declared_one() {
+    refused(&["let leader = hosts()[0];", r#"leadr.file("f", #{ path: "/x", content: "" });"#])
+        .stderr_has("undefined variable `leadr`; did you mean `leader`?");
+    refused(&[r#"host("web0").file("f", #{ path: `/srv/${version}`, content: "" });"#])
+        .stderr_has("undefined variable `version`: declare it first")
+        .stderr_has("param(\"version\")");
+}
+
+/// In a map written over several lines, the error points at the faulty argument's line.
+#[test]
+fn an_argument_error_points_at_the_argument_line() {
+    let t = Test::new();
+    let pb = t.file(
+        "multi.rhai",
+        "host(\"web0\").file(\"motd\", #{\n    path: \"/etc/motd\",\n    contnet: \"hi\",\n});\n",
+    );
+    t.arg("graph")
+        .arg(&pb)
+        .arg("-i")
+        .arg(fixture("inventory.yml"))
+        .run()
+        .failure()
+        .stderr_has(
+            "multi.rhai:3:5: task \"motd\": invalid arguments for module file: unknown argument `contnet`",
+        )
+        .stderr_has("3 │     contnet: \"hi\",");
 }

@@ -26,6 +26,11 @@ impl PlanError {
     /// An error at `location` in `source` (the text of `location.file`, if known).
     pub fn new(message: impl Into<String>, location: Location, source: Option<Arc<str>>) -> Self {
         let message = message.into();
+        // An argument's mistake points at the argument, not just at the call that holds it.
+        let location = source
+            .as_deref()
+            .and_then(|text| argument_location(text, &location, &message))
+            .unwrap_or(location);
         let (source_code, span) = match source {
             Some(text) => {
                 let span = span_at(&text, location.line, location.col);
@@ -56,6 +61,85 @@ pub(crate) fn dedup(errors: &mut Vec<PlanError>) {
     errors.retain(|e| seen.insert((e.location.clone(), e.message.clone())));
 }
 
+/// Where the argument a message is about (``unknown argument `contnet` ``, ``argument `mode`
+/// must be ...``, ``unknown key `crt` in ...``) is written, inside the call at `location`:
+/// the line of the key in a map spread over several lines. `None` when the message names no
+/// argument, or the key is not written in that call (a missing one, or one built at run time).
+fn argument_location(text: &str, location: &Location, message: &str) -> Option<Location> {
+    if message.contains("missing required argument") || message.contains("lacks its required key") {
+        return None;
+    }
+    let after = message.split_once("unknown key `").or_else(|| message.split_once("argument `"))?.1;
+    let path = after.split('`').next()?;
+    let key = path.rsplit('.').next().unwrap_or(path);
+    if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    let start = offset_of(text, location.line, location.col)?;
+    let call = call_extent(text, start)?;
+    let found = key_in(&text[call.clone()], key)? + call.start;
+    let line_start = text[..found].rfind('\n').map_or(0, |i| i + 1);
+    Some(Location {
+        file: location.file.clone(),
+        line: text[..found].matches('\n').count() + 1,
+        col: text[line_start..found].chars().count() + 1,
+    })
+}
+
+/// The byte offset of 1-based `line`:`col` (col in characters).
+fn offset_of(text: &str, line: usize, col: usize) -> Option<usize> {
+    let line_start: usize = text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
+    let line_text = text.get(line_start..)?.lines().next().unwrap_or_default();
+    Some(line_start + line_text.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum::<usize>())
+}
+
+/// The byte range of the call starting at `from`: from its `(` to the matching `)`, with
+/// brackets inside string literals ignored.
+fn call_extent(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
+    let open = from + text.get(from..)?.find('(')?;
+    let (mut depth, mut quote, mut escaped) = (0usize, None, false);
+    for (i, c) in text[open..].char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(open..open + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The offset in `call` of `key` written as a map key (`key:` or `"key":`).
+fn key_in(call: &str, key: &str) -> Option<usize> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    call.match_indices(key).map(|(i, _)| i).find(|&i| {
+        let before = call[..i].chars().next_back();
+        let rest = &call[i + key.len()..];
+        let (quoted, rest) = match before {
+            Some('"') => (true, rest.strip_prefix('"').unwrap_or("x")),
+            _ => (false, rest),
+        };
+        (quoted || !before.is_some_and(ident))
+            && !rest.starts_with(ident)
+            && rest.trim_start().starts_with(':')
+    })
+}
+
 /// The byte span of the word (or single character) at 1-based `line`:`col`.
 fn span_at(text: &str, line: usize, col: usize) -> Option<SourceSpan> {
     let line_start: usize = text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
@@ -83,6 +167,21 @@ mod tests {
         let kept: Vec<(String, usize)> =
             errors.iter().map(|e| (e.message.clone(), e.location.line)).collect();
         assert_eq!(kept, [("bad mode".into(), 3), ("bad path".into(), 3), ("bad mode".into(), 4)]);
+    }
+
+    #[test]
+    fn an_argument_error_points_at_the_argument() {
+        let text = "let h = host(\"web0\");\nh.file(\"motd\", #{\n    path: \"/etc/motd\",\n    \"contnet\": \"hi\",\n    mode: 644,\n});\nh.file(\"other\", #{ mode: 1 });\n";
+        let call = Location { file: "p.rhai".into(), line: 2, col: 3 };
+        let at = |message: &str| argument_location(text, &call, message).map(|l| (l.line, l.col));
+        assert_eq!(at("unknown argument `contnet`; did you mean `content`?"), Some((4, 6)));
+        assert_eq!(at("argument `mode` must be an octal mode string, got the integer 644"), Some((5, 5)));
+        // Not in this call, or not an argument: the call stays the place.
+        assert_eq!(at("unknown argument `owner`"), None);
+        assert_eq!(at("missing required argument `path`"), None);
+        assert_eq!(at("path must be absolute"), None);
+        let error = PlanError::new("argument `mode` must be a string", call, Some(Arc::from(text)));
+        assert_eq!((error.location.line, error.location.col), (5, 5));
     }
 
     #[test]

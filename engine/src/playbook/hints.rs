@@ -76,9 +76,90 @@ pub(super) fn dot_error(message: &str) -> String {
     }
 }
 
+/// A readable message for a compile error of the playbook `text`: an undefined variable gets
+/// the nearest name the script declares; anything else reads as Rhai says it.
+pub(super) fn parse_error(error: &rhai::ParseErrorType, text: &str) -> String {
+    let rhai::ParseErrorType::VariableUndefined(name) = error else {
+        return error.to_string();
+    };
+    let declared = declared_names(text);
+    let suggestion = modules::suggest::did_you_mean(name, declared.iter().map(String::as_str));
+    if suggestion.is_empty() {
+        format!(
+            "undefined variable `{name}`: declare it first (`let {name} = ...;`), or read `-e` values with param(\"{name}\")"
+        )
+    } else {
+        format!("undefined variable `{name}`{suggestion}")
+    }
+}
+
+/// The names a script declares: after `let`, `const`, `for` and `as`, the parameters of its
+/// functions (`fn f(a, b)`) and of its closures (`|h| ...`). A scan, not a parse: good enough
+/// for suggestions.
+fn declared_names(text: &str) -> Vec<String> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let words: Vec<(usize, &str)> = text
+        .match_indices(|c: char| !ident(c))
+        .scan(0, |start, (i, sep)| {
+            let word = (*start, &text[*start..i]);
+            *start = i + sep.len();
+            Some(word)
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for pair in words.windows(2) {
+        let [(_, keyword), (_, word)] = pair else { continue };
+        if matches!(*keyword, "let" | "const" | "for" | "as")
+            && word.starts_with(|c: char| !c.is_ascii_digit())
+        {
+            names.push((*word).to_owned());
+        }
+    }
+    // `fn name(a, b)` and `|a, b|`: identifiers between the brackets or bars.
+    for (open, close, lead) in [('(', ')', "fn "), ('|', '|', "")] {
+        let mut rest = text;
+        while let Some(i) = rest.find(if lead.is_empty() { "|" } else { lead }) {
+            let after = &rest[i + 1..];
+            let Some(start) = after.find(open).map(|s| s + 1).filter(|s| lead.is_empty() || *s < 64) else {
+                break;
+            };
+            let start = if lead.is_empty() { 0 } else { start };
+            let inner = &after[start..];
+            let Some(end) = inner.find(close) else { break };
+            let params = &inner[..end];
+            if params.chars().all(|c| ident(c) || c == ',' || c.is_whitespace()) {
+                names.extend(params.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned));
+            }
+            rest = &after[start + end..];
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_names_are_found() {
+        let text = "let leader = hosts()[0];\nconst DIR = \"/x\";\nfor h in hosts() {}\nfn greet(who, times) { who }\nserial(hosts(), 1, |host_x| { host_x });\nimport \"lib\" as lib;\n";
+        let names = declared_names(text);
+        for name in ["leader", "DIR", "h", "who", "times", "host_x", "lib"] {
+            assert!(names.contains(&name.to_owned()), "{name} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn an_undefined_variable_gets_the_nearest_declared_name() {
+        let text = "let leader = hosts()[0];\nlet x = leadr;\n";
+        let error = rhai::ParseErrorType::VariableUndefined("leadr".into());
+        assert_eq!(parse_error(&error, text), "undefined variable `leadr`; did you mean `leader`?");
+        let error = rhai::ParseErrorType::VariableUndefined("version".into());
+        assert!(parse_error(&error, text).contains("param(\"version\")"));
+    }
 
     #[test]
     fn an_unknown_property_gets_the_nearest_one() {

@@ -101,14 +101,15 @@ pub fn load_source(
     engine.set_module_resolver(resolver);
     api::register(&mut engine, &cx);
 
-    let result = engine.compile(text).map_err(|e| ScriptError::at(e.0.to_string(), e.position())).and_then(
-        |mut ast| {
+    let result = engine
+        .compile(text)
+        .map_err(|e| ScriptError::at(hints::parse_error(&e.0, text), e.position()))
+        .and_then(|mut ast| {
             ast.set_source(file.to_string());
             // The playbook's own functions are claimed first; a library repeating one is refused.
             defined.claim(&file, &ast).map_err(|e| ScriptError::at(e.to_string(), Position::NONE))?;
             engine.run_ast(&ast).map_err(|e| ScriptError::from_eval(&e, &file))
-        },
-    );
+        });
     drop(engine);
     if let Err(error) = result {
         let location = cx.location_at(error.file.as_deref(), error.position);
