@@ -273,7 +273,13 @@ impl ImportResolver {
         })?;
         self.plan.borrow_mut().add_source(found.name.clone(), Arc::from(text.as_str()));
         self.folders.insert(found.name.clone(), found.folder.clone());
-        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+        let mut ast = engine.compile(&text).map_err(|e| match *e.0 {
+            // Suggests the nearest name the library declares.
+            rhai::ParseErrorType::VariableUndefined(_) => {
+                in_module(runtime(super::hints::parse_error(&e.0, &text), e.position()))
+            }
+            _ => in_module(e.into()),
+        })?;
         ast.set_source(found.name.to_string());
         self.defined.claim(&found.name, &ast).map_err(|e| runtime(e.to_string(), pos))?;
         self.loading.borrow_mut().push((found.real.clone(), found.name.clone()));
