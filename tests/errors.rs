@@ -199,3 +199,13 @@ fn an_argument_error_points_at_the_argument_line() {
         )
         .stderr_has("3 │     contnet: \"hi\",");
 }
+
+#[test]
+fn a_misspelled_module_name_for_engine_modules_suggests_the_right_one() {
+    Test::new()
+        .args(["modules", "fiel"])
+        .run()
+        .failure()
+        .stderr_has("no module named \"fiel\"; did you mean `file`?");
+    Test::new().args(["modules", "zzz"]).run().failure().stderr_has("`engine modules` lists them");
+}

@@ -210,7 +210,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let text = match name {
                 None => modules_doc::index(),
                 Some(name) => modules_doc::module(&name).ok_or_else(|| {
-                    Error::Usage(format!("no module named {name:?}; `engine modules` lists them"))
+                    let names = modules::registry::all().iter().map(|s| s.name);
+                    match modules::suggest::did_you_mean(&name, names) {
+                        near if near.is_empty() => {
+                            Error::Usage(format!("no module named {name:?}; `engine modules` lists them"))
+                        }
+                        near => Error::Usage(format!("no module named {name:?}{near}")),
+                    }
                 })?,
             };
             print!("{text}");
