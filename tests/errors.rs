@@ -209,3 +209,14 @@ fn a_misspelled_module_name_for_engine_modules_suggests_the_right_one() {
         .stderr_has("no module named \"fiel\"; did you mean `file`?");
     Test::new().args(["modules", "zzz"]).run().failure().stderr_has("`engine modules` lists them");
 }
+
+#[test]
+fn a_misspelled_limit_suggests_hosts_and_groups() {
+    Test::new()
+        .args(["graph", "playbooks/hello.rhai", "-i"])
+        .arg(fixture("inventory.yml"))
+        .args(["--limit", "etdc"])
+        .run()
+        .failure()
+        .stderr_has("--limit \"etdc\" names no host or group of the inventory; did you mean `etcd`? (groups: all, etcd, web)");
+}

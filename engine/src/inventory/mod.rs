@@ -91,8 +91,11 @@ impl Inventory {
             } else if self.host(pattern).is_some() {
                 vec![pattern.clone()]
             } else {
+                let names =
+                    self.hosts.iter().map(|h| h.name.as_str()).chain(self.groups.keys().map(String::as_str));
                 return Err(format!(
-                    "--limit {pattern:?} names no host or group of the inventory (groups: {})",
+                    "--limit {pattern:?} names no host or group of the inventory{} (groups: {})",
+                    modules::suggest::did_you_mean(pattern, names),
                     self.group_names().join(", ")
                 ));
             };
