@@ -220,3 +220,14 @@ fn a_misspelled_limit_suggests_hosts_and_groups() {
         .failure()
         .stderr_has("--limit \"etdc\" names no host or group of the inventory; did you mean `etcd`? (groups: all, etcd, web)");
 }
+
+#[test]
+fn a_misspelled_inventory_key_suggests_the_right_one() {
+    let t = Test::new();
+    let inv = t.file("inv.yml", "all:\n  hosst:\n    a:\n");
+    t.args(["graph", "playbooks/hello.rhai", "-i"])
+        .arg(&inv)
+        .run()
+        .failure()
+        .stderr_has("inv.yml:2: group \"all\" has an unknown key \"hosst\"; did you mean `hosts`?");
+}

@@ -131,8 +131,11 @@ impl Walk {
                 "hosts" => {}
                 "children" => {}
                 other => {
+                    let near = modules::suggest::did_you_mean(other, ["hosts", "children", "vars"]);
+                    let hint =
+                        if near.is_empty() { "; expected hosts, children or vars".to_owned() } else { near };
                     return Err(ParseError::msg(format!(
-                        "group {name:?} has an unknown key {other:?}; expected hosts, children or vars"
+                        "group {name:?} has an unknown key {other:?}{hint}"
                     )));
                 }
             }
