@@ -375,6 +375,7 @@ mod tests {
     use petgraph::algo::has_path_connecting;
 
     use super::*;
+    use crate::plan::Selection;
     use crate::playbook::{LoadOptions, load_source};
 
     const INVENTORY: &str = "all:\n  children:\n    workers:\n      hosts:\n        w0: {}\n        w1: {}\n        w2: {}\n    lb:\n      hosts:\n        lb0: {}\n";
@@ -513,6 +514,19 @@ serial(group("workers"), 1, |h| {
         let names = errors("\n\nserial([\"w0\", \"w1\"], 1, |h| {});");
         assert!(names.contains("rolling.rhai:3:"), "{names}");
         assert!(names.contains("takes hosts") && names.contains("item 0 is string"), "{names}");
+    }
+
+    #[test]
+    fn limit_keeps_only_the_selected_hosts_of_a_rolling_change() {
+        // Serial edges order batches; they are not needs: `--limit w1` does not pull in w0.
+        let plan = load(ROLLING).unwrap();
+        let one = plan.select(&Selection { hosts: Some(vec!["w1".to_owned()]), tags: None });
+        let hosts: HashSet<&str> = one.graph().node_weights().map(|t| t.host.as_str()).collect();
+        assert_eq!(hosts, HashSet::from(["w1"]));
+        // `--limit w0,w2` keeps w0's batch before w2's, through the dropped w1.
+        let two = plan.select(&Selection { hosts: Some(vec!["w0".into(), "w2".into()]), tags: None });
+        assert!(before(&two, node(&two, "w0", "restart"), node(&two, "w2", "out")));
+        assert!(!before(&two, node(&two, "w2", "out"), node(&two, "w0", "in")));
     }
 
     #[test]
