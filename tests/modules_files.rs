@@ -126,11 +126,11 @@ h.scp("both ways", #{ from: "etcd1", src: "/a", dest: "/b", to_controller: "out"
     let out = Test::new().arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().code(1);
     for needle in [
         "bad.rhai has 5 errors",
-        "bad.rhai:2:3: task \"syntax\": invalid arguments for module template: template line 2: syntax error",
-        "bad.rhai:3:3: task \"src\": invalid arguments for module template: unknown argument `src`; valid: group, mode, owner, path, template, vars",
+        "bad.rhai:2:41: task \"syntax\": invalid arguments for module template: template line 2: syntax error",
+        "bad.rhai:3:38: task \"src\": invalid arguments for module template: unknown argument `src`; valid: group, mode, owner, path, template, vars",
         "bad.rhai:4:3: task \"no from\": invalid arguments for module scp: missing `from`",
-        "bad.rhai:5:3: task \"relative\": invalid arguments for module scp: src must be an absolute path",
-        "bad.rhai:6:3: task \"both ways\": invalid arguments for module scp: to_controller copies from this task's host",
+        "bad.rhai:5:37: task \"relative\": invalid arguments for module scp: src must be an absolute path",
+        "bad.rhai:6:61: task \"both ways\": invalid arguments for module scp: to_controller copies from this task's host",
     ] {
         assert!(out.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", out.stderr);
     }

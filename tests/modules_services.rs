@@ -218,13 +218,13 @@ h.wait("long interval", #{ command: "true", timeout: 5, interval: 10 });
     let out = t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure();
     for needle in [
         "bad.rhai has 7 errors",
-        "bad.rhai:2:3: task \"path as name\": invalid arguments for module systemd: name must be a unit name, not a path",
-        "bad.rhai:3:3: task \"typo\": invalid arguments for module systemd: unknown argument `enable`; did you mean `enabled`?",
-        "bad.rhai:4:3: task \"bad state\": invalid arguments for module systemd: argument `state` must be one of \"started\", \"stopped\", \"restarted\", \"reloaded\", got \"running\"",
+        "bad.rhai:2:30: task \"path as name\": invalid arguments for module systemd: name must be a unit name, not a path",
+        "bad.rhai:3:33: task \"typo\": invalid arguments for module systemd: unknown argument `enable`; did you mean `enabled`?",
+        "bad.rhai:4:38: task \"bad state\": invalid arguments for module systemd: argument `state` must be one of \"started\", \"stopped\", \"restarted\", \"reloaded\", got \"running\"",
         "bad.rhai:5:3: task \"pinned\": invalid arguments for module apt: \"hello=2.10\" is not a Debian package name",
         "bad.rhai:6:3: task \"nothing\": invalid arguments for module apt: missing name",
         "bad.rhai:7:3: task \"two conditions\": invalid arguments for module wait: give only one of port, command and url",
-        "bad.rhai:8:3: task \"long interval\": invalid arguments for module wait: interval must be",
+        "bad.rhai:8:57: task \"long interval\": invalid arguments for module wait: interval must be",
     ] {
         assert!(out.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", out.stderr);
     }

@@ -178,11 +178,27 @@ pub(crate) fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
-            let report: miette::Report = error.into();
             // Errors may quote playbook values: secret ones are hidden here too.
-            eprintln!("{}", engine::redact::global().redact(&format!("{report:?}")));
+            eprintln!("{}", engine::redact::global().redact(&render_error(error)));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error as the user sees it. A playbook's errors come one by one, each with its place and
+/// snippet, then how many there were (rather than nested under a header that repeats them).
+fn render_error(error: Error) -> String {
+    let summary = error.to_string();
+    match error {
+        Error::Plan { errors, .. } => {
+            let mut out = String::new();
+            for e in errors {
+                out.push_str(&format!("{:?}\n", miette::Report::new(e)));
+            }
+            out.push_str(&summary);
+            out
+        }
+        other => format!("{:?}", miette::Report::new(other)),
     }
 }
 

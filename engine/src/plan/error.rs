@@ -69,9 +69,19 @@ fn argument_location(text: &str, location: &Location, message: &str) -> Option<L
     if message.contains("missing required argument") || message.contains("lacks its required key") {
         return None;
     }
-    let after = message.split_once("unknown key `").or_else(|| message.split_once("argument `"))?.1;
-    let path = after.split('`').next()?;
-    let key = path.rsplit('.').next().unwrap_or(path);
+    let named = message.split_once("unknown key `").or_else(|| message.split_once("argument `"));
+    let key = match named {
+        Some((_, after)) => {
+            let path = after.split('`').next()?;
+            path.rsplit('.').next().unwrap_or(path)
+        }
+        // A module's own check, e.g. "path must be absolute": its first word, when that is
+        // a key of the call.
+        None => {
+            let reason = message.split_once("invalid arguments for module ")?.1.split_once(": ")?.1;
+            reason.split(|c: char| !(c.is_alphanumeric() || c == '_')).next()?
+        }
+    };
     if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
         return None;
     }
@@ -180,6 +190,9 @@ mod tests {
         assert_eq!(at("unknown argument `owner`"), None);
         assert_eq!(at("missing required argument `path`"), None);
         assert_eq!(at("path must be absolute"), None);
+        let check = "task \"motd\": invalid arguments for module file: mode must be octal";
+        assert_eq!(at(check), Some((5, 5)));
+        assert_eq!(at("task \"motd\": invalid arguments for module file: either this or that"), None);
         let error = PlanError::new("argument `mode` must be a string", call, Some(Arc::from(text)));
         assert_eq!((error.location.line, error.location.col), (5, 5));
     }
