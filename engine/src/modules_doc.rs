@@ -188,7 +188,7 @@ fn type_of(prop: &Value, root: &Value) -> String {
     }
     let named = |t: &str| match t {
         "array" => {
-            format!("list of {}", target.get("items").map_or("values".into(), |i| type_of(i, root)))
+            format!("list of {}", target.get("items").map_or("any".into(), |i| type_of(i, root)))
         }
         "object" => "map".into(),
         other => other.into(),
@@ -208,7 +208,7 @@ fn type_of(prop: &Value, root: &Value) -> String {
             .map(|alts| {
                 alts.iter().map(|a| type_of(a, root)).filter(|t| t != "null").collect::<Vec<_>>().join(" or ")
             })
-            .unwrap_or_else(|| "value".into()),
+            .unwrap_or_else(|| "any".into()),
     }
 }
 
