@@ -231,3 +231,10 @@ fn a_misspelled_inventory_key_suggests_the_right_one() {
         .failure()
         .stderr_has("inv.yml:2: group \"all\" has an unknown key \"hosst\"; did you mean `hosts`?");
 }
+
+/// The script's own function called with the wrong arguments: no misleading suggestion.
+#[test]
+fn a_script_function_called_wrongly_is_named_neutrally() {
+    refused(&["fn greet(h) { h.name }", "greet();"])
+        .stderr_has("no function matches `greet()`: check the name and the arguments");
+}

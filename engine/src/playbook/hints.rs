@@ -43,7 +43,11 @@ pub(super) fn function_not_found(signature: &str) -> String {
     names.dedup();
     let suggestion = modules::suggest::did_you_mean(name, names);
     if suggestion.is_empty() {
-        format!("unknown function `{call}`; docs/reference/playbook-api.md lists the playbook's functions")
+        // Possibly the script's own function, called with other arguments than it takes.
+        format!(
+            "no function matches `{call}`: check the name and the arguments (the playbook's functions: \
+             docs/reference/playbook-api.md)"
+        )
     } else {
         format!("unknown function `{call}`{suggestion}")
     }
@@ -194,6 +198,8 @@ mod tests {
 
     #[test]
     fn nothing_near_points_at_the_reference() {
-        assert!(function_not_found("zzzzzz ()").contains("playbook-api.md"));
+        let message = function_not_found("zzzzzz (i64)");
+        assert!(message.starts_with("no function matches `zzzzzz(int)`"), "{message}");
+        assert!(message.contains("playbook-api.md"), "{message}");
     }
 }
