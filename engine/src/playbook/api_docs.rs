@@ -170,8 +170,8 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         key: "secret(any)",
         params: &["value"],
         doc: "Marks `value` (a string or a number) as secret and returns it unchanged: engine hides its \
-              text wherever it shows text (console, JSON events, logs, diffs, the run journal). Example: \
-              `let token = secret(param(\"token\"));`.",
+              text wherever it shows text (events, hence the console, the JSON stream and the run journal; \
+              logs; errors; DOT). Example: `let token = secret(param(\"token\"));`.",
     },
     FnDoc {
         key: "serial(array, int, Fn)",
