@@ -107,3 +107,47 @@ fn become_runs_as_root_for_an_unprivileged_user() {
     assert_eq!(lab.ssh("etcd0", &format!("stat -c %U {dir}")).trim(), "root");
     assert_eq!(run(&with_become, &playbook, &[]).success().count("changed"), 0);
 }
+
+/// The runner stats a host's paths in one round trip before its tasks plan, and answers their
+/// stats from that while it is current. Changes made by earlier tasks of the same run (a write,
+/// a shell command, a removal, a write through a symlinked parent) must never be hidden by it.
+#[test]
+fn prefetched_stats_never_hide_a_change_made_during_the_run() {
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("prefetch");
+    lab.ssh("etcd0", &format!("mkdir -p {dir}/real/gone && ln -s {dir}/real {dir}/link"));
+    let inventory = lab.inventory_for(&["etcd0"], &[]);
+    let playbook = format!(
+        r#"
+let h = host("etcd0");
+// A shell command rewrites a file that a later task manages.
+let a = h.file("a written", #{{ path: "{dir}/a", content: "one\n" }});
+let clobber = h.command("a clobbered", #{{ cmd: "echo two > {dir}/a" }}).after(a);
+h.file("a restored", #{{ path: "{dir}/a", content: "one\n" }}).after(clobber);
+// A removal takes what lies beneath it.
+let gone = h.file("gone removed", #{{ path: "{dir}/real/gone", state: "absent" }});
+h.file("gone made again", #{{ path: "{dir}/real/gone", state: "directory" }}).after(gone);
+// A write through a symlinked parent reaches a path stated under its real name.
+let via = h.file("written via link", #{{ path: "{dir}/link/b", content: "same\n" }});
+h.file("same file, real name", #{{ path: "{dir}/real/b", content: "same\n" }}).after(via);
+"#
+    );
+    let out = run(&inventory, &playbook, &[]).success();
+    let status = |task: &str| out.task("etcd0", task)["status"].as_str().unwrap().to_owned();
+    assert_eq!(status("a restored"), "changed", "the command's write was seen");
+    assert_eq!(lab.ssh("etcd0", &format!("cat {dir}/a")), "one\n");
+    assert_eq!(status("gone made again"), "changed");
+    lab.ssh("etcd0", &format!("test -d {dir}/real/gone"));
+    assert_eq!(status("same file, real name"), "ok", "the write through the link was seen");
+
+    let again = run(&inventory, &playbook, &[]).success();
+    let mut changed: Vec<String> =
+        again.outcomes().into_iter().filter(|(_, _, s)| s == "changed").map(|t| t.1).collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["a clobbered", "a restored", "gone made again", "gone removed"],
+        "only the clobbered file and the removed directory change again"
+    );
+    lab.ssh("etcd0", &format!("rm -rf {dir}"));
+}

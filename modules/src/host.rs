@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::remote::FileStat;
+
 /// One command to run on a host.
 #[derive(Debug, Clone, Default)]
 pub struct Exec {
@@ -19,12 +21,37 @@ pub struct Exec {
     pub stdin: Option<Vec<u8>>,
     /// Upper bound for the whole command. `None` uses the transport's default.
     pub timeout: Option<Duration>,
+    /// What the command may change on the host. Transports that cache what they read (see
+    /// [`Host::cached_stat`]) drop what this makes stale; the default assumes anything.
+    pub effect: Effect,
+}
+
+/// What a command may change on its host, as far as the caller knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Effect {
+    /// Anything at all: an arbitrary command, a service restart, a package install.
+    #[default]
+    Unknown,
+    /// Nothing: the command only reads.
+    ReadOnly,
+    /// Only this path (created, replaced, or with its mode or owner set) and, for `mkdir -p`,
+    /// its missing parents. Never used for commands that create symbolic links.
+    Write(String),
+    /// This path and everything beneath it, removed.
+    Remove(String),
 }
 
 impl Exec {
     /// A command with no stdin and the default timeout.
     pub fn new(command: impl Into<String>) -> Self {
-        Self { command: command.into(), stdin: None, timeout: None }
+        Self { command: command.into(), stdin: None, timeout: None, effect: Effect::Unknown }
+    }
+
+    /// Says what the command may change (default: [`Effect::Unknown`]).
+    #[must_use]
+    pub fn effect(mut self, effect: Effect) -> Self {
+        self.effect = effect;
+        self
     }
 
     /// Sends `bytes` on the command's stdin.
@@ -93,4 +120,12 @@ pub trait Host: Send + Sync {
 
     /// Runs `exec` and waits for it to end.
     async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError>;
+
+    /// The state of `path` when the transport already holds it or can learn it together
+    /// with other paths (the runner stats every path a host's tasks will plan in one round
+    /// trip, and drops an entry as soon as a command may have changed it). `None`: ask the
+    /// host directly.
+    async fn cached_stat(&self, _path: &str) -> Option<Option<FileStat>> {
+        None
+    }
 }

@@ -28,6 +28,6 @@ pub mod shell;
 pub mod suggest;
 
 pub use error::{ArgsError, ModuleError};
-pub use host::{Exec, ExecOutput, Host, HostError};
+pub use host::{Effect, Exec, ExecOutput, Host, HostError};
 pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
 pub use registry::ModuleSpec;

@@ -86,6 +86,13 @@ pub trait Module: Send + Sync + Debug {
     fn wants_facts(&self) -> bool {
         false
     }
+
+    /// The paths `plan` will stat, so the runner can stat every path of a host's tasks in
+    /// one round trip before they run (see [`crate::remote::stat_many`]). A hint only: the
+    /// module still calls [`crate::remote::stat`], which uses the answer while it is current.
+    fn probes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The changes a module would make, with the action that makes them.

@@ -4,7 +4,7 @@
 //! [`shell::quote`]; content always travels on stdin.
 
 use crate::error::ModuleError;
-use crate::host::{Exec, ExecOutput, Host};
+use crate::host::{Effect, Exec, ExecOutput, Host};
 use crate::shell::quote;
 
 /// Runs `command` and fails with its stderr when it exits non-zero.
@@ -45,16 +45,20 @@ pub struct FileStat {
 }
 
 /// Stats `path` (without following a final symlink) and hashes it when it is a regular file.
-/// Returns `None` when nothing is there.
+/// Returns `None` when nothing is there. Answered from [`Host::cached_stat`] when the transport
+/// holds a current answer.
 pub async fn stat(host: &dyn Host, path: &str) -> Result<Option<FileStat>, ModuleError> {
+    if let Some(known) = host.cached_stat(path).await {
+        return Ok(known);
+    }
     let p = quote(path);
     let script = format!(
         "p={p}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
          stat -c '%F|%a|%U|%G' -- \"$p\" && \
-         if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then sha256sum -- \"$p\"; fi; \
+         if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then sha256sum <\"$p\"; fi; \
          else echo absent; fi"
     );
-    let out = run_checked(host, Exec::new(script)).await?;
+    let out = run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
     parse_stat(&out.stdout_text()).map_err(|why| ModuleError::Refused(format!("cannot stat {path}: {why}")))
 }
 
@@ -79,9 +83,85 @@ fn parse_stat(text: &str) -> Result<Option<FileStat>, String> {
     Ok(Some(FileStat { kind, mode, owner: owner.to_owned(), group: group.to_owned(), sha256 }))
 }
 
+/// What [`stat_many`] learned about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub path: String,
+    /// As [`stat`] would return it.
+    pub stat: Option<FileStat>,
+    /// No directory above the path is a symbolic link, so the path names one object and
+    /// writes through other names cannot reach it.
+    pub direct: bool,
+}
+
+/// Stats many absolute paths in one round trip: one `stat` and one `sha256sum` process for all
+/// of them. Paths that vanish or cannot be read while it runs are left out of the answer.
+pub async fn stat_many(host: &dyn Host, paths: &[String]) -> Result<Vec<Probe>, ModuleError> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = crate::shell::join(paths.iter().map(String::as_str));
+    // Line 1: two flags per path (a linked parent, exists). Then NUL-separated `stat` records
+    // (name, info), an empty field, and NUL-terminated `sha256sum -z` lines.
+    let script = format!(
+        "set --; for p in {list}; do a=${{p%/*}}; f=1; \
+         while [ -n \"$a\" ]; do if [ -L \"$a\" ]; then f=0; fi; a=${{a%/*}}; done; \
+         if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; printf '%s1' $f; \
+         else printf '%s0' $f; fi; done; echo; \
+         if [ $# -gt 0 ]; then stat --printf '%n\\0%F|%a|%U|%G\\0' -- \"$@\" 2>/dev/null; fi; printf '\\0'; \
+         n=$#; for p in \"$@\"; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; \
+         shift $n; if [ $# -gt 0 ]; then sha256sum -z -- \"$@\" 2>/dev/null; fi; exit 0"
+    );
+    let out = run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
+    parse_stat_many(paths, &out.stdout)
+        .map_err(|why| ModuleError::Refused(format!("cannot stat {} paths: {why}", paths.len())))
+}
+
+fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, String> {
+    let newline = out.iter().position(|&b| b == b'\n').ok_or("no flags line")?;
+    let flags = &out[..newline];
+    if flags.len() != paths.len() * 2 {
+        return Err(format!("{} flags for {} paths", flags.len(), paths.len()));
+    }
+    let mut fields = out[newline + 1..].split(|&b| b == 0);
+    let mut infos = std::collections::HashMap::new();
+    loop {
+        let name = fields.next().ok_or("stat records end early")?;
+        if name.is_empty() {
+            break;
+        }
+        let info = fields.next().ok_or("a stat record has no info")?;
+        infos.insert(name.to_vec(), String::from_utf8_lossy(info).into_owned());
+    }
+    let mut sums = std::collections::HashMap::new();
+    for line in fields.filter(|l| !l.is_empty()) {
+        let split = line.windows(2).position(|w| w == b"  ").ok_or("a sha256sum line has no name")?;
+        sums.insert(line[split + 2..].to_vec(), String::from_utf8_lossy(&line[..split]).into_owned());
+    }
+    let mut probes = Vec::with_capacity(paths.len());
+    for (path, flag) in paths.iter().zip(flags.chunks(2)) {
+        let direct = flag[0] == b'1';
+        let stat = if flag[1] == b'0' {
+            None
+        } else {
+            let Some(info) = infos.get(path.as_bytes()) else { continue };
+            let mut stat = parse_stat(info)?.ok_or("an existing path stated as absent")?;
+            if stat.kind == FileKind::File {
+                // A file whose hash could not be taken is left to a task's own stat.
+                let Some(sum) = sums.get(path.as_bytes()) else { continue };
+                stat.sha256 = Some(sum.clone());
+            }
+            Some(stat)
+        };
+        probes.push(Probe { path: path.clone(), stat, direct });
+    }
+    Ok(probes)
+}
+
 /// Reads a whole file.
 pub async fn read(host: &dyn Host, path: &str) -> Result<Vec<u8>, ModuleError> {
-    let out = run_checked(host, Exec::new(format!("cat -- {}", quote(path)))).await?;
+    let out =
+        run_checked(host, Exec::new(format!("cat -- {}", quote(path))).effect(Effect::ReadOnly)).await?;
     Ok(out.stdout)
 }
 
@@ -127,27 +207,32 @@ pub async fn write_atomic(
         p = quote(path),
         attrs = attrs.commands("t"),
     );
-    run_checked(host, Exec::new(script).stdin(content.to_vec())).await?;
+    run_checked(host, Exec::new(script).stdin(content.to_vec()).effect(Effect::Write(path.to_owned())))
+        .await?;
     Ok(())
 }
 
 /// Sets mode and owner on an existing path.
 pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
     let script = format!("set -e; p={}; {}", quote(path), attrs.commands("p"));
-    run_checked(host, Exec::new(script)).await?;
+    run_checked(host, Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
 
 /// Creates a directory (and missing parents) with the given attributes.
 pub async fn mkdir(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
     let script = format!("set -e; p={}; mkdir -p -- \"$p\"; {}", quote(path), attrs.commands("p"));
-    run_checked(host, Exec::new(script)).await?;
+    run_checked(host, Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
 
 /// Removes a path, recursively for directories.
 pub async fn remove(host: &dyn Host, path: &str) -> Result<(), ModuleError> {
-    run_checked(host, Exec::new(format!("rm -rf -- {}", quote(path)))).await?;
+    run_checked(
+        host,
+        Exec::new(format!("rm -rf -- {}", quote(path))).effect(Effect::Remove(path.to_owned())),
+    )
+    .await?;
     Ok(())
 }
 
@@ -163,6 +248,37 @@ mod tests {
         assert_eq!(stat.sha256.as_deref(), Some("abc123"));
         assert_eq!(parse_stat("absent\n"), Ok(None));
         assert!(parse_stat("garbage").is_err());
+    }
+
+    #[test]
+    fn parses_stat_many_output() {
+        let paths: Vec<String> = ["/a b", "/l/x", "/d", "/gone"].iter().map(|s| (*s).to_owned()).collect();
+        let out = b"11001111\n/a b\0regular file|644|root|root\0/d\0directory|750|u|g\0\0\
+                    abc  /a b\0";
+        let probes = parse_stat_many(&paths, out).unwrap();
+        assert_eq!(probes.len(), 3, "/gone exists per its flag but stat lost it: left out");
+        assert_eq!(probes[0].stat.as_ref().unwrap().sha256.as_deref(), Some("abc"));
+        assert!(probes[0].direct);
+        assert_eq!(probes[1].path, "/l/x");
+        assert_eq!(probes[1].stat, None);
+        assert!(!probes[1].direct, "a parent is a symlink");
+        assert_eq!(probes[2].stat.as_ref().unwrap().kind, FileKind::Directory);
+        assert!(parse_stat_many(&paths, b"11\n").is_err());
+    }
+
+    /// GNU `sha256sum FILE` escapes a name holding a newline or a backslash and then starts its
+    /// line with `\`: a hash read that way never matched, so such files were rewritten on
+    /// every run. The hash is read from stdin instead.
+    #[tokio::test]
+    async fn stat_hashes_files_with_hostile_names() {
+        let dir = std::env::temp_dir().join(format!("engine-remote-stat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a\nb\\c $(x) 'd'");
+        std::fs::write(&path, b"content").unwrap();
+        let got = stat(&crate::local::LocalHost::new("local"), path.to_str().unwrap()).await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        let got = got.unwrap().unwrap();
+        assert_eq!(got.sha256, Some(crate::diff::sha256_hex(b"content")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod carried;
+mod stat_cache;
 mod stop;
 pub mod until;
 
@@ -128,7 +129,7 @@ impl RunSummary {
 
 /// One host's connection, opened by its first task and shared by the rest.
 struct Slot {
-    target: Arc<dyn Target>,
+    target: Arc<stat_cache::CachedTarget>,
     /// Set once by whichever task of the host gets there first; the others wait on it.
     connected: OnceCell<Result<(), String>>,
     /// The host's facts, gathered by the first task (of any host) that needs them.
@@ -187,7 +188,10 @@ pub async fn run(
     );
     let slots = targets
         .into_iter()
-        .map(|(name, target)| (name, Slot { target, connected: OnceCell::new(), facts: OnceCell::new() }))
+        .map(|(name, target)| {
+            let target = Arc::new(stat_cache::CachedTarget::new(target));
+            (name, Slot { target, connected: OnceCell::new(), facts: OnceCell::new() })
+        })
         .collect();
     let walker = options.walker;
     let shared = Arc::new(Shared {
@@ -208,6 +212,9 @@ pub async fn run(
             let shared = shared.clone();
             async move {
                 let report = run_task(&shared, node).await;
+                if let Some(slot) = shared.slots.get(&report.host) {
+                    slot.target.finished(node);
+                }
                 let outcome =
                     if report.status.succeeded() { NodeOutcome::Succeeded } else { NodeOutcome::Failed };
                 shared.events.emit(Event::TaskFinished(report.clone()));
@@ -575,6 +582,7 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String>
                         host: host.to_owned(),
                         elapsed_ms: started.elapsed().as_millis() as u64,
                     });
+                    slot.target.prefetch(probes(&shared.plan, host)).await;
                     Ok(())
                 }
                 Err(e) => {
@@ -587,4 +595,20 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String>
         })
         .await
         .clone()
+}
+
+/// The paths each task of `host` (by node) will stat while planning, for the stat cache.
+/// Tasks whose arguments wait on other tasks' outputs or facts are left out: their paths are
+/// not known yet.
+fn probes(plan: &Plan, host: &str) -> HashMap<usize, Vec<String>> {
+    let graph = plan.graph();
+    graph
+        .node_indices()
+        .filter(|&n| graph[n].host == host && refs::references(&graph[n].args).is_empty())
+        .filter_map(|n| {
+            let task = &graph[n];
+            let module = modules::registry::find(task.module)?.parse(task.args.clone()).ok()?;
+            Some((n.index(), module.probes())).filter(|(_, paths)| !paths.is_empty())
+        })
+        .collect()
 }

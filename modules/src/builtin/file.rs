@@ -218,6 +218,10 @@ impl Module for File {
         "file"
     }
 
+    fn probes(&self) -> Vec<String> {
+        vec![self.args.path.clone()]
+    }
+
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let mut plan = self.plan_path(cx.host, cx.options).await?;
         plan.outputs.insert("path".into(), serde_json::Value::String(self.args.path.clone()));

@@ -170,6 +170,10 @@ impl Module for Template {
         self.wants_facts
     }
 
+    fn probes(&self) -> Vec<String> {
+        vec![self.args.path.clone()]
+    }
+
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let rendered = render(&args.template, &args.vars, cx.facts).map_err(|why| {
