@@ -110,9 +110,24 @@ fn every_example_has_a_playbook_an_inventory_and_a_readme_and_loads() {
     }
 }
 
+/// What an example needs on the command line besides its playbook and inventory.
+fn extra_args(name: &str) -> &'static [&'static str] {
+    match name {
+        // It imports playbooks/lib/etcd.rhai.
+        "etcd-tls" => &["--lib", "playbooks/lib"],
+        _ => &[],
+    }
+}
+
 fn graph(name: &str) -> Output {
     let dir = example(name);
-    Test::new().arg("graph").arg(dir.join("playbook.rhai")).arg("-i").arg(dir.join("inventory.yml")).run()
+    Test::new()
+        .arg("graph")
+        .arg(dir.join("playbook.rhai"))
+        .arg("-i")
+        .arg(dir.join("inventory.yml"))
+        .args(extra_args(name))
+        .run()
 }
 
 /// The DOT's nodes (`tN` → host) and edges (`from`, `to`, attributes).
@@ -176,6 +191,76 @@ fn the_rolling_graph_shows_one_batch_per_worker() {
     assert!(dot.contains("#e6550d"), "serial edges have their own colour");
 }
 
+/// Copies `from` (a folder) into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One deliberate mistake per example, as a newcomer would make it: the playbook is refused
+/// (exit 1, nothing runs) with the line of the mistake and what to write instead.
+#[test]
+fn a_mistake_in_each_example_is_located_and_explained() {
+    let mistakes: [(&str, &str, &str, &[&str]); 4] = [
+        // A misspelled module argument: the nearest valid name.
+        (
+            "hello",
+            "mode: \"0755\"",
+            "mdoe: \"0755\"",
+            &["playbook.rhai:15:", "unknown argument `mdoe`", "`mode`"],
+        ),
+        // A wrong group name: the nearest group, and every group.
+        (
+            "haproxy-keepalived",
+            "group(\"lb\")",
+            "group(\"lbs\")",
+            &["playbook.rhai:10:", "unknown group \"lbs\"", "`lb`", "all, lb, web"],
+        ),
+        // A batch size of 0.
+        (
+            "rolling",
+            "serial(group(\"workers\"), 1,",
+            "serial(group(\"workers\"), 0,",
+            &["playbook.rhai:14:", "at least 1, not 0"],
+        ),
+        // A misspelled library option: the options, and the call that passed it.
+        (
+            "etcd-tls",
+            "    interface: first",
+            "    interfce: first",
+            &["unknown option \"interfce\"", "\"interface\"", "playbook.rhai:20"],
+        ),
+    ];
+    for (name, right, wrong, expected) in mistakes {
+        let t = Test::new();
+        let copy = t.path().join(name);
+        copy_dir(&example(name), &copy);
+        let playbook = copy.join("playbook.rhai");
+        let text = std::fs::read_to_string(&playbook).unwrap();
+        assert_eq!(text.matches(right).count(), 1, "{name}: {right:?} appears once in the playbook");
+        std::fs::write(&playbook, text.replace(right, wrong)).unwrap();
+        let out = t
+            .arg("check")
+            .arg(&playbook)
+            .arg("-i")
+            .arg(example(name).join("inventory.yml"))
+            .args(extra_args(name))
+            .run()
+            .failure();
+        for needle in expected {
+            assert!(out.stderr.contains(needle), "{name}: stderr lacks {needle:?}:\n{}", out.stderr);
+        }
+    }
+}
+
 // ------------------------------------------------------------------ on the lab
 
 /// The example's inventory, as written, when the lab lives where it says (target/lab under the
@@ -218,6 +303,7 @@ fn engine(lab: &Lab, command: &str, name: &str, args: &[&str]) -> Output {
         .arg("-i")
         .arg(inventory)
         .arg("--json")
+        .args(extra_args(name))
         .args(args)
         .run()
 }
@@ -309,7 +395,7 @@ fn hello_runs_twice_and_the_reply_quotes_the_message() {
 const ETCD_HOSTS: [&str; 3] = ["etcd0", "etcd1", "etcd2"];
 /// Everything examples/etcd-tls leaves on a member (and what other etcd tests may have left).
 const ETCD_UNDO: &str = "systemctl stop etcd 2>/dev/null; systemctl disable etcd 2>/dev/null; \
-    rm -rf /etc/etcd /var/lib/etcd/example /etc/systemd/system/etcd.service; \
+    rm -rf /etc/etcd /etc/etcd.env /var/lib/etcd /etc/systemd/system/etcd.service; \
     systemctl daemon-reload; systemctl reset-failed etcd 2>/dev/null; true";
 
 #[test]
@@ -323,7 +409,10 @@ fn etcd_tls_cluster_is_healthy_and_refuses_clients_without_a_cert() {
         Cleanup { lab: &lab, steps: ETCD_HOSTS.iter().map(|h| (*h, ETCD_UNDO.to_owned())).collect() };
 
     let (first, second) = run_twice(&lab, "etcd-tls", &[]);
-    assert_eq!(first.task("etcd0", "cluster healthy")["status"], "ok");
+    for host in ETCD_HOSTS {
+        assert_eq!(first.task("etcd0", &format!("etcd on {host} healthy"))["status"], "ok");
+    }
+    assert_eq!(first.task("etcd0", "etcdctl environment")["status"], "changed");
     assert_eq!(second.task("etcd0", "etcd CA")["status"], "ok", "the CA is never replaced");
 
     // etcd's own view, with the client certificate, through the environment file the example writes.
