@@ -19,12 +19,22 @@ pub struct Lab {
 impl Lab {
     /// The lab, or `None` (after saying why) when tests should skip.
     pub fn get() -> Option<Lab> {
-        let Some(path) = std::env::var_os("ENGINE_LAB_INVENTORY") else {
+        Self::from_env("ENGINE_LAB_INVENTORY")
+    }
+
+    /// The lab's `fleet` (h00..h49 beside the `ha` hosts, `cargo xtask lab up --topology ha+50`),
+    /// for tests that kill or cut hosts; `None` (after saying why) when tests should skip.
+    pub fn fleet() -> Option<Lab> {
+        Self::from_env("ENGINE_LAB_FLEET_INVENTORY")
+    }
+
+    fn from_env(var: &str) -> Option<Lab> {
+        let Some(path) = std::env::var_os(var) else {
             assert!(
                 std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
-                "ENGINE_LAB_REQUIRED is set but ENGINE_LAB_INVENTORY is not"
+                "ENGINE_LAB_REQUIRED is set but {var} is not"
             );
-            eprintln!("skipped: no lab (run through `cargo xtask test`, or set ENGINE_LAB_INVENTORY)");
+            eprintln!("skipped: no lab (run through `cargo xtask test`, or set {var})");
             return None;
         };
         let inventory = PathBuf::from(path);
@@ -110,11 +120,17 @@ impl Lab {
     /// Reboots `hosts` fresh from the image (`cargo xtask lab restart`, through the xtask
     /// binary that `cargo xtask test` built), so a test starts from clean machines.
     pub fn restart(&self, hosts: &[&str]) {
+        for host in hosts {
+            self.xtask(&["lab", "restart", host]);
+        }
+    }
+
+    /// Runs `cargo xtask ARGS` (`lab kill h01`, say) through the xtask binary that
+    /// `cargo xtask test` built; panics when it fails.
+    pub fn xtask(&self, args: &[&str]) {
         let xtask = super::root().join("target/debug/xtask");
         assert!(xtask.exists(), "{} is missing: run the suite through `cargo xtask test`", xtask.display());
-        for host in hosts {
-            let status = Command::new(&xtask).args(["lab", "restart", host]).status().expect("xtask");
-            assert!(status.success(), "lab restart {host} failed");
-        }
+        let status = Command::new(&xtask).args(args).status().expect("xtask");
+        assert!(status.success(), "xtask {} failed", args.join(" "));
     }
 }

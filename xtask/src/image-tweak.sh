@@ -12,6 +12,8 @@ rm -f /var/lib/dbus/machine-id
 systemctl enable systemd-networkd.service
 # Debian starts etcd by itself after install; the playbooks decide when it runs.
 systemctl disable etcd.service
+# Installed for the examples, started by them: not on every host at boot.
+systemctl disable nginx.service haproxy.service
 
 # Each host gets its own key, generated on the controller and bind-mounted read-only.
 rm -f /etc/ssh/ssh_host_*

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::paths::{HostState, Paths, State};
-use crate::topology::{BRIDGE, Topology};
+use crate::topology::{BRIDGE, FLEET, Topology};
 use crate::{host, image, inventory, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
@@ -181,8 +181,15 @@ fn write_lab_files(paths: &Paths, topology: Topology, specs: &[crate::topology::
     fs::write(paths.known_hosts(), inventory::known_hosts(&lines))?;
     let entries: Vec<inventory::Entry<'_>> =
         specs.iter().map(|s| (s.name.as_str(), s.addr, s.group.as_str())).collect();
-    let text = inventory::render(topology.groups(), &entries, &paths.key(), &paths.known_hosts());
+    // The fleet of an `ha+N` lab has an inventory of its own, so playbooks run against the
+    // `ha` hosts (`hosts()`, say) never reach it.
+    let (fleet, main): (Vec<&str>, Vec<&str>) = topology.groups().iter().partition(|g| **g == FLEET);
+    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts());
     fs::write(paths.inventory(), text)?;
+    if !fleet.is_empty() {
+        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts());
+        fs::write(paths.fleet_inventory(), text)?;
+    }
     Ok(())
 }
 

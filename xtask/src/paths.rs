@@ -43,6 +43,10 @@ impl Paths {
     pub(crate) fn inventory(&self) -> PathBuf {
         self.lab.join("inventory.yml")
     }
+    /// The inventory of the `fleet` hosts of an `ha+N` lab (absent otherwise).
+    pub(crate) fn fleet_inventory(&self) -> PathBuf {
+        self.lab.join("fleet.yml")
+    }
     pub(crate) fn state(&self) -> PathBuf {
         self.lab.join("state.json")
     }

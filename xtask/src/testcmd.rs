@@ -1,5 +1,6 @@
-//! `cargo xtask test`: the project's test command. Lab selftest, the `ha` lab, then
-//! `cargo test --workspace` against it; the lab always comes down afterwards.
+//! `cargo xtask test`: the project's test command. Lab selftest, the `ha` lab with a fleet of
+//! 50 more hosts (`ha+50`), then `cargo test --workspace` against it; the lab always comes
+//! down afterwards.
 //!
 //! Teardown is done by a guard: a copy of this program (`lab __guard`) in its own process
 //! group, holding the read end of a pipe. When this process ends in any way (success,
@@ -14,6 +15,9 @@ use anyhow::{Context, Result};
 use crate::paths::Paths;
 use crate::topology::Topology;
 use crate::{lab, selftest};
+
+/// Hosts in the lab's `fleet` beside the `ha` hosts, for the fault tests (`tests/faults.rs`).
+const FLEET_SIZE: u16 = 50;
 
 pub(crate) fn run(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     lab::require_root()?;
@@ -43,7 +47,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     selftest::run(paths)?;
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::Ha)?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE))?;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -51,6 +55,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         .args(["test", "--workspace"])
         .args(cargo_args)
         .env("ENGINE_LAB_INVENTORY", paths.inventory())
+        .env("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory())
         .env("ENGINE_LAB_REQUIRED", "1")
         .status()
         .context("cannot run cargo test")?;

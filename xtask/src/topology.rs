@@ -6,7 +6,7 @@
 //!   .11-.13   etcd0-2
 //!   .21-.23   master0-2
 //!   .31-.33   worker0-2
-//!   .100+N    hN (benchmark topologies, N < 150)
+//!   .100+N    hN (benchmark topologies, and the `fleet` of `ha+N`; N < 150)
 //! ```
 
 use std::fmt;
@@ -32,7 +32,13 @@ pub(crate) enum Topology {
     Etcd,
     /// h00..h(N-1), one group `nodes`.
     Nodes(u16),
+    /// The `ha` hosts, plus h00..h(N-1) in a group `fleet` that has an inventory of its own
+    /// (`fleet.yml`), for tests that kill or cut hosts without touching the `ha` hosts.
+    HaFleet(u16),
 }
+
+/// The group of the extra hosts of [`Topology::HaFleet`].
+pub(crate) const FLEET: &str = "fleet";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct HostSpec {
@@ -49,6 +55,7 @@ impl Topology {
             Self::Ha => &["etcd", "masters", "workers"],
             Self::Etcd => &["etcd"],
             Self::Nodes(_) => &["nodes"],
+            Self::HaFleet(_) => &["etcd", "masters", "workers", FLEET],
         }
     }
 
@@ -67,12 +74,22 @@ impl Topology {
                 .chain(trio("worker", 31, "workers"))
                 .collect(),
             Self::Etcd => trio("etcd", 11, "etcd").collect(),
-            Self::Nodes(n) => {
-                let width = if n > 100 { 3 } else { 2 };
-                (0..n).map(|i| host(format!("h{i:0width$}"), 100 + i, "nodes")).collect()
-            }
+            Self::Nodes(n) => numbered(n, "nodes"),
+            Self::HaFleet(n) => Self::Ha.hosts().into_iter().chain(numbered(n, FLEET)).collect(),
         }
     }
+}
+
+/// h00..h(n-1) at .100 onwards, in `group`.
+fn numbered(n: u16, group: &str) -> Vec<HostSpec> {
+    let width = if n > 100 { 3 } else { 2 };
+    (0..n)
+        .map(|i| HostSpec {
+            name: format!("h{i:0width$}"),
+            addr: Ipv4Addr::new(10, 77, 0, u8::try_from(100 + i).unwrap_or(u8::MAX)),
+            group: group.to_owned(),
+        })
+        .collect()
 }
 
 impl FromStr for Topology {
@@ -82,6 +99,13 @@ impl FromStr for Topology {
         match s {
             "ha" => Ok(Self::Ha),
             "etcd" => Ok(Self::Etcd),
+            _ if s.starts_with("ha+") => {
+                let n: u16 = s[3..].parse().with_context(|| format!("topology `{s}`: expected ha+N"))?;
+                if !(1..=MAX_NODES).contains(&n) {
+                    bail!("topology `{s}`: a fleet has 1 to {MAX_NODES} hosts");
+                }
+                Ok(Self::HaFleet(n))
+            }
             _ => {
                 let n: u16 =
                     s.parse().with_context(|| format!("topology `{s}`: expected ha, etcd or a number"))?;
@@ -100,6 +124,7 @@ impl fmt::Display for Topology {
             Self::Ha => f.write_str("ha"),
             Self::Etcd => f.write_str("etcd"),
             Self::Nodes(n) => write!(f, "{n}"),
+            Self::HaFleet(n) => write!(f, "ha+{n}"),
         }
     }
 }
@@ -152,11 +177,20 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_beside_the_ha_hosts() {
+        let hosts = Topology::HaFleet(50).hosts();
+        assert_eq!(hosts.len(), 59);
+        assert_eq!(hosts[9].name, "h00");
+        assert_eq!(hosts[58].addr, Ipv4Addr::new(10, 77, 0, 149));
+        assert_eq!(hosts.iter().filter(|h| h.group == FLEET).count(), 50);
+    }
+
+    #[test]
     fn parse_and_display_round_trip() -> Result<()> {
-        for s in ["ha", "etcd", "1", "9", "150"] {
+        for s in ["ha", "etcd", "1", "9", "150", "ha+50"] {
             assert_eq!(s.parse::<Topology>()?.to_string(), s);
         }
-        for bad in ["0", "151", "x", "-1", ""] {
+        for bad in ["0", "151", "x", "-1", "", "ha+0", "ha+", "ha+151"] {
             assert!(bad.parse::<Topology>().is_err(), "{bad}");
         }
         Ok(())

@@ -23,7 +23,7 @@ const CHANNEL_OPEN_ATTEMPTS: u32 = 5;
 const CHANNEL_OPEN_FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// Keepalive probe interval; after 3 unanswered probes russh drops the connection, so a dead
 /// peer is noticed within about a minute even when no command is running.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// Bound for killing a timed-out command and for waiting for its channel to close.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -123,6 +123,10 @@ impl Connection {
                 Ok(output)
             }
             // The channel failed mid-command; AbortOnDrop still tries to stop the process.
+            // A connection that died with it (the host went away) makes the host unreachable.
+            Ok(Err(e)) if self.is_closed() => {
+                Err(HostError::Unreachable(format!("the connection was lost while the command ran ({e})")))
+            }
             Ok(Err(e)) => Err(e),
             Err(_elapsed) => {
                 if let Some(parts) = running.0.take() {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ModuleError;
-use crate::host::{Exec, Host};
+use crate::host::{Effect, Exec, Host};
 use crate::module::{Action, Context, Module, Outputs, Plan};
 use crate::remote::command_error;
 use crate::shell::{join, quote};
@@ -121,7 +121,7 @@ impl Module for Command {
                 branches.push(format!("[ ! -e {} ]; then echo removes", quote(p)));
             }
             script.push_str(&format!("if {}; fi", branches.join("; elif ")));
-            let out = crate::remote::run_checked(host, Exec::new(script)).await?;
+            let out = crate::remote::run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
             let why = match (out.stdout_text().as_str(), &args.creates, &args.removes) {
                 ("creates", Some(p), _) => Some(format!("{p} exists")),
                 ("removes", _, Some(p)) => Some(format!("{p} is absent")),
@@ -140,6 +140,7 @@ impl Module for Command {
                 shown,
                 stdin: args.stdin.clone(),
                 timeout: args.timeout.map(Duration::from_secs),
+                effect: Effect::ReadOnly,
             }
             .run(host)
             .await?;
@@ -155,6 +156,7 @@ impl Module for Command {
                 shown,
                 stdin: args.stdin.clone(),
                 timeout: args.timeout.map(Duration::from_secs),
+                effect: Effect::Unknown,
             })),
             ..Plan::default()
         })
@@ -168,6 +170,8 @@ struct RunCommand {
     shown: String,
     stdin: Option<String>,
     timeout: Option<Duration>,
+    /// `read_only` commands say they change nothing; others may change anything.
+    effect: Effect,
 }
 
 impl std::fmt::Debug for RunCommand {
@@ -193,6 +197,7 @@ impl RunCommand {
         let mut exec = Exec::new(self.line.clone());
         exec.stdin = self.stdin.map(String::into_bytes);
         exec.timeout = self.timeout;
+        exec.effect = self.effect;
         let out = host.exec(exec).await?;
         if !out.success() {
             return Err(command_error(self.shown, &out));
