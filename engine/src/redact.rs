@@ -23,9 +23,14 @@ use serde_json::Value;
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "<secret>";
 
-/// Output keys whose values are secret whatever the module: `token`, `certificate_key`, and any
-/// key ending in `password`, `secret`, `private_key` or `token`.
-const SECRET_KEY_SUFFIXES: &[&str] = &["token", "certificate_key", "password", "secret", "private_key"];
+/// Keys (of outputs and arguments, lower-cased, without `_` and `-`) whose values are secret
+/// whatever the module: a bootstrap `token`, kubeadm's `certificate_key` (`certificateKey`), and
+/// anything ending in `password`, `secret` or `private_key`.
+const SECRET_KEY_SUFFIXES: &[&str] = &["token", "certificatekey", "password", "secret", "privatekey"];
+
+/// Values found by their name (not marked with `secret()`) shorter than this are not taken for
+/// secrets: hiding every "1" or "yes" would garble the output and protect nothing.
+const MIN_NAMED_SECRET: usize = 4;
 
 /// Secrets shorter than this are still hidden, but their lines are not split out (see [`Redactor::add`]).
 const MIN_LINE_SECRET: usize = 8;
@@ -45,11 +50,20 @@ pub fn global() -> &'static Redactor {
 
 impl Redactor {
     /// Marks `value` as secret. Empty values are ignored. A multi-line secret also marks each
-    /// of its longer lines, because diffs and logs show text line by line.
+    /// of its longer lines, because diffs and logs show text line by line; and its escaped
+    /// spellings (as Rust's `{:?}` and JSON quote it), because messages quote values that way.
     pub fn add(&self, value: &str) {
         let mut new = Vec::new();
         if !value.is_empty() {
             new.push(value.to_owned());
+            let debug = format!("{value:?}");
+            let json = serde_json::to_string(value).unwrap_or_default();
+            for quoted in [debug, json] {
+                let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
+                if inner != value && !inner.is_empty() {
+                    new.push(inner.to_owned());
+                }
+            }
         }
         if value.contains('\n') {
             new.extend(
@@ -68,12 +82,13 @@ impl Redactor {
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     }
 
-    /// Marks the secret values among a task's outputs: outputs with a secret name (see
-    /// `SECRET_KEY_SUFFIXES`), and any string holding a private key. Nested values count too.
+    /// Marks the secret values among a task's outputs (or arguments): values under a secret
+    /// name (see `SECRET_KEY_SUFFIXES`), and any string holding a private key. Nested values count too.
     pub fn add_outputs(&self, outputs: &serde_json::Map<String, Value>) {
         for (key, value) in outputs {
             let secret_name = {
-                let key = key.to_ascii_lowercase();
+                let key: String =
+                    key.chars().filter(|c| !matches!(c, '_' | '-')).map(|c| c.to_ascii_lowercase()).collect();
                 SECRET_KEY_SUFFIXES.iter().any(|s| key.ends_with(s))
             };
             self.add_value(value, secret_name);
@@ -82,7 +97,9 @@ impl Redactor {
 
     fn add_value(&self, value: &Value, secret: bool) {
         match value {
-            Value::String(s) if secret || modules::diff::looks_secret(s.as_bytes()) => {
+            Value::String(s)
+                if (secret && s.len() >= MIN_NAMED_SECRET) || modules::diff::looks_secret(s.as_bytes()) =>
+            {
                 self.add(s);
                 // A bootstrap token's secret half is secret on its own too.
                 if let Some((_, half)) = s.split_once('.').filter(|_| is_bootstrap_token(s)) {
@@ -91,7 +108,7 @@ impl Redactor {
             }
             Value::Array(items) => items.iter().for_each(|v| self.add_value(v, secret)),
             Value::Object(map) => self.add_outputs(map),
-            Value::Number(n) if secret => self.add(&n.to_string()),
+            Value::Number(n) if secret && n.to_string().len() >= MIN_NAMED_SECRET => self.add(&n.to_string()),
             _ => {}
         }
     }
@@ -198,6 +215,12 @@ mod tests {
         r.add("hunter2-password");
         r.add("");
         assert_eq!(r.redact("pw=hunter2-password;"), "pw=<secret>;");
+        r.add("with \"quotes\"\tand tab");
+        assert_eq!(
+            r.redact(r#"got "with \"quotes\"\tand tab""#),
+            r#"got "<secret>""#,
+            "as Debug and JSON quote it"
+        );
         assert_eq!(r.redact("nothing here"), "nothing here");
         assert!(r.is_clean("nothing here"));
         let token = "abcdef.0123456789abcdef";
@@ -224,7 +247,8 @@ mod tests {
             json!({
                 "token": "abcdef.0123456789abcdef",
                 "certificate_key": "c0ffee",
-                "nested": { "db_password": "pa55" },
+                "config": [{ "certificateKey": "c1ffee", "bootstrapTokens": [{ "token": "t0ken-value" }] }],
+                "nested": { "db_password": "pa55", "max_token": 5, "short_secret": "no" },
                 "key_pem": "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
                 "stdout": "public",
             })
@@ -232,6 +256,8 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(r.redact("c0ffee pa55 public"), "<secret> <secret> public");
+        assert_eq!(r.redact("c1ffee t0ken-value"), "<secret> <secret>", "nested, in kubeadm's spelling");
+        assert_eq!(r.redact("5 no"), "5 no", "too short to be taken for secrets by name");
         assert_eq!(r.redact("0123456789abcdef"), "<secret>", "the token's secret half");
     }
 }

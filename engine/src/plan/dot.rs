@@ -114,6 +114,8 @@ impl Plan {
 
 /// A DOT string literal.
 fn quote(text: &str) -> String {
+    // Secrets are hidden before escaping, while they still read as they were given.
+    let text = crate::redact::global().redact(text);
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for ch in text.chars() {

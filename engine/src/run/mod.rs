@@ -507,6 +507,10 @@ async fn attempt_once(
             Err(e) => return Err(failed(e)),
         }
     };
+    if let Some(args) = args.as_object() {
+        // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
+        crate::redact::global().add_outputs(args);
+    }
     let spec = modules::registry::find(task.module)
         .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;
     let module = spec.parse(args).map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
