@@ -230,12 +230,28 @@ fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
     match value {
         Yaml::Null => Ok(Vars::new()),
         Yaml::Mapping(_) => match serde_json::to_value(value) {
-            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(serde_json::Value::Object(map)) => {
+                for (key, value) in &map {
+                    if holds_marker_char(key) || holds_marker_char(&value.to_string()) {
+                        return Err(ParseError::msg(format!(
+                            "{what}: variable \"{key}\" holds U+2063 (INVISIBLE SEPARATOR), which engine \
+                             reserves for run-time references (another task's output would be read in its place)"
+                        )));
+                    }
+                }
+                Ok(map)
+            }
             Ok(_) => Err(ParseError::msg(format!("{what} must be a map"))),
             Err(e) => Err(ParseError::msg(format!("{what}: {e}"))),
         },
         _ => Err(ParseError::msg(format!("{what} must be a map, found {}", kind_of(value)))),
     }
+}
+
+/// Whether `text` holds the character that sets off run-time reference markers (see
+/// `modules::deferred`). JSON text keeps it as is (serde_json escapes only control characters).
+fn holds_marker_char(text: &str) -> bool {
+    text.contains(modules::deferred::CLOSE)
 }
 
 fn kind_of(value: &Yaml) -> &'static str {
@@ -253,6 +269,21 @@ fn kind_of(value: &Yaml) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value that looks like a run-time reference marker would make a task read another
+    /// task's output (a key, say) in its place: refused, with its line.
+    #[test]
+    fn values_holding_the_reference_marker_are_refused() {
+        let marker = format!("{}output|0|stdout{}", modules::deferred::OPEN, modules::deferred::CLOSE);
+        for text in [
+            format!("all:\n  hosts:\n    a:\n      evil: \"{marker}\"\n"),
+            format!("all:\n  vars:\n    evil: [\"x\", \"{marker}\"]\n  hosts:\n    a:\n"),
+        ] {
+            let Err(e) = parse(&text) else { panic!("accepted a marker in {text:?}") };
+            assert!(e.message.contains("variable \"evil\" holds U+2063"), "{}", e.message);
+            assert_eq!(e.line, Some(if text.contains("  vars:") { 3 } else { 4 }), "{}", e.message);
+        }
+    }
 
     #[test]
     fn errors_found_after_parsing_point_at_their_line() {
