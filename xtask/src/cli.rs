@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{bench, demo, lab, selftest, testcmd};
+use crate::{bench, demo, fuzz, lab, selftest, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -41,6 +41,18 @@ enum Top {
     },
     /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
     Graphs,
+    /// libFuzzer runs of the playbook loader and the inventory parser (see docs/fuzzing.md).
+    Fuzz {
+        /// Fuzzing time per target, in seconds.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Which target to fuzz.
+        #[arg(long, value_enum, default_value = "all")]
+        target: fuzz::Which,
+        /// Sanitizer to build the targets with.
+        #[arg(long, value_enum, default_value = "address")]
+        sanitizer: fuzz::Sanitizer,
+    },
     /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
     Test {
         /// Passed on to `cargo test`.
@@ -88,6 +100,9 @@ pub(crate) fn run() -> Result<ExitCode> {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
         Top::Demo => return demo::run(&paths),
         Top::Graphs => return demo::graphs(&paths),
+        Top::Fuzz { secs, target, sanitizer } => {
+            return fuzz::run(&paths, &fuzz::Options { secs: secs.max(1), which: target, sanitizer });
+        }
         Top::Bench { hosts, tools, reps, no_w2 } => {
             let line: Vec<String> = std::env::args().skip(1).collect();
             let opts = bench::Options { hosts, tools, reps: reps.clamp(1, 50), w2: !no_w2 };

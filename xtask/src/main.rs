@@ -1,7 +1,7 @@
 //! `cargo xtask`: project automation. The lab of real Debian hosts (systemd-nspawn
 //! containers on a private bridge) and the project's test command.
 //!
-//! - `cli`: argument parsing and dispatch
+//! - `cli`: argument parsing and dispatch; `fuzz`: the libFuzzer targets in `fuzz/`
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
 //! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
@@ -13,6 +13,7 @@ mod bench;
 mod cli;
 mod cmd;
 mod demo;
+mod fuzz;
 mod host;
 mod image;
 mod inventory;
