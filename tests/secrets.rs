@@ -189,5 +189,39 @@ fn full_ha_run_shows_no_key_material() {
         needles.push(("a bootstrap token", token.to_owned()));
         needles.push(("a bootstrap token's secret", token.split_once('.').unwrap().1.to_owned()));
     }
+    // keepalived's shared secret is an argument named `password`: hidden by its name, in the
+    // keepalived.conf diffs (which show the rest of the file).
+    assert!(all.contains("auth_pass <secret>"), "no keepalived.conf diff with the password hidden");
+    needles.push(("the VRRP password", "4be37dc3".to_owned()));
     assert_absent(&all, &needles);
+}
+
+/// Without a lab: `engine graph` draws a task whose name holds a secret() value, and an invalid
+/// argument's error quotes it; neither shows it.
+#[test]
+fn dot_and_plan_errors_hide_secret_values() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cwd = cwd.path();
+    let inventory = support::fixture("inventory.yml");
+    let inventory = inventory.to_str().unwrap();
+    std::fs::write(
+        cwd.join("graph.rhai"),
+        "let pw = secret(param(\"pw\"));\nhost(\"web0\").file(`set ${pw}`, #{ path: \"/etc/app.conf\", content: pw });\n",
+    )
+    .unwrap();
+    std::fs::write(cwd.join("bad.rhai"), "host(\"web0\").file(\"bad\", #{ path: secret(param(\"pw\")) });\n")
+        .unwrap();
+    let pw = "pw=dot-\"secret\"-value";
+    let (code, dot) = engine(cwd, &["graph", "graph.rhai", "-i", inventory, "-e", pw]);
+    assert_eq!(code, Some(0), "{dot}");
+    assert!(dot.contains("label=\"set <secret>\\n[file]\""), "{dot}");
+    let (code, error) = engine(cwd, &["graph", "bad.rhai", "-i", inventory, "-e", pw]);
+    assert_eq!(code, Some(1), "{error}");
+    assert!(error.contains("path must be absolute, got \"<secret>\""), "{error}");
+    for text in [&dot, &error] {
+        assert_absent(
+            text,
+            &[("the secret", "secret\"-value".to_owned()), ("escaped", "secret\\\"-value".to_owned())],
+        );
+    }
 }
