@@ -1,6 +1,6 @@
 //! `engine run --resume`: checking that a resume reruns the same thing, and choosing its tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::reader::Journal;
@@ -77,12 +77,22 @@ pub struct Resolved {
 
 /// The tasks of `full` (the plan as the resumed run selected it) that must run again, and the
 /// ones carried over as done. `fingerprints` are `full`'s, now.
+///
+/// Besides what [`Plan::select_resume`] reruns, every task of a host that was unreachable in
+/// the journal runs again: the host may have been rebooted or replaced since, so what was done
+/// there before is not known to hold (idempotence makes the repeat cheap where it does).
 pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<usize, String>) -> (Plan, Carried) {
     let before = &journal.header.fingerprints;
-    let resume = full
-        .select_resume(&|t| !journal.succeeded(t.id) || before.get(&t.id) != fingerprints.get(&t.id), &|t| {
-            journal.tasks.get(&t.id).is_some_and(|l| l.status == Status::Changed)
-        });
+    let lost: HashSet<&str> =
+        journal.tasks.values().filter(|t| t.status == Status::Unreachable).map(|t| t.host.as_str()).collect();
+    let must_rerun = |t: &crate::plan::Task| {
+        !journal.succeeded(t.id)
+            || before.get(&t.id) != fingerprints.get(&t.id)
+            || lost.contains(t.host.as_str())
+    };
+    let changed_before =
+        |t: &crate::plan::Task| journal.tasks.get(&t.id).is_some_and(|l| l.status == Status::Changed);
+    let resume = full.select_resume(&must_rerun, &changed_before);
     let tasks = full
         .graph()
         .node_weights()
@@ -101,4 +111,108 @@ pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<usize, Str
 /// `path` made absolute (canonical when it exists), so journals name files wherever engine runs.
 pub fn absolute(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+    use crate::journal::fingerprint::fingerprints;
+    use crate::journal::{Header, Record, TaskLine};
+    use crate::playbook::{LoadOptions, load_source};
+
+    /// ```text
+    /// h0: a ──▶ b          h1: c ──▶ d          h2: e
+    /// ```
+    fn plan() -> Plan {
+        let inventory =
+            Inventory::parse("all:\n  hosts:\n    h0: {}\n    h1: {}\n    h2: {}\n", Path::new("inv.yml"))
+                .unwrap();
+        let playbook = r#"
+            for pair in [[host("h0"), ["a", "b"]], [host("h1"), ["c", "d"]], [host("h2"), ["e"]]] {
+                for n in pair[1] { pair[0].command(n, #{ argv: ["true"] }); }
+            }
+        "#;
+        load_source(Path::new("p.rhai"), playbook, &inventory, &LoadOptions::default()).unwrap()
+    }
+
+    /// A journal of `plan` (run `r0`) where each task ended ok, except those in `outcomes`
+    /// (`None`: it never ended).
+    fn journal(
+        plan: &Plan,
+        outcomes: &[(&str, Option<Status>)],
+        fingerprints: &BTreeMap<usize, String>,
+    ) -> Journal {
+        let header = Header {
+            format: Header::FORMAT,
+            id: "r0".into(),
+            engine: "0".into(),
+            started_at_ms: 0,
+            playbook: "/p.rhai".into(),
+            inventory: "/inv.yml".into(),
+            extra_vars: Vec::new(),
+            limit: None,
+            tags: None,
+            resumes: None,
+            fingerprints: fingerprints.clone(),
+        };
+        let mut text = serde_json::to_string(&Record::Header(header)).unwrap() + "\n";
+        for t in plan.graph().node_weights() {
+            let status = outcomes.iter().find(|o| o.0 == t.name).map_or(Some(Status::Ok), |o| o.1);
+            if let Some(status) = status {
+                let line =
+                    TaskLine { id: t.id, host: t.host.clone(), task: t.name.clone(), status, done_in: None };
+                text += &(serde_json::to_string(&Record::Task(line)).unwrap() + "\n");
+            }
+        }
+        Journal::parse(Path::new("r0.jsonl"), &text).unwrap()
+    }
+
+    fn names(plan: &Plan) -> Vec<String> {
+        let mut v: Vec<String> = plan.graph().node_weights().map(|t| t.name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn unfinished_tasks_changed_ones_and_lost_hosts_run_again() {
+        let full = plan();
+        let prints = fingerprints(&full);
+        // b never ended (a killed run): b. Everything else is carried over, as done in r0.
+        let (rerun, carried) = select(&full, &journal(&full, &[("b", None)], &prints), &prints);
+        assert_eq!(names(&rerun), ["b"]);
+        assert_eq!(carried.tasks.len(), 4);
+        assert!(carried.tasks.iter().all(|t| t.run == "r0" && t.status == Status::Ok));
+        // d was unreachable: all of h1 again (c was done there, but the host may be new).
+        let (rerun, _) =
+            select(&full, &journal(&full, &[("d", Some(Status::Unreachable))], &prints), &prints);
+        assert_eq!(names(&rerun), ["c", "d"]);
+        // e's input changed since: e.
+        let mut before = prints.clone();
+        let e = full.graph().node_weights().find(|t| t.name == "e").unwrap().id;
+        before.insert(e, "older".into());
+        let (rerun, _) = select(&full, &journal(&full, &[], &before), &prints);
+        assert_eq!(names(&rerun), ["e"]);
+    }
+
+    #[test]
+    fn a_resume_of_another_playbook_or_without_its_vars_is_refused() {
+        let full = plan();
+        let prints = fingerprints(&full);
+        let mut j = journal(&full, &[], &prints);
+        j.header.extra_vars = vec!["version".into()];
+        let other = Path::new("/elsewhere/site.rhai");
+        let e = same_run(&j, &Given { playbook: Some(other), ..Given::default() }).unwrap_err().to_string();
+        assert!(e.contains("it ran playbook /p.rhai, not /elsewhere/site.rhai"), "{e}");
+        let e = same_run(&j, &Given::default()).unwrap_err().to_string();
+        assert!(e.contains("-e version") && e.contains("pass it again"), "{e}");
+        let ok = same_run(&j, &Given { extra_vars: vec!["version"], ..Given::default() }).unwrap();
+        assert_eq!(
+            (ok.playbook.as_path(), ok.inventory.as_path()),
+            (Path::new("/p.rhai"), Path::new("/inv.yml"))
+        );
+        let tags = ["x".to_owned()];
+        let e = same_run(&j, &Given { extra_vars: vec!["version"], tags: Some(&tags), ..Given::default() });
+        assert!(e.unwrap_err().to_string().contains("keeps the run's selection"));
+    }
 }
