@@ -25,7 +25,51 @@ const CHANNEL_OPEN_FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// peer is noticed within about a minute even when no command is running.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// Bound for killing a timed-out command and for waiting for its channel to close.
+/// TCP connect attempts for transient failures, and the wait before the second (doubling).
+const CONNECT_ATTEMPTS: u32 = 4;
+const CONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects TCP, retrying refused, reset and unreachable attempts (a host rebooting, sshd
+/// restarting) with backoff until `deadline`. `None`: the deadline passed.
+async fn tcp_connect(
+    config: &SshConfig,
+    deadline: tokio::time::Instant,
+) -> Result<TcpStream, Option<std::io::Error>> {
+    let mut backoff = CONNECT_FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let result =
+            tokio::time::timeout_at(deadline, TcpStream::connect((config.address.as_str(), config.port)))
+                .await
+                .map_err(|_| None)?;
+        match result {
+            Ok(stream) => return Ok(stream),
+            Err(e) if attempt < CONNECT_ATTEMPTS && transient(&e) => {
+                if tokio::time::Instant::now() + backoff >= deadline {
+                    return Err(Some(e));
+                }
+                tracing::debug!(address = %config.address, attempt, ?backoff, error = %e, "TCP connect failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(Some(e)),
+        }
+    }
+}
+
+/// Errors worth another attempt: the host is there but not (yet) listening, or the path to it
+/// flapped.
+fn transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{
+        ConnectionAborted, ConnectionRefused, ConnectionReset, HostUnreachable, NetworkUnreachable,
+    };
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | HostUnreachable | NetworkUnreachable
+    )
+}
 
 /// An authenticated connection to one host, shared by all of that host's commands.
 pub(crate) struct Connection {
@@ -57,11 +101,10 @@ impl Connection {
             ))
         };
 
-        let stream =
-            tokio::time::timeout_at(deadline, TcpStream::connect((config.address.as_str(), config.port)))
-                .await
-                .map_err(|_| timed_out("TCP connect"))?
-                .map_err(|e| HostError::Unreachable(format!("{context}: TCP connect failed: {e}")))?;
+        let stream = tcp_connect(config, deadline).await.map_err(|e| match e {
+            None => timed_out("TCP connect"),
+            Some(e) => HostError::Unreachable(format!("{context}: TCP connect failed: {e}")),
+        })?;
         // Without it every small SSH packet waits for delayed ACKs: ~40 ms per command.
         stream
             .set_nodelay(true)
@@ -309,26 +352,34 @@ impl Running {
     /// channel. Without a pid (the shell had not started yet) the signal request is the only
     /// thing left to try.
     async fn abort(mut self) {
+        // One bound for all of it: over a dead link even opening the kill channel never ends.
+        let deadline = tokio::time::Instant::now() + KILL_TIMEOUT;
         let killed = match self.pid {
-            Some(pgid) => match self.connection.kill_process_group(pgid).await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::debug!(pgid, %error, "could not kill the timed-out command");
-                    false
+            Some(pgid) => {
+                match tokio::time::timeout_at(deadline, self.connection.kill_process_group(pgid)).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(error)) => {
+                        tracing::debug!(pgid, %error, "could not kill the timed-out command");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::debug!(pgid, "killing the timed-out command timed out");
+                        false
+                    }
                 }
-            },
+            }
             None => {
-                let _ = self.tx.signal(Sig::KILL).await;
+                let _ = tokio::time::timeout_at(deadline, self.tx.signal(Sig::KILL)).await;
                 false
             }
         };
         // Once the command is dead the server closes the channel itself (and russh answers).
         // Closing it from our side first would race with that close: russh then never hands
         // us the server's close, and sshd keeps a channel whose command still runs open anyway.
-        if killed && tokio::time::timeout(KILL_TIMEOUT, wait_for_close(&mut self.rx)).await.is_ok() {
+        if killed && tokio::time::timeout_at(deadline, wait_for_close(&mut self.rx)).await.is_ok() {
             return;
         }
-        let _ = self.tx.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.close()).await;
     }
 }
 
@@ -431,4 +482,38 @@ async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Option<HashAl
 /// Time since `start` in milliseconds, for logs.
 pub(crate) fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    /// A port that refuses at first (sshd restarting) is connected once it listens.
+    #[tokio::test]
+    async fn a_refused_connect_is_retried_until_the_port_listens() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            listener.accept().await.map(drop)
+        });
+        let mut config = SshConfig::new("127.0.0.1", "root");
+        config.port = port;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        assert!(tcp_connect(&config, deadline).await.is_ok(), "connected on a later attempt");
+        listen.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_listens_fails_after_the_attempts() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut config = SshConfig::new("127.0.0.1", "root");
+        config.port = port;
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let error = tcp_connect(&config, deadline).await.unwrap_err().unwrap();
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+        // 250 + 500 + 1000 ms of backoff between the 4 attempts, then it gives up.
+        assert!(started.elapsed() >= Duration::from_millis(1750));
+    }
 }

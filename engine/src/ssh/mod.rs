@@ -16,9 +16,13 @@
 //!   once; a command holds its permit from before the channel opens until the channel is
 //!   closed. sshd's `MaxSessions` (default 10) also counts channels that are still closing, so
 //!   a refused open is retried up to 5 times (20, 40, 80, 160 ms apart).
-//! - **Reconnect.** A connection that died (peer closed, I/O error, 3 lost keepalives) is
-//!   replaced by the next exec, at most once per host. Commands that were running on it fail
-//!   with [`modules::HostError::Transport`] and are not retried (they may not be idempotent).
+//! - **Connect retries.** A refused, reset or unreachable TCP connect (sshd restarting, a host
+//!   rebooting) is tried again, up to 4 times 250, 500 and 1000 ms apart, within
+//!   `connect_timeout`. Host-key and authentication failures are final at once.
+//! - **Reconnect.** A connection that died (peer closed, I/O error, 3 lost keepalives 5 s
+//!   apart) is replaced by the next exec, at most once per host. Commands that were running on
+//!   it fail with [`modules::HostError::Unreachable`] and are not retried (they may not be
+//!   idempotent).
 //!   A failed connect is sticky: later execs return the same
 //!   [`modules::HostError::Unreachable`] at once instead of each waiting for the timeout.
 //! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together.
