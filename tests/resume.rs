@@ -198,6 +198,8 @@ b.file("other", #{{ path: "{dir}-other", content: "{other}\n" }});
     let normal = run(cwd, &["run", "site.rhai", "-i", "inv.yml"]);
     assert_eq!(normal.code, Some(0), "{}", normal.context());
     assert!(normal.stdout.contains("5 ok, 0 changed, 0 failed"), "{}", normal.context());
+    assert!(normal.stdout.contains("run journal: .engine/runs/"), "{}", normal.context());
+    assert!(!normal.stdout.contains("--resume"), "nothing to finish: {}", normal.context());
 
     // 4. A changed input: only that task reruns on resume, and the recap says what was done before.
     std::fs::write(cwd.join("site.rhai"), playbook("o2")).unwrap();
@@ -250,6 +252,7 @@ h.command("next", #{{ cmd: "touch {dir}-next", creates: "{dir}-next" }});
         "{stdout}"
     );
     assert!(stdout.contains("0 ok, 1 changed, 0 failed, 0 unreachable, 1 skipped"), "{stdout}");
+    assert!(stdout.contains("; finish the run with `engine run --resume`"), "{stdout}");
     lab.ssh("etcd0", &format!("test -e {dir}-slow && test ! -e {dir}-next"));
     let js = journals(cwd);
     let (_, lines) = &js[0];

@@ -330,6 +330,7 @@ fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode
         None => (full, None),
     };
     let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
+    let mut journal_path = None;
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check {
         let header = journal::Header {
@@ -345,7 +346,9 @@ fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode
             resumes: resumed.as_ref().map(|j| j.header.id.clone()),
             fingerprints,
         };
-        subscribers.push(Box::new(journal::JournalWriter::create(runs, &header)?));
+        let writer = journal::JournalWriter::create(runs, &header)?;
+        journal_path = Some(writer.path().display().to_string());
+        subscribers.push(Box::new(writer));
     }
     if args.json {
         subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
@@ -358,6 +361,7 @@ fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode
         diff: args.diff,
         walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
         carried,
+        journal: journal_path,
     };
     let summary = execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers)?;
     Ok(if summary.interrupted {
@@ -405,6 +409,7 @@ fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
             diff: false,
             walker: Walker { forks: 64, per_host: 4, fail_fast: false },
             carried: None,
+            journal: None,
         };
         Some(execute(&plan, &args.conn, options, Duration::from_secs(30), vec![Box::new(Log)])?.predictions())
     } else {

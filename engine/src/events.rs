@@ -85,6 +85,9 @@ pub enum Event {
         tasks: usize,
         hosts: Vec<String>,
         check: bool,
+        /// The run journal this run writes (`.engine/runs/<id>.jsonl`); none in check mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        journal: Option<String>,
     },
     HostConnected {
         host: String,
@@ -134,8 +137,9 @@ impl Event {
     pub fn redact(&mut self, redactor: &crate::redact::Redactor) {
         let r = |text: &mut String| redactor.redact_in_place(text);
         match self {
-            Event::RunStarted { playbook, hosts, .. } => {
+            Event::RunStarted { playbook, hosts, journal, .. } => {
                 r(playbook);
+                journal.iter_mut().for_each(r);
                 hosts.iter_mut().for_each(r);
             }
             Event::HostConnected { host, .. } => r(host),

@@ -50,7 +50,7 @@ impl Subscriber for Console {
     fn on_event(&mut self, event: &Event) {
         self.recap.record(event);
         match event {
-            Event::RunStarted { playbook, tasks, hosts, check } => {
+            Event::RunStarted { playbook, tasks, hosts, check, .. } => {
                 let mode = if *check { " (check mode: nothing is changed)" } else { "" };
                 self.line(&format!("{playbook}: {tasks} tasks on {} hosts{mode}", hosts.len()));
                 let bar = self.multi.add(ProgressBar::new(*tasks as u64));

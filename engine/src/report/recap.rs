@@ -19,14 +19,18 @@ pub struct Recap {
     done: BTreeMap<String, usize>,
     /// The runs those tasks were done in.
     done_in: Vec<String>,
+    /// This run's journal.
+    journal: Option<String>,
+    interrupted: bool,
 }
 
 impl Recap {
     pub fn record(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { hosts, check, .. } => {
+            Event::RunStarted { hosts, check, journal, .. } => {
                 self.hosts.clone_from(hosts);
                 self.check = *check;
+                self.journal.clone_from(journal);
             }
             Event::TaskDone { host, run, .. } => {
                 if !self.hosts.contains(host) {
@@ -41,7 +45,8 @@ impl Recap {
                 self.counts.entry(r.host.clone()).or_default().add(r.status);
                 *self.busy_ms.entry(r.host.clone()).or_default() += r.elapsed_ms;
             }
-            Event::RunFinished { elapsed_ms, critical_path_ms, .. } => {
+            Event::RunFinished { elapsed_ms, critical_path_ms, interrupted } => {
+                self.interrupted = *interrupted;
                 self.elapsed_ms = *elapsed_ms;
                 self.critical_path_ms = *critical_path_ms;
             }
@@ -107,6 +112,11 @@ impl Recap {
                 self.done_in.join(", "),
                 per_host.join(", ")
             );
+        }
+        if let Some(journal) = &self.journal {
+            let unfinished = total.failed + total.unreachable + total.skipped > 0 || self.interrupted;
+            let hint = if unfinished { "; finish the run with `engine run --resume`" } else { "" };
+            let _ = writeln!(out, "run journal: {journal}{hint}");
         }
         if self.critical_path_ms > 0 {
             let _ = writeln!(

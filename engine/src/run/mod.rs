@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub walker: Walker,
     /// A resumed run: the tasks it does not rerun, done in an earlier run.
     pub carried: Option<Arc<Carried>>,
+    /// Where the run journal is written, for the recap (none in check mode).
+    pub journal: Option<String>,
 }
 
 /// Counts per status, for one host or the whole run.
@@ -170,6 +172,7 @@ pub async fn run(
         tasks: plan.len(),
         hosts: hosts.clone(),
         check: options.check,
+        journal: options.journal.clone(),
     });
     for t in options.carried.iter().flat_map(|c| &c.tasks) {
         events.emit(Event::TaskDone {
