@@ -359,6 +359,55 @@ host("etcd1").scp("down", #{ src: `${dir}/copy`, to_controller: param("back") })
     }
 }
 
+/// File names that are not UTF-8 cannot travel as text (task arguments, reports, commands):
+/// scp refuses them, naming their bytes, instead of reading back a lossy spelling, and writes
+/// nothing.
+#[test]
+fn scp_refuses_file_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(lab) = Lab::get() else { return };
+    let dir = scratch("injection-names");
+    no_canaries(&lab, "before");
+    lab.ssh(
+        "etcd0",
+        &format!(
+            "mkdir -p {dir}/src && printf x > {dir}/src/good && printf y > {dir}/src/$(printf 'bad\\377name')"
+        ),
+    );
+    let t = Test::new();
+    let inv = evil_inventory(&lab, &t, &["etcd0", "etcd1"]);
+    let local = t.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join(std::ffi::OsStr::from_bytes(b"bad\xfename")), b"z").unwrap();
+    let pb = t.file(
+        "names.rhai",
+        r#"
+let dir = param("dir");
+host("etcd1").scp("from host", #{ from: "etcd0", src: `${dir}/src`, dest: `${dir}/copy` });
+host("etcd0").scp("from controller", #{ from: "controller", src: param("local"), dest: `${dir}/local` });
+"#,
+    );
+    let out = engine(
+        "run",
+        &pb,
+        &inv,
+        &["-e", &format!("dir={dir}"), "-e", &format!("local={}", local.display())],
+        2,
+    );
+    let error = error_of(&out, "etcd1", "from host");
+    assert!(error.contains(&format!("file name {dir}/src/bad\\xffname is not UTF-8")), "{error}");
+    let error = error_of(&out, "etcd0", "from controller");
+    assert!(error.contains(r"bad\xfename on the controller is not UTF-8"), "{error}");
+    let (code, _, _) = lab.ssh_status("etcd1", &format!("test -e {dir}"));
+    assert_eq!(code, Some(1), "etcd1 got something");
+    let (code, _, _) = lab.ssh_status("etcd0", &format!("test -e {dir}/local"));
+    assert_eq!(code, Some(1), "etcd0 got something");
+    no_canaries(&lab, "after");
+    for host in ["etcd0", "etcd1"] {
+        lab.ssh(host, &format!("rm -rf {dir}"));
+    }
+}
+
 // ---- no lab needed: bytes that cannot be text are refused where text is required
 
 #[test]

@@ -311,7 +311,7 @@ fn dest_stdin(dirs: &BTreeSet<String>, files: &[&str]) -> Vec<u8> {
 }
 
 fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
-    let text = String::from_utf8_lossy(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e.valid_up_to()))?;
     let mut listing = Listing::default();
     let mut described: BTreeMap<String, (u32, u64, String, String)> = BTreeMap::new();
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
@@ -348,6 +348,19 @@ fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
     Ok(listing)
 }
 
+/// The error for a listing whose record around byte `bad` is not UTF-8: a file name that could
+/// only be copied mangled (read back under a lossy name, it is not there), so it is refused,
+/// named with its bytes escaped.
+fn not_utf8(bytes: &[u8], bad: usize) -> String {
+    let start = bytes[..bad].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+    let end = bytes[bad..].iter().position(|&b| b == 0).map_or(bytes.len(), |i| bad + i);
+    let record = &bytes[start..end];
+    // `F\tmode\tsize\towner\tgroup\tpath`, or `K\tpath` for the other kinds.
+    let fields = if record.starts_with(b"F\t") { 6 } else { 2 };
+    let name = record.splitn(fields, |&b| b == b'\t').last().unwrap_or(record);
+    format!("file name {} is not UTF-8; engine copies only UTF-8 names", name.escape_ascii())
+}
+
 /// Lists `roots` on the controller, like [`source_command`] does on a host.
 fn list_local_sources(roots: &[String]) -> Result<Listing, String> {
     let mut listing = Listing::default();
@@ -381,7 +394,13 @@ fn walk_local(dir: &Path, files: &mut BTreeMap<String, Entry>) -> Result<(), Str
         if file_type.is_dir() {
             walk_local(&path, files)?;
         } else if file_type.is_file() {
-            files.insert(path.to_string_lossy().into_owned(), local_entry(&path)?);
+            let name = path.to_str().ok_or_else(|| {
+                format!(
+                    "file name {} on the controller is not UTF-8; engine copies only UTF-8 names",
+                    path.as_os_str().as_encoded_bytes().escape_ascii()
+                )
+            })?;
+            files.insert(name.to_owned(), local_entry(&path)?);
         }
     }
     Ok(())
@@ -1007,6 +1026,16 @@ mod tests {
         assert!(parse_listing(b"F\t600\t3\troot\troot\t/x\0").unwrap_err().contains("no checksum"));
         assert!(parse_listing(b"garbage\0").is_err());
         assert_eq!(parse_listing(b"").unwrap(), Listing::default());
+    }
+
+    /// A non-UTF-8 name used to be read back under its lossy spelling (`cat` of a path that is
+    /// not there): it is refused, named with its bytes.
+    #[test]
+    fn refuses_names_that_are_not_utf8() {
+        let error = parse_listing(b"D\t/d\0F\t644\t1\troot\troot\t/d/bad\xffname\0").unwrap_err();
+        assert_eq!(error, r"file name /d/bad\xffname is not UTF-8; engine copies only UTF-8 names");
+        let error = parse_listing(b"M\t/gone\xfe\0").unwrap_err();
+        assert!(error.contains(r"/gone\xfe is not UTF-8"), "{error}");
     }
 
     #[test]
