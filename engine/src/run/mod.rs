@@ -220,8 +220,7 @@ pub async fn run(
                 }
                 let outcome =
                     if report.status.succeeded() { NodeOutcome::Succeeded } else { NodeOutcome::Failed };
-                shared.events.emit(Event::TaskFinished(report.clone()));
-                lock(&shared.reports)[node] = Some(report);
+                finish(&shared, node, report);
                 outcome
             }
         },
@@ -240,8 +239,7 @@ pub async fn run(
                 // The task's future panicked before it could report: a bug, reported as one.
                 let mut r = report(&graph[NodeIndex::new(node)], Status::Failed);
                 r.error = Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
-                events.emit(Event::TaskFinished(r.clone()));
-                lock(&walk_shared.reports)[node] = Some(r);
+                finish(&walk_shared, node, r);
             }
             WalkEvent::Finished(..) => {}
             WalkEvent::Skipped { node, cause } => {
@@ -314,11 +312,21 @@ fn abandon(shared: &Shared) {
                 task.location,
                 task.label()
             ));
-            shared.events.emit(Event::TaskFinished(r.clone()));
-            lock(&shared.reports)[node] = Some(r);
+            finish(shared, node, r);
         } else {
             skip(shared, node, "not started: the run was stopped".to_owned());
         }
+    }
+}
+
+/// Records and reports how `node` ended, once: a task abandoned by an abort may still reach
+/// its end on another thread after [`abandon`] reported it, and must not be reported twice.
+fn finish(shared: &Shared, node: usize, report: TaskReport) {
+    let mut reports = lock(&shared.reports);
+    if reports[node].is_none() {
+        // Emitted under the lock, so reports and events agree on which came first.
+        shared.events.emit(Event::TaskFinished(report.clone()));
+        reports[node] = Some(report);
     }
 }
 
@@ -326,8 +334,7 @@ fn skip(shared: &Shared, node: usize, why: String) {
     let task = &shared.plan.graph()[NodeIndex::new(node)];
     let mut r = report(task, Status::Skipped);
     r.error = Some(why);
-    shared.events.emit(Event::TaskFinished(r.clone()));
-    lock(&shared.reports)[node] = Some(r);
+    finish(shared, node, r);
 }
 
 fn report(task: &Task, status: Status) -> TaskReport {
