@@ -240,6 +240,25 @@ h.file("{task}", #{{ {args} }}).after(top);
     let left: Vec<&str> = left.split('\0').filter(|n| !n.is_empty()).collect();
     assert!(left.iter().all(|n| *n == format!("{EVIL}.d")), "left behind: {left:?}");
 
+    // A NUL byte (Rhai strings can hold one) fits in no command line: sshd used to drop the
+    // connection on it, and the host was reported unreachable. The task fails, says why, and
+    // the truncated path is not created.
+    let pb = t.file(
+        "nul.rhai",
+        r#"
+let h = host("etcd0");
+let dir = param("dir");
+let top = h.file("top", #{ path: dir, state: "directory" });
+h.file("nul path", #{ path: dir + "/a\x00'; touch pwned-nul; '", content: "x" }).after(top);
+"#,
+    );
+    let out = engine("run", &pb, &inv, &["-e", &format!("dir={dir}")], 2);
+    let error = error_of(&out, "etcd0", "nul path");
+    assert!(error.contains("a value holds a NUL byte"), "{error}");
+    assert_eq!(out.count("unreachable"), 0, "{}", out.stdout);
+    let (code, _, _) = lab.ssh_status("etcd0", &format!("test -e {dir}/a"));
+    assert_eq!(code, Some(1), "the path was cut at the NUL");
+
     // Package names: refused before anything connects, naming the value.
     let pb = t.file(
         "apt.rhai",
