@@ -46,7 +46,9 @@ pub(crate) fn port_open(addr: Ipv4Addr, timeout: Duration) -> bool {
 /// Runs `remote` as root on `addr`; stdout, or None on failure or after `limit`.
 pub(crate) fn capture(paths: &Paths, addr: Ipv4Addr, remote: &[&str], limit: Duration) -> Option<String> {
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
-    let mut child = command(paths, "root", addr, 2, &remote)
+    // A loaded machine (2 cores shared with every host) can take seconds to accept.
+    let connect_timeout = u32::try_from(limit.as_secs().clamp(2, 10)).unwrap_or(10);
+    let mut child = command(paths, "root", addr, connect_timeout, &remote)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
