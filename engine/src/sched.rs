@@ -5,7 +5,9 @@
 //! Concurrency: the walker is the only spawner. It counts tasks in flight (globally and per
 //! host) itself instead of using semaphores, so a node is never spawned only to wait. The
 //! `cancel` token is signalled by the caller (Ctrl-C, or the walker itself under fail-fast);
-//! once it fires no new node starts, and nodes in flight are awaited.
+//! once it fires no new node starts, and nodes in flight are awaited. The `abort` token of
+//! [`Walker::walk_until`] (the second Ctrl-C, or the end of the grace period) also cancels the
+//! nodes in flight, and waits until each is gone, so nothing of them outlives the walk.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -58,6 +60,8 @@ pub enum WalkEvent {
     },
     /// Not run because the walk was cancelled.
     Cancelled(usize),
+    /// Started, then abandoned by an abort before it ended.
+    Aborted(usize),
 }
 
 /// Concurrency limits and failure policy.
@@ -87,8 +91,24 @@ impl Walker {
         &self,
         dag: &Dag,
         run: F,
+        on_event: impl FnMut(WalkEvent),
+        cancel: CancellationToken,
+    ) where
+        F: Fn(usize) -> Fut,
+        Fut: Future<Output = NodeOutcome> + Send + 'static,
+    {
+        self.walk_until(dag, run, on_event, cancel, CancellationToken::new()).await;
+    }
+
+    /// [`walk`](Self::walk), and when `abort` fires, nodes in flight are cancelled too (reported
+    /// as [`WalkEvent::Aborted`]) and awaited until they are dropped; no new node starts.
+    pub async fn walk_until<F, Fut>(
+        &self,
+        dag: &Dag,
+        run: F,
         mut on_event: impl FnMut(WalkEvent),
         cancel: CancellationToken,
+        abort: CancellationToken,
     ) where
         F: Fn(usize) -> Fut,
         Fut: Future<Output = NodeOutcome> + Send + 'static,
@@ -113,9 +133,10 @@ impl Walker {
         let mut running: JoinSet<NodeOutcome> = JoinSet::new();
         let mut ids: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut next_host = 0usize;
+        let mut aborted = false;
 
         loop {
-            if !cancel.is_cancelled() {
+            if !cancel.is_cancelled() && !aborted {
                 // Round-robin over hosts so one host's long queue cannot starve the others.
                 for offset in 0..dag.hosts {
                     let h = (next_host + offset) % dag.hosts;
@@ -139,10 +160,25 @@ impl Walker {
             let joined = tokio::select! {
                 joined = running.join_next_with_id() => joined,
                 () = cancel.cancelled(), if !cancel.is_cancelled() => continue,
+                () = abort.cancelled(), if !aborted => {
+                    aborted = true;
+                    cancel.cancel();
+                    running.abort_all();
+                    continue;
+                }
             };
             let Some(joined) = joined else { break };
             let (id, outcome) = match joined {
                 Ok((id, outcome)) => (id, outcome),
+                Err(e) if e.is_cancelled() => {
+                    if let Some(node) = ids.remove(&e.id()) {
+                        state[node] = State::Done;
+                        in_flight -= 1;
+                        host_in_flight[dag.host[node]] -= 1;
+                        on_event(WalkEvent::Aborted(node));
+                    }
+                    continue;
+                }
                 // A panicking node counts as failed; it must not take the walk down.
                 Err(e) => (e.id(), NodeOutcome::Failed),
             };
@@ -289,6 +325,61 @@ mod tests {
         let (events, t) = simulate(walker, &dag, &[1, 2, 1], &[0]).await;
         assert_eq!(t[&1], (0, 2), "running work finishes");
         assert!(events.contains(&WalkEvent::Cancelled(2)), "{events:?}");
+    }
+
+    /// ```text
+    /// host0: 0 (60 s) ──▶ 1        host1: 2 (60 s)
+    /// ```
+    #[tokio::test(start_paused = true)]
+    async fn abort_drops_running_nodes_and_starts_nothing() {
+        let dag = Dag::new(vec![0, 0, 1], [(0, 1)]);
+        let abort = CancellationToken::new();
+        let a = abort.clone();
+        let dropped = Arc::new(Mutex::new(0));
+        let d = dropped.clone();
+        let mut events = Vec::new();
+        let start = Instant::now();
+        let walk = WIDE.walk_until(
+            &dag,
+            move |_| {
+                let guard = Dropped(d.clone());
+                async move {
+                    let _guard = guard;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    NodeOutcome::Succeeded
+                }
+            },
+            |e| events.push(e),
+            CancellationToken::new(),
+            abort,
+        );
+        let aborter = async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            a.cancel();
+        };
+        tokio::join!(walk, aborter);
+        assert_eq!(start.elapsed().as_secs(), 1, "no waiting for the running nodes");
+        assert_eq!(*dropped.lock().unwrap(), 2, "both running nodes are gone when the walk returns");
+        events.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(
+            events,
+            vec![
+                WalkEvent::Aborted(0),
+                WalkEvent::Aborted(2),
+                WalkEvent::Cancelled(1),
+                WalkEvent::Started(0),
+                WalkEvent::Started(2)
+            ]
+        );
+    }
+
+    /// Counts its drops.
+    struct Dropped(Arc<Mutex<usize>>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() += 1;
+        }
     }
 
     #[tokio::test(start_paused = true)]

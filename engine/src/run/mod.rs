@@ -149,8 +149,6 @@ struct Shared {
     outputs: Mutex<HashMap<usize, Option<Outputs>>>,
     /// The user's stop (first Ctrl-C): retry delays end early when it fires.
     cancel: CancellationToken,
-    /// Which nodes the walker started, so an aborted run can tell running from not started.
-    started: Mutex<Vec<bool>>,
     /// The report of each finished task, by node; filled as tasks end.
     reports: Mutex<Vec<Option<TaskReport>>>,
 }
@@ -204,12 +202,11 @@ pub async fn run(
         events: events.clone(),
         outputs: Mutex::new(HashMap::new()),
         cancel: cancel.clone(),
-        started: Mutex::new(vec![false; plan.len()]),
         reports: Mutex::new(vec![None; plan.len()]),
     });
 
     let walk_shared = shared.clone();
-    let walk = walker.walk(
+    walker.walk_until(
         &dag,
         |node| {
             let shared = shared.clone();
@@ -226,7 +223,6 @@ pub async fn run(
         },
         |event| match event {
             WalkEvent::Started(node) => {
-                lock(&walk_shared.started)[node] = true;
                 let task = &graph[NodeIndex::new(node)];
                 events.emit(Event::TaskStarted {
                     id: task.id,
@@ -254,17 +250,21 @@ pub async fn run(
             WalkEvent::Cancelled(node) => {
                 skip(&walk_shared, node, "not started: the run was stopped".to_owned())
             }
+            WalkEvent::Aborted(node) => {
+                let task = &graph[NodeIndex::new(node)];
+                let mut r = report(task, Status::Failed);
+                r.error = Some(format!(
+                    "{}: {}: aborted while running: the run was stopped (rerun it, or finish with --resume)",
+                    task.location,
+                    task.label()
+                ));
+                finish(&walk_shared, node, r);
+            }
         },
         cancel.clone(),
-    );
-    // Abandoning the walk drops its tasks (aborting them at their next await point).
-    let aborted = tokio::select! {
-        () = walk => false,
-        () = stop.abort.cancelled() => true,
-    };
-    if aborted {
-        abandon(&shared);
-    }
+        stop.abort.clone(),
+    )
+    .await;
 
     let reports: Vec<TaskReport> = lock(&shared.reports)
         .iter()
@@ -296,31 +296,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// After an abort: every task without a report is reported, failed if it was running (its
-/// effect on the host is unknown; files are still whole), skipped if it never started.
-fn abandon(shared: &Shared) {
-    let started = lock(&shared.started).clone();
-    for (node, was_started) in started.into_iter().enumerate() {
-        if lock(&shared.reports)[node].is_some() {
-            continue;
-        }
-        if was_started {
-            let task = &shared.plan.graph()[NodeIndex::new(node)];
-            let mut r = report(task, Status::Failed);
-            r.error = Some(format!(
-                "{}: {}: aborted while running: the run was stopped (its changes may be partial; rerun or --resume)",
-                task.location,
-                task.label()
-            ));
-            finish(shared, node, r);
-        } else {
-            skip(shared, node, "not started: the run was stopped".to_owned());
-        }
-    }
-}
-
-/// Records and reports how `node` ended, once: a task abandoned by an abort may still reach
-/// its end on another thread after [`abandon`] reported it, and must not be reported twice.
+/// Records and reports how `node` ended, once (a crash check and a report must not both count).
 fn finish(shared: &Shared, node: usize, report: TaskReport) {
     let mut reports = lock(&shared.reports);
     if reports[node].is_none() {
@@ -626,3 +602,6 @@ fn probes(plan: &Plan, host: &str) -> HashMap<usize, Vec<String>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

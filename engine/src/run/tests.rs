@@ -1,0 +1,188 @@
+//! The runner against the controller itself (`sh -c`, no network): stopping and aborting a run,
+//! carried-over tasks, and secrets hidden from events.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use modules::local::LocalHost;
+use modules::{Exec, ExecOutput, Host, HostError};
+
+use super::*;
+use crate::events::{EventBus, Subscriber};
+use crate::inventory::Inventory;
+use crate::playbook::{LoadOptions, load_source};
+
+/// The controller as a run target.
+#[derive(Debug)]
+struct Local(LocalHost);
+
+#[async_trait]
+impl Host for Local {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
+        self.0.exec(exec).await
+    }
+}
+
+#[async_trait]
+impl Target for Local {
+    async fn connect(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+/// Collects every event, as the subscribers get them.
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Event>>>);
+
+impl Subscriber for Collect {
+    fn on_event(&mut self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+fn plan(playbook: &str) -> Plan {
+    let inventory = Inventory::parse("all:\n  hosts:\n    h0: {}\n", Path::new("inventory.yml")).unwrap();
+    load_source(Path::new("test.rhai"), playbook, &inventory, &LoadOptions::default()).unwrap()
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        check: false,
+        diff: false,
+        walker: Walker { forks: 4, per_host: 4, fail_fast: false },
+        carried: None,
+        journal: None,
+    }
+}
+
+/// Runs `plan` on the controller; `stopper` gets the stop signals once the run started.
+async fn run_local(
+    plan: &Plan,
+    options: RunOptions,
+    stopper: impl FnOnce(Stop) -> tokio::task::JoinHandle<()>,
+) -> (RunSummary, Vec<Event>) {
+    let collect = Collect::default();
+    let (sink, bus) = EventBus::start(vec![Box::new(collect.clone())]);
+    let targets: HashMap<String, Arc<dyn Target>> =
+        HashMap::from([("h0".to_owned(), Arc::new(Local(LocalHost::new("h0"))) as Arc<dyn Target>)]);
+    let stop = Stop::default();
+    let handle = stopper(stop.clone());
+    let summary = run(plan, targets, options, sink, stop).await;
+    handle.abort();
+    bus.finish();
+    let events = collect.0.lock().unwrap().clone();
+    (summary, events)
+}
+
+fn status(summary: &RunSummary, task: &str) -> (Status, String) {
+    let r = summary.reports.iter().find(|r| r.task == task).unwrap();
+    (r.status, r.error.clone().unwrap_or_default())
+}
+
+/// ```text
+/// h0: slow (sleep) ──▶ next
+/// ```
+const SLOW: &str = r#"
+    let h = host("h0");
+    h.command("slow", #{ cmd: "sleep 0.5" });
+    h.command("next", #{ cmd: "true" });
+"#;
+
+#[tokio::test]
+async fn a_stop_lets_the_running_task_finish_and_starts_nothing_new() {
+    let plan = plan(SLOW);
+    let (summary, events) = run_local(&plan, options(), |stop| {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            stop.cancel.cancel();
+        })
+    })
+    .await;
+    assert!(summary.interrupted);
+    assert_eq!(status(&summary, "slow").0, Status::Changed, "it finished");
+    assert_eq!(status(&summary, "next"), (Status::Skipped, "not started: the run was stopped".to_owned()));
+    assert!(matches!(events.last(), Some(Event::RunFinished { interrupted: true, .. })));
+}
+
+#[tokio::test]
+async fn an_abort_abandons_the_running_task_at_once() {
+    let plan = plan(&SLOW.replace("sleep 0.5", "sleep 30"));
+    let started = Instant::now();
+    let (summary, events) = run_local(&plan, options(), |stop| {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            stop.abort_now();
+        })
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(summary.interrupted);
+    let (slow, why) = status(&summary, "slow");
+    assert_eq!(slow, Status::Failed);
+    assert!(why.contains("aborted while running"), "{why}");
+    assert_eq!(status(&summary, "next").0, Status::Skipped);
+    let finished = events.iter().filter(|e| matches!(e, Event::TaskFinished(_))).count();
+    assert_eq!(finished, 2, "each task reported once: {events:?}");
+}
+
+#[tokio::test]
+async fn carried_tasks_are_reported_done_and_notify_their_handlers() {
+    // A resumed run of only the handler, whose notifier changed in run r0.
+    let full = plan(
+        r#"
+        let h = host("h0");
+        let c = h.command("config", #{ cmd: "true" });
+        c.notify(h.handler("command", "restart", #{ cmd: "true" }));
+    "#,
+    );
+    let config = full.graph().node_weights().find(|t| t.name == "config").unwrap().id;
+    let restart = full.graph().node_weights().find(|t| t.name == "restart").unwrap().id;
+    let resume = full.select_resume(&|t| t.id == restart, &|t| t.id == config);
+    let carried = Carried {
+        tasks: vec![CarriedTask {
+            id: config,
+            host: "h0".into(),
+            task: "config".into(),
+            status: Status::Changed,
+            run: "r0".into(),
+        }],
+        notified: resume.notified,
+    };
+    let options = RunOptions { carried: Some(Arc::new(carried)), ..options() };
+    let (summary, events) = run_local(&resume.plan, options, |_| tokio::spawn(async {})).await;
+    assert_eq!(status(&summary, "restart").0, Status::Changed, "the handler ran: {events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskDone { task, run, .. } if task == "config" && run == "r0"))
+    );
+}
+
+#[tokio::test]
+async fn secrets_in_arguments_and_outputs_never_reach_subscribers() {
+    // `DB_PASSWORD` is secret by its name; the PEM key in `key`'s stdout by its content.
+    let plan = plan(
+        r#"
+        let h = host("h0");
+        let key = h.command("key", #{
+            cmd: "printf -- '-----BEGIN PRIVATE KEY-----\\nQUJDRA==\\n-----END PRIVATE KEY-----\\n'",
+        });
+        h.command("fails", #{
+            argv: ["sh", "-c", "echo \"$DB_PASSWORD $0\" >&2; exit 1", key.stdout],
+            env: #{ DB_PASSWORD: "run-test-pw-2231" },
+        });
+    "#,
+    );
+    let (summary, events) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    assert_eq!(status(&summary, "fails").0, Status::Failed);
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(text.contains("<secret> <secret: private key>"), "{text}");
+    assert!(!text.contains("run-test-pw-2231") && !text.contains("QUJDRA"), "{text}");
+}
