@@ -274,7 +274,7 @@ mod tests {
     /// task's output (a key, say) in its place: refused, with its line.
     #[test]
     fn values_holding_the_reference_marker_are_refused() {
-        let marker = format!("{}output|0|stdout{}", modules::deferred::OPEN, modules::deferred::CLOSE);
+        let marker = format!("{}output|0|stdout{}", modules::deferred::open(), modules::deferred::CLOSE);
         for text in [
             format!("all:\n  hosts:\n    a:\n      evil: \"{marker}\"\n"),
             format!("all:\n  vars:\n    evil: [\"x\", \"{marker}\"]\n  hosts:\n    a:\n"),

@@ -46,6 +46,8 @@ pub fn canonical(value: &Value) -> String {
             format!("{{{}}}", items.join(","))
         }
         Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        // Markers carry a per-process token: compare them by what they refer to.
+        Value::String(text) => Value::String(modules::deferred::canonical(text)).to_string(),
         other => other.to_string(),
     }
 }
@@ -71,7 +73,7 @@ fn controller_files(task: &Task) -> Vec<String> {
         }
         _ => {}
     }
-    paths.retain(|p| !p.contains(modules::deferred::OPEN));
+    paths.retain(|p| !modules::deferred::is_deferred(p));
     paths
 }
 

@@ -6,7 +6,7 @@
 //! markers to infer data edges; the runner replaces every marker with the real value just
 //! before the task runs (gathering the facts it needs first).
 
-use modules::deferred::{CLOSE, OPEN};
+use modules::deferred::{CLOSE, open};
 use serde_json::Value;
 
 /// One run-time value a task argument refers to.
@@ -22,8 +22,8 @@ impl Ref {
     /// The marker string that stands for this value inside arguments.
     pub fn marker(&self) -> String {
         match self {
-            Ref::Output { task, key } => format!("{OPEN}output|{task}|{key}{CLOSE}"),
-            Ref::Fact { host, path } => format!("{OPEN}fact|{host}|{path}{CLOSE}"),
+            Ref::Output { task, key } => format!("{}output|{task}|{key}{CLOSE}", open()),
+            Ref::Fact { host, path } => format!("{}fact|{host}|{path}{CLOSE}", open()),
         }
     }
 
@@ -51,8 +51,9 @@ pub fn references(value: &Value) -> Vec<Ref> {
 fn parse(text: &str) -> Vec<Ref> {
     let mut refs = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find(OPEN) {
-        let after = &rest[start + OPEN.len()..];
+    let open = open();
+    while let Some(start) = rest.find(open) {
+        let after = &rest[start + open.len()..];
         let Some(end) = after.find(CLOSE) else { break };
         let mut parts = after[..end].splitn(3, '|');
         match (parts.next(), parts.next(), parts.next()) {
@@ -85,7 +86,7 @@ fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
 pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<Value, String> {
     let find = |r: &Ref| lookup(r).ok_or_else(|| format!("{} is not available", r.describe()));
     Ok(match value {
-        Value::String(s) if s.contains(OPEN) => {
+        Value::String(s) if s.contains(open()) => {
             let refs = parse(s);
             if let [only] = refs.as_slice()
                 && *s == only.marker()

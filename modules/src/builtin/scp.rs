@@ -921,7 +921,7 @@ mod tests {
         assert!(args(json!({"from": "etcd0", "src": "/a", "dest": "/b"})).is_ok());
         assert!(args(json!({"from": "controller", "src": "rel/x", "dest": "/b"})).is_ok());
         assert!(args(json!({"src": ["/a", "/b"], "to_controller": "out/"})).is_ok());
-        let marker = format!("{}output|3|path{}", crate::deferred::OPEN, crate::deferred::CLOSE);
+        let marker = format!("{}output|3|path{}", crate::deferred::open(), crate::deferred::CLOSE);
         assert!(args(json!({"from": "etcd0", "src": marker, "dest": "/b"})).is_ok());
 
         let err = |v: Value| args(v).unwrap_err();

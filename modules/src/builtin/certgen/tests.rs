@@ -202,7 +202,7 @@ fn arguments_are_checked_strictly() {
             .contains("either host or controller")
     );
     // A reference to another task's output is checked once it is resolved.
-    let marker = "\u{2063}engine:output|3|cert\u{2063}";
+    let marker = format!("{}output|3|cert{}", crate::deferred::open(), crate::deferred::CLOSE);
     let by_ref =
         json!({ "kind": "leaf", "profile": "peer", "dir": "/p", "ca": { "cert": marker, "key": marker } });
     assert!(parse(by_ref).is_ok());

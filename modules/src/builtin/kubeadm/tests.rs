@@ -122,7 +122,7 @@ fn checks_arguments_per_action() {
         .unwrap_err()
         .contains("token")
     );
-    let marker = format!("{}out|1|token{}", crate::deferred::OPEN, crate::deferred::CLOSE);
+    let marker = format!("{}out|1|token{}", crate::deferred::open(), crate::deferred::CLOSE);
     assert!(
         args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
     );
