@@ -49,9 +49,14 @@ impl Scene {
 
     /// Starts `engine run playbook.rhai -i inventory.yml --json EXTRA...`.
     fn start(&self, extra: &[&str]) -> Running {
+        self.start_with(&[&["--json"], extra].concat())
+    }
+
+    /// Starts `engine run playbook.rhai -i inventory.yml ARGS...`.
+    fn start_with(&self, args: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
-            .args(["run", "playbook.rhai", "-i", "inventory.yml", "--json"])
-            .args(extra)
+            .args(["run", "playbook.rhai", "-i", "inventory.yml"])
+            .args(args)
             .current_dir(self.path())
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -62,15 +67,18 @@ impl Scene {
         let stdout = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
+        let text = Arc::new(Mutex::new(String::new()));
+        let shown = text.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                shown.lock().unwrap().push_str(&format!("{line}\n"));
                 if let Ok(event) = serde_json::from_str::<Value>(&line) {
                     seen.lock().unwrap().push(event.clone());
                     let _ = tx.send(event);
                 }
             }
         });
-        Running { child, rx, events }
+        Running { child, rx, events, text }
     }
 
     /// Runs to the end (at most `limit`).
@@ -93,15 +101,16 @@ struct Running {
     child: Child,
     rx: Receiver<Value>,
     events: Arc<Mutex<Vec<Value>>>,
+    /// Everything printed on stdout.
+    text: Arc<Mutex<String>>,
 }
 
 impl Running {
-    /// Waits (at most `limit`) until `count` events have matched `want`.
+    /// Waits (at most `limit`) until `count` events have matched `want`. Counts what arrives
+    /// on the channel, which sees every event once, from the start of the run.
     fn wait_for(&mut self, count: usize, limit: Duration, want: impl Fn(&Value) -> bool) {
         let deadline = Instant::now() + limit;
-        let mut matched = self.events.lock().unwrap().iter().filter(|e| want(e)).count();
-        // Events already recorded were also sent: drain the channel first so they do not count twice.
-        while self.rx.try_recv().is_ok() {}
+        let mut matched = 0;
         while matched < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -140,13 +149,15 @@ impl Running {
         // Let the reader thread take the last lines.
         std::thread::sleep(Duration::from_millis(100));
         let events = self.events.lock().unwrap().clone();
-        Finished { code: status.code(), events, stderr }
+        let stdout = self.text.lock().unwrap().clone();
+        Finished { code: status.code(), events, stdout, stderr }
     }
 }
 
 struct Finished {
     code: Option<i32>,
     events: Vec<Value>,
+    stdout: String,
     stderr: String,
 }
 
@@ -182,7 +193,7 @@ impl Finished {
 
     fn dump(&self) -> String {
         let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
-        format!("exit {:?}\n{}\n--- stderr\n{}", self.code, events.join("\n"), self.stderr)
+        format!("exit {:?}\n{}\n{}\n--- stderr\n{}", self.code, events.join("\n"), self.stdout, self.stderr)
     }
 }
 
@@ -302,7 +313,7 @@ fn a_cut_host_times_out_at_its_timeout_and_the_others_are_unaffected() {
 }
 
 #[test]
-fn ctrl_c_leaves_every_file_old_or_new_and_resume_finishes() {
+fn ctrl_c_twice_leaves_every_file_old_or_new_and_resume_finishes() {
     let Some(lab) = Lab::fleet() else { return };
     let _alone = alone();
     let hosts = names(10, 14);
@@ -329,17 +340,25 @@ for h in hosts() {{
     );
     let scene = Scene::new(&lab, &hosts, &playbook);
     let mut run = scene.start(&["--per-host", "1"]);
-    // Some files are written, many are not yet: stop there.
+    // Some files are written, many are not yet, and one per host is being written: stop there,
+    // and abort at once (the second Ctrl-C), abandoning the writes in flight.
     run.wait_for(3, LONG, |e| e["event"] == "task_finished" && e["status"] == "changed");
     let pid = run.pid().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let out = run.wait(LONG);
     assert_eq!(out.code, Some(130), "{}", out.dump());
-    let written = out.counts().get("changed").copied().unwrap_or(0);
+    let reported: Vec<(String, usize)> = out
+        .finished()
+        .filter(|e| e["status"] == "changed")
+        .map(|e| (s(&e["host"]), s(&e["task"]).trim_start_matches("file ").parse().unwrap()))
+        .collect();
+    let written = reported.len();
     assert!(written < hosts.len() * files, "the stop came before the end: {}", out.dump());
 
-    // Each file is whole: either the old one or the new one, never a part, and no temporary
-    // file is left behind.
+    // Each file is whole: either the old one or the new one, never a part. (A write killed
+    // mid-way may leave its temporary file beside it; the file itself is untouched.)
     let new = |host: &str, i: usize| {
         let mut block = "0123456789abcdef".to_owned();
         while block.len() < 2 * 1024 * 1024 {
@@ -350,22 +369,35 @@ for h in hosts() {{
     let old = sha256(b"old\n");
     let mut seen_new = 0;
     for host in &hosts {
-        let sums = lab.ssh(host, &format!("cd {dir} && sha256sum f* && ls -A | wc -l"));
-        let mut lines: Vec<&str> = sums.lines().collect();
-        assert_eq!(lines.pop(), Some(&*files.to_string()), "{host}: no temporary file left: {sums}");
-        for (i, line) in lines.iter().enumerate() {
+        let sums = lab.ssh(host, &format!("cd {dir} && sha256sum f?"));
+        let lines: Vec<&str> = sums.lines().collect();
+        assert_eq!(lines.len(), files, "{host}: {sums}");
+        for line in lines {
             let (sum, name) = line.split_once("  ").unwrap();
-            let i: usize = name.trim_start_matches('f').parse().unwrap_or(i);
+            let i: usize = name.trim_start_matches('f').parse().unwrap();
             assert!(sum == old || sum == new(host, i), "{host} f{i} is neither old nor new");
+            if reported.contains(&(host.clone(), i)) {
+                assert_eq!(sum, new(host, i), "{host} f{i} was reported written");
+            }
             seen_new += usize::from(sum == new(host, i));
         }
     }
-    assert_eq!(seen_new, written, "every file reported written is new, and only those");
+    // An abandoned write may have completed on the host after the engine stopped listening.
+    assert!(seen_new >= written, "every file reported written is new");
     assert_eq!(scene.journals().len(), 1, "the stopped run wrote its journal");
 
     let resumed = scene.run(&["--resume"], LONG);
     assert_eq!(resumed.code, Some(0), "{}", resumed.dump());
-    assert_eq!(resumed.counts().get("changed"), Some(&(hosts.len() * files - written)));
+    assert_eq!(
+        resumed.finished().count(),
+        hosts.len() * files - written,
+        "only what was not reported written"
+    );
+    assert!(
+        resumed.finished().all(|e| e["status"] == "changed" || e["status"] == "ok"),
+        "{}",
+        resumed.dump()
+    );
     for host in &hosts {
         let sums = lab.ssh(host, &format!("cd {dir} && sha256sum f*"));
         for line in sums.lines() {
@@ -412,22 +444,44 @@ fn fifty_hosts_with_five_killed_the_other_forty_five_finish_and_the_recap_is_exa
     let killed = ["h03", "h17", "h26", "h38", "h49"];
     let scene = Scene::new(&lab, &hosts, &gated_playbook(dir, 8));
 
-    let mut run = scene.start(&[]);
-    run.wait_for(50, LONG, |e| e["event"] == "task_started" && e["task"] == "gate");
+    // The human display this time: its recap is what is checked. The five hosts are killed
+    // while their gate runs (seen on the hosts themselves).
+    let run = scene.start_with(&[]);
+    for host in killed {
+        let deadline = Instant::now() + LONG;
+        while lab.ssh_status(host, "pgrep -f 'sleep 8 && mkdir'").0 != Some(0) {
+            assert!(Instant::now() < deadline, "{host}'s gate never started");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     for host in killed {
         lab.xtask(&["lab", "kill", host]);
     }
     let out = run.wait(LONG);
     assert_eq!(out.code, Some(2), "{}", out.dump());
-    assert_eq!(
-        out.counts(),
-        counts(&[("changed", 45 * 4), ("unreachable", 5), ("skipped", 5 * 3)]),
-        "{}",
-        out.dump()
+    let total =
+        out.stdout.lines().find(|l| l.starts_with("200 tasks on 50 hosts in ")).unwrap_or_else(|| {
+            panic!("no recap total line: {}", out.dump());
+        });
+    assert!(
+        total.ends_with(": 0 ok, 180 changed, 0 failed, 5 unreachable, 15 skipped"),
+        "the recap's total: {total}"
     );
     for host in &hosts {
-        let want = if killed.contains(&host.as_str()) { "unreachable" } else { "changed" };
-        assert_eq!(out.status(host, "gate"), want, "{host}");
+        let row: Vec<&str> = out
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(host.as_str()))
+            .unwrap_or_else(|| panic!("no recap row for {host}: {}", out.dump()))
+            .split_whitespace()
+            .collect();
+        // HOST ok changed failed unreachable skipped unknown time
+        let want = if killed.contains(&host.as_str()) {
+            ["0", "0", "0", "1", "3", "0"]
+        } else {
+            ["0", "4", "0", "0", "0", "0"]
+        };
+        assert_eq!(row[1..7], want, "the recap's row for {host}");
     }
     let survivors: Vec<&String> = hosts.iter().filter(|h| !killed.contains(&h.as_str())).collect();
     for host in survivors {

@@ -252,7 +252,7 @@ h.command("next", #{{ cmd: "touch {dir}-next", creates: "{dir}-next" }});
         "{stdout}"
     );
     assert!(stdout.contains("0 ok, 1 changed, 0 failed, 0 unreachable, 1 skipped"), "{stdout}");
-    assert!(stdout.contains("; finish the run with `engine run --resume`"), "{stdout}");
+    assert!(stdout.contains("; finish the run with `engine run --resume 20"), "{stdout}");
     lab.ssh("etcd0", &format!("test -e {dir}-slow && test ! -e {dir}-next"));
     let js = journals(cwd);
     let (_, lines) = &js[0];

@@ -116,8 +116,9 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Rerun only what the run with this journal id (default: the latest, in .engine/runs/)
-    /// did not finish, what depends on it, what changed since, and the tasks whose outputs
-    /// those read. The rest is reported as "done in run ID", counted apart from this run.
+    /// did not finish, every task of a host that was unreachable, what depends on them, what
+    /// changed since, and the tasks whose outputs those read. The rest is reported as "done in
+    /// run ID", counted apart from this run.
     #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     resume: Option<String>,
     /// After the first Ctrl-C, seconds to wait for running tasks before abandoning them.

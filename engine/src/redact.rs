@@ -51,14 +51,17 @@ pub fn global() -> &'static Redactor {
 impl Redactor {
     /// Marks `value` as secret. Empty values are ignored. A multi-line secret also marks each
     /// of its longer lines, because diffs and logs show text line by line; and its escaped
-    /// spellings (as Rust's `{:?}` and JSON quote it), because messages quote values that way.
+    /// spellings (as Rust's `{:?}`, JSON and the shell quote it), because messages and command
+    /// lines quote values that way.
     pub fn add(&self, value: &str) {
         let mut new = Vec::new();
         if !value.is_empty() {
             new.push(value.to_owned());
             let debug = format!("{value:?}");
             let json = serde_json::to_string(value).unwrap_or_default();
-            for quoted in [debug, json] {
+            // As a command line shows it: `it's` is quoted `'it'\''s'`.
+            let shell = modules::shell::quote(value);
+            for quoted in [debug, json, shell] {
                 let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
                 if inner != value && !inner.is_empty() {
                     new.push(inner.to_owned());
@@ -223,6 +226,8 @@ mod tests {
         );
         assert_eq!(r.redact("nothing here"), "nothing here");
         assert!(r.is_clean("nothing here"));
+        r.add("it's-s3cret");
+        assert_eq!(r.redact("echo 'it'\\''s-s3cret'"), "echo '<secret>'", "as the shell quotes it");
         let token = "abcdef.0123456789abcdef";
         assert_eq!(r.redact(&format!("--token {token} --x")), "--token <secret> --x");
         assert_eq!(r.redact("xabcdef.0123456789abcdef"), "xabcdef.0123456789abcdef", "not a whole word");

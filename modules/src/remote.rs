@@ -194,7 +194,9 @@ impl Attrs {
 
 /// Writes `content` to `path` atomically: a temporary file in the same directory gets the
 /// content, mode and owner, is fsynced, and is renamed over `path`. A reader (or a crash)
-/// sees either the old file or the new one, never a partial one.
+/// sees either the old file or the new one, never a partial one. The temporary file is
+/// renamed only when it holds every byte: if the controller dies or the connection drops
+/// mid-transfer, `cat` just sees its input end early, and the size check stops the rename.
 pub async fn write_atomic(
     host: &dyn Host,
     path: &str,
@@ -203,8 +205,11 @@ pub async fn write_atomic(
 ) -> Result<(), ModuleError> {
     let script = format!(
         "set -e; p={p}; t=$(mktemp -- \"$p.engine-XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; \
-         cat >\"$t\"; {attrs}sync -- \"$t\"; mv -f -- \"$t\" \"$p\"; trap - EXIT",
+         cat >\"$t\"; n=$(wc -c <\"$t\"); if [ \"$n\" -ne {len} ]; then \
+         echo \"engine: received $n of {len} bytes; $p left as it was\" >&2; exit 1; fi; \
+         {attrs}sync -- \"$t\"; mv -f -- \"$t\" \"$p\"; trap - EXIT",
         p = quote(path),
+        len = content.len(),
         attrs = attrs.commands("t"),
     );
     run_checked(host, Exec::new(script).stdin(content.to_vec()).effect(Effect::Write(path.to_owned())))

@@ -115,7 +115,11 @@ impl Recap {
         }
         if let Some(journal) = &self.journal {
             let unfinished = total.failed + total.unreachable + total.skipped > 0 || self.interrupted;
-            let hint = if unfinished { "; finish the run with `engine run --resume`" } else { "" };
+            let id = std::path::Path::new(journal).file_stem().map(|s| s.to_string_lossy().into_owned());
+            let hint = match id {
+                Some(id) if unfinished => format!("; finish the run with `engine run --resume {id}`"),
+                _ => String::new(),
+            };
             let _ = writeln!(out, "run journal: {journal}{hint}");
         }
         if self.critical_path_ms > 0 {

@@ -181,6 +181,12 @@ pub async fn run(
             run: t.run.clone(),
         });
     }
+    // Secret-named arguments (a password, a token) are known before any task prints anything.
+    for task in plan.graph().node_weights() {
+        if let Some(args) = task.args.as_object() {
+            crate::redact::global().add_outputs(args);
+        }
+    }
     let host_index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let graph = plan.graph();
     let dag = Dag::new(

@@ -16,10 +16,13 @@
 //!   same object); otherwise everything is dropped;
 //! - any other command (a shell command, a restart, a package) drops everything.
 //!
-//! A prefetch that overlaps a change is thrown away whole.
+//! A prefetch that overlaps a change is thrown away whole, and an answer older than a few
+//! seconds is not used (other writers on the host are not seen). Hard links are not followed:
+//! a mode change through one name leaves the other name's answer as it was.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use modules::remote::{self, FileStat};
@@ -27,8 +30,14 @@ use modules::{Effect, Exec, ExecOutput, Host, HostError};
 
 use super::Target;
 
-/// Most paths stated in one prefetch; more are left to the tasks.
-const MAX_PREFETCH: usize = 4096;
+/// Most bytes of paths stated in one prefetch (they travel on one command line, and sshd
+/// drops a connection whose request exceeds its packet limit); more are left to the tasks.
+const MAX_PREFETCH_BYTES: usize = 64 * 1024;
+
+/// How long an answer is trusted. The engine drops what its own commands change; this bounds
+/// what other writers on the host (a daemon, kubelet) can change unseen, to about what any
+/// plan-then-apply already allows.
+const MAX_AGE: Duration = Duration::from_secs(5);
 
 /// A host's connection with a cache of current stats in front of it.
 pub(crate) struct CachedTarget {
@@ -41,8 +50,8 @@ struct State {
     /// Bumped by every command that may change something; a prefetch that started under an
     /// older generation is discarded.
     generation: u64,
-    /// Current answers, by path.
-    stats: HashMap<String, Option<FileStat>>,
+    /// Current answers, by path, with when they were taken.
+    stats: HashMap<String, (Option<FileStat>, Instant)>,
     /// Paths found with no symbolic link above them, since the last unknown change.
     direct: HashSet<String>,
     /// The paths each task (by node) will stat, until it finishes.
@@ -96,11 +105,16 @@ impl CachedTarget {
         let (generation, mut paths) = {
             let state = self.state();
             let paths: Vec<String> =
-                state.wanted.keys().filter(|p| !state.stats.contains_key(*p)).cloned().collect();
+                state.wanted.keys().filter(|p| fresh(&state, p).is_none()).cloned().collect();
             (state.generation, paths)
         };
         paths.sort();
-        paths.truncate(MAX_PREFETCH);
+        let mut bytes = 0;
+        paths.retain(|p| {
+            bytes += p.len() + 3;
+            bytes <= MAX_PREFETCH_BYTES
+        });
+        let taken = Instant::now();
         // One path costs the same either way; only several are worth a round trip up front.
         if paths.len() < 2 {
             return HashMap::new();
@@ -110,10 +124,15 @@ impl CachedTarget {
                 let mut state = self.state();
                 let current = state.generation == generation;
                 let mut learned = HashMap::new();
-                for probe in probes.into_iter().filter(|p| p.direct) {
+                for probe in probes {
+                    if !probe.direct {
+                        // Reached through a symlink: never cached, so never fetched again.
+                        state.wanted.remove(&probe.path);
+                        continue;
+                    }
                     if current {
                         state.direct.insert(probe.path.clone());
-                        state.stats.insert(probe.path.clone(), probe.stat.clone());
+                        state.stats.insert(probe.path.clone(), (probe.stat.clone(), taken));
                     }
                     learned.insert(probe.path, probe.stat);
                 }
@@ -154,6 +173,11 @@ impl CachedTarget {
     }
 }
 
+/// The answer for `path`, if one is held and young enough.
+fn fresh(state: &State, path: &str) -> Option<Option<FileStat>> {
+    state.stats.get(path).filter(|(_, taken)| taken.elapsed() < MAX_AGE).map(|(stat, _)| stat.clone())
+}
+
 /// An absolute path with no empty, `.` or `..` component and no trailing slash, so that
 /// lexical parent and child relations are the real ones.
 fn is_plain(path: &str) -> bool {
@@ -185,8 +209,8 @@ impl Host for CachedTarget {
     async fn cached_stat(&self, path: &str) -> Option<Option<FileStat>> {
         let wanted = {
             let state = self.state();
-            if let Some(known) = state.stats.get(path) {
-                return Some(known.clone());
+            if let Some(known) = fresh(&state, path) {
+                return Some(known);
             }
             state.wanted.contains_key(path)
         };

@@ -22,12 +22,12 @@ use super::error::{SshError, describe};
 const CHANNEL_OPEN_ATTEMPTS: u32 = 5;
 const CHANNEL_OPEN_FIRST_BACKOFF: Duration = Duration::from_millis(20);
 /// Keepalive probe interval; after 3 unanswered probes russh drops the connection, so a dead
-/// peer is noticed within about a minute even when no command is running.
+/// peer is noticed within about 15-20 s even when no command is running.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// Bound for killing a timed-out command and for waiting for its channel to close.
 /// TCP connect attempts for transient failures, and the wait before the second (doubling).
 const CONNECT_ATTEMPTS: u32 = 4;
 const CONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Bound for killing a timed-out command and waiting for its channel to close, together.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects TCP, retrying refused, reset and unreachable attempts (a host rebooting, sshd
