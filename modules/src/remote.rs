@@ -196,7 +196,10 @@ impl Attrs {
 /// content, mode and owner, is fsynced, and is renamed over `path`. A reader (or a crash)
 /// sees either the old file or the new one, never a partial one. The temporary file is
 /// renamed only when it holds every byte: if the controller dies or the connection drops
-/// mid-transfer, `cat` just sees its input end early, and the size check stops the rename.
+/// mid-transfer, the copy just sees its input end early, and the byte count it reports stops
+/// the rename. One `dd` copies and fsyncs (`conv=fsync`), and reports the count (in the C
+/// locale, its last line: `N bytes ... copied`, or `1 byte ...`), so a write costs `mktemp`,
+/// `dd`, attributes and `mv`.
 pub async fn write_atomic(
     host: &dyn Host,
     path: &str,
@@ -205,9 +208,10 @@ pub async fn write_atomic(
 ) -> Result<(), ModuleError> {
     let script = format!(
         "set -e; p={p}; t=$(mktemp -- \"$p.engine-XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; \
-         cat >\"$t\"; n=$(wc -c <\"$t\"); if [ \"$n\" -ne {len} ]; then \
-         echo \"engine: received $n of {len} bytes; $p left as it was\" >&2; exit 1; fi; \
-         {attrs}sync -- \"$t\"; mv -f -- \"$t\" \"$p\"; trap - EXIT",
+         r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=fsync 2>&1) || {{ echo \"$r\" >&2; exit 1; }}; \
+         case \"$r\" in *\"\n{len} byte\"*) ;; \
+         *) echo \"engine: $p left as it was: not all {len} bytes arrived ($r)\" >&2; exit 1;; esac; \
+         {attrs}mv -f -- \"$t\" \"$p\"; trap - EXIT",
         p = quote(path),
         len = content.len(),
         attrs = attrs.commands("t"),
@@ -225,8 +229,20 @@ pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(),
 }
 
 /// Creates a directory (and missing parents) with the given attributes.
+/// The usual case (the parent exists, the directory does not) is one `mkdir -m`; otherwise
+/// `mkdir -p` and then the attributes.
 pub async fn mkdir(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
-    let script = format!("set -e; p={}; mkdir -p -- \"$p\"; {}", quote(path), attrs.commands("p"));
+    let script = match attrs.mode {
+        Some(mode) => {
+            let owner = Attrs { mode: None, ..attrs.clone() }.commands("p");
+            format!(
+                "set -e; p={}; if ! mkdir -m {mode:04o} -- \"$p\" 2>/dev/null; then \
+                 mkdir -p -- \"$p\"; chmod {mode:04o} -- \"$p\"; fi; {owner}",
+                quote(path),
+            )
+        }
+        None => format!("set -e; p={}; mkdir -p -- \"$p\"; {}", quote(path), attrs.commands("p")),
+    };
     run_checked(host, Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
