@@ -31,7 +31,8 @@ pub fn redact_private_keys(text: &str) -> std::borrow::Cow<'_, str> {
             Some(end) => {
                 let tail = &after[end..];
                 // Past "-----END ... PRIVATE KEY-----".
-                let close = tail.find("PRIVATE KEY-----").map_or(tail.len(), |i| i + "PRIVATE KEY-----".len());
+                let close =
+                    tail.find("PRIVATE KEY-----").map_or(tail.len(), |i| i + "PRIVATE KEY-----".len());
                 rest = &tail[close..];
             }
             None => rest = "",

@@ -22,10 +22,10 @@ pub use builder::PlanBuilder;
 pub use dot::Prediction;
 pub use error::PlanError;
 pub use location::Location;
-pub use resume::Resume;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
+pub use resume::Resume;
 pub use task::{Edge, Retry, Task};
 
 use crate::inventory::Inventory;
