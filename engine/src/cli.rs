@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::connect::{SshDefaults, ssh_targets};
 use engine::events::{EventBus, Subscriber};
 use engine::inventory::{Inventory, Vars};
-use engine::plan::{Plan, Selection};
+use engine::plan::{Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
+use engine::redact::{RedactingWriter, Redactor};
 use engine::report::{Console, JsonLines, Log};
 use engine::run::{self, RunOptions, RunSummary};
 use engine::sched::Walker;
@@ -173,15 +174,18 @@ pub(crate) fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
-    init_tracing(cli.verbose);
+    // The one redactor of this process: the playbook's secret() values, secret task outputs
+    // and arguments go in; every log line, event, graph and error message goes through it.
+    let redactor = Arc::new(Redactor::default());
+    init_tracing(cli.verbose, redactor.clone());
     // Long messages stay on one line, so they can be grepped in CI logs.
     let _ =
         miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
-    match dispatch(cli) {
+    match dispatch(cli, &redactor) {
         Ok(code) => code,
         Err(error) => {
             // Errors may quote playbook values: secret ones are hidden here too.
-            eprintln!("{}", engine::redact::global().redact(&render_error(error)));
+            eprintln!("{}", redactor.redact(&render_error(error)));
             ExitCode::from(1)
         }
     }
@@ -192,7 +196,7 @@ pub(crate) fn main() -> ExitCode {
 fn render_error(error: Error) -> String {
     let summary = error.to_string();
     match error {
-        Error::Plan { errors, .. } => {
+        Error::Plan(PlanErrors { errors, .. }) => {
             let mut out = String::new();
             for e in errors {
                 out.push_str(&format!("{:?}\n", miette::Report::new(e)));
@@ -204,7 +208,7 @@ fn render_error(error: Error) -> String {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, redactor: Arc<Redactor>) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -214,16 +218,16 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| engine::redact::RedactingWriter::new(std::io::stderr()))
+        .with_writer(move || RedactingWriter::new(std::io::stderr(), redactor.clone()))
         .with_target(false)
         .try_init();
 }
 
-fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Run(args) => run_command(args, false, cli.verbose > 0),
-        Command::Check(args) => run_command(args, true, cli.verbose > 0),
-        Command::Graph(args) => graph_command(args),
+        Command::Run(args) => run_command(args, false, cli.verbose > 0, redactor),
+        Command::Check(args) => run_command(args, true, cli.verbose > 0, redactor),
+        Command::Graph(args) => graph_command(args, redactor),
         Command::Modules { name } => {
             let text = match name {
                 None => modules_doc::index(),
@@ -249,7 +253,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 /// Loads the inventory and the playbook, and applies --limit/--tags.
-fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
+fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
     let (Some(playbook), Some(inventory)) = (&args.playbook, &args.inventory) else {
         return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
     };
@@ -258,7 +262,12 @@ fn load_plan(args: &PlanArgs) -> Result<Plan, Error> {
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
-    let options = LoadOptions { extra_vars, lib_dirs: args.lib_dirs.clone(), ..LoadOptions::default() };
+    let options = LoadOptions {
+        extra_vars,
+        lib_dirs: args.lib_dirs.clone(),
+        redactor: redactor.clone(),
+        ..LoadOptions::default()
+    };
     let plan = playbook::load(playbook, &inventory, &options)?;
     let hosts = match &args.limit {
         Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
@@ -287,42 +296,59 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })
 }
 
+/// The exit code of an interrupted run, and of one the user would not wait for.
+const INTERRUPTED: u8 = 130;
+
 /// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks and
-/// gives running ones `grace`, the second abandons them (see [`run::watch_ctrl_c`]).
+/// gives running ones `grace`, the second abandons them (see [`run::watch_ctrl_c`]). `None`
+/// when the user would not even wait for the abandoned run to wind down.
 fn execute(
     plan: &Plan,
     conn: &ConnArgs,
     options: RunOptions,
     grace: Duration,
     subscribers: Vec<Box<dyn Subscriber>>,
-) -> Result<RunSummary, Error> {
+    redactor: &Arc<Redactor>,
+) -> Result<Option<RunSummary>, Error> {
     let targets = ssh_targets(plan, &ssh_defaults(conn))?;
     let runtime = runtime()?;
-    let (sink, bus) = EventBus::start(subscribers);
+    let (sink, bus) = EventBus::start(subscribers, redactor.clone());
     let summary = runtime.block_on(async {
         let stop = run::Stop::default();
-        let watcher = tokio::spawn(run::watch_ctrl_c(stop.clone(), grace, sink.clone()));
-        let summary = run::run(plan, targets, options, sink.clone(), stop).await;
-        watcher.abort();
-        // The watcher holds an event sink: it must be gone before the bus can finish.
-        let _ = watcher.await;
-        summary
+        // Dropped (with its event sink) as soon as the run is over, so the bus can finish.
+        let watcher = run::watch_ctrl_c(stop.clone(), grace, sink.clone());
+        tokio::select! {
+            summary = run::run(plan, targets, options, sink.clone(), stop) => Some(summary),
+            run::Forced = watcher => None,
+        }
     });
     drop(sink);
+    let Some(summary) = summary else {
+        // Tasks abandoned by the abort may still hold event sinks: wait for neither them nor
+        // the bus.
+        runtime.shutdown_background();
+        eprintln!("aborted");
+        return Ok(None);
+    };
     bus.finish();
     // Connections close with the runtime; remote commands still running were already awaited.
     runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(summary)
+    Ok(Some(summary))
 }
 
-fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode, Error> {
+fn run_command(
+    mut args: RunArgs,
+    check: bool,
+    verbose: bool,
+    redactor: &Arc<Redactor>,
+) -> Result<ExitCode, Error> {
     let check = check || args.check;
     let runs = Path::new(journal::RUNS_DIR);
     let resumed = match args.resume.as_deref() {
         Some(id) => Some(open_journal(runs, id, &mut args.plan)?),
         None => None,
     };
-    let full = load_plan(&args.plan)?;
+    let full = load_plan(&args.plan, redactor)?;
     let fingerprints = journal::fingerprint::fingerprints(&full);
     let (plan, carried) = match &resumed {
         Some(j) => {
@@ -365,9 +391,13 @@ fn run_command(mut args: RunArgs, check: bool, verbose: bool) -> Result<ExitCode
         carried,
         journal: journal_path,
     };
-    let summary = execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers)?;
+    let Some(summary) =
+        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?
+    else {
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
     Ok(if summary.interrupted {
-        ExitCode::from(130)
+        ExitCode::from(INTERRUPTED)
     } else if summary.success() {
         ExitCode::SUCCESS
     } else {
@@ -403,8 +433,8 @@ fn open_journal(runs: &Path, id: &str, plan: &mut PlanArgs) -> Result<journal::J
     Ok(journal)
 }
 
-fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
-    let plan = load_plan(&args.plan)?;
+fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
+    let plan = load_plan(&args.plan, redactor)?;
     let predictions = if args.check {
         let options = RunOptions {
             check: true,
@@ -413,11 +443,15 @@ fn graph_command(args: GraphArgs) -> Result<ExitCode, Error> {
             carried: None,
             journal: None,
         };
-        Some(execute(&plan, &args.conn, options, Duration::from_secs(30), vec![Box::new(Log)])?.predictions())
+        let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
+        match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor)? {
+            Some(summary) => Some(summary.predictions()),
+            None => return Ok(ExitCode::from(INTERRUPTED)),
+        }
     } else {
         None
     };
-    let dot = engine::redact::global().redact(&plan.to_dot(predictions.as_deref())).into_owned();
+    let dot = plan.to_dot(predictions.as_deref(), redactor);
     let bytes = match args.format {
         GraphFormat::Dot => dot.into_bytes(),
         GraphFormat::Svg => render_svg(&dot)?,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use miette::Diagnostic;
 
-use crate::plan::PlanError;
+use crate::plan::PlanErrors;
 
 /// Everything that can stop the engine before or around a run. Task failures during a run
 /// are not errors here: they are outcomes, reported through events.
@@ -23,13 +23,9 @@ pub enum Error {
     #[diagnostic(code(engine::inventory))]
     Inventory { path: PathBuf, line: Option<usize>, message: String },
 
-    #[error("{} has {} error{}", playbook.display(), errors.len(), if errors.len() == 1 { "" } else { "s" })]
-    #[diagnostic(code(engine::playbook))]
-    Plan {
-        playbook: PathBuf,
-        #[related]
-        errors: Vec<PlanError>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] PlanErrors),
 
     #[error("{0}")]
     #[diagnostic(code(engine::usage))]

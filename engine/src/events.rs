@@ -5,13 +5,16 @@
 //! the subscribers and hands each event to all of them in order; the channel closes when the
 //! last sink is dropped, and [`EventBus::finish`] then joins the thread.
 //!
-//! Secrets: the dispatcher redacts every event (see [`crate::redact`]) before any subscriber
-//! sees it, so no subscriber can leak one.
+//! Secrets: the dispatcher redacts every event with the bus's [`Redactor`] before any
+//! subscriber sees it, so no subscriber can leak one. Every sink carries that redactor, so the
+//! runner registers a secret output with the same one before it emits anything that holds it.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use serde::Serialize;
+
+use crate::redact::Redactor;
 
 /// The outcome of one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -134,7 +137,7 @@ pub enum Event {
 
 impl Event {
     /// Hides every secret in the event's text (messages, diffs, changes, names).
-    pub fn redact(&mut self, redactor: &crate::redact::Redactor) {
+    pub fn redact(&mut self, redactor: &Redactor) {
         let r = |text: &mut String| redactor.redact_in_place(text);
         match self {
             Event::RunStarted { playbook, hosts, journal, .. } => {
@@ -176,9 +179,16 @@ pub trait Subscriber: Send {
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<Event>,
+    redactor: Arc<Redactor>,
 }
 
 impl EventSink {
+    /// The redactor every event is redacted with: a secret added to it (a task's token
+    /// output, say) is hidden in every event emitted after.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub fn emit(&self, event: Event) {
         // The dispatcher only goes away after every sink is dropped; a send cannot fail earlier.
         let _ = self.tx.send(event);
@@ -193,12 +203,16 @@ pub struct EventBus {
 
 impl EventBus {
     /// Starts the dispatcher. Drop every returned sink (and its clones), then call [`finish`](Self::finish).
-    /// Every event is redacted with the process's [`crate::redact::global`] redactor first.
-    pub fn start(mut subscribers: Vec<Box<dyn Subscriber>>) -> (EventSink, EventBus) {
+    /// Every event is redacted with `redactor` first.
+    pub fn start(
+        mut subscribers: Vec<Box<dyn Subscriber>>,
+        redactor: Arc<Redactor>,
+    ) -> (EventSink, EventBus) {
         let (tx, rx) = mpsc::channel::<Event>();
+        let dispatcher_redactor = redactor.clone();
         let thread = std::thread::spawn(move || {
             for mut event in rx {
-                event.redact(crate::redact::global());
+                event.redact(&dispatcher_redactor);
                 for s in &mut subscribers {
                     s.on_event(&event);
                 }
@@ -207,7 +221,7 @@ impl EventBus {
                 s.finish();
             }
         });
-        (EventSink { tx }, EventBus { thread })
+        (EventSink { tx, redactor }, EventBus { thread })
     }
 
     /// Waits until every event was delivered and every subscriber finished.

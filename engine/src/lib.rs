@@ -20,6 +20,7 @@ pub mod connect;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod inventory;
 pub mod journal;
 pub mod modules_doc;

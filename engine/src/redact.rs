@@ -8,15 +8,18 @@
 //!
 //! Who goes through it: the event bus redacts every event before any subscriber sees it
 //! (console, `--json`, the tracing log, the run journal); the tracing writer redacts every log
-//! line; the CLI redacts DOT output and error reports. There is one redactor per process
-//! ([`global`]), because the playbook API, the runner, the bus and the log writer are far
-//! apart and a secret known to one must be hidden by all.
+//! line; DOT labels and the CLI's error reports are redacted too. There is no process-wide
+//! redactor: the binary makes one (`Arc<Redactor>`) and hands it to the playbook loader
+//! ([`crate::playbook::LoadOptions`], where `secret()` adds to it), the event bus (whose
+//! [`crate::events::EventSink::redactor`] the runner adds secret outputs to) and the log
+//! writer, so a secret known to one is hidden by all, and two runs in one process (tests)
+//! never share their secrets.
 //!
 //! Concurrency: the secret list sits behind an `RwLock`; redaction takes the read side, adding
 //! a secret the write side. Secrets are only ever added, never removed.
 
 use std::borrow::Cow;
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
 
@@ -40,12 +43,6 @@ const MIN_LINE_SECRET: usize = 8;
 pub struct Redactor {
     /// Longest first, so a secret that contains another is replaced whole.
     secrets: RwLock<Vec<String>>,
-}
-
-/// The process's redactor, shared by the playbook API, the runner, the event bus and the logs.
-pub fn global() -> &'static Redactor {
-    static GLOBAL: OnceLock<Redactor> = OnceLock::new();
-    GLOBAL.get_or_init(Redactor::default)
 }
 
 impl Redactor {
@@ -186,18 +183,19 @@ fn redact_tokens(text: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct RedactingWriter<W: std::io::Write> {
     inner: W,
+    redactor: Arc<Redactor>,
 }
 
 impl<W: std::io::Write> RedactingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        Self { inner }
+    pub fn new(inner: W, redactor: Arc<Redactor>) -> Self {
+        Self { inner, redactor }
     }
 }
 
 impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.inner.write_all(global().redact(&text).as_bytes())?;
+        self.inner.write_all(self.redactor.redact(&text).as_bytes())?;
         Ok(buf.len())
     }
 

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::signature::{FnSignature, Registered};
 use crate::playbook::api_docs::{self, FnDoc};
+use crate::playbook::signature::{FnSignature, Registered};
 
 /// What is wrong between the registered functions and the doc table; empty when they agree.
 /// Each problem says exactly what to add or remove, and where.
@@ -166,7 +166,7 @@ pub fn render(registered: &Registered) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::signature::registered;
+    use crate::playbook::signature::registered;
 
     #[test]
     fn an_undocumented_function_is_named_with_the_entry_to_add() {

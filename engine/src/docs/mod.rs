@@ -2,7 +2,8 @@
 //!
 //! - [`module_page`]: one page per module, from the registry and its argument schema.
 //! - [`api_page`]: the playbook API, with signatures read from the configured Rhai engine
-//!   ([`signature`]) and text from `playbook/api_docs.rs`; generation fails when the two disagree.
+//!   (`playbook/signature.rs`) and text from `playbook/api_docs.rs`; generation fails when the
+//!   two disagree.
 //! - [`index_page`]: the index linking them.
 //!
 //! Output is deterministic (sorted), so the committed `docs/reference` can be compared with it.
@@ -10,11 +11,11 @@
 pub mod api_page;
 pub mod index_page;
 pub mod module_page;
-pub mod signature;
 
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Error;
+use crate::playbook::signature;
 
 /// One generated file: its path relative to the output folder, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::refs::{self, Ref};
-use super::{Edge, Location, Plan, PlanError, Task};
-use crate::error::Error;
+use super::{Edge, Location, Plan, PlanError, PlanErrors, Task};
 use crate::inventory::Inventory;
 
 /// A plan under construction. Only [`PlanBuilder::seal`] turns it into a runnable [`Plan`],
@@ -114,7 +113,7 @@ impl PlanBuilder {
 
     /// Checks the whole plan and seals it: unknown hosts, module arguments, duplicate
     /// names, dangling output references and cycles are all reported together.
-    pub fn seal(mut self, inventory: &Inventory) -> Result<Plan, Error> {
+    pub fn seal(mut self, inventory: &Inventory) -> Result<Plan, PlanErrors> {
         let mut seen_names = HashMap::new();
         let mut problems = Vec::new();
         for (id, task) in self.tasks.iter().enumerate() {
@@ -180,7 +179,7 @@ impl PlanBuilder {
                 }
             }
             if let Some(until) = task.retry.as_ref().and_then(|r| r.until.as_deref())
-                && let Err(e) = crate::run::until::compile(until)
+                && let Err(e) = super::until::compile(until)
             {
                 problems.push((
                     format!("task {:?}: invalid `until` expression: {e}", task.name),
@@ -249,7 +248,7 @@ impl PlanBuilder {
         if !self.errors.is_empty() {
             self.errors.sort_by(|a, b| a.location.cmp(&b.location));
             super::error::dedup(&mut self.errors);
-            return Err(Error::Plan { playbook: self.playbook, errors: self.errors });
+            return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))
     }
@@ -375,6 +374,7 @@ mod tests {
     use petgraph::algo::has_path_connecting;
 
     use super::*;
+    use crate::error::Error;
     use crate::plan::Selection;
     use crate::playbook::{LoadOptions, load_source};
 
@@ -388,7 +388,7 @@ mod tests {
     /// Every error of a refused playbook, one `file:line:col: message` per line.
     fn errors(playbook: &str) -> String {
         match load(playbook) {
-            Err(Error::Plan { errors, .. }) => errors.iter().map(|e| format!("{e}\n")).collect(),
+            Err(Error::Plan(PlanErrors { errors, .. })) => errors.iter().map(|e| format!("{e}\n")).collect(),
             other => panic!("expected plan errors, got {other:?}"),
         }
     }
@@ -498,7 +498,7 @@ serial(group("workers"), 1, |h| {
     fn serial_edges_are_drawn_apart_in_dot() {
         let plan =
             load(r#"serial(group("workers"), 1, |h| { h.command("step", #{ cmd: "true" }); });"#).unwrap();
-        let dot = plan.to_dot(None);
+        let dot = plan.to_dot(None, &crate::redact::Redactor::default());
         let serial: Vec<&str> = dot.lines().filter(|l| l.contains("label=\"serial\"")).collect();
         assert_eq!(serial.len(), 2, "{dot}");
         assert!(serial.iter().all(|l| l.contains("#e6550d")), "{dot}");

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use petgraph::graph::NodeIndex;
 
 use super::{Edge, Plan};
+use crate::redact::Redactor;
 
 /// What a dry-run predicts for a task; colours the node in `engine graph --check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -43,8 +44,10 @@ impl Plan {
     /// The plan as a DOT digraph: one cluster per host, one node per task (name and module),
     /// cross-host edges bold and blue, data edges dashed, the edges between batches of a
     /// `serial(...)` rolling change bold orange and labelled `serial`. With `predictions` (indexed by
-    /// node), nodes are coloured by the dry-run's outcome.
-    pub fn to_dot(&self, predictions: Option<&[Prediction]>) -> String {
+    /// node), nodes are coloured by the dry-run's outcome. Every label is redacted with
+    /// `redactor` (before escaping, while secrets still read as they were given).
+    pub fn to_dot(&self, predictions: Option<&[Prediction]>, redactor: &Redactor) -> String {
+        let quote = |text: &str| dot_string(&redactor.redact(text));
         let graph = self.graph();
         let mut out = String::new();
         let title = self.playbook().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -113,9 +116,7 @@ impl Plan {
 }
 
 /// A DOT string literal.
-fn quote(text: &str) -> String {
-    // Secrets are hidden before escaping, while they still read as they were given.
-    let text = crate::redact::global().redact(text);
+fn dot_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for ch in text.chars() {

@@ -1,5 +1,6 @@
-//! One problem found in a playbook, pointing at its source.
+//! Problems found in a playbook, each pointing at its source.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
@@ -52,6 +53,16 @@ impl PlanError {
         self.label = label.into();
         self
     }
+}
+
+/// Every problem that kept a playbook from sealing into a plan, in source order.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{} has {} error{}", playbook.display(), errors.len(), if errors.len() == 1 { "" } else { "s" })]
+#[diagnostic(code(engine::playbook))]
+pub struct PlanErrors {
+    pub playbook: PathBuf,
+    #[related]
+    pub errors: Vec<PlanError>,
 }
 
 /// Drops repeats of an error (same place, same message), keeping the first: one mistake in

@@ -14,13 +14,14 @@ mod location;
 pub mod refs;
 mod resume;
 mod task;
+pub mod until;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use builder::PlanBuilder;
 pub use dot::Prediction;
-pub use error::PlanError;
+pub use error::{PlanError, PlanErrors};
 pub use location::Location;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};

@@ -32,6 +32,7 @@ use super::handles::{HostHandle, TaskHandle};
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
 use crate::plan::{Location, PlanBuilder, Retry, Task};
+use crate::redact::Redactor;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -48,6 +49,8 @@ pub(super) struct Context {
     /// The folder of each imported library: `template_file` calls made from a library are
     /// relative to the library file's own folder.
     pub(super) folders: super::resolver::Folders,
+    /// Where `secret(value)` registers its value.
+    pub(super) redactor: Arc<Redactor>,
 }
 
 impl Context {
@@ -215,7 +218,8 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     });
 
     // ---- secrets: secret(value) is value, hidden wherever engine shows text (see crate::redact)
-    engine.register_fn("secret", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<Dynamic> {
+    let c = cx.clone();
+    engine.register_fn("secret", move |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<Dynamic> {
         let text = if value.is_string() {
             value.clone().into_string().unwrap_or_default()
         } else if value.is_int() || value.is_float() || value.is_bool() {
@@ -226,7 +230,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
                 ctx.call_position(),
             ));
         };
-        crate::redact::global().add(&text);
+        c.redactor.add(&text);
         Ok(value)
     });
 

@@ -1,7 +1,7 @@
 //! Messages for Rhai's "function not found": a misspelled function or method gets the nearest
 //! names, and a known function called with the wrong types gets the signatures it has.
 
-use crate::docs::signature::{self, FnSignature};
+use super::signature::{self, FnSignature};
 
 /// A readable message for Rhai's `Function not found: NAME (TYPE, TYPE)`, given its signature
 /// part (`fiel (Host, &str | ImmutableString | String, map)`).

@@ -6,6 +6,7 @@ pub(crate) mod api_docs;
 mod handles;
 mod hints;
 mod resolver;
+pub(crate) mod signature;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use rhai::{Engine, EvalAltResult, Position};
 use crate::error::Error;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::{Plan, PlanBuilder};
+use crate::redact::Redactor;
 
 /// Sandbox limits for playbook evaluation. A runaway script stops with an error.
 #[derive(Debug, Clone)]
@@ -55,6 +57,9 @@ pub struct LoadOptions {
     /// Library folders (`--lib DIR`) searched by `import`, after the importing file's own
     /// folder and `lib/` beside the playbook.
     pub lib_dirs: Vec<PathBuf>,
+    /// Where `secret(value)` registers its value: the caller hides what it holds in
+    /// everything it shows (events, logs, DOT, errors). See [`crate::redact`].
+    pub redactor: Arc<Redactor>,
 }
 
 /// Evaluates the playbook at `path` against `inventory` and seals the resulting plan.
@@ -85,6 +90,7 @@ pub fn load_source(
         default_file: file.clone(),
         base_dir: base_dir.clone(),
         folders: folders.clone(),
+        redactor: options.redactor.clone(),
     };
     let defined = resolver::Defined::default();
     let resolver = resolver::ImportResolver::new(
@@ -119,7 +125,7 @@ pub fn load_source(
     // Handles the script kept (in closures it returned, say) still point at the cell; take the
     // builder out rather than requiring that every handle is gone.
     let builder = plan.replace(PlanBuilder::new(path.to_owned()));
-    builder.seal(inventory)
+    Ok(builder.seal(inventory)?)
 }
 
 /// The engine [`load`] evaluates playbooks in (same sandbox, same API), over an empty
@@ -133,6 +139,7 @@ pub(crate) fn reference_engine() -> Engine {
         default_file: Arc::from("playbook.rhai"),
         base_dir: playbook_dir(path),
         folders: resolver::Folders::default(),
+        redactor: Arc::default(),
     };
     let mut engine = sandboxed_engine(&Limits::default());
     api::register(&mut engine, &cx);

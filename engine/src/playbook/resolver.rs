@@ -372,7 +372,7 @@ mod tests {
                     .unwrap();
             let options = LoadOptions { lib_dirs: vec![self.path("shared")], ..LoadOptions::default() };
             load(&playbook, &inventory, &options).map_err(|e| match e {
-                Error::Plan { errors, .. } => errors
+                Error::Plan(crate::plan::PlanErrors { errors, .. }) => errors
                     .iter()
                     .map(|e| {
                         format!("{}: {} [{}]", e.location, e.message, e.help.clone().unwrap_or_default())

@@ -2,8 +2,8 @@
 //! output references, builds the module from its arguments, connects the host (once),
 //! plans, and (unless checking) applies, emitting events all the way.
 //!
-//! It also registers secret outputs (tokens, keys) with the [`crate::redact`] redactor as soon
-//! as a task produces them, reports the tasks a resumed run carries over ([`Carried`]), and
+//! It also registers secret outputs (tokens, keys) with the event bus's redactor
+//! ([`EventSink::redactor`]) as soon as a task produces them, reports the tasks a resumed run carries over ([`Carried`]), and
 //! obeys the user's [`Stop`]: no new tasks after `cancel`, abandon running ones on `abort`.
 
 use std::collections::HashMap;
@@ -13,10 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod carried;
 mod stat_cache;
 mod stop;
-pub mod until;
 
 pub use carried::{Carried, CarriedTask};
-pub use stop::{Stop, watch_ctrl_c};
+pub use stop::{Forced, Stop, watch_ctrl_c};
 
 use async_trait::async_trait;
 use modules::{Host, HostError, Outputs, PlanOptions};
@@ -184,7 +183,7 @@ pub async fn run(
     // Secret-named arguments (a password, a token) are known before any task prints anything.
     for task in plan.graph().node_weights() {
         if let Some(args) = task.args.as_object() {
-            crate::redact::global().add_outputs(args);
+            events.redactor().add_outputs(args);
         }
     }
     let host_index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
@@ -395,7 +394,7 @@ async fn execute(
         last = match attempt_once(shared, task, node, r).await {
             Ok((status, outputs)) => {
                 if let (Some(until), Some(outputs)) = (retry.and_then(|p| p.until.as_deref()), &outputs) {
-                    match until::holds(until, outputs) {
+                    match crate::plan::until::holds(until, outputs) {
                         Ok(true) => {}
                         Ok(false) => {
                             last = Err((
@@ -409,7 +408,7 @@ async fn execute(
                 }
                 if let Some(outputs) = &outputs {
                     // Before anyone can see them: events, logs and later tasks' errors.
-                    crate::redact::global().add_outputs(outputs);
+                    shared.events.redactor().add_outputs(outputs);
                 }
                 lock(&shared.outputs).insert(task.id, outputs);
                 return Ok(status);
@@ -501,7 +500,7 @@ async fn attempt_once(
     };
     if let Some(args) = args.as_object() {
         // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
-        crate::redact::global().add_outputs(args);
+        shared.events.redactor().add_outputs(args);
     }
     let spec = modules::registry::find(task.module)
         .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;

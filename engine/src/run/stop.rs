@@ -4,7 +4,8 @@
 //!  Ctrl-C #1 ─▶ `cancel`: no new task starts; running ones get the grace period
 //!  Ctrl-C #2, or the grace period ends ─▶ `abort`: running tasks are abandoned at once
 //!  (the runner still closes the journal and the recap is printed)
-//!  the run still not over 5 s after that, or Ctrl-C #3 ─▶ the process exits with 130
+//!  the run still not over 5 s after that, or Ctrl-C #3 ─▶ [`watch_ctrl_c`] returns
+//!  [`Forced`]: the caller gives up on the run (the binary exits with 130)
 //! ```
 //!
 //! Files on hosts stay whole either way: modules write them atomically (temporary file, rename).
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventSink};
 
-/// How long an aborted run may take to close its journal before the process just exits.
+/// How long an aborted run may take to close its journal before the caller gives up on it.
 const ABORT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The two stop signals a run obeys. Signalled by [`watch_ctrl_c`] (or a test); read by the
@@ -36,18 +37,24 @@ impl Stop {
     }
 }
 
+/// The user would not wait any longer for an aborted run to wind down: a third Ctrl-C, or the
+/// run still going [`ABORT_DEADLINE`] after the abort. The caller stops waiting for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forced;
+
 /// Turns Ctrl-C presses into `stop` signals: see the module docs. Runs until the caller drops it
-/// (when the run is over).
-pub async fn watch_ctrl_c(stop: Stop, grace: Duration, events: EventSink) {
+/// (when the run is over), or returns [`Forced`] when the user would not wait any longer.
+/// Without a way to listen for Ctrl-C it never returns.
+pub async fn watch_ctrl_c(stop: Stop, grace: Duration, events: EventSink) -> Forced {
     if tokio::signal::ctrl_c().await.is_err() {
-        return;
+        return std::future::pending().await;
     }
     events.emit(Event::Interrupted { grace_secs: grace.as_secs() });
     stop.cancel.cancel();
     let grace_expired = tokio::select! {
         pressed = tokio::signal::ctrl_c() => {
             if pressed.is_err() {
-                return;
+                return std::future::pending().await;
             }
             false
         }
@@ -55,10 +62,10 @@ pub async fn watch_ctrl_c(stop: Stop, grace: Duration, events: EventSink) {
     };
     events.emit(Event::Aborted { grace_expired });
     stop.abort.cancel();
+    drop(events);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = tokio::time::sleep(ABORT_DEADLINE) => {}
     }
-    eprintln!("aborted");
-    std::process::exit(130);
+    Forced
 }

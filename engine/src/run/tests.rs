@@ -69,7 +69,7 @@ async fn run_local(
     stopper: impl FnOnce(Stop) -> tokio::task::JoinHandle<()>,
 ) -> (RunSummary, Vec<Event>) {
     let collect = Collect::default();
-    let (sink, bus) = EventBus::start(vec![Box::new(collect.clone())]);
+    let (sink, bus) = EventBus::start(vec![Box::new(collect.clone())], Arc::default());
     let targets: HashMap<String, Arc<dyn Target>> =
         HashMap::from([("h0".to_owned(), Arc::new(Local(LocalHost::new("h0"))) as Arc<dyn Target>)]);
     let stop = Stop::default();

@@ -78,7 +78,7 @@ pub struct Registered {
 }
 
 /// Reads the functions and types registered on `engine` (not Rhai's standard packages).
-pub fn registered(engine: &Engine) -> Result<Registered, String> {
+pub(crate) fn registered(engine: &Engine) -> Result<Registered, String> {
     let json = engine.gen_fn_metadata_to_json(false).map_err(|e| format!("Rhai metadata: {e}"))?;
     let metadata: Metadata = serde_json::from_str(&json).map_err(|e| format!("Rhai metadata: {e}"))?;
     let custom: Vec<(String, String)> =
@@ -106,7 +106,7 @@ pub fn registered(engine: &Engine) -> Result<Registered, String> {
 /// A Rust or Rhai type name as a playbook author knows it: `&mut Host` → `Host`,
 /// `Result<TaskHandle, Box<EvalAltResult>>` → `Task`, `alloc::string::String` → `string`.
 /// `custom` maps registered Rust type names to their Rhai names.
-pub fn display_type(raw: &str, custom: &[(String, String)]) -> String {
+pub(crate) fn display_type(raw: &str, custom: &[(String, String)]) -> String {
     let raw = raw.trim();
     let raw = raw.strip_prefix("&mut ").or_else(|| raw.strip_prefix('&')).unwrap_or(raw).trim();
     if let Some(inner) = generic_argument(raw, "Result") {
