@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use modules::HostError;
 
 use crate::error::Error;
+use crate::inventory::InventoryError;
 use crate::plan::Plan;
 use crate::run::Target;
 use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
@@ -108,10 +109,10 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
     if problems.is_empty() {
         Ok(targets)
     } else {
-        Err(Error::Inventory {
+        Err(Error::Inventory(InventoryError::Invalid {
             path: plan.inventory().path.clone(),
             line: None,
             message: problems.join("; "),
-        })
+        }))
     }
 }

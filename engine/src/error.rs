@@ -1,10 +1,9 @@
 //! The engine's one error enum. Every variant carries the context a user needs to act:
 //! the file and line, the host, the task, the command.
 
-use std::path::PathBuf;
-
 use miette::Diagnostic;
 
+use crate::inventory::InventoryError;
 use crate::plan::PlanErrors;
 
 /// Everything that can stop the engine before or around a run. Task failures during a run
@@ -19,9 +18,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("inventory {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    #[diagnostic(code(engine::inventory))]
-    Inventory { path: PathBuf, line: Option<usize>, message: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Inventory(#[from] InventoryError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{bench, demo, fuzz, lab, selftest, testcmd};
+use crate::{bench, demo, deps, fuzz, lab, selftest, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -41,6 +41,8 @@ enum Top {
     },
     /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
     Graphs,
+    /// The import graph between each library crate's top-level modules; fails on a circle.
+    Deps,
     /// libFuzzer runs of the playbook loader and the inventory parser (see docs/fuzzing.md).
     Fuzz {
         /// Fuzzing time per target, in seconds.
@@ -100,6 +102,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
         Top::Demo => return demo::run(&paths),
         Top::Graphs => return demo::graphs(&paths),
+        Top::Deps => return deps::run(&paths),
         Top::Fuzz { secs, target, sanitizer } => {
             return fuzz::run(&paths, &fuzz::Options { secs: secs.max(1), which: target, sanitizer });
         }

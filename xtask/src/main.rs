@@ -2,6 +2,7 @@
 //! containers on a private bridge) and the project's test command.
 //!
 //! - `cli`: argument parsing and dispatch; `fuzz`: the libFuzzer targets in `fuzz/`
+//! - `deps`: the import graph of each library crate's top-level modules, circles refused
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
 //! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
@@ -13,6 +14,7 @@ mod bench;
 mod cli;
 mod cmd;
 mod demo;
+mod deps;
 mod fuzz;
 mod host;
 mod image;

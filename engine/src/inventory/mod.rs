@@ -4,15 +4,15 @@
 //! over its groups', and a child group's over its parent's (Ansible's order).
 
 mod connection;
+mod error;
 mod parse;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connection::Connection;
+pub use error::InventoryError;
 use serde_json::Value;
-
-use crate::error::Error;
 
 /// Variables, as playbooks see them.
 pub type Vars = serde_json::Map<String, Value>;
@@ -47,19 +47,17 @@ pub struct Inventory {
 
 impl Inventory {
     /// Reads and parses an inventory file.
-    pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            what: format!("cannot read inventory {}", path.display()),
-            source: e,
-        })?;
+    pub fn load(path: &Path) -> Result<Self, InventoryError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses inventory text; `path` is used for messages only.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, InventoryError> {
         parse::parse(text)
             .map(|(hosts, groups)| Self { path: path.to_owned(), hosts, groups })
-            .map_err(|e| Error::Inventory { path: path.to_owned(), line: e.line, message: e.message })
+            .map_err(|e| InventoryError::Invalid { path: path.to_owned(), line: e.line, message: e.message })
     }
 
     /// All hosts, in file order.
