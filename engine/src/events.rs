@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
+use crate::ids::TaskId;
 use crate::redact::Redactor;
 
 /// The outcome of one task.
@@ -56,7 +57,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
     /// The task's number in the playbook (stable across --limit and --tags).
-    pub id: usize,
+    pub id: TaskId,
     pub host: String,
     pub task: String,
     pub module: String,
@@ -101,7 +102,7 @@ pub enum Event {
         error: String,
     },
     TaskStarted {
-        id: usize,
+        id: TaskId,
         host: String,
         task: String,
         module: String,
@@ -109,7 +110,7 @@ pub enum Event {
     TaskFinished(TaskReport),
     /// A resumed run does not rerun this task: it finished successfully in run `run`.
     TaskDone {
-        id: usize,
+        id: TaskId,
         host: String,
         task: String,
         /// Its status in that run (`ok` or `changed`).

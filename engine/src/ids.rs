@@ -17,7 +17,7 @@ macro_rules! id {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
-        pub struct $name(usize);
+        pub struct $name(pub usize);
 
         impl $name {
             pub const fn new(index: usize) -> Self {

@@ -15,27 +15,31 @@ use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The shape of the graph as the walker sees it.
+use crate::ids::{HostId, NodeId};
+
+/// The shape of the graph as the walker sees it: nodes `0..n`, each on a host, and edges.
 #[derive(Debug, Clone, Default)]
 pub struct Dag {
     /// `dependents[n]`: the nodes that wait for `n`.
-    pub dependents: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
     /// `dependencies[n]`: how many nodes `n` waits for.
-    pub dependencies: Vec<usize>,
+    dependencies: Vec<usize>,
     /// `host[n]`: the host (resource) index of node `n`, for the per-host limit.
-    pub host: Vec<usize>,
-    pub hosts: usize,
+    host: Vec<usize>,
+    hosts: usize,
 }
 
 impl Dag {
-    /// Builds the walker's view from edges `(from, to)` meaning `to` waits for `from`.
-    pub fn new(host: Vec<usize>, edges: impl IntoIterator<Item = (usize, usize)>) -> Self {
+    /// Builds the walker's view: node `n` runs on `host[n]`, and an edge `(from, to)` means
+    /// `to` waits for `from`.
+    pub fn new(host: Vec<HostId>, edges: impl IntoIterator<Item = (NodeId, NodeId)>) -> Self {
+        let host: Vec<usize> = host.into_iter().map(HostId::index).collect();
         let n = host.len();
         let hosts = host.iter().copied().max().map_or(0, |m| m + 1);
         let mut dag = Dag { dependents: vec![Vec::new(); n], dependencies: vec![0; n], host, hosts };
         for (from, to) in edges {
-            dag.dependents[from].push(to);
-            dag.dependencies[to] += 1;
+            dag.dependents[from.0].push(to.0);
+            dag.dependencies[to.0] += 1;
         }
         dag
     }
@@ -51,17 +55,17 @@ pub enum NodeOutcome {
 /// What the walker reports as it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkEvent {
-    Started(usize),
-    Finished(usize, NodeOutcome),
+    Started(NodeId),
+    Finished(NodeId, NodeOutcome),
     /// Not run because `cause` failed (directly or through other skipped nodes).
     Skipped {
-        node: usize,
-        cause: usize,
+        node: NodeId,
+        cause: NodeId,
     },
     /// Not run because the walk was cancelled.
-    Cancelled(usize),
+    Cancelled(NodeId),
     /// Started, then abandoned by an abort before it ended.
-    Aborted(usize),
+    Aborted(NodeId),
 }
 
 /// Concurrency limits and failure policy.
@@ -94,7 +98,7 @@ impl Walker {
         on_event: impl FnMut(WalkEvent),
         cancel: CancellationToken,
     ) where
-        F: Fn(usize) -> Fut,
+        F: Fn(NodeId) -> Fut,
         Fut: Future<Output = NodeOutcome> + Send + 'static,
     {
         self.walk_until(dag, run, on_event, cancel, CancellationToken::new()).await;
@@ -110,7 +114,7 @@ impl Walker {
         cancel: CancellationToken,
         abort: CancellationToken,
     ) where
-        F: Fn(usize) -> Fut,
+        F: Fn(NodeId) -> Fut,
         Fut: Future<Output = NodeOutcome> + Send + 'static,
     {
         // Cancelled by the caller (Ctrl-C) or by the walker itself (--fail-fast), so the caller
@@ -147,8 +151,8 @@ impl Walker {
                         state[node] = State::Running;
                         in_flight += 1;
                         host_in_flight[h] += 1;
-                        on_event(WalkEvent::Started(node));
-                        let handle = running.spawn(run(node));
+                        on_event(WalkEvent::Started(NodeId(node)));
+                        let handle = running.spawn(run(NodeId(node)));
                         ids.insert(handle.id(), node);
                     }
                 }
@@ -175,7 +179,7 @@ impl Walker {
                         state[node] = State::Done;
                         in_flight -= 1;
                         host_in_flight[dag.host[node]] -= 1;
-                        on_event(WalkEvent::Aborted(node));
+                        on_event(WalkEvent::Aborted(NodeId(node)));
                     }
                     continue;
                 }
@@ -188,7 +192,7 @@ impl Walker {
             state[node] = State::Done;
             in_flight -= 1;
             host_in_flight[dag.host[node]] -= 1;
-            on_event(WalkEvent::Finished(node, outcome));
+            on_event(WalkEvent::Finished(NodeId(node), outcome));
             match outcome {
                 NodeOutcome::Succeeded => {
                     for &next in &dag.dependents[node] {
@@ -205,7 +209,7 @@ impl Walker {
                         if matches!(state[next], State::Waiting | State::Ready) {
                             state[next] = State::Skipped;
                             ready[dag.host[next]].retain(|r| *r != next);
-                            on_event(WalkEvent::Skipped { node: next, cause: node });
+                            on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(node) });
                             stack.extend(&dag.dependents[next]);
                         }
                     }
@@ -217,7 +221,7 @@ impl Walker {
         }
         for (node, s) in state.iter().enumerate() {
             if matches!(s, State::Waiting | State::Ready) {
-                on_event(WalkEvent::Cancelled(node));
+                on_event(WalkEvent::Cancelled(NodeId(node)));
             }
         }
     }
@@ -231,6 +235,14 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+
+    /// A DAG from plain numbers: `hosts[n]` is node n's host.
+    fn dag(hosts: &[usize], edges: &[(usize, usize)]) -> Dag {
+        Dag::new(
+            hosts.iter().map(|h| HostId(*h)).collect(),
+            edges.iter().map(|(a, b)| (NodeId(*a), NodeId(*b))),
+        )
+    }
 
     /// Runs `dag` where node `i` sleeps `secs[i]` seconds and fails if listed in `failing`;
     /// returns the events and each node's (start, end) offsets in whole seconds.
@@ -250,12 +262,12 @@ mod tests {
                 dag,
                 |node| {
                     let times = times.clone();
-                    let d = secs[node];
-                    let fail = failing.contains(&node);
+                    let d = secs[node.0];
+                    let fail = failing.contains(&node.0);
                     async move {
                         let begin = start.elapsed().as_secs();
                         tokio::time::sleep(Duration::from_secs(d)).await;
-                        times.lock().unwrap().insert(node, (begin, start.elapsed().as_secs()));
+                        times.lock().unwrap().insert(node.0, (begin, start.elapsed().as_secs()));
                         if fail { NodeOutcome::Failed } else { NodeOutcome::Succeeded }
                     }
                 },
@@ -276,7 +288,7 @@ mod tests {
     /// ```
     #[tokio::test(start_paused = true)]
     async fn runs_in_dependency_order_and_in_parallel() {
-        let dag = Dag::new(vec![0, 0, 1, 1, 2], [(0, 1), (0, 2), (2, 3)]);
+        let dag = dag(&[0, 0, 1, 1, 2], &[(0, 1), (0, 2), (2, 3)]);
         let (_, t) = simulate(WIDE, &dag, &[1, 1, 1, 1, 1], &[]).await;
         assert_eq!(t[&0], (0, 1));
         assert_eq!(t[&1], (1, 2));
@@ -292,12 +304,12 @@ mod tests {
     /// ```
     #[tokio::test(start_paused = true)]
     async fn failure_skips_only_transitive_dependents() {
-        let dag = Dag::new(vec![0, 0, 0, 1, 1], [(0, 1), (1, 2), (0, 3)]);
+        let dag = dag(&[0, 0, 0, 1, 1], &[(0, 1), (1, 2), (0, 3)]);
         let (events, t) = simulate(WIDE, &dag, &[1, 1, 1, 1, 5], &[0]).await;
         let mut skipped: Vec<usize> = events
             .iter()
             .filter_map(|e| match e {
-                WalkEvent::Skipped { node, cause: 0 } => Some(*node),
+                WalkEvent::Skipped { node, cause: NodeId(0) } => Some(node.0),
                 _ => None,
             })
             .collect();
@@ -310,7 +322,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn bounds_concurrency_globally_and_per_host() {
         // Six independent nodes: three on host 0, three on host 1.
-        let dag = Dag::new(vec![0, 0, 0, 1, 1, 1], []);
+        let dag = dag(&[0, 0, 0, 1, 1, 1], &[]);
         let (_, t) = simulate(Walker { forks: 100, per_host: 1, fail_fast: false }, &dag, &[1; 6], &[]).await;
         assert_eq!(t.values().map(|(_, end)| *end).max(), Some(3), "one at a time per host");
         let (_, t) = simulate(Walker { forks: 2, per_host: 100, fail_fast: false }, &dag, &[1; 6], &[]).await;
@@ -320,11 +332,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fail_fast_stops_new_work() {
         // host0: 0 (fails at 1 s); host1: 1 ──▶ 2 (1 would end at 2 s).
-        let dag = Dag::new(vec![0, 1, 1], [(1, 2)]);
+        let dag = dag(&[0, 1, 1], &[(1, 2)]);
         let walker = Walker { forks: 100, per_host: 100, fail_fast: true };
         let (events, t) = simulate(walker, &dag, &[1, 2, 1], &[0]).await;
         assert_eq!(t[&1], (0, 2), "running work finishes");
-        assert!(events.contains(&WalkEvent::Cancelled(2)), "{events:?}");
+        assert!(events.contains(&WalkEvent::Cancelled(NodeId(2))), "{events:?}");
     }
 
     /// ```text
@@ -332,7 +344,7 @@ mod tests {
     /// ```
     #[tokio::test(start_paused = true)]
     async fn abort_drops_running_nodes_and_starts_nothing() {
-        let dag = Dag::new(vec![0, 0, 1], [(0, 1)]);
+        let dag = dag(&[0, 0, 1], &[(0, 1)]);
         let abort = CancellationToken::new();
         let a = abort.clone();
         let dropped = Arc::new(Mutex::new(0));
@@ -364,11 +376,11 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                WalkEvent::Aborted(0),
-                WalkEvent::Aborted(2),
-                WalkEvent::Cancelled(1),
-                WalkEvent::Started(0),
-                WalkEvent::Started(2)
+                WalkEvent::Aborted(NodeId(0)),
+                WalkEvent::Aborted(NodeId(2)),
+                WalkEvent::Cancelled(NodeId(1)),
+                WalkEvent::Started(NodeId(0)),
+                WalkEvent::Started(NodeId(2))
             ]
         );
     }
@@ -384,7 +396,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancellation_lets_running_nodes_finish() {
-        let dag = Dag::new(vec![0, 0], [(0, 1)]);
+        let dag = dag(&[0, 0], &[(0, 1)]);
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         let mut events = Vec::new();
@@ -405,9 +417,9 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                WalkEvent::Started(0),
-                WalkEvent::Finished(0, NodeOutcome::Succeeded),
-                WalkEvent::Cancelled(1)
+                WalkEvent::Started(NodeId(0)),
+                WalkEvent::Finished(NodeId(0), NodeOutcome::Succeeded),
+                WalkEvent::Cancelled(NodeId(1))
             ]
         );
     }

@@ -9,14 +9,15 @@ use std::path::Path;
 use modules::diff::sha256_hex;
 use serde_json::Value;
 
+use crate::ids::TaskId;
 use crate::plan::{Plan, Task};
 
 /// Upper bound on files hashed under one controller directory.
 const MAX_FILES: usize = 10_000;
 
 /// Task id → fingerprint, for every task of `plan`.
-pub fn fingerprints(plan: &Plan) -> BTreeMap<usize, String> {
-    plan.graph().node_weights().map(|t| (t.id, fingerprint(t))).collect()
+pub fn fingerprints(plan: &Plan) -> BTreeMap<TaskId, String> {
+    plan.tasks().map(|(_, t)| (t.id, fingerprint(t))).collect()
 }
 
 /// The fingerprint of one task.
@@ -122,7 +123,7 @@ mod tests {
 
     fn task(module: &'static str, args: Value) -> Task {
         Task {
-            id: 0,
+            id: TaskId(0),
             name: "t".into(),
             host: "h".into(),
             module,

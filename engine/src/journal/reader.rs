@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::record::{Finished, Header, Record, TaskLine};
 use crate::error::Error;
 use crate::events::Status;
+use crate::ids::TaskId;
 
 /// A journal as read back: its header, the last outcome of each task, and how it ended.
 #[derive(Debug, Clone)]
@@ -13,7 +14,7 @@ pub struct Journal {
     pub path: PathBuf,
     pub header: Header,
     /// Task id → its outcome in this run (or, with `done_in`, in an earlier one).
-    pub tasks: HashMap<usize, TaskLine>,
+    pub tasks: HashMap<TaskId, TaskLine>,
     /// `None` when the process ended without closing the journal (killed).
     pub finished: Option<Finished>,
 }
@@ -64,12 +65,12 @@ impl Journal {
     }
 
     /// Whether task `id` finished successfully (in this run or the one it was carried from).
-    pub fn succeeded(&self, id: usize) -> bool {
+    pub fn succeeded(&self, id: TaskId) -> bool {
         self.tasks.get(&id).is_some_and(|t| matches!(t.status, Status::Ok | Status::Changed))
     }
 
     /// The run a successful task `id` was done in: this one, or the one it was carried from.
-    pub fn done_in(&self, id: usize) -> &str {
+    pub fn done_in(&self, id: TaskId) -> &str {
         self.tasks.get(&id).and_then(|t| t.done_in.as_deref()).unwrap_or(&self.header.id)
     }
 }

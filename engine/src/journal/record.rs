@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::events::Status;
+use crate::ids::TaskId;
 
 /// One line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,7 +58,7 @@ pub struct Header {
     pub resumes: Option<String>,
     /// Task id → SHA-256 of what the task will do (see [`super::fingerprint`]), for every
     /// task of the selected plan, including those a resume does not rerun.
-    pub fingerprints: BTreeMap<usize, String>,
+    pub fingerprints: BTreeMap<TaskId, String>,
 }
 
 impl Header {
@@ -69,7 +70,7 @@ impl Header {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskLine {
     /// The task's stable id (its number in the playbook).
-    pub id: usize,
+    pub id: TaskId,
     pub host: String,
     pub task: String,
     pub status: Status,

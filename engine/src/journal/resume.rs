@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::reader::Journal;
 use crate::error::Error;
 use crate::events::Status;
+use crate::ids::TaskId;
 use crate::plan::Plan;
 use crate::run::{Carried, CarriedTask};
 
@@ -81,7 +82,7 @@ pub struct Resolved {
 /// Besides what [`Plan::select_resume`] reruns, every task of a host that was unreachable in
 /// the journal runs again: the host may have been rebooted or replaced since, so what was done
 /// there before is not known to hold (idempotence makes the repeat cheap where it does).
-pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<usize, String>) -> (Plan, Carried) {
+pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<TaskId, String>) -> (Plan, Carried) {
     let before = &journal.header.fingerprints;
     let lost: HashSet<&str> =
         journal.tasks.values().filter(|t| t.status == Status::Unreachable).map(|t| t.host.as_str()).collect();
@@ -94,8 +95,8 @@ pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<usize, Str
         |t: &crate::plan::Task| journal.tasks.get(&t.id).is_some_and(|l| l.status == Status::Changed);
     let resume = full.select_resume(&must_rerun, &changed_before);
     let tasks = full
-        .graph()
-        .node_weights()
+        .tasks()
+        .map(|(_, t)| t)
         .filter(|t| resume.left_out.binary_search(&t.id).is_ok())
         .map(|t| CarriedTask {
             id: t.id,
@@ -141,7 +142,7 @@ mod tests {
     fn journal(
         plan: &Plan,
         outcomes: &[(&str, Option<Status>)],
-        fingerprints: &BTreeMap<usize, String>,
+        fingerprints: &BTreeMap<TaskId, String>,
     ) -> Journal {
         let header = Header {
             format: Header::FORMAT,
@@ -157,7 +158,7 @@ mod tests {
             fingerprints: fingerprints.clone(),
         };
         let mut text = serde_json::to_string(&Record::Header(header)).unwrap() + "\n";
-        for t in plan.graph().node_weights() {
+        for t in plan.tasks().map(|(_, t)| t) {
             let status = outcomes.iter().find(|o| o.0 == t.name).map_or(Some(Status::Ok), |o| o.1);
             if let Some(status) = status {
                 let line =
@@ -169,7 +170,7 @@ mod tests {
     }
 
     fn names(plan: &Plan) -> Vec<String> {
-        let mut v: Vec<String> = plan.graph().node_weights().map(|t| t.name.clone()).collect();
+        let mut v: Vec<String> = plan.tasks().map(|(_, t)| t).map(|t| t.name.clone()).collect();
         v.sort();
         v
     }
@@ -189,7 +190,7 @@ mod tests {
         assert_eq!(names(&rerun), ["c", "d"]);
         // e's input changed since: e.
         let mut before = prints.clone();
-        let e = full.graph().node_weights().find(|t| t.name == "e").unwrap().id;
+        let e = full.tasks().map(|(_, t)| t).find(|t| t.name == "e").unwrap().id;
         before.insert(e, "older".into());
         let (rerun, _) = select(&full, &journal(&full, &[], &before), &prints);
         assert_eq!(names(&rerun), ["e"]);

@@ -106,6 +106,7 @@ mod tests {
 
     use super::*;
     use crate::events::{Status, TaskReport};
+    use crate::ids::TaskId;
     use crate::journal::Journal;
 
     fn header(id: &str) -> Header {
@@ -120,11 +121,15 @@ mod tests {
             limit: None,
             tags: Some(vec!["certs".into()]),
             resumes: None,
-            fingerprints: BTreeMap::from([(0, "aa".into()), (1, "bb".into()), (2, "cc".into())]),
+            fingerprints: BTreeMap::from([
+                (TaskId(0), "aa".into()),
+                (TaskId(1), "bb".into()),
+                (TaskId(2), "cc".into()),
+            ]),
         }
     }
 
-    fn finished(id: usize, status: Status) -> Event {
+    fn finished(id: TaskId, status: Status) -> Event {
         Event::TaskFinished(TaskReport {
             id,
             host: "h".into(),
@@ -146,15 +151,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(".engine/runs");
         let mut w = JournalWriter::create(&dir, &header("r1")).unwrap();
-        w.on_event(&finished(0, Status::Changed));
+        w.on_event(&finished(TaskId(0), Status::Changed));
         w.on_event(&Event::TaskDone {
-            id: 1,
+            id: TaskId(1),
             host: "h".into(),
             task: "t1".into(),
             status: Status::Ok,
             run: "r0".into(),
         });
-        w.on_event(&finished(2, Status::Failed));
+        w.on_event(&finished(TaskId(2), Status::Failed));
         w.on_event(&Event::Aborted { grace_expired: true });
         w.on_event(&Event::RunFinished { elapsed_ms: 5, interrupted: true, critical_path_ms: 0 });
         w.finish();
@@ -164,8 +169,13 @@ mod tests {
 
         let j = Journal::load(&path).unwrap();
         assert_eq!(j.header, header("r1"));
-        assert!(j.succeeded(0) && j.succeeded(1) && !j.succeeded(2) && !j.succeeded(3));
-        assert_eq!((j.done_in(0), j.done_in(1)), ("r1", "r0"));
+        assert!(
+            j.succeeded(TaskId(0))
+                && j.succeeded(TaskId(1))
+                && !j.succeeded(TaskId(2))
+                && !j.succeeded(TaskId(3))
+        );
+        assert_eq!((j.done_in(TaskId(0)), j.done_in(TaskId(1))), ("r1", "r0"));
         assert_eq!(j.finished, Some(Finished { interrupted: true, aborted: true, elapsed_ms: 5 }));
         assert_eq!(crate::journal::latest(&dir).unwrap().as_deref(), Some("r1"));
         assert!(JournalWriter::create(&dir, &header("r1")).is_err(), "a journal is never overwritten");
@@ -175,12 +185,12 @@ mod tests {
     fn a_killed_run_leaves_a_readable_prefix() {
         let root = tempfile::tempdir().unwrap();
         let mut w = JournalWriter::create(root.path(), &header("r2")).unwrap();
-        w.on_event(&finished(0, Status::Ok));
+        w.on_event(&finished(TaskId(0), Status::Ok));
         let mut text = std::fs::read_to_string(w.path()).unwrap();
         // The process died in the middle of a line.
         text.push_str("{\"kind\":\"task\",\"id\":1,\"ho");
         let j = Journal::parse(w.path(), &text).unwrap();
-        assert!(j.succeeded(0) && !j.succeeded(1));
+        assert!(j.succeeded(TaskId(0)) && !j.succeeded(TaskId(1)));
         assert_eq!(j.finished, None);
         // A bad line that is not the last is an error, with its line number.
         let bad = format!("{text}\n{{}}\n");

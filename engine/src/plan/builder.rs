@@ -10,6 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::refs::{self, Ref};
 use super::{Edge, Location, Plan, PlanError, PlanErrors, Task};
+use crate::ids::TaskId;
 use crate::inventory::Inventory;
 
 /// A plan under construction. Only [`PlanBuilder::seal`] turns it into a runnable [`Plan`],
@@ -27,7 +28,8 @@ pub struct PlanBuilder {
     /// Hosts whose tasks do not run in playbook order (opted in by the playbook).
     concurrent_hosts: HashSet<String>,
     /// One entry per `serial(...)` call: the task ids each batch created, in batch order.
-    /// Sealing turns them into [`Edge::Serial`] edges (see [`serial_edges`]).
+    /// Sealing turns them into [`Edge::Serial`] edges (see [`serial_edges`]). While building,
+    /// a task's id is its index in `tasks`, and `edges` and `serials` hold those indices.
     serials: Vec<Vec<Range<usize>>>,
 }
 
@@ -60,9 +62,9 @@ impl PlanBuilder {
 
     /// Adds a task and returns its number. Unless its host runs concurrently, the task
     /// runs after the previous task written for the same host.
-    pub fn add_task(&mut self, mut task: Task) -> usize {
+    pub fn add_task(&mut self, mut task: Task) -> TaskId {
         let id = self.tasks.len();
-        task.id = id;
+        task.id = TaskId(id);
         // Handlers stand outside the host's order: they run after the tasks that notify them.
         if !task.handler
             && !self.concurrent_hosts.contains(&task.host)
@@ -71,18 +73,18 @@ impl PlanBuilder {
             self.edges.push((previous, id, Edge::Order));
         }
         self.tasks.push(task);
-        id
+        TaskId(id)
     }
 
     /// Declares that `task` runs after `dependency`.
-    pub fn add_after(&mut self, dependency: usize, task: usize) {
-        self.edges.push((dependency, task, Edge::After));
+    pub fn add_after(&mut self, dependency: TaskId, task: TaskId) {
+        self.edges.push((dependency.0, task.0, Edge::After));
     }
 
     /// Declares that `task` notifies `handler`: the handler runs after it, and only if it (or
     /// another notifying task) changed something.
-    pub fn add_notify(&mut self, task: usize, handler: usize) {
-        self.edges.push((task, handler, Edge::Notify));
+    pub fn add_notify(&mut self, task: TaskId, handler: TaskId) {
+        self.edges.push((task.0, handler.0, Edge::Notify));
     }
 
     /// Lets the tasks of `host` written from now on run without waiting for each other.
@@ -93,22 +95,22 @@ impl PlanBuilder {
 
     /// The id the next task will get: a batch of a `serial(...)` call spans the ids from
     /// this value before its tasks were written to this value after.
-    pub fn next_id(&self) -> usize {
-        self.tasks.len()
+    pub fn next_id(&self) -> TaskId {
+        TaskId(self.tasks.len())
     }
 
     /// Declares the batches of one `serial(...)` call, each the range of task ids it created:
     /// every task of a batch runs before any task of the next (empty batches are skipped).
-    pub fn add_serial(&mut self, batches: Vec<Range<usize>>) {
-        self.serials.push(batches);
+    pub fn add_serial(&mut self, batches: Vec<Range<TaskId>>) {
+        self.serials.push(batches.into_iter().map(|b| b.start.0..b.end.0).collect());
     }
 
-    pub fn task(&self, id: usize) -> Option<&Task> {
-        self.tasks.get(id)
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(id.0)
     }
 
-    pub fn task_mut(&mut self, id: usize) -> Option<&mut Task> {
-        self.tasks.get_mut(id)
+    pub fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        self.tasks.get_mut(id.0)
     }
 
     /// Checks the whole plan and seals it: unknown hosts, module arguments, duplicate
@@ -154,20 +156,20 @@ impl PlanBuilder {
             for reference in refs::references(&task.args) {
                 match reference {
                     Ref::Output { task: producer, key } => {
-                        if producer >= self.tasks.len() {
+                        if producer.0 >= self.tasks.len() {
                             problems.push((
-                                format!("reference to unknown task #{producer}"),
+                                format!("reference to unknown task {producer}"),
                                 task.location.clone(),
                                 None,
                             ));
-                        } else if producer == id {
+                        } else if producer.0 == id {
                             problems.push((
                                 format!("task {:?} reads its own output {key:?}", task.name),
                                 task.location.clone(),
                                 None,
                             ));
                         } else {
-                            self.edges.push((producer, id, Edge::Data));
+                            self.edges.push((producer.0, id, Edge::Data));
                         }
                     }
                     Ref::Fact { host, .. } if inventory.host(&host).is_none() => problems.push((
@@ -394,21 +396,21 @@ mod tests {
     }
 
     fn node(plan: &Plan, host: &str, name: &str) -> NodeIndex {
-        plan.graph()
+        plan.graph
             .node_indices()
-            .find(|n| plan.graph()[*n].host == host && plan.graph()[*n].name == name)
+            .find(|n| plan.graph[*n].host == host && plan.graph[*n].name == name)
             .unwrap_or_else(|| panic!("no task {host}: {name}"))
     }
 
     fn before(plan: &Plan, a: NodeIndex, b: NodeIndex) -> bool {
-        has_path_connecting(plan.graph(), a, b, None)
+        has_path_connecting(&plan.graph, a, b, None)
     }
 
     fn serial_edges_of(plan: &Plan) -> Vec<(String, String)> {
         plan.edges()
             .into_iter()
             .filter(|(_, _, kind)| *kind == Edge::Serial)
-            .map(|(from, to, _)| (plan.graph()[from].label(), plan.graph()[to].label()))
+            .map(|(from, to, _)| (plan.task(from).label(), plan.task(to).label()))
             .collect()
     }
 
@@ -442,8 +444,8 @@ host("lb0").command("report", #{ cmd: "true" }).after(rolled);
                         assert!(
                             before(&plan, a, b),
                             "{} must come before {}",
-                            plan.graph()[a].label(),
-                            plan.graph()[b].label()
+                            plan.graph[a].label(),
+                            plan.graph[b].label()
                         );
                         assert!(!before(&plan, b, a));
                     }
@@ -521,7 +523,7 @@ serial(group("workers"), 1, |h| {
         // Serial edges order batches; they are not needs: `--limit w1` does not pull in w0.
         let plan = load(ROLLING).unwrap();
         let one = plan.select(&Selection { hosts: Some(vec!["w1".to_owned()]), tags: None });
-        let hosts: HashSet<&str> = one.graph().node_weights().map(|t| t.host.as_str()).collect();
+        let hosts: HashSet<&str> = one.graph.node_weights().map(|t| t.host.as_str()).collect();
         assert_eq!(hosts, HashSet::from(["w1"]));
         // `--limit w0,w2` keeps w0's batch before w2's, through the dropped w1.
         let two = plan.select(&Selection { hosts: Some(vec!["w0".into(), "w2".into()]), tags: None });

@@ -48,7 +48,7 @@ impl Plan {
     /// `redactor` (before escaping, while secrets still read as they were given).
     pub fn to_dot(&self, predictions: Option<&[Prediction]>, redactor: &Redactor) -> String {
         let quote = |text: &str| dot_string(&redactor.redact(text));
-        let graph = self.graph();
+        let graph = &self.graph;
         let mut out = String::new();
         let title = self.playbook().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = writeln!(out, "digraph plan {{");
@@ -79,7 +79,7 @@ impl Plan {
             let _ = writeln!(out, "  }}");
         }
         for (from, to, kind) in self.edges() {
-            let cross = graph[from].host != graph[to].host;
+            let cross = self.host_of(from) != self.host_of(to);
             let mut attrs = Vec::new();
             if cross && kind != Edge::Serial {
                 attrs.push("color=\"#1f78b4\", penwidth=2");

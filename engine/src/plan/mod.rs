@@ -18,6 +18,7 @@ pub mod until;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use builder::PlanBuilder;
 pub use dot::Prediction;
@@ -29,14 +30,23 @@ use petgraph::visit::EdgeRef;
 pub use resume::Resume;
 pub use task::{Edge, Retry, Task};
 
+use crate::ids::{HostId, NodeId, TaskId};
 use crate::inventory::Inventory;
 
 /// A checked, immutable task graph. Only a sealed plan can be run, checked or drawn.
+///
+/// Its tasks are numbered by [`NodeId`] (`0..len()`), its hosts by [`HostId`] (the hosts that
+/// have tasks, in inventory order). The graph itself stays inside: callers ask for a task's
+/// dependencies and dependents.
 #[derive(Debug, Clone)]
 pub struct Plan {
     playbook: PathBuf,
     graph: DiGraph<Task, Edge>,
     inventory: Inventory,
+    /// The hosts that have tasks, in inventory order: `hosts[HostId]`.
+    hosts: Arc<[String]>,
+    /// `host_of[NodeId]`: the host each task runs on.
+    host_of: Arc<[HostId]>,
 }
 
 /// Which tasks of a plan to keep.
@@ -50,15 +60,43 @@ pub struct Selection {
 
 impl Plan {
     pub(crate) fn new(playbook: PathBuf, graph: DiGraph<Task, Edge>, inventory: Inventory) -> Self {
-        Self { playbook, graph, inventory }
+        let used: HashSet<&str> = graph.node_weights().map(|t| t.host.as_str()).collect();
+        let hosts: Vec<String> = inventory
+            .hosts()
+            .iter()
+            .filter(|h| used.contains(h.name.as_str()))
+            .map(|h| h.name.clone())
+            .collect();
+        let index: HashMap<&str, HostId> =
+            hosts.iter().enumerate().map(|(i, h)| (h.as_str(), HostId(i))).collect();
+        // Sealing refuses tasks on hosts the inventory lacks, so every task's host is listed.
+        let host_of: Arc<[HostId]> =
+            graph.node_weights().map(|t| index.get(t.host.as_str()).copied().unwrap_or(HostId(0))).collect();
+        Self { playbook, graph, inventory, hosts: hosts.into(), host_of }
     }
 
     pub fn playbook(&self) -> &Path {
         &self.playbook
     }
 
-    pub fn graph(&self) -> &DiGraph<Task, Edge> {
-        &self.graph
+    /// Every task with its node, in node order (the playbook's order).
+    pub fn tasks(&self) -> impl Iterator<Item = (NodeId, &Task)> + '_ {
+        self.graph.node_indices().map(|n| (NodeId(n.index()), &self.graph[n]))
+    }
+
+    /// The task at `node`. Panics on a node of another plan.
+    pub fn task(&self, node: NodeId) -> &Task {
+        &self.graph[NodeIndex::new(node.0)]
+    }
+
+    /// The node of the task with playbook number `id`, if this plan kept it.
+    pub fn node_of(&self, id: TaskId) -> Option<NodeId> {
+        self.tasks().find(|(_, t)| t.id == id).map(|(node, _)| node)
+    }
+
+    /// The host a task runs on.
+    pub fn host_of(&self, node: NodeId) -> HostId {
+        self.host_of[node.0]
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -73,20 +111,43 @@ impl Plan {
         self.graph.node_count() == 0
     }
 
-    /// The hosts that have tasks, in inventory order.
-    pub fn hosts(&self) -> Vec<String> {
-        let used: HashSet<&str> = self.graph.node_weights().map(|t| t.host.as_str()).collect();
-        self.inventory
-            .hosts()
-            .iter()
-            .filter(|h| used.contains(h.name.as_str()))
-            .map(|h| h.name.clone())
-            .collect()
+    /// The hosts that have tasks, in inventory order: the [`HostId`]s index it.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
     }
 
     /// The tasks a task waits for.
-    pub fn dependencies(&self, node: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
-        self.graph.neighbors_directed(node, Direction::Incoming)
+    pub fn dependencies(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.graph.neighbors_directed(NodeIndex::new(node.0), Direction::Incoming).map(|n| NodeId(n.index()))
+    }
+
+    /// The tasks that wait for a task.
+    pub fn dependents(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.graph.neighbors_directed(NodeIndex::new(node.0), Direction::Outgoing).map(|n| NodeId(n.index()))
+    }
+
+    /// The tasks a task waits for, each with why.
+    pub fn dependencies_with_kind(&self, node: NodeId) -> impl Iterator<Item = (NodeId, Edge)> + '_ {
+        self.graph
+            .edges_directed(NodeIndex::new(node.0), Direction::Incoming)
+            .map(|e| (NodeId(e.source().index()), *e.weight()))
+    }
+
+    /// The length of the longest chain of tasks through the graph, each task counting
+    /// `duration(node)`: the run's critical path. 0 for an empty plan.
+    pub fn critical_path(&self, duration: impl Fn(NodeId) -> u64) -> u64 {
+        let Ok(order) = petgraph::algo::toposort(&self.graph, None) else { return 0 };
+        let mut finish = vec![0u64; self.graph.node_count()];
+        for node in order {
+            let start = self
+                .graph
+                .neighbors_directed(node, Direction::Incoming)
+                .map(|p| finish[p.index()])
+                .max()
+                .unwrap_or(0);
+            finish[node.index()] = start + duration(NodeId(node.index()));
+        }
+        finish.into_iter().max().unwrap_or(0)
     }
 
     /// Keeps the selected tasks, what they need (their `after` and data dependencies, on any
@@ -158,13 +219,16 @@ impl Plan {
         for (from, to, kind) in edges {
             selected.add_edge(index[&from], index[&to], kind);
         }
-        Plan { playbook: self.playbook.clone(), graph: selected, inventory: self.inventory.clone() }
+        Plan::new(self.playbook.clone(), selected, self.inventory.clone())
     }
 
     /// Edges as `(from, to, kind)`, sorted, for tests and reports.
-    pub fn edges(&self) -> Vec<(NodeIndex, NodeIndex, Edge)> {
-        let mut edges: Vec<_> =
-            self.graph.edge_references().map(|e| (e.source(), e.target(), *e.weight())).collect();
+    pub fn edges(&self) -> Vec<(NodeId, NodeId, Edge)> {
+        let mut edges: Vec<_> = self
+            .graph
+            .edge_references()
+            .map(|e| (NodeId(e.source().index()), NodeId(e.target().index()), *e.weight()))
+            .collect();
         edges.sort();
         edges
     }

@@ -9,11 +9,13 @@
 use modules::deferred::{CLOSE, open};
 use serde_json::Value;
 
+use crate::ids::TaskId;
+
 /// One run-time value a task argument refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Ref {
-    /// Output `key` of task number `task`.
-    Output { task: usize, key: String },
+    /// Output `key` of task `task`.
+    Output { task: TaskId, key: String },
     /// The fact at dotted `path` of inventory host `host`.
     Fact { host: String, path: String },
 }
@@ -22,7 +24,7 @@ impl Ref {
     /// The marker string that stands for this value inside arguments.
     pub fn marker(&self) -> String {
         match self {
-            Ref::Output { task, key } => format!("{}output|{task}|{key}{CLOSE}", open()),
+            Ref::Output { task, key } => format!("{}output|{}|{key}{CLOSE}", open(), task.0),
             Ref::Fact { host, path } => format!("{}fact|{host}|{path}{CLOSE}", open()),
         }
     }
@@ -30,14 +32,14 @@ impl Ref {
     /// How the value is shown where it cannot be resolved (DOT, messages).
     pub fn describe(&self) -> String {
         match self {
-            Ref::Output { task, key } => format!("output {key:?} of task #{task}"),
+            Ref::Output { task, key } => format!("output {key:?} of task {task}"),
             Ref::Fact { host, path } => format!("fact {path:?} of {host}"),
         }
     }
 }
 
-/// The marker for output `key` of task number `task`.
-pub fn marker(task: usize, key: &str) -> String {
+/// The marker for output `key` of task `task`.
+pub fn marker(task: TaskId, key: &str) -> String {
     Ref::Output { task, key: key.to_owned() }.marker()
 }
 
@@ -59,7 +61,7 @@ fn parse(text: &str) -> Vec<Ref> {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("output"), Some(task), Some(key)) => {
                 if let Ok(task) = task.parse() {
-                    refs.push(Ref::Output { task, key: key.to_owned() });
+                    refs.push(Ref::Output { task: TaskId(task), key: key.to_owned() });
                 }
             }
             (Some("fact"), Some(host), Some(path)) => {
@@ -83,8 +85,9 @@ fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
 
 /// Replaces every marker in `value` with `lookup(ref)`. A string that is exactly one marker
 /// takes the value's own JSON type; markers inside longer strings are interpolated as text.
-pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<Value, String> {
-    let find = |r: &Ref| lookup(r).ok_or_else(|| format!("{} is not available", r.describe()));
+/// Fails with the first reference `lookup` has no value for.
+pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<Value, Ref> {
+    let find = |r: &Ref| lookup(r).ok_or_else(|| r.clone());
     Ok(match value {
         Value::String(s) if s.contains(open()) => {
             let refs = parse(s);
@@ -113,7 +116,7 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<
             Value::Array(items.iter().map(|v| resolve(v, lookup)).collect::<Result<_, _>>()?)
         }
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, lookup)?))).collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, lookup)?))).collect::<Result<_, Ref>>()?,
         ),
         other => other.clone(),
     })
@@ -129,34 +132,34 @@ mod tests {
     fn finds_and_resolves_markers() {
         let fact = Ref::Fact { host: "etcd0".into(), path: "default_ipv4.address".into() };
         let args = json!({
-            "content": format!("token={}\nip={}\n", marker(3, "stdout"), fact.marker()),
-            "n": marker(4, "rc"),
+            "content": format!("token={}\nip={}\n", marker(TaskId(3), "stdout"), fact.marker()),
+            "n": marker(TaskId(4), "rc"),
         });
         assert_eq!(
             references(&args),
             vec![
-                Ref::Output { task: 3, key: "stdout".into() },
+                Ref::Output { task: TaskId(3), key: "stdout".into() },
                 fact.clone(),
-                Ref::Output { task: 4, key: "rc".into() }
+                Ref::Output { task: TaskId(4), key: "rc".into() }
             ]
         );
         let resolved = resolve(&args, &|r| match r {
-            Ref::Output { task: 3, .. } => Some(json!("abc")),
-            Ref::Output { task: 4, .. } => Some(json!(0)),
+            Ref::Output { task: TaskId(3), .. } => Some(json!("abc")),
+            Ref::Output { task: TaskId(4), .. } => Some(json!(0)),
             Ref::Fact { .. } => Some(json!("10.0.0.1")),
             Ref::Output { .. } => None,
         })
         .unwrap();
         assert_eq!(resolved, json!({"content": "token=abc\nip=10.0.0.1\n", "n": 0}));
         // A value that happens to contain another marker is not resolved again.
-        let tricky = json!(format!("{}{}", marker(1, "a"), marker(2, "b")));
+        let tricky = json!(format!("{}{}", marker(TaskId(1), "a"), marker(TaskId(2), "b")));
         let resolved = resolve(&tricky, &|r| match r {
-            Ref::Output { task: 1, .. } => Some(json!(marker(2, "b"))),
+            Ref::Output { task: TaskId(1), .. } => Some(json!(marker(TaskId(2), "b"))),
             _ => Some(json!("B")),
         })
         .unwrap();
-        assert_eq!(resolved, json!(format!("{}B", marker(2, "b"))));
-        let err = resolve(&json!(marker(9, "x")), &|_| None).unwrap_err();
-        assert!(err.contains("output \"x\" of task #9"), "{err}");
+        assert_eq!(resolved, json!(format!("{}B", marker(TaskId(2), "b"))));
+        let err = resolve(&json!(marker(TaskId(9), "x")), &|_| None).unwrap_err();
+        assert_eq!(err.describe(), "output \"x\" of task #9");
     }
 }

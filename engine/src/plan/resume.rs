@@ -18,16 +18,18 @@ use petgraph::visit::EdgeRef;
 
 use super::{Edge, Plan, Task};
 
+use crate::ids::TaskId;
+
 /// A resumed run's plan, and what it leaves out.
 #[derive(Debug, Clone)]
 pub struct Resume {
     /// The tasks to run again.
     pub plan: Plan,
     /// Ids of the tasks left out (done before, and nothing rerun needs them).
-    pub left_out: Vec<usize>,
+    pub left_out: Vec<TaskId>,
     /// Ids of rerun handlers that a left-out task notified and changed before: they count as
     /// notified, as they would have in the run that was stopped.
-    pub notified: HashSet<usize>,
+    pub notified: HashSet<TaskId>,
 }
 
 impl Plan {
@@ -38,7 +40,7 @@ impl Plan {
         must_rerun: &dyn Fn(&Task) -> bool,
         changed_before: &dyn Fn(&Task) -> bool,
     ) -> Resume {
-        let graph = self.graph();
+        let graph = &self.graph;
         let mut rerun: HashSet<NodeIndex> = HashSet::new();
         // Seeds and everything downstream of them.
         let mut stack: Vec<NodeIndex> = graph.node_indices().filter(|n| must_rerun(&graph[*n])).collect();
@@ -56,7 +58,7 @@ impl Plan {
                 }
             }
         }
-        let mut left_out: Vec<usize> =
+        let mut left_out: Vec<TaskId> =
             graph.node_indices().filter(|n| !rerun.contains(n)).map(|n| graph[n].id).collect();
         left_out.sort_unstable();
         let notified = rerun
@@ -108,14 +110,14 @@ mod tests {
         load_source(Path::new("resume.rhai"), PLAYBOOK, &inventory, &LoadOptions::default()).unwrap()
     }
 
-    fn ids(plan: &Plan) -> Vec<usize> {
-        let mut ids: Vec<usize> = plan.graph().node_weights().map(|t| t.id).collect();
+    fn ids(plan: &Plan) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = plan.graph.node_weights().map(|t| t.id).collect();
         ids.sort_unstable();
         ids
     }
 
-    fn id(plan: &Plan, name: &str) -> usize {
-        plan.graph().node_weights().find(|t| t.name == name).unwrap().id
+    fn id(plan: &Plan, name: &str) -> TaskId {
+        plan.graph.node_weights().find(|t| t.name == name).unwrap().id
     }
 
     #[test]
@@ -135,7 +137,7 @@ mod tests {
             .plan
             .edges()
             .into_iter()
-            .map(|(f, t, k)| (resume.plan.graph()[f].name.clone(), resume.plan.graph()[t].name.clone(), k))
+            .map(|(f, t, k)| (resume.plan.task(f).name.clone(), resume.plan.task(t).name.clone(), k))
             .collect();
         assert!(edges.contains(&("x".into(), "c".into(), Edge::Data)), "{edges:?}");
         assert!(edges.contains(&("b".into(), "c".into(), Edge::Order)), "{edges:?}");

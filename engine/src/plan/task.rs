@@ -3,13 +3,14 @@
 use serde_json::Value;
 
 use super::Location;
+use crate::ids::TaskId;
 
 /// One node of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// The task's number in the playbook, in order of creation. Stable across `--limit` and
     /// `--tags` (which renumber graph nodes): output references and the journal use it.
-    pub id: usize,
+    pub id: TaskId,
     /// The task's name, unique on its host.
     pub name: String,
     /// The inventory host it runs on.

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::handles::{HostHandle, TaskHandle};
+use crate::ids::TaskId;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
 use crate::plan::{Location, PlanBuilder, Retry, Task};
@@ -108,7 +109,7 @@ impl Context {
             )
         })?;
         let task = Task {
-            id: 0, // assigned by the builder
+            id: TaskId(0), // assigned by the builder
             name: name.to_owned(),
             host: host.name.clone(),
             module,
@@ -310,7 +311,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     // ---- tasks
     engine.register_get("name", |t: &mut TaskHandle| t.name.clone());
     engine.register_get("host", |t: &mut TaskHandle| t.host.clone());
-    engine.register_get("id", |t: &mut TaskHandle| t.id as i64);
+    engine.register_get("id", |t: &mut TaskHandle| t.id.0 as i64);
     engine.register_fn("to_string", |t: &mut TaskHandle| format!("{}: {}", t.host, t.name));
     engine.register_fn("to_debug", |t: &mut TaskHandle| format!("task({}: {})", t.host, t.name));
     engine.register_get("stdout", |t: &mut TaskHandle| refs::marker(t.id, "stdout"));
@@ -434,9 +435,10 @@ fn serial(c: &Context, ctx: &NativeCallContext, hosts: Array, n: i64, add: &FnPt
         }
         batches.push(start..c.plan.borrow().next_id());
     }
-    let created = batches.first().map(|b| b.start).unwrap_or(0)..batches.last().map(|b| b.end).unwrap_or(0);
+    let created = batches.first().map_or(0, |b| b.start.0)..batches.last().map_or(0, |b| b.end.0);
     let mut plan = c.plan.borrow_mut();
     let tasks = created
+        .map(TaskId)
         .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
         .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
         .collect();

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use rhai::{Array, Map};
 
+use crate::ids::TaskId;
 use crate::plan::PlanBuilder;
 
 /// A host from the inventory, as a playbook sees it (`host("etcd0")`, `group("etcd")`).
@@ -20,7 +21,7 @@ pub struct HostHandle {
 /// order it (`after`), tag it, and read its outputs (`t.stdout`).
 #[derive(Debug, Clone)]
 pub struct TaskHandle {
-    pub(crate) id: usize,
+    pub(crate) id: TaskId,
     pub(crate) name: String,
     pub(crate) host: String,
     /// Shared with every handle and with the loader; single-threaded (Rhai runs on one thread).

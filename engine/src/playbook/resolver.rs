@@ -447,9 +447,8 @@ mod tests {
         let plan = tree
             .load("import \"web\" as web;\nlet t = web::site([host(\"web0\"), host(\"web1\")], \"/srv\");\nhost(\"web0\").file(\"after\", #{ path: \"/x\", content: \"\" }).after(t.web1);\n")
             .unwrap();
-        let graph = plan.graph();
         let locations: Vec<String> =
-            graph.node_weights().map(|t| format!("{} {} {}", t.host, t.name, t.location)).collect();
+            plan.tasks().map(|(_, t)| t).map(|t| format!("{} {} {}", t.host, t.name, t.location)).collect();
         let lib = tree.path("play/lib/web.rhai").display().to_string();
         let site = tree.path("play/site.rhai").display().to_string();
         assert!(locations.contains(&format!("web0 site dir {lib}:5:27")), "{locations:?}");
@@ -542,7 +541,7 @@ mod tests {
             .load("import \"t\" as t;\nhost(\"web0\").file(\"a\", #{ path: \"/a\", content: t::text() });\nhost(\"web0\").file(\"b\", #{ path: \"/b\", content: template_file(\"templates/a.j2\") });\n")
             .unwrap();
         let contents: Vec<String> =
-            plan.graph().node_weights().map(|t| t.args["content"].to_string()).collect();
+            plan.tasks().map(|(_, t)| t).map(|t| t.args["content"].to_string()).collect();
         assert_eq!(contents, ["\"from the library\\n\"", "\"from the playbook\\n\""]);
         let errors = tree.load("import \"t\" as t;\nt::escape();\n").unwrap_err();
         assert!(errors[0].contains("outside the library's folder"), "{errors:?}");
@@ -553,7 +552,7 @@ mod tests {
         let plan = tree
             .load("import \"roles/r\" as r;\nhost(\"web0\").file(\"a\", #{ path: \"/a\", content: r::text() });\n")
             .unwrap();
-        let content = plan.graph().node_weights().map(|t| t.args["content"].to_string()).collect::<Vec<_>>();
+        let content = plan.tasks().map(|(_, t)| t).map(|t| t.args["content"].to_string()).collect::<Vec<_>>();
         assert_eq!(content, ["\"from the role\\n\""]);
     }
 

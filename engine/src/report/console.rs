@@ -8,6 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Recap;
 use crate::events::{Event, Status, Subscriber};
+use crate::ids::TaskId;
 
 /// Prints a run for people. Progress bars are drawn only on a terminal.
 #[derive(Debug)]
@@ -16,7 +17,7 @@ pub struct Console {
     overall: Option<ProgressBar>,
     hosts: HashMap<String, ProgressBar>,
     /// Ids of the tasks started and not yet finished, for the Ctrl-C message.
-    running: HashSet<usize>,
+    running: HashSet<TaskId>,
     recap: Recap,
     verbose: bool,
     diff: bool,

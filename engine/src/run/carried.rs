@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use crate::events::Status;
+use crate::ids::TaskId;
 
 /// What a resumed run carries over from the journal it resumes.
 #[derive(Debug, Clone, Default)]
@@ -10,13 +11,13 @@ pub struct Carried {
     /// Tasks left out: reported as done in an earlier run (see [`crate::events::Event::TaskDone`]).
     pub tasks: Vec<CarriedTask>,
     /// Ids of rerun handlers that a left-out task notified (it changed something before).
-    pub notified: HashSet<usize>,
+    pub notified: HashSet<TaskId>,
 }
 
 /// One task done in an earlier run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarriedTask {
-    pub id: usize,
+    pub id: TaskId,
     pub host: String,
     pub task: String,
     /// Its status there (`ok` or `changed`).

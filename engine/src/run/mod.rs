@@ -13,20 +13,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod carried;
 mod stat_cache;
 mod stop;
+mod task_error;
 
 pub use carried::{Carried, CarriedTask};
 pub use stop::{Forced, Stop, watch_ctrl_c};
+pub use task_error::TaskError;
 
 use async_trait::async_trait;
 use modules::{Host, HostError, Outputs, PlanOptions};
-use petgraph::Direction;
-use petgraph::graph::NodeIndex;
-use petgraph::visit::EdgeRef;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventSink, Status, TaskReport};
+use crate::ids::{NodeId, TaskId};
 use crate::plan::refs::{self, Ref};
 use crate::plan::{Edge, Plan, Prediction, Task};
 use crate::sched::{Dag, NodeOutcome, WalkEvent, Walker};
@@ -145,7 +145,7 @@ struct Shared {
     events: EventSink,
     /// Outputs of finished tasks, by task id (not node: ids survive selection); written once
     /// per task, read by its dependents.
-    outputs: Mutex<HashMap<usize, Option<Outputs>>>,
+    outputs: Mutex<HashMap<TaskId, Option<Outputs>>>,
     /// The user's stop (first Ctrl-C): retry delays end early when it fires.
     cancel: CancellationToken,
     /// The report of each finished task, by node; filled as tasks end.
@@ -167,7 +167,7 @@ pub async fn run(
     events.emit(Event::RunStarted {
         playbook: plan.playbook().display().to_string(),
         tasks: plan.len(),
-        hosts: hosts.clone(),
+        hosts: hosts.to_vec(),
         check: options.check,
         journal: options.journal.clone(),
     });
@@ -181,16 +181,14 @@ pub async fn run(
         });
     }
     // Secret-named arguments (a password, a token) are known before any task prints anything.
-    for task in plan.graph().node_weights() {
+    for (_, task) in plan.tasks() {
         if let Some(args) = task.args.as_object() {
             events.redactor().add_outputs(args);
         }
     }
-    let host_index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
-    let graph = plan.graph();
     let dag = Dag::new(
-        graph.node_indices().map(|n| host_index[graph[n].host.as_str()]).collect(),
-        plan.edges().into_iter().map(|(from, to, _)| (from.index(), to.index())),
+        plan.tasks().map(|(node, _)| plan.host_of(node)).collect(),
+        plan.edges().into_iter().map(|(from, to, _)| (from, to)),
     );
     let slots = targets
         .into_iter()
@@ -228,7 +226,7 @@ pub async fn run(
         },
         |event| match event {
             WalkEvent::Started(node) => {
-                let task = &graph[NodeIndex::new(node)];
+                let task = plan.task(node);
                 events.emit(Event::TaskStarted {
                     id: task.id,
                     host: task.host.clone(),
@@ -236,15 +234,15 @@ pub async fn run(
                     module: task.module.to_owned(),
                 });
             }
-            WalkEvent::Finished(node, NodeOutcome::Failed) if lock(&walk_shared.reports)[node].is_none() => {
+            WalkEvent::Finished(node, NodeOutcome::Failed) if lock(&walk_shared.reports)[node.0].is_none() => {
                 // The task's future panicked before it could report: a bug, reported as one.
-                let mut r = report(&graph[NodeIndex::new(node)], Status::Failed);
+                let mut r = report(plan.task(node), Status::Failed);
                 r.error = Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
                 finish(&walk_shared, node, r);
             }
             WalkEvent::Finished(..) => {}
             WalkEvent::Skipped { node, cause } => {
-                let cause = &graph[NodeIndex::new(cause)];
+                let cause = plan.task(cause);
                 let why = format!(
                     "skipped: depends on {} ({}), which did not succeed",
                     cause.label(),
@@ -256,7 +254,7 @@ pub async fn run(
                 skip(&walk_shared, node, "not started: the run was stopped".to_owned())
             }
             WalkEvent::Aborted(node) => {
-                let task = &graph[NodeIndex::new(node)];
+                let task = plan.task(node);
                 let mut r = report(task, Status::Failed);
                 r.error = Some(format!(
                     "{}: {}: aborted while running: the run was stopped (rerun it, or finish with --resume)",
@@ -274,27 +272,15 @@ pub async fn run(
     let reports: Vec<TaskReport> = lock(&shared.reports)
         .iter()
         .enumerate()
-        .map(|(node, r)| r.clone().unwrap_or_else(|| report(&graph[NodeIndex::new(node)], Status::Skipped)))
+        .map(|(node, r)| r.clone().unwrap_or_else(|| report(plan.task(NodeId(node)), Status::Skipped)))
         .collect();
     let elapsed = started.elapsed();
     // The walker stops itself under --fail-fast with a child token; only the caller's token
     // means the user interrupted the run.
     let interrupted = cancel.is_cancelled();
-    let critical_path_ms = critical_path_ms(graph, &reports);
+    let critical_path_ms = plan.critical_path(|node| reports.get(node.0).map_or(0, |r| r.elapsed_ms));
     events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted, critical_path_ms });
     RunSummary { reports, elapsed, interrupted }
-}
-
-/// The longest chain of task durations through the graph (tasks that did not run count 0).
-fn critical_path_ms(graph: &petgraph::graph::DiGraph<Task, Edge>, reports: &[TaskReport]) -> u64 {
-    let Ok(order) = petgraph::algo::toposort(graph, None) else { return 0 };
-    let mut finish = vec![0u64; graph.node_count()];
-    for node in order {
-        let start =
-            graph.neighbors_directed(node, Direction::Incoming).map(|p| finish[p.index()]).max().unwrap_or(0);
-        finish[node.index()] = start + reports.get(node.index()).map_or(0, |r| r.elapsed_ms);
-    }
-    finish.into_iter().max().unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -302,17 +288,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Records and reports how `node` ended, once (a crash check and a report must not both count).
-fn finish(shared: &Shared, node: usize, report: TaskReport) {
+fn finish(shared: &Shared, node: NodeId, report: TaskReport) {
     let mut reports = lock(&shared.reports);
-    if reports[node].is_none() {
+    if reports[node.0].is_none() {
         // Emitted under the lock, so reports and events agree on which came first.
         shared.events.emit(Event::TaskFinished(report.clone()));
-        reports[node] = Some(report);
+        reports[node.0] = Some(report);
     }
 }
 
-fn skip(shared: &Shared, node: usize, why: String) {
-    let task = &shared.plan.graph()[NodeIndex::new(node)];
+fn skip(shared: &Shared, node: NodeId, why: String) {
+    let task = shared.plan.task(node);
     let mut r = report(task, Status::Skipped);
     r.error = Some(why);
     finish(shared, node, r);
@@ -335,8 +321,8 @@ fn report(task: &Task, status: Status) -> TaskReport {
     }
 }
 
-async fn run_task(shared: &Shared, node: usize) -> TaskReport {
-    let task = &shared.plan.graph()[NodeIndex::new(node)];
+async fn run_task(shared: &Shared, node: NodeId) -> TaskReport {
+    let task = shared.plan.task(node);
     let started = Instant::now();
     let mut r = report(task, Status::Ok);
     r.started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -344,11 +330,13 @@ async fn run_task(shared: &Shared, node: usize) -> TaskReport {
         Ok(status) => (status, None),
         // In check mode nothing was changed, so a task after one that would change may find
         // the world not yet as the run would leave it: that is unknown, not a failure.
-        Err((Status::Failed, message)) if shared.options.check && after_pending_change(shared, node) => {
-            r.changes = vec![format!("cannot be predicted before earlier changes are made ({message})")];
+        Err(e)
+            if e.status() == Status::Failed && shared.options.check && after_pending_change(shared, node) =>
+        {
+            r.changes = vec![format!("cannot be predicted before earlier changes are made ({e})")];
             (Status::Unknown, None)
         }
-        Err((status, message)) => (status, Some(format!("{}: {}: {message}", task.location, task.label()))),
+        Err(e) => (e.status(), Some(format!("{}: {}: {e}", task.location, task.label()))),
     };
     r.status = status;
     r.error = error;
@@ -356,14 +344,13 @@ async fn run_task(shared: &Shared, node: usize) -> TaskReport {
     r
 }
 
-/// Plans and applies one task. Errors are `(status, message)`.
-/// Plans and applies one task, with its retry policy. Errors are `(status, message)`.
+/// Plans and applies one task, with its retry policy.
 async fn execute(
     shared: &Shared,
     task: &Task,
-    node: usize,
+    node: NodeId,
     r: &mut TaskReport,
-) -> Result<Status, (Status, String)> {
+) -> Result<Status, TaskError> {
     if task.handler {
         match notified(shared, node) {
             Notified::No => {
@@ -379,15 +366,13 @@ async fn execute(
     }
     let retry = task.retry.as_ref();
     let attempts = retry.map_or(1, |p| p.retries.saturating_add(1));
-    let mut last = Err((Status::Failed, "no attempt was made".to_owned()));
+    let mut last = None;
     for attempt in 1..=attempts {
-        if attempt > 1 {
+        if let Some(failed) = last.take().filter(|_| attempt > 1) {
             let delay = Duration::from_secs(retry.map_or(1, |p| p.delay));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = shared.cancel.cancelled() => {
-                    return last.map_err(|(s, m)| (s, format!("{m} (retries stopped: the run was interrupted)")));
-                }
+                () = shared.cancel.cancelled() => return Err(TaskError::Interrupted(Box::new(failed))),
             }
             tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
         }
@@ -397,13 +382,15 @@ async fn execute(
                     match crate::plan::until::holds(until, outputs) {
                         Ok(true) => {}
                         Ok(false) => {
-                            last = Err((
-                                Status::Failed,
-                                format!("`until: {until}` did not hold after {attempt} attempt(s)"),
-                            ));
+                            last = Some(TaskError::UntilNotMet {
+                                expression: until.to_owned(),
+                                attempts: attempt,
+                            });
                             continue;
                         }
-                        Err(e) => return Err((Status::Failed, format!("`until: {until}`: {e}"))),
+                        Err(error) => {
+                            return Err(TaskError::UntilInvalid { expression: until.to_owned(), error });
+                        }
                     }
                 }
                 if let Some(outputs) = &outputs {
@@ -414,21 +401,19 @@ async fn execute(
                 return Ok(status);
             }
             // A host that cannot be reached will not be reached by trying again here.
-            Err(e @ (Status::Unreachable, _)) => return Err(e),
-            Err(e) => Err(e),
+            Err(e @ TaskError::Unreachable(_)) => return Err(e),
+            Err(e) => Some(e),
         };
     }
-    if attempts > 1 {
-        last = last.map_err(|(s, m)| (s, format!("{m} (after {attempts} attempts)")));
-    }
-    last
+    let last = last.unwrap_or(TaskError::Arguments("no attempt was made".to_owned()));
+    Err(if attempts > 1 { TaskError::Retried { attempts, last: Box::new(last) } } else { last })
 }
 
 /// Whether a task this one waits for would change something (or cannot be predicted).
-fn after_pending_change(shared: &Shared, node: usize) -> bool {
+fn after_pending_change(shared: &Shared, node: NodeId) -> bool {
     let reports = lock(&shared.reports);
-    shared.plan.dependencies(NodeIndex::new(node)).any(|dep| {
-        reports[dep.index()].as_ref().is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
+    shared.plan.dependencies(node).any(|dep| {
+        reports[dep.0].as_ref().is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
     })
 }
 
@@ -440,18 +425,17 @@ enum Notified {
     No,
 }
 
-fn notified(shared: &Shared, node: usize) -> Notified {
-    let id = shared.plan.graph()[NodeIndex::new(node)].id;
+fn notified(shared: &Shared, node: NodeId) -> Notified {
+    let id = shared.plan.task(node).id;
     if shared.options.carried.as_ref().is_some_and(|c| c.notified.contains(&id)) {
         return Notified::Yes;
     }
     let reports = lock(&shared.reports);
     let statuses: Vec<Status> = shared
         .plan
-        .graph()
-        .edges_directed(NodeIndex::new(node), Direction::Incoming)
-        .filter(|e| *e.weight() == Edge::Notify)
-        .filter_map(|e| reports[e.source().index()].as_ref().map(|r| r.status))
+        .dependencies_with_kind(node)
+        .filter(|(_, kind)| *kind == Edge::Notify)
+        .filter_map(|(notifier, _)| reports[notifier.0].as_ref().map(|r| r.status))
         .collect();
     if statuses.contains(&Status::Changed) {
         Notified::Yes
@@ -467,17 +451,16 @@ fn notified(shared: &Shared, node: usize) -> Notified {
 async fn attempt_once(
     shared: &Shared,
     task: &Task,
-    node: usize,
+    node: NodeId,
     r: &mut TaskReport,
-) -> Result<(Status, Option<Outputs>), (Status, String)> {
-    let failed = |m: String| (Status::Failed, m);
+) -> Result<(Status, Option<Outputs>), TaskError> {
     let references = refs::references(&task.args);
     let mut facts = HashMap::new();
     for reference in &references {
         if let Ref::Fact { host, .. } = reference
             && !facts.contains_key(host)
         {
-            facts.insert(host.clone(), facts_of(shared, host).await.map_err(failed)?);
+            facts.insert(host.clone(), facts_of(shared, host).await?);
         }
     }
     let args = {
@@ -495,22 +478,20 @@ async fn attempt_once(
                 r.changes = vec!["depends on the output of a task that has not run yet".to_owned()];
                 return Ok((Status::Unknown, None));
             }
-            Err(e) => return Err(failed(e)),
+            Err(missing) => return Err(TaskError::Missing(missing)),
         }
     };
     if let Some(args) = args.as_object() {
         // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
         shared.events.redactor().add_outputs(args);
     }
-    let spec = modules::registry::find(task.module)
-        .ok_or_else(|| failed(format!("unknown module {}", task.module)))?;
-    let module = spec.parse(args).map_err(|e| failed(format!("invalid arguments: {}", e.message)))?;
+    let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
+    let module = spec.parse(args).map_err(|e| TaskError::Arguments(e.message))?;
 
-    let slot = shared.slot(&task.host).map_err(failed)?;
-    connect(shared, &task.host, slot).await.map_err(|e| (Status::Unreachable, e))?;
+    let slot = shared.slot(&task.host)?;
+    connect(shared, &task.host, slot).await?;
     let host: &dyn Host = slot.target.as_ref();
-    let own_facts =
-        if module.wants_facts() { Some(facts_of(shared, &task.host).await.map_err(failed)?) } else { None };
+    let own_facts = if module.wants_facts() { Some(facts_of(shared, &task.host).await?) } else { None };
 
     let cx = modules::Context {
         host,
@@ -521,7 +502,7 @@ async fn attempt_once(
         facts: own_facts.as_ref(),
         peers: shared,
     };
-    let plan = module.plan(&cx).await.map_err(|e| status_of(&e))?;
+    let plan = module.plan(&cx).await?;
     r.changes.clone_from(&plan.changes);
     r.diff.clone_from(&plan.diff);
     let Some(action) = plan.action else {
@@ -532,25 +513,27 @@ async fn attempt_once(
     }
     // Outputs known at plan time (a file's path, say) stay; apply adds or refreshes the rest.
     let mut outputs = plan.outputs;
-    outputs.extend(action.apply(host).await.map_err(|e| status_of(&e))?);
+    outputs.extend(action.apply(host).await?);
     Ok((Status::Changed, Some(outputs)))
 }
 
-/// The facts of `host`, gathered once per run on first use.
-async fn facts_of(shared: &Shared, host: &str) -> Result<Value, String> {
+/// The facts of `host`, gathered once per run on first use. A host that cannot be reached
+/// fails the task that reads its facts, not as unreachable: the task's own host may be fine.
+async fn facts_of(shared: &Shared, host: &str) -> Result<Value, TaskError> {
     let slot = shared.slot(host)?;
-    connect(shared, host, slot).await?;
+    connect(shared, host, slot).await.map_err(|e| TaskError::Facts(e.to_string()))?;
     slot.facts
         .get_or_init(|| async {
             modules::facts::gather(slot.target.as_ref()).await.map_err(|e| e.to_string())
         })
         .await
         .clone()
+        .map_err(TaskError::Facts)
 }
 
 impl Shared {
-    fn slot(&self, host: &str) -> Result<&Slot, String> {
-        self.slots.get(host).ok_or_else(|| format!("no connection for host {host}"))
+    fn slot(&self, host: &str) -> Result<&Slot, TaskError> {
+        self.slots.get(host).ok_or_else(|| TaskError::NoConnection(host.to_owned()))
     }
 }
 
@@ -560,14 +543,7 @@ impl modules::Peers for Shared {
     }
 }
 
-fn status_of(error: &modules::ModuleError) -> (Status, String) {
-    match error {
-        modules::ModuleError::Host(HostError::Unreachable(m)) => (Status::Unreachable, m.clone()),
-        other => (Status::Failed, other.to_string()),
-    }
-}
-
-async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String> {
+async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), TaskError> {
     slot.connected
         .get_or_init(|| async {
             let started = Instant::now();
@@ -590,20 +566,18 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), String>
         })
         .await
         .clone()
+        .map_err(TaskError::Unreachable)
 }
 
 /// The paths each task of `host` (by node) will stat while planning, for the stat cache.
 /// Tasks whose arguments wait on other tasks' outputs or facts are left out: their paths are
 /// not known yet.
-fn probes(plan: &Plan, host: &str) -> HashMap<usize, Vec<String>> {
-    let graph = plan.graph();
-    graph
-        .node_indices()
-        .filter(|&n| graph[n].host == host && refs::references(&graph[n].args).is_empty())
-        .filter_map(|n| {
-            let task = &graph[n];
+fn probes(plan: &Plan, host: &str) -> HashMap<NodeId, Vec<String>> {
+    plan.tasks()
+        .filter(|(_, task)| task.host == host && refs::references(&task.args).is_empty())
+        .filter_map(|(node, task)| {
             let module = modules::registry::find(task.module)?.parse(task.args.clone()).ok()?;
-            Some((n.index(), module.probes())).filter(|(_, paths)| !paths.is_empty())
+            Some((node, module.probes())).filter(|(_, paths)| !paths.is_empty())
         })
         .collect()
 }

@@ -29,6 +29,7 @@ use modules::remote::{self, FileStat};
 use modules::{Effect, Exec, ExecOutput, Host, HostError};
 
 use super::Target;
+use crate::ids::NodeId;
 
 /// Most bytes of paths stated in one prefetch (they travel on one command line, and sshd
 /// drops a connection whose request exceeds its packet limit); more are left to the tasks.
@@ -55,7 +56,7 @@ struct State {
     /// Paths found with no symbolic link above them, since the last unknown change.
     direct: HashSet<String>,
     /// The paths each task (by node) will stat, until it finishes.
-    by_node: HashMap<usize, Vec<String>>,
+    by_node: HashMap<NodeId, Vec<String>>,
     /// For each path, how many unfinished tasks will stat it.
     wanted: HashMap<String, usize>,
 }
@@ -71,7 +72,7 @@ impl CachedTarget {
 
     /// Records which paths each task of this host (by node) will stat, and stats them all in
     /// one round trip.
-    pub(crate) async fn prefetch(&self, by_node: HashMap<usize, Vec<String>>) {
+    pub(crate) async fn prefetch(&self, by_node: HashMap<NodeId, Vec<String>>) {
         {
             let mut state = self.state();
             for (node, paths) in by_node {
@@ -86,7 +87,7 @@ impl CachedTarget {
     }
 
     /// Task `node` has finished: the paths it wanted are no longer worth fetching for it.
-    pub(crate) fn finished(&self, node: usize) {
+    pub(crate) fn finished(&self, node: NodeId) {
         let mut state = self.state();
         for path in state.by_node.remove(&node).unwrap_or_default() {
             if let Some(count) = state.wanted.get_mut(&path) {

@@ -142,8 +142,8 @@ async fn carried_tasks_are_reported_done_and_notify_their_handlers() {
         c.notify(h.handler("command", "restart", #{ cmd: "true" }));
     "#,
     );
-    let config = full.graph().node_weights().find(|t| t.name == "config").unwrap().id;
-    let restart = full.graph().node_weights().find(|t| t.name == "restart").unwrap().id;
+    let config = full.tasks().map(|(_, t)| t).find(|t| t.name == "config").unwrap().id;
+    let restart = full.tasks().map(|(_, t)| t).find(|t| t.name == "restart").unwrap().id;
     let resume = full.select_resume(&|t| t.id == restart, &|t| t.id == config);
     let carried = Carried {
         tasks: vec![CarriedTask {
