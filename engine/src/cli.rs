@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::connect::{SshDefaults, ssh_targets};
@@ -361,19 +361,8 @@ fn run_command(
     let mut journal_path = None;
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check {
-        let header = journal::Header {
-            format: journal::Header::FORMAT,
-            id: journal::run_id::new(),
-            engine: env!("CARGO_PKG_VERSION").to_owned(),
-            started_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            playbook: args.plan.playbook.as_deref().map(journal::resume::absolute).unwrap_or_default(),
-            inventory: args.plan.inventory.as_deref().map(journal::resume::absolute).unwrap_or_default(),
-            extra_vars: args.plan.extra_vars.iter().map(|(k, _)| k.clone()).collect(),
-            limit: args.plan.limit.clone(),
-            tags: args.plan.tags.clone(),
-            resumes: resumed.as_ref().map(|j| j.header.id.clone()),
-            fingerprints,
-        };
+        let resumes = resumed.as_ref().map(|j| j.header.id.clone());
+        let header = journal::Header::new(&given(&args.plan), resumes, fingerprints);
         let writer = journal::JournalWriter::create(runs, &header)?;
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
@@ -408,29 +397,23 @@ fn run_command(
 /// The journal `id` (the latest when empty) of `runs`, with the playbook, inventory and
 /// selection of `plan` completed from it (and checked against it, where given).
 fn open_journal(runs: &Path, id: &str, plan: &mut PlanArgs) -> Result<journal::Journal, Error> {
-    let id = if id.is_empty() {
-        journal::latest(runs)
-            .map_err(|e| Error::Io { what: format!("cannot list {}", runs.display()), source: e })?
-            .ok_or_else(|| Error::Usage(format!("--resume: no run journal in {}", runs.display())))?
-    } else if journal::run_id::is_valid(id) {
-        id.to_owned()
-    } else {
-        return Err(Error::Usage(format!("--resume {id:?}: not a run id (see {})", runs.display())));
-    };
-    let journal = journal::Journal::load(&journal::path_of(runs, &id))?;
-    let given = journal::resume::Given {
-        playbook: plan.playbook.as_deref(),
-        inventory: plan.inventory.as_deref(),
-        extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
-        limit: plan.limit.as_deref(),
-        tags: plan.tags.as_deref(),
-    };
-    let same = journal::resume::same_run(&journal, &given)?;
+    let (journal, same) = journal::resume::open(runs, id, &given(plan))?;
     plan.playbook = Some(same.playbook);
     plan.inventory = Some(same.inventory);
     plan.limit = same.limit;
     plan.tags = same.tags;
     Ok(journal)
+}
+
+/// What the command line names of a run, as the journal compares and records it.
+fn given(plan: &PlanArgs) -> journal::resume::Given<'_> {
+    journal::resume::Given {
+        playbook: plan.playbook.as_deref(),
+        inventory: plan.inventory.as_deref(),
+        extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
+        limit: plan.limit.as_deref(),
+        tags: plan.tags.as_deref(),
+    }
 }
 
 fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {

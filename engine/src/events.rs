@@ -53,6 +53,45 @@ impl Status {
     }
 }
 
+/// Counts per status, for one host or the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+    pub skipped: usize,
+    pub unknown: usize,
+}
+
+impl Counts {
+    /// Adds another set of counts to this one.
+    pub fn merge(&mut self, other: &Counts) {
+        self.ok += other.ok;
+        self.changed += other.changed;
+        self.failed += other.failed;
+        self.unreachable += other.unreachable;
+        self.skipped += other.skipped;
+        self.unknown += other.unknown;
+    }
+
+    /// Every task counted.
+    pub fn total(&self) -> usize {
+        self.ok + self.changed + self.failed + self.unreachable + self.skipped + self.unknown
+    }
+
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => self.changed += 1,
+            Status::Failed => self.failed += 1,
+            Status::Unreachable => self.unreachable += 1,
+            Status::Skipped => self.skipped += 1,
+            Status::Unknown => self.unknown += 1,
+        }
+    }
+}
+
 /// The full report of one finished (or skipped) task.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {

@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::resume::{Given, absolute};
 use crate::events::Status;
 use crate::ids::TaskId;
 
@@ -64,6 +66,24 @@ pub struct Header {
 impl Header {
     /// The current journal format.
     pub const FORMAT: u32 = 1;
+
+    /// The header of a new run, started now, of what `given` names (paths made absolute, the
+    /// `-e` names only), resuming run `resumes` if any.
+    pub fn new(given: &Given<'_>, resumes: Option<String>, fingerprints: BTreeMap<TaskId, String>) -> Self {
+        Header {
+            format: Header::FORMAT,
+            id: super::run_id::new(),
+            engine: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            playbook: given.playbook.map(absolute).unwrap_or_default(),
+            inventory: given.inventory.map(absolute).unwrap_or_default(),
+            extra_vars: given.extra_vars.iter().map(|v| (*v).to_owned()).collect(),
+            limit: given.limit.map(<[String]>::to_vec),
+            tags: given.tags.map(<[String]>::to_vec),
+            resumes,
+            fingerprints,
+        }
+    }
 }
 
 /// A task's outcome.

@@ -67,6 +67,23 @@ pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, Error> {
     })
 }
 
+/// The journal of run `id` in `runs` (the latest when `id` is empty), checked against what
+/// the command line gives (see [`same_run`]), with the resumed run's inputs completed from it.
+pub fn open(runs: &Path, id: &str, given: &Given) -> Result<(Journal, Resolved), Error> {
+    let id = if id.is_empty() {
+        super::latest(runs)
+            .map_err(|e| Error::Io { what: format!("cannot list {}", runs.display()), source: e })?
+            .ok_or_else(|| Error::Usage(format!("--resume: no run journal in {}", runs.display())))?
+    } else if super::run_id::is_valid(id) {
+        id.to_owned()
+    } else {
+        return Err(Error::Usage(format!("--resume {id:?}: not a run id (see {})", runs.display())));
+    };
+    let journal = Journal::load(&super::path_of(runs, &id))?;
+    let resolved = same_run(&journal, given)?;
+    Ok((journal, resolved))
+}
+
 /// The resumed run's inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::events::Counts;
 use crate::events::Event;
-use crate::run::Counts;
 
 /// Counts and time per host, in the order hosts first appear.
 #[derive(Debug, Default, Clone)]
