@@ -10,7 +10,7 @@
 //!   etcd0-2 belong to these tests; they run one at a time and stop etcd when done.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

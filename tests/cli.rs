@@ -1,7 +1,7 @@
 //! Integration tests: the real `engine` binary on fixture playbooks, with no hosts contacted.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{Test, fixture, root};
 

@@ -1,7 +1,7 @@
 //! Lab tests for engine features that span modules: facts, handlers, retries, become.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::Test;
 use support::lab::{Lab, scratch};

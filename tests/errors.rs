@@ -3,7 +3,7 @@
 //! points at the playbook line with a snippet of it.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{Output, Test, fixture};
 

@@ -9,7 +9,7 @@
 //!   that stops at a failed host. Each test puts the hosts back the way it found them.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

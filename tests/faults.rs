@@ -4,7 +4,7 @@
 //! runs alone (`FLEET`), since killing hosts takes real time and CPU.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,7 @@
 //! End-to-end tests of playbooks/ha.rhai, the kubeadm HA guide, on the lab.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::Test;
 use support::lab::Lab;

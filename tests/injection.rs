@@ -9,7 +9,7 @@
 //! Contents are compared as hex dumps made on the host (`od`), names as NUL-separated listings.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

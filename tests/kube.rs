@@ -15,7 +15,7 @@
 //! kubeadm, and it resets its hosts first.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::lab::Lab;
 use support::{Output, Test, fixture};

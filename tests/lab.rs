@@ -2,7 +2,7 @@
 //! Each test works under its own scratch path, so tests can share the hosts and run in parallel.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::Test;
 use support::lab::{Lab, scratch};

@@ -3,7 +3,7 @@
 //! Bad arguments are checked with `engine graph` on the fixture inventory, which never connects.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! ports and paths (derived from the test process id), so tests can share the hosts.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! the real binary in its own working directory, so it has its own `.engine/runs/`.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! while the hosts still get the real values; and key files are 0600 on hosts and on the controller.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
