@@ -258,6 +258,7 @@ fn a_mistake_in_each_example_is_located_and_explained() {
         for needle in expected {
             assert!(out.stderr.contains(needle), "{name}: stderr lacks {needle:?}:\n{}", out.stderr);
         }
+        out.stderr_snapshot(&format!("mistake_in_{}", name.replace('-', "_")));
     }
 }
 
