@@ -1,7 +1,7 @@
 //! Integration tests: the real `engine` binary on fixture playbooks, with no hosts contacted.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{Test, fixture, root};
 
@@ -149,6 +149,7 @@ fn bad_playbooks_get_located_errors() {
         for needle in *needles {
             assert!(out.stderr.contains(needle), "{name}: stderr lacks {needle:?}:\n{}", out.stderr);
         }
+        out.stderr_snapshot(&format!("bad_playbook_{name}"));
     }
 }
 
@@ -162,6 +163,7 @@ fn several_errors_are_reported_at_once() {
     graph(&pb)
         .run()
         .failure()
+        .stderr_snapshot("several_errors")
         .stderr_has("3 errors")
         .stderr_has("many.rhai:1:")
         .stderr_has("many.rhai:2:")
@@ -175,16 +177,23 @@ fn bad_inventories_name_file_and_line() {
     let inv = t.file("inv.yml", "all:\n  hosts:\n    a: {ansible_host: x\n");
     let out = t.args(["graph", "playbooks/hello.rhai", "-i"]).arg(&inv).run().failure();
     assert!(out.stderr.contains("inv.yml:"), "{}", out.stderr);
+    out.stderr_snapshot("bad_inventory_yaml");
     let t = Test::new();
     let inv = t.file("inv.yml", "all:\n  hosst:\n    a:\n");
     t.args(["graph", "playbooks/hello.rhai", "-i"])
         .arg(&inv)
         .run()
         .failure()
+        .stderr_snapshot("bad_inventory_key")
         .stderr_has("unknown key \"hosst\"");
     let t = Test::new();
     let inv = t.file("inv.yml", "all:\n  hosts:\n    a: {ansible_port: 99999}\n");
-    t.args(["run", "playbooks/hello.rhai", "-i"]).arg(&inv).run().failure().stderr_has("not a port number");
+    t.args(["run", "playbooks/hello.rhai", "-i"])
+        .arg(&inv)
+        .run()
+        .failure()
+        .stderr_snapshot("bad_inventory_port")
+        .stderr_has("not a port number");
 }
 
 #[test]
@@ -288,6 +297,14 @@ fn the_bad_input_corpus_is_refused_with_located_errors() {
             if !stderr.contains(piece) {
                 failures.push(format!("{name}: lacks {piece:?}:\n{}", out.stderr));
             }
+        }
+        // The whole message, as its snapshot `main__cli__bad_STEM`; every case is compared
+        // (each mismatch writes its `.snap.new`) before the test fails.
+        let stem = path.file_stem().unwrap().to_string_lossy();
+        let snapshot = std::panic::AssertUnwindSafe(|| out.stderr_snapshot(&format!("bad_{stem}")));
+        if std::panic::catch_unwind(snapshot).is_err() {
+            failures
+                .push(format!("{name}: the message differs from tests/snapshots/main__cli__bad_{stem}.snap"));
         }
     }
     assert!(

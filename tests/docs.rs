@@ -2,7 +2,7 @@
 //! to a module's arguments or to the playbook API without regenerating it fails here.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

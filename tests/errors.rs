@@ -3,13 +3,13 @@
 //! points at the playbook line with a snippet of it.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{Output, Test, fixture};
 
 /// `engine graph` of a playbook made of `lines` (one mistake, on the last line), which must be
-/// refused with exit 1 and a snippet of the faulty line.
-fn refused(lines: &[&str]) -> Output {
+/// refused with exit 1 and a snippet of the faulty line; the whole message is the snapshot `name`.
+fn refused(name: &str, lines: &[&str]) -> Output {
     let t = Test::new();
     let text = lines.join("\n") + "\n";
     let pb = t.file("mistake.rhai", &text);
@@ -18,26 +18,26 @@ fn refused(lines: &[&str]) -> Output {
     let snippet = format!("{line} │ {}", lines[line - 1]);
     assert!(out.stderr.contains(&snippet), "no snippet {snippet:?}:\n{}", out.stderr);
     assert!(out.stderr.contains(&format!("mistake.rhai:{line}:")), "no file:line:\n{}", out.stderr);
-    out
+    out.stderr_snapshot(name)
 }
 
 #[test]
 fn a_misspelled_argument_suggests_the_right_one() {
-    refused(&[r#"host("web0").file("motd", #{ path: "/etc/motd", contnet: "hi" });"#])
+    refused("misspelled_argument", &[r#"host("web0").file("motd", #{ path: "/etc/motd", contnet: "hi" });"#])
         .stderr_has("task \"motd\": invalid arguments for module file: unknown argument `contnet`; did you mean `content`?")
         .stderr_has("`engine modules file` lists its arguments");
 }
 
 #[test]
 fn an_argument_nothing_like_a_valid_one_lists_them_all() {
-    refused(&[r#"host("web0").command("c", #{ cmd: "true", banana: 1 });"#]).stderr_has(
+    refused("argument_nothing_like_a_valid_one", &[r#"host("web0").command("c", #{ cmd: "true", banana: 1 });"#]).stderr_has(
         "unknown argument `banana`; valid: argv, chdir, cmd, creates, env, read_only, removes, stdin, timeout",
     );
 }
 
 #[test]
 fn a_misspelled_key_inside_an_argument_names_both() {
-    refused(&[
+    refused("misspelled_key_inside_an_argument", &[
         r#"host("web0").certgen("leaf", #{ kind: "leaf", dir: "/p", ca: #{ crt: "/p/ca.pem", key: "/p/ca-key.pem" } });"#,
     ])
     .stderr_has("unknown key `crt` in argument `ca`; did you mean `cert`?");
@@ -45,73 +45,86 @@ fn a_misspelled_key_inside_an_argument_names_both() {
 
 #[test]
 fn a_wrong_type_names_the_expected_one() {
-    refused(&[r#"host("web0").file("f", #{ path: "/x", content: "", mode: 644 });"#])
-        .stderr_has("argument `mode` must be an octal mode string like \"0644\", got the integer 644");
-    refused(&[r#"host("web0").apt("tools", #{ names: "curl" });"#])
+    refused(
+        "wrong_type_integer_mode",
+        &[r#"host("web0").file("f", #{ path: "/x", content: "", mode: 644 });"#],
+    )
+    .stderr_has("argument `mode` must be an octal mode string like \"0644\", got the integer 644");
+    refused("wrong_type_string_for_a_list", &[r#"host("web0").apt("tools", #{ names: "curl" });"#])
         .stderr_has("argument `names` must be a list (an array), got the string \"curl\"");
-    refused(&[r#"host("web0").command("c", #{ cmd: "true", read_only: "yes" });"#])
-        .stderr_has("argument `read_only` must be a boolean, got the string \"yes\"");
+    refused(
+        "wrong_type_string_for_a_boolean",
+        &[r#"host("web0").command("c", #{ cmd: "true", read_only: "yes" });"#],
+    )
+    .stderr_has("argument `read_only` must be a boolean, got the string \"yes\"");
 }
 
 #[test]
 fn a_misspelled_choice_lists_the_choices_and_the_nearest() {
-    refused(&[r#"host("web0").file("f", #{ path: "/x", state: "dir" });"#]).stderr_has(
+    refused("misspelled_choice", &[r#"host("web0").file("f", #{ path: "/x", state: "dir" });"#]).stderr_has(
         "argument `state` must be one of \"file\", \"directory\", \"absent\", got \"dir\"; did you mean `directory`?",
     );
 }
 
 #[test]
 fn a_missing_argument_is_named() {
-    refused(&[r#"host("web0").file("f", #{ content: "x" });"#])
+    refused("missing_argument", &[r#"host("web0").file("f", #{ content: "x" });"#])
         .stderr_has("missing required argument `path`");
 }
 
 #[test]
 fn a_misspelled_module_suggests_the_right_one() {
-    refused(&[r#"host("web0").task("fiel", "f", #{ path: "/x" });"#])
+    refused("misspelled_module", &[r#"host("web0").task("fiel", "f", #{ path: "/x" });"#])
         .stderr_has("unknown module \"fiel\"; did you mean `file`?");
-    refused(&[r#"host("web0").task("nothing", "f", #{ path: "/x" });"#])
+    refused("unknown_module", &[r#"host("web0").task("nothing", "f", #{ path: "/x" });"#])
         .stderr_has("unknown module \"nothing\"; modules are: apt, certgen, command, file");
 }
 
 #[test]
 fn a_misspelled_method_or_function_suggests_the_right_one() {
-    refused(&[r#"host("web0").fiel("f", #{ path: "/x", content: "" });"#])
+    refused("misspelled_method", &[r#"host("web0").fiel("f", #{ path: "/x", content: "" });"#])
         .stderr_has("unknown function `fiel(Host, string, map)`; did you mean `file`?");
-    refused(&["for h in hots() {}"]).stderr_has("unknown function `hots()`; did you mean `host` or `hosts`?");
-    refused(&[r#"host("web0").file("f", #{ path: "/x" }).afterr([]);"#])
+    refused("misspelled_function", &["for h in hots() {}"])
+        .stderr_has("unknown function `hots()`; did you mean `host` or `hosts`?");
+    refused("misspelled_method_on_a_task", &[r#"host("web0").file("f", #{ path: "/x" }).afterr([]);"#])
         .stderr_has("unknown function `afterr(Task, array)`; did you mean `after`?");
 }
 
 #[test]
 fn a_known_function_called_with_wrong_types_shows_its_signature() {
-    refused(&[r#"host("web0").file(42, #{ path: "/x" });"#]).stderr_has(
+    refused("function_called_with_wrong_types", &[r#"host("web0").file(42, #{ path: "/x" });"#]).stderr_has(
         "`file` cannot be called with (Host, int, map); it takes: file(Host, string, map) -> Task",
     );
 }
 
 #[test]
 fn a_misspelled_property_suggests_the_right_one() {
-    refused(&[r#"let h = host("web0");"#, r#"h.file("f", #{ path: `/tmp/${h.nmae}`, content: "" });"#])
-        .stderr_has("a Host has no property `nmae`; did you mean `name`?");
+    refused(
+        "misspelled_property",
+        &[r#"let h = host("web0");"#, r#"h.file("f", #{ path: `/tmp/${h.nmae}`, content: "" });"#],
+    )
+    .stderr_has("a Host has no property `nmae`; did you mean `name`?");
 }
 
 #[test]
 fn a_task_on_an_unknown_host_lists_the_groups_and_the_nearest_host() {
-    refused(&[r#"host("web2").file("f", #{ path: "/x", content: "" });"#])
+    refused("unknown_host_near_others", &[r#"host("web2").file("f", #{ path: "/x", content: "" });"#])
         .stderr_has("unknown host \"web2\"; did you mean `web0` or `web1`?")
         .stderr_has("the inventory's groups are: all, etcd, web");
-    refused(&[r#"host("db0").file("f", #{ path: "/x", content: "" });"#])
+    refused("unknown_host", &[r#"host("db0").file("f", #{ path: "/x", content: "" });"#])
         .stderr_has("unknown host \"db0\"")
         .stderr_has("the inventory's groups are: all, etcd, web");
-    refused(&[r#"for h in group("webs") { h.file("f", #{ path: "/x", content: "" }); }"#])
+    refused("unknown_group", &[r#"for h in group("webs") { h.file("f", #{ path: "/x", content: "" }); }"#])
         .stderr_has("unknown group \"webs\"; did you mean `web`?");
 }
 
 #[test]
 fn a_misspelled_retry_key_suggests_the_right_one() {
-    refused(&[r#"host("web0").command("c", #{ cmd: "true" }).retry(#{ retires: 2 });"#])
-        .stderr_has("unknown argument `retires`; did you mean `retries`?");
+    refused(
+        "misspelled_retry_key",
+        &[r#"host("web0").command("c", #{ cmd: "true" }).retry(#{ retires: 2 });"#],
+    )
+    .stderr_has("unknown argument `retires`; did you mean `retries`?");
 }
 
 /// One mistake at a time in the real hello playbook: each is reported at its own line, and the
@@ -154,7 +167,7 @@ fn mistakes_in_hello_rhai_are_located() {
             "h.adress",
         ),
     ];
-    for (good, bad, message, at) in cases {
+    for (i, (good, bad, message, at)) in cases.into_iter().enumerate() {
         assert!(hello.contains(good), "hello.rhai no longer has {good:?}");
         let wrong = hello.replacen(good, bad, 1);
         let line = wrong.lines().position(|l| l.contains(at)).unwrap() + 1;
@@ -168,14 +181,18 @@ fn mistakes_in_hello_rhai_are_located() {
             out.stderr
         );
         assert!(out.stderr.contains("has 1 error"), "{bad}: one mistake, one error:\n{}", out.stderr);
+        out.stderr_snapshot(&format!("mistake_in_hello_{}", i + 1));
     }
 }
 
 #[test]
 fn an_undefined_variable_suggests_a_declared_one() {
-    refused(&["let leader = hosts()[0];", r#"leadr.file("f", #{ path: "/x", content: "" });"#])
-        .stderr_has("undefined variable `leadr`; did you mean `leader`?");
-    refused(&[r#"host("web0").file("f", #{ path: `/srv/${version}`, content: "" });"#])
+    refused(
+        "undefined_variable_near_a_declared_one",
+        &["let leader = hosts()[0];", r#"leadr.file("f", #{ path: "/x", content: "" });"#],
+    )
+    .stderr_has("undefined variable `leadr`; did you mean `leader`?");
+    refused("undefined_variable", &[r#"host("web0").file("f", #{ path: `/srv/${version}`, content: "" });"#])
         .stderr_has("undefined variable `version`: declare it first")
         .stderr_has("param(\"version\")");
 }
@@ -194,6 +211,7 @@ fn an_argument_error_points_at_the_argument_line() {
         .arg(fixture("inventory.yml"))
         .run()
         .failure()
+        .stderr_snapshot("argument_line_in_a_multiline_map")
         .stderr_has(
             "multi.rhai:3:5: task \"motd\": invalid arguments for module file: unknown argument `contnet`",
         )
@@ -206,8 +224,14 @@ fn a_misspelled_module_name_for_engine_modules_suggests_the_right_one() {
         .args(["modules", "fiel"])
         .run()
         .failure()
+        .stderr_snapshot("misspelled_module_for_engine_modules")
         .stderr_has("no module named \"fiel\"; did you mean `file`?");
-    Test::new().args(["modules", "zzz"]).run().failure().stderr_has("`engine modules` lists them");
+    Test::new()
+        .args(["modules", "zzz"])
+        .run()
+        .failure()
+        .stderr_snapshot("unknown_module_for_engine_modules")
+        .stderr_has("`engine modules` lists them");
 }
 
 #[test]
@@ -218,6 +242,7 @@ fn a_misspelled_limit_suggests_hosts_and_groups() {
         .args(["--limit", "etdc"])
         .run()
         .failure()
+        .stderr_snapshot("misspelled_limit")
         .stderr_has("--limit \"etdc\" names no host or group of the inventory; did you mean `etcd`? (groups: all, etcd, web)");
 }
 
@@ -229,12 +254,13 @@ fn a_misspelled_inventory_key_suggests_the_right_one() {
         .arg(&inv)
         .run()
         .failure()
+        .stderr_snapshot("misspelled_inventory_key")
         .stderr_has("inv.yml:2: group \"all\" has an unknown key \"hosst\"; did you mean `hosts`?");
 }
 
 /// The script's own function called with the wrong arguments: no misleading suggestion.
 #[test]
 fn a_script_function_called_wrongly_is_named_neutrally() {
-    refused(&["fn greet(h) { h.name }", "greet();"])
+    refused("script_function_called_wrongly", &["fn greet(h) { h.name }", "greet();"])
         .stderr_has("no function matches `greet()`: check the name and the arguments");
 }

@@ -3,7 +3,7 @@
 //! contacted: the inventory points at 127.0.0.1 port 1.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{Test, fixture, root};
 

@@ -2,7 +2,7 @@
 //! Each test works under its own scratch path, so tests can share the hosts and run in parallel.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::Test;
 use support::lab::{Lab, scratch};
@@ -12,8 +12,9 @@ fn nanos(text: &str) -> u128 {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn hello_check_then_run_then_nothing_changes() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("hello");
     let run = |cmd: &str| {
         Test::new()
@@ -56,8 +57,9 @@ fn hello_check_then_run_then_nothing_changes() {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn cross_host_dependency_starts_after_its_dependency_ends() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("order");
     let t = Test::new();
     let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0", "etcd1"], &[]));
@@ -81,8 +83,9 @@ b.command("consumer", #{{ cmd: "date +%s%N > {dir}/b_start" }}).after(slow);
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn hosts_run_in_parallel() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("parallel");
     let t = Test::new();
     let pb = t.file(
@@ -111,8 +114,9 @@ for h in hosts() {{
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn failure_skips_its_dependents_and_nothing_else() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("failure");
     let t = Test::new();
     let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0", "etcd1", "etcd2"], &[]));
@@ -147,8 +151,9 @@ c.file("elsewhere", #{{ path: "{dir}-c", content: "x" }});
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn unknown_and_changed_host_keys_are_refused() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("hostkeys");
     let known = std::fs::read_to_string(&lab.known_hosts).unwrap();
     let line_of = |host: &str| {
@@ -195,8 +200,9 @@ fn unknown_and_changed_host_keys_are_refused() {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn an_unreachable_host_fails_only_its_own_tasks() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("unreachable");
     let t = Test::new();
     // `ghost` points at a lab host's closed port: the connection is refused at once.
@@ -232,8 +238,9 @@ for h in hosts() {{
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn ctrl_c_stops_new_work_and_lets_running_tasks_finish() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("sigint");
     let t = Test::new();
     let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
@@ -274,8 +281,9 @@ h.command("second", #{{ cmd: "touch {dir}-second" }});
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn outputs_reach_the_right_task_when_tags_select_a_subset() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("tags");
     let t = Test::new();
     let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
@@ -301,8 +309,9 @@ h.file("c", #{{ path: "{dir}", content: a.stdout }}).tag("x");
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn graph_check_colours_tasks_by_their_predicted_outcome() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("graphcheck");
     let out = Test::new()
         .args(["graph", "playbooks/hello.rhai", "-i"])

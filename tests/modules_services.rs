@@ -4,7 +4,7 @@
 //! ports and paths (derived from the test process id), so tests can share the hosts.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 
@@ -70,8 +70,9 @@ h.systemd("sleeper", #{{
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn systemd_unit_is_written_started_restarted_on_change_and_left_alone_otherwise() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let unit = unit("sleeper");
     let inventory = lab.inventory_for(&["worker0"], &[]);
     let unit_file = format!("/etc/systemd/system/{unit}");
@@ -148,8 +149,9 @@ fn systemd_unit_is_written_started_restarted_on_change_and_left_alone_otherwise(
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn systemd_restarted_always_acts_and_reloaded_starts_a_stopped_unit() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let unit = unit("restarted");
     let inventory = lab.inventory_for(&["worker0"], &[]);
     let playbook = |state: &str| {
@@ -173,8 +175,9 @@ fn systemd_restarted_always_acts_and_reloaded_starts_a_stopped_unit() {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn a_failing_unit_reports_systemctl_and_its_journal() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let unit = unit("failing");
     let marker = format!("boom-{}", std::process::id());
     let inventory = lab.inventory_for(&["worker0"], &[]);
@@ -236,8 +239,9 @@ fn port(offset: u32) -> u32 {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn wait_for_a_port_that_opens_after_a_delay_in_check_mode_and_run() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let inventory = lab.inventory_for(&["worker1"], &[]);
     let listener = unit("listener");
     let port = port(0);
@@ -274,8 +278,9 @@ h.wait("missing page", #{{ url: "http://127.0.0.1:{port}/nope", status: 404, tim
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn wait_for_a_closed_port_fails_within_its_timeout() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let inventory = lab.inventory_for(&["worker1"], &[]);
     let port = port(1);
     let playbook = format!(
@@ -304,8 +309,9 @@ h.file("after the wait", #{{ path: "{}", content: "x" }});
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn wait_for_a_command_reports_its_output() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let inventory = lab.inventory_for(&["worker1"], &[]);
     let flag = scratch("wait-flag");
     let playbook = format!(
@@ -329,8 +335,9 @@ fn has_lab_repo(lab: &Lab, host: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn apt_installs_and_removes_packages_from_the_lab_repository() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let host = "worker2";
     assert!(
         has_lab_repo(&lab, host),
@@ -372,8 +379,9 @@ fn apt_installs_and_removes_packages_from_the_lab_repository() {
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn apt_auto_updates_missing_lists_and_never_refuses_unknown_packages() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     // Not worker2: the other apt test installs the same packages there at the same time.
     let host = "master2";
     assert!(has_lab_repo(&lab, host), "the lab image predates its local apt repository");

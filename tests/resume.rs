@@ -2,7 +2,7 @@
 //! the real binary in its own working directory, so it has its own `.engine/runs/`.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -113,8 +113,9 @@ fn sigint(child: &std::process::Child) {
 /// etcd1: who ──────────────────────────────────────────────┘      other
 /// ```
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn resume_reruns_the_failed_task_its_dependents_and_providers_then_nothing_changes() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("resume");
     let cwd = tempfile::tempdir().unwrap();
     let cwd = cwd.path();
@@ -218,8 +219,9 @@ b.file("other", #{{ path: "{dir}-other", content: "{other}\n" }});
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn first_ctrl_c_lets_running_tasks_finish_then_resume_completes() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("resume-sigint");
     let cwd = tempfile::tempdir().unwrap();
     let cwd = cwd.path();
@@ -274,8 +276,9 @@ h.command("next", #{{ cmd: "touch {dir}-next", creates: "{dir}-next" }});
 }
 
 #[test]
+#[ignore = "needs the lab: cargo xtask test"]
 fn grace_period_and_second_ctrl_c_abandon_running_tasks() {
-    let Some(lab) = Lab::get() else { return };
+    let lab = Lab::get();
     let dir = scratch("resume-grace");
     let cwd = tempfile::tempdir().unwrap();
     let cwd = cwd.path();

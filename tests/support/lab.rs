@@ -1,9 +1,20 @@
-//! The lab, as tests see it: `cargo xtask test` boots it and passes its inventory in
-//! `ENGINE_LAB_INVENTORY`. Without it, lab tests are skipped, unless `ENGINE_LAB_REQUIRED`
-//! is set (as `cargo xtask test` does), in which case they fail.
+//! The lab, as tests see it. Every lab test is marked
+//! `#[ignore = "needs the lab: cargo xtask test"]` and starts with `let lab = Lab::get();` (or
+//! `Lab::fleet()`): a plain `cargo test` lists it as ignored, never as passed. `cargo xtask test`
+//! boots the lab, passes its inventories in `ENGINE_LAB_INVENTORY` and
+//! `ENGINE_LAB_FLEET_INVENTORY`, and runs the suite with `--include-ignored`. A lab test run
+//! without them (`--ignored` by hand, say) fails, naming the variable.
+//!
+//! Each file under tests/ was once its own test binary, and cargo ran those one after another,
+//! so a file's lab tests never met another file's on the hosts (the secrets tests restart every
+//! host, the certgen and examples tests both run etcd on etcd0-2). In the one binary they would
+//! run side by side, so a [`Lab`] holds its file's turn on the lab: tests of one file run
+//! together, as before, and the next file's wait until they are done. Tests without the lab
+//! never wait.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use serde_json::Value;
 
@@ -14,29 +25,33 @@ pub struct Lab {
     pub known_hosts: PathBuf,
     /// (name, address, group) in inventory order.
     pub hosts: Vec<(String, String, String)>,
+    _turn: Turn,
 }
 
 impl Lab {
-    /// The lab, or `None` (after saying why) when tests should skip.
-    pub fn get() -> Option<Lab> {
+    /// The lab; panics, naming the variable, when `cargo xtask test` did not give its inventory.
+    /// Waits for the calling file's turn on the lab (see the module's header).
+    #[track_caller]
+    pub fn get() -> Lab {
         Self::from_env("ENGINE_LAB_INVENTORY")
     }
 
     /// The lab's `fleet` (h00..h49 beside the `ha` hosts, `cargo xtask lab up --topology ha+50`),
-    /// for tests that kill or cut hosts; `None` (after saying why) when tests should skip.
-    pub fn fleet() -> Option<Lab> {
+    /// for tests that kill or cut hosts; panics like [`Lab::get`] without it.
+    #[track_caller]
+    pub fn fleet() -> Lab {
         Self::from_env("ENGINE_LAB_FLEET_INVENTORY")
     }
 
-    fn from_env(var: &str) -> Option<Lab> {
+    #[track_caller]
+    fn from_env(var: &str) -> Lab {
         let Some(path) = std::env::var_os(var) else {
-            assert!(
-                std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
-                "ENGINE_LAB_REQUIRED is set but {var} is not"
+            panic!(
+                "{var} is not set: this test needs the lab; run it through `cargo xtask test` \
+                 (or `cargo xtask lab up` and set {var} to the inventory it wrote)"
             );
-            eprintln!("skipped: no lab (run through `cargo xtask test`, or set {var})");
-            return None;
         };
+        let turn = Turn::take(std::panic::Location::caller().file());
         let inventory = PathBuf::from(path);
         let text = std::fs::read_to_string(&inventory).expect("lab inventory");
         let yaml: Value = serde_yaml_ng::from_str(&text).expect("lab inventory YAML");
@@ -53,12 +68,13 @@ impl Lab {
                 }
             }
         }
-        Some(Lab {
+        Lab {
             key: PathBuf::from(vars["ansible_ssh_private_key_file"].as_str().unwrap()),
             known_hosts: PathBuf::from(vars["engine_known_hosts"].as_str().unwrap()),
             inventory,
             hosts,
-        })
+            _turn: turn,
+        }
     }
 
     pub fn address(&self, host: &str) -> &str {
@@ -108,6 +124,37 @@ impl Lab {
             }
         }
         out
+    }
+}
+
+/// Which test file has the lab, and how many of its tests hold a [`Lab`]. [`Turn::take`] waits
+/// on [`TURN_ENDED`] until no other file has it; the last [`Turn`] of a file to drop gives the
+/// lab back and wakes the waiters.
+static TURN: Mutex<(Option<&'static str>, usize)> = Mutex::new((None, 0));
+static TURN_ENDED: Condvar = Condvar::new();
+
+/// One test's share of its file's turn on the lab.
+struct Turn;
+
+impl Turn {
+    fn take(file: &'static str) -> Turn {
+        let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        while turn.0.is_some_and(|holder| holder != file) {
+            turn = TURN_ENDED.wait(turn).unwrap_or_else(PoisonError::into_inner);
+        }
+        *turn = (Some(file), turn.1 + 1);
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        turn.1 -= 1;
+        if turn.1 == 0 {
+            turn.0 = None;
+            TURN_ENDED.notify_all();
+        }
     }
 }
 

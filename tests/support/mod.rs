@@ -3,8 +3,12 @@
 //! ```ignore
 //! let t = Test::new();
 //! let pb = t.file("bad.rhai", "host(\"nope\");");
-//! t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure().stderr_has("unknown host");
+//! t.arg("graph").arg(&pb).arg("-i").arg(fixture("inventory.yml")).run().failure().stderr_snapshot("unknown_host");
 //! ```
+//!
+//! Error messages are checked whole, against insta snapshots under tests/snapshots
+//! ([`Output::stderr_snapshot`]); `stderr_has` checks beside them say what a message must hold,
+//! so that a snapshot accepted carelessly cannot drop it. Lab tests: see [`lab`].
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -86,7 +90,7 @@ impl Test {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             args: self.args,
-            _dir: self.dir,
+            dir: self.dir,
         }
     }
 }
@@ -97,7 +101,7 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
     args: Vec<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Output {
@@ -135,6 +139,42 @@ impl Output {
     pub fn stderr_has(self, needle: &str) -> Self {
         assert!(self.stderr.contains(needle), "stderr lacks {needle:?}; {}", self.context());
         self
+    }
+
+    /// Checks the whole stderr, normalized (see [`Output::normalize`]), against the snapshot
+    /// `tests/snapshots/main__FILE__NAME.snap`, FILE being the calling test file. A new or
+    /// changed message is written beside it as `.snap.new` and fails the test until accepted
+    /// (`cargo insta review`, or rename the file) and committed.
+    #[track_caller]
+    pub fn stderr_snapshot(self, name: &str) -> Self {
+        let caller = Path::new(std::panic::Location::caller().file());
+        let file = caller.file_stem().unwrap().to_string_lossy();
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../snapshots");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_description(self.normalize(&format!("engine {}", self.args.join(" "))));
+        let stderr = self.normalize(&self.stderr);
+        settings.bind(|| insta::assert_snapshot!(format!("main__{file}__{name}"), stderr));
+        self
+    }
+
+    /// `text` without what changes from run to run and machine to machine: a test's temporary
+    /// folder (`$TMPDIR/.tmpXXXXXX`, made by tempfile; this test's or another's) becomes `[TEMP]`
+    /// and the repository's root `[ROOT]`.
+    pub fn normalize(&self, text: &str) -> String {
+        let prefix = std::env::temp_dir().join(".tmp").display().to_string();
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(&prefix) {
+            out.push_str(&rest[..at]);
+            out.push_str("[TEMP]");
+            let after = &rest[at + prefix.len()..];
+            let random = after.char_indices().take_while(|(_, c)| c.is_ascii_alphanumeric()).count();
+            rest = &after[random..];
+        }
+        out.push_str(rest);
+        out.replace(&root().display().to_string(), "[ROOT]")
     }
 
     /// The JSON-lines events of a `--json` run.

@@ -1,18 +1,25 @@
 //! `cargo xtask test`: the project's test command. Lab selftest, the `ha` lab with a fleet of
-//! 50 more hosts (`ha+50`), then `cargo test --workspace` against it; the lab always comes
-//! down afterwards.
+//! 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
+//! against it; the lab always comes down afterwards.
+//!
+//! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
+//! `cargo test` lists them as ignored; here `--include-ignored` runs them, with the lab's
+//! inventories and one lab host's address in their environment. Every test binary runs even when
+//! one fails, and the end of the output lists every failed test under its binary.
 //!
 //! Teardown is done by a guard: a copy of this program (`lab __guard`) in its own process
 //! group, holding the read end of a pipe. When this process ends in any way (success,
 //! failure, panic, Ctrl-C) the pipe closes and the guard runs `lab down`.
 
 use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 
-use crate::paths::Paths;
+use crate::paths::{Paths, State};
 use crate::topology::Topology;
 use crate::{lab, selftest};
 
@@ -49,19 +56,181 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         let _lock = lab::lock()?;
         lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE))?;
     }
+    // The live-SSH unit tests (engine/src/ssh/tests.rs) talk to the lab's first host.
+    let state = State::require(paths)?;
+    let ssh_host = state.hosts.first().context("the lab has no host")?;
+    // `ARGS` of `cargo xtask test -- ARGS` may hold their own `--` and test arguments.
+    let (cargo_args, test_args) = match cargo_args.iter().position(|a| a == "--") {
+        Some(at) => (&cargo_args[..at], &cargo_args[at + 1..]),
+        None => (cargo_args, &[][..]),
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut child = Command::new(cargo)
         .current_dir(paths.workspace_root())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(cargo_args)
+        .args(["--", "--include-ignored"])
+        .args(test_args)
         .env("ENGINE_LAB_INVENTORY", paths.inventory())
         .env("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory())
         .env("ENGINE_LAB_REQUIRED", "1")
-        .status()
+        .env("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string())
+        .env("ENGINE_SSH_TEST_USER", "root")
+        .env("ENGINE_SSH_TEST_KEY", paths.key())
+        .env("ENGINE_SSH_TEST_KNOWN_HOSTS", paths.known_hosts())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context("cannot run cargo test")?;
+    // Both streams go on to the terminal as they come, and into `lines`, in the order read.
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().map(|out| tee(out, std::io::stdout(), Arc::clone(&lines)));
+    let stderr = child.stderr.take().map(|err| tee(err, std::io::stderr(), Arc::clone(&lines)));
+    let status = child.wait().context("cannot run cargo test")?;
+    for thread in stdout.into_iter().chain(stderr) {
+        let _ = thread.join();
+    }
     println!("test: cargo test finished: {status}");
+    let lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+    let failed = Failures::read(&lines);
+    let count: usize = failed.tests.iter().map(|(_, tests)| tests.len()).sum();
+    if count > 0 {
+        println!("test: {count} failed test(s):");
+        for (binary, tests) in &failed.tests {
+            println!("  in {binary}:");
+            for test in tests {
+                println!("    {test}");
+            }
+        }
+    }
+    if !failed.targets.is_empty() {
+        println!("test: failed test binaries (to rerun one: cargo test ARGS):");
+        for target in &failed.targets {
+            println!("  {target}");
+        }
+    }
     Ok(match status.code() {
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// Copies `from` to `to` line by line, keeping each line (lossily decoded) in `lines`.
+fn tee(
+    from: impl Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        let mut line = Vec::new();
+        while from.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let _ = to.write_all(&line);
+            let _ = to.flush();
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            lines.lock().unwrap_or_else(PoisonError::into_inner).push(text);
+            line.clear();
+        }
+    })
+}
+
+/// What failed, read from cargo test's output.
+#[derive(Debug, Default, PartialEq)]
+struct Failures {
+    /// Each `test NAME ... FAILED`, under the binary that ran it (from cargo's `Running` line
+    /// before it), in the order run.
+    tests: Vec<(String, Vec<String>)>,
+    /// The binaries that failed, as cargo names them (`-p engine --test main`): also those that
+    /// failed without a failed test (they crashed, or did not build).
+    targets: Vec<String>,
+}
+
+impl Failures {
+    fn read(lines: &[String]) -> Failures {
+        let mut failed = Failures::default();
+        let mut binary = String::from("(unknown binary)");
+        let mut in_target_list = false;
+        for line in lines {
+            let line = line.trim();
+            let was_in_target_list = std::mem::take(&mut in_target_list);
+            if let Some(running) = line.strip_prefix("Running ").or_else(|| line.strip_prefix("Doc-tests ")) {
+                binary = running.to_owned();
+            } else if let Some(test) = line.strip_prefix("test ").and_then(|t| t.strip_suffix(" ... FAILED"))
+            {
+                match failed.tests.iter_mut().find(|(b, _)| *b == binary) {
+                    Some((_, tests)) => tests.push(test.to_owned()),
+                    None => failed.tests.push((binary.clone(), vec![test.to_owned()])),
+                }
+            } else if let Some((_, target)) = line.split_once("to rerun pass ") {
+                failed.target(target);
+            } else if line.ends_with("targets failed:") {
+                in_target_list = true;
+            } else if was_in_target_list && line.starts_with('`') {
+                failed.target(line);
+                in_target_list = true;
+            }
+        }
+        failed
+    }
+
+    /// Notes a failed binary (cargo names it twice: in its rerun hint, then in the list).
+    fn target(&mut self, quoted: &str) {
+        let target = quoted.trim_matches('`');
+        if !self.targets.iter().any(|t| t == target) {
+            self.targets.push(target.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failures;
+
+    #[test]
+    fn failures_are_listed_under_their_binary() {
+        let output = "\
+     Running unittests src/lib.rs (target/debug/deps/engine-1)
+test ssh::tests::echo_round_trip ... ok
+test ssh::tests::latency_of_true ... FAILED
+error: test failed, to rerun pass `-p engine --lib`
+     Running ../tests/main.rs (target/debug/deps/main-2)
+test cli::hello ... ok
+test faults::kill ... FAILED
+test lab::copy ... FAILED
+error: test failed, to rerun pass `-p engine --test main`
+error: 2 targets failed:
+    `-p engine --lib`
+    `-p engine --test main`
+";
+        let lines: Vec<String> = output.lines().map(str::to_owned).collect();
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Failures::read(&lines),
+            Failures {
+                tests: vec![
+                    (
+                        "unittests src/lib.rs (target/debug/deps/engine-1)".into(),
+                        strings(&["ssh::tests::latency_of_true"])
+                    ),
+                    (
+                        "../tests/main.rs (target/debug/deps/main-2)".into(),
+                        strings(&["faults::kill", "lab::copy"])
+                    ),
+                ],
+                targets: strings(&["-p engine --lib", "-p engine --test main"]),
+            }
+        );
+    }
+
+    #[test]
+    fn one_failed_binary_is_named_by_the_rerun_hint() {
+        let output = "\
+     Running ../tests/main.rs (target/debug/deps/main-2)
+error: test failed, to rerun pass `-p engine --test main`
+";
+        let lines: Vec<String> = output.lines().map(str::to_owned).collect();
+        let failed = Failures::read(&lines);
+        assert!(failed.tests.is_empty());
+        assert_eq!(failed.targets, ["-p engine --test main"]);
+    }
 }

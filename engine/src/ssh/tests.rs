@@ -1,14 +1,18 @@
-//! Live tests against a real sshd. Ignored by default; run with
+//! Live tests against a real sshd, ignored by default: a plain `cargo test` lists them as
+//! ignored. `cargo xtask test` runs them (`--include-ignored`) against the first host of the lab,
+//! setting the variables below; by hand, with a lab up:
 //!
 //! ```text
 //! ENGINE_SSH_TEST_ADDR=10.77.0.11 \
 //! ENGINE_SSH_TEST_KEY=$PWD/target/lab/id_ed25519 \
 //! ENGINE_SSH_TEST_KNOWN_HOSTS=$PWD/target/lab/known_hosts \
-//!   cargo test -p engine --lib ssh::tests -- --ignored --test-threads=1 --nocapture
+//!   cargo test -p engine --lib ssh::tests -- --ignored --nocapture
 //! ```
 //!
 //! `ENGINE_SSH_TEST_ADDR` is `address` or `address:port`; `ENGINE_SSH_TEST_USER` defaults to
-//! `root`. Give absolute paths: cargo runs the tests from `engine/`. Without `ENGINE_SSH_TEST_ADDR` every test here passes without doing anything.
+//! `root`. Give absolute paths: cargo runs the tests from `engine/`. Without
+//! `ENGINE_SSH_TEST_ADDR` a test run anyway fails, naming the variable. The tests may run side by
+//! side on one host: each kills or looks for its own `sleep` only.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,12 +25,19 @@ use super::{HostKeyPolicy, SshConfig, SshHost};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// The config from the environment, or `None` (test skipped) when it is not set.
-fn live_config() -> Option<SshConfig> {
+/// The config from the environment; panics when `ENGINE_SSH_TEST_ADDR` is not set or not valid.
+fn live_config() -> SshConfig {
     init_tracing();
-    let target = std::env::var("ENGINE_SSH_TEST_ADDR").ok()?;
+    let Ok(target) = std::env::var("ENGINE_SSH_TEST_ADDR") else {
+        panic!(
+            "ENGINE_SSH_TEST_ADDR is not set: this test needs a live sshd (see the header of ssh/tests.rs)"
+        );
+    };
     let (address, port) = match target.rsplit_once(':') {
-        Some((address, port)) if !address.contains(':') => (address.to_owned(), port.parse().ok()?),
+        Some((address, port)) if !address.contains(':') => {
+            let port = port.parse().unwrap_or_else(|_| panic!("ENGINE_SSH_TEST_ADDR={target}: bad port"));
+            (address.to_owned(), port)
+        }
         _ => (target, 22),
     };
     let mut config =
@@ -37,7 +48,7 @@ fn live_config() -> Option<SshConfig> {
         config.known_hosts = PathBuf::from(path);
     }
     config.command_timeout = Duration::from_secs(60);
-    Some(config)
+    config
 }
 
 /// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=engine::ssh=debug`).
@@ -50,20 +61,8 @@ fn init_tracing() {
     }
 }
 
-fn live_host() -> Option<SshHost> {
-    live_config().map(|config| SshHost::new("live".into(), config))
-}
-
-macro_rules! live_or_skip {
-    ($expr:expr) => {
-        match $expr {
-            Some(value) => value,
-            None => {
-                eprintln!("ENGINE_SSH_TEST_ADDR not set; skipping");
-                return Ok(());
-            }
-        }
-    };
+fn live_host() -> SshHost {
+    SshHost::new("live".into(), live_config())
 }
 
 fn deterministic_bytes(len: usize) -> Vec<u8> {
@@ -81,7 +80,7 @@ fn deterministic_bytes(len: usize) -> Vec<u8> {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn echo_round_trip() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     let out = host.exec(Exec::new("echo hello; printf 'x y'")).await?;
     assert_eq!(out.status, Some(0));
     assert_eq!(out.stdout, b"hello\nx y");
@@ -92,7 +91,7 @@ async fn echo_round_trip() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn stdin_and_stdout_of_5_mib() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     let data = deterministic_bytes(5 * 1024 * 1024);
 
     let expected = {
@@ -127,7 +126,7 @@ async fn stdin_and_stdout_of_5_mib() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn stderr_and_exit_status() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     let out = host.exec(Exec::new("echo out; echo oops >&2; exit 3")).await?;
     assert_eq!(out.status, Some(3));
     assert_eq!(out.stdout, b"out\n");
@@ -142,7 +141,7 @@ async fn stderr_and_exit_status() -> TestResult {
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn concurrent_execs_share_one_connection() -> TestResult {
     for max_channels in [6, 10] {
-        let mut config = live_or_skip!(live_config());
+        let mut config = live_config();
         config.max_channels = max_channels;
         let host = Arc::new(SshHost::new("live".into(), config));
 
@@ -192,7 +191,7 @@ async fn concurrent_execs_share_one_connection() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn timeout_kills_the_remote_command() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     let start = Instant::now();
     let result = host.exec(Exec::new("sleep 30").timeout(Duration::from_secs(1))).await;
     assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
@@ -215,12 +214,13 @@ async fn timeout_kills_the_remote_command() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn cancelled_exec_kills_the_remote_command() -> TestResult {
-    let host = live_or_skip!(live_host());
-    let cancelled = tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 30"))).await;
+    let host = live_host();
+    // `sleep 31`, not the timeout test's `sleep 30`: the two may run side by side on one host.
+    let cancelled = tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 31"))).await;
     assert!(cancelled.is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = host.exec(Exec::new("pgrep -af 'sleep 3[0]'")).await?;
-    assert_eq!(out.status, Some(1), "sleep 30 still running: {}", out.stdout_text());
+    let out = host.exec(Exec::new("pgrep -af 'sleep 3[1]'")).await?;
+    assert_eq!(out.status, Some(1), "sleep 31 still running: {}", out.stdout_text());
     Ok(())
 }
 
@@ -238,7 +238,7 @@ fn known_hosts_copy(
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn unknown_host_key_is_refused_and_accept_new_learns_it() -> TestResult {
-    let mut config = live_or_skip!(live_config());
+    let mut config = live_config();
     let empty = known_hosts_copy(&config, |_| "# nothing here\n".into())?;
     config.known_hosts = empty.to_path_buf();
 
@@ -262,7 +262,7 @@ async fn unknown_host_key_is_refused_and_accept_new_learns_it() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn changed_host_key_is_refused_with_the_line() -> TestResult {
-    let mut config = live_or_skip!(live_config());
+    let mut config = live_config();
     let name = super::known_hosts::host_pattern(&config.address, config.port);
     // A random ed25519 key from russh's tests, filed under this host at line 3.
     let bogus = format!(
@@ -285,7 +285,7 @@ async fn changed_host_key_is_refused_with_the_line() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn failed_connect_is_reported_once_and_sticks() -> TestResult {
-    let mut config = live_or_skip!(live_config());
+    let mut config = live_config();
     config.key_file = Some(PathBuf::from("/nonexistent/id_ed25519"));
     let host = SshHost::new("live".into(), config);
     let first = host.exec(Exec::new("true")).await;
@@ -300,7 +300,7 @@ async fn failed_connect_is_reported_once_and_sticks() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn latency_of_true() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     let start = Instant::now();
     host.connect().await?;
     eprintln!("connect + auth: {:?}", start.elapsed());
@@ -321,7 +321,7 @@ async fn latency_of_true() -> TestResult {
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn lost_connection_reconnects_once() -> TestResult {
-    let host = live_or_skip!(live_host());
+    let host = live_host();
     // $PPID of the command's shell is the sshd process serving this connection.
     let kill_connection = || host.exec(Exec::new("kill -9 $PPID"));
     let first = kill_connection().await;

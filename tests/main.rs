@@ -1,0 +1,24 @@
+//! The integration and end-to-end tests, as one test binary (as casey/just does): each file
+//! beside this one is a module, and `support` is the harness they share. Run one file's tests
+//! with a filter on its module, e.g. `cargo test -p engine --test main -- errors::`.
+//!
+//! Lab tests are `#[ignore]`d, so a plain `cargo test` reports them as ignored; `cargo xtask
+//! test` boots the lab and runs them with `--include-ignored` (see `support::lab`).
+
+mod certgen;
+mod cli;
+mod docs;
+mod engine_features;
+mod errors;
+mod examples;
+mod faults;
+mod ha;
+mod imports;
+mod injection;
+mod kube;
+mod lab;
+mod modules_files;
+mod modules_services;
+mod resume;
+mod secrets;
+mod support;
