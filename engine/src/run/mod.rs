@@ -350,6 +350,7 @@ async fn execute(
                             continue;
                         }
                         Err(error) => {
+                            let error = error.to_string();
                             return Err(TaskError::UntilInvalid { expression: until.to_owned(), error });
                         }
                     }
