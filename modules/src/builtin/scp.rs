@@ -21,19 +21,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::deferred::is_deferred;
+use contract::deferred::is_deferred;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{ContentChange, WantedAttrs, content_change};
-use crate::diff::{sha256_hex, unified_diff};
-use crate::error::ModuleError;
-use crate::host::{Exec, Host};
-use crate::mode::Mode;
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, Attrs, FileKind, FileStat, run_checked};
-use crate::shell::{join, quote};
+use contract::diff::{sha256_hex, unified_diff};
+use contract::error::ModuleError;
+use contract::host::{Exec, Host};
+use contract::mode::Mode;
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, Attrs, FileKind, FileStat, run_checked};
+use contract::shell::{join, quote};
 
 /// The `from` value that names the machine engine runs on.
 pub const CONTROLLER: &str = "controller";
@@ -921,7 +921,7 @@ mod tests {
         assert!(args(json!({"from": "etcd0", "src": "/a", "dest": "/b"})).is_ok());
         assert!(args(json!({"from": "controller", "src": "rel/x", "dest": "/b"})).is_ok());
         assert!(args(json!({"src": ["/a", "/b"], "to_controller": "out/"})).is_ok());
-        let marker = format!("{}output|3|path{}", crate::deferred::open(), crate::deferred::CLOSE);
+        let marker = format!("{}output|3|path{}", contract::deferred::open(), contract::deferred::CLOSE);
         assert!(args(json!({"from": "etcd0", "src": marker, "dest": "/b"})).is_ok());
 
         let err = |v: Value| args(v).unwrap_err();
@@ -1049,9 +1049,9 @@ mod tests {
 
     #[test]
     fn private_keys_are_secret() {
-        assert!(crate::diff::looks_secret(b"-----BEGIN RSA PRIVATE KEY-----\n"));
-        assert!(crate::diff::looks_secret(b"-----BEGIN PRIVATE KEY-----\n"));
-        assert!(!crate::diff::looks_secret(b"-----BEGIN CERTIFICATE-----\n"));
+        assert!(contract::diff::looks_secret(b"-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(contract::diff::looks_secret(b"-----BEGIN PRIVATE KEY-----\n"));
+        assert!(!contract::diff::looks_secret(b"-----BEGIN CERTIFICATE-----\n"));
     }
 
     #[test]

@@ -29,11 +29,11 @@ pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
 use self::spec::{San, Subject, Usages};
-use crate::deferred::is_deferred;
-use crate::error::ModuleError;
-use crate::host::Host;
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, Attrs};
+use contract::deferred::is_deferred;
+use contract::error::ModuleError;
+use contract::host::Host;
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, Attrs};
 
 /// Makes a TLS certificate and its private key on the controller and writes them to the
 /// host, as cfssl and cfssljson do in the kubeadm HA guide: a self-signed CA (`kind: "ca"`,

@@ -9,8 +9,8 @@ use super::inspect::{self, Wanted};
 use super::issue::{self, Authority, CertSpec, Issued};
 use super::spec::{KeyAlgo, KeyKind, Profile, San, Subject, Usages};
 use super::*;
-use crate::local::LocalHost;
-use crate::module::{Peers, PlanOptions};
+use contract::local::LocalHost;
+use contract::module::{Peers, PlanOptions};
 
 const DAY: i64 = 86_400;
 
@@ -202,7 +202,7 @@ fn arguments_are_checked_strictly() {
             .contains("either host or controller")
     );
     // A reference to another task's output is checked once it is resolved.
-    let marker = format!("{}output|3|cert{}", crate::deferred::open(), crate::deferred::CLOSE);
+    let marker = format!("{}output|3|cert{}", contract::deferred::open(), contract::deferred::CLOSE);
     let by_ref =
         json!({ "kind": "leaf", "profile": "peer", "dir": "/p", "ca": { "cert": marker, "key": marker } });
     assert!(parse(by_ref).is_ok());

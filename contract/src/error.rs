@@ -1,4 +1,4 @@
-//! The modules crate's one error type.
+//! The contract's error types: why a module failed, and why its arguments were rejected.
 
 use crate::host::HostError;
 
