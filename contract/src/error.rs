@@ -23,6 +23,19 @@ pub enum ModuleError {
     Refused(String),
 }
 
+impl ModuleError {
+    /// Why it failed, without the command line: a failed command's stderr (its status when
+    /// it printed nothing), or the whole message. For errors that name their place themselves
+    /// ("cannot read X on the controller: REASON").
+    pub fn reason(&self) -> String {
+        match self {
+            ModuleError::Command { stderr, .. } if !stderr.is_empty() => stderr.clone(),
+            ModuleError::Command { command, status, .. } => format!("`{command}` exited with {status}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
 }
@@ -141,6 +154,18 @@ fn got_phrase(unexpected: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_leaves_out_the_command_line() {
+        let failed = |stderr: &str| ModuleError::Command {
+            command: "cat -- 'x'".into(),
+            status: "status 1".into(),
+            stderr: stderr.into(),
+        };
+        assert_eq!(failed("cat: x: No such file or directory").reason(), "cat: x: No such file or directory");
+        assert_eq!(failed("").reason(), "`cat -- 'x'` exited with status 1");
+        assert_eq!(ModuleError::Refused("no".into()).reason(), "no");
+    }
 
     #[test]
     fn an_unknown_argument_gets_the_nearest_name() {

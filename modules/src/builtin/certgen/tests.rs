@@ -310,6 +310,24 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     let body = key.lines().nth(1).unwrap();
     assert!(!text.contains(body) && !text.contains("PRIVATE KEY"), "{text}");
 
+    // The same CA read from the controller (this machine's files, through a local `sh`).
+    let on_controller = json!({
+        "kind": "leaf", "profile": "client", "cn": "admin", "name": "admin", "dir": dir,
+        "ca": { "controller": dir },
+    });
+    let first = plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap();
+    apply(first, &host).await;
+    assert!(!plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap().is_change());
+    let mut missing = on_controller;
+    missing["ca"]["key"] = json!("nope-key.pem");
+    let err = plan(missing, &host, &crate::NoPeers).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "cannot read CA file {dir}/nope-key.pem on the controller: cat: {dir}/nope-key.pem: No such file or directory"
+        )
+    );
+
     // A missing CA names the fix.
     let mut orphan = leaf;
     orphan["ca"]["cert"] = json!(format!("{dir}/nope.pem"));

@@ -3,13 +3,11 @@
 use async_trait::async_trait;
 use contract::diff::sha256_hex;
 use contract::error::ModuleError;
-use contract::host::{Exec, Host};
+use contract::host::Host;
 use contract::module::{Action, Outputs};
-use contract::remote::{self, Attrs, run_checked};
-use contract::shell::join;
+use contract::remote::Attrs;
 use serde_json::Value;
 
-use super::controller::{blocking, write_local_atomic};
 use super::side::Side;
 
 /// One file to send. Its content is kept only when `--diff` already read it, and never shown.
@@ -47,23 +45,8 @@ pub(super) struct ScpAction {
 impl Action for ScpAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
         let ScpAction { source, dest, mkdirs, writes, set_attrs } = *self;
-        let dest_host = dest.host(host);
         if !mkdirs.is_empty() {
-            match dest_host {
-                Some(h) => {
-                    let command = format!("mkdir -p -- {}", join(&mkdirs));
-                    run_checked(h, Exec::new(command)).await?;
-                }
-                None => {
-                    blocking(move || {
-                        mkdirs.iter().try_for_each(|d| {
-                            std::fs::create_dir_all(d)
-                                .map_err(|e| format!("cannot create {d} on the controller: {e}"))
-                        })
-                    })
-                    .await?
-                }
-            }
+            dest.mkdirs(host, &mkdirs).await?;
         }
         let sent = writes.len();
         for write in writes {
@@ -78,32 +61,10 @@ impl Action for ScpAction {
                     write.src
                 )));
             }
-            match dest_host {
-                Some(h) => remote::write_atomic(h, &write.dest, &content, &write.attrs).await?,
-                None => {
-                    let (path, mode) = (write.dest.clone(), write.attrs.mode);
-                    blocking(move || {
-                        write_local_atomic(&path, &content, mode)
-                            .map_err(|e| format!("cannot write {path} on the controller: {e}"))
-                    })
-                    .await?
-                }
-            }
+            dest.write(host, &write.dest, &content, &write.attrs).await?;
         }
         for (path, attrs) in set_attrs {
-            match dest_host {
-                Some(h) => remote::set_attrs(h, &path, &attrs).await?,
-                None => {
-                    if let Some(mode) = attrs.mode {
-                        blocking(move || {
-                            use std::os::unix::fs::PermissionsExt;
-                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                                .map_err(|e| format!("cannot chmod {path} on the controller: {e}"))
-                        })
-                        .await?
-                    }
-                }
-            }
+            dest.set_attrs(host, &path, &attrs).await?;
         }
         let mut outputs = Outputs::new();
         outputs.insert("sent".into(), Value::from(sent));

@@ -37,6 +37,28 @@ pub(super) struct Listing {
     pub(super) files: BTreeMap<String, Entry>,
 }
 
+impl Listing {
+    /// The listing of roots passed through [`find_root`], named as the roots were written.
+    pub(super) fn named_as_given(self) -> Self {
+        let strip = |path: String| match path.strip_prefix("./") {
+            Some(rest) => rest.to_owned(),
+            None => path,
+        };
+        Listing {
+            kinds: self.kinds.into_iter().map(|(path, kind)| (strip(path), kind)).collect(),
+            files: self.files.into_iter().map(|(path, entry)| (strip(path), entry)).collect(),
+        }
+    }
+}
+
+/// `root` as [`source_command`] takes it. `find` reads an argument starting with `-` as part
+/// of its expression, not as a root (`-delete` would run): a relative root (only the
+/// controller's paths can be relative) is given as `./ROOT`, and [`Listing::named_as_given`]
+/// names what was found as the root was written.
+pub(super) fn find_root(root: &str) -> String {
+    if root.starts_with('/') { root.to_owned() } else { format!("./{root}") }
+}
+
 /// Given file paths as arguments, prints `F\tmode\tsize\towner\tgroup\tpath\0` for each, then
 /// `sha256  path\0` for each (GNU stat and sha256sum; `-z` turns off name escaping).
 const DESCRIBE: &str = r#"stat --printf "F\t%a\t%s\t%U\t%G\t%n\0" -- "$@" && sha256sum -z -- "$@""#;
@@ -87,8 +109,10 @@ pub(super) fn dest_stdin(dirs: &BTreeSet<String>, files: &[&str]) -> Vec<u8> {
     out
 }
 
-pub(super) fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e.valid_up_to()))?;
+/// Parses a listing. `place` follows a refused name in the message: where it is, when its
+/// path does not say (" on the controller").
+pub(super) fn parse_listing(bytes: &[u8], place: &str) -> Result<Listing, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e.valid_up_to(), place))?;
     let mut listing = Listing::default();
     let mut described: BTreeMap<String, (u32, u64, String, String)> = BTreeMap::new();
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
@@ -128,14 +152,14 @@ pub(super) fn parse_listing(bytes: &[u8]) -> Result<Listing, String> {
 /// The error for a listing whose record around byte `bad` is not UTF-8: a file name that could
 /// only be copied mangled (read back under a lossy name, it is not there), so it is refused,
 /// named with its bytes escaped.
-fn not_utf8(bytes: &[u8], bad: usize) -> String {
+fn not_utf8(bytes: &[u8], bad: usize, place: &str) -> String {
     let start = bytes[..bad].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
     let end = bytes[bad..].iter().position(|&b| b == 0).map_or(bytes.len(), |i| bad + i);
     let record = &bytes[start..end];
     // `F\tmode\tsize\towner\tgroup\tpath`, or `K\tpath` for the other kinds.
     let fields = if record.starts_with(b"F\t") { 6 } else { 2 };
     let name = record.splitn(fields, |&b| b == b'\t').last().unwrap_or(record);
-    format!("file name {} is not UTF-8; engine copies only UTF-8 names", name.escape_ascii())
+    format!("file name {}{place} is not UTF-8; engine copies only UTF-8 names", name.escape_ascii())
 }
 
 #[cfg(test)]
@@ -149,7 +173,7 @@ mod tests {
             "D\t/pki\0M\t/gone\0O\t/dev/null\0F\t600\t3\troot\tadm\t/pki/a b\0F\t4755\t0\tx\ty\t/pki/s\0\
              {sha}  /pki/a b\0{sha}  /pki/s\0"
         );
-        let l = parse_listing(raw.as_bytes()).unwrap();
+        let l = parse_listing(raw.as_bytes(), "").unwrap();
         assert_eq!(l.kinds["/pki"], Kind::Dir);
         assert_eq!(l.kinds["/gone"], Kind::Missing);
         assert_eq!(l.kinds["/dev/null"], Kind::Other);
@@ -158,18 +182,18 @@ mod tests {
             Entry { mode: 0o600, size: 3, owner: "root".into(), group: "adm".into(), sha256: sha.clone() }
         );
         assert_eq!(l.files["/pki/s"].mode, 0o4755);
-        assert!(parse_listing(b"F\t600\t3\troot\troot\t/x\0").unwrap_err().contains("no checksum"));
-        assert!(parse_listing(b"garbage\0").is_err());
-        assert_eq!(parse_listing(b"").unwrap(), Listing::default());
+        assert!(parse_listing(b"F\t600\t3\troot\troot\t/x\0", "").unwrap_err().contains("no checksum"));
+        assert!(parse_listing(b"garbage\0", "").is_err());
+        assert_eq!(parse_listing(b"", "").unwrap(), Listing::default());
     }
 
     /// A non-UTF-8 name used to be read back under its lossy spelling (`cat` of a path that is
     /// not there): it is refused, named with its bytes.
     #[test]
     fn refuses_names_that_are_not_utf8() {
-        let error = parse_listing(b"D\t/d\0F\t644\t1\troot\troot\t/d/bad\xffname\0").unwrap_err();
+        let error = parse_listing(b"D\t/d\0F\t644\t1\troot\troot\t/d/bad\xffname\0", "").unwrap_err();
         assert_eq!(error, r"file name /d/bad\xffname is not UTF-8; engine copies only UTF-8 names");
-        let error = parse_listing(b"M\t/gone\xfe\0").unwrap_err();
+        let error = parse_listing(b"M\t/gone\xfe\0", "").unwrap_err();
         assert!(error.contains(r"/gone\xfe is not UTF-8"), "{error}");
     }
 

@@ -17,17 +17,19 @@
 //! The parts:
 //!
 //! - [`args`]: [`ScpArgs`], as playbooks write them, checked before anything runs.
-//! - [`side`]: where files are read or written: the controller, the task's host, a peer.
+//! - [`side`]: where files are read or written: the controller, the task's host, a peer;
+//!   every side is a [`Host`](contract::Host) (the controller a [`LocalHost`]), so every side's
+//!   files go through the same `remote` helpers.
 //! - [`listing`]: the one listing command per side, and parsing its answer.
 //! - [`glob`]: the `exclude` patterns.
 //! - [`transfer`]: pairing every source file with its destination.
-//! - [`controller`]: the controller's own files.
 //! - this file: [`Scp`], the module, whose `plan` lists both sides and decides what to send.
 //! - [`action`]: the planned copy, applied.
+//! - `tests.rs`: the module planned and applied on this machine, the controller's side
+//!   included (local hosts in scratch folders).
 
 mod action;
 mod args;
-mod controller;
 mod glob;
 mod listing;
 mod side;
@@ -36,42 +38,52 @@ mod transfer;
 use async_trait::async_trait;
 use contract::diff::unified_diff;
 use contract::error::ModuleError;
-use contract::host::Exec;
+use contract::local::LocalHost;
 use contract::module::{Context, Module, Outputs, Plan};
-use contract::remote::{FileKind, FileStat, run_checked};
+use contract::remote::{FileKind, FileStat};
 use serde_json::Value;
 
 use self::action::{ScpAction, Write};
 pub use self::args::{Paths, ScpArgs};
-use self::controller::{blocking, list_local_dest, list_local_sources};
-use self::listing::{Kind, dest_command, dest_stdin, parse_listing, source_command};
+use self::listing::Kind;
 use self::side::Side;
 use self::transfer::{needed_dirs, normalize, pair_up};
 use crate::builtin::file::{ContentChange, WantedAttrs, content_change};
 
 /// The `from` value that names the machine engine runs on.
-pub const CONTROLLER: &str = "controller";
+pub use contract::local::CONTROLLER;
 
 /// The `scp` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Scp {
     args: ScpArgs,
+    /// The controller's side of a copy (`from: "controller"`, `to_controller`).
+    controller: LocalHost,
 }
 
 impl Scp {
     pub fn new(args: ScpArgs) -> Self {
-        Self { args }
+        Self { args, controller: LocalHost::controller() }
+    }
+
+    /// Reads and writes the controller's files through `controller` (for tests: one working
+    /// in a scratch folder).
+    #[cfg(test)]
+    fn with_controller(mut self, controller: LocalHost) -> Self {
+        self.controller = controller;
+        self
     }
 
     /// The source and destination sides, and the destination root.
     fn sides(&self, cx: &Context<'_>) -> Result<(Side, Side, String), ModuleError> {
         let args = &self.args;
+        let controller = || Side::Controller(self.controller.clone());
         if let Some(local) = &args.to_controller {
-            return Ok((Side::TaskHost, Side::Controller, local.clone()));
+            return Ok((Side::TaskHost, controller(), local.clone()));
         }
         let dest = args.dest.clone().unwrap_or_default();
         match args.from.as_deref() {
-            Some(CONTROLLER) | None => Ok((Side::Controller, Side::TaskHost, dest)),
+            Some(CONTROLLER) | None => Ok((controller(), Side::TaskHost, dest)),
             Some(name) => {
                 let host = cx.peers.peer(name).ok_or_else(|| {
                     ModuleError::Refused(format!(
@@ -97,43 +109,16 @@ impl Module for Scp {
         let roots: Vec<String> = args.src.list().iter().map(|s| normalize(s)).collect();
 
         // One round trip to the source: what the roots are, every file's checksum and mode.
-        let sources = match source.host(cx.host) {
-            Some(host) => {
-                let out = run_checked(host, Exec::new(source_command(&roots))).await?;
-                parse_listing(&out.stdout).map_err(|e| {
-                    ModuleError::Refused(format!("cannot list {source_label}:{}: {e}", roots.join(" ")))
-                })?
-            }
-            None => {
-                let roots = roots.clone();
-                blocking(move || list_local_sources(&roots)).await?
-            }
-        };
+        let sources = source.list_sources(cx.host, &roots).await?;
         let copies =
             pair_up(&roots, &dest, &sources, &args.exclude, &source_label).map_err(ModuleError::Refused)?;
 
         // One round trip to the destination: the directories above, and every file's state.
         let dirs = needed_dirs(&copies);
         let dest_paths: Vec<&str> = copies.iter().map(|c| c.dest.as_str()).collect();
-        let current = match dest_side.host(cx.host) {
-            Some(host) => {
-                let exec = Exec::new(dest_command()).stdin(dest_stdin(&dirs, &dest_paths));
-                let out = run_checked(host, exec).await?;
-                parse_listing(&out.stdout).map_err(|e| {
-                    ModuleError::Refused(format!("cannot list {dest} on {}: {e}", dest_side.label(cx.host)))
-                })?
-            }
-            None => {
-                let (dirs, files) =
-                    (dirs.clone(), dest_paths.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-                blocking(move || list_local_dest(&dirs, &files)).await?
-            }
-        };
+        let current = dest_side.list_dest(cx.host, &dest, &dirs, &dest_paths).await?;
 
-        let dest_label = |path: &str| match dest_side {
-            Side::Controller => format!("{CONTROLLER}:{path}"),
-            _ => path.to_owned(),
-        };
+        let dest_label = |path: &str| dest_side.name(path);
         let mut changes = Vec::new();
         let mut mkdirs = Vec::new();
         for dir in &dirs {
@@ -235,11 +220,4 @@ impl Module for Scp {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn private_keys_are_secret() {
-        assert!(contract::diff::looks_secret(b"-----BEGIN RSA PRIVATE KEY-----\n"));
-        assert!(contract::diff::looks_secret(b"-----BEGIN PRIVATE KEY-----\n"));
-        assert!(!contract::diff::looks_secret(b"-----BEGIN CERTIFICATE-----\n"));
-    }
-}
+mod tests;
