@@ -1,33 +1,24 @@
-//! Typed, idempotent modules and the narrow host interface they act through.
+//! The built-in modules, and the registry that finds them by name.
 //!
-//! This crate knows nothing of graphs, playbooks or SSH. Its map:
+//! What a module is (the [`Module`] contract, the [`Host`] it acts through, the file helpers
+//! every module shares) lives in the `contract` crate (`engine-contract`); this crate holds
+//! the modules themselves, with the heavy libraries they need (rcgen and x509-parser for
+//! certificates, minijinja for templates). Its map:
 //!
-//! - [`host`]: the [`Host`] trait, one method: run a command line with optional stdin.
-//!   The engine implements it over SSH; tests can implement it any way they like.
-//! - [`shell`]: the one quoting helper every command line is built with.
-//! - [`remote`]: stat, read, atomic write, mkdir, remove, each one round trip over [`Host`].
-//! - [`module`]: the [`Module`] contract. `plan` reads the host and returns a [`Plan`] whose
-//!   [`Action`] holds exactly the planned changes; applying it changes nothing else.
 //! - [`registry`]: every module by name, with the schema that parses and documents its arguments.
 //! - [`builtin`]: the modules themselves.
-//! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
-pub mod deferred;
-pub mod diff;
-pub mod error;
-pub mod facts;
-pub mod host;
-pub mod local;
-pub mod mode;
-pub mod module;
 pub mod registry;
-pub mod remote;
-pub mod shell;
-pub mod suggest;
 
-pub use error::{ArgsError, ModuleError};
-pub use host::{Effect, Exec, ExecOutput, Host, HostError};
-pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
+// Transitional: the contract's modules and items, re-exported under their old paths
+// (`modules::host`, `modules::Host`, ...) so the engine builds unchanged while it moves to
+// importing them from `contract` directly. New code should use `contract::...`.
+pub use contract::{
+    Action, ArgsError, Context, Effect, Exec, ExecOutput, Host, HostError, Module, ModuleError, NoPeers,
+    Outputs, Peers, Plan, PlanOptions,
+};
+pub use contract::{deferred, diff, error, facts, host, local, mode, module, remote, shell, suggest};
+
 pub use registry::ModuleSpec;

@@ -15,8 +15,8 @@ use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
-use crate::error::{ArgsError, explain_args_error};
-use crate::module::Module;
+use contract::error::{ArgsError, explain_args_error};
+use contract::module::Module;
 
 /// A module as the registry knows it.
 #[derive(Debug, Clone, Copy)]

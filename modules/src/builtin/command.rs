@@ -8,11 +8,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ModuleError;
-use crate::host::{Effect, Exec, Host};
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::command_error;
-use crate::shell::{join, quote};
+use contract::error::ModuleError;
+use contract::host::{Effect, Exec, Host};
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::command_error;
+use contract::shell::{join, quote};
 
 /// Runs a command on the host. Without a guard it runs (and reports changed) every time;
 /// `creates` and `removes` make it idempotent. Outputs: `rc`, `stdout`, `stderr`.
@@ -121,7 +121,7 @@ impl Module for Command {
                 branches.push(format!("[ ! -e {} ]; then echo removes", quote(p)));
             }
             script.push_str(&format!("if {}; fi", branches.join("; elif ")));
-            let out = crate::remote::run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
+            let out = contract::remote::run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
             let why = match (out.stdout_text().as_str(), &args.creates, &args.removes) {
                 ("creates", Some(p), _) => Some(format!("{p} exists")),
                 ("removes", _, Some(p)) => Some(format!("{p} is absent")),

@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::diff::unified_diff;
-use crate::error::ModuleError;
-use crate::host::Host;
-use crate::mode::Mode;
-use crate::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
-use crate::remote::{self, Attrs, FileKind, FileStat};
+use contract::diff::unified_diff;
+use contract::error::ModuleError;
+use contract::host::Host;
+use contract::mode::Mode;
+use contract::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
+use contract::remote::{self, Attrs, FileKind, FileStat};
 
 /// Manages one path on the host: a file with the given content, a directory, or nothing.
 /// Output: `path`. Writes are atomic (temporary file, fsync, rename), and mode and owner are set before the rename.
@@ -47,7 +47,7 @@ pub enum FileState {
 
 impl FileArgs {
     pub(crate) fn validate(self) -> Result<Self, String> {
-        if !self.path.starts_with('/') && !crate::deferred::is_deferred(&self.path) {
+        if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
             return Err(format!("path must be absolute, got {:?}", self.path));
         }
         if self.state != FileState::File && self.content.is_some() {
@@ -166,7 +166,7 @@ pub(crate) async fn plan_content(
     wanted: &WantedAttrs,
     options: PlanOptions,
 ) -> Result<Plan, ModuleError> {
-    let wanted_sha = crate::diff::sha256_hex(content);
+    let wanted_sha = contract::diff::sha256_hex(content);
     let (change, mut changes) = content_change(path, current.as_ref(), &wanted_sha, wanted, 0o644)?;
     let path = path.to_owned();
     match change {

@@ -10,11 +10,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ModuleError;
-use crate::host::{Exec, Host};
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, command_error, run_checked};
-use crate::shell::join;
+use contract::error::ModuleError;
+use contract::host::{Exec, Host};
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, command_error, run_checked};
+use contract::shell::join;
 
 const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
@@ -127,7 +127,7 @@ impl KubectlArgs {
         }
         if let Some(server) = &self.server
             && !server.starts_with("https://")
-            && !crate::deferred::is_deferred(server)
+            && !contract::deferred::is_deferred(server)
         {
             return Err(format!("server must be an https:// URL, got {server:?}"));
         }

@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::error::ModuleError;
-use crate::host::{Exec, Host};
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::run_checked;
-use crate::shell::join;
+use contract::error::ModuleError;
+use contract::host::{Exec, Host};
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::run_checked;
+use contract::shell::join;
 
 /// Touched after every successful `apt-get update` by this module (and by Debian's own
 /// update-notifier); its age is the age of the package lists.

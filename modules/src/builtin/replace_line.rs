@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
-use crate::error::ModuleError;
-use crate::module::{Context, Module, Plan};
-use crate::remote;
+use contract::error::ModuleError;
+use contract::module::{Context, Module, Plan};
+use contract::remote;
 
 /// Replaces every line of an existing file whose text, after its indentation, starts with
 /// `starts_with`, by `line` (indented like the line it replaces). Nothing else in the file
@@ -29,7 +29,7 @@ pub struct ReplaceLineArgs {
 
 impl ReplaceLineArgs {
     pub(crate) fn validate(self) -> Result<Self, String> {
-        if !self.path.starts_with('/') && !crate::deferred::is_deferred(&self.path) {
+        if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
             return Err(format!("path must be absolute, got {:?}", self.path));
         }
         if self.starts_with.trim().is_empty() {

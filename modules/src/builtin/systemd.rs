@@ -11,12 +11,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::diff::{sha256_hex, unified_diff};
-use crate::error::ModuleError;
-use crate::host::{Exec, Host};
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, Attrs, command_error, run_checked};
-use crate::shell::{join, quote};
+use contract::diff::{sha256_hex, unified_diff};
+use contract::error::ModuleError;
+use contract::host::{Exec, Host};
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, Attrs, command_error, run_checked};
+use contract::shell::{join, quote};
 
 /// Where unit files and drop-in directories written by this module live.
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -588,13 +588,13 @@ mod tests {
             "canned"
         }
 
-        async fn exec(&self, _exec: Exec) -> Result<crate::host::ExecOutput, crate::host::HostError> {
-            Ok(crate::host::ExecOutput { status: Some(0), stdout: self.0.into(), stderr: Vec::new() })
+        async fn exec(&self, _exec: Exec) -> Result<contract::host::ExecOutput, contract::host::HostError> {
+            Ok(contract::host::ExecOutput { status: Some(0), stdout: self.0.into(), stderr: Vec::new() })
         }
     }
 
     async fn plan(json: serde_json::Value, host: &Canned) -> Result<Plan, ModuleError> {
-        let cx = Context::new(host, crate::module::PlanOptions::default());
+        let cx = Context::new(host, contract::module::PlanOptions::default());
         Systemd::new(args(json).unwrap()).plan(&cx).await
     }
 

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
-use crate::error::ModuleError;
-use crate::mode::Mode;
-use crate::module::{Context, Module, Plan};
-use crate::remote;
+use contract::error::ModuleError;
+use contract::mode::Mode;
+use contract::module::{Context, Module, Plan};
+use contract::remote;
 
 /// The template's name in minijinja's messages. Not a file name: names ending in `.html`
 /// would turn on HTML auto-escaping.

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::error::ModuleError;
-use crate::host::{Exec, ExecOutput, Host, HostError};
-use crate::module::{Context, Module, Outputs, Plan};
-use crate::shell::quote;
+use contract::error::ModuleError;
+use contract::host::{Exec, ExecOutput, Host, HostError};
+use contract::module::{Context, Module, Outputs, Plan};
+use contract::shell::quote;
 
 /// The longest one probe may take (or the interval, when that is longer); never past the deadline.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);

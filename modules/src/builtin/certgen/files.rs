@@ -1,9 +1,9 @@
 //! Reading several small files of one host in one round trip.
 
-use crate::error::ModuleError;
-use crate::host::{Exec, Host};
-use crate::remote::run_checked;
-use crate::shell::quote;
+use contract::error::ModuleError;
+use contract::host::{Exec, Host};
+use contract::remote::run_checked;
+use contract::shell::quote;
 
 /// One file as read: its permission bits and content; `None` when it is not there.
 #[derive(Clone, PartialEq, Eq)]

@@ -29,11 +29,12 @@ pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
 use self::spec::{San, Subject, Usages};
-use crate::deferred::is_deferred;
-use crate::error::ModuleError;
-use crate::host::Host;
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, Attrs};
+use contract::deferred::is_deferred;
+use contract::error::ModuleError;
+use contract::host::Host;
+use contract::local::LocalHost;
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, Attrs};
 
 /// Makes a TLS certificate and its private key on the controller and writes them to the
 /// host, as cfssl and cfssljson do in the kubeadm HA guide: a self-signed CA (`kind: "ca"`,
@@ -396,13 +397,20 @@ impl Certgen {
                 let cert = dir.join(ca_source.cert.as_deref().unwrap_or("ca.pem"));
                 let key = dir.join(ca_source.key.as_deref().unwrap_or("ca-key.pem"));
                 let origin = format!("{} on the controller", cert.display());
-                let read = |path: std::path::PathBuf| async move {
-                    tokio::fs::read(&path).await.map_err(|e| {
-                        ModuleError::Refused(format!(
-                            "cannot read CA file {} on the controller: {e}",
-                            path.display()
-                        ))
-                    })
+                // The controller's files are read like any host's (relative paths are from
+                // engine's working directory).
+                let controller = LocalHost::controller();
+                let read = |path: std::path::PathBuf| {
+                    let controller = &controller;
+                    async move {
+                        let path = path.to_string_lossy().into_owned();
+                        remote::read(controller, &path).await.map_err(|e| {
+                            ModuleError::Refused(format!(
+                                "cannot read CA file {path} on the controller: {}",
+                                e.reason()
+                            ))
+                        })
+                    }
                 };
                 let (cert_pem, key_pem) = (read(cert).await?, read(key).await?);
                 let authority = Authority::new(&cert_pem, key_pem, &origin).map_err(ModuleError::Refused)?;

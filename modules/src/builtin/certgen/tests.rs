@@ -9,8 +9,8 @@ use super::inspect::{self, Wanted};
 use super::issue::{self, Authority, CertSpec, Issued};
 use super::spec::{KeyAlgo, KeyKind, Profile, San, Subject, Usages};
 use super::*;
-use crate::local::LocalHost;
-use crate::module::{Peers, PlanOptions};
+use contract::local::LocalHost;
+use contract::module::{Peers, PlanOptions};
 
 const DAY: i64 = 86_400;
 
@@ -202,7 +202,7 @@ fn arguments_are_checked_strictly() {
             .contains("either host or controller")
     );
     // A reference to another task's output is checked once it is resolved.
-    let marker = format!("{}output|3|cert{}", crate::deferred::open(), crate::deferred::CLOSE);
+    let marker = format!("{}output|3|cert{}", contract::deferred::open(), contract::deferred::CLOSE);
     let by_ref =
         json!({ "kind": "leaf", "profile": "peer", "dir": "/p", "ca": { "cert": marker, "key": marker } });
     assert!(parse(by_ref).is_ok());
@@ -309,6 +309,24 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     let key = std::fs::read_to_string(format!("{dir}/ca-key.pem")).unwrap();
     let body = key.lines().nth(1).unwrap();
     assert!(!text.contains(body) && !text.contains("PRIVATE KEY"), "{text}");
+
+    // The same CA read from the controller (this machine's files, through a local `sh`).
+    let on_controller = json!({
+        "kind": "leaf", "profile": "client", "cn": "admin", "name": "admin", "dir": dir,
+        "ca": { "controller": dir },
+    });
+    let first = plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap();
+    apply(first, &host).await;
+    assert!(!plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap().is_change());
+    let mut missing = on_controller;
+    missing["ca"]["key"] = json!("nope-key.pem");
+    let err = plan(missing, &host, &crate::NoPeers).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "cannot read CA file {dir}/nope-key.pem on the controller: cat: {dir}/nope-key.pem: No such file or directory"
+        )
+    );
 
     // A missing CA names the fix.
     let mut orphan = leaf;

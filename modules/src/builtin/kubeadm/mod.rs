@@ -17,13 +17,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::deferred::is_deferred;
-use crate::diff::sha256_hex;
-use crate::error::ModuleError;
-use crate::host::{Exec, ExecOutput, Host};
-use crate::module::{Action, Context, Module, Outputs, Plan};
-use crate::remote::{self, Attrs, command_error, run_checked};
-use crate::shell::{join, quote};
+use contract::deferred::is_deferred;
+use contract::diff::sha256_hex;
+use contract::error::ModuleError;
+use contract::host::{Exec, ExecOutput, Host};
+use contract::module::{Action, Context, Module, Outputs, Plan};
+use contract::remote::{self, Attrs, command_error, run_checked};
+use contract::shell::{join, quote};
 
 use config::KubeadmConfig;
 

@@ -122,7 +122,7 @@ fn checks_arguments_per_action() {
         .unwrap_err()
         .contains("token")
     );
-    let marker = format!("{}out|1|token{}", crate::deferred::open(), crate::deferred::CLOSE);
+    let marker = format!("{}out|1|token{}", contract::deferred::open(), contract::deferred::CLOSE);
     assert!(
         args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
     );
@@ -161,7 +161,7 @@ impl Host for Scripted {
         "master0"
     }
 
-    async fn exec(&self, exec: Exec) -> Result<ExecOutput, crate::host::HostError> {
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, contract::host::HostError> {
         self.ran.lock().unwrap().push(exec.command.clone());
         let answer = self.answers.iter().find(|(fragment, _)| exec.command.contains(fragment));
         Ok(answer
@@ -173,12 +173,12 @@ impl Host for Scripted {
 async fn plan_init(answers: Vec<(&'static str, ExecOutput)>) -> (Result<Plan, ModuleError>, Vec<String>) {
     let host = Scripted { answers, ran: Default::default() };
     let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap());
-    let plan = module.plan(&Context::new(&host, crate::module::PlanOptions::default())).await;
+    let plan = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
     (plan, host.ran.into_inner().unwrap())
 }
 
 fn written_sha() -> String {
-    crate::diff::sha256_hex(KubeadmConfig::parse(&guide_v1alpha1()).unwrap().render().as_bytes())
+    contract::diff::sha256_hex(KubeadmConfig::parse(&guide_v1alpha1()).unwrap().render().as_bytes())
 }
 
 const TOKENS: &str = r#"{"token": "cccccc.dddddddddddddddd", "usages": ["authentication", "signing"],

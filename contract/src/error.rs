@@ -1,4 +1,4 @@
-//! The modules crate's one error type.
+//! The contract's error types: why a module failed, and why its arguments were rejected.
 
 use crate::host::HostError;
 
@@ -21,6 +21,19 @@ pub enum ModuleError {
     /// The host's state does not allow the requested change (e.g. a file where a directory is asked).
     #[error("{0}")]
     Refused(String),
+}
+
+impl ModuleError {
+    /// Why it failed, without the command line: a failed command's stderr (its status when
+    /// it printed nothing), or the whole message. For errors that name their place themselves
+    /// ("cannot read X on the controller: REASON").
+    pub fn reason(&self) -> String {
+        match self {
+            ModuleError::Command { stderr, .. } if !stderr.is_empty() => stderr.clone(),
+            ModuleError::Command { command, status, .. } => format!("`{command}` exited with {status}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -141,6 +154,18 @@ fn got_phrase(unexpected: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_leaves_out_the_command_line() {
+        let failed = |stderr: &str| ModuleError::Command {
+            command: "cat -- 'x'".into(),
+            status: "status 1".into(),
+            stderr: stderr.into(),
+        };
+        assert_eq!(failed("cat: x: No such file or directory").reason(), "cat: x: No such file or directory");
+        assert_eq!(failed("").reason(), "`cat -- 'x'` exited with status 1");
+        assert_eq!(ModuleError::Refused("no".into()).reason(), "no");
+    }
 
     #[test]
     fn an_unknown_argument_gets_the_nearest_name() {

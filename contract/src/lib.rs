@@ -1,0 +1,39 @@
+//! The module contract: what a module is, and the narrow host interface it acts through.
+//!
+//! This crate knows nothing of graphs, playbooks, SSH or any particular module, and stays
+//! small: the engine's transports and anything else that only needs the contract build it
+//! without the built-in modules' certificate and template libraries. Its map:
+//!
+//! - [`host`]: the [`Host`] trait, one method: run a command line with optional stdin.
+//!   The engine implements it over SSH; [`local`] implements it on the controller.
+//! - [`local`]: [`LocalHost`], the controller as a [`Host`] (`sh -c`), so controller files go
+//!   through the same helpers, and the same atomic writes, as any host's.
+//! - [`shell`]: the one quoting helper every command line is built with.
+//! - [`remote`]: stat, read, atomic write, mkdir, remove, each one round trip over [`Host`].
+//! - [`module`]: the [`Module`] contract. `plan` reads the host and returns a [`Plan`] whose
+//!   [`Action`] holds exactly the planned changes; applying it changes nothing else.
+//! - [`error`]: [`ModuleError`] (why a module could not plan or apply), [`ArgsError`], and
+//!   the rewriting of serde's messages about arguments into a playbook author's words.
+//! - [`facts`]: a host's facts, gathered in one round trip.
+//! - [`deferred`]: run-time references (another task's output) as they appear in arguments.
+//! - [`diff`]: content hashes, secret detection and unified diffs.
+//! - [`mode`]: permission bits as playbooks write them.
+//! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod deferred;
+pub mod diff;
+pub mod error;
+pub mod facts;
+pub mod host;
+pub mod local;
+pub mod mode;
+pub mod module;
+pub mod remote;
+pub mod shell;
+pub mod suggest;
+
+pub use error::{ArgsError, ModuleError};
+pub use host::{Effect, Exec, ExecOutput, Host, HostError};
+pub use local::LocalHost;
+pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};

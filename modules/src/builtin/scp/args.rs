@@ -1,0 +1,162 @@
+//! `scp`'s arguments, as playbooks write them, and the checks made before anything runs.
+
+use contract::deferred::is_deferred;
+use contract::mode::Mode;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::CONTROLLER;
+
+/// Copies files between machines; the controller relays the bytes, so hosts need no SSH
+/// access to each other. Three directions:
+/// host → this host (`from: "etcd0"`), controller → this host (`from: "controller"`), and
+/// this host → controller (`to_controller: "/local/dir/"`, no `from`).
+/// One `src` that is a file is copied to `dest` (into it when `dest` ends with `/`); one `src`
+/// that is a directory is copied to `dest` as a tree (`src/a/b` → `dest/a/b`); several `src`
+/// are each copied into the directory `dest` under their own name. Only regular files are
+/// copied (symbolic links and empty directories are not); missing directories are created.
+/// Checksums are compared first, so unchanged files are not sent. File content never
+/// appears in reports: changes name files and sizes, and `--diff` shows only
+/// "secret content differs" for files holding a private key. Outputs: `files` (every
+/// destination path) and `sent` (how many were sent).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScpArgs {
+    /// Where the files come from: another host's inventory name (read over its own
+    /// connection), or "controller" for the machine engine runs on (relative paths are from
+    /// engine's working directory). Omit it with `to_controller`. A task reading from another
+    /// host does not wait for that host's tasks by itself: use `.after(task)`, or take `src`
+    /// from the producing task's output.
+    pub from: Option<String>,
+    /// What to copy: a path, or a list of paths, on the source. Absolute on hosts. An earlier
+    /// task's output works too (`src: ca.output("path")`), and makes this task wait for it.
+    pub src: Paths,
+    /// Absolute destination on this task's host. A directory when `src` is a directory or a
+    /// list, or when it ends with `/`.
+    pub dest: Option<String>,
+    /// Copy from this task's host to this path on the controller instead (relative to engine's
+    /// working directory), with the same rules as `dest`. Excludes `from`, `dest`, `owner`, `group`.
+    pub to_controller: Option<String>,
+    /// Glob patterns of files to leave out, matched against paths relative to the copied
+    /// directory: `*` and `?` stay within one path segment, `**` crosses them, `[a-z]` is a
+    /// class. A pattern without `/` matches any segment, e.g. "apiserver.key", "*.key", "etcd"
+    /// (that whole subdirectory).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Permission bits for every copied file, as an octal string like "0600". Default: each
+    /// source file's own mode.
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<Mode>,
+    /// Owning user of the copied files on this task's host.
+    pub owner: Option<String>,
+    /// Owning group of the copied files on this task's host.
+    pub group: Option<String>,
+}
+
+/// One path or a list of paths.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a path or a list of paths")]
+pub enum Paths {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Paths {
+    pub(super) fn list(&self) -> Vec<String> {
+        match self {
+            Paths::One(p) => vec![p.clone()],
+            Paths::Many(ps) => ps.clone(),
+        }
+    }
+}
+
+/// True for a value that holds a run-time reference (another task's output, a host's fact),
+/// which the engine fills in just before the task runs; it is checked again then. The engine's
+/// `plan::refs` markers are set off by U+2063 (INVISIBLE SEPARATOR).
+fn check_absolute(what: &str, path: &str) -> Result<(), String> {
+    if path.starts_with('/') || is_deferred(path) {
+        Ok(())
+    } else {
+        Err(format!("{what} must be an absolute path on the host, got {path:?}"))
+    }
+}
+
+impl ScpArgs {
+    pub(crate) fn validate(self) -> Result<Self, String> {
+        let srcs = self.src.list();
+        if srcs.is_empty() {
+            return Err("src must name at least one path".into());
+        }
+        if srcs.iter().any(|s| s.trim().is_empty()) {
+            return Err("src paths must not be empty".into());
+        }
+        if let Some(local) = &self.to_controller {
+            if self.from.is_some() || self.dest.is_some() {
+                return Err(
+                    "to_controller copies from this task's host: give no `from` or `dest` with it".into()
+                );
+            }
+            if self.owner.is_some() || self.group.is_some() {
+                return Err("owner and group cannot be set on the controller (to_controller)".into());
+            }
+            if local.trim().is_empty() {
+                return Err("to_controller must not be empty".into());
+            }
+            srcs.iter().try_for_each(|s| check_absolute("src", s))?;
+        } else {
+            let Some(from) = &self.from else {
+                return Err(format!(
+                    "missing `from`: the source host's name, or {CONTROLLER:?} (or use `to_controller` to copy to the controller)"
+                ));
+            };
+            if from.trim().is_empty() {
+                return Err("from must name a host or \"controller\"".into());
+            }
+            let Some(dest) = &self.dest else {
+                return Err("missing `dest`: where to put the files on this task's host".into());
+            };
+            check_absolute("dest", dest)?;
+            if from != CONTROLLER {
+                srcs.iter().try_for_each(|s| check_absolute("src", s))?;
+            }
+        }
+        if let Some(p) = self.exclude.iter().find(|p| p.trim_matches('/').is_empty()) {
+            return Err(format!("exclude pattern {p:?} matches nothing"));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn args(value: Value) -> Result<ScpArgs, String> {
+        serde_json::from_value::<ScpArgs>(value).map_err(|e| e.to_string())?.validate()
+    }
+
+    #[test]
+    fn arguments_name_what_is_wrong() {
+        assert!(args(json!({"from": "etcd0", "src": "/a", "dest": "/b"})).is_ok());
+        assert!(args(json!({"from": "controller", "src": "rel/x", "dest": "/b"})).is_ok());
+        assert!(args(json!({"src": ["/a", "/b"], "to_controller": "out/"})).is_ok());
+        let marker = format!("{}output|3|path{}", contract::deferred::open(), contract::deferred::CLOSE);
+        assert!(args(json!({"from": "etcd0", "src": marker, "dest": "/b"})).is_ok());
+
+        let err = |v: Value| args(v).unwrap_err();
+        assert!(err(json!({"src": "/a", "dest": "/b"})).contains("missing `from`"));
+        assert!(err(json!({"from": "etcd0", "src": "/a"})).contains("missing `dest`"));
+        assert!(err(json!({"from": "etcd0", "src": "a", "dest": "/b"})).contains("src must be an absolute"));
+        assert!(err(json!({"from": "etcd0", "src": "/a", "dest": "b"})).contains("dest must be an absolute"));
+        assert!(err(json!({"from": "etcd0", "src": [], "dest": "/b"})).contains("at least one"));
+        assert!(err(json!({"from": "x", "src": "/a", "to_controller": "o"})).contains("no `from` or `dest`"));
+        assert!(err(json!({"src": "/a", "to_controller": "o", "owner": "root"})).contains("owner and group"));
+        assert!(err(json!({"from": "e", "src": 3, "dest": "/b"})).contains("a path or a list of paths"));
+        assert!(
+            err(json!({"from": "e", "src": "/a", "dest": "/b", "excludes": []})).contains("unknown field")
+        );
+        assert!(err(json!({"from": "e", "src": "/a", "dest": "/b", "mode": "999"})).contains("invalid mode"));
+    }
+}
