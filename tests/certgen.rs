@@ -18,8 +18,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use modules::local::LocalHost;
-use modules::{Context, NoPeers, PlanOptions};
+use contract::local::LocalHost;
+use contract::{Context, NoPeers, PlanOptions};
 use serde_json::{Value, json};
 use support::lab::Lab;
 use support::{Test, fixture};

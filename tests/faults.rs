@@ -496,5 +496,5 @@ fn fifty_hosts_with_five_killed_the_other_forty_five_finish_and_the_recap_is_exa
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    modules::diff::sha256_hex(bytes)
+    contract::diff::sha256_hex(bytes)
 }

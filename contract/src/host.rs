@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::remote::FileStat;
+use crate::stat::FileStat;
 
 /// One command to run on a host.
 #[derive(Debug, Clone, Default)]

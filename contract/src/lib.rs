@@ -6,10 +6,12 @@
 //!
 //! - [`host`]: the [`Host`] trait, one method: run a command line with optional stdin.
 //!   The engine implements it over SSH; [`local`] implements it on the controller.
+//! - [`target`]: [`Target`], a [`Host`] the engine connects before its first task.
 //! - [`local`]: [`LocalHost`], the controller as a [`Host`] (`sh -c`), so controller files go
 //!   through the same helpers, and the same atomic writes, as any host's.
 //! - [`shell`]: the one quoting helper every command line is built with.
-//! - [`remote`]: stat, read, atomic write, mkdir, remove, each one round trip over [`Host`].
+//! - [`remote`]: stat, read, atomic write, mkdir, remove, each one round trip over [`Host`];
+//!   [`stat`]: what a stat finds ([`stat::FileStat`]), also what a transport may cache.
 //! - [`module`]: the [`Module`] contract. `plan` reads the host and returns a [`Plan`] whose
 //!   [`Action`] holds exactly the planned changes; applying it changes nothing else.
 //! - [`error`]: [`ModuleError`] (why a module could not plan or apply), [`ArgsError`], and
@@ -31,9 +33,12 @@ pub mod mode;
 pub mod module;
 pub mod remote;
 pub mod shell;
+pub mod stat;
 pub mod suggest;
+pub mod target;
 
 pub use error::{ArgsError, ModuleError};
 pub use host::{Effect, Exec, ExecOutput, Host, HostError};
 pub use local::LocalHost;
 pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
+pub use target::Target;

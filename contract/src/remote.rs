@@ -6,6 +6,7 @@
 use crate::error::ModuleError;
 use crate::host::{Effect, Exec, ExecOutput, Host};
 use crate::shell::quote;
+pub use crate::stat::{FileKind, FileStat};
 
 /// Runs `command` and fails with its stderr when it exits non-zero.
 pub async fn run_checked(host: &dyn Host, exec: Exec) -> Result<ExecOutput, ModuleError> {
@@ -21,27 +22,6 @@ pub fn command_error(command: String, output: &ExecOutput) -> ModuleError {
         status: output.status.map_or_else(|| "a signal".to_owned(), |s| format!("status {s}")),
         stderr: output.stderr_tail(10),
     }
-}
-
-/// What kind of filesystem object a path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    File,
-    Directory,
-    Symlink,
-    Other,
-}
-
-/// The state of a path on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStat {
-    pub kind: FileKind,
-    /// Permission bits, e.g. `0o644`.
-    pub mode: u32,
-    pub owner: String,
-    pub group: String,
-    /// Hex SHA-256 of the content, for regular files.
-    pub sha256: Option<String>,
 }
 
 /// Stats `path` (without following a final symlink) and hashes it when it is a regular file.

@@ -233,7 +233,7 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
                 None => modules_doc::index(),
                 Some(name) => modules_doc::module(&name).ok_or_else(|| {
                     let names = modules::registry::all().iter().map(|s| s.name);
-                    match modules::suggest::did_you_mean(&name, names) {
+                    match contract::suggest::did_you_mean(&name, names) {
                         near if near.is_empty() => {
                             Error::Usage(format!("no module named {name:?}; `engine modules` lists them"))
                         }

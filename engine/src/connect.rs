@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use modules::HostError;
+use contract::HostError;
 
 use crate::error::Error;
 use crate::inventory::InventoryError;
 use crate::plan::Plan;
-use crate::run::Target;
 use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
 use crate::sudo::Sudo;
+use contract::Target;
 
 /// Connection settings that come from the command line rather than the inventory.
 #[derive(Debug, Clone)]
@@ -52,12 +52,12 @@ struct Unusable {
 }
 
 #[async_trait]
-impl modules::Host for Unusable {
+impl contract::Host for Unusable {
     fn name(&self) -> &str {
         &self.name
     }
 
-    async fn exec(&self, _exec: modules::Exec) -> Result<modules::ExecOutput, HostError> {
+    async fn exec(&self, _exec: contract::Exec) -> Result<contract::ExecOutput, HostError> {
         Err(HostError::Unreachable(self.reason.clone()))
     }
 }

@@ -8,7 +8,7 @@
 //!   everything at once; only a sealed plan can run, be checked, or be drawn as DOT.
 //! - [`sched`]: the DAG walker. It knows nodes, hosts and dependencies, not modules.
 //! - [`run`]: connects the walker to hosts and modules: plan, then apply, emitting events.
-//! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `modules::Host`;
+//! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `contract::Host`;
 //!   [`connect`] makes one per inventory host, and [`sudo`] wraps it for `ansible_become`.
 //! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
 //!   the JSON stream and the logs are separate subscribers.

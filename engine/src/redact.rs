@@ -4,7 +4,7 @@
 //! while it is evaluated), and values modules produce that are secret by nature (a bootstrap
 //! token, a certificate key, a private key; added by the runner as soon as a task reports
 //! them). Besides those literal values it always hides PEM private key blocks
-//! ([`modules::diff::redact_private_keys`]) and anything shaped like a kubeadm bootstrap token.
+//! ([`contract::diff::redact_private_keys`]) and anything shaped like a kubeadm bootstrap token.
 //!
 //! Who goes through it: the event bus redacts every event before any subscriber sees it
 //! (console, `--json`, the tracing log, the run journal); the tracing writer redacts every log
@@ -57,7 +57,7 @@ impl Redactor {
             let debug = format!("{value:?}");
             let json = serde_json::to_string(value).unwrap_or_default();
             // As a command line shows it: `it's` is quoted `'it'\''s'`.
-            let shell = modules::shell::quote(value);
+            let shell = contract::shell::quote(value);
             for quoted in [debug, json, shell] {
                 let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
                 if inner != value && !inner.is_empty() {
@@ -98,7 +98,7 @@ impl Redactor {
     fn add_value(&self, value: &Value, secret: bool) {
         match value {
             Value::String(s)
-                if (secret && s.len() >= MIN_NAMED_SECRET) || modules::diff::looks_secret(s.as_bytes()) =>
+                if (secret && s.len() >= MIN_NAMED_SECRET) || contract::diff::looks_secret(s.as_bytes()) =>
             {
                 self.add(s);
                 // A bootstrap token's secret half is secret on its own too.
@@ -115,7 +115,7 @@ impl Redactor {
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = modules::diff::redact_private_keys(text);
+        let mut out = contract::diff::redact_private_keys(text);
         if let Some(hidden) = redact_tokens(&out) {
             out = Cow::Owned(hidden);
         }
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(r.redact("é abcdef.0123456789abcdef é"), "é <secret> é", "multi-byte text around it");
         assert_eq!(r.redact("ééééééééééééééééé"), "ééééééééééééééééé");
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
-        assert_eq!(r.redact(&format!("k={pem}")), format!("k={}\n", modules::diff::REDACTED_KEY));
+        assert_eq!(r.redact(&format!("k={pem}")), format!("k={}\n", contract::diff::REDACTED_KEY));
     }
 
     #[test]

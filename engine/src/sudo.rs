@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use modules::shell::quote;
-use modules::{Exec, ExecOutput, Host, HostError};
+use contract::shell::quote;
+use contract::{Exec, ExecOutput, Host, HostError};
 
-use crate::run::Target;
+use contract::Target;
 
 /// Wraps a target so that every command runs as `user` through `sudo -n` (no password
 /// prompt: a sudo that wants one fails at once with its own message).

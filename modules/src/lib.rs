@@ -12,13 +12,4 @@
 pub mod builtin;
 pub mod registry;
 
-// Transitional: the contract's modules and items, re-exported under their old paths
-// (`modules::host`, `modules::Host`, ...) so the engine builds unchanged while it moves to
-// importing them from `contract` directly. New code should use `contract::...`.
-pub use contract::{
-    Action, ArgsError, Context, Effect, Exec, ExecOutput, Host, HostError, Module, ModuleError, NoPeers,
-    Outputs, Peers, Plan, PlanOptions,
-};
-pub use contract::{deferred, diff, error, facts, host, local, mode, module, remote, shell, suggest};
-
 pub use registry::ModuleSpec;

@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the project's test command. Lab selftest, the `ha` lab with a fleet of
+//! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab selftest, the `ha` lab with a fleet of
 //! 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
 //! against it; the lab always comes down afterwards.
 //!
@@ -27,6 +27,10 @@ use crate::{lab, selftest};
 const FLEET_SIZE: u16 = 50;
 
 pub(crate) fn run(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
+    // The layers first: it takes a second and needs no lab.
+    if crate::deps::run(paths)? != ExitCode::SUCCESS {
+        return Ok(ExitCode::FAILURE);
+    }
     lab::require_root()?;
     crate::tools::ensure()?;
     let exe = std::env::current_exe().context("cannot find the xtask binary")?;

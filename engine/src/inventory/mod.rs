@@ -93,7 +93,7 @@ impl Inventory {
                     self.hosts.iter().map(|h| h.name.as_str()).chain(self.groups.keys().map(String::as_str));
                 return Err(format!(
                     "--limit {pattern:?} names no host or group of the inventory{} (groups: {})",
-                    modules::suggest::did_you_mean(pattern, names),
+                    contract::suggest::did_you_mean(pattern, names),
                     self.group_names().join(", ")
                 ));
             };

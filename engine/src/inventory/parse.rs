@@ -131,7 +131,7 @@ impl Walk {
                 "hosts" => {}
                 "children" => {}
                 other => {
-                    let near = modules::suggest::did_you_mean(other, ["hosts", "children", "vars"]);
+                    let near = contract::suggest::did_you_mean(other, ["hosts", "children", "vars"]);
                     let hint =
                         if near.is_empty() { "; expected hosts, children or vars".to_owned() } else { near };
                     return Err(ParseError::msg(format!(
@@ -249,9 +249,9 @@ fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
 }
 
 /// Whether `text` holds the character that sets off run-time reference markers (see
-/// `modules::deferred`). JSON text keeps it as is (serde_json escapes only control characters).
+/// `contract::deferred`). JSON text keeps it as is (serde_json escapes only control characters).
 fn holds_marker_char(text: &str) -> bool {
-    text.contains(modules::deferred::CLOSE)
+    text.contains(contract::deferred::CLOSE)
 }
 
 fn kind_of(value: &Yaml) -> &'static str {
@@ -274,7 +274,7 @@ mod tests {
     /// task's output (a key, say) in its place: refused, with its line.
     #[test]
     fn values_holding_the_reference_marker_are_refused() {
-        let marker = format!("{}output|0|stdout{}", modules::deferred::open(), modules::deferred::CLOSE);
+        let marker = format!("{}output|0|stdout{}", contract::deferred::open(), contract::deferred::CLOSE);
         for text in [
             format!("all:\n  hosts:\n    a:\n      evil: \"{marker}\"\n"),
             format!("all:\n  vars:\n    evil: [\"x\", \"{marker}\"]\n  hosts:\n    a:\n"),

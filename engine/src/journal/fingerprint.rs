@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use modules::diff::sha256_hex;
+use contract::diff::sha256_hex;
 use serde_json::Value;
 
 use crate::ids::TaskId;
@@ -48,7 +48,7 @@ pub fn canonical(value: &Value) -> String {
         }
         Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
         // Markers carry a per-process token: compare them by what they refer to.
-        Value::String(text) => Value::String(modules::deferred::canonical(text)).to_string(),
+        Value::String(text) => Value::String(contract::deferred::canonical(text)).to_string(),
         other => other.to_string(),
     }
 }
@@ -74,7 +74,7 @@ fn controller_files(task: &Task) -> Vec<String> {
         }
         _ => {}
     }
-    paths.retain(|p| !modules::deferred::is_deferred(p));
+    paths.retain(|p| !contract::deferred::is_deferred(p));
     paths
 }
 

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn new() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let seed = format!("{}-{}-{:?}", now.as_nanos(), std::process::id(), std::thread::current().id());
-    let suffix = &modules::diff::sha256_hex(seed.as_bytes())[..6];
+    let suffix = &contract::diff::sha256_hex(seed.as_bytes())[..6];
     format!("{}-{suffix}", timestamp(now.as_millis() as u64))
 }
 

@@ -6,7 +6,7 @@
 //! markers to infer data edges; the runner replaces every marker with the real value just
 //! before the task runs (gathering the facts it needs first).
 
-use modules::deferred::{CLOSE, open};
+use contract::deferred::{CLOSE, open};
 use serde_json::Value;
 
 use crate::ids::TaskId;

@@ -1,6 +1,6 @@
 //! `until` conditions of retried tasks: Jinja expressions over a task's outputs.
 
-use modules::Outputs;
+use contract::Outputs;
 
 /// Checks that `expression` is a valid Jinja expression.
 pub fn compile(expression: &str) -> Result<(), minijinja::Error> {

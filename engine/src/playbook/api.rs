@@ -130,7 +130,7 @@ fn find_module(ctx: &NativeCallContext, module: &str) -> RhaiResult<&'static str
         None => {
             let known: Vec<&str> = modules::registry::all().iter().map(|s| s.name).collect();
             Err(runtime(
-                match modules::suggest::did_you_mean(module, known.iter().copied()) {
+                match contract::suggest::did_you_mean(module, known.iter().copied()) {
                     suggestion if suggestion.is_empty() => {
                         format!("unknown module {module:?}; modules are: {}", known.join(", "))
                     }
@@ -157,7 +157,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         c.host_handle(name).unwrap_or_else(|| {
             let hosts = c.inventory.hosts().iter().map(|h| h.name.as_str());
             c.plan.borrow_mut().error(
-                format!("unknown host {name:?}{}", modules::suggest::did_you_mean(name, hosts)),
+                format!("unknown host {name:?}{}", contract::suggest::did_you_mean(name, hosts)),
                 c.location(&ctx),
                 Some(c.groups_help()),
             );
@@ -176,7 +176,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             None => {
                 let groups = c.inventory.group_names();
                 c.plan.borrow_mut().error(
-                    format!("unknown group {name:?}{}", modules::suggest::did_you_mean(name, groups)),
+                    format!("unknown group {name:?}{}", contract::suggest::did_you_mean(name, groups)),
                     c.location(&ctx),
                     Some(c.groups_help()),
                 );
@@ -363,7 +363,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         |ctx: NativeCallContext, t: &mut TaskHandle, policy: Map| -> RhaiResult<TaskHandle> {
             let policy: Retry = rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
                 let text = e.to_string();
-                let why = modules::error::explain_args_error("", text.trim_start_matches("Syntax error: "));
+                let why = contract::error::explain_args_error("", text.trim_start_matches("Syntax error: "));
                 runtime(format!("retry(#{{ retries, delay, until }}): {why}"), ctx.call_position())
             })?;
             // A retry loop must end, and in reasonable time.

@@ -41,7 +41,7 @@ pub(super) fn function_not_found(signature: &str) -> String {
         .collect();
     names.sort_unstable();
     names.dedup();
-    let suggestion = modules::suggest::did_you_mean(name, names);
+    let suggestion = contract::suggest::did_you_mean(name, names);
     if suggestion.is_empty() {
         // Possibly the script's own function, called with other arguments than it takes.
         format!(
@@ -72,7 +72,7 @@ pub(super) fn dot_error(message: &str) -> String {
     if properties.is_empty() {
         return format!("a {type_name} has no property `{property}`");
     }
-    let suggestion = modules::suggest::did_you_mean(property, properties.iter().copied());
+    let suggestion = contract::suggest::did_you_mean(property, properties.iter().copied());
     if suggestion.is_empty() {
         format!("a {type_name} has no property `{property}`; its properties are: {}", properties.join(", "))
     } else {
@@ -87,7 +87,7 @@ pub(super) fn parse_error(error: &rhai::ParseErrorType, text: &str) -> String {
         return error.to_string();
     };
     let declared = declared_names(text);
-    let suggestion = modules::suggest::did_you_mean(name, declared.iter().map(String::as_str));
+    let suggestion = contract::suggest::did_you_mean(name, declared.iter().map(String::as_str));
     if suggestion.is_empty() {
         format!(
             "undefined variable `{name}`: declare it first (`let {name} = ...;`), or read `-e` values with param(\"{name}\")"

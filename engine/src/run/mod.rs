@@ -19,8 +19,10 @@ pub use carried::{Carried, CarriedTask};
 pub use stop::{Forced, Stop, watch_ctrl_c};
 pub use task_error::TaskError;
 
-use async_trait::async_trait;
-use modules::{Host, HostError, Outputs, PlanOptions};
+/// What the runner runs on: a [`Host`] it connects before the host's first task.
+pub use contract::Target;
+
+use contract::{Host, Outputs, PlanOptions};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -30,13 +32,6 @@ use crate::ids::{NodeId, TaskId};
 use crate::plan::refs::{self, Ref};
 use crate::plan::{Edge, Plan, Prediction, Task};
 use crate::sched::{Dag, NodeOutcome, WalkEvent, Walker};
-
-/// A host the runner can connect to before its first task.
-#[async_trait]
-pub trait Target: Host {
-    /// Opens the connection (idempotent). Errors mean every task of the host is unreachable.
-    async fn connect(&self) -> Result<(), HostError>;
-}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -430,7 +425,7 @@ async fn attempt_once(
         let lookup = |reference: &Ref| -> Option<Value> {
             match reference {
                 Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
-                Ref::Fact { host, path } => modules::facts::lookup(facts.get(host)?, path).cloned(),
+                Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
             }
         };
         match refs::resolve(&task.args, &lookup) {
@@ -455,7 +450,7 @@ async fn attempt_once(
     let host: &dyn Host = slot.target.as_ref();
     let own_facts = if module.wants_facts() { Some(facts_of(shared, &task.host).await?) } else { None };
 
-    let cx = modules::Context {
+    let cx = contract::Context {
         host,
         options: PlanOptions {
             diff: shared.options.diff,
@@ -486,7 +481,7 @@ async fn facts_of(shared: &Shared, host: &str) -> Result<Value, TaskError> {
     connect(shared, host, slot).await.map_err(|e| TaskError::Facts(e.to_string()))?;
     slot.facts
         .get_or_init(|| async {
-            modules::facts::gather(slot.target.as_ref()).await.map_err(|e| e.to_string())
+            contract::facts::gather(slot.target.as_ref()).await.map_err(|e| e.to_string())
         })
         .await
         .clone()
@@ -499,7 +494,7 @@ impl Shared {
     }
 }
 
-impl modules::Peers for Shared {
+impl contract::Peers for Shared {
     fn peer(&self, name: &str) -> Option<Arc<dyn Host>> {
         self.slots.get(name).map(|slot| -> Arc<dyn Host> { slot.target.clone() })
     }

@@ -1,8 +1,8 @@
 //! Stats taken ahead of time, one round trip per host, and kept only while they are current.
 //!
 //! Before a host's first task, the runner asks every task of that host which paths its plan
-//! will stat ([`modules::Module::probes`]) and stats them all in one command
-//! ([`modules::remote::stat_many`]). A task's own `remote::stat` is then answered from here,
+//! will stat ([`contract::Module::probes`]) and stats them all in one command
+//! ([`contract::remote::stat_many`]). A task's own `remote::stat` is then answered from here,
 //! which turns a no-change run's one round trip per file task into one per host. When a
 //! change has dropped the answers, the next task that needs one stats again every path that
 //! tasks still to come will need, again in one command.
@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use modules::remote::{self, FileStat};
-use modules::{Effect, Exec, ExecOutput, Host, HostError};
+use contract::remote::{self, FileStat};
+use contract::{Effect, Exec, ExecOutput, Host, HostError};
 
 use super::Target;
 use crate::ids::NodeId;

@@ -1,7 +1,7 @@
 //! Why a task did not succeed: the runner's failures as data, turned into a report's status
 //! and message only when the task is reported.
 
-use modules::{HostError, ModuleError};
+use contract::{HostError, ModuleError};
 
 use crate::events::Status;
 use crate::plan::refs::Ref;

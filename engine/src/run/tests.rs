@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use modules::local::LocalHost;
-use modules::{Exec, ExecOutput, Host, HostError};
+use contract::local::LocalHost;
+use contract::{Exec, ExecOutput, Host, HostError};
 
 use super::*;
 use crate::events::{EventBus, Subscriber};

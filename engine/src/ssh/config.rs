@@ -24,7 +24,7 @@ pub struct SshConfig {
     pub host_key_policy: HostKeyPolicy,
     /// Bound for TCP connect, key exchange and authentication together.
     pub connect_timeout: Duration,
-    /// Bound for one command when [`modules::Exec::timeout`] is `None`. The clock starts when
+    /// Bound for one command when [`contract::Exec::timeout`] is `None`. The clock starts when
     /// the command has a channel, not while it waits for one.
     pub command_timeout: Duration,
     /// Channels open at once on the connection; further commands wait. Keep it well under

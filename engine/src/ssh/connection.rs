@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use modules::{Exec, ExecOutput, HostError};
+use contract::{Exec, ExecOutput, HostError};
 use russh::client::{self, Handle, Msg};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;

@@ -1,6 +1,6 @@
 //! The error russh's client handler reports while connecting.
 
-use modules::HostError;
+use contract::HostError;
 
 /// Why a connection attempt failed inside russh. Lives only until [`super::SshHost`] turns it
 /// into a [`HostError::Unreachable`] that names the host.

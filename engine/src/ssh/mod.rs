@@ -1,4 +1,4 @@
-//! Running commands on hosts over SSH: [`SshHost`] implements [`modules::Host`] with russh.
+//! Running commands on hosts over SSH: [`SshHost`] implements [`contract::Host`] with russh.
 //!
 //! # Parts
 //! - [`SshConfig`] / [`HostKeyPolicy`]: how to reach a host (plain data, filled from inventory).
@@ -21,15 +21,15 @@
 //!   `connect_timeout`. Host-key and authentication failures are final at once.
 //! - **Reconnect.** A connection that died (peer closed, I/O error, 3 lost keepalives 5 s
 //!   apart) is replaced by the next exec, at most once per host. Commands that were running on
-//!   it fail with [`modules::HostError::Unreachable`] and are not retried (they may not be
+//!   it fail with [`contract::HostError::Unreachable`] and are not retried (they may not be
 //!   idempotent).
 //!   A failed connect is sticky: later execs return the same
-//!   [`modules::HostError::Unreachable`] at once instead of each waiting for the timeout.
+//!   [`contract::HostError::Unreachable`] at once instead of each waiting for the timeout.
 //! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together.
-//!   The command timeout (per [`modules::Exec::timeout`], else `command_timeout`) starts when
+//!   The command timeout (per [`contract::Exec::timeout`], else `command_timeout`) starts when
 //!   the command has its channel, so commands queued behind the semaphore do not time out.
 //!   On expiry the remote command is killed (below) and exec returns
-//!   [`modules::HostError::Timeout`].
+//!   [`contract::HostError::Timeout`].
 //!
 //! # Stopping a remote command
 //! Commands run without a pty, through the login shell, preceded by one line

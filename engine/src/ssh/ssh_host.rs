@@ -1,10 +1,10 @@
-//! [`SshHost`]: a [`modules::Host`] reached over one shared SSH connection.
+//! [`SshHost`]: a [`contract::Host`] reached over one shared SSH connection.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use modules::{Exec, ExecOutput, Host, HostError};
+use contract::{Exec, ExecOutput, Host, HostError};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 

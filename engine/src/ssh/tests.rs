@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use modules::{Exec, Host, HostError};
+use contract::{Exec, Host, HostError};
 
 use super::{HostKeyPolicy, SshConfig, SshHost};
 

@@ -252,19 +252,22 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
     let dir = tmp.join("pki").display().to_string();
     let host = LocalHost::new("etcd0");
     let ca_args = json!({ "kind": "ca", "cn": "etcd", "key": "rsa2048", "dir": dir });
-    let first = plan(ca_args.clone(), &host, &crate::NoPeers).await.unwrap();
+    let first = plan(ca_args.clone(), &host, &contract::NoPeers).await.unwrap();
     assert_eq!(first.changes.len(), 2, "{:?}", first.changes);
     assert_eq!(first.outputs["cert"], json!(format!("{dir}/ca.pem")));
     apply(first, &host).await;
-    let again = plan(ca_args, &host, &crate::NoPeers).await.unwrap();
+    let again = plan(ca_args, &host, &contract::NoPeers).await.unwrap();
     assert!(!again.is_change(), "{:?}", again.changes);
 
     // Never replaced: another key algorithm or subject is an error.
-    let err =
-        plan(json!({ "kind": "ca", "cn": "etcd", "key": "ecdsa-p256", "dir": dir }), &host, &crate::NoPeers)
-            .await
-            .unwrap_err()
-            .to_string();
+    let err = plan(
+        json!({ "kind": "ca", "cn": "etcd", "key": "ecdsa-p256", "dir": dir }),
+        &host,
+        &contract::NoPeers,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("its key is rsa2048, this task asks for ecdsa-p256"), "{err}");
     assert!(err.contains("never replaces a CA"), "{err}");
 
@@ -315,12 +318,12 @@ async fn the_module_creates_keeps_and_reissues_without_leaking_keys() {
         "kind": "leaf", "profile": "client", "cn": "admin", "name": "admin", "dir": dir,
         "ca": { "controller": dir },
     });
-    let first = plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap();
+    let first = plan(on_controller.clone(), &host, &contract::NoPeers).await.unwrap();
     apply(first, &host).await;
-    assert!(!plan(on_controller.clone(), &host, &crate::NoPeers).await.unwrap().is_change());
+    assert!(!plan(on_controller.clone(), &host, &contract::NoPeers).await.unwrap().is_change());
     let mut missing = on_controller;
     missing["ca"]["key"] = json!("nope-key.pem");
-    let err = plan(missing, &host, &crate::NoPeers).await.unwrap_err().to_string();
+    let err = plan(missing, &host, &contract::NoPeers).await.unwrap_err().to_string();
     assert_eq!(
         err,
         format!(
