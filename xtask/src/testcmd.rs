@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab selftest, the `ha` lab with a fleet of
-//! 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
+//! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab
+//! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
 //! against it; the lab always comes down afterwards.
 //!
 //! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
