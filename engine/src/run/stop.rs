@@ -38,7 +38,7 @@ impl Stop {
 }
 
 /// The user would not wait any longer for an aborted run to wind down: a third Ctrl-C, or the
-/// run still going [`ABORT_DEADLINE`] after the abort. The caller stops waiting for the run.
+/// run still going 5 s after the abort. The caller stops waiting for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forced;
 
