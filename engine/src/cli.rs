@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use engine::connect::{SshDefaults, ssh_targets};
-use engine::events::{EventBus, Subscriber};
+use engine::connect::SshDefaults;
+use engine::events::Subscriber;
 use engine::inventory::{Inventory, Vars};
 use engine::plan::{Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
 use engine::redact::{RedactingWriter, Redactor};
 use engine::report::{Console, JsonLines, Log};
-use engine::run::{self, RunOptions, RunSummary};
+use engine::run::{RunOptions, RunSummary};
 use engine::sched::Walker;
 use engine::ssh::HostKeyPolicy;
-use engine::{Error, journal, modules_doc};
+use engine::{Error, journal, modules_doc, session};
 
 /// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
 #[derive(Debug, Parser)]
@@ -289,19 +289,11 @@ fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })
-}
-
 /// The exit code of an interrupted run, and of one the user would not wait for.
 const INTERRUPTED: u8 = 130;
 
-/// Runs `plan` with the given subscribers, handling Ctrl-C: the first stops new tasks and
-/// gives running ones `grace`, the second abandons them (see [`run::watch_ctrl_c`]). `None`
-/// when the user would not even wait for the abandoned run to wind down.
+/// Runs `plan` over SSH with the given subscribers (see [`session::run_over_ssh`]); `None`
+/// when the user would not even wait for an abandoned run to wind down.
 fn execute(
     plan: &Plan,
     conn: &ConnArgs,
@@ -310,30 +302,13 @@ fn execute(
     subscribers: Vec<Box<dyn Subscriber>>,
     redactor: &Arc<Redactor>,
 ) -> Result<Option<RunSummary>, Error> {
-    let targets = ssh_targets(plan, &ssh_defaults(conn))?;
-    let runtime = runtime()?;
-    let (sink, bus) = EventBus::start(subscribers, redactor.clone());
-    let summary = runtime.block_on(async {
-        let stop = run::Stop::default();
-        // Dropped (with its event sink) as soon as the run is over, so the bus can finish.
-        let watcher = run::watch_ctrl_c(stop.clone(), grace, sink.clone());
-        tokio::select! {
-            summary = run::run(plan, targets, options, sink.clone(), stop) => Some(summary),
-            run::Forced = watcher => None,
+    match session::run_over_ssh(plan, &ssh_defaults(conn), options, grace, subscribers, redactor)? {
+        session::Outcome::Finished(summary) => Ok(Some(summary)),
+        session::Outcome::Forced => {
+            eprintln!("aborted");
+            Ok(None)
         }
-    });
-    drop(sink);
-    let Some(summary) = summary else {
-        // Tasks abandoned by the abort may still hold event sinks: wait for neither them nor
-        // the bus.
-        runtime.shutdown_background();
-        eprintln!("aborted");
-        return Ok(None);
-    };
-    bus.finish();
-    // Connections close with the runtime; remote commands still running were already awaited.
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok(Some(summary))
+    }
 }
 
 fn run_command(
@@ -437,7 +412,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
     let dot = plan.to_dot(predictions.as_deref(), redactor);
     let bytes = match args.format {
         GraphFormat::Dot => dot.into_bytes(),
-        GraphFormat::Svg => render_svg(&dot)?,
+        GraphFormat::Svg => engine::graphviz::render_svg(&dot)?,
     };
     match &args.output {
         Some(path) => write_file(path, &bytes)?,
@@ -448,33 +423,6 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn render_svg(dot: &str) -> Result<Vec<u8>, Error> {
-    let mut child = match std::process::Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::GraphvizMissing),
-        Err(e) => {
-            return Err(Error::Io { what: "cannot start `dot`".into(), source: e });
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(dot.as_bytes())
-            .map_err(|e| Error::Io { what: "cannot feed `dot`".into(), source: e })?;
-    }
-    let output =
-        child.wait_with_output().map_err(|e| Error::Io { what: "`dot` did not finish".into(), source: e })?;
-    if !output.status.success() {
-        return Err(Error::Graphviz(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
-    }
-    Ok(output.stdout)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {

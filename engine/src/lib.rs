@@ -14,6 +14,8 @@
 //! - [`run`]: connects the walker to hosts and modules: plan, then apply, emitting events. A
 //!   task's failure is a [`run::TaskError`]; a run returns its summary, and only the binary
 //!   turns it (or a forced stop, [`run::Forced`]) into an exit code.
+//! - [`session`]: one run over SSH as the binary starts it (targets, runtime, bus, Ctrl-C).
+//! - [`graphviz`]: SVG from DOT.
 //! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `contract::Host`;
 //!   [`connect`] makes one per inventory host, and [`sudo`] wraps it for `ansible_become`.
 //! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
@@ -31,6 +33,7 @@ pub mod connect;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod graphviz;
 pub mod ids;
 pub mod inventory;
 pub mod journal;
@@ -41,6 +44,7 @@ pub mod redact;
 pub mod report;
 pub mod run;
 pub mod sched;
+pub mod session;
 pub mod ssh;
 pub mod sudo;
 
