@@ -132,6 +132,7 @@ mod tests {
             location: Location { file: "p.rhai".into(), line: 1, col: 1 },
             handler: false,
             retry: None,
+            parsed: None,
         }
     }
 

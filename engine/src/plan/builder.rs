@@ -118,6 +118,7 @@ impl PlanBuilder {
     pub fn seal(mut self, inventory: &Inventory) -> Result<Plan, PlanErrors> {
         let mut seen_names = HashMap::new();
         let mut problems = Vec::new();
+        let mut parsed = Vec::new();
         for (id, task) in self.tasks.iter().enumerate() {
             if inventory.host(&task.host).is_none() {
                 // Already reported where the host was looked up; the task just rides along.
@@ -140,8 +141,12 @@ impl PlanBuilder {
                 None => {
                     problems.push((format!("unknown module {:?}", task.module), task.location.clone(), None))
                 }
-                Some(spec) => {
-                    if let Err(e) = spec.parse(task.args.clone()) {
+                Some(spec) => match spec.parse(task.args.clone()) {
+                    // Built once, here: the runner uses this module unless the arguments wait
+                    // for values known only at run time.
+                    Ok(module) if refs::references(&task.args).is_empty() => parsed.push((id, module)),
+                    Ok(_) => {}
+                    Err(e) => {
                         problems.push((
                             format!(
                                 "task {:?}: invalid arguments for module {}: {}",
@@ -151,7 +156,7 @@ impl PlanBuilder {
                             Some(format!("`engine modules {}` lists its arguments", task.module)),
                         ));
                     }
-                }
+                },
             }
             for reference in refs::references(&task.args) {
                 match reference {
@@ -189,6 +194,9 @@ impl PlanBuilder {
                     None,
                 ));
             }
+        }
+        for (id, module) in parsed {
+            self.tasks[id].parsed = Some(module.into());
         }
         for (message, location, help) in problems {
             self.error(message, location, help);
@@ -529,6 +537,19 @@ serial(group("workers"), 1, |h| {
         let two = plan.select(&Selection { hosts: Some(vec!["w0".into(), "w2".into()]), tags: None });
         assert!(before(&two, node(&two, "w0", "restart"), node(&two, "w2", "out")));
         assert!(!before(&two, node(&two, "w2", "out"), node(&two, "w0", "in")));
+    }
+
+    #[test]
+    fn modules_are_built_once_when_sealing_unless_they_wait_for_run_time_values() {
+        let plan = load(
+            r#"let a = host("w0").command("a", #{ cmd: "true" });
+host("w1").file("b", #{ path: "/tmp/b", content: a.stdout });
+host("w2").file("c", #{ path: "/tmp/c", content: `ip ${host("w2").fact("default_ipv4.address")}` });"#,
+        )
+        .unwrap();
+        assert!(plan.graph[node(&plan, "w0", "a")].parsed.is_some(), "plain arguments: built once");
+        assert!(plan.graph[node(&plan, "w1", "b")].parsed.is_none(), "reads an output: built when it runs");
+        assert!(plan.graph[node(&plan, "w2", "c")].parsed.is_none(), "reads a fact: built when it runs");
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! A task: one module invocation on one host, as a node of the plan.
 
+use std::sync::Arc;
+
+use contract::Module;
 use serde_json::Value;
 
 use super::Location;
 use crate::ids::TaskId;
 
 /// One node of the plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Task {
     /// The task's number in the playbook, in order of creation. Stable across `--limit` and
     /// `--tags` (which renumber graph nodes): output references and the journal use it.
@@ -28,6 +31,10 @@ pub struct Task {
     pub handler: bool,
     /// Try again on failure, or until a condition on the outputs holds.
     pub retry: Option<Retry>,
+    /// The module, built from `args` when the plan was sealed, for tasks whose arguments hold
+    /// no run-time reference: the runner uses it as it is. Tasks whose arguments read another
+    /// task's output or a fact are built when they run, once those values are known.
+    pub parsed: Option<Arc<dyn Module>>,
 }
 
 /// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" })` (in Rhai,

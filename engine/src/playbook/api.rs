@@ -118,6 +118,7 @@ impl Context {
             location,
             handler,
             retry: None,
+            parsed: None,
         };
         let id = self.plan.borrow_mut().add_task(task);
         Ok(TaskHandle { id, name: name.to_owned(), host: host.name.clone(), plan: self.plan.clone() })

@@ -22,7 +22,7 @@ pub use task_error::TaskError;
 /// What the runner runs on: a [`Host`] it connects before the host's first task.
 pub use contract::Target;
 
-use contract::{Host, Outputs, PlanOptions};
+use contract::{Host, Module, Outputs, PlanOptions};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -403,7 +403,8 @@ fn notified(shared: &Shared, node: NodeId) -> Notified {
     }
 }
 
-/// One attempt: resolve arguments, connect, plan, and apply unless checking. Returns the
+/// One attempt: the module (resolving run-time references), connect, plan, and apply unless
+/// checking. Returns the
 /// status and the task's outputs (`None` when they cannot be known, in check mode).
 async fn attempt_once(
     shared: &Shared,
@@ -411,39 +412,18 @@ async fn attempt_once(
     node: NodeId,
     r: &mut TaskReport,
 ) -> Result<(Status, Option<Outputs>), TaskError> {
-    let references = refs::references(&task.args);
-    let mut facts = HashMap::new();
-    for reference in &references {
-        if let Ref::Fact { host, .. } = reference
-            && !facts.contains_key(host)
-        {
-            facts.insert(host.clone(), facts_of(shared, host).await?);
-        }
-    }
-    let args = {
-        let outputs = lock(&shared.outputs);
-        let lookup = |reference: &Ref| -> Option<Value> {
-            match reference {
-                Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
-                Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
-            }
-        };
-        match refs::resolve(&task.args, &lookup) {
-            Ok(args) => args,
+    // Built when the plan was sealed, unless the arguments wait for run-time values.
+    let module = match &task.parsed {
+        Some(module) => module.clone(),
+        None => match resolved_module(shared, task).await? {
+            Some(module) => module,
             // In check mode an earlier task's outputs may not exist yet.
-            Err(_) if shared.options.check && references.iter().any(|x| matches!(x, Ref::Output { .. })) => {
+            None => {
                 r.changes = vec!["depends on the output of a task that has not run yet".to_owned()];
                 return Ok((Status::Unknown, None));
             }
-            Err(missing) => return Err(TaskError::Missing(missing)),
-        }
+        },
     };
-    if let Some(args) = args.as_object() {
-        // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
-        shared.events.redactor().add_outputs(args);
-    }
-    let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
-    let module = spec.parse(args).map_err(|e| TaskError::Arguments(e.message))?;
 
     let slot = shared.slot(&task.host)?;
     connect(shared, &task.host, slot).await?;
@@ -472,6 +452,43 @@ async fn attempt_once(
     let mut outputs = plan.outputs;
     outputs.extend(action.apply(host).await?);
     Ok((Status::Changed, Some(outputs)))
+}
+
+/// The module of a task whose arguments refer to run-time values: the values are looked up
+/// (gathering the facts it reads), put in place, and the module built from the result. `None`
+/// in check mode when an earlier task's output does not exist yet.
+async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn Module>>, TaskError> {
+    let references = refs::references(&task.args);
+    let mut facts = HashMap::new();
+    for reference in &references {
+        if let Ref::Fact { host, .. } = reference
+            && !facts.contains_key(host)
+        {
+            facts.insert(host.clone(), facts_of(shared, host).await?);
+        }
+    }
+    let args = {
+        let outputs = lock(&shared.outputs);
+        let lookup = |reference: &Ref| -> Option<Value> {
+            match reference {
+                Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
+                Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
+            }
+        };
+        match refs::resolve(&task.args, &lookup) {
+            Ok(args) => args,
+            Err(_) if shared.options.check && references.iter().any(|x| matches!(x, Ref::Output { .. })) => {
+                return Ok(None);
+            }
+            Err(missing) => return Err(TaskError::Missing(missing)),
+        }
+    };
+    if let Some(args) = args.as_object() {
+        // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
+        shared.events.redactor().add_outputs(args);
+    }
+    let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
+    Ok(Some(spec.parse(args).map_err(|e| TaskError::Arguments(e.message))?.into()))
 }
 
 /// The facts of `host`, gathered once per run on first use. A host that cannot be reached
@@ -531,9 +548,9 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), TaskErr
 /// not known yet.
 fn probes(plan: &Plan, host: &str) -> HashMap<NodeId, Vec<String>> {
     plan.tasks()
-        .filter(|(_, task)| task.host == host && refs::references(&task.args).is_empty())
+        .filter(|(_, task)| task.host == host)
         .filter_map(|(node, task)| {
-            let module = modules::registry::find(task.module)?.parse(task.args.clone()).ok()?;
+            let module = task.parsed.as_ref()?;
             Some((node, module.probes())).filter(|(_, paths)| !paths.is_empty())
         })
         .collect()
