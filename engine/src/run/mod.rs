@@ -443,7 +443,7 @@ async fn attempt_once(
         shared.events.redactor().add_outputs(args);
     }
     let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
-    let module = spec.parse(args).map_err(|e| TaskError::Arguments(e.message))?;
+    let module = spec.parse(args).map_err(|e| TaskError::Arguments(e.to_string()))?;
 
     let slot = shared.slot(&task.host)?;
     connect(shared, &task.host, slot).await?;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use contract::error::ArgsError;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -421,7 +422,8 @@ pub(crate) struct Subject(pub(crate) Vec<(Attr, String)>);
 impl Subject {
     /// Builds a subject from a common name and cfssl-style `names`. Each attribute type may
     /// appear once (rcgen keeps one value per type).
-    pub(crate) fn new(cn: &str, names: &[Name]) -> Result<Self, String> {
+    /// A mistake is reported at the argument it is about (`names` or `cn`).
+    pub(crate) fn new(cn: &str, names: &[Name]) -> Result<Self, ArgsError> {
         let mut attrs: Vec<(Attr, String)> = Vec::new();
         for name in names {
             for (attr, value) in [
@@ -433,13 +435,14 @@ impl Subject {
             ] {
                 let Some(value) = value else { continue };
                 if attrs.iter().any(|(a, _)| *a == attr) {
-                    return Err(format!("names: {} is given more than once", attr.label()));
+                    let message = format!("names: {} is given more than once", attr.label());
+                    return Err(ArgsError::invalid("names", message));
                 }
                 attrs.push((attr, value.clone()));
             }
         }
         if cn.is_empty() {
-            return Err("cn must not be empty".into());
+            return Err(ArgsError::invalid("cn", "cn must not be empty"));
         }
         attrs.push((Attr::Cn, cn.to_owned()));
         attrs.sort_by_key(|(a, _)| *a);
@@ -631,7 +634,7 @@ mod tests {
             Name { o: Some("a".into()), ..Name::default() },
             Name { o: Some("b".into()), ..Name::default() },
         ];
-        assert!(Subject::new("x", &twice).unwrap_err().contains("O is given more than once"));
+        assert!(Subject::new("x", &twice).unwrap_err().to_string().contains("O is given more than once"));
         assert!(Subject::new("", &[]).is_err());
     }
 

@@ -6,7 +6,9 @@ use super::config::KubeadmConfig;
 use super::*;
 
 fn args(value: Value) -> Result<KubeadmArgs, String> {
-    serde_json::from_value::<KubeadmArgs>(value).map_err(|e| e.to_string()).and_then(KubeadmArgs::validate)
+    contract::args::from_value::<KubeadmArgs>(value)
+        .and_then(KubeadmArgs::validate)
+        .map_err(|e| e.to_string())
 }
 
 fn render(config: Value) -> String {
@@ -127,7 +129,7 @@ fn checks_arguments_per_action() {
         args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
     );
     assert!(args(json!({"action": "reset", "token": "x"})).is_err());
-    assert!(args(json!({"action": "rest"})).unwrap_err().contains("unknown variant"));
+    assert!(args(json!({"action": "rest"})).unwrap_err().contains("must be one of"));
 }
 
 #[test]
