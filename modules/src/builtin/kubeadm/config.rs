@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use contract::error::ArgsErrorKind;
+
 type ArgMap = BTreeMap<String, String>;
 
 /// One `{name, value}` argument (v1beta4 `extraArgs`, `kubeletExtraArgs`).
@@ -303,25 +305,15 @@ pub const V1ALPHA1: &str = "kubeadm.k8s.io/v1alpha1";
 pub const V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
 pub const V1BETA4: &str = "kubeadm.k8s.io/v1beta4";
 
-/// Decodes `text` (one YAML document) strictly into `T`, with kubeadm's wording for an unknown
-/// field: `strict decoding error: unknown field "apiServer.certSans"`.
-fn strict<T: serde::de::DeserializeOwned>(text: &str, api: &str, kind: &str) -> Result<T, String> {
-    serde_yaml_ng::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        let (path, rest) = match message.split_once(": ") {
-            Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
-            _ => (None, message.as_str()),
-        };
-        let reason = match rest.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
-            Some((field, _)) => {
-                let full = path.map_or_else(|| field.to_owned(), |p| format!("{p}.{field}"));
-                format!("strict decoding error: unknown field \"{full}\"")
+/// Decodes one document strictly into `T`, with kubeadm's wording for an unknown field:
+/// `strict decoding error: unknown field "apiServer.certSans"` (the field's whole path).
+fn strict<T: serde::de::DeserializeOwned>(value: &Value, api: &str, kind: &str) -> Result<T, String> {
+    contract::args::from_value(value.clone()).map_err(|e| {
+        let reason = match &e.kind {
+            ArgsErrorKind::UnknownField { .. } => {
+                format!("strict decoding error: unknown field \"{}\"", e.path)
             }
-            None => match path {
-                Some(path) => format!("{path}: {rest}"),
-                None => rest.to_owned(),
-            },
+            _ => e.to_string(),
         };
         format!("{api} {kind}: {reason}")
     })
@@ -334,13 +326,12 @@ impl Document {
         let (Some(api), Some(kind)) = (field("apiVersion"), field("kind")) else {
             return Err("every kubeadm configuration document needs apiVersion and kind".into());
         };
-        let text = serde_yaml_ng::to_string(value).map_err(|e| e.to_string())?;
         Ok(match (api.as_str(), kind.as_str()) {
-            (V1ALPHA1, "MasterConfiguration") => Self::MasterV1alpha1(strict(&text, &api, &kind)?),
-            (V1BETA3, "InitConfiguration") => Self::InitV1beta3(strict(&text, &api, &kind)?),
-            (V1BETA3, "ClusterConfiguration") => Self::ClusterV1beta3(strict(&text, &api, &kind)?),
-            (V1BETA4, "InitConfiguration") => Self::InitV1beta4(strict(&text, &api, &kind)?),
-            (V1BETA4, "ClusterConfiguration") => Self::ClusterV1beta4(strict(&text, &api, &kind)?),
+            (V1ALPHA1, "MasterConfiguration") => Self::MasterV1alpha1(strict(value, &api, &kind)?),
+            (V1BETA3, "InitConfiguration") => Self::InitV1beta3(strict(value, &api, &kind)?),
+            (V1BETA3, "ClusterConfiguration") => Self::ClusterV1beta3(strict(value, &api, &kind)?),
+            (V1BETA4, "InitConfiguration") => Self::InitV1beta4(strict(value, &api, &kind)?),
+            (V1BETA4, "ClusterConfiguration") => Self::ClusterV1beta4(strict(value, &api, &kind)?),
             _ => return Err(format!("no kind {kind:?} is registered for version {api:?}")),
         })
     }

@@ -264,3 +264,13 @@ async fn a_failed_join_shows_kubeadms_preflight_lines_and_hides_the_token() {
     assert!(error.contains("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]"), "{error}");
     assert!(!error.contains("0123456789abcdef"), "{error}");
 }
+
+#[test]
+fn a_misshapen_field_names_its_whole_path() {
+    let v3_args_as_list = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
+                                 "apiServer": {"extraArgs": [{"name": "a", "value": "b"}]}});
+    assert_eq!(
+        KubeadmConfig::parse(&v3_args_as_list).unwrap_err(),
+        "kubeadm.k8s.io/v1beta3 ClusterConfiguration: argument `apiServer.extraArgs` must be a map, got a list"
+    );
+}
