@@ -292,6 +292,9 @@ mod tests {
         assert_eq!(path("command", json!({ "cmd": "x", "env": { "1A": "b" } })), "env");
         assert_eq!(path("apt", json!({ "names": ["tree", "Bad"] })), "names[1]");
         assert_eq!(path("command", json!({ "cmd": "x", "argv": ["y"] })), "");
+        let config =
+            json!({ "apiVersion": "kubeadm.k8s.io/v1alpha1", "kind": "MasterConfiguration", "apii": {} });
+        assert_eq!(path("kubeadm", json!({ "action": "init", "config": config })), "config.apii");
     }
 
     #[test]

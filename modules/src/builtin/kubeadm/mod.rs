@@ -118,8 +118,10 @@ impl KubeadmArgs {
                         "endpoint, token, ca_cert_hash and control_plane belong to action join",
                     ));
                 }
-                let config = KubeadmConfig::parse(config)
-                    .map_err(|e| ArgsError::invalid("config", format!("config: {e}")))?;
+                let config = KubeadmConfig::parse(config).map_err(|e| {
+                    let message = format!("config: {e}");
+                    ArgsError::invalid(e.within("config").path, message)
+                })?;
                 self.rendered = Some((config.render(), config.endpoint()));
                 let path = self.config_path.get_or_insert_with(|| DEFAULT_CONFIG_PATH.to_owned());
                 if !path.starts_with('/') && !is_deferred(path) {

@@ -75,7 +75,7 @@ fn renders_v1beta4_with_argument_lists() {
 
 #[test]
 fn rejects_what_kubeadm_rejects() {
-    let err = |v: Value| KubeadmConfig::parse(&v).unwrap_err();
+    let err = |v: Value| KubeadmConfig::parse(&v).unwrap_err().to_string();
     let typo = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
                       "apiServer": {"certSans": ["x"]}});
     assert_eq!(
@@ -267,10 +267,16 @@ async fn a_failed_join_shows_kubeadms_preflight_lines_and_hides_the_token() {
 
 #[test]
 fn a_misshapen_field_names_its_whole_path() {
+    let typo = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
+                      "apiServer": {"certSans": ["x"]}});
+    assert_eq!(KubeadmConfig::parse(&typo).unwrap_err().path, "apiServer.certSans");
+    let second = json!([{"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "InitConfiguration"},
+                        {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "Cluster"}]);
+    assert_eq!(KubeadmConfig::parse(&second).unwrap_err().path, "[1].kind");
     let v3_args_as_list = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
                                  "apiServer": {"extraArgs": [{"name": "a", "value": "b"}]}});
     assert_eq!(
-        KubeadmConfig::parse(&v3_args_as_list).unwrap_err(),
+        KubeadmConfig::parse(&v3_args_as_list).unwrap_err().to_string(),
         "kubeadm.k8s.io/v1beta3 ClusterConfiguration: argument `apiServer.extraArgs` must be a map, got a list"
     );
 }
