@@ -24,7 +24,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
+pub use spec::{InvalidDuration, KeyAlgo, Name, Profile, Usage, parse_duration};
 
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
@@ -236,7 +236,8 @@ impl CertgenArgs {
     }
 
     fn expiry(&self) -> Result<Duration, ModuleError> {
-        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY)).map_err(ModuleError::Refused)
+        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY))
+            .map_err(|e| ModuleError::Refused(e.to_string()))
     }
 
     /// Whether the certificate is for a TLS server (has server auth), and so names a host.
@@ -394,7 +395,9 @@ impl Certgen {
         };
         let subject = Subject::new(&cn, &args.names).map_err(|e| ModuleError::Refused(e.to_string()))?;
         let sans = match &args.hosts {
-            Some(hosts) => hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>(),
+            Some(hosts) => {
+                hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            }
             None if args.serves() => facts.map(default_sans).ok_or_else(|| fact_error("hosts"))?,
             None => Ok(Vec::new()),
         }
@@ -483,7 +486,7 @@ impl Certgen {
             usages: usages.clone(),
             key: args.key_algo().kind(),
             renew_before_secs: parse_duration(args.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
-                .map_err(ModuleError::Refused)?
+                .map_err(|e| ModuleError::Refused(e.to_string()))?
                 .as_secs() as i64,
         };
         let (cert, key) = (&found.files[0], &found.files[1]);
@@ -586,7 +589,7 @@ fn usages_label(args: &CertgenArgs) -> String {
 fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
     let mut sans = Vec::new();
     if let Some(hostname) = facts.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty()) {
-        sans.push(San::parse(hostname)?);
+        sans.push(San::parse(hostname).map_err(|e| e.to_string())?);
     }
     let interfaces = facts.get("interfaces").and_then(Value::as_object);
     for (name, interface) in interfaces.into_iter().flatten() {
@@ -595,7 +598,7 @@ fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
         }
         for address in interface.get("ipv4").and_then(Value::as_array).into_iter().flatten() {
             let Some(address) = address.as_str() else { continue };
-            let san = San::parse(address)?;
+            let san = San::parse(address).map_err(|e| e.to_string())?;
             if !matches!(&san, San::Ip(ip) if ip.is_loopback()) {
                 sans.push(san);
             }

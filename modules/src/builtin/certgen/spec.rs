@@ -501,7 +501,7 @@ pub(crate) enum San {
 
 impl San {
     /// An IP address when it parses as one, a DNS name otherwise (cfssl's `hosts` rule).
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, InvalidHostName> {
         if let Ok(ip) = text.parse::<IpAddr>() {
             return Ok(San::Ip(ip));
         }
@@ -509,11 +509,7 @@ impl San {
             && text.len() <= 253
             && text.is_ascii()
             && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '_'));
-        if valid {
-            Ok(San::Dns(text.to_ascii_lowercase()))
-        } else {
-            Err(format!("invalid host name {text:?}"))
-        }
+        if valid { Ok(San::Dns(text.to_ascii_lowercase())) } else { Err(InvalidHostName(text.to_owned())) }
     }
 
     pub(crate) fn to_rcgen(&self) -> Result<rcgen::SanType, String> {
@@ -535,10 +531,30 @@ impl fmt::Display for San {
     }
 }
 
+/// A `hosts` entry (or a host's own name) that is neither an IP address nor a host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidHostName(pub(crate) String);
+
+impl fmt::Display for InvalidHostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid host name {:?}", self.0)
+    }
+}
+
+/// A text that is not a duration (`expiry`, `renew_before`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDuration(pub String);
+
+impl fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid duration {:?}: use a number with a unit d, h, m or s, e.g. \"43800h\"", self.0)
+    }
+}
+
 /// Parses a Go-style duration made of whole `d`, `h`, `m` and `s` parts: `43800h`, `365d`,
 /// `1h30m`. (Go itself has no `d`; cfssl's `expiry` values all use `h`.)
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: use a number with a unit d, h, m or s, e.g. \"43800h\"");
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
+    let bad = || InvalidDuration(text.to_owned());
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut parts = 0;
