@@ -224,7 +224,7 @@ h.wait("long interval", #{ command: "true", timeout: 5, interval: 10 });
         "bad.rhai:2:30: task \"path as name\": invalid arguments for module systemd: name must be a unit name, not a path",
         "bad.rhai:3:33: task \"typo\": invalid arguments for module systemd: unknown argument `enable`; did you mean `enabled`?",
         "bad.rhai:4:38: task \"bad state\": invalid arguments for module systemd: argument `state` must be one of \"started\", \"stopped\", \"restarted\", \"reloaded\", got \"running\"",
-        "bad.rhai:5:3: task \"pinned\": invalid arguments for module apt: \"hello=2.10\" is not a Debian package name",
+        "bad.rhai:5:20: task \"pinned\": invalid arguments for module apt: \"hello=2.10\" is not a Debian package name",
         "bad.rhai:6:3: task \"nothing\": invalid arguments for module apt: missing name",
         "bad.rhai:7:3: task \"two conditions\": invalid arguments for module wait: give only one of port, command and url",
         "bad.rhai:8:57: task \"long interval\": invalid arguments for module wait: interval must be",

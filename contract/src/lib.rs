@@ -14,8 +14,10 @@
 //!   [`stat`]: what a stat finds ([`stat::FileStat`]), also what a transport may cache.
 //! - [`module`]: the [`Module`] contract. `plan` reads the host and returns a [`Plan`] whose
 //!   [`Action`] holds exactly the planned changes; applying it changes nothing else.
-//! - [`error`]: [`ModuleError`] (why a module could not plan or apply), [`ArgsError`], and
-//!   the rewriting of serde's messages about arguments into a playbook author's words.
+//! - [`error`]: [`ModuleError`] (why a module could not plan or apply) and [`ArgsError`]
+//!   (why arguments were rejected: a path and a kind, as data, worded for a playbook author).
+//! - [`args`]: module arguments from JSON, with serde's findings captured as [`ArgsError`]
+//!   by a deserializer of its own, never parsed back out of serde's text.
 //! - [`facts`]: a host's facts, gathered in one round trip.
 //! - [`deferred`]: run-time references (another task's output) as they appear in arguments.
 //! - [`diff`]: content hashes, secret detection and unified diffs.
@@ -23,6 +25,7 @@
 //! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod args;
 pub mod deferred;
 pub mod diff;
 pub mod error;

@@ -1,4 +1,5 @@
-//! File permission bits as playbooks write them.
+//! File permission bits as playbooks write them ([`Mode`]), and why a text is not one
+//! ([`InvalidMode`]).
 
 use serde::{Deserialize, Deserializer};
 
@@ -11,13 +12,23 @@ pub struct Mode(pub u32);
 
 impl Mode {
     /// Parses an octal mode string.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, InvalidMode> {
+        let invalid = |reason: String| InvalidMode { text: text.to_owned(), reason };
         let digits = text.strip_prefix("0o").unwrap_or(text);
         if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return Err(format!("invalid mode {text:?}: expected an octal string like \"0644\""));
+            return Err(invalid("expected an octal string like \"0644\"".to_owned()));
         }
-        u32::from_str_radix(digits, 8).map(Mode).map_err(|e| format!("invalid mode {text:?}: {e}"))
+        u32::from_str_radix(digits, 8).map(Mode).map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// Text that is not an octal mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid mode {text:?}: {reason}")]
+pub struct InvalidMode {
+    /// The text as written.
+    pub text: String,
+    reason: String,
 }
 
 impl<'de> Deserialize<'de> for Mode {

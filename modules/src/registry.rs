@@ -1,4 +1,8 @@
 //! Every module the engine knows, with the one schema that both parses and documents its arguments.
+//!
+//! Arguments parse through [`contract::args::from_value`], so any mistake is an [`ArgsError`]
+//! (a path and a kind), then through the module's own `validate`, which reports the argument
+//! it rejects the same way.
 
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
@@ -15,7 +19,8 @@ use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
-use contract::error::{ArgsError, explain_args_error};
+use contract::args;
+use contract::error::ArgsError;
 use contract::module::Module;
 
 /// A module as the registry knows it.
@@ -59,7 +64,7 @@ impl ModuleSpec {
 }
 
 fn parse_with<A, M>(
-    validate: fn(A) -> Result<A, String>,
+    validate: fn(A) -> Result<A, ArgsError>,
     build: fn(A) -> M,
 ) -> impl Fn(Value) -> Result<Box<dyn Module>, ArgsError>
 where
@@ -67,12 +72,7 @@ where
     M: Module + 'static,
 {
     move |value| {
-        let args: A = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ArgsError::new(explain_args_error(&path, &e.inner().to_string()))
-        })?;
-        let args = validate(args).map_err(ArgsError::new)?;
+        let args = validate(args::from_value(value)?)?;
         Ok(Box::new(build(args)) as Box<dyn Module>)
     }
 }
@@ -247,7 +247,7 @@ mod tests {
     fn error(module: &str, args: Value) -> String {
         match find(module).unwrap().parse(args) {
             Ok(_) => panic!("{module}: arguments accepted"),
-            Err(e) => e.message,
+            Err(e) => e.to_string(),
         }
     }
 
@@ -274,6 +274,27 @@ mod tests {
             error("apt", json!({ "names": "hello" })),
             "argument `names` must be a list (an array), got the string \"hello\""
         );
+    }
+
+    #[test]
+    fn errors_carry_the_path_of_the_argument() {
+        let path = |module: &str, args: Value| match find(module).unwrap().parse(args) {
+            Ok(_) => panic!("{module}: arguments accepted"),
+            Err(e) => e.path,
+        };
+        assert_eq!(path("file", json!({ "path": "rel" })), "path");
+        assert_eq!(path("file", json!({ "path": "/x", "mode": "0999" })), "mode");
+        assert_eq!(path("scp", json!({ "src": ["/a", 1], "dest": "/x", "from": "controller" })), "src[1]");
+        assert_eq!(
+            path("certgen", json!({ "kind": "leaf", "dir": "/x", "ca": { "crt": "/a", "key": "/b" } })),
+            "ca.crt"
+        );
+        assert_eq!(path("command", json!({ "cmd": "x", "env": { "1A": "b" } })), "env");
+        assert_eq!(path("apt", json!({ "names": ["tree", "Bad"] })), "names[1]");
+        assert_eq!(path("command", json!({ "cmd": "x", "argv": ["y"] })), "");
+        let config =
+            json!({ "apiVersion": "kubeadm.k8s.io/v1alpha1", "kind": "MasterConfiguration", "apii": {} });
+        assert_eq!(path("kubeadm", json!({ "action": "init", "config": config })), "config.apii");
     }
 
     #[test]

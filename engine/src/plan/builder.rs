@@ -60,6 +60,21 @@ impl PlanBuilder {
         self.errors.push(error);
     }
 
+    /// Records a problem with the argument at `path` of the call at `location`, pointing at
+    /// that argument where the call writes it (see [`PlanError::at_argument`]).
+    pub fn argument_error(
+        &mut self,
+        message: impl Into<String>,
+        location: Location,
+        help: Option<String>,
+        path: &str,
+    ) {
+        let source = self.sources.get(&location.file).cloned();
+        let mut error = PlanError::at_argument(message, location, source, path);
+        error.help = help;
+        self.errors.push(error);
+    }
+
     /// Adds a task and returns its number. Unless its host runs concurrently, the task
     /// runs after the previous task written for the same host.
     pub fn add_task(&mut self, mut task: Task) -> TaskId {
@@ -125,7 +140,7 @@ impl PlanBuilder {
                 continue;
             }
             if let Some(first) = seen_names.insert((task.host.clone(), task.name.clone()), id) {
-                problems.push((
+                problems.push(Problem::new(
                     format!(
                         "duplicate task name {:?} on host {}: it is already used at {}",
                         task.name, task.host, self.tasks[first].location
@@ -138,23 +153,27 @@ impl PlanBuilder {
                 ));
             }
             match modules::registry::find(task.module) {
-                None => {
-                    problems.push((format!("unknown module {:?}", task.module), task.location.clone(), None))
-                }
+                None => problems.push(Problem::new(
+                    format!("unknown module {:?}", task.module),
+                    task.location.clone(),
+                    None,
+                )),
                 Some(spec) => match spec.parse(task.args.clone()) {
                     // Built once, here: the runner uses this module unless the arguments wait
                     // for values known only at run time.
                     Ok(module) if refs::references(&task.args).is_empty() => parsed.push((id, module)),
                     Ok(_) => {}
                     Err(e) => {
-                        problems.push((
+                        let mut problem = Problem::new(
                             format!(
-                                "task {:?}: invalid arguments for module {}: {}",
-                                task.name, task.module, e.message
+                                "task {:?}: invalid arguments for module {}: {e}",
+                                task.name, task.module
                             ),
                             task.location.clone(),
                             Some(format!("`engine modules {}` lists its arguments", task.module)),
-                        ));
+                        );
+                        problem.argument = e.written_at().map(str::to_owned);
+                        problems.push(problem);
                     }
                 },
             }
@@ -162,13 +181,13 @@ impl PlanBuilder {
                 match reference {
                     Ref::Output { task: producer, key } => {
                         if producer.0 >= self.tasks.len() {
-                            problems.push((
+                            problems.push(Problem::new(
                                 format!("reference to unknown task {producer}"),
                                 task.location.clone(),
                                 None,
                             ));
                         } else if producer.0 == id {
-                            problems.push((
+                            problems.push(Problem::new(
                                 format!("task {:?} reads its own output {key:?}", task.name),
                                 task.location.clone(),
                                 None,
@@ -177,7 +196,7 @@ impl PlanBuilder {
                             self.edges.push((producer.0, id, Edge::Data));
                         }
                     }
-                    Ref::Fact { host, .. } if inventory.host(&host).is_none() => problems.push((
+                    Ref::Fact { host, .. } if inventory.host(&host).is_none() => problems.push(Problem::new(
                         format!("task {:?} reads facts of unknown host {host:?}", task.name),
                         task.location.clone(),
                         None,
@@ -188,7 +207,7 @@ impl PlanBuilder {
             if let Some(until) = task.retry.as_ref().and_then(|r| r.until.as_deref())
                 && let Err(e) = super::until::compile(until)
             {
-                problems.push((
+                problems.push(Problem::new(
                     format!("task {:?}: invalid `until` expression: {e}", task.name),
                     task.location.clone(),
                     None,
@@ -198,8 +217,11 @@ impl PlanBuilder {
         for (id, module) in parsed {
             self.tasks[id].parsed = Some(module.into());
         }
-        for (message, location, help) in problems {
-            self.error(message, location, help);
+        for Problem { message, location, help, argument } in problems {
+            match argument {
+                Some(path) => self.argument_error(message, location, help, &path),
+                None => self.error(message, location, help),
+            }
         }
         // After the data edges (they count when finding a batch's first and last tasks) and
         // before handlers are ordered last (a handler of batch k must stay inside batch k).
@@ -261,6 +283,21 @@ impl PlanBuilder {
             return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
         Ok(Plan::new(self.playbook, graph, inventory.clone()))
+    }
+}
+
+/// A problem found while sealing, before it becomes a [`PlanError`].
+struct Problem {
+    message: String,
+    location: Location,
+    help: Option<String>,
+    /// The argument of the task's call it is about, when that one is to be pointed at.
+    argument: Option<String>,
+}
+
+impl Problem {
+    fn new(message: String, location: Location, help: Option<String>) -> Self {
+        Self { message, location, help, argument: None }
     }
 }
 

@@ -1,4 +1,6 @@
-//! Problems found in a playbook, each pointing at its source.
+//! Problems found in a playbook, each pointing at its source. A problem with one argument of a
+//! call ([`PlanError::at_argument`]) points at that argument's key, found in the call's source
+//! by the argument's path (`mode`, `ca.cert`, `names[2]`); the message is never read for it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,11 +28,32 @@ pub struct PlanError {
 impl PlanError {
     /// An error at `location` in `source` (the text of `location.file`, if known).
     pub fn new(message: impl Into<String>, location: Location, source: Option<Arc<str>>) -> Self {
-        let message = message.into();
+        Self::pointing(message.into(), location, source, None)
+    }
+
+    /// An error about the argument at `path` (e.g. `ca.cert`) of the call at `location`: it
+    /// points at the innermost key of the path written in that call, or at the call when none
+    /// is (a missing argument, or one built at run time).
+    pub fn at_argument(
+        message: impl Into<String>,
+        location: Location,
+        source: Option<Arc<str>>,
+        path: &str,
+    ) -> Self {
+        Self::pointing(message.into(), location, source, Some(path))
+    }
+
+    fn pointing(
+        message: String,
+        location: Location,
+        source: Option<Arc<str>>,
+        argument: Option<&str>,
+    ) -> Self {
         // An argument's mistake points at the argument, not just at the call that holds it.
         let location = source
             .as_deref()
-            .and_then(|text| argument_location(text, &location, &message))
+            .zip(argument)
+            .and_then(|(text, path)| argument_location(text, &location, path))
             .unwrap_or(location);
         let (source_code, span) = match source {
             Some(text) => {
@@ -72,33 +95,16 @@ pub(crate) fn dedup(errors: &mut Vec<PlanError>) {
     errors.retain(|e| seen.insert((e.location.clone(), e.message.clone())));
 }
 
-/// Where the argument a message is about (``unknown argument `contnet` ``, ``argument `mode`
-/// must be ...``, ``unknown key `crt` in ...``) is written, inside the call at `location`:
-/// the line of the key in a map spread over several lines. `None` when the message names no
-/// argument, or the key is not written in that call (a missing one, or one built at run time).
-fn argument_location(text: &str, location: &Location, message: &str) -> Option<Location> {
-    if message.contains("missing required argument") || message.contains("lacks its required key") {
-        return None;
-    }
-    let named = message.split_once("unknown key `").or_else(|| message.split_once("argument `"));
-    let key = match named {
-        Some((_, after)) => {
-            let path = after.split('`').next()?;
-            path.rsplit('.').next().unwrap_or(path)
-        }
-        // A module's own check, e.g. "path must be absolute": its first word, when that is
-        // a key of the call.
-        None => {
-            let reason = message.split_once("invalid arguments for module ")?.1.split_once(": ")?.1;
-            reason.split(|c: char| !(c.is_alphanumeric() || c == '_')).next()?
-        }
-    };
-    if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return None;
-    }
+/// Where the argument at `path` (`mode`, `ca.cert`, `names[2]`) is written inside the call at
+/// `location`: the innermost key of the path found in the call (`cert`, else `ca`), on its own
+/// line in a map spread over several. `None` when no key of the path is written in that call.
+fn argument_location(text: &str, location: &Location, path: &str) -> Option<Location> {
     let start = offset_of(text, location.line, location.col)?;
     let call = call_extent(text, start)?;
-    let found = key_in(&text[call.clone()], key)? + call.start;
+    let keys = path.split('.').map(|segment| segment.split('[').next().unwrap_or_default());
+    let written = |key: &str| !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let keys: Vec<&str> = keys.filter(|key| written(key)).collect();
+    let found = keys.iter().rev().find_map(|key| key_in(&text[call.clone()], key))? + call.start;
     let line_start = text[..found].rfind('\n').map_or(0, |i| i + 1);
     Some(Location {
         file: location.file.clone(),
@@ -194,18 +200,37 @@ mod tests {
     fn an_argument_error_points_at_the_argument() {
         let text = "let h = host(\"web0\");\nh.file(\"motd\", #{\n    path: \"/etc/motd\",\n    \"contnet\": \"hi\",\n    mode: 644,\n});\nh.file(\"other\", #{ mode: 1 });\n";
         let call = Location { file: "p.rhai".into(), line: 2, col: 3 };
-        let at = |message: &str| argument_location(text, &call, message).map(|l| (l.line, l.col));
-        assert_eq!(at("unknown argument `contnet`; did you mean `content`?"), Some((4, 6)));
-        assert_eq!(at("argument `mode` must be an octal mode string, got the integer 644"), Some((5, 5)));
-        // Not in this call, or not an argument: the call stays the place.
-        assert_eq!(at("unknown argument `owner`"), None);
-        assert_eq!(at("missing required argument `path`"), None);
-        assert_eq!(at("path must be absolute"), None);
-        let check = "task \"motd\": invalid arguments for module file: mode must be octal";
-        assert_eq!(at(check), Some((5, 5)));
-        assert_eq!(at("task \"motd\": invalid arguments for module file: either this or that"), None);
-        let error = PlanError::new("argument `mode` must be a string", call, Some(Arc::from(text)));
+        let at = |path: &str| argument_location(text, &call, path).map(|l| (l.line, l.col));
+        assert_eq!(at("contnet"), Some((4, 6)));
+        assert_eq!(at("mode"), Some((5, 5)));
+        // Not in this call (a missing argument, one in the next call), or the arguments as a
+        // whole: the call stays the place.
+        assert_eq!(at("owner"), None);
+        assert_eq!(at(""), None);
+        // A list item points at its list.
+        assert_eq!(at("mode[2]"), Some((5, 5)));
+        let error = PlanError::at_argument(
+            "argument `mode` must be a string",
+            call.clone(),
+            Some(Arc::from(text)),
+            "mode",
+        );
         assert_eq!((error.location.line, error.location.col), (5, 5));
+        // Without an argument, the message is not read: the call is the place.
+        let error = PlanError::new("argument `mode` must be a string", call, Some(Arc::from(text)));
+        assert_eq!((error.location.line, error.location.col), (2, 3));
+    }
+
+    #[test]
+    fn a_nested_argument_points_at_its_innermost_written_key() {
+        let text =
+            "h.certgen(\"leaf\", #{\n    kind: \"leaf\",\n    ca: #{ crt: \"/a\", key: \"/b\" },\n});\n";
+        let call = Location { file: "p.rhai".into(), line: 1, col: 3 };
+        let at = |path: &str| argument_location(text, &call, path).map(|l| (l.line, l.col));
+        assert_eq!(at("ca.crt"), Some((3, 12)));
+        // `ca.cert` is not written: its map `ca` is.
+        assert_eq!(at("ca.cert"), Some((3, 5)));
+        assert_eq!(at("ca.controller"), Some((3, 5)));
     }
 
     #[test]

@@ -359,14 +359,32 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             Ok(t.clone())
         },
     );
+    let c = cx.clone();
     engine.register_fn(
         "retry",
-        |ctx: NativeCallContext, t: &mut TaskHandle, policy: Map| -> RhaiResult<TaskHandle> {
-            let policy: Retry = rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
-                let text = e.to_string();
-                let why = contract::error::explain_args_error("", text.trim_start_matches("Syntax error: "));
-                runtime(format!("retry(#{{ retries, delay, until }}): {why}"), ctx.call_position())
-            })?;
+        move |ctx: NativeCallContext, t: &mut TaskHandle, policy: Map| -> RhaiResult<TaskHandle> {
+            const CALL: &str = "retry(#{ retries, delay, until })";
+            let policy: serde_json::Value =
+                rhai::serde::from_dynamic(&Dynamic::from_map(policy)).map_err(|e| {
+                    runtime(
+                        format!("{CALL}: its values must be plain values (numbers, strings): {e}"),
+                        ctx.call_position(),
+                    )
+                })?;
+            let policy: Retry = match contract::args::from_value(policy) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    // Recorded like any argument mistake, pointing at the key; the task keeps
+                    // no retry policy and evaluation goes on.
+                    let (message, location) = (format!("{CALL}: {e}"), c.location(&ctx));
+                    let mut plan = t.plan.borrow_mut();
+                    match e.written_at() {
+                        Some(path) => plan.argument_error(message, location, None, path),
+                        None => plan.error(message, location, None),
+                    }
+                    return Ok(t.clone());
+                }
+            };
             // A retry loop must end, and in reasonable time.
             if policy.retries > Retry::MAX_RETRIES || policy.delay > Retry::MAX_DELAY {
                 let limits =

@@ -488,7 +488,7 @@ async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn 
         shared.events.redactor().add_outputs(args);
     }
     let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
-    Ok(Some(spec.parse(args).map_err(|e| TaskError::Arguments(e.message))?.into()))
+    Ok(Some(spec.parse(args).map_err(|e| TaskError::Arguments(e.to_string()))?.into()))
 }
 
 /// The facts of `host`, gathered once per run on first use. A host that cannot be reached

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::command_error;
@@ -43,17 +43,19 @@ pub struct CommandArgs {
 }
 
 impl CommandArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         match (&self.cmd, &self.argv) {
-            (Some(_), Some(_)) => return Err("give either cmd or argv, not both".into()),
+            (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either cmd or argv, not both")),
             (None, None) => {
-                return Err("missing cmd (a shell line) or argv (a list of words)".into());
+                return Err(ArgsError::invalid("", "missing cmd (a shell line) or argv (a list of words)"));
             }
-            (None, Some(argv)) if argv.is_empty() => return Err("argv must not be empty".into()),
+            (None, Some(argv)) if argv.is_empty() => {
+                return Err(ArgsError::invalid("argv", "argv must not be empty"));
+            }
             _ => {}
         }
         if let Some(name) = self.env.keys().find(|k| !is_env_name(k)) {
-            return Err(format!("invalid environment variable name {name:?}"));
+            return Err(ArgsError::invalid("env", format!("invalid environment variable name {name:?}")));
         }
         Ok(self)
     }
@@ -215,7 +217,7 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<CommandArgs, String> {
-        serde_json::from_value::<CommandArgs>(json).map_err(|e| e.to_string()).and_then(CommandArgs::validate)
+        contract::args::from_value(json).and_then(CommandArgs::validate).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -236,7 +238,7 @@ mod tests {
         assert!(
             args(serde_json::json!({"cmd": "x", "crates": "/y"}))
                 .unwrap_err()
-                .contains("unknown field `crates`")
+                .contains("unknown argument `crates`")
         );
         assert!(args(serde_json::json!({"cmd": "x", "env": {"1A": "b"}})).is_err());
     }

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use contract::diff::unified_diff;
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::Host;
 use contract::mode::Mode;
 use contract::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
@@ -46,17 +46,23 @@ pub enum FileState {
 }
 
 impl FileArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
-            return Err(format!("path must be absolute, got {:?}", self.path));
+            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
         }
         if self.state != FileState::File && self.content.is_some() {
-            return Err("content is only allowed with state: file".into());
+            return Err(ArgsError::invalid("content", "content is only allowed with state: file"));
         }
         if self.state == FileState::Absent
             && (self.mode.is_some() || self.owner.is_some() || self.group.is_some())
         {
-            return Err("mode, owner and group make no sense with state: absent".into());
+            let given = [
+                ("mode", self.mode.is_some()),
+                ("owner", self.owner.is_some()),
+                ("group", self.group.is_some()),
+            ];
+            let first = given.iter().find(|(_, set)| *set).map_or("", |(name, _)| name);
+            return Err(ArgsError::invalid(first, "mode, owner and group make no sense with state: absent"));
         }
         Ok(self)
     }

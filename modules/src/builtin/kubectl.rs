@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, command_error, run_checked};
@@ -85,7 +85,7 @@ impl KubectlAction {
 }
 
 impl KubectlArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         use KubectlAction::*;
         let allowed: &[&str] = match self.action {
             Apply => &["manifest", "path"],
@@ -107,21 +107,26 @@ impl KubectlArgs {
             ("server", self.server.is_some()),
         ];
         if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-            return Err(format!("{field} does not apply to action {}", self.action.as_str()));
+            return Err(ArgsError::invalid(
+                *field,
+                format!("{field} does not apply to action {}", self.action.as_str()),
+            ));
         }
         match self.action {
             Apply if self.manifest.is_some() == self.path.is_some() => {
-                return Err("action apply needs either manifest or path".into());
+                return Err(ArgsError::invalid("action", "action apply needs either manifest or path"));
             }
-            Get | Delete | Patch | Wait if self.kind.is_none() => return Err("this action needs kind".into()),
+            Get | Delete | Patch | Wait if self.kind.is_none() => {
+                return Err(ArgsError::invalid("", "this action needs kind"));
+            }
             Delete if self.name.is_none() && self.selector.is_none() => {
-                return Err("action delete needs name or selector".into());
+                return Err(ArgsError::invalid("action", "action delete needs name or selector"));
             }
             Patch if self.name.is_none() || !self.patch.as_ref().is_some_and(Value::is_object) => {
-                return Err("action patch needs name and patch (a map)".into());
+                return Err(ArgsError::invalid("action", "action patch needs name and patch (a map)"));
             }
             KubeProxyServer if self.server.is_none() => {
-                return Err("action kube_proxy_server needs server".into());
+                return Err(ArgsError::invalid("action", "action kube_proxy_server needs server"));
             }
             _ => {}
         }
@@ -129,7 +134,10 @@ impl KubectlArgs {
             && !server.starts_with("https://")
             && !contract::deferred::is_deferred(server)
         {
-            return Err(format!("server must be an https:// URL, got {server:?}"));
+            return Err(ArgsError::invalid(
+                "server",
+                format!("server must be an https:// URL, got {server:?}"),
+            ));
         }
         Ok(self)
     }
@@ -404,9 +412,9 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<KubectlArgs, String> {
-        serde_json::from_value::<KubectlArgs>(value)
-            .map_err(|e| e.to_string())
+        contract::args::from_value::<KubectlArgs>(value)
             .and_then(KubectlArgs::validate)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

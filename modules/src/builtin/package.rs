@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::run_checked;
@@ -79,20 +79,29 @@ pub enum UpdateCache {
 const DEFAULT_CACHE_VALID_TIME: u64 = 3600;
 
 impl PackageArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, String> {
+    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+        let one = self.name.is_some();
         let names = match (self.name.take(), self.names.take()) {
-            (Some(_), Some(_)) => return Err("give either name or names, not both".into()),
-            (None, None) => return Err("missing name (one package) or names (a list)".into()),
+            (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either name or names, not both")),
+            (None, None) => {
+                return Err(ArgsError::invalid("", "missing name (one package) or names (a list)"));
+            }
             (Some(name), None) => vec![name],
-            (None, Some(names)) if names.is_empty() => return Err("names must not be empty".into()),
+            (None, Some(names)) if names.is_empty() => {
+                return Err(ArgsError::invalid("names", "names must not be empty"));
+            }
             (None, Some(names)) => names,
         };
         let mut unique: Vec<String> = Vec::new();
-        for name in names {
+        for (i, name) in names.into_iter().enumerate() {
             if !is_package_name(&name) {
-                return Err(format!(
-                    "{name:?} is not a Debian package name (lowercase letters, digits and + - .; \
+                let path = if one { "name".to_owned() } else { format!("names[{i}]") };
+                return Err(ArgsError::invalid(
+                    path,
+                    format!(
+                        "{name:?} is not a Debian package name (lowercase letters, digits and + - .; \
                      no version pins or architecture qualifiers)"
+                    ),
                 ));
             }
             if !unique.contains(&name) {
@@ -100,10 +109,16 @@ impl PackageArgs {
             }
         }
         if self.cache_valid_time.is_some() && self.update_cache != UpdateCache::Auto {
-            return Err("cache_valid_time only applies with update_cache: auto".into());
+            return Err(ArgsError::invalid(
+                "cache_valid_time",
+                "cache_valid_time only applies with update_cache: auto",
+            ));
         }
         if self.update_cache == UpdateCache::Always && self.state == PackageState::Absent {
-            return Err("update_cache: always makes no sense with state: absent".into());
+            return Err(ArgsError::invalid(
+                "update_cache",
+                "update_cache: always makes no sense with state: absent",
+            ));
         }
         self.names = Some(unique);
         Ok(self)
@@ -339,7 +354,9 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<PackageArgs, String> {
-        serde_json::from_value::<PackageArgs>(json).map_err(|e| e.to_string()).and_then(PackageArgs::validate)
+        contract::args::from_value::<PackageArgs>(json)
+            .and_then(PackageArgs::validate)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -362,10 +379,12 @@ mod tests {
         assert!(
             args(serde_json::json!({"name": "x1", "state": "latest"}))
                 .unwrap_err()
-                .contains("unknown variant")
+                .contains("must be one of")
         );
         assert!(
-            args(serde_json::json!({"name": "x1", "upgrade": true})).unwrap_err().contains("unknown field")
+            args(serde_json::json!({"name": "x1", "upgrade": true}))
+                .unwrap_err()
+                .contains("unknown argument `upgrade`")
         );
         assert!(
             args(serde_json::json!({"name": "x1", "update_cache": "never", "cache_valid_time": 5})).is_err()

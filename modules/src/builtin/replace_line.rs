@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::module::{Context, Module, Plan};
 use contract::remote;
 
@@ -28,15 +28,15 @@ pub struct ReplaceLineArgs {
 }
 
 impl ReplaceLineArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
-            return Err(format!("path must be absolute, got {:?}", self.path));
+            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
         }
         if self.starts_with.trim().is_empty() {
-            return Err("starts_with must not be empty".into());
+            return Err(ArgsError::invalid("starts_with", "starts_with must not be empty"));
         }
         if self.line.contains('\n') || self.starts_with.contains('\n') {
-            return Err("line and starts_with are single lines".into());
+            return Err(ArgsError::invalid("line", "line and starts_with are single lines"));
         }
         Ok(self)
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use contract::diff::{sha256_hex, unified_diff};
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
@@ -82,20 +82,23 @@ pub enum UnitState {
 }
 
 impl SystemdArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, String> {
-        self.name = unit_name(&self.name)?;
+    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+        self.name = unit_name(&self.name).map_err(|e| ArgsError::invalid("name", e))?;
         if is_template(&self.name) && (self.state.is_some() || self.enabled.is_some()) {
-            return Err(format!(
-                "{} is a template; start or enable an instance of it (e.g. {}) instead",
-                self.name,
-                self.name.replacen("@.", "@NAME.", 1)
+            return Err(ArgsError::invalid(
+                "name",
+                format!(
+                    "{} is a template; start or enable an instance of it (e.g. {}) instead",
+                    self.name,
+                    self.name.replacen("@.", "@NAME.", 1)
+                ),
             ));
         }
         let mut files = BTreeMap::new();
         for (file, content) in std::mem::take(&mut self.dropins) {
-            let file = dropin_name(&file)?;
+            let file = dropin_name(&file).map_err(|e| ArgsError::invalid("dropins", e))?;
             if files.insert(file.clone(), content).is_some() {
-                return Err(format!("drop-in {file} is given twice"));
+                return Err(ArgsError::invalid("dropins", format!("drop-in {file} is given twice")));
             }
         }
         self.dropins = files;
@@ -499,7 +502,9 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<SystemdArgs, String> {
-        serde_json::from_value::<SystemdArgs>(json).map_err(|e| e.to_string()).and_then(SystemdArgs::validate)
+        contract::args::from_value::<SystemdArgs>(json)
+            .and_then(SystemdArgs::validate)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -534,10 +539,12 @@ mod tests {
         assert!(
             args(serde_json::json!({"name": "web", "state": "running"}))
                 .unwrap_err()
-                .contains("unknown variant")
+                .contains("must be one of")
         );
         assert!(
-            args(serde_json::json!({"name": "web", "enable": true})).unwrap_err().contains("unknown field")
+            args(serde_json::json!({"name": "web", "enable": true}))
+                .unwrap_err()
+                .contains("unknown argument `enable`")
         );
         assert!(
             args(serde_json::json!({"name": "t@", "state": "started"})).unwrap_err().contains("template")

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::mode::Mode;
 use contract::module::{Context, Module, Plan};
 use contract::remote;
@@ -55,15 +55,19 @@ pub struct TemplateArgs {
 }
 
 impl TemplateArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         if !self.path.starts_with('/') {
-            return Err(format!("path must be absolute, got {:?}", self.path));
+            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
         }
         if self.vars.contains_key(FACTS) {
-            return Err(format!("vars must not define {FACTS:?}: that name holds the host's facts"));
+            return Err(ArgsError::invalid(
+                "vars",
+                format!("vars must not define {FACTS:?}: that name holds the host's facts"),
+            ));
         }
         let env = environment();
-        env.template_from_named_str(NAME, &self.template).map_err(|e| describe(&e, &[]))?;
+        env.template_from_named_str(NAME, &self.template)
+            .map_err(|e| ArgsError::invalid("template", describe(&e, &[])))?;
         Ok(self)
     }
 }
@@ -204,7 +208,9 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<TemplateArgs, String> {
-        serde_json::from_value::<TemplateArgs>(value).map_err(|e| e.to_string())?.validate()
+        contract::args::from_value::<TemplateArgs>(value)
+            .and_then(TemplateArgs::validate)
+            .map_err(|e| e.to_string())
     }
 
     fn vars(value: Value) -> BTreeMap<String, Value> {
@@ -271,7 +277,7 @@ mod tests {
         let err = args(json!({"path": "x", "template": "hi"})).unwrap_err();
         assert!(err.contains("absolute"), "{err}");
         let err = args(json!({"path": "/x", "template": "hi", "src": "a.j2"})).unwrap_err();
-        assert!(err.contains("unknown field `src`"), "{err}");
+        assert!(err.contains("unknown argument `src`"), "{err}");
         let err = args(json!({"path": "/x", "template": "a\n{{ x }\n"})).unwrap_err();
         assert!(err.contains("template line 2: syntax error"), "{err}");
         let err = args(json!({"path": "/x", "template": "hi", "vars": {"facts": 1}})).unwrap_err();

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host, HostError};
 use contract::module::{Context, Module, Outputs, Plan};
 use contract::shell::quote;
@@ -58,52 +58,69 @@ const DEFAULT_TIMEOUT: u64 = 60;
 const DEFAULT_INTERVAL: u64 = 1;
 
 impl WaitArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         let given = [self.port.is_some(), self.command.is_some(), self.url.is_some()];
         match given.iter().filter(|g| **g).count() {
-            0 => return Err("missing the condition: give port, command or url".into()),
+            0 => return Err(ArgsError::invalid("", "missing the condition: give port, command or url")),
             1 => {}
-            _ => return Err("give only one of port, command and url".into()),
+            _ => return Err(ArgsError::invalid("", "give only one of port, command and url")),
         }
         if self.port == Some(0) {
-            return Err("port must be 1-65535".into());
+            return Err(ArgsError::invalid("port", "port must be 1-65535"));
         }
         if self.host.is_some() && self.port.is_none() {
-            return Err("host only applies with port".into());
+            return Err(ArgsError::invalid("host", "host only applies with port"));
         }
         if let Some(host) = &self.host
             && (host.is_empty() || host.contains(['/', ' ', '\n']))
         {
-            return Err(format!("host must be an address or name, got {host:?}"));
+            return Err(ArgsError::invalid("host", format!("host must be an address or name, got {host:?}")));
         }
-        let url_only = [self.status.is_some(), self.ca.is_some(), self.cert.is_some(), self.key.is_some()];
-        if self.url.is_none() && url_only.iter().any(|g| *g) {
-            return Err("status, ca, cert and key only apply with url".into());
+        let url_only = [
+            ("status", self.status.is_some()),
+            ("ca", self.ca.is_some()),
+            ("cert", self.cert.is_some()),
+            ("key", self.key.is_some()),
+        ];
+        if self.url.is_none()
+            && let Some((first, _)) = url_only.iter().find(|(_, given)| *given)
+        {
+            return Err(ArgsError::invalid(*first, "status, ca, cert and key only apply with url"));
         }
         if let Some(url) = &self.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(format!("url must start with http:// or https://, got {url:?}"));
+            return Err(ArgsError::invalid(
+                "url",
+                format!("url must start with http:// or https://, got {url:?}"),
+            ));
         }
         if self.key.is_some() && self.cert.is_none() {
-            return Err("key needs cert".into());
+            return Err(ArgsError::invalid("key", "key needs cert"));
         }
         if let Some(status) = self.status
             && !(100..=599).contains(&status)
         {
-            return Err(format!("status must be an HTTP status (100-599), got {status}"));
+            return Err(ArgsError::invalid(
+                "status",
+                format!("status must be an HTTP status (100-599), got {status}"),
+            ));
         }
         if self.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            return Err("command must not be empty".into());
+            return Err(ArgsError::invalid("command", "command must not be empty"));
         }
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
         if timeout == 0 || timeout > MAX_TIMEOUT {
-            return Err(format!("timeout must be 1-{MAX_TIMEOUT} seconds, got {timeout}"));
+            return Err(ArgsError::invalid(
+                "timeout",
+                format!("timeout must be 1-{MAX_TIMEOUT} seconds, got {timeout}"),
+            ));
         }
         if interval == 0 || interval > timeout {
-            return Err(format!(
-                "interval must be 1 second or more and at most timeout ({timeout}), got {interval}"
+            return Err(ArgsError::invalid(
+                "interval",
+                format!("interval must be 1 second or more and at most timeout ({timeout}), got {interval}"),
             ));
         }
         Ok(self)
@@ -263,7 +280,7 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<WaitArgs, String> {
-        serde_json::from_value::<WaitArgs>(json).map_err(|e| e.to_string()).and_then(WaitArgs::validate)
+        contract::args::from_value::<WaitArgs>(json).and_then(WaitArgs::validate).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -278,7 +295,11 @@ mod tests {
         assert!(args(serde_json::json!({"url": "https://x", "key": "/k"})).unwrap_err().contains("cert"));
         assert!(args(serde_json::json!({"port": 1, "timeout": 0})).is_err());
         assert!(args(serde_json::json!({"port": 1, "timeout": 5, "interval": 6})).is_err());
-        assert!(args(serde_json::json!({"port": 1, "tiemout": 5})).unwrap_err().contains("unknown field"));
+        assert!(
+            args(serde_json::json!({"port": 1, "tiemout": 5}))
+                .unwrap_err()
+                .contains("unknown argument `tiemout`")
+        );
         assert!(
             args(serde_json::json!({"url": "https://x:2379/health", "ca": "/c", "cert": "/a", "key": "/b"}))
                 .is_ok()

@@ -24,13 +24,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use spec::{KeyAlgo, Name, Profile, Usage, parse_duration};
+pub use spec::{InvalidDuration, KeyAlgo, Name, Profile, Usage, parse_duration};
 
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
 use self::spec::{San, Subject, Usages};
 use contract::deferred::is_deferred;
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::Host;
 use contract::local::LocalHost;
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -127,29 +127,33 @@ pub struct CaSource {
 const DEFAULT_EXPIRY: &str = "43800h";
 const DEFAULT_RENEW_BEFORE: &str = "720h";
 
-fn absolute(what: &str, path: &str) -> Result<(), String> {
+/// `path`, given as argument `what`, is absolute (or known only at run time).
+fn absolute(what: &str, path: &str) -> Result<(), ArgsError> {
     if path.starts_with('/') || is_deferred(path) {
         Ok(())
     } else {
-        Err(format!("{what} must be an absolute path, got {path:?}"))
+        Err(ArgsError::invalid(what, format!("{what} must be an absolute path, got {path:?}")))
     }
 }
 
 impl CertgenArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         absolute("dir", &self.dir)?;
         if let Some(name) = &self.name
             && (name.is_empty() || name.contains('/'))
         {
-            return Err(format!("name must be a file base name without '/', got {name:?}"));
+            return Err(ArgsError::invalid(
+                "name",
+                format!("name must be a file base name without '/', got {name:?}"),
+            ));
         }
         parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY))
-            .map_err(|e| format!("expiry: {e}"))?;
+            .map_err(|e| ArgsError::invalid("expiry", format!("expiry: {e}")))?;
         Subject::new(self.cn.as_deref().unwrap_or("-"), &self.names)?;
         match self.kind {
             Kind::Ca => {
                 if self.cn.is_none() {
-                    return Err("a CA needs a cn".into());
+                    return Err(ArgsError::invalid("", "a CA needs a cn"));
                 }
                 let leaf_only = [
                     ("profile", self.profile.is_some()),
@@ -160,38 +164,50 @@ impl CertgenArgs {
                     ("write_ca_cert", self.write_ca_cert.is_some()),
                 ];
                 if let Some((arg, _)) = leaf_only.iter().find(|(_, given)| *given) {
-                    return Err(format!("{arg} is only for kind: \"leaf\""));
+                    return Err(ArgsError::invalid(*arg, format!("{arg} is only for kind: \"leaf\"")));
                 }
             }
             Kind::Leaf => {
                 if self.profile.is_none() && self.usages.as_ref().is_none_or(Vec::is_empty) {
-                    return Err("a leaf needs a profile (\"server\", \"client\", \"peer\") or usages".into());
+                    return Err(ArgsError::invalid(
+                        "",
+                        "a leaf needs a profile (\"server\", \"client\", \"peer\") or usages",
+                    ));
                 }
                 if self.profile.is_none() && self.name.is_none() {
-                    return Err("without a profile, give the file base name in name".into());
+                    return Err(ArgsError::invalid("", "without a profile, give the file base name in name"));
                 }
-                let ca = self.ca.as_ref().ok_or(
-                    "a leaf needs ca: #{ host, cert, key } (a CA on a host) or #{ controller: DIR }",
-                )?;
+                let ca = self.ca.as_ref().ok_or_else(|| {
+                    ArgsError::invalid(
+                        "",
+                        "a leaf needs ca: #{ host, cert, key } (a CA on a host) or #{ controller: DIR }",
+                    )
+                })?;
                 match (&ca.controller, &ca.host) {
-                    (Some(_), Some(_)) => return Err("ca: give either host or controller, not both".into()),
+                    (Some(_), Some(_)) => {
+                        return Err(ArgsError::invalid("ca", "ca: give either host or controller, not both"));
+                    }
                     (Some(dir), None) if dir.is_empty() => {
-                        return Err("ca.controller must not be empty".into());
+                        return Err(ArgsError::invalid("ca.controller", "ca.controller must not be empty"));
                     }
                     (Some(_), None) => {}
                     (None, _) => {
                         let (Some(cert), Some(key)) = (&ca.cert, &ca.key) else {
-                            return Err("ca needs cert and key paths (or controller: DIR)".into());
+                            return Err(ArgsError::invalid(
+                                "ca",
+                                "ca needs cert and key paths (or controller: DIR)",
+                            ));
                         };
                         absolute("ca.cert", cert)?;
                         absolute("ca.key", key)?;
                     }
                 }
-                for host in self.hosts.iter().flatten().filter(|h| !is_deferred(h)) {
-                    San::parse(host).map_err(|e| format!("hosts: {e}"))?;
+                for (i, host) in self.hosts.iter().flatten().enumerate().filter(|(_, h)| !is_deferred(h)) {
+                    San::parse(host)
+                        .map_err(|e| ArgsError::invalid(format!("hosts[{i}]"), format!("hosts: {e}")))?;
                 }
                 parse_duration(self.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
-                    .map_err(|e| format!("renew_before: {e}"))?;
+                    .map_err(|e| ArgsError::invalid("renew_before", format!("renew_before: {e}")))?;
                 if let Some(path) = &self.write_ca_cert {
                     absolute("write_ca_cert", path)?;
                 }
@@ -220,7 +236,8 @@ impl CertgenArgs {
     }
 
     fn expiry(&self) -> Result<Duration, ModuleError> {
-        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY)).map_err(ModuleError::Refused)
+        parse_duration(self.expiry.as_deref().unwrap_or(DEFAULT_EXPIRY))
+            .map_err(|e| ModuleError::Refused(e.to_string()))
     }
 
     /// Whether the certificate is for a TLS server (has server auth), and so names a host.
@@ -281,7 +298,7 @@ impl Certgen {
         let args = &self.args;
         let (cert_path, key_path) = args.paths();
         let subject = Subject::new(args.cn.as_deref().unwrap_or_default(), &args.names)
-            .map_err(ModuleError::Refused)?;
+            .map_err(|e| ModuleError::Refused(e.to_string()))?;
         let found = read_files(cx.host, &[&cert_path, &key_path], &args.dir).await?;
         let (cert, key) = (&found.files[0], &found.files[1]);
         let host = cx.host.name();
@@ -376,9 +393,11 @@ impl Certgen {
                 .ok_or_else(|| fact_error("cn to the hostname"))?
                 .to_owned(),
         };
-        let subject = Subject::new(&cn, &args.names).map_err(ModuleError::Refused)?;
+        let subject = Subject::new(&cn, &args.names).map_err(|e| ModuleError::Refused(e.to_string()))?;
         let sans = match &args.hosts {
-            Some(hosts) => hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>(),
+            Some(hosts) => {
+                hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            }
             None if args.serves() => facts.map(default_sans).ok_or_else(|| fact_error("hosts"))?,
             None => Ok(Vec::new()),
         }
@@ -467,7 +486,7 @@ impl Certgen {
             usages: usages.clone(),
             key: args.key_algo().kind(),
             renew_before_secs: parse_duration(args.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
-                .map_err(ModuleError::Refused)?
+                .map_err(|e| ModuleError::Refused(e.to_string()))?
                 .as_secs() as i64,
         };
         let (cert, key) = (&found.files[0], &found.files[1]);
@@ -570,7 +589,7 @@ fn usages_label(args: &CertgenArgs) -> String {
 fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
     let mut sans = Vec::new();
     if let Some(hostname) = facts.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty()) {
-        sans.push(San::parse(hostname)?);
+        sans.push(San::parse(hostname).map_err(|e| e.to_string())?);
     }
     let interfaces = facts.get("interfaces").and_then(Value::as_object);
     for (name, interface) in interfaces.into_iter().flatten() {
@@ -579,7 +598,7 @@ fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
         }
         for address in interface.get("ipv4").and_then(Value::as_array).into_iter().flatten() {
             let Some(address) = address.as_str() else { continue };
-            let san = San::parse(address)?;
+            let san = San::parse(address).map_err(|e| e.to_string())?;
             if !matches!(&san, San::Ip(ip) if ip.is_loopback()) {
                 sans.push(san);
             }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use contract::error::ArgsError;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -421,7 +422,8 @@ pub(crate) struct Subject(pub(crate) Vec<(Attr, String)>);
 impl Subject {
     /// Builds a subject from a common name and cfssl-style `names`. Each attribute type may
     /// appear once (rcgen keeps one value per type).
-    pub(crate) fn new(cn: &str, names: &[Name]) -> Result<Self, String> {
+    /// A mistake is reported at the argument it is about (`names` or `cn`).
+    pub(crate) fn new(cn: &str, names: &[Name]) -> Result<Self, ArgsError> {
         let mut attrs: Vec<(Attr, String)> = Vec::new();
         for name in names {
             for (attr, value) in [
@@ -433,13 +435,14 @@ impl Subject {
             ] {
                 let Some(value) = value else { continue };
                 if attrs.iter().any(|(a, _)| *a == attr) {
-                    return Err(format!("names: {} is given more than once", attr.label()));
+                    let message = format!("names: {} is given more than once", attr.label());
+                    return Err(ArgsError::invalid("names", message));
                 }
                 attrs.push((attr, value.clone()));
             }
         }
         if cn.is_empty() {
-            return Err("cn must not be empty".into());
+            return Err(ArgsError::invalid("cn", "cn must not be empty"));
         }
         attrs.push((Attr::Cn, cn.to_owned()));
         attrs.sort_by_key(|(a, _)| *a);
@@ -498,7 +501,7 @@ pub(crate) enum San {
 
 impl San {
     /// An IP address when it parses as one, a DNS name otherwise (cfssl's `hosts` rule).
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, InvalidHostName> {
         if let Ok(ip) = text.parse::<IpAddr>() {
             return Ok(San::Ip(ip));
         }
@@ -506,11 +509,7 @@ impl San {
             && text.len() <= 253
             && text.is_ascii()
             && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | '_'));
-        if valid {
-            Ok(San::Dns(text.to_ascii_lowercase()))
-        } else {
-            Err(format!("invalid host name {text:?}"))
-        }
+        if valid { Ok(San::Dns(text.to_ascii_lowercase())) } else { Err(InvalidHostName(text.to_owned())) }
     }
 
     pub(crate) fn to_rcgen(&self) -> Result<rcgen::SanType, String> {
@@ -532,10 +531,30 @@ impl fmt::Display for San {
     }
 }
 
+/// A `hosts` entry (or a host's own name) that is neither an IP address nor a host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidHostName(pub(crate) String);
+
+impl fmt::Display for InvalidHostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid host name {:?}", self.0)
+    }
+}
+
+/// A text that is not a duration (`expiry`, `renew_before`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDuration(pub String);
+
+impl fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid duration {:?}: use a number with a unit d, h, m or s, e.g. \"43800h\"", self.0)
+    }
+}
+
 /// Parses a Go-style duration made of whole `d`, `h`, `m` and `s` parts: `43800h`, `365d`,
 /// `1h30m`. (Go itself has no `d`; cfssl's `expiry` values all use `h`.)
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: use a number with a unit d, h, m or s, e.g. \"43800h\"");
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
+    let bad = || InvalidDuration(text.to_owned());
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut parts = 0;
@@ -631,7 +650,7 @@ mod tests {
             Name { o: Some("a".into()), ..Name::default() },
             Name { o: Some("b".into()), ..Name::default() },
         ];
-        assert!(Subject::new("x", &twice).unwrap_err().contains("O is given more than once"));
+        assert!(Subject::new("x", &twice).unwrap_err().to_string().contains("O is given more than once"));
         assert!(Subject::new("", &[]).is_err());
     }
 

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use contract::error::{ArgsError, ArgsErrorKind};
+
 type ArgMap = BTreeMap<String, String>;
 
 /// One `{name, value}` argument (v1beta4 `extraArgs`, `kubeletExtraArgs`).
@@ -303,45 +305,41 @@ pub const V1ALPHA1: &str = "kubeadm.k8s.io/v1alpha1";
 pub const V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
 pub const V1BETA4: &str = "kubeadm.k8s.io/v1beta4";
 
-/// Decodes `text` (one YAML document) strictly into `T`, with kubeadm's wording for an unknown
-/// field: `strict decoding error: unknown field "apiServer.certSans"`.
-fn strict<T: serde::de::DeserializeOwned>(text: &str, api: &str, kind: &str) -> Result<T, String> {
-    serde_yaml_ng::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        let (path, rest) = match message.split_once(": ") {
-            Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
-            _ => (None, message.as_str()),
-        };
-        let reason = match rest.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
-            Some((field, _)) => {
-                let full = path.map_or_else(|| field.to_owned(), |p| format!("{p}.{field}"));
-                format!("strict decoding error: unknown field \"{full}\"")
+/// Decodes one document strictly into `T`, with kubeadm's wording for an unknown field:
+/// `strict decoding error: unknown field "apiServer.certSans"` (the field's whole path). The
+/// error keeps that path, so a playbook is shown the field where it is written.
+fn strict<T: serde::de::DeserializeOwned>(value: &Value, api: &str, kind: &str) -> Result<T, ArgsError> {
+    contract::args::from_value(value.clone()).map_err(|e| {
+        let reason = match &e.kind {
+            ArgsErrorKind::UnknownField { .. } => {
+                format!("strict decoding error: unknown field \"{}\"", e.path)
             }
-            None => match path {
-                Some(path) => format!("{path}: {rest}"),
-                None => rest.to_owned(),
-            },
+            _ => e.to_string(),
         };
-        format!("{api} {kind}: {reason}")
+        ArgsError::invalid(e.path, format!("{api} {kind}: {reason}"))
     })
 }
 
 impl Document {
     /// Decodes one document by its `apiVersion` and `kind`.
-    pub fn parse(value: &Value) -> Result<Self, String> {
+    pub fn parse(value: &Value) -> Result<Self, ArgsError> {
         let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
         let (Some(api), Some(kind)) = (field("apiVersion"), field("kind")) else {
-            return Err("every kubeadm configuration document needs apiVersion and kind".into());
+            return Err(ArgsError::invalid(
+                "",
+                "every kubeadm configuration document needs apiVersion and kind",
+            ));
         };
-        let text = serde_yaml_ng::to_string(value).map_err(|e| e.to_string())?;
         Ok(match (api.as_str(), kind.as_str()) {
-            (V1ALPHA1, "MasterConfiguration") => Self::MasterV1alpha1(strict(&text, &api, &kind)?),
-            (V1BETA3, "InitConfiguration") => Self::InitV1beta3(strict(&text, &api, &kind)?),
-            (V1BETA3, "ClusterConfiguration") => Self::ClusterV1beta3(strict(&text, &api, &kind)?),
-            (V1BETA4, "InitConfiguration") => Self::InitV1beta4(strict(&text, &api, &kind)?),
-            (V1BETA4, "ClusterConfiguration") => Self::ClusterV1beta4(strict(&text, &api, &kind)?),
-            _ => return Err(format!("no kind {kind:?} is registered for version {api:?}")),
+            (V1ALPHA1, "MasterConfiguration") => Self::MasterV1alpha1(strict(value, &api, &kind)?),
+            (V1BETA3, "InitConfiguration") => Self::InitV1beta3(strict(value, &api, &kind)?),
+            (V1BETA3, "ClusterConfiguration") => Self::ClusterV1beta3(strict(value, &api, &kind)?),
+            (V1BETA4, "InitConfiguration") => Self::InitV1beta4(strict(value, &api, &kind)?),
+            (V1BETA4, "ClusterConfiguration") => Self::ClusterV1beta4(strict(value, &api, &kind)?),
+            _ => {
+                let message = format!("no kind {kind:?} is registered for version {api:?}");
+                return Err(ArgsError::invalid("kind", message));
+            }
         })
     }
 
@@ -379,24 +377,32 @@ pub struct KubeadmConfig {
 }
 
 impl KubeadmConfig {
-    /// Decodes a map (one document) or a list of maps, and checks that they fit together.
-    pub fn parse(value: &Value) -> Result<Self, String> {
-        let values = match value {
-            Value::Array(items) => items.iter().collect::<Vec<_>>(),
-            Value::Object(_) => vec![value],
-            _ => return Err("config must be a map (one document) or a list of maps".into()),
+    /// Decodes a map (one document) or a list of maps, and checks that they fit together. A
+    /// mistake's path is inside the configuration: `apiServer.certSans`, `[1].kind`.
+    pub fn parse(value: &Value) -> Result<Self, ArgsError> {
+        let (values, listed) = match value {
+            Value::Array(items) => (items.iter().collect::<Vec<_>>(), true),
+            Value::Object(_) => (vec![value], false),
+            _ => return Err(ArgsError::invalid("", "config must be a map (one document) or a list of maps")),
         };
         if values.is_empty() {
-            return Err("config has no documents".into());
+            return Err(ArgsError::invalid("", "config has no documents"));
         }
-        let documents = values.into_iter().map(Document::parse).collect::<Result<Vec<_>, _>>()?;
+        let documents = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Document::parse(v).map_err(|e| if listed { e.within(&format!("[{i}]")) } else { e })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let first = documents[0].api_version();
         if let Some(other) = documents.iter().find(|d| d.api_version() != first) {
-            return Err(format!("config mixes {first} with {}; use one version", other.api_version()));
+            let message = format!("config mixes {first} with {}; use one version", other.api_version());
+            return Err(ArgsError::invalid("", message));
         }
         for (i, d) in documents.iter().enumerate() {
             if documents[..i].iter().any(|e| e.kind() == d.kind()) {
-                return Err(format!("config has more than one {}", d.kind()));
+                return Err(ArgsError::invalid("", format!("config has more than one {}", d.kind())));
             }
         }
         Ok(Self { documents })

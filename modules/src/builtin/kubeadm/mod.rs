@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use contract::deferred::is_deferred;
 use contract::diff::sha256_hex;
-use contract::error::ModuleError;
+use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
@@ -99,50 +99,76 @@ fn is_hash(h: &str) -> bool {
 }
 
 impl KubeadmArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, String> {
+    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
         let join_fields = self.endpoint.is_some() || self.token.is_some() || self.ca_cert_hash.is_some();
         match self.action {
             KubeadmAction::Init => {
-                let config = self.config.as_ref().ok_or("action init needs config")?;
+                let config =
+                    self.config.as_ref().ok_or_else(|| ArgsError::invalid("", "action init needs config"))?;
                 if join_fields || self.control_plane {
-                    return Err(
-                        "endpoint, token, ca_cert_hash and control_plane belong to action join".into()
-                    );
+                    let given = [
+                        ("endpoint", self.endpoint.is_some()),
+                        ("token", self.token.is_some()),
+                        ("ca_cert_hash", self.ca_cert_hash.is_some()),
+                        ("control_plane", self.control_plane),
+                    ];
+                    let first = given.iter().find(|(_, set)| *set).map_or("", |(name, _)| name);
+                    return Err(ArgsError::invalid(
+                        first,
+                        "endpoint, token, ca_cert_hash and control_plane belong to action join",
+                    ));
                 }
-                let config = KubeadmConfig::parse(config).map_err(|e| format!("config: {e}"))?;
+                let config = KubeadmConfig::parse(config).map_err(|e| {
+                    let message = format!("config: {e}");
+                    ArgsError::invalid(e.within("config").path, message)
+                })?;
                 self.rendered = Some((config.render(), config.endpoint()));
                 let path = self.config_path.get_or_insert_with(|| DEFAULT_CONFIG_PATH.to_owned());
                 if !path.starts_with('/') && !is_deferred(path) {
-                    return Err(format!("config_path must be absolute, got {path:?}"));
+                    return Err(ArgsError::invalid(
+                        "config_path",
+                        format!("config_path must be absolute, got {path:?}"),
+                    ));
                 }
             }
             KubeadmAction::Join => {
                 if self.config.is_some() || self.config_path.is_some() {
-                    return Err("config and config_path belong to action init".into());
+                    let given = if self.config.is_some() { "config" } else { "config_path" };
+                    return Err(ArgsError::invalid(given, "config and config_path belong to action init"));
                 }
                 let (Some(endpoint), Some(token), Some(hash)) =
                     (&self.endpoint, &self.token, &self.ca_cert_hash)
                 else {
-                    return Err("action join needs endpoint, token and ca_cert_hash".into());
+                    return Err(ArgsError::invalid(
+                        "action",
+                        "action join needs endpoint, token and ca_cert_hash",
+                    ));
                 };
                 let port_ok =
                     endpoint.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !port_ok && !is_deferred(endpoint) {
-                    return Err(format!("endpoint must be host:port, got {endpoint:?}"));
+                    return Err(ArgsError::invalid(
+                        "endpoint",
+                        format!("endpoint must be host:port, got {endpoint:?}"),
+                    ));
                 }
                 if !is_token(token) && !is_deferred(token) {
-                    return Err("token must look like [a-z0-9]{6}.[a-z0-9]{16}".into());
+                    return Err(ArgsError::invalid("token", "token must look like [a-z0-9]{6}.[a-z0-9]{16}"));
                 }
                 if !is_hash(hash) && !is_deferred(hash) {
-                    return Err(format!(
-                        "ca_cert_hash must be sha256:<64 lowercase hex digits>, got {hash:?}"
+                    return Err(ArgsError::invalid(
+                        "ca_cert_hash",
+                        format!("ca_cert_hash must be sha256:<64 lowercase hex digits>, got {hash:?}"),
                     ));
                 }
             }
             KubeadmAction::TokenCreate | KubeadmAction::Reset => {
                 if self.config.is_some() || self.config_path.is_some() || join_fields || self.control_plane {
                     let action = if self.action == KubeadmAction::Reset { "reset" } else { "token_create" };
-                    return Err(format!("action {action} takes no other arguments"));
+                    return Err(ArgsError::invalid(
+                        "action",
+                        format!("action {action} takes no other arguments"),
+                    ));
                 }
             }
         }

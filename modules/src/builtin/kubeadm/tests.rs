@@ -6,7 +6,9 @@ use super::config::KubeadmConfig;
 use super::*;
 
 fn args(value: Value) -> Result<KubeadmArgs, String> {
-    serde_json::from_value::<KubeadmArgs>(value).map_err(|e| e.to_string()).and_then(KubeadmArgs::validate)
+    contract::args::from_value::<KubeadmArgs>(value)
+        .and_then(KubeadmArgs::validate)
+        .map_err(|e| e.to_string())
 }
 
 fn render(config: Value) -> String {
@@ -73,7 +75,7 @@ fn renders_v1beta4_with_argument_lists() {
 
 #[test]
 fn rejects_what_kubeadm_rejects() {
-    let err = |v: Value| KubeadmConfig::parse(&v).unwrap_err();
+    let err = |v: Value| KubeadmConfig::parse(&v).unwrap_err().to_string();
     let typo = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
                       "apiServer": {"certSans": ["x"]}});
     assert_eq!(
@@ -127,7 +129,7 @@ fn checks_arguments_per_action() {
         args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
     );
     assert!(args(json!({"action": "reset", "token": "x"})).is_err());
-    assert!(args(json!({"action": "rest"})).unwrap_err().contains("unknown variant"));
+    assert!(args(json!({"action": "rest"})).unwrap_err().contains("must be one of"));
 }
 
 #[test]
@@ -261,4 +263,20 @@ async fn a_failed_join_shows_kubeadms_preflight_lines_and_hides_the_token() {
     .to_string();
     assert!(error.contains("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]"), "{error}");
     assert!(!error.contains("0123456789abcdef"), "{error}");
+}
+
+#[test]
+fn a_misshapen_field_names_its_whole_path() {
+    let typo = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
+                      "apiServer": {"certSans": ["x"]}});
+    assert_eq!(KubeadmConfig::parse(&typo).unwrap_err().path, "apiServer.certSans");
+    let second = json!([{"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "InitConfiguration"},
+                        {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "Cluster"}]);
+    assert_eq!(KubeadmConfig::parse(&second).unwrap_err().path, "[1].kind");
+    let v3_args_as_list = json!({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
+                                 "apiServer": {"extraArgs": [{"name": "a", "value": "b"}]}});
+    assert_eq!(
+        KubeadmConfig::parse(&v3_args_as_list).unwrap_err().to_string(),
+        "kubeadm.k8s.io/v1beta3 ClusterConfiguration: argument `apiServer.extraArgs` must be a map, got a list"
+    );
 }

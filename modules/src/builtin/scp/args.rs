@@ -1,6 +1,7 @@
 //! `scp`'s arguments, as playbooks write them, and the checks made before anything runs.
 
 use contract::deferred::is_deferred;
+use contract::error::ArgsError;
 use contract::mode::Mode;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -54,11 +55,41 @@ pub struct ScpArgs {
 }
 
 /// One path or a list of paths.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged, expecting = "a path or a list of paths")]
+///
+/// Read by its own visitor rather than `#[serde(untagged)]`: a value of neither shape is then
+/// a type mistake naming what was given ("a path or a list of paths, got the integer 1"), and
+/// a bad list item is reported at its own place (`src[1]`).
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum Paths {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Paths {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Paths;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path or a list of paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Paths, E> {
+                Ok(Paths::One(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Paths, E> {
+                Ok(Paths::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Paths, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(path) = seq.next_element()? {
+                    paths.push(path);
+                }
+                Ok(Paths::Many(paths))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Paths {
@@ -73,47 +104,58 @@ impl Paths {
 /// True for a value that holds a run-time reference (another task's output, a host's fact),
 /// which the engine fills in just before the task runs; it is checked again then. The engine's
 /// `plan::refs` markers are set off by U+2063 (INVISIBLE SEPARATOR).
-fn check_absolute(what: &str, path: &str) -> Result<(), String> {
+fn check_absolute(what: &str, path: &str) -> Result<(), ArgsError> {
     if path.starts_with('/') || is_deferred(path) {
         Ok(())
     } else {
-        Err(format!("{what} must be an absolute path on the host, got {path:?}"))
+        Err(ArgsError::invalid(what, format!("{what} must be an absolute path on the host, got {path:?}")))
     }
 }
 
 impl ScpArgs {
-    pub(crate) fn validate(self) -> Result<Self, String> {
+    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
         let srcs = self.src.list();
         if srcs.is_empty() {
-            return Err("src must name at least one path".into());
+            return Err(ArgsError::invalid("src", "src must name at least one path"));
         }
         if srcs.iter().any(|s| s.trim().is_empty()) {
-            return Err("src paths must not be empty".into());
+            return Err(ArgsError::invalid("src", "src paths must not be empty"));
         }
         if let Some(local) = &self.to_controller {
             if self.from.is_some() || self.dest.is_some() {
-                return Err(
-                    "to_controller copies from this task's host: give no `from` or `dest` with it".into()
-                );
+                return Err(ArgsError::invalid(
+                    "to_controller",
+                    "to_controller copies from this task's host: give no `from` or `dest` with it",
+                ));
             }
             if self.owner.is_some() || self.group.is_some() {
-                return Err("owner and group cannot be set on the controller (to_controller)".into());
+                let owner = if self.owner.is_some() { "owner" } else { "group" };
+                return Err(ArgsError::invalid(
+                    owner,
+                    "owner and group cannot be set on the controller (to_controller)",
+                ));
             }
             if local.trim().is_empty() {
-                return Err("to_controller must not be empty".into());
+                return Err(ArgsError::invalid("to_controller", "to_controller must not be empty"));
             }
             srcs.iter().try_for_each(|s| check_absolute("src", s))?;
         } else {
             let Some(from) = &self.from else {
-                return Err(format!(
-                    "missing `from`: the source host's name, or {CONTROLLER:?} (or use `to_controller` to copy to the controller)"
+                return Err(ArgsError::invalid(
+                    "",
+                    format!(
+                        "missing `from`: the source host's name, or {CONTROLLER:?} (or use `to_controller` to copy to the controller)"
+                    ),
                 ));
             };
             if from.trim().is_empty() {
-                return Err("from must name a host or \"controller\"".into());
+                return Err(ArgsError::invalid("from", "from must name a host or \"controller\""));
             }
             let Some(dest) = &self.dest else {
-                return Err("missing `dest`: where to put the files on this task's host".into());
+                return Err(ArgsError::invalid(
+                    "",
+                    "missing `dest`: where to put the files on this task's host",
+                ));
             };
             check_absolute("dest", dest)?;
             if from != CONTROLLER {
@@ -121,7 +163,7 @@ impl ScpArgs {
             }
         }
         if let Some(p) = self.exclude.iter().find(|p| p.trim_matches('/').is_empty()) {
-            return Err(format!("exclude pattern {p:?} matches nothing"));
+            return Err(ArgsError::invalid("exclude", format!("exclude pattern {p:?} matches nothing")));
         }
         Ok(self)
     }
@@ -134,7 +176,7 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<ScpArgs, String> {
-        serde_json::from_value::<ScpArgs>(value).map_err(|e| e.to_string())?.validate()
+        contract::args::from_value(value).and_then(ScpArgs::validate).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -155,7 +197,7 @@ mod tests {
         assert!(err(json!({"src": "/a", "to_controller": "o", "owner": "root"})).contains("owner and group"));
         assert!(err(json!({"from": "e", "src": 3, "dest": "/b"})).contains("a path or a list of paths"));
         assert!(
-            err(json!({"from": "e", "src": "/a", "dest": "/b", "excludes": []})).contains("unknown field")
+            err(json!({"from": "e", "src": "/a", "dest": "/b", "excludes": []})).contains("unknown argument")
         );
         assert!(err(json!({"from": "e", "src": "/a", "dest": "/b", "mode": "999"})).contains("invalid mode"));
     }
