@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use contract::remote::STALE_TEMP_MINUTES;
 use serde_json::Value;
 use support::lab::Lab;
 
@@ -322,12 +323,19 @@ fn ctrl_c_twice_leaves_every_file_old_or_new_and_resume_finishes() {
     let hosts = names(10, 14);
     let dir = "/tmp/engine-fault-int";
     restore(&lab, &[], &hosts, dir);
-    // Ten 2 MiB files per host, each replacing an old one.
+    // Ten 2 MiB files per host, each replacing an old one. Beside the last, the temporary file
+    // of a write killed long ago: the write of that path removes it.
     let files = 10;
+    let stale = STALE_TEMP_MINUTES + 1;
     for host in &hosts {
         lab.ssh(
             host,
-            &format!("mkdir -p {dir} && for i in $(seq 0 {}); do echo old > {dir}/f$i; done", files - 1),
+            &format!(
+                "mkdir -p {dir} && for i in $(seq 0 {last}); do echo old > {dir}/f$i; done && \
+                 echo part > {dir}/f{last}.engine-Killed && \
+                 touch -m -d '{stale} minutes ago' {dir}/f{last}.engine-Killed",
+                last = files - 1
+            ),
         );
     }
     let playbook = format!(
@@ -361,7 +369,7 @@ for h in hosts() {{
     assert!(written < hosts.len() * files, "the stop came before the end: {}", out.dump());
 
     // Each file is whole: either the old one or the new one, never a part. (A write killed
-    // mid-way may leave its temporary file beside it; the file itself is untouched.)
+    // mid-way leaves its temporary file, `fN.engine-XXXXXX`, beside it: `f?` is the files only.)
     let new = |host: &str, i: usize| {
         let mut block = "0123456789abcdef".to_owned();
         while block.len() < 2 * 1024 * 1024 {
@@ -389,6 +397,20 @@ for h in hosts() {{
     assert!(seen_new >= written, "every file reported written is new");
     assert_eq!(scene.journals().len(), 1, "the stopped run wrote its journal");
 
+    // A write removes the temporary files that killed writes left beside its path once they
+    // are stale (older than any write still running could leave them): age those left now.
+    let mut temps = 0;
+    for host in &hosts {
+        let left = lab.ssh(
+            host,
+            &format!(
+                "cd {dir} && find . -name 'f*.engine-*' -print -exec touch -m -d '{stale} minutes ago' {{}} +"
+            ),
+        );
+        temps += left.lines().count();
+    }
+    eprintln!("{temps} temporary files before the resume");
+
     let resumed = scene.run(&["--resume"], LONG);
     assert_eq!(resumed.code, Some(0), "{}", resumed.dump());
     assert_eq!(
@@ -401,8 +423,16 @@ for h in hosts() {{
         "{}",
         resumed.dump()
     );
+    let want: Vec<String> = (0..files).map(|i| format!("f{i}")).collect();
     for host in &hosts {
-        let sums = lab.ssh(host, &format!("cd {dir} && sha256sum f*"));
+        let left = lab.ssh(host, &format!("ls -A {dir}"));
+        assert_eq!(
+            left.lines().collect::<Vec<_>>(),
+            want,
+            "{host}: only the files, no temporary file is left"
+        );
+        let sums = lab.ssh(host, &format!("cd {dir} && sha256sum f?"));
+        assert_eq!(sums.lines().count(), files, "{host}: {sums}");
         for line in sums.lines() {
             let (sum, name) = line.split_once("  ").unwrap();
             let i: usize = name.trim_start_matches('f').parse().unwrap();

@@ -172,6 +172,38 @@ impl Attrs {
     }
 }
 
+/// What [`write_atomic`] appends to a path for its temporary file: a `mktemp` template, whose
+/// six `X`s become six letters or digits.
+const TEMP_SUFFIX: &str = ".engine-XXXXXX";
+
+/// A temporary file of [`write_atomic`] not modified for this long is stale: the write that
+/// made it was killed, and a later write of the same path removes it. A live write keeps its
+/// file's mtime fresh while the content arrives, and the engine kills a command after its
+/// timeout (`--command-timeout`, 10 minutes by default), so an hour is far beyond any write
+/// still running. Should a write ever stall longer than that with its file untouched, losing
+/// the file makes that write fail (its `chmod` or `mv` finds nothing) and leaves the target as
+/// it was: never a partial file.
+pub const STALE_TEMP_MINUTES: u32 = 60;
+
+/// Shell commands that remove the stale temporary files of the path held in shell variable
+/// `var`: the siblings named as [`TEMP_SUFFIX`] names them (the path itself, quoted so that
+/// nothing in it is a pattern, then `.engine-` and six letters or digits), that are regular
+/// files and were last modified more than [`STALE_TEMP_MINUTES`] ago. Best effort: a temporary
+/// file that cannot be removed never stops the write. Ends with `; ` and leaves `$@` empty.
+///
+/// `find` has no `--` before its start points (one beginning with `-` is read as a test), so a
+/// relative name is given as `./NAME`.
+fn sweep_stale_temps(var: &str) -> String {
+    let pattern = TEMP_SUFFIX.replace('X', "[[:alnum:]]");
+    format!(
+        "set --; for s in \"${var}\"{pattern}; do \
+         if [ -f \"$s\" ] && [ ! -L \"$s\" ]; then case $s in /*) ;; *) s=./$s;; esac; \
+         set -- \"$@\" \"$s\"; fi; done; \
+         if [ $# -gt 0 ]; then find \"$@\" -maxdepth 0 -type f -mmin +{STALE_TEMP_MINUTES} \
+         -delete 2>/dev/null || :; set --; fi; "
+    )
+}
+
 /// Writes `content` to `path` atomically: a temporary file in the same directory gets the
 /// content, mode and owner, is fsynced, and is renamed over `path`. A reader (or a crash)
 /// sees either the old file or the new one, never a partial one. The temporary file is
@@ -180,6 +212,12 @@ impl Attrs {
 /// the rename. One `dd` copies and fsyncs (`conv=fsync`), and reports the count (in the C
 /// locale, its last line: `N bytes ... copied`, or `1 byte ...`), so a write costs `mktemp`,
 /// `dd`, attributes and `mv`.
+///
+/// A write that is killed (`kill -9` of its process group when a run is aborted or a command
+/// times out, a host that dies) runs no `trap` and leaves its temporary file behind. So each
+/// write first removes the stale temporary files of the same path: see [`STALE_TEMP_MINUTES`].
+/// When there are none (the usual case) that costs no process at all: the shell's own glob
+/// finds them, and only a match runs `find`.
 pub async fn write_atomic(
     host: &dyn Host,
     path: &str,
@@ -187,12 +225,13 @@ pub async fn write_atomic(
     attrs: &Attrs,
 ) -> Result<(), ModuleError> {
     let script = format!(
-        "set -e; p={p}; t=$(mktemp -- \"$p.engine-XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; \
+        "set -e; p={p}; {sweep}t=$(mktemp -- \"$p{TEMP_SUFFIX}\"); trap 'rm -f -- \"$t\"' EXIT; \
          r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=fsync 2>&1) || {{ echo \"$r\" >&2; exit 1; }}; \
          case \"$r\" in *\"\n{len} byte\"*) ;; \
          *) echo \"engine: $p left as it was: not all {len} bytes arrived ($r)\" >&2; exit 1;; esac; \
          {attrs}mv -f -- \"$t\" \"$p\"; trap - EXIT",
         p = quote(path),
+        sweep = sweep_stale_temps("p"),
         len = content.len(),
         attrs = attrs.commands("t"),
     );
@@ -280,6 +319,101 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let got = got.unwrap().unwrap();
         assert_eq!(got.sha256, Some(crate::diff::sha256_hex(b"content")));
+    }
+
+    /// A fresh folder under the system's temporary folder, removed on drop.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("engine-remote-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        /// Creates a file (or a directory) named `name` last modified `minutes` ago.
+        fn put(&self, name: &str, minutes: u64, dir: bool) {
+            let path = self.0.join(name);
+            if dir {
+                std::fs::create_dir(&path).unwrap();
+            } else {
+                std::fs::write(&path, b"partial").unwrap();
+            }
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(minutes * 60);
+            std::fs::File::open(&path).unwrap().set_modified(then).unwrap();
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A killed write leaves `PATH.engine-XXXXXX`; the next write of PATH removes it once it is
+    /// stale, and nothing else: not a young one (a write may still be filling it), not one of
+    /// another path (even one that `*` in this path would match as a pattern), not a name of
+    /// another shape, a directory or a symbolic link.
+    #[tokio::test]
+    async fn a_write_removes_only_its_own_stale_temporary_files() {
+        let scratch = Scratch::new("sweep");
+        let old = u64::from(STALE_TEMP_MINUTES) + 5;
+        let young = u64::from(STALE_TEMP_MINUTES) - 5;
+        let stale = ["f*.engine-Ab12Cd", "f*.engine-zzzzzz"];
+        let kept = [
+            "f*.engine-Young1",
+            "fa.engine-Ab12Cd",
+            "f*.engine-Ab12Cd7",
+            "f*.engine-Ab.2Cd",
+            "f*.engine-",
+            "f*.engine-Ab12Cd.x",
+            "f.engine-Ab12Cd",
+        ];
+        for name in stale.iter().chain(&kept[1..]) {
+            scratch.put(name, old, false);
+        }
+        scratch.put(kept[0], young, false);
+        scratch.put("f*.engine-Dir123", old, true);
+        scratch.put("link-target", old, false);
+        std::os::unix::fs::symlink(scratch.0.join("link-target"), scratch.0.join("f*.engine-Lnk123"))
+            .unwrap();
+
+        let host = crate::local::LocalHost::new("local");
+        let target = scratch.0.join("f*");
+        write_atomic(&host, target.to_str().unwrap(), b"new\n", &Attrs::default()).await.unwrap();
+
+        assert_eq!(std::fs::read(&target).unwrap(), b"new\n");
+        let mut want: Vec<String> = kept.iter().map(|n| (*n).to_owned()).collect();
+        want.extend(["f*", "f*.engine-Dir123", "f*.engine-Lnk123", "link-target"].map(str::to_owned));
+        want.sort();
+        assert_eq!(scratch.names(), want);
+    }
+
+    /// `find` would read a start point beginning with `-` as a test: a relative path's
+    /// temporary files are given to it as `./NAME`.
+    #[tokio::test]
+    async fn the_sweep_takes_relative_names_that_start_with_a_dash() {
+        let scratch = Scratch::new("sweep-dash");
+        scratch.put("-f.engine-Ab12Cd", u64::from(STALE_TEMP_MINUTES) + 1, false);
+        scratch.put("-f.engine-Ab12Ce", 0, false);
+        let script = format!(
+            "set -e; cd -- {}; p=-f; {}echo \"done $#\"",
+            quote(scratch.0.to_str().unwrap()),
+            sweep_stale_temps("p")
+        );
+        let out = run_checked(&crate::local::LocalHost::new("local"), Exec::new(script)).await.unwrap();
+        assert_eq!(out.stdout_text(), "done 0", "the sweep leaves $@ empty");
+        assert_eq!(scratch.names(), ["-f.engine-Ab12Ce"]);
     }
 
     #[test]

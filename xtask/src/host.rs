@@ -48,19 +48,26 @@ pub(crate) fn prepare(paths: &Paths, spec: &HostSpec) -> Result<String> {
 }
 
 /// Starts the host; returns the nspawn pid. nspawn runs in its own session (`setsid`
-/// execs in place, so the pid is nspawn's), so a Ctrl-C in the terminal does not reach it.
-/// `bash -c` script: close inherited descriptors 3 and up, then `exec "$@"`.
-const CLOSE_FDS_THEN_EXEC: &str = "for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done; exec \"$@\"";
+/// execs in place, so the pid is nspawn's), so a Ctrl-C in the terminal does not reach it,
+/// and in the host's own cgroup (see [`crate::cgroup`]).
+/// `bash -c` script, run as `bash -c SCRIPT bash CGROUP_PROCS... -- COMMAND...`: move into
+/// each cgroup (its pid into each `cgroup.procs`), close inherited descriptors 3 and up,
+/// then `exec COMMAND...`.
+const ENTER_CGROUPS_CLOSE_FDS_THEN_EXEC: &str = "while [ \"$1\" != -- ]; do echo $$ >\"$1\" || exit 1; shift; done; shift; for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done; exec \"$@\"";
 
 pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
     let dir = paths.host_dir(name);
     let log = File::create(dir.join("console.log")).context("cannot create console.log")?;
+    let cgroups = crate::cgroup::prepare(name)?;
     let bind = |from: &Path, to: &str| format!("--bind-ro={}:{to}", from.display());
     // The host must not keep descriptors its starter inherited: a `flock` around `lab up`
     // would stay locked as long as the host runs. bash (dash knows only descriptors 0-9)
-    // closes every descriptor above 2, then becomes `setsid systemd-nspawn` (same pid).
+    // enters the host's cgroups, closes every descriptor above 2, then becomes
+    // `setsid systemd-nspawn` (same pid).
     let mut c = Command::new("bash");
-    c.args(["-c", CLOSE_FDS_THEN_EXEC, "bash", "setsid", "systemd-nspawn"])
+    c.args(["-c", ENTER_CGROUPS_CLOSE_FDS_THEN_EXEC, "bash"])
+        .args(&cgroups)
+        .args(["--", "setsid", "systemd-nspawn"])
         .arg("-D")
         .arg(image)
         .args(["--volatile=overlay", "--boot", "--register=no", "--keep-unit", "--console=passive"])

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths::{HostState, Paths, State};
 use crate::topology::{BRIDGE, FLEET, Topology};
-use crate::{host, image, inventory, net, procs, ssh, standins, tools};
+use crate::{cgroup, host, image, inventory, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -243,6 +243,7 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
         }
     }
     net::delete(BRIDGE)?;
+    cgroup::remove_all()?;
     for file in [paths.state(), paths.inventory()] {
         if file.exists() {
             fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;

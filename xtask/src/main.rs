@@ -6,11 +6,13 @@
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
 //! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
+//! - `cgroup`: each host's own cgroup, so that hosts never share their systemd's tree
 //! - `standins`: the kubeadm/kubectl lab stand-ins, built and bind-mounted into hosts
 //! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
 //! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
 
 mod bench;
+mod cgroup;
 mod cli;
 mod cmd;
 mod demo;

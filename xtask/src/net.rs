@@ -55,12 +55,23 @@ pub(crate) fn ensure_bridge() -> Result<()> {
     cmd::run(Command::new("ip").args(["link", "set", BRIDGE, "up"]))
 }
 
+/// Deletes link `name`. A link that is gone is the goal reached, not an error, also when it
+/// goes between the check and the `ip link del`: a host's veth vanishes by itself when the
+/// host's network namespace goes away (a killed host's does, a moment after the kill).
 pub(crate) fn delete(name: &str) -> Result<()> {
-    if exists(name)? {
-        cmd::run(Command::new("ip").args(["link", "del", name]))
-            .with_context(|| format!("cannot delete link {name}"))?;
+    delete_with(|| exists(name), || cmd::run(Command::new("ip").args(["link", "del", name])))
+        .with_context(|| format!("cannot delete link {name}"))
+}
+
+/// [`delete`] with its two steps passed in: `del` failed, and the link is still there.
+fn delete_with(exists: impl Fn() -> Result<bool>, del: impl FnOnce() -> Result<()>) -> Result<()> {
+    if !exists()? {
+        return Ok(());
     }
-    Ok(())
+    match del() {
+        Err(error) if exists()? => Err(error),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn set_up(name: &str, up: bool) -> Result<()> {
@@ -80,7 +91,27 @@ pub(crate) fn raise_inotify_limits() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
+    use anyhow::anyhow;
+
     use super::*;
+
+    #[test]
+    fn a_link_gone_before_or_during_its_deletion_is_deleted() {
+        let never_called = || -> Result<()> { panic!("nothing to delete") };
+        assert!(delete_with(|| Ok(false), never_called).is_ok(), "gone before");
+        // There when checked, gone when deleted: `RTNETLINK answers: No such device`.
+        let there = Cell::new(true);
+        let vanished = || {
+            there.set(false);
+            Err(anyhow!("RTNETLINK answers: No such device"))
+        };
+        assert!(delete_with(|| Ok(there.get()), vanished).is_ok(), "gone during");
+        assert!(delete_with(|| Ok(true), || Ok(())).is_ok());
+        let refused = delete_with(|| Ok(true), || Err(anyhow!("Operation not permitted")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("not permitted")), "still there: an error");
+    }
 
     #[test]
     fn parses_ip_link_lines() {

@@ -1,6 +1,6 @@
 //! `lab selftest`: proves a lab cycle leaves the machine as it found it. Snapshots links,
-//! nspawn processes and mounts; brings up a 2-host lab, checks each host over SSH;
-//! takes it down; compares the snapshots.
+//! nspawn processes, mounts and the lab's cgroups; brings up a 2-host lab, checks each host
+//! over SSH; takes it down; compares the snapshots.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,6 +18,7 @@ struct Snapshot {
     links: BTreeSet<String>,
     nspawn: BTreeSet<String>,
     mounts: BTreeSet<String>,
+    cgroups: BTreeSet<String>,
 }
 
 fn snapshot() -> Result<Snapshot> {
@@ -44,7 +45,8 @@ fn snapshot() -> Result<Snapshot> {
             f.iter().skip(3).copied().collect::<Vec<_>>().join(" ")
         })
         .collect();
-    Ok(Snapshot { links, nspawn, mounts })
+    let cgroups = crate::cgroup::list().into_iter().collect();
+    Ok(Snapshot { links, nspawn, mounts, cgroups })
 }
 
 fn diff(name: &str, before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<String>) {
@@ -80,11 +82,12 @@ pub(crate) fn run(paths: &Paths) -> Result<()> {
     diff("link", &before.links, &after.links, &mut out);
     diff("nspawn", &before.nspawn, &after.nspawn, &mut out);
     diff("mount", &before.mounts, &after.mounts, &mut out);
+    diff("cgroup", &before.cgroups, &after.cgroups, &mut out);
     if !out.is_empty() {
         bail!("selftest: the lab left the machine changed:\n{}", out.join("\n"));
     }
     println!(
-        "selftest: ok (up, SSH + hostname on every host, down; links, nspawn processes and mounts as before)"
+        "selftest: ok (up, SSH + hostname on every host, down; links, nspawn processes, mounts and cgroups as before)"
     );
     Ok(())
 }
