@@ -152,7 +152,8 @@ fn a_misspelled_config_field_is_refused_by_the_module_and_by_kubeadm() {
     let t = Test::new();
     let inventory = t.file("inv.yml", "all:\n  hosts:\n    master0: {ansible_host: 192.0.2.21}\n");
     let check = t.arg("check").arg(fixture("kube/bad_field.rhai")).arg("-i").arg(&inventory).run().failure();
-    let check = check.stderr_has("bad_field.rhai:4:5");
+    // The caret is on the misspelled key itself, inside the config document.
+    let check = check.stderr_has("bad_field.rhai:9:26");
     check.stderr_has("strict decoding error: unknown field \"apiServer.certSans\"");
 
     // The stand-in is just as strict when handed the same file directly.
