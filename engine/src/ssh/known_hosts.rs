@@ -11,16 +11,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
 
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::known_hosts::HostPatterns;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
-
-/// Serialises appends from this process, so two hosts learned at once do not interleave.
-static APPEND_LOCK: Mutex<()> = Mutex::new(());
 
 /// The parsed lines of one `known_hosts` file.
 #[derive(Debug)]
@@ -117,11 +113,14 @@ impl KnownHosts {
 /// `[host]:port key`), creating the file (mode 0600) and its directory if needed.
 pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     let key_text = key.to_openssh().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let _guard = APPEND_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
     let mut file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
+    // An exclusive lock on the file itself (flock: one per open, so it also orders this
+    // process's own connections learning keys at once, and other engines sharing the file),
+    // held until `file` is dropped: the newline check and the write see no one else's half.
+    file.lock()?;
 
     let mut record = String::new();
     if file.seek(SeekFrom::End(-1)).is_ok() {
@@ -351,6 +350,32 @@ mod tests {
             std::fs::read_to_string(&path)?,
             format!("a ssh-ed25519 {KEY_A}\nb ssh-ed25519 {KEY_B}\n")
         );
+        Ok(())
+    }
+
+    /// Connections learning keys at once (each opens the file itself) never split or merge a
+    /// line, even when the file did not end with a newline: each checks and writes under the
+    /// file's lock.
+    #[test]
+    fn appends_at_once_stay_whole_lines() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, format!("a ssh-ed25519 {KEY_A}"))?;
+        let hosts: Vec<String> = (0..16).map(|i| format!("10.77.0.{}", 100 + i)).collect();
+        std::thread::scope(|scope| {
+            for host in &hosts {
+                let path = &path;
+                scope.spawn(move || append(path, host, 22, &ed25519(KEY_B)).unwrap());
+            }
+        });
+        let text = std::fs::read_to_string(&path)?;
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert!(text.ends_with('\n'), "{text:?}");
+        assert_eq!(lines.remove(0), format!("a ssh-ed25519 {KEY_A}"));
+        lines.sort_unstable();
+        let mut want: Vec<String> = hosts.iter().map(|h| format!("{h} ssh-ed25519 {KEY_B}")).collect();
+        want.sort_unstable();
+        assert_eq!(lines, want);
         Ok(())
     }
 }
