@@ -322,48 +322,56 @@ async fn execute(
     }
     let retry = task.retry.as_ref();
     let attempts = retry.map_or(1, |p| p.retries.saturating_add(1));
-    let mut last = None;
-    for attempt in 1..=attempts {
-        if let Some(failed) = last.take().filter(|_| attempt > 1) {
-            let delay = Duration::from_secs(retry.map_or(1, |p| p.delay));
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shared.cancel.cancelled() => return Err(TaskError::Interrupted(Box::new(failed))),
-            }
-            tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
-        }
-        last = match attempt_once(shared, task, node, r).await {
-            Ok((status, outputs)) => {
-                if let (Some(until), Some(outputs)) = (retry.and_then(|p| p.until.as_deref()), &outputs) {
-                    match crate::plan::until::holds(until, outputs) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            last = Some(TaskError::UntilNotMet {
-                                expression: until.to_owned(),
-                                attempts: attempt,
-                            });
-                            continue;
-                        }
-                        Err(error) => {
-                            let error = error.to_string();
-                            return Err(TaskError::UntilInvalid { expression: until.to_owned(), error });
-                        }
+    let mut attempt = 1;
+    loop {
+        let failure = match attempt_once(shared, task, node, r).await {
+            Ok((status, outputs)) => match until_unmet(retry, outputs.as_ref(), attempt)? {
+                Some(unmet) => unmet,
+                None => {
+                    if let Some(outputs) = &outputs {
+                        // Before anyone can see them: events, logs and later tasks' errors.
+                        shared.events.redactor().add_outputs(outputs);
                     }
+                    lock(&shared.outputs).insert(task.id, outputs);
+                    return Ok(status);
                 }
-                if let Some(outputs) = &outputs {
-                    // Before anyone can see them: events, logs and later tasks' errors.
-                    shared.events.redactor().add_outputs(outputs);
-                }
-                lock(&shared.outputs).insert(task.id, outputs);
-                return Ok(status);
-            }
+            },
             // A host that cannot be reached will not be reached by trying again here.
             Err(e @ TaskError::Unreachable(_)) => return Err(e),
-            Err(e) => Some(e),
+            Err(e) => e,
         };
+        if attempt >= attempts {
+            return Err(if attempts > 1 {
+                TaskError::Retried { attempts, last: Box::new(failure) }
+            } else {
+                failure
+            });
+        }
+        let delay = Duration::from_secs(retry.map_or(1, |p| p.delay));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.cancel.cancelled() => return Err(TaskError::Interrupted(Box::new(failure))),
+        }
+        attempt += 1;
+        tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
     }
-    let last = last.unwrap_or(TaskError::Arguments("no attempt was made".to_owned()));
-    Err(if attempts > 1 { TaskError::Retried { attempts, last: Box::new(last) } } else { last })
+}
+
+/// The failure of an attempt that succeeded but whose `until` condition does not hold yet;
+/// `None` when there is no condition, it holds, or the outputs are not known (check mode).
+fn until_unmet(
+    retry: Option<&crate::plan::Retry>,
+    outputs: Option<&Outputs>,
+    attempt: u32,
+) -> Result<Option<TaskError>, TaskError> {
+    let (Some(until), Some(outputs)) = (retry.and_then(|p| p.until.as_deref()), outputs) else {
+        return Ok(None);
+    };
+    match crate::plan::until::holds(until, outputs) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(TaskError::UntilNotMet { expression: until.to_owned(), attempts: attempt })),
+        Err(error) => Err(TaskError::UntilInvalid { expression: until.to_owned(), error: error.to_string() }),
+    }
 }
 
 /// Whether a task this one waits for would change something (or cannot be predicted).

@@ -186,3 +186,36 @@ async fn secrets_in_arguments_and_outputs_never_reach_subscribers() {
     assert!(text.contains("<secret> <secret: private key>"), "{text}");
     assert!(!text.contains("run-test-pw-2231") && !text.contains("QUJDRA"), "{text}");
 }
+
+/// Retries on the controller: a failing command is tried `retries + 1` times and fails naming
+/// them; an `until` that never holds names its expression; one that holds on the third try
+/// succeeds (a counter file tells the attempts apart).
+#[tokio::test]
+async fn retries_try_again_and_say_how_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("n");
+    let playbook = format!(
+        r#"
+    let h = host("h0");
+    h.concurrent();
+    h.command("fails", #{{ cmd: "exit 3" }}).retry(#{{ retries: 2, delay: 0 }});
+    h.command("never", #{{ cmd: "echo no" }}).retry(#{{ retries: 1, delay: 0, "until": "'yes' in stdout" }});
+    h.command("third", #{{ cmd: "echo x >> {p}; [ $(wc -l < {p}) -ge 3 ] && echo yes || echo no" }})
+        .retry(#{{ retries: 5, delay: 0, "until": "'yes' in stdout" }});
+"#,
+        p = counter.display()
+    );
+    let plan = plan(&playbook);
+    let (summary, _) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    let (fails, why) = status(&summary, "fails");
+    assert_eq!(fails, Status::Failed);
+    assert!(why.ends_with("(after 3 attempts)"), "{why}");
+    let (never, why) = status(&summary, "never");
+    assert_eq!(never, Status::Failed);
+    assert!(
+        why.ends_with("`until: 'yes' in stdout` did not hold after 2 attempt(s) (after 2 attempts)"),
+        "{why}"
+    );
+    assert_eq!(status(&summary, "third").0, Status::Changed);
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 3, "stopped once it held");
+}
