@@ -22,3 +22,4 @@ mod modules_services;
 mod resume;
 mod secrets;
 mod support;
+mod transport;

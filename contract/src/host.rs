@@ -104,12 +104,50 @@ pub enum HostError {
     /// The host could not be reached or authenticated; none of its tasks can run.
     #[error("host unreachable: {0}")]
     Unreachable(String),
-    /// The command did not finish within its timeout; the remote process was signalled.
+    /// The command did not finish within its timeout; its process group was killed (a kill that
+    /// failed is [`HostError::NotStopped`] instead).
     #[error("command timed out after {0:?}")]
     Timeout(Duration),
     /// The connection broke or a channel failed while the command ran.
     #[error("transport error: {0}")]
     Transport(String),
+    /// The command printed more than the transport keeps of one stream; it was stopped (its
+    /// process group killed), and what it printed was dropped. `limit` is in bytes.
+    #[error(
+        "`{command}` printed more than {} on {stream}; it was stopped (raise the limit with --max-output)",
+        mebibytes(*.limit)
+    )]
+    OutputLimit { command: String, stream: Stream, limit: u64 },
+    /// A command had to be stopped (`cause`: it timed out or printed too much), and stopping it
+    /// failed: it may still be running on the host.
+    #[error("{cause}; stopping it failed, so it may still be running: {reason}")]
+    NotStopped { cause: Box<HostError>, reason: String },
+}
+
+/// One of a command's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        })
+    }
+}
+
+/// `64 MiB`, or the exact byte count when it is not a whole number of MiB.
+fn mebibytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// A machine that modules act on.
@@ -127,5 +165,35 @@ pub trait Host: Send + Sync {
     /// host directly.
     async fn cached_stat(&self, _path: &str) -> Option<Option<FileStat>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_limit_names_the_command_the_stream_and_the_limit() {
+        let limit = HostError::OutputLimit {
+            command: "head -c 1G /dev/zero".into(),
+            stream: Stream::Stdout,
+            limit: 64 * 1024 * 1024,
+        };
+        assert_eq!(
+            limit.to_string(),
+            "`head -c 1G /dev/zero` printed more than 64 MiB on stdout; it was stopped (raise the limit \
+             with --max-output)"
+        );
+        let odd = HostError::OutputLimit { command: "x".into(), stream: Stream::Stderr, limit: 1000 };
+        assert!(odd.to_string().contains("more than 1000 bytes on stderr"));
+        let not_stopped = HostError::NotStopped {
+            cause: Box::new(HostError::Timeout(Duration::from_secs(2))),
+            reason: "`kill` exited with status 1: sudo: a password is required".into(),
+        };
+        assert_eq!(
+            not_stopped.to_string(),
+            "command timed out after 2s; stopping it failed, so it may still be running: `kill` exited \
+             with status 1: sudo: a password is required"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub mod suggest;
 pub mod target;
 
 pub use error::{ArgsError, ModuleError};
-pub use host::{Effect, Exec, ExecOutput, Host, HostError};
+pub use host::{Effect, Exec, ExecOutput, Host, HostError, Stream};
 pub use local::LocalHost;
 pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
 pub use target::Target;

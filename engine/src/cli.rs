@@ -90,6 +90,10 @@ struct ConnArgs {
     /// SSH channels open at once per host (stay under sshd's MaxSessions, 10 by default).
     #[arg(long, default_value_t = 6, value_name = "N")]
     max_channels: usize,
+    /// MiB kept of each output stream (stdout, stderr) of one remote command. A command that
+    /// prints more is stopped and fails, so no host can fill the controller's memory.
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_output: u64,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +290,7 @@ fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
         connect_timeout: Duration::from_secs(conn.connect_timeout),
         command_timeout: Duration::from_secs(conn.command_timeout),
         max_channels: conn.max_channels.max(1),
+        max_output: conn.max_output * 1024 * 1024,
     }
 }
 

@@ -11,7 +11,6 @@ use crate::error::Error;
 use crate::inventory::InventoryError;
 use crate::plan::Plan;
 use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
-use crate::sudo::Sudo;
 use contract::Target;
 
 /// Connection settings that come from the command line rather than the inventory.
@@ -23,6 +22,8 @@ pub struct SshDefaults {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub max_channels: usize,
+    /// Bytes kept per output stream of one command (`--max-output`); more fails the command.
+    pub max_output: u64,
 }
 
 impl Default for SshDefaults {
@@ -33,6 +34,7 @@ impl Default for SshDefaults {
             connect_timeout: SshConfig::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: SshConfig::DEFAULT_COMMAND_TIMEOUT,
             max_channels: SshConfig::DEFAULT_MAX_CHANNELS,
+            max_output: SshConfig::DEFAULT_MAX_OUTPUT,
         }
     }
 }
@@ -91,12 +93,11 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
                 config.connect_timeout = defaults.connect_timeout;
                 config.command_timeout = defaults.command_timeout;
                 config.max_channels = defaults.max_channels;
-                let ssh: Arc<dyn Target> = Arc::new(SshHost::new(name.clone(), config));
-                let target = match c.become_user {
-                    Some(user) => Arc::new(Sudo::new(ssh, user)),
-                    None => ssh,
-                };
-                targets.insert(name, target);
+                config.max_output = defaults.max_output;
+                // Become is the transport's: it runs the kill of a command that must stop as
+                // the same user as the command.
+                config.become_user = c.become_user;
+                targets.insert(name.clone(), Arc::new(SshHost::new(name, config)));
             }
             Err(e) if used.contains(&name) => problems.push(e),
             // A host the plan has no task on may still be read from (scp, facts); if its

@@ -6,7 +6,7 @@
 //! ([`EventSink::redactor`]) as soon as a task produces them, reports the tasks a resumed run carries over ([`Carried`]), and
 //! obeys the user's [`Stop`]: no new tasks after `cancel`, abandon running ones on `abort`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -100,8 +100,11 @@ struct Shared {
     slots: HashMap<String, Slot>,
     events: EventSink,
     /// Outputs of finished tasks, by task id (not node: ids survive selection); written once
-    /// per task, read by its dependents.
+    /// per task, read by its dependents. Only the keys in `read` are kept: a command's
+    /// `stdout` that no task reads is dropped as soon as its task has finished.
     outputs: Mutex<HashMap<TaskId, Option<Outputs>>>,
+    /// The output keys some task of the plan reads, by the task that produces them.
+    read: HashMap<TaskId, HashSet<String>>,
     /// The user's stop (first Ctrl-C): retry delays end early when it fires.
     cancel: CancellationToken,
     /// The report of each finished task, by node; filled as tasks end.
@@ -160,6 +163,7 @@ pub async fn run(
         slots,
         events: events.clone(),
         outputs: Mutex::new(HashMap::new()),
+        read: outputs_read(plan),
         cancel: cancel.clone(),
         reports: Mutex::new(vec![None; plan.len()]),
     });
@@ -332,7 +336,12 @@ async fn execute(
                         // Before anyone can see them: events, logs and later tasks' errors.
                         shared.events.redactor().add_outputs(outputs);
                     }
-                    lock(&shared.outputs).insert(task.id, outputs);
+                    let kept = outputs.map(|mut outputs| {
+                        let read = shared.read.get(&task.id);
+                        outputs.retain(|key, _| read.is_some_and(|keys| keys.contains(key)));
+                        outputs
+                    });
+                    lock(&shared.outputs).insert(task.id, kept);
                     return Ok(status);
                 }
             },
@@ -355,6 +364,19 @@ async fn execute(
         attempt += 1;
         tracing::info!(host = %task.host, task = %task.name, attempt, "retrying");
     }
+}
+
+/// The output keys that some task of `plan` reads (through its arguments), by producing task.
+fn outputs_read(plan: &Plan) -> HashMap<TaskId, HashSet<String>> {
+    let mut read: HashMap<TaskId, HashSet<String>> = HashMap::new();
+    for (_, task) in plan.tasks() {
+        for reference in refs::references(&task.args) {
+            if let Ref::Output { task, key } = reference {
+                read.entry(task).or_default().insert(key);
+            }
+        }
+    }
+    read
 }
 
 /// The failure of an attempt that succeeded but whose `until` condition does not hold yet;

@@ -219,3 +219,22 @@ async fn retries_try_again_and_say_how_often() {
     assert_eq!(status(&summary, "third").0, Status::Changed);
     assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 3, "stopped once it held");
 }
+
+/// Outputs are kept for the tasks that read them: `a`'s stdout (read by `b`), nothing of `b`'s
+/// or `c`'s, so a command's output no task reads is dropped once its task has finished.
+#[tokio::test]
+async fn only_outputs_that_some_task_reads_are_kept() {
+    let plan = plan(
+        r#"
+        let h = host("h0");
+        let a = h.command("a", #{ cmd: "echo from-a" });
+        h.command("b", #{ argv: ["test", a.stdout, "=", "from-a"] });
+        h.command("c", #{ cmd: "echo unread" });
+    "#,
+    );
+    let id = |name: &str| plan.tasks().map(|(_, t)| t).find(|t| t.name == name).unwrap().id;
+    let read = outputs_read(&plan);
+    assert_eq!(read, HashMap::from([(id("a"), std::collections::HashSet::from(["stdout".to_owned()]))]));
+    let (summary, _) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    assert_eq!(status(&summary, "b").0, Status::Changed, "b still reads a's stdout");
+}

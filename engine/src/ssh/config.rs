@@ -30,6 +30,12 @@ pub struct SshConfig {
     /// Channels open at once on the connection; further commands wait. Keep it well under
     /// sshd's `MaxSessions` (default 10), which also counts channels that are still closing.
     pub max_channels: usize,
+    /// Run every command (and the kill of one that must be stopped) as this user through
+    /// `sudo -n` (`ansible_become`); `None` runs them as [`SshConfig::user`].
+    pub become_user: Option<String>,
+    /// Bytes kept of one command's stdout, and as many of its stderr. A command that prints
+    /// more is stopped and fails with [`contract::HostError::OutputLimit`].
+    pub max_output: u64,
 }
 
 impl SshConfig {
@@ -39,9 +45,12 @@ impl SshConfig {
     pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
     /// Default number of channels in flight per connection.
     pub const DEFAULT_MAX_CHANNELS: usize = 6;
+    /// Default bytes kept per output stream of one command: 64 MiB.
+    pub const DEFAULT_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
     /// A config for `user@address:22` with the defaults: ssh-agent auth, `~/.ssh/known_hosts`,
-    /// strict host-key checking, 10 s connect timeout, 600 s command timeout, 6 channels.
+    /// strict host-key checking, 10 s connect timeout, 600 s command timeout, 6 channels, no
+    /// become, 64 MiB of output per stream.
     pub fn new(address: impl Into<String>, user: impl Into<String>) -> Self {
         Self {
             address: address.into(),
@@ -53,6 +62,8 @@ impl SshConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             max_channels: Self::DEFAULT_MAX_CHANNELS,
+            become_user: None,
+            max_output: Self::DEFAULT_MAX_OUTPUT,
         }
     }
 

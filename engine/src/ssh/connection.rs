@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::{Exec, ExecOutput, HostError};
+use contract::{Exec, ExecOutput, HostError, Stream};
 use russh::client::{self, Handle, Msg};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
@@ -27,8 +27,10 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 /// TCP connect attempts for transient failures, and the wait before the second (doubling).
 const CONNECT_ATTEMPTS: u32 = 4;
 const CONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// Bound for killing a timed-out command and waiting for its channel to close, together.
+/// Bound for killing a command that must stop and waiting for its channel to close, together.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes kept per stream of the kill command itself (it prints a line at most).
+const KILL_OUTPUT: u64 = 64 * 1024;
 
 /// Connects TCP, retrying refused, reset and unreachable attempts (a host rebooting, sshd
 /// restarting) with backoff until `deadline`. `None`: the deadline passed.
@@ -78,6 +80,10 @@ pub(crate) struct Connection {
     /// opens its channel until it returns (the channel then is closed or being closed), so at
     /// most `max_channels` channels of ours are open at once. Never closed.
     channels: Semaphore,
+    /// Commands, and their kills, run as this user through sudo ([`SshConfig::become_user`]).
+    become_user: Option<String>,
+    /// Bytes kept per output stream of one command ([`SshConfig::max_output`]).
+    max_output: u64,
 }
 
 impl std::fmt::Debug for Connection {
@@ -129,7 +135,12 @@ impl Connection {
             .map_err(|_| timed_out("authentication"))?
             .map_err(|cause| HostError::Unreachable(format!("{context}: {cause}")))?;
 
-        Ok(Self { handle, channels: Semaphore::new(config.max_channels.max(1)) })
+        Ok(Self {
+            handle,
+            channels: Semaphore::new(config.max_channels.max(1)),
+            become_user: config.become_user.clone(),
+            max_output: config.max_output,
+        })
     }
 
     /// True once the connection is gone (peer closed it, keepalives failed, or I/O error).
@@ -143,6 +154,8 @@ impl Connection {
     }
 
     /// Runs one command on its own channel. The timeout clock starts once the channel is open.
+    /// A command that times out or prints more than `max_output` on a stream is killed (see
+    /// [`Running::abort`]) before this returns; when the kill fails the error says so.
     pub(crate) async fn exec(
         self: &Arc<Self>,
         exec: Exec,
@@ -159,39 +172,55 @@ impl Connection {
             return Err(HostError::Transport("command state missing".to_owned()));
         };
 
-        let run = drive(&parts.tx, &mut parts.rx, &mut parts.pid, wrap(&exec.command), exec.stdin);
-        match tokio::time::timeout(timeout, run).await {
+        let command = wrap(&exec.command, self.become_user.as_deref());
+        let run = drive(&parts.tx, &mut parts.rx, &mut parts.pid, command, exec.stdin, self.max_output);
+        let cause = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(output)) => {
                 running.disarm();
-                Ok(output)
+                return Ok(output);
             }
             // The channel failed mid-command; AbortOnDrop still tries to stop the process.
             // A connection that died with it (the host went away) makes the host unreachable.
-            Ok(Err(e)) if self.is_closed() => {
-                Err(HostError::Unreachable(format!("the connection was lost while the command ran ({e})")))
+            Ok(Err(Drive::Failed(e))) if self.is_closed() => {
+                return Err(HostError::Unreachable(format!(
+                    "the connection was lost while the command ran ({e})"
+                )));
             }
-            Ok(Err(e)) => Err(e),
-            Err(_elapsed) => {
-                if let Some(parts) = running.0.take() {
-                    tracing::debug!(?timeout, pid = parts.pid, "command timed out; killing it");
-                    parts.abort().await;
-                }
-                Err(HostError::Timeout(timeout))
+            Ok(Err(Drive::Failed(e))) => return Err(e),
+            Ok(Err(Drive::TooMuch(stream))) => {
+                let command = super::shown::without_env_values(&exec.command).into_owned();
+                HostError::OutputLimit { command, stream, limit: self.max_output }
             }
+            Err(_elapsed) => HostError::Timeout(timeout),
+        };
+        let Some(parts) = running.0.take() else {
+            return Err(cause);
+        };
+        tracing::debug!(pid = parts.pid, cause = %cause, "stopping the command");
+        match parts.abort().await {
+            Ok(()) => Err(cause),
+            Err(reason) => Err(HostError::NotStopped { cause: Box::new(cause), reason }),
         }
     }
 
-    /// Kills process group `pgid` from a channel of its own (see [`Running::abort`]). Takes no
-    /// channel permit: it runs while the timed-out command still holds one.
-    async fn kill_process_group(&self, pgid: u32) -> Result<(), HostError> {
-        let (mut rx, tx) = self.open_channel().await?.split();
-        let command = format!("kill -9 -{pgid}");
+    /// Kills process group `pgid` from a channel of its own (see [`Running::abort`]), as the
+    /// user the command runs as. Takes no channel permit: it runs while the command that must
+    /// stop still holds one. `Err`: why the kill failed, for the user.
+    async fn kill_process_group(&self, pgid: u32) -> Result<(), String> {
+        let (mut rx, tx) = self.open_channel().await.map_err(|e| e.to_string())?.split();
+        let command = kill_command(pgid, self.become_user.as_deref());
         let mut pid = None;
-        let output =
-            tokio::time::timeout(KILL_TIMEOUT, drive(&tx, &mut rx, &mut pid, command.into_bytes(), None))
-                .await
-                .map_err(|_| HostError::Timeout(KILL_TIMEOUT))??;
-        tracing::debug!(pgid, status = ?output.status, stderr = %output.stderr_tail(1), "killed process group");
+        let output = drive(&tx, &mut rx, &mut pid, command.clone().into_bytes(), None, KILL_OUTPUT)
+            .await
+            .map_err(|e| match e {
+                Drive::Failed(e) => format!("`{command}` could not run: {e}"),
+                Drive::TooMuch(stream) => format!("`{command}` printed too much on {stream}"),
+            })?;
+        if !output.success() {
+            let status = output.status.map_or_else(|| "a signal".to_owned(), |s| format!("status {s}"));
+            return Err(format!("`{command}` exited with {status}: {}", output.stderr_tail(3)));
+        }
+        tracing::debug!(pgid, "killed process group");
         Ok(())
     }
 
@@ -222,28 +251,77 @@ impl Connection {
     }
 }
 
-/// The first line every command prints: `engine-pid:<pid of its shell>`. sshd makes that shell
-/// a session leader (setsid), and a non-interactive shell keeps its children in its process
-/// group, so the pid is also the group to kill. Stripped from stdout by [`drive`].
+/// The first line every command prints: `engine-pid:<process group of its shell>`. Stripped
+/// from stdout by [`drive`].
 const PID_MARKER: &[u8] = b"engine-pid:";
 
-/// `command` preceded by the line that reports its process group. The command itself is
-/// untouched and runs in the same shell, so `exit`, `$?` and `set -e` behave as written.
-fn wrap(command: &str) -> Vec<u8> {
-    format!("printf 'engine-pid:%s\\n' \"$$\"\n{command}").into_bytes()
+/// The line that prints the [`PID_MARKER`] line: the process group of the shell that runs the
+/// command, read from `/proc/self/stat` (its 5th field; the shell's name there has no spaces),
+/// else the shell's pid. Without become, sshd makes that shell a session leader, so both are
+/// the same. Under sudo the shell may sit in the login shell's group or, with sudo's
+/// `use_pty`, lead a group of its own on a pty: the group read from /proc is right either way.
+const REPORT_PGID: &str = "engine_pgid=$$; read -r _ _ _ _ engine_pgid _ 2>/dev/null </proc/self/stat; \
+     printf 'engine-pid:%s\\n' \"$engine_pgid\"";
+
+/// `command` preceded by the line that reports its process group, run as `become_user` when
+/// there is one. The command itself is untouched and runs in the same shell, so `exit`, `$?`
+/// and `set -e` behave as written.
+fn wrap(command: &str, become_user: Option<&str>) -> Vec<u8> {
+    let script = format!("{REPORT_PGID}\n{command}");
+    match become_user {
+        Some(user) => crate::sudo::command_line(user, &script),
+        None => script,
+    }
+    .into_bytes()
+}
+
+/// The command that kills process group `pgid` (every process in it, `SIGKILL`), as
+/// `become_user` when there is one: the user the command runs as, who may signal its processes.
+fn kill_command(pgid: u32, become_user: Option<&str>) -> String {
+    let kill = format!("kill -s KILL -- -{pgid}");
+    match become_user {
+        Some(user) => crate::sudo::command_line(user, &kill),
+        None => kill,
+    }
+}
+
+/// Why [`drive`] stopped before the command ended.
+enum Drive {
+    /// The channel or the connection failed.
+    Failed(HostError),
+    /// The command printed more than the limit on this stream; the rest was not read.
+    TooMuch(Stream),
+}
+
+impl From<HostError> for Drive {
+    fn from(error: HostError) -> Self {
+        Drive::Failed(error)
+    }
+}
+
+/// Appends `data` to `buf`, unless that would make it longer than `limit`.
+fn keep(buf: &mut Vec<u8>, data: &[u8], limit: u64, stream: Stream) -> Result<(), Drive> {
+    if (buf.len() as u64).saturating_add(data.len() as u64) > limit {
+        return Err(Drive::TooMuch(stream));
+    }
+    buf.extend_from_slice(data);
+    Ok(())
 }
 
 /// Starts `command`, feeds it `stdin` then EOF, and collects its output until the server
-/// closes the channel; sets `pid` as soon as the [`PID_MARKER`] line arrives. Reading and
-/// writing run together: russh delivers incoming data through a bounded queue, and a full
-/// queue stalls the whole connection, including the window adjustments our writes wait for.
+/// closes the channel; sets `pid` as soon as the [`PID_MARKER`] line arrives. Keeps at most
+/// `limit` bytes of each stream: past that it stops with [`Drive::TooMuch`] and the caller must
+/// stop the command. Reading and writing run together: russh delivers incoming data through a
+/// bounded queue, and a full queue stalls the whole connection, including the window
+/// adjustments our writes wait for.
 async fn drive(
     tx: &ChannelWriteHalf<Msg>,
     rx: &mut ChannelReadHalf,
     pid: &mut Option<u32>,
     command: Vec<u8>,
     stdin: Option<Vec<u8>>,
-) -> Result<ExecOutput, HostError> {
+    limit: u64,
+) -> Result<ExecOutput, Drive> {
     tx.exec(true, command)
         .await
         .map_err(|e| HostError::Transport(format!("sending the command failed: {}", describe(&e))))?;
@@ -257,7 +335,8 @@ async fn drive(
     };
     let read = async {
         let mut output = ExecOutput::default();
-        // Stdout until the marker line is complete; `None` afterwards.
+        // Stdout until the marker line is complete (at most 33 bytes, see `strip_pid_line`);
+        // `None` afterwards.
         let mut head = Some(Vec::new());
         let mut signal = None;
         loop {
@@ -266,17 +345,21 @@ async fn drive(
                     Some(buf) => {
                         buf.extend_from_slice(&data);
                         if let Some(rest) = strip_pid_line(buf, pid) {
-                            output.stdout.extend_from_slice(rest);
+                            keep(&mut output.stdout, rest, limit, Stream::Stdout)?;
                             head = None;
                         }
                     }
-                    None => output.stdout.extend_from_slice(&data),
+                    None => keep(&mut output.stdout, &data, limit, Stream::Stdout)?,
                 },
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => output.stderr.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    keep(&mut output.stderr, &data, limit, Stream::Stderr)?;
+                }
                 Some(ChannelMsg::ExitStatus { exit_status }) => output.status = Some(exit_status),
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(signal_name),
                 Some(ChannelMsg::Failure) => {
-                    return Err(HostError::Transport("the server refused to run the command".to_owned()));
+                    return Err(
+                        HostError::Transport("the server refused to run the command".to_owned()).into()
+                    );
                 }
                 Some(ChannelMsg::Close) => break,
                 Some(_) => {}
@@ -284,13 +367,15 @@ async fn drive(
                 None => {
                     return Err(HostError::Transport(
                         "the connection closed while the command ran".to_owned(),
-                    ));
+                    )
+                    .into());
                 }
             }
         }
         if let Some(buf) = head {
             // The shell died before printing a whole marker line; keep whatever it printed.
-            output.stdout.splice(0..0, buf);
+            // (Stdout is still empty then: it only fills after the marker line.)
+            keep(&mut output.stdout, &buf, limit, Stream::Stdout)?;
         }
         if let Some(signal) = signal {
             tracing::debug!(?signal, "command killed by signal");
@@ -343,43 +428,54 @@ struct Running {
 }
 
 impl Running {
-    /// Stops the remote command and closes its channel.
+    /// Stops the remote command and closes its channel. `Err`: why the command could not be
+    /// stopped, or why it is not known to have been (it may still be running).
     ///
     /// The `signal` channel request would be the protocol's way, but OpenSSH's sshd refuses it
     /// for root logins (no privilege separation after auth: "session signalling requires
     /// privilege separation"), and closing the channel only closes the command's pipes. So
-    /// the process group from the marker line is killed with `kill -9 -PGID` on a second
-    /// channel. Without a pid (the shell had not started yet) the signal request is the only
-    /// thing left to try.
-    async fn abort(mut self) {
+    /// the process group from the marker line is killed with `kill -s KILL -- -PGID` on a
+    /// second channel, as the user the command runs as (through the same sudo under become),
+    /// and the kill's exit status is checked. Meanwhile whatever the command still prints is
+    /// read and dropped: unread, it would fill russh's queue and stall the whole connection,
+    /// the kill's channel included. Without a pid (the shell had not started yet) a `signal`
+    /// request is all that can be tried, and it is reported as not known to have worked.
+    async fn abort(mut self) -> Result<(), String> {
         // One bound for all of it: over a dead link even opening the kill channel never ends.
         let deadline = tokio::time::Instant::now() + KILL_TIMEOUT;
-        let killed = match self.pid {
-            Some(pgid) => {
-                match tokio::time::timeout_at(deadline, self.connection.kill_process_group(pgid)).await {
-                    Ok(Ok(())) => true,
-                    Ok(Err(error)) => {
-                        tracing::debug!(pgid, %error, "could not kill the timed-out command");
-                        false
-                    }
-                    Err(_) => {
-                        tracing::debug!(pgid, "killing the timed-out command timed out");
-                        false
-                    }
+        let Some(pgid) = self.pid else {
+            let _ = tokio::time::timeout_at(deadline, self.tx.signal(Sig::KILL)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.close()).await;
+            return Err("its process group was not known yet (its shell had not reported it), so only \
+                        a KILL signal request was sent, which sshd may refuse"
+                .to_owned());
+        };
+        let connection = Arc::clone(&self.connection);
+        let kill = tokio::time::timeout_at(deadline, connection.kill_process_group(pgid));
+        tokio::pin!(kill);
+        let mut closed = false;
+        let killed = loop {
+            tokio::select! {
+                result = &mut kill => break result,
+                message = self.rx.wait(), if !closed => {
+                    closed = matches!(message, Some(ChannelMsg::Close) | None);
                 }
             }
-            None => {
-                let _ = tokio::time::timeout_at(deadline, self.tx.signal(Sig::KILL)).await;
-                false
-            }
+        };
+        let result = match killed {
+            Ok(result) => result,
+            Err(_) => Err(format!("killing its process group {pgid} took longer than {KILL_TIMEOUT:?}")),
         };
         // Once the command is dead the server closes the channel itself (and russh answers).
         // Closing it from our side first would race with that close: russh then never hands
         // us the server's close, and sshd keeps a channel whose command still runs open anyway.
-        if killed && tokio::time::timeout_at(deadline, wait_for_close(&mut self.rx)).await.is_ok() {
-            return;
+        if result.is_ok() && !closed {
+            closed = tokio::time::timeout_at(deadline, wait_for_close(&mut self.rx)).await.is_ok();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.close()).await;
+        if !closed {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.close()).await;
+        }
+        result
     }
 }
 
@@ -405,8 +501,19 @@ impl AbortOnDrop {
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let (Some(running), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(running.abort());
+        let Some(running) = self.0.take() else { return };
+        if running.connection.is_closed() {
+            // The host went away with the connection: there is no channel left to kill from.
+            tracing::debug!(pid = running.pid, "the connection is gone; the command cannot be stopped");
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // Nobody waits for this command any more: its kill's failure can only be logged.
+                if let Err(reason) = running.abort().await {
+                    tracing::warn!(%reason, "an abandoned command could not be stopped");
+                }
+            });
         }
     }
 }
@@ -482,6 +589,68 @@ async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Option<HashAl
 /// Time since `start` in milliseconds, for logs.
 pub(crate) fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use std::os::unix::process::CommandExt;
+
+    use super::*;
+
+    /// What the marker line says when `script` runs in a shell started by a shell that leads
+    /// its own process group (as sudo's child does without `use_pty`).
+    fn marker_of_nested_shell() -> (u32, String) {
+        let inner = String::from_utf8(wrap("true", None)).unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("echo $$; sh -c {}", contract::shell::quote(&inner)))
+            .process_group(0)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (leader, marker) = text.split_once('\n').unwrap();
+        (leader.parse().unwrap(), marker.trim_end().to_owned())
+    }
+
+    /// Under become the shell that prints the marker is not the session leader: the marker
+    /// must name the group it runs in (the one to kill), not its own pid.
+    #[test]
+    fn the_marker_names_the_process_group_not_the_shell() {
+        let (leader, marker) = marker_of_nested_shell();
+        assert_eq!(marker, format!("engine-pid:{leader}"));
+    }
+
+    #[test]
+    fn under_become_the_marker_is_printed_inside_sudo() {
+        let line = String::from_utf8(wrap("sleep 300", Some("root"))).unwrap();
+        let script = format!("{REPORT_PGID}\nsleep 300");
+        assert_eq!(line, crate::sudo::command_line("root", &script));
+        assert!(line.starts_with("sudo -n -H -u 'root' -- sh -c 'engine_pgid=$$;"), "{line}");
+        assert_eq!(String::from_utf8(wrap("true", None)).unwrap(), format!("{REPORT_PGID}\ntrue"));
+    }
+
+    #[test]
+    fn the_kill_runs_as_the_become_user_and_takes_the_whole_group() {
+        assert_eq!(kill_command(42, None), "kill -s KILL -- -42");
+        assert_eq!(kill_command(42, Some("root")), "sudo -n -H -u 'root' -- sh -c 'kill -s KILL -- -42'");
+        // The shell's own `kill` takes that form and kills every process of the group.
+        let mut group = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
+        assert!(status.unwrap().success());
+        assert!(group.wait().unwrap().code().is_none(), "killed by a signal");
+        // And fails, so that the failure is reported, when there is nothing it may kill.
+        let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
+        assert!(!status.unwrap().success());
+    }
+
+    #[test]
+    fn output_is_kept_up_to_the_limit_and_not_a_byte_more() {
+        let mut buf = Vec::new();
+        assert!(keep(&mut buf, &[1; 6], 10, Stream::Stdout).is_ok());
+        assert!(keep(&mut buf, &[2; 4], 10, Stream::Stdout).is_ok());
+        assert!(matches!(keep(&mut buf, &[3], 10, Stream::Stderr), Err(Drive::TooMuch(Stream::Stderr))));
+        assert_eq!(buf.len(), 10, "the refused chunk was not kept");
+    }
 }
 
 #[cfg(test)]

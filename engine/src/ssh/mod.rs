@@ -3,7 +3,8 @@
 //! # Parts
 //! - [`SshConfig`] / [`HostKeyPolicy`]: how to reach a host (plain data, filled from inventory).
 //! - [`SshHost`]: the host; owns at most one connection at a time.
-//! - `connection`: connect, authenticate, and run one command on one channel.
+//! - `connection`: connect, authenticate, and run (and stop) one command on one channel.
+//! - `shown`: command lines as logs and errors show them (no environment values).
 //! - `client_handler` + `known_hosts`: host-key checking against a `known_hosts` file.
 //!
 //! # Concurrency
@@ -30,19 +31,36 @@
 //!   the command has its channel, so commands queued behind the semaphore do not time out.
 //!   On expiry the remote command is killed (below) and exec returns
 //!   [`contract::HostError::Timeout`].
+//! - **Output.** At most `max_output` bytes (default 64 MiB, `--max-output`) of each of a
+//!   command's stdout and stderr are kept; past that the command is killed (below) and exec
+//!   returns [`contract::HostError::OutputLimit`]. Nothing else a host sends is kept.
+//!
+//! # Become
+//! With [`SshConfig::become_user`] (`ansible_become`) every command runs through
+//! `sudo -n -u USER -- sh -c ...` ([`crate::sudo`]), and so does the kill of one that must stop:
+//! the login user may not signal the processes sudo started as root.
 //!
 //! # Stopping a remote command
-//! Commands run without a pty, through the login shell, preceded by one line
-//! (`printf 'engine-pid:%s\n' "$$"`) that reports the shell's pid; it is stripped from
-//! stdout. sshd makes that shell a session leader, so the pid is also the process group of
-//! the command and all its children. On timeout, and when an exec future is dropped
-//! (cancelled) mid-command, a second channel runs `kill -9 -PGID`; the server then closes
-//! the command's channel. This is needed because closing a channel only closes the
-//! command's pipes (a `sleep 30` runs on), and the protocol's `signal` request is refused by
-//! OpenSSH for root logins ("session signalling requires privilege separation"). If the
-//! marker never arrived (the shell had not started), a `signal KILL` request and a channel
-//! close are all that is tried. Processes that leave the group (`setsid`, daemons) survive,
+//! Commands run without a pty, preceded by one line that reports the process group of the shell
+//! that runs them (`engine-pid:PGID`, read from `/proc/self/stat`; under become that shell
+//! runs inside sudo); it is stripped from stdout. Without become sshd makes that shell a
+//! session leader, so the group is its own; under sudo it is the group sudo put it in. On
+//! timeout, past the output limit, and when an exec future is dropped (cancelled) mid-command,
+//! a second channel runs `kill -s KILL -- -PGID`, as the become user when there is one, and its
+//! exit status is checked: when the kill fails, exec returns
+//! [`contract::HostError::NotStopped`], saying why and that the command may still run. The
+//! server then closes the command's channel; what the command prints meanwhile is read and
+//! dropped (unread, it would stall the whole connection). A kill is needed because closing
+//! a channel only closes the command's pipes (a `sleep 30` runs on), and the protocol's
+//! `signal` request is refused by OpenSSH for root logins ("session signalling requires
+//! privilege separation"). If the marker never arrived (the shell had not started), a
+//! `signal KILL` request and a channel close are all that is tried, and that is reported as
+//! not known to have stopped it. Processes that leave the group (`setsid`, daemons) survive,
 //! as intended for services.
+//!
+//! # Logs
+//! `-vv` logs each command line without its environment values (`'NAME=<hidden>'`, see
+//! `shown`), and never its stdin.
 //!
 //! # Host keys
 //! Checked against [`SshConfig::known_hosts`] under the name `address` (or `[address]:port`
@@ -57,6 +75,7 @@ mod connection;
 mod error;
 mod host_key_policy;
 mod known_hosts;
+mod shown;
 mod ssh_host;
 #[cfg(test)]
 mod tests;

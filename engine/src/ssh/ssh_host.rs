@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::SshConfig;
 use super::connection::{Connection, millis_since};
+use super::shown::without_env_values;
 
 /// How many times a connection that died is replaced by a new one over the host's lifetime.
 const RECONNECTS: u32 = 1;
@@ -124,11 +125,12 @@ impl Host for SshHost {
 
     async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
         let timeout = exec.timeout.unwrap_or(self.config.command_timeout);
-        // Never the stdin bytes themselves: they can be private keys.
+        // Never the stdin bytes themselves (they can be private keys), nor environment values.
         let span = tracing::debug_span!(
             "ssh.exec",
             host = %self.name,
-            command = %exec.command,
+            command = %without_env_values(&exec.command),
+            become_user = self.config.become_user.as_deref(),
             stdin_len = exec.stdin.as_ref().map_or(0, Vec::len),
             ?timeout,
         );

@@ -224,6 +224,62 @@ async fn cancelled_exec_kills_the_remote_command() -> TestResult {
     Ok(())
 }
 
+/// A command that prints past `max_output` is stopped (its group killed), and fails naming the
+/// command, the stream and the limit; nothing of it is kept.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn output_past_the_limit_stops_the_command_and_fails() -> TestResult {
+    let mut config = live_config();
+    config.max_output = 1024 * 1024;
+    let host = SshHost::new("live".into(), config);
+    // `exec 3<&-` makes the line unique for pgrep without changing what runs.
+    let command = "exec 3<&-; cat /dev/zero";
+    let result = host.exec(Exec::new(command)).await;
+    assert_eq!(
+        result,
+        Err(HostError::OutputLimit {
+            command: command.into(),
+            stream: contract::Stream::Stdout,
+            limit: 1024 * 1024
+        })
+    );
+    let out = host.exec(Exec::new("echo too much >&2; head -c 2097152 /dev/zero >&2")).await;
+    assert!(matches!(out, Err(HostError::OutputLimit { stream: contract::Stream::Stderr, .. })), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = host.exec(Exec::new("pgrep -af 'cat /dev/zer[o]'")).await?;
+    assert_eq!(out.status, Some(1), "cat still running: {}", out.stdout_text());
+    // The connection is fine afterwards.
+    assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
+    Ok(())
+}
+
+/// Under become (a non-root login, sudo to root), a command that times out is killed as root:
+/// the root processes sudo started are gone too, not only the login user's shell.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn timeout_under_become_kills_the_root_processes() -> TestResult {
+    let root = live_host();
+    let mut config = live_config();
+    config.user = "deploy".into();
+    config.become_user = Some("root".into());
+    let host = SshHost::new("live".into(), config);
+    assert_eq!(host.exec(Exec::new("id -u")).await?.stdout_text(), "0", "runs as root");
+
+    // `sleep 33`: unique among the tests that may run side by side on the host.
+    let result = host.exec(Exec::new("sleep 33; echo late").timeout(Duration::from_secs(2))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(2))));
+    let mut left = String::new();
+    for _ in 0..20 {
+        let out = root.exec(Exec::new("pgrep -af 'sleep 3[3]'")).await?;
+        if out.status == Some(1) {
+            return Ok(());
+        }
+        left = out.stdout_text();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("sleep 33 still running as: {left}").into())
+}
+
 /// Copies the configured known_hosts into a temp file, with `edit` applied.
 fn known_hosts_copy(
     config: &SshConfig,

@@ -1,0 +1,100 @@
+//! Lab tests of what the transport guarantees against a host that prints without end or runs
+//! past its timeout: the controller's memory stays bounded, and a stopped command leaves no
+//! process behind, also under become.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support;
+
+use support::Test;
+use support::lab::Lab;
+
+/// The peak resident memory (VmHWM, in KiB) of process `pid`, while it runs.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `head -c 1G /dev/zero` as a `command` task: it fails cleanly, naming the command, the stream
+/// and the limit, and the engine's peak RSS (polled from /proc while it runs) stays under 200 MB.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn a_gigabyte_of_output_fails_cleanly_and_the_controller_stays_small() {
+    let lab = Lab::get();
+    let t = Test::new();
+    let inventory = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
+    let playbook = t.file("pb.rhai", r#"host("etcd0").command("flood", #{ cmd: "head -c 1G /dev/zero" });"#);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .arg("run")
+        .arg(&playbook)
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--json")
+        .current_dir(t.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run did not end in 120 s");
+        peak = peak.max(peak_rss_kib(child.id()).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "the task fails: {stdout}");
+    let flood = stdout.lines().find(|l| l.contains("task_finished")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(flood).unwrap();
+    assert_eq!(event["status"], "failed");
+    let error = event["error"].as_str().unwrap();
+    assert!(
+        error.ends_with(
+            "etcd0: flood: `sh -c 'head -c 1G /dev/zero'` printed more than 64 MiB on stdout; it was \
+             stopped (raise the limit with --max-output)"
+        ),
+        "{error}"
+    );
+    eprintln!("engine peak RSS: {} MiB", peak / 1024);
+    assert!(peak > 0, "the engine's memory was read while it ran");
+    assert!(peak < 200 * 1000, "the engine's peak RSS was {peak} KiB");
+    // And nothing of the command is left on the host.
+    let (code, left, _) = lab.ssh_status("etcd0", "pgrep -af 'head -c 1G /dev/zer[o]'");
+    assert_eq!(code, Some(1), "still running: {left}");
+}
+
+/// A `sleep 300` with `timeout: 2` under become (login as `deploy`, sudo to root) is killed as
+/// root: no `sleep 300` is left on the host (checked for up to 5 s), and the task fails as
+/// timed out.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn a_timed_out_command_under_become_leaves_no_process() {
+    let lab = Lab::get();
+    let t = Test::new();
+    let inventory = t.file(
+        "inv.yml",
+        &lab.inventory_for(
+            &["etcd1"],
+            &[("etcd1", "ansible_user", "deploy"), ("etcd1", "ansible_become", "true")],
+        ),
+    );
+    let playbook = t
+        .file("pb.rhai", r#"host("etcd1").command("sleepy", #{ cmd: "sleep 300; echo late", timeout: 2 });"#);
+    let out = t.arg("run").arg(&playbook).arg("-i").arg(&inventory).arg("--json").run().code(2);
+    let error = out.task("etcd1", "sleepy")["error"].as_str().unwrap().to_owned();
+    assert!(error.ends_with("etcd1: sleepy: command timed out after 2s"), "{error}");
+    let started = Instant::now();
+    loop {
+        let (code, left, _) = lab.ssh_status("etcd1", "pgrep -af 'sleep 30[0]'");
+        if code == Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still running as root: {left}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
