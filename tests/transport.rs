@@ -98,3 +98,20 @@ fn a_timed_out_command_under_become_leaves_no_process() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `-vv` logs every command line: a `command`'s environment variables appear there by name,
+/// their values never (`'NAME=<hidden>'`), even for names that do not look secret.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn verbose_logs_name_env_variables_but_never_show_their_values() {
+    let lab = Lab::get();
+    let t = Test::new();
+    let inventory = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[]));
+    let playbook = t.file(
+        "pb.rhai",
+        r#"host("etcd0").command("with env", #{ cmd: "test -n \"$REGION\"", env: #{ REGION: "eu-plain-4711" } });"#,
+    );
+    let out = t.arg("run").arg(&playbook).arg("-i").arg(&inventory).arg("-vv").run().success();
+    assert!(out.stderr.contains("REGION=<hidden>"), "{}", out.stderr);
+    assert!(!out.stderr.contains("eu-plain-4711") && !out.stdout.contains("eu-plain-4711"), "{}", out.stderr);
+}

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Recap;
+use super::{Recap, printable};
 use crate::events::{Event, Status, Subscriber};
 use crate::ids::TaskId;
 
@@ -21,6 +21,17 @@ pub struct Console {
     recap: Recap,
     verbose: bool,
     diff: bool,
+    /// Where lines and the recap go: stdout, unless a test gives its own.
+    out: Output,
+}
+
+/// The console's output stream.
+struct Output(Box<dyn Write + Send>);
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Output")
+    }
 }
 
 impl Console {
@@ -35,14 +46,24 @@ impl Console {
             recap: Recap::default(),
             verbose,
             diff,
+            out: Output(Box::new(std::io::stdout())),
         }
     }
 
-    /// Prints a line on stdout, above the progress bars (which live on stderr).
-    fn line(&self, text: &str) {
-        self.multi.suspend(|| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+    /// Prints to `out` instead of stdout (tests read what a run prints).
+    #[must_use]
+    pub fn with_output(mut self, out: impl Write + Send + 'static) -> Self {
+        self.out = Output(Box::new(out));
+        self
+    }
+
+    /// Prints a line on stdout, above the progress bars (which live on stderr). The one way
+    /// text reaches the terminal (with [`Console::finish`]'s recap): it is made [`printable`]
+    /// here, since much of it (errors with a command's stderr, diffs, changes) comes from hosts.
+    fn line(&mut self, text: &str) {
+        let Self { multi, out, .. } = self;
+        multi.suspend(|| {
+            let _ = writeln!(out.0, "{}", printable(text));
         });
     }
 }
@@ -70,11 +91,11 @@ impl Subscriber for Console {
                         ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_prefix(host.clone());
+                    bar.set_prefix(printable(host).into_owned());
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     bar
                 });
-                bar.set_message(task.clone());
+                bar.set_message(printable(task).into_owned());
             }
             Event::TaskFinished(r) => {
                 self.running.remove(&r.id);
@@ -82,7 +103,7 @@ impl Subscriber for Console {
                     bar.inc(1);
                 }
                 if let Some(bar) = self.hosts.get(&r.host) {
-                    bar.set_message(format!("{} {}", r.status.as_str(), r.task));
+                    bar.set_message(format!("{} {}", r.status.as_str(), printable(&r.task)));
                 }
                 let head = format!("{:>11}: [{}] {}", r.status.as_str(), r.host, r.task);
                 match r.status {
@@ -148,8 +169,74 @@ impl Subscriber for Console {
 
     fn finish(&mut self) {
         let _ = self.multi.clear();
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "\n{}", self.recap.render());
-        let _ = out.flush();
+        let recap = self.recap.render();
+        let _ = write!(self.out.0, "\n{}", printable(&recap));
+        let _ = self.out.0.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::events::TaskReport;
+
+    /// What the console printed, shared with the test.
+    #[derive(Clone, Default)]
+    struct Printed(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Printed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn report(status: Status) -> TaskReport {
+        TaskReport {
+            id: TaskId(0),
+            host: "web1".into(),
+            task: "hostile".into(),
+            module: "command".into(),
+            location: "pb.rhai:1:1".into(),
+            status,
+            changes: Vec::new(),
+            diff: None,
+            error: None,
+            note: None,
+            elapsed_ms: 0,
+            started_at_ms: 0,
+        }
+    }
+
+    /// A host's stderr (in a failed task's error) and a diff of a file it holds carry escape
+    /// sequences that would clear the screen and fake a line; the console prints them as
+    /// visible text, with not one ESC, CR or C1 byte reaching the terminal.
+    #[test]
+    fn ansi_escapes_from_a_host_print_as_visible_text() {
+        let printed = Printed::default();
+        let mut console = Console::new(false, false, true).with_output(printed.clone());
+        let mut failed = report(Status::Failed);
+        failed.error =
+            Some("pb.rhai:1:1: web1: hostile: `x` exited with status 1: \x1b[2J\x1b[Hall good\r".into());
+        let mut changed = report(Status::Changed);
+        changed.diff = Some("+port=80\x1b]0;owned\x07\u{9b}1A\n".into());
+        console.on_event(&Event::TaskFinished(failed));
+        console.on_event(&Event::TaskFinished(changed));
+        console.finish();
+        let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.starts_with(
+                "     failed: [web1] hostile\n             pb.rhai:1:1: web1: hostile: `x` exited with status 1: \
+                 \\x1b[2J\\x1b[Hall good\\r\n    changed: [web1] hostile\n+port=80\\x1b]0;owned\\x07\\u{9b}1A\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(['\x1b', '\r', '\x07', '\u{9b}']), "{text:?}");
     }
 }
