@@ -1,5 +1,6 @@
 //! One authenticated SSH connection and the commands run over it.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,14 +9,15 @@ use contract::{Exec, ExecOutput, HostError, Stream};
 use russh::client::{self, Handle, Msg};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKeyWithHashAlg};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Preferred, Sig};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::SshConfig;
 use super::client_handler::ClientHandler;
 use super::error::{SshError, describe};
+use super::known_hosts::KnownHosts;
 
 /// Channel opens the server refuses (sshd `MaxSessions`, which counts channels still closing)
 /// are retried this many times in all, waiting 20, 40, 80, 160 ms between tries.
@@ -59,6 +61,27 @@ async fn tcp_connect(
             Err(e) => return Err(Some(e)),
         }
     }
+}
+
+/// Host certificate types offered, most preferred first, when `known_hosts` trusts an
+/// authority for the host.
+const CERTIFICATE_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
+    Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
+    Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
+];
+
+/// russh's defaults, asking the server for a host certificate (before a plain key) only when
+/// an `@cert-authority` line of `known_hosts` matches the host: a certificate can only be
+/// trusted through one, and without one a plain key is what `known_hosts` can check.
+fn preferred_algorithms(config: &SshConfig) -> Preferred {
+    let trusts_an_authority = KnownHosts::load(&config.known_hosts)
+        .is_ok_and(|known| known.has_authority_for(&config.address, config.port));
+    let certificates = if trusts_an_authority { CERTIFICATE_ALGORITHMS } else { &[] };
+    Preferred { host_key_certificates: Cow::Borrowed(certificates), ..Preferred::default() }
 }
 
 /// Errors worth another attempt: the host is there but not (yet) listening, or the path to it
@@ -117,6 +140,7 @@ impl Connection {
             .map_err(|e| HostError::Unreachable(format!("{context}: setting TCP_NODELAY failed: {e}")))?;
 
         let russh_config = Arc::new(client::Config {
+            preferred: preferred_algorithms(config),
             nodelay: true,
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
             keepalive_max: 3,

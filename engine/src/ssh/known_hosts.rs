@@ -4,7 +4,20 @@
 //! (so "changed key at line N" points at the wrong line), splits fields on single spaces only,
 //! fails the whole lookup on one unparsable key, ignores `@revoked` and `!negated` patterns,
 //! and reports a changed key even when another line for the host holds the presented key.
-//! This module follows `sshd(8)` "SSH_KNOWN_HOSTS FILE FORMAT" instead.
+//! This module follows `sshd(8)` "SSH_KNOWN_HOSTS FILE FORMAT" instead:
+//! - a line is `[@marker] patterns keytype base64 [comment]`; `#` lines and blank ones are
+//!   comments; lines that cannot be parsed are skipped (with a debug log), as OpenSSH does;
+//! - patterns are comma-separated, with `*`/`?` wildcards and `!negation` (a negated match
+//!   rules the line out), `[host]:port` off port 22, and names compare case-insensitively;
+//!   a hashed name (`|1|salt|hash`) is the HMAC-SHA1 of the lower-cased name;
+//! - a host's key is accepted when any matching line holds it; `@revoked` keys are never
+//!   accepted, neither as host keys nor as authorities;
+//! - `@cert-authority` lines hold the keys of authorities trusted to sign host certificates
+//!   for the hosts they match ([`KnownHosts::check_certificate`]); they vouch for no plain key.
+//!
+//! Learning a key ([`learn`]) re-reads the file under an exclusive lock and decides again
+//! there, so two connections (or engines) that both met a host as unknown cannot file two
+//! different keys for it: the second finds the first's line.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -12,8 +25,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use russh::keys::PublicKey;
+use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::known_hosts::HostPatterns;
+use russh::keys::ssh_key::{Certificate, Fingerprint};
+use russh::keys::{HashAlg, PublicKey};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -31,9 +46,20 @@ pub(crate) struct KnownHosts {
 struct Entry {
     /// 1-based line number in the file.
     line: usize,
-    revoked: bool,
+    marker: Marker,
     hosts: HostPatterns,
     key: PublicKey,
+}
+
+/// A line's marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// None: the host's own key.
+    Key,
+    /// `@revoked`: never accepted, as a host key or as an authority.
+    Revoked,
+    /// `@cert-authority`: the key of an authority that signs the hosts' certificates.
+    CertAuthority,
 }
 
 /// What `known_hosts` says about a host's presented key.
@@ -48,6 +74,20 @@ pub(crate) enum HostKeyStatus {
     /// man-in-the-middle, or the host was reinstalled. `line` is the first such line.
     Changed { line: usize },
     /// The key is marked `@revoked`.
+    Revoked { line: usize },
+}
+
+/// What `known_hosts` says about a host certificate the server presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CertificateStatus {
+    /// Signed by the authority at `line`, and valid now for this host.
+    Trusted { line: usize },
+    /// No `@cert-authority` line for this host holds the key that signed it (OpenSSH then
+    /// checks the certificate's key as a plain key).
+    NoAuthority,
+    /// The authority at `line` signed it, but it is not valid for this host now: `reason`.
+    Invalid { line: usize, reason: String },
+    /// The certificate's key, or the key of the authority that signed it, is `@revoked`.
     Revoked { line: usize },
 }
 
@@ -95,10 +135,10 @@ impl KnownHosts {
         let name = host_pattern(host, port);
         let matching: Vec<&Entry> = self.entries.iter().filter(|e| matches(&e.hosts, &name)).collect();
 
-        if let Some(e) = matching.iter().find(|e| e.revoked && e.key.key_data() == key.key_data()) {
-            return HostKeyStatus::Revoked { line: e.line };
+        if let Some(line) = revoked_line(&matching, key.key_data()) {
+            return HostKeyStatus::Revoked { line };
         }
-        let trusted = || matching.iter().filter(|e| !e.revoked);
+        let trusted = || matching.iter().filter(|e| e.marker == Marker::Key);
         if let Some(e) = trusted().find(|e| e.key.key_data() == key.key_data()) {
             return HostKeyStatus::Known { line: e.line };
         }
@@ -107,11 +147,88 @@ impl KnownHosts {
         }
         HostKeyStatus::Unknown { other_lines: trusted().map(|e| e.line).collect() }
     }
+
+    /// Whether an `@cert-authority` line matches `host` on `port`: only then is the server
+    /// asked for a host certificate.
+    pub(crate) fn has_authority_for(&self, host: &str, port: u16) -> bool {
+        let name = host_pattern(host, port);
+        self.entries.iter().any(|e| e.marker == Marker::CertAuthority && matches(&e.hosts, &name))
+    }
+
+    /// Checks the host certificate that `host` presented on `port`, at Unix time `now`, as
+    /// OpenSSH's ssh does: an unrevoked `@cert-authority` line matching the host holds the key
+    /// that signed it, the signature verifies, it is a host certificate, `now` lies within its
+    /// validity, its principals (when it lists any) include the host's name, and it has no
+    /// critical options.
+    pub(crate) fn check_certificate(
+        &self,
+        host: &str,
+        port: u16,
+        certificate: &Certificate,
+        now: u64,
+    ) -> CertificateStatus {
+        let name = host_pattern(host, port);
+        let matching: Vec<&Entry> = self.entries.iter().filter(|e| matches(&e.hosts, &name)).collect();
+        let signer = certificate.signature_key();
+        for key in [certificate.public_key(), signer] {
+            if let Some(line) = revoked_line(&matching, key) {
+                return CertificateStatus::Revoked { line };
+            }
+        }
+        let Some(authority) =
+            matching.iter().find(|e| e.marker == Marker::CertAuthority && e.key.key_data() == signer)
+        else {
+            return CertificateStatus::NoAuthority;
+        };
+        let invalid = |reason: String| CertificateStatus::Invalid { line: authority.line, reason };
+        let fingerprint: Fingerprint = authority.key.fingerprint(HashAlg::Sha256);
+        if certificate.validate_at(now, [&fingerprint]).is_err() {
+            return invalid(format!(
+                "its signature does not verify, or it is not valid now (valid from {} to {}, Unix time; now {now})",
+                certificate.valid_after(),
+                certificate.valid_before()
+            ));
+        }
+        if certificate.cert_type() != CertType::Host {
+            return invalid("it is a user certificate, not a host certificate".to_owned());
+        }
+        let host = host.to_ascii_lowercase();
+        let principals = certificate.valid_principals();
+        if !principals.is_empty() && !principals.contains(&host) {
+            return invalid(format!("it is for {principals:?}, not for {host}"));
+        }
+        if !certificate.critical_options().is_empty() {
+            let options: Vec<&String> = certificate.critical_options().keys().collect();
+            return invalid(format!(
+                "it has critical options, which host certificates cannot have: {options:?}"
+            ));
+        }
+        CertificateStatus::Trusted { line: authority.line }
+    }
 }
 
-/// Appends `host`'s `key` to the file at `path` in OpenSSH's form (`host key` or
-/// `[host]:port key`), creating the file (mode 0600) and its directory if needed.
-pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
+/// The line of an `@revoked` entry among `matching` that holds `key`.
+fn revoked_line(matching: &[&Entry], key: &russh::keys::ssh_key::public::KeyData) -> Option<usize> {
+    matching.iter().find(|e| e.marker == Marker::Revoked && e.key.key_data() == key).map(|e| e.line)
+}
+
+/// What [`learn`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// The key was appended.
+    Appended,
+    /// Meanwhile another connection filed this very key, at `line`: nothing was written.
+    AlreadyKnown { line: usize },
+    /// Meanwhile a line appeared that refuses the key (another key of its type for the host,
+    /// or its revocation): nothing was written.
+    Refused(HostKeyStatus),
+}
+
+/// Files `host`'s `key` in the file at `path` in OpenSSH's form (`host key` or
+/// `[host]:port key`), creating the file (mode 0600) and its directory if needed, unless the
+/// file, read again under its lock, now knows the host: a key filed meanwhile (by another
+/// connection or engine that also found the host unknown) is never followed by a different one.
+pub(crate) fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<Learned> {
     let key_text = key.to_openssh().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -119,16 +236,22 @@ pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io:
     let mut file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
     // An exclusive lock on the file itself (flock: one per open, so it also orders this
     // process's own connections learning keys at once, and other engines sharing the file),
-    // held until `file` is dropped: the newline check and the write see no one else's half.
+    // held until `file` is dropped: the check, the newline check and the write see no one
+    // else's half.
     file.lock()?;
 
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_string(&mut text)?;
+    match KnownHosts::parse(path, &text).check(host, port, key) {
+        HostKeyStatus::Unknown { .. } => {}
+        HostKeyStatus::Known { line } => return Ok(Learned::AlreadyKnown { line }),
+        refused => return Ok(Learned::Refused(refused)),
+    }
+
     let mut record = String::new();
-    if file.seek(SeekFrom::End(-1)).is_ok() {
-        let mut last = [0u8; 1];
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            record.push('\n');
-        }
+    if !text.is_empty() && !text.ends_with('\n') {
+        record.push('\n');
     }
     record.push_str(&host_pattern(host, port));
     record.push(' ');
@@ -136,7 +259,8 @@ pub(crate) fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io:
     record.push('\n');
     // One write: O_APPEND keeps it whole even next to another process appending.
     file.write_all(record.as_bytes())?;
-    file.sync_data()
+    file.sync_data()?;
+    Ok(Learned::Appended)
 }
 
 /// The name a host is filed under: `host` on port 22, `[host]:port` otherwise.
@@ -156,20 +280,21 @@ fn parse_line(line_no: usize, line: &str) -> Option<Entry> {
     }
     let mut fields = line.split_ascii_whitespace();
     let mut hosts = fields.next()?;
-    let mut revoked = false;
-    if let Some(marker) = hosts.strip_prefix('@') {
-        match marker {
-            "revoked" => revoked = true,
-            // Host certificates are not supported; a CA line vouches for no plain key.
+    let mut marker = Marker::Key;
+    if let Some(name) = hosts.strip_prefix('@') {
+        marker = match name {
+            "revoked" => Marker::Revoked,
+            "cert-authority" => Marker::CertAuthority,
+            // An unknown marker: OpenSSH skips the line too.
             _ => return None,
-        }
+        };
         hosts = fields.next()?;
     }
     let key_type = fields.next()?;
     let key_base64 = fields.next()?;
     let key = PublicKey::from_openssh(&format!("{key_type} {key_base64}")).ok()?;
     let hosts = HostPatterns::from_str(hosts).ok()?;
-    Some(Entry { line: line_no, revoked, hosts, key })
+    Some(Entry { line: line_no, marker, hosts, key })
 }
 
 /// Whether `name` is the one hashed into a `|1|salt|hash` entry (HMAC-SHA1 keyed by the salt).
@@ -183,7 +308,10 @@ fn hashed_name_matches(salt: &[u8], hash: &[u8], name: &str) -> bool {
 /// and no negated (`!`) pattern does. Names compare case-insensitively.
 fn matches(patterns: &HostPatterns, name: &str) -> bool {
     match patterns {
-        HostPatterns::HashedName { salt, hash } => hashed_name_matches(salt, hash, name),
+        // OpenSSH hashes the lower-cased name (ssh lower-cases a host name before any lookup).
+        HostPatterns::HashedName { salt, hash } => {
+            hashed_name_matches(salt, hash, &name.to_ascii_lowercase())
+        }
         HostPatterns::Patterns(list) => {
             let name = name.to_ascii_lowercase();
             let mut matched = false;
@@ -315,12 +443,12 @@ mod tests {
         );
         let kh = known(&text);
         assert_eq!(kh.check("h", 22, &ed25519(KEY_A)), HostKeyStatus::Known { line: 5 });
-        // The CA line is not a plain key for h.
+        // The CA line vouches for certificates, never for a plain key of h.
         assert_eq!(kh.check("h", 22, &ed25519(KEY_B)), HostKeyStatus::Changed { line: 5 });
     }
 
     #[test]
-    fn append_learns_a_key_and_check_finds_it() -> io::Result<()> {
+    fn learn_files_a_key_and_check_finds_it() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("sub").join("known_hosts");
         assert_eq!(
@@ -328,8 +456,8 @@ mod tests {
             HostKeyStatus::Unknown { other_lines: vec![] }
         );
 
-        append(&path, "10.77.0.11", 22, &ed25519(KEY_A))?;
-        append(&path, "127.0.0.1", 2222, &ed25519(KEY_B))?;
+        assert_eq!(learn(&path, "10.77.0.11", 22, &ed25519(KEY_A))?, Learned::Appended);
+        assert_eq!(learn(&path, "127.0.0.1", 2222, &ed25519(KEY_B))?, Learned::Appended);
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text, format!("10.77.0.11 ssh-ed25519 {KEY_A}\n[127.0.0.1]:2222 ssh-ed25519 {KEY_B}\n"));
 
@@ -341,11 +469,11 @@ mod tests {
     }
 
     #[test]
-    fn append_adds_a_missing_final_newline() -> io::Result<()> {
+    fn learn_adds_a_missing_final_newline() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("known_hosts");
         std::fs::write(&path, format!("a ssh-ed25519 {KEY_A}"))?;
-        append(&path, "b", 22, &ed25519(KEY_B))?;
+        learn(&path, "b", 22, &ed25519(KEY_B))?;
         assert_eq!(
             std::fs::read_to_string(&path)?,
             format!("a ssh-ed25519 {KEY_A}\nb ssh-ed25519 {KEY_B}\n")
@@ -357,7 +485,7 @@ mod tests {
     /// line, even when the file did not end with a newline: each checks and writes under the
     /// file's lock.
     #[test]
-    fn appends_at_once_stay_whole_lines() -> io::Result<()> {
+    fn keys_learned_at_once_stay_whole_lines() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("known_hosts");
         std::fs::write(&path, format!("a ssh-ed25519 {KEY_A}"))?;
@@ -365,7 +493,7 @@ mod tests {
         std::thread::scope(|scope| {
             for host in &hosts {
                 let path = &path;
-                scope.spawn(move || append(path, host, 22, &ed25519(KEY_B)).unwrap());
+                scope.spawn(move || learn(path, host, 22, &ed25519(KEY_B)).unwrap());
             }
         });
         let text = std::fs::read_to_string(&path)?;
@@ -377,5 +505,167 @@ mod tests {
         want.sort_unstable();
         assert_eq!(lines, want);
         Ok(())
+    }
+
+    #[test]
+    fn hashed_names_match_whatever_the_case() {
+        // The hash is of "example.com"; ssh lower-cases the name before it hashes it.
+        let kh = known(&format!(
+            "|1|O33ESRMWPVkMYIwJ1Uw+n877jTo=|nuuC5vEqXlEZ/8BXQR7m619W6Ak= ssh-ed25519 {KEY_C}\n"
+        ));
+        assert_eq!(kh.check("Example.COM", 22, &ed25519(KEY_C)), HostKeyStatus::Known { line: 1 });
+    }
+
+    /// Two connections both found the host unknown; the first files its key. The second, whose
+    /// key differs (one of them is an impostor), finds the first's line under the lock and is
+    /// refused as a changed key instead of filing a second key for the address.
+    #[test]
+    fn a_key_filed_meanwhile_is_never_followed_by_a_different_one() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("known_hosts");
+        assert_eq!(learn(&path, "10.77.0.11", 22, &ed25519(KEY_A))?, Learned::Appended);
+        assert_eq!(
+            learn(&path, "10.77.0.11", 22, &ed25519(KEY_B))?,
+            Learned::Refused(HostKeyStatus::Changed { line: 1 })
+        );
+        assert_eq!(learn(&path, "10.77.0.11", 22, &ed25519(KEY_A))?, Learned::AlreadyKnown { line: 1 });
+        assert_eq!(std::fs::read_to_string(&path)?, format!("10.77.0.11 ssh-ed25519 {KEY_A}\n"));
+
+        // The same race from 16 threads, each with its own key for one new address: one wins.
+        let other = dir.path().join("raced");
+        let keys = [KEY_A, KEY_B, KEY_C];
+        let results: Vec<Learned> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..16)
+                .map(|i| {
+                    let other = &other;
+                    scope.spawn(move || learn(other, "10.77.0.12", 22, &ed25519(keys[i % 3])).unwrap())
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| **r == Learned::Appended).count(), 1, "{results:?}");
+        assert_eq!(std::fs::read_to_string(&other)?.lines().count(), 1);
+        Ok(())
+    }
+
+    // Test keys made with `ssh-keygen -t ed25519 -N ''` for these tests only.
+    const CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACCc1dROzqgn9eQoGwgcpGFC4PczlAx5iyC+myBm4Q3DGgAAAIjxTvii8U74
+ogAAAAtzc2gtZWQyNTUxOQAAACCc1dROzqgn9eQoGwgcpGFC4PczlAx5iyC+myBm4Q3DGg
+AAAECiqnCTI0FuHTh5xy0zDvQ/3A5AQ8O3Y5nEgz+h3666F5zV1E7OqCf15CgbCBykYULg
+9zOUDHmLIL6bIGbhDcMaAAAAAAECAwQF
+-----END OPENSSH PRIVATE KEY-----
+";
+    const CA_PUBLIC: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJzV1E7OqCf15CgbCBykYULg9zOUDHmLIL6bIGbhDcMa";
+    const OTHER_CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACDG+/uLCCpKAIZaIf2LnK5xWsYjYZCNUQ3F9+QkA+yzDgAAAIh9lwQPfZcE
+DwAAAAtzc2gtZWQyNTUxOQAAACDG+/uLCCpKAIZaIf2LnK5xWsYjYZCNUQ3F9+QkA+yzDg
+AAAECKHqvq8+Lhd1sEHo9xc4Ma6q+6jQ9jARQnKjc6r30/bcb7+4sIKkoAhloh/YucrnFa
+xiNhkI1RDcX35CQD7LMOAAAAAAECAwQF
+-----END OPENSSH PRIVATE KEY-----
+";
+    const NOW: u64 = 1_700_000_000;
+
+    /// A certificate for KEY_A signed by `ca`, for `principals` (none: any host), of `kind`,
+    /// valid from `from` to `to`, with a critical option when `critical`.
+    fn certificate(
+        ca: &str,
+        kind: CertType,
+        principals: &[&str],
+        (from, to): (u64, u64),
+        critical: bool,
+    ) -> Certificate {
+        use russh::keys::ssh_key::PrivateKey;
+        use russh::keys::ssh_key::certificate::Builder;
+        let ca = PrivateKey::from_openssh(ca).unwrap();
+        let mut builder = Builder::new([7u8; 16], ed25519(KEY_A).key_data().clone(), from, to).unwrap();
+        builder.cert_type(kind).unwrap();
+        if principals.is_empty() {
+            builder.all_principals_valid().unwrap();
+        }
+        for principal in principals {
+            builder.valid_principal(*principal).unwrap();
+        }
+        if critical {
+            builder.critical_option("force-command", "/bin/true").unwrap();
+        }
+        builder.sign(&ca).unwrap()
+    }
+
+    fn host_certificate(principals: &[&str]) -> Certificate {
+        certificate(CA_PRIVATE, CertType::Host, principals, (NOW - 60, NOW + 60), false)
+    }
+
+    /// `@cert-authority` lines are honoured as sshd(8) describes: a certificate signed by an
+    /// authority listed for the host, valid now and for this host, proves the host.
+    #[test]
+    fn a_host_certificate_from_a_listed_authority_is_trusted() {
+        let kh = known(&format!("# CA\n@cert-authority *.lab,10.77.0.* ssh-ed25519 {CA_PUBLIC}\n"));
+        assert!(kh.has_authority_for("etcd0.lab", 22));
+        assert!(kh.has_authority_for("10.77.0.11", 22));
+        assert!(!kh.has_authority_for("example.org", 22));
+        for (host, principals) in
+            [("etcd0.lab", &["etcd0.lab"][..]), ("ETCD0.lab", &["etcd0.lab"]), ("10.77.0.11", &[])]
+        {
+            assert_eq!(
+                kh.check_certificate(host, 22, &host_certificate(principals), NOW),
+                CertificateStatus::Trusted { line: 2 },
+                "{host}"
+            );
+        }
+        // The authority's line vouches for no plain key, not even its own.
+        assert_eq!(
+            kh.check("etcd0.lab", 22, &ed25519(CA_PUBLIC)),
+            HostKeyStatus::Unknown { other_lines: vec![] }
+        );
+    }
+
+    #[test]
+    fn a_certificate_the_authority_did_not_mean_for_this_host_now_is_refused() {
+        let kh = known(&format!("@cert-authority *.lab ssh-ed25519 {CA_PUBLIC}\n"));
+        let check = |certificate: &Certificate| kh.check_certificate("etcd0.lab", 22, certificate, NOW);
+        let reason = |status: CertificateStatus| match status {
+            CertificateStatus::Invalid { line: 1, reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(check(&host_certificate(&["etcd1.lab"]))),
+            "it is for [\"etcd1.lab\"], not for etcd0.lab"
+        );
+        let expired = certificate(CA_PRIVATE, CertType::Host, &[], (NOW - 60, NOW - 1), false);
+        assert!(reason(check(&expired)).contains("not valid now"));
+        let user = certificate(CA_PRIVATE, CertType::User, &[], (NOW - 60, NOW + 60), false);
+        assert_eq!(reason(check(&user)), "it is a user certificate, not a host certificate");
+        let critical = certificate(CA_PRIVATE, CertType::Host, &[], (NOW - 60, NOW + 60), true);
+        assert!(reason(check(&critical)).contains("critical options"));
+    }
+
+    #[test]
+    fn a_certificate_from_an_unlisted_or_revoked_authority_is_not_trusted() {
+        let other = certificate(OTHER_CA_PRIVATE, CertType::Host, &[], (NOW - 60, NOW + 60), false);
+        let kh = known(&format!("@cert-authority *.lab ssh-ed25519 {CA_PUBLIC}\n"));
+        assert_eq!(kh.check_certificate("etcd0.lab", 22, &other, NOW), CertificateStatus::NoAuthority);
+        // Listed for other hosts only.
+        assert_eq!(
+            kh.check_certificate("db.example", 22, &host_certificate(&[]), NOW),
+            CertificateStatus::NoAuthority
+        );
+        // A revoked authority, or a revoked key inside the certificate, is never trusted.
+        let kh = known(&format!(
+            "@cert-authority *.lab ssh-ed25519 {CA_PUBLIC}\n@revoked * ssh-ed25519 {CA_PUBLIC}\n"
+        ));
+        assert_eq!(
+            kh.check_certificate("etcd0.lab", 22, &host_certificate(&[]), NOW),
+            CertificateStatus::Revoked { line: 2 }
+        );
+        let kh = known(&format!(
+            "@cert-authority *.lab ssh-ed25519 {CA_PUBLIC}\n@revoked * ssh-ed25519 {KEY_A}\n"
+        ));
+        assert_eq!(
+            kh.check_certificate("etcd0.lab", 22, &host_certificate(&[]), NOW),
+            CertificateStatus::Revoked { line: 2 }
+        );
     }
 }
