@@ -17,7 +17,8 @@
 //! - [`session`]: one run over SSH as the binary starts it (targets, runtime, bus, Ctrl-C).
 //! - [`graphviz`]: SVG from DOT.
 //! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `contract::Host`;
-//!   [`connect`] makes one per inventory host, and [`sudo`] wraps it for `ansible_become`.
+//!   [`connect`] makes one per inventory host; [`sudo`] is the `ansible_become` command line the
+//!   transport runs a host's commands (and the kills of those that must stop) through.
 //! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
 //!   the JSON stream and the logs are separate subscribers.
 //! - [`redact`]: hides secrets. No process-wide state: the binary makes one
