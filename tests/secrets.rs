@@ -248,10 +248,13 @@ fn full_ha_run_shows_no_key_material() {
         needles.push(("a bootstrap token", token.to_owned()));
         needles.push(("a bootstrap token's secret", token.split_once('.').unwrap().1.to_owned()));
     }
-    // keepalived's shared secret is an argument named `password`: hidden by its name, in the
-    // keepalived.conf diffs (which show the rest of the file).
+    // keepalived's shared secret, made on master0 by the first run, reaches the template as an
+    // argument named `password`: hidden by its name, in the keepalived.conf diffs (which show
+    // the rest of the file).
     assert!(all.contains("auth_pass <secret>"), "no keepalived.conf diff with the password hidden");
-    needles.push(("the VRRP password", "4be37dc3".to_owned()));
+    let vrrp = lab.ssh("master0", "cat /var/lib/engine/secrets/vrrp-password");
+    assert_eq!(vrrp.len(), 8, "{vrrp:?}");
+    needles.push(("the VRRP password", vrrp));
     assert_absent(&all, &needles);
 }
 
