@@ -320,17 +320,20 @@ fn run_command(
     let check = check || args.check;
     let runs = Path::new(journal::RUNS_DIR);
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
-    // the one its journal was written with; a dry-run that resumes nothing needs none.
-    let key = match (&args.resume, check) {
-        (Some(_), _) => Some(journal::JournalKey::load(runs)?),
-        (None, false) => Some(journal::JournalKey::load_or_create(runs)?),
-        (None, true) => None,
-    };
-    let resumed = match (args.resume.as_deref(), &key) {
-        (Some(id), Some(key)) => Some(open_journal(runs, id, &mut args.plan, key)?),
-        _ => None,
+    // the one its journal was written with; a run makes it on first use (once its playbook
+    // loaded); a dry-run that resumes nothing needs none.
+    let (resumed, key) = match args.resume.as_deref() {
+        Some(id) => {
+            let key = journal::JournalKey::load(runs)?;
+            (Some(open_journal(runs, id, &mut args.plan, &key)?), Some(key))
+        }
+        None => (None, None),
     };
     let full = load_plan(&args.plan, redactor)?;
+    let key = match key {
+        None if !check => Some(journal::JournalKey::load_or_create(runs)?),
+        key => key,
+    };
     let fingerprints =
         key.as_ref().map(|key| journal::fingerprint::fingerprints(&full, key)).unwrap_or_default();
     let (plan, carried) = match &resumed {
