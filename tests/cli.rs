@@ -315,3 +315,23 @@ fn the_bad_input_corpus_is_refused_with_located_errors() {
         failures.join("\n\n")
     );
 }
+
+/// Ten thousand tasks, each handed the same 8 MiB string: within every Rhai limit (one string
+/// of 8 MiB, a few operations per task), but 80 GiB once copied into the tasks. The sandbox's
+/// limit on a plan's size stops the script at the task that crosses 256 MiB (the 32nd), before
+/// the copies are made, naming the limit and the line.
+#[test]
+fn a_plan_of_ten_thousand_8_mib_tasks_is_refused_by_the_plan_size_limit() {
+    let t = Test::new();
+    let pb = t.file(
+        "big_plan.rhai",
+        "let big = \"\";\nbig.pad(8 * 1024 * 1024, 'x');\nfor i in 0..10000 {\n    \
+         host(\"etcd0\").file(`copy ${i}`, #{ path: `/tmp/copy-${i}`, content: big });\n}\n",
+    );
+    graph(&pb)
+        .run()
+        .failure()
+        .stderr_has("big_plan.rhai:4:19: the plan's task names and arguments would exceed 256 MiB")
+        .stderr_has("the sandbox's limit on a plan's size")
+        .stderr_snapshot("plan_too_big");
+}

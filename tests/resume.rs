@@ -336,3 +336,94 @@ h.command("later", #{{ cmd: "true" }});
         let _ = lab.ssh_status("etcd1", &format!("pkill -f 'sleep 60 # {dir}'"));
     }
 }
+
+/// Without a lab (the host is 127.0.0.1 port 1, so every task is unreachable and the journal
+/// asks for a resume): `engine run --resume` refuses a journal with one changed byte in a task
+/// line, one whose header was edited to name another playbook, and a resume that gives another
+/// playbook or inventory than the journal names; each refusal leaves the journal as it is. The
+/// journal untouched resumes (the host is still unreachable: exit 2, not 1). The workspace key
+/// is `.engine/journal.key`, 0600, and the journal's fingerprints are not plain SHA-256.
+#[test]
+fn resume_refuses_a_tampered_journal_or_another_playbook_and_keeps_the_journal() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cwd = cwd.path();
+    std::fs::write(
+        cwd.join("inv.yml"),
+        "all:\n  hosts:\n    web0: {ansible_host: 127.0.0.1, ansible_port: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cwd.join("other.yml"),
+        "all:\n  hosts:\n    web0: {ansible_host: 127.0.0.1, ansible_port: 1}\n",
+    )
+    .unwrap();
+    let playbook = "let h = host(\"web0\");\nh.file(\"first\", #{ path: \"/tmp/x\", content: \"1\" });\n\
+                    h.file(\"second\", #{ path: \"/tmp/y\", content: \"2\" });\n";
+    std::fs::write(cwd.join("site.rhai"), playbook).unwrap();
+    std::fs::write(cwd.join("other.rhai"), playbook).unwrap();
+    let first = run(cwd, &["run", "site.rhai", "-i", "inv.yml", "--connect-timeout", "2"]);
+    assert_eq!(first.code, Some(2), "{}", first.context());
+    let key = cwd.join(".engine/journal.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let js = journals(cwd);
+    let (path, lines) = &js[0];
+    let id = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let prints = lines[0]["fingerprints"].as_object().unwrap();
+    assert!(prints.values().all(|p| p.as_str().unwrap().len() == 64), "{prints:?}");
+    let original = std::fs::read_to_string(path).unwrap();
+    let canonical = cwd.canonicalize().unwrap();
+    let refused = |text: &str, args: &[&str]| {
+        std::fs::write(path, text).unwrap();
+        let out = run(cwd, args);
+        assert_eq!(out.code, Some(1), "{}", out.context());
+        assert_eq!(std::fs::read_to_string(path).unwrap(), text, "the journal is left as it is");
+        assert_eq!(journals(cwd).len(), 1, "no new run was started");
+        out.stderr.replace(&canonical.display().to_string(), "[CWD]").replace(&id, "[ID]")
+    };
+    let resume = ["run", "--resume", "--connect-timeout", "2"];
+
+    // One changed byte in the second line (a task's name).
+    let at = original.find("\"task\":\"first\"").unwrap() + "\"task\":\"firs".len();
+    let mut tampered = original.clone().into_bytes();
+    tampered[at] = b'T';
+    let tampered = String::from_utf8(tampered).unwrap();
+    let e = refused(&tampered, &resume);
+    assert!(
+        e.contains(
+            "journal .engine/runs/[ID].jsonl:2: the line does not verify with this workspace's key: the journal \
+             was changed, or written elsewhere; it is not resumed (and left as it is)"
+        ),
+        "{e}"
+    );
+
+    // The header edited to name another playbook.
+    let site = canonical.join("site.rhai").display().to_string();
+    let elsewhere = original.replacen(&site, &canonical.join("other.rhai").display().to_string(), 1);
+    assert_ne!(elsewhere, original);
+    let e = refused(&elsewhere, &resume);
+    assert!(e.contains("journal .engine/runs/[ID].jsonl:1: the line does not verify"), "{e}");
+
+    // The journal as written, resumed with another playbook or another inventory.
+    let e = refused(&original, &["run", "other.rhai", "--resume"]);
+    assert!(
+        e.contains(
+            "cannot resume run [ID] (.engine/runs/[ID].jsonl): it ran playbook [CWD]/site.rhai, not \
+             [CWD]/other.rhai; give that playbook, or none"
+        ),
+        "{e}"
+    );
+    let e = refused(&original, &["run", "-i", "other.yml", "--resume"]);
+    assert!(
+        e.contains(
+            "cannot resume run [ID] (.engine/runs/[ID].jsonl): it ran with inventory [CWD]/inv.yml, not \
+             [CWD]/other.yml; give that inventory, or none"
+        ),
+        "{e}"
+    );
+
+    // Untouched, it resumes: the host is still unreachable, so the tasks fail again (exit 2).
+    std::fs::write(path, &original).unwrap();
+    let resumed = run(cwd, &resume);
+    assert_eq!(resumed.code, Some(2), "{}", resumed.context());
+    assert_eq!(journals(cwd).len(), 2, "the resume has a journal of its own");
+}

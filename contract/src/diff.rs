@@ -61,7 +61,9 @@ fn find_key_marker(text: &str, marker: &str) -> Option<usize> {
 }
 
 /// A unified diff between the old and new content of `path`. Binary content is summarised,
-/// and content that holds a private key is never shown.
+/// and content that holds a private key is never shown. Other secrets in shown text (a
+/// kubeconfig's base64 `client-key-data`, `token:` and `password:` fields, registered values)
+/// are hidden by the engine's redactor, which every diff passes through before it is shown.
 pub fn unified_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> String {
     if looks_secret(after) || before.is_some_and(looks_secret) {
         return format!("secret content of {path} differs ({} bytes after); not shown\n", after.len());

@@ -155,11 +155,11 @@ pub struct Attrs {
 
 impl Attrs {
     /// Shell commands that set these attributes on the path held in shell variable `var`.
+    /// Owner first, then mode: `chown` clears the setuid and setgid bits of a regular file
+    /// (for root too, on Linux), so a mode of `4755` set before it would be lost, and a task
+    /// asking for both would never converge.
     fn commands(&self, var: &str) -> String {
         let mut script = String::new();
-        if let Some(mode) = self.mode {
-            script.push_str(&format!("chmod {mode:04o} -- \"${var}\"; "));
-        }
         match (&self.owner, &self.group) {
             (Some(o), Some(g)) => {
                 script.push_str(&format!("chown -- {}:{} \"${var}\"; ", quote(o), quote(g)))
@@ -167,6 +167,9 @@ impl Attrs {
             (Some(o), None) => script.push_str(&format!("chown -- {} \"${var}\"; ", quote(o))),
             (None, Some(g)) => script.push_str(&format!("chgrp -- {} \"${var}\"; ", quote(g))),
             (None, None) => {}
+        }
+        if let Some(mode) = self.mode {
+            script.push_str(&format!("chmod {mode:04o} -- \"${var}\"; "));
         }
         script
     }
@@ -218,6 +221,12 @@ fn sweep_stale_temps(var: &str) -> String {
 /// write first removes the stale temporary files of the same path: see [`STALE_TEMP_MINUTES`].
 /// When there are none (the usual case) that costs no process at all: the shell's own glob
 /// finds them, and only a match runs `find`.
+///
+/// The rename is `mv -T` (GNU coreutils, as on Debian; BusyBox's `mv` lacks it): one
+/// `rename(2)` of the temporary file onto `path` itself. A directory that appeared at `path`
+/// fails the write (plain `mv` would move the file into it), and a symbolic link that appeared
+/// there is replaced, never followed (plain `mv` follows one to a directory). The attributes
+/// are set on the temporary file, which `mktemp` created afresh: no link is followed there either.
 pub async fn write_atomic(
     host: &dyn Host,
     path: &str,
@@ -229,7 +238,7 @@ pub async fn write_atomic(
          r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=fsync 2>&1) || {{ echo \"$r\" >&2; exit 1; }}; \
          case \"$r\" in *\"\n{len} byte\"*) ;; \
          *) echo \"engine: $p left as it was: not all {len} bytes arrived ($r)\" >&2; exit 1;; esac; \
-         {attrs}mv -f -- \"$t\" \"$p\"; trap - EXIT",
+         {attrs}mv -f -T -- \"$t\" \"$p\"; trap - EXIT",
         p = quote(path),
         sweep = sweep_stale_temps("p"),
         len = content.len(),
@@ -240,9 +249,15 @@ pub async fn write_atomic(
     Ok(())
 }
 
-/// Sets mode and owner on an existing path.
+/// Sets mode and owner on an existing path. A symbolic link there is refused: `chmod` and
+/// `chown` would change what it points to (a link swapped in since the plan could point anywhere).
 pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
-    let script = format!("set -e; p={}; {}", quote(path), attrs.commands("p"));
+    let script = format!(
+        "set -e; p={}; if [ -L \"$p\" ]; then \
+         echo \"engine: $p is a symbolic link: its target's attributes are not changed\" >&2; exit 1; fi; {}",
+        quote(path),
+        attrs.commands("p")
+    );
     run_checked(host, Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
@@ -416,9 +431,83 @@ mod tests {
         assert_eq!(scratch.names(), ["-f.engine-Ab12Ce"]);
     }
 
+    /// A directory that appeared where a file is written (between the plan and the write) makes
+    /// the write fail, and nothing lands inside it: plain `mv` would have moved the file in.
+    #[tokio::test]
+    async fn a_directory_that_appeared_at_the_destination_fails_the_write_and_stays_empty() {
+        let scratch = Scratch::new("dir-appeared");
+        let target = scratch.0.join("conf");
+        std::fs::create_dir(&target).unwrap();
+        let host = crate::local::LocalHost::new("local");
+        let e = write_atomic(&host, target.to_str().unwrap(), b"new\n", &Attrs::default()).await.unwrap_err();
+        assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
+        assert!(target.is_dir());
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "nothing was written into it");
+        assert_eq!(scratch.names(), ["conf"], "no temporary file is left");
+    }
+
+    /// A symbolic link to a directory that appeared where a file is written is replaced by the
+    /// file; the directory it points to is left alone.
+    #[tokio::test]
+    async fn a_symlink_to_a_directory_at_the_destination_is_replaced_not_followed() {
+        let scratch = Scratch::new("link-appeared");
+        let elsewhere = scratch.0.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let target = scratch.0.join("conf");
+        std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
+        let host = crate::local::LocalHost::new("local");
+        write_atomic(&host, target.to_str().unwrap(), b"new\n", &Attrs::default()).await.unwrap();
+        let meta = std::fs::symlink_metadata(&target).unwrap();
+        assert!(meta.file_type().is_file(), "the link itself was replaced by the file");
+        assert_eq!(std::fs::read(&target).unwrap(), b"new\n");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written through the link");
+    }
+
+    /// `mode: "4755"` with an owner: `chown` clears setuid, so it must come before `chmod`,
+    /// or the mode never sticks and every run "changes" it again. Written, then set again on
+    /// the existing file, the setuid bit stays; the stat a plan compares with says 4755.
+    #[tokio::test]
+    async fn setuid_mode_with_an_owner_is_kept_so_the_file_converges() {
+        let scratch = Scratch::new("setuid");
+        let host = crate::local::LocalHost::new("local");
+        let me = run_checked(&host, Exec::new("id -un")).await.unwrap().stdout_text();
+        let group = run_checked(&host, Exec::new("id -gn")).await.unwrap().stdout_text();
+        let target = scratch.0.join("tool");
+        let path = target.to_str().unwrap();
+        let attrs = Attrs {
+            mode: Some(0o4755),
+            owner: Some(me.trim().to_owned()),
+            group: Some(group.trim().to_owned()),
+        };
+        write_atomic(&host, path, b"#!/bin/sh\n", &attrs).await.unwrap();
+        assert_eq!(stat(&host, path).await.unwrap().unwrap().mode, 0o4755, "after the write");
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        set_attrs(&host, path, &attrs).await.unwrap();
+        assert_eq!(stat(&host, path).await.unwrap().unwrap().mode, 0o4755, "after setting attributes");
+    }
+
+    /// Setting attributes on a path that became a symbolic link is refused: chmod and chown
+    /// would change the link's target.
+    #[tokio::test]
+    async fn set_attrs_refuses_a_symlink_and_leaves_its_target_alone() {
+        let scratch = Scratch::new("attrs-link");
+        let victim = scratch.0.join("victim");
+        std::fs::write(&victim, b"x").unwrap();
+        std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let link = scratch.0.join("conf");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let host = crate::local::LocalHost::new("local");
+        let attrs = Attrs { mode: Some(0o777), ..Attrs::default() };
+        let e = set_attrs(&host, link.to_str().unwrap(), &attrs).await.unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&victim).unwrap().permissions());
+        assert_eq!(mode & 0o7777, 0o600);
+    }
+
     #[test]
     fn attrs_are_quoted() {
         let attrs = Attrs { mode: Some(0o600), owner: Some("a b".into()), group: Some("c".into()) };
-        assert_eq!(attrs.commands("t"), "chmod 0600 -- \"$t\"; chown -- 'a b':'c' \"$t\"; ");
+        assert_eq!(attrs.commands("t"), "chown -- 'a b':'c' \"$t\"; chmod 0600 -- \"$t\"; ");
     }
 }

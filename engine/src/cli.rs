@@ -324,12 +324,23 @@ fn run_command(
 ) -> Result<ExitCode, Error> {
     let check = check || args.check;
     let runs = Path::new(journal::RUNS_DIR);
-    let resumed = match args.resume.as_deref() {
-        Some(id) => Some(open_journal(runs, id, &mut args.plan)?),
-        None => None,
+    // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
+    // the one its journal was written with; a run makes it on first use (once its playbook
+    // loaded); a dry-run that resumes nothing needs none.
+    let (resumed, key) = match args.resume.as_deref() {
+        Some(id) => {
+            let key = journal::JournalKey::load(runs)?;
+            (Some(open_journal(runs, id, &mut args.plan, &key)?), Some(key))
+        }
+        None => (None, None),
     };
     let full = load_plan(&args.plan, redactor)?;
-    let fingerprints = journal::fingerprint::fingerprints(&full);
+    let key = match key {
+        None if !check => Some(journal::JournalKey::load_or_create(runs)?),
+        key => key,
+    };
+    let fingerprints =
+        key.as_ref().map(|key| journal::fingerprint::fingerprints(&full, key)).unwrap_or_default();
     let (plan, carried) = match &resumed {
         Some(j) => {
             let (plan, carried) = journal::resume::select(&full, j, &fingerprints);
@@ -340,10 +351,10 @@ fn run_command(
     let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
     let mut journal_path = None;
     // A dry-run changes nothing, so there is nothing to resume: no journal.
-    if !check {
+    if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
         let header = journal::Header::new(&given(&args.plan), resumes, fingerprints);
-        let writer = journal::JournalWriter::create(runs, &header)?;
+        let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
     }
@@ -376,8 +387,13 @@ fn run_command(
 
 /// The journal `id` (the latest when empty) of `runs`, with the playbook, inventory and
 /// selection of `plan` completed from it (and checked against it, where given).
-fn open_journal(runs: &Path, id: &str, plan: &mut PlanArgs) -> Result<journal::Journal, Error> {
-    let (journal, same) = journal::resume::open(runs, id, &given(plan))?;
+fn open_journal(
+    runs: &Path,
+    id: &str,
+    plan: &mut PlanArgs,
+    key: &journal::JournalKey,
+) -> Result<journal::Journal, Error> {
+    let (journal, same) = journal::resume::open(runs, id, &given(plan), key)?;
     plan.playbook = Some(same.playbook);
     plan.inventory = Some(same.inventory);
     plan.limit = same.limit;

@@ -4,6 +4,7 @@
 use miette::Diagnostic;
 
 use crate::inventory::InventoryError;
+use crate::journal::JournalError;
 use crate::plan::PlanErrors;
 
 /// Everything that can stop the engine before or around a run. Task failures during a run
@@ -25,6 +26,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] PlanErrors),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Journal(#[from] JournalError),
 
     #[error("{0}")]
     #[diagnostic(code(engine::usage))]

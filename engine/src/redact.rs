@@ -3,8 +3,12 @@
 //! A [`Redactor`] knows the run's secrets: values a playbook wrapped in `secret(...)` (added
 //! while it is evaluated), and values modules produce that are secret by nature (a bootstrap
 //! token, a certificate key, a private key; added by the runner as soon as a task reports
-//! them). Besides those literal values it always hides PEM private key blocks
-//! ([`contract::diff::redact_private_keys`]) and anything shaped like a kubeadm bootstrap token.
+//! them). Besides those literal values (and every spelling of them: quoted as the shell, sudo,
+//! JSON and Rust's `{:?}` quote them, and in base64) it always hides PEM private key blocks
+//! ([`contract::diff::redact_private_keys`]), base64 that decodes to one ([`base64`]: a
+//! kubeconfig's `client-key-data`), the values of secret-named fields in YAML, INI, JSON and
+//! command-line text ([`fields`]: `token:`, `password =`, `"secret":`, `--token x`), and
+//! anything shaped like a kubeadm bootstrap token.
 //!
 //! Who goes through it: the event bus redacts every event before any subscriber sees it
 //! (console, `--json`, the tracing log, the run journal); the tracing writer redacts every log
@@ -17,6 +21,9 @@
 //!
 //! Concurrency: the secret list sits behind an `RwLock`; redaction takes the read side, adding
 //! a secret the write side. Secrets are only ever added, never removed.
+
+mod base64;
+mod fields;
 
 use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -47,23 +54,15 @@ pub struct Redactor {
 
 impl Redactor {
     /// Marks `value` as secret. Empty values are ignored. A multi-line secret also marks each
-    /// of its longer lines, because diffs and logs show text line by line; and its escaped
-    /// spellings (as Rust's `{:?}`, JSON and the shell quote it), because messages and command
-    /// lines quote values that way.
+    /// of its longer lines, because diffs and logs show text line by line; its escaped
+    /// spellings, because messages and command lines quote values (see [`spellings`]); and its
+    /// base64 spellings (of 8 characters or more), wherever it sits in a longer base64 text.
     pub fn add(&self, value: &str) {
         let mut new = Vec::new();
         if !value.is_empty() {
             new.push(value.to_owned());
-            let debug = format!("{value:?}");
-            let json = serde_json::to_string(value).unwrap_or_default();
-            // As a command line shows it: `it's` is quoted `'it'\''s'`.
-            let shell = contract::shell::quote(value);
-            for quoted in [debug, json, shell] {
-                let inner = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
-                if inner != value && !inner.is_empty() {
-                    new.push(inner.to_owned());
-                }
-            }
+            new.extend(spellings(value).into_iter().filter(|s| s != value && !s.is_empty()));
+            new.extend(base64::spellings(value.as_bytes(), MIN_LINE_SECRET));
         }
         if value.contains('\n') {
             new.extend(
@@ -113,11 +112,14 @@ impl Redactor {
         }
     }
 
-    /// `text` with every secret replaced by [`REDACTED`].
+    /// `text` with every secret replaced by [`REDACTED`] (a private key by
+    /// [`contract::diff::REDACTED_KEY`]).
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = contract::diff::redact_private_keys(text);
-        if let Some(hidden) = redact_tokens(&out) {
-            out = Cow::Owned(hidden);
+        for pass in [base64::redact_embedded_keys, fields::redact_secret_fields, redact_tokens] {
+            if let Some(hidden) = pass(&out) {
+                out = Cow::Owned(hidden);
+            }
         }
         let secrets = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
         for secret in secrets.iter() {
@@ -139,6 +141,18 @@ impl Redactor {
     pub fn is_clean(&self, text: &str) -> bool {
         matches!(self.redact(text), Cow::Borrowed(_))
     }
+}
+
+/// How `value` reads where text quotes it, without the outer quotes: Rust's `{:?}`, JSON, the
+/// shell (`it's` is quoted `'it'\''s'`), a shell line quoted again (sudo's `sh -c '...'`), and a
+/// shell-quoted line as `{:?}` or JSON show it (an error quoting a command).
+fn spellings(value: &str) -> Vec<String> {
+    let inner = |quoted: String| quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default().to_owned();
+    let debug = |text: &str| inner(format!("{text:?}"));
+    let json = |text: &str| inner(serde_json::to_string(text).unwrap_or_default());
+    let shell = |text: &str| inner(contract::shell::quote(text));
+    let once = shell(value);
+    vec![debug(value), json(value), shell(&once), debug(&once), json(&once), once]
 }
 
 /// Whether `s` is exactly a kubeadm bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
@@ -233,6 +247,57 @@ mod tests {
         assert_eq!(r.redact("ééééééééééééééééé"), "ééééééééééééééééé");
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
         assert_eq!(r.redact(&format!("k={pem}")), format!("k={}\n", contract::diff::REDACTED_KEY));
+    }
+
+    /// A registered secret is hidden however it is quoted: the shell's `'\''`, sudo's second
+    /// layer of it, JSON, Rust's `{:?}`, an error's `{:?}` of a shell line, and base64 (alone, or
+    /// inside a longer base64 text such as an HTTP basic-auth header).
+    #[test]
+    fn every_quoting_of_a_secret_is_hidden() {
+        let r = Redactor::default();
+        let secret = "it's \"s3cr3t\"\\x";
+        r.add(secret);
+        let shell = contract::shell::quote(secret);
+        let sudo = contract::shell::quote(&format!("cat {shell}"));
+        let b64 = |text: &str| base64::spellings(text.as_bytes(), 0)[0].clone();
+        let texts = [
+            format!("echo {shell}"),
+            format!("sudo -n -u root -- sh -c {sudo}"),
+            serde_json::to_string(&format!("v={secret}")).unwrap(),
+            format!("{:?}", format!("v={secret}")),
+            format!("{:?}", format!("echo {shell}")),
+            serde_json::to_string(&format!("echo {shell}")).unwrap(),
+            format!("data: {}", b64(secret)),
+            format!("Authorization: Basic {}", b64(&format!("admin:{secret}"))),
+        ];
+        for text in texts {
+            let hidden = r.redact(&text);
+            assert!(hidden.contains(REDACTED), "nothing hidden in {text}: {hidden}");
+            assert!(!hidden.contains("s3cr3t"), "{text} -> {hidden}");
+            for spelling in base64::spellings(secret.as_bytes(), 8) {
+                assert!(!hidden.contains(&spelling), "{text} -> {hidden}");
+            }
+        }
+    }
+
+    /// A kubeconfig as a diff shows it: the client key (base64 PEM) and the token are hidden,
+    /// the certificates and the rest are shown; hiding twice changes nothing more.
+    #[test]
+    fn a_kubeconfig_diff_hides_its_key_and_token_but_not_its_certificates() {
+        let r = Redactor::default();
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn\n-----END RSA PRIVATE KEY-----\n";
+        let key_data = base64::spellings(pem.as_bytes(), 0)[0].clone() + "=";
+        let diff = format!(
+            "--- before: /root/.kube/config\n+++ after: /root/.kube/config\n@@ -1,3 +1,9 @@\n apiVersion: v1\n\
+             +users:\n+- name: admin\n+  user:\n+    client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n\
+             +    client-key-data: {key_data}\n+    token: 0a1b2c3d4e5f60718293\n"
+        );
+        let hidden = r.redact(&diff);
+        assert!(hidden.contains("+    client-key-data: <secret: private key>\n"), "{hidden}");
+        assert!(hidden.contains("+    token: <secret>\n"), "{hidden}");
+        assert!(hidden.contains("client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"), "{hidden}");
+        assert!(!hidden.contains(&key_data[..40]) && !hidden.contains("0a1b2c3d4e5f60718293"), "{hidden}");
+        assert!(r.is_clean(&hidden), "redacting is idempotent: {hidden}");
     }
 
     #[test]

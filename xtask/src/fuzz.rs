@@ -258,7 +258,8 @@ fn seed(root: &Path, target: &Target, corpus: &Path) -> Result<usize> {
     let mut added = 0;
     for file in seeds(root, target)? {
         let bytes = fs::read(&file).with_context(|| format!("cannot read seed {}", file.display()))?;
-        let name = format!("seed-{:x}", Sha256::digest(&bytes));
+        let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("seed-{hex}");
         let dest = corpus.join(name);
         if !dest.exists() {
             fs::write(&dest, &bytes).with_context(|| format!("cannot write {}", dest.display()))?;

@@ -1,7 +1,9 @@
-//! A task's input fingerprint: SHA-256 over its host, name, module and canonical arguments
-//! (before output references are resolved, so they stay stable), and the content of the
-//! controller-side files it reads (`scp` from the controller, `certgen` with a controller CA).
-//! A resume reruns every task whose fingerprint changed since the journal.
+//! A task's input fingerprint: HMAC-SHA256, keyed with the workspace's journal key (see
+//! [`super::key`]), over its host, name, module and canonical arguments (before output
+//! references are resolved, so they stay stable), and the content of the controller-side files
+//! it reads (`scp` from the controller, `certgen` with a controller CA). A resume reruns every
+//! task whose fingerprint changed since the journal. Keyed, because arguments hold `secret()`
+//! and `-e` values: a journal alone must not let anyone test guesses of them offline.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +11,7 @@ use std::path::Path;
 use contract::diff::sha256_hex;
 use serde_json::Value;
 
+use super::key::JournalKey;
 use crate::ids::TaskId;
 use crate::plan::{Plan, Task};
 
@@ -16,12 +19,12 @@ use crate::plan::{Plan, Task};
 const MAX_FILES: usize = 10_000;
 
 /// Task id → fingerprint, for every task of `plan`.
-pub fn fingerprints(plan: &Plan) -> BTreeMap<TaskId, String> {
-    plan.tasks().map(|(_, t)| (t.id, fingerprint(t))).collect()
+pub fn fingerprints(plan: &Plan, key: &JournalKey) -> BTreeMap<TaskId, String> {
+    plan.tasks().map(|(_, t)| (t.id, fingerprint(t, key))).collect()
 }
 
 /// The fingerprint of one task.
-pub fn fingerprint(task: &Task) -> String {
+pub fn fingerprint(task: &Task, key: &JournalKey) -> String {
     let mut text = String::new();
     for part in [task.host.as_str(), task.name.as_str(), task.module, &canonical(&task.args)] {
         text.push_str(&part.len().to_string());
@@ -32,7 +35,7 @@ pub fn fingerprint(task: &Task) -> String {
     for path in controller_files(task) {
         text.push_str(&format!("file {path}: {}\n", content_hash(Path::new(&path))));
     }
-    sha256_hex(text.as_bytes())
+    key.fingerprint(text.as_bytes())
 }
 
 /// JSON with object keys sorted at every level, so equal values always hash alike.
@@ -134,6 +137,27 @@ mod tests {
             retry: None,
             parsed: None,
         }
+    }
+
+    fn fingerprint(task: &Task) -> String {
+        super::fingerprint(task, &JournalKey::from_bytes([5; 32]))
+    }
+
+    /// The same task under two workspace keys: unrelated fingerprints, neither of them the
+    /// plain SHA-256 a dictionary attack on a stolen journal would compute.
+    #[test]
+    fn fingerprints_are_keyed_with_the_workspace_key() {
+        let t = task("file", json!({"path": "/x", "content": "hunter2"}));
+        let a = super::fingerprint(&t, &JournalKey::from_bytes([5; 32]));
+        let b = super::fingerprint(&t, &JournalKey::from_bytes([6; 32]));
+        assert_ne!(a, b);
+        assert_eq!(a, super::fingerprint(&t, &JournalKey::from_bytes([5; 32])));
+        assert_eq!(a.len(), 64);
+        let mut text = String::new();
+        for part in ["h", "t", "file", &canonical(&t.args)] {
+            text.push_str(&format!("{}:{part}\n", part.len()));
+        }
+        assert_ne!(a, sha256_hex(text.as_bytes()), "not the unkeyed hash");
     }
 
     #[test]

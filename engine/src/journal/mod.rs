@@ -3,20 +3,28 @@
 //! to rerun only what did not finish.
 //!
 //! ```text
-//!  {"kind":"header", id, playbook, inventory, extra_vars (names), limit, tags, engine, resumes, fingerprints}
-//!  {"kind":"task", id, host, task, status}                 one per task, as tasks end
-//!  {"kind":"task", id, host, task, status, done_in}        resumed runs: tasks done earlier
-//!  {"kind":"finished", interrupted, aborted, elapsed_ms}   absent when the process was killed
+//!  {"kind":"header", id, playbook, inventory, extra_vars (names), limit, tags, engine, resumes, fingerprints, mac}
+//!  {"kind":"task", id, host, task, status, mac}                 one per task, as tasks end
+//!  {"kind":"task", id, host, task, status, done_in, mac}        resumed runs: tasks done earlier
+//!  {"kind":"finished", interrupted, aborted, elapsed_ms, mac}   absent when the process was killed
 //! ```
 //!
 //! Every line is written whole with one `write` call, so a killed process leaves a valid prefix.
 //! The folder is 0700 and the files 0600: they name hosts and tasks, and no one else needs them.
 //!
+//! A journal is trusted only as far as it verifies: each line ends with `"mac"`, an HMAC with
+//! the workspace key (`.engine/journal.key`, 0600, beside `runs/`) chained to the line before,
+//! and fingerprints are keyed with it too. `--resume` refuses (and leaves as it is) a journal
+//! with a line that does not verify, or whose header names another playbook or inventory.
+//!
 //! - [`record`]: the line types. - [`writer`]: the event subscriber that writes a journal.
 //! - [`reader`]: loading a journal. - [`fingerprint`]: each task's input fingerprint.
+//! - [`key`]: the workspace key, and sealing lines. - [`error`]: why a journal is refused.
 //! - [`resume`]: what `--resume` reruns. - [`run_id`]: sortable run ids.
 
+pub mod error;
 pub mod fingerprint;
+pub mod key;
 pub mod reader;
 pub mod record;
 pub mod resume;
@@ -25,6 +33,8 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use error::JournalError;
+pub use key::JournalKey;
 pub use reader::Journal;
 pub use record::{Finished, Header, Record, TaskLine};
 pub use writer::JournalWriter;

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::error::JournalError;
+use super::key::JournalKey;
 use super::record::{Finished, Header, Record, TaskLine};
 use crate::error::Error;
 use crate::events::Status;
@@ -20,36 +22,49 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Reads the journal at `path`. A last line cut short (the process was killed while
-    /// writing it) is ignored; any other bad line is an error naming the line.
-    pub fn load(path: &Path) -> Result<Journal, Error> {
+    /// Reads the journal at `path`, verifying every line with the workspace `key` (see
+    /// [`super::key`]). A last line cut short (the process was killed while writing it) is
+    /// ignored; any other line that does not verify, or is not a record in its place, refuses
+    /// the whole journal, naming the line.
+    pub fn load(path: &Path, key: &JournalKey) -> Result<Journal, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Io { what: format!("cannot read journal {}", path.display()), source: e })?;
-        Self::parse(path, &text)
+        Ok(Self::parse(path, &text, key)?)
     }
 
     /// [`load`](Self::load) for text already read; `path` names it in messages.
-    pub fn parse(path: &Path, text: &str) -> Result<Journal, Error> {
-        let bad =
-            |line: usize, why: String| Error::Usage(format!("journal {}:{line}: {why}", path.display()));
+    pub fn parse(path: &Path, text: &str, key: &JournalKey) -> Result<Journal, JournalError> {
+        let bad = |line: usize, why: String| JournalError::BadLine { path: path.to_owned(), line, why };
         let complete = text.ends_with('\n');
         let lines: Vec<&str> = text.lines().collect();
         let mut header = None;
         let mut tasks = HashMap::new();
         let mut finished = None;
+        let mut prev = String::new();
         for (i, line) in lines.iter().enumerate() {
-            let record = match Record::parse(line) {
-                Ok(record) => record,
-                Err(_) if i + 1 == lines.len() && !complete => break,
-                Err(e) => return Err(bad(i + 1, format!("not a journal line: {e}"))),
+            let Some((body, mac)) = key.open(&prev, line) else {
+                if i + 1 == lines.len() && !complete {
+                    break;
+                }
+                // An older engine's journal (no MACs) says so, rather than looking tampered.
+                if let (0, Ok(Record::Header(h))) = (i, Record::parse(line))
+                    && h.format < Header::FORMAT
+                {
+                    let (found, reads) = (h.format, Header::FORMAT);
+                    return Err(JournalError::Format { path: path.to_owned(), found, reads });
+                }
+                return Err(JournalError::Unverified { path: path.to_owned(), line: i + 1 });
             };
+            prev = mac;
+            let record = Record::parse(&body).map_err(|e| bad(i + 1, format!("not a journal line: {e}")))?;
             match (record, &header) {
                 (Record::Header(h), None) if i == 0 => {
                     if h.format != Header::FORMAT {
-                        return Err(bad(
-                            1,
-                            format!("journal format {} (this engine reads {})", h.format, Header::FORMAT),
-                        ));
+                        return Err(JournalError::Format {
+                            path: path.to_owned(),
+                            found: h.format,
+                            reads: Header::FORMAT,
+                        });
                     }
                     header = Some(h);
                 }
@@ -60,7 +75,7 @@ impl Journal {
                 _ => return Err(bad(i + 1, "the header must be the first line, and only it".to_owned())),
             }
         }
-        let header = header.ok_or_else(|| bad(1, "empty journal (no header)".to_owned()))?;
+        let header = header.ok_or_else(|| JournalError::Empty { path: path.to_owned() })?;
         Ok(Journal { path: path.to_owned(), header, tasks, finished })
     }
 

@@ -58,14 +58,15 @@ pub struct Header {
     pub tags: Option<Vec<String>>,
     /// The run this one resumes, if any.
     pub resumes: Option<String>,
-    /// Task id → SHA-256 of what the task will do (see [`super::fingerprint`]), for every
-    /// task of the selected plan, including those a resume does not rerun.
+    /// Task id → HMAC-SHA256, with the workspace key, of what the task will do (see
+    /// [`super::fingerprint`]), for every task of the selected plan, including those a resume
+    /// does not rerun.
     pub fingerprints: BTreeMap<TaskId, String>,
 }
 
 impl Header {
-    /// The current journal format.
-    pub const FORMAT: u32 = 1;
+    /// The current journal format. 2: lines carry a chained MAC, fingerprints are keyed.
+    pub const FORMAT: u32 = 2;
 
     /// The header of a new run, started now, of what `given` names (paths made absolute, the
     /// `-e` names only), resuming run `resumes` if any.

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::error::{JournalError, Refusal};
+use super::key::JournalKey;
 use super::reader::Journal;
 use crate::error::Error;
 use crate::events::Status;
@@ -22,41 +24,32 @@ pub struct Given<'a> {
 }
 
 /// The playbook, inventory, `--limit` and `--tags` of the resumed run: the journal's, or the
-/// command line's where they agree. Refuses another playbook, other `--limit`/`--tags`, and
-/// missing `-e` variables (their values are not in the journal).
-pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, Error> {
+/// command line's where they agree. Refuses another playbook or inventory, other
+/// `--limit`/`--tags`, and missing `-e` variables (their values are not in the journal).
+pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, JournalError> {
     let h = &journal.header;
-    let refuse =
-        |why: String| Error::Usage(format!("cannot resume run {} ({}): {why}", h.id, journal.path.display()));
-    let playbook = match given.playbook {
-        Some(p) => {
-            let p = absolute(p);
-            if p != h.playbook {
-                return Err(refuse(format!(
-                    "it ran playbook {}, not {}; give that playbook, or none",
-                    h.playbook.display(),
-                    p.display()
-                )));
-            }
-            p
+    let refuse = |why: Refusal| JournalError::Refused { id: h.id.clone(), path: journal.path.clone(), why };
+    let playbook = match given.playbook.map(absolute) {
+        Some(p) if p != h.playbook => {
+            return Err(refuse(Refusal::OtherPlaybook { ran: h.playbook.clone(), given: p }));
         }
-        None => h.playbook.clone(),
+        _ => h.playbook.clone(),
     };
-    let inventory = given.inventory.map_or_else(|| h.inventory.clone(), absolute);
-    let missing: Vec<&str> =
-        h.extra_vars.iter().map(String::as_str).filter(|v| !given.extra_vars.contains(v)).collect();
+    let inventory = match given.inventory.map(absolute) {
+        Some(i) if i != h.inventory => {
+            return Err(refuse(Refusal::OtherInventory { ran: h.inventory.clone(), given: i }));
+        }
+        _ => h.inventory.clone(),
+    };
+    let missing: Vec<String> =
+        h.extra_vars.iter().filter(|v| !given.extra_vars.contains(&v.as_str())).cloned().collect();
     if !missing.is_empty() {
-        return Err(refuse(format!(
-            "it ran with -e {}; the journal does not keep values (they may be secret): pass {} again",
-            h.extra_vars.join(", -e "),
-            if missing.len() == 1 { "it" } else { "them" }
-        )));
+        return Err(refuse(Refusal::MissingVars { had: h.extra_vars.clone(), missing }));
     }
-    let same = |given: Option<&[String]>, had: &Option<Vec<String>>, flag: &str| match given {
-        Some(g) if had.as_deref() != Some(g) => Err(refuse(format!(
-            "it ran with {flag} {}; a resume keeps the run's selection",
-            had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(","))
-        ))),
+    let same = |given: Option<&[String]>, had: &Option<Vec<String>>, flag: &'static str| match given {
+        Some(g) if had.as_deref() != Some(g) => {
+            Err(refuse(Refusal::OtherSelection { flag, had: had.clone() }))
+        }
         _ => Ok(had.clone()),
     };
     Ok(Resolved {
@@ -67,9 +60,10 @@ pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, Error> {
     })
 }
 
-/// The journal of run `id` in `runs` (the latest when `id` is empty), checked against what
-/// the command line gives (see [`same_run`]), with the resumed run's inputs completed from it.
-pub fn open(runs: &Path, id: &str, given: &Given) -> Result<(Journal, Resolved), Error> {
+/// The journal of run `id` in `runs` (the latest when `id` is empty), verified with the
+/// workspace `key` and checked against what the command line gives (see [`same_run`]), with
+/// the resumed run's inputs completed from it. A journal refused is left as it is.
+pub fn open(runs: &Path, id: &str, given: &Given, key: &JournalKey) -> Result<(Journal, Resolved), Error> {
     let id = if id.is_empty() {
         super::latest(runs)
             .map_err(|e| Error::Io { what: format!("cannot list {}", runs.display()), source: e })?
@@ -79,7 +73,11 @@ pub fn open(runs: &Path, id: &str, given: &Given) -> Result<(Journal, Resolved),
     } else {
         return Err(Error::Usage(format!("--resume {id:?}: not a run id (see {})", runs.display())));
     };
-    let journal = Journal::load(&super::path_of(runs, &id))?;
+    let journal = Journal::load(&super::path_of(runs, &id), key)?;
+    if journal.header.id != id {
+        let (path, found) = (journal.path.clone(), journal.header.id.clone());
+        return Err(JournalError::OtherId { path, found, expected: id }.into());
+    }
     let resolved = same_run(&journal, given)?;
     Ok((journal, resolved))
 }
@@ -174,16 +172,26 @@ mod tests {
             resumes: None,
             fingerprints: fingerprints.clone(),
         };
-        let mut text = serde_json::to_string(&Record::Header(header)).unwrap() + "\n";
+        let mut records = vec![Record::Header(header)];
         for t in plan.tasks().map(|(_, t)| t) {
             let status = outcomes.iter().find(|o| o.0 == t.name).map_or(Some(Status::Ok), |o| o.1);
             if let Some(status) = status {
                 let line =
                     TaskLine { id: t.id, host: t.host.clone(), task: t.name.clone(), status, done_in: None };
-                text += &(serde_json::to_string(&Record::Task(line)).unwrap() + "\n");
+                records.push(Record::Task(line));
             }
         }
-        Journal::parse(Path::new("r0.jsonl"), &text).unwrap()
+        let (mut text, mut prev) = (String::new(), String::new());
+        for record in records {
+            let (line, mac) = key().seal(&prev, &serde_json::to_string(&record).unwrap());
+            text += &(line + "\n");
+            prev = mac;
+        }
+        Journal::parse(Path::new("r0.jsonl"), &text, &key()).unwrap()
+    }
+
+    fn key() -> JournalKey {
+        JournalKey::from_bytes([3; 32])
     }
 
     fn names(plan: &Plan) -> Vec<String> {
@@ -195,7 +203,7 @@ mod tests {
     #[test]
     fn unfinished_tasks_changed_ones_and_lost_hosts_run_again() {
         let full = plan();
-        let prints = fingerprints(&full);
+        let prints = fingerprints(&full, &key());
         // b never ended (a killed run): b. Everything else is carried over, as done in r0.
         let (rerun, carried) = select(&full, &journal(&full, &[("b", None)], &prints), &prints);
         assert_eq!(names(&rerun), ["b"]);
@@ -214,9 +222,9 @@ mod tests {
     }
 
     #[test]
-    fn a_resume_of_another_playbook_or_without_its_vars_is_refused() {
+    fn a_resume_of_another_playbook_or_inventory_or_without_its_vars_is_refused() {
         let full = plan();
-        let prints = fingerprints(&full);
+        let prints = fingerprints(&full, &key());
         let mut j = journal(&full, &[], &prints);
         j.header.extra_vars = vec!["version".into()];
         let other = Path::new("/elsewhere/site.rhai");
@@ -232,5 +240,12 @@ mod tests {
         let tags = ["x".to_owned()];
         let e = same_run(&j, &Given { extra_vars: vec!["version"], tags: Some(&tags), ..Given::default() });
         assert!(e.unwrap_err().to_string().contains("keeps the run's selection"));
+        let inventory = Path::new("/elsewhere/inv.yml");
+        let e = same_run(
+            &j,
+            &Given { inventory: Some(inventory), extra_vars: vec!["version"], ..Given::default() },
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("it ran with inventory /inv.yml, not /elsewhere/inv.yml"), "{e}");
     }
 }

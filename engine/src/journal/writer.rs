@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::key::JournalKey;
 use super::record::{Finished, Header, Record, TaskLine};
 use crate::error::Error;
 use crate::events::{Event, Subscriber};
@@ -15,6 +16,10 @@ use crate::events::{Event, Subscriber};
 pub struct JournalWriter {
     file: File,
     path: PathBuf,
+    /// Seals each line, chained to the one before (see [`super::key`]).
+    key: JournalKey,
+    /// The MAC of the last line written (`""` before the header).
+    prev: String,
     aborted: bool,
     /// Set after the first failed write, so the warning is given once.
     broken: bool,
@@ -22,8 +27,8 @@ pub struct JournalWriter {
 
 impl JournalWriter {
     /// Creates the journal of run `header.id` in `dir` (made 0700 if missing) with mode 0600,
-    /// and writes its header line.
-    pub fn create(dir: &Path, header: &Header) -> Result<JournalWriter, Error> {
+    /// and writes its header line. Every line is sealed with `key`.
+    pub fn create(dir: &Path, header: &Header, key: &JournalKey) -> Result<JournalWriter, Error> {
         let io = |what: String| move |source| Error::Io { what, source };
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -39,7 +44,14 @@ impl JournalWriter {
             .mode(0o600)
             .open(&path)
             .map_err(io(format!("cannot create the journal {}", path.display())))?;
-        let mut writer = JournalWriter { file, path, aborted: false, broken: false };
+        let mut writer = JournalWriter {
+            file,
+            path,
+            key: key.clone(),
+            prev: String::new(),
+            aborted: false,
+            broken: false,
+        };
         writer.write(&Record::Header(header.clone()));
         if writer.broken {
             return Err(Error::Io {
@@ -55,9 +67,11 @@ impl JournalWriter {
         &self.path
     }
 
-    /// Writes one record as one line, with a single `write` so a kill leaves whole lines.
+    /// Writes one record as one sealed line, with a single `write` so a kill leaves whole lines.
     fn write(&mut self, record: &Record) {
-        let Ok(mut line) = serde_json::to_string(record) else { return };
+        let Ok(body) = serde_json::to_string(record) else { return };
+        let (mut line, mac) = self.key.seal(&self.prev, &body);
+        self.prev = mac;
         line.push('\n');
         if let Err(e) = self.file.write_all(line.as_bytes())
             && !self.broken
@@ -150,7 +164,7 @@ mod tests {
     fn round_trip_with_private_modes() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(".engine/runs");
-        let mut w = JournalWriter::create(&dir, &header("r1")).unwrap();
+        let mut w = JournalWriter::create(&dir, &header("r1"), &key()).unwrap();
         w.on_event(&finished(TaskId(0), Status::Changed));
         w.on_event(&Event::TaskDone {
             id: TaskId(1),
@@ -167,7 +181,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
 
-        let j = Journal::load(&path).unwrap();
+        let j = Journal::load(&path, &key()).unwrap();
         assert_eq!(j.header, header("r1"));
         assert!(
             j.succeeded(TaskId(0))
@@ -178,23 +192,63 @@ mod tests {
         assert_eq!((j.done_in(TaskId(0)), j.done_in(TaskId(1))), ("r1", "r0"));
         assert_eq!(j.finished, Some(Finished { interrupted: true, aborted: true, elapsed_ms: 5 }));
         assert_eq!(crate::journal::latest(&dir).unwrap().as_deref(), Some("r1"));
-        assert!(JournalWriter::create(&dir, &header("r1")).is_err(), "a journal is never overwritten");
+        assert!(
+            JournalWriter::create(&dir, &header("r1"), &key()).is_err(),
+            "a journal is never overwritten"
+        );
+    }
+
+    fn key() -> JournalKey {
+        JournalKey::from_bytes([1; 32])
     }
 
     #[test]
     fn a_killed_run_leaves_a_readable_prefix() {
         let root = tempfile::tempdir().unwrap();
-        let mut w = JournalWriter::create(root.path(), &header("r2")).unwrap();
+        let mut w = JournalWriter::create(root.path(), &header("r2"), &key()).unwrap();
         w.on_event(&finished(TaskId(0), Status::Ok));
         let mut text = std::fs::read_to_string(w.path()).unwrap();
         // The process died in the middle of a line.
         text.push_str("{\"kind\":\"task\",\"id\":1,\"ho");
-        let j = Journal::parse(w.path(), &text).unwrap();
+        let j = Journal::parse(w.path(), &text, &key()).unwrap();
         assert!(j.succeeded(TaskId(0)) && !j.succeeded(TaskId(1)));
         assert_eq!(j.finished, None);
         // A bad line that is not the last is an error, with its line number.
         let bad = format!("{text}\n{{}}\n");
-        let e = Journal::parse(w.path(), &bad).unwrap_err().to_string();
+        let e = Journal::parse(w.path(), &bad, &key()).unwrap_err().to_string();
         assert!(e.contains(":3:"), "{e}");
+    }
+
+    /// Every line is sealed and chained: one changed byte, a line dropped, lines swapped, a line
+    /// added, or another workspace's key, and the journal is refused at that line.
+    #[test]
+    fn a_changed_dropped_swapped_or_foreign_line_is_refused_at_its_number() {
+        let root = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(root.path(), &header("r3"), &key()).unwrap();
+        w.on_event(&finished(TaskId(0), Status::Failed));
+        w.on_event(&finished(TaskId(1), Status::Ok));
+        w.on_event(&Event::RunFinished { elapsed_ms: 5, interrupted: false, critical_path_ms: 0 });
+        let text = std::fs::read_to_string(w.path()).unwrap();
+        assert!(Journal::parse(w.path(), &text, &key()).is_ok());
+        let lines: Vec<&str> = text.lines().collect();
+        let join = |lines: &[&str]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let refused_at = |text: &str, k: &JournalKey| match Journal::parse(w.path(), text, k) {
+            Err(crate::journal::JournalError::Unverified { line, .. }) => line,
+            other => panic!("not refused as unverified: {other:?}"),
+        };
+        // The failed task claims success: one changed byte.
+        let forged = text.replacen("\"failed\"", "\"ok\"", 1);
+        assert_ne!(forged, text);
+        assert_eq!(refused_at(&forged, &key()), 2);
+        assert_eq!(refused_at(&join(&[lines[0], lines[2], lines[3]]), &key()), 2, "a line dropped");
+        assert_eq!(refused_at(&join(&[lines[0], lines[2], lines[1], lines[3]]), &key()), 2, "swapped");
+        assert_eq!(refused_at(&join(&[lines[0], lines[1], lines[1], lines[2]]), &key()), 3, "repeated");
+        assert_eq!(refused_at(&text, &JournalKey::from_bytes([2; 32])), 1, "another workspace's key");
+        // A line without a MAC (an older engine's): the format says so.
+        let old = text.replace("\"format\":2", "\"format\":1");
+        let unsealed =
+            format!("{}\n", old.lines().next().unwrap().split(",\"mac\"").next().unwrap().to_owned() + "}");
+        let e = Journal::parse(w.path(), &unsealed, &key()).unwrap_err().to_string();
+        assert!(e.contains("journal format 1 (this engine reads 2)"), "{e}");
     }
 }

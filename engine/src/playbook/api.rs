@@ -52,6 +52,60 @@ pub(super) struct Context {
     pub(super) folders: super::resolver::Folders,
     /// Where `secret(value)` registers its value.
     pub(super) redactor: Arc<Redactor>,
+    /// What the plan holds so far, against the sandbox's plan limits.
+    pub(super) budget: Budget,
+}
+
+/// The plan's size so far, against [`super::Limits::max_tasks`] and
+/// [`super::Limits::max_plan_bytes`]. Shared by every function the script calls (one thread).
+#[derive(Debug, Clone)]
+pub(super) struct Budget {
+    used: Rc<std::cell::Cell<(usize, usize)>>,
+    max_tasks: usize,
+    max_bytes: usize,
+}
+
+impl Budget {
+    pub(super) fn new(limits: &super::Limits) -> Self {
+        Self { used: Rc::default(), max_tasks: limits.max_tasks, max_bytes: limits.max_plan_bytes }
+    }
+
+    /// Counts one more task of `bytes`, or says which limit it would cross.
+    fn take(&self, bytes: usize) -> Result<(), String> {
+        let (tasks, used) = self.used.get();
+        if tasks >= self.max_tasks {
+            return Err(format!(
+                "the plan would hold more than {} tasks (the sandbox's limit on tasks): is a loop adding tasks without end?",
+                self.max_tasks
+            ));
+        }
+        let total = used.saturating_add(bytes);
+        if total > self.max_bytes {
+            return Err(format!(
+                "the plan's task names and arguments would exceed {} MiB (the sandbox's limit on a plan's size; \
+                 this task adds {} KiB to {} MiB): is a large value copied into many tasks?",
+                self.max_bytes >> 20,
+                bytes.div_ceil(1024),
+                used >> 20
+            ));
+        }
+        self.used.set((tasks + 1, total));
+        Ok(())
+    }
+}
+
+/// The bytes a value will take in a task: strings and map keys by their length, every other
+/// value as 8. Measured on the script's own value, before anything is copied.
+fn size_of(value: &Dynamic) -> usize {
+    if let Ok(text) = value.as_immutable_string_ref() {
+        text.len()
+    } else if let Ok(map) = value.as_map_ref() {
+        map.iter().map(|(k, v)| k.len().saturating_add(size_of(v))).fold(0, usize::saturating_add)
+    } else if let Ok(items) = value.as_array_ref() {
+        items.iter().map(size_of).fold(0, usize::saturating_add)
+    } else {
+        8
+    }
 }
 
 impl Context {
@@ -100,6 +154,11 @@ impl Context {
                 ctx.call_position(),
             ));
         }
+        let bytes = args
+            .iter()
+            .map(|(k, v)| k.len().saturating_add(size_of(v)))
+            .fold(name.len(), usize::saturating_add);
+        self.budget.take(bytes).map_err(|why| runtime(why, ctx.call_position()))?;
         let args: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(args)).map_err(|e| {
             runtime(
                 format!(

@@ -21,7 +21,13 @@ use crate::inventory::{Inventory, Vars};
 use crate::plan::{Plan, PlanBuilder};
 use crate::redact::Redactor;
 
-/// Sandbox limits for playbook evaluation. A runaway script stops with an error.
+/// Sandbox limits for playbook evaluation. A runaway script stops with an error, at the line
+/// that crossed the limit.
+///
+/// Rhai's own limits bound one value and the work done; the plan's limits bound what the script
+/// leaves behind, which the engine copies into every task it makes: a script can hand the same
+/// 8 MiB string to ten thousand tasks within every other limit. They are checked before a task's
+/// arguments are copied, so the script stops before the controller's memory fills.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_operations: u64,
@@ -32,6 +38,11 @@ pub struct Limits {
     pub max_map_size: usize,
     /// `import` statements evaluated in one run (each library is loaded once, then shared).
     pub max_imports: usize,
+    /// Tasks (and handlers) in the plan: 100,000 (a thousand hosts with a hundred tasks each).
+    pub max_tasks: usize,
+    /// The bytes of every task's name and arguments together (strings and keys by their length,
+    /// other values as 8 bytes): 256 MiB (a 1 MiB file to 250 hosts).
+    pub max_plan_bytes: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +55,8 @@ impl Default for Limits {
             max_array_size: 20_000,
             max_map_size: 20_000,
             max_imports: 1_000,
+            max_tasks: 100_000,
+            max_plan_bytes: 256 << 20,
         }
     }
 }
@@ -91,6 +104,7 @@ pub fn load_source(
         base_dir: base_dir.clone(),
         folders: folders.clone(),
         redactor: options.redactor.clone(),
+        budget: api::Budget::new(&options.limits),
     };
     let defined = resolver::Defined::default();
     let resolver = resolver::ImportResolver::new(
@@ -140,6 +154,7 @@ pub(crate) fn reference_engine() -> Engine {
         base_dir: playbook_dir(path),
         folders: resolver::Folders::default(),
         redactor: Arc::default(),
+        budget: api::Budget::new(&Limits::default()),
     };
     let mut engine = sandboxed_engine(&Limits::default());
     api::register(&mut engine, &cx);
@@ -254,4 +269,47 @@ fn script_error(error: &EvalAltResult) -> (String, Position) {
         }
     };
     (message, error.position())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(playbook: &str, limits: Limits) -> crate::plan::PlanError {
+        let inventory = Inventory::parse("all:\n  hosts:\n    h0: {}\n", Path::new("inv.yml")).unwrap();
+        let options = LoadOptions { limits, ..LoadOptions::default() };
+        match load_source(Path::new("p.rhai"), playbook, &inventory, &options) {
+            Err(Error::Plan(mut e)) => e.errors.remove(0),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    /// The task limit stops a loop that adds tasks without end, at the task that crossed it.
+    #[test]
+    fn the_task_limit_stops_the_script_at_the_task_past_it() {
+        let e = refused(
+            "let h = host(\"h0\");\nfor i in 0..1000 {\n  h.command(`t${i}`, #{ argv: [\"true\"] });\n}\n",
+            Limits { max_tasks: 3, ..Limits::default() },
+        );
+        assert_eq!(
+            e.message,
+            "the plan would hold more than 3 tasks (the sandbox's limit on tasks): is a loop adding tasks without end?"
+        );
+        assert_eq!((e.location.line, e.location.col), (3, 5));
+    }
+
+    /// The size limit counts names, keys and strings across tasks, before they are copied.
+    #[test]
+    fn the_size_limit_counts_every_tasks_names_and_arguments() {
+        let playbook = "let h = host(\"h0\");\nlet big = \"\";\nbig.pad(1024 * 1024, 'x');\n\
+                        for i in 0..10 {\n  h.file(`f${i}`, #{ path: \"/x\", content: [big, #{ k: big }] });\n}\n";
+        let e = refused(playbook, Limits { max_plan_bytes: 5 << 20, ..Limits::default() });
+        assert!(
+            e.message.starts_with("the plan's task names and arguments would exceed 5 MiB"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("this task adds 2049 KiB to 4 MiB"), "{}", e.message);
+        assert_eq!(e.location.line, 5);
+    }
 }

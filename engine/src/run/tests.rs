@@ -187,6 +187,40 @@ async fn secrets_in_arguments_and_outputs_never_reach_subscribers() {
     assert!(!text.contains("run-test-pw-2231") && !text.contains("QUJDRA"), "{text}");
 }
 
+/// `check --diff` of a kubeconfig (a file task on the controller, a path that does not exist
+/// yet): the diff event shows the file, with its client key (base64 PEM) and token hidden.
+#[tokio::test]
+async fn a_kubeconfig_diff_shows_no_client_key_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    let key = "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJWeURtbFQ1VjBwR1N1YVZucTBYSzRuRDZpNlhJcVJZVlRPVDdmUQotLS0tLUVORCBFQyBQUklWQVRFIEtFWS0tLS0tCg==";
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n    client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n    client-key-data: {key}\n    token: 7f3a9c2e51b84d06a1e2\n"
+    );
+    let plan = plan(&format!(
+        "host(\"h0\").file(\"kubeconfig\", #{{ path: {:?}, content: {:?}, mode: \"0600\" }});",
+        path.display().to_string(),
+        kubeconfig
+    ));
+    let (summary, events) =
+        run_local(&plan, RunOptions { check: true, diff: true, ..options() }, |_| tokio::spawn(async {}))
+            .await;
+    assert_eq!(status(&summary, "kubeconfig").0, Status::Changed);
+    let diff = events
+        .iter()
+        .find_map(|e| match e {
+            Event::TaskFinished(r) if r.task == "kubeconfig" => r.diff.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(diff.contains("+    client-key-data: <secret: private key>\n"), "{diff}");
+    assert!(diff.contains("+    token: <secret>\n"), "{diff}");
+    assert!(diff.contains("+    client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n"), "{diff}");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(&key[..40]) && !text.contains("7f3a9c2e51b84d06a1e2"), "{text}");
+    assert!(!path.exists(), "a dry-run writes nothing");
+}
+
 /// Retries on the controller: a failing command is tried `retries + 1` times and fails naming
 /// them; an `until` that never holds names its expression; one that holds on the third try
 /// succeeds (a counter file tells the attempts apart).

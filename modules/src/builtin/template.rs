@@ -2,6 +2,7 @@
 //!
 //! Rendering happens while planning, so `check` and `--diff` show the rendered result; the
 //! write itself is [`file::plan_content`]'s: SHA-256 compare, atomic write, mode and owner.
+//! A rendering is bounded by [`FUEL`]: past it, the task fails and names the limit.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,13 @@ const NAME: &str = "template";
 
 /// The variable that holds the host's facts.
 const FACTS: &str = "facts";
+
+/// The work one rendering may do, in minijinja's fuel: about one per instruction and one per
+/// 64 bytes of data made (output included). A million is some thousand times what the largest
+/// shipped template needs, and bounds a render to about a million steps and 64 MiB: a loop
+/// without end, or one that multiplies its output, fails the task instead of holding the
+/// controller.
+pub const FUEL: u64 = 1_000_000;
 
 /// Renders a Jinja2 template (minijinja: `{{ x }}`, `{% for %}`, `{% if %}`, filters) and writes
 /// the result to `path` like `file` with `content`: only when it differs, atomically, with
@@ -73,11 +81,12 @@ impl TemplateArgs {
 }
 
 /// The environment every template renders in: strict about undefined values, Ansible's
-/// whitespace defaults, and debug info so errors name the undefined variable.
+/// whitespace defaults, debug info so errors name the undefined variable, and [`FUEL`].
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
+    env.set_fuel(Some(FUEL));
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
         .keep_trailing_newline(true)
@@ -90,6 +99,11 @@ fn environment() -> Environment<'static> {
 /// One line that says what went wrong and where: `template line 3: `port` is undefined`.
 fn describe(error: &minijinja::Error, known: &[&str]) -> String {
     let what = match error.detail() {
+        _ if error.kind() == minijinja::ErrorKind::OutOfFuel => format!(
+            "rendering stopped: the template ran too long or made too much text (the limit is {FUEL} \
+             fuel: about as many steps, or {} MiB of text); is there a loop without end?",
+            (FUEL * 64) >> 20
+        ),
         Some(detail) if error.kind() == minijinja::ErrorKind::UndefinedError => detail.to_owned(),
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
@@ -283,6 +297,20 @@ mod tests {
         let err = args(json!({"path": "/x", "template": "hi", "vars": {"facts": 1}})).unwrap_err();
         assert!(err.contains("facts"), "{err}");
         assert!(args(json!({"path": "/x", "template": "hi", "mode": 644})).is_err());
+    }
+
+    /// Loops nested ten billion steps deep, and a loop that doubles its text: both stop on the
+    /// fuel limit with a message naming it, instead of holding the controller.
+    #[test]
+    fn a_template_that_loops_without_end_is_stopped_by_its_fuel() {
+        let endless =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}";
+        let err = render(endless, &BTreeMap::new(), None).unwrap_err();
+        assert!(err.contains("rendering stopped") && err.contains("the limit is 1000000 fuel"), "{err}");
+        let growing = "{% set s = namespace(t='x') %}{% for i in range(64) %}{% set s.t = s.t ~ s.t %}{% endfor %}{{ s.t }}";
+        let err = render(growing, &BTreeMap::new(), None).unwrap_err();
+        assert!(err.contains("rendering stopped"), "{err}");
+        assert!(render("{% for i in range(1000) %}{{ i }}{% endfor %}", &BTreeMap::new(), None).is_ok());
     }
 
     #[test]

@@ -1,0 +1,83 @@
+//! Why a journal cannot be read or resumed. A refused journal is left as it is: nothing here
+//! removes or rewrites one.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+
+/// A journal that cannot be read back, or a resume that does not match the run it resumes.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum JournalError {
+    /// The workspace key cannot be used (see [`super::key`]).
+    #[error("journal key {}: {problem}", path.display())]
+    #[diagnostic(code(engine::journal::key))]
+    Key { path: PathBuf, problem: KeyProblem },
+
+    /// A line is not one this workspace wrote there: changed, moved, dropped before it, copied
+    /// from another journal, or written with another key.
+    #[error(
+        "journal {}:{line}: the line does not verify with this workspace's key: the journal was changed, or \
+         written elsewhere; it is not resumed (and left as it is)",
+        path.display()
+    )]
+    #[diagnostic(code(engine::journal::unverified))]
+    Unverified { path: PathBuf, line: usize },
+
+    /// A line verified but is not a journal record, or not in its place.
+    #[error("journal {}:{line}: {why}", path.display())]
+    #[diagnostic(code(engine::journal::line))]
+    BadLine { path: PathBuf, line: usize, why: String },
+
+    /// Written by an engine whose journals this one does not read.
+    #[error("journal {}:1: journal format {found} (this engine reads {reads})", path.display())]
+    #[diagnostic(code(engine::journal::format))]
+    Format { path: PathBuf, found: u32, reads: u32 },
+
+    #[error("journal {}:1: empty journal (no header)", path.display())]
+    #[diagnostic(code(engine::journal::empty))]
+    Empty { path: PathBuf },
+
+    /// The header names another run than its file name.
+    #[error("journal {}:1: its header is run {found}, not {expected}", path.display())]
+    #[diagnostic(code(engine::journal::id))]
+    OtherId { path: PathBuf, found: String, expected: String },
+
+    /// The command line asks for something else than the run it resumes.
+    #[error("cannot resume run {id} ({}): {why}", path.display())]
+    #[diagnostic(code(engine::journal::resume))]
+    Refused { id: String, path: PathBuf, why: Refusal },
+}
+
+/// What is wrong with the workspace key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("missing: journals of this workspace cannot be verified without it")]
+    Missing,
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("mode {0:04o}: others may read or change it; it must be 0600")]
+    Open(u32),
+    #[error("owned by user {owner}, not by this user ({me})")]
+    Owner { owner: u32, me: u32 },
+    #[error("not a journal key (64 hex digits)")]
+    Malformed,
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Why a resume does not match its journal.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("it ran playbook {}, not {}; give that playbook, or none", ran.display(), given.display())]
+    OtherPlaybook { ran: PathBuf, given: PathBuf },
+    #[error("it ran with inventory {}, not {}; give that inventory, or none", ran.display(), given.display())]
+    OtherInventory { ran: PathBuf, given: PathBuf },
+    #[error(
+        "it ran with -e {}; the journal does not keep values (they may be secret): pass {} again",
+        had.join(", -e "),
+        if missing.len() == 1 { "it" } else { "them" }
+    )]
+    MissingVars { had: Vec<String>, missing: Vec<String> },
+    #[error("it ran with {flag} {}; a resume keeps the run's selection", had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(",")))]
+    OtherSelection { flag: &'static str, had: Option<Vec<String>> },
+}
