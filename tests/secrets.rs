@@ -219,7 +219,10 @@ fn dot_and_plan_errors_hide_secret_values() {
     assert!(dot.contains("label=\"set <secret>\\n[file]\""), "{dot}");
     let (code, error) = engine(cwd, &["graph", "bad.rhai", "-i", inventory, "-e", pw]);
     assert_eq!(code, Some(1), "{error}");
-    assert!(error.contains("path must be absolute, got \"<secret>\""), "{error}");
+    assert!(
+        error.contains("argument `path` must be an absolute path, got the string \"<secret>\""),
+        "{error}"
+    );
     for text in [&dot, &error] {
         assert_absent(
             text,

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::registry::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -42,8 +43,10 @@ pub struct CommandArgs {
     pub read_only: bool,
 }
 
-impl CommandArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(CommandArgs { cmd, argv, creates, removes, chdir, env, stdin, timeout, read_only });
+
+impl Validate for CommandArgs {
+    fn validate(self) -> Result<Self, ArgsError> {
         match (&self.cmd, &self.argv) {
             (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either cmd or argv, not both")),
             (None, None) => {
@@ -59,7 +62,9 @@ impl CommandArgs {
         }
         Ok(self)
     }
+}
 
+impl CommandArgs {
     /// `cd DIR && `, or nothing: guards and the command see the same working directory.
     fn cd_prefix(&self) -> String {
         self.chdir.as_ref().map(|dir| format!("cd {} && ", quote(dir))).unwrap_or_default()
@@ -217,7 +222,7 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<CommandArgs, String> {
-        contract::args::from_value(json).and_then(CommandArgs::validate).map_err(|e| e.to_string())
+        crate::registry::resolved::<CommandArgs>(json).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::registry::Validate;
+use contract::arg::{Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -29,8 +31,9 @@ const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 /// ConfigMap kube-system/kube-proxy to `server`, applies it, and restarts (deletes) the kube-proxy
 /// pods, only when it changed; output `previous` (the old server).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KubectlArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "KubectlArgs", bound = "")]
+pub struct KubectlArgs<S: Stage = Sealed> {
     /// "apply", "get", "delete", "patch", "wait" or "kube_proxy_server".
     pub action: KubectlAction,
     /// The kubeconfig kubectl uses (default /etc/kubernetes/admin.conf).
@@ -55,8 +58,36 @@ pub struct KubectlArgs {
     /// wait: seconds to wait (default 60).
     pub timeout: Option<u64>,
     /// kube_proxy_server: the API server URL kube-proxy should use, e.g. "https://10.77.0.10:6443".
-    pub server: Option<String>,
+    pub server: Option<S::Of<HttpsUrl>>,
 }
+
+contract::resolve_struct!(KubectlArgs<S> {
+    action, kubeconfig, namespace, manifest, path, kind, name, selector, patch, condition, timeout, server,
+});
+contract::resolve_as_is!(KubectlAction);
+
+/// An `https://` URL (an API server's): refused otherwise when the arguments are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsUrl(String);
+
+impl HttpsUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpsUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let text = String::deserialize(deserializer)?;
+        match text.strip_prefix("https://") {
+            Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(Self(text)),
+            _ => Err(D::Error::invalid_value(Unexpected::Str(&text), &"an https:// URL")),
+        }
+    }
+}
+
+contract::string_schema!(HttpsUrl);
 
 /// What `kubectl` should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -84,8 +115,8 @@ impl KubectlAction {
     }
 }
 
-impl KubectlArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
+impl<S: Stage> Validate for KubectlArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         use KubectlAction::*;
         let allowed: &[&str] = match self.action {
             Apply => &["manifest", "path"],
@@ -130,18 +161,11 @@ impl KubectlArgs {
             }
             _ => {}
         }
-        if let Some(server) = &self.server
-            && !server.starts_with("https://")
-            && !contract::deferred::is_deferred(server)
-        {
-            return Err(ArgsError::invalid(
-                "server",
-                format!("server must be an https:// URL, got {server:?}"),
-            ));
-        }
         Ok(self)
     }
+}
 
+impl KubectlArgs<Resolved> {
     /// `kubectl --kubeconfig K [-n NS]` followed by `words`.
     fn argv(&self, words: &[&str]) -> Vec<String> {
         let mut argv = vec![
@@ -170,11 +194,11 @@ impl KubectlArgs {
 /// The `kubectl` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
-    args: KubectlArgs,
+    args: KubectlArgs<Resolved>,
 }
 
 impl Kubectl {
-    pub fn new(args: KubectlArgs) -> Self {
+    pub fn new(args: KubectlArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -328,7 +352,7 @@ impl Kubectl {
     /// The guide's "point kube-proxy at the load balancer", as one typed, idempotent step.
     async fn plan_kube_proxy(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
         let a = &self.args;
-        let wanted = a.server.clone().unwrap_or_default();
+        let wanted = a.server.as_ref().map(HttpsUrl::as_str).unwrap_or_default().to_owned();
         let base = KubectlArgs { namespace: Some("kube-system".into()), ..a.clone() };
         let text = kubectl(host, &base.argv(&["get", "configmap", "kube-proxy", "-o", "json"]), None).await?;
         let mut cm: Value = serde_json::from_str(&text).map_err(|e| {
@@ -411,10 +435,8 @@ impl Action for KubectlAct {
 mod tests {
     use super::*;
 
-    fn args(value: Value) -> Result<KubectlArgs, String> {
-        contract::args::from_value::<KubectlArgs>(value)
-            .and_then(KubectlArgs::validate)
-            .map_err(|e| e.to_string())
+    fn args(value: Value) -> Result<KubectlArgs<Resolved>, String> {
+        crate::registry::resolved::<KubectlArgs>(value).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::registry::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -78,8 +79,11 @@ pub enum UpdateCache {
 
 const DEFAULT_CACHE_VALID_TIME: u64 = 3600;
 
-impl PackageArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(PackageArgs { name, names, state, update_cache, cache_valid_time });
+contract::resolve_as_is!(PackageState, UpdateCache);
+
+impl Validate for PackageArgs {
+    fn validate(mut self) -> Result<Self, ArgsError> {
         let one = self.name.is_some();
         let names = match (self.name.take(), self.names.take()) {
             (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either name or names, not both")),
@@ -123,7 +127,9 @@ impl PackageArgs {
         self.names = Some(unique);
         Ok(self)
     }
+}
 
+impl PackageArgs {
     fn names(&self) -> &[String] {
         self.names.as_deref().unwrap_or_default()
     }

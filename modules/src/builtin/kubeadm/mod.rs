@@ -11,13 +11,15 @@
 //! ```
 
 pub mod config;
+pub mod values;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use contract::deferred::is_deferred;
+use crate::registry::Validate;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::diff::sha256_hex;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host};
@@ -26,6 +28,7 @@ use contract::remote::{self, Attrs, command_error, run_checked};
 use contract::shell::{join, quote};
 
 use config::KubeadmConfig;
+use values::{BootstrapToken, CaCertHash, Endpoint};
 
 /// The static pod manifest whose presence means "this node is initialised" (kubeadm's own preflight check).
 const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -47,8 +50,9 @@ const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// `token`, `ca_cert_hash`, `join_command` (also on a no-op init: the hash from ca.crt, the first
 /// valid default-node token from `kubeadm token list`, or a new one when none is left).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KubeadmArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "KubeadmArgs", bound = "")]
+pub struct KubeadmArgs<S: Stage = Sealed> {
     /// "init", "join", "token_create" or "reset".
     pub action: KubeadmAction,
     /// init: the kubeadm configuration, a map (one document, e.g. v1alpha1 MasterConfiguration) or
@@ -57,20 +61,20 @@ pub struct KubeadmArgs {
     #[schemars(with = "Option<Value>")]
     pub config: Option<Value>,
     /// init: where the rendered configuration is written (default /etc/kubernetes/kubeadm-init.yaml).
-    pub config_path: Option<String>,
+    pub config_path: Option<S::Of<AbsolutePath>>,
     /// join: the API server endpoint, "host:port".
-    pub endpoint: Option<String>,
+    pub endpoint: Option<S::Of<Endpoint>>,
     /// join: the bootstrap token, "[a-z0-9]{6}.[a-z0-9]{16}".
-    pub token: Option<String>,
+    pub token: Option<S::Of<BootstrapToken>>,
     /// join: "sha256:<hex>" of the cluster CA's public key.
-    pub ca_cert_hash: Option<String>,
+    pub ca_cert_hash: Option<S::Of<CaCertHash>>,
     /// join: join as a control-plane node (`--control-plane`).
     #[serde(default)]
     pub control_plane: bool,
-    #[serde(skip)]
-    #[schemars(skip)]
-    rendered: Option<(String, Option<String>)>,
 }
+
+contract::resolve_struct!(KubeadmArgs<S> { action, config, config_path, endpoint, token, ca_cert_hash, control_plane });
+contract::resolve_as_is!(KubeadmAction);
 
 /// What `kubeadm` should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -86,20 +90,16 @@ pub enum KubeadmAction {
     Reset,
 }
 
-fn is_token(t: &str) -> bool {
-    let ok =
-        |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    t.split_once('.').is_some_and(|(id, secret)| ok(id, 6) && ok(secret, 16))
-}
-
-fn is_hash(h: &str) -> bool {
-    h.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+/// The typed configuration in `config`, or the mistake at its path inside `config`.
+fn parse_config(config: &Value) -> Result<KubeadmConfig, ArgsError> {
+    KubeadmConfig::parse(config).map_err(|e| {
+        let message = format!("config: {e}");
+        ArgsError::invalid(e.within("config").path, message)
     })
 }
 
-impl KubeadmArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+impl<S: Stage> Validate for KubeadmArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         let join_fields = self.endpoint.is_some() || self.token.is_some() || self.ca_cert_hash.is_some();
         match self.action {
             KubeadmAction::Init => {
@@ -118,47 +118,17 @@ impl KubeadmArgs {
                         "endpoint, token, ca_cert_hash and control_plane belong to action join",
                     ));
                 }
-                let config = KubeadmConfig::parse(config).map_err(|e| {
-                    let message = format!("config: {e}");
-                    ArgsError::invalid(e.within("config").path, message)
-                })?;
-                self.rendered = Some((config.render(), config.endpoint()));
-                let path = self.config_path.get_or_insert_with(|| DEFAULT_CONFIG_PATH.to_owned());
-                if !path.starts_with('/') && !is_deferred(path) {
-                    return Err(ArgsError::invalid(
-                        "config_path",
-                        format!("config_path must be absolute, got {path:?}"),
-                    ));
-                }
+                parse_config(config)?;
             }
             KubeadmAction::Join => {
                 if self.config.is_some() || self.config_path.is_some() {
                     let given = if self.config.is_some() { "config" } else { "config_path" };
                     return Err(ArgsError::invalid(given, "config and config_path belong to action init"));
                 }
-                let (Some(endpoint), Some(token), Some(hash)) =
-                    (&self.endpoint, &self.token, &self.ca_cert_hash)
-                else {
+                if self.endpoint.is_none() || self.token.is_none() || self.ca_cert_hash.is_none() {
                     return Err(ArgsError::invalid(
                         "action",
                         "action join needs endpoint, token and ca_cert_hash",
-                    ));
-                };
-                let port_ok =
-                    endpoint.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-                if !port_ok && !is_deferred(endpoint) {
-                    return Err(ArgsError::invalid(
-                        "endpoint",
-                        format!("endpoint must be host:port, got {endpoint:?}"),
-                    ));
-                }
-                if !is_token(token) && !is_deferred(token) {
-                    return Err(ArgsError::invalid("token", "token must look like [a-z0-9]{6}.[a-z0-9]{16}"));
-                }
-                if !is_hash(hash) && !is_deferred(hash) {
-                    return Err(ArgsError::invalid(
-                        "ca_cert_hash",
-                        format!("ca_cert_hash must be sha256:<64 lowercase hex digits>, got {hash:?}"),
                     ));
                 }
             }
@@ -179,12 +149,22 @@ impl KubeadmArgs {
 /// The `kubeadm` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Kubeadm {
-    args: KubeadmArgs,
+    args: KubeadmArgs<Resolved>,
+    /// init: the configuration file's text, and the API endpoint it names.
+    rendered: Option<(String, Option<String>)>,
 }
 
 impl Kubeadm {
-    pub fn new(args: KubeadmArgs) -> Self {
-        Self { args }
+    /// The module; for `init`, with its configuration rendered (or the mistake in it).
+    pub fn new(args: KubeadmArgs<Resolved>) -> Result<Self, ArgsError> {
+        let rendered = match (&args.action, &args.config) {
+            (KubeadmAction::Init, Some(config)) => {
+                let config = parse_config(config)?;
+                Some((config.render(), config.endpoint()))
+            }
+            _ => None,
+        };
+        Ok(Self { args, rendered })
     }
 }
 
@@ -229,8 +209,8 @@ async fn host_test(host: &dyn Host, test: &str) -> Result<bool, ModuleError> {
 
 impl Kubeadm {
     async fn plan_init(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
-        let (rendered, endpoint) = self.args.rendered.clone().unwrap_or_default();
-        let path = self.args.config_path.clone().unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_owned());
+        let (rendered, endpoint) = self.rendered.clone().unwrap_or_default();
+        let path = self.args.config_path.as_ref().map_or(DEFAULT_CONFIG_PATH, |p| p.as_str()).to_owned();
         let script = format!(
             "if [ -e {m} ]; then echo initialised; else echo fresh; fi; \
              if [ -f {c} ]; then sha256sum < {c}; else echo none; fi",
@@ -281,7 +261,7 @@ impl Kubeadm {
 
     async fn plan_join(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
         let a = &self.args;
-        let endpoint = a.endpoint.clone().unwrap_or_default();
+        let endpoint = a.endpoint.as_ref().map(Endpoint::to_string).unwrap_or_default();
         let mut outputs = Outputs::new();
         outputs.insert("endpoint".into(), Value::String(endpoint.clone()));
         if host_test(host, &format!("[ -e {} ]", quote(KUBELET_CONF))).await? {
@@ -295,8 +275,8 @@ impl Kubeadm {
             outputs,
             action: Some(Box::new(KubeadmAct::Join {
                 endpoint,
-                token: a.token.clone().unwrap_or_default(),
-                hash: a.ca_cert_hash.clone().unwrap_or_default(),
+                token: a.token.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+                hash: a.ca_cert_hash.as_ref().map(|h| h.as_str().to_owned()).unwrap_or_default(),
                 control_plane: a.control_plane,
             })),
             ..Plan::default()
@@ -319,7 +299,7 @@ async fn cluster_outputs(host: &dyn Host) -> Result<(Outputs, bool), ModuleError
     let (endpoint, tokens) = rest.split_once('\n').unwrap_or((rest, ""));
     let hex = hash_line.split_whitespace().next().unwrap_or_default();
     let hash = format!("sha256:{hex}");
-    if !is_hash(&hash) {
+    if !CaCertHash::is_hash(&hash) {
         return Err(ModuleError::Refused(format!(
             "cannot compute the CA hash from {CA_CERT}: got {hash_line:?}"
         )));

@@ -5,10 +5,13 @@ use async_trait::async_trait;
 use super::config::KubeadmConfig;
 use super::*;
 
-fn args(value: Value) -> Result<KubeadmArgs, String> {
-    contract::args::from_value::<KubeadmArgs>(value)
-        .and_then(KubeadmArgs::validate)
-        .map_err(|e| e.to_string())
+fn args(value: Value) -> Result<KubeadmArgs<Resolved>, String> {
+    crate::registry::resolved::<KubeadmArgs>(value).map_err(|e| e.to_string())
+}
+
+/// The arguments as sealed: run-time references allowed.
+fn sealed(value: Value) -> Result<KubeadmArgs, String> {
+    contract::args::from_value::<KubeadmArgs>(value).and_then(Validate::validate).map_err(|e| e.to_string())
 }
 
 fn render(config: Value) -> String {
@@ -126,7 +129,8 @@ fn checks_arguments_per_action() {
     );
     let marker = format!("{}out|1|token{}", contract::deferred::open(), contract::deferred::CLOSE);
     assert!(
-        args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
+        sealed(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker}))
+            .is_ok()
     );
     assert!(args(json!({"action": "reset", "token": "x"})).is_err());
     assert!(args(json!({"action": "rest"})).unwrap_err().contains("must be one of"));
@@ -174,7 +178,7 @@ impl Host for Scripted {
 
 async fn plan_init(answers: Vec<(&'static str, ExecOutput)>) -> (Result<Plan, ModuleError>, Vec<String>) {
     let host = Scripted { answers, ran: Default::default() };
-    let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap());
+    let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap()).unwrap();
     let plan = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
     (plan, host.ran.into_inner().unwrap())
 }
