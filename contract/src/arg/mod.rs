@@ -30,8 +30,9 @@
 //!   ([`resolve_as_is!`](crate::resolve_as_is)).
 //!
 //! The parts: [`Arg`] and its deserializer (this file), [`stage`], [`resolve`], and the
-//! newtypes every module shares ([`AbsolutePath`]).
+//! newtypes every module shares ([`AbsolutePath`], [`Operand`]).
 
+mod operand;
 mod path;
 pub mod resolve;
 pub mod stage;
@@ -46,6 +47,7 @@ use serde::de::value::{
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+pub use operand::Operand;
 pub use path::AbsolutePath;
 pub use resolve::{Resolve, Resolver, Resolving};
 pub use stage::{ArgValue, Resolved, Sealed, Stage};

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::registry::Validate;
+use contract::arg::{Operand, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -18,8 +19,9 @@ use contract::shell::{join, quote};
 /// Runs a command on the host. Without a guard it runs (and reports changed) every time;
 /// `creates` and `removes` make it idempotent. Outputs: `rc`, `stdout`, `stderr`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommandArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "CommandArgs", bound = "")]
+pub struct CommandArgs<S: Stage = Sealed> {
     /// A shell command line, run by `sh -c`. Use `argv` instead to pass values that must not be interpreted.
     pub cmd: Option<String>,
     /// The program and its arguments; each is quoted, nothing is interpreted by a shell.
@@ -28,8 +30,8 @@ pub struct CommandArgs {
     pub creates: Option<String>,
     /// Skip the command when this path does not exist (it is what the command removes).
     pub removes: Option<String>,
-    /// Directory to run in.
-    pub chdir: Option<String>,
+    /// Directory to run in (a relative one is from the login directory).
+    pub chdir: Option<S::Of<Operand>>,
     /// Environment variables for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -43,9 +45,9 @@ pub struct CommandArgs {
     pub read_only: bool,
 }
 
-contract::resolve_struct!(CommandArgs { cmd, argv, creates, removes, chdir, env, stdin, timeout, read_only });
+contract::resolve_struct!(CommandArgs<S> { cmd, argv, creates, removes, chdir, env, stdin, timeout, read_only });
 
-impl Validate for CommandArgs {
+impl<S: Stage> Validate for CommandArgs<S> {
     fn validate(self) -> Result<Self, ArgsError> {
         match (&self.cmd, &self.argv) {
             (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either cmd or argv, not both")),
@@ -64,10 +66,10 @@ impl Validate for CommandArgs {
     }
 }
 
-impl CommandArgs {
-    /// `cd DIR && `, or nothing: guards and the command see the same working directory.
+impl CommandArgs<Resolved> {
+    /// `cd -- DIR && `, or nothing: guards and the command see the same working directory.
     fn cd_prefix(&self) -> String {
-        self.chdir.as_ref().map(|dir| format!("cd {} && ", quote(dir))).unwrap_or_default()
+        self.chdir.as_ref().map(|dir| format!("cd -- {} && ", quote(dir))).unwrap_or_default()
     }
 
     /// The full command line, with every value quoted. With `redact`, environment values are
@@ -99,11 +101,11 @@ fn is_env_name(name: &str) -> bool {
 /// The `command` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Command {
-    args: CommandArgs,
+    args: CommandArgs<Resolved>,
 }
 
 impl Command {
-    pub fn new(args: CommandArgs) -> Self {
+    pub fn new(args: CommandArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -221,7 +223,7 @@ impl RunCommand {
 mod tests {
     use super::*;
 
-    fn args(json: serde_json::Value) -> Result<CommandArgs, String> {
+    fn args(json: serde_json::Value) -> Result<CommandArgs<Resolved>, String> {
         crate::registry::resolved::<CommandArgs>(json).map_err(|e| e.to_string())
     }
 
@@ -230,8 +232,8 @@ mod tests {
         let a =
             args(serde_json::json!({"argv": ["echo", "a b", "$(x)"], "chdir": "/t mp", "env": {"K": "v w"}}))
                 .unwrap();
-        assert_eq!(a.command_line(false), "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
-        assert_eq!(a.command_line(true), "cd '/t mp' && env 'K=<redacted>' 'echo' 'a b' '$(x)'");
+        assert_eq!(a.command_line(false), "cd -- '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
+        assert_eq!(a.command_line(true), "cd -- '/t mp' && env 'K=<redacted>' 'echo' 'a b' '$(x)'");
         let a = args(serde_json::json!({"cmd": "echo 'hi'"})).unwrap();
         assert_eq!(a.command_line(false), r"sh -c 'echo '\''hi'\'''");
     }
@@ -246,5 +248,19 @@ mod tests {
                 .contains("unknown argument `crates`")
         );
         assert!(args(serde_json::json!({"cmd": "x", "env": {"1A": "b"}})).is_err());
+    }
+
+    /// `cd -P` would run in the login directory, silently: refused at seal instead.
+    #[test]
+    fn a_chdir_that_reads_as_an_option_is_refused() {
+        assert_eq!(
+            args(serde_json::json!({"cmd": "pwd", "chdir": "-P"})).unwrap_err(),
+            "argument `chdir` must be a value that does not start with '-' (a command would read it as an \
+             option), got the string \"-P\""
+        );
+        assert!(
+            args(serde_json::json!({"cmd": "pwd", "chdir": "work"})).is_ok(),
+            "relative: from the login directory"
+        );
     }
 }

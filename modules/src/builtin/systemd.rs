@@ -486,7 +486,7 @@ impl Action for SystemdAction {
 /// `error`, with the unit's last journal lines appended (best effort: a journal that cannot be
 /// read is said so, and the original error stays).
 async fn with_journal(host: &dyn Host, unit: &str, error: ModuleError) -> ModuleError {
-    let command = format!("journalctl -u {} -n {JOURNAL_LINES} --no-pager", quote(unit));
+    let command = format!("journalctl --no-pager -n {JOURNAL_LINES} --unit={}", quote(unit));
     let journal = match host.exec(Exec::new(command)).await {
         Ok(out) if out.success() => out.stdout_text(),
         Ok(out) => format!("(journalctl failed: {})", out.stderr_tail(3)),

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Error as _, Unexpected};
 
-/// An API server endpoint, `host:port`.
+/// An API server endpoint, `host:port`, whose host is no option (`--flag:6443` is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
@@ -13,11 +13,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `host:port`, when it is one: a host that is not empty, a port 0-65535.
+    /// `host:port`, when it is one: a host that is not empty and does not start with `-`, a
+    /// port 0-65535.
     pub fn parse(text: &str) -> Option<Self> {
         let (host, port) = text.rsplit_once(':')?;
         let port = port.parse().ok()?;
-        (!host.is_empty()).then(|| Self { host: host.to_owned(), port })
+        (!host.is_empty() && !host.starts_with('-')).then(|| Self { host: host.to_owned(), port })
     }
 }
 
@@ -30,7 +31,14 @@ impl fmt::Display for Endpoint {
 impl<'de> Deserialize<'de> for Endpoint {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Self::parse(&text).ok_or_else(|| D::Error::invalid_value(Unexpected::Str(&text), &"host:port"))
+        Self::parse(&text).ok_or_else(|| {
+            let expected = if text.starts_with('-') {
+                "host:port, with a host that does not start with '-' (a command would read it as an option)"
+            } else {
+                "host:port"
+            };
+            D::Error::invalid_value(Unexpected::Str(&text), &expected)
+        })
     }
 }
 
