@@ -7,7 +7,8 @@
 //!          same config           -> ok; outputs from ca.crt (openssl) + `kubeadm token list`
 //!                                   (no usable token: `kubeadm token create`, reported changed)
 //!          other/unknown config  -> refused (reset first)
-//!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join`
+//!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join --config FILE`
+//!          (FILE: a JoinConfiguration sent on stdin into a mktemp file, 0600, removed after)
 //! ```
 
 pub mod config;
@@ -27,7 +28,7 @@ use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
 use contract::shell::{join, quote};
 
-use config::KubeadmConfig;
+use config::{JoinConfigurationV1beta3, KubeadmConfig};
 use values::{BootstrapToken, CaCertHash, Endpoint};
 
 /// The static pod manifest whose presence means "this node is initialised" (kubeadm's own preflight check).
@@ -43,8 +44,10 @@ const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// field by field when the playbook is sealed: v1alpha1 `MasterConfiguration`, or v1beta3/v1beta4
 /// `InitConfiguration` + `ClusterConfiguration` as a list) to `config_path` and runs
 /// `kubeadm init --config`; it is a no-op when the node was initialised from the same file, and
-/// refuses when it was initialised otherwise. `action: "join"` runs `kubeadm join endpoint --token
-/// --discovery-token-ca-cert-hash` unless /etc/kubernetes/kubelet.conf exists. `action: "token_create"`
+/// refuses when it was initialised otherwise. `action: "join"` runs `kubeadm join --config` with a
+/// v1beta3 JoinConfiguration (endpoint, token, CA hash; kubeadm 1.22 or later) in a temporary 0600
+/// file, removed afterwards, unless /etc/kubernetes/kubelet.conf exists: the token never appears
+/// on a command line. `action: "token_create"`
 /// creates a bootstrap token (changed on every run). `action: "reset"` runs `kubeadm reset -f` when
 /// the node has a control plane or a kubelet.conf. Outputs of init and token_create: `endpoint`,
 /// `token`, `ca_cert_hash`, `join_command` (also on a no-op init: the hash from ca.crt, the first
@@ -262,6 +265,8 @@ impl Kubeadm {
     async fn plan_join(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
         let a = &self.args;
         let endpoint = a.endpoint.as_ref().map(Endpoint::to_string).unwrap_or_default();
+        let token = a.token.as_ref().map_or("", BootstrapToken::as_str);
+        let hash = a.ca_cert_hash.as_ref().map_or("", CaCertHash::as_str);
         let mut outputs = Outputs::new();
         outputs.insert("endpoint".into(), Value::String(endpoint.clone()));
         if host_test(host, &format!("[ -e {} ]", quote(KUBELET_CONF))).await? {
@@ -274,10 +279,9 @@ impl Kubeadm {
             )],
             outputs,
             action: Some(Box::new(KubeadmAct::Join {
+                config: JoinConfigurationV1beta3::new(&endpoint, token, hash, a.control_plane).render(),
                 endpoint,
-                token: a.token.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
-                hash: a.ca_cert_hash.as_ref().map(|h| h.as_str().to_owned()).unwrap_or_default(),
-                control_plane: a.control_plane,
+                token: token.to_owned(),
             })),
             ..Plan::default()
         })
@@ -355,37 +359,78 @@ fn preflight_errors(output: &ExecOutput) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-#[derive(Debug)]
+/// `kubeadm join` with its settings in a file: `mktemp` makes it (mode 0600, so only the user
+/// the task runs as can read it), the JoinConfiguration arrives on stdin, and the file is
+/// removed when the command ends. The token and the CA hash never appear on a command line,
+/// where every local user (`ps`, `/proc/*/cmdline`) and sudo's log would see them.
+const JOIN_SCRIPT: &str =
+    "f=$(mktemp) || exit 1; trap 'rm -f -- \"$f\"' EXIT; cat > \"$f\" && kubeadm join --config \"$f\"";
+
+/// How errors show [`JOIN_SCRIPT`].
+const JOIN_SHOWN: &str = "kubeadm join --config <a temporary 0600 file>";
+
 enum KubeadmAct {
-    Init { path: String, rendered: String },
-    Join { endpoint: String, token: String, hash: String, control_plane: bool },
+    Init {
+        path: String,
+        rendered: String,
+    },
+    /// `config` is the rendered JoinConfiguration; it holds `token`.
+    Join {
+        endpoint: String,
+        config: String,
+        token: String,
+    },
     TokenCreate,
     Reset,
 }
 
+impl std::fmt::Debug for KubeadmAct {
+    /// Never shows the token or the join configuration that holds it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Init { path, rendered } => {
+                write!(f, "Init {{ path: {path:?}, rendered: <{} bytes> }}", rendered.len())
+            }
+            Self::Join { endpoint, config, .. } => {
+                write!(f, "Join {{ endpoint: {endpoint:?}, config: <{} bytes> }}", config.len())
+            }
+            Self::TokenCreate => f.write_str("TokenCreate"),
+            Self::Reset => f.write_str("Reset"),
+        }
+    }
+}
+
 impl KubeadmAct {
-    /// Runs `argv`; a failure names kubeadm's preflight errors when there are any, and never shows `secret`.
+    /// Runs `exec` (shown as `shown` in errors); a failure names kubeadm's preflight errors
+    /// when there are any, and never shows `secret`.
     async fn kubeadm(
         host: &dyn Host,
-        argv: &[&str],
+        exec: Exec,
+        shown: &str,
         secret: Option<&str>,
     ) -> Result<ExecOutput, ModuleError> {
-        let line = join(argv);
-        let out = host.exec(Exec::new(line.clone()).timeout(KUBEADM_TIMEOUT)).await?;
+        let out = host.exec(exec.timeout(KUBEADM_TIMEOUT)).await?;
         if out.success() {
             return Ok(out);
         }
-        let shown = secret.map_or_else(|| line.clone(), |s| line.replace(s, "<token>"));
+        let hide = |text: &str| secret.map_or_else(|| text.to_owned(), |s| text.replace(s, "<token>"));
         if let Some(errors) = preflight_errors(&out) {
             return Err(ModuleError::Refused(format!(
-                "`{shown}` failed kubeadm's preflight checks:\n{errors}"
+                "`{shown}` failed kubeadm's preflight checks:\n{}",
+                hide(&errors)
             )));
         }
-        let mut error = command_error(shown, &out);
-        if let (ModuleError::Command { stderr, .. }, Some(s)) = (&mut error, secret) {
-            *stderr = stderr.replace(s, "<token>");
+        let mut error = command_error(hide(shown), &out);
+        if let ModuleError::Command { stderr, .. } = &mut error {
+            *stderr = hide(stderr);
         }
         Err(error)
+    }
+
+    /// Runs `argv`, which holds no secret.
+    async fn kubeadm_argv(host: &dyn Host, argv: &[&str]) -> Result<ExecOutput, ModuleError> {
+        let line = join(argv);
+        Self::kubeadm(host, Exec::new(line.clone()), &line, None).await
     }
 }
 
@@ -400,39 +445,28 @@ impl Action for KubeadmAct {
                 }
                 let attrs = Attrs { mode: Some(0o600), ..Attrs::default() };
                 remote::write_atomic(host, &path, rendered.as_bytes(), &attrs).await?;
-                let out = Self::kubeadm(host, &["kubeadm", "init", "--config", &path], None).await?;
+                let out = Self::kubeadm_argv(host, &["kubeadm", "init", "--config", &path]).await?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let (ep, token, hash) = parse_join_line(&stdout).ok_or_else(|| {
                     ModuleError::Refused("kubeadm init succeeded but printed no `kubeadm join` line".into())
                 })?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
-            KubeadmAct::Join { endpoint, token, hash, control_plane } => {
-                let mut argv = vec![
-                    "kubeadm",
-                    "join",
-                    &endpoint,
-                    "--token",
-                    &token,
-                    "--discovery-token-ca-cert-hash",
-                    &hash,
-                ];
-                if control_plane {
-                    argv.push("--control-plane");
-                }
-                Self::kubeadm(host, &argv, Some(&token)).await?;
+            KubeadmAct::Join { endpoint, config, token } => {
+                let exec = Exec::new(JOIN_SCRIPT).stdin(config.into_bytes());
+                Self::kubeadm(host, exec, JOIN_SHOWN, Some(&token)).await?;
                 outputs.insert("endpoint".into(), Value::String(endpoint));
             }
             KubeadmAct::TokenCreate => {
-                let out = Self::kubeadm(host, &["kubeadm", "token", "create", "--print-join-command"], None)
-                    .await?;
+                let out =
+                    Self::kubeadm_argv(host, &["kubeadm", "token", "create", "--print-join-command"]).await?;
                 let (ep, token, hash) = parse_join_line(&out.stdout_text()).ok_or_else(|| {
                     ModuleError::Refused("kubeadm token create printed no `kubeadm join` line".into())
                 })?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
             KubeadmAct::Reset => {
-                Self::kubeadm(host, &["kubeadm", "reset", "-f"], None).await?;
+                Self::kubeadm_argv(host, &["kubeadm", "reset", "-f"]).await?;
             }
         }
         Ok(outputs)
