@@ -244,7 +244,7 @@ fn join_tokens_and_env_values_never_reach_a_command_line() {
     let _lab = exclusive();
     let host = "worker2";
     let pid = std::process::id() % 1_000_000;
-    let token = format!("{pid:06}.{pid:06}watchme12");
+    let token = format!("{pid:06}.{pid:06}watchme123");
     let hash = format!("sha256:{}", "ab".repeat(32));
     let value = format!("plain-greeting-{pid}-xyzzy");
     // A fresh node, and a slow kubeadm in front of the stand-in (earlier in sudo's PATH), so
@@ -285,34 +285,37 @@ h.command("greet", #{{ cmd: "sleep 5; test -n \"$GREETING\"", env: #{{ GREETING:
             let (_, mode, _) = lab.ssh_status(host, &format!("stat -c '%a %U' {file}"));
             config_mode = mode.trim().to_owned();
         }
-        saw_join |= ps.contains("kubeadm join --config");
+        saw_join |= ps.contains("kubeadm join");
         saw_greet |= ps.contains("sleep 5; test -n");
         seen.push_str(&ps);
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let out = run.join().unwrap();
     let journal = lab.ssh(host, &format!("journalctl --no-pager -o cat --since @{since}"));
-    let recorded = lab.ssh(host, "cat /var/lib/kube-standin/join.json");
+    let (_, recorded, _) = lab.ssh_status(host, "cat /var/lib/kube-standin/join.json");
     lab.ssh(host, "rm -f /usr/local/sbin/kubeadm; kubeadm reset -f >/dev/null");
     let out = out.success();
     assert!(
         saw_join && saw_greet,
         "the watch missed the commands (join {saw_join}, greet {saw_greet}):\n{seen}"
     );
-    assert_eq!(config_mode, "600 root", "the join's settings file is readable by root alone");
-    let config_file = config_file(&seen).unwrap();
     let needles = [("the join token", token.clone()), ("the env value", value.clone())];
     assert_absent(&seen, &needles);
     assert_absent(&journal, &needles);
     assert_absent(&format!("{}{}", out.stdout, out.stderr), &needles);
     assert!(out.stderr.contains("ssh.exec"), "-vv logged the commands: {}", out.stderr);
     assert!(recorded.contains(&token), "the join got its token: {recorded}");
+    assert_eq!(config_mode, "600 root", "the join's settings file is readable by root alone");
+    let config_file = config_file(&seen).unwrap();
     let (code, _, _) = lab.ssh_status(host, &format!("test ! -e {config_file}"));
     assert_eq!(code, Some(0), "{config_file} was removed after the join");
 }
 
-/// The file `kubeadm join --config FILE` reads, as `ps` shows it.
+/// The file `kubeadm join --config FILE` reads, as `ps` shows the running kubeadm (the shell
+/// line that starts it shows `"$f"` instead).
 fn config_file(ps: &str) -> Option<String> {
-    let rest = ps.lines().find_map(|l| l.split("kubeadm join --config ").nth(1))?;
-    rest.split_whitespace().next().map(str::to_owned)
+    ps.lines()
+        .filter_map(|l| l.split("kubeadm join --config ").nth(1)?.split_whitespace().next())
+        .find(|file| file.starts_with('/'))
+        .map(str::to_owned)
 }
