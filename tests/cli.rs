@@ -167,7 +167,7 @@ fn several_errors_are_reported_at_once() {
         .stderr_has("3 errors")
         .stderr_has("many.rhai:1:")
         .stderr_has("many.rhai:2:")
-        .stderr_has("path must be absolute")
+        .stderr_has("argument `path` must be an absolute path, got the string \"rel\"")
         .stderr_has("many.rhai:3:");
 }
 

@@ -279,11 +279,103 @@ fn dot_and_plan_errors_hide_secret_values() {
     assert!(dot.contains("label=\"set <secret>\\n[file]\""), "{dot}");
     let (code, error) = engine(cwd, &["graph", "bad.rhai", "-i", inventory, "-e", pw]);
     assert_eq!(code, Some(1), "{error}");
-    assert!(error.contains("path must be absolute, got \"<secret>\""), "{error}");
+    assert!(
+        error.contains("argument `path` must be an absolute path, got the string \"<secret>\""),
+        "{error}"
+    );
     for text in [&dot, &error] {
         assert_absent(
             text,
             &[("the secret", "secret\"-value".to_owned()), ("escaped", "secret\\\"-value".to_owned())],
         );
     }
+}
+
+/// While a `kubeadm join` and a `command` with `env` run on a lab host (as `deploy`, through
+/// sudo), `ps -eo args` run there as another, unprivileged user (`nobody`) shows neither the
+/// join token nor the environment value, though it does see both commands running; sudo's log
+/// (the host's journal) and the engine's `-vv` log hold neither either (the variable's name
+/// does not look secret, so only keeping it off command lines hides it). The join still got
+/// its token (the stand-in records it), from a 0600 file that is gone afterwards.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn join_tokens_and_env_values_never_reach_a_command_line() {
+    let lab = Lab::get();
+    let _lab = exclusive();
+    let host = "worker2";
+    let pid = std::process::id() % 1_000_000;
+    let token = format!("{pid:06}.{pid:06}watchme123");
+    let hash = format!("sha256:{}", "ab".repeat(32));
+    let value = format!("plain-greeting-{pid}-xyzzy");
+    // A fresh node, and a slow kubeadm in front of the stand-in (earlier in sudo's PATH), so
+    // the join can be watched while it runs.
+    lab.ssh(
+        host,
+        "kubeadm reset -f >/dev/null && printf '#!/bin/sh\\nsleep 5\\nexec /usr/local/bin/kubeadm \"$@\"\\n' \
+         > /usr/local/sbin/kubeadm && chmod 755 /usr/local/sbin/kubeadm",
+    );
+    let since = lab.ssh(host, "date +%s").trim().to_owned();
+    let t = support::Test::new();
+    let inventory = t.file(
+        "inv.yml",
+        &lab.inventory_for(&[host], &[(host, "ansible_user", "deploy"), (host, "ansible_become", "true")]),
+    );
+    let playbook = t.file(
+        "watched.rhai",
+        &format!(
+            r#"let h = host("{host}");
+h.concurrent();
+h.kubeadm("join", #{{ action: "join", endpoint: "10.77.0.21:6443", token: "{token}", ca_cert_hash: "{hash}" }});
+h.command("greet", #{{ cmd: "sleep 5; test -n \"$GREETING\"", env: #{{ GREETING: "{value}" }} }});
+"#
+        ),
+    );
+    let run =
+        std::thread::spawn(move || t.arg("-vv").arg("run").arg(&playbook).arg("-i").arg(&inventory).run());
+
+    // Watch as `nobody` until both commands were seen running (bounded: 20 s).
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (mut saw_join, mut saw_greet) = (false, false);
+    let mut config_mode = String::new();
+    while !(saw_join && saw_greet) && std::time::Instant::now() < deadline && !run.is_finished() {
+        let ps = lab.ssh(host, "runuser -u nobody -- ps -eo args");
+        if let Some(file) = config_file(&ps).filter(|_| config_mode.is_empty()) {
+            // The join may end between the two looks: then the next one tries again.
+            let (_, mode, _) = lab.ssh_status(host, &format!("stat -c '%a %U' {file}"));
+            config_mode = mode.trim().to_owned();
+        }
+        saw_join |= ps.contains("kubeadm join");
+        saw_greet |= ps.contains("sleep 5; test -n");
+        seen.push_str(&ps);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = run.join().unwrap();
+    let journal = lab.ssh(host, &format!("journalctl --no-pager -o cat --since @{since}"));
+    let (_, recorded, _) = lab.ssh_status(host, "cat /var/lib/kube-standin/join.json");
+    lab.ssh(host, "rm -f /usr/local/sbin/kubeadm; kubeadm reset -f >/dev/null");
+    let out = out.success();
+    assert!(
+        saw_join && saw_greet,
+        "the watch missed the commands (join {saw_join}, greet {saw_greet}):\n{seen}"
+    );
+    let needles = [("the join token", token.clone()), ("the env value", value.clone())];
+    assert_absent(&seen, &needles);
+    assert_absent(&journal, &needles);
+    assert_absent(&format!("{}{}", out.stdout, out.stderr), &needles);
+    assert!(out.stderr.contains("ssh.exec"), "-vv logged the commands: {}", out.stderr);
+    assert!(recorded.contains(&token), "the join got its token: {recorded}");
+    assert_eq!(config_mode, "600 root", "the join's settings file is readable by root alone");
+    let config_file = config_file(&seen).unwrap();
+    let (code, _, _) = lab.ssh_status(host, &format!("test ! -e {config_file}"));
+    assert_eq!(code, Some(0), "{config_file} was removed after the join");
+}
+
+/// The file `kubeadm join --config FILE` reads, as `ps` shows the running kubeadm (the shell
+/// line that starts it shows `"$f"` instead).
+fn config_file(ps: &str) -> Option<String> {
+    ps.lines()
+        .filter_map(|l| l.split("kubeadm join --config ").nth(1)?.split_whitespace().next())
+        .find(|file| file.starts_with('/'))
+        .map(str::to_owned)
 }

@@ -1,7 +1,7 @@
 //! Values known only at run time (another task's output, a host's fact). The engine writes
-//! them into task arguments as marker strings and resolves them just before the task runs,
-//! so argument checks that run earlier (at seal time) must let markers through.
-
+//! them into task arguments as marker strings and resolves them just before the task runs.
+//! Arguments never test for markers themselves: [`crate::arg::Arg`]'s deserializer is the
+//! one reader of [`is_deferred`], and the engine's `plan::refs` the one writer and resolver.
 //!
 //! A marker carries a random token drawn once per process, so text that did not come from
 //! the engine itself (a `-e` value, a template file, a string in the playbook) cannot forge
@@ -40,6 +40,18 @@ pub fn is_deferred(text: &str) -> bool {
 /// equal across runs (a run journal's input fingerprints).
 pub fn canonical(text: &str) -> String {
     text.replace(open(), CANONICAL_OPEN)
+}
+
+/// A [`Resolver`](crate::arg::Resolver) for arguments that hold no run-time reference (a
+/// task whose arguments the playbook wrote in full, a test): text comes back as it is, and a
+/// reference is refused (it has no value).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReferences;
+
+impl crate::arg::Resolver for NoReferences {
+    fn resolve(&mut self, _path: &str, text: &str) -> Option<serde_json::Value> {
+        (!is_deferred(text)).then(|| serde_json::Value::String(text.to_owned()))
+    }
 }
 
 #[cfg(test)]

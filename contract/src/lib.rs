@@ -18,6 +18,9 @@
 //!   (why arguments were rejected: a path and a kind, as data, worded for a playbook author).
 //! - [`args`]: module arguments from JSON, with serde's findings captured as [`ArgsError`]
 //!   by a deserializer of its own, never parsed back out of serde's text.
+//! - [`arg`]: a run-time reference as a typed value ([`arg::Arg`]: known at seal, or later),
+//!   the two stages of a module's arguments ([`arg::Sealed`], [`arg::Resolved`]), resolving
+//!   one into the other, and argument types that check themselves ([`arg::AbsolutePath`]).
 //! - [`facts`]: a host's facts, gathered in one round trip.
 //! - [`deferred`]: run-time references (another task's output) as they appear in arguments.
 //! - [`diff`]: content hashes, secret detection and unified diffs.
@@ -25,6 +28,7 @@
 //! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod arg;
 pub mod args;
 pub mod deferred;
 pub mod diff;
@@ -43,5 +47,5 @@ pub mod target;
 pub use error::{ArgsError, ModuleError};
 pub use host::{Effect, Exec, ExecOutput, Host, HostError, Stream};
 pub use local::LocalHost;
-pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions};
+pub use module::{Action, Context, Module, NoPeers, Outputs, Peers, Plan, PlanOptions, SealedArgs};
 pub use target::Target;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::error::ModuleError;
+use crate::arg::Resolver;
+use crate::error::{ArgsError, ModuleError};
 use crate::host::Host;
 
 /// Values a task produces for later tasks (for example `stdout` and `rc` of a command).
@@ -93,6 +94,15 @@ pub trait Module: Send + Sync + Debug {
     fn probes(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// A task's arguments as the plan was sealed: read into the module's own argument type and
+/// checked, run-time references still in them (as [`crate::arg::Arg::Later`]). The runner
+/// builds the module from it once those values are known.
+pub trait SealedArgs: Send + Sync + Debug {
+    /// The module, with every run-time reference filled in by `resolver`. Fails with the
+    /// argument at fault when a filled-in value does not suit it (a fact that is no address).
+    fn build(&self, resolver: &mut dyn Resolver) -> Result<Box<dyn Module>, ArgsError>;
 }
 
 /// The changes a module would make, with the action that makes them.

@@ -1,8 +1,13 @@
 //! Every module the engine knows, with the one schema that both parses and documents its arguments.
 //!
-//! Arguments parse through [`contract::args::from_value`], so any mistake is an [`ArgsError`]
-//! (a path and a kind), then through the module's own `validate`, which reports the argument
-//! it rejects the same way.
+//! Sealing ([`ModuleSpec::seal`]) reads arguments through [`contract::args::from_value`] into
+//! the module's argument type at its sealed stage (fields that may hold a run-time reference
+//! are [`contract::arg::Arg`]s), so any mistake is an [`ArgsError`] (a path and a kind); the
+//! module's own `Validate` then checks rules across fields on what is known. Building
+//! ([`SealedArgs::build`]) resolves the references into the resolved stage, checks the same
+//! rules on every value, and makes the module, which never sees a reference.
+
+use std::fmt::Debug;
 
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
@@ -19,9 +24,11 @@ use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
+use contract::arg::{Resolve, Resolver, Resolving};
 use contract::args;
+use contract::deferred::NoReferences;
 use contract::error::ArgsError;
-use contract::module::Module;
+use contract::module::{Module, SealedArgs};
 
 /// A module as the registry knows it.
 #[derive(Debug, Clone, Copy)]
@@ -33,14 +40,20 @@ pub struct ModuleSpec {
     /// A short playbook snippet using the module on host `h` (a second host is `peer`); the
     /// reference pages show it, and a test loads it so that it stays valid.
     pub example: &'static str,
-    parse: fn(Value) -> Result<Box<dyn Module>, ArgsError>,
+    seal: fn(Value) -> Result<Box<dyn SealedArgs>, ArgsError>,
     schema: fn() -> Schema,
 }
 
 impl ModuleSpec {
-    /// Parses arguments strictly: unknown fields, wrong types and invalid values are errors.
+    /// Reads arguments strictly (unknown fields, wrong types and invalid values are errors)
+    /// into the module's sealed arguments, checked as far as they are known.
+    pub fn seal(&self, args: Value) -> Result<Box<dyn SealedArgs>, ArgsError> {
+        (self.seal)(args)
+    }
+
+    /// The module for arguments that hold no run-time reference (a reference is refused).
     pub fn parse(&self, args: Value) -> Result<Box<dyn Module>, ArgsError> {
-        (self.parse)(args)
+        self.seal(args)?.build(&mut NoReferences)
     }
 
     /// The JSON Schema of the arguments, generated from the same type that parses them.
@@ -63,18 +76,63 @@ impl ModuleSpec {
     }
 }
 
-fn parse_with<A, M>(
-    validate: fn(A) -> Result<A, ArgsError>,
-    build: fn(A) -> M,
-) -> impl Fn(Value) -> Result<Box<dyn Module>, ArgsError>
+/// A module's own rules about its arguments (which combinations make sense, which values
+/// must agree), checked at both stages: at seal on the values the playbook wrote (through
+/// [`contract::arg::Stage::known`]), and on every value once resolved. It may also put the
+/// arguments in their normal form (`etcd` -> `etcd.service`): only the resolved stage's is
+/// kept, so each value is normalized once, and a mistake is reported as the playbook wrote it.
+pub(crate) trait Validate: Sized {
+    fn validate(self) -> Result<Self, ArgsError>;
+}
+
+/// Sealed arguments of type `A`, and how a module is made from them once resolved.
+struct Typed<A: Resolve, M> {
+    args: A,
+    build: fn(A::Resolved) -> Result<M, ArgsError>,
+}
+
+impl<A: Resolve + Debug, M> Debug for Typed<A, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedArgs").field("args", &self.args).finish_non_exhaustive()
+    }
+}
+
+impl<A, M> SealedArgs for Typed<A, M>
 where
-    A: DeserializeOwned,
+    A: Resolve + Clone + Debug + Send + Sync,
+    A::Resolved: Validate,
     M: Module + 'static,
 {
-    move |value| {
-        let args = validate(args::from_value(value)?)?;
-        Ok(Box::new(build(args)) as Box<dyn Module>)
+    fn build(&self, resolver: &mut dyn Resolver) -> Result<Box<dyn Module>, ArgsError> {
+        let resolved = self.args.clone().resolve(&mut Resolving::new(resolver))?.validate()?;
+        Ok(Box::new((self.build)(resolved)?))
     }
+}
+
+fn seal_with<A, M>(
+    value: Value,
+    build: fn(A::Resolved) -> Result<M, ArgsError>,
+) -> Result<Box<dyn SealedArgs>, ArgsError>
+where
+    A: DeserializeOwned + Validate + Resolve + Clone + Debug + Send + Sync + 'static,
+    A::Resolved: Validate,
+    M: Module + 'static,
+{
+    let args: A = args::from_value(value)?;
+    args.clone().validate()?;
+    Ok(Box::new(Typed { args, build }))
+}
+
+/// Arguments that hold no run-time reference, read, checked and resolved as a task's would
+/// be: for tests, which build a module from them.
+#[cfg(test)]
+pub(crate) fn resolved<A>(value: Value) -> Result<A::Resolved, ArgsError>
+where
+    A: DeserializeOwned + Validate + Resolve,
+    A::Resolved: Validate,
+{
+    let args: A = args::from_value::<A>(value)?.validate()?;
+    args.resolve(&mut Resolving::new(&mut NoReferences))?.validate()
 }
 
 fn schema<A: JsonSchema>() -> Schema {
@@ -89,7 +147,7 @@ pub fn all() -> &'static [ModuleSpec] {
             outputs: &[],
             example: r#"h.apt("tools", #{ names: ["curl", "tree"] });
 h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
-            parse: |v| parse_with(PackageArgs::validate, Package::new)(v),
+            seal: |v| seal_with::<PackageArgs, _>(v, |a| Ok(Package::new(a))),
             schema: schema::<PackageArgs>,
         },
         ModuleSpec {
@@ -105,7 +163,7 @@ h.certgen("etcd server certificate", #{
     dir: "/etc/etcd/pki",
     ca: #{ cert: ca.output("cert"), key: ca.output("key") },
 });"#,
-            parse: |v| parse_with(CertgenArgs::validate, Certgen::new)(v),
+            seal: |v| seal_with::<CertgenArgs, _>(v, |a| Ok(Certgen::new(a))),
             schema: schema::<CertgenArgs>,
         },
         ModuleSpec {
@@ -114,7 +172,7 @@ h.certgen("etcd server certificate", #{
             example: r#"let who = h.command("who am I", #{ argv: ["hostname"], read_only: true });
 h.command("unpack", #{ cmd: "tar xzf /tmp/app.tgz -C /opt", creates: "/opt/app" });
 h.file("greeting", #{ path: "/tmp/greeting", content: `hello from ${who.stdout}` });"#,
-            parse: |v| parse_with(CommandArgs::validate, Command::new)(v),
+            seal: |v| seal_with::<CommandArgs, _>(v, |a| Ok(Command::new(a))),
             schema: schema::<CommandArgs>,
         },
         ModuleSpec {
@@ -123,7 +181,7 @@ h.file("greeting", #{ path: "/tmp/greeting", content: `hello from ${who.stdout}`
             example: r#"h.file("app directory", #{ path: "/opt/app", state: "directory", mode: "0755" });
 h.file("motd", #{ path: "/etc/motd", content: "managed by engine\n", mode: "0644", owner: "root" });
 h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
-            parse: |v| parse_with(FileArgs::validate, File::new)(v),
+            seal: |v| seal_with::<FileArgs, _>(v, |a| Ok(File::new(a))),
             schema: schema::<FileArgs>,
         },
         ModuleSpec {
@@ -149,7 +207,7 @@ peer.kubeadm("kubeadm join", #{
     token: init.output("token"),
     ca_cert_hash: init.output("ca_cert_hash"),
 });"#,
-            parse: |v| parse_with(KubeadmArgs::validate, Kubeadm::new)(v),
+            seal: |v| seal_with::<KubeadmArgs, _>(v, Kubeadm::new),
             schema: schema::<KubeadmArgs>,
         },
         ModuleSpec {
@@ -165,7 +223,7 @@ peer.kubeadm("kubeadm join", #{
 });
 h.kubectl("nodes ready", #{ action: "wait", kind: "node", selector: "node-role.kubernetes.io/control-plane", timeout: 300 });
 let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-system", selector: "k8s-app=kube-dns" });"#,
-            parse: |v| parse_with(KubectlArgs::validate, Kubectl::new)(v),
+            seal: |v| seal_with::<KubectlArgs, _>(v, |a| Ok(Kubectl::new(a))),
             schema: schema::<KubectlArgs>,
         },
         ModuleSpec {
@@ -176,7 +234,7 @@ let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-
     starts_with: "server:",
     line: "server: https://10.77.0.10:6443",
 });"#,
-            parse: |v| parse_with(ReplaceLineArgs::validate, ReplaceLine::new)(v),
+            seal: |v| seal_with::<ReplaceLineArgs, _>(v, |a| Ok(ReplaceLine::new(a))),
             schema: schema::<ReplaceLineArgs>,
         },
         ModuleSpec {
@@ -186,7 +244,7 @@ let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-
 h.scp("CA from peer", #{ from: peer.name, src: ca.output("cert"), dest: "/etc/pki/my/" });
 h.scp("config from the controller", #{ from: "controller", src: "files/app.conf", dest: "/etc/app.conf", mode: "0640" });
 h.scp("logs to the controller", #{ src: "/var/log/app", to_controller: `logs/${h.name}/` });"#,
-            parse: |v| parse_with(ScpArgs::validate, Scp::new)(v),
+            seal: |v| seal_with::<ScpArgs, _>(v, |a| Ok(Scp::new(a))),
             schema: schema::<ScpArgs>,
         },
         ModuleSpec {
@@ -202,7 +260,7 @@ h.scp("logs to the controller", #{ src: "/var/log/app", to_controller: `logs/${h
     state: "started",
 });
 let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restarted" });"#,
-            parse: |v| parse_with(SystemdArgs::validate, Systemd::new)(v),
+            seal: |v| seal_with::<SystemdArgs, _>(v, |a| Ok(Systemd::new(a))),
             schema: schema::<SystemdArgs>,
         },
         ModuleSpec {
@@ -214,7 +272,7 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
     vars: #{ address: h.address, port: 8080 },
     mode: "0640",
 });"#,
-            parse: |v| parse_with(TemplateArgs::validate, Template::new)(v),
+            seal: |v| seal_with::<TemplateArgs, _>(v, |a| Ok(Template::new(a))),
             schema: schema::<TemplateArgs>,
         },
         ModuleSpec {
@@ -226,7 +284,7 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
             example: r#"h.wait("ssh is up", #{ port: 22, timeout: 30 });
 h.wait("app healthy", #{ url: "http://127.0.0.1:8080/health", status: 200, interval: 2 });
 h.wait("etcd member", #{ command: "etcdctl endpoint health", timeout: 120 });"#,
-            parse: |v| parse_with(WaitArgs::validate, Wait::new)(v),
+            seal: |v| seal_with::<WaitArgs, _>(v, |a| Ok(Wait::new(a))),
             schema: schema::<WaitArgs>,
         },
     ];

@@ -77,7 +77,7 @@ fn controller_files(task: &Task) -> Vec<String> {
         }
         _ => {}
     }
-    paths.retain(|p| !contract::deferred::is_deferred(p));
+    paths.retain(|p| !crate::plan::refs::holds_reference(p));
     paths
 }
 
@@ -136,6 +136,7 @@ mod tests {
             handler: false,
             retry: None,
             parsed: None,
+            sealed: None,
         }
     }
 

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use contract::deferred::NoReferences;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -158,11 +159,15 @@ impl PlanBuilder {
                     task.location.clone(),
                     None,
                 )),
-                Some(spec) => match spec.parse(task.args.clone()) {
-                    // Built once, here: the runner uses this module unless the arguments wait
-                    // for values known only at run time.
-                    Ok(module) if refs::references(&task.args).is_empty() => parsed.push((id, module)),
-                    Ok(_) => {}
+                // Read into the module's types once, here. Without run-time references the
+                // module itself is built now too; otherwise the runner builds it from the
+                // sealed arguments once the values they wait for are known.
+                Some(spec) => match spec.seal(task.args.clone()).and_then(|sealed| {
+                    let plain = refs::references(&task.args).is_empty();
+                    let module = if plain { Some(sealed.build(&mut NoReferences)?) } else { None };
+                    Ok((sealed, module))
+                }) {
+                    Ok((sealed, module)) => parsed.push((id, sealed, module)),
                     Err(e) => {
                         let mut problem = Problem::new(
                             format!(
@@ -214,8 +219,9 @@ impl PlanBuilder {
                 ));
             }
         }
-        for (id, module) in parsed {
-            self.tasks[id].parsed = Some(module.into());
+        for (id, sealed, module) in parsed {
+            self.tasks[id].sealed = Some(sealed.into());
+            self.tasks[id].parsed = module.map(Arc::from);
         }
         for Problem { message, location, help, argument } in problems {
             match argument {
@@ -587,6 +593,20 @@ host("w2").file("c", #{ path: "/tmp/c", content: `ip ${host("w2").fact("default_
         assert!(plan.graph[node(&plan, "w0", "a")].parsed.is_some(), "plain arguments: built once");
         assert!(plan.graph[node(&plan, "w1", "b")].parsed.is_none(), "reads an output: built when it runs");
         assert!(plan.graph[node(&plan, "w2", "c")].parsed.is_none(), "reads a fact: built when it runs");
+        for task in plan.graph.node_weights() {
+            assert!(task.sealed.is_some(), "{}: every task's arguments are read when sealing", task.name);
+        }
+    }
+
+    #[test]
+    fn a_known_value_is_checked_by_its_type_when_sealing_and_a_reference_waits() {
+        let err = errors(
+            r#"let a = host("w0").command("a", #{ cmd: "true" });
+host("w1").file("b", #{ path: a.stdout, content: "" });
+host("w1").file("c", #{ path: "tmp/c", content: "" });"#,
+        );
+        assert!(err.contains("argument `path` must be an absolute path, got the string \"tmp/c\""), "{err}");
+        assert_eq!(err.matches("invalid arguments").count(), 1, "only the written value is refused: {err}");
     }
 
     #[test]

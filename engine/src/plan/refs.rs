@@ -4,8 +4,10 @@
 //! A playbook writes `t.stdout`, `t.output("key")` or `h.fact("default_ipv4.address")`. Each
 //! yields a marker string, which can be interpolated into other strings. Sealing finds output
 //! markers to infer data edges; the runner replaces every marker with the real value just
-//! before the task runs (gathering the facts it needs first).
+//! before the task runs (gathering the facts it needs first): [`Filler`] is the
+//! [`contract::arg::Resolver`] that fills them into a task's sealed, typed arguments.
 
+use contract::arg::Resolver;
 use contract::deferred::{CLOSE, open};
 use serde_json::Value;
 
@@ -48,6 +50,11 @@ pub fn references(value: &Value) -> Vec<Ref> {
     let mut found = Vec::new();
     visit_strings(value, &mut |text| found.extend(parse(text)));
     found
+}
+
+/// Whether `text` holds a reference.
+pub fn holds_reference(text: &str) -> bool {
+    !parse(text).is_empty()
 }
 
 fn parse(text: &str) -> Vec<Ref> {
@@ -122,6 +129,44 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&Ref) -> Option<Value>) -> Result<
     })
 }
 
+/// Fills references into a task's arguments from `lookup` (see [`resolve`]), and remembers
+/// each argument it filled in, with its path and value, so the runner can hide the secret ones.
+pub struct Filler<'a> {
+    lookup: &'a dyn Fn(&Ref) -> Option<Value>,
+    /// `(path, value)` of each argument that held a reference, in the order filled in.
+    pub filled: Vec<(String, Value)>,
+}
+
+impl std::fmt::Debug for Filler<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filler").field("filled", &self.filled.len()).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Filler<'a> {
+    pub fn new(lookup: &'a dyn Fn(&Ref) -> Option<Value>) -> Self {
+        Self { lookup, filled: Vec::new() }
+    }
+}
+
+impl Resolver for Filler<'_> {
+    fn resolve(&mut self, path: &str, text: &str) -> Option<Value> {
+        if !holds_reference(text) {
+            return Some(Value::String(text.to_owned()));
+        }
+        let value = resolve(&Value::String(text.to_owned()), self.lookup).ok()?;
+        self.filled.push((path.to_owned(), value.clone()));
+        Some(value)
+    }
+}
+
+/// The name of the argument at `path`, as a secret's name is judged: `config.token` and
+/// `tokens[2]` are a `token`.
+pub fn argument_name(path: &str) -> &str {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    last.split('[').next().unwrap_or(last)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -161,5 +206,29 @@ mod tests {
         assert_eq!(resolved, json!(format!("{}B", marker(TaskId(2), "b"))));
         let err = resolve(&json!(marker(TaskId(9), "x")), &|_| None).unwrap_err();
         assert_eq!(err.describe(), "output \"x\" of task #9");
+    }
+
+    #[test]
+    fn the_filler_fills_in_typed_values_and_remembers_them() {
+        let lookup = |r: &Ref| match r {
+            Ref::Output { task: TaskId(1), .. } => Some(json!(6443)),
+            _ => None,
+        };
+        let mut filler = Filler::new(&lookup);
+        let one = marker(TaskId(1), "port");
+        assert_eq!(filler.resolve("port", &one), Some(json!(6443)));
+        assert_eq!(filler.resolve("text", &format!("at {one}")), Some(json!("at 6443")));
+        assert_eq!(filler.resolve("plain", "no reference"), Some(json!("no reference")));
+        assert_eq!(filler.resolve("gone", &marker(TaskId(2), "x")), None);
+        assert_eq!(filler.filled, [("port".to_owned(), json!(6443)), ("text".to_owned(), json!("at 6443"))]);
+        assert!(holds_reference(&one) && !holds_reference("plain"));
+        assert_eq!(
+            [
+                argument_name("token"),
+                argument_name("config.bootstrapTokens[0].token"),
+                argument_name("names[2]")
+            ],
+            ["token", "token", "names"]
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use contract::Module;
+use contract::{Module, SealedArgs};
 use serde_json::Value;
 
 use super::Location;
@@ -33,8 +33,12 @@ pub struct Task {
     pub retry: Option<Retry>,
     /// The module, built from `args` when the plan was sealed, for tasks whose arguments hold
     /// no run-time reference: the runner uses it as it is. Tasks whose arguments read another
-    /// task's output or a fact are built when they run, once those values are known.
+    /// task's output or a fact are built from [`Task::sealed`] when they run.
     pub parsed: Option<Arc<dyn Module>>,
+    /// `args` read into the module's own argument types and checked when the plan was sealed,
+    /// run-time references kept as typed values; the runner fills those in and builds the
+    /// module from it, without reading `args` again.
+    pub sealed: Option<Arc<dyn SealedArgs>>,
 }
 
 /// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" })` (in Rhai,

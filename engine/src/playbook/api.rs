@@ -178,6 +178,7 @@ impl Context {
             handler,
             retry: None,
             parsed: None,
+            sealed: None,
         };
         let id = self.plan.borrow_mut().add_task(task);
         Ok(TaskHandle { id, name: name.to_owned(), host: host.name.clone(), plan: self.plan.clone() })

@@ -1,6 +1,8 @@
-//! Runs a sealed plan: the walker decides when, this decides what. For each task it resolves
-//! output references, builds the module from its arguments, connects the host (once),
-//! plans, and (unless checking) applies, emitting events all the way.
+//! Runs a sealed plan: the walker decides when, this decides what. For each task it takes
+//! the module built when the plan was sealed, or, for a task whose arguments read run-time
+//! values, fills those values into the arguments sealed with the plan ([`refs::Filler`]) and
+//! builds the module from them (never reading the JSON arguments again); then it connects the
+//! host (once), plans, and (unless checking) applies, emitting events all the way.
 //!
 //! It also registers secret outputs (tokens, keys) with the event bus's redactor
 //! ([`EventSink::redactor`]) as soon as a task produces them, reports the tasks a resumed run carries over ([`Carried`]), and
@@ -485,8 +487,9 @@ async fn attempt_once(
 }
 
 /// The module of a task whose arguments refer to run-time values: the values are looked up
-/// (gathering the facts it reads), put in place, and the module built from the result. `None`
-/// in check mode when an earlier task's output does not exist yet.
+/// (gathering the facts it reads) and filled into the arguments sealed with the plan, which
+/// the module is then built from. `None` in check mode when an earlier task's output does
+/// not exist yet.
 async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn Module>>, TaskError> {
     let references = refs::references(&task.args);
     let mut facts = HashMap::new();
@@ -497,28 +500,28 @@ async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn 
             facts.insert(host.clone(), facts_of(shared, host).await?);
         }
     }
-    let args = {
-        let outputs = lock(&shared.outputs);
-        let lookup = |reference: &Ref| -> Option<Value> {
-            match reference {
-                Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
-                Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
-            }
-        };
-        match refs::resolve(&task.args, &lookup) {
-            Ok(args) => args,
-            Err(_) if shared.options.check && references.iter().any(|x| matches!(x, Ref::Output { .. })) => {
-                return Ok(None);
-            }
-            Err(missing) => return Err(TaskError::Missing(missing)),
+    let sealed = task.sealed.as_ref().ok_or(TaskError::UnknownModule(task.module))?;
+    let outputs = lock(&shared.outputs);
+    let lookup = |reference: &Ref| -> Option<Value> {
+        match reference {
+            Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
+            Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
         }
     };
-    if let Some(args) = args.as_object() {
-        // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
-        shared.events.redactor().add_outputs(args);
+    if let Some(missing) = references.iter().find(|r| lookup(r).is_none()) {
+        if shared.options.check && references.iter().any(|x| matches!(x, Ref::Output { .. })) {
+            return Ok(None);
+        }
+        return Err(TaskError::Missing(missing.clone()));
     }
-    let spec = modules::registry::find(task.module).ok_or(TaskError::UnknownModule(task.module))?;
-    Ok(Some(spec.parse(args).map_err(|e| TaskError::Arguments(e.to_string()))?.into()))
+    let mut filler = refs::Filler::new(&lookup);
+    let module = sealed.build(&mut filler).map_err(TaskError::Arguments)?;
+    for (path, value) in filler.filled {
+        // Secret-named arguments (a kubeadm config's tokens and certificate key, say).
+        let named = serde_json::Map::from_iter([(refs::argument_name(&path).to_owned(), value)]);
+        shared.events.redactor().add_outputs(&named);
+    }
+    Ok(Some(module.into()))
 }
 
 /// The facts of `host`, gathered once per run on first use. A host that cannot be reached

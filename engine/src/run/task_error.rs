@@ -1,7 +1,7 @@
 //! Why a task did not succeed: the runner's failures as data, turned into a report's status
 //! and message only when the task is reported.
 
-use contract::{HostError, ModuleError};
+use contract::{ArgsError, HostError, ModuleError};
 
 use crate::events::Status;
 use crate::plan::refs::Ref;
@@ -18,9 +18,10 @@ pub enum TaskError {
     /// A run-time value the arguments refer to is not there (another task's output, a fact).
     #[error("{} is not available", .0.describe())]
     Missing(Ref),
-    /// The arguments, once resolved, do not suit the module.
+    /// The arguments, once their run-time values are filled in, do not suit the module: the
+    /// argument at fault and why (a fact that is no `host:port`, say).
     #[error("invalid arguments: {0}")]
-    Arguments(String),
+    Arguments(ArgsError),
     /// The module is not known to this engine (a plan from another version).
     #[error("unknown module {0}")]
     UnknownModule(&'static str),

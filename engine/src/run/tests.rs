@@ -272,3 +272,118 @@ async fn only_outputs_that_some_task_reads_are_kept() {
     let (summary, _) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
     assert_eq!(status(&summary, "b").0, Status::Changed, "b still reads a's stdout");
 }
+
+/// The controller, except that its facts are made up: hostname `hostname`.
+#[derive(Debug)]
+struct MadeUpFacts {
+    host: LocalHost,
+    hostname: &'static str,
+}
+
+#[async_trait]
+impl Host for MadeUpFacts {
+    fn name(&self) -> &str {
+        self.host.name()
+    }
+
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
+        if exec.command.starts_with("echo '@@hostname'") {
+            let stdout = format!("@@hostname\n{}\n@@addr\n[]\n@@route\n[]\n", self.hostname).into_bytes();
+            return Ok(ExecOutput { status: Some(0), stdout, stderr: Vec::new() });
+        }
+        self.host.exec(exec).await
+    }
+}
+
+#[async_trait]
+impl Target for MadeUpFacts {
+    async fn connect(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+async fn run_with_facts(plan: &Plan, hostname: &'static str) -> RunSummary {
+    let (sink, bus) = EventBus::start(Vec::new(), Arc::default());
+    let target = MadeUpFacts { host: LocalHost::new("h0"), hostname };
+    let targets = HashMap::from([("h0".to_owned(), Arc::new(target) as Arc<dyn Target>)]);
+    let summary = run(plan, targets, options(), sink, Stop::default()).await;
+    bus.finish();
+    summary
+}
+
+/// ```text
+/// h0: where (prints a path) ──data──▶ write (path and content from its stdout, and a fact)
+/// ```
+#[tokio::test]
+async fn outputs_and_facts_are_filled_into_the_arguments_sealed_with_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.txt");
+    let plan = plan(&format!(
+        r#"
+        let h = host("h0");
+        let where = h.command("where", #{{ cmd: "printf %s {p}", read_only: true }});
+        h.file("write", #{{ path: where.stdout, content: `at ${{where.stdout}} on ${{h.fact("hostname")}}` }});
+    "#,
+        p = target.display()
+    ));
+    let write = plan.tasks().map(|(_, t)| t).find(|t| t.name == "write").unwrap();
+    assert!(write.parsed.is_none() && write.sealed.is_some(), "sealed now, built when it runs");
+    let summary = run_with_facts(&plan, "web-7").await;
+    assert_eq!(status(&summary, "write"), (Status::Changed, String::new()));
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(written, format!("at {} on web-7", target.display()));
+}
+
+/// A fact that is no `host:port`, used as a kubeadm endpoint: the task fails before anything
+/// runs, naming the argument and the value, with the task's place.
+#[tokio::test]
+async fn a_filled_in_value_that_does_not_suit_its_argument_fails_the_task_naming_it() {
+    let plan = plan(
+        r#"
+        let h = host("h0");
+        h.kubeadm("join", #{
+            action: "join",
+            endpoint: h.fact("hostname"),
+            token: "abcdef.0123456789abcdef",
+            ca_cert_hash: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        });
+    "#,
+    );
+    let summary = run_with_facts(&plan, "not-an-ip:xx").await;
+    assert_eq!(
+        status(&summary, "join"),
+        (
+            Status::Failed,
+            "test.rhai:3:11: h0: join: invalid arguments: argument `endpoint` must be host:port, \
+             got the string \"not-an-ip:xx\""
+                .to_owned()
+        )
+    );
+}
+
+/// The same, one layer down: the sealed arguments built with the engine's filler give the
+/// structured error (a path and a kind), which the runner wraps as [`TaskError::Arguments`].
+#[test]
+fn building_sealed_arguments_reports_the_argument_and_kind() {
+    use contract::error::{ArgsErrorKind, Found};
+    let fact = Ref::Fact { host: "h0".into(), path: "hostname".into() };
+    let args = serde_json::json!({
+        "action": "join",
+        "endpoint": fact.marker(),
+        "token": "abcdef.0123456789abcdef",
+        "ca_cert_hash": format!("sha256:{}", "0".repeat(64)),
+    });
+    let sealed = modules::registry::find("kubeadm").unwrap().seal(args).unwrap();
+    let lookup = |_: &Ref| Some(serde_json::json!("not-an-ip:xx"));
+    let error = sealed.build(&mut refs::Filler::new(&lookup)).unwrap_err();
+    assert_eq!(error.path, "endpoint");
+    assert_eq!(
+        error.kind,
+        ArgsErrorKind::InvalidValue {
+            expected: "host:port".into(),
+            found: Found::String("not-an-ip:xx".into())
+        }
+    );
+    let lookup = |_: &Ref| Some(serde_json::json!("10.0.0.1:6443"));
+    assert!(sealed.build(&mut refs::Filler::new(&lookup)).is_ok());
+}

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::registry::Validate;
+use contract::arg::{Operand, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -17,8 +19,9 @@ use contract::shell::{join, quote};
 /// Runs a command on the host. Without a guard it runs (and reports changed) every time;
 /// `creates` and `removes` make it idempotent. Outputs: `rc`, `stdout`, `stderr`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommandArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "CommandArgs", bound = "")]
+pub struct CommandArgs<S: Stage = Sealed> {
     /// A shell command line, run by `sh -c`. Use `argv` instead to pass values that must not be interpreted.
     pub cmd: Option<String>,
     /// The program and its arguments; each is quoted, nothing is interpreted by a shell.
@@ -27,9 +30,10 @@ pub struct CommandArgs {
     pub creates: Option<String>,
     /// Skip the command when this path does not exist (it is what the command removes).
     pub removes: Option<String>,
-    /// Directory to run in.
-    pub chdir: Option<String>,
-    /// Environment variables for the command.
+    /// Directory to run in (a relative one is from the login directory).
+    pub chdir: Option<S::Of<Operand>>,
+    /// Environment variables for the command. Their values reach the host on the command's
+    /// stdin, never on its command line (where other users of the host could read them).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Bytes for the command's stdin.
@@ -42,8 +46,10 @@ pub struct CommandArgs {
     pub read_only: bool,
 }
 
-impl CommandArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(CommandArgs<S> { cmd, argv, creates, removes, chdir, env, stdin, timeout, read_only });
+
+impl<S: Stage> Validate for CommandArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         match (&self.cmd, &self.argv) {
             (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either cmd or argv, not both")),
             (None, None) => {
@@ -59,22 +65,31 @@ impl CommandArgs {
         }
         Ok(self)
     }
+}
 
-    /// `cd DIR && `, or nothing: guards and the command see the same working directory.
+impl CommandArgs<Resolved> {
+    /// `cd -- DIR && `, or nothing: guards and the command see the same working directory.
     fn cd_prefix(&self) -> String {
-        self.chdir.as_ref().map(|dir| format!("cd {} && ", quote(dir))).unwrap_or_default()
+        self.chdir.as_ref().map(|dir| format!("cd -- {} && ", quote(dir))).unwrap_or_default()
     }
 
-    /// The full command line, with every value quoted. With `redact`, environment values are
-    /// replaced by `<redacted>`: that form is the one shown in errors and reports.
-    fn command_line(&self, redact: bool) -> String {
+    /// The environment as the shell lines that set it, `export NAME='value'` (names are
+    /// checked, values quoted): sent on stdin ahead of the command's own input, never on the
+    /// command line, where every local user (`ps`, `/proc/*/cmdline`), sudo's log and `-vv`
+    /// would see them.
+    fn env_script(&self) -> String {
+        self.env.iter().map(|(name, value)| format!("export {name}={}\n", quote(value))).collect()
+    }
+
+    /// The full command line, with every value quoted and no environment value in it: with
+    /// an environment, it first reads exactly the bytes of [`Self::env_script`] from stdin
+    /// (`dd bs=1` reads one byte at a time, so the command's own input stays unread) and
+    /// evaluates them; then the command runs with the rest of stdin.
+    fn command_line(&self) -> String {
         let mut line = self.cd_prefix();
-        if !self.env.is_empty() {
-            line.push_str("env ");
-            for (k, v) in &self.env {
-                let v = if redact { "<redacted>" } else { v.as_str() };
-                line.push_str(&format!("{} ", quote(&format!("{k}={v}"))));
-            }
+        let env = self.env_script();
+        if !env.is_empty() {
+            line.push_str(&format!("eval \"$(dd bs=1 count={} 2>/dev/null)\" && ", env.len()));
         }
         match (&self.cmd, &self.argv) {
             (Some(cmd), _) => line.push_str(&format!("sh -c {}", quote(cmd))),
@@ -82,6 +97,15 @@ impl CommandArgs {
             (None, None) => {}
         }
         line
+    }
+
+    /// What the command line reads on stdin: the environment script, then `stdin`.
+    fn stdin_bytes(&self) -> Option<Vec<u8>> {
+        let env = self.env_script();
+        match &self.stdin {
+            None if env.is_empty() => None,
+            stdin => Some([env.as_bytes(), stdin.as_deref().unwrap_or_default().as_bytes()].concat()),
+        }
     }
 }
 
@@ -94,11 +118,11 @@ fn is_env_name(name: &str) -> bool {
 /// The `command` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Command {
-    args: CommandArgs,
+    args: CommandArgs<Resolved>,
 }
 
 impl Command {
-    pub fn new(args: CommandArgs) -> Self {
+    pub fn new(args: CommandArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -135,12 +159,11 @@ impl Module for Command {
                 return Ok(Plan { outputs, ..Plan::unchanged() });
             }
         }
-        let (line, shown) = (args.command_line(false), args.command_line(true));
+        let line = args.command_line();
         if args.read_only {
             let outputs = RunCommand {
                 line,
-                shown,
-                stdin: args.stdin.clone(),
+                stdin: args.stdin_bytes(),
                 timeout: args.timeout.map(Duration::from_secs),
                 effect: Effect::ReadOnly,
             }
@@ -155,8 +178,7 @@ impl Module for Command {
             )],
             action: Some(Box::new(RunCommand {
                 line,
-                shown,
-                stdin: args.stdin.clone(),
+                stdin: args.stdin_bytes(),
                 timeout: args.timeout.map(Duration::from_secs),
                 effect: Effect::Unknown,
             })),
@@ -166,11 +188,10 @@ impl Module for Command {
 }
 
 struct RunCommand {
-    /// What runs: may hold environment values.
+    /// What runs, also what errors show: it holds no environment value.
     line: String,
-    /// What errors show: environment values redacted.
-    shown: String,
-    stdin: Option<String>,
+    /// The environment script and the command's own input (see [`CommandArgs::stdin_bytes`]).
+    stdin: Option<Vec<u8>>,
     timeout: Option<Duration>,
     /// `read_only` commands say they change nothing; others may change anything.
     effect: Effect,
@@ -180,7 +201,7 @@ impl std::fmt::Debug for RunCommand {
     /// Shows neither environment values nor stdin: either may be a secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunCommand")
-            .field("line", &self.shown)
+            .field("line", &self.line)
             .field("stdin", &self.stdin.as_ref().map(|s| format!("<{} bytes>", s.len())))
             .field("timeout", &self.timeout)
             .finish()
@@ -197,12 +218,12 @@ impl Action for RunCommand {
 impl RunCommand {
     async fn run(self, host: &dyn Host) -> Result<Outputs, ModuleError> {
         let mut exec = Exec::new(self.line.clone());
-        exec.stdin = self.stdin.map(String::into_bytes);
+        exec.stdin = self.stdin;
         exec.timeout = self.timeout;
         exec.effect = self.effect;
         let out = host.exec(exec).await?;
         if !out.success() {
-            return Err(command_error(self.shown, &out));
+            return Err(command_error(self.line, &out));
         }
         let mut outputs = Outputs::new();
         outputs.insert("rc".into(), Value::from(out.status.unwrap_or_default()));
@@ -216,8 +237,8 @@ impl RunCommand {
 mod tests {
     use super::*;
 
-    fn args(json: serde_json::Value) -> Result<CommandArgs, String> {
-        contract::args::from_value(json).and_then(CommandArgs::validate).map_err(|e| e.to_string())
+    fn args(json: serde_json::Value) -> Result<CommandArgs<Resolved>, String> {
+        crate::registry::resolved::<CommandArgs>(json).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -225,10 +246,14 @@ mod tests {
         let a =
             args(serde_json::json!({"argv": ["echo", "a b", "$(x)"], "chdir": "/t mp", "env": {"K": "v w"}}))
                 .unwrap();
-        assert_eq!(a.command_line(false), "cd '/t mp' && env 'K=v w' 'echo' 'a b' '$(x)'");
-        assert_eq!(a.command_line(true), "cd '/t mp' && env 'K=<redacted>' 'echo' 'a b' '$(x)'");
+        assert_eq!(
+            a.command_line(),
+            "cd -- '/t mp' && eval \"$(dd bs=1 count=15 2>/dev/null)\" && 'echo' 'a b' '$(x)'"
+        );
+        assert_eq!(a.stdin_bytes().unwrap(), b"export K='v w'\n");
         let a = args(serde_json::json!({"cmd": "echo 'hi'"})).unwrap();
-        assert_eq!(a.command_line(false), r"sh -c 'echo '\''hi'\'''");
+        assert_eq!(a.command_line(), r"sh -c 'echo '\''hi'\'''");
+        assert_eq!(a.stdin_bytes(), None);
     }
 
     #[test]
@@ -241,5 +266,41 @@ mod tests {
                 .contains("unknown argument `crates`")
         );
         assert!(args(serde_json::json!({"cmd": "x", "env": {"1A": "b"}})).is_err());
+    }
+
+    /// `cd -P` would run in the login directory, silently: refused at seal instead.
+    #[test]
+    fn a_chdir_that_reads_as_an_option_is_refused() {
+        assert_eq!(
+            args(serde_json::json!({"cmd": "pwd", "chdir": "-P"})).unwrap_err(),
+            "argument `chdir` must be a value that does not start with '-' (a command would read it as an \
+             option), got the string \"-P\""
+        );
+        assert!(
+            args(serde_json::json!({"cmd": "pwd", "chdir": "work"})).is_ok(),
+            "relative: from the login directory"
+        );
+    }
+
+    /// The environment reaches the command through stdin, exactly, and the command still gets
+    /// its own input after it; the command line holds no value. Run by `sh` on this machine.
+    #[tokio::test]
+    async fn environment_values_travel_on_stdin_not_on_the_command_line() {
+        let host = contract::local::LocalHost::new("here");
+        let tricky = "it's a\nb \"q\" $(touch /nonexistent) `id`";
+        let args = args(serde_json::json!({
+            "cmd": "printf '%s|%s|' \"$K\" \"$EMPTY\"; cat",
+            "env": {"K": tricky, "EMPTY": ""},
+            "stdin": "rest of\nthe input\n",
+            "read_only": true,
+        }))
+        .unwrap();
+        let line = args.command_line();
+        assert!(!line.contains("it's") && !line.contains("touch"), "{line}");
+        let plan =
+            Command::new(args).plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
+        let outputs = plan.unwrap().outputs;
+        assert_eq!(outputs["stdout"], format!("{tricky}||rest of\nthe input"));
+        assert_eq!(outputs["rc"], 0);
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::diff::unified_diff;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::Host;
@@ -11,13 +12,16 @@ use contract::mode::Mode;
 use contract::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
 use contract::remote::{self, Attrs, FileKind, FileStat};
 
+use crate::registry::Validate;
+
 /// Manages one path on the host: a file with the given content, a directory, or nothing.
 /// Output: `path`. Writes are atomic (temporary file, fsync, rename), and mode and owner are set before the rename.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "FileArgs", bound = "")]
+pub struct FileArgs<S: Stage = Sealed> {
     /// Absolute path on the host.
-    pub path: String,
+    pub path: S::Of<AbsolutePath>,
     /// What should be at `path`.
     #[serde(default)]
     pub state: FileState,
@@ -45,11 +49,11 @@ pub enum FileState {
     Absent,
 }
 
-impl FileArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
-        if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
-            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
-        }
+contract::resolve_struct!(FileArgs<S> { path, state, content, mode, owner, group });
+contract::resolve_as_is!(FileState);
+
+impl<S: Stage> Validate for FileArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         if self.state != FileState::File && self.content.is_some() {
             return Err(ArgsError::invalid("content", "content is only allowed with state: file"));
         }
@@ -66,7 +70,9 @@ impl FileArgs {
         }
         Ok(self)
     }
+}
 
+impl FileArgs<Resolved> {
     fn wanted(&self) -> WantedAttrs {
         WantedAttrs { mode: self.mode.map(|m| m.0), owner: self.owner.clone(), group: self.group.clone() }
     }
@@ -209,11 +215,11 @@ pub(crate) async fn plan_content(
 /// The `file` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct File {
-    args: FileArgs,
+    args: FileArgs<Resolved>,
 }
 
 impl File {
-    pub fn new(args: FileArgs) -> Self {
+    pub fn new(args: FileArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -225,12 +231,12 @@ impl Module for File {
     }
 
     fn probes(&self) -> Vec<String> {
-        vec![self.args.path.clone()]
+        vec![self.args.path.to_string()]
     }
 
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let mut plan = self.plan_path(cx.host, cx.options).await?;
-        plan.outputs.insert("path".into(), serde_json::Value::String(self.args.path.clone()));
+        plan.outputs.insert("path".into(), serde_json::Value::String(self.args.path.to_string()));
         Ok(plan)
     }
 }
@@ -239,7 +245,7 @@ impl File {
     async fn plan_path(&self, host: &dyn Host, options: PlanOptions) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let current = remote::stat(host, &args.path).await?;
-        let path = args.path.clone();
+        let path = args.path.to_string();
         match args.state {
             FileState::Absent => Ok(match current {
                 None => Plan::unchanged(),
@@ -286,7 +292,7 @@ impl File {
         options: PlanOptions,
     ) -> Result<Plan, ModuleError> {
         let args = &self.args;
-        let path = args.path.clone();
+        let path = args.path.to_string();
         if let Some(content) = &args.content {
             return plan_content(host, &path, current, content.as_bytes(), &args.wanted(), options).await;
         }

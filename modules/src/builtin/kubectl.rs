@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::registry::Validate;
+use contract::arg::{Operand, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -29,22 +31,23 @@ const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 /// ConfigMap kube-system/kube-proxy to `server`, applies it, and restarts (deletes) the kube-proxy
 /// pods, only when it changed; output `previous` (the old server).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KubectlArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "KubectlArgs", bound = "")]
+pub struct KubectlArgs<S: Stage = Sealed> {
     /// "apply", "get", "delete", "patch", "wait" or "kube_proxy_server".
     pub action: KubectlAction,
     /// The kubeconfig kubectl uses (default /etc/kubernetes/admin.conf).
     pub kubeconfig: Option<String>,
-    /// The namespace (`-n`); kubectl's default when not given.
-    pub namespace: Option<String>,
+    /// The namespace (`--namespace`); kubectl's default when not given.
+    pub namespace: Option<S::Of<Operand>>,
     /// apply: the objects, as YAML (several documents allowed).
     pub manifest: Option<String>,
     /// apply: a manifest file on the host instead of `manifest`.
     pub path: Option<String>,
     /// get/delete/patch/wait: the resource type, e.g. "configmap", "pod".
-    pub kind: Option<String>,
+    pub kind: Option<S::Of<Operand>>,
     /// get/delete/patch/wait: one object's name.
-    pub name: Option<String>,
+    pub name: Option<S::Of<Operand>>,
     /// get/delete/wait: a label selector, e.g. "k8s-app=kube-proxy".
     pub selector: Option<String>,
     /// patch: a JSON merge patch, as a map.
@@ -55,8 +58,36 @@ pub struct KubectlArgs {
     /// wait: seconds to wait (default 60).
     pub timeout: Option<u64>,
     /// kube_proxy_server: the API server URL kube-proxy should use, e.g. "https://10.77.0.10:6443".
-    pub server: Option<String>,
+    pub server: Option<S::Of<HttpsUrl>>,
 }
+
+contract::resolve_struct!(KubectlArgs<S> {
+    action, kubeconfig, namespace, manifest, path, kind, name, selector, patch, condition, timeout, server,
+});
+contract::resolve_as_is!(KubectlAction);
+
+/// An `https://` URL (an API server's): refused otherwise when the arguments are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsUrl(String);
+
+impl HttpsUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpsUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let text = String::deserialize(deserializer)?;
+        match text.strip_prefix("https://") {
+            Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(Self(text)),
+            _ => Err(D::Error::invalid_value(Unexpected::Str(&text), &"an https:// URL")),
+        }
+    }
+}
+
+contract::string_schema!(HttpsUrl);
 
 /// What `kubectl` should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -84,8 +115,8 @@ impl KubectlAction {
     }
 }
 
-impl KubectlArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
+impl<S: Stage> Validate for KubectlArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         use KubectlAction::*;
         let allowed: &[&str] = match self.action {
             Apply => &["manifest", "path"],
@@ -130,51 +161,54 @@ impl KubectlArgs {
             }
             _ => {}
         }
-        if let Some(server) = &self.server
-            && !server.starts_with("https://")
-            && !contract::deferred::is_deferred(server)
-        {
-            return Err(ArgsError::invalid(
-                "server",
-                format!("server must be an https:// URL, got {server:?}"),
-            ));
-        }
         Ok(self)
     }
+}
 
-    /// `kubectl --kubeconfig K [-n NS]` followed by `words`.
-    fn argv(&self, words: &[&str]) -> Vec<String> {
-        let mut argv = vec![
-            "kubectl".to_owned(),
-            "--kubeconfig".to_owned(),
-            self.kubeconfig.clone().unwrap_or_else(|| DEFAULT_KUBECONFIG.to_owned()),
-        ];
+impl KubectlArgs<Resolved> {
+    /// `kubectl --kubeconfig=K [--namespace=NS] VERB FLAGS... [-- OPERANDS...]`: every value
+    /// of an option is joined to its flag, and operands follow `--`, so no value is read as an
+    /// option (the types refuse a leading `-` too, at seal).
+    fn command(&self, verb: &str, flags: &[String], operands: &[String]) -> Vec<String> {
+        let kubeconfig = self.kubeconfig.as_deref().unwrap_or(DEFAULT_KUBECONFIG);
+        let mut argv = vec!["kubectl".to_owned(), format!("--kubeconfig={kubeconfig}")];
         if let Some(ns) = &self.namespace {
-            argv.extend(["-n".to_owned(), ns.clone()]);
+            argv.push(format!("--namespace={ns}"));
         }
-        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        argv.push(verb.to_owned());
+        argv.extend(flags.iter().cloned());
+        if !operands.is_empty() {
+            argv.push("--".to_owned());
+            argv.extend(operands.iter().cloned());
+        }
         argv
     }
 
-    /// `kind [name] [-l selector]`.
-    fn target(&self) -> Vec<String> {
-        let mut words = vec![self.kind.clone().unwrap_or_default()];
-        words.extend(self.name.clone());
-        if let Some(selector) = &self.selector {
-            words.extend(["-l".to_owned(), selector.clone()]);
-        }
-        words
+    /// The objects an action is about: `--selector=S` (a flag), and `kind [name]` (operands).
+    fn target(&self) -> (Vec<String>, Vec<String>) {
+        let flags = self.selector.iter().map(|s| format!("--selector={s}")).collect();
+        let mut operands: Vec<String> = self.kind.iter().map(Operand::to_string).collect();
+        operands.extend(self.name.iter().map(Operand::to_string));
+        (flags, operands)
+    }
+
+    /// `VERB` on the target, with `flags` before the target's own.
+    fn on_target(&self, verb: &str, flags: &[&str]) -> Vec<String> {
+        let (selector, operands) = self.target();
+        let mut all: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        all.extend(selector);
+        self.command(verb, &all, &operands)
     }
 }
 
 /// The `kubectl` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
-    args: KubectlArgs,
+    args: KubectlArgs<Resolved>,
 }
 
 impl Kubectl {
-    pub fn new(args: KubectlArgs) -> Self {
+    pub fn new(args: KubectlArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -226,10 +260,10 @@ impl Kubectl {
         let host = cx.host;
         match a.action {
             KubectlAction::Apply => {
-                let source = a.path.clone().unwrap_or_else(|| "-".to_owned());
+                let source = format!("--filename={}", a.path.as_deref().unwrap_or("-"));
                 let dry = kubectl(
                     host,
-                    &a.argv(&["apply", "--dry-run=server", "-f", &source]),
+                    &a.command("apply", &["--dry-run=server".to_owned(), source.clone()], &[]),
                     a.manifest.as_deref(),
                 )
                 .await?;
@@ -239,7 +273,7 @@ impl Kubectl {
                     outputs.insert("results".into(), lines_output(&dry.replace(" (server dry run)", "")));
                     return Ok(Plan { outputs, ..Plan::unchanged() });
                 }
-                let argv = a.argv(&["apply", "-f", &source]);
+                let argv = a.command("apply", &[source], &[]);
                 Ok(Plan {
                     changes,
                     action: Some(Box::new(KubectlAct { argv, stdin: a.manifest.clone(), then: None })),
@@ -247,11 +281,7 @@ impl Kubectl {
                 })
             }
             KubectlAction::Get => {
-                let mut words = vec!["get".to_owned()];
-                words.extend(a.target());
-                words.extend(["-o".to_owned(), "json".to_owned()]);
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                let text = kubectl(host, &a.argv(&words), None).await?;
+                let text = kubectl(host, &a.on_target("get", &["--output=json"]), None).await?;
                 let object: Value = serde_json::from_str(&text)
                     .map_err(|e| ModuleError::Refused(format!("kubectl get printed no JSON: {e}")))?;
                 let mut outputs = Outputs::new();
@@ -263,11 +293,7 @@ impl Kubectl {
                 Ok(Plan { outputs, ..Plan::unchanged() })
             }
             KubectlAction::Delete => {
-                let mut words = vec!["get".to_owned()];
-                words.extend(a.target());
-                words.extend(["-o".to_owned(), "name".to_owned()]);
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                let argv = a.argv(&words);
+                let argv = a.on_target("get", &["--output=name"]);
                 let out = host.exec(Exec::new(join(&argv))).await?;
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 let names = if out.success() {
@@ -282,41 +308,34 @@ impl Kubectl {
                 if changes.is_empty() {
                     return Ok(Plan::unchanged());
                 }
-                let mut words = vec!["delete".to_owned()];
-                words.extend(a.target());
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
                 Ok(Plan {
                     changes,
-                    action: Some(Box::new(KubectlAct { argv: a.argv(&words), stdin: None, then: None })),
+                    action: Some(Box::new(KubectlAct {
+                        argv: a.on_target("delete", &[]),
+                        stdin: None,
+                        then: None,
+                    })),
                     ..Plan::default()
                 })
             }
             KubectlAction::Patch => {
-                let patch = a.patch.clone().unwrap_or_default().to_string();
-                let mut words = vec!["patch".to_owned()];
-                words.extend(a.target());
-                words.extend(["--type".to_owned(), "merge".to_owned(), "-p".to_owned(), patch]);
-                let mut dry_words = words.clone();
-                dry_words.push("--dry-run=server".to_owned());
-                let dry: Vec<&str> = dry_words.iter().map(String::as_str).collect();
-                let changes = changed_lines(&kubectl(host, &a.argv(&dry), None).await?);
+                let patch = format!("--patch={}", a.patch.clone().unwrap_or_default());
+                let dry = a.on_target("patch", &["--type=merge", &patch, "--dry-run=server"]);
+                let changes = changed_lines(&kubectl(host, &dry, None).await?);
                 if changes.is_empty() {
                     return Ok(Plan::unchanged());
                 }
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let argv = a.on_target("patch", &["--type=merge", &patch]);
                 Ok(Plan {
                     changes,
-                    action: Some(Box::new(KubectlAct { argv: a.argv(&words), stdin: None, then: None })),
+                    action: Some(Box::new(KubectlAct { argv, stdin: None, then: None })),
                     ..Plan::default()
                 })
             }
             KubectlAction::Wait => {
-                let mut words = vec!["wait".to_owned()];
-                words.extend(a.target());
-                words.push(format!("--for=condition={}", a.condition.as_deref().unwrap_or("Ready")));
-                words.push(format!("--timeout={}s", a.timeout.unwrap_or(60)));
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                let out = kubectl(host, &a.argv(&words), None).await?;
+                let condition = format!("--for=condition={}", a.condition.as_deref().unwrap_or("Ready"));
+                let timeout = format!("--timeout={}s", a.timeout.unwrap_or(60));
+                let out = kubectl(host, &a.on_target("wait", &[&condition, &timeout]), None).await?;
                 let mut outputs = Outputs::new();
                 outputs.insert("results".into(), lines_output(&out));
                 Ok(Plan { outputs, ..Plan::unchanged() })
@@ -328,9 +347,11 @@ impl Kubectl {
     /// The guide's "point kube-proxy at the load balancer", as one typed, idempotent step.
     async fn plan_kube_proxy(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
         let a = &self.args;
-        let wanted = a.server.clone().unwrap_or_default();
-        let base = KubectlArgs { namespace: Some("kube-system".into()), ..a.clone() };
-        let text = kubectl(host, &base.argv(&["get", "configmap", "kube-proxy", "-o", "json"]), None).await?;
+        let wanted = a.server.as_ref().map(HttpsUrl::as_str).unwrap_or_default().to_owned();
+        let base = KubectlArgs { namespace: Operand::new("kube-system"), ..a.clone() };
+        let operands = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        let get = base.command("get", &operands(&["--output=json"]), &operands(&["configmap", "kube-proxy"]));
+        let text = kubectl(host, &get, None).await?;
         let mut cm: Value = serde_json::from_str(&text).map_err(|e| {
             ModuleError::Refused(format!("kubectl get configmap kube-proxy printed no JSON: {e}"))
         })?;
@@ -354,9 +375,13 @@ impl Kubectl {
             ],
             outputs,
             action: Some(Box::new(KubectlAct {
-                argv: base.argv(&["apply", "-f", "-"]),
+                argv: base.command("apply", &operands(&["--filename=-"]), &[]),
                 stdin: Some(manifest),
-                then: Some(base.argv(&["delete", "pod", "-l", "k8s-app=kube-proxy"])),
+                then: Some(base.command(
+                    "delete",
+                    &operands(&["--selector=k8s-app=kube-proxy"]),
+                    &operands(&["pod"]),
+                )),
             })),
             ..Plan::default()
         })
@@ -411,10 +436,8 @@ impl Action for KubectlAct {
 mod tests {
     use super::*;
 
-    fn args(value: Value) -> Result<KubectlArgs, String> {
-        contract::args::from_value::<KubectlArgs>(value)
-            .and_then(KubectlArgs::validate)
-            .map_err(|e| e.to_string())
+    fn args(value: Value) -> Result<KubectlArgs<Resolved>, String> {
+        crate::registry::resolved::<KubectlArgs>(value).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -448,8 +471,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            join(a.argv(&["get", "cm"])),
-            "'kubectl' '--kubeconfig' '/etc/kubernetes/admin.conf' '-n' 'kube-system' 'get' 'cm'"
+            join(a.on_target("get", &["--output=json"])),
+            "'kubectl' '--kubeconfig=/etc/kubernetes/admin.conf' '--namespace=kube-system' 'get' \
+             '--output=json' '--' 'cm' 'x y'"
         );
+        let a = args(serde_json::json!({"action": "delete", "kind": "pod", "selector": "app=x"})).unwrap();
+        assert_eq!(
+            join(a.on_target("delete", &[])),
+            "'kubectl' '--kubeconfig=/etc/kubernetes/admin.conf' 'delete' '--selector=app=x' '--' 'pod'"
+        );
+    }
+
+    /// A name, kind or namespace that a command would read as an option is refused at seal, at
+    /// its own argument (`--field-selector=...` as a name would delete every match).
+    #[test]
+    fn option_like_names_kinds_and_namespaces_are_refused() {
+        let refused = "must be a value that does not start with '-' (a command would read it as an option)";
+        for (field, args_json) in [
+            (
+                "name",
+                serde_json::json!({"action": "delete", "kind": "pod", "name": "--field-selector=metadata.name!=x"}),
+            ),
+            ("kind", serde_json::json!({"action": "get", "kind": "-A"})),
+            (
+                "namespace",
+                serde_json::json!({"action": "get", "kind": "pod", "namespace": "--all-namespaces"}),
+            ),
+        ] {
+            let error = args(args_json).unwrap_err();
+            assert!(
+                error.starts_with(&format!("argument `{field}` {refused}, got the string \"-")),
+                "{error}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::registry::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -78,8 +79,11 @@ pub enum UpdateCache {
 
 const DEFAULT_CACHE_VALID_TIME: u64 = 3600;
 
-impl PackageArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(PackageArgs { name, names, state, update_cache, cache_valid_time });
+contract::resolve_as_is!(PackageState, UpdateCache);
+
+impl Validate for PackageArgs {
+    fn validate(mut self) -> Result<Self, ArgsError> {
         let one = self.name.is_some();
         let names = match (self.name.take(), self.names.take()) {
             (Some(_), Some(_)) => return Err(ArgsError::invalid("", "give either name or names, not both")),
@@ -123,7 +127,9 @@ impl PackageArgs {
         self.names = Some(unique);
         Ok(self)
     }
+}
 
+impl PackageArgs {
     fn names(&self) -> &[String] {
         self.names.as_deref().unwrap_or_default()
     }
@@ -169,9 +175,9 @@ impl HostPackages {
 fn query_script(names: &[String], with_policy: bool) -> String {
     let names = join(names);
     let mut script =
-        format!("dpkg-query -W -f='${{Package}} ${{Status}}\\n' {names} 2>/dev/null; echo '#policy'; ");
+        format!("dpkg-query -W -f='${{Package}} ${{Status}}\\n' -- {names} 2>/dev/null; echo '#policy'; ");
     if with_policy {
-        script.push_str(&format!("LC_ALL=C apt-cache policy {names} 2>/dev/null; "));
+        script.push_str(&format!("LC_ALL=C apt-cache policy -- {names} 2>/dev/null; "));
     }
     script.push_str(&format!(
         "echo \"#lists $(date +%s) $(stat -c %Y {UPDATE_STAMP} 2>/dev/null || echo 0) \
@@ -320,14 +326,14 @@ impl PackageAction {
         format!(
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
              -o DPkg::Lock::Timeout={LOCK_TIMEOUT} -o Dpkg::Options::=--force-confdef \
-             -o Dpkg::Options::=--force-confold {}",
+             -o Dpkg::Options::=--force-confold -- {}",
             join(names)
         )
     }
 
     fn remove_command(names: &[String]) -> String {
         format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} {}",
+            "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} -- {}",
             join(names)
         )
     }
@@ -425,14 +431,17 @@ mod tests {
     #[test]
     fn commands_quote_the_names() {
         let script = query_script(&["hello".into(), "g++".into()], true);
-        assert!(script.starts_with("dpkg-query -W -f='${Package} ${Status}\\n' 'hello' 'g++' 2>/dev/null;"));
-        assert!(script.contains("apt-cache policy 'hello' 'g++'"));
+        assert!(
+            script.starts_with("dpkg-query -W -f='${Package} ${Status}\\n' -- 'hello' 'g++' 2>/dev/null;")
+        );
+        assert!(script.contains("apt-cache policy -- 'hello' 'g++'"));
         assert!(!query_script(&["hello".into()], false).contains("apt-cache"));
         let install = PackageAction::install_command(&["hello".into()]);
         assert!(
             install
                 .starts_with("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends")
         );
-        assert!(install.ends_with(" 'hello'"));
+        assert!(install.ends_with(" -- 'hello'"));
+        assert!(PackageAction::remove_command(&["hello".into()]).ends_with(" -- 'hello'"));
     }
 }

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
+use crate::registry::Validate;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::module::{Context, Module, Plan};
 use contract::remote;
@@ -17,21 +19,21 @@ use contract::remote;
 /// and keeps the file's mode and owner. Fails when no line matches, so a typo in the prefix
 /// is an error, not a silent no-op. Output: `path`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceLineArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "ReplaceLineArgs", bound = "")]
+pub struct ReplaceLineArgs<S: Stage = Sealed> {
     /// Absolute path of the file on the host; it must exist.
-    pub path: String,
+    pub path: S::Of<AbsolutePath>,
     /// The start of the lines to replace, after their leading whitespace, e.g. "server:".
     pub starts_with: String,
     /// The new text of those lines, without indentation, e.g. "server: https://10.0.0.10:6443".
     pub line: String,
 }
 
-impl ReplaceLineArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
-        if !self.path.starts_with('/') && !contract::deferred::is_deferred(&self.path) {
-            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
-        }
+contract::resolve_struct!(ReplaceLineArgs<S> { path, starts_with, line });
+
+impl<S: Stage> Validate for ReplaceLineArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         if self.starts_with.trim().is_empty() {
             return Err(ArgsError::invalid("starts_with", "starts_with must not be empty"));
         }
@@ -63,11 +65,11 @@ fn replaced(text: &str, starts_with: &str, line: &str) -> Option<String> {
 /// The `replace_line` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct ReplaceLine {
-    args: ReplaceLineArgs,
+    args: ReplaceLineArgs<Resolved>,
 }
 
 impl ReplaceLine {
-    pub fn new(args: ReplaceLineArgs) -> Self {
+    pub fn new(args: ReplaceLineArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -98,7 +100,7 @@ impl Module for ReplaceLine {
             cx.options,
         )
         .await?;
-        plan.outputs.insert("path".into(), Value::String(args.path.clone()));
+        plan.outputs.insert("path".into(), Value::String(args.path.to_string()));
         Ok(plan)
     }
 }

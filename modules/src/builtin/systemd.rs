@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::registry::Validate;
 use contract::diff::{sha256_hex, unified_diff};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
@@ -81,8 +82,11 @@ pub enum UnitState {
     Reloaded,
 }
 
-impl SystemdArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(SystemdArgs { name, unit, dropins, enabled, state });
+contract::resolve_as_is!(UnitState);
+
+impl Validate for SystemdArgs {
+    fn validate(mut self) -> Result<Self, ArgsError> {
         self.name = unit_name(&self.name).map_err(|e| ArgsError::invalid("name", e))?;
         if is_template(&self.name) && (self.state.is_some() || self.enabled.is_some()) {
             return Err(ArgsError::invalid(
@@ -104,7 +108,9 @@ impl SystemdArgs {
         self.dropins = files;
         Ok(self)
     }
+}
 
+impl SystemdArgs {
     fn unit_path(&self) -> String {
         format!("{UNIT_DIR}/{}", self.name)
     }
@@ -480,7 +486,7 @@ impl Action for SystemdAction {
 /// `error`, with the unit's last journal lines appended (best effort: a journal that cannot be
 /// read is said so, and the original error stays).
 async fn with_journal(host: &dyn Host, unit: &str, error: ModuleError) -> ModuleError {
-    let command = format!("journalctl -u {} -n {JOURNAL_LINES} --no-pager", quote(unit));
+    let command = format!("journalctl --no-pager -n {JOURNAL_LINES} --unit={}", quote(unit));
     let journal = match host.exec(Exec::new(command)).await {
         Ok(out) if out.success() => out.stdout_text(),
         Ok(out) => format!("(journalctl failed: {})", out.stderr_tail(3)),

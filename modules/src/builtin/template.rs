@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
+use crate::registry::Validate;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::mode::Mode;
 use contract::module::{Context, Module, Plan};
@@ -42,10 +44,11 @@ pub const FUEL: u64 = 1_000_000;
 /// and a final newline is kept. As in Jinja2, booleans print as `True`/`False` (`| lower` for
 /// `true`). Output: `path`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "TemplateArgs", bound = "")]
+pub struct TemplateArgs<S: Stage = Sealed> {
     /// Absolute path of the rendered file on the host.
-    pub path: String,
+    pub path: S::Of<AbsolutePath>,
     /// The template text. To keep it in a file beside the playbook, pass
     /// `template: template_file("etcd.conf.j2")`, which reads it when the playbook is loaded.
     pub template: String,
@@ -62,11 +65,10 @@ pub struct TemplateArgs {
     pub group: Option<String>,
 }
 
-impl TemplateArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
-        if !self.path.starts_with('/') {
-            return Err(ArgsError::invalid("path", format!("path must be absolute, got {:?}", self.path)));
-        }
+contract::resolve_struct!(TemplateArgs<S> { path, template, vars, mode, owner, group });
+
+impl<S: Stage> Validate for TemplateArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         if self.vars.contains_key(FACTS) {
             return Err(ArgsError::invalid(
                 "vars",
@@ -167,12 +169,12 @@ fn mentions_facts(source: &str) -> bool {
 /// The `template` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Template {
-    args: TemplateArgs,
+    args: TemplateArgs<Resolved>,
     wants_facts: bool,
 }
 
 impl Template {
-    pub fn new(args: TemplateArgs) -> Self {
+    pub fn new(args: TemplateArgs<Resolved>) -> Self {
         let wants_facts = mentions_facts(&args.template);
         Self { args, wants_facts }
     }
@@ -189,7 +191,7 @@ impl Module for Template {
     }
 
     fn probes(&self) -> Vec<String> {
-        vec![self.args.path.clone()]
+        vec![self.args.path.to_string()]
     }
 
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
@@ -210,7 +212,7 @@ impl Module for Template {
         let mut plan =
             file::plan_content(cx.host, &args.path, current, rendered.as_bytes(), &wanted, cx.options)
                 .await?;
-        plan.outputs.insert("path".into(), Value::String(args.path.clone()));
+        plan.outputs.insert("path".into(), Value::String(args.path.to_string()));
         Ok(plan)
     }
 }
@@ -221,10 +223,8 @@ mod tests {
 
     use super::*;
 
-    fn args(value: Value) -> Result<TemplateArgs, String> {
-        contract::args::from_value::<TemplateArgs>(value)
-            .and_then(TemplateArgs::validate)
-            .map_err(|e| e.to_string())
+    fn args(value: Value) -> Result<TemplateArgs<Resolved>, String> {
+        crate::registry::resolved::<TemplateArgs>(value).map_err(|e| e.to_string())
     }
 
     fn vars(value: Value) -> BTreeMap<String, Value> {

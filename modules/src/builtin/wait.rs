@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::registry::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host, HostError};
 use contract::module::{Context, Module, Outputs, Plan};
@@ -57,8 +58,10 @@ pub struct WaitArgs {
 const DEFAULT_TIMEOUT: u64 = 60;
 const DEFAULT_INTERVAL: u64 = 1;
 
-impl WaitArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
+contract::resolve_struct!(WaitArgs { port, host, command, url, status, ca, cert, key, timeout, interval });
+
+impl Validate for WaitArgs {
+    fn validate(self) -> Result<Self, ArgsError> {
         let given = [self.port.is_some(), self.command.is_some(), self.url.is_some()];
         match given.iter().filter(|g| **g).count() {
             0 => return Err(ArgsError::invalid("", "missing the condition: give port, command or url")),
@@ -125,7 +128,9 @@ impl WaitArgs {
         }
         Ok(self)
     }
+}
 
+impl WaitArgs {
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout.unwrap_or(DEFAULT_TIMEOUT))
     }

@@ -24,12 +24,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use spec::{InvalidDuration, KeyAlgo, Name, Profile, Usage, parse_duration};
+pub use spec::{InvalidDuration, KeyAlgo, Name, Profile, San, Usage, parse_duration};
 
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
-use self::spec::{San, Subject, Usages};
-use contract::deferred::is_deferred;
+use self::spec::{Subject, Usages};
+use crate::registry::Validate;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::Host;
 use contract::local::LocalHost;
@@ -54,8 +55,9 @@ use contract::remote::{self, Attrs};
 /// passing `ca_task.output("cert")` and `ca_task.output("key")` as `ca.cert` and `ca.key`
 /// (this also keeps check mode from failing before the CA exists), or with `.after(ca_task)`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CertgenArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "CertgenArgs", bound = "")]
+pub struct CertgenArgs<S: Stage = Sealed> {
     /// "ca" for a self-signed CA, "leaf" for a certificate signed by `ca`.
     pub kind: Kind,
     /// Subject common name. Required for a CA; a leaf defaults to the host's hostname (a fact).
@@ -71,7 +73,7 @@ pub struct CertgenArgs {
     /// Lifetime from issue, as in ca-config.json: "43800h" (the default, 5 years), or days: "365d".
     pub expiry: Option<String>,
     /// Absolute directory on the host for the files; created (0755) when missing.
-    pub dir: String,
+    pub dir: S::Of<AbsolutePath>,
     /// File base name: NAME.pem and NAME-key.pem (`cfssljson -bare NAME`).
     /// Default "ca" for a CA, the profile's name ("server", "client", "peer") for a leaf.
     pub name: Option<String>,
@@ -85,20 +87,26 @@ pub struct CertgenArgs {
     /// Default, for certificates with server auth ("server", "peer"): the host's hostname and
     /// all its non-loopback IPv4 addresses (facts). Others (a "client") get none, like the
     /// guide's client.json.
-    pub hosts: Option<Vec<String>>,
+    pub hosts: Option<Vec<S::Of<San>>>,
     /// Leaf: the signing CA. Either on a host of the run:
     /// #{ host: "etcd0", cert: "/etc/kubernetes/pki/etcd/ca.pem", key: "/etc/kubernetes/pki/etcd/ca-key.pem" }
     /// (`host` defaults to this task's host: the guide's way, with the CA key copied to each
     /// host), or on the controller: #{ controller: "pki/etcd" } (ca.pem and ca-key.pem in that
     /// directory, relative to the engine's working directory; `cert`/`key` override the names).
-    pub ca: Option<CaSource>,
+    pub ca: Option<CaSource<S>>,
     /// Leaf: reissue when less than this much validity is left. Default "720h" (30 days).
     pub renew_before: Option<String>,
     /// Leaf: also keep a copy of the signing CA's certificate (never its key) at this absolute
     /// path on the host, e.g. DIR/ca.pem for etcd's --trusted-ca-file: what the controller-signed
     /// mode needs instead of copying the CA around. Written (0644) when missing or different.
-    pub write_ca_cert: Option<String>,
+    pub write_ca_cert: Option<S::Of<AbsolutePath>>,
 }
+
+contract::resolve_struct!(CertgenArgs<S> {
+    kind, cn, names, key, expiry, dir, name, profile, usages, hosts, ca, renew_before, write_ca_cert,
+});
+contract::resolve_struct!(CaSource<S> { host, cert, key, controller });
+contract::resolve_as_is!(Kind);
 
 /// What to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -112,14 +120,15 @@ pub enum Kind {
 
 /// Where the signing CA's certificate and key are.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CaSource {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "CaSource", bound = "")]
+pub struct CaSource<S: Stage = Sealed> {
     /// The inventory host holding the CA files. Default: the task's own host.
     pub host: Option<String>,
     /// Path of the CA certificate (absolute on a host; relative to `controller` there).
-    pub cert: Option<String>,
+    pub cert: Option<S::Of<String>>,
     /// Path of the CA private key (absolute on a host; relative to `controller` there).
-    pub key: Option<String>,
+    pub key: Option<S::Of<String>>,
     /// A directory on the controller holding the CA (ca.pem and ca-key.pem unless `cert`/`key` say otherwise).
     pub controller: Option<String>,
 }
@@ -127,18 +136,19 @@ pub struct CaSource {
 const DEFAULT_EXPIRY: &str = "43800h";
 const DEFAULT_RENEW_BEFORE: &str = "720h";
 
-/// `path`, given as argument `what`, is absolute (or known only at run time).
-fn absolute(what: &str, path: &str) -> Result<(), ArgsError> {
-    if path.starts_with('/') || is_deferred(path) {
-        Ok(())
-    } else {
-        Err(ArgsError::invalid(what, format!("{what} must be an absolute path, got {path:?}")))
+/// `path`, given as argument `what`, is absolute (when it is known: a CA's path on a host is
+/// often another task's output).
+fn absolute(what: &str, path: Option<&String>) -> Result<(), ArgsError> {
+    match path {
+        Some(path) if !path.starts_with('/') => {
+            Err(ArgsError::invalid(what, format!("{what} must be an absolute path, got {path:?}")))
+        }
+        _ => Ok(()),
     }
 }
 
-impl CertgenArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
-        absolute("dir", &self.dir)?;
+impl<S: Stage> Validate for CertgenArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         if let Some(name) = &self.name
             && (name.is_empty() || name.contains('/'))
         {
@@ -198,24 +208,19 @@ impl CertgenArgs {
                                 "ca needs cert and key paths (or controller: DIR)",
                             ));
                         };
-                        absolute("ca.cert", cert)?;
-                        absolute("ca.key", key)?;
+                        absolute("ca.cert", S::known(cert))?;
+                        absolute("ca.key", S::known(key))?;
                     }
-                }
-                for (i, host) in self.hosts.iter().flatten().enumerate().filter(|(_, h)| !is_deferred(h)) {
-                    San::parse(host)
-                        .map_err(|e| ArgsError::invalid(format!("hosts[{i}]"), format!("hosts: {e}")))?;
                 }
                 parse_duration(self.renew_before.as_deref().unwrap_or(DEFAULT_RENEW_BEFORE))
                     .map_err(|e| ArgsError::invalid("renew_before", format!("renew_before: {e}")))?;
-                if let Some(path) = &self.write_ca_cert {
-                    absolute("write_ca_cert", path)?;
-                }
             }
         }
         Ok(self)
     }
+}
 
+impl CertgenArgs<Resolved> {
     fn file_base(&self) -> &str {
         match (&self.name, self.kind, self.profile) {
             (Some(name), _, _) => name,
@@ -257,11 +262,11 @@ impl CertgenArgs {
 /// The `certgen` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Certgen {
-    args: CertgenArgs,
+    args: CertgenArgs<Resolved>,
 }
 
 impl Certgen {
-    pub fn new(args: CertgenArgs) -> Self {
+    pub fn new(args: CertgenArgs<Resolved>) -> Self {
         Self { args }
     }
 }
@@ -327,7 +332,7 @@ impl Certgen {
                     action: Some(Box::new(IssueAction {
                         signer: Signer::SelfSigned,
                         spec,
-                        dir: (!found.dir_exists).then(|| args.dir.clone()),
+                        dir: (!found.dir_exists).then(|| args.dir.to_string()),
                         cert_path,
                         key_path,
                         ca_copy: None,
@@ -395,9 +400,7 @@ impl Certgen {
         };
         let subject = Subject::new(&cn, &args.names).map_err(|e| ModuleError::Refused(e.to_string()))?;
         let sans = match &args.hosts {
-            Some(hosts) => {
-                hosts.iter().map(|h| San::parse(h)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
-            }
+            Some(hosts) => Ok(hosts.clone()),
             None if args.serves() => facts.map(default_sans).ok_or_else(|| fact_error("hosts"))?,
             None => Ok(Vec::new()),
         }
@@ -494,7 +497,7 @@ impl Certgen {
         let ca_copy = args.write_ca_cert.as_ref().and_then(|path| {
             let current = found.files.get(2).and_then(Option::as_ref);
             let same = current.is_some_and(|c| c.content == authority.cert_pem && c.mode == 0o644);
-            (!same).then(|| (path.clone(), authority.cert_pem.clone(), current.is_some()))
+            (!same).then(|| (path.to_string(), authority.cert_pem.clone(), current.is_some()))
         });
         let reasons = match cert {
             None => Vec::new(),
@@ -551,7 +554,7 @@ impl Certgen {
             action: Some(Box::new(IssueAction {
                 signer: Signer::Ca(Box::new(authority)),
                 spec,
-                dir: (!found.dir_exists).then(|| args.dir.clone()),
+                dir: (!found.dir_exists).then(|| args.dir.to_string()),
                 cert_path,
                 key_path,
                 ca_copy: ca_copy.map(|(path, pem, _)| (path, pem)),
@@ -569,7 +572,7 @@ fn ca_copy_change(path: &str, exists: bool) -> String {
     }
 }
 
-fn usages_label(args: &CertgenArgs) -> String {
+fn usages_label(args: &CertgenArgs<Resolved>) -> String {
     match (&args.usages, args.profile) {
         (Some(_), _) => {
             let usages = args.usages();

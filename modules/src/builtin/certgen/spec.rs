@@ -492,9 +492,10 @@ impl fmt::Display for Subject {
     }
 }
 
-/// A subject alternative name.
+/// A subject alternative name: an IP address, or a DNS name (lower-cased). Read from
+/// arguments as a string, and refused there when it is neither.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum San {
+pub enum San {
     Dns(String),
     Ip(IpAddr),
 }
@@ -521,6 +522,35 @@ impl San {
         })
     }
 }
+
+impl<'de> Deserialize<'de> for San {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let text = String::deserialize(deserializer)?;
+        San::parse(&text)
+            .map_err(|_| D::Error::invalid_value(Unexpected::Str(&text), &"an IP address or a DNS name"))
+    }
+}
+
+contract::string_schema!(San);
+
+/// Each attribute is free text: references inside it are filled in.
+impl contract::arg::Resolve for Name {
+    type Resolved = Name;
+
+    fn resolve(self, cx: &mut contract::arg::Resolving<'_>) -> Result<Name, ArgsError> {
+        let Name { c, st, l, o, ou } = self;
+        Ok(Name {
+            c: cx.field("C", c)?,
+            st: cx.field("ST", st)?,
+            l: cx.field("L", l)?,
+            o: cx.field("O", o)?,
+            ou: cx.field("OU", ou)?,
+        })
+    }
+}
+
+contract::resolve_as_is!(KeyAlgo, Profile, Usage);
 
 impl fmt::Display for San {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

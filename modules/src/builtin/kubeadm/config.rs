@@ -456,6 +456,128 @@ impl KubeadmConfig {
     }
 }
 
+/// `kubeadm.k8s.io/v1beta3` `JoinConfiguration`: what `kubeadm join --config` reads (kubeadm
+/// 1.22 and later), so that the bootstrap token and the CA hash never appear on a command
+/// line. Decoded strictly, like kubeadm: the lab's stand-in reads it with [`Self::parse`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JoinConfigurationV1beta3 {
+    pub api_version: String,
+    pub kind: String,
+    pub discovery: Discovery,
+    pub node_registration: Option<NodeRegistration<ArgMap>>,
+    pub ca_cert_path: Option<String>,
+    pub control_plane: Option<JoinControlPlane>,
+    pub skip_phases: Option<Vec<String>>,
+    pub patches: Option<Patches>,
+}
+
+/// `discovery` of a JoinConfiguration.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Discovery {
+    pub bootstrap_token: Option<BootstrapTokenDiscovery>,
+    pub file: Option<Value>,
+    pub tls_bootstrap_token: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// `discovery.bootstrapToken`: where the API server is, the token, and the CA's hash.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BootstrapTokenDiscovery {
+    pub token: String,
+    pub api_server_endpoint: Option<String>,
+    pub ca_cert_hashes: Option<Vec<String>>,
+    pub unsafe_skip_ca_verification: Option<bool>,
+}
+
+/// `controlPlane` of a JoinConfiguration: present when the node joins as a control-plane node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JoinControlPlane {
+    #[serde(rename = "localAPIEndpoint")]
+    pub local_api_endpoint: Option<ApiEndpoint>,
+    pub certificate_key: Option<String>,
+}
+
+impl std::fmt::Debug for Discovery {
+    /// Never shows a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").field("bootstrap_token", &self.bootstrap_token).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BootstrapTokenDiscovery {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapTokenDiscovery")
+            .field("api_server_endpoint", &self.api_server_endpoint)
+            .field("ca_cert_hashes", &self.ca_cert_hashes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for JoinConfigurationV1beta3 {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoint = self.discovery.bootstrap_token.as_ref().and_then(|b| b.api_server_endpoint.as_deref());
+        f.debug_struct("JoinConfigurationV1beta3")
+            .field("endpoint", &endpoint)
+            .field("control_plane", &self.control_plane.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JoinConfigurationV1beta3 {
+    pub const KIND: &str = "JoinConfiguration";
+
+    /// Token-based discovery of `endpoint`, pinned to the CA with `ca_cert_hash`.
+    pub fn new(endpoint: &str, token: &str, ca_cert_hash: &str, control_plane: bool) -> Self {
+        Self {
+            api_version: V1BETA3.to_owned(),
+            kind: Self::KIND.to_owned(),
+            discovery: Discovery {
+                bootstrap_token: Some(BootstrapTokenDiscovery {
+                    token: token.to_owned(),
+                    api_server_endpoint: Some(endpoint.to_owned()),
+                    ca_cert_hashes: Some(vec![ca_cert_hash.to_owned()]),
+                    unsafe_skip_ca_verification: None,
+                }),
+                file: None,
+                tls_bootstrap_token: None,
+                timeout: None,
+            },
+            node_registration: None,
+            ca_cert_path: None,
+            control_plane: control_plane.then(JoinControlPlane::default),
+            skip_phases: None,
+            patches: None,
+        }
+    }
+
+    /// Decodes one document strictly, as kubeadm does.
+    pub fn parse(value: &Value) -> Result<Self, ArgsError> {
+        let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (api, kind) = (field("apiVersion"), field("kind"));
+        if (api.as_str(), kind.as_str()) != (V1BETA3, Self::KIND) {
+            let message = format!(
+                "no kind {kind:?} is registered for version {api:?} (a join reads {V1BETA3} JoinConfiguration)"
+            );
+            return Err(ArgsError::invalid("kind", message));
+        }
+        strict(value, &api, &kind)
+    }
+
+    /// The file `kubeadm join --config` reads: YAML, unset fields left out (an empty
+    /// `controlPlane: {}` stays: it asks for a control-plane node).
+    pub fn render(&self) -> String {
+        let mut value = serde_yaml_ng::to_value(self).unwrap_or(serde_yaml_ng::Value::Null);
+        drop_nulls(&mut value);
+        serde_yaml_ng::to_string(&value).unwrap_or_default()
+    }
+}
+
 fn drop_nulls(value: &mut serde_yaml_ng::Value) {
     match value {
         serde_yaml_ng::Value::Mapping(map) => {

@@ -7,17 +7,20 @@
 //!          same config           -> ok; outputs from ca.crt (openssl) + `kubeadm token list`
 //!                                   (no usable token: `kubeadm token create`, reported changed)
 //!          other/unknown config  -> refused (reset first)
-//!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join`
+//!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join --config FILE`
+//!          (FILE: a JoinConfiguration sent on stdin into a mktemp file, 0600, removed after)
 //! ```
 
 pub mod config;
+pub mod values;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use contract::deferred::is_deferred;
+use crate::registry::Validate;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::diff::sha256_hex;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host};
@@ -25,7 +28,8 @@ use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
 use contract::shell::{join, quote};
 
-use config::KubeadmConfig;
+use config::{JoinConfigurationV1beta3, KubeadmConfig};
+use values::{BootstrapToken, CaCertHash, Endpoint};
 
 /// The static pod manifest whose presence means "this node is initialised" (kubeadm's own preflight check).
 const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -40,15 +44,18 @@ const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// field by field when the playbook is sealed: v1alpha1 `MasterConfiguration`, or v1beta3/v1beta4
 /// `InitConfiguration` + `ClusterConfiguration` as a list) to `config_path` and runs
 /// `kubeadm init --config`; it is a no-op when the node was initialised from the same file, and
-/// refuses when it was initialised otherwise. `action: "join"` runs `kubeadm join endpoint --token
-/// --discovery-token-ca-cert-hash` unless /etc/kubernetes/kubelet.conf exists. `action: "token_create"`
+/// refuses when it was initialised otherwise. `action: "join"` runs `kubeadm join --config` with a
+/// v1beta3 JoinConfiguration (endpoint, token, CA hash; kubeadm 1.22 or later) in a temporary 0600
+/// file, removed afterwards, unless /etc/kubernetes/kubelet.conf exists: the token never appears
+/// on a command line. `action: "token_create"`
 /// creates a bootstrap token (changed on every run). `action: "reset"` runs `kubeadm reset -f` when
 /// the node has a control plane or a kubelet.conf. Outputs of init and token_create: `endpoint`,
 /// `token`, `ca_cert_hash`, `join_command` (also on a no-op init: the hash from ca.crt, the first
 /// valid default-node token from `kubeadm token list`, or a new one when none is left).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KubeadmArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "KubeadmArgs", bound = "")]
+pub struct KubeadmArgs<S: Stage = Sealed> {
     /// "init", "join", "token_create" or "reset".
     pub action: KubeadmAction,
     /// init: the kubeadm configuration, a map (one document, e.g. v1alpha1 MasterConfiguration) or
@@ -57,20 +64,20 @@ pub struct KubeadmArgs {
     #[schemars(with = "Option<Value>")]
     pub config: Option<Value>,
     /// init: where the rendered configuration is written (default /etc/kubernetes/kubeadm-init.yaml).
-    pub config_path: Option<String>,
+    pub config_path: Option<S::Of<AbsolutePath>>,
     /// join: the API server endpoint, "host:port".
-    pub endpoint: Option<String>,
+    pub endpoint: Option<S::Of<Endpoint>>,
     /// join: the bootstrap token, "[a-z0-9]{6}.[a-z0-9]{16}".
-    pub token: Option<String>,
+    pub token: Option<S::Of<BootstrapToken>>,
     /// join: "sha256:<hex>" of the cluster CA's public key.
-    pub ca_cert_hash: Option<String>,
+    pub ca_cert_hash: Option<S::Of<CaCertHash>>,
     /// join: join as a control-plane node (`--control-plane`).
     #[serde(default)]
     pub control_plane: bool,
-    #[serde(skip)]
-    #[schemars(skip)]
-    rendered: Option<(String, Option<String>)>,
 }
+
+contract::resolve_struct!(KubeadmArgs<S> { action, config, config_path, endpoint, token, ca_cert_hash, control_plane });
+contract::resolve_as_is!(KubeadmAction);
 
 /// What `kubeadm` should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -86,20 +93,16 @@ pub enum KubeadmAction {
     Reset,
 }
 
-fn is_token(t: &str) -> bool {
-    let ok =
-        |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    t.split_once('.').is_some_and(|(id, secret)| ok(id, 6) && ok(secret, 16))
-}
-
-fn is_hash(h: &str) -> bool {
-    h.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+/// The typed configuration in `config`, or the mistake at its path inside `config`.
+fn parse_config(config: &Value) -> Result<KubeadmConfig, ArgsError> {
+    KubeadmConfig::parse(config).map_err(|e| {
+        let message = format!("config: {e}");
+        ArgsError::invalid(e.within("config").path, message)
     })
 }
 
-impl KubeadmArgs {
-    pub(crate) fn validate(mut self) -> Result<Self, ArgsError> {
+impl<S: Stage> Validate for KubeadmArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
         let join_fields = self.endpoint.is_some() || self.token.is_some() || self.ca_cert_hash.is_some();
         match self.action {
             KubeadmAction::Init => {
@@ -118,47 +121,17 @@ impl KubeadmArgs {
                         "endpoint, token, ca_cert_hash and control_plane belong to action join",
                     ));
                 }
-                let config = KubeadmConfig::parse(config).map_err(|e| {
-                    let message = format!("config: {e}");
-                    ArgsError::invalid(e.within("config").path, message)
-                })?;
-                self.rendered = Some((config.render(), config.endpoint()));
-                let path = self.config_path.get_or_insert_with(|| DEFAULT_CONFIG_PATH.to_owned());
-                if !path.starts_with('/') && !is_deferred(path) {
-                    return Err(ArgsError::invalid(
-                        "config_path",
-                        format!("config_path must be absolute, got {path:?}"),
-                    ));
-                }
+                parse_config(config)?;
             }
             KubeadmAction::Join => {
                 if self.config.is_some() || self.config_path.is_some() {
                     let given = if self.config.is_some() { "config" } else { "config_path" };
                     return Err(ArgsError::invalid(given, "config and config_path belong to action init"));
                 }
-                let (Some(endpoint), Some(token), Some(hash)) =
-                    (&self.endpoint, &self.token, &self.ca_cert_hash)
-                else {
+                if self.endpoint.is_none() || self.token.is_none() || self.ca_cert_hash.is_none() {
                     return Err(ArgsError::invalid(
                         "action",
                         "action join needs endpoint, token and ca_cert_hash",
-                    ));
-                };
-                let port_ok =
-                    endpoint.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-                if !port_ok && !is_deferred(endpoint) {
-                    return Err(ArgsError::invalid(
-                        "endpoint",
-                        format!("endpoint must be host:port, got {endpoint:?}"),
-                    ));
-                }
-                if !is_token(token) && !is_deferred(token) {
-                    return Err(ArgsError::invalid("token", "token must look like [a-z0-9]{6}.[a-z0-9]{16}"));
-                }
-                if !is_hash(hash) && !is_deferred(hash) {
-                    return Err(ArgsError::invalid(
-                        "ca_cert_hash",
-                        format!("ca_cert_hash must be sha256:<64 lowercase hex digits>, got {hash:?}"),
                     ));
                 }
             }
@@ -179,12 +152,22 @@ impl KubeadmArgs {
 /// The `kubeadm` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Kubeadm {
-    args: KubeadmArgs,
+    args: KubeadmArgs<Resolved>,
+    /// init: the configuration file's text, and the API endpoint it names.
+    rendered: Option<(String, Option<String>)>,
 }
 
 impl Kubeadm {
-    pub fn new(args: KubeadmArgs) -> Self {
-        Self { args }
+    /// The module; for `init`, with its configuration rendered (or the mistake in it).
+    pub fn new(args: KubeadmArgs<Resolved>) -> Result<Self, ArgsError> {
+        let rendered = match (&args.action, &args.config) {
+            (KubeadmAction::Init, Some(config)) => {
+                let config = parse_config(config)?;
+                Some((config.render(), config.endpoint()))
+            }
+            _ => None,
+        };
+        Ok(Self { args, rendered })
     }
 }
 
@@ -229,8 +212,8 @@ async fn host_test(host: &dyn Host, test: &str) -> Result<bool, ModuleError> {
 
 impl Kubeadm {
     async fn plan_init(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
-        let (rendered, endpoint) = self.args.rendered.clone().unwrap_or_default();
-        let path = self.args.config_path.clone().unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_owned());
+        let (rendered, endpoint) = self.rendered.clone().unwrap_or_default();
+        let path = self.args.config_path.as_ref().map_or(DEFAULT_CONFIG_PATH, |p| p.as_str()).to_owned();
         let script = format!(
             "if [ -e {m} ]; then echo initialised; else echo fresh; fi; \
              if [ -f {c} ]; then sha256sum < {c}; else echo none; fi",
@@ -281,7 +264,9 @@ impl Kubeadm {
 
     async fn plan_join(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
         let a = &self.args;
-        let endpoint = a.endpoint.clone().unwrap_or_default();
+        let endpoint = a.endpoint.as_ref().map(Endpoint::to_string).unwrap_or_default();
+        let token = a.token.as_ref().map_or("", BootstrapToken::as_str);
+        let hash = a.ca_cert_hash.as_ref().map_or("", CaCertHash::as_str);
         let mut outputs = Outputs::new();
         outputs.insert("endpoint".into(), Value::String(endpoint.clone()));
         if host_test(host, &format!("[ -e {} ]", quote(KUBELET_CONF))).await? {
@@ -294,10 +279,9 @@ impl Kubeadm {
             )],
             outputs,
             action: Some(Box::new(KubeadmAct::Join {
+                config: JoinConfigurationV1beta3::new(&endpoint, token, hash, a.control_plane).render(),
                 endpoint,
-                token: a.token.clone().unwrap_or_default(),
-                hash: a.ca_cert_hash.clone().unwrap_or_default(),
-                control_plane: a.control_plane,
+                token: token.to_owned(),
             })),
             ..Plan::default()
         })
@@ -319,7 +303,7 @@ async fn cluster_outputs(host: &dyn Host) -> Result<(Outputs, bool), ModuleError
     let (endpoint, tokens) = rest.split_once('\n').unwrap_or((rest, ""));
     let hex = hash_line.split_whitespace().next().unwrap_or_default();
     let hash = format!("sha256:{hex}");
-    if !is_hash(&hash) {
+    if !CaCertHash::is_hash(&hash) {
         return Err(ModuleError::Refused(format!(
             "cannot compute the CA hash from {CA_CERT}: got {hash_line:?}"
         )));
@@ -375,37 +359,78 @@ fn preflight_errors(output: &ExecOutput) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-#[derive(Debug)]
+/// `kubeadm join` with its settings in a file: `mktemp` makes it (mode 0600, so only the user
+/// the task runs as can read it), the JoinConfiguration arrives on stdin, and the file is
+/// removed when the command ends. The token and the CA hash never appear on a command line,
+/// where every local user (`ps`, `/proc/*/cmdline`) and sudo's log would see them.
+const JOIN_SCRIPT: &str =
+    "f=$(mktemp) || exit 1; trap 'rm -f -- \"$f\"' EXIT; cat > \"$f\" && kubeadm join --config \"$f\"";
+
+/// How errors show [`JOIN_SCRIPT`].
+const JOIN_SHOWN: &str = "kubeadm join --config <a temporary 0600 file>";
+
 enum KubeadmAct {
-    Init { path: String, rendered: String },
-    Join { endpoint: String, token: String, hash: String, control_plane: bool },
+    Init {
+        path: String,
+        rendered: String,
+    },
+    /// `config` is the rendered JoinConfiguration; it holds `token`.
+    Join {
+        endpoint: String,
+        config: String,
+        token: String,
+    },
     TokenCreate,
     Reset,
 }
 
+impl std::fmt::Debug for KubeadmAct {
+    /// Never shows the token or the join configuration that holds it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Init { path, rendered } => {
+                write!(f, "Init {{ path: {path:?}, rendered: <{} bytes> }}", rendered.len())
+            }
+            Self::Join { endpoint, config, .. } => {
+                write!(f, "Join {{ endpoint: {endpoint:?}, config: <{} bytes> }}", config.len())
+            }
+            Self::TokenCreate => f.write_str("TokenCreate"),
+            Self::Reset => f.write_str("Reset"),
+        }
+    }
+}
+
 impl KubeadmAct {
-    /// Runs `argv`; a failure names kubeadm's preflight errors when there are any, and never shows `secret`.
+    /// Runs `exec` (shown as `shown` in errors); a failure names kubeadm's preflight errors
+    /// when there are any, and never shows `secret`.
     async fn kubeadm(
         host: &dyn Host,
-        argv: &[&str],
+        exec: Exec,
+        shown: &str,
         secret: Option<&str>,
     ) -> Result<ExecOutput, ModuleError> {
-        let line = join(argv);
-        let out = host.exec(Exec::new(line.clone()).timeout(KUBEADM_TIMEOUT)).await?;
+        let out = host.exec(exec.timeout(KUBEADM_TIMEOUT)).await?;
         if out.success() {
             return Ok(out);
         }
-        let shown = secret.map_or_else(|| line.clone(), |s| line.replace(s, "<token>"));
+        let hide = |text: &str| secret.map_or_else(|| text.to_owned(), |s| text.replace(s, "<token>"));
         if let Some(errors) = preflight_errors(&out) {
             return Err(ModuleError::Refused(format!(
-                "`{shown}` failed kubeadm's preflight checks:\n{errors}"
+                "`{shown}` failed kubeadm's preflight checks:\n{}",
+                hide(&errors)
             )));
         }
-        let mut error = command_error(shown, &out);
-        if let (ModuleError::Command { stderr, .. }, Some(s)) = (&mut error, secret) {
-            *stderr = stderr.replace(s, "<token>");
+        let mut error = command_error(hide(shown), &out);
+        if let ModuleError::Command { stderr, .. } = &mut error {
+            *stderr = hide(stderr);
         }
         Err(error)
+    }
+
+    /// Runs `argv`, which holds no secret.
+    async fn kubeadm_argv(host: &dyn Host, argv: &[&str]) -> Result<ExecOutput, ModuleError> {
+        let line = join(argv);
+        Self::kubeadm(host, Exec::new(line.clone()), &line, None).await
     }
 }
 
@@ -420,39 +445,28 @@ impl Action for KubeadmAct {
                 }
                 let attrs = Attrs { mode: Some(0o600), ..Attrs::default() };
                 remote::write_atomic(host, &path, rendered.as_bytes(), &attrs).await?;
-                let out = Self::kubeadm(host, &["kubeadm", "init", "--config", &path], None).await?;
+                let out = Self::kubeadm_argv(host, &["kubeadm", "init", "--config", &path]).await?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let (ep, token, hash) = parse_join_line(&stdout).ok_or_else(|| {
                     ModuleError::Refused("kubeadm init succeeded but printed no `kubeadm join` line".into())
                 })?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
-            KubeadmAct::Join { endpoint, token, hash, control_plane } => {
-                let mut argv = vec![
-                    "kubeadm",
-                    "join",
-                    &endpoint,
-                    "--token",
-                    &token,
-                    "--discovery-token-ca-cert-hash",
-                    &hash,
-                ];
-                if control_plane {
-                    argv.push("--control-plane");
-                }
-                Self::kubeadm(host, &argv, Some(&token)).await?;
+            KubeadmAct::Join { endpoint, config, token } => {
+                let exec = Exec::new(JOIN_SCRIPT).stdin(config.into_bytes());
+                Self::kubeadm(host, exec, JOIN_SHOWN, Some(&token)).await?;
                 outputs.insert("endpoint".into(), Value::String(endpoint));
             }
             KubeadmAct::TokenCreate => {
-                let out = Self::kubeadm(host, &["kubeadm", "token", "create", "--print-join-command"], None)
-                    .await?;
+                let out =
+                    Self::kubeadm_argv(host, &["kubeadm", "token", "create", "--print-join-command"]).await?;
                 let (ep, token, hash) = parse_join_line(&out.stdout_text()).ok_or_else(|| {
                     ModuleError::Refused("kubeadm token create printed no `kubeadm join` line".into())
                 })?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
             KubeadmAct::Reset => {
-                Self::kubeadm(host, &["kubeadm", "reset", "-f"], None).await?;
+                Self::kubeadm_argv(host, &["kubeadm", "reset", "-f"]).await?;
             }
         }
         Ok(outputs)

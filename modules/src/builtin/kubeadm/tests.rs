@@ -5,10 +5,13 @@ use async_trait::async_trait;
 use super::config::KubeadmConfig;
 use super::*;
 
-fn args(value: Value) -> Result<KubeadmArgs, String> {
-    contract::args::from_value::<KubeadmArgs>(value)
-        .and_then(KubeadmArgs::validate)
-        .map_err(|e| e.to_string())
+fn args(value: Value) -> Result<KubeadmArgs<Resolved>, String> {
+    crate::registry::resolved::<KubeadmArgs>(value).map_err(|e| e.to_string())
+}
+
+/// The arguments as sealed: run-time references allowed.
+fn sealed(value: Value) -> Result<KubeadmArgs, String> {
+    contract::args::from_value::<KubeadmArgs>(value).and_then(Validate::validate).map_err(|e| e.to_string())
 }
 
 fn render(config: Value) -> String {
@@ -126,7 +129,8 @@ fn checks_arguments_per_action() {
     );
     let marker = format!("{}out|1|token{}", contract::deferred::open(), contract::deferred::CLOSE);
     assert!(
-        args(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker})).is_ok()
+        sealed(json!({"action": "join", "endpoint": marker, "token": marker, "ca_cert_hash": marker}))
+            .is_ok()
     );
     assert!(args(json!({"action": "reset", "token": "x"})).is_err());
     assert!(args(json!({"action": "rest"})).unwrap_err().contains("must be one of"));
@@ -148,9 +152,12 @@ fn reads_kubeadms_join_line_and_token_list() {
 }
 
 /// A host that answers by the first matching command fragment; records what ran.
+#[derive(Default)]
 struct Scripted {
     answers: Vec<(&'static str, ExecOutput)>,
     ran: std::sync::Mutex<Vec<String>>,
+    /// What each command got on stdin, in order.
+    stdins: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 fn ok(stdout: &str) -> ExecOutput {
@@ -165,6 +172,7 @@ impl Host for Scripted {
 
     async fn exec(&self, exec: Exec) -> Result<ExecOutput, contract::host::HostError> {
         self.ran.lock().unwrap().push(exec.command.clone());
+        self.stdins.lock().unwrap().push(exec.stdin.clone().unwrap_or_default());
         let answer = self.answers.iter().find(|(fragment, _)| exec.command.contains(fragment));
         Ok(answer
             .map(|(_, out)| out.clone())
@@ -173,8 +181,8 @@ impl Host for Scripted {
 }
 
 async fn plan_init(answers: Vec<(&'static str, ExecOutput)>) -> (Result<Plan, ModuleError>, Vec<String>) {
-    let host = Scripted { answers, ran: Default::default() };
-    let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap());
+    let host = Scripted { answers, ..Scripted::default() };
+    let module = Kubeadm::new(args(json!({"action": "init", "config": guide_v1alpha1()})).unwrap()).unwrap();
     let plan = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
     (plan, host.ran.into_inner().unwrap())
 }
@@ -252,15 +260,12 @@ async fn a_failed_join_shows_kubeadms_preflight_lines_and_hides_the_token() {
                   \t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists\n"
             .to_vec(),
     };
-    let host = Scripted { answers: vec![("kubeadm", failed)], ran: Default::default() };
-    let error = KubeadmAct::kubeadm(
-        &host,
-        &["kubeadm", "join", "h:1", "--token", "abcdef.0123456789abcdef"],
-        Some("abcdef.0123456789abcdef"),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let host = Scripted { answers: vec![("kubeadm", failed)], ..Scripted::default() };
+    let exec = Exec::new(JOIN_SCRIPT).stdin(b"token: abcdef.0123456789abcdef".to_vec());
+    let error = KubeadmAct::kubeadm(&host, exec, JOIN_SHOWN, Some("abcdef.0123456789abcdef"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]"), "{error}");
     assert!(!error.contains("0123456789abcdef"), "{error}");
 }
@@ -279,4 +284,68 @@ fn a_misshapen_field_names_its_whole_path() {
         KubeadmConfig::parse(&v3_args_as_list).unwrap_err().to_string(),
         "kubeadm.k8s.io/v1beta3 ClusterConfiguration: argument `apiServer.extraArgs` must be a map, got a list"
     );
+}
+
+/// A join's token and CA hash reach kubeadm in a JoinConfiguration on stdin, written to a
+/// temporary 0600 file that is removed afterwards; the command line holds neither.
+#[tokio::test]
+async fn join_sends_the_token_on_stdin_never_on_the_command_line() {
+    let token = "abcdef.0123456789abcdef";
+    let hash = format!("sha256:{}", "0a".repeat(32));
+    let args = json!({"action": "join", "endpoint": "10.0.0.1:6443", "token": token, "ca_cert_hash": hash,
+                      "control_plane": true});
+    let module = Kubeadm::new(args_resolved(args)).unwrap();
+    let host = Scripted {
+        answers: vec![("kubelet.conf", ok("no\n")), ("kubeadm join", ok(""))],
+        ..Scripted::default()
+    };
+    let plan = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await.unwrap();
+    assert_eq!(plan.changes, ["kubeadm join 10.0.0.1:6443 --control-plane"]);
+    assert!(!format!("{:?}", plan.action).contains(token), "Debug hides the token");
+    plan.action.unwrap().apply(&host).await.unwrap();
+    let ran = host.ran.into_inner().unwrap();
+    let join = ran.last().unwrap();
+    assert_eq!(join, JOIN_SCRIPT);
+    assert!(join.contains("mktemp") && join.contains("trap 'rm -f -- \"$f\"' EXIT"), "{join}");
+    for command in &ran {
+        assert!(
+            !command.contains(token) && !command.contains(&hash) && !command.contains("0123456789abcdef"),
+            "{command}"
+        );
+    }
+    let stdin = String::from_utf8(host.stdins.into_inner().unwrap().pop().unwrap()).unwrap();
+    assert_eq!(
+        stdin,
+        format!(
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             token: {token}\n    apiServerEndpoint: 10.0.0.1:6443\n    caCertHashes:\n    - {hash}\ncontrolPlane: {{}}\n"
+        )
+    );
+    let value: Value = serde_yaml_ng::from_str(&stdin).unwrap();
+    assert!(config::JoinConfigurationV1beta3::parse(&value).is_ok(), "kubeadm's strict decoding reads it");
+}
+
+#[test]
+fn a_join_configuration_is_decoded_strictly() {
+    let config =
+        config::JoinConfigurationV1beta3::new("h:6443", "abcdef.0123456789abcdef", "sha256:00", false);
+    let mut value: Value = serde_yaml_ng::from_str(&config.render()).unwrap();
+    assert!(value.get("controlPlane").is_none(), "a worker asks for no control plane");
+    value["discovery"]["bootstrapToken"]["tokn"] = json!("x");
+    let error = config::JoinConfigurationV1beta3::parse(&value).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "kubeadm.k8s.io/v1beta3 JoinConfiguration: strict decoding error: unknown field \"discovery.bootstrapToken.tokn\""
+    );
+    value["kind"] = json!("InitConfiguration");
+    assert!(
+        config::JoinConfigurationV1beta3::parse(&value)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no kind \"InitConfiguration\"")
+    );
+}
+
+fn args_resolved(value: Value) -> KubeadmArgs<Resolved> {
+    args(value).unwrap()
 }

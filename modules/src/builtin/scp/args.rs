@@ -1,12 +1,13 @@
 //! `scp`'s arguments, as playbooks write them, and the checks made before anything runs.
 
-use contract::deferred::is_deferred;
+use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::ArgsError;
 use contract::mode::Mode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::CONTROLLER;
+use crate::registry::Validate;
 
 /// Copies files between machines; the controller relays the bytes, so hosts need no SSH
 /// access to each other. Three directions:
@@ -21,8 +22,9 @@ use super::CONTROLLER;
 /// "secret content differs" for files holding a private key. Outputs: `files` (every
 /// destination path) and `sent` (how many were sent).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScpArgs {
+#[serde(deny_unknown_fields, bound = "")]
+#[schemars(rename = "ScpArgs", bound = "")]
+pub struct ScpArgs<S: Stage = Sealed> {
     /// Where the files come from: another host's inventory name (read over its own
     /// connection), or "controller" for the machine engine runs on (relative paths are from
     /// engine's working directory). Omit it with `to_controller`. A task reading from another
@@ -31,10 +33,10 @@ pub struct ScpArgs {
     pub from: Option<String>,
     /// What to copy: a path, or a list of paths, on the source. Absolute on hosts. An earlier
     /// task's output works too (`src: ca.output("path")`), and makes this task wait for it.
-    pub src: Paths,
+    pub src: Paths<S>,
     /// Absolute destination on this task's host. A directory when `src` is a directory or a
     /// list, or when it ends with `/`.
-    pub dest: Option<String>,
+    pub dest: Option<S::Of<AbsolutePath>>,
     /// Copy from this task's host to this path on the controller instead (relative to engine's
     /// working directory), with the same rules as `dest`. Excludes `from`, `dest`, `owner`, `group`.
     pub to_controller: Option<String>,
@@ -54,33 +56,36 @@ pub struct ScpArgs {
     pub group: Option<String>,
 }
 
+contract::resolve_struct!(ScpArgs<S> { from, src, dest, to_controller, exclude, mode, owner, group });
+
 /// One path or a list of paths.
 ///
 /// Read by its own visitor rather than `#[serde(untagged)]`: a value of neither shape is then
 /// a type mistake naming what was given ("a path or a list of paths, got the integer 1"), and
 /// a bad list item is reported at its own place (`src[1]`).
 #[derive(Debug, Clone, JsonSchema)]
-#[schemars(untagged)]
-pub enum Paths {
-    One(String),
-    Many(Vec<String>),
+#[schemars(untagged, rename = "Paths", bound = "")]
+pub enum Paths<S: Stage = Sealed> {
+    One(S::Of<String>),
+    Many(Vec<S::Of<String>>),
 }
 
-impl<'de> Deserialize<'de> for Paths {
+impl<'de, S: Stage> Deserialize<'de> for Paths<S> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Paths;
+        use serde::de::value::{StrDeserializer, StringDeserializer};
+        struct Visitor<S>(std::marker::PhantomData<S>);
+        impl<'de, S: Stage> serde::de::Visitor<'de> for Visitor<S> {
+            type Value = Paths<S>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a path or a list of paths")
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Paths, E> {
-                Ok(Paths::One(v.to_owned()))
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Paths<S>, E> {
+                Deserialize::deserialize(StrDeserializer::new(v)).map(Paths::One)
             }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Paths, E> {
-                Ok(Paths::One(v))
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Paths<S>, E> {
+                Deserialize::deserialize(StringDeserializer::new(v)).map(Paths::One)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Paths, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Paths<S>, A::Error> {
                 let mut paths = Vec::new();
                 while let Some(path) = seq.next_element()? {
                     paths.push(path);
@@ -88,37 +93,56 @@ impl<'de> Deserialize<'de> for Paths {
                 Ok(Paths::Many(paths))
             }
         }
-        deserializer.deserialize_any(Visitor)
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
     }
 }
 
-impl Paths {
-    pub(super) fn list(&self) -> Vec<String> {
+impl contract::arg::Resolve for Paths<Sealed> {
+    type Resolved = Paths<Resolved>;
+
+    fn resolve(self, cx: &mut contract::arg::Resolving<'_>) -> Result<Paths<Resolved>, ArgsError> {
+        Ok(match self {
+            Paths::One(path) => Paths::One(contract::arg::Resolve::resolve(path, cx)?),
+            Paths::Many(paths) => Paths::Many(contract::arg::Resolve::resolve(paths, cx)?),
+        })
+    }
+}
+
+impl<S: Stage> Paths<S> {
+    /// Every path, as written.
+    fn items(&self) -> Vec<&S::Of<String>> {
         match self {
-            Paths::One(p) => vec![p.clone()],
-            Paths::Many(ps) => ps.clone(),
+            Paths::One(p) => vec![p],
+            Paths::Many(ps) => ps.iter().collect(),
         }
     }
 }
 
-/// True for a value that holds a run-time reference (another task's output, a host's fact),
-/// which the engine fills in just before the task runs; it is checked again then. The engine's
-/// `plan::refs` markers are set off by U+2063 (INVISIBLE SEPARATOR).
-fn check_absolute(what: &str, path: &str) -> Result<(), ArgsError> {
-    if path.starts_with('/') || is_deferred(path) {
-        Ok(())
-    } else {
-        Err(ArgsError::invalid(what, format!("{what} must be an absolute path on the host, got {path:?}")))
+impl Paths<Resolved> {
+    pub(super) fn list(&self) -> Vec<String> {
+        self.items().into_iter().cloned().collect()
     }
 }
 
-impl ScpArgs {
-    pub(crate) fn validate(self) -> Result<Self, ArgsError> {
-        let srcs = self.src.list();
+/// `path`, given as argument `what`, is absolute (when it is known: a source path is often
+/// another task's output).
+fn check_absolute(what: &str, path: Option<&String>) -> Result<(), ArgsError> {
+    match path {
+        Some(path) if !path.starts_with('/') => Err(ArgsError::invalid(
+            what,
+            format!("{what} must be an absolute path on the host, got {path:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl<S: Stage> Validate for ScpArgs<S> {
+    fn validate(self) -> Result<Self, ArgsError> {
+        let srcs: Vec<Option<&String>> = self.src.items().into_iter().map(S::known).collect();
         if srcs.is_empty() {
             return Err(ArgsError::invalid("src", "src must name at least one path"));
         }
-        if srcs.iter().any(|s| s.trim().is_empty()) {
+        if srcs.iter().flatten().any(|s| s.trim().is_empty()) {
             return Err(ArgsError::invalid("src", "src paths must not be empty"));
         }
         if let Some(local) = &self.to_controller {
@@ -138,7 +162,7 @@ impl ScpArgs {
             if local.trim().is_empty() {
                 return Err(ArgsError::invalid("to_controller", "to_controller must not be empty"));
             }
-            srcs.iter().try_for_each(|s| check_absolute("src", s))?;
+            srcs.iter().try_for_each(|s| check_absolute("src", *s))?;
         } else {
             let Some(from) = &self.from else {
                 return Err(ArgsError::invalid(
@@ -151,15 +175,14 @@ impl ScpArgs {
             if from.trim().is_empty() {
                 return Err(ArgsError::invalid("from", "from must name a host or \"controller\""));
             }
-            let Some(dest) = &self.dest else {
+            if self.dest.is_none() {
                 return Err(ArgsError::invalid(
                     "",
                     "missing `dest`: where to put the files on this task's host",
                 ));
-            };
-            check_absolute("dest", dest)?;
+            }
             if from != CONTROLLER {
-                srcs.iter().try_for_each(|s| check_absolute("src", s))?;
+                srcs.iter().try_for_each(|s| check_absolute("src", *s))?;
             }
         }
         if let Some(p) = self.exclude.iter().find(|p| p.trim_matches('/').is_empty()) {
@@ -176,7 +199,7 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<ScpArgs, String> {
-        contract::args::from_value(value).and_then(ScpArgs::validate).map_err(|e| e.to_string())
+        contract::args::from_value::<ScpArgs>(value).and_then(Validate::validate).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -191,7 +214,10 @@ mod tests {
         assert!(err(json!({"src": "/a", "dest": "/b"})).contains("missing `from`"));
         assert!(err(json!({"from": "etcd0", "src": "/a"})).contains("missing `dest`"));
         assert!(err(json!({"from": "etcd0", "src": "a", "dest": "/b"})).contains("src must be an absolute"));
-        assert!(err(json!({"from": "etcd0", "src": "/a", "dest": "b"})).contains("dest must be an absolute"));
+        assert!(
+            err(json!({"from": "etcd0", "src": "/a", "dest": "b"}))
+                .contains("argument `dest` must be an absolute path, got the string \"b\"")
+        );
         assert!(err(json!({"from": "etcd0", "src": [], "dest": "/b"})).contains("at least one"));
         assert!(err(json!({"from": "x", "src": "/a", "to_controller": "o"})).contains("no `from` or `dest`"));
         assert!(err(json!({"src": "/a", "to_controller": "o", "owner": "root"})).contains("owner and group"));

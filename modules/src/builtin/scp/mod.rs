@@ -36,6 +36,7 @@ mod side;
 mod transfer;
 
 use async_trait::async_trait;
+use contract::arg::Resolved;
 use contract::diff::unified_diff;
 use contract::error::ModuleError;
 use contract::local::LocalHost;
@@ -56,13 +57,13 @@ pub use contract::local::CONTROLLER;
 /// The `scp` module bound to its arguments.
 #[derive(Debug, Clone)]
 pub struct Scp {
-    args: ScpArgs,
+    args: ScpArgs<Resolved>,
     /// The controller's side of a copy (`from: "controller"`, `to_controller`).
     controller: LocalHost,
 }
 
 impl Scp {
-    pub fn new(args: ScpArgs) -> Self {
+    pub fn new(args: ScpArgs<Resolved>) -> Self {
         Self { args, controller: LocalHost::controller() }
     }
 
@@ -81,7 +82,7 @@ impl Scp {
         if let Some(local) = &args.to_controller {
             return Ok((Side::TaskHost, controller(), local.clone()));
         }
-        let dest = args.dest.clone().unwrap_or_default();
+        let dest = args.dest.as_ref().map(|d| d.to_string()).unwrap_or_default();
         match args.from.as_deref() {
             Some(CONTROLLER) | None => Ok((controller(), Side::TaskHost, dest)),
             Some(name) => {

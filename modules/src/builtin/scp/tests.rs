@@ -39,7 +39,7 @@ impl Scratch {
     }
 
     fn module(&self, args: Value) -> Scp {
-        let args = serde_json::from_value::<ScpArgs>(args).unwrap().validate().unwrap();
+        let args = crate::registry::resolved::<ScpArgs>(args).unwrap();
         Scp::new(args).with_controller(self.controller())
     }
 }

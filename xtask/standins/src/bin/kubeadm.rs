@@ -1,10 +1,11 @@
-//! `kubeadm`, lab stand-in: `init --config`, `join`, `token create|list`, `reset -f`, `version`.
+//! `kubeadm`, lab stand-in: `init --config`, `join` (flags, or `--config` with a v1beta3
+//! JoinConfiguration), `token create|list`, `reset -f`, `version`.
 //! See the crate docs; anything else exits 1 with "not supported by the lab stand-in".
 
 use std::fs;
 use std::net::Ipv4Addr;
 
-use kube_standins::config::{Document, KubeadmConfig, Networking};
+use kube_standins::config::{Document, JoinConfigurationV1beta3, KubeadmConfig, Networking};
 use kube_standins::{VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported};
 use serde_json::json;
 
@@ -429,21 +430,74 @@ fn seed_store(s: &Settings, server: &str, node: &str) {
     store::save_objects(&objects);
 }
 
-fn join(rest: &[&str]) {
+/// What a join is given: on the command line (`kubeadm join HOST:PORT --token T
+/// --discovery-token-ca-cert-hash H [--control-plane]`) or in a v1beta3 JoinConfiguration
+/// (`kubeadm join --config FILE`, decoded strictly; like kubeadm, not mixed with those flags).
+struct JoinSettings {
+    endpoint: String,
+    token: Option<String>,
+    hash: Option<String>,
+    control_plane: bool,
+}
+
+fn join_settings(rest: &[&str]) -> JoinSettings {
     let f = flags(
         rest,
-        &["--token", "--discovery-token-ca-cert-hash", "--certificate-key", "--node-name"],
+        &["--config", "--token", "--discovery-token-ca-cert-hash", "--certificate-key", "--node-name"],
         &["--control-plane"],
         "join",
     );
+    if let Some(file) = f.get("config") {
+        let mixed: Vec<&str> = ["token", "discovery-token-ca-cert-hash", "certificate-key", "node-name"]
+            .into_iter()
+            .filter(|name| f.get(name).is_some())
+            .chain(f.has("control-plane").then_some("control-plane"))
+            .collect();
+        if !mixed.is_empty() || !f.positional.is_empty() {
+            die(1, &format!("can not mix '--config' with arguments {mixed:?} {:?}", f.positional));
+        }
+        let text = fs::read_to_string(file)
+            .unwrap_or_else(|e| die(1, &format!("unable to read config from \"{file}\" : {e}")));
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text)
+            .unwrap_or_else(|e| die(1, &format!("error converting YAML to JSON: {e}")));
+        let config = JoinConfigurationV1beta3::parse(&value).unwrap_or_else(|e| {
+            die(1, &format!("error unmarshaling configuration from \"{file}\": {e}"));
+        });
+        let discovery = config.discovery.bootstrap_token.unwrap_or_else(|| {
+            unsupported("kubeadm", "join without discovery.bootstrapToken");
+        });
+        let endpoint = discovery.api_server_endpoint.unwrap_or_else(|| {
+            die(1, "discovery.bootstrapToken.apiServerEndpoint: Required value: the API server endpoint")
+        });
+        if discovery.unsafe_skip_ca_verification == Some(true) {
+            unsupported("kubeadm", "join with unsafeSkipCAVerification");
+        }
+        return JoinSettings {
+            endpoint,
+            token: Some(discovery.token),
+            hash: discovery.ca_cert_hashes.and_then(|h| h.into_iter().next()),
+            control_plane: config.control_plane.is_some(),
+        };
+    }
     let [endpoint] = f.positional[..] else {
         die(1, "kubeadm join: give exactly one API server endpoint (host:port)");
     };
+    JoinSettings {
+        endpoint: endpoint.to_owned(),
+        token: f.get("token").map(str::to_owned),
+        hash: f.get("discovery-token-ca-cert-hash").map(str::to_owned),
+        control_plane: f.has("control-plane"),
+    }
+}
+
+fn join(rest: &[&str]) {
+    let settings = join_settings(rest);
+    let endpoint = settings.endpoint.as_str();
     let port_ok = endpoint.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
     if !port_ok {
         die(1, &format!("couldn't parse the API server endpoint \"{endpoint}\": missing port"));
     }
-    let Some(token) = f.get("token") else {
+    let Some(token) = settings.token.as_deref() else {
         die(
             1,
             "discovery: Invalid value: \"\": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue",
@@ -455,7 +509,7 @@ fn join(rest: &[&str]) {
             &format!("the bootstrap token \"{token}\" was not of the form \"[a-z0-9]{{6}}.[a-z0-9]{{16}}\""),
         );
     }
-    let hash = f.get("discovery-token-ca-cert-hash").unwrap_or_else(|| {
+    let hash = settings.hash.as_deref().unwrap_or_else(|| {
         die(1, "discovery.bootstrapToken: Invalid value: \"\": using token-based discovery without caCertHashes can be unsafe")
     });
     let hex = hash
@@ -467,7 +521,7 @@ fn join(rest: &[&str]) {
     println!("[preflight] Running pre-flight checks");
     let mut errors = Vec::new();
     for path in ["/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt"] {
-        if exists(path) && (path.ends_with("kubelet.conf") || !f.has("control-plane")) {
+        if exists(path) && (path.ends_with("kubelet.conf") || !settings.control_plane) {
             let check = path.trim_start_matches('/').replace('/', "-");
             errors.push(format!("[ERROR FileAvailable--{check}]: {path} already exists"));
         }
@@ -482,7 +536,7 @@ fn join(rest: &[&str]) {
     write(
         &format!("{}/join.json", store::DIR),
         &serde_json::to_string_pretty(&json!({"endpoint": endpoint, "token": token, "caCertHash": hash,
-            "controlPlane": f.has("control-plane")}))
+            "controlPlane": settings.control_plane}))
         .unwrap_or_default(),
     );
     let _ = std::process::Command::new("systemctl").args(["restart", "kubelet"]).status();

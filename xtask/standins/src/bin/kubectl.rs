@@ -28,6 +28,11 @@ fn parse(args: &[String]) -> Cli {
     let mut i = 0;
     while i < args.len() {
         let word = &args[i];
+        if word == "--" {
+            // As pflag: everything after `--` is an operand, even what starts with `-`.
+            cli.positional.extend(args[i + 1..].iter().cloned());
+            break;
+        }
         let (name, inline) = match word.split_once('=') {
             Some((n, v)) if n.starts_with('-') => (n, Some(v.to_owned())),
             _ => (word.as_str(), None),
@@ -456,5 +461,35 @@ mod tests {
         assert_eq!(merged["metadata"]["labels"]["patched"], "yes", "fields set by others stay");
         assert_eq!(merged["metadata"]["uid"], "u");
         assert_eq!(merged["data"], json!({"x": "3"}), "fields dropped from the manifest go");
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    fn words(line: &[&str]) -> Vec<String> {
+        line.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    /// As kubectl's flag parser: values joined with `=`, and operands after `--`, even ones
+    /// that look like flags.
+    #[test]
+    fn operands_follow_the_double_dash() {
+        let cli = parse(&words(&[
+            "--kubeconfig=/k",
+            "--namespace=kube-system",
+            "get",
+            "--output=json",
+            "--selector=a=b",
+            "--",
+            "pod",
+            "-odd",
+        ]));
+        assert_eq!(cli.kubeconfig.as_deref(), Some("/k"));
+        assert_eq!(cli.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(cli.output.as_deref(), Some("json"));
+        assert_eq!(cli.selector.as_deref(), Some("a=b"));
+        assert_eq!(cli.positional, ["get", "pod", "-odd"]);
     }
 }
