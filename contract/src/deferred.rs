@@ -42,18 +42,6 @@ pub fn canonical(text: &str) -> String {
     text.replace(open(), CANONICAL_OPEN)
 }
 
-/// A [`Resolver`](crate::arg::Resolver) for arguments that hold no run-time reference (a
-/// task whose arguments the playbook wrote in full, a test): text comes back as it is, and a
-/// reference is refused (it has no value).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoReferences;
-
-impl crate::arg::Resolver for NoReferences {
-    fn resolve(&mut self, _path: &str, text: &str) -> Option<serde_json::Value> {
-        (!is_deferred(text)).then(|| serde_json::Value::String(text.to_owned()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,11 @@
 //!
 //! - [`registry`]: every module by name, with the schema that parses and documents its arguments.
 //! - [`builtin`]: the modules themselves.
+//! - `validate`: the rules a module checks on its arguments across fields, at both stages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
 pub mod registry;
+pub(crate) mod validate;
 
 pub use registry::ModuleSpec;

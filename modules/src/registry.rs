@@ -24,9 +24,9 @@ use crate::builtin::scp::{Scp, ScpArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
-use contract::arg::{Resolve, Resolver, Resolving};
+use crate::validate::Validate;
+use contract::arg::{NoReferences, Resolve, Resolver, Resolving};
 use contract::args;
-use contract::deferred::NoReferences;
 use contract::error::ArgsError;
 use contract::module::{Module, SealedArgs};
 
@@ -76,15 +76,6 @@ impl ModuleSpec {
     }
 }
 
-/// A module's own rules about its arguments (which combinations make sense, which values
-/// must agree), checked at both stages: at seal on the values the playbook wrote (through
-/// [`contract::arg::Stage::known`]), and on every value once resolved. It may also put the
-/// arguments in their normal form (`etcd` -> `etcd.service`): only the resolved stage's is
-/// kept, so each value is normalized once, and a mistake is reported as the playbook wrote it.
-pub(crate) trait Validate: Sized {
-    fn validate(self) -> Result<Self, ArgsError>;
-}
-
 /// Sealed arguments of type `A`, and how a module is made from them once resolved.
 struct Typed<A: Resolve, M> {
     args: A,
@@ -121,18 +112,6 @@ where
     let args: A = args::from_value(value)?;
     args.clone().validate()?;
     Ok(Box::new(Typed { args, build }))
-}
-
-/// Arguments that hold no run-time reference, read, checked and resolved as a task's would
-/// be: for tests, which build a module from them.
-#[cfg(test)]
-pub(crate) fn resolved<A>(value: Value) -> Result<A::Resolved, ArgsError>
-where
-    A: DeserializeOwned + Validate + Resolve,
-    A::Resolved: Validate,
-{
-    let args: A = args::from_value::<A>(value)?.validate()?;
-    args.resolve(&mut Resolving::new(&mut NoReferences))?.validate()
 }
 
 fn schema<A: JsonSchema>() -> Schema {

@@ -49,7 +49,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 pub use operand::Operand;
 pub use path::AbsolutePath;
-pub use resolve::{Resolve, Resolver, Resolving};
+pub use resolve::{NoReferences, Resolve, Resolver, Resolving};
 pub use stage::{ArgValue, Resolved, Sealed, Stage};
 
 /// An argument's value: known when the plan is sealed, or only when the task runs.

@@ -222,3 +222,15 @@ macro_rules! resolve_struct {
         $key
     };
 }
+
+/// A [`Resolver`] for arguments that hold no run-time reference (a
+/// task whose arguments the playbook wrote in full, a test): text comes back as it is, and a
+/// reference is refused (it has no value).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReferences;
+
+impl Resolver for NoReferences {
+    fn resolve(&mut self, _path: &str, text: &str) -> Option<serde_json::Value> {
+        (!crate::deferred::is_deferred(text)).then(|| serde_json::Value::String(text.to_owned()))
+    }
+}

@@ -6,9 +6,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::NoReferences;
 use super::*;
 use crate::args::from_value;
-use crate::deferred::{CLOSE, NoReferences, open};
+use crate::deferred::{CLOSE, open};
 use crate::error::{ArgsError, ArgsErrorKind, Found};
 
 /// A marker for output `key` of task 3, as the engine writes one.

@@ -42,6 +42,25 @@ pub enum JournalError {
     #[diagnostic(code(engine::journal::id))]
     OtherId { path: PathBuf, found: String, expected: String },
 
+    /// A journal file or the runs folder cannot be read or written.
+    #[error("{what}: {source}")]
+    #[diagnostic(code(engine::io))]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `--resume` without an id, and no run has a journal here.
+    #[error("--resume: no run journal in {}", runs.display())]
+    #[diagnostic(code(engine::usage))]
+    NoJournal { runs: PathBuf },
+
+    /// `--resume ID` where ID is not the shape of a run id.
+    #[error("--resume {id:?}: not a run id (see {})", runs.display())]
+    #[diagnostic(code(engine::usage))]
+    NotRunId { id: String, runs: PathBuf },
+
     /// The command line asks for something else than the run it resumes.
     #[error("cannot resume run {id} ({}): {why}", path.display())]
     #[diagnostic(code(engine::journal::resume))]

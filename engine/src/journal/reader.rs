@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use super::error::JournalError;
 use super::key::JournalKey;
 use super::record::{Finished, Header, Record, TaskLine};
-use crate::error::Error;
 use crate::events::Status;
 use crate::ids::TaskId;
 
@@ -26,10 +25,12 @@ impl Journal {
     /// [`super::key`]). A last line cut short (the process was killed while writing it) is
     /// ignored; any other line that does not verify, or is not a record in its place, refuses
     /// the whole journal, naming the line.
-    pub fn load(path: &Path, key: &JournalKey) -> Result<Journal, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io { what: format!("cannot read journal {}", path.display()), source: e })?;
-        Ok(Self::parse(path, &text, key)?)
+    pub fn load(path: &Path, key: &JournalKey) -> Result<Journal, JournalError> {
+        let text = std::fs::read_to_string(path).map_err(|e| JournalError::Io {
+            what: format!("cannot read journal {}", path.display()),
+            source: e,
+        })?;
+        Self::parse(path, &text, key)
     }
 
     /// [`load`](Self::load) for text already read; `path` names it in messages.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use super::error::{JournalError, Refusal};
 use super::key::JournalKey;
 use super::reader::Journal;
-use crate::error::Error;
 use crate::events::Status;
 use crate::ids::TaskId;
 use crate::plan::Plan;
@@ -63,20 +62,25 @@ pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, JournalErr
 /// The journal of run `id` in `runs` (the latest when `id` is empty), verified with the
 /// workspace `key` and checked against what the command line gives (see [`same_run`]), with
 /// the resumed run's inputs completed from it. A journal refused is left as it is.
-pub fn open(runs: &Path, id: &str, given: &Given, key: &JournalKey) -> Result<(Journal, Resolved), Error> {
+pub fn open(
+    runs: &Path,
+    id: &str,
+    given: &Given,
+    key: &JournalKey,
+) -> Result<(Journal, Resolved), JournalError> {
     let id = if id.is_empty() {
         super::latest(runs)
-            .map_err(|e| Error::Io { what: format!("cannot list {}", runs.display()), source: e })?
-            .ok_or_else(|| Error::Usage(format!("--resume: no run journal in {}", runs.display())))?
+            .map_err(|e| JournalError::Io { what: format!("cannot list {}", runs.display()), source: e })?
+            .ok_or_else(|| JournalError::NoJournal { runs: runs.to_owned() })?
     } else if super::run_id::is_valid(id) {
         id.to_owned()
     } else {
-        return Err(Error::Usage(format!("--resume {id:?}: not a run id (see {})", runs.display())));
+        return Err(JournalError::NotRunId { id: id.to_owned(), runs: runs.to_owned() });
     };
     let journal = Journal::load(&super::path_of(runs, &id), key)?;
     if journal.header.id != id {
         let (path, found) = (journal.path.clone(), journal.header.id.clone());
-        return Err(JournalError::OtherId { path, found, expected: id }.into());
+        return Err(JournalError::OtherId { path, found, expected: id });
     }
     let resolved = same_run(&journal, given)?;
     Ok((journal, resolved))

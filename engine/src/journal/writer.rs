@@ -5,9 +5,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::error::JournalError;
 use super::key::JournalKey;
 use super::record::{Finished, Header, Record, TaskLine};
-use crate::error::Error;
 use crate::events::{Event, Subscriber};
 
 /// Appends task outcomes to a journal file as they arrive. Events reach it redacted, like
@@ -28,8 +28,8 @@ pub struct JournalWriter {
 impl JournalWriter {
     /// Creates the journal of run `header.id` in `dir` (made 0700 if missing) with mode 0600,
     /// and writes its header line. Every line is sealed with `key`.
-    pub fn create(dir: &Path, header: &Header, key: &JournalKey) -> Result<JournalWriter, Error> {
-        let io = |what: String| move |source| Error::Io { what, source };
+    pub fn create(dir: &Path, header: &Header, key: &JournalKey) -> Result<JournalWriter, JournalError> {
+        let io = |what: String| move |source| JournalError::Io { what, source };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -54,7 +54,7 @@ impl JournalWriter {
         };
         writer.write(&Record::Header(header.clone()));
         if writer.broken {
-            return Err(Error::Io {
+            return Err(JournalError::Io {
                 what: format!("cannot write the journal {}", writer.path.display()),
                 source: std::io::Error::other("the header could not be written"),
             });

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{Operand, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
@@ -238,7 +238,7 @@ mod tests {
     use super::*;
 
     fn args(json: serde_json::Value) -> Result<CommandArgs<Resolved>, String> {
-        crate::registry::resolved::<CommandArgs>(json).map_err(|e| e.to_string())
+        crate::validate::resolved::<CommandArgs>(json).map_err(|e| e.to_string())
     }
 
     #[test]

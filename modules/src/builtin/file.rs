@@ -12,7 +12,7 @@ use contract::mode::Mode;
 use contract::module::{Action, Context, Module, Outputs, Plan, PlanOptions};
 use contract::remote::{self, Attrs, FileKind, FileStat};
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 
 /// Manages one path on the host: a file with the given content, a directory, or nothing.
 /// Output: `path`. Writes are atomic (temporary file, fsync, rename), and mode and owner are set before the rename.

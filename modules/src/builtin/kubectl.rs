@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{Operand, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};
@@ -437,7 +437,7 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<KubectlArgs<Resolved>, String> {
-        crate::registry::resolved::<KubectlArgs>(value).map_err(|e| e.to_string())
+        crate::validate::resolved::<KubectlArgs>(value).map_err(|e| e.to_string())
     }
 
     #[test]

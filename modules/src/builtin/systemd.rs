@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::diff::{sha256_hex, unified_diff};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, Host};

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::mode::Mode;
@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> Result<TemplateArgs<Resolved>, String> {
-        crate::registry::resolved::<TemplateArgs>(value).map_err(|e| e.to_string())
+        crate::validate::resolved::<TemplateArgs>(value).map_err(|e| e.to_string())
     }
 
     fn vars(value: Value) -> BTreeMap<String, Value> {

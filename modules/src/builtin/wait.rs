@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Exec, ExecOutput, Host, HostError};
 use contract::module::{Context, Module, Outputs, Plan};

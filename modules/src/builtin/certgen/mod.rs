@@ -29,7 +29,7 @@ pub use spec::{InvalidDuration, KeyAlgo, Name, Profile, San, Usage, parse_durati
 use self::files::{Read, read_files};
 use self::issue::{Authority, CertSpec, Issued};
 use self::spec::{Subject, Usages};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::Host;

@@ -168,7 +168,7 @@ fn a_certificate_near_its_end_is_renewed() {
 fn arguments_are_checked_strictly() {
     let parse = |v: serde_json::Value| {
         contract::args::from_value::<CertgenArgs>(v)
-            .and_then(crate::registry::Validate::validate)
+            .and_then(crate::validate::Validate::validate)
             .map_err(|e| e.to_string())
     };
     let ca = json!({ "host": "etcd0", "cert": "/p/ca.pem", "key": "/p/ca-key.pem" });

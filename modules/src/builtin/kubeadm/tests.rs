@@ -6,7 +6,7 @@ use super::config::KubeadmConfig;
 use super::*;
 
 fn args(value: Value) -> Result<KubeadmArgs<Resolved>, String> {
-    crate::registry::resolved::<KubeadmArgs>(value).map_err(|e| e.to_string())
+    crate::validate::resolved::<KubeadmArgs>(value).map_err(|e| e.to_string())
 }
 
 /// The arguments as sealed: run-time references allowed.

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::CONTROLLER;
-use crate::registry::Validate;
+use crate::validate::Validate;
 
 /// Copies files between machines; the controller relays the bytes, so hosts need no SSH
 /// access to each other. Three directions:

@@ -39,7 +39,7 @@ impl Scratch {
     }
 
     fn module(&self, args: Value) -> Scp {
-        let args = crate::registry::resolved::<ScpArgs>(args).unwrap();
+        let args = crate::validate::resolved::<ScpArgs>(args).unwrap();
         Scp::new(args).with_controller(self.controller())
     }
 }
