@@ -13,14 +13,19 @@ use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
 use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
 use crate::builtin::kubectl::{Kubectl, KubectlArgs};
+use crate::builtin::line::{Line, LineArgs};
+use crate::builtin::modprobe::{Modprobe, ModprobeArgs};
 use crate::builtin::package::{Package, PackageArgs};
 use crate::builtin::replace_line::{ReplaceLine, ReplaceLineArgs};
 use crate::builtin::scp::{Scp, ScpArgs};
+use crate::builtin::swap::{Swap, SwapArgs};
+use crate::builtin::sysctl::{Sysctl, SysctlArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
@@ -151,6 +156,18 @@ h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
             schema: schema::<PackageArgs>,
         },
         ModuleSpec {
+            name: "block",
+            outputs: &[("path", "the edited file")],
+            example: r#"h.block("lab hosts", #{
+    path: "/etc/hosts",
+    name: "lab",
+    block: "10.77.0.31 worker0\n10.77.0.32 worker1\n",
+});
+h.block("old proxy settings", #{ path: "/etc/environment", name: "proxy", state: "absent" });"#,
+            seal: |v| seal_with::<BlockArgs, _>(v, |a| Ok(Block::new(a))),
+            schema: schema::<BlockArgs>,
+        },
+        ModuleSpec {
             name: "certgen",
             outputs: &[
                 ("cert", "path of the certificate on the host"),
@@ -227,6 +244,27 @@ let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-
             schema: schema::<KubectlArgs>,
         },
         ModuleSpec {
+            name: "line",
+            outputs: &[("path", "the edited file")],
+            example: r#"h.line("no root login", #{
+    path: "/etc/ssh/sshd_config",
+    regexp: "^#?PermitRootLogin\\s",
+    line: "PermitRootLogin no",
+});
+h.line("br_netfilter at boot", #{ path: "/etc/modules", line: "br_netfilter", create: true });
+h.line("no old mirror", #{ path: "/etc/apt/sources.list", regexp: "old\\.example", state: "absent" });"#,
+            seal: |v| seal_with::<LineArgs, _>(v, |a| Ok(Line::new(a))),
+            schema: schema::<LineArgs>,
+        },
+        ModuleSpec {
+            name: "modprobe",
+            outputs: &[],
+            example: r#"h.modprobe("overlay", #{ name: "overlay" });
+h.modprobe("br_netfilter", #{ name: "br_netfilter" });"#,
+            seal: |v| seal_with::<ModprobeArgs, _>(v, |a| Ok(Modprobe::new(a))),
+            schema: schema::<ModprobeArgs>,
+        },
+        ModuleSpec {
             name: "replace_line",
             outputs: &[("path", "the edited file")],
             example: r#"h.replace_line("kubelet through the load balancer", #{
@@ -246,6 +284,27 @@ h.scp("config from the controller", #{ from: "controller", src: "files/app.conf"
 h.scp("logs to the controller", #{ src: "/var/log/app", to_controller: `logs/${h.name}/` });"#,
             seal: |v| seal_with::<ScpArgs, _>(v, |a| Ok(Scp::new(a))),
             schema: schema::<ScpArgs>,
+        },
+        ModuleSpec {
+            name: "swap",
+            outputs: &[],
+            example: r#"h.swap("swap off", #{});"#,
+            seal: |v| seal_with::<SwapArgs, _>(v, |a| Ok(Swap::new(a))),
+            schema: schema::<SwapArgs>,
+        },
+        ModuleSpec {
+            name: "sysctl",
+            outputs: &[],
+            example: r#"h.sysctl("kubernetes networking", #{
+    file: "k8s",
+    settings: #{
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.ipv4.ip_forward": 1,
+    },
+});"#,
+            seal: |v| seal_with::<SysctlArgs, _>(v, |a| Ok(Sysctl::new(a))),
+            schema: schema::<SysctlArgs>,
         },
         ModuleSpec {
             name: "systemd",
