@@ -287,3 +287,72 @@ fn swap_comments_out_every_active_swap_line_once() {
     assert_eq!(engine("run", &pb, &inv, &[], 0).count("changed"), 0);
     lab.ssh(HOST, &format!("rm -f {fstab}"));
 }
+
+// ---- user and group
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn user_and_group_are_created_changed_and_removed_through_the_shadow_tools() {
+    let lab = Lab::get();
+    let (user, group) = ("engineci", "engineops");
+    let t = Test::new();
+    let (pb, inv) = playbook(
+        &t,
+        &lab,
+        &format!(
+            r#"
+let g = h.group("group", #{{ name: "{group}", gid: 4321 }});
+h.user("user", #{{ name: "{user}", uid: 4321, groups: ["{group}"], shell: param("shell", "/bin/bash") }}).after(g);
+"#
+        ),
+    );
+    lab.ssh(HOST, &format!("! getent passwd {user} && ! getent group {group}"));
+    let check = engine("check", &pb, &inv, &[], 0);
+    assert_eq!(check.count("changed"), 2, "{}", check.stdout);
+    assert_eq!(changes(&check.task(HOST, "user")), [format!("create user {user}")]);
+    lab.ssh(HOST, &format!("! getent passwd {user} && ! getent group {group}"));
+
+    engine("run", &pb, &inv, &[], 0);
+    assert_eq!(lab.ssh(HOST, &format!("getent group {group}")), format!("{group}:x:4321:{user}\n"));
+    let passwd = lab.ssh(HOST, &format!("getent passwd {user}"));
+    assert!(
+        passwd.starts_with(&format!("{user}:x:4321:")) && passwd.ends_with(":/home/engineci:/bin/bash\n"),
+        "{passwd}"
+    );
+    lab.ssh(HOST, "test -d /home/engineci");
+    assert_eq!(engine("run", &pb, &inv, &[], 0).count("changed"), 0);
+
+    let changed = engine("run", &pb, &inv, &["-e", "shell=/bin/sh"], 0);
+    assert_eq!(changes(&changed.task(HOST, "user")), ["shell /bin/bash -> /bin/sh"]);
+    assert!(lab.ssh(HOST, &format!("getent passwd {user}")).ends_with(":/bin/sh\n"));
+
+    // Bad input: a group that does not exist is refused before anything changes.
+    let t2 = Test::new();
+    let (pb2, inv2) = playbook(
+        &t2,
+        &lab,
+        &format!(r#"h.user("user", #{{ name: "{user}", groups: ["engine-no-such-group"] }});"#),
+    );
+    let out = engine("run", &pb2, &inv2, &[], 2);
+    assert_eq!(
+        error(&out, "user"),
+        format!(
+            "group engine-no-such-group does not exist on {HOST} (create it with the group module first)"
+        )
+    );
+
+    let t3 = Test::new();
+    let (pb3, inv3) = playbook(
+        &t3,
+        &lab,
+        &format!(
+            r#"
+let u = h.user("user", #{{ name: "{user}", state: "absent", remove: true }});
+h.group("group", #{{ name: "{group}", state: "absent" }}).after(u);
+"#
+        ),
+    );
+    assert_eq!(engine("run", &pb3, &inv3, &[], 0).count("changed"), 2);
+    lab.ssh(HOST, &format!("! getent passwd {user} && ! getent group {group} && test ! -e /home/engineci"));
+    assert_eq!(engine("run", &pb3, &inv3, &[], 0).count("changed"), 0);
+}

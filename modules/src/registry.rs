@@ -17,6 +17,7 @@ use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
+use crate::builtin::group::{Group, GroupArgs};
 use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
 use crate::builtin::kubectl::{Kubectl, KubectlArgs};
 use crate::builtin::line::{Line, LineArgs};
@@ -28,6 +29,7 @@ use crate::builtin::swap::{Swap, SwapArgs};
 use crate::builtin::sysctl::{Sysctl, SysctlArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
+use crate::builtin::user::{User, UserArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
 use contract::arg::{Resolve, Resolver, Resolving};
 use contract::args;
@@ -202,6 +204,14 @@ h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
             schema: schema::<FileArgs>,
         },
         ModuleSpec {
+            name: "group",
+            outputs: &[],
+            example: r#"h.group("etcd group", #{ name: "etcd", system: true });
+h.group("no games", #{ name: "games", state: "absent" });"#,
+            seal: |v| seal_with::<GroupArgs, _>(v, |a| Ok(Group::new(a))),
+            schema: schema::<GroupArgs>,
+        },
+        ModuleSpec {
             name: "kubeadm",
             outputs: &[
                 ("endpoint", "init, token_create: the API server endpoint, host:port"),
@@ -333,6 +343,17 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
 });"#,
             seal: |v| seal_with::<TemplateArgs, _>(v, |a| Ok(Template::new(a))),
             schema: schema::<TemplateArgs>,
+        },
+        ModuleSpec {
+            name: "user",
+            outputs: &[],
+            example: r#"let etcd = h.group("etcd group", #{ name: "etcd", system: true });
+h.user("etcd user", #{ name: "etcd", group: "etcd", system: true, shell: "/usr/sbin/nologin", home: "/var/lib/etcd", create_home: false })
+    .after(etcd);
+h.user("ops", #{ name: "ops", groups: ["sudo"], shell: "/bin/bash" });
+h.user("no guest", #{ name: "guest", state: "absent", remove: true });"#,
+            seal: |v| seal_with::<UserArgs, _>(v, |a| Ok(User::new(a))),
+            schema: schema::<UserArgs>,
         },
         ModuleSpec {
             name: "wait",

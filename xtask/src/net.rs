@@ -104,7 +104,9 @@ pub(crate) fn load_node_modules() {
         }
         let loaded = Command::new("modprobe").arg("--").arg(name).status().is_ok_and(|s| s.success());
         if !loaded {
-            println!("lab: note: kernel module {name} is not loaded and `modprobe {name}` failed; tasks that need it will fail");
+            println!(
+                "lab: note: kernel module {name} is not loaded and `modprobe {name}` failed; tasks that need it will fail"
+            );
         }
     }
 }
