@@ -356,3 +356,63 @@ h.group("group", #{{ name: "{group}", state: "absent" }}).after(u);
     lab.ssh(HOST, &format!("! getent passwd {user} && ! getent group {group} && test ! -e /home/engineci"));
     assert_eq!(engine("run", &pb3, &inv3, &[], 0).count("changed"), 0);
 }
+
+// ---- unarchive
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn unarchive_extracts_once_re_extracts_a_changed_file_and_refuses_escaping_members() {
+    let lab = Lab::get();
+    let d = scratch("unarchive");
+    lab.ssh(
+        HOST,
+        &format!(
+            "mkdir -p {d}/src/pkg-1/bin && printf tool > {d}/src/pkg-1/bin/tool && printf readme > {d}/src/pkg-1/README \
+             && tar -czf {d}/pkg.tar.gz -C {d}/src pkg-1 && printf evil > {d}/evil \
+             && (cd {d}/src && tar -czPf {d}/dotdot.tar.gz pkg-1/README ../evil 2>/dev/null) \
+             && ln -s /etc {d}/src/etc-link && tar -czf {d}/link.tar.gz -C {d}/src etc-link"
+        ),
+    );
+    let t = Test::new();
+    let (pb, inv) = playbook(
+        &t,
+        &lab,
+        &format!(
+            r#"h.unarchive("pkg", #{{ src: "{d}/" + param("archive", "pkg.tar.gz"), dest: "{d}/out", strip_components: 1 }});"#
+        ),
+    );
+    let check = engine("check", &pb, &inv, &[], 0);
+    assert_eq!(
+        changes(&check.task(HOST, "pkg")),
+        [format!("extract {d}/pkg.tar.gz into {d}/out (3 members)")]
+    );
+    lab.ssh(HOST, &format!("test ! -e {d}/out"));
+
+    engine("run", &pb, &inv, &[], 0);
+    assert_eq!(lab.ssh(HOST, &format!("cat {d}/out/bin/tool {d}/out/README")), "toolreadme");
+    let manifest = lab.ssh(HOST, &format!("cat {d}/out/.engine-unarchive-*.json"));
+    assert!(manifest.contains("\"bin/tool\"") && manifest.contains("\"README\""), "{manifest}");
+    assert_eq!(engine("run", &pb, &inv, &[], 0).count("changed"), 0);
+
+    // A file changed since is extracted again.
+    lab.ssh(HOST, &format!("printf changed > {d}/out/README"));
+    assert_eq!(engine("run", &pb, &inv, &[], 0).count("changed"), 1);
+    assert_eq!(lab.ssh(HOST, &format!("cat {d}/out/README")), "readme");
+
+    // Escaping archives are refused with nothing extracted.
+    for (archive, why) in [
+        ("dotdot.tar.gz", "member \"../evil\" climbs out with .."),
+        ("link.tar.gz", "symbolic link \"etc-link\" points to the absolute path \"/etc\""),
+    ] {
+        let t = Test::new();
+        let (pb, inv) = playbook(
+            &t,
+            &lab,
+            &format!(r#"h.unarchive("bad", #{{ src: "{d}/{archive}", dest: "{d}/bad" }});"#),
+        );
+        let out = engine("run", &pb, &inv, &[], 2);
+        assert_eq!(error(&out, "bad"), format!("{d}/{archive} is refused, nothing was extracted: {why}"));
+        lab.ssh(HOST, &format!("test ! -e {d}/bad"));
+    }
+    lab.ssh(HOST, &format!("rm -rf {d}"));
+}

@@ -29,6 +29,7 @@ use crate::builtin::swap::{Swap, SwapArgs};
 use crate::builtin::sysctl::{Sysctl, SysctlArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
+use crate::builtin::unarchive::{Unarchive, UnarchiveArgs};
 use crate::builtin::user::{User, UserArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
 use contract::arg::{Resolve, Resolver, Resolving};
@@ -343,6 +344,18 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
 });"#,
             seal: |v| seal_with::<TemplateArgs, _>(v, |a| Ok(Template::new(a))),
             schema: schema::<TemplateArgs>,
+        },
+        ModuleSpec {
+            name: "unarchive",
+            outputs: &[],
+            example: r#"h.unarchive("etcd release", #{
+    src: "/tmp/etcd-v3.5.15-linux-amd64.tar.gz",
+    dest: "/usr/local/bin",
+    strip_components: 1,
+    include: ["etcd-v3.5.15-linux-amd64/etcd", "etcd-v3.5.15-linux-amd64/etcdctl"],
+});"#,
+            seal: |v| seal_with::<UnarchiveArgs, _>(v, |a| Ok(Unarchive::new(a))),
+            schema: schema::<UnarchiveArgs>,
         },
         ModuleSpec {
             name: "user",

@@ -17,5 +17,6 @@ pub mod sysctl;
 pub mod systemd;
 pub mod template;
 pub(crate) mod text;
+pub mod unarchive;
 pub mod user;
 pub mod wait;
