@@ -13,16 +13,24 @@ use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
+use crate::builtin::group::{Group, GroupArgs};
 use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
 use crate::builtin::kubectl::{Kubectl, KubectlArgs};
+use crate::builtin::line::{Line, LineArgs};
+use crate::builtin::modprobe::{Modprobe, ModprobeArgs};
 use crate::builtin::package::{Package, PackageArgs};
 use crate::builtin::replace_line::{ReplaceLine, ReplaceLineArgs};
 use crate::builtin::scp::{Scp, ScpArgs};
+use crate::builtin::swap::{Swap, SwapArgs};
+use crate::builtin::sysctl::{Sysctl, SysctlArgs};
 use crate::builtin::systemd::{Systemd, SystemdArgs};
 use crate::builtin::template::{Template, TemplateArgs};
+use crate::builtin::unarchive::{Unarchive, UnarchiveArgs};
+use crate::builtin::user::{User, UserArgs};
 use crate::builtin::wait::{Wait, WaitArgs};
 use crate::validate::Validate;
 use contract::arg::{NoReferences, Resolve, Resolver, Resolving};
@@ -130,6 +138,18 @@ h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
             schema: schema::<PackageArgs>,
         },
         ModuleSpec {
+            name: "block",
+            outputs: &[("path", "the edited file")],
+            example: r#"h.block("lab hosts", #{
+    path: "/etc/hosts",
+    name: "lab",
+    block: "10.77.0.31 worker0\n10.77.0.32 worker1\n",
+});
+h.block("old proxy settings", #{ path: "/etc/environment", name: "proxy", state: "absent" });"#,
+            seal: |v| seal_with::<BlockArgs, _>(v, |a| Ok(Block::new(a))),
+            schema: schema::<BlockArgs>,
+        },
+        ModuleSpec {
             name: "certgen",
             outputs: &[
                 ("cert", "path of the certificate on the host"),
@@ -162,6 +182,14 @@ h.file("motd", #{ path: "/etc/motd", content: "managed by engine\n", mode: "0644
 h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
             seal: |v| seal_with::<FileArgs, _>(v, |a| Ok(File::new(a))),
             schema: schema::<FileArgs>,
+        },
+        ModuleSpec {
+            name: "group",
+            outputs: &[],
+            example: r#"h.group("etcd group", #{ name: "etcd", system: true });
+h.group("no games", #{ name: "games", state: "absent" });"#,
+            seal: |v| seal_with::<GroupArgs, _>(v, |a| Ok(Group::new(a))),
+            schema: schema::<GroupArgs>,
         },
         ModuleSpec {
             name: "kubeadm",
@@ -206,6 +234,27 @@ let dns = h.kubectl("dns pods", #{ action: "get", kind: "pod", namespace: "kube-
             schema: schema::<KubectlArgs>,
         },
         ModuleSpec {
+            name: "line",
+            outputs: &[("path", "the edited file")],
+            example: r#"h.line("no root login", #{
+    path: "/etc/ssh/sshd_config",
+    regexp: "^#?PermitRootLogin\\s",
+    line: "PermitRootLogin no",
+});
+h.line("br_netfilter at boot", #{ path: "/etc/modules", line: "br_netfilter", create: true });
+h.line("no old mirror", #{ path: "/etc/apt/sources.list", regexp: "old\\.example", state: "absent" });"#,
+            seal: |v| seal_with::<LineArgs, _>(v, |a| Ok(Line::new(a))),
+            schema: schema::<LineArgs>,
+        },
+        ModuleSpec {
+            name: "modprobe",
+            outputs: &[],
+            example: r#"h.modprobe("overlay", #{ name: "overlay" });
+h.modprobe("br_netfilter", #{ name: "br_netfilter" });"#,
+            seal: |v| seal_with::<ModprobeArgs, _>(v, |a| Ok(Modprobe::new(a))),
+            schema: schema::<ModprobeArgs>,
+        },
+        ModuleSpec {
             name: "replace_line",
             outputs: &[("path", "the edited file")],
             example: r#"h.replace_line("kubelet through the load balancer", #{
@@ -225,6 +274,27 @@ h.scp("config from the controller", #{ from: "controller", src: "files/app.conf"
 h.scp("logs to the controller", #{ src: "/var/log/app", to_controller: `logs/${h.name}/` });"#,
             seal: |v| seal_with::<ScpArgs, _>(v, |a| Ok(Scp::new(a))),
             schema: schema::<ScpArgs>,
+        },
+        ModuleSpec {
+            name: "swap",
+            outputs: &[],
+            example: r#"h.swap("swap off", #{});"#,
+            seal: |v| seal_with::<SwapArgs, _>(v, |a| Ok(Swap::new(a))),
+            schema: schema::<SwapArgs>,
+        },
+        ModuleSpec {
+            name: "sysctl",
+            outputs: &[],
+            example: r#"h.sysctl("kubernetes networking", #{
+    file: "k8s",
+    settings: #{
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.ipv4.ip_forward": 1,
+    },
+});"#,
+            seal: |v| seal_with::<SysctlArgs, _>(v, |a| Ok(Sysctl::new(a))),
+            schema: schema::<SysctlArgs>,
         },
         ModuleSpec {
             name: "systemd",
@@ -253,6 +323,29 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
 });"#,
             seal: |v| seal_with::<TemplateArgs, _>(v, |a| Ok(Template::new(a))),
             schema: schema::<TemplateArgs>,
+        },
+        ModuleSpec {
+            name: "unarchive",
+            outputs: &[],
+            example: r#"h.unarchive("etcd release", #{
+    src: "/tmp/etcd-v3.5.15-linux-amd64.tar.gz",
+    dest: "/usr/local/bin",
+    strip_components: 1,
+    include: ["etcd-v3.5.15-linux-amd64/etcd", "etcd-v3.5.15-linux-amd64/etcdctl"],
+});"#,
+            seal: |v| seal_with::<UnarchiveArgs, _>(v, |a| Ok(Unarchive::new(a))),
+            schema: schema::<UnarchiveArgs>,
+        },
+        ModuleSpec {
+            name: "user",
+            outputs: &[],
+            example: r#"let etcd = h.group("etcd group", #{ name: "etcd", system: true });
+h.user("etcd user", #{ name: "etcd", group: "etcd", system: true, shell: "/usr/sbin/nologin", home: "/var/lib/etcd", create_home: false })
+    .after(etcd);
+h.user("ops", #{ name: "ops", groups: ["sudo"], shell: "/bin/bash" });
+h.user("no guest", #{ name: "guest", state: "absent", remove: true });"#,
+            seal: |v| seal_with::<UserArgs, _>(v, |a| Ok(User::new(a))),
+            schema: schema::<UserArgs>,
         },
         ModuleSpec {
             name: "wait",

@@ -91,6 +91,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
     down_locked(paths)?;
     image::prune_except(&image::current_hash())?;
     net::raise_inotify_limits()?;
+    net::load_node_modules();
 
     let specs = topology.hosts();
     write_lab_files(paths, topology, &specs)?;

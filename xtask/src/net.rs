@@ -89,6 +89,28 @@ pub(crate) fn raise_inotify_limits() -> Result<()> {
     ]))
 }
 
+/// The kernel modules a Kubernetes node needs, each with the file that shows it is in the
+/// running kernel (loaded, or built in: a built-in module may have no `/sys/module` entry).
+const NODE_MODULES: &[(&str, &str)] =
+    &[("overlay", "/sys/module/overlay"), ("br_netfilter", "/proc/sys/net/bridge/bridge-nf-call-iptables")];
+
+/// Loads `overlay` and `br_netfilter` on this machine when they are missing: a lab host is a
+/// container and cannot load kernel modules, so the playbooks' `modprobe` tasks find them
+/// here. Best effort: a kernel without them (or without `modprobe`) gets a note, not a failure.
+pub(crate) fn load_node_modules() {
+    for (name, evidence) in NODE_MODULES {
+        if std::path::Path::new(evidence).exists() {
+            continue;
+        }
+        let loaded = Command::new("modprobe").arg("--").arg(name).status().is_ok_and(|s| s.success());
+        if !loaded {
+            println!(
+                "lab: note: kernel module {name} is not loaded and `modprobe {name}` failed; tasks that need it will fail"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

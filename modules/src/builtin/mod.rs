@@ -1,13 +1,22 @@
 //! The modules that ship with the engine.
 
+pub mod block;
 pub mod certgen;
 pub mod command;
 pub mod file;
+pub mod group;
 pub mod kubeadm;
 pub mod kubectl;
+pub mod line;
+pub mod modprobe;
 pub mod package;
 pub mod replace_line;
 pub mod scp;
+pub mod swap;
+pub mod sysctl;
 pub mod systemd;
 pub mod template;
+pub(crate) mod text;
+pub mod unarchive;
+pub mod user;
 pub mod wait;
