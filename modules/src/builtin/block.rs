@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::builtin::file::{self, WantedAttrs};
 use crate::builtin::text::{self, Anchor, Insert, Lines};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::module::{Context, Module, Plan};
@@ -251,7 +251,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::resolved;
+    use crate::validate::resolved;
 
     fn edit(args: serde_json::Value, text: &str) -> Result<(Option<String>, String), ModuleError> {
         let args = resolved::<BlockArgs>(args).unwrap();

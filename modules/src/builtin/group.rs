@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::builtin::file::{self, WantedAttrs};
 use crate::builtin::sysctl::is_conf_name;
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};

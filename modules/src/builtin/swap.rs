@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::builtin::file::{self, WantedAttrs};
 use crate::builtin::text::{self, Lines};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};

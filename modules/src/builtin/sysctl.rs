@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _};
 
 use crate::builtin::file::{self, WantedAttrs};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec, Host};
@@ -282,7 +282,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::resolved;
+    use crate::validate::resolved;
 
     #[test]
     fn keys_are_dotted_names_and_nothing_else() {

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::builtin::group::{self, GroupEntry, Presence, Run, is_posix_name, name_error};
-use crate::registry::Validate;
+use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
 use contract::host::{Effect, Exec};
@@ -267,7 +267,7 @@ mod tests {
 
     use super::*;
     use crate::builtin::group::parse_groups;
-    use crate::registry::resolved;
+    use crate::validate::resolved;
 
     fn args(value: serde_json::Value) -> UserArgs<Resolved> {
         resolved::<UserArgs>(value).unwrap()
