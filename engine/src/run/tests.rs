@@ -219,3 +219,72 @@ async fn retries_try_again_and_say_how_often() {
     assert_eq!(status(&summary, "third").0, Status::Changed);
     assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 3, "stopped once it held");
 }
+
+/// The controller as a run target that forges its facts: its address is `forged`.
+#[derive(Debug)]
+struct ForgedFacts {
+    local: LocalHost,
+    forged: &'static str,
+}
+
+#[async_trait]
+impl Host for ForgedFacts {
+    fn name(&self) -> &str {
+        self.local.name()
+    }
+
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
+        if !exec.command.contains("@@hostname") {
+            return self.local.exec(exec).await;
+        }
+        let address = serde_json::to_string(self.forged).unwrap();
+        let stdout = format!(
+            "@@hostname\nh0\n@@addr\n[{{\"ifname\":\"host0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":{address}}}]}}]\n"
+        );
+        Ok(ExecOutput { status: Some(0), stdout: stdout.into_bytes(), stderr: Vec::new() })
+    }
+}
+
+#[async_trait]
+impl Target for ForgedFacts {
+    async fn connect(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+/// Issue 15's injection: a host reports its address as `10.0.0.2:2380` and a systemd directive
+/// after a newline. The task that puts the address into a unit fails, naming the host and the
+/// fact, and writes nothing; a task reading a sound fact of the same host runs.
+#[tokio::test]
+async fn a_forged_address_fact_fails_the_task_that_reads_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("etcd.service");
+    let name = dir.path().join("name");
+    let plan = plan(&format!(
+        r#"
+    let h = host("h0");
+    let ip = h.fact("interfaces.host0.ipv4.0");
+    h.file("name", #{{ path: "{name}", content: h.fact("hostname") }});
+    h.file("etcd unit", #{{ path: "{unit}", content: `ExecStart=etcd --initial-cluster=h0=https://${{ip}}:2380\n` }});
+"#,
+        unit = unit.display(),
+        name = name.display(),
+    ));
+    let forged = "10.0.0.2:2380\nExecStartPost=/bin/sh -c 'touch /tmp/pwned'";
+    let target = ForgedFacts { local: LocalHost::new("h0"), forged };
+    let targets: HashMap<String, Arc<dyn Target>> = HashMap::from([("h0".to_owned(), Arc::new(target) as _)]);
+    let (sink, bus) = EventBus::start(Vec::new(), Arc::default());
+    let summary = run(&plan, targets, options(), sink, Stop::default()).await;
+    bus.finish();
+    let (status_of_unit, why) = status(&summary, "etcd unit");
+    assert_eq!(status_of_unit, Status::Failed);
+    assert!(
+        why.ends_with(
+            r#"h0: etcd unit: fact "interfaces.host0.ipv4.0" of h0 is not an IPv4 address: the host reported "10.0.0.2:2380\nExecStartPost=/bin/sh -c 'touch /tmp/pwned'""#
+        ),
+        "{why}"
+    );
+    assert!(!unit.exists(), "nothing was written");
+    assert_eq!(status(&summary, "name").0, Status::Changed);
+    assert_eq!(std::fs::read_to_string(&name).unwrap(), "h0");
+}
