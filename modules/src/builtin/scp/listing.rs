@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use contract::remote::is_account_name;
 use contract::shell::{join, quote};
-use contract::untrusted::{Malformed, has_invisible, printable_bytes};
+use contract::untrusted::{Malformed, printable_bytes};
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,12 +216,6 @@ pub(super) fn parse_listing(bytes: &[u8], place: &'static str) -> Result<Listing
         listing.files.insert(path.to_owned(), entry);
     }
     Ok(listing)
-}
-
-/// A user or group name as `stat` prints one (a number for an unknown id): printable, no
-/// longer than any system allows.
-fn is_account_name(name: &str) -> bool {
-    (1..=256).contains(&name.len()) && !has_invisible(name)
 }
 
 /// The error for a listing whose record around byte `bad` is not UTF-8.
