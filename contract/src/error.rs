@@ -7,9 +7,8 @@ use std::fmt;
 
 use serde::de::{Expected, Unexpected};
 
-use crate::facts::FactError;
 use crate::host::HostError;
-use crate::untrusted::OutputError;
+use crate::untrusted::{FactError, OutputError};
 
 /// Why a module could not plan or apply.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -45,7 +45,7 @@ pub async fn stat(host: &dyn Host, path: &str) -> Result<Option<FileStat>, Modul
 
 /// Reads `stat -c '%F|%a|%U|%G'` (and, for a regular file, `sha256sum`'s line). Every field is
 /// checked: the host may be hostile (see [`crate::untrusted`]).
-fn parse_stat(text: &str) -> Result<Option<FileStat>, Malformed> {
+pub fn parse_stat(text: &str) -> Result<Option<FileStat>, Malformed> {
     let mut lines = text.lines();
     let first = lines.next().ok_or_else(|| Malformed::whole("no output"))?;
     if first == "absent" {
@@ -126,7 +126,8 @@ pub async fn stat_many(host: &dyn Host, paths: &[String]) -> Result<Vec<Probe>, 
         .map_err(|m| m.on(host.name(), format!("`stat` of {} paths", paths.len())).into())
 }
 
-fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, Malformed> {
+/// Reads [`stat_many`]'s answer for `paths`, checking every field (see [`parse_stat`]).
+pub fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, Malformed> {
     let bad = |entry: &[u8], why: &str| Malformed { entry: printable_bytes(entry), why: why.to_owned() };
     let newline = out.iter().position(|&b| b == b'\n').ok_or_else(|| Malformed::whole("no flags line"))?;
     let flags = &out[..newline];

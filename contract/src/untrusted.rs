@@ -6,7 +6,8 @@
 //! never trust a path, a name or a size, and refuse what does not fit. A refusal is an
 //! [`OutputError`]: which host, what it was answering, the offending entry and why, as data.
 //! The entry is shown [`printable`] and cut short: a hostile answer can neither rewrite the
-//! operator's terminal with escape sequences nor flood it.
+//! operator's terminal with escape sequences nor flood it. A fact that does not parse is kept
+//! as a [`FactError`] (see `crate::facts`).
 //!
 //! ```text
 //!   parser (knows the text)          caller (knows the host and the question)
@@ -125,6 +126,60 @@ pub struct OutputError {
     pub entry: String,
     /// Why it is refused, in the engine's words.
     pub why: String,
+}
+
+/// A fact the host reported that did not parse as what it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fact {path:?} of {host} is not {expected}: the host reported \"{reported}\"")]
+pub struct FactError {
+    /// The host whose fact it is.
+    pub host: String,
+    /// The fact's dotted path (`interfaces.host0.ipv4.0`).
+    pub path: String,
+    /// What it should have been.
+    pub expected: FactKind,
+    /// What the host reported, [`printable`] and cut short.
+    pub reported: String,
+}
+
+/// What a fact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKind {
+    /// An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+    Hostname,
+    Ipv4Address,
+    Ipv6Address,
+    /// A link-layer address: colon-separated hex octets (a tunnel's may be an IP address).
+    LinkAddress,
+    /// A network interface name as Linux allows it (1 to 15 bytes, no `/`, `:` or space).
+    InterfaceName,
+    /// A whole number, 0 or more.
+    Number,
+    /// `yes` or `no`.
+    YesNo,
+    /// An os-release word (`debian`, `12`, `bookworm`).
+    OsWord,
+    /// One line of printable text.
+    Text,
+    /// iproute2's JSON output.
+    IpJson,
+}
+
+impl fmt::Display for FactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FactKind::Hostname => "a host name (RFC 1123)",
+            FactKind::Ipv4Address => "an IPv4 address",
+            FactKind::Ipv6Address => "an IPv6 address",
+            FactKind::LinkAddress => "a link-layer address",
+            FactKind::InterfaceName => "a network interface name",
+            FactKind::Number => "a whole number",
+            FactKind::YesNo => "yes or no",
+            FactKind::OsWord => "an os-release word",
+            FactKind::Text => "one line of printable text",
+            FactKind::IpJson => "iproute2's JSON output",
+        })
+    }
 }
 
 #[cfg(test)]

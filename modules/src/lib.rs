@@ -7,9 +7,11 @@
 //!
 //! - [`registry`]: every module by name, with the schema that parses and documents its arguments.
 //! - [`builtin`]: the modules themselves.
+//! - [`fuzz`]: every parser of what a host prints, on arbitrary bytes, for the fuzz target.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
+pub mod fuzz;
 pub mod registry;
 
 pub use registry::ModuleSpec;

@@ -140,7 +140,7 @@ fn is_package_name(name: &str) -> bool {
 
 /// What the planning round trip found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct HostPackages {
+pub(crate) struct HostPackages {
     /// dpkg's status word (`installed`, `config-files`, ...) per package it knows.
     status: BTreeMap<String, String>,
     /// The install candidate per package apt knows; `None` for `(none)`.
@@ -183,7 +183,7 @@ fn query_script(names: &[String], with_policy: bool) -> String {
 
 /// Reads the planning command's answer. The host may be hostile: every line of each part must
 /// be what dpkg-query, apt-cache and the list check print; anything else is refused.
-fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
+pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
     let (dpkg, rest) = text.split_once("#policy").ok_or_else(|| Malformed::whole("no #policy marker"))?;
     let (policy, lists) = rest.split_once("#lists").ok_or_else(|| Malformed::whole("no #lists marker"))?;
     let mut found = HostPackages { status: parse_dpkg_query(dpkg)?, ..HostPackages::default() };

@@ -173,7 +173,7 @@ fn dropin_name(key: &str) -> Result<String, String> {
 
 /// What `systemctl show` says about a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct UnitStatus {
+pub(crate) struct UnitStatus {
     load_state: String,
     active_state: String,
     sub_state: String,
@@ -234,7 +234,7 @@ fn parse_show(text: &str) -> Result<UnitStatus, Malformed> {
 
 /// What is at a managed file's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum FileState {
+pub(crate) enum FileState {
     Absent,
     /// A regular file with this SHA-256.
     File(String),
@@ -267,7 +267,7 @@ fn status_script(unit: &str, paths: &[String]) -> String {
     script
 }
 
-fn parse_status(text: &str, files: usize) -> Result<(UnitStatus, Vec<FileState>), Malformed> {
+pub(crate) fn parse_status(text: &str, files: usize) -> Result<(UnitStatus, Vec<FileState>), Malformed> {
     let (show, rest) = text
         .split_once("#files\n")
         .or_else(|| text.split_once("#files"))

@@ -157,7 +157,11 @@ fn facts_to_jinja(facts: &Facts, path: &str, value: &Value) -> minijinja::Value 
 }
 
 /// Renders `source` with `vars` and, when given, `facts`.
-fn render(source: &str, vars: &BTreeMap<String, Value>, facts: Option<&Facts>) -> Result<String, String> {
+pub(crate) fn render(
+    source: &str,
+    vars: &BTreeMap<String, Value>,
+    facts: Option<&Facts>,
+) -> Result<String, String> {
     let env = environment();
     let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
     let mut context: BTreeMap<String, minijinja::Value> =

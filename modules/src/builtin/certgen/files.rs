@@ -46,7 +46,7 @@ pub(crate) async fn read_files(host: &dyn Host, paths: &[&str], dir: &str) -> Re
 /// Reads the answer: per file a `MODE SIZE` line and exactly SIZE bytes, or `-`; then `d` or
 /// `-`. The host may be hostile: a mode must be 1 to 4 octal digits, a size digits that the
 /// answer holds; nothing is indexed past what arrived.
-fn parse(mut rest: &[u8], count: usize) -> Result<Found, Malformed> {
+pub(crate) fn parse(mut rest: &[u8], count: usize) -> Result<Found, Malformed> {
     let line = |rest: &mut &[u8]| -> Result<String, Malformed> {
         let end =
             rest.iter().position(|b| *b == b'\n').ok_or_else(|| Malformed::whole("output ended early"))?;

@@ -725,5 +725,32 @@ impl Action for KeyModeAction {
     }
 }
 
+/// What certgen reads from a host, on arbitrary bytes (for [`crate::fuzz`]): the file-reading
+/// script's answer for two files, each file read as a certificate and as a key, and the
+/// reasons to reissue a certificate read from it.
+pub(crate) fn read_untrusted(bytes: &[u8]) -> Vec<String> {
+    let mut seen = Vec::new();
+    if let Ok(found) = files::parse(bytes, 2) {
+        seen.extend(found.files.into_iter().flatten().map(|f| f.content));
+    }
+    seen.push(bytes.to_vec());
+    let mut reasons = Vec::new();
+    let Ok(subject) = Subject::new("etcd0", &[]) else { return reasons };
+    for content in &seen {
+        let _ = inspect::parse_key(content);
+        if let Ok(cert) = inspect::parse_pem(content) {
+            let wanted = inspect::Wanted {
+                subject: subject.clone(),
+                sans: BTreeSet::new(),
+                usages: Usages::from_names(Profile::Server.usages()),
+                key: cert.key.clone(),
+                renew_before_secs: 720 * 3600,
+            };
+            reasons.extend(inspect::reissue_reasons(&wanted, content, Some(content), &cert, 1_700_000_000));
+        }
+    }
+    reasons
+}
+
 #[cfg(test)]
 mod tests;

@@ -355,7 +355,7 @@ fn is_endpoint(endpoint: &str) -> bool {
 /// The first token of `kubeadm token list -o json` (a stream of objects) that nodes can join
 /// with. Objects after one that does not parse, and tokens that are not of kubeadm's form,
 /// are not used.
-fn usable_token(stream: &str) -> Option<String> {
+pub(crate) fn usable_token(stream: &str) -> Option<String> {
     serde_json::Deserializer::from_str(stream)
         .into_iter::<Value>()
         .map_while(Result::ok)
@@ -385,7 +385,7 @@ fn insert_join_outputs(outputs: &mut Outputs, endpoint: &str, token: &str, hash:
 /// Reads `kubeadm join <endpoint> --token <t> [\] --discovery-token-ca-cert-hash <h>` from
 /// kubeadm's output. The values go into other hosts' `kubeadm join`, so each must be of its
 /// kind ([`is_endpoint`], [`is_token`], [`is_hash`]); the line is refused otherwise.
-fn parse_join_line(stdout: &str) -> Result<(String, String, String), Malformed> {
+pub(crate) fn parse_join_line(stdout: &str) -> Result<(String, String, String), Malformed> {
     let flat = stdout.replace("\\\n", " ");
     let line = flat
         .lines()

@@ -237,5 +237,21 @@ impl Module for Scp {
     }
 }
 
+/// What planning makes of a source listing of `roots` (`bytes`, as the source host printed
+/// it), copied to `dest`: every destination path, or why the listing is refused. For
+/// [`crate::fuzz`], which checks that no destination leaves `dest`.
+pub(crate) fn destinations(bytes: &[u8], roots: &[String], dest: &str) -> Result<Vec<String>, ModuleError> {
+    let listing =
+        listing::parse_listing(bytes, "").map_err(|e| ModuleError::Refused(e.to_string()))?.named_as_given();
+    let copies = pair_up(roots, dest, &listing, &[], "source")?;
+    Ok(copies.into_iter().map(|c| c.dest).collect())
+}
+
+/// A destination listing, parsed (for [`crate::fuzz`]).
+pub(crate) fn parse_dest_listing(bytes: &[u8]) -> Result<usize, ModuleError> {
+    let listing = listing::parse_listing(bytes, "").map_err(|e| ModuleError::Refused(e.to_string()))?;
+    Ok(listing.kinds.len() + listing.files.len())
+}
+
 #[cfg(test)]
 mod tests;
