@@ -13,6 +13,7 @@ mod errors;
 mod examples;
 mod faults;
 mod ha;
+mod hostile;
 mod imports;
 mod injection;
 mod kube;
