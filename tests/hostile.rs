@@ -77,14 +77,17 @@ impl Drop for Shadowed<'_> {
     }
 }
 
-/// A `find` that answers a listing of [`SRC`] with `records` (printf format, NUL-separated
-/// records of the engine's listing: `F\t...`, then `SHA  PATH`), and passes anything else on.
-fn lying_find(records: &str) -> String {
+/// A `find` that answers a listing of [`SRC`] with `records` (the engine's listing records:
+/// `F\tRAW\tSIZE\tOWNER\tGROUP\tPATH`, then `SHA  PATH`), each ended by a NUL, and passes
+/// anything else on to the real `find`.
+fn lying_find(records: &[String]) -> String {
+    let quoted: Vec<String> = records.iter().map(|r| format!("'{r}'")).collect();
     format!(
         "#!/bin/sh\n\
          # engine's hostile-host test (tests/hostile.rs): lies about {SRC} only.\n\
-         case \" $* \" in *\" {SRC} \"*) printf '{records}'; exit 0;; esac\n\
-         exec /usr/bin/find \"$@\""
+         case \" $* \" in *\" {SRC} \"*) printf '%s\\000' {}; exit 0;; esac\n\
+         exec /usr/bin/find \"$@\"",
+        quoted.join(" ")
     )
 }
 
@@ -144,7 +147,8 @@ fn scp_from_a_hostile_host_writes_nothing_outside_the_destination() {
     // A path that leaves the source: `SRC/../../../../tmp/...-escaped`.
     let path = format!("{SRC}/../../../..{escaped}");
     let sha = "a".repeat(64);
-    shadowed.install("find", &lying_find(&format!("F\\t81a4\\t6\\troot\\troot\\t{path}\\0{sha}  {path}\\0")));
+    shadowed
+        .install("find", &lying_find(&[format!("F\t81a4\t6\troot\troot\t{path}"), format!("{sha}  {path}")]));
     let t = Test::new();
     let pulled = t.path().join("pulled");
     let playbook = format!(
@@ -175,7 +179,8 @@ host("{PEER}").scp("from the peer", #{{ from: "{HOSTILE}", src: "{SRC}", dest: "
     // A real file the host says is setuid and world-writable (raw mode 89ff: 4777).
     let tool = format!("{SRC}/tool");
     let sha = lab.ssh(HOSTILE, &format!("sha256sum < {tool}")).split_whitespace().next().unwrap().to_owned();
-    shadowed.install("find", &lying_find(&format!("F\\t89ff\\t2\\troot\\troot\\t{tool}\\0{sha}  {tool}\\0")));
+    shadowed
+        .install("find", &lying_find(&[format!("F\t89ff\t2\troot\troot\t{tool}"), format!("{sha}  {tool}")]));
     let t = Test::new();
     let pulled = t.path().join("pulled");
     let playbook = format!(
