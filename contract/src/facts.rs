@@ -260,7 +260,6 @@ pub fn parse(host: &str, text: &str) -> Facts {
 
     let addr_text = section("addr");
     let mut interfaces = Map::new();
-    let mut first_ipv4: Map<String, Value> = Map::new();
     match serde_json::from_str::<Vec<Value>>(&addr_text) {
         Err(_) => {
             typed.refuse("interfaces", &addr_text, FactKind::IpJson);
@@ -278,7 +277,6 @@ pub fn parse(host: &str, text: &str) -> Facts {
                     continue;
                 }
                 let interface = read_interface(&mut typed, name, link);
-                first_ipv4.insert(name.to_owned(), interface["ipv4"].get(0).cloned().unwrap_or(Value::Null));
                 interfaces.insert(name.to_owned(), interface);
             }
         }
@@ -297,7 +295,9 @@ pub fn parse(host: &str, text: &str) -> Facts {
                         typed.invalid.push(FactError { path: "default_ipv4.address".into(), ..error });
                         Value::Null
                     }
-                    None => first_ipv4.get(dev.as_str()).cloned().unwrap_or(Value::Null),
+                    None => {
+                        interfaces.get(dev).and_then(|i| i["ipv4"].get(0)).cloned().unwrap_or(Value::Null)
+                    }
                 };
                 json!({ "interface": dev, "address": address })
             }
