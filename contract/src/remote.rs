@@ -1,7 +1,9 @@
 //! File and command operations built on [`Host::exec`], shared by every module.
 //!
 //! Each function is one round trip. Values reach the command line only through
-//! [`shell::quote`]; content always travels on stdin.
+//! [`shell::quote`](crate::shell::quote); content always travels on stdin. What a host
+//! answers is checked field by field before use ([`parse_stat`], [`parse_stat_many`]): the
+//! host is not trusted, see [`crate::untrusted`].
 
 use crate::error::ModuleError;
 use crate::host::{Effect, Exec, ExecOutput, Host};

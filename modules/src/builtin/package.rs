@@ -5,7 +5,9 @@
 //!
 //! Planning is one round trip: `dpkg-query` for what is installed, `apt-cache policy` for install
 //! candidates, and the age of the package lists. Applying runs at most `apt-get update`, then one
-//! `apt-get install` or `apt-get remove` of exactly the packages planned.
+//! `apt-get install` or `apt-get remove` of exactly the packages planned. The answer is read
+//! strictly (the host is not trusted, `contract::untrusted`): a line that `dpkg-query`,
+//! `apt-cache policy` or the list check would not print fails the task, naming the host.
 
 use std::collections::BTreeMap;
 

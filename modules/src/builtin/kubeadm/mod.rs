@@ -9,6 +9,10 @@
 //!          other/unknown config  -> refused (reset first)
 //!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join`
 //! ```
+//!
+//! What the node prints is not trusted (`contract::untrusted`): its endpoint, token and CA
+//! hash become other hosts' `kubeadm join` arguments, so each must be of its form (host:port,
+//! `[a-z0-9]{6}.[a-z0-9]{16}`, `sha256:` and 64 hex digits) or the task fails, naming the host.
 
 pub mod config;
 
