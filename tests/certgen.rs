@@ -31,7 +31,10 @@ use support::{Test, fixture};
 async fn certgen(args: Value) -> bool {
     let module = modules::registry::find("certgen").unwrap().parse(args).unwrap();
     let local = LocalHost::new("local");
-    let facts = json!({ "hostname": "etcd0", "interfaces": { "eth1": { "ipv4": ["10.77.0.11"] } } });
+    let facts = contract::facts::Facts::new(
+        "local",
+        json!({ "hostname": "etcd0", "interfaces": { "eth1": { "ipv4": ["10.77.0.11"] } } }),
+    );
     let cx = Context { host: &local, options: PlanOptions::default(), facts: Some(&facts), peers: &NoPeers };
     let plan = module.plan(&cx).await.unwrap();
     match plan.action {

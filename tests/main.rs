@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod ha;
 mod host_prep;
+mod hostile;
 mod imports;
 mod injection;
 mod kube;

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::de::{Expected, Unexpected};
 
 use crate::host::HostError;
+use crate::untrusted::{FactError, OutputError};
 
 /// Why a module could not plan or apply.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,6 +29,13 @@ pub enum ModuleError {
     /// The host's state does not allow the requested change (e.g. a file where a directory is asked).
     #[error("{0}")]
     Refused(String),
+    /// The host's answer is refused: malformed, or naming something outside what was asked
+    /// (hosts are not trusted, see [`crate::untrusted`]).
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// A fact the module reads did not parse as what it should be (see [`crate::facts`]).
+    #[error(transparent)]
+    Fact(#[from] FactError),
 }
 
 impl ModuleError {

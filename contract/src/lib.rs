@@ -26,6 +26,8 @@
 //! - [`diff`]: content hashes, secret detection and unified diffs.
 //! - [`mode`]: permission bits as playbooks write them.
 //! - [`suggest`]: the nearest valid names to a misspelled one, for "did you mean" messages.
+//! - [`untrusted`]: what hosts print is hostile input: [`untrusted::printable`] for showing
+//!   it, [`untrusted::OutputError`] for refusing it, naming the host.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod arg;
@@ -43,6 +45,7 @@ pub mod shell;
 pub mod stat;
 pub mod suggest;
 pub mod target;
+pub mod untrusted;
 
 pub use error::{ArgsError, ModuleError};
 pub use host::{Effect, Exec, ExecOutput, Host, HostError, Stream};

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::arg::Resolver;
 use crate::error::{ArgsError, ModuleError};
+use crate::facts::Facts;
 use crate::host::Host;
 
 /// Values a task produces for later tasks (for example `stdout` and `rc` of a command).
@@ -48,8 +49,9 @@ pub struct Context<'a> {
     pub host: &'a dyn Host,
     pub options: PlanOptions,
     /// The host's facts (see [`crate::facts`]); gathered once per host and run, and only
-    /// when the module asks for them with [`Module::wants_facts`].
-    pub facts: Option<&'a Value>,
+    /// when the module asks for them with [`Module::wants_facts`]. Typed: a fact the host
+    /// reported that did not parse fails its reader ([`Facts::lookup`]).
+    pub facts: Option<&'a Facts>,
     /// The other hosts of the run.
     pub peers: &'a dyn Peers,
 }

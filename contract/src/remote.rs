@@ -1,12 +1,15 @@
 //! File and command operations built on [`Host::exec`], shared by every module.
 //!
 //! Each function is one round trip. Values reach the command line only through
-//! [`shell::quote`]; content always travels on stdin.
+//! [`shell::quote`](crate::shell::quote); content always travels on stdin. What a host
+//! answers is checked field by field before use ([`parse_stat`], [`parse_stat_many`]): the
+//! host is not trusted, see [`crate::untrusted`].
 
 use crate::error::ModuleError;
 use crate::host::{Effect, Exec, ExecOutput, Host};
 use crate::shell::quote;
 pub use crate::stat::{FileKind, FileStat};
+use crate::untrusted::{Malformed, has_invisible, printable_bytes};
 
 /// Runs `command` and fails with its stderr when it exits non-zero.
 pub async fn run_checked(host: &dyn Host, exec: Exec) -> Result<ExecOutput, ModuleError> {
@@ -39,18 +42,20 @@ pub async fn stat(host: &dyn Host, path: &str) -> Result<Option<FileStat>, Modul
          else echo absent; fi"
     );
     let out = run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
-    parse_stat(&out.stdout_text()).map_err(|why| ModuleError::Refused(format!("cannot stat {path}: {why}")))
+    parse_stat(&out.stdout_text()).map_err(|m| m.on(host.name(), format!("`stat` of {path}")).into())
 }
 
-fn parse_stat(text: &str) -> Result<Option<FileStat>, String> {
+/// Reads `stat -c '%F|%a|%U|%G'` (and, for a regular file, `sha256sum`'s line). Every field is
+/// checked: the host may be hostile (see [`crate::untrusted`]).
+pub fn parse_stat(text: &str) -> Result<Option<FileStat>, Malformed> {
     let mut lines = text.lines();
-    let first = lines.next().ok_or("no output")?;
+    let first = lines.next().ok_or_else(|| Malformed::whole("no output"))?;
     if first == "absent" {
         return Ok(None);
     }
     let fields: Vec<&str> = first.split('|').collect();
     let [kind, mode, owner, group] = fields[..] else {
-        return Err(format!("unexpected stat output {first:?}"));
+        return Err(Malformed::new(first, "not what `stat` prints"));
     };
     let kind = match kind {
         "regular file" | "regular empty file" => FileKind::File,
@@ -58,9 +63,35 @@ fn parse_stat(text: &str) -> Result<Option<FileStat>, String> {
         "symbolic link" => FileKind::Symlink,
         _ => FileKind::Other,
     };
-    let mode = u32::from_str_radix(mode, 8).map_err(|e| format!("mode {mode:?}: {e}"))?;
-    let sha256 = lines.next().and_then(|l| l.split_whitespace().next()).map(str::to_owned);
+    let mode = parse_mode(mode).ok_or_else(|| Malformed::new(first, "a mode that is not one"))?;
+    if !is_account_name(owner) || !is_account_name(group) {
+        return Err(Malformed::new(first, "an owner or group that is not a name"));
+    }
+    let sha256 = match lines.next().and_then(|l| l.split_whitespace().next()) {
+        Some(sum) if kind == FileKind::File => {
+            Some(parse_sha256(sum).ok_or_else(|| Malformed::new(sum, "a checksum that is not a SHA-256"))?)
+        }
+        _ => None,
+    };
     Ok(Some(FileStat { kind, mode, owner: owner.to_owned(), group: group.to_owned(), sha256 }))
+}
+
+/// Permission bits as `stat %a` prints them: 1 to 4 octal digits.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    ((1..=4).contains(&text.len()) && text.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(text, 8).ok())
+        .flatten()
+}
+
+/// A SHA-256 as `sha256sum` prints it: 64 hex digits (given back in lower case).
+pub fn parse_sha256(text: &str) -> Option<String> {
+    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_ascii_lowercase())
+}
+
+/// A user or group name as `stat` prints one (a number for an id without a name): printable,
+/// no longer than any system allows.
+pub fn is_account_name(name: &str) -> bool {
+    (1..=256).contains(&name.len()) && !has_invisible(name)
 }
 
 /// What [`stat_many`] learned about one path.
@@ -94,29 +125,34 @@ pub async fn stat_many(host: &dyn Host, paths: &[String]) -> Result<Vec<Probe>, 
     );
     let out = run_checked(host, Exec::new(script).effect(Effect::ReadOnly)).await?;
     parse_stat_many(paths, &out.stdout)
-        .map_err(|why| ModuleError::Refused(format!("cannot stat {} paths: {why}", paths.len())))
+        .map_err(|m| m.on(host.name(), format!("`stat` of {} paths", paths.len())).into())
 }
 
-fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, String> {
-    let newline = out.iter().position(|&b| b == b'\n').ok_or("no flags line")?;
+/// Reads [`stat_many`]'s answer for `paths`, checking every field (see [`parse_stat`]).
+pub fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, Malformed> {
+    let bad = |entry: &[u8], why: &str| Malformed { entry: printable_bytes(entry), why: why.to_owned() };
+    let newline = out.iter().position(|&b| b == b'\n').ok_or_else(|| Malformed::whole("no flags line"))?;
     let flags = &out[..newline];
-    if flags.len() != paths.len() * 2 {
-        return Err(format!("{} flags for {} paths", flags.len(), paths.len()));
+    if flags.len() != paths.len().saturating_mul(2) || flags.iter().any(|f| !matches!(f, b'0' | b'1')) {
+        return Err(bad(flags, &format!("not two flags (0 or 1) for each of {} paths", paths.len())));
     }
     let mut fields = out[newline + 1..].split(|&b| b == 0);
     let mut infos = std::collections::HashMap::new();
     loop {
-        let name = fields.next().ok_or("stat records end early")?;
+        let name = fields.next().ok_or_else(|| Malformed::whole("stat records end early"))?;
         if name.is_empty() {
             break;
         }
-        let info = fields.next().ok_or("a stat record has no info")?;
+        let info = fields.next().ok_or_else(|| bad(name, "a stat record without its info"))?;
         infos.insert(name.to_vec(), String::from_utf8_lossy(info).into_owned());
     }
     let mut sums = std::collections::HashMap::new();
     for line in fields.filter(|l| !l.is_empty()) {
-        let split = line.windows(2).position(|w| w == b"  ").ok_or("a sha256sum line has no name")?;
-        sums.insert(line[split + 2..].to_vec(), String::from_utf8_lossy(&line[..split]).into_owned());
+        let split =
+            line.windows(2).position(|w| w == b"  ").ok_or_else(|| bad(line, "not a sha256sum line"))?;
+        let sum = std::str::from_utf8(&line[..split]).ok().and_then(parse_sha256);
+        let sum = sum.ok_or_else(|| bad(line, "a checksum that is not a SHA-256"))?;
+        sums.insert(line[split + 2..].to_vec(), sum);
     }
     let mut probes = Vec::with_capacity(paths.len());
     for (path, flag) in paths.iter().zip(flags.chunks(2)) {
@@ -125,7 +161,8 @@ fn parse_stat_many(paths: &[String], out: &[u8]) -> Result<Vec<Probe>, String> {
             None
         } else {
             let Some(info) = infos.get(path.as_bytes()) else { continue };
-            let mut stat = parse_stat(info)?.ok_or("an existing path stated as absent")?;
+            let mut stat =
+                parse_stat(info)?.ok_or_else(|| Malformed::new(path, "an existing path stated as absent"))?;
             if stat.kind == FileKind::File {
                 // A file whose hash could not be taken is left to a task's own stat.
                 let Some(sum) = sums.get(path.as_bytes()) else { continue };
@@ -297,22 +334,53 @@ mod tests {
 
     #[test]
     fn parses_stat_output() {
-        let stat = parse_stat("regular file|644|root|root\nabc123  /tmp/x\n").unwrap().unwrap();
+        let sha = "ab12".repeat(16);
+        let stat = parse_stat(&format!("regular file|644|root|root\n{sha}  -\n")).unwrap().unwrap();
         assert_eq!(stat.kind, FileKind::File);
         assert_eq!(stat.mode, 0o644);
-        assert_eq!(stat.sha256.as_deref(), Some("abc123"));
+        assert_eq!(stat.sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(parse_stat("absent\n"), Ok(None));
         assert!(parse_stat("garbage").is_err());
+    }
+
+    /// What a hostile host may print for `stat`: refused with the offending line shown
+    /// printable, never a panic and never a mode beyond 07777.
+    #[test]
+    fn refuses_stat_output_that_stat_never_prints() {
+        let why = |text: &str| parse_stat(text).unwrap_err().to_string();
+        assert_eq!(
+            why("regular file|17777777|root|root"),
+            r#"a mode that is not one: "regular file|17777777|root|root""#
+        );
+        assert_eq!(why("directory|+755|root|root"), r#"a mode that is not one: "directory|+755|root|root""#);
+        assert_eq!(
+            why("directory|755|ro\u{1b}[2Jot|root"),
+            r#"an owner or group that is not a name: "directory|755|ro\u{1b}[2Jot|root""#
+        );
+        assert_eq!(
+            why("regular file|644|root|root\nabc123  -"),
+            r#"a checksum that is not a SHA-256: "abc123""#
+        );
+        assert_eq!(why("directory|755|root"), r#"not what `stat` prints: "directory|755|root""#);
+        let error = parse_stat("").unwrap_err().on("etcd0", "`stat` of /x");
+        assert_eq!(error.to_string(), "`stat` of /x from etcd0 is refused: no output");
+        let paths = ["/a".to_owned()];
+        for bad in [&b"1x\n"[..], b"11\n/a\0regular file|644|r|r\0\0zz  /a\0", b"11\n/a", b"\xff\n"] {
+            assert!(parse_stat_many(&paths, bad).is_err(), "{}", bad.escape_ascii());
+        }
     }
 
     #[test]
     fn parses_stat_many_output() {
         let paths: Vec<String> = ["/a b", "/l/x", "/d", "/gone"].iter().map(|s| (*s).to_owned()).collect();
-        let out = b"11001111\n/a b\0regular file|644|root|root\0/d\0directory|750|u|g\0\0\
-                    abc  /a b\0";
+        let out = format!(
+            "11001111\n/a b\0regular file|644|root|root\0/d\0directory|750|u|g\0\0{}  /a b\0",
+            "abc0".repeat(16)
+        );
+        let out = out.as_bytes();
         let probes = parse_stat_many(&paths, out).unwrap();
         assert_eq!(probes.len(), 3, "/gone exists per its flag but stat lost it: left out");
-        assert_eq!(probes[0].stat.as_ref().unwrap().sha256.as_deref(), Some("abc"));
+        assert_eq!(probes[0].stat.as_ref().unwrap().sha256, Some("abc0".repeat(16)));
         assert!(probes[0].direct);
         assert_eq!(probes[1].path, "/l/x");
         assert_eq!(probes[1].stat, None);

@@ -8,9 +8,11 @@
 //! - [`registry`]: every module by name, with the schema that parses and documents its arguments.
 //! - [`builtin`]: the modules themselves.
 //! - `validate`: the rules a module checks on its arguments across fields, at both stages.
+//! - [`fuzz`]: every parser of what a host prints, on arbitrary bytes, for the fuzz target.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
+pub mod fuzz;
 pub mod registry;
 pub(crate) mod validate;
 

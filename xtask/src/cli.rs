@@ -43,7 +43,8 @@ enum Top {
     Graphs,
     /// The import graph between each library crate's top-level modules; fails on a circle.
     Deps,
-    /// libFuzzer runs of the playbook loader and the inventory parser (see docs/fuzzing.md).
+    /// libFuzzer runs of the playbook loader, the inventory parser and the parsers of what hosts
+    /// print (see docs/fuzzing.md).
     Fuzz {
         /// Fuzzing time per target, in seconds.
         #[arg(long, default_value_t = 60)]

@@ -1,11 +1,12 @@
-//! `cargo xtask fuzz`: libFuzzer runs of the playbook loader and the inventory parser
-//! (the crate in `fuzz/`), bounded in time, with a summary per target.
+//! `cargo xtask fuzz`: libFuzzer runs of the playbook loader, the inventory parser and the
+//! parsers of what hosts print (the crate in `fuzz/`), bounded in time, with a summary per
+//! target.
 //!
 //! The toolchain is stable, and cargo-fuzz needs `-Z` flags: they are unlocked with
 //! `RUSTC_BOOTSTRAP=1`, for this build only. cargo-fuzz itself is installed once, at a pinned
 //! version, into `target/tools/`. Everything a run makes lives under `target/fuzz/`: the
 //! build (its own target directory), the corpora (seeded from the repository's playbooks,
-//! inventories and bad-input fixtures), crash artifacts, one log per target and
+//! inventories and bad-input fixtures, and `fuzz/seeds/`), crash artifacts, one log per target and
 //! `summary.txt`. Builds and runs are `nice -n 19`, so that other builds are not starved.
 
 use std::fmt::Write as _;
@@ -37,6 +38,7 @@ const GRACE: Duration = Duration::from_secs(120);
 pub(crate) enum Which {
     Playbook,
     Inventory,
+    RemoteOutput,
     All,
 }
 
@@ -74,6 +76,7 @@ struct Target {
 
 const PLAYBOOK: Target = Target { name: "playbook", dict: "fuzz/dict/rhai.dict" };
 const INVENTORY: Target = Target { name: "inventory", dict: "fuzz/dict/inventory.dict" };
+const REMOTE_OUTPUT: Target = Target { name: "remote_output", dict: "fuzz/dict/remote.dict" };
 
 /// What one target's run found.
 #[derive(Debug, Default)]
@@ -100,7 +103,8 @@ pub(crate) fn run(paths: &Paths, options: &Options) -> Result<ExitCode> {
     let targets: Vec<&Target> = match options.which {
         Which::Playbook => vec![&PLAYBOOK],
         Which::Inventory => vec![&INVENTORY],
-        Which::All => vec![&PLAYBOOK, &INVENTORY],
+        Which::RemoteOutput => vec![&REMOTE_OUTPUT],
+        Which::All => vec![&PLAYBOOK, &INVENTORY, &REMOTE_OUTPUT],
     };
 
     build(&root, &cargo_fuzz, options.sanitizer, &targets)?;
@@ -228,7 +232,7 @@ fn seeds(root: &Path, target: &Target) -> Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         for entry in fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
             let path = entry?.path();
-            if path.is_file() && path.extension().is_some_and(|e| e == ext) {
+            if path.is_file() && (ext.is_empty() || path.extension().is_some_and(|e| e == ext)) {
                 files.push(path);
             }
         }
@@ -242,6 +246,8 @@ fn seeds(root: &Path, target: &Target) -> Result<Vec<PathBuf>> {
             files.push(root.join("tests/fixtures/touch_all.rhai"));
             files
         }
+        // One per parser, its first byte picking it (see `modules::fuzz`).
+        "remote_output" => listed("fuzz/seeds/remote_output", "")?,
         _ => {
             let mut files = listed("tests/fixtures/bad", "yml")?;
             files.push(root.join("playbooks/inventory.example.yml"));

@@ -66,7 +66,10 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         params: &["h", "path"],
         doc: "A fact of `h` by dotted path, e.g. `\"default_ipv4.address\"` or `\"interfaces.eth1.ipv4.0\"`. \
               Facts are gathered at run time, once per host, only when something reads them; the value \
-              can be used in task arguments.",
+              can be used in task arguments. They are typed as they are gathered (a host's word is not \
+              trusted): addresses must parse as IP addresses, names as RFC 1123 host names, interface \
+              names and numbers as such; a value that does not fails the task that reads it, naming \
+              the host and the fact.",
     },
     FnDoc {
         key: "get$address(Host)",

@@ -92,7 +92,7 @@ struct Slot {
     /// Set once by whichever task of the host gets there first; the others wait on it.
     connected: OnceCell<Result<(), String>>,
     /// The host's facts, gathered by the first task (of any host) that needs them.
-    facts: OnceCell<Result<Value, String>>,
+    facts: OnceCell<Result<contract::facts::Facts, String>>,
 }
 
 /// Shared by every task future of one run.
@@ -494,10 +494,12 @@ async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn 
     let references = refs::references(&task.args);
     let mut facts = HashMap::new();
     for reference in &references {
-        if let Ref::Fact { host, .. } = reference
-            && !facts.contains_key(host)
-        {
-            facts.insert(host.clone(), facts_of(shared, host).await?);
+        if let Ref::Fact { host, path } = reference {
+            if !facts.contains_key(host) {
+                facts.insert(host.clone(), facts_of(shared, host).await?);
+            }
+            // A fact the host reported that did not parse fails the task, naming both.
+            facts.get(host).map(|f| f.lookup(path)).transpose()?;
         }
     }
     let sealed = task.sealed.as_ref().ok_or(TaskError::UnknownModule(task.module))?;
@@ -505,7 +507,7 @@ async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn 
     let lookup = |reference: &Ref| -> Option<Value> {
         match reference {
             Ref::Output { task, key } => outputs.get(task)?.as_ref()?.get(key).cloned(),
-            Ref::Fact { host, path } => contract::facts::lookup(facts.get(host)?, path).cloned(),
+            Ref::Fact { host, path } => facts.get(host)?.lookup(path).ok()?.cloned(),
         }
     };
     if let Some(missing) = references.iter().find(|r| lookup(r).is_none()) {
@@ -526,7 +528,7 @@ async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn 
 
 /// The facts of `host`, gathered once per run on first use. A host that cannot be reached
 /// fails the task that reads its facts, not as unreachable: the task's own host may be fine.
-async fn facts_of(shared: &Shared, host: &str) -> Result<Value, TaskError> {
+async fn facts_of(shared: &Shared, host: &str) -> Result<contract::facts::Facts, TaskError> {
     let slot = shared.slot(host)?;
     connect(shared, host, slot).await.map_err(|e| TaskError::Facts(e.to_string()))?;
     slot.facts

@@ -1,6 +1,7 @@
 //! Why a task did not succeed: the runner's failures as data, turned into a report's status
 //! and message only when the task is reported.
 
+use contract::facts::FactError;
 use contract::{ArgsError, HostError, ModuleError};
 
 use crate::events::Status;
@@ -31,6 +32,10 @@ pub enum TaskError {
     /// Gathering a host's facts failed.
     #[error("{0}")]
     Facts(String),
+    /// A fact the arguments read did not parse as what it should be (the host reported a
+    /// forged or broken value).
+    #[error(transparent)]
+    Fact(#[from] FactError),
     /// The retry condition never held.
     #[error("`until: {expression}` did not hold after {attempts} attempt(s)")]
     UntilNotMet { expression: String, attempts: u32 },

@@ -334,8 +334,8 @@ async fn outputs_and_facts_are_filled_into_the_arguments_sealed_with_the_plan() 
     assert_eq!(written, format!("at {} on web-7", target.display()));
 }
 
-/// A fact that is no `host:port`, used as a kubeadm endpoint: the task fails before anything
-/// runs, naming the argument and the value, with the task's place.
+/// A fact that is a sound host name but no `host:port`, used as a kubeadm endpoint: the task
+/// fails before anything runs, naming the argument and the value, with the task's place.
 #[tokio::test]
 async fn a_filled_in_value_that_does_not_suit_its_argument_fails_the_task_naming_it() {
     let plan = plan(
@@ -349,13 +349,13 @@ async fn a_filled_in_value_that_does_not_suit_its_argument_fails_the_task_naming
         });
     "#,
     );
-    let summary = run_with_facts(&plan, "not-an-ip:xx").await;
+    let summary = run_with_facts(&plan, "web-7").await;
     assert_eq!(
         status(&summary, "join"),
         (
             Status::Failed,
             "test.rhai:3:11: h0: join: invalid arguments: argument `endpoint` must be host:port, \
-             got the string \"not-an-ip:xx\""
+             got the string \"web-7\""
                 .to_owned()
         )
     );
@@ -386,4 +386,73 @@ fn building_sealed_arguments_reports_the_argument_and_kind() {
     );
     let lookup = |_: &Ref| Some(serde_json::json!("10.0.0.1:6443"));
     assert!(sealed.build(&mut refs::Filler::new(&lookup)).is_ok());
+}
+
+/// The controller as a run target that forges its facts: its address is `forged`.
+#[derive(Debug)]
+struct ForgedFacts {
+    local: LocalHost,
+    forged: &'static str,
+}
+
+#[async_trait]
+impl Host for ForgedFacts {
+    fn name(&self) -> &str {
+        self.local.name()
+    }
+
+    async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
+        if !exec.command.contains("@@hostname") {
+            return self.local.exec(exec).await;
+        }
+        let address = serde_json::to_string(self.forged).unwrap();
+        let stdout = format!(
+            "@@hostname\nh0\n@@addr\n[{{\"ifname\":\"host0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":{address}}}]}}]\n"
+        );
+        Ok(ExecOutput { status: Some(0), stdout: stdout.into_bytes(), stderr: Vec::new() })
+    }
+}
+
+#[async_trait]
+impl Target for ForgedFacts {
+    async fn connect(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+/// Issue 15's injection: a host reports its address as `10.0.0.2:2380` and a systemd directive
+/// after a newline. The task that puts the address into a unit fails, naming the host and the
+/// fact, and writes nothing; a task reading a sound fact of the same host runs.
+#[tokio::test]
+async fn a_forged_address_fact_fails_the_task_that_reads_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("etcd.service");
+    let name = dir.path().join("name");
+    let plan = plan(&format!(
+        r#"
+    let h = host("h0");
+    let ip = h.fact("interfaces.host0.ipv4.0");
+    h.file("name", #{{ path: "{name}", content: h.fact("hostname") }});
+    h.file("etcd unit", #{{ path: "{unit}", content: `ExecStart=etcd --initial-cluster=h0=https://${{ip}}:2380\n` }});
+"#,
+        unit = unit.display(),
+        name = name.display(),
+    ));
+    let forged = "10.0.0.2:2380\nExecStartPost=/bin/sh -c 'touch /tmp/pwned'";
+    let target = ForgedFacts { local: LocalHost::new("h0"), forged };
+    let targets: HashMap<String, Arc<dyn Target>> = HashMap::from([("h0".to_owned(), Arc::new(target) as _)]);
+    let (sink, bus) = EventBus::start(Vec::new(), Arc::default());
+    let summary = run(&plan, targets, options(), sink, Stop::default()).await;
+    bus.finish();
+    let (status_of_unit, why) = status(&summary, "etcd unit");
+    assert_eq!(status_of_unit, Status::Failed);
+    assert!(
+        why.ends_with(
+            r#"h0: etcd unit: fact "interfaces.host0.ipv4.0" of h0 is not an IPv4 address: the host reported "10.0.0.2:2380\nExecStartPost=/bin/sh -c 'touch /tmp/pwned'""#
+        ),
+        "{why}"
+    );
+    assert!(!unit.exists(), "nothing was written");
+    assert_eq!(status(&summary, "name").0, Status::Changed);
+    assert_eq!(std::fs::read_to_string(&name).unwrap(), "h0");
 }

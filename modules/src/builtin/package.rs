@@ -5,7 +5,9 @@
 //!
 //! Planning is one round trip: `dpkg-query` for what is installed, `apt-cache policy` for install
 //! candidates, and the age of the package lists. Applying runs at most `apt-get update`, then one
-//! `apt-get install` or `apt-get remove` of exactly the packages planned.
+//! `apt-get install` or `apt-get remove` of exactly the packages planned. The answer is read
+//! strictly (the host is not trusted, `contract::untrusted`): a line that `dpkg-query`,
+//! `apt-cache policy` or the list check would not print fails the task, naming the host.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,7 @@ use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::run_checked;
 use contract::shell::join;
+use contract::untrusted::Malformed;
 
 /// Touched after every successful `apt-get update` by this module (and by Debian's own
 /// update-notifier); its age is the age of the package lists.
@@ -145,7 +148,7 @@ fn is_package_name(name: &str) -> bool {
 
 /// What the planning round trip found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct HostPackages {
+pub(crate) struct HostPackages {
     /// dpkg's status word (`installed`, `config-files`, ...) per package it knows.
     status: BTreeMap<String, String>,
     /// The install candidate per package apt knows; `None` for `(none)`.
@@ -186,17 +189,20 @@ fn query_script(names: &[String], with_policy: bool) -> String {
     script
 }
 
-fn parse_query(text: &str) -> Result<HostPackages, String> {
-    let (dpkg, rest) = text.split_once("#policy").ok_or("no #policy marker")?;
-    let (policy, lists) = rest.split_once("#lists").ok_or("no #lists marker")?;
-    let mut found = HostPackages { status: parse_dpkg_query(dpkg), ..HostPackages::default() };
-    found.candidates = parse_policy(policy);
+/// Reads the planning command's answer. The host may be hostile: every line of each part must
+/// be what dpkg-query, apt-cache and the list check print; anything else is refused.
+pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
+    let (dpkg, rest) = text.split_once("#policy").ok_or_else(|| Malformed::whole("no #policy marker"))?;
+    let (policy, lists) = rest.split_once("#lists").ok_or_else(|| Malformed::whole("no #lists marker"))?;
+    let mut found = HostPackages { status: parse_dpkg_query(dpkg)?, ..HostPackages::default() };
+    found.candidates = parse_policy(policy)?;
     let numbers: Vec<u64> = lists
         .split_whitespace()
-        .map(|n| n.parse().map_err(|e| format!("list state {lists:?}: {e}")))
-        .collect::<Result<_, _>>()?;
+        .map(|n| n.parse().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit())))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Malformed::new(lists.trim(), "not the package lists' state (four numbers)"))?;
     let [now, stamp, dir, count] = numbers[..] else {
-        return Err(format!("unexpected list state {lists:?}"));
+        return Err(Malformed::new(lists.trim(), "not the package lists' state (four numbers)"));
     };
     found.lists_age = (count > 0).then(|| now.saturating_sub(stamp.max(dir)));
     Ok(found)
@@ -204,21 +210,29 @@ fn parse_query(text: &str) -> Result<HostPackages, String> {
 
 /// `PACKAGE WANT FLAG STATUS` lines; a package listed twice (multi-arch) counts as installed when
 /// any instance is.
-fn parse_dpkg_query(text: &str) -> BTreeMap<String, String> {
+fn parse_dpkg_query(text: &str) -> Result<BTreeMap<String, String>, Malformed> {
+    let word =
+        |w: &str| (1..=32).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
     let mut status: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines() {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let [name, _want, _flag, state] = words[..] else { continue };
+        let [name, want, flag, state] = words[..] else {
+            return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status)"));
+        };
+        if !is_package_name(name) || ![want, flag, state].into_iter().all(word) {
+            return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status)"));
+        }
         let entry = status.entry(name.to_owned()).or_insert_with(|| state.to_owned());
         if state == "installed" {
             *entry = state.to_owned();
         }
     }
-    status
+    Ok(status)
 }
 
-/// `apt-cache policy` blocks: `name:` then `  Candidate: VERSION` (or `(none)`).
-fn parse_policy(text: &str) -> BTreeMap<String, Option<String>> {
+/// `apt-cache policy` blocks: `name:` then `  Candidate: VERSION` (or `(none)`). A candidate
+/// must be a Debian version (letters, digits, `.+~:-`).
+fn parse_policy(text: &str) -> Result<BTreeMap<String, Option<String>>, Malformed> {
     let mut candidates = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -226,10 +240,15 @@ fn parse_policy(text: &str) -> BTreeMap<String, Option<String>> {
             current = line.strip_suffix(':').map(str::to_owned);
         } else if let (Some(name), Some(version)) = (&current, line.trim().strip_prefix("Candidate:")) {
             let version = version.trim();
+            let is_version = (1..=256).contains(&version.len())
+                && version.bytes().all(|b| b.is_ascii_alphanumeric() || b".+~:-".contains(&b));
+            if version != "(none)" && !is_version {
+                return Err(Malformed::new(line, "a candidate that is not a Debian version"));
+            }
             candidates.insert(name.clone(), (version != "(none)").then(|| version.to_owned()));
         }
     }
-    candidates
+    Ok(candidates)
 }
 
 /// The `apt` module bound to its arguments.
@@ -256,7 +275,7 @@ impl Module for Package {
         let present = args.state == PackageState::Present;
         let out = run_checked(cx.host, Exec::new(query_script(names, present))).await?;
         let found = parse_query(&String::from_utf8_lossy(&out.stdout))
-            .map_err(|why| ModuleError::Refused(format!("cannot read the package state: {why}")))?;
+            .map_err(|m| m.on(cx.host.name(), "the package state"))?;
 
         let mut changes = Vec::new();
         let (install, remove): (Vec<String>, Vec<String>) = if present {
@@ -402,7 +421,8 @@ mod tests {
         let s = parse_dpkg_query(
             "hello install ok installed\ntree deinstall ok config-files\nlibfoo install ok half-installed\n\
              libc6 install ok installed\nlibc6 purge ok not-installed\n",
-        );
+        )
+        .unwrap();
         let found = HostPackages { status: s, ..HostPackages::default() };
         assert!(found.is_installed("hello"));
         assert!(!found.is_installed("tree") && !found.is_on_disk("tree"));
@@ -426,6 +446,29 @@ mod tests {
         let found = parse_query("#policy\n#lists 1000 0 300 0\n").unwrap();
         assert_eq!(found.lists_age, None);
         assert!(parse_query("nothing").is_err());
+    }
+
+    /// What a hostile host may print instead: refused, shown printable, never a panic.
+    #[test]
+    fn refuses_package_state_that_dpkg_and_apt_never_print() {
+        let refused = |text: &str| parse_query(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("hello install ok installed extra\n#policy\n#lists 1 1 1 1\n"),
+            r#"not a dpkg-query line (package, want, flag, status): "hello install ok installed extra""#
+        );
+        assert_eq!(
+            refused("Hello\u{1b}[2J install ok installed\n#policy\n#lists 1 1 1 1\n"),
+            r#"not a dpkg-query line (package, want, flag, status): "Hello\u{1b}[2J install ok installed""#
+        );
+        assert_eq!(
+            refused("#policy\nhello:\n  Candidate: 1.0 $(reboot)\n#lists 1 1 1 1\n"),
+            r#"a candidate that is not a Debian version: "  Candidate: 1.0 $(reboot)""#
+        );
+        assert_eq!(
+            refused("#policy\n#lists 1 -2 3 4\n"),
+            r#"not the package lists' state (four numbers): "1 -2 3 4""#
+        );
+        assert_eq!(refused("#policy\n#lists 1 2\n"), r#"not the package lists' state (four numbers): "1 2""#);
     }
 
     #[test]

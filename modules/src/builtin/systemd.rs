@@ -3,6 +3,10 @@
 //! Planning is one round trip: `systemctl show` (machine-readable `key=value`) plus a SHA-256
 //! of every managed file. Applying runs, in this order and only as planned: write the files,
 //! `daemon-reload`, enable/disable, then start/stop/restart/reload.
+//!
+//! The host's answers are not trusted (`contract::untrusted`): every state read from
+//! `systemctl show` must be a systemd state word, given once, and every file line a checksum,
+//! `absent` or `other`; anything else fails the task naming the host and the line.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +22,7 @@ use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
 use contract::shell::{join, quote};
+use contract::untrusted::Malformed;
 
 /// Where unit files and drop-in directories written by this module live.
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -174,7 +179,7 @@ fn dropin_name(key: &str) -> Result<String, String> {
 
 /// What `systemctl show` says about a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct UnitStatus {
+pub(crate) struct UnitStatus {
     load_state: String,
     active_state: String,
     sub_state: String,
@@ -200,11 +205,29 @@ impl UnitStatus {
     }
 }
 
-/// Parses `systemctl show --property=...` output (`Key=value` lines, in systemd's order).
-fn parse_show(text: &str) -> Result<UnitStatus, String> {
-    let props: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+/// Parses `systemctl show --property=...` output (`Key=value` lines, in systemd's order). The
+/// host may be hostile: each property read must be a systemd state word (lower-case letters,
+/// digits and `-`, as every state systemd has) and appear once; `LoadState` and `ActiveState`
+/// must be there.
+fn parse_show(text: &str) -> Result<UnitStatus, Malformed> {
+    const READ: [&str; 5] = ["LoadState", "ActiveState", "SubState", "UnitFileState", "NeedDaemonReload"];
+    let mut props: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=').filter(|(key, _)| READ.contains(key)) else { continue };
+        let word = value.len() <= 64
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !word {
+            return Err(Malformed::new(line, "a state that is not a systemd state word"));
+        }
+        if props.insert(key, value).is_some() {
+            return Err(Malformed::new(line, "a property given twice"));
+        }
+    }
     let get = |key: &str| {
-        props.get(key).map(|v| (*v).to_owned()).ok_or_else(|| format!("systemctl show printed no {key}"))
+        props
+            .get(key)
+            .map(|v| (*v).to_owned())
+            .ok_or_else(|| Malformed::whole(format!("systemctl show printed no {key}")))
     };
     Ok(UnitStatus {
         load_state: get("LoadState")?,
@@ -217,7 +240,7 @@ fn parse_show(text: &str) -> Result<UnitStatus, String> {
 
 /// What is at a managed file's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum FileState {
+pub(crate) enum FileState {
     Absent,
     /// A regular file with this SHA-256.
     File(String),
@@ -225,14 +248,14 @@ enum FileState {
     Other,
 }
 
-fn parse_file_line(line: &str) -> Result<FileState, String> {
+fn parse_file_line(line: &str) -> Result<FileState, Malformed> {
     match line.split_whitespace().next() {
         Some("absent") => Ok(FileState::Absent),
         Some("other") => Ok(FileState::Other),
         Some(hash) if hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
             Ok(FileState::File(hash.to_owned()))
         }
-        _ => Err(format!("unexpected file state {line:?}")),
+        _ => Err(Malformed::new(line, "not a file state (a checksum, `absent` or `other`)")),
     }
 }
 
@@ -250,13 +273,15 @@ fn status_script(unit: &str, paths: &[String]) -> String {
     script
 }
 
-fn parse_status(text: &str, files: usize) -> Result<(UnitStatus, Vec<FileState>), String> {
-    let (show, rest) =
-        text.split_once("#files\n").or_else(|| text.split_once("#files")).ok_or("no #files marker")?;
+pub(crate) fn parse_status(text: &str, files: usize) -> Result<(UnitStatus, Vec<FileState>), Malformed> {
+    let (show, rest) = text
+        .split_once("#files\n")
+        .or_else(|| text.split_once("#files"))
+        .ok_or_else(|| Malformed::whole("no #files marker"))?;
     let status = parse_show(show)?;
     let states = rest.lines().map(parse_file_line).collect::<Result<Vec<_>, _>>()?;
     if states.len() != files {
-        return Err(format!("expected {files} file states, got {}", states.len()));
+        return Err(Malformed::whole(format!("{} file states for {files} files", states.len())));
     }
     Ok((status, states))
 }
@@ -329,7 +354,7 @@ impl Module for Systemd {
         let script = status_script(&unit, &paths);
         let out = run_checked(cx.host, Exec::new(script)).await?;
         let (status, states) = parse_status(&String::from_utf8_lossy(&out.stdout), files.len())
-            .map_err(|why| ModuleError::Refused(format!("cannot read the state of {unit}: {why}")))?;
+            .map_err(|m| m.on(cx.host.name(), format!("the state of {unit}")))?;
 
         let wants_it = args.unit.is_some()
             || !args.dropins.is_empty()
@@ -465,7 +490,7 @@ impl Action for SystemdAction {
         let out =
             run_checked(host, Exec::new(format!("systemctl show --property={PROPERTIES} -- {unit}"))).await?;
         let status = parse_show(&out.stdout_text())
-            .map_err(|why| ModuleError::Refused(format!("cannot read the state of {}: {why}", self.unit)))?;
+            .map_err(|m| m.on(host.name(), format!("the state of {}", self.unit)))?;
         if self.op.is_some_and(Operation::should_run) && status.active_state == "failed" {
             let error = ModuleError::Refused(format!(
                 "{} is {} ({}) right after `systemctl {}`",
@@ -571,6 +596,28 @@ mod tests {
                 .unwrap();
         assert!(!s.is_running() && !s.is_enabled() && s.need_daemon_reload);
         assert!(parse_show("garbage").is_err());
+    }
+
+    /// What a hostile host may print for `systemctl show`: a state that is no state word
+    /// (it would reach later tasks as the `active_state` output) or a property given twice is
+    /// refused, shown printable.
+    #[test]
+    fn refuses_systemctl_show_output_systemd_never_prints() {
+        let refused = |text: &str| parse_show(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("LoadState=loaded\nActiveState=active\u{1b}[2J\n"),
+            r#"a state that is not a systemd state word: "ActiveState=active\u{1b}[2J""#
+        );
+        assert_eq!(
+            refused("LoadState=loaded\nActiveState=failed\nActiveState=active\n"),
+            r#"a property given twice: "ActiveState=active""#
+        );
+        assert_eq!(refused("LoadState=loaded\n"), "systemctl show printed no ActiveState");
+        assert!(parse_show(&format!("LoadState=loaded\nActiveState={}\n", "a".repeat(65))).is_err());
+        let s = parse_show("LoadState=loaded\nActiveState=active\nFragmentPath=/etc/x y=z\n").unwrap();
+        assert_eq!(s.active_state, "active", "properties not read are not checked");
+        let error = parse_status("LoadState=loaded\nActiveState=active\n#files\nrm -rf /\n", 1).unwrap_err();
+        assert_eq!(error.to_string(), r#"not a file state (a checksum, `absent` or `other`): "rm -rf /""#);
     }
 
     #[test]

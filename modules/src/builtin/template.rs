@@ -16,6 +16,7 @@ use crate::builtin::file::{self, WantedAttrs};
 use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
+use contract::facts::Facts;
 use contract::mode::Mode;
 use contract::module::{Context, Module, Plan};
 use contract::remote;
@@ -146,18 +147,56 @@ fn to_jinja(value: &Value) -> minijinja::Value {
     }
 }
 
+/// The host's facts as a template value. A fact the host reported that did not parse is
+/// undefined, so a template that uses it fails (the strict environment refuses undefined
+/// values) and never renders it.
+fn facts_to_jinja(facts: &Facts, path: &str, value: &Value) -> minijinja::Value {
+    if facts.invalid_at(path).is_some() {
+        return minijinja::Value::UNDEFINED;
+    }
+    let inner = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::Array(items) => minijinja::Value::from(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| facts_to_jinja(facts, &inner(&i.to_string()), v))
+                .collect::<Vec<_>>(),
+        ),
+        Value::Object(map) => minijinja::Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), facts_to_jinja(facts, &inner(k), v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        other => to_jinja(other),
+    }
+}
+
 /// Renders `source` with `vars` and, when given, `facts`.
-fn render(source: &str, vars: &BTreeMap<String, Value>, facts: Option<&Value>) -> Result<String, String> {
+pub(crate) fn render(
+    source: &str,
+    vars: &BTreeMap<String, Value>,
+    facts: Option<&Facts>,
+) -> Result<String, String> {
     let env = environment();
     let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
     let mut context: BTreeMap<String, minijinja::Value> =
         vars.iter().map(|(k, v)| (k.clone(), to_jinja(v))).collect();
     if let Some(facts) = facts {
-        context.insert(FACTS.to_owned(), to_jinja(facts));
+        context.insert(FACTS.to_owned(), facts_to_jinja(facts, "", facts.value()));
         known.push(FACTS);
     }
     let template = env.template_from_named_str(NAME, source).map_err(|e| describe(&e, &known))?;
-    template.render(minijinja::Value::from(context)).map_err(|e| describe(&e, &known))
+    template.render(minijinja::Value::from(context)).map_err(|e| {
+        let mut message = describe(&e, &known);
+        // Undefined because the host's value did not parse: say which, and what it was.
+        let refused: Vec<String> =
+            facts.map(Facts::invalid).unwrap_or_default().iter().map(ToString::to_string).collect();
+        if e.kind() == minijinja::ErrorKind::UndefinedError && !refused.is_empty() {
+            message.push_str(&format!("; refused: {}", refused.join("; ")));
+        }
+        message
+    })
 }
 
 /// Whether `source` reads the `facts` variable (and so needs them gathered).
@@ -268,12 +307,33 @@ mod tests {
 
     #[test]
     fn facts_are_visible_when_given() {
-        let facts = json!({"hostname": "etcd0", "default_ipv4": {"address": "10.0.0.1"}});
+        let facts =
+            Facts::new("etcd0", json!({"hostname": "etcd0", "default_ipv4": {"address": "10.0.0.1"}}));
         let out =
             render("{{ facts.hostname }} {{ facts.default_ipv4.address }}", &BTreeMap::new(), Some(&facts));
         assert_eq!(out.unwrap(), "etcd0 10.0.0.1");
         let err = render("{{ facts.hostname }}", &BTreeMap::new(), None).unwrap_err();
         assert!(err.contains("`facts` is undefined"), "{err}");
+    }
+
+    /// A forged address never reaches a rendered file: the template that uses it fails, naming
+    /// the host and the fact; one that uses only sound facts renders.
+    #[test]
+    fn a_fact_that_did_not_parse_fails_the_template_that_uses_it() {
+        let output = "@@hostname\netcd1\n@@addr\n[{\"ifname\":\"host0\",\"addr_info\":\
+                      [{\"family\":\"inet\",\"local\":\"10.0.0.2:2380\\nExecStartPost=/bin/sh\"}]}]\n\
+                      @@route\n[{\"dev\":\"host0\"}]\n";
+        let facts = contract::facts::parse("etcd1", output);
+        let vars = BTreeMap::new();
+        assert_eq!(render("name={{ facts.hostname }}", &vars, Some(&facts)).unwrap(), "name=etcd1");
+        for source in ["ip={{ facts.interfaces.host0.ipv4[0] }}", "ip={{ facts.default_ipv4.address }}"] {
+            let err = render(source, &vars, Some(&facts)).unwrap_err();
+            assert!(err.starts_with("template line 1: "), "{err}");
+            assert!(
+                err.contains(r#"fact "interfaces.host0.ipv4.0" of etcd1 is not an IPv4 address: the host reported "10.0.0.2:2380\nExecStartPost=/bin/sh""#),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use contract::error::ModuleError;
 use contract::host::{Exec, Host};
-use contract::remote::run_checked;
+use contract::remote::{parse_mode, run_checked};
 use contract::shell::quote;
+use contract::untrusted::Malformed;
 
 /// One file as read: its permission bits and content; `None` when it is not there.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,14 +39,17 @@ pub(crate) async fn read_files(host: &dyn Host, paths: &[&str], dir: &str) -> Re
         quote(dir),
     );
     let out = run_checked(host, Exec::new(script)).await?;
-    parse(&out.stdout, paths.len()).map_err(|why| {
-        ModuleError::Refused(format!("cannot read {} on {}: {why}", paths.join(", "), host.name()))
-    })
+    parse(&out.stdout, paths.len())
+        .map_err(|m| m.on(host.name(), format!("the read of {}", paths.join(", "))).into())
 }
 
-fn parse(mut rest: &[u8], count: usize) -> Result<Found, String> {
-    let line = |rest: &mut &[u8]| -> Result<String, String> {
-        let end = rest.iter().position(|b| *b == b'\n').ok_or("output ended early")?;
+/// Reads the answer: per file a `MODE SIZE` line and exactly SIZE bytes, or `-`; then `d` or
+/// `-`. The host may be hostile: a mode must be 1 to 4 octal digits, a size digits that the
+/// answer holds; nothing is indexed past what arrived.
+pub(crate) fn parse(mut rest: &[u8], count: usize) -> Result<Found, Malformed> {
+    let line = |rest: &mut &[u8]| -> Result<String, Malformed> {
+        let end =
+            rest.iter().position(|b| *b == b'\n').ok_or_else(|| Malformed::whole("output ended early"))?;
         let text = String::from_utf8_lossy(&rest[..end]).into_owned();
         *rest = &rest[end + 1..];
         Ok(text)
@@ -57,16 +61,22 @@ fn parse(mut rest: &[u8], count: usize) -> Result<Found, String> {
             files.push(None);
             continue;
         }
-        let (mode, size) = header.split_once(' ').ok_or_else(|| format!("unexpected line {header:?}"))?;
-        let mode = u32::from_str_radix(mode.trim(), 8).map_err(|_| format!("bad mode {mode:?}"))?;
-        let size: usize = size.trim().parse().map_err(|_| format!("bad size {size:?}"))?;
+        let bad = || Malformed::new(&header, "not a file's mode and size");
+        let (mode, size) = header.split_once(' ').ok_or_else(bad)?;
+        let mode = parse_mode(mode).ok_or_else(bad)?;
+        let size: usize =
+            size.parse().ok().filter(|_| size.bytes().all(|b| b.is_ascii_digit())).ok_or_else(bad)?;
         if rest.len() < size {
-            return Err("output ended early".into());
+            return Err(Malformed::whole("output ended early"));
         }
         files.push(Some(Read { mode, content: rest[..size].to_vec() }));
         rest = &rest[size..];
     }
-    let dir_exists = line(&mut rest)? == "d";
+    let dir_exists = match line(&mut rest)?.as_str() {
+        "d" => true,
+        "-" => false,
+        other => return Err(Malformed::new(other, "not `d` or `-`")),
+    };
     Ok(Found { files, dir_exists })
 }
 
@@ -83,5 +93,19 @@ mod tests {
         assert!(found.dir_exists);
         assert!(parse(b"644 10\nab\n", 1).is_err());
         assert!(!parse(b"-\n-\n", 1).unwrap().dir_exists);
+    }
+
+    /// What a hostile host may print: refused, never a panic, never a read past the answer.
+    #[test]
+    fn refuses_answers_the_script_never_prints() {
+        let refused = |raw: &[u8]| parse(raw, 1).unwrap_err().to_string();
+        assert_eq!(refused(b"17777777 1\nx\n-\n"), r#"not a file's mode and size: "17777777 1""#);
+        assert_eq!(refused(b"644 +1\nx\n-\n"), r#"not a file's mode and size: "644 +1""#);
+        assert_eq!(
+            refused(b"644 99999999999999999999999\nx\n"),
+            r#"not a file's mode and size: "644 99999999999999999999999""#
+        );
+        assert_eq!(refused(b"644 18446744073709551615\nx\n"), "output ended early");
+        assert_eq!(refused(b"644 1\nx\x1b[2J\n"), r#"not `d` or `-`: "\u{1b}[2J""#);
     }
 }

@@ -1,6 +1,8 @@
 //! Reading existing certificates and keys, and deciding whether one still fits.
 //!
-//! Nothing here prints key material: messages name files, algorithms and fields only.
+//! Nothing here prints key material: messages name files, algorithms and fields only. The
+//! certificates come from hosts, which may be hostile: x509-parser reads them without panics,
+//! and names they hold are shown printable (`contract::untrusted`).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -8,6 +10,8 @@ use std::net::IpAddr;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
+
+use contract::untrusted::printable;
 
 use super::spec::{Eku, KeyKind, San, Subject, Usages, describe_dn, describe_secs};
 
@@ -205,13 +209,15 @@ pub(crate) fn reissue_reasons(
     }
     let subject = wanted.subject.normalized();
     if cert.subject != subject {
-        reasons.push(format!("subject is {}, wanted {}", describe_dn(&cert.subject), describe_dn(&subject)));
+        // The certificate was read from the host: its names are shown printable.
+        let found = printable(&describe_dn(&cert.subject));
+        reasons.push(format!("subject is {found}, wanted {}", describe_dn(&subject)));
     }
     for missing in wanted.sans.difference(&cert.sans) {
         reasons.push(format!("SAN {missing} missing"));
     }
     for extra in cert.sans.difference(&wanted.sans) {
-        reasons.push(format!("SAN {extra} not wanted"));
+        reasons.push(format!("SAN {} not wanted", printable(&extra.to_string())));
     }
     if cert.key_bits != wanted.usages.key_bits {
         reasons.push(format!(

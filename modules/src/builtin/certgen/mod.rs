@@ -32,6 +32,7 @@ use self::spec::{Subject, Usages};
 use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
+use contract::facts::Facts;
 use contract::host::Host;
 use contract::local::LocalHost;
 use contract::module::{Action, Context, Module, Outputs, Plan};
@@ -389,22 +390,22 @@ impl Certgen {
         let fact_error = |what: &str| {
             ModuleError::Refused(format!("cannot default {what}: the facts of {own} have no usable value"))
         };
+        // A host's facts may be forged: it must not get a certificate in another host's name.
+        let another_host = |name: &str| name != own && cx.peers.peer(name).is_some();
         let cn = match &args.cn {
             Some(cn) => cn.clone(),
-            None => facts
-                .and_then(|f| f.get("hostname"))
-                .and_then(Value::as_str)
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| fact_error("cn to the hostname"))?
-                .to_owned(),
+            None => {
+                let facts = facts.ok_or_else(|| fact_error("cn to the hostname"))?;
+                let hostname = reported_hostname(facts, &another_host)?;
+                hostname.ok_or_else(|| fact_error("cn to the hostname"))?
+            }
         };
         let subject = Subject::new(&cn, &args.names).map_err(|e| ModuleError::Refused(e.to_string()))?;
         let sans = match &args.hosts {
-            Some(hosts) => Ok(hosts.clone()),
-            None if args.serves() => facts.map(default_sans).ok_or_else(|| fact_error("hosts"))?,
-            None => Ok(Vec::new()),
-        }
-        .map_err(|e| ModuleError::Refused(format!("hosts: {e}")))?;
+            Some(hosts) => hosts.clone(),
+            None if args.serves() => default_sans(facts.ok_or_else(|| fact_error("hosts"))?, &another_host)?,
+            None => Vec::new(),
+        };
         let mut unique = BTreeSet::new();
         let sans: Vec<San> = sans.into_iter().filter(|s| unique.insert(s.clone())).collect();
         let ca_source = args.ca.clone().ok_or_else(|| ModuleError::Refused("ca is missing".into()))?;
@@ -588,27 +589,48 @@ fn usages_label(args: &CertgenArgs<Resolved>) -> String {
     }
 }
 
-/// The host's own names for a leaf's SANs: its hostname, then every non-loopback IPv4 address.
-fn default_sans(facts: &Value) -> Result<Vec<San>, String> {
-    let mut sans = Vec::new();
-    if let Some(hostname) = facts.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty()) {
-        sans.push(San::parse(hostname).map_err(|e| e.to_string())?);
+/// The hostname the host reports, refused when it did not parse or names another host of the
+/// run (`another_host`); `None` when it is empty.
+fn reported_hostname(
+    facts: &Facts,
+    another_host: &dyn Fn(&str) -> bool,
+) -> Result<Option<String>, ModuleError> {
+    let Some(name) = facts.lookup("hostname")?.and_then(Value::as_str).filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    if another_host(name) {
+        return Err(ModuleError::Refused(format!(
+            "{} reports its hostname as {name:?}, the name of another host of this run: \
+             refused as a certificate name (give `cn` and `hosts` to name it yourself)",
+            facts.host()
+        )));
     }
-    let interfaces = facts.get("interfaces").and_then(Value::as_object);
+    Ok(Some(name.to_owned()))
+}
+
+/// The host's own names for a leaf's SANs: its hostname, then every non-loopback IPv4 address.
+/// Facts that did not parse, and a hostname that names another host, are refused.
+fn default_sans(facts: &Facts, another_host: &dyn Fn(&str) -> bool) -> Result<Vec<San>, ModuleError> {
+    let mut sans = Vec::new();
+    let refused = |e: spec::InvalidHostName| ModuleError::Refused(format!("hosts: {e}"));
+    if let Some(hostname) = reported_hostname(facts, another_host)? {
+        sans.push(San::parse(&hostname).map_err(refused)?);
+    }
+    let interfaces = facts.lookup("interfaces")?.and_then(Value::as_object);
     for (name, interface) in interfaces.into_iter().flatten() {
         if name == "lo" {
             continue;
         }
         for address in interface.get("ipv4").and_then(Value::as_array).into_iter().flatten() {
             let Some(address) = address.as_str() else { continue };
-            let san = San::parse(address).map_err(|e| e.to_string())?;
+            let san = San::parse(address).map_err(refused)?;
             if !matches!(&san, San::Ip(ip) if ip.is_loopback()) {
                 sans.push(san);
             }
         }
     }
     if sans.is_empty() {
-        return Err("the host has no hostname or address in its facts".into());
+        return Err(ModuleError::Refused("hosts: the host has no hostname or address in its facts".into()));
     }
     Ok(sans)
 }
@@ -702,6 +724,33 @@ impl Action for KeyModeAction {
         remote::set_attrs(host, &self.path, &Attrs { mode: Some(0o600), ..Attrs::default() }).await?;
         Ok(Outputs::new())
     }
+}
+
+/// What certgen reads from a host, on arbitrary bytes (for [`crate::fuzz`]): the file-reading
+/// script's answer for two files, each file read as a certificate and as a key, and the
+/// reasons to reissue a certificate read from it.
+pub(crate) fn read_untrusted(bytes: &[u8]) -> Vec<String> {
+    let mut seen = Vec::new();
+    if let Ok(found) = files::parse(bytes, 2) {
+        seen.extend(found.files.into_iter().flatten().map(|f| f.content));
+    }
+    seen.push(bytes.to_vec());
+    let mut reasons = Vec::new();
+    let Ok(subject) = Subject::new("etcd0", &[]) else { return reasons };
+    for content in &seen {
+        let _ = inspect::parse_key(content);
+        if let Ok(cert) = inspect::parse_pem(content) {
+            let wanted = inspect::Wanted {
+                subject: subject.clone(),
+                sans: BTreeSet::new(),
+                usages: Usages::from_names(Profile::Server.usages()),
+                key: cert.key.clone(),
+                renew_before_secs: 720 * 3600,
+            };
+            reasons.extend(inspect::reissue_reasons(&wanted, content, Some(content), &cert, 1_700_000_000));
+        }
+    }
+    reasons
 }
 
 #[cfg(test)]

@@ -214,15 +214,51 @@ fn arguments_are_checked_strictly() {
 
 #[test]
 fn default_sans_are_the_hostname_and_non_loopback_ipv4() {
-    let facts = json!({
-        "hostname": "etcd0",
-        "interfaces": {
-            "lo": { "ipv4": ["127.0.0.1"] },
-            "host0": { "ipv4": ["10.77.0.11"], "ipv6": ["fe80::1"] },
-        },
-    });
-    let sans = default_sans(&facts).unwrap();
+    let facts = Facts::new(
+        "etcd0",
+        json!({
+            "hostname": "etcd0",
+            "interfaces": {
+                "lo": { "ipv4": ["127.0.0.1"] },
+                "host0": { "ipv4": ["10.77.0.11"], "ipv6": ["fe80::1"] },
+            },
+        }),
+    );
+    let sans = default_sans(&facts, &|_| false).unwrap();
     assert_eq!(sans, [San::Dns("etcd0".into()), San::Ip("10.77.0.11".parse().unwrap())]);
+}
+
+/// Facts a host reports are not trusted for certificate names: a hostname that did not parse
+/// (a wildcard), an address that did not parse, or the name of another host of the run is
+/// refused, naming the host.
+#[test]
+fn default_names_refuse_forged_facts_and_peers_names() {
+    let gathered = |hostname: &str, address: &str| {
+        let output = format!(
+            "@@hostname\n{hostname}\n@@addr\n[{{\"ifname\":\"host0\",\"addr_info\":[{{\"family\":\"inet\",\"local\":{}}}]}}]\n",
+            serde_json::to_string(address).unwrap()
+        );
+        contract::facts::parse("etcd0", &output)
+    };
+    let none = |_: &str| false;
+    assert!(default_sans(&gathered("etcd0", "10.77.0.11"), &none).is_ok());
+    let error = default_sans(&gathered("*.cluster.local", "10.77.0.11"), &none).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        r#"fact "hostname" of etcd0 is not a host name (RFC 1123): the host reported "*.cluster.local""#
+    );
+    let error = default_sans(&gathered("etcd0", "10.77.0.11,10.77.0.12"), &none).unwrap_err().to_string();
+    assert!(
+        error.starts_with(r#"fact "interfaces.host0.ipv4.0" of etcd0 is not an IPv4 address"#),
+        "{error}"
+    );
+    let peer = |name: &str| name == "etcd1";
+    let error = default_sans(&gathered("etcd1", "10.77.0.11"), &peer).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "etcd0 reports its hostname as \"etcd1\", the name of another host of this run: refused as a \
+         certificate name (give `cn` and `hosts` to name it yourself)"
+    );
 }
 
 struct OnePeer(Arc<dyn Host>);
@@ -238,7 +274,10 @@ async fn plan(args: serde_json::Value, host: &dyn Host, peers: &dyn Peers) -> Re
         .unwrap()
         .parse(args)
         .map_err(|e| ModuleError::Refused(e.to_string()))?;
-    let facts = json!({ "hostname": "etcd0", "interfaces": { "host0": { "ipv4": ["10.77.0.11"] } } });
+    let facts = Facts::new(
+        "etcd0",
+        json!({ "hostname": "etcd0", "interfaces": { "host0": { "ipv4": ["10.77.0.11"] } } }),
+    );
     let cx = Context {
         host,
         options: PlanOptions { diff: true, ..PlanOptions::default() },

@@ -10,6 +10,10 @@
 //!   join:  /etc/kubernetes/kubelet.conf exists -> ok, else `kubeadm join --config FILE`
 //!          (FILE: a JoinConfiguration sent on stdin into a mktemp file, 0600, removed after)
 //! ```
+//!
+//! What the node prints is not trusted (`contract::untrusted`): its endpoint, token and CA
+//! hash become other hosts' `kubeadm join` arguments, so each must be of its form (host:port,
+//! `[a-z0-9]{6}.[a-z0-9]{16}`, `sha256:` and 64 hex digits) or the task fails, naming the host.
 
 pub mod config;
 pub mod values;
@@ -27,6 +31,7 @@ use contract::host::{Exec, ExecOutput, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, command_error, run_checked};
 use contract::shell::{join, quote};
+use contract::untrusted::{Malformed, printable};
 
 use config::{JoinConfigurationV1beta3, KubeadmConfig};
 use values::{BootstrapToken, CaCertHash, Endpoint};
@@ -305,17 +310,40 @@ async fn cluster_outputs(host: &dyn Host) -> Result<(Outputs, bool), ModuleError
     let hash = format!("sha256:{hex}");
     if !CaCertHash::is_hash(&hash) {
         return Err(ModuleError::Refused(format!(
-            "cannot compute the CA hash from {CA_CERT}: got {hash_line:?}"
+            "cannot compute the CA hash from {CA_CERT}: got \"{}\"",
+            printable(hash_line)
         )));
+    }
+    let endpoint = endpoint.trim();
+    if !is_endpoint(endpoint) {
+        let refused = Malformed::new(endpoint, "an API server endpoint that is not host:port");
+        return Err(refused.on(host.name(), format!("the server of {ADMIN_CONF}")).into());
     }
     let token = usable_token(tokens);
     let mut outputs = Outputs::new();
-    insert_join_outputs(&mut outputs, endpoint.trim(), token.as_deref().unwrap_or_default(), &hash);
+    insert_join_outputs(&mut outputs, endpoint, token.as_deref().unwrap_or_default(), &hash);
     Ok((outputs, token.is_none()))
 }
 
-/// The first token of `kubeadm token list -o json` (a stream of objects) that nodes can join with.
-fn usable_token(stream: &str) -> Option<String> {
+/// An API server endpoint as kubeadm prints and takes one: an IPv4 address, a bracketed IPv6
+/// address or an RFC 1123 host name, then `:` and a port. What a host reports goes into other
+/// hosts' `kubeadm join` arguments, so nothing else (an option, a space, a second value) passes.
+fn is_endpoint(endpoint: &str) -> bool {
+    let Some((host, port)) = endpoint.rsplit_once(':') else { return false };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => host.parse::<std::net::Ipv4Addr>().is_ok() || contract::facts::is_hostname(host),
+    };
+    port_ok && host_ok
+}
+
+/// The first token of `kubeadm token list -o json` (a stream of objects) that nodes can join
+/// with. Objects after one that does not parse, and tokens that are not of kubeadm's form,
+/// are not used.
+pub(crate) fn usable_token(stream: &str) -> Option<String> {
     serde_json::Deserializer::from_str(stream)
         .into_iter::<Value>()
         .map_while(Result::ok)
@@ -325,6 +353,7 @@ fn usable_token(stream: &str) -> Option<String> {
             };
             has("usages", "authentication")
                 && has("groups", "system:bootstrappers:kubeadm:default-node-token")
+                && t["token"].as_str().is_some_and(BootstrapToken::is_token)
         })
         .and_then(|t| t["token"].as_str().map(str::to_owned))
 }
@@ -341,15 +370,29 @@ fn insert_join_outputs(outputs: &mut Outputs, endpoint: &str, token: &str, hash:
     );
 }
 
-/// Reads `kubeadm join <endpoint> --token <t> [\] --discovery-token-ca-cert-hash <h>` from kubeadm's output.
-fn parse_join_line(stdout: &str) -> Option<(String, String, String)> {
+/// Reads `kubeadm join <endpoint> --token <t> [\] --discovery-token-ca-cert-hash <h>` from
+/// kubeadm's output. The values go into other hosts' `kubeadm join`, so each must be of its
+/// kind ([`is_endpoint`], [`is_token`], [`is_hash`]); the line is refused otherwise.
+pub(crate) fn parse_join_line(stdout: &str) -> Result<(String, String, String), Malformed> {
     let flat = stdout.replace("\\\n", " ");
-    let line = flat.lines().rev().find(|l| l.trim_start().starts_with("kubeadm join "))?;
+    let line = flat
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("kubeadm join "))
+        .ok_or_else(|| Malformed::whole("no `kubeadm join` line"))?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |flag: &str| {
-        words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).map(|s| (*s).to_owned())
-    };
-    Some((words.get(2)?.to_string(), after("--token")?, after("--discovery-token-ca-cert-hash")?))
+    let after = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
+    match (words.get(2).copied(), after("--token"), after("--discovery-token-ca-cert-hash")) {
+        (Some(endpoint), Some(token), Some(hash))
+            if is_endpoint(endpoint) && BootstrapToken::is_token(token) && CaCertHash::is_hash(hash) =>
+        {
+            Ok((endpoint.to_owned(), token.to_owned(), hash.to_owned()))
+        }
+        // The line holds the token: it is described, not shown.
+        _ => Err(Malformed::whole(
+            "a `kubeadm join` line without an endpoint (host:port), a token and a CA hash of their forms",
+        )),
+    }
 }
 
 /// kubeadm's `[ERROR ...]` preflight lines, if the failure was a preflight failure.
@@ -447,9 +490,8 @@ impl Action for KubeadmAct {
                 remote::write_atomic(host, &path, rendered.as_bytes(), &attrs).await?;
                 let out = Self::kubeadm_argv(host, &["kubeadm", "init", "--config", &path]).await?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
-                let (ep, token, hash) = parse_join_line(&stdout).ok_or_else(|| {
-                    ModuleError::Refused("kubeadm init succeeded but printed no `kubeadm join` line".into())
-                })?;
+                let (ep, token, hash) = parse_join_line(&stdout)
+                    .map_err(|m| m.on(host.name(), "the output of `kubeadm init`"))?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
             KubeadmAct::Join { endpoint, config, token } => {
@@ -460,9 +502,8 @@ impl Action for KubeadmAct {
             KubeadmAct::TokenCreate => {
                 let out =
                     Self::kubeadm_argv(host, &["kubeadm", "token", "create", "--print-join-command"]).await?;
-                let (ep, token, hash) = parse_join_line(&out.stdout_text()).ok_or_else(|| {
-                    ModuleError::Refused("kubeadm token create printed no `kubeadm join` line".into())
-                })?;
+                let (ep, token, hash) = parse_join_line(&out.stdout_text())
+                    .map_err(|m| m.on(host.name(), "the output of `kubeadm token create`"))?;
                 insert_join_outputs(&mut outputs, &ep, &token, &hash);
             }
             KubeadmAct::Reset => {

@@ -138,17 +138,50 @@ fn checks_arguments_per_action() {
 
 #[test]
 fn reads_kubeadms_join_line_and_token_list() {
-    let stdout = "Then you can join ...:\n\nkubeadm join 10.77.0.21:6443 --token abcdef.0123456789abcdef \\\n\
-                  \t--discovery-token-ca-cert-hash sha256:0123 \n";
+    let hash = format!("sha256:{}", "0123".repeat(16));
+    let stdout = format!(
+        "Then you can join ...:\n\nkubeadm join 10.77.0.21:6443 --token abcdef.0123456789abcdef \\\n\
+         \t--discovery-token-ca-cert-hash {hash} \n"
+    );
     assert_eq!(
-        parse_join_line(stdout).unwrap(),
-        ("10.77.0.21:6443".into(), "abcdef.0123456789abcdef".into(), "sha256:0123".into())
+        parse_join_line(&stdout).unwrap(),
+        ("10.77.0.21:6443".into(), "abcdef.0123456789abcdef".into(), hash.clone())
     );
     let list = r#"{"token": "aaaaaa.bbbbbbbbbbbbbbbb", "usages": ["signing"], "groups": []}
 {"token": "cccccc.dddddddddddddddd", "usages": ["authentication", "signing"],
  "groups": ["system:bootstrappers:kubeadm:default-node-token"]}"#;
     assert_eq!(usable_token(list).unwrap(), "cccccc.dddddddddddddddd");
     assert_eq!(usable_token(""), None);
+}
+
+/// kubeadm's output names what other hosts pass to `kubeadm join`: a host that prints an
+/// option, a second word or a control character as the endpoint, token or hash is refused (and
+/// the line, which holds a token, is not shown).
+#[test]
+fn refuses_join_values_kubeadm_never_prints() {
+    let hash = format!("sha256:{}", "ab".repeat(32));
+    let line = |endpoint: &str, token: &str, hash: &str| {
+        format!("kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {hash}\n")
+    };
+    let token = "abcdef.0123456789abcdef";
+    for endpoint in ["10.77.0.21:6443", "[fd00::1]:6443", "api.cluster.local:443"] {
+        assert!(parse_join_line(&line(endpoint, token, &hash)).is_ok(), "{endpoint}");
+    }
+    for (endpoint, token, hash) in [
+        ("--config=/etc/shadow", token, hash.as_str()),
+        ("10.77.0.21:6443:1", token, hash.as_str()),
+        ("10.77.0.21", token, hash.as_str()),
+        ("10.77.0.21:0", token, hash.as_str()),
+        ("*.x:6443", token, hash.as_str()),
+        ("10.77.0.21:6443", "--ignore-preflight-errors=all", hash.as_str()),
+        ("10.77.0.21:6443", token, "sha256:0123"),
+    ] {
+        let error = parse_join_line(&line(endpoint, token, hash)).unwrap_err();
+        assert!(error.entry.is_empty(), "the line holds a token: not shown");
+    }
+    assert!(!is_endpoint("10.77.0.21:6443 --x") && !is_endpoint("a\u{1b}:1") && !is_endpoint(":6443"));
+    let forged = r#"{"token": "--x", "usages": ["authentication"], "groups": ["system:bootstrappers:kubeadm:default-node-token"]}"#;
+    assert_eq!(usable_token(forged), None);
 }
 
 /// A host that answers by the first matching command fragment; records what ran.

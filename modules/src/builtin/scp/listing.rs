@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use contract::remote::is_account_name;
 use contract::shell::{join, quote};
+use contract::untrusted::{Malformed, printable_bytes};
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +61,10 @@ pub(super) fn find_root(root: &str) -> String {
     if root.starts_with('/') { root.to_owned() } else { format!("./{root}") }
 }
 
-/// Given file paths as arguments, prints `F\tmode\tsize\towner\tgroup\tpath\0` for each, then
-/// `sha256  path\0` for each (GNU stat and sha256sum; `-z` turns off name escaping).
-const DESCRIBE: &str = r#"stat --printf "F\t%a\t%s\t%U\t%G\t%n\0" -- "$@" && sha256sum -z -- "$@""#;
+/// Given file paths as arguments, prints `F\tRAW\tsize\towner\tgroup\tpath\0` for each (RAW:
+/// the raw mode in hex, file type bits included), then `sha256  path\0` for each (GNU stat and
+/// sha256sum; `-z` turns off name escaping).
+const DESCRIBE: &str = r#"stat --printf "F\t%f\t%s\t%U\t%G\t%n\0" -- "$@" && sha256sum -z -- "$@""#;
 
 /// The source listing: what each root is (`D`/`R`/`O`/`M` records), then every regular file
 /// under the roots, described.
@@ -109,13 +112,48 @@ pub(super) fn dest_stdin(dirs: &BTreeSet<String>, files: &[&str]) -> Vec<u8> {
     out
 }
 
-/// Parses a listing. `place` follows a refused name in the message: where it is, when its
-/// path does not say (" on the controller").
-pub(super) fn parse_listing(bytes: &[u8], place: &str) -> Result<Listing, String> {
+/// What a listing answers, as refusals name it: "the listing of /etc/kubernetes/pki".
+pub(super) fn listing_of(paths: &str) -> String {
+    format!("the listing of {paths}")
+}
+
+/// Why a listing is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ListingError {
+    /// A file name that is not UTF-8 (an honest host may have one): it could only be copied
+    /// mangled (read back under a lossy name, it is not there), so it is refused, named with
+    /// its bytes escaped. `place` says where it is when its path does not.
+    NotUtf8 { name: String, place: &'static str },
+    /// A record the listing command never prints: the host is broken or hostile.
+    Malformed(Malformed),
+}
+
+impl std::fmt::Display for ListingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListingError::NotUtf8 { name, place } => {
+                write!(f, "file name {name}{place} is not UTF-8; engine copies only UTF-8 names")
+            }
+            ListingError::Malformed(malformed) => malformed.fmt(f),
+        }
+    }
+}
+
+/// The file type bits of a raw mode, and the type of a regular file (`S_IFMT`, `S_IFREG`).
+const TYPE_BITS: u32 = 0o170_000;
+const REGULAR_FILE: u32 = 0o100_000;
+
+/// Parses a listing. Every field is checked (the host may be hostile): a record of any other
+/// shape, a described file that is not a regular file, a mode, size, owner or checksum that
+/// is not one, a path listed twice, is refused. Paths are checked against what was asked by
+/// the caller (see [`super::transfer::pair_up`]). `place` follows a refused name in the
+/// message: where it is, when its path does not say (" on the controller").
+pub(super) fn parse_listing(bytes: &[u8], place: &'static str) -> Result<Listing, ListingError> {
     let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e.valid_up_to(), place))?;
+    let malformed = |record: &str, why: &str| ListingError::Malformed(Malformed::new(record, why));
     let mut listing = Listing::default();
-    let mut described: BTreeMap<String, (u32, u64, String, String)> = BTreeMap::new();
-    let mut hashes: BTreeMap<String, String> = BTreeMap::new();
+    let mut described: BTreeMap<&str, (u32, u64, &str, &str)> = BTreeMap::new();
+    let mut hashes: BTreeMap<&str, String> = BTreeMap::new();
     for record in text.split('\0').filter(|r| !r.is_empty()) {
         let kind = match record.get(..2) {
             Some("D\t") => Some(Kind::Dir),
@@ -125,41 +163,70 @@ pub(super) fn parse_listing(bytes: &[u8], place: &str) -> Result<Listing, String
             _ => None,
         };
         if let Some(kind) = kind {
-            listing.kinds.insert(record[2..].to_owned(), kind);
+            let path = &record[2..];
+            if path.is_empty() {
+                return Err(malformed(record, "a record without its path"));
+            }
+            listing.kinds.insert(path.to_owned(), kind);
         } else if let Some(rest) = record.strip_prefix("F\t") {
             let fields: Vec<&str> = rest.splitn(5, '\t').collect();
-            let [mode, size, owner, group, path] = fields[..] else {
-                return Err(format!("unexpected stat record {record:?}"));
+            let [raw, size, owner, group, path] = fields[..] else {
+                return Err(malformed(record, "a stat record without its five fields"));
             };
-            let mode = u32::from_str_radix(mode, 8).map_err(|e| format!("mode {mode:?}: {e}"))?;
-            let size = size.parse().map_err(|e| format!("size {size:?}: {e}"))?;
-            described.insert(path.to_owned(), (mode, size, owner.to_owned(), group.to_owned()));
-        } else if record.len() > 66 && record.as_bytes()[..64].iter().all(u8::is_ascii_hexdigit) {
-            hashes.insert(record[66..].to_owned(), record[..64].to_owned());
+            let raw = (1..=8)
+                .contains(&raw.len())
+                .then(|| u32::from_str_radix(raw, 16).ok())
+                .flatten()
+                .filter(|_| raw.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| malformed(record, "a mode that is not one"))?;
+            if raw & TYPE_BITS != REGULAR_FILE {
+                return Err(malformed(record, "an entry that is not a regular file"));
+            }
+            let size = (1..=20)
+                .contains(&size.len())
+                .then(|| size.parse::<u64>().ok())
+                .flatten()
+                .filter(|_| size.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| malformed(record, "a size that is not one"))?;
+            if !is_account_name(owner) || !is_account_name(group) {
+                return Err(malformed(record, "an owner or group that is not a name"));
+            }
+            let file = (raw & 0o7777, size, owner, group);
+            // The same root given twice lists its files twice, alike.
+            if path.is_empty() || described.insert(path, file).is_some_and(|before| before != file) {
+                return Err(malformed(record, "a path listed twice, differently, or none"));
+            }
+        } else if let (Some(hash), Some(b"  "), Some(path)) =
+            (record.get(..64), record.as_bytes().get(64..66), record.get(66..))
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let hash = hash.to_ascii_lowercase();
+            if path.is_empty() || hashes.insert(path, hash.clone()).is_some_and(|before| before != hash) {
+                return Err(malformed(record, "a path listed twice, differently, or none"));
+            }
         } else {
-            return Err(format!("unexpected record {record:?}"));
+            return Err(malformed(record, "a record the listing command never prints"));
         }
     }
     for (path, (mode, size, owner, group)) in described {
-        let sha256 = hashes
-            .remove(&path)
-            .ok_or_else(|| format!("no checksum for {path} (did it change while it was listed?)"))?;
-        listing.files.insert(path, Entry { mode, size, owner, group, sha256 });
+        let sha256 = hashes.remove(path).ok_or_else(|| {
+            malformed(path, "a file without its checksum (did it change while it was listed?)")
+        })?;
+        let entry = Entry { mode, size, owner: owner.to_owned(), group: group.to_owned(), sha256 };
+        listing.files.insert(path.to_owned(), entry);
     }
     Ok(listing)
 }
 
-/// The error for a listing whose record around byte `bad` is not UTF-8: a file name that could
-/// only be copied mangled (read back under a lossy name, it is not there), so it is refused,
-/// named with its bytes escaped.
-fn not_utf8(bytes: &[u8], bad: usize, place: &str) -> String {
+/// The error for a listing whose record around byte `bad` is not UTF-8.
+fn not_utf8(bytes: &[u8], bad: usize, place: &'static str) -> ListingError {
     let start = bytes[..bad].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
     let end = bytes[bad..].iter().position(|&b| b == 0).map_or(bytes.len(), |i| bad + i);
     let record = &bytes[start..end];
     // `F\tmode\tsize\towner\tgroup\tpath`, or `K\tpath` for the other kinds.
     let fields = if record.starts_with(b"F\t") { 6 } else { 2 };
     let name = record.splitn(fields, |&b| b == b'\t').last().unwrap_or(record);
-    format!("file name {}{place} is not UTF-8; engine copies only UTF-8 names", name.escape_ascii())
+    ListingError::NotUtf8 { name: printable_bytes(name), place }
 }
 
 #[cfg(test)]
@@ -169,8 +236,9 @@ mod tests {
     #[test]
     fn parses_listings() {
         let sha = "a".repeat(64);
+        // Raw modes: 8180 is a regular file 0600, 89ed one 4755.
         let raw = format!(
-            "D\t/pki\0M\t/gone\0O\t/dev/null\0F\t600\t3\troot\tadm\t/pki/a b\0F\t4755\t0\tx\ty\t/pki/s\0\
+            "D\t/pki\0M\t/gone\0O\t/dev/null\0F\t8180\t3\troot\tadm\t/pki/a b\0F\t89ed\t0\tx\ty\t/pki/s\0\
              {sha}  /pki/a b\0{sha}  /pki/s\0"
         );
         let l = parse_listing(raw.as_bytes(), "").unwrap();
@@ -182,7 +250,8 @@ mod tests {
             Entry { mode: 0o600, size: 3, owner: "root".into(), group: "adm".into(), sha256: sha.clone() }
         );
         assert_eq!(l.files["/pki/s"].mode, 0o4755);
-        assert!(parse_listing(b"F\t600\t3\troot\troot\t/x\0", "").unwrap_err().contains("no checksum"));
+        let error = parse_listing(b"F\t8180\t3\troot\troot\t/x\0", "").unwrap_err().to_string();
+        assert_eq!(error, r#"a file without its checksum (did it change while it was listed?): "/x""#);
         assert!(parse_listing(b"garbage\0", "").is_err());
         assert_eq!(parse_listing(b"", "").unwrap(), Listing::default());
     }
@@ -191,10 +260,57 @@ mod tests {
     /// not there): it is refused, named with its bytes.
     #[test]
     fn refuses_names_that_are_not_utf8() {
-        let error = parse_listing(b"D\t/d\0F\t644\t1\troot\troot\t/d/bad\xffname\0", "").unwrap_err();
-        assert_eq!(error, r"file name /d/bad\xffname is not UTF-8; engine copies only UTF-8 names");
-        let error = parse_listing(b"M\t/gone\xfe\0", "").unwrap_err();
+        let error = parse_listing(b"D\t/d\0F\t81a4\t1\troot\troot\t/d/bad\xffname\0", "").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r"file name /d/bad\xffname is not UTF-8; engine copies only UTF-8 names"
+        );
+        let error = parse_listing(b"M\t/gone\xfe\0", "").unwrap_err().to_string();
         assert!(error.contains(r"/gone\xfe is not UTF-8"), "{error}");
+    }
+
+    /// What a hostile host may print instead of a listing: each is refused with the offending
+    /// record shown printable, never a panic (issue 15: a checksum line with a multi-byte
+    /// character where the two spaces belong used to slice inside it).
+    #[test]
+    fn refuses_records_a_listing_never_holds() {
+        let sha = "b".repeat(64);
+        let refused = |raw: &[u8]| match parse_listing(raw, "") {
+            Err(ListingError::Malformed(m)) => m.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(format!("{sha} é/pki/x\0").as_bytes()),
+            format!(r#"a record the listing command never prints: "{sha} é/pki/x""#)
+        );
+        assert_eq!(
+            refused(b"F\t2180\t0\troot\troot\t/pki/fifo\0"),
+            r#"an entry that is not a regular file: "F\t2180\t0\troot\troot\t/pki/fifo""#
+        );
+        assert_eq!(
+            refused(b"F\ta1ff\t0\troot\troot\t/pki/link\0"),
+            r#"an entry that is not a regular file: "F\ta1ff\t0\troot\troot\t/pki/link""#
+        );
+        for bad in [
+            &b"F\t+81a4\t1\troot\troot\t/p\0"[..],
+            b"F\t81a4\t-1\troot\troot\t/p\0",
+            b"F\t81a4\t99999999999999999999999\troot\troot\t/p\0",
+            b"F\t81a4\t1\tro\x1b[2Jot\troot\t/p\0",
+            b"F\t81a4\t1\t\troot\t/p\0",
+            b"F\t81a4\t1\troot\0",
+            b"F\t81a4\t1\troot\troot\t\0",
+            b"D\t\0",
+        ] {
+            assert!(
+                matches!(parse_listing(bad, ""), Err(ListingError::Malformed(_))),
+                "{}",
+                bad.escape_ascii()
+            );
+        }
+        let twice = format!("F\t81a4\t1\troot\troot\t/p\0F\t81ed\t1\troot\troot\t/p\0{sha}  /p\0");
+        assert!(refused(twice.as_bytes()).starts_with("a path listed twice"));
+        let alike = format!("F\t81a4\t1\troot\troot\t/p\0F\t81a4\t1\troot\troot\t/p\0{sha}  /p\0{sha}  /p\0");
+        assert_eq!(parse_listing(alike.as_bytes(), "").unwrap().files.len(), 1, "a root given twice");
     }
 
     #[test]

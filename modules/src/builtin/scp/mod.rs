@@ -14,19 +14,32 @@
 //! Planning lists both sides (one command each) and sends nothing; the action sends exactly
 //! the files whose checksum differs, re-checking each one's SHA-256 as it relays it.
 //!
+//! **The source host is not trusted** (it may be compromised; see `contract::untrusted`): its
+//! listing decides which files are written where, on the controller (`to_controller`) or on a
+//! peer (`from: <host>`). So every record of a listing is checked ([`listing`]): its shape,
+//! its mode (the raw mode's type bits must say "regular file"), size, owner and checksum; and
+//! every listed path must be a root that was asked for, or a plain relative path under one
+//! (no `..`, `.` or empty component, [`transfer`]), so a copy never writes outside its
+//! destination. A listing that breaks any rule fails the task with an
+//! [`OutputError`](contract::untrusted::OutputError) naming the host and the offending entry,
+//! made printable. Modes: without `mode`, a copy keeps its source's permission bits except
+//! setuid, setgid, sticky and write-for-others ([`CARRIED_MODE_BITS`]); a `mode` given by the
+//! task is used as given.
+//!
 //! The parts:
 //!
 //! - [`args`]: [`ScpArgs`], as playbooks write them, checked before anything runs.
 //! - [`side`]: where files are read or written: the controller, the task's host, a peer;
 //!   every side is a [`Host`](contract::Host) (the controller a [`LocalHost`]), so every side's
 //!   files go through the same `remote` helpers.
-//! - [`listing`]: the one listing command per side, and parsing its answer.
+//! - [`listing`]: the one listing command per side, and parsing (checking) its answer.
 //! - [`glob`]: the `exclude` patterns.
-//! - [`transfer`]: pairing every source file with its destination.
+//! - [`transfer`]: confining the listed paths to the sources, and pairing every source file
+//!   with its destination.
 //! - this file: [`Scp`], the module, whose `plan` lists both sides and decides what to send.
 //! - [`action`]: the planned copy, applied.
 //! - `tests.rs`: the module planned and applied on this machine, the controller's side
-//!   included (local hosts in scratch folders).
+//!   included (local hosts in scratch folders), and against a host whose listing is hostile.
 
 mod action;
 mod args;
@@ -53,6 +66,12 @@ use crate::builtin::file::{ContentChange, WantedAttrs, content_change};
 
 /// The `from` value that names the machine engine runs on.
 pub use contract::local::CONTROLLER;
+
+/// The permission bits a copy carries over from its source when the task gives no `mode`:
+/// setuid, setgid and sticky (0o7000) and write-for-others (0o002) are left out, so a source
+/// host cannot plant a setuid or world-writable file on the controller or a peer. A task
+/// that wants them says so with `mode`.
+pub const CARRIED_MODE_BITS: u32 = 0o775;
 
 /// The `scp` module bound to its arguments.
 #[derive(Debug, Clone)]
@@ -111,8 +130,7 @@ impl Module for Scp {
 
         // One round trip to the source: what the roots are, every file's checksum and mode.
         let sources = source.list_sources(cx.host, &roots).await?;
-        let copies =
-            pair_up(&roots, &dest, &sources, &args.exclude, &source_label).map_err(ModuleError::Refused)?;
+        let copies = pair_up(&roots, &dest, &sources, &args.exclude, &source_label)?;
 
         // One round trip to the destination: the directories above, and every file's state.
         let dirs = needed_dirs(&copies);
@@ -159,7 +177,7 @@ impl Module for Scp {
                 (None, None) => None,
             };
             let wanted = WantedAttrs {
-                mode: Some(args.mode.map_or(copy.entry.mode, |m| m.0)),
+                mode: Some(args.mode.map_or(copy.entry.mode & CARRIED_MODE_BITS, |m| m.0)),
                 owner: args.owner.clone(),
                 group: args.group.clone(),
             };
@@ -218,6 +236,22 @@ impl Module for Scp {
             action: Some(Box::new(ScpAction { source, dest: dest_side, mkdirs, writes, set_attrs })),
         })
     }
+}
+
+/// What planning makes of a source listing of `roots` (`bytes`, as the source host printed
+/// it), copied to `dest`: every destination path, or why the listing is refused. For
+/// [`crate::fuzz`], which checks that no destination leaves `dest`.
+pub(crate) fn destinations(bytes: &[u8], roots: &[String], dest: &str) -> Result<Vec<String>, ModuleError> {
+    let listing =
+        listing::parse_listing(bytes, "").map_err(|e| ModuleError::Refused(e.to_string()))?.named_as_given();
+    let copies = pair_up(roots, dest, &listing, &[], "source")?;
+    Ok(copies.into_iter().map(|c| c.dest).collect())
+}
+
+/// A destination listing, parsed (for [`crate::fuzz`]).
+pub(crate) fn parse_dest_listing(bytes: &[u8]) -> Result<usize, ModuleError> {
+    let listing = listing::parse_listing(bytes, "").map_err(|e| ModuleError::Refused(e.to_string()))?;
+    Ok(listing.kinds.len() + listing.files.len())
 }
 
 #[cfg(test)]

@@ -13,7 +13,11 @@ use contract::local::{CONTROLLER, LocalHost};
 use contract::remote::{self, Attrs, run_checked};
 use contract::shell::join;
 
-use super::listing::{Listing, dest_command, dest_stdin, find_root, parse_listing, source_command};
+use contract::untrusted::Malformed;
+
+use super::listing::{
+    Listing, ListingError, dest_command, dest_stdin, find_root, listing_of, parse_listing, source_command,
+};
 
 /// Where files are read or written.
 #[derive(Clone)]
@@ -62,7 +66,8 @@ impl Side {
         }
     }
 
-    /// Lists `roots` and every regular file under them, in one command.
+    /// Lists `roots` and every regular file under them, in one command. Which listed paths
+    /// are confined to the roots is [`super::transfer::pair_up`]'s to check.
     pub(super) async fn list_sources(
         &self,
         task_host: &dyn Host,
@@ -72,13 +77,16 @@ impl Side {
         let listed: Vec<String> = roots.iter().map(|r| find_root(r)).collect();
         let out = run_checked(self.host(task_host), Exec::new(source_command(&listed))).await;
         let out = out.map_err(|e| self.context(format!("cannot list {}", roots.join(" ")), e))?;
-        let listing = parse_listing(&out.stdout, self.place())
-            .map_err(|e| ModuleError::Refused(format!("cannot list {label}:{}: {e}", roots.join(" "))))?;
+        let listing = parse_listing(&out.stdout, self.place()).map_err(|e| match e {
+            ListingError::Malformed(m) => m.on(&label, listing_of(&roots.join(" "))).into(),
+            not_utf8 => ModuleError::Refused(format!("cannot list {label}:{}: {not_utf8}", roots.join(" "))),
+        })?;
         Ok(listing.named_as_given())
     }
 
     /// Lists what the copy would find at its destination: the directories `dirs` and the
-    /// files `files`, in one command. `dest` names the destination in errors.
+    /// files `files`, in one command. `dest` names the destination in errors. A listing that
+    /// names anything else is refused.
     pub(super) async fn list_dest(
         &self,
         task_host: &dyn Host,
@@ -90,9 +98,17 @@ impl Side {
         let out = run_checked(self.host(task_host), exec)
             .await
             .map_err(|e| self.context(format!("cannot list {dest}"), e))?;
-        parse_listing(&out.stdout, self.place()).map_err(|e| {
-            ModuleError::Refused(format!("cannot list {dest} on {}: {e}", self.label(task_host)))
-        })
+        let label = self.label(task_host);
+        let what = || listing_of(dest);
+        let listing = parse_listing(&out.stdout, self.place()).map_err(|e| match e {
+            ListingError::Malformed(m) => m.on(&label, what()).into(),
+            not_utf8 => ModuleError::Refused(format!("cannot list {dest} on {label}: {not_utf8}")),
+        })?;
+        let asked = |path: &String| dirs.contains(path) || files.contains(&path.as_str());
+        if let Some(path) = listing.kinds.keys().chain(listing.files.keys()).find(|p| !asked(p)) {
+            return Err(Malformed::new(path, "a path that was not asked about").on(&label, what()).into());
+        }
+        Ok(listing)
     }
 
     pub(super) async fn read(&self, task_host: &dyn Host, path: &str) -> Result<Vec<u8>, ModuleError> {

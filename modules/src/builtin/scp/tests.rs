@@ -9,6 +9,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use contract::module::{Context, PlanOptions};
 use serde_json::json;
@@ -249,4 +250,173 @@ async fn hostile_names_and_raw_bytes_both_ways() {
         assert!(!Path::new(&s.path(place)).exists(), "something ran: {place}");
     }
     assert!(!Path::new("pwned").exists(), "something ran in the task host's folder");
+}
+
+/// A source host that lies: it answers the listing command with `listing` and every `cat`
+/// with `content`; anything else runs on this machine.
+struct Hostile {
+    name: &'static str,
+    listing: Vec<u8>,
+    content: &'static [u8],
+}
+
+#[async_trait::async_trait]
+impl contract::Host for Hostile {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn exec(&self, exec: contract::Exec) -> Result<contract::ExecOutput, contract::HostError> {
+        let answer = |stdout: &[u8]| contract::ExecOutput {
+            status: Some(0),
+            stdout: stdout.to_vec(),
+            stderr: Vec::new(),
+        };
+        if exec.command.contains("find -H") {
+            Ok(answer(&self.listing))
+        } else if exec.command.starts_with("cat -- ") {
+            Ok(answer(self.content))
+        } else {
+            LocalHost::new(self.name).exec(exec).await
+        }
+    }
+}
+
+/// A listing of `root` (a directory) with one file at `path`, of raw mode `raw` (hex).
+fn hostile_listing(root: &str, path: &str, raw: &str, content: &[u8]) -> Vec<u8> {
+    let sha = contract::diff::sha256_hex(content);
+    format!("D\t{root}\0F\t{raw}\t{}\troot\troot\t{path}\0{sha}  {path}\0", content.len()).into_bytes()
+}
+
+/// Every file under `dir`, relative.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Issue 15: a host listing `/etc/kubernetes/pki/../../../../<somewhere>` had that file written
+/// outside the destination on the controller. The copy fails naming the host and the entry,
+/// and nothing is written on the controller.
+#[tokio::test]
+async fn to_controller_refuses_a_listing_that_leaves_the_source() {
+    let s = Scratch::new();
+    let pki = "/etc/kubernetes/pki";
+    let escape = format!("{pki}/../../..{}", s.path("ctl/escaped"));
+    let host = Hostile {
+        name: "master0",
+        listing: hostile_listing(pki, &escape, "81a4", b"pwned\n"),
+        content: b"pwned\n",
+    };
+    let scp = s.module(json!({ "src": pki, "to_controller": "pulled/" }));
+    let error = scp.plan(&Context::new(&host, PlanOptions::default())).await.unwrap_err();
+    assert!(matches!(&error, ModuleError::Output(e) if e.host == "master0"), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the listing of {pki} from master0 is refused: a path that leaves {pki} (an empty, `.` or `..` \
+             component): \"{escape}\""
+        )
+    );
+    assert_eq!(files_under(&s.dir.path().join("ctl")), Vec::<String>::new(), "nothing written");
+}
+
+/// The same listing from a peer (`from: <peer>`): the task's host gets nothing outside `dest`.
+#[tokio::test]
+async fn from_a_peer_refuses_a_listing_that_leaves_the_source() {
+    struct OnePeer(Arc<dyn contract::Host>);
+    impl contract::Peers for OnePeer {
+        fn peer(&self, name: &str) -> Option<Arc<dyn contract::Host>> {
+            (name == self.0.name()).then(|| self.0.clone())
+        }
+    }
+    let s = Scratch::new();
+    let pki = "/etc/kubernetes/pki";
+    let escape = format!("{pki}/../../..{}", s.path("host/escaped"));
+    let peer: Arc<dyn contract::Host> = Arc::new(Hostile {
+        name: "etcd1",
+        listing: hostile_listing(pki, &escape, "81a4", b"x"),
+        content: b"x",
+    });
+    let dest = s.path("host/dest");
+    let scp = s.module(json!({ "from": "etcd1", "src": pki, "dest": dest }));
+    let host = LocalHost::new("etcd0");
+    let peers = OnePeer(peer);
+    let cx = Context { peers: &peers, ..Context::new(&host, PlanOptions::default()) };
+    let error = scp.plan(&cx).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!("the listing of {pki} from etcd1 is refused: a path that leaves")),
+        "{error}"
+    );
+    assert_eq!(files_under(&s.dir.path().join("host")), Vec::<String>::new(), "nothing written");
+}
+
+/// A source host claiming mode 4777 does not plant a setuid, world-writable file on the
+/// controller: without `mode`, setuid, setgid, sticky and write-for-others are left out.
+/// Device files, symbolic links and FIFOs passed off as files are refused.
+#[tokio::test]
+async fn a_claimed_setuid_world_writable_mode_is_not_carried_and_non_files_are_refused() {
+    let s = Scratch::new();
+    let pki = "/etc/kubernetes/pki";
+    let content: &'static [u8] = b"#!/bin/sh\n";
+    // 0x89ff: a regular file with mode 4777.
+    let host = Hostile {
+        name: "m0",
+        listing: hostile_listing(pki, &format!("{pki}/tool"), "89ff", content),
+        content,
+    };
+    let scp = s.module(json!({ "src": pki, "to_controller": "pulled/" }));
+    let planned = scp.plan(&Context::new(&host, PlanOptions::default())).await.unwrap();
+    planned.action.unwrap().apply(&host).await.unwrap();
+    assert_eq!(mode(&s.path("ctl/pulled/tool")), 0o775);
+
+    for (raw, what) in [
+        ("21b6", "a character device"),
+        ("a1ff", "a symbolic link"),
+        ("11b6", "a FIFO"),
+        ("41ed", "a directory"),
+    ] {
+        let host = Hostile {
+            name: "m0",
+            listing: hostile_listing(pki, &format!("{pki}/x"), raw, b""),
+            content: b"",
+        };
+        let error = scp.plan(&Context::new(&host, PlanOptions::default())).await.unwrap_err().to_string();
+        assert!(error.contains("is refused: an entry that is not a regular file"), "{what}: {error}");
+    }
+}
+
+/// Whatever bytes a host prints as its listing, planning returns (an error or a plan) and
+/// never panics. The checksum line with a multi-byte character where its two spaces belong
+/// is issue 15's panic.
+#[tokio::test]
+async fn no_listing_panics_the_task() {
+    let s = Scratch::new();
+    let scp = s.module(json!({ "src": "/pki", "to_controller": "pulled/" }));
+    let sha = "a".repeat(64);
+    let listings: Vec<Vec<u8>> = vec![
+        format!("D\t/pki\0F\t81a4\t1\troot\troot\t/pki/x\0{sha} é/pki/x\0").into_bytes(),
+        format!("D\t/pki\0{sha}é").into_bytes(),
+        b"D\t/pki\0F\t81a4\t1\troot\troot\0".to_vec(),
+        b"D\t\xc3".to_vec(),
+        b"\0\0\0\t\t\t".to_vec(),
+        "D\té\0F\té\t1\té\té\té\0".as_bytes().to_vec(),
+    ];
+    for listing in listings {
+        let host = Hostile { name: "m0", listing: listing.clone(), content: b"" };
+        let result = scp.plan(&Context::new(&host, PlanOptions::default())).await;
+        assert!(result.is_err(), "{}", listing.escape_ascii());
+    }
+    assert_eq!(files_under(&s.dir.path().join("ctl")), Vec::<String>::new());
 }
