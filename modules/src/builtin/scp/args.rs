@@ -47,7 +47,8 @@ pub struct ScpArgs<S: Stage = Sealed> {
     #[serde(default)]
     pub exclude: Vec<String>,
     /// Permission bits for every copied file, as an octal string like "0600". Default: each
-    /// source file's own mode.
+    /// source file's own mode without its setuid, setgid and sticky bits and without write for
+    /// others (a source host is not trusted to hand out such modes); give `mode` to set them.
     #[schemars(with = "Option<String>")]
     pub mode: Option<Mode>,
     /// Owning user of the copied files on this task's host.
