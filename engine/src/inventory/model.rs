@@ -1,0 +1,198 @@
+//! The inventory as its sources say it, before variables are merged: groups with their own
+//! vars, direct hosts and children; hosts with their own vars. The YAML and INI readers fill
+//! the same [`Raw`], source after source (a later source's value for the same variable wins),
+//! and [`Raw::resolve`] turns it into hosts with merged variables, in Ansible's order:
+//!
+//! ```text
+//!  lowest   all's vars (inventory files)
+//!           other groups' vars (inventory files), by depth then name
+//!           group_vars/all beside the inventory, then beside the playbook
+//!           group_vars/GROUP beside the inventory, then beside the playbook (same group order)
+//!           the host's vars (inventory files)
+//!  highest  host_vars/HOST beside the inventory, then beside the playbook
+//! ```
+//!
+//! A group's depth is its distance from `all` (the longest, when it has several parents), so a
+//! child group's vars win over its parent's, and groups at the same depth go by name.
+
+use std::collections::BTreeMap;
+
+use super::{InventoryHost, Vars};
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct RawGroup {
+    pub(super) vars: Vars,
+    pub(super) hosts: Vec<String>,
+    pub(super) children: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct Raw {
+    /// Host names in the order they first appear.
+    pub(super) order: Vec<String>,
+    pub(super) host_vars: BTreeMap<String, Vars>,
+    pub(super) groups: BTreeMap<String, RawGroup>,
+}
+
+/// `group_vars/` and `host_vars/` from one side (beside the inventory, or beside the playbook).
+#[derive(Debug, Default)]
+pub(super) struct SideVars {
+    pub(super) groups: BTreeMap<String, Vars>,
+    pub(super) hosts: BTreeMap<String, Vars>,
+}
+
+/// Group name -> member host names, in file order (children's members included).
+pub(super) type Groups = BTreeMap<String, Vec<String>>;
+
+impl Raw {
+    pub(super) fn group(&mut self, name: &str) -> &mut RawGroup {
+        self.groups.entry(name.to_owned()).or_default()
+    }
+
+    /// Puts `host` in `group` (created when new) with these vars over any it had.
+    pub(super) fn add_host(&mut self, group: &str, host: &str, vars: Vars) {
+        if !self.host_vars.contains_key(host) {
+            self.order.push(host.to_owned());
+        }
+        self.host_vars.entry(host.to_owned()).or_default().extend(vars);
+        let group = self.group(group);
+        if !group.hosts.iter().any(|h| h == host) {
+            group.hosts.push(host.to_owned());
+        }
+    }
+
+    pub(super) fn add_child(&mut self, parent: &str, child: &str) {
+        self.group(child);
+        let parent = self.group(parent);
+        if !parent.children.iter().any(|c| c == child) {
+            parent.children.push(child.to_owned());
+        }
+    }
+
+    /// Hosts with their merged variables and groups, and every group's members.
+    /// Fails on a group that contains itself through its children.
+    pub(super) fn resolve(
+        mut self,
+        beside_inventory: &SideVars,
+        beside_playbook: &SideVars,
+    ) -> Result<(Vec<InventoryHost>, Groups), String> {
+        self.group("all");
+        // Every group that is nobody's child hangs under `all`, as in Ansible.
+        let children: Vec<String> = self.groups.values().flat_map(|g| g.children.clone()).collect();
+        let tops: Vec<String> =
+            self.groups.keys().filter(|g| *g != "all" && !children.contains(g)).cloned().collect();
+        for top in &tops {
+            self.add_child("all", top);
+        }
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in &names {
+            self.check_cycles(name, &mut Vec::new())?;
+        }
+        // Hosts in no group but `all` are `ungrouped` (listed only when it has members).
+        let mut members: Groups = BTreeMap::new();
+        for name in self.groups.keys() {
+            members.insert(name.clone(), self.members(name));
+        }
+        let grouped: Vec<&String> =
+            members.iter().filter(|(g, _)| *g != "all" && *g != "ungrouped").flat_map(|(_, m)| m).collect();
+        let lone: Vec<String> = self.order.iter().filter(|h| !grouped.contains(h)).cloned().collect();
+        if let Some(ungrouped) = self.groups.get_mut("ungrouped") {
+            ungrouped.hosts.retain(|h| lone.contains(h));
+        }
+        for host in &lone {
+            self.add_host("ungrouped", host, Vars::new());
+        }
+        match self.groups.get("ungrouped") {
+            Some(g) if g.hosts.is_empty() && g.vars.is_empty() => {
+                self.groups.remove("ungrouped");
+                for group in self.groups.values_mut() {
+                    group.children.retain(|c| c != "ungrouped");
+                }
+            }
+            Some(_) => self.add_child("all", "ungrouped"),
+            None => {}
+        }
+        members.clear();
+        for name in self.groups.keys() {
+            members.insert(name.clone(), self.members(name));
+        }
+        let mut depth = BTreeMap::new();
+        for name in self.groups.keys() {
+            self.depth(name, &mut depth);
+        }
+        let mut by_depth: Vec<&String> = self.groups.keys().filter(|g| *g != "all").collect();
+        by_depth.sort_by_key(|g| (depth[*g], *g));
+
+        let hosts = self
+            .order
+            .iter()
+            .map(|host| {
+                let in_group = |g: &&String| members[*g].contains(host);
+                let groups: Vec<&String> = by_depth.iter().copied().filter(in_group).collect();
+                let mut vars = self.groups["all"].vars.clone();
+                for g in &groups {
+                    vars.extend(self.groups[*g].vars.clone());
+                }
+                for side in [beside_inventory, beside_playbook] {
+                    vars.extend(side.groups.get("all").cloned().unwrap_or_default());
+                }
+                for side in [beside_inventory, beside_playbook] {
+                    for g in &groups {
+                        vars.extend(side.groups.get(*g).cloned().unwrap_or_default());
+                    }
+                }
+                vars.extend(self.host_vars.get(host).cloned().unwrap_or_default());
+                for side in [beside_inventory, beside_playbook] {
+                    vars.extend(side.hosts.get(host).cloned().unwrap_or_default());
+                }
+                let groups = std::iter::once("all".to_owned()).chain(groups.into_iter().cloned()).collect();
+                InventoryHost { name: host.clone(), vars, groups }
+            })
+            .collect();
+        Ok((hosts, members))
+    }
+
+    fn check_cycles(&self, name: &str, lineage: &mut Vec<String>) -> Result<(), String> {
+        if lineage.iter().any(|g| g == name) {
+            return Err(format!("group {name:?} contains itself ({} -> {name})", lineage.join(" -> ")));
+        }
+        lineage.push(name.to_owned());
+        for child in self.groups.get(name).map(|g| g.children.as_slice()).unwrap_or_default() {
+            self.check_cycles(child, lineage)?;
+        }
+        lineage.pop();
+        Ok(())
+    }
+
+    /// Direct hosts first, then each child's members, without repeats.
+    fn members(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(group) = self.groups.get(name) else { return out };
+        let nested = group.children.iter().flat_map(|c| self.members(c));
+        for host in group.hosts.iter().cloned().chain(nested) {
+            if !out.contains(&host) {
+                out.push(host);
+            }
+        }
+        if name == "all" {
+            // `all` holds every host, in the order they first appear.
+            return self.order.clone();
+        }
+        out
+    }
+
+    fn depth(&self, name: &str, memo: &mut BTreeMap<String, usize>) -> usize {
+        if let Some(d) = memo.get(name) {
+            return *d;
+        }
+        let parents: Vec<&String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.children.iter().any(|c| c == name))
+            .map(|(p, _)| p)
+            .collect();
+        let d = parents.iter().map(|p| self.depth(p, memo) + 1).max().unwrap_or(0);
+        memo.insert(name.to_owned(), d);
+        d
+    }
+}
