@@ -16,6 +16,7 @@ mod ha;
 mod host_prep;
 mod imports;
 mod injection;
+mod inventory;
 mod kube;
 mod lab;
 mod modules_files;

@@ -6,7 +6,8 @@
 //! skipping hidden names, `group_vars/`, `host_vars/` and Ansible's ignored extensions. Host
 //! names may be ranges (`range`). All sources fill one [`model::Raw`], then `group_vars/` and
 //! `host_vars/` beside each source and beside the playbook (`vars_files`) are layered in
-//! Ansible's precedence (see `model`). `--limit` patterns are `pattern`.
+//! Ansible's precedence (see `model`). `--limit` patterns are `pattern`; `show` prints the
+//! result as `ansible-inventory` does (`engine inventory`).
 
 mod connection;
 mod error;
@@ -15,6 +16,7 @@ mod model;
 mod parse;
 mod pattern;
 mod range;
+mod show;
 mod vars_files;
 
 use std::collections::BTreeMap;
@@ -53,6 +55,8 @@ pub struct Inventory {
     hosts: Vec<InventoryHost>,
     /// Group name -> member host names, in file order (children's members included).
     groups: BTreeMap<String, Vec<String>>,
+    /// Group name -> (its direct hosts, its child groups), for `engine inventory`.
+    tree: model::Tree,
 }
 
 /// Extensions a folder source skips (Ansible's `INVENTORY_IGNORE_EXTS` as of ansible-core 2.19:
@@ -100,10 +104,10 @@ impl Inventory {
             vars_files::load(dir, &groups, &hosts, &mut beside_playbook)?;
         }
         let path = sources.first().cloned().unwrap_or_default();
-        let (hosts, groups) = raw
+        let (hosts, groups, tree) = raw
             .resolve(&beside_inventory, &beside_playbook)
             .map_err(|message| InventoryError::Invalid { path: path.clone(), line: None, message })?;
-        Ok(Self { path, hosts, groups })
+        Ok(Self { path, hosts, groups, tree })
     }
 
     /// Parses inventory text (INI, or YAML for a `.yml`/`.yaml`/`.json` path); `path` is used
@@ -111,10 +115,10 @@ impl Inventory {
     pub fn parse(text: &str, path: &Path) -> Result<Self, InventoryError> {
         let mut raw = model::Raw::default();
         parse_source(text, path, &mut raw)?;
-        let (hosts, groups) = raw
+        let (hosts, groups, tree) = raw
             .resolve(&model::SideVars::default(), &model::SideVars::default())
             .map_err(|message| InventoryError::Invalid { path: path.to_owned(), line: None, message })?;
-        Ok(Self { path: path.to_owned(), hosts, groups })
+        Ok(Self { path: path.to_owned(), hosts, groups, tree })
     }
 
     /// All hosts, in file order.

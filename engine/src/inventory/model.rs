@@ -44,6 +44,9 @@ pub(super) struct SideVars {
 /// Group name -> member host names, in file order (children's members included).
 pub(super) type Groups = BTreeMap<String, Vec<String>>;
 
+/// Group name -> (its direct hosts, its child groups), in file order.
+pub(super) type Tree = BTreeMap<String, (Vec<String>, Vec<String>)>;
+
 impl Raw {
     pub(super) fn group(&mut self, name: &str) -> &mut RawGroup {
         self.groups.entry(name.to_owned()).or_default()
@@ -75,7 +78,7 @@ impl Raw {
         mut self,
         beside_inventory: &SideVars,
         beside_playbook: &SideVars,
-    ) -> Result<(Vec<InventoryHost>, Groups), String> {
+    ) -> Result<(Vec<InventoryHost>, Groups, Tree), String> {
         self.group("all");
         // Every group that is nobody's child hangs under `all`, as in Ansible.
         let children: Vec<String> = self.groups.values().flat_map(|g| g.children.clone()).collect();
@@ -149,7 +152,12 @@ impl Raw {
                 InventoryHost { name: host.clone(), vars, groups }
             })
             .collect();
-        Ok((hosts, members))
+        let tree = self
+            .groups
+            .iter()
+            .map(|(name, g)| (name.clone(), (g.hosts.clone(), g.children.clone())))
+            .collect();
+        Ok((hosts, members, tree))
     }
 
     fn check_cycles(&self, name: &str, lineage: &mut Vec<String>) -> Result<(), String> {
