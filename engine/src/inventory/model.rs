@@ -15,14 +15,19 @@
 //! A group's depth is its distance from `all` (the longest, when it has several parents), so a
 //! child group's vars win over its parent's, and groups at the same depth go by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{InventoryHost, Vars};
+
+/// How deep groups may nest (`a:children` holding `b`, ...), so walking them stays shallow.
+const MAX_NESTING: usize = 256;
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct RawGroup {
     pub(super) vars: Vars,
     pub(super) hosts: Vec<String>,
+    /// The same names as `hosts`, to find one quickly.
+    host_set: BTreeSet<String>,
     pub(super) children: Vec<String>,
 }
 
@@ -59,7 +64,7 @@ impl Raw {
         }
         self.host_vars.entry(host.to_owned()).or_default().extend(vars);
         let group = self.group(group);
-        if !group.hosts.iter().any(|h| h == host) {
+        if group.host_set.insert(host.to_owned()) {
             group.hosts.push(host.to_owned());
         }
     }
@@ -88,19 +93,22 @@ impl Raw {
             self.add_child("all", top);
         }
         let names: Vec<String> = self.groups.keys().cloned().collect();
+        let mut checked = BTreeSet::new();
         for name in &names {
-            self.check_cycles(name, &mut Vec::new())?;
+            self.check_cycles(name, &mut Vec::new(), &mut checked)?;
         }
         // Hosts in no group but `all` are `ungrouped` (listed only when it has members).
         let mut members: Groups = BTreeMap::new();
         for name in self.groups.keys() {
-            members.insert(name.clone(), self.members(name));
+            self.members(name, &mut members);
         }
-        let grouped: Vec<&String> =
+        let grouped: BTreeSet<&String> =
             members.iter().filter(|(g, _)| *g != "all" && *g != "ungrouped").flat_map(|(_, m)| m).collect();
         let lone: Vec<String> = self.order.iter().filter(|h| !grouped.contains(h)).cloned().collect();
         if let Some(ungrouped) = self.groups.get_mut("ungrouped") {
-            ungrouped.hosts.retain(|h| lone.contains(h));
+            let keep: BTreeSet<&String> = lone.iter().collect();
+            ungrouped.hosts.retain(|h| keep.contains(h));
+            ungrouped.host_set.retain(|h| keep.contains(h));
         }
         for host in &lone {
             self.add_host("ungrouped", host, Vars::new());
@@ -117,7 +125,7 @@ impl Raw {
         }
         members.clear();
         for name in self.groups.keys() {
-            members.insert(name.clone(), self.members(name));
+            self.members(name, &mut members);
         }
         let mut depth = BTreeMap::new();
         for name in self.groups.keys() {
@@ -126,11 +134,13 @@ impl Raw {
         let mut by_depth: Vec<&String> = self.groups.keys().filter(|g| *g != "all").collect();
         by_depth.sort_by_key(|g| (depth[*g], *g));
 
+        let sets: BTreeMap<&String, BTreeSet<&String>> =
+            members.iter().map(|(g, m)| (g, m.iter().collect())).collect();
         let hosts = self
             .order
             .iter()
             .map(|host| {
-                let in_group = |g: &&String| members[*g].contains(host);
+                let in_group = |g: &&String| sets[*g].contains(host);
                 let groups: Vec<&String> = by_depth.iter().copied().filter(in_group).collect();
                 let mut vars = self.groups["all"].vars.clone();
                 for g in &groups {
@@ -160,32 +170,53 @@ impl Raw {
         Ok((hosts, members, tree))
     }
 
-    fn check_cycles(&self, name: &str, lineage: &mut Vec<String>) -> Result<(), String> {
+    /// Depth-first from `name`; `checked` holds groups already known to be free of cycles, so
+    /// shared subgroups are walked once (no blow-up on diamonds).
+    fn check_cycles(
+        &self,
+        name: &str,
+        lineage: &mut Vec<String>,
+        checked: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
         if lineage.iter().any(|g| g == name) {
             return Err(format!("group {name:?} contains itself ({} -> {name})", lineage.join(" -> ")));
         }
+        if checked.contains(name) {
+            return Ok(());
+        }
+        if lineage.len() >= MAX_NESTING {
+            return Err(format!("groups nest deeper than {MAX_NESTING} levels ({} -> ...)", lineage[0]));
+        }
         lineage.push(name.to_owned());
         for child in self.groups.get(name).map(|g| g.children.as_slice()).unwrap_or_default() {
-            self.check_cycles(child, lineage)?;
+            self.check_cycles(child, lineage, checked)?;
         }
         lineage.pop();
+        checked.insert(name.to_owned());
         Ok(())
     }
 
-    /// Direct hosts first, then each child's members, without repeats.
-    fn members(&self, name: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let Some(group) = self.groups.get(name) else { return out };
-        let nested = group.children.iter().flat_map(|c| self.members(c));
-        for host in group.hosts.iter().cloned().chain(nested) {
-            if !out.contains(&host) {
-                out.push(host);
-            }
+    /// A group's members into `memo`: direct hosts first, then each child's, without repeats.
+    fn members(&self, name: &str, memo: &mut Groups) -> Vec<String> {
+        if let Some(found) = memo.get(name) {
+            return found.clone();
         }
+        let mut out = Vec::new();
         if name == "all" {
             // `all` holds every host, in the order they first appear.
-            return self.order.clone();
+            out = self.order.clone();
+        } else if let Some(group) = self.groups.get(name) {
+            out = group.hosts.clone();
+            let mut seen: BTreeSet<String> = group.host_set.clone();
+            for child in &group.children {
+                for host in self.members(child, memo) {
+                    if seen.insert(host.clone()) {
+                        out.push(host);
+                    }
+                }
+            }
         }
+        memo.insert(name.to_owned(), out.clone());
         out
     }
 

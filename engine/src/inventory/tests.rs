@@ -214,3 +214,23 @@ fn yaml_without_a_yaml_extension_is_still_read() {
     let inventory = Inventory::parse("all:\n  hosts:\n    a:\n", Path::new("hosts")).unwrap();
     assert_eq!(inventory.hosts()[0].name, "a");
 }
+
+#[test]
+fn a_large_range_and_deep_or_shared_nesting_stay_fast() {
+    let started = std::time::Instant::now();
+    let mut text = String::from("[big]\nn[00001:50000]\n");
+    // Diamonds: each level's two groups both hold the next level's two (2^30 paths if walked naively).
+    for level in 0..30 {
+        for side in ["a", "b"] {
+            text.push_str(&format!("[l{level}{side}:children]\nl{}a\nl{}b\n", level + 1, level + 1));
+        }
+    }
+    text.push_str("[l30a]\nn00001\n");
+    let inventory = Inventory::parse(&text, Path::new("hosts")).unwrap();
+    assert_eq!(inventory.hosts().len(), 50_000);
+    assert_eq!(inventory.group("l0a").unwrap(), ["n00001"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    let deep: String = (0..300).map(|i| format!("[g{i}:children]\ng{}\n", i + 1)).collect();
+    let err = Inventory::parse(&deep, Path::new("hosts")).unwrap_err().to_string();
+    assert!(err.contains("nest deeper than 256"), "{err}");
+}
