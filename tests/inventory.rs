@@ -159,3 +159,35 @@ fn engine_inventory_shows_the_tree_and_the_merged_variables() {
         .stderr_has("no host named \"web2\" in the inventory; did you mean `web02`?");
     drop(t);
 }
+
+/// `h.vars.greting` (a typo, or a variable no source defines) is an error naming the host, the
+/// variable and the nearest name, for every host at once; `get` and `in` read optional ones.
+#[test]
+fn reading_a_variable_no_source_defines_is_an_error_naming_host_and_variable() {
+    let t = project();
+    let hosts = t.path().join("inventory/hosts");
+    let typo = t.file(
+        "play/typo.rhai",
+        "let h = host(\"web01\");\nh.file(h.vars.greting, #{ path: \"/tmp/x\", content: \"x\" });\n",
+    );
+    let optional = t.file(
+        "play/optional.rhai",
+        r#"let h = host("web01");
+let name = `${h.vars.get("nosuch") ?? "fallback"} ${"greeting" in h.vars} ${"nosuch" in h.vars} ${h.vars["size"]}`;
+h.file(name, #{ path: "/tmp/x", content: "x" });
+"#,
+    );
+    Test::new()
+        .arg("graph")
+        .arg(&typo)
+        .arg("-i")
+        .arg(&hosts)
+        .run()
+        .failure()
+        .stderr_has("typo.rhai:2:")
+        .stderr_has("host \"web01\" has no variable \"greting\"; did you mean `greeting`?")
+        .stderr_snapshot("missing_host_variable");
+    let out = Test::new().arg("graph").arg(&optional).arg("-i").arg(&hosts).run().success();
+    assert!(out.stdout.contains("\"fallback true false 1\\n[file]\""), "{}", out.stdout);
+    drop(t);
+}
