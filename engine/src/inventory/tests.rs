@@ -234,3 +234,23 @@ fn a_large_range_and_deep_or_shared_nesting_stay_fast() {
     let err = Inventory::parse(&deep, Path::new("hosts")).unwrap_err().to_string();
     assert!(err.contains("nest deeper than 256"), "{err}");
 }
+
+/// A poor man's fuzz run, always on: the sample inventories with each special character put
+/// at each position, and cut at each position, parse or fail without a panic.
+#[test]
+fn mangled_inventories_give_an_error_never_a_panic() {
+    let specials = ["[", "]", ":", "=", "'", "\"", "\\", "#", ";", "(", "{", ",", "é", "\u{2063}", "\n", " "];
+    for (text, path) in [(INI, "hosts"), (YAML, "hosts.yml")] {
+        let cuts: Vec<usize> = (0..=text.len()).filter(|i| text.is_char_boundary(*i)).collect();
+        for &at in &cuts {
+            let _ = Inventory::parse(&text[..at], Path::new(path));
+            for special in specials {
+                let mangled = format!("{}{special}{}", &text[..at], &text[at..]);
+                if let Ok(inventory) = Inventory::parse(&mangled, Path::new(path)) {
+                    let _ = inventory.resolve_patterns(&["all:!web*:&~d".to_owned()]);
+                    let _ = inventory.graph_text();
+                }
+            }
+        }
+    }
+}
