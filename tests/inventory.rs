@@ -131,7 +131,7 @@ fn engine_inventory_shows_the_tree_and_the_merged_variables() {
     let out = Test::new().args(["inventory", "--graph", "-i"]).arg(&hosts).run().success();
     assert_eq!(
         out.stdout,
-        "@all:\n  |--@prod:\n  |  |--@db:\n  |  |  |--db-a\n  |  |  |--db-b\n  |  |--@web:\n  |  |  |--web01\n  |  |  |--web02\n  |  |  |--web03\n"
+        "@all:\n  |--@ungrouped:\n  |--@prod:\n  |  |--@web:\n  |  |  |--web01\n  |  |  |--web02\n  |  |  |--web03\n  |  |--@db:\n  |  |  |--db-a\n  |  |  |--db-b\n"
     );
     let out = Test::new()
         .args(["inventory", "--host", "web02", "-i"])
@@ -189,5 +189,44 @@ h.file(name, #{ path: "/tmp/x", content: "x" });
         .stderr_snapshot("missing_host_variable");
     let out = Test::new().arg("graph").arg(&optional).arg("-i").arg(&hosts).run().success();
     assert!(out.stdout.contains("\"fallback true false 1\\n[file]\""), "{}", out.stdout);
+    drop(t);
+}
+
+/// The same project through `ansible-inventory --list` (ansible-core from the bench venv,
+/// `target/bench/venv`, or the one `ENGINE_ANSIBLE_INVENTORY` names) and `engine inventory
+/// --list`: the same groups, hosts and merged variables. Skipped, saying so, without ansible.
+#[test]
+fn engine_inventory_lists_what_ansible_inventory_lists() {
+    let ansible = std::env::var_os("ENGINE_ANSIBLE_INVENTORY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::support::root().join("target/bench/venv/bin/ansible-inventory"));
+    if !ansible.exists() {
+        eprintln!("skipped: no ansible-inventory at {} (cargo xtask bench makes one)", ansible.display());
+        return;
+    }
+    let t = project();
+    t.file("inventory/more.ini", "lone n=01 t=true T=True l=\"[1, 'a']\" f=1.5\n[extra]\nweb02 size=9\n");
+    let (inv, play) = (t.path().join("inventory"), t.path().join("play"));
+    let out = std::process::Command::new(&ansible)
+        .arg("-i")
+        .arg(&inv)
+        .arg("--playbook-dir")
+        .arg(&play)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // ansible-core 2.19 names its output profile; nothing to compare.
+    theirs["_meta"].as_object_mut().unwrap().remove("profile");
+    let ours = Test::new()
+        .args(["inventory", "--list", "-i"])
+        .arg(&inv)
+        .arg("--playbook-dir")
+        .arg(&play)
+        .run()
+        .success();
+    let ours: serde_json::Value = serde_json::from_str(&ours.stdout).unwrap();
+    assert_eq!(ours, theirs);
     drop(t);
 }

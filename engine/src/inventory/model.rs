@@ -37,6 +37,8 @@ pub(super) struct Raw {
     pub(super) order: Vec<String>,
     pub(super) host_vars: BTreeMap<String, Vars>,
     pub(super) groups: BTreeMap<String, RawGroup>,
+    /// Group names in the order they first appear (`all`'s children are listed so).
+    group_order: Vec<String>,
 }
 
 /// `group_vars/` and `host_vars/` from one side (beside the inventory, or beside the playbook).
@@ -54,6 +56,9 @@ pub(super) type Tree = BTreeMap<String, (Vec<String>, Vec<String>)>;
 
 impl Raw {
     pub(super) fn group(&mut self, name: &str) -> &mut RawGroup {
+        if !self.groups.contains_key(name) {
+            self.group_order.push(name.to_owned());
+        }
         self.groups.entry(name.to_owned()).or_default()
     }
 
@@ -88,7 +93,7 @@ impl Raw {
         // Every group that is nobody's child hangs under `all`, as in Ansible.
         let children: Vec<String> = self.groups.values().flat_map(|g| g.children.clone()).collect();
         let tops: Vec<String> =
-            self.groups.keys().filter(|g| *g != "all" && !children.contains(g)).cloned().collect();
+            self.group_order.iter().filter(|g| *g != "all" && !children.contains(g)).cloned().collect();
         for top in &tops {
             self.add_child("all", top);
         }
@@ -120,7 +125,14 @@ impl Raw {
                     group.children.retain(|c| c != "ungrouped");
                 }
             }
-            Some(_) => self.add_child("all", "ungrouped"),
+            Some(_) => {
+                // First among `all`'s children, as Ansible lists them.
+                self.add_child("all", "ungrouped");
+                if let Some(all) = self.groups.get_mut("all") {
+                    all.children.retain(|c| c != "ungrouped");
+                    all.children.insert(0, "ungrouped".to_owned());
+                }
+            }
             None => {}
         }
         members.clear();

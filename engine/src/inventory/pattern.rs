@@ -113,8 +113,12 @@ fn matching(inventory: &Inventory, term: &str) -> Result<Vec<String>, String> {
 }
 
 /// `web[1]` -> (`web`, (1, Some(1))); `web[1:]` -> (`web`, (1, None)); a bracket that is not a
-/// number or a `from:to` pair is a glob's, left as is.
+/// number or a `from:to` pair is a glob's, and a regular expression's are its own: left as is.
 fn split_subscript(term: &str) -> (&str, Option<(i64, Option<i64>)>) {
+    if term.starts_with('~') {
+        // A regular expression's brackets are its own, as Ansible reads them.
+        return (term, None);
+    }
     let Some(body) = term.strip_suffix(']') else { return (term, None) };
     let Some(open) = body.rfind('[') else { return (term, None) };
     let (base, inside) = (&body[..open], &body[open + 1..]);

@@ -34,7 +34,8 @@ impl Inventory {
         let hostvars: serde_json::Map<String, Value> =
             self.hosts.iter().map(|h| (h.name.clone(), shown(&h.vars))).collect();
         out.insert("_meta".into(), json!({ "hostvars": hostvars }));
-        for (name, (hosts, children)) in &self.tree {
+        for (name, (hosts, _)) in &self.tree {
+            let children = self.children_of(name);
             let mut group = serde_json::Map::new();
             if !hosts.is_empty() && name != "all" {
                 group.insert("hosts".into(), json!(hosts));
@@ -49,7 +50,17 @@ impl Inventory {
         Value::Object(out)
     }
 
-    /// The group tree, as `ansible-inventory --graph`: children then hosts, each by name.
+    /// A group's children as Ansible lists them: in the order they were met, `all`'s starting
+    /// with `ungrouped` (which Ansible always has, empty or not).
+    fn children_of(&self, name: &str) -> Vec<String> {
+        let mut children = self.tree.get(name).map(|(_, c)| c.clone()).unwrap_or_default();
+        if name == "all" && !children.iter().any(|c| c == "ungrouped") {
+            children.insert(0, "ungrouped".to_owned());
+        }
+        children
+    }
+
+    /// The group tree, as `ansible-inventory --graph`: children then hosts, in the order met.
     pub fn graph_text(&self) -> String {
         let mut out = String::new();
         self.graph_group("all", 0, &mut out);
@@ -61,14 +72,13 @@ impl Inventory {
             if depth == 0 { String::new() } else { format!("{}  |--", "  |".repeat(depth - 1)) }
         };
         out.push_str(&format!("{}@{name}:\n", prefix(depth)));
-        let Some((hosts, children)) = self.tree.get(name) else { return };
-        let mut children = children.clone();
-        children.sort();
-        for child in &children {
+        for child in &self.children_of(name) {
             self.graph_group(child, depth + 1, out);
         }
-        let mut hosts = if name == "all" { Vec::new() } else { hosts.clone() };
-        hosts.sort();
+        let hosts = match self.tree.get(name) {
+            Some((hosts, _)) if name != "all" => hosts.clone(),
+            _ => Vec::new(),
+        };
         for host in hosts {
             out.push_str(&format!("{}{host}\n", prefix(depth + 1)));
         }
@@ -88,7 +98,7 @@ mod tests {
         let inventory = Inventory::parse(INI, Path::new("hosts")).unwrap();
         assert_eq!(
             inventory.graph_text(),
-            "@all:\n  |--@prod:\n  |  |--@db:\n  |  |  |--d1\n  |  |--@web:\n  |  |  |--w1\n  |--@ungrouped:\n  |  |--lone\n"
+            "@all:\n  |--@ungrouped:\n  |  |--lone\n  |--@prod:\n  |  |--@web:\n  |  |  |--w1\n  |  |--@db:\n  |  |  |--d1\n"
         );
     }
 
@@ -99,7 +109,7 @@ mod tests {
             inventory.list_json(),
             json!({
                 "_meta": {"hostvars": {"lone": {}, "w1": {"ansible_become_password": "<hidden>"}, "d1": {}}},
-                "all": {"children": ["prod", "ungrouped"]},
+                "all": {"children": ["ungrouped", "prod"]},
                 "prod": {"children": ["web", "db"]},
                 "web": {"hosts": ["w1"]},
                 "db": {"hosts": ["d1"]},

@@ -254,3 +254,49 @@ fn mangled_inventories_give_an_error_never_a_panic() {
         }
     }
 }
+
+/// Patterns against an INI inventory, each with the hosts `ansible PATTERN --list-hosts`
+/// printed for the same file (ansible-core 2.19.14), in its order.
+#[test]
+fn limit_patterns_select_what_ansible_selects() {
+    const HOSTS: &str = r#"lone ansible_host=10.0.0.9 n=01 t=true T=True l="[1, 'a']" q="'5'" f=1.5
+[web]
+web[01:03] http_port=80
+db-a:2222
+
+[db]
+db-[a:b] role='primary'   # trailing comment
+
+[db:vars]
+ntp = pool.example.com
+retries=3
+s="quoted text"
+
+[prod:children]
+web
+db
+
+[prod:vars]
+env=prod
+retries=1
+
+[all:vars]
+ansible_user=deploy
+"#;
+    let inventory = Inventory::parse(HOSTS, Path::new("hosts")).unwrap();
+    for (pattern, ansible) in [
+        ("web*:!web02", "web01 web03 db-a"),
+        ("prod:&db", "db-a db-b"),
+        ("~db-[a]", "db-a"),
+        ("web01,db-b", "web01 db-b"),
+        ("!prod", "lone"),
+        ("web[1:]", "web02 web03 db-a"),
+        ("web[-1]", "db-a"),
+        ("db:web", "db-a db-b web01 web02 web03"),
+        ("~web0[12]", "web01 web02"),
+        ("d*", "db-a db-b"),
+    ] {
+        let ours = inventory.resolve_patterns(&[pattern.to_owned()]).unwrap();
+        assert_eq!(ours.join(" "), ansible, "{pattern}");
+    }
+}
