@@ -194,13 +194,20 @@ h.file(name, #{ path: "/tmp/x", content: "x" });
 
 /// The same project through `ansible-inventory --list` (ansible-core from the bench venv,
 /// `target/bench/venv`, or the one `ENGINE_ANSIBLE_INVENTORY` names) and `engine inventory
-/// --list`: the same groups, hosts and merged variables. Skipped, saying so, without ansible.
+/// --list`: the same groups, hosts and merged variables. `cargo xtask test` installs it (and
+/// sets `ENGINE_LAB_REQUIRED`, so that it cannot be missed); a plain `cargo test` without it
+/// skips, saying so.
 #[test]
 fn engine_inventory_lists_what_ansible_inventory_lists() {
     let ansible = std::env::var_os("ENGINE_ANSIBLE_INVENTORY")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::support::root().join("target/bench/venv/bin/ansible-inventory"));
     if !ansible.exists() {
+        assert!(
+            std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
+            "ansible-inventory must be installed for the full suite (at {})",
+            ansible.display()
+        );
         eprintln!("skipped: no ansible-inventory at {} (cargo xtask bench makes one)", ansible.display());
         return;
     }
