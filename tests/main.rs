@@ -17,6 +17,7 @@ mod host_prep;
 mod hostile;
 mod imports;
 mod injection;
+mod inventory;
 mod kube;
 mod lab;
 mod modules_files;

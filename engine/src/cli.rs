@@ -38,6 +38,9 @@ enum Command {
     Check(RunArgs),
     /// Export the plan's task graph (DOT or SVG). Connects to nothing unless --check.
     Graph(GraphArgs),
+    /// Show how the inventory was understood, as `ansible-inventory` does: groups, hosts and
+    /// every host's merged variables (secrets hidden). `--list` when no view is named.
+    Inventory(InventoryArgs),
     /// Document the modules and their arguments.
     Modules {
         /// Show the full reference of one module.
@@ -55,13 +58,17 @@ enum Command {
 struct PlanArgs {
     /// The playbook (a .rhai file). With `run --resume`, the journal's when omitted.
     playbook: Option<PathBuf>,
-    /// The inventory, in Ansible's YAML format. With `run --resume`, the journal's when omitted.
-    #[arg(short, long, value_name = "FILE")]
-    inventory: Option<PathBuf>,
+    /// The inventory: an Ansible INI or YAML file, or a folder of them, with `group_vars/` and
+    /// `host_vars/` beside it. Repeatable (`check` and `graph`; a `run` takes one). With
+    /// `run --resume`, the journal's when omitted.
+    #[arg(short, long, value_name = "SOURCE")]
+    inventory: Vec<PathBuf>,
     /// A variable for the playbook, read with param("KEY"). Repeatable.
     #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE", value_parser = parse_extra_var)]
     extra_vars: Vec<(String, String)>,
-    /// Only tasks on these hosts or groups (comma-separated), plus what they depend on.
+    /// Only tasks on the hosts this pattern selects, plus what they depend on. Ansible's
+    /// patterns: names, globs (`web*`), `a:b` or `a,b` (either), `a:&b` (both), `a:!b` (not b),
+    /// `~regex`, `group[0]`. A term that matches nothing is an error.
     #[arg(short, long, value_delimiter = ',')]
     limit: Option<Vec<String>>,
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
@@ -71,6 +78,25 @@ struct PlanArgs {
     /// `lib/` beside the playbook. Repeatable.
     #[arg(long = "lib", value_name = "DIR")]
     lib_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct InventoryArgs {
+    /// The inventory: an Ansible INI or YAML file, or a folder of them. Repeatable.
+    #[arg(short, long, value_name = "SOURCE", required = true)]
+    inventory: Vec<PathBuf>,
+    /// Also read the `group_vars/` and `host_vars/` in this folder (a playbook's).
+    #[arg(long, value_name = "DIR")]
+    playbook_dir: Option<PathBuf>,
+    /// Every group and host, with each host's variables under `_meta.hostvars` (JSON).
+    #[arg(long, group = "view")]
+    list: bool,
+    /// One host's merged variables (JSON).
+    #[arg(long, group = "view", value_name = "NAME")]
+    host: Option<String>,
+    /// The group tree.
+    #[arg(long, group = "view")]
+    graph: bool,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +274,25 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inventory(args) => {
+            let inventory = Inventory::load_all(&args.inventory, args.playbook_dir.as_deref())?;
+            let text = if args.graph {
+                inventory.graph_text()
+            } else if let Some(name) = &args.host {
+                let vars = inventory.host_json(name).ok_or_else(|| {
+                    let hosts = inventory.hosts().iter().map(|h| h.name.as_str());
+                    Error::Usage(format!(
+                        "no host named {name:?} in the inventory{}",
+                        contract::suggest::did_you_mean(name, hosts)
+                    ))
+                })?;
+                json_text(&vars)
+            } else {
+                json_text(&inventory.list_json())
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Docs { out } => {
             let written = engine::docs::write(&out)?;
             println!("wrote {} pages to {}", written.len(), out.display());
@@ -256,12 +301,16 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
     }
 }
 
+fn json_text(value: &serde_json::Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
+}
+
 /// Loads the inventory and the playbook, and applies --limit/--tags.
 fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
-    let (Some(playbook), Some(inventory)) = (&args.playbook, &args.inventory) else {
+    let (Some(playbook), false) = (&args.playbook, args.inventory.is_empty()) else {
         return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
     };
-    let inventory = Inventory::load(inventory)?;
+    let inventory = Inventory::load_all(&args.inventory, playbook.parent())?;
     let mut extra_vars = Vars::new();
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
@@ -323,6 +372,13 @@ fn run_command(
     redactor: &Arc<Redactor>,
 ) -> Result<ExitCode, Error> {
     let check = check || args.check;
+    if !check && args.plan.inventory.len() > 1 {
+        // The journal a run writes (for --resume) records one inventory source.
+        return Err(Error::Usage(
+            "a run takes one -i inventory (a folder can hold several files); check and graph take several"
+                .into(),
+        ));
+    }
     let runs = Path::new(journal::RUNS_DIR);
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
     // the one its journal was written with; a run makes it on first use (once its playbook
@@ -395,7 +451,7 @@ fn open_journal(
 ) -> Result<journal::Journal, Error> {
     let (journal, same) = journal::resume::open(runs, id, &given(plan), key)?;
     plan.playbook = Some(same.playbook);
-    plan.inventory = Some(same.inventory);
+    plan.inventory = vec![same.inventory];
     plan.limit = same.limit;
     plan.tags = same.tags;
     Ok(journal)
@@ -405,7 +461,7 @@ fn open_journal(
 fn given(plan: &PlanArgs) -> journal::resume::Given<'_> {
     journal::resume::Given {
         playbook: plan.playbook.as_deref(),
-        inventory: plan.inventory.as_deref(),
+        inventory: plan.inventory.first().map(PathBuf::as_path),
         extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
         limit: plan.limit.as_deref(),
         tags: plan.tags.as_deref(),

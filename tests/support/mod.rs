@@ -49,9 +49,11 @@ impl Test {
         self.dir.path()
     }
 
-    /// Writes `text` to a file in the temporary folder and returns its path.
+    /// Writes `text` to a file in the temporary folder (`name` may hold folders, which are
+    /// made) and returns its path.
     pub fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
     }

@@ -151,8 +151,9 @@ fn ensure_time() -> Result<()> {
     )
 }
 
-/// The venv with the pinned ansible-core and pyinfra; reused when it already has them.
-fn ensure_venv(out: &Path) -> Result<PathBuf> {
+/// The venv with the pinned ansible-core and pyinfra; reused when it already has them. The
+/// test command uses its `ansible-inventory` as the reference for `engine inventory`.
+pub(crate) fn ensure_venv(out: &Path) -> Result<PathBuf> {
     let venv = out.join("venv");
     let bin = venv.join("bin");
     let pinned = |pkg: &str| {

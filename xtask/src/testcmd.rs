@@ -60,6 +60,8 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         let _lock = lab::lock()?;
         lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE))?;
     }
+    // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
+    let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
     // The live-SSH unit tests (engine/src/ssh/tests.rs) talk to the lab's first host.
     let state = State::require(paths)?;
     let ssh_host = state.hosts.first().context("the lab has no host")?;
@@ -78,6 +80,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         .env("ENGINE_LAB_INVENTORY", paths.inventory())
         .env("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory())
         .env("ENGINE_LAB_REQUIRED", "1")
+        .env("ENGINE_ANSIBLE_INVENTORY", venv.join("ansible-inventory"))
         .env("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string())
         .env("ENGINE_SSH_TEST_USER", "root")
         .env("ENGINE_SSH_TEST_KEY", paths.key())

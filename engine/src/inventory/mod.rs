@@ -1,11 +1,23 @@
-//! Ansible's YAML inventory format: `all:` / `children:` / `hosts:` / `vars:`.
+//! The inventory: hosts, groups and their variables, read as Ansible reads them.
 //!
-//! Variables merge from the outermost group to the host itself, so a host's own vars win
-//! over its groups', and a child group's over its parent's (Ansible's order).
+//! Sources (`-i`, repeatable) are files or folders. A file ending in `.yml`, `.yaml` or `.json`
+//! is Ansible's YAML format (`parse`); any other is its INI format (`ini`), or YAML when it is
+//! not INI but is a YAML map. A folder is every file in it, in name order (subfolders too),
+//! skipping hidden names, `group_vars/`, `host_vars/` and Ansible's ignored extensions. Host
+//! names may be ranges (`range`). All sources fill one [`model::Raw`], then `group_vars/` and
+//! `host_vars/` beside each source and beside the playbook (`vars_files`) are layered in
+//! Ansible's precedence (see `model`). `--limit` patterns are `pattern`; `show` prints the
+//! result as `ansible-inventory` does (`engine inventory`).
 
 mod connection;
 mod error;
+mod ini;
+mod model;
 mod parse;
+mod pattern;
+mod range;
+mod show;
+mod vars_files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +33,7 @@ pub type Vars = serde_json::Map<String, Value>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryHost {
     pub name: String,
-    /// Merged variables: groups' (outermost first), then the host's own.
+    /// Merged variables, in Ansible's precedence (see `model`).
     pub vars: Vars,
     /// Every group the host belongs to, including `all`.
     pub groups: Vec<String>,
@@ -43,21 +55,70 @@ pub struct Inventory {
     hosts: Vec<InventoryHost>,
     /// Group name -> member host names, in file order (children's members included).
     groups: BTreeMap<String, Vec<String>>,
+    /// Group name -> (its direct hosts, its child groups), for `engine inventory`.
+    tree: model::Tree,
 }
 
+/// Extensions a folder source skips (Ansible's `INVENTORY_IGNORE_EXTS` as of ansible-core 2.19:
+/// `.ini` is read).
+const IGNORED_EXTENSIONS: [&str; 12] =
+    [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
+
 impl Inventory {
-    /// Reads and parses an inventory file.
+    /// Reads and parses one inventory source (file or folder) with the vars files beside it.
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text, path)
+        Self::load_all(&[path.to_owned()], None)
     }
 
-    /// Parses inventory text; `path` is used for messages only.
+    /// Reads every source in order (a later one's value for the same variable wins), then the
+    /// `group_vars/` and `host_vars/` beside each source and beside the playbook (`playbook_dir`).
+    pub fn load_all(sources: &[PathBuf], playbook_dir: Option<&Path>) -> Result<Self, InventoryError> {
+        let mut raw = model::Raw::default();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for source in sources {
+            if source.is_dir() {
+                let mut files = Vec::new();
+                source_files(source, &mut files)?;
+                for file in files {
+                    read_source(&file, &mut raw)?;
+                }
+                dirs.push(source.clone());
+            } else {
+                read_source(source, &mut raw)?;
+                dirs.push(source.parent().map(Path::to_owned).unwrap_or_default());
+            }
+        }
+        let mut beside_inventory = model::SideVars::default();
+        let mut beside_playbook = model::SideVars::default();
+        let mut groups: Vec<String> = raw.groups.keys().cloned().collect();
+        groups.extend(["all".to_owned(), "ungrouped".to_owned()]);
+        let hosts = raw.order.clone();
+        let same =
+            |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+        for (i, dir) in dirs.iter().enumerate() {
+            if !dirs[..i].iter().any(|d| same(d, dir)) {
+                vars_files::load(dir, &groups, &hosts, &mut beside_inventory)?;
+            }
+        }
+        if let Some(dir) = playbook_dir.filter(|p| !dirs.iter().any(|d| same(d, p))) {
+            vars_files::load(dir, &groups, &hosts, &mut beside_playbook)?;
+        }
+        let path = sources.first().cloned().unwrap_or_default();
+        let (hosts, groups, tree) = raw
+            .resolve(&beside_inventory, &beside_playbook)
+            .map_err(|message| InventoryError::Invalid { path: path.clone(), line: None, message })?;
+        Ok(Self { path, hosts, groups, tree })
+    }
+
+    /// Parses inventory text (INI, or YAML for a `.yml`/`.yaml`/`.json` path); `path` is used
+    /// for messages and the format only.
     pub fn parse(text: &str, path: &Path) -> Result<Self, InventoryError> {
-        parse::parse(text)
-            .map(|(hosts, groups)| Self { path: path.to_owned(), hosts, groups })
-            .map_err(|e| InventoryError::Invalid { path: path.to_owned(), line: e.line, message: e.message })
+        let mut raw = model::Raw::default();
+        parse_source(text, path, &mut raw)?;
+        let (hosts, groups, tree) = raw
+            .resolve(&model::SideVars::default(), &model::SideVars::default())
+            .map_err(|message| InventoryError::Invalid { path: path.to_owned(), line: None, message })?;
+        Ok(Self { path: path.to_owned(), hosts, groups, tree })
     }
 
     /// All hosts, in file order.
@@ -80,29 +141,71 @@ impl Inventory {
         self.groups.keys().map(String::as_str).collect()
     }
 
-    /// Resolves a `--limit` pattern list (`web0,etcd`, hosts or groups) to host names.
+    /// Every group with its members, in file order (children's members included).
+    pub fn groups(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.groups
+    }
+
+    /// The hosts a `--limit` pattern list selects (Ansible's patterns: `web*`, `a:b`, `a,b`,
+    /// `g1:&g2`, `all:!h`, `~regex`, `g[0]`), in the order its terms find them.
     pub fn resolve_patterns(&self, patterns: &[String]) -> Result<Vec<String>, String> {
-        let mut names = Vec::new();
-        for pattern in patterns {
-            let found: Vec<String> = if let Some(members) = self.group(pattern) {
-                members.to_vec()
-            } else if self.host(pattern).is_some() {
-                vec![pattern.clone()]
-            } else {
-                let names =
-                    self.hosts.iter().map(|h| h.name.as_str()).chain(self.groups.keys().map(String::as_str));
-                return Err(format!(
-                    "--limit {pattern:?} names no host or group of the inventory{} (groups: {})",
-                    contract::suggest::did_you_mean(pattern, names),
-                    self.group_names().join(", ")
-                ));
-            };
-            for name in found {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        Ok(names)
+        pattern::resolve(self, patterns)
     }
 }
+
+fn read_source(path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
+    parse_source(&text, path, raw)
+}
+
+fn is_yaml_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yml" || e == "yaml" || e == "json")
+}
+
+fn parse_source(text: &str, path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
+    let invalid = |e: parse::ParseError| InventoryError::Invalid {
+        path: path.to_owned(),
+        line: e.line,
+        message: e.message,
+    };
+    if is_yaml_path(path) {
+        return parse::parse(text, raw).map_err(invalid);
+    }
+    let before = raw.clone();
+    let Err(ini_error) = ini::parse(text, raw) else { return Ok(()) };
+    // Not INI: YAML without a YAML extension, as Ansible's plugin chain would accept.
+    *raw = before;
+    if matches!(serde_yaml_ng::from_str(text), Ok(serde_yaml_ng::Value::Mapping(_))) {
+        return parse::parse(text, raw).map_err(invalid);
+    }
+    Err(invalid(ini_error))
+}
+
+/// The files of a folder source, in name order, subfolders included.
+fn source_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InventoryError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| InventoryError::Read { path: dir.to_owned(), source })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ignored = name.starts_with('.')
+            || name == "group_vars"
+            || name == "host_vars"
+            || name == "vars_plugins"
+            || IGNORED_EXTENSIONS.iter().any(|e| name.ends_with(e));
+        if ignored {
+            continue;
+        }
+        if path.is_dir() {
+            source_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,12 @@
-//! The YAML walk. Strict: a key that is not `hosts`, `children` or `vars` in a group is an
-//! error, and so is a host entry that is not a map.
-
-use std::collections::BTreeMap;
+//! The YAML walk (Ansible's YAML inventory: `all:` / `children:` / `hosts:` / `vars:`), into
+//! [`Raw`]. Strict: a key that is not `hosts`, `children` or `vars` in a group is an error, and
+//! so is a host entry that is not a map. Host keys may be ranges (`web[01:10]`).
 
 use serde_yaml_ng::{Mapping, Value as Yaml};
 
-use super::{InventoryHost, Vars};
+use super::Vars;
+use super::model::Raw;
+use super::range;
 
 pub(super) struct ParseError {
     pub(super) line: Option<usize>,
@@ -13,31 +14,14 @@ pub(super) struct ParseError {
 }
 
 impl ParseError {
-    fn msg(message: impl Into<String>) -> Self {
+    pub(super) fn msg(message: impl Into<String>) -> Self {
         Self { line: None, message: message.into() }
     }
 }
 
-/// Per-host state while walking: the vars of each group that holds it, with the group's depth.
-#[derive(Default)]
-struct HostAcc {
-    own: Vars,
-    group_vars: Vec<(usize, Vars)>,
-    groups: Vec<String>,
-}
-
-#[derive(Default)]
-struct Walk {
-    order: Vec<String>,
-    hosts: BTreeMap<String, HostAcc>,
-    groups: BTreeMap<String, Vec<String>>,
-}
-
-/// Group name -> member host names, in file order.
-pub(super) type Groups = BTreeMap<String, Vec<String>>;
-
-pub(super) fn parse(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
-    parse_tree(text).map_err(|mut e| {
+/// Parses YAML inventory text into `raw`, after what earlier sources put there.
+pub(super) fn parse(text: &str, raw: &mut Raw) -> Result<(), ParseError> {
+    parse_tree(text, raw).map_err(|mut e| {
         e.line = e.line.or_else(|| line_of_named_key(text, &e.message));
         e
     })
@@ -59,7 +43,7 @@ fn line_of_named_key(text: &str, message: &str) -> Option<usize> {
         .map(|index| index + 1)
 }
 
-fn parse_tree(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
+fn parse_tree(text: &str, raw: &mut Raw) -> Result<(), ParseError> {
     let root: Yaml = serde_yaml_ng::from_str(text).map_err(|e| ParseError {
         line: e.location().map(|l| l.line()),
         message: format!("not valid YAML: {e}"),
@@ -67,142 +51,81 @@ fn parse_tree(text: &str) -> Result<(Vec<InventoryHost>, Groups), ParseError> {
     let Yaml::Mapping(root) = root else {
         return Err(ParseError::msg("an inventory is a YAML map whose top key is `all:`"));
     };
-    let mut walk = Walk::default();
     for (name, body) in &root {
         let name = key_name(name)?;
-        walk.group(&name, body, 0, &[])?;
+        group(raw, &name, body, &[])?;
     }
-    // Every host is in `all`, as in Ansible.
-    let all: Vec<String> = walk.order.clone();
-    for name in &all {
-        if let Some(acc) = walk.hosts.get_mut(name)
-            && !acc.groups.iter().any(|g| g == "all")
-        {
-            acc.groups.insert(0, "all".into());
-        }
-    }
-    walk.groups.insert("all".into(), all);
-    let hosts = walk
-        .order
-        .iter()
-        .map(|name| {
-            let acc = walk.hosts.remove(name).unwrap_or_default();
-            let mut layers = acc.group_vars;
-            layers.sort_by_key(|(depth, _)| *depth);
-            let mut vars = Vars::new();
-            for (_, layer) in layers {
-                vars.extend(layer);
-            }
-            vars.extend(acc.own);
-            InventoryHost { name: name.clone(), vars, groups: acc.groups }
-        })
-        .collect();
-    Ok((hosts, walk.groups))
+    Ok(())
 }
 
-impl Walk {
-    /// Walks one group; `lineage` is the chain of enclosing groups (to catch a group inside itself).
-    fn group(
-        &mut self,
-        name: &str,
-        body: &Yaml,
-        depth: usize,
-        lineage: &[String],
-    ) -> Result<Vec<String>, ParseError> {
-        if lineage.iter().any(|g| g == name) {
-            return Err(ParseError::msg(format!(
-                "group {name:?} contains itself ({} -> {name})",
-                lineage.join(" -> ")
-            )));
+/// Walks one group; `lineage` is the chain of enclosing groups (to catch a group inside itself).
+fn group(raw: &mut Raw, name: &str, body: &Yaml, lineage: &[String]) -> Result<(), ParseError> {
+    if lineage.iter().any(|g| g == name) {
+        return Err(ParseError::msg(format!(
+            "group {name:?} contains itself ({} -> {name})",
+            lineage.join(" -> ")
+        )));
+    }
+    validate_name("group", name)?;
+    let body = match body {
+        Yaml::Null => Mapping::new(),
+        Yaml::Mapping(m) => m.clone(),
+        _ => {
+            return Err(ParseError::msg(format!("group {name:?} must be a map of hosts/children/vars")));
         }
-        validate_name("group", name)?;
-        let body = match body {
+    };
+    raw.group(name);
+    for (key, value) in &body {
+        match key_name(key)?.as_str() {
+            "vars" => {
+                let vars = to_vars(value, &format!("vars of group {name:?}"))?;
+                raw.group(name).vars.extend(vars);
+            }
+            "hosts" => {}
+            "children" => {}
+            other => {
+                let near = contract::suggest::did_you_mean(other, ["hosts", "children", "vars"]);
+                let hint =
+                    if near.is_empty() { "; expected hosts, children or vars".to_owned() } else { near };
+                return Err(ParseError::msg(format!("group {name:?} has an unknown key {other:?}{hint}")));
+            }
+        }
+    }
+    if let Some(hosts) = body.get("hosts") {
+        let hosts = match hosts {
             Yaml::Null => Mapping::new(),
             Yaml::Mapping(m) => m.clone(),
             _ => {
-                return Err(ParseError::msg(format!("group {name:?} must be a map of hosts/children/vars")));
+                return Err(ParseError::msg(format!("hosts of group {name:?} must be a map of host names")));
             }
         };
-        let mut members = Vec::new();
-        let mut vars = Vars::new();
-        for (key, value) in &body {
-            match key_name(key)?.as_str() {
-                "vars" => vars = to_vars(value, &format!("vars of group {name:?}"))?,
-                "hosts" => {}
-                "children" => {}
-                other => {
-                    let near = contract::suggest::did_you_mean(other, ["hosts", "children", "vars"]);
-                    let hint =
-                        if near.is_empty() { "; expected hosts, children or vars".to_owned() } else { near };
-                    return Err(ParseError::msg(format!(
-                        "group {name:?} has an unknown key {other:?}{hint}"
-                    )));
-                }
-            }
-        }
-        if let Some(hosts) = body.get("hosts") {
-            let hosts = match hosts {
-                Yaml::Null => Mapping::new(),
-                Yaml::Mapping(m) => m.clone(),
-                _ => {
-                    return Err(ParseError::msg(format!(
-                        "hosts of group {name:?} must be a map of host names"
-                    )));
-                }
-            };
-            for (host, host_vars) in &hosts {
-                let host = key_name(host)?;
+        for (pattern, host_vars) in &hosts {
+            let pattern = key_name(pattern)?;
+            let names = range::expand(&pattern).map_err(ParseError::msg)?;
+            let own = to_vars(host_vars, &format!("vars of host {pattern:?}"))?;
+            for host in names {
                 validate_name("host", &host)?;
-                let own = to_vars(host_vars, &format!("vars of host {host:?}"))?;
-                let acc = self.hosts.entry(host.clone()).or_insert_with(|| {
-                    self.order.push(host.clone());
-                    HostAcc::default()
-                });
-                acc.own.extend(own);
-                members.push(host);
+                raw.add_host(name, &host, own.clone());
             }
         }
-        if let Some(children) = body.get("children") {
-            let children = match children {
-                Yaml::Null => Mapping::new(),
-                Yaml::Mapping(m) => m.clone(),
-                _ => {
-                    return Err(ParseError::msg(format!(
-                        "children of group {name:?} must be a map of groups"
-                    )));
-                }
-            };
-            let mut lineage = lineage.to_vec();
-            lineage.push(name.to_owned());
-            for (child, child_body) in &children {
-                let child = key_name(child)?;
-                members.extend(self.group(&child, child_body, depth + 1, &lineage)?);
-            }
-        }
-        let mut unique = Vec::new();
-        for m in members {
-            if !unique.contains(&m) {
-                unique.push(m);
-            }
-        }
-        for host in &unique {
-            if let Some(acc) = self.hosts.get_mut(host) {
-                if !vars.is_empty() {
-                    acc.group_vars.push((depth, vars.clone()));
-                }
-                if !acc.groups.iter().any(|g| g == name) {
-                    acc.groups.push(name.to_owned());
-                }
-            }
-        }
-        let entry = self.groups.entry(name.to_owned()).or_default();
-        for host in &unique {
-            if !entry.contains(host) {
-                entry.push(host.clone());
-            }
-        }
-        Ok(unique)
     }
+    if let Some(children) = body.get("children") {
+        let children = match children {
+            Yaml::Null => Mapping::new(),
+            Yaml::Mapping(m) => m.clone(),
+            _ => {
+                return Err(ParseError::msg(format!("children of group {name:?} must be a map of groups")));
+            }
+        };
+        let mut lineage = lineage.to_vec();
+        lineage.push(name.to_owned());
+        for (child, child_body) in &children {
+            let child = key_name(child)?;
+            group(raw, &child, child_body, &lineage)?;
+            raw.add_child(name, &child);
+        }
+    }
+    Ok(())
 }
 
 fn key_name(key: &Yaml) -> Result<String, ParseError> {
@@ -213,7 +136,7 @@ fn key_name(key: &Yaml) -> Result<String, ParseError> {
     }
 }
 
-fn validate_name(kind: &str, name: &str) -> Result<(), ParseError> {
+pub(super) fn validate_name(kind: &str, name: &str) -> Result<(), ParseError> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
@@ -226,7 +149,7 @@ fn validate_name(kind: &str, name: &str) -> Result<(), ParseError> {
     }
 }
 
-fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
+pub(super) fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
     match value {
         Yaml::Null => Ok(Vars::new()),
         Yaml::Mapping(_) => match serde_json::to_value(value) {
@@ -250,7 +173,7 @@ fn to_vars(value: &Yaml, what: &str) -> Result<Vars, ParseError> {
 
 /// Whether `text` holds the character that sets off run-time reference markers (see
 /// `contract::deferred`). JSON text keeps it as is (serde_json escapes only control characters).
-fn holds_marker_char(text: &str) -> bool {
+pub(super) fn holds_marker_char(text: &str) -> bool {
     text.contains(contract::deferred::CLOSE)
 }
 
@@ -279,7 +202,7 @@ mod tests {
             format!("all:\n  hosts:\n    a:\n      evil: \"{marker}\"\n"),
             format!("all:\n  vars:\n    evil: [\"x\", \"{marker}\"]\n  hosts:\n    a:\n"),
         ] {
-            let Err(e) = parse(&text) else { panic!("accepted a marker in {text:?}") };
+            let Err(e) = parse(&text, &mut Raw::default()) else { panic!("accepted a marker in {text:?}") };
             assert!(e.message.contains("variable \"evil\" holds U+2063"), "{}", e.message);
             assert_eq!(e.line, Some(if text.contains("  vars:") { 3 } else { 4 }), "{}", e.message);
         }
@@ -288,10 +211,10 @@ mod tests {
     #[test]
     fn errors_found_after_parsing_point_at_their_line() {
         let text = "all:\n  children:\n    web:\n      hosst:\n        a:\n";
-        let Err(e) = parse(text) else { panic!("accepted a misspelled key") };
+        let Err(e) = parse(text, &mut Raw::default()) else { panic!("accepted a misspelled key") };
         assert_eq!(e.line, Some(4), "{}", e.message);
         let text = "all:\n  hosts:\n    a:\n      - 1\n";
-        let Err(e) = parse(text) else { panic!("accepted a list of vars") };
+        let Err(e) = parse(text, &mut Raw::default()) else { panic!("accepted a list of vars") };
         assert_eq!(e.line, Some(3), "{}", e.message);
     }
 }

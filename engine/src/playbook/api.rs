@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
-use super::handles::{HostHandle, TaskHandle};
+use super::handles::{HostHandle, HostVars, TaskHandle};
 use crate::ids::TaskId;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
@@ -124,12 +124,12 @@ impl Context {
     fn host_handle(&self, name: &str) -> Option<HostHandle> {
         let host = self.inventory.host(name)?;
         let address = host.connection().map(|c| c.address).unwrap_or_else(|_| name.to_owned());
-        let vars =
+        let map =
             rhai::serde::to_dynamic(&host.vars).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default();
         Some(HostHandle {
             name: host.name.clone(),
             address,
-            vars,
+            vars: HostVars { host: host.name.clone(), map, known: true },
             groups: host.groups.iter().map(|g| Dynamic::from(g.clone())).collect(),
         })
     }
@@ -210,6 +210,7 @@ fn runtime(message: impl Into<String>, position: Position) -> Box<EvalAltResult>
 /// Registers the playbook API on `engine`.
 pub(super) fn register(engine: &mut Engine, cx: &Context) {
     engine.register_type_with_name::<HostHandle>("Host");
+    engine.register_type_with_name::<HostVars>("Vars");
     engine.register_type_with_name::<TaskHandle>("Task");
 
     // ---- hosts and groups
@@ -225,7 +226,7 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             HostHandle {
                 name: name.to_owned(),
                 address: String::new(),
-                vars: Map::new(),
+                vars: HostVars { host: name.to_owned(), map: Map::new(), known: false },
                 groups: Array::new(),
             }
         })
@@ -254,6 +255,40 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     engine.register_get("name", |h: &mut HostHandle| h.name.clone());
     engine.register_get("address", |h: &mut HostHandle| h.address.clone());
     engine.register_get("vars", |h: &mut HostHandle| h.vars.clone());
+    // `h.vars.x` falls back to this indexer (Rhai does so for a property a type lacks). A
+    // missing variable stops the script here: carrying on with `()` would add confusing
+    // errors wherever the value goes next.
+    engine.register_indexer_get(
+        |ctx: NativeCallContext, v: &mut HostVars, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            match v.map.get(name) {
+                Some(value) => Ok(value.clone()),
+                None if !v.known => Ok(Dynamic::UNIT),
+                None => {
+                    let names = v.map.keys().map(|k| k.as_str());
+                    Err(runtime(
+                        format!(
+                            "host {:?} has no variable {name:?}{} (a host's variables come from the inventory \
+                             files and the group_vars/ and host_vars/ beside the inventory and the playbook; \
+                             for an optional one write h.vars.get({name:?}) ?? default)",
+                            v.host,
+                            contract::suggest::did_you_mean(name, names)
+                        ),
+                        ctx.call_position(),
+                    ))
+                }
+            }
+        },
+    );
+    engine.register_fn("get", |v: &mut HostVars, name: &str| -> Dynamic {
+        v.map.get(name).cloned().unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn("contains", |v: &mut HostVars, name: &str| -> bool { v.map.contains_key(name) });
+    engine.register_fn("keys", |v: &mut HostVars| -> Array {
+        v.map.keys().map(|k| Dynamic::from(k.to_string())).collect()
+    });
+    engine.register_fn("to_map", |v: &mut HostVars| -> Map { v.map.clone() });
+    engine.register_fn("to_string", |v: &mut HostVars| format!("{:?}", v.map));
+    engine.register_fn("to_debug", |v: &mut HostVars| format!("{:?}", v.map));
     engine.register_get("groups", |h: &mut HostHandle| h.groups.clone());
     engine.register_fn("to_string", |h: &mut HostHandle| h.name.clone());
     engine.register_fn("to_debug", |h: &mut HostHandle| format!("host({:?})", h.name));

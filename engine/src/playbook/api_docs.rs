@@ -35,6 +35,11 @@ pub(crate) const TYPES: &[TypeDoc] = &[
               (`h.file(...)`, `h.command(...)`, ...) add tasks that run on that host, in the order written.",
     },
     TypeDoc {
+        name: "Vars",
+        doc: "A host's variables (`h.vars`), merged from the inventory, group_vars/ and host_vars/ in Ansible's \
+              precedence. Reading one the host lacks is an error naming both; `get` reads an optional one.",
+    },
+    TypeDoc {
         name: "Task",
         doc: "A task in the plan, returned by every module call. Order it (`after`), tag it, make it notify \
               handlers, retry it, and read its outputs (`t.stdout`, `t.output(\"key\")`): reading an output \
@@ -60,6 +65,11 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         params: &["h"],
         doc: "Lets the tasks written for `h` from now on run without waiting for each other (by default a \
               host's tasks run in the order written). Edges from `after` and data still hold.",
+    },
+    FnDoc {
+        key: "contains(Vars, string)",
+        params: &["vars", "name"],
+        doc: "Whether the host has the variable `name`; also `\"name\" in h.vars`.",
     },
     FnDoc {
         key: "fact(Host, string)",
@@ -108,7 +118,14 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
     FnDoc {
         key: "get$vars(Host)",
         params: &["h"],
-        doc: "The host's variables from the inventory, merged from its groups (outermost first) and its own.",
+        doc: "The host's variables (a `Vars`): the inventory's, its group_vars/ and host_vars/, in Ansible's \
+              precedence.",
+    },
+    FnDoc {
+        key: "get(Vars, string)",
+        params: &["vars", "name"],
+        doc: "The variable `name`, or `()` when the host has none: `h.vars.get(\"vip\") ?? \"10.0.0.10\"` for an \
+              optional one.",
     },
     FnDoc {
         key: "group(string)",
@@ -140,6 +157,13 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         params: &["t", "handler"],
         doc: "Makes `handler` (made with `h.handler(...)`) run after `t`, if `t` changed something. Returns `t`.",
     },
+    FnDoc {
+        key: "index$get$(Vars, string)",
+        params: &["vars", "name"],
+        doc: "The variable `name` (`h.vars.name`, `h.vars[\"name\"]`). A host without it stops the playbook with an \
+              error naming the host, the variable and the nearest names it has; use `get` for an optional one.",
+    },
+    FnDoc { key: "keys(Vars)", params: &["vars"], doc: "The names of the host's variables." },
     FnDoc {
         key: "notify(Task, array)",
         params: &["t", "handlers"],
@@ -211,6 +235,12 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         doc: "`value` (a map, an array, a string, ...) as pretty-printed JSON.",
     },
     FnDoc {
+        key: "to_map(Vars)",
+        params: &["vars"],
+        doc: "The variables as a map (to pass them whole to a template or a module).",
+    },
+    FnDoc { key: "to_debug(Vars)", params: &["vars"], doc: "The variables, for debugging." },
+    FnDoc {
         key: "to_string(Host)",
         params: &["h"],
         doc: "The host's name, as `print` and string interpolation show it.",
@@ -220,6 +250,7 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         params: &["t"],
         doc: "`HOST: NAME`, as `print` and string interpolation show it.",
     },
+    FnDoc { key: "to_string(Vars)", params: &["vars"], doc: "The variables, as text." },
     FnDoc {
         key: "to_yaml(any)",
         params: &["value"],

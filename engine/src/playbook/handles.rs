@@ -13,8 +13,19 @@ use crate::plan::PlanBuilder;
 pub struct HostHandle {
     pub(crate) name: String,
     pub(crate) address: String,
-    pub(crate) vars: Map,
+    pub(crate) vars: HostVars,
     pub(crate) groups: Array,
+}
+
+/// A host's merged variables (`h.vars`): reading one the host does not have (`h.vars.greting`)
+/// stops the playbook with an error naming the host and the variable, not an empty value; `h.vars.get("x")`
+/// is `()` for a missing one, for `h.vars.get("x") ?? default`.
+#[derive(Debug, Clone)]
+pub(crate) struct HostVars {
+    pub(crate) host: String,
+    pub(crate) map: Map,
+    /// False for the stand-in of an unknown host, already reported: no second error.
+    pub(crate) known: bool,
 }
 
 /// A task in the plan, returned by every module call (`h.file(...)`), so the playbook can

@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn the_playbook_engine_lists_its_functions() {
         let registered = registered(&crate::playbook::reference_engine()).unwrap();
-        assert_eq!(registered.types, ["Host", "Task"]);
+        assert_eq!(registered.types, ["Host", "Task", "Vars"]);
         let keys: Vec<String> = registered.functions.iter().map(FnSignature::key).collect();
         for key in [
             "host(string)",
@@ -193,6 +193,7 @@ mod tests {
             "after(Task, array)",
             "get$name(Host)",
             "file(Host, string, map)",
+            "index$get$(Vars, string)",
         ] {
             assert!(keys.contains(&key.to_owned()), "{key} missing from {keys:?}");
         }
