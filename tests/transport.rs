@@ -113,7 +113,11 @@ fn verbose_logs_show_commands_but_never_env_values() {
         r#"host("etcd0").command("with env", #{ cmd: "test -n \"$REGION\"", env: #{ REGION: "eu-plain-4711" } });"#,
     );
     let out = t.arg("run").arg(&playbook).arg("-i").arg(&inventory).arg("-vv").run().success();
-    assert!(out.stderr.contains(r#"sh -c 'test -n "$REGION"'"#), "the command line is logged: {}", out.stderr);
+    assert!(
+        out.stderr.contains(r#"sh -c 'test -n "$REGION"'"#),
+        "the command line is logged: {}",
+        out.stderr
+    );
     assert!(out.stderr.contains("stdin_len="), "{}", out.stderr);
     assert!(!out.stderr.contains("eu-plain-4711") && !out.stdout.contains("eu-plain-4711"), "{}", out.stderr);
 }
