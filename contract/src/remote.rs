@@ -249,6 +249,63 @@ pub async fn write_atomic(
     Ok(())
 }
 
+/// How [`download_atomic`] reports a download whose SHA-256 is not the one expected: it exits
+/// with this status after printing `#got HEX` (the temporary file already removed).
+const CHECKSUM_MISMATCH_STATUS: u32 = 97;
+
+/// Downloads `url` on the host into `path` atomically, and only when its content has the
+/// SHA-256 `sha256` (lowercase hex): the download goes to a temporary file beside `path`
+/// (named as [`write_atomic`] names its own, so a killed download is swept the same way), is
+/// hashed, gets the attributes, is fsynced and renamed over `path` only when the hash matches.
+/// A mismatch, a failed transfer or a host with neither `curl` nor `wget` leaves `path` as it
+/// was and removes the temporary file. `curl` is used when the host has it (`http`, `https` and
+/// `file` URLs; redirects only to `http` or `https`), otherwise `wget` (`http` and `https`).
+/// `url` is checked by the caller; it reaches the command line quoted, after `--`.
+pub async fn download_atomic(
+    host: &dyn Host,
+    url: &str,
+    path: &str,
+    sha256: &str,
+    attrs: &Attrs,
+    timeout_secs: u32,
+) -> Result<(), ModuleError> {
+    let script = format!(
+        "set -e; p={p}; u={u}; {sweep}t=$(mktemp -- \"$p{TEMP_SUFFIX}\"); trap 'rm -f -- \"$t\"' EXIT; \
+         if command -v curl >/dev/null 2>&1; then \
+         curl -fsSL --proto =http,https,file --proto-redir =http,https --max-time {timeout_secs} -o \"$t\" -- \"$u\"; \
+         elif command -v wget >/dev/null 2>&1; then \
+         case \"$u\" in http://*|https://*) ;; *) echo \"engine: wget cannot fetch $u (curl is not installed)\" >&2; exit 1;; esac; \
+         wget -q -T {timeout_secs} -O \"$t\" -- \"$u\"; \
+         else echo \"engine: neither curl nor wget is installed: cannot download $u\" >&2; exit 1; fi; \
+         got=$(sha256sum <\"$t\"); got=${{got%% *}}; \
+         if [ \"$got\" != {want} ]; then echo \"#got $got\"; exit {CHECKSUM_MISMATCH_STATUS}; fi; \
+         {attrs}sync -- \"$t\"; mv -f -T -- \"$t\" \"$p\"; trap - EXIT",
+        p = quote(path),
+        u = quote(url),
+        want = quote(sha256),
+        sweep = sweep_stale_temps("p"),
+        attrs = attrs.commands("t"),
+    );
+    let command = script.clone();
+    let out = host.exec(Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
+    if out.status == Some(CHECKSUM_MISMATCH_STATUS) {
+        let got = out
+            .stdout_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("#got ").map(str::to_owned))
+            .filter(|g| g.len() == 64 && g.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        return Err(ModuleError::Refused(format!(
+            "the download of {url} has sha256:{got}, not the expected sha256:{sha256}; \
+             {path} was left as it was and the download removed"
+        )));
+    }
+    if !out.success() {
+        return Err(command_error(command, &out));
+    }
+    Ok(())
+}
+
 /// Sets mode and owner on an existing path. A symbolic link there is refused: `chmod` and
 /// `chown` would change what it points to (a link swapped in since the plan could point anywhere).
 pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
