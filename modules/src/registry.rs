@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::builtin::apt_key::{AptKey, AptKeyArgs};
+use crate::builtin::apt_repository::{AptRepository, AptRepositoryArgs};
 use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
@@ -149,6 +150,18 @@ h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
 });"#,
             seal: |v| seal_with::<AptKeyArgs, _>(v, |a| Ok(AptKey::new(a))),
             schema: schema::<AptKeyArgs>,
+        },
+        ModuleSpec {
+            name: "apt_repository",
+            outputs: &[],
+            example: r#"h.apt_repository("kubernetes repository", #{
+    name: "kubernetes",
+    uris: ["https://pkgs.k8s.io/core:/stable:/v1.30/deb/"],
+    suites: ["/"],
+    signed_by: "/etc/apt/keyrings/kubernetes.gpg",
+});"#,
+            seal: |v| seal_with::<AptRepositoryArgs, _>(v, |a| Ok(AptRepository::new(a))),
+            schema: schema::<AptRepositoryArgs>,
         },
         ModuleSpec {
             name: "block",

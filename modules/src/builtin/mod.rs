@@ -1,6 +1,7 @@
 //! The modules that ship with the engine.
 
 pub mod apt_key;
+pub mod apt_repository;
 pub mod block;
 pub mod certgen;
 pub mod command;

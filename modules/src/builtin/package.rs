@@ -317,11 +317,12 @@ struct PackageAction {
     remove: Vec<String>,
 }
 
-impl PackageAction {
-    fn update_command() -> String {
-        format!("apt-get update -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} && touch {UPDATE_STAMP}")
-    }
+/// `apt-get update`, then the stamp whose age is the lists' age.
+pub(crate) fn update_command() -> String {
+    format!("apt-get update -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} && touch {UPDATE_STAMP}")
+}
 
+impl PackageAction {
     fn install_command(names: &[String]) -> String {
         format!(
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -343,7 +344,7 @@ impl PackageAction {
 impl Action for PackageAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
         if self.update {
-            run_checked(host, Exec::new(Self::update_command())).await?;
+            run_checked(host, Exec::new(update_command())).await?;
         }
         if !self.install.is_empty() {
             run_checked(host, Exec::new(Self::install_command(&self.install))).await?;
