@@ -136,7 +136,9 @@ pub fn all() -> &'static [ModuleSpec] {
             name: "apt",
             outputs: &[],
             example: r#"h.apt("tools", #{ names: ["curl", "tree"] });
-h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
+h.apt("no telnet", #{ name: "telnet", state: "absent" });
+h.apt("kubernetes tools", #{ names: ["kubeadm=1.30.4-1.1", "kubelet=1.30.4-1.1"], hold: true });
+h.apt("fresh lists", #{ name: "containerd", cache_valid_time: 600 });"#,
             seal: |v| seal_with::<PackageArgs, _>(v, |a| Ok(Package::new(a))),
             schema: schema::<PackageArgs>,
         },
