@@ -51,7 +51,7 @@ fn serve(lab: &Lab, dir: &str, port: u16) {
     lab.ssh(
         HOST,
         &format!(
-            "cd {dir} && nohup timeout 120 python3 -m http.server {port} --bind 127.0.0.1 \
+            "cd {dir} || exit 1; nohup timeout 120 python3 -m http.server {port} --bind 127.0.0.1 \
              </dev/null >/dev/null 2>&1 & echo $! > {dir}.pid; \
              for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:{port}/ && exit 0; sleep 0.1; done; exit 1"
         ),
@@ -244,7 +244,7 @@ fn apt_repository_writes_a_signed_source_check_changes_nothing_and_absent_remove
 });"#,
     );
     let check = engine("check", &pb, &inv, &["--diff"], 0);
-    assert_eq!(changes(&check.task(HOST, "repo")), [format!("create {path} (156 bytes)")]);
+    assert_eq!(changes(&check.task(HOST, "repo")), [format!("create {path} (167 bytes)")]);
     assert!(
         check.task(HOST, "repo")["diff"]
             .as_str()
