@@ -520,6 +520,40 @@ mod tests {
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written through the link");
     }
 
+    /// A download on the controller (curl, `file://`): a wrong SHA-256 leaves the destination
+    /// as it was and no temporary file; the right one replaces it with the asked mode. Needs
+    /// curl on the controller (as on the lab's hosts).
+    #[tokio::test]
+    async fn a_download_replaces_the_destination_only_with_the_expected_checksum() {
+        let host = crate::local::LocalHost::new("local");
+        let scratch = Scratch::new("download");
+        let source = scratch.0.join("release");
+        std::fs::write(&source, b"two\n").unwrap();
+        let target = scratch.0.join("dest");
+        std::fs::write(&target, b"one\n").unwrap();
+        let url = format!("file://{}", source.display());
+        let path = target.to_str().unwrap();
+        let right = crate::diff::sha256_hex(b"two\n");
+        let wrong = "0".repeat(64);
+        let attrs = Attrs { mode: Some(0o750), ..Attrs::default() };
+        let e = download_atomic(&host, &url, path, &wrong, &attrs, 30).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the download of {url} has sha256:{right}, not the expected sha256:{wrong}; \
+                 {path} was left as it was and the download removed"
+            )
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"one\n");
+        assert_eq!(scratch.names(), ["dest", "release"], "no temporary file is left");
+        let missing = format!("file://{}", scratch.0.join("nothing").display());
+        assert!(download_atomic(&host, &missing, path, &right, &attrs, 30).await.is_err());
+        assert_eq!(scratch.names(), ["dest", "release"], "a failed transfer leaves no temporary file");
+        download_atomic(&host, &url, path, &right, &attrs, 30).await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"two\n");
+        assert_eq!(stat(&host, path).await.unwrap().unwrap().mode, 0o750);
+    }
+
     /// `mode: "4755"` with an owner: `chown` clears setuid, so it must come before `chmod`,
     /// or the mode never sticks and every run "changes" it again. Written, then set again on
     /// the existing file, the setuid bit stays; the stat a plan compares with says 4755.
