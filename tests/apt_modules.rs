@@ -17,6 +17,15 @@ use support::{Output, Test};
 
 const HOST: &str = "worker1";
 
+/// Held by the tests that touch worker1's apt state (dpkg, holds, sources, lists), which the
+/// harness would otherwise run at the same time: a source another test writes breaks an
+/// `apt-get update`, and two of them install and remove `hello`.
+static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn apt_turn() -> std::sync::MutexGuard<'static, ()> {
+    APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The test key (`tests/fixtures/apt/test-key.asc`, made with gpg for these tests).
 const KEY: &str = include_str!("fixtures/apt/test-key.asc");
 const FINGERPRINT: &str = "BD334585C3453ADE787CFE530F16B03C4C1F01D8";
@@ -68,6 +77,7 @@ fn stop_serving(lab: &Lab, dir: &str) {
 #[ignore = "needs the lab: cargo xtask test"]
 fn apt_holds_and_unholds_an_installed_package_and_a_pin_to_its_version_changes_nothing() {
     let lab = Lab::get();
+    let _apt = apt_turn();
     let version = lab.ssh(HOST, "dpkg-query -W -f='${Version}' keepalived");
     assert!(!version.is_empty());
     assert_eq!(lab.ssh(HOST, "apt-mark showhold"), "", "nothing is held on the image");
@@ -106,6 +116,7 @@ fn apt_holds_and_unholds_an_installed_package_and_a_pin_to_its_version_changes_n
 #[ignore = "needs the lab: cargo xtask test"]
 fn apt_refuses_a_pinned_version_the_repository_lacks_naming_the_versions_it_has() {
     let lab = Lab::get();
+    let _apt = apt_turn();
     assert!(
         lab.ssh_status(HOST, "test -s /srv/lab-repo/Packages && test -e /etc/apt/sources.list.d/lab.list").0
             == Some(0),
@@ -227,6 +238,7 @@ fn apt_key_writes_the_dearmored_keyring_and_a_wrong_fingerprint_writes_nothing()
 #[ignore = "needs the lab: cargo xtask test"]
 fn apt_repository_writes_a_signed_source_check_changes_nothing_and_absent_removes_it() {
     let lab = Lab::get();
+    let _apt = apt_turn();
     let path = "/etc/apt/sources.list.d/engine-test.sources";
     lab.ssh(HOST, &format!("rm -f {path}"));
     let t = Test::new();
@@ -333,4 +345,108 @@ fn get_url_downloads_once_verified_and_a_wrong_checksum_replaces_nothing() {
     assert_eq!(lab.ssh(HOST, &format!("cat {dest}")), "release two\n");
     assert_eq!(lab.ssh(HOST, &format!("stat -c %a {dest}")).trim(), "750");
     lab.ssh(HOST, &format!("rm -rf {dir} {dest}"));
+}
+
+// ---- the three together: a signed repository apt trusts only through the written keyring
+
+/// `gpg` on the controller with its own home in `home`.
+fn gpg(home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gpg on the controller");
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "gpg {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The lab's local repository copied, its `Release` clearsigned (InRelease) with a key made
+/// now on the controller, and served on worker1's loopback: `apt_key` writes that key,
+/// `apt_repository` adds the source with `Signed-By:` and updates the lists, and `apt` installs
+/// `hello` from it. The same source signed-by another key (the committed test key) makes the
+/// update fail: apt trusted the repository only through the keyring apt_key wrote.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn a_repository_signed_by_a_key_from_apt_key_updates_and_installs() {
+    let lab = Lab::get();
+    let _apt = apt_turn();
+    let dir = scratch("signed-repo");
+    let t = Test::new();
+    let home = t.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    gpg(&home, &["--quick-gen-key", "engine lab repo <repo@engine.invalid>", "ed25519", "sign", "1d"], None);
+    let public = gpg(&home, &["--armor", "--export", "repo@engine.invalid"], None);
+    let colons = gpg(&home, &["--with-colons", "--fingerprint", "repo@engine.invalid"], None);
+    let fingerprint =
+        colons.lines().find_map(|l| l.strip_prefix("fpr:")).unwrap().trim_matches(':').to_owned();
+    lab.ssh(HOST, &format!("rm -rf {dir} && cp -r /srv/lab-repo {dir}"));
+    let release = lab.ssh(HOST, &format!("cat {dir}/Release"));
+    let signed = gpg(&home, &["--clearsign", "--local-user", &fingerprint], Some(&release));
+    let _ =
+        std::process::Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "gpg-agent"]).status();
+    lab.ssh(HOST, &format!("cat > {dir}/InRelease <<'EOF'\n{signed}EOF"));
+    lab.ssh(HOST, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q hello >/dev/null 2>&1 || :");
+
+    let key = serde_json::to_string(&public).unwrap();
+    let (pb, inv) = playbook(
+        &t,
+        &lab,
+        "signed.rhai",
+        &format!(
+            r#"let key = h.apt_key("key", #{{ name: "engine-lab-repo", key: {key}, fingerprint: "{fingerprint}" }});
+let repo = h.apt_repository("repo", #{{
+    name: "engine-lab-repo",
+    uris: ["http://127.0.0.1:18084/"],
+    suites: ["./"],
+    signed_by: param("keyring", "/etc/apt/keyrings/engine-lab-repo.gpg"),
+}}).after([key]);
+h.apt("hello", #{{ name: "hello", update_cache: "never" }}).after([repo]);"#
+        ),
+    );
+    serve(&lab, &dir, 18084);
+    let run = engine("run", &pb, &inv, &[], 0);
+    let repo = changes(&run.task(HOST, "repo"));
+    assert_eq!(repo.last().unwrap(), "apt-get update (the source changed)", "{repo:?}");
+    assert_eq!(changes(&run.task(HOST, "hello")), ["install hello"]);
+    let policy = lab.ssh(HOST, "LC_ALL=C apt-cache policy hello");
+    assert!(policy.contains("http://127.0.0.1:18084 ./ Packages"), "{policy}");
+    let rerun = engine("run", &pb, &inv, &[], 0);
+    assert_eq!(rerun.count("changed"), 0, "the source unchanged: no update\n{}", rerun.stdout);
+
+    // The source signed-by another keyring, as a repository apt has not fetched before (a
+    // known one keeps its old lists and only warns): apt refuses the repository's signature.
+    lab.ssh(HOST, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q hello >/dev/null");
+    lab.ssh(HOST, "rm -f /var/lib/apt/lists/127.0.0.1*");
+    let other = "/etc/apt/keyrings/engine-other.gpg";
+    let (other_pb, _) = playbook(
+        &t,
+        &lab,
+        "other.rhai",
+        &format!(
+            r#"h.apt_key("key", #{{ name: "engine-other", key: {} }});"#,
+            serde_json::to_string(KEY).unwrap()
+        ),
+    );
+    engine("run", &other_pb, &inv, &[], 0);
+    let refused = engine("run", &pb, &inv, &["-e", &format!("keyring={other}")], 2);
+    let error = error(&refused, "repo");
+    assert!(
+        error.contains("NO_PUBKEY") || error.contains("not signed") || error.contains("signature"),
+        "{error}"
+    );
+    stop_serving(&lab, &dir);
+    lab.ssh(
+        HOST,
+        &format!(
+            "rm -rf {dir} {other} /etc/apt/keyrings/engine-lab-repo.gpg /etc/apt/sources.list.d/engine-lab-repo.sources; \
+             rm -f /var/lib/apt/lists/*_Packages /var/lib/apt/lists/*Release* /var/lib/apt/periodic/update-success-stamp"
+        ),
+    );
 }
