@@ -212,7 +212,7 @@ fn bad_arguments_are_refused_at_plan_time_with_their_location() {
 h.systemd("path as name", #{ name: "/etc/systemd/system/x.service" });
 h.systemd("typo", #{ name: "x", enable: true });
 h.systemd("bad state", #{ name: "x", state: "running" });
-h.apt("pinned", #{ name: "hello=2.10" });
+h.apt("pinned", #{ name: "hello=-2.10" });
 h.apt("nothing", #{ state: "present" });
 h.wait("two conditions", #{ port: 22, command: "true" });
 h.wait("long interval", #{ command: "true", timeout: 5, interval: 10 });
@@ -224,7 +224,7 @@ h.wait("long interval", #{ command: "true", timeout: 5, interval: 10 });
         "bad.rhai:2:30: task \"path as name\": invalid arguments for module systemd: name must be a unit name, not a path",
         "bad.rhai:3:33: task \"typo\": invalid arguments for module systemd: unknown argument `enable`; did you mean `enabled`?",
         "bad.rhai:4:38: task \"bad state\": invalid arguments for module systemd: argument `state` must be one of \"started\", \"stopped\", \"restarted\", \"reloaded\", got \"running\"",
-        "bad.rhai:5:20: task \"pinned\": invalid arguments for module apt: \"hello=2.10\" is not a Debian package name",
+        "bad.rhai:5:20: task \"pinned\": invalid arguments for module apt: \"-2.10\" is not a Debian version",
         "bad.rhai:6:3: task \"nothing\": invalid arguments for module apt: missing name",
         "bad.rhai:7:3: task \"two conditions\": invalid arguments for module wait: give only one of port, command and url",
         "bad.rhai:8:57: task \"long interval\": invalid arguments for module wait: interval must be",

@@ -286,6 +286,63 @@ pub async fn write_atomic(
     Ok(())
 }
 
+/// How [`download_atomic`] reports a download whose SHA-256 is not the one expected: it exits
+/// with this status after printing `#got HEX` (the temporary file already removed).
+const CHECKSUM_MISMATCH_STATUS: u32 = 97;
+
+/// Downloads `url` on the host into `path` atomically, and only when its content has the
+/// SHA-256 `sha256` (lowercase hex): the download goes to a temporary file beside `path`
+/// (named as [`write_atomic`] names its own, so a killed download is swept the same way), is
+/// hashed, gets the attributes, is fsynced and renamed over `path` only when the hash matches.
+/// A mismatch, a failed transfer or a host with neither `curl` nor `wget` leaves `path` as it
+/// was and removes the temporary file. `curl` is used when the host has it (`http`, `https` and
+/// `file` URLs; redirects only to `http` or `https`), otherwise `wget` (`http` and `https`).
+/// `url` is checked by the caller; it reaches the command line quoted, after `--`.
+pub async fn download_atomic(
+    host: &dyn Host,
+    url: &str,
+    path: &str,
+    sha256: &str,
+    attrs: &Attrs,
+    timeout_secs: u32,
+) -> Result<(), ModuleError> {
+    let script = format!(
+        "set -e; p={p}; u={u}; {sweep}t=$(mktemp -- \"$p{TEMP_SUFFIX}\"); trap 'rm -f -- \"$t\"' EXIT; \
+         if command -v curl >/dev/null 2>&1; then \
+         curl -fsSL --proto =http,https,file --proto-redir =http,https --max-time {timeout_secs} -o \"$t\" -- \"$u\"; \
+         elif command -v wget >/dev/null 2>&1; then \
+         case \"$u\" in http://*|https://*) ;; *) echo \"engine: wget cannot fetch $u (curl is not installed)\" >&2; exit 1;; esac; \
+         wget -q -T {timeout_secs} -O \"$t\" -- \"$u\"; \
+         else echo \"engine: neither curl nor wget is installed: cannot download $u\" >&2; exit 1; fi; \
+         got=$(sha256sum <\"$t\"); got=${{got%% *}}; \
+         if [ \"$got\" != {want} ]; then echo \"#got $got\"; exit {CHECKSUM_MISMATCH_STATUS}; fi; \
+         {attrs}sync -- \"$t\"; mv -f -T -- \"$t\" \"$p\"; trap - EXIT",
+        p = quote(path),
+        u = quote(url),
+        want = quote(sha256),
+        sweep = sweep_stale_temps("p"),
+        attrs = attrs.commands("t"),
+    );
+    let command = script.clone();
+    let out = host.exec(Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
+    if out.status == Some(CHECKSUM_MISMATCH_STATUS) {
+        let got = out
+            .stdout_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("#got ").map(str::to_owned))
+            .filter(|g| g.len() == 64 && g.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        return Err(ModuleError::Refused(format!(
+            "the download of {url} has sha256:{got}, not the expected sha256:{sha256}; \
+             {path} was left as it was and the download removed"
+        )));
+    }
+    if !out.success() {
+        return Err(command_error(command, &out));
+    }
+    Ok(())
+}
+
 /// Sets mode and owner on an existing path. A symbolic link there is refused: `chmod` and
 /// `chown` would change what it points to (a link swapped in since the plan could point anywhere).
 pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
@@ -529,6 +586,40 @@ mod tests {
         assert!(meta.file_type().is_file(), "the link itself was replaced by the file");
         assert_eq!(std::fs::read(&target).unwrap(), b"new\n");
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written through the link");
+    }
+
+    /// A download on the controller (curl, `file://`): a wrong SHA-256 leaves the destination
+    /// as it was and no temporary file; the right one replaces it with the asked mode. Needs
+    /// curl on the controller (as on the lab's hosts).
+    #[tokio::test]
+    async fn a_download_replaces_the_destination_only_with_the_expected_checksum() {
+        let host = crate::local::LocalHost::new("local");
+        let scratch = Scratch::new("download");
+        let source = scratch.0.join("release");
+        std::fs::write(&source, b"two\n").unwrap();
+        let target = scratch.0.join("dest");
+        std::fs::write(&target, b"one\n").unwrap();
+        let url = format!("file://{}", source.display());
+        let path = target.to_str().unwrap();
+        let right = crate::diff::sha256_hex(b"two\n");
+        let wrong = "0".repeat(64);
+        let attrs = Attrs { mode: Some(0o750), ..Attrs::default() };
+        let e = download_atomic(&host, &url, path, &wrong, &attrs, 30).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the download of {url} has sha256:{right}, not the expected sha256:{wrong}; \
+                 {path} was left as it was and the download removed"
+            )
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"one\n");
+        assert_eq!(scratch.names(), ["dest", "release"], "no temporary file is left");
+        let missing = format!("file://{}", scratch.0.join("nothing").display());
+        assert!(download_atomic(&host, &missing, path, &right, &attrs, 30).await.is_err());
+        assert_eq!(scratch.names(), ["dest", "release"], "a failed transfer leaves no temporary file");
+        download_atomic(&host, &url, path, &right, &attrs, 30).await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"two\n");
+        assert_eq!(stat(&host, path).await.unwrap().unwrap().mode, 0o750);
     }
 
     /// `mode: "4755"` with an owner: `chown` clears setuid, so it must come before `chmod`,

@@ -13,10 +13,13 @@ use schemars::{JsonSchema, Schema, schema_for};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::builtin::apt_key::{AptKey, AptKeyArgs};
+use crate::builtin::apt_repository::{AptRepository, AptRepositoryArgs};
 use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
 use crate::builtin::file::{File, FileArgs};
+use crate::builtin::get_url::{GetUrl, GetUrlArgs};
 use crate::builtin::group::{Group, GroupArgs};
 use crate::builtin::kubeadm::{Kubeadm, KubeadmArgs};
 use crate::builtin::kubectl::{Kubectl, KubectlArgs};
@@ -133,9 +136,34 @@ pub fn all() -> &'static [ModuleSpec] {
             name: "apt",
             outputs: &[],
             example: r#"h.apt("tools", #{ names: ["curl", "tree"] });
-h.apt("no telnet", #{ name: "telnet", state: "absent" });"#,
+h.apt("no telnet", #{ name: "telnet", state: "absent" });
+h.apt("kubernetes tools", #{ names: ["kubeadm=1.30.4-1.1", "kubelet=1.30.4-1.1"], hold: true });
+h.apt("fresh lists", #{ name: "containerd", cache_valid_time: 600 });"#,
             seal: |v| seal_with::<PackageArgs, _>(v, |a| Ok(Package::new(a))),
             schema: schema::<PackageArgs>,
+        },
+        ModuleSpec {
+            name: "apt_key",
+            outputs: &[],
+            example: r#"h.apt_key("kubernetes key", #{
+    name: "kubernetes",
+    url: "https://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key",
+    fingerprint: "DE15 B144 86CD 377B 9E87  6E1A 2346 54DA 9A29 6436",
+});"#,
+            seal: |v| seal_with::<AptKeyArgs, _>(v, |a| Ok(AptKey::new(a))),
+            schema: schema::<AptKeyArgs>,
+        },
+        ModuleSpec {
+            name: "apt_repository",
+            outputs: &[],
+            example: r#"h.apt_repository("kubernetes repository", #{
+    name: "kubernetes",
+    uris: ["https://pkgs.k8s.io/core:/stable:/v1.30/deb/"],
+    suites: ["/"],
+    signed_by: "/etc/apt/keyrings/kubernetes.gpg",
+});"#,
+            seal: |v| seal_with::<AptRepositoryArgs, _>(v, |a| Ok(AptRepository::new(a))),
+            schema: schema::<AptRepositoryArgs>,
         },
         ModuleSpec {
             name: "block",
@@ -182,6 +210,17 @@ h.file("motd", #{ path: "/etc/motd", content: "managed by engine\n", mode: "0644
 h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
             seal: |v| seal_with::<FileArgs, _>(v, |a| Ok(File::new(a))),
             schema: schema::<FileArgs>,
+        },
+        ModuleSpec {
+            name: "get_url",
+            outputs: &[],
+            example: r#"h.get_url("etcd release", #{
+    url: "https://github.com/etcd-io/etcd/releases/download/v3.5.15/etcd-v3.5.15-linux-amd64.tar.gz",
+    dest: "/tmp/etcd-v3.5.15-linux-amd64.tar.gz",
+    checksum: "sha256:3f9a4ef5a0ce2e1c4b4e5b0e1f4b7a7d2a3c2b1e0f9d8c7b6a5f4e3d2c1b0a99",
+});"#,
+            seal: |v| seal_with::<GetUrlArgs, _>(v, |a| Ok(GetUrl::new(a))),
+            schema: schema::<GetUrlArgs>,
         },
         ModuleSpec {
             name: "group",

@@ -1,9 +1,12 @@
 //! The modules that ship with the engine.
 
+pub mod apt_key;
+pub mod apt_repository;
 pub mod block;
 pub mod certgen;
 pub mod command;
 pub mod file;
+pub mod get_url;
 pub mod group;
 pub mod kubeadm;
 pub mod kubectl;

@@ -3,11 +3,14 @@
 //! The module is called `apt` in playbooks (`host.apt(...)`): `package` is a reserved word in Rhai,
 //! so `host.package(...)` cannot parse.
 //!
-//! Planning is one round trip: `dpkg-query` for what is installed, `apt-cache policy` for install
-//! candidates, and the age of the package lists. Applying runs at most `apt-get update`, then one
-//! `apt-get install` or `apt-get remove` of exactly the packages planned. The answer is read
-//! strictly (the host is not trusted, `contract::untrusted`): a line that `dpkg-query`,
-//! `apt-cache policy` or the list check would not print fails the task, naming the host.
+//! Planning is one round trip: `dpkg-query` for what is installed (and which version),
+//! `apt-cache policy` for install candidates, `apt-cache madison` for the versions a pinned
+//! package has, `apt-mark showhold` for holds, and the age of the package lists. Applying runs
+//! at most `apt-get update`, then one `apt-get install` or `apt-get remove` of exactly the
+//! packages planned, then `apt-mark hold` or `unhold`. Everything the host prints is read as
+//! hostile input: only names and versions that were asked for, in their checked forms, count.
+//! The answer is read strictly (the host is not trusted, `contract::untrusted`): a line that
+//! `dpkg-query`, `apt-cache policy` or the list check would not print fails the task, naming the host.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +35,11 @@ const LOCK_TIMEOUT: u32 = 120;
 
 /// Installs or removes Debian packages with apt; idempotent.
 /// Only missing packages are installed (installed ones are never upgraded) and only installed ones
-/// removed. `update_cache: auto` runs `apt-get update` only when something is to be installed and a
+/// removed. A package pinned to a version (`name=VERSION`, or `version` with one `name`) is
+/// installed at exactly that version (up or down, held or not) unless it already is; a version the
+/// repositories do not have is refused, naming the versions they have (after `apt-get update`
+/// when the lists are stale). `hold: true` marks the packages held (`apt-mark hold`: no upgrade
+/// moves them), `hold: false` unholds them. `update_cache: auto` runs `apt-get update` only when something is to be installed and a
 /// wanted package has no install candidate, or the package lists are missing or older than
 /// `cache_valid_time`. Installs are non-interactive, without recommended packages, and keep existing
 /// configuration files. Call it as `host.apt(...)`: `package` is a reserved word in Rhai.
@@ -43,8 +50,12 @@ const LOCK_TIMEOUT: u32 = 120;
 pub struct PackageArgs {
     /// One package name. Give either `name` or `names`.
     pub name: Option<String>,
-    /// Package names (plain names: no version pins, no architecture qualifiers).
+    /// Package names, each optionally pinned as `NAME=VERSION` (no architecture qualifiers).
     pub names: Option<Vec<String>>,
+    /// The version to install, exactly as the repository lists it (`apt-cache madison`), e.g. "1.30.4-1.1"; with one `name` only.
+    pub version: Option<String>,
+    /// Mark the packages held (`apt-mark hold`) or not held (`unhold`); default leaves holds alone.
+    pub hold: Option<bool>,
     /// Whether the packages should be installed.
     #[serde(default)]
     pub state: PackageState,
@@ -54,6 +65,11 @@ pub struct PackageArgs {
     /// With `update_cache: auto`: package lists older than this many seconds are updated before an
     /// install. Default 3600.
     pub cache_valid_time: Option<u64>,
+    /// The pinned version of each pinned package, gathered from `NAME=VERSION` and `version`
+    /// when the arguments are checked.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pins: BTreeMap<String, String>,
 }
 
 /// Whether packages should be installed.
@@ -82,7 +98,16 @@ pub enum UpdateCache {
 
 const DEFAULT_CACHE_VALID_TIME: u64 = 3600;
 
-contract::resolve_struct!(PackageArgs { name, names, state, update_cache, cache_valid_time });
+contract::resolve_struct!(PackageArgs {
+    name,
+    names,
+    version,
+    hold,
+    state,
+    update_cache,
+    cache_valid_time,
+    pins
+});
 contract::resolve_as_is!(PackageState, UpdateCache);
 
 impl Validate for PackageArgs {
@@ -100,20 +125,59 @@ impl Validate for PackageArgs {
             (None, Some(names)) => names,
         };
         let mut unique: Vec<String> = Vec::new();
-        for (i, name) in names.into_iter().enumerate() {
+        for (i, operand) in names.into_iter().enumerate() {
+            let path = || if one { "name".to_owned() } else { format!("names[{i}]") };
+            let (name, pin) = match operand.split_once('=') {
+                Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
+                None => (operand.clone(), None),
+            };
             if !is_package_name(&name) {
-                let path = if one { "name".to_owned() } else { format!("names[{i}]") };
                 return Err(ArgsError::invalid(
-                    path,
+                    path(),
                     format!(
                         "{name:?} is not a Debian package name (lowercase letters, digits and + - .; \
-                     no version pins or architecture qualifiers)"
+                     pin a version as NAME=VERSION; no architecture qualifiers)"
                     ),
                 ));
+            }
+            let pin = match (pin, one.then(|| self.version.take()).flatten()) {
+                (Some(_), Some(_)) => {
+                    return Err(ArgsError::invalid(
+                        "version",
+                        "give the version in name (NAME=VERSION) or in version, not both",
+                    ));
+                }
+                (pin, version) => pin.or(version),
+            };
+            if let Some(version) = pin {
+                if !is_version(&version) {
+                    return Err(ArgsError::invalid(
+                        path(),
+                        format!(
+                            "{version:?} is not a Debian version (a digit first, then letters, digits and . + ~ : -)"
+                        ),
+                    ));
+                }
+                if self.pins.get(&name).is_some_and(|v| *v != version) {
+                    return Err(ArgsError::invalid(path(), format!("{name} is pinned to two versions")));
+                }
+                self.pins.insert(name.clone(), version);
             }
             if !unique.contains(&name) {
                 unique.push(name);
             }
+        }
+        if self.version.is_some() {
+            return Err(ArgsError::invalid(
+                "version",
+                "version goes with one name, not with names (write NAME=VERSION)",
+            ));
+        }
+        if self.state == PackageState::Absent && !self.pins.is_empty() {
+            return Err(ArgsError::invalid("", "a version pin makes no sense with state: absent"));
+        }
+        if self.state == PackageState::Absent && self.hold == Some(true) {
+            return Err(ArgsError::invalid("hold", "hold: true makes no sense with state: absent"));
         }
         if self.cache_valid_time.is_some() && self.update_cache != UpdateCache::Auto {
             return Err(ArgsError::invalid(
@@ -146,6 +210,14 @@ fn is_package_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
+/// A Debian version as `apt-cache madison` prints it: an optional epoch (`1:`), then a digit
+/// first and letters, digits and `. + ~ : -` (policy 5.6.12); never an option.
+fn is_version(version: &str) -> bool {
+    (1..=100).contains(&version.len())
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
+}
+
 /// What the planning round trip found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct HostPackages {
@@ -155,6 +227,12 @@ pub(crate) struct HostPackages {
     candidates: BTreeMap<String, Option<String>>,
     /// Seconds since the lists were last updated; `None` when there are no lists.
     lists_age: Option<u64>,
+    /// The installed version per installed package (asked only when a package is pinned).
+    versions: BTreeMap<String, String>,
+    /// Every version the repositories have, per pinned package (`apt-cache madison`).
+    available: BTreeMap<String, Vec<String>>,
+    /// The held packages among those asked for (`apt-mark showhold`).
+    held: Vec<String>,
 }
 
 impl HostPackages {
@@ -175,12 +253,30 @@ impl HostPackages {
 
 /// The one planning command. Each part is best effort (unknown packages make dpkg-query and
 /// apt-cache complain on stderr); the markers separate the parts.
+#[cfg(test)]
 fn query_script(names: &[String], with_policy: bool) -> String {
+    query_script_with(names, with_policy, &[], false)
+}
+
+/// [`query_script`], plus the installed and available versions of `pinned` (`#versions`,
+/// `#madison`) and the holds (`#holds`) when asked.
+fn query_script_with(names: &[String], with_policy: bool, pinned: &[String], holds: bool) -> String {
+    let all = names;
     let names = join(names);
     let mut script =
         format!("dpkg-query -W -f='${{Package}} ${{Status}}\\n' -- {names} 2>/dev/null; echo '#policy'; ");
     if with_policy {
         script.push_str(&format!("LC_ALL=C apt-cache policy -- {names} 2>/dev/null; "));
+    }
+    if !pinned.is_empty() {
+        let pinned = join(pinned);
+        script.push_str(&format!(
+            "echo '#versions'; dpkg-query -W -f='${{Package}} ${{Version}}\\n' -- {pinned} 2>/dev/null; \
+             echo '#madison'; LC_ALL=C apt-cache madison -- {pinned} 2>/dev/null; "
+        ));
+    }
+    if holds {
+        script.push_str(&format!("echo '#holds'; apt-mark showhold -- {} 2>/dev/null; ", join(all)));
     }
     script.push_str(&format!(
         "echo \"#lists $(date +%s) $(stat -c %Y {UPDATE_STAMP} 2>/dev/null || echo 0) \
@@ -189,13 +285,20 @@ fn query_script(names: &[String], with_policy: bool) -> String {
     script
 }
 
-/// Reads the planning command's answer. The host may be hostile: every line of each part must
-/// be what dpkg-query, apt-cache and the list check print; anything else is refused.
+/// Reads the planning command's answer. The host may be hostile: every line of `dpkg-query`,
+/// `apt-cache policy` and the list check must be what they print, anything else is refused;
+/// of the versions, `madison` rows and holds, only names and versions in their checked forms count.
 pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
     let (dpkg, rest) = text.split_once("#policy").ok_or_else(|| Malformed::whole("no #policy marker"))?;
     let (policy, lists) = rest.split_once("#lists").ok_or_else(|| Malformed::whole("no #lists marker"))?;
+    let (policy, holds) = policy.split_once("#holds").unwrap_or((policy, ""));
+    let (policy, madison) = policy.split_once("#madison").unwrap_or((policy, ""));
+    let (policy, versions) = policy.split_once("#versions").unwrap_or((policy, ""));
     let mut found = HostPackages { status: parse_dpkg_query(dpkg)?, ..HostPackages::default() };
     found.candidates = parse_policy(policy)?;
+    found.versions = parse_versions(versions);
+    found.available = parse_madison(madison);
+    found.held = holds.lines().map(str::trim).filter(|n| is_package_name(n)).map(str::to_owned).collect();
     let numbers: Vec<u64> = lists
         .split_whitespace()
         .map(|n| n.parse().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit())))
@@ -228,6 +331,50 @@ fn parse_dpkg_query(text: &str) -> Result<BTreeMap<String, String>, Malformed> {
         }
     }
     Ok(status)
+}
+
+/// `PACKAGE VERSION` lines; a line that is not a name and a version is ignored.
+fn parse_versions(text: &str) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [name, version] = words[..]
+            && is_package_name(name)
+            && is_version(version)
+        {
+            versions.insert(name.to_owned(), version.to_owned());
+        }
+    }
+    versions
+}
+
+/// `apt-cache madison` rows, `NAME | VERSION | SOURCE`: each version once, in the order apt
+/// lists them (newest first); rows that are not a name and a version are ignored.
+fn parse_madison(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut available: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut fields = line.split('|').map(str::trim);
+        let (Some(name), Some(version)) = (fields.next(), fields.next()) else { continue };
+        if !is_package_name(name) || !is_version(version) {
+            continue;
+        }
+        let versions = available.entry(name.to_owned()).or_default();
+        if !versions.iter().any(|v| v == version) {
+            versions.push(version.to_owned());
+        }
+    }
+    available
+}
+
+/// The error for a pinned version the repositories do not have.
+fn missing_version(name: &str, version: &str, available: Option<&Vec<String>>) -> ModuleError {
+    let has = match available {
+        Some(versions) if !versions.is_empty() => format!("the versions it has: {}", versions.join(", ")),
+        _ => "apt knows no version of it".to_owned(),
+    };
+    ModuleError::Refused(format!(
+        "{name} has no version {version} in the repositories ({has}); nothing was installed"
+    ))
 }
 
 /// `apt-cache policy` blocks: `name:` then `  Candidate: VERSION` (or `(none)`). A candidate
@@ -273,19 +420,47 @@ impl Module for Package {
         let args = &self.args;
         let names = args.names();
         let present = args.state == PackageState::Present;
-        let out = run_checked(cx.host, Exec::new(query_script(names, present))).await?;
+        let pinned: Vec<String> = args.pins.keys().cloned().collect();
+        let script = query_script_with(names, present, &pinned, args.hold.is_some());
+        let out = run_checked(cx.host, Exec::new(script)).await?;
         let found = parse_query(&String::from_utf8_lossy(&out.stdout))
             .map_err(|m| m.on(cx.host.name(), "the package state"))?;
 
         let mut changes = Vec::new();
-        let (install, remove): (Vec<String>, Vec<String>) = if present {
-            (names.iter().filter(|n| !found.is_installed(n)).cloned().collect(), Vec::new())
+        // What to install: a missing package, or a pinned one at another version (as `NAME=VERSION`).
+        let (install, remove): (Vec<&String>, Vec<String>) = if present {
+            let install = names
+                .iter()
+                .filter(|n| match args.pins.get(*n) {
+                    Some(version) => !found.is_installed(n) || found.versions.get(*n) != Some(version),
+                    None => !found.is_installed(n),
+                })
+                .collect();
+            (install, Vec::new())
         } else {
             (Vec::new(), names.iter().filter(|n| found.is_on_disk(n)).cloned().collect())
         };
         let no_candidate: Vec<&str> =
-            install.iter().filter(|n| !found.has_candidate(n)).map(String::as_str).collect();
+            install.iter().filter(|n| !found.has_candidate(n)).map(|n| n.as_str()).collect();
+        // Pinned versions the lists lack (of packages apt knows at all).
+        let missing: Vec<(&String, &String)> = install
+            .iter()
+            .filter(|n| found.has_candidate(n))
+            .filter_map(|n| args.pins.get(*n).map(|v| (*n, v)))
+            .filter(|(n, v)| !found.available.get(*n).is_some_and(|a| a.contains(v)))
+            .collect();
         let valid_for = args.cache_valid_time.unwrap_or(DEFAULT_CACHE_VALID_TIME);
+        let stale = match found.lists_age {
+            None => Some("no package lists".to_owned()),
+            Some(age) if age > valid_for => {
+                Some(format!("package lists are {age} s old, more than {valid_for} s"))
+            }
+            Some(_) => None,
+        };
+        let refuse_missing = || {
+            let (name, version) = missing[0];
+            Err(missing_version(name, version, found.available.get(name)))
+        };
         let update_why = match args.update_cache {
             UpdateCache::Never if !no_candidate.is_empty() => {
                 return Err(ModuleError::Refused(format!(
@@ -294,35 +469,64 @@ impl Module for Package {
                     no_candidate.join(", ")
                 )));
             }
+            UpdateCache::Never if !missing.is_empty() => return refuse_missing(),
             UpdateCache::Never => None,
             UpdateCache::Always => Some("update_cache: always".to_owned()),
             UpdateCache::Auto if install.is_empty() => None,
             UpdateCache::Auto if !no_candidate.is_empty() => {
                 Some(format!("no install candidate for {}", no_candidate.join(", ")))
             }
-            UpdateCache::Auto => match found.lists_age {
-                None => Some("no package lists".to_owned()),
-                Some(age) if age > valid_for => {
-                    Some(format!("package lists are {age} s old, more than {valid_for} s"))
-                }
-                Some(_) => None,
-            },
+            // Fresh lists that lack the version: an update would not bring it.
+            UpdateCache::Auto if !missing.is_empty() && stale.is_none() => return refuse_missing(),
+            UpdateCache::Auto => stale,
         };
         if let Some(why) = &update_why {
             changes.push(format!("apt-get update ({why})"));
         }
-        if !install.is_empty() {
-            changes.push(format!("install {}", install.join(", ")));
+        let operands: Vec<String> = install
+            .iter()
+            .map(|n| match args.pins.get(*n) {
+                Some(version) => format!("{n}={version}"),
+                None => (*n).clone(),
+            })
+            .collect();
+        if !operands.is_empty() {
+            changes.push(format!("install {}", operands.join(", ")));
         }
         if !remove.is_empty() {
             changes.push(format!("remove {}", remove.join(", ")));
         }
+        let (hold, unhold): (Vec<String>, Vec<String>) = match args.hold {
+            Some(true) => (names.iter().filter(|n| !found.held.contains(n)).cloned().collect(), Vec::new()),
+            Some(false) => (Vec::new(), names.iter().filter(|n| found.held.contains(n)).cloned().collect()),
+            None => (Vec::new(), Vec::new()),
+        };
+        if !hold.is_empty() {
+            changes.push(format!("hold {}", hold.join(", ")));
+        }
+        if !unhold.is_empty() {
+            changes.push(format!("unhold {}", unhold.join(", ")));
+        }
         if changes.is_empty() {
             return Ok(Plan::unchanged());
         }
+        // A pinned version is checked again after an update, before anything is installed.
+        let verify = if update_why.is_some() {
+            install.iter().filter_map(|n| args.pins.get(*n).map(|v| ((*n).clone(), v.clone()))).collect()
+        } else {
+            Vec::new()
+        };
         Ok(Plan {
             changes,
-            action: Some(Box::new(PackageAction { update: update_why.is_some(), install, remove })),
+            action: Some(Box::new(PackageAction {
+                update: update_why.is_some(),
+                verify,
+                pinned: install.iter().any(|n| args.pins.contains_key(*n)),
+                install: operands,
+                remove,
+                hold,
+                unhold,
+            })),
             ..Plan::default()
         })
     }
@@ -332,22 +536,42 @@ impl Module for Package {
 #[derive(Debug)]
 struct PackageAction {
     update: bool,
+    /// Pinned versions to find in the updated lists before installing.
+    verify: Vec<(String, String)>,
+    /// The install sets versions: downgrades and held packages are allowed to move.
+    pinned: bool,
     install: Vec<String>,
     remove: Vec<String>,
+    hold: Vec<String>,
+    unhold: Vec<String>,
+}
+
+/// `apt-get update`, then the stamp whose age is the lists' age.
+pub(crate) fn update_command() -> String {
+    format!("apt-get update -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} && touch {UPDATE_STAMP}")
 }
 
 impl PackageAction {
-    fn update_command() -> String {
-        format!("apt-get update -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} && touch {UPDATE_STAMP}")
+    fn install_command(names: &[String]) -> String {
+        Self::install_with(names, "")
     }
 
-    fn install_command(names: &[String]) -> String {
+    fn install_with(names: &[String], flags: &str) -> String {
         format!(
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
              -o DPkg::Lock::Timeout={LOCK_TIMEOUT} -o Dpkg::Options::=--force-confdef \
-             -o Dpkg::Options::=--force-confold -- {}",
+             -o Dpkg::Options::=--force-confold {flags}-- {}",
             join(names)
         )
+    }
+
+    /// Installs exact versions: a pin may be older than what is installed, or held.
+    fn install_pinned_command(operands: &[String]) -> String {
+        Self::install_with(operands, "--allow-downgrades --allow-change-held-packages ")
+    }
+
+    fn mark_command(verb: &str, names: &[String]) -> String {
+        format!("apt-mark {verb} -- {}", join(names))
     }
 
     fn remove_command(names: &[String]) -> String {
@@ -362,13 +586,36 @@ impl PackageAction {
 impl Action for PackageAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
         if self.update {
-            run_checked(host, Exec::new(Self::update_command())).await?;
+            run_checked(host, Exec::new(update_command())).await?;
+        }
+        if !self.verify.is_empty() {
+            let pinned: Vec<String> = self.verify.iter().map(|(n, _)| n.clone()).collect();
+            let script = format!("LC_ALL=C apt-cache madison -- {} 2>/dev/null || :", join(&pinned));
+            let out = run_checked(host, Exec::new(script)).await?;
+            let available = parse_madison(&out.stdout_text());
+            if let Some((name, version)) =
+                self.verify.iter().find(|(n, v)| !available.get(n).is_some_and(|a| a.contains(v)))
+            {
+                return Err(missing_version(name, version, available.get(name)));
+            }
+        }
+        // A held package is released before apt-get moves it (remove refuses a held one).
+        if !self.unhold.is_empty() {
+            run_checked(host, Exec::new(Self::mark_command("unhold", &self.unhold))).await?;
         }
         if !self.install.is_empty() {
-            run_checked(host, Exec::new(Self::install_command(&self.install))).await?;
+            let command = if self.pinned {
+                Self::install_pinned_command(&self.install)
+            } else {
+                Self::install_command(&self.install)
+            };
+            run_checked(host, Exec::new(command)).await?;
         }
         if !self.remove.is_empty() {
             run_checked(host, Exec::new(Self::remove_command(&self.remove))).await?;
+        }
+        if !self.hold.is_empty() {
+            run_checked(host, Exec::new(Self::mark_command("hold", &self.hold))).await?;
         }
         Ok(Outputs::new())
     }
@@ -394,13 +641,30 @@ mod tests {
         assert!(args(serde_json::json!({})).unwrap_err().contains("missing name"));
         assert!(args(serde_json::json!({"name": "a1", "names": ["b2"]})).is_err());
         assert!(args(serde_json::json!({"names": []})).is_err());
-        for bad in ["Hello", "hello=2.10", "libc6:amd64", "-y", "a", "x y", "$(reboot)"] {
+        for bad in ["Hello", "libc6:amd64", "-y", "a", "x y", "$(reboot)", "-y=1.0"] {
             assert!(
                 args(serde_json::json!({"name": bad})).unwrap_err().contains("Debian package name"),
                 "{bad}"
             );
         }
         assert!(args(serde_json::json!({"name": "g++"})).is_ok());
+        let pinned = args(serde_json::json!({"names": ["kubelet=1.30.4-1.1", "kubectl"]})).unwrap();
+        assert_eq!(pinned.names(), ["kubelet", "kubectl"]);
+        assert_eq!(pinned.pins["kubelet"], "1.30.4-1.1");
+        let field = args(serde_json::json!({"name": "kubelet", "version": "1:1.30.4-1.1"})).unwrap();
+        assert_eq!(field.pins["kubelet"], "1:1.30.4-1.1");
+        for (bad, why) in [
+            (serde_json::json!({"name": "hello=--force-yes"}), "is not a Debian version"),
+            (serde_json::json!({"name": "hello=2.10 x"}), "is not a Debian version"),
+            (serde_json::json!({"name": "hello="}), "is not a Debian version"),
+            (serde_json::json!({"name": "hello=1", "version": "2"}), "not both"),
+            (serde_json::json!({"names": ["hello"], "version": "2"}), "with one name"),
+            (serde_json::json!({"names": ["hello=1", "hello=2"]}), "two versions"),
+            (serde_json::json!({"name": "hello=1", "state": "absent"}), "state: absent"),
+            (serde_json::json!({"name": "hello", "hold": true, "state": "absent"}), "state: absent"),
+        ] {
+            assert!(args(bad.clone()).unwrap_err().contains(why), "{bad}");
+        }
         assert!(
             args(serde_json::json!({"name": "x1", "state": "latest"}))
                 .unwrap_err()
@@ -469,6 +733,38 @@ mod tests {
             r#"not the package lists' state (four numbers): "1 -2 3 4""#
         );
         assert_eq!(refused("#policy\n#lists 1 2\n"), r#"not the package lists' state (four numbers): "1 2""#);
+    }
+
+    #[test]
+    fn versions_and_holds_are_read_from_hostile_output() {
+        let text = "hello install ok installed\n#policy\nhello:\n  Candidate: 2.10-3\n\
+                    #versions\nhello 2.10-3\nevil $(x)\n#madison\n     hello |     2.10-3 | file:/srv/lab-repo ./ Packages\n\
+                    hello | 2.10-2 | http://deb.debian.org/debian bookworm/main amd64 Packages\n\
+                    hello | 2.10-3 | again\nhello | --force | x\nnot a row\n\
+                    #holds\nhello\nBad Name\n#lists 1000 400 300 2\n";
+        let found = parse_query(text).unwrap();
+        assert_eq!(found.versions["hello"], "2.10-3");
+        assert_eq!(found.versions.len(), 1);
+        assert_eq!(found.available["hello"], ["2.10-3", "2.10-2"]);
+        assert_eq!(found.held, ["hello"]);
+        assert_eq!(
+            missing_version("hello", "9.9", found.available.get("hello")).to_string(),
+            "hello has no version 9.9 in the repositories (the versions it has: 2.10-3, 2.10-2); nothing was installed"
+        );
+        assert!(missing_version("x1", "1", None).to_string().contains("apt knows no version of it"));
+    }
+
+    #[test]
+    fn pinned_installs_and_holds_quote_their_operands() {
+        let script = query_script_with(&["hello".into()], true, &["hello".into()], true);
+        assert!(script.contains("echo '#madison'; LC_ALL=C apt-cache madison -- 'hello'"));
+        assert!(script.contains("apt-mark showhold -- 'hello'"));
+        let install = PackageAction::install_pinned_command(&["hello=2.10-3".into()]);
+        assert!(
+            install.ends_with(" --allow-downgrades --allow-change-held-packages -- 'hello=2.10-3'"),
+            "{install}"
+        );
+        assert_eq!(PackageAction::mark_command("hold", &["kubelet".into()]), "apt-mark hold -- 'kubelet'");
     }
 
     #[test]
