@@ -43,6 +43,15 @@ impl Lab {
         Self::from_env("ENGINE_LAB_FLEET_INVENTORY")
     }
 
+    /// The bare lab (`cargo xtask lab up --bare`: hosts like a fresh Debian 12 cloud image, and
+    /// the package mirror), from `ENGINE_LAB_BARE_INVENTORY`; None when that is unset, since
+    /// `cargo xtask test` boots the default lab, not this one (see tests/bare_lab.rs).
+    #[track_caller]
+    pub fn bare() -> Option<Lab> {
+        const VAR: &str = "ENGINE_LAB_BARE_INVENTORY";
+        if std::env::var_os(VAR).is_some() { Some(Self::from_env(VAR)) } else { None }
+    }
+
     #[track_caller]
     fn from_env(var: &str) -> Lab {
         let Some(path) = std::env::var_os(var) else {
@@ -91,13 +100,25 @@ impl Lab {
 
     /// Like [`Lab::ssh`], returning the exit code, stdout and stderr.
     pub fn ssh_status(&self, host: &str, command: &str) -> (Option<i32>, String, String) {
+        self.ssh_status_as("root", host, command)
+    }
+
+    /// Like [`Lab::ssh`], logged in as `user` (the bare lab's hosts refuse root).
+    pub fn ssh_as(&self, user: &str, host: &str, command: &str) -> String {
+        let (code, stdout, stderr) = self.ssh_status_as(user, host, command);
+        assert_eq!(code, Some(0), "ssh {user}@{host} {command:?} failed: {stderr}");
+        stdout
+    }
+
+    /// Like [`Lab::ssh_status`], logged in as `user`.
+    pub fn ssh_status_as(&self, user: &str, host: &str, command: &str) -> (Option<i32>, String, String) {
         let out = Command::new("ssh")
             .args(["-i"])
             .arg(&self.key)
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-            .arg(format!("root@{}", self.address(host)))
+            .arg(format!("{user}@{}", self.address(host)))
             .arg(command)
             .output()
             .expect("ssh");

@@ -58,7 +58,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     selftest::run(paths)?;
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE))?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
     }
     // The live-SSH unit tests (engine/src/ssh/tests.rs) talk to the lab's first host.
     let state = State::require(paths)?;

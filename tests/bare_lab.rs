@@ -1,0 +1,94 @@
+//! Lab tests of the bare lab (`cargo xtask lab up --bare`, see docs/lab.md): hosts that look like
+//! a fresh Debian 12 cloud image, whose apt reaches only the lab's signed package mirror.
+//!
+//! `cargo xtask test` boots the default lab, not this one, so these tests take the bare lab's
+//! inventory from `ENGINE_LAB_BARE_INVENTORY`; without it they say so on stderr and return.
+//! Run them with:
+//!
+//! ```text
+//! flock /tmp/engine-lab.lock bash -c 'cargo xtask lab up --topology 2 --bare &&
+//!     ENGINE_LAB_BARE_INVENTORY=$PWD/target/lab/inventory.yml \
+//!     cargo test --test main -- --include-ignored bare_lab::; cargo xtask lab down'
+//! ```
+
+use crate::support;
+
+use support::Test;
+use support::lab::Lab;
+
+/// The bare lab, or None (said on stderr) when none is given.
+fn bare_lab() -> Option<Lab> {
+    let lab = Lab::bare();
+    if lab.is_none() {
+        eprintln!(
+            "bare_lab: ENGINE_LAB_BARE_INVENTORY is not set; no bare lab to test (see tests/bare_lab.rs)"
+        );
+    }
+    lab
+}
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn a_bare_host_looks_like_a_fresh_cloud_image() {
+    let Some(lab) = bare_lab() else { return };
+    let host = lab.hosts[0].0.clone();
+
+    let (code, _, stderr) = lab.ssh_status_as("root", &host, "true");
+    assert_eq!(code, Some(255), "root must not log in: {stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(lab.ssh_as("debian", &host, "sudo -n id -u").trim(), "0", "debian has passwordless sudo");
+    let sshd = lab.ssh_as("debian", &host, "sudo -n sshd -T | grep -i '^permitrootlogin '");
+    assert_eq!(sshd.trim(), "permitrootlogin no");
+
+    let present = lab.ssh_as(
+        "debian",
+        &host,
+        "for p in etcd etcdctl keepalived containerd runc curl kubeadm kubelet kubectl python3; do \
+         command -v \"$p\" || true; done",
+    );
+    assert_eq!(present, "", "a bare host has none of what the playbooks install");
+    for tool in ["systemctl", "sshd", "sudo", "ip", "update-ca-certificates"] {
+        lab.ssh_as("debian", &host, &format!("PATH=$PATH:/usr/sbin command -v {tool}"));
+    }
+
+    let sources = lab.ssh_as(
+        "debian",
+        &host,
+        "test ! -e /etc/apt/sources.list && cd /etc/apt/sources.list.d && for f in *; do echo \"# $f\"; cat \"$f\"; done",
+    );
+    let want = "\
+# debian.sources
+Types: deb
+URIs: http://10.77.0.2/debian
+Suites: bookworm
+Components: main
+Signed-By: /etc/apt/keyrings/engine-lab-mirror.gpg
+";
+    assert_eq!(sources, want, "apt reaches only the lab mirror, signed by the lab key");
+    lab.ssh_as("debian", &host, "test -s /etc/apt/keyrings/engine-lab-mirror.gpg");
+}
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn apt_installs_curl_from_the_signed_lab_mirror_and_a_rerun_changes_nothing() {
+    let Some(lab) = bare_lab() else { return };
+    let host = lab.hosts.last().expect("a bare lab has hosts").0.clone();
+    // Fresh from the image, also when this test ran before on the same lab.
+    lab.restart(&[&host]);
+    let (code, ..) = lab.ssh_status_as("debian", &host, "command -v curl");
+    assert_eq!(code, Some(1), "curl is not there before the run");
+
+    let run = || {
+        let t = Test::new();
+        let playbook = t.file("pb.rhai", &format!(r#"host("{host}").apt("curl", #{{ name: "curl" }});"#));
+        t.arg("run").arg(&playbook).arg("-i").arg(&lab.inventory).arg("--json").run()
+    };
+    let first = run().success();
+    assert_eq!(first.task(&host, "curl")["status"], "changed");
+    let version = lab.ssh_as("debian", &host, "curl --version");
+    assert!(version.starts_with("curl "), "{version}");
+    let policy = lab.ssh_as("debian", &host, "apt-cache policy curl");
+    assert!(policy.contains("http://10.77.0.2/debian bookworm/main amd64 Packages"), "{policy}");
+
+    assert_eq!(run().success().count("changed"), 0, "a re-run changes nothing");
+}
