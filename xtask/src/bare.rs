@@ -85,8 +85,11 @@ pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
             image.display()
         );
     }
-    let fingerprint = ensure_key()?;
-    publish(&repo, &fingerprint)?;
+    // gpg starts an agent for the key home (listing a secret key is enough); it is ours, and it
+    // goes when we are done, whatever happened.
+    let published = ensure_key().and_then(|fingerprint| publish(&repo, &fingerprint));
+    stop_agent(&gnupg_home());
+    published?;
     Ok((image, repo))
 }
 
@@ -137,7 +140,6 @@ fn ensure_key() -> Result<String> {
     cmd::run(gpg(&home).arg("--output").arg(&tmp).args(["--export", "--", &fpr]))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;
     fs::rename(&tmp, &public).with_context(|| format!("cannot write {}", public.display()))?;
-    stop_agent(&home);
     Ok(fpr)
 }
 
@@ -156,7 +158,7 @@ fn gpg(home: &Path) -> Command {
     c
 }
 
-/// gpg starts an agent for the key home; it is ours, and it goes when we are done.
+/// Stops the agent gpg started for the key home, if it runs.
 fn stop_agent(home: &Path) {
     cmd::run(Command::new("gpgconf").arg("--homedir").arg(home).args(["--kill", "gpg-agent"])).ok();
 }
@@ -207,22 +209,18 @@ fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
     let release_file = dists.join("Release");
     fs::write(&release_file, release)?;
     let home = gnupg_home();
-    let signed = cmd::run(
+    cmd::run(
         gpg(&home)
             .args(["--local-user", fingerprint, "--clearsign", "--output"])
             .arg(dists.join("InRelease"))
             .arg(&release_file),
-    )
-    .and_then(|()| {
-        cmd::run(
-            gpg(&home)
-                .args(["--local-user", fingerprint, "--armor", "--detach-sign", "--output"])
-                .arg(dists.join("Release.gpg"))
-                .arg(&release_file),
-        )
-    });
-    stop_agent(&home);
-    signed?;
+    )?;
+    cmd::run(
+        gpg(&home)
+            .args(["--local-user", fingerprint, "--armor", "--detach-sign", "--output"])
+            .arg(dists.join("Release.gpg"))
+            .arg(&release_file),
+    )?;
     fs::write(&marker, format!("{fingerprint}\n"))?;
     println!("lab: package mirror indexed and signed by the lab key {fingerprint}");
     Ok(())

@@ -319,7 +319,12 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
     };
     let links = net::links()?;
     let reach = probe_all(paths, &state.hosts);
-    println!("lab: {} lab, image {}", state.topology, state.image);
+    match &state.bare_image {
+        Some(bare) => {
+            println!("lab: {} lab, bare (image {bare}; mirror: image {})", state.topology, state.image)
+        }
+        None => println!("lab: {} lab, image {}", state.topology, state.image),
+    }
     println!("{:<10} {:<12} {:<6} {:<6} {:<4}", "NAME", "ADDRESS", "HOST", "LINK", "SSH");
     for h in &state.hosts {
         let alive = h.pid.is_some_and(|p| procs::is_host(p, &h.name));
