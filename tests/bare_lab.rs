@@ -16,15 +16,20 @@ use crate::support;
 use support::Test;
 use support::lab::Lab;
 
-/// The bare lab, or None (said on stderr) when none is given.
+/// The bare lab, or None (said on stderr) when none is given. It needs two hosts: the apt test
+/// restarts the last one while the others use the first.
 fn bare_lab() -> Option<Lab> {
-    let lab = Lab::bare();
-    if lab.is_none() {
+    let Some(lab) = Lab::bare() else {
         eprintln!(
             "bare_lab: ENGINE_LAB_BARE_INVENTORY is not set; no bare lab to test (see tests/bare_lab.rs)"
         );
-    }
-    lab
+        return None;
+    };
+    assert!(
+        lab.hosts.len() >= 2,
+        "the bare lab tests need two hosts: `cargo xtask lab up --topology 2 --bare`"
+    );
+    Some(lab)
 }
 
 #[test]
@@ -115,4 +120,40 @@ fn the_mirror_is_trusted_only_through_the_lab_key() {
     let (code, _, stderr) = update("debian-key", "/usr/share/keyrings/debian-archive-keyring.gpg");
     assert_eq!(code, Some(100), "a Release not signed by the given key is refused: {stderr}");
     assert!(stderr.contains("NO_PUBKEY"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn the_mirror_serves_an_etcd_release_tarball_that_matches_its_sha256sums() {
+    let Some(lab) = bare_lab() else { return };
+    let host = lab.hosts[0].0.clone();
+    let dir = format!("/tmp/engine-test-bare-etcd-{}", std::process::id());
+    // The mirror's etcd-server version says which release it serves (read into lists of the
+    // test's own, so no other test's apt meets this one); apt's own HTTP client fetches (a bare
+    // host has no curl).
+    let script = format!(
+        "set -e; mkdir -p {dir}/lists/partial && cd {dir}; lists=-oDir::State::Lists={dir}/lists; \
+         sudo -n apt-get update -q $lists >/dev/null; \
+         v=$(apt-cache $lists show --no-all-versions etcd-server | sed -n 's/^Version: //p'); v=${{v%-*}}; \
+         base=http://10.77.0.2/etcd/v$v; \
+         /usr/lib/apt/apt-helper download-file $base/SHA256SUMS SHA256SUMS >/dev/null; \
+         /usr/lib/apt/apt-helper download-file $base/etcd-v$v-linux-amd64.tar.gz etcd-v$v-linux-amd64.tar.gz >/dev/null; \
+         sha256sum -c SHA256SUMS; tar -tzf etcd-v$v-linux-amd64.tar.gz; \
+         tar -xzf etcd-v$v-linux-amd64.tar.gz; ./etcd-v$v-linux-amd64/etcd --version | head -1; \
+         cd / && sudo -n rm -rf {dir}; echo v=$v"
+    );
+    let out = lab.ssh_as("debian", &host, &script);
+    let version = out.lines().last().and_then(|l| l.strip_prefix("v=")).expect("the version line").to_owned();
+    let name = format!("etcd-v{version}-linux-amd64");
+    let want = format!(
+        "{name}.tar.gz: OK\n{name}/\n{name}/README-engine-lab.md\n{name}/etcd\n{name}/etcdctl\netcd Version: {version}\nv={version}\n"
+    );
+    assert_eq!(out, want);
+
+    let (code, _, stderr) = lab.ssh_status_as(
+        "debian",
+        &host,
+        &format!("/usr/lib/apt/apt-helper download-file http://10.77.0.2/etcd/v0.0.0/etcd-v0.0.0-linux-amd64.tar.gz {dir}-none"),
+    );
+    assert_ne!(code, Some(0), "a release the mirror does not have is not found: {stderr}");
 }

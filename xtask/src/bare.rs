@@ -4,16 +4,18 @@
 //! ```text
 //! /var/cache/engine-lab/
 //!   images/<bare hash>/          the bare image (bare-tweak.sh), booted by every bare host
-//!   images/<bare hash>.mirror/   its package mirror, Debian-shaped, served by `mirror`:
-//!     pool/main/*.deb            downloaded once, when the bare image is built
-//!     dists/bookworm/            Packages, Release, InRelease, Release.gpg (apt-ftparchive, gpg)
+//!   images/<bare hash>.mirror/   what `mirror` serves (bound at /var/www/html):
+//!     debian/pool/main/*.deb     real Debian packages, downloaded once, when the bare image is built
+//!     debian/dists/bookworm/     Packages, Release, InRelease, Release.gpg (apt-ftparchive, gpg)
+//!     etcd/vX.Y.Z/               the guide's etcd release tarball, made from Debian's etcd
+//!                                binaries (a stand-in, and it says so), with SHA256SUMS
 //!   mirror-key/gnupg/            the lab's signing key (generated once, never leaves the machine)
 //!   mirror-key/engine-lab-mirror.gpg   its public half, bind-mounted into every bare host at
 //!                                /etc/apt/keyrings/engine-lab-mirror.gpg (the sources' Signed-By)
 //! ```
 //!
 //! `mirror` boots the default image (it has nginx-light) with the mirror directory bound
-//! read-only at /var/www/html/debian; `lab up` starts nginx there once SSH answers.
+//! read-only at /var/www/html; `lab up` starts nginx there once SSH answers.
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -78,7 +80,7 @@ pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
         None => println!("lab: bare image {hash} cached ({})", image.display()),
     }
     let repo = repo_dir(&hash);
-    if !repo.join("pool/main").is_dir() {
+    if !repo.join("debian/pool/main").is_dir() {
         bail!(
             "the bare image {hash} has no package mirror at {}; remove {} to rebuild both",
             repo.display(),
@@ -87,18 +89,19 @@ pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
     }
     // gpg starts an agent for the key home (listing a secret key is enough); it is ours, and it
     // goes when we are done, whatever happened.
-    let published = ensure_key().and_then(|fingerprint| publish(&repo, &fingerprint));
+    let published = ensure_key().and_then(|fingerprint| publish(&repo.join("debian"), &fingerprint));
     stop_agent(&gnupg_home());
     published?;
+    etcd_release(&repo)?;
     Ok((image, repo))
 }
 
 /// `Recipe::finish` of the bare image: the packages its script downloaded into
-/// `/engine-lab-pool` leave the tree for `<hash>.mirror/pool/main/`.
+/// `/engine-lab-pool` leave the tree for `<hash>.mirror/debian/pool/main/`.
 fn move_pool_out(tree: &Path, hash: &str) -> Result<()> {
     let from = tree.join("engine-lab-pool");
     let tmp = Path::new(IMAGES_DIR).join(format!(".tmp-{hash}-{}.mirror", std::process::id()));
-    let pool = tmp.join("pool/main");
+    let pool = tmp.join("debian/pool/main");
     fs::create_dir_all(&pool).with_context(|| format!("cannot create {}", pool.display()))?;
     let mut count = 0;
     for entry in fs::read_dir(&from).with_context(|| format!("cannot list {}", from.display()))? {
@@ -226,9 +229,96 @@ fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
     Ok(())
 }
 
+/// The etcd version of the mirror's `etcd-server` package (its upstream part, `3.4.23`).
+fn etcd_version(pool: &Path) -> Result<(String, PathBuf, PathBuf)> {
+    let mut server = None;
+    let mut client = None;
+    for entry in fs::read_dir(pool).with_context(|| format!("cannot list {}", pool.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with("etcd-server_") {
+            server = Some(path);
+        } else if name.starts_with("etcd-client_") {
+            client = Some(path);
+        }
+    }
+    let (Some(server), Some(client)) = (server, client) else {
+        bail!("the mirror's pool {} has no etcd-server or etcd-client package", pool.display());
+    };
+    let version = cmd::output(Command::new("dpkg-deb").arg("-f").arg(&server).arg("Version"))?;
+    Ok((upstream_version(&version).to_owned(), server, client))
+}
+
+/// `3.4.23-4+b4` -> `3.4.23`; `1:2.0-1` -> `2.0`.
+fn upstream_version(debian: &str) -> &str {
+    let v = debian.trim();
+    let v = v.split_once(':').map_or(v, |(_, rest)| rest);
+    v.rsplit_once('-').map_or(v, |(upstream, _)| upstream)
+}
+
+/// The guide's etcd install route needs `etcd-vX.Y.Z-linux-amd64.tar.gz` and its `SHA256SUMS`,
+/// laid out as on etcd's release page (`etcd/vX.Y.Z/`). Made once from Debian's etcd binaries
+/// (etcd, etcdctl) in the pool, reproducibly (sorted, owner 0, mtime 0, gzip -n).
+fn etcd_release(repo: &Path) -> Result<()> {
+    let (version, server, client) = etcd_version(&repo.join("debian/pool/main"))?;
+    let dir = repo.join("etcd").join(format!("v{version}"));
+    let name = format!("etcd-v{version}-linux-amd64");
+    let tarball = format!("{name}.tar.gz");
+    if dir.join("SHA256SUMS").exists() {
+        return Ok(());
+    }
+    let work = Path::new(IMAGES_DIR).join(format!(".tmp-etcd-{}", std::process::id()));
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    let top = work.join(&name);
+    fs::create_dir_all(&top).with_context(|| format!("cannot create {}", top.display()))?;
+    for (deb, program) in [(&server, "etcd"), (&client, "etcdctl")] {
+        let unpacked = work.join(format!("deb-{program}"));
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked))?;
+        fs::rename(unpacked.join("usr/bin").join(program), top.join(program))?;
+        fs::remove_dir_all(&unpacked)?;
+    }
+    fs::write(
+        top.join("README-engine-lab.md"),
+        format!(
+            "# etcd v{version} (engine lab stand-in)\n\nA stand-in for etcd's release tarball, made by the engine lab \
+             from Debian's etcd-server and etcd-client {version} binaries, for playbooks that follow the \
+             guide's install route. Not an etcd release.\n"
+        ),
+    )?;
+    let out = work.join("out");
+    fs::create_dir_all(&out)?;
+    cmd::run(
+        Command::new("tar")
+            .current_dir(&work)
+            .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0"])
+            .args(["-I", "gzip -n", "-cf"])
+            .arg(out.join(&tarball))
+            .arg("--")
+            .arg(&name),
+    )?;
+    let sum = cmd::output(Command::new("sha256sum").current_dir(&out).arg("--").arg(&tarball))?;
+    fs::write(out.join("SHA256SUMS"), sum)?;
+    fs::create_dir_all(dir.parent().unwrap_or(repo))?;
+    fs::rename(&out, &dir)
+        .with_context(|| format!("cannot rename {} to {}", out.display(), dir.display()))?;
+    fs::remove_dir_all(&work)?;
+    println!("lab: etcd release stand-in {}", dir.join(&tarball).display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(upstream_version("3.4.23-4+b4\n"), "3.4.23");
+        assert_eq!(upstream_version("1:2.0-1"), "2.0");
+        assert_eq!(upstream_version("2.0"), "2.0");
+        assert_eq!(upstream_version("1.2-3-4"), "1.2-3");
+    }
 
     #[test]
     fn the_bare_image_has_nothing_the_playbooks_install() {

@@ -76,7 +76,7 @@ pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repo: Option<&Pat
             let repo = mirror_repo.context("the mirror host needs the package mirror's directory")?;
             vec![
                 bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"),
-                bind(repo, "/var/www/html/debian"),
+                bind(repo, "/var/www/html"),
             ]
         }
     })
