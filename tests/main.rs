@@ -6,6 +6,7 @@
 //! test` boots the lab and runs them with `--include-ignored` (see `support::lab`).
 
 mod apt_modules;
+mod bare_lab;
 mod certgen;
 mod cli;
 mod docs;

@@ -43,6 +43,15 @@ impl Lab {
         Self::from_env("ENGINE_LAB_FLEET_INVENTORY")
     }
 
+    /// The bare lab (`cargo xtask lab up --bare`: hosts like a fresh Debian 12 cloud image, and
+    /// the package mirror), from `ENGINE_LAB_BARE_INVENTORY`, which `cargo xtask test` sets when
+    /// it boots that lab for the bare lab's tests (after the rest); panics like [`Lab::get`]
+    /// without it.
+    #[track_caller]
+    pub fn bare() -> Lab {
+        Self::from_env("ENGINE_LAB_BARE_INVENTORY")
+    }
+
     #[track_caller]
     fn from_env(var: &str) -> Lab {
         let Some(path) = std::env::var_os(var) else {
@@ -91,13 +100,25 @@ impl Lab {
 
     /// Like [`Lab::ssh`], returning the exit code, stdout and stderr.
     pub fn ssh_status(&self, host: &str, command: &str) -> (Option<i32>, String, String) {
+        self.ssh_status_as("root", host, command)
+    }
+
+    /// Like [`Lab::ssh`], logged in as `user` (the bare lab's hosts refuse root).
+    pub fn ssh_as(&self, user: &str, host: &str, command: &str) -> String {
+        let (code, stdout, stderr) = self.ssh_status_as(user, host, command);
+        assert_eq!(code, Some(0), "ssh {user}@{host} {command:?} failed: {stderr}");
+        stdout
+    }
+
+    /// Like [`Lab::ssh_status`], logged in as `user`.
+    pub fn ssh_status_as(&self, user: &str, host: &str, command: &str) -> (Option<i32>, String, String) {
         let out = Command::new("ssh")
             .args(["-i"])
             .arg(&self.key)
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-            .arg(format!("root@{}", self.address(host)))
+            .arg(format!("{user}@{}", self.address(host)))
             .arg(command)
             .output()
             .expect("ssh");

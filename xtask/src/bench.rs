@@ -120,7 +120,7 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     let mut samples = Vec::new();
     for &h in &opts.hosts {
         println!("\nbench: W1 on {h} hosts");
-        lab::up(paths, Topology::Nodes(h))?;
+        lab::up(paths, Topology::Nodes(h), false)?;
         samples.extend(w1(paths, &env, h, opts)?);
         // Intermediate results, in case a later size fails.
         write_outputs(&env, opts, command_line, &versions, &samples, &[])?;
@@ -129,7 +129,7 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     if opts.w2 {
         println!("\nbench: W2 (playbooks/ha.rhai) on a fresh ha lab");
         lab::down(paths)?;
-        lab::up(paths, Topology::Ha)?;
+        lab::up(paths, Topology::Ha, false)?;
         w2 = w2_runs(paths, &env)?;
     }
     let table = write_outputs(&env, opts, command_line, &versions, &samples, &w2)?;

@@ -71,6 +71,10 @@ enum Lab {
         /// ha (etcd0-2, master0-2, worker0-2), etcd (etcd0-2), or N hosts h00..
         #[arg(long, default_value = "ha")]
         topology: Topology,
+        /// Boot bare hosts (a fresh Debian 12 cloud image's look: user `debian` with sudo, no
+        /// root login, nothing installed) and the package mirror host `mirror` (10.77.0.2).
+        #[arg(long)]
+        bare: bool,
     },
     /// Stops every lab host and removes the bridge.
     Down,
@@ -113,7 +117,7 @@ pub(crate) fn run() -> Result<ExitCode> {
             bench::run(&paths, &opts, &format!("cargo xtask {}", line.join(" ")))?;
         }
         Top::Lab(cmd) => match cmd {
-            Lab::Up { topology } => lab::up(&paths, topology)?,
+            Lab::Up { topology, bare } => lab::up(&paths, topology, bare)?,
             Lab::Down => lab::down(&paths)?,
             Lab::Status => lab::status(&paths)?,
             Lab::Ssh { name, command } => lab::ssh_exec(&paths, &name, &command)?,

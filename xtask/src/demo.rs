@@ -62,7 +62,7 @@ pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
 }
 
 pub(crate) fn run(paths: &Paths) -> Result<ExitCode> {
-    lab::up(paths, Topology::Ha)?;
+    lab::up(paths, Topology::Ha, false)?;
     let root = paths.workspace_root();
     let engine = build_engine(paths)?;
     let inventory = paths.inventory();

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 
 use crate::cmd;
-use crate::paths::Paths;
+use crate::paths::{HostKind, Paths};
 use crate::procs;
 use crate::topology::{HostSpec, INTERFACE, PREFIX_LEN};
 
@@ -55,7 +55,36 @@ pub(crate) fn prepare(paths: &Paths, spec: &HostSpec) -> Result<String> {
 /// then `exec COMMAND...`.
 const ENTER_CGROUPS_CLOSE_FDS_THEN_EXEC: &str = "while [ \"$1\" != -- ]; do echo $$ >\"$1\" || exit 1; shift; done; shift; for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; fi; done; exec \"$@\"";
 
-pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
+/// The binds that make a host of `kind` what it is, beside its network file and host key: who
+/// may log in, and the stand-ins (default image), the lab key for apt (bare) or the package
+/// mirror's files (mirror; `mirror_repo` is its directory).
+pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repo: Option<&Path>) -> Result<Vec<String>> {
+    let bind = |from: &Path, to: &str| format!("--bind-ro={}:{to}", from.display());
+    Ok(match kind {
+        HostKind::Lab => [
+            bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"),
+            bind(&paths.authorized_keys_deploy(), "/home/deploy/.ssh/authorized_keys"),
+        ]
+        .into_iter()
+        .chain(crate::standins::bind_args(paths))
+        .collect(),
+        HostKind::Bare => vec![
+            bind(&paths.authorized_keys_deploy(), "/home/debian/.ssh/authorized_keys"),
+            bind(&crate::bare::public_key(), "/etc/apt/keyrings/engine-lab-mirror.gpg"),
+        ],
+        HostKind::Mirror => {
+            let repo = mirror_repo.context("the mirror host needs the package mirror's directory")?;
+            vec![
+                bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"),
+                bind(repo, "/var/www/html"),
+            ]
+        }
+    })
+}
+
+/// Boots host `name` from `image` with its network file, its host key and `binds`
+/// (from [`kind_binds`]).
+pub(crate) fn boot(paths: &Paths, image: &Path, name: &str, binds: &[String]) -> Result<u32> {
     let dir = paths.host_dir(name);
     let log = File::create(dir.join("console.log")).context("cannot create console.log")?;
     let cgroups = crate::cgroup::prepare(name)?;
@@ -77,9 +106,7 @@ pub(crate) fn boot(paths: &Paths, image: &Path, name: &str) -> Result<u32> {
         .arg(bind(&dir.join("10-host0.network"), "/etc/systemd/network/10-host0.network"))
         .arg(bind(&dir.join("ssh/ssh_host_ed25519_key"), "/etc/ssh/ssh_host_ed25519_key"))
         .arg(bind(&dir.join("ssh/ssh_host_ed25519_key.pub"), "/etc/ssh/ssh_host_ed25519_key.pub"))
-        .arg(bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"))
-        .arg(bind(&paths.authorized_keys_deploy(), "/home/deploy/.ssh/authorized_keys"))
-        .args(crate::standins::bind_args(paths))
+        .args(binds)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -59,13 +59,38 @@ pub(crate) fn recipe_hash(version: u32, packages: &[&str], script: &str) -> Stri
 }
 
 pub(crate) fn current_hash() -> String {
-    recipe_hash(RECIPE_VERSION, PACKAGES, TWEAK_SCRIPT)
+    DEFAULT.hash()
 }
 
-/// The cached image for the current recipe, building it first if needed.
+/// What an image is built from: packages on top of `--variant=minbase`, and a script run once
+/// in a chroot of the fresh tree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recipe {
+    pub(crate) packages: &'static [&'static str],
+    pub(crate) script: &'static str,
+    /// Called on the finished tree before it is renamed into place (the bare image moves the
+    /// packages its script downloaded out of the tree, into the lab mirror's pool).
+    pub(crate) finish: fn(tree: &Path, hash: &str) -> Result<()>,
+}
+
+/// The image of the default lab: everything the playbooks use is pre-installed.
+pub(crate) const DEFAULT: Recipe = Recipe { packages: PACKAGES, script: TWEAK_SCRIPT, finish: |_, _| Ok(()) };
+
+impl Recipe {
+    pub(crate) fn hash(&self) -> String {
+        recipe_hash(RECIPE_VERSION, self.packages, self.script)
+    }
+}
+
+/// The cached image of the default recipe, building it first if needed.
 /// Returns the image directory and the build time if it was built now.
 pub(crate) fn ensure() -> Result<(PathBuf, Option<Duration>)> {
-    let hash = current_hash();
+    ensure_recipe(&DEFAULT)
+}
+
+/// The cached image of `recipe`, building it first if needed.
+pub(crate) fn ensure_recipe(recipe: &Recipe) -> Result<(PathBuf, Option<Duration>)> {
+    let hash = recipe.hash();
     let dir = Path::new(IMAGES_DIR).join(&hash);
     if dir.join("usr/lib/systemd/systemd").exists() {
         return Ok((dir, None));
@@ -76,7 +101,7 @@ pub(crate) fn ensure() -> Result<(PathBuf, Option<Duration>)> {
     let mirror = mirror::find(SUITE)?;
     eprintln!("lab: building image {hash} from {mirror} (debootstrap, about a minute)");
     let started = Instant::now();
-    build_into(&tmp, &mirror).with_context(|| format!("building image in {}", tmp.display()))?;
+    build_into(&tmp, &mirror, recipe).with_context(|| format!("building image in {}", tmp.display()))?;
     fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
     let took = started.elapsed();
@@ -84,32 +109,33 @@ pub(crate) fn ensure() -> Result<(PathBuf, Option<Duration>)> {
     Ok((dir, Some(took)))
 }
 
-fn build_into(tmp: &Path, mirror: &str) -> Result<()> {
+fn build_into(tmp: &Path, mirror: &str, recipe: &Recipe) -> Result<()> {
     cmd::run_loud(
         Command::new("debootstrap")
             .arg("--variant=minbase")
-            .arg(format!("--include={}", PACKAGES.join(",")))
+            .arg(format!("--include={}", recipe.packages.join(",")))
             .arg(SUITE)
             .arg(tmp)
             .arg(mirror),
     )?;
     let script = tmp.join("root/engine-lab-tweak.sh");
-    fs::write(&script, TWEAK_SCRIPT).with_context(|| format!("cannot write {}", script.display()))?;
+    fs::write(&script, recipe.script).with_context(|| format!("cannot write {}", script.display()))?;
     let result =
         cmd::run_loud(Command::new("chroot").arg(tmp).args(["/bin/sh", "/root/engine-lab-tweak.sh"]));
     fs::remove_file(&script).ok();
     result?;
-    let marker = format!("recipe {} v{RECIPE_VERSION}\n", current_hash());
+    let marker = format!("recipe {} v{RECIPE_VERSION}\n", recipe.hash());
     fs::write(tmp.join("etc/engine-lab-image"), marker).context("cannot write image marker")?;
     let left = mounts_under(tmp)?;
     if !left.is_empty() {
         bail!("mounts left inside the new image: {left:?}");
     }
-    Ok(())
+    (recipe.finish)(tmp, &recipe.hash())
 }
 
-/// Removes cached images of older recipes. Call only when no lab host runs.
-pub(crate) fn prune_except(keep: &str) -> Result<()> {
+/// Removes cached images (and package mirrors) of recipes other than `keep`. Call only when
+/// no lab host runs.
+pub(crate) fn prune_except(keep: &[String]) -> Result<()> {
     let Ok(dir) = fs::read_dir(IMAGES_DIR) else {
         return Ok(());
     };
@@ -118,7 +144,11 @@ pub(crate) fn prune_except(keep: &str) -> Result<()> {
         let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        let old_image = name != keep && name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit());
+        // An image is named by its hash; the bare image's package mirror by `<hash>.mirror`.
+        let hash = name.strip_suffix(".mirror").unwrap_or(&name);
+        let old_image = !keep.iter().any(|k| k == hash)
+            && hash.len() == 16
+            && hash.chars().all(|c| c.is_ascii_hexdigit());
         if !old_image || !path.is_dir() || !mounts_under(&path)?.is_empty() {
             continue;
         }

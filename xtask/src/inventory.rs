@@ -17,14 +17,33 @@ fn scalar(s: &str) -> String {
     if plain { s.to_owned() } else { serde_json::Value::String(s.to_owned()).to_string() }
 }
 
-pub(crate) fn render(groups: &[&str], hosts: &[Entry<'_>], key: &Path, known_hosts: &Path) -> String {
+/// How the engine logs in: as root, or as a user who becomes root through sudo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Login<'a> {
+    Root,
+    Become(&'a str),
+}
+
+pub(crate) fn render(
+    groups: &[&str],
+    hosts: &[Entry<'_>],
+    key: &Path,
+    known_hosts: &Path,
+    login: Login<'_>,
+) -> String {
     let key = key.to_string_lossy();
     let kh = known_hosts.to_string_lossy();
     let common = format!("-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes");
     let mut out = String::new();
     out.push_str("# Written by `cargo xtask lab up` for this lab; do not edit.\n");
     out.push_str("all:\n  vars:\n");
-    out.push_str("    ansible_user: root\n    ansible_port: 22\n");
+    match login {
+        Login::Root => out.push_str("    ansible_user: root\n"),
+        Login::Become(user) => {
+            let _ = writeln!(out, "    ansible_user: {}\n    ansible_become: true", scalar(user));
+        }
+    }
+    out.push_str("    ansible_port: 22\n");
     let _ = writeln!(out, "    ansible_ssh_private_key_file: {}", scalar(&key));
     let _ = writeln!(out, "    ansible_ssh_common_args: {}", scalar(&common));
     let _ = writeln!(out, "    engine_known_hosts: {}", scalar(&kh));
@@ -65,6 +84,7 @@ mod tests {
             &entries,
             Path::new("/r/target/lab/id_ed25519"),
             Path::new("/r/target/lab/known_hosts"),
+            Login::Root,
         )
     }
 
@@ -119,9 +139,31 @@ all:
 
     #[test]
     fn odd_paths_are_quoted() -> anyhow::Result<()> {
-        let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"));
+        let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"), Login::Root);
         let v: Value = serde_yaml_ng::from_str(&text)?;
         assert_eq!(v["all"]["vars"]["ansible_ssh_private_key_file"], Value::from("/a b/k#1"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_bare_lab_logs_in_as_debian_and_becomes_root() -> anyhow::Result<()> {
+        let hosts = Topology::Ha.hosts();
+        let entries: Vec<Entry<'_>> =
+            hosts.iter().map(|h| (h.name.as_str(), h.addr, h.group.as_str())).collect();
+        let text = render(
+            Topology::Ha.groups(),
+            &entries,
+            Path::new("/k"),
+            Path::new("/kh"),
+            Login::Become("debian"),
+        );
+        assert!(
+            text.contains("\n    ansible_user: debian\n    ansible_become: true\n    ansible_port: 22\n"),
+            "{text}"
+        );
+        let v: Value = serde_yaml_ng::from_str(&text)?;
+        assert_eq!(v["all"]["vars"]["ansible_become"], Value::from(true));
+        assert_eq!(v["all"]["vars"]["ansible_user"], Value::from("debian"));
         Ok(())
     }
 

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::paths::{HostState, Paths, State};
-use crate::topology::{BRIDGE, FLEET, Topology};
-use crate::{cgroup, host, image, inventory, net, procs, ssh, standins, tools};
+use crate::inventory::Login;
+use crate::paths::{HostKind, HostState, Paths, State};
+use crate::topology::{BRIDGE, FLEET, HostSpec, Topology};
+use crate::{bare, cgroup, host, image, inventory, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -61,15 +62,16 @@ pub(crate) fn require_root() -> Result<()> {
     Ok(())
 }
 
-/// `lab up`: brings `topology` up, unless it is already up and healthy.
-pub(crate) fn up(paths: &Paths, topology: Topology) -> Result<()> {
+/// `lab up`: brings `topology` up, unless it is already up and healthy. `bare`: its hosts boot
+/// the bare image, beside the package mirror host (see [`crate::bare`]).
+pub(crate) fn up(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
     require_root()?;
     tools::ensure()?;
     let _lock = lock()?;
-    up_locked(paths, topology)
+    up_locked(paths, topology, bare)
 }
 
-pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
+pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
     let (image_dir, built) = image::ensure()?;
     let hash = image::current_hash();
     standins::stage(paths)?;
@@ -77,9 +79,12 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
         Some(t) => println!("lab: image {hash} built in {:.1} s", t.as_secs_f64()),
         None => println!("lab: image {hash} cached ({})", image_dir.display()),
     }
+    let bare_hash = bare.then(|| bare::RECIPE.hash());
+    let mirror_repo = if bare { Some(bare::ensure()?.1) } else { None };
     if let Some(state) = State::load(paths)?
         && state.topology == topology.to_string()
         && state.image == hash
+        && state.bare_image == bare_hash
         && healthy(paths, &state)
     {
         println!(
@@ -89,19 +94,37 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
         return Ok(());
     }
     down_locked(paths)?;
-    image::prune_except(&image::current_hash())?;
+    // The bare image is kept while it is current, also when this lab does not boot it.
+    image::prune_except(&[image::current_hash(), bare::RECIPE.hash()])?;
     net::raise_inotify_limits()?;
     net::load_node_modules();
 
-    let specs = topology.hosts();
-    write_lab_files(paths, topology, &specs)?;
+    let mut specs = topology.hosts();
+    let host_kind = if bare { HostKind::Bare } else { HostKind::Lab };
+    let mut kinds = vec![host_kind; specs.len()];
+    if bare {
+        specs.insert(
+            0,
+            HostSpec {
+                name: bare::MIRROR_NAME.to_owned(),
+                addr: bare::MIRROR_ADDR,
+                group: MIRROR_GROUP.to_owned(),
+            },
+        );
+        kinds.insert(0, HostKind::Mirror);
+    }
+    let login = if bare { Login::Become(bare::USER) } else { Login::Root };
+    write_lab_files(paths, topology, &specs, login)?;
     net::ensure_bridge()?;
 
     let started = Instant::now();
-    let mut state = State { topology: topology.to_string(), image: hash, hosts: Vec::new() };
+    let mut state =
+        State { topology: topology.to_string(), image: hash, bare_image: bare_hash, hosts: Vec::new() };
     let mut boot_error = None;
-    for spec in &specs {
-        let pid = match host::boot(paths, &image_dir, &spec.name) {
+    for (spec, kind) in specs.iter().zip(kinds) {
+        let booted = host::kind_binds(paths, kind, mirror_repo.as_deref())
+            .and_then(|binds| host::boot(paths, &state.image_dir(kind), &spec.name, &binds));
+        let pid = match booted {
             Ok(pid) => Some(pid),
             Err(e) => {
                 boot_error = Some(e);
@@ -113,6 +136,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
             addr: spec.addr,
             group: spec.group.clone(),
             pid,
+            kind,
         });
         if boot_error.is_some() {
             break;
@@ -123,8 +147,11 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
         return Err(e.context("booting the lab (run `cargo xtask lab down` to clean up)"));
     }
     let waiting: Vec<ssh::Waiting<'_>> =
-        state.hosts.iter().filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?))).collect();
+        state.hosts.iter().filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?, h.kind.login()))).collect();
     let ready = ssh::wait_ready(paths, &waiting, started, READY_LIMIT)?;
+    if bare {
+        serve_mirror(paths)?;
+    }
     let slowest = ready.iter().map(|(_, t)| *t).max().unwrap_or_default();
     println!(
         "lab: {} hosts of the {topology} lab answer SSH {:.1} s after boot",
@@ -132,6 +159,22 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology) -> Result<()> {
         slowest.as_secs_f64()
     );
     println!("lab: inventory {}", paths.inventory().display());
+    Ok(())
+}
+
+/// The inventory group of the bare lab's mirror host: in no inventory, since no playbook manages it.
+const MIRROR_GROUP: &str = "mirror";
+
+/// Starts nginx on the mirror host and checks that it serves the signed Release.
+fn serve_mirror(paths: &Paths) -> Result<()> {
+    let url = format!("{}/dists/{}/InRelease", bare::MIRROR_URL, image::SUITE);
+    let script = ["sh", "-c", "systemctl start nginx && curl -fsS -o /dev/null -- \"$0\"", &url];
+    if ssh::capture(paths, bare::MIRROR_ADDR, &script, Duration::from_secs(30)).is_none() {
+        bail!(
+            "the mirror host does not serve {url}; see `cargo xtask lab ssh mirror -- journalctl -u nginx`"
+        );
+    }
+    println!("lab: the package mirror serves {}", bare::MIRROR_URL);
     Ok(())
 }
 
@@ -153,14 +196,16 @@ fn healthy(paths: &Paths, state: &State) -> bool {
 /// SSH reachability of each host, probed in parallel.
 fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
     thread::scope(|s| {
-        let handles: Vec<_> =
-            hosts.iter().map(|h| (h.name.clone(), s.spawn(move || ssh::reachable(paths, h.addr)))).collect();
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| (h.name.clone(), s.spawn(move || ssh::reachable(paths, h.kind.login(), h.addr))))
+            .collect();
         handles.into_iter().map(|(n, t)| (n, t.join().unwrap_or(false))).collect()
     })
 }
 
 /// A fresh lab: SSH key pair, per-host keys and network files, known_hosts, inventory.
-fn write_lab_files(paths: &Paths, topology: Topology, specs: &[crate::topology::HostSpec]) -> Result<()> {
+fn write_lab_files(paths: &Paths, topology: Topology, specs: &[HostSpec], login: Login<'_>) -> Result<()> {
     if paths.lab.exists() {
         fs::remove_dir_all(&paths.lab).with_context(|| format!("cannot clear {}", paths.lab.display()))?;
     }
@@ -185,10 +230,10 @@ fn write_lab_files(paths: &Paths, topology: Topology, specs: &[crate::topology::
     // The fleet of an `ha+N` lab has an inventory of its own, so playbooks run against the
     // `ha` hosts (`hosts()`, say) never reach it.
     let (fleet, main): (Vec<&str>, Vec<&str>) = topology.groups().iter().partition(|g| **g == FLEET);
-    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts());
+    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts(), login);
     fs::write(paths.inventory(), text)?;
     if !fleet.is_empty() {
-        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts());
+        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts(), login);
         fs::write(paths.fleet_inventory(), text)?;
     }
     Ok(())
@@ -254,11 +299,12 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// etcdN, masterN, workerN or hN: names only this lab gives its hosts.
+/// etcdN, masterN, workerN, hN or the mirror: names only this lab gives its hosts.
 fn looks_like_lab_host(name: &str) -> bool {
-    ["etcd", "master", "worker", "h"]
-        .iter()
-        .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
+    name == bare::MIRROR_NAME
+        || ["etcd", "master", "worker", "h"].iter().any(|p| {
+            name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
 }
 
 /// `lab status`.
@@ -273,7 +319,12 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
     };
     let links = net::links()?;
     let reach = probe_all(paths, &state.hosts);
-    println!("lab: {} lab, image {}", state.topology, state.image);
+    match &state.bare_image {
+        Some(bare) => {
+            println!("lab: {} lab, bare (image {bare}; mirror: image {})", state.topology, state.image)
+        }
+        None => println!("lab: {} lab, image {}", state.topology, state.image),
+    }
     println!("{:<10} {:<12} {:<6} {:<6} {:<4}", "NAME", "ADDRESS", "HOST", "LINK", "SSH");
     for h in &state.hosts {
         let alive = h.pid.is_some_and(|p| procs::is_host(p, &h.name));
@@ -300,7 +351,7 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
 pub(crate) fn ssh_exec(paths: &Paths, name: &str, remote: &[String]) -> Result<()> {
     let state = State::require(paths)?;
     let h = state.host(name)?;
-    let mut c = ssh::command(paths, "root", h.addr, 5, remote);
+    let mut c = ssh::command(paths, h.kind.login(), h.addr, 5, remote);
     let err = c.exec();
     Err(err).context("cannot run ssh")
 }
@@ -356,14 +407,18 @@ pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
     net::delete(&net::veth(name))?;
     net::ensure_bridge()?;
     net::raise_inotify_limits()?;
-    let image_dir = std::path::Path::new(image::IMAGES_DIR).join(&state.image);
+    let repo = state.bare_image.as_deref().map(bare::repo_dir);
+    let binds = host::kind_binds(paths, h.kind, repo.as_deref())?;
     let started = Instant::now();
-    let pid = host::boot(paths, &image_dir, name)?;
+    let pid = host::boot(paths, &state.image_dir(h.kind), name, &binds)?;
     if let Some(entry) = state.hosts.iter_mut().find(|x| x.name == name) {
         entry.pid = Some(pid);
     }
     state.save(paths)?;
-    ssh::wait_ready(paths, &[(name, h.addr, pid)], started, READY_LIMIT)?;
+    ssh::wait_ready(paths, &[(name, h.addr, pid, h.kind.login())], started, READY_LIMIT)?;
+    if h.kind == HostKind::Mirror {
+        serve_mirror(paths)?;
+    }
     println!("lab: {name} restarted from the image; SSH after {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -384,7 +439,7 @@ mod tests {
 
     #[test]
     fn lab_host_names() {
-        for n in ["etcd0", "master2", "worker1", "h00", "h149"] {
+        for n in ["etcd0", "master2", "worker1", "h00", "h149", "mirror"] {
             assert!(looks_like_lab_host(n), "{n}");
         }
         for n in ["h", "etcd", "eth0", "hx1", "web0"] {

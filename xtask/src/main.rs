@@ -11,6 +11,7 @@
 //! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
 //! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
 
+mod bare;
 mod bench;
 mod cgroup;
 mod cli;

@@ -70,6 +70,32 @@ pub(crate) struct HostState {
     pub(crate) group: String,
     /// The nspawn process; None before boot.
     pub(crate) pid: Option<u32>,
+    /// Which image it boots and how it is logged into (absent in older state files: `lab`).
+    #[serde(default)]
+    pub(crate) kind: HostKind,
+}
+
+/// What a host is: a host of the default image, a bare host, or the bare lab's package mirror.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HostKind {
+    /// The default image, everything pre-installed; root logs in.
+    #[default]
+    Lab,
+    /// The bare image (a fresh cloud image's look); `debian` logs in, root cannot.
+    Bare,
+    /// The default image serving the bare image's package mirror; root logs in.
+    Mirror,
+}
+
+impl HostKind {
+    /// The user the lab's own SSH probes log in as.
+    pub(crate) fn login(self) -> &'static str {
+        match self {
+            Self::Bare => crate::bare::USER,
+            Self::Lab | Self::Mirror => "root",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +103,9 @@ pub(crate) struct State {
     pub(crate) topology: String,
     /// The image's recipe hash.
     pub(crate) image: String,
+    /// The bare image's recipe hash, in a bare lab (`lab up --bare`).
+    #[serde(default)]
+    pub(crate) bare_image: Option<String>,
     pub(crate) hosts: Vec<HostState>,
 }
 
@@ -105,10 +134,36 @@ impl State {
         fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
     }
 
+    /// The image a host of `kind` boots in this lab.
+    pub(crate) fn image_dir(&self, kind: HostKind) -> PathBuf {
+        let hash = match kind {
+            HostKind::Bare => self.bare_image.as_deref().unwrap_or(&self.image),
+            HostKind::Lab | HostKind::Mirror => &self.image,
+        };
+        Path::new(crate::image::IMAGES_DIR).join(hash)
+    }
+
     pub(crate) fn host(&self, name: &str) -> Result<&HostState> {
         self.hosts.iter().find(|h| h.name == name).with_context(|| {
             let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
             format!("no host `{name}` in the {} lab (hosts: {})", self.topology, names.join(" "))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_file_of_an_older_xtask_is_a_default_lab() -> Result<()> {
+        let old = r#"{"topology":"ha","image":"b35121a048056c23","hosts":[{"name":"etcd0","addr":"10.77.0.11","group":"etcd","pid":7}]}"#;
+        let state: State = serde_json::from_str(old)?;
+        assert_eq!(state.bare_image, None);
+        assert_eq!(state.hosts[0].kind, HostKind::Lab);
+        assert_eq!(state.hosts[0].kind.login(), "root");
+        assert_eq!(HostKind::Bare.login(), "debian");
+        assert!(state.image_dir(HostKind::Bare).ends_with("b35121a048056c23"));
+        Ok(())
     }
 }

@@ -45,10 +45,21 @@ pub(crate) fn port_open(addr: Ipv4Addr, timeout: Duration) -> bool {
 
 /// Runs `remote` as root on `addr`; stdout, or None on failure or after `limit`.
 pub(crate) fn capture(paths: &Paths, addr: Ipv4Addr, remote: &[&str], limit: Duration) -> Option<String> {
+    capture_as(paths, "root", addr, remote, limit)
+}
+
+/// Runs `remote` as `user` on `addr`; stdout, or None on failure or after `limit`.
+pub(crate) fn capture_as(
+    paths: &Paths,
+    user: &str,
+    addr: Ipv4Addr,
+    remote: &[&str],
+    limit: Duration,
+) -> Option<String> {
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
     // A loaded machine (2 cores shared with every host) can take seconds to accept.
     let connect_timeout = u32::try_from(limit.as_secs().clamp(2, 10)).unwrap_or(10);
-    let mut child = command(paths, "root", addr, connect_timeout, &remote)
+    let mut child = command(paths, user, addr, connect_timeout, &remote)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -64,14 +75,14 @@ pub(crate) fn capture(paths: &Paths, addr: Ipv4Addr, remote: &[&str], limit: Dur
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// True if `addr` accepts the lab key with the known host key.
-pub(crate) fn reachable(paths: &Paths, addr: Ipv4Addr) -> bool {
+/// True if `addr` accepts the lab key for `user` with the known host key.
+pub(crate) fn reachable(paths: &Paths, user: &str, addr: Ipv4Addr) -> bool {
     port_open(addr, Duration::from_millis(500))
-        && capture(paths, addr, &["true"], Duration::from_secs(5)).is_some()
+        && capture_as(paths, user, addr, &["true"], Duration::from_secs(5)).is_some()
 }
 
-/// A host being waited for: name, address, nspawn pid.
-pub(crate) type Waiting<'a> = (&'a str, Ipv4Addr, u32);
+/// A host being waited for: name, address, nspawn pid, login user.
+pub(crate) type Waiting<'a> = (&'a str, Ipv4Addr, u32, &'a str);
 
 /// Waits, in parallel and for at most `limit`, until every host answers SSH. Fails early
 /// when a host's nspawn process dies. Returns each host's time to ready, from `since`.
@@ -84,7 +95,7 @@ pub(crate) fn wait_ready(
     let results: Vec<(String, Result<Duration, String>)> = thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter()
-            .map(|&(_, addr, pid)| {
+            .map(|&(_, addr, pid, user)| {
                 s.spawn(move || {
                     for _ in 0..10_000 {
                         if since.elapsed() > limit {
@@ -94,7 +105,7 @@ pub(crate) fn wait_ready(
                             return Err("its nspawn process exited".to_owned());
                         }
                         if port_open(addr, Duration::from_millis(200)) {
-                            if capture(paths, addr, &["true"], Duration::from_secs(5)).is_some() {
+                            if capture_as(paths, user, addr, &["true"], Duration::from_secs(5)).is_some() {
                                 return Ok(since.elapsed());
                             }
                         } else {
@@ -108,7 +119,7 @@ pub(crate) fn wait_ready(
         hosts
             .iter()
             .zip(handles)
-            .map(|((name, _, _), h)| {
+            .map(|((name, _, _, _), h)| {
                 let r = h.join().unwrap_or_else(|_| Err("probe thread panicked".to_owned()));
                 ((*name).to_owned(), r)
             })

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab
 //! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
-//! against it; the lab always comes down afterwards.
+//! against it (all but the bare lab's tests); then a bare lab of two hosts and its package
+//! mirror (`lab up --topology 2 --bare`) for `bare_lab::`. The lab always comes down afterwards.
 //!
 //! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
 //! `cargo test` lists them as ignored; here `--include-ignored` runs them, with the lab's
@@ -58,7 +59,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     selftest::run(paths)?;
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE))?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
     }
     // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
     let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
@@ -70,32 +71,53 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         Some(at) => (&cargo_args[..at], &cargo_args[at + 1..]),
         None => (cargo_args, &[][..]),
     };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
-        .current_dir(paths.workspace_root())
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(cargo_args)
-        .args(["--", "--include-ignored"])
-        .args(test_args)
-        .env("ENGINE_LAB_INVENTORY", paths.inventory())
-        .env("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory())
-        .env("ENGINE_LAB_REQUIRED", "1")
-        .env("ENGINE_ANSIBLE_INVENTORY", venv.join("ansible-inventory"))
-        .env("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string())
-        .env("ENGINE_SSH_TEST_USER", "root")
-        .env("ENGINE_SSH_TEST_KEY", paths.key())
-        .env("ENGINE_SSH_TEST_KNOWN_HOSTS", paths.known_hosts())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run cargo test")?;
-    // Both streams go on to the terminal as they come, and into `lines`, in the order read.
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let stdout = child.stdout.take().map(|out| tee(out, std::io::stdout(), Arc::clone(&lines)));
-    let stderr = child.stderr.take().map(|err| tee(err, std::io::stderr(), Arc::clone(&lines)));
-    let status = child.wait().context("cannot run cargo test")?;
-    for thread in stdout.into_iter().chain(stderr) {
-        let _ = thread.join();
+    // The bare lab's tests run in a second phase, on a lab of their own.
+    let mut main_args: Vec<OsString> = vec!["--include-ignored".into(), "--skip".into(), BARE_TESTS.into()];
+    main_args.extend(test_args.iter().cloned());
+    let env = vec![
+        ("ENGINE_LAB_INVENTORY", paths.inventory().into_os_string()),
+        ("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory().into_os_string()),
+        ("ENGINE_LAB_REQUIRED", "1".into()),
+        ("ENGINE_ANSIBLE_INVENTORY", venv.join("ansible-inventory").into_os_string()),
+        ("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string().into()),
+        ("ENGINE_SSH_TEST_USER", "root".into()),
+        ("ENGINE_SSH_TEST_KEY", paths.key().into_os_string()),
+        ("ENGINE_SSH_TEST_KNOWN_HOSTS", paths.known_hosts().into_os_string()),
+    ];
+    let mut status = cargo_test(
+        paths,
+        &["--workspace".into(), "--no-fail-fast".into()],
+        cargo_args,
+        &main_args,
+        &env,
+        &lines,
+    )?;
+    // Phase two: the bare lab (hosts like a fresh cloud image, and the package mirror), when the
+    // selection asks for its tests (all tests do).
+    let wants_bare = test_args.iter().all(|a| a.to_string_lossy().starts_with('-'))
+        || test_args.iter().any(|a| BARE_TESTS.starts_with(&*a.to_string_lossy()));
+    if wants_bare {
+        {
+            let _lock = lab::lock()?;
+            lab::up_locked(paths, Topology::Nodes(BARE_HOSTS), true)?;
+        }
+        let bare_args: Vec<OsString> = vec!["--include-ignored".into(), BARE_TESTS.into()];
+        let env = vec![
+            ("ENGINE_LAB_BARE_INVENTORY", paths.inventory().into_os_string()),
+            ("ENGINE_LAB_REQUIRED", "1".into()),
+        ];
+        let bare = cargo_test(
+            paths,
+            &["-p".into(), "engine".into(), "--test".into(), "main".into()],
+            cargo_args,
+            &bare_args,
+            &env,
+            &lines,
+        )?;
+        if status.success() {
+            status = bare;
+        }
     }
     println!("test: cargo test finished: {status}");
     let lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,6 +142,43 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// The bare lab's tests (tests/bare_lab.rs), run on a bare lab of [`BARE_HOSTS`] hosts after
+/// the rest.
+const BARE_TESTS: &str = "bare_lab::";
+const BARE_HOSTS: u16 = 2;
+
+/// Runs `cargo test SELECT CARGO_ARGS -- TEST_ARGS` in the workspace with `env`, its output
+/// going on to the terminal as it comes and into `lines`.
+fn cargo_test(
+    paths: &Paths,
+    select: &[OsString],
+    cargo_args: &[OsString],
+    test_args: &[OsString],
+    env: &[(&str, OsString)],
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> Result<std::process::ExitStatus> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .current_dir(paths.workspace_root())
+        .arg("test")
+        .args(select)
+        .args(cargo_args)
+        .arg("--")
+        .args(test_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let stdout = child.stdout.take().map(|out| tee(out, std::io::stdout(), Arc::clone(lines)));
+    let stderr = child.stderr.take().map(|err| tee(err, std::io::stderr(), Arc::clone(lines)));
+    let status = child.wait().context("cannot run cargo test")?;
+    for thread in stdout.into_iter().chain(stderr) {
+        let _ = thread.join();
+    }
+    Ok(status)
 }
 
 /// Copies `from` to `to` line by line, keeping each line (lossily decoded) in `lines`.

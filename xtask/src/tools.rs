@@ -12,6 +12,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("systemd-container", "systemd-nspawn"),
     ("openssh-client", "ssh-keygen"),
     ("iproute2", "ip"),
+    // The bare lab's package mirror: indexed by apt-ftparchive, signed by the lab key.
+    ("apt-utils", "apt-ftparchive"),
+    ("gpg", "gpg"),
     // Not for the lab itself: `engine graph --format svg` and the DOT tests render with it.
     ("graphviz", "dot"),
     // Not for the lab itself: the certgen parity test compares against cfssl (tests/certgen.rs).

@@ -1,0 +1,345 @@
+//! The bare lab (`cargo xtask lab up --bare`): hosts that look like a fresh Debian 12 cloud
+//! image, and `mirror` (10.77.0.2), the only place their apt can reach.
+//!
+//! ```text
+//! /var/cache/engine-lab/
+//!   images/<bare hash>/          the bare image (bare-tweak.sh), booted by every bare host
+//!   images/<bare hash>.mirror/   what `mirror` serves (bound at /var/www/html):
+//!     debian/pool/main/*.deb     real Debian packages, downloaded once, when the bare image is built
+//!     debian/dists/bookworm/     Packages, Release, InRelease, Release.gpg (apt-ftparchive, gpg)
+//!     etcd/vX.Y.Z/               the guide's etcd release tarball, made from Debian's etcd
+//!                                binaries (a stand-in, and it says so), with SHA256SUMS
+//!   mirror-key/gnupg/            the lab's signing key (generated once, never leaves the machine)
+//!   mirror-key/engine-lab-mirror.gpg   its public half, bind-mounted into every bare host at
+//!                                /etc/apt/keyrings/engine-lab-mirror.gpg (the sources' Signed-By)
+//! ```
+//!
+//! `mirror` boots the default image (it has nginx-light) with the mirror directory bound
+//! read-only at /var/www/html; `lab up` starts nginx there once SSH answers.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::image::{IMAGES_DIR, Recipe, SUITE};
+use crate::{cmd, image};
+
+pub(crate) const MIRROR_NAME: &str = "mirror";
+pub(crate) const MIRROR_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// Where the bare hosts' sources point (bare-tweak.sh writes it).
+pub(crate) const MIRROR_URL: &str = "http://10.77.0.2/debian";
+/// The login user of a bare host.
+pub(crate) const USER: &str = "debian";
+const KEY_DIR: &str = "/var/cache/engine-lab/mirror-key";
+const KEY_UID: &str = "engine lab mirror (lab only, never shipped) <mirror@engine-lab.invalid>";
+/// Written beside `dists/` with the fingerprint that signed it: a new key re-signs.
+const SIGNED_BY: &str = ".signed-by";
+
+/// What a fresh Debian 12 cloud image has, on top of `--variant=minbase`. No python, no curl.
+const PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "iproute2",
+    "ca-certificates",
+    "sudo",
+    "procps",
+    // Resolves the host's own name (sudo warns without it), as cloud-init's /etc/hosts does.
+    "libnss-myhostname",
+];
+
+pub(crate) const RECIPE: Recipe =
+    Recipe { packages: PACKAGES, script: include_str!("bare-tweak.sh"), finish: move_pool_out };
+
+/// The package mirror of the bare image with hash `hash`.
+pub(crate) fn repo_dir(hash: &str) -> PathBuf {
+    Path::new(IMAGES_DIR).join(format!("{hash}.mirror"))
+}
+
+/// The public half of the lab key (a binary keyring, as apt's Signed-By wants it).
+pub(crate) fn public_key() -> PathBuf {
+    Path::new(KEY_DIR).join("engine-lab-mirror.gpg")
+}
+
+fn gnupg_home() -> PathBuf {
+    Path::new(KEY_DIR).join("gnupg")
+}
+
+/// The bare image and its mirror, built if needed, the mirror indexed and signed by the lab key.
+/// Returns the image directory and the mirror directory.
+pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
+    let (image, built) = image::ensure_recipe(&RECIPE)?;
+    let hash = RECIPE.hash();
+    match built {
+        Some(t) => println!("lab: bare image {hash} built in {:.1} s", t.as_secs_f64()),
+        None => println!("lab: bare image {hash} cached ({})", image.display()),
+    }
+    let repo = repo_dir(&hash);
+    if !repo.join("debian/pool/main").is_dir() {
+        bail!(
+            "the bare image {hash} has no package mirror at {}; remove {} to rebuild both",
+            repo.display(),
+            image.display()
+        );
+    }
+    // gpg starts an agent for the key home (listing a secret key is enough); it is ours, and it
+    // goes when we are done, whatever happened.
+    let published = ensure_key().and_then(|fingerprint| publish(&repo.join("debian"), &fingerprint));
+    stop_agent(&gnupg_home());
+    published?;
+    etcd_release(&repo)?;
+    Ok((image, repo))
+}
+
+/// `Recipe::finish` of the bare image: the packages its script downloaded into
+/// `/engine-lab-pool` leave the tree for `<hash>.mirror/debian/pool/main/`.
+fn move_pool_out(tree: &Path, hash: &str) -> Result<()> {
+    let from = tree.join("engine-lab-pool");
+    let tmp = Path::new(IMAGES_DIR).join(format!(".tmp-{hash}-{}.mirror", std::process::id()));
+    let pool = tmp.join("debian/pool/main");
+    fs::create_dir_all(&pool).with_context(|| format!("cannot create {}", pool.display()))?;
+    let mut count = 0;
+    for entry in fs::read_dir(&from).with_context(|| format!("cannot list {}", from.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else { continue };
+        fs::rename(&path, pool.join(name)).with_context(|| format!("cannot move {}", path.display()))?;
+        count += 1;
+    }
+    fs::remove_dir(&from).with_context(|| format!("cannot remove {}", from.display()))?;
+    if count == 0 {
+        bail!("the bare image's script downloaded no packages for the mirror");
+    }
+    let dest = repo_dir(hash);
+    if dest.exists() {
+        fs::remove_dir_all(&dest).with_context(|| format!("cannot remove {}", dest.display()))?;
+    }
+    fs::rename(&tmp, &dest)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
+    println!("lab: package mirror {}: {count} packages", dest.display());
+    Ok(())
+}
+
+/// The lab key's fingerprint, generating the key the first time.
+fn ensure_key() -> Result<String> {
+    let home = gnupg_home();
+    if let Some(fpr) = fingerprint(&home) {
+        if public_key().exists() {
+            return Ok(fpr);
+        }
+    } else {
+        fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700))?;
+        eprintln!("lab: generating the lab mirror's signing key in {}", home.display());
+        cmd::run(gpg(&home).args(["--quick-generate-key", KEY_UID, "ed25519", "sign", "never"]))?;
+    }
+    let fpr = fingerprint(&home).context("gpg made no key")?;
+    let public = public_key();
+    let tmp = public.with_extension("gpg.tmp");
+    cmd::run(gpg(&home).arg("--output").arg(&tmp).args(["--export", "--", &fpr]))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;
+    fs::rename(&tmp, &public).with_context(|| format!("cannot write {}", public.display()))?;
+    Ok(fpr)
+}
+
+/// `gpg` on the lab's key home, never asking anything (the key has no passphrase: it is a lab key).
+fn gpg(home: &Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.arg("--homedir").arg(home).args([
+        "--batch",
+        "--yes",
+        "--quiet",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
+    c
+}
+
+/// Stops the agent gpg started for the key home, if it runs.
+fn stop_agent(home: &Path) {
+    cmd::run(Command::new("gpgconf").arg("--homedir").arg(home).args(["--kill", "gpg-agent"])).ok();
+}
+
+fn fingerprint(home: &Path) -> Option<String> {
+    if !home.is_dir() {
+        return None;
+    }
+    let out = cmd::output(Command::new("gpg").arg("--homedir").arg(home).args([
+        "--batch",
+        "--with-colons",
+        "--list-secret-keys",
+    ]))
+    .ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .and_then(|rest| rest.split(':').find(|f| !f.is_empty()).map(str::to_owned))
+}
+
+/// Indexes the mirror (`apt-ftparchive`) and signs its Release (InRelease, Release.gpg) with
+/// the lab key, unless this key already signed it.
+fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
+    let marker = repo.join(SIGNED_BY);
+    if fs::read_to_string(&marker).is_ok_and(|f| f.trim() == fingerprint) {
+        return Ok(());
+    }
+    let dists = repo.join("dists").join(SUITE);
+    let binary = dists.join("main/binary-amd64");
+    fs::create_dir_all(&binary).with_context(|| format!("cannot create {}", binary.display()))?;
+    let packages =
+        cmd::output(Command::new("apt-ftparchive").current_dir(repo).args(["packages", "pool/main"]))?;
+    fs::write(binary.join("Packages"), &packages)?;
+    cmd::run(Command::new("gzip").args(["-9", "-k", "-f", "-n"]).arg(binary.join("Packages")))?;
+    let release = cmd::output(
+        Command::new("apt-ftparchive")
+            .current_dir(&dists)
+            .args(["-o", "APT::FTPArchive::Release::Origin=engine-lab"])
+            .args(["-o", "APT::FTPArchive::Release::Label=engine-lab"])
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Suite={SUITE}"))
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Codename={SUITE}"))
+            .args(["-o", "APT::FTPArchive::Release::Architectures=amd64"])
+            .args(["-o", "APT::FTPArchive::Release::Components=main"])
+            .args(["-o", "APT::FTPArchive::Release::Description=engine lab mirror (Debian packages, signed by the lab key)"])
+            .args(["release", "."]),
+    )?;
+    let release_file = dists.join("Release");
+    fs::write(&release_file, release)?;
+    let home = gnupg_home();
+    cmd::run(
+        gpg(&home)
+            .args(["--local-user", fingerprint, "--clearsign", "--output"])
+            .arg(dists.join("InRelease"))
+            .arg(&release_file),
+    )?;
+    cmd::run(
+        gpg(&home)
+            .args(["--local-user", fingerprint, "--armor", "--detach-sign", "--output"])
+            .arg(dists.join("Release.gpg"))
+            .arg(&release_file),
+    )?;
+    fs::write(&marker, format!("{fingerprint}\n"))?;
+    println!("lab: package mirror indexed and signed by the lab key {fingerprint}");
+    Ok(())
+}
+
+/// The etcd version of the mirror's `etcd-server` package (its upstream part, `3.4.23`).
+fn etcd_version(pool: &Path) -> Result<(String, PathBuf, PathBuf)> {
+    let mut server = None;
+    let mut client = None;
+    for entry in fs::read_dir(pool).with_context(|| format!("cannot list {}", pool.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with("etcd-server_") {
+            server = Some(path);
+        } else if name.starts_with("etcd-client_") {
+            client = Some(path);
+        }
+    }
+    let (Some(server), Some(client)) = (server, client) else {
+        bail!("the mirror's pool {} has no etcd-server or etcd-client package", pool.display());
+    };
+    let version = cmd::output(Command::new("dpkg-deb").arg("-f").arg(&server).arg("Version"))?;
+    Ok((upstream_version(&version).to_owned(), server, client))
+}
+
+/// `3.4.23-4+b4` -> `3.4.23`; `1:2.0-1` -> `2.0`.
+fn upstream_version(debian: &str) -> &str {
+    let v = debian.trim();
+    let v = v.split_once(':').map_or(v, |(_, rest)| rest);
+    v.rsplit_once('-').map_or(v, |(upstream, _)| upstream)
+}
+
+/// The guide's etcd install route needs `etcd-vX.Y.Z-linux-amd64.tar.gz` and its `SHA256SUMS`,
+/// laid out as on etcd's release page (`etcd/vX.Y.Z/`). Made once from Debian's etcd binaries
+/// (etcd, etcdctl) in the pool, reproducibly (sorted, owner 0, mtime 0, gzip -n).
+fn etcd_release(repo: &Path) -> Result<()> {
+    let (version, server, client) = etcd_version(&repo.join("debian/pool/main"))?;
+    let dir = repo.join("etcd").join(format!("v{version}"));
+    let name = format!("etcd-v{version}-linux-amd64");
+    let tarball = format!("{name}.tar.gz");
+    if dir.join("SHA256SUMS").exists() {
+        return Ok(());
+    }
+    let work = Path::new(IMAGES_DIR).join(format!(".tmp-etcd-{}", std::process::id()));
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    let top = work.join(&name);
+    fs::create_dir_all(&top).with_context(|| format!("cannot create {}", top.display()))?;
+    for (deb, program) in [(&server, "etcd"), (&client, "etcdctl")] {
+        let unpacked = work.join(format!("deb-{program}"));
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked))?;
+        fs::rename(unpacked.join("usr/bin").join(program), top.join(program))?;
+        fs::remove_dir_all(&unpacked)?;
+    }
+    fs::write(
+        top.join("README-engine-lab.md"),
+        format!(
+            "# etcd v{version} (engine lab stand-in)\n\nA stand-in for etcd's release tarball, made by the engine lab \
+             from Debian's etcd-server and etcd-client {version} binaries, for playbooks that follow the \
+             guide's install route. Not an etcd release.\n"
+        ),
+    )?;
+    let out = work.join("out");
+    fs::create_dir_all(&out)?;
+    cmd::run(
+        Command::new("tar")
+            .current_dir(&work)
+            .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0"])
+            .args(["-I", "gzip -n", "-cf"])
+            .arg(out.join(&tarball))
+            .arg("--")
+            .arg(&name),
+    )?;
+    let sum = cmd::output(Command::new("sha256sum").current_dir(&out).arg("--").arg(&tarball))?;
+    fs::write(out.join("SHA256SUMS"), sum)?;
+    fs::create_dir_all(dir.parent().unwrap_or(repo))?;
+    fs::rename(&out, &dir)
+        .with_context(|| format!("cannot rename {} to {}", out.display(), dir.display()))?;
+    fs::remove_dir_all(&work)?;
+    println!("lab: etcd release stand-in {}", dir.join(&tarball).display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_versions() {
+        assert_eq!(upstream_version("3.4.23-4+b4\n"), "3.4.23");
+        assert_eq!(upstream_version("1:2.0-1"), "2.0");
+        assert_eq!(upstream_version("2.0"), "2.0");
+        assert_eq!(upstream_version("1.2-3-4"), "1.2-3");
+    }
+
+    #[test]
+    fn the_bare_image_has_nothing_the_playbooks_install() {
+        for p in ["etcd-server", "etcd-client", "keepalived", "containerd", "curl", "python3", "nginx-light"]
+        {
+            assert!(!PACKAGES.contains(&p), "{p}");
+        }
+        for p in ["systemd", "openssh-server", "sudo", "iproute2", "ca-certificates"] {
+            assert!(PACKAGES.contains(&p), "{p}");
+        }
+        assert_ne!(RECIPE.hash(), image::current_hash());
+    }
+
+    #[test]
+    fn the_bare_script_locks_root_out_and_points_apt_at_the_signed_mirror() {
+        let script = RECIPE.script;
+        assert!(script.contains("\nPermitRootLogin no\n"));
+        assert!(script.contains("debian ALL=(ALL) NOPASSWD:ALL"));
+        assert!(script.contains(&format!("URIs: {MIRROR_URL}\n")));
+        assert!(script.contains("Signed-By: /etc/apt/keyrings/engine-lab-mirror.gpg\n"));
+        assert!(!script.contains("trusted=yes"));
+        assert_eq!(MIRROR_URL, format!("http://{MIRROR_ADDR}/debian"));
+    }
+}
