@@ -218,13 +218,9 @@ impl Module for Block {
     async fn plan(&self, cx: &Context<'_>) -> Result<Plan, ModuleError> {
         let args = &self.args;
         let path = args.path.as_str();
-        let (current, text) = match text::read_text(cx.host, path).await? {
-            Some((stat, text)) => (Some(stat), text),
-            None if args.state == BlockState::Absent => return Ok(with_path(Plan::unchanged(), path)),
-            None if !args.create => {
-                return Err(ModuleError::Refused(format!("{path} does not exist (create: true creates it)")));
-            }
-            None => (None, String::new()),
+        let absent = args.state == BlockState::Absent;
+        let Some((current, text)) = text::read_for_edit(cx.host, path, absent, args.create).await? else {
+            return Ok(with_path(Plan::unchanged(), path));
         };
         let mut lines = Lines::parse(&text);
         let Some(what) = args.edit(&mut lines, path)? else {

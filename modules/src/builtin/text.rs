@@ -155,6 +155,25 @@ pub(crate) async fn read_text(
     Ok(Some((stat, text)))
 }
 
+/// The file `line` and `block` edit: its state (`None` when it is to be created) and text.
+/// `Ok(None)` when it is missing and `absent` is wanted (nothing to do); a missing file is
+/// otherwise refused unless `create`.
+pub(crate) async fn read_for_edit(
+    host: &dyn Host,
+    path: &str,
+    absent: bool,
+    create: bool,
+) -> Result<Option<(Option<FileStat>, String)>, ModuleError> {
+    match read_text(host, path).await? {
+        Some((stat, text)) => Ok(Some((Some(stat), text))),
+        None if absent => Ok(None),
+        None if !create => {
+            Err(ModuleError::Refused(format!("{path} does not exist (create: true creates it)")))
+        }
+        None => Ok(Some((None, String::new()))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
