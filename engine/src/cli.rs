@@ -276,6 +276,7 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         }
         Command::Inventory(args) => {
             let inventory = Inventory::load_all(&args.inventory, args.playbook_dir.as_deref())?;
+            warn_unused_keys(&inventory);
             let text = if args.graph {
                 inventory.graph_text()
             } else if let Some(name) = &args.host {
@@ -301,6 +302,13 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
     }
 }
 
+/// One line per `ansible_*` variable engine does not read, on stderr.
+fn warn_unused_keys(inventory: &Inventory) {
+    for unused in inventory.unused_keys() {
+        eprintln!("warning: {unused}");
+    }
+}
+
 fn json_text(value: &serde_json::Value) -> String {
     format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
 }
@@ -311,6 +319,7 @@ fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
         return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
     };
     let inventory = Inventory::load_all(&args.inventory, playbook.parent())?;
+    warn_unused_keys(&inventory);
     let mut extra_vars = Vars::new();
     for (k, v) in &args.extra_vars {
         extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));

@@ -1,4 +1,5 @@
-//! Turning inventory hosts into SSH targets for a run.
+//! Turning inventory hosts into targets for a run: SSH, or the controller itself for a host
+//! with `ansible_connection: local`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use async_trait::async_trait;
 use contract::HostError;
 
 use crate::error::Error;
-use crate::inventory::InventoryError;
+use crate::inventory::{InventoryError, Transport};
 use crate::plan::Plan;
 use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
 use contract::Target;
+use contract::local::LocalHost;
 
 /// Connection settings that come from the command line rather than the inventory.
 #[derive(Debug, Clone)]
@@ -71,7 +73,31 @@ impl Target for Unusable {
     }
 }
 
-/// One SSH target per inventory host. Nothing connects yet.
+/// A host with `ansible_connection: local`: its commands run on the controller, through the
+/// local `sh`, as the user running engine (become is refused for it at connection time).
+#[derive(Debug)]
+struct Local(LocalHost);
+
+#[async_trait]
+impl contract::Host for Local {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn exec(&self, exec: contract::Exec) -> Result<contract::ExecOutput, HostError> {
+        self.0.exec(exec).await
+    }
+}
+
+#[async_trait]
+impl Target for Local {
+    async fn connect(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+/// One target per inventory host: SSH, or the controller for `ansible_connection: local`.
+/// Nothing connects yet.
 pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String, Arc<dyn Target>>, Error> {
     let mut targets: HashMap<String, Arc<dyn Target>> = HashMap::new();
     let mut problems = Vec::new();
@@ -81,6 +107,9 @@ pub fn ssh_targets(plan: &Plan, defaults: &SshDefaults) -> Result<HashMap<String
     for host in plan.inventory().hosts() {
         let name = host.name.clone();
         match host.connection() {
+            Ok(c) if c.transport == Transport::Local => {
+                targets.insert(name.clone(), Arc::new(Local(LocalHost::new(name))));
+            }
             Ok(c) => {
                 let mut config = SshConfig::new(c.address, c.user);
                 config.port = c.port;

@@ -1,4 +1,5 @@
-//! How to reach a host, from Ansible's connection variables.
+//! How to reach a host, from Ansible's connection variables, and which `ansible_*` variables
+//! engine reads at all ([`READ_KEYS`]; any other is reported by [`UnusedKey`]).
 
 use std::path::PathBuf;
 
@@ -6,13 +7,76 @@ use serde_json::Value;
 
 use super::Vars;
 
+/// Every `ansible_*` variable engine reads, honoured or refused with a reason (docs/inventory.md
+/// lists them). Any other `ansible_*` variable is reported once per load as an [`UnusedKey`].
+pub const READ_KEYS: [&str; 16] = [
+    "ansible_connection",
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_become_method",
+    // Refused when set: become is `sudo -n`, it takes no password (yet).
+    "ansible_become_password",
+    "ansible_become_pass",
+    "ansible_sudo_pass",
+    "ansible_sudo_password",
+];
+
+/// An `ansible_*` variable engine does not read, set on `hosts` hosts: a warning, given once per
+/// name per load (`inventory: KEY is not used by engine (set on N hosts)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusedKey {
+    pub key: String,
+    pub hosts: usize,
+}
+
+impl std::fmt::Display for UnusedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.hosts == 1 { "" } else { "s" };
+        write!(f, "inventory: {} is not used by engine (set on {} host{plural})", self.key, self.hosts)
+    }
+}
+
+/// How engine reaches a host (`ansible_connection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// engine's own SSH client (`ssh`, the default; Ansible's `smart` and `paramiko` are SSH too).
+    Ssh,
+    /// The controller itself: commands run through the local `sh` (`local`).
+    Local,
+}
+
+impl Transport {
+    /// The host's `ansible_connection`; a value engine cannot honour is refused with the host.
+    pub(super) fn from_vars(name: &str, vars: &Vars) -> Result<Self, String> {
+        match vars.get("ansible_connection") {
+            None | Some(Value::Null) => Ok(Self::Ssh),
+            Some(Value::String(s)) if matches!(s.as_str(), "ssh" | "smart" | "paramiko") => Ok(Self::Ssh),
+            Some(Value::String(s)) if s == "local" => Ok(Self::Local),
+            Some(other) => Err(format!(
+                "host {name}: ansible_connection {other} is not supported; engine connects with \"ssh\" \
+                 (also \"smart\" or \"paramiko\") or \"local\""
+            )),
+        }
+    }
+}
+
 /// Connection settings read from a host's variables.
 ///
-/// Reads `ansible_host`, `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
-/// `engine_known_hosts`, and, for inventories written for Ansible, `-o UserKnownHostsFile=`
-/// inside `ansible_ssh_common_args`.
+/// Reads `ansible_connection`, `ansible_host`, `ansible_port`, `ansible_user` (or their legacy
+/// `ansible_ssh_*` names; the new name wins when both are set, as in ansible-core),
+/// `ansible_ssh_private_key_file`, `engine_known_hosts`, and, for inventories written for
+/// Ansible, `-o UserKnownHostsFile=` inside `ansible_ssh_common_args`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
+    pub transport: Transport,
     pub address: String,
     pub port: u16,
     pub user: String,
@@ -32,13 +96,32 @@ impl Connection {
                 Some(other) => Err(format!("host {name}: {key} must be a string, found {other}")),
             }
         };
-        let port =
-            match text("ansible_port")? {
-                None => 22,
-                Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                    format!("host {name}: ansible_port {p:?} is not a port number (1-65535)")
-                })?,
-            };
+        // The new name first, then the legacy one (ansible-core takes the first one set).
+        let either = |new: &str, legacy: &str| -> Result<Option<(String, String)>, String> {
+            Ok(match text(new)? {
+                Some(v) => Some((new.to_owned(), v)),
+                None => text(legacy)?.map(|v| (legacy.to_owned(), v)),
+            })
+        };
+        let transport = Transport::from_vars(name, vars)?;
+        let port = match either("ansible_port", "ansible_ssh_port")? {
+            None => 22,
+            Some((key, p)) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("host {name}: {key} {p:?} is not a port number (1-65535)"))?,
+        };
+        for key in
+            ["ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password"]
+        {
+            if vars.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(format!(
+                    "host {name}: {key} is not supported yet: become runs `sudo -n`, so the user \
+                     needs sudo without a password"
+                ));
+            }
+        }
         let known_hosts = match text("engine_known_hosts")? {
             Some(path) => Some(expand_home(&path)),
             None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
@@ -58,18 +141,25 @@ impl Connection {
             && method != "sudo"
         {
             return Err(format!(
-                "host {name}: ansible_become_method {method:?} is not supported; only sudo is"
+                "host {name}: ansible_become_method {method:?} is not supported yet; only sudo is"
             ));
         }
         let become_user = become_on
             .then(|| text("ansible_become_user"))
             .transpose()?
             .map(|u| u.unwrap_or_else(|| "root".into()));
+        if transport == Transport::Local && become_user.is_some() {
+            return Err(format!(
+                "host {name}: ansible_become with ansible_connection \"local\" is not supported yet \
+                 (engine runs no sudo on the controller)"
+            ));
+        }
         Ok(Self {
+            transport,
             become_user,
-            address: text("ansible_host")?.unwrap_or_else(|| name.to_owned()),
+            address: either("ansible_host", "ansible_ssh_host")?.map_or_else(|| name.to_owned(), |(_, v)| v),
             port,
-            user: text("ansible_user")?.unwrap_or_else(|| "root".to_owned()),
+            user: either("ansible_user", "ansible_ssh_user")?.map_or_else(|| "root".to_owned(), |(_, v)| v),
             key_file: text("ansible_ssh_private_key_file")?.map(|p| expand_home(&p)),
             known_hosts,
         })

@@ -22,7 +22,7 @@ mod vars_files;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use connection::Connection;
+pub use connection::{Connection, READ_KEYS, Transport, UnusedKey};
 pub use error::InventoryError;
 use serde_json::Value;
 
@@ -57,6 +57,8 @@ pub struct Inventory {
     groups: BTreeMap<String, Vec<String>>,
     /// Group name -> (its direct hosts, its child groups), for `engine inventory`.
     tree: model::Tree,
+    /// The `ansible_*` variables engine does not read, each once, sorted by name.
+    unused_keys: Vec<UnusedKey>,
 }
 
 /// Extensions a folder source skips (Ansible's `INVENTORY_IGNORE_EXTS` as of ansible-core 2.19:
@@ -104,10 +106,7 @@ impl Inventory {
             vars_files::load(dir, &groups, &hosts, &mut beside_playbook)?;
         }
         let path = sources.first().cloned().unwrap_or_default();
-        let (hosts, groups, tree) = raw
-            .resolve(&beside_inventory, &beside_playbook)
-            .map_err(|message| InventoryError::Invalid { path: path.clone(), line: None, message })?;
-        Ok(Self { path, hosts, groups, tree })
+        Self::finish(raw, &beside_inventory, &beside_playbook, path)
     }
 
     /// Parses inventory text (INI, or YAML for a `.yml`/`.yaml`/`.json` path); `path` is used
@@ -115,10 +114,42 @@ impl Inventory {
     pub fn parse(text: &str, path: &Path) -> Result<Self, InventoryError> {
         let mut raw = model::Raw::default();
         parse_source(text, path, &mut raw)?;
-        let (hosts, groups, tree) = raw
-            .resolve(&model::SideVars::default(), &model::SideVars::default())
-            .map_err(|message| InventoryError::Invalid { path: path.to_owned(), line: None, message })?;
-        Ok(Self { path: path.to_owned(), hosts, groups, tree })
+        let none = model::SideVars::default();
+        Self::finish(raw, &none, &none, path.to_owned())
+    }
+
+    /// Merges the variables, refuses an `ansible_connection` engine cannot honour (every host
+    /// at once), and notes the `ansible_*` variables it does not read.
+    fn finish(
+        raw: model::Raw,
+        beside_inventory: &model::SideVars,
+        beside_playbook: &model::SideVars,
+        path: PathBuf,
+    ) -> Result<Self, InventoryError> {
+        let invalid = |message| InventoryError::Invalid { path: path.clone(), line: None, message };
+        let (hosts, groups, tree) = raw.resolve(beside_inventory, beside_playbook).map_err(invalid)?;
+        let refused: Vec<String> =
+            hosts.iter().filter_map(|h| Transport::from_vars(&h.name, &h.vars).err()).collect();
+        if !refused.is_empty() {
+            return Err(invalid(refused.join("; ")));
+        }
+        let mut unused: BTreeMap<&str, usize> = BTreeMap::new();
+        for host in &hosts {
+            for key in host.vars.keys().filter(|k| k.starts_with("ansible_")) {
+                if !READ_KEYS.contains(&key.as_str()) {
+                    *unused.entry(key).or_default() += 1;
+                }
+            }
+        }
+        let unused_keys =
+            unused.into_iter().map(|(key, hosts)| UnusedKey { key: key.to_owned(), hosts }).collect();
+        Ok(Self { path, hosts, groups, tree, unused_keys })
+    }
+
+    /// The `ansible_*` variables engine does not read, each once with the number of hosts that
+    /// have it, sorted by name: warnings for the binary to show.
+    pub fn unused_keys(&self) -> &[UnusedKey] {
+        &self.unused_keys
     }
 
     /// All hosts, in file order.

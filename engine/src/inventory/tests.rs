@@ -300,3 +300,92 @@ ansible_user=deploy
         assert_eq!(ours.join(" "), ansible, "{pattern}");
     }
 }
+
+fn connection(yaml_host: &str) -> Result<Connection, String> {
+    let text = format!("all:\n  hosts:\n    h: {yaml_host}\n");
+    Inventory::parse(&text, Path::new("inv.yml")).unwrap().host("h").unwrap().connection()
+}
+
+#[test]
+fn ansible_connection_local_runs_on_the_controller_and_ssh_names_are_ssh() {
+    assert_eq!(connection("{ansible_connection: local}").unwrap().transport, Transport::Local);
+    for ssh in
+        ["{}", "{ansible_connection: ssh}", "{ansible_connection: smart}", "{ansible_connection: paramiko}"]
+    {
+        assert_eq!(connection(ssh).unwrap().transport, Transport::Ssh, "{ssh}");
+    }
+}
+
+#[test]
+fn an_unsupported_ansible_connection_is_refused_at_load_naming_file_host_and_value() {
+    let err = Inventory::parse(
+        "all:\n  hosts:\n    w: {ansible_connection: winrm}\n    d:\n",
+        Path::new("inv.yml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "inventory inv.yml: host w: ansible_connection \"winrm\" is not supported; engine connects \
+         with \"ssh\" (also \"smart\" or \"paramiko\") or \"local\""
+    );
+}
+
+#[test]
+fn legacy_ssh_names_are_read_and_the_new_name_wins() {
+    let legacy =
+        connection("{ansible_ssh_host: 10.0.0.1, ansible_ssh_port: 2222, ansible_ssh_user: ops}").unwrap();
+    assert_eq!((legacy.address.as_str(), legacy.port, legacy.user.as_str()), ("10.0.0.1", 2222, "ops"));
+    let both = connection(
+        "{ansible_host: 10.0.0.2, ansible_ssh_host: 10.0.0.1, ansible_port: 22, ansible_ssh_port: 2222, \
+         ansible_user: deploy, ansible_ssh_user: ops}",
+    )
+    .unwrap();
+    assert_eq!((both.address.as_str(), both.port, both.user.as_str()), ("10.0.0.2", 22, "deploy"));
+    let err = connection("{ansible_ssh_port: 0}").unwrap_err();
+    assert_eq!(err, "host h: ansible_ssh_port \"0\" is not a port number (1-65535)");
+}
+
+#[test]
+fn become_password_other_methods_and_become_on_a_local_host_are_refused_not_ignored() {
+    assert_eq!(
+        connection("{ansible_become: true, ansible_become_password: s3cret}").unwrap_err(),
+        "host h: ansible_become_password is not supported yet: become runs `sudo -n`, so the user needs \
+         sudo without a password"
+    );
+    assert!(connection("{ansible_become_pass: s3cret}").unwrap_err().contains("ansible_become_pass is not"));
+    assert_eq!(
+        connection("{ansible_become: true, ansible_become_method: doas}").unwrap_err(),
+        "host h: ansible_become_method \"doas\" is not supported yet; only sudo is"
+    );
+    assert_eq!(
+        connection("{ansible_become: true, ansible_become_method: sudo}").unwrap().become_user.unwrap(),
+        "root"
+    );
+    assert_eq!(
+        connection("{ansible_connection: local, ansible_become: true}").unwrap_err(),
+        "host h: ansible_become with ansible_connection \"local\" is not supported yet (engine runs no \
+         sudo on the controller)"
+    );
+}
+
+#[test]
+fn unread_ansible_keys_are_reported_once_per_name_with_their_host_count() {
+    let ini = "[web]\nw[1:3] ansible_ssh_extra_args=-v\nlone\n[all:vars]\nansible_python_interpreter=/usr/bin/python3\n\
+               ansible_user=deploy\nmy_var=1\n";
+    let inventory = Inventory::parse(ini, Path::new("hosts")).unwrap();
+    let lines: Vec<String> = inventory.unused_keys().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "inventory: ansible_python_interpreter is not used by engine (set on 4 hosts)",
+            "inventory: ansible_ssh_extra_args is not used by engine (set on 3 hosts)",
+        ]
+    );
+    let one = Inventory::parse("h ansible_shell_type=sh\n", Path::new("hosts")).unwrap();
+    assert_eq!(
+        one.unused_keys()[0].to_string(),
+        "inventory: ansible_shell_type is not used by engine (set on 1 host)"
+    );
+    assert!(Inventory::parse("h ansible_ssh_host=x\n", Path::new("hosts")).unwrap().unused_keys().is_empty());
+}
