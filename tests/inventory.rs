@@ -237,3 +237,36 @@ fn engine_inventory_lists_what_ansible_inventory_lists() {
     assert_eq!(ours, theirs);
     drop(t);
 }
+
+/// Two hosts with `ansible_connection: local`: their tasks run on the controller (no SSH: there
+/// is no server to reach), the re-run changes nothing, and an `ansible_*` variable engine does
+/// not read is reported once, with the number of hosts that have it.
+#[test]
+fn ansible_connection_local_runs_tasks_on_the_controller_and_unread_keys_warn_once() {
+    let t = Test::new();
+    let out_dir = t.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let hosts = t.file(
+        "hosts",
+        "[box]\nctl-a ansible_connection=local\nctl-b ansible_connection=local\n\n[all:vars]\n\
+         ansible_python_interpreter=/usr/bin/python3\n",
+    );
+    let playbook = t.file(
+        "local.rhai",
+        &format!(
+            "for h in hosts() {{ h.file(\"mark\", #{{ path: `{}/${{h.name}}`, content: \"hi\\n\" }}); }}",
+            out_dir.display()
+        ),
+    );
+    let run = || Test::new().arg("run").arg(&playbook).arg("-i").arg(&hosts).arg("--json").run().success();
+    let first = run();
+    assert_eq!(first.count("changed"), 2, "{}", first.stdout);
+    for host in ["ctl-a", "ctl-b"] {
+        assert_eq!(std::fs::read_to_string(out_dir.join(host)).unwrap(), "hi\n");
+    }
+    let warning = "warning: inventory: ansible_python_interpreter is not used by engine (set on 2 hosts)\n";
+    assert_eq!(first.stderr.matches(warning).count(), 1, "{}", first.stderr);
+    let second = run();
+    assert_eq!(second.count("changed"), 0, "{}", second.stdout);
+    assert_eq!(second.count("ok"), 2, "{}", second.stdout);
+}
