@@ -11,9 +11,8 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 use support::lab::{Lab, scratch};
-use support::{Output, Test};
+use support::{Output, Test, changes, engine_json as engine};
 
 const HOST: &str = "worker1";
 
@@ -32,20 +31,8 @@ const FINGERPRINT: &str = "BD334585C3453ADE787CFE530F16B03C4C1F01D8";
 /// SHA-256 of `gpg --export` of that key: the keyring apt_key must write.
 const KEYRING_SHA256: &str = "cec1ea94f12d37de2616f86fa45fac84be787f79a4bde964e89dae7386c37898";
 
-fn engine(cmd: &str, playbook: &Path, inventory: &Path, args: &[&str], code: i32) -> Output {
-    Test::new().arg(cmd).arg(playbook).arg("-i").arg(inventory).arg("--json").args(args).run().code(code)
-}
-
-fn changes(task: &Value) -> Vec<String> {
-    task["changes"].as_array().into_iter().flatten().map(|c| c.as_str().unwrap().to_owned()).collect()
-}
-
-/// The error of `task` on worker1, without the place the engine puts before it.
 fn error(out: &Output, task: &str) -> String {
-    let whole = out.task(HOST, task)["error"].as_str().unwrap().to_owned();
-    let prefix = format!(": {HOST}: {task}: ");
-    let at = whole.find(&prefix).unwrap_or_else(|| panic!("no {prefix:?} in {whole:?}"));
-    whole[at + prefix.len()..].to_owned()
+    support::task_error(out, HOST, task)
 }
 
 fn playbook(t: &Test, lab: &Lab, name: &str, body: &str) -> (PathBuf, PathBuf) {

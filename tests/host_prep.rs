@@ -7,30 +7,15 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::Value;
 use support::lab::{Lab, scratch};
-use support::{Output, Test};
+use support::{Output, Test, changes, engine_json as engine};
 
 const HOST: &str = "worker2";
 
-/// `engine CMD playbook -i inventory --json ARGS...`, expecting `code`.
-fn engine(cmd: &str, playbook: &Path, inventory: &Path, args: &[&str], code: i32) -> Output {
-    Test::new().arg(cmd).arg(playbook).arg("-i").arg(inventory).arg("--json").args(args).run().code(code)
-}
-
-fn changes(task: &Value) -> Vec<String> {
-    task["changes"].as_array().into_iter().flatten().map(|c| c.as_str().unwrap().to_owned()).collect()
-}
-
-/// The error of `task` on worker2, without the place the engine puts before it
-/// (`pb.rhai:2:3: worker2: TASK: `).
 fn error(out: &Output, task: &str) -> String {
-    let whole = out.task(HOST, task)["error"].as_str().unwrap().to_owned();
-    let prefix = format!(": {HOST}: {task}: ");
-    let at = whole.find(&prefix).unwrap_or_else(|| panic!("no {prefix:?} in {whole:?}"));
-    whole[at + prefix.len()..].to_owned()
+    support::task_error(out, HOST, task)
 }
 
 /// A playbook `body` for worker2 (as `h`), with its inventory.

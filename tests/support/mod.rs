@@ -211,6 +211,31 @@ impl Output {
     }
 }
 
+/// `engine CMD playbook -i inventory --json ARGS...`, expecting exit `code`.
+pub fn engine_json(
+    cmd: &str,
+    playbook: &std::path::Path,
+    inventory: &std::path::Path,
+    args: &[&str],
+    code: i32,
+) -> Output {
+    Test::new().arg(cmd).arg(playbook).arg("-i").arg(inventory).arg("--json").args(args).run().code(code)
+}
+
+/// The `changes` of a finished-task event.
+pub fn changes(task: &serde_json::Value) -> Vec<String> {
+    task["changes"].as_array().into_iter().flatten().map(|c| c.as_str().unwrap().to_owned()).collect()
+}
+
+/// The error of `task` on `host`, without the place the engine puts before it
+/// (`pb.rhai:2:3: HOST: TASK: `).
+pub fn task_error(out: &Output, host: &str, task: &str) -> String {
+    let whole = out.task(host, task)["error"].as_str().unwrap().to_owned();
+    let prefix = format!(": {host}: {task}: ");
+    let at = whole.find(&prefix).unwrap_or_else(|| panic!("no {prefix:?} in {whole:?}"));
+    whole[at + prefix.len()..].to_owned()
+}
+
 fn s(v: &serde_json::Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }

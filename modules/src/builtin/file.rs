@@ -170,6 +170,18 @@ pub(crate) fn content_change(
 /// Plans `path` (currently `current`) to hold exactly `content` with `wanted` attributes, the
 /// way `file` with `content` does: compare SHA-256, atomic write, mode and owner, and a unified
 /// diff when asked. `template` renders its text, then calls this.
+/// [`plan_content`] for a file the module owns whole (its state read here), with default
+/// attributes: what `sysctl` and `modprobe` keep in their configuration files.
+pub(crate) async fn plan_owned_file(
+    host: &dyn Host,
+    path: &str,
+    content: &[u8],
+    options: PlanOptions,
+) -> Result<Plan, ModuleError> {
+    let current = remote::stat(host, path).await?;
+    plan_content(host, path, current, content, &WantedAttrs::default(), options).await
+}
+
 pub(crate) async fn plan_content(
     host: &dyn Host,
     path: &str,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::builtin::file::{self, WantedAttrs};
+use crate::builtin::file;
 use crate::builtin::sysctl::is_conf_name;
 use crate::validate::Validate;
 use contract::error::{ArgsError, ModuleError};
@@ -139,16 +139,7 @@ impl Module for Modprobe {
         if self.args.persist {
             let path = self.conf();
             let content = format!("{name}\n");
-            let current = contract::remote::stat(cx.host, &path).await?;
-            let plan = file::plan_content(
-                cx.host,
-                &path,
-                current,
-                content.as_bytes(),
-                &WantedAttrs::default(),
-                cx.options,
-            )
-            .await?;
+            let plan = file::plan_owned_file(cx.host, &path, content.as_bytes(), cx.options).await?;
             changes.extend(plan.changes);
             diff = plan.diff;
             write = plan.action;

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _};
 
-use crate::builtin::file::{self, WantedAttrs};
+use crate::builtin::file;
 use crate::validate::Validate;
 use contract::arg::{Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
@@ -224,16 +224,7 @@ impl Module for Sysctl {
             }
         }
         let content = args.content();
-        let current = contract::remote::stat(cx.host, &path).await?;
-        let file_plan = file::plan_content(
-            cx.host,
-            &path,
-            current,
-            content.as_bytes(),
-            &WantedAttrs::default(),
-            cx.options,
-        )
-        .await?;
+        let file_plan = file::plan_owned_file(cx.host, &path, content.as_bytes(), cx.options).await?;
         if !file_plan.is_change() && set.is_empty() {
             return Ok(Plan::unchanged());
         }
