@@ -115,6 +115,8 @@ fn extra_args(name: &str) -> &'static [&'static str] {
     match name {
         // It imports playbooks/lib/etcd.rhai.
         "etcd-tls" => &["--lib", "playbooks/lib"],
+        // It imports playbooks/lib/host_secret.rhai for its VRRP password.
+        "haproxy-keepalived" => &["--lib", "playbooks/lib"],
         _ => &[],
     }
 }
@@ -222,7 +224,7 @@ fn a_mistake_in_each_example_is_located_and_explained() {
             "haproxy-keepalived",
             "group(\"lb\")",
             "group(\"lbs\")",
-            &["playbook.rhai:10:", "unknown group \"lbs\"", "`lb`", "all, lb, web"],
+            &["playbook.rhai:13:", "unknown group \"lbs\"", "`lb`", "all, lb, web"],
         ),
         // A batch size of 0.
         (
@@ -468,7 +470,11 @@ fn haproxy_keepalived_vip_fails_over() {
     let mut steps = Vec::new();
     for lb in LBS {
         lab.ssh(lb, "test -e /root/haproxy.cfg.before-example || cp -p /etc/haproxy/haproxy.cfg /root/haproxy.cfg.before-example");
-        steps.push((lb, "systemctl stop keepalived; rm -f /etc/keepalived/keepalived.conf".to_owned()));
+        steps.push((
+            lb,
+            "systemctl stop keepalived; rm -f /etc/keepalived/keepalived.conf /var/lib/engine/secrets/example-vrrp"
+                .to_owned(),
+        ));
         steps.push((lb, "mv /root/haproxy.cfg.before-example /etc/haproxy/haproxy.cfg".to_owned()));
         steps.push((lb, restore_unit(&lab, lb, "keepalived")));
         steps.push((lb, restore_unit(&lab, lb, "haproxy")));
