@@ -8,10 +8,13 @@
 //! `certificate-authority-data` stay visible (a diff then shows that they changed); only
 //! keys, tokens, passwords and secrets are hidden.
 //!
-//! Limits, on purpose: a YAML block scalar (`password: |` and the value on the next lines) is
-//! not followed (a PEM key there is still hidden by its markers); a key must start its line
-//! (after a diff marker, indentation, a list dash or a comment sign), so prose that mentions
-//! "the token: ..." mid-sentence is left alone.
+//! A YAML block scalar under a secret-named key (`password: |`, `token: >-`) is followed: every
+//! line of it (each line more indented than the key, blank lines included) is hidden, in plain
+//! YAML and in a unified diff alike (one leading diff marker is set aside when indentation is
+//! compared).
+//!
+//! Limit, on purpose: a key must start its line (after a diff marker, indentation, a list dash or
+//! a comment sign), so prose that mentions "the token: ..." mid-sentence is left alone.
 
 use super::REDACTED;
 
@@ -38,12 +41,23 @@ fn hidden(value: &str) -> bool {
 pub(super) fn redact_secret_fields(text: &str) -> Option<String> {
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
+    // Inside a secret block scalar: the indentation of its key.
+    let mut block: Option<usize> = None;
     for line in text.split_inclusive('\n') {
         let body = line.strip_suffix('\n').unwrap_or(line);
         let body = body.strip_suffix('\r').unwrap_or(body);
+        if let Some(key_indent) = block
+            && let BlockLine::Inside(span) = block_line(body, key_indent)
+        {
+            if let Some((a, b)) = span {
+                spans.push((start + a, start + b));
+            }
+            start += line.len();
+            continue;
+        }
         let mut found: Vec<(usize, usize)> = Vec::new();
         json_members(body, &mut found);
-        line_field(body, &mut found);
+        block = line_field(body, &mut found);
         flags(body, &mut found);
         spans.extend(found.into_iter().map(|(a, b)| (start + a, start + b)));
         start += line.len();
@@ -123,9 +137,49 @@ fn json_members(line: &str, found: &mut Vec<(usize, usize)>) {
     }
 }
 
+/// One line after a secret block scalar's key.
+enum BlockLine {
+    /// Part of the block: the span to hide (`None` for a blank line).
+    Inside(Option<(usize, usize)>),
+    /// The first line after the block (it is read as any other line).
+    After,
+}
+
+/// The indentation of a line with one leading diff marker set aside, and where its text starts.
+fn indentation(line: &str) -> (usize, usize) {
+    let marker = usize::from(line.starts_with(['+', '-', ' ']));
+    let rest = &line[marker..];
+    let indent = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    (indent, marker + indent)
+}
+
+/// Whether `line` belongs to the block scalar of a key indented by `key_indent`.
+fn block_line(line: &str, key_indent: usize) -> BlockLine {
+    let (indent, text) = indentation(line);
+    if line[text..].is_empty() {
+        return BlockLine::Inside(None);
+    }
+    if indent <= key_indent {
+        return BlockLine::After;
+    }
+    BlockLine::Inside((!hidden(&line[text..])).then_some((text, line.len())))
+}
+
+/// Whether a YAML value is a block scalar's header: `|` or `>`, with an optional chomping and
+/// indentation indicator, and an optional comment.
+fn block_header(value: &str) -> bool {
+    let Some(rest) = value.strip_prefix(['|', '>']) else {
+        return false;
+    };
+    let rest = rest.trim_start_matches(['-', '+', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    let rest = rest.trim_start();
+    rest.is_empty() || rest.starts_with('#')
+}
+
 /// A line that starts (after a diff marker, blanks, a YAML list dash, a comment sign or
-/// `export `) with a secret-named key, then `:` or `=`, then a value.
-fn line_field(line: &str, found: &mut Vec<(usize, usize)>) {
+/// `export `) with a secret-named key, then `:` or `=`, then a value. A block scalar's header
+/// (`key: |`) is left as it is and the key's indentation returned: the block's lines follow.
+fn line_field(line: &str, found: &mut Vec<(usize, usize)>) -> Option<usize> {
     let lead = line.len() - line.trim_start_matches(['+', '-', ' ', '\t', '#', ';', '>']).len();
     let mut at = lead;
     if line[at..].starts_with("export ") {
@@ -136,7 +190,7 @@ fn line_field(line: &str, found: &mut Vec<(usize, usize)>) {
         Some(q @ ('"' | '\'')) => {
             let end = closing_quote(line, at + 1, q);
             if end >= line.len() {
-                return;
+                return None;
             }
             (&line[at + 1..end], end + 1)
         }
@@ -146,22 +200,26 @@ fn line_field(line: &str, found: &mut Vec<(usize, usize)>) {
                 .unwrap_or(rest.len());
             (&rest[..len], at + len)
         }
-        None => return,
+        None => return None,
     };
     if !secret_name(key) {
-        return;
+        return None;
     }
     let after = &line[after_key..];
     let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
     let sep = after_key + gap;
     if !(line[sep..].starts_with(':') || line[sep..].starts_with('=')) {
-        return;
+        return None;
     }
     let value = sep + 1;
     let value = value + (line[value..].len() - line[value..].trim_start().len());
+    if line[sep..].starts_with(':') && block_header(&line[value..]) {
+        return Some(indentation(line).0);
+    }
     if let Some(span) = value_span(line, value) {
         found.push(span);
     }
+    None
 }
 
 /// `--KEY=VALUE` and `--KEY VALUE` anywhere on the line, for secret-named flags.
@@ -237,6 +295,25 @@ mod tests {
             "kubeadm join x --token <secret> --discovery-token-ca-cert-hash sha256:1 --password=<secret>"
         );
         assert_eq!(redact("run --token-ttl 0 --secret --x"), "run --token-ttl 0 --secret --x");
+    }
+
+    #[test]
+    fn block_scalars_under_secret_keys_are_hidden_line_by_line() {
+        let yaml =
+            "db:\n  password: |\n    line one\n\n    line two\n  user: app\ntoken: >-  # folded\n  abc\n";
+        assert_eq!(
+            redact(yaml),
+            "db:\n  password: |\n    <secret>\n\n    <secret>\n  user: app\ntoken: >-  # folded\n  <secret>\n"
+        );
+        let diff = "   db:\n-  password: |\n-    old\n+  password: |2\n+    new\n+    more\n   user: app\n";
+        assert_eq!(
+            redact(diff),
+            "   db:\n-  password: |\n-    <secret>\n+  password: |2\n+    <secret>\n+    <secret>\n   user: app\n"
+        );
+        assert_eq!(redact("- secret: |\n    s3\n- name: x\n"), "- secret: |\n    <secret>\n- name: x\n");
+        // Not block scalars: a pipe inside a value, a key that is not secret.
+        assert_eq!(redact("password: |x\n"), "password: <secret>\n");
+        assert_eq!(redact("note: |\n  token of thanks\n"), "note: |\n  token of thanks\n");
     }
 
     #[test]
