@@ -402,12 +402,17 @@ fn preflight_errors(output: &ExecOutput) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// `kubeadm join` with its settings in a file: `mktemp` makes it (mode 0600, so only the user
-/// the task runs as can read it), the JoinConfiguration arrives on stdin, and the file is
-/// removed when the command ends. The token and the CA hash never appear on a command line,
-/// where every local user (`ps`, `/proc/*/cmdline`) and sudo's log would see them.
-const JOIN_SCRIPT: &str =
-    "f=$(mktemp) || exit 1; trap 'rm -f -- \"$f\"' EXIT; cat > \"$f\" && kubeadm join --config \"$f\"";
+/// `kubeadm join` with its settings in a file: `mktemp` makes it (`engine-join.*` in `$TMPDIR`
+/// or /tmp, mode 0600, so only the user the task runs as can read it), the JoinConfiguration
+/// arrives on stdin, and the file is removed when the command ends. The token and the CA hash
+/// never appear on a command line, where every local user (`ps`, `/proc/*/cmdline`) and sudo's
+/// log would see them. A join killed by SIGKILL (its timeout) cannot remove its file: the next
+/// join on that host first removes this user's `engine-join.*` files older than 60 minutes
+/// (longer than any join runs; `-mmin +60`).
+const JOIN_SCRIPT: &str = "d=${TMPDIR:-/tmp}; \
+    find \"$d\" -maxdepth 1 -type f -name 'engine-join.*' -user \"$(id -u)\" -mmin +60 -exec rm -f -- {} + 2>/dev/null; \
+    f=$(mktemp \"$d/engine-join.XXXXXXXXXX\") || exit 1; trap 'rm -f -- \"$f\"' EXIT; \
+    cat > \"$f\" && kubeadm join --config \"$f\"";
 
 /// How errors show [`JOIN_SCRIPT`].
 const JOIN_SHOWN: &str = "kubeadm join --config <a temporary 0600 file>";

@@ -340,6 +340,7 @@ async fn join_sends_the_token_on_stdin_never_on_the_command_line() {
     let join = ran.last().unwrap();
     assert_eq!(join, JOIN_SCRIPT);
     assert!(join.contains("mktemp") && join.contains("trap 'rm -f -- \"$f\"' EXIT"), "{join}");
+    assert!(join.contains("-mmin +60 "), "{join}");
     for command in &ran {
         assert!(
             !command.contains(token) && !command.contains(&hash) && !command.contains("0123456789abcdef"),
@@ -381,4 +382,56 @@ fn a_join_configuration_is_decoded_strictly() {
 
 fn args_resolved(value: Value) -> KubeadmArgs<Resolved> {
     args(value).unwrap()
+}
+
+/// The join script itself, run by a real shell against a fake `kubeadm`: the settings reach
+/// kubeadm through a 0600 file that is gone afterwards, and a killed join's old file is removed
+/// by the next join, while a young one (a join still running), other users' shapes and other
+/// names are left alone.
+#[test]
+fn the_join_script_removes_its_file_and_stale_ones_from_killed_joins() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    // The fake kubeadm copies what it was given and the file's mode beside itself.
+    let kubeadm = bin.join("kubeadm");
+    std::fs::write(
+        &kubeadm,
+        "#!/bin/sh\nstat -c %a \"$3\" > \"$(dirname \"$0\")/mode\"; cat \"$3\" > \"$(dirname \"$0\")/got\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&kubeadm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["engine-join.OLD", "engine-join.YOUNG", "other.OLD"] {
+        std::fs::write(tmp.join(name), "x").unwrap();
+    }
+    for name in ["engine-join.OLD", "other.OLD"] {
+        let status = Command::new("touch").args(["-d", "2 hours ago"]).arg(tmp.join(name)).status().unwrap();
+        assert!(status.success());
+    }
+
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(JOIN_SCRIPT)
+        .env("TMPDIR", &tmp)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"kind: JoinConfiguration\n").unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+
+    assert_eq!(std::fs::read_to_string(bin.join("got")).unwrap(), "kind: JoinConfiguration\n");
+    assert_eq!(std::fs::read_to_string(bin.join("mode")).unwrap().trim(), "600");
+    let mut left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["engine-join.YOUNG", "other.OLD"], "the stale file and this join's own are gone");
 }
