@@ -25,6 +25,7 @@ mod lab;
 mod modules_files;
 mod modules_services;
 mod resume;
+mod run_control;
 mod secrets;
 mod support;
 mod transport;

@@ -63,9 +63,12 @@ struct PlanArgs {
     /// `run --resume`, the journal's when omitted.
     #[arg(short, long, value_name = "SOURCE")]
     inventory: Vec<PathBuf>,
-    /// A variable for the playbook, read with param("KEY"). Repeatable.
-    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE", value_parser = parse_extra_var)]
-    extra_vars: Vec<(String, String)>,
+    /// Variables for the playbook, read with param("KEY"), as Ansible reads `-e`: `KEY=VALUE`
+    /// pairs (strings; several separated by spaces), a JSON or YAML map (`'{"n": 3}'`, typed), or
+    /// `@FILE` (a YAML or JSON file, relative to the working directory). Repeatable; a later
+    /// value for the same name wins.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    extra_vars: Vec<String>,
     /// Only tasks on the hosts this pattern selects, plus what they depend on. Ansible's
     /// patterns: names, globs (`web*`), `a:b` or `a,b` (either), `a:&b` (both), `a:!b` (not b),
     /// `~regex`, `group[0]`. A term that matches nothing is an error.
@@ -184,14 +187,6 @@ enum GraphFormat {
 enum KeyPolicy {
     Strict,
     AcceptNew,
-}
-
-fn parse_extra_var(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("invalid variable name {key:?}: use letters, digits and '_'"));
-    }
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// Runs the command line and turns the result into the process's exit code.
@@ -313,17 +308,18 @@ fn json_text(value: &serde_json::Value) -> String {
     format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
 }
 
+/// The `-e` variables of the command line, merged (see [`playbook::parse_extra_vars`]).
+fn extra_vars(args: &PlanArgs) -> Result<Vars, Error> {
+    Ok(playbook::parse_extra_vars(&args.extra_vars, Path::new("."))?)
+}
+
 /// Loads the inventory and the playbook, and applies --limit/--tags.
-fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
+fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
     let (Some(playbook), false) = (&args.playbook, args.inventory.is_empty()) else {
         return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
     };
     let inventory = Inventory::load_all(&args.inventory, playbook.parent())?;
     warn_unused_keys(&inventory);
-    let mut extra_vars = Vars::new();
-    for (k, v) in &args.extra_vars {
-        extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
-    }
     let options = LoadOptions {
         extra_vars,
         lib_dirs: args.lib_dirs.clone(),
@@ -389,17 +385,18 @@ fn run_command(
         ));
     }
     let runs = Path::new(journal::RUNS_DIR);
+    let vars = extra_vars(&args.plan)?;
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
     // the one its journal was written with; a run makes it on first use (once its playbook
     // loaded); a dry-run that resumes nothing needs none.
     let (resumed, key) = match args.resume.as_deref() {
         Some(id) => {
             let key = journal::JournalKey::load(runs)?;
-            (Some(open_journal(runs, id, &mut args.plan, &key)?), Some(key))
+            (Some(open_journal(runs, id, &mut args.plan, &vars, &key)?), Some(key))
         }
         None => (None, None),
     };
-    let full = load_plan(&args.plan, redactor)?;
+    let full = load_plan(&args.plan, vars.clone(), redactor)?;
     let key = match key {
         None if !check => Some(journal::JournalKey::load_or_create(runs)?),
         key => key,
@@ -418,7 +415,7 @@ fn run_command(
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
-        let header = journal::Header::new(&given(&args.plan), resumes, fingerprints);
+        let header = journal::Header::new(&given(&args.plan, &vars), resumes, fingerprints);
         let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
@@ -456,9 +453,10 @@ fn open_journal(
     runs: &Path,
     id: &str,
     plan: &mut PlanArgs,
+    vars: &Vars,
     key: &journal::JournalKey,
 ) -> Result<journal::Journal, Error> {
-    let (journal, same) = journal::resume::open(runs, id, &given(plan), key)?;
+    let (journal, same) = journal::resume::open(runs, id, &given(plan, vars), key)?;
     plan.playbook = Some(same.playbook);
     plan.inventory = vec![same.inventory];
     plan.limit = same.limit;
@@ -467,18 +465,18 @@ fn open_journal(
 }
 
 /// What the command line names of a run, as the journal compares and records it.
-fn given(plan: &PlanArgs) -> journal::resume::Given<'_> {
+fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::resume::Given<'a> {
     journal::resume::Given {
         playbook: plan.playbook.as_deref(),
         inventory: plan.inventory.first().map(PathBuf::as_path),
-        extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
+        extra_vars: vars.keys().map(String::as_str).collect(),
         limit: plan.limit.as_deref(),
         tags: plan.tags.as_deref(),
     }
 }
 
 fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
-    let plan = load_plan(&args.plan, redactor)?;
+    let plan = load_plan(&args.plan, extra_vars(&args.plan)?, redactor)?;
     let predictions = if args.check {
         let options = RunOptions {
             check: true,

@@ -6,6 +6,7 @@ use miette::Diagnostic;
 use crate::inventory::InventoryError;
 use crate::journal::JournalError;
 use crate::plan::PlanErrors;
+use crate::playbook::ExtraVarsError;
 
 /// Everything that can stop the engine before or around a run. Task failures during a run
 /// are not errors here: they are outcomes, reported through events.
@@ -26,6 +27,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] PlanErrors),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ExtraVars(#[from] ExtraVarsError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]

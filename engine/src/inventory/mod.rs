@@ -184,6 +184,16 @@ impl Inventory {
     }
 }
 
+/// A YAML value as a map of variables (`what` names it in messages): `(line, message)` when it
+/// is not a map, or holds the character engine reserves for run-time references. Shared with
+/// the playbook's `-e @file` and `load_vars(..)`, which read variables files as group_vars does.
+pub(crate) fn yaml_to_vars(
+    value: &serde_yaml_ng::Value,
+    what: &str,
+) -> Result<Vars, (Option<usize>, String)> {
+    parse::to_vars(value, what).map_err(|e| (e.line, e.message))
+}
+
 fn read_source(path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;

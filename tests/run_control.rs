@@ -1,0 +1,101 @@
+//! `-e` as Ansible reads it, `load_vars(..)`, and run control (`--limit @file`, `--skip-tags`):
+//! the real binary on small playbooks, no host contacted (`graph` prints the sealed plan).
+#![allow(clippy::unwrap_used)]
+
+use crate::support;
+
+use support::{Test, fixture};
+
+/// A playbook whose one task's name shows what `param(..)` returned, with its Rhai type.
+const SHOW: &str = r#"
+for name in ["n", "on", "list", "map", "s"] {
+    let v = param(name, ());
+    host("web0").command(`${name}=${v} (${type_of(v)})`, #{ cmd: "true" });
+}
+"#;
+
+fn graph(t: Test, playbook: &std::path::Path) -> Test {
+    t.arg("graph").arg(playbook).arg("-i").arg(fixture("inventory.yml"))
+}
+
+#[test]
+fn extra_vars_are_typed_from_json_yaml_and_files_and_strings_from_key_value() {
+    let t = Test::new();
+    let pb = t.file("show.rhai", SHOW);
+    let vars = t.file("vars.yml", "n: 3\nlist: [1, two]\nmap: {k: true}\n");
+    let out = graph(t, &pb)
+        .args(["-e", "n=1 s=text", "-e", r#"{"on": true, "n": 2}"#, "-e"])
+        .arg(format!("@{}", vars.display()))
+        .run()
+        .success();
+    for want in [
+        "n=3 (i64)",
+        "on=true (bool)",
+        r#"list=[1, \"two\"] (array)"#,
+        r#"map=#{\"k\": true} (map)"#,
+        "s=text (string)",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?} missing:\n{}", out.stdout);
+    }
+    // key=value values stay strings, as Ansible keeps them; old playbooks compare strings.
+    let t = Test::new();
+    let pb = t.file("show.rhai", SHOW);
+    graph(t, &pb)
+        .args(["-e", "n=3", "-e", "on=true"])
+        .run()
+        .success()
+        .stdout_has("n=3 (string)")
+        .stdout_has("on=true (string)");
+}
+
+#[test]
+fn load_vars_reads_a_map_beside_the_playbook() {
+    let t = Test::new();
+    t.file("vars/main.yml", "replicas: 3\nnames: [a, b]\n");
+    let pb = t.file(
+        "pb.rhai",
+        r#"let v = load_vars("vars/main.yml");
+for name in v.names { host("web0").command(`${name} x${v.replicas + 1}`, #{ cmd: "true" }); }"#,
+    );
+    graph(t, &pb).run().success().stdout_has("a x4").stdout_has("b x4");
+}
+
+#[test]
+fn bad_extra_vars_and_vars_files_are_refused_naming_the_file_and_line() {
+    let t = Test::new();
+    let missing = t.path().join("missing.yml");
+    graph(t, &support::root().join("playbooks/hello.rhai"))
+        .arg("-e")
+        .arg(format!("@{}", missing.display()))
+        .run()
+        .failure()
+        .stderr_has("cannot read variables file")
+        .stderr_snapshot("bad_extra_vars_missing_file");
+    let t = Test::new();
+    let list = t.file("list.yml", "# comment\n- a\n- b\n");
+    graph(t, &support::root().join("playbooks/hello.rhai"))
+        .arg("-e")
+        .arg(format!("@{}", list.display()))
+        .run()
+        .failure()
+        .stderr_has("must be a map, found a list")
+        .stderr_snapshot("bad_extra_vars_not_a_map");
+    let t = Test::new();
+    graph(t, &support::root().join("playbooks/hello.rhai"))
+        .args(["-e", r#"{"version": "1.2""#])
+        .run()
+        .failure()
+        .stderr_has("not valid YAML or JSON")
+        .stderr_snapshot("bad_extra_vars_json");
+    let t = Test::new();
+    let bad = t.file("vars/bad.yml", "a: 1\nb: [1,\n");
+    let pb = t.file("pb.rhai", "let v = load_vars(\"vars/bad.yml\");\n");
+    graph(t, &pb)
+        .run()
+        .failure()
+        .stderr_has(&format!("variables file {}:3:", bad.canonicalize().unwrap().display()));
+    let t = Test::new();
+    t.file("outside.yml", "a: 1\n");
+    let pb = t.file("play/pb.rhai", "let v = load_vars(\"../outside.yml\");\n");
+    graph(t, &pb).run().failure().stderr_has("is outside the playbook's folder");
+}
