@@ -99,3 +99,51 @@ fn bad_extra_vars_and_vars_files_are_refused_naming_the_file_and_line() {
     let pb = t.file("play/pb.rhai", "let v = load_vars(\"../outside.yml\");\n");
     graph(t, &pb).run().failure().stderr_has("is outside the playbook's folder");
 }
+
+/// Names of the tasks in a DOT graph (`"name\n[module]"` labels), sorted.
+fn tasks_in(dot: &str) -> Vec<String> {
+    let mut names: Vec<String> = dot
+        .lines()
+        .filter_map(|l| l.split_once("label=\"")?.1.split_once("\\n").map(|(n, _)| n.to_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn limit_reads_a_retry_file_one_pattern_per_line() {
+    let t = Test::new();
+    let pb = t.file("pb.rhai", r#"for h in hosts() { h.command(`on ${h.name}`, #{ cmd: "true" }); }"#);
+    let retry = t.file("site.retry", "etcd1\n\nweb0\n");
+    let out = graph(t, &pb).arg("--limit").arg(format!("@{}", retry.display())).run().success();
+    assert_eq!(tasks_in(&out.stdout), ["on etcd1", "on web0"], "{}", out.stdout);
+    let t = Test::new();
+    let pb = t.file("pb.rhai", "");
+    let missing = t.path().join("none.retry");
+    graph(t, &pb)
+        .arg("--limit")
+        .arg(format!("@{}", missing.display()))
+        .run()
+        .failure()
+        .stderr_has("cannot read");
+}
+
+#[test]
+fn skip_tags_drop_tagged_tasks_but_keep_outputs_that_kept_tasks_read() {
+    let t = Test::new();
+    let pb = t.file(
+        "pb.rhai",
+        r#"
+let h = host("web0");
+let slow = h.command("slow", #{ cmd: "sleep 1" }).tag("slow");
+let id = h.command("id", #{ cmd: "id -u" }).tag("slow");
+h.file("after slow", #{ path: "/tmp/a", content: "a" }).after(slow);
+h.file("reads id", #{ path: "/tmp/b", content: id.stdout });
+let restart = h.handler("command", "restart", #{ cmd: "true" }).tag("slow");
+h.file("notifies", #{ path: "/tmp/c", content: "c" }).notify(restart);
+"#,
+    );
+    let out = graph(t, &pb).args(["--skip-tags", "slow"]).run().success();
+    // `id` stays: `reads id` cannot run without its output. `slow` and `restart` go.
+    assert_eq!(tasks_in(&out.stdout), ["after slow", "id", "notifies", "reads id"], "{}", out.stdout);
+}

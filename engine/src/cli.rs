@@ -59,8 +59,8 @@ struct PlanArgs {
     /// The playbook (a .rhai file). With `run --resume`, the journal's when omitted.
     playbook: Option<PathBuf>,
     /// The inventory: an Ansible INI or YAML file, or a folder of them, with `group_vars/` and
-    /// `host_vars/` beside it. Repeatable (`check` and `graph`; a `run` takes one). With
-    /// `run --resume`, the journal's when omitted.
+    /// `host_vars/` beside it. Repeatable: a later source's value for the same variable wins,
+    /// and a run's journal records them all. With `run --resume`, the journal's when omitted.
     #[arg(short, long, value_name = "SOURCE")]
     inventory: Vec<PathBuf>,
     /// Variables for the playbook, read with param("KEY"), as Ansible reads `-e`: `KEY=VALUE`
@@ -71,12 +71,17 @@ struct PlanArgs {
     extra_vars: Vec<String>,
     /// Only tasks on the hosts this pattern selects, plus what they depend on. Ansible's
     /// patterns: names, globs (`web*`), `a:b` or `a,b` (either), `a:&b` (both), `a:!b` (not b),
-    /// `~regex`, `group[0]`. A term that matches nothing is an error.
+    /// `~regex`, `group[0]`; `@FILE` reads one pattern per line (a retry file). A term that
+    /// matches nothing is an error.
     #[arg(short, long, value_delimiter = ',')]
     limit: Option<Vec<String>>,
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
     #[arg(short, long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
+    /// Not the tasks with any of these tags (comma-separated), nor what only they bring in;
+    /// a task whose output a kept task reads still runs.
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    skip_tags: Vec<String>,
     /// A folder of Rhai libraries for `import`, searched after the importing file's folder and
     /// `lib/` beside the playbook. Repeatable.
     #[arg(long = "lib", value_name = "DIR")]
@@ -328,10 +333,13 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
     };
     let plan = playbook::load(playbook, &inventory, &options)?;
     let hosts = match &args.limit {
-        Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
+        Some(patterns) => {
+            let patterns = engine::inventory::limit_terms(patterns, Path::new(".")).map_err(Error::Usage)?;
+            Some(inventory.resolve_patterns(&patterns).map_err(Error::Usage)?)
+        }
         None => None,
     };
-    Ok(plan.select(&Selection { hosts, tags: args.tags.clone() }))
+    Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
 fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
@@ -377,13 +385,6 @@ fn run_command(
     redactor: &Arc<Redactor>,
 ) -> Result<ExitCode, Error> {
     let check = check || args.check;
-    if !check && args.plan.inventory.len() > 1 {
-        // The journal a run writes (for --resume) records one inventory source.
-        return Err(Error::Usage(
-            "a run takes one -i inventory (a folder can hold several files); check and graph take several"
-                .into(),
-        ));
-    }
     let runs = Path::new(journal::RUNS_DIR);
     let vars = extra_vars(&args.plan)?;
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
@@ -458,7 +459,7 @@ fn open_journal(
 ) -> Result<journal::Journal, Error> {
     let (journal, same) = journal::resume::open(runs, id, &given(plan, vars), key)?;
     plan.playbook = Some(same.playbook);
-    plan.inventory = vec![same.inventory];
+    plan.inventory = same.inventories;
     plan.limit = same.limit;
     plan.tags = same.tags;
     Ok(journal)
@@ -468,7 +469,7 @@ fn open_journal(
 fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::resume::Given<'a> {
     journal::resume::Given {
         playbook: plan.playbook.as_deref(),
-        inventory: plan.inventory.first().map(PathBuf::as_path),
+        inventories: &plan.inventory,
         extra_vars: vars.keys().map(String::as_str).collect(),
         limit: plan.limit.as_deref(),
         tags: plan.tags.as_deref(),

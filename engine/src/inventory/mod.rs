@@ -194,6 +194,27 @@ pub(crate) fn yaml_to_vars(
     parse::to_vars(value, what).map_err(|e| (e.line, e.message))
 }
 
+/// `--limit` values with each `@FILE` replaced by the patterns it holds, one per line (Ansible's
+/// retry-file form; blank lines skipped), the file relative to `cwd`.
+pub fn limit_terms(patterns: &[String], cwd: &Path) -> Result<Vec<String>, String> {
+    let mut terms = Vec::new();
+    for pattern in patterns {
+        let Some(file) = pattern.strip_prefix('@') else {
+            terms.push(pattern.clone());
+            continue;
+        };
+        let path = cwd.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("--limit @{file}: cannot read {}: {e}", path.display()))?;
+        let before = terms.len();
+        terms.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));
+        if terms.len() == before {
+            return Err(format!("--limit @{file}: {} names no host or pattern", path.display()));
+        }
+    }
+    Ok(terms)
+}
+
 fn read_source(path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
