@@ -1,5 +1,7 @@
 //! Command-line parsing, the choice of subscribers, and the one place errors are printed.
 
+mod adhoc;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +38,9 @@ enum Command {
     Run(RunArgs),
     /// Dry-run: report what `run` would change, and change nothing (same as `run --check`).
     Check(RunArgs),
+    /// Run one command on the hosts a pattern selects, in parallel (Ansible's ad hoc
+    /// `ansible PATTERN -a ...`): `engine exec -i INV 'web*' -- uptime`.
+    Exec(adhoc::ExecArgs),
     /// Export the plan's task graph (DOT or SVG). Connects to nothing unless --check.
     Graph(GraphArgs),
     /// Show how the inventory was understood, as `ansible-inventory` does: groups, hosts and
@@ -258,6 +263,7 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         Command::Run(args) => run_command(args, false, cli.verbose > 0, redactor),
         Command::Check(args) => run_command(args, true, cli.verbose > 0, redactor),
         Command::Graph(args) => graph_command(args, redactor),
+        Command::Exec(args) => adhoc::exec_command(args, redactor),
         Command::Modules { name } => {
             let text = match name {
                 None => modules_doc::index(),
@@ -433,6 +439,7 @@ fn run_command(
         walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
         carried,
         journal: journal_path,
+        capture_output: false,
     };
     let Some(summary) =
         execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?
@@ -485,6 +492,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
             walker: Walker { forks: 64, per_host: 4, fail_fast: false },
             carried: None,
             journal: None,
+            capture_output: false,
         };
         let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
         match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor)? {

@@ -177,6 +177,18 @@ impl Inventory {
         &self.groups
     }
 
+    /// A copy where each of `hosts` gets the `vars` it does not set itself: the lowest
+    /// precedence, as Ansible gives command-line connection options (`engine exec -b`).
+    pub fn with_default_vars(&self, hosts: &[String], vars: &Vars) -> Self {
+        let mut copy = self.clone();
+        for host in copy.hosts.iter_mut().filter(|h| hosts.contains(&h.name)) {
+            for (key, value) in vars {
+                host.vars.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        copy
+    }
+
     /// The hosts a `--limit` pattern list selects (Ansible's patterns: `web*`, `a:b`, `a,b`,
     /// `g1:&g2`, `all:!h`, `~regex`, `g[0]`), in the order its terms find them.
     pub fn resolve_patterns(&self, patterns: &[String]) -> Result<Vec<String>, String> {
