@@ -70,3 +70,102 @@ fn json_gives_each_hosts_exit_code_and_output() {
 fn a_pattern_that_selects_nothing_is_refused() {
     exec(Test::new(), "nosuch", &["true"]).failure().stderr_has("names no host or group");
 }
+
+mod lab {
+    use super::*;
+    use support::lab::Lab;
+
+    /// `engine exec` over SSH: every selected host's output under its name, and become.
+    #[test]
+    #[ignore = "needs the lab: cargo xtask test"]
+    fn exec_runs_over_ssh_on_every_selected_host_and_becomes_root() {
+        let lab = Lab::get();
+        let t = Test::new();
+        let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0", "etcd1", "etcd2"], &[]));
+        let out = t.arg("exec").arg("-i").arg(&inv).args(["etcd*:!etcd2", "--", "hostname"]).run().success();
+        assert!(out.stdout.contains("etcd0 | CHANGED | rc=0 >>\n etcd0\n"), "{}", out.stdout);
+        assert!(out.stdout.contains("etcd1 | CHANGED | rc=0 >>\n etcd1\n"), "{}", out.stdout);
+        assert!(!out.stdout.contains("etcd2"), "{}", out.stdout);
+        // As `deploy` (passwordless sudo): -b runs the command as root.
+        let t = Test::new();
+        let inv = t.file("inv.yml", &lab.inventory_for(&["etcd0"], &[("etcd0", "ansible_user", "deploy")]));
+        let out = t.arg("exec").arg("-i").arg(&inv).args(["-b", "all", "--", "id", "-un"]).run().success();
+        assert!(out.stdout.contains("etcd0 | CHANGED | rc=0 >>\n root\n"), "{}", out.stdout);
+    }
+
+    /// `engine ping`: a good host passes every step; a host whose known_hosts entry holds
+    /// another host's key is CHANGED, with the `ssh-keygen -R` fix; one missing from known_hosts
+    /// is unknown, with the `ssh-keyscan` fix; one that does not answer fails at TCP.
+    #[test]
+    #[ignore = "needs the lab: cargo xtask test"]
+    fn ping_names_each_failing_step_and_its_fix() {
+        let lab = Lab::get();
+        let t = Test::new();
+        let known = std::fs::read_to_string(&lab.known_hosts).unwrap();
+        let line_of = |host: &str| -> Vec<String> {
+            let address = lab.address(host);
+            known
+                .lines()
+                .find(|l| l.split_whitespace().next().is_some_and(|h| h.split(',').any(|n| n == address)))
+                .unwrap_or_else(|| panic!("no known_hosts line for {host} ({address}):\n{known}"))
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        // etcd0 as it is; etcd1 with etcd0's key; etcd2 absent.
+        let (etcd0, etcd1) = (line_of("etcd0"), line_of("etcd1"));
+        let forged = format!("{}\n{} {} {}\n", etcd0.join(" "), etcd1[0], etcd0[1], etcd0[2]);
+        let known_hosts = t.file("known_hosts", &forged);
+        let mut inventory =
+            lab.inventory_for(&["etcd0", "etcd1", "etcd2"], &[("etcd0", "ansible_user", "deploy")]);
+        inventory =
+            inventory.replace(&lab.known_hosts.display().to_string(), &known_hosts.display().to_string());
+        inventory.push_str("    gone: {ansible_host: 127.0.0.1, ansible_port: 1}\n");
+        let inv = t.file("inv.yml", &inventory);
+        let out = t.arg("ping").arg("-i").arg(&inv).args(["--connect-timeout", "5"]).run().code(2);
+        // A host's lines: its name line, then the indented steps.
+        let section = |host: &str| -> String {
+            let start =
+                out.stdout.find(&format!("{host} (")).unwrap_or_else(|| panic!("{host}: {}", out.stdout));
+            let lines = out.stdout[start..].lines().enumerate();
+            lines
+                .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let good = section("etcd0");
+        for step in [
+            "ok     tcp",
+            "ok     host key ssh-ed25519 SHA256:",
+            "ok     auth     logged in as deploy with the key",
+            "ok     become   `sudo -n -u root -- true` works",
+        ] {
+            assert!(good.contains(step), "{step:?}:\n{}", out.stdout);
+        }
+        let changed = section("etcd1");
+        assert!(
+            changed.contains("FAILED host key CHANGED: the server offers ssh-ed25519 SHA256:"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            changed.contains(&format!(
+                "fix: only if the change is expected: `ssh-keygen -R '{}'",
+                lab.address("etcd1")
+            )),
+            "{}",
+            out.stdout
+        );
+        assert!(changed.contains("-      auth     not tried"), "{}", out.stdout);
+        let unknown = section("etcd2");
+        assert!(unknown.contains(&format!("fix: compare the fingerprint with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on its console), then `ssh-keyscan -t ssh-ed25519 -p 22 {} >> {}`", lab.address("etcd2"), known_hosts.display())), "{}", out.stdout);
+        let gone = section("gone");
+        assert!(
+            gone.contains("FAILED tcp      cannot connect to 127.0.0.1:1: Connection refused"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.ends_with("4 hosts: 1 ok, 3 with problems\n"), "{}", out.stdout);
+    }
+}

@@ -41,6 +41,9 @@ enum Command {
     /// Run one command on the hosts a pattern selects, in parallel (Ansible's ad hoc
     /// `ansible PATTERN -a ...`): `engine exec -i INV 'web*' -- uptime`.
     Exec(adhoc::ExecArgs),
+    /// Check the connection to each host (a doctor): TCP, the host key against known_hosts,
+    /// the login, and sudo without a password, each failure with its fix.
+    Ping(adhoc::PingArgs),
     /// Export the plan's task graph (DOT or SVG). Connects to nothing unless --check.
     Graph(GraphArgs),
     /// Show how the inventory was understood, as `ansible-inventory` does: groups, hosts and
@@ -264,6 +267,7 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         Command::Check(args) => run_command(args, true, cli.verbose > 0, redactor),
         Command::Graph(args) => graph_command(args, redactor),
         Command::Exec(args) => adhoc::exec_command(args, redactor),
+        Command::Ping(args) => adhoc::ping_command(args),
         Command::Modules { name } => {
             let text = match name {
                 None => modules_doc::index(),

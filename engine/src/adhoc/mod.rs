@@ -17,6 +17,8 @@ use crate::ids::TaskId;
 use crate::inventory::Inventory;
 use crate::plan::{Location, Plan, PlanBuilder, Task};
 
+pub mod ping;
+
 /// What to run, and as whom.
 #[derive(Debug, Clone, Default)]
 pub struct AdHoc {

@@ -88,3 +88,36 @@ pub(super) fn exec_command(args: ExecArgs, redactor: &Arc<Redactor>) -> Result<E
         ExitCode::from(2)
     })
 }
+
+#[derive(Debug, Args)]
+pub(super) struct PingArgs {
+    /// The inventory (as for `run`). Repeatable.
+    #[arg(short, long, value_name = "SOURCE", required = true)]
+    inventory: Vec<PathBuf>,
+    /// The hosts, as an Ansible pattern. Default: all.
+    #[arg(default_value = "all")]
+    pattern: String,
+    /// Print the checks as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+/// Checks the connection to each selected host, step by step; exit 0 when every step passed,
+/// 2 when one failed.
+pub(super) fn ping_command(args: PingArgs) -> Result<ExitCode, Error> {
+    let inventory = Inventory::load_all(&args.inventory, None)?;
+    warn_unused_keys(&inventory);
+    let patterns = engine::inventory::limit_terms(&[args.pattern.clone()], std::path::Path::new("."))
+        .map_err(Error::Usage)?;
+    let hosts = inventory.resolve_patterns(&patterns).map_err(Error::Usage)?;
+    let checks = engine::adhoc::ping::ping(&inventory, &hosts, &super::ssh_defaults(&args.conn))
+        .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+    } else {
+        print!("{}", engine::report::printable(&engine::adhoc::ping::render(&checks)));
+    }
+    Ok(if checks.iter().all(|c| c.ok()) { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
