@@ -147,3 +147,76 @@ h.file("notifies", #{ path: "/tmp/c", content: "c" }).notify(restart);
     // `id` stays: `reads id` cannot run without its output. `slow` and `restart` go.
     assert_eq!(tasks_in(&out.stdout), ["after slow", "id", "notifies", "reads id"], "{}", out.stdout);
 }
+
+/// Writes an executable inventory script.
+fn script(t: &Test, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = t.file(name, body);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn executable_inventories_are_run_with_list_and_host() {
+    // With _meta: one run.
+    let t = Test::new();
+    let inv = script(
+        &t,
+        "inv.sh",
+        r#"#!/bin/sh
+[ "$1" = --list ] || exit 9
+cat <<'JSON'
+{"web": {"hosts": ["w1", "w2"], "vars": {"port": 80}, "children": ["edge"]},
+ "edge": ["e1"],
+ "_meta": {"hostvars": {"w1": {"ansible_connection": "local", "n": 1}, "e1": {"n": 3}}}}
+JSON
+"#,
+    );
+    let out = t.arg("inventory").arg("-i").arg(&inv).arg("--list").run().success();
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["web"]["hosts"], serde_json::json!(["w1", "w2"]), "{}", out.stdout);
+    assert_eq!(list["web"]["children"], serde_json::json!(["edge"]), "{}", out.stdout);
+    assert_eq!(list["_meta"]["hostvars"]["w1"]["n"], 1);
+    assert_eq!(
+        list["_meta"]["hostvars"]["e1"]["port"], 80,
+        "e1 inherits web's vars through edge: {}",
+        out.stdout
+    );
+    // Without _meta: --host per host.
+    let t = Test::new();
+    let inv = script(
+        &t,
+        "inv.sh",
+        r#"#!/bin/sh
+case "$1" in
+  --list) echo '{"db": ["d1", "d2"]}' ;;
+  --host) echo "{\"who\": \"$2\"}" ;;
+  *) exit 9 ;;
+esac
+"#,
+    );
+    let out = t.arg("inventory").arg("-i").arg(&inv).args(["--host", "d2"]).run().success();
+    let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(vars["who"], "d2", "{}", out.stdout);
+}
+
+#[test]
+fn a_failing_or_garbled_inventory_script_is_named_with_its_stderr() {
+    let t = Test::new();
+    let inv = script(&t, "inv.sh", "#!/bin/sh\necho 'cannot reach the CMDB' >&2\nexit 3\n");
+    t.arg("inventory")
+        .arg("-i")
+        .arg(&inv)
+        .run()
+        .failure()
+        .stderr_has("inv.sh --list failed (exit status: 3): cannot reach the CMDB");
+    let t = Test::new();
+    let inv = script(&t, "inv.sh", "#!/bin/sh\necho '{\"web\": [' \necho 'oops' >&2\n");
+    t.arg("inventory")
+        .arg("-i")
+        .arg(&inv)
+        .run()
+        .failure()
+        .stderr_has("inv.sh --list printed invalid JSON: ")
+        .stderr_has("; its stderr: oops");
+}

@@ -2,7 +2,7 @@
 //!
 //! Sources (`-i`, repeatable) are files or folders. A file ending in `.yml`, `.yaml` or `.json`
 //! is Ansible's YAML format (`parse`); any other is its INI format (`ini`), or YAML when it is
-//! not INI but is a YAML map. A folder is every file in it, in name order (subfolders too),
+//! not INI but is a YAML map; a file with an execute bit is a script (`script`), run with `--list`. A folder is every file in it, in name order (subfolders too),
 //! skipping hidden names, `group_vars/`, `host_vars/` and Ansible's ignored extensions. Host
 //! names may be ranges (`range`). All sources fill one [`model::Raw`], then `group_vars/` and
 //! `host_vars/` beside each source and beside the playbook (`vars_files`) are layered in
@@ -16,6 +16,7 @@ mod model;
 mod parse;
 mod pattern;
 mod range;
+mod script;
 mod show;
 mod vars_files;
 
@@ -228,6 +229,12 @@ pub fn limit_terms(patterns: &[String], cwd: &Path) -> Result<Vec<String>, Strin
 }
 
 fn read_source(path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
+    if script::is_script(path) {
+        let invalid = |message| InventoryError::Invalid { path: path.to_owned(), line: None, message };
+        let text = script::inventory_text(path).map_err(invalid)?;
+        return parse::parse(&text, raw)
+            .map_err(|e| invalid(format!("{} --list: {}", path.display(), e.message)));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
     parse_source(&text, path, raw)
