@@ -323,9 +323,9 @@ fn json_text(value: &serde_json::Value) -> String {
     format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
 }
 
-/// The `-e` variables of the command line, merged (see [`playbook::parse_extra_vars`]).
+/// The `-e` variables of the command line, merged (see [`engine::inventory::parse_extra_vars`]).
 fn extra_vars(args: &PlanArgs) -> Result<Vars, Error> {
-    Ok(playbook::parse_extra_vars(&args.extra_vars, Path::new("."))?)
+    Ok(engine::inventory::parse_extra_vars(&args.extra_vars, Path::new("."))?)
 }
 
 /// Loads the inventory and the playbook, and applies --limit/--tags.

@@ -3,10 +3,9 @@
 
 use miette::Diagnostic;
 
-use crate::inventory::InventoryError;
+use crate::inventory::{ExtraVarsError, InventoryError};
 use crate::journal::JournalError;
 use crate::plan::PlanErrors;
-use crate::playbook::ExtraVarsError;
 
 /// Everything that can stop the engine before or around a run. Task failures during a run
 /// are not errors here: they are outcomes, reported through events.

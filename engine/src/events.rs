@@ -119,7 +119,7 @@ pub struct TaskReport {
     pub started_at_ms: u64,
     /// The command's exit code and output, for runs that ask for them (`engine exec`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Captured>,
+    pub output: Option<Box<Captured>>,
 }
 
 /// What a command printed, kept for the run's report (`RunOptions::capture_output`).

@@ -53,8 +53,9 @@ pub(super) struct ExecArgs {
 pub(super) fn exec_command(args: ExecArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
     let inventory = Inventory::load_all(&args.inventory, None)?;
     warn_unused_keys(&inventory);
-    let patterns = engine::inventory::limit_terms(&[args.pattern.clone()], std::path::Path::new("."))
-        .map_err(Error::Usage)?;
+    let patterns =
+        engine::inventory::limit_terms(std::slice::from_ref(&args.pattern), std::path::Path::new("."))
+            .map_err(Error::Usage)?;
     let adhoc = AdHoc {
         command: args.command,
         become_: args.become_ || args.become_user.is_some(),
@@ -109,8 +110,9 @@ pub(super) struct PingArgs {
 pub(super) fn ping_command(args: PingArgs) -> Result<ExitCode, Error> {
     let inventory = Inventory::load_all(&args.inventory, None)?;
     warn_unused_keys(&inventory);
-    let patterns = engine::inventory::limit_terms(&[args.pattern.clone()], std::path::Path::new("."))
-        .map_err(Error::Usage)?;
+    let patterns =
+        engine::inventory::limit_terms(std::slice::from_ref(&args.pattern), std::path::Path::new("."))
+            .map_err(Error::Usage)?;
     let hosts = inventory.resolve_patterns(&patterns).map_err(Error::Usage)?;
     let checks = engine::adhoc::ping::ping(&inventory, &hosts, &super::ssh_defaults(&args.conn))
         .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })?;

@@ -8,9 +8,11 @@
 //! `host_vars/` beside each source and beside the playbook (`vars_files`) are layered in
 //! Ansible's precedence (see `model`). `--limit` patterns are `pattern`; `show` prints the
 //! result as `ansible-inventory` does (`engine inventory`).
+//! `extra_vars` reads `-e` and variables files (`-e @vars.yml`, a playbook's `load_vars(..)`).
 
 mod connection;
 mod error;
+mod extra_vars;
 mod ini;
 mod model;
 mod parse;
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use connection::{Connection, READ_KEYS, Transport, UnusedKey};
 pub use error::InventoryError;
+pub use extra_vars::{ExtraVarsError, parse_extra_vars, read_vars_file};
 use serde_json::Value;
 
 /// Variables, as playbooks see them.

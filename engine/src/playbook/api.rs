@@ -413,7 +413,8 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     let c = cx.clone();
     engine.register_fn("load_vars", move |ctx: NativeCallContext, path: &str| -> RhaiResult<Map> {
         let real = c.local_file(&ctx, path, "variables file")?;
-        let vars = super::read_vars_file(&real).map_err(|e| runtime(e.to_string(), ctx.call_position()))?;
+        let vars = crate::inventory::read_vars_file(&real)
+            .map_err(|e| runtime(e.to_string(), ctx.call_position()))?;
         rhai::serde::to_dynamic(vars)?
             .try_cast::<Map>()
             .ok_or_else(|| runtime("load_vars: not a map", ctx.call_position()))

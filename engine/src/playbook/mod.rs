@@ -3,7 +3,6 @@
 
 mod api;
 pub(crate) mod api_docs;
-mod extra_vars;
 mod handles;
 mod hints;
 mod resolver;
@@ -14,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub use extra_vars::{ExtraVarsError, parse_extra_vars, read_vars_file};
 pub use handles::{HostHandle, TaskHandle};
 use rhai::{Engine, EvalAltResult, Position};
 
@@ -66,7 +64,7 @@ impl Default for Limits {
 /// How to load a playbook.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// `-e` variables (see [`parse_extra_vars`]), read with `param("key")`.
+    /// `-e` variables (see [`crate::inventory::parse_extra_vars`]), read with `param("key")`.
     pub extra_vars: Vars,
     pub limits: Limits,
     /// Library folders (`--lib DIR`) searched by `import`, after the importing file's own

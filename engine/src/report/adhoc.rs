@@ -127,7 +127,7 @@ mod tests {
         };
         let output =
             Captured { rc: Some(0), stdout: "up 3 days\x1b[2J\nload 0.1\n".into(), stderr: String::new() };
-        out.on_event(&report("web1", Status::Changed, Some(output), None));
+        out.on_event(&report("web1", Status::Changed, Some(Box::new(output)), None));
         out.on_event(&report("web2", Status::Unreachable, None, Some("cannot connect")));
         let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
         assert_eq!(

@@ -351,7 +351,7 @@ async fn execute(
                         // Before anyone can see them: events, logs and later tasks' errors.
                         shared.events.redactor().add_outputs(outputs);
                         if shared.options.capture_output {
-                            r.output = Some(captured(outputs));
+                            r.output = Some(Box::new(captured(outputs)));
                         }
                     }
                     let kept = outputs.map(|mut outputs| {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use serde_yaml_ng::Value as Yaml;
 
-use crate::inventory::{Vars, yaml_to_vars};
+use super::{Vars, yaml_to_vars};
 
 /// Why a `-e` value, or a variables file, cannot be used.
 #[derive(Debug, thiserror::Error, Diagnostic)]
