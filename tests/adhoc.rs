@@ -71,6 +71,28 @@ fn a_pattern_that_selects_nothing_is_refused() {
     exec(Test::new(), "nosuch", &["true"]).failure().stderr_has("names no host or group");
 }
 
+/// Without the lab: a local host needs no SSH; one that does not answer fails at TCP, with the
+/// fix, and the later steps are not tried.
+#[test]
+fn ping_reports_a_host_that_does_not_answer_at_the_tcp_step() {
+    let t = Test::new();
+    let inv = t.file("inv.yml", INVENTORY);
+    let out = t.arg("ping").arg("-i").arg(&inv).run().code(2);
+    assert_eq!(
+        out.stdout,
+        "me1 (local)\n  ok     local    ansible_connection: local: runs on the controller, no SSH\n\
+         me2 (local)\n  ok     local    ansible_connection: local: runs on the controller, no SSH\n\
+         gone (root@127.0.0.1:1)\n  FAILED tcp      cannot connect to 127.0.0.1:1: Connection refused (os error 111)\n\
+         \x20        fix: check the address and port (ansible_host, ansible_port), that sshd runs there \
+         (`systemctl status ssh`), and that no firewall drops port 1\n\
+         \x20 -      host key not tried\n  -      auth     not tried\n  -      become   not tried\n\
+         3 hosts: 2 ok, 1 with problems\n"
+    );
+    let t = Test::new();
+    let inv = t.file("inv.yml", INVENTORY);
+    t.arg("ping").arg("-i").arg(&inv).arg("me*").run().success();
+}
+
 mod lab {
     use super::*;
     use support::lab::Lab;
