@@ -5,6 +5,7 @@
 //! Lab tests are `#[ignore]`d, so a plain `cargo test` reports them as ignored; `cargo xtask
 //! test` boots the lab and runs them with `--include-ignored` (see `support::lab`).
 
+mod adhoc;
 mod apt_modules;
 mod bare_lab;
 mod certgen;
@@ -25,6 +26,7 @@ mod lab;
 mod modules_files;
 mod modules_services;
 mod resume;
+mod run_control;
 mod secrets;
 mod support;
 mod transport;

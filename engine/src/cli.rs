@@ -1,5 +1,7 @@
 //! Command-line parsing, the choice of subscribers, and the one place errors are printed.
 
+mod adhoc;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +38,12 @@ enum Command {
     Run(RunArgs),
     /// Dry-run: report what `run` would change, and change nothing (same as `run --check`).
     Check(RunArgs),
+    /// Run one command on the hosts a pattern selects, in parallel (Ansible's ad hoc
+    /// `ansible PATTERN -a ...`): `engine exec -i INV 'web*' -- uptime`.
+    Exec(adhoc::ExecArgs),
+    /// Check the connection to each host (a doctor): TCP, the host key against known_hosts,
+    /// the login, and sudo without a password, each failure with its fix.
+    Ping(adhoc::PingArgs),
     /// Export the plan's task graph (DOT or SVG). Connects to nothing unless --check.
     Graph(GraphArgs),
     /// Show how the inventory was understood, as `ansible-inventory` does: groups, hosts and
@@ -59,21 +67,29 @@ struct PlanArgs {
     /// The playbook (a .rhai file). With `run --resume`, the journal's when omitted.
     playbook: Option<PathBuf>,
     /// The inventory: an Ansible INI or YAML file, or a folder of them, with `group_vars/` and
-    /// `host_vars/` beside it. Repeatable (`check` and `graph`; a `run` takes one). With
-    /// `run --resume`, the journal's when omitted.
+    /// `host_vars/` beside it. Repeatable: a later source's value for the same variable wins,
+    /// and a run's journal records them all. With `run --resume`, the journal's when omitted.
     #[arg(short, long, value_name = "SOURCE")]
     inventory: Vec<PathBuf>,
-    /// A variable for the playbook, read with param("KEY"). Repeatable.
-    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE", value_parser = parse_extra_var)]
-    extra_vars: Vec<(String, String)>,
+    /// Variables for the playbook, read with param("KEY"), as Ansible reads `-e`: `KEY=VALUE`
+    /// pairs (strings; several separated by spaces), a JSON or YAML map (`'{"n": 3}'`, typed), or
+    /// `@FILE` (a YAML or JSON file, relative to the working directory). Repeatable; a later
+    /// value for the same name wins.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    extra_vars: Vec<String>,
     /// Only tasks on the hosts this pattern selects, plus what they depend on. Ansible's
     /// patterns: names, globs (`web*`), `a:b` or `a,b` (either), `a:&b` (both), `a:!b` (not b),
-    /// `~regex`, `group[0]`. A term that matches nothing is an error.
+    /// `~regex`, `group[0]`; `@FILE` reads one pattern per line (a retry file). A term that
+    /// matches nothing is an error.
     #[arg(short, long, value_delimiter = ',')]
     limit: Option<Vec<String>>,
     /// Only tasks with one of these tags (comma-separated), plus what they depend on.
     #[arg(short, long, value_delimiter = ',')]
     tags: Option<Vec<String>>,
+    /// Not the tasks with any of these tags (comma-separated), nor what only they bring in;
+    /// a task whose output a kept task reads still runs.
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    skip_tags: Vec<String>,
     /// A folder of Rhai libraries for `import`, searched after the importing file's folder and
     /// `lib/` beside the playbook. Repeatable.
     #[arg(long = "lib", value_name = "DIR")]
@@ -186,14 +202,6 @@ enum KeyPolicy {
     AcceptNew,
 }
 
-fn parse_extra_var(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("invalid variable name {key:?}: use letters, digits and '_'"));
-    }
-    Ok((key.to_owned(), value.to_owned()))
-}
-
 /// Runs the command line and turns the result into the process's exit code.
 pub(crate) fn main() -> ExitCode {
     // Usage errors exit 1 like every other invalid input; exit 2 means tasks failed.
@@ -258,6 +266,8 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         Command::Run(args) => run_command(args, false, cli.verbose > 0, redactor),
         Command::Check(args) => run_command(args, true, cli.verbose > 0, redactor),
         Command::Graph(args) => graph_command(args, redactor),
+        Command::Exec(args) => adhoc::exec_command(args, redactor),
+        Command::Ping(args) => adhoc::ping_command(args),
         Command::Modules { name } => {
             let text = match name {
                 None => modules_doc::index(),
@@ -313,17 +323,18 @@ fn json_text(value: &serde_json::Value) -> String {
     format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())
 }
 
+/// The `-e` variables of the command line, merged (see [`engine::inventory::parse_extra_vars`]).
+fn extra_vars(args: &PlanArgs) -> Result<Vars, Error> {
+    Ok(engine::inventory::parse_extra_vars(&args.extra_vars, Path::new("."))?)
+}
+
 /// Loads the inventory and the playbook, and applies --limit/--tags.
-fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
+fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
     let (Some(playbook), false) = (&args.playbook, args.inventory.is_empty()) else {
         return Err(Error::Usage("give a playbook and an inventory: PLAYBOOK -i INVENTORY".into()));
     };
     let inventory = Inventory::load_all(&args.inventory, playbook.parent())?;
     warn_unused_keys(&inventory);
-    let mut extra_vars = Vars::new();
-    for (k, v) in &args.extra_vars {
-        extra_vars.insert(k.clone(), serde_json::Value::String(v.clone()));
-    }
     let options = LoadOptions {
         extra_vars,
         lib_dirs: args.lib_dirs.clone(),
@@ -332,10 +343,13 @@ fn load_plan(args: &PlanArgs, redactor: &Arc<Redactor>) -> Result<Plan, Error> {
     };
     let plan = playbook::load(playbook, &inventory, &options)?;
     let hosts = match &args.limit {
-        Some(patterns) => Some(inventory.resolve_patterns(patterns).map_err(Error::Usage)?),
+        Some(patterns) => {
+            let patterns = engine::inventory::limit_terms(patterns, Path::new(".")).map_err(Error::Usage)?;
+            Some(inventory.resolve_patterns(&patterns).map_err(Error::Usage)?)
+        }
         None => None,
     };
-    Ok(plan.select(&Selection { hosts, tags: args.tags.clone() }))
+    Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
 fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
@@ -381,25 +395,19 @@ fn run_command(
     redactor: &Arc<Redactor>,
 ) -> Result<ExitCode, Error> {
     let check = check || args.check;
-    if !check && args.plan.inventory.len() > 1 {
-        // The journal a run writes (for --resume) records one inventory source.
-        return Err(Error::Usage(
-            "a run takes one -i inventory (a folder can hold several files); check and graph take several"
-                .into(),
-        ));
-    }
     let runs = Path::new(journal::RUNS_DIR);
+    let vars = extra_vars(&args.plan)?;
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
     // the one its journal was written with; a run makes it on first use (once its playbook
     // loaded); a dry-run that resumes nothing needs none.
     let (resumed, key) = match args.resume.as_deref() {
         Some(id) => {
             let key = journal::JournalKey::load(runs)?;
-            (Some(open_journal(runs, id, &mut args.plan, &key)?), Some(key))
+            (Some(open_journal(runs, id, &mut args.plan, &vars, &key)?), Some(key))
         }
         None => (None, None),
     };
-    let full = load_plan(&args.plan, redactor)?;
+    let full = load_plan(&args.plan, vars.clone(), redactor)?;
     let key = match key {
         None if !check => Some(journal::JournalKey::load_or_create(runs)?),
         key => key,
@@ -418,7 +426,7 @@ fn run_command(
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
-        let header = journal::Header::new(&given(&args.plan), resumes, fingerprints);
+        let header = journal::Header::new(&given(&args.plan, &vars), resumes, fingerprints);
         let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
@@ -435,6 +443,7 @@ fn run_command(
         walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
         carried,
         journal: journal_path,
+        capture_output: false,
     };
     let Some(summary) =
         execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?
@@ -456,29 +465,30 @@ fn open_journal(
     runs: &Path,
     id: &str,
     plan: &mut PlanArgs,
+    vars: &Vars,
     key: &journal::JournalKey,
 ) -> Result<journal::Journal, Error> {
-    let (journal, same) = journal::resume::open(runs, id, &given(plan), key)?;
+    let (journal, same) = journal::resume::open(runs, id, &given(plan, vars), key)?;
     plan.playbook = Some(same.playbook);
-    plan.inventory = vec![same.inventory];
+    plan.inventory = same.inventories;
     plan.limit = same.limit;
     plan.tags = same.tags;
     Ok(journal)
 }
 
 /// What the command line names of a run, as the journal compares and records it.
-fn given(plan: &PlanArgs) -> journal::resume::Given<'_> {
+fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::resume::Given<'a> {
     journal::resume::Given {
         playbook: plan.playbook.as_deref(),
-        inventory: plan.inventory.first().map(PathBuf::as_path),
-        extra_vars: plan.extra_vars.iter().map(|(k, _)| k.as_str()).collect(),
+        inventories: &plan.inventory,
+        extra_vars: vars.keys().map(String::as_str).collect(),
         limit: plan.limit.as_deref(),
         tags: plan.tags.as_deref(),
     }
 }
 
 fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
-    let plan = load_plan(&args.plan, redactor)?;
+    let plan = load_plan(&args.plan, extra_vars(&args.plan)?, redactor)?;
     let predictions = if args.check {
         let options = RunOptions {
             check: true,
@@ -486,6 +496,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
             walker: Walker { forks: 64, per_host: 4, fail_fast: false },
             carried: None,
             journal: None,
+            capture_output: false,
         };
         let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
         match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor)? {

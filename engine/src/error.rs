@@ -3,7 +3,7 @@
 
 use miette::Diagnostic;
 
-use crate::inventory::InventoryError;
+use crate::inventory::{ExtraVarsError, InventoryError};
 use crate::journal::JournalError;
 use crate::plan::PlanErrors;
 
@@ -26,6 +26,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] PlanErrors),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ExtraVars(#[from] ExtraVarsError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -117,6 +117,17 @@ pub struct TaskReport {
     pub elapsed_ms: u64,
     /// Unix time in milliseconds when the task started (0 if it never started).
     pub started_at_ms: u64,
+    /// The command's exit code and output, for runs that ask for them (`engine exec`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Box<Captured>>,
+}
+
+/// What a command printed, kept for the run's report (`RunOptions::capture_output`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Captured {
+    pub rc: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// One thing that happened during a run.
@@ -202,6 +213,10 @@ impl Event {
                 report.diff.iter_mut().for_each(r);
                 report.error.iter_mut().for_each(r);
                 report.note.iter_mut().for_each(r);
+                if let Some(output) = &mut report.output {
+                    r(&mut output.stdout);
+                    r(&mut output.stderr);
+                }
             }
             Event::Interrupted { .. } | Event::Aborted { .. } | Event::RunFinished { .. } => {}
         }

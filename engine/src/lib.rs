@@ -14,6 +14,7 @@
 //! - [`run`]: connects the walker to hosts and modules: plan, then apply, emitting events. A
 //!   task's failure is a [`run::TaskError`]; a run returns its summary, and only the binary
 //!   turns it (or a forced stop, [`run::Forced`]) into an exit code.
+//! - [`adhoc`]: `engine exec`: one `command` task per selected host, as a sealed plan.
 //! - [`session`]: one run over SSH as the binary starts it (targets, runtime, bus, Ctrl-C).
 //! - [`graphviz`]: SVG from DOT.
 //! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `contract::Host`;
@@ -30,6 +31,7 @@
 //!   `InventoryError`) and names what a user needs to act.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod adhoc;
 pub mod connect;
 pub mod docs;
 pub mod error;

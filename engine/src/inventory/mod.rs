@@ -2,20 +2,23 @@
 //!
 //! Sources (`-i`, repeatable) are files or folders. A file ending in `.yml`, `.yaml` or `.json`
 //! is Ansible's YAML format (`parse`); any other is its INI format (`ini`), or YAML when it is
-//! not INI but is a YAML map. A folder is every file in it, in name order (subfolders too),
+//! not INI but is a YAML map; a file with an execute bit is a script (`script`), run with `--list`. A folder is every file in it, in name order (subfolders too),
 //! skipping hidden names, `group_vars/`, `host_vars/` and Ansible's ignored extensions. Host
 //! names may be ranges (`range`). All sources fill one [`model::Raw`], then `group_vars/` and
 //! `host_vars/` beside each source and beside the playbook (`vars_files`) are layered in
 //! Ansible's precedence (see `model`). `--limit` patterns are `pattern`; `show` prints the
 //! result as `ansible-inventory` does (`engine inventory`).
+//! `extra_vars` reads `-e` and variables files (`-e @vars.yml`, a playbook's `load_vars(..)`).
 
 mod connection;
 mod error;
+mod extra_vars;
 mod ini;
 mod model;
 mod parse;
 mod pattern;
 mod range;
+mod script;
 mod show;
 mod vars_files;
 
@@ -24,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use connection::{Connection, READ_KEYS, Transport, UnusedKey};
 pub use error::InventoryError;
+pub use extra_vars::{ExtraVarsError, parse_extra_vars, read_vars_file};
 use serde_json::Value;
 
 /// Variables, as playbooks see them.
@@ -177,6 +181,18 @@ impl Inventory {
         &self.groups
     }
 
+    /// A copy where each of `hosts` gets the `vars` it does not set itself: the lowest
+    /// precedence, as Ansible gives command-line connection options (`engine exec -b`).
+    pub fn with_default_vars(&self, hosts: &[String], vars: &Vars) -> Self {
+        let mut copy = self.clone();
+        for host in copy.hosts.iter_mut().filter(|h| hosts.contains(&h.name)) {
+            for (key, value) in vars {
+                host.vars.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        copy
+    }
+
     /// The hosts a `--limit` pattern list selects (Ansible's patterns: `web*`, `a:b`, `a,b`,
     /// `g1:&g2`, `all:!h`, `~regex`, `g[0]`), in the order its terms find them.
     pub fn resolve_patterns(&self, patterns: &[String]) -> Result<Vec<String>, String> {
@@ -184,7 +200,44 @@ impl Inventory {
     }
 }
 
+/// A YAML value as a map of variables (`what` names it in messages): `(line, message)` when it
+/// is not a map, or holds the character engine reserves for run-time references. Shared with
+/// the playbook's `-e @file` and `load_vars(..)`, which read variables files as group_vars does.
+pub(crate) fn yaml_to_vars(
+    value: &serde_yaml_ng::Value,
+    what: &str,
+) -> Result<Vars, (Option<usize>, String)> {
+    parse::to_vars(value, what).map_err(|e| (e.line, e.message))
+}
+
+/// `--limit` values with each `@FILE` replaced by the patterns it holds, one per line (Ansible's
+/// retry-file form; blank lines skipped), the file relative to `cwd`.
+pub fn limit_terms(patterns: &[String], cwd: &Path) -> Result<Vec<String>, String> {
+    let mut terms = Vec::new();
+    for pattern in patterns {
+        let Some(file) = pattern.strip_prefix('@') else {
+            terms.push(pattern.clone());
+            continue;
+        };
+        let path = cwd.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("--limit @{file}: cannot read {}: {e}", path.display()))?;
+        let before = terms.len();
+        terms.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));
+        if terms.len() == before {
+            return Err(format!("--limit @{file}: {} names no host or pattern", path.display()));
+        }
+    }
+    Ok(terms)
+}
+
 fn read_source(path: &Path, raw: &mut model::Raw) -> Result<(), InventoryError> {
+    if script::is_script(path) {
+        let invalid = |message| InventoryError::Invalid { path: path.to_owned(), line: None, message };
+        let text = script::inventory_text(path).map_err(invalid)?;
+        return parse::parse(&text, raw)
+            .map_err(|e| invalid(format!("{} --list: {}", path.display(), e.message)));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
     parse_source(&text, path, raw)

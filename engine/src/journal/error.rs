@@ -89,8 +89,11 @@ pub enum KeyProblem {
 pub enum Refusal {
     #[error("it ran playbook {}, not {}; give that playbook, or none", ran.display(), given.display())]
     OtherPlaybook { ran: PathBuf, given: PathBuf },
-    #[error("it ran with inventory {}, not {}; give that inventory, or none", ran.display(), given.display())]
-    OtherInventory { ran: PathBuf, given: PathBuf },
+    #[error(
+        "it ran with inventory {}, not {}; give {}, or none",
+        shown(ran), shown(given), if ran.len() == 1 { "that inventory" } else { "those inventories, in that order" }
+    )]
+    OtherInventory { ran: Vec<PathBuf>, given: Vec<PathBuf> },
     #[error(
         "it ran with -e {}; the journal does not keep values (they may be secret): pass {} again",
         had.join(", -e "),
@@ -99,4 +102,9 @@ pub enum Refusal {
     MissingVars { had: Vec<String>, missing: Vec<String> },
     #[error("it ran with {flag} {}; a resume keeps the run's selection", had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(",")))]
     OtherSelection { flag: &'static str, had: Option<Vec<String>> },
+}
+
+/// Paths as `-i` lists them: `a, b`.
+fn shown(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

@@ -3,7 +3,7 @@
 //! to rerun only what did not finish.
 //!
 //! ```text
-//!  {"kind":"header", id, playbook, inventory, extra_vars (names), limit, tags, engine, resumes, fingerprints, mac}
+//!  {"kind":"header", id, playbook, inventory, more_inventories, extra_vars (names), limit, tags, engine, resumes, fingerprints, mac}
 //!  {"kind":"task", id, host, task, status, mac}                 one per task, as tasks end
 //!  {"kind":"task", id, host, task, status, done_in, mac}        resumed runs: tasks done earlier
 //!  {"kind":"finished", interrupted, aborted, elapsed_ms, mac}   absent when the process was killed
@@ -15,7 +15,7 @@
 //! A journal is trusted only as far as it verifies: each line ends with `"mac"`, an HMAC with
 //! the workspace key (`.engine/journal.key`, 0600, beside `runs/`) chained to the line before,
 //! and fingerprints are keyed with it too. `--resume` refuses (and leaves as it is) a journal
-//! with a line that does not verify, or whose header names another playbook or inventory.
+//! with a line that does not verify, or whose header names another playbook or other inventories (every `-i`, in order).
 //!
 //! - [`record`]: the line types. - [`writer`]: the event subscriber that writes a journal.
 //! - [`reader`]: loading a journal. - [`fingerprint`]: each task's input fingerprint.

@@ -47,8 +47,11 @@ pub struct Header {
     pub started_at_ms: u64,
     /// The playbook, as an absolute path.
     pub playbook: PathBuf,
-    /// The inventory, as an absolute path.
+    /// The (first) inventory, as an absolute path.
     pub inventory: PathBuf,
+    /// The inventories after the first (`-i` repeated), as absolute paths; absent when one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_inventories: Vec<PathBuf>,
     /// The names of the `-e` variables. Their values are not kept (they may be secret): a
     /// resume is given them again, and the fingerprints tell whether they changed.
     pub extra_vars: Vec<String>,
@@ -65,6 +68,11 @@ pub struct Header {
 }
 
 impl Header {
+    /// Every inventory of the run, in `-i` order.
+    pub fn inventories(&self) -> Vec<PathBuf> {
+        std::iter::once(self.inventory.clone()).chain(self.more_inventories.iter().cloned()).collect()
+    }
+
     /// The current journal format. 2: lines carry a chained MAC, fingerprints are keyed.
     pub const FORMAT: u32 = 2;
 
@@ -77,7 +85,8 @@ impl Header {
             engine: env!("CARGO_PKG_VERSION").to_owned(),
             started_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             playbook: given.playbook.map(absolute).unwrap_or_default(),
-            inventory: given.inventory.map(absolute).unwrap_or_default(),
+            inventory: given.inventories.first().map(|i| absolute(i)).unwrap_or_default(),
+            more_inventories: given.inventories.iter().skip(1).map(|i| absolute(i)).collect(),
             extra_vars: given.extra_vars.iter().map(|v| (*v).to_owned()).collect(),
             limit: given.limit.map(<[String]>::to_vec),
             tags: given.tags.map(<[String]>::to_vec),

@@ -15,7 +15,8 @@ use crate::run::{Carried, CarriedTask};
 #[derive(Debug, Clone, Default)]
 pub struct Given<'a> {
     pub playbook: Option<&'a Path>,
-    pub inventory: Option<&'a Path>,
+    /// The `-i` sources, in order; empty: as in the journal.
+    pub inventories: &'a [PathBuf],
     /// Names of the `-e` variables given.
     pub extra_vars: Vec<&'a str>,
     pub limit: Option<&'a [String]>,
@@ -34,11 +35,12 @@ pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, JournalErr
         }
         _ => h.playbook.clone(),
     };
-    let inventory = match given.inventory.map(absolute) {
-        Some(i) if i != h.inventory => {
-            return Err(refuse(Refusal::OtherInventory { ran: h.inventory.clone(), given: i }));
+    let given_inventories: Vec<PathBuf> = given.inventories.iter().map(|i| absolute(i)).collect();
+    let inventories = match given_inventories {
+        given if !given.is_empty() && given != h.inventories() => {
+            return Err(refuse(Refusal::OtherInventory { ran: h.inventories(), given }));
         }
-        _ => h.inventory.clone(),
+        _ => h.inventories(),
     };
     let missing: Vec<String> =
         h.extra_vars.iter().filter(|v| !given.extra_vars.contains(&v.as_str())).cloned().collect();
@@ -53,7 +55,7 @@ pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, JournalErr
     };
     Ok(Resolved {
         playbook,
-        inventory,
+        inventories,
         limit: same(given.limit, &h.limit, "--limit")?,
         tags: same(given.tags, &h.tags, "--tags")?,
     })
@@ -90,7 +92,7 @@ pub fn open(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
     pub playbook: PathBuf,
-    pub inventory: PathBuf,
+    pub inventories: Vec<PathBuf>,
     pub limit: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
 }
@@ -170,6 +172,7 @@ mod tests {
             started_at_ms: 0,
             playbook: "/p.rhai".into(),
             inventory: "/inv.yml".into(),
+            more_inventories: Vec::new(),
             extra_vars: Vec::new(),
             limit: None,
             tags: None,
@@ -238,18 +241,31 @@ mod tests {
         assert!(e.contains("-e version") && e.contains("pass it again"), "{e}");
         let ok = same_run(&j, &Given { extra_vars: vec!["version"], ..Given::default() }).unwrap();
         assert_eq!(
-            (ok.playbook.as_path(), ok.inventory.as_path()),
-            (Path::new("/p.rhai"), Path::new("/inv.yml"))
+            (ok.playbook.as_path(), ok.inventories.as_slice()),
+            (Path::new("/p.rhai"), [PathBuf::from("/inv.yml")].as_slice())
         );
         let tags = ["x".to_owned()];
         let e = same_run(&j, &Given { extra_vars: vec!["version"], tags: Some(&tags), ..Given::default() });
         assert!(e.unwrap_err().to_string().contains("keeps the run's selection"));
-        let inventory = Path::new("/elsewhere/inv.yml");
+        let inventories = [PathBuf::from("/elsewhere/inv.yml")];
         let e = same_run(
             &j,
-            &Given { inventory: Some(inventory), extra_vars: vec!["version"], ..Given::default() },
+            &Given { inventories: &inventories, extra_vars: vec!["version"], ..Given::default() },
         );
         let e = e.unwrap_err().to_string();
         assert!(e.contains("it ran with inventory /inv.yml, not /elsewhere/inv.yml"), "{e}");
+        // Several -i: all of them, in order, are the run's.
+        j.header.more_inventories = vec!["/more.ini".into()];
+        let given = [PathBuf::from("/inv.yml"), PathBuf::from("/more.ini")];
+        let ok =
+            same_run(&j, &Given { inventories: &given, extra_vars: vec!["version"], ..Given::default() });
+        assert_eq!(ok.unwrap().inventories, given);
+        let e = same_run(
+            &j,
+            &Given { inventories: &given[..1], extra_vars: vec!["version"], ..Given::default() },
+        );
+        assert!(e.unwrap_err().to_string().contains(
+            "it ran with inventory /inv.yml, /more.ini, not /inv.yml; give those inventories, in that order"
+        ));
     }
 }

@@ -131,6 +131,7 @@ mod tests {
             started_at_ms: 1,
             playbook: "/p/site.rhai".into(),
             inventory: "/p/inventory.yml".into(),
+            more_inventories: Vec::new(),
             extra_vars: vec!["version".into()],
             limit: None,
             tags: Some(vec!["certs".into()]),
@@ -157,6 +158,7 @@ mod tests {
             note: None,
             elapsed_ms: 0,
             started_at_ms: 0,
+            output: None,
         })
     }
 

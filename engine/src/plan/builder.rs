@@ -573,11 +573,12 @@ serial(group("workers"), 1, |h| {
     fn limit_keeps_only_the_selected_hosts_of_a_rolling_change() {
         // Serial edges order batches; they are not needs: `--limit w1` does not pull in w0.
         let plan = load(ROLLING).unwrap();
-        let one = plan.select(&Selection { hosts: Some(vec!["w1".to_owned()]), tags: None });
+        let one = plan.select(&Selection { hosts: Some(vec!["w1".to_owned()]), ..Selection::default() });
         let hosts: HashSet<&str> = one.graph.node_weights().map(|t| t.host.as_str()).collect();
         assert_eq!(hosts, HashSet::from(["w1"]));
         // `--limit w0,w2` keeps w0's batch before w2's, through the dropped w1.
-        let two = plan.select(&Selection { hosts: Some(vec!["w0".into(), "w2".into()]), tags: None });
+        let two =
+            plan.select(&Selection { hosts: Some(vec!["w0".into(), "w2".into()]), ..Selection::default() });
         assert!(before(&two, node(&two, "w0", "restart"), node(&two, "w2", "out")));
         assert!(!before(&two, node(&two, "w2", "out"), node(&two, "w0", "in")));
     }

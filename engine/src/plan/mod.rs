@@ -56,6 +56,9 @@ pub struct Selection {
     pub hosts: Option<Vec<String>>,
     /// Keep tasks carrying at least one of these tags.
     pub tags: Option<Vec<String>>,
+    /// Drop tasks carrying any of these tags (Ansible's `--skip-tags`), unless a kept task
+    /// reads their output.
+    pub skip_tags: Vec<String>,
 }
 
 impl Plan {
@@ -159,14 +162,20 @@ impl Plan {
     ///  full:     a ──order──▶ b ──order──▶ c ──notify──▶ h       x ──data──▶ c
     ///  --tags c: a, b dropped; x kept (c reads it); h kept (c notifies it)
     /// ```
+    ///
+    /// `skip_tags` drops the tasks carrying them, before and after the dependencies are
+    /// followed: a kept task's `after` on a skipped one is dropped (the order through it stays),
+    /// its notified handler is not run; only a task whose output a kept task reads comes back.
     pub fn select(&self, selection: &Selection) -> Plan {
-        if selection.hosts.is_none() && selection.tags.is_none() {
+        if selection.hosts.is_none() && selection.tags.is_none() && selection.skip_tags.is_empty() {
             return self.clone();
         }
         let graph = &self.graph;
+        let skipped = |task: &Task| task.tags.iter().any(|t| selection.skip_tags.contains(t));
         let wanted = |task: &Task| {
             selection.hosts.as_ref().is_none_or(|hosts| hosts.contains(&task.host))
                 && selection.tags.as_ref().is_none_or(|tags| task.tags.iter().any(|t| tags.contains(t)))
+                && !skipped(task)
         };
         let mut keep: HashSet<NodeIndex> = HashSet::new();
         let mut stack: Vec<NodeIndex> = graph.node_indices().filter(|n| wanted(&graph[*n])).collect();
@@ -175,12 +184,17 @@ impl Plan {
                 continue;
             }
             for edge in graph.edges_directed(node, Direction::Incoming) {
-                if matches!(edge.weight(), Edge::Data | Edge::After) {
+                let needed = match edge.weight() {
+                    Edge::Data => true,
+                    Edge::After => !skipped(&graph[edge.source()]),
+                    _ => false,
+                };
+                if needed {
                     stack.push(edge.source());
                 }
             }
             for edge in graph.edges_directed(node, Direction::Outgoing) {
-                if *edge.weight() == Edge::Notify {
+                if *edge.weight() == Edge::Notify && !skipped(&graph[edge.target()]) {
                     stack.push(edge.target());
                 }
             }

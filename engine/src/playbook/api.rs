@@ -5,6 +5,8 @@
 //! for h in group("etcd") { ... }           // the hosts of a group, in inventory order
 //! web.name; web.address; web.vars.private_ip; web.groups
 //! param("version"); param("version", "3.4") // -e key=value, with an optional default
+//! param("replicas")                     // typed when given as -e '{"replicas": 3}' or -e @vars.yml
+//! let v = load_vars("vars/main.yml");   // a YAML/JSON map beside the playbook: v.replicas
 //! secret(param("db_password"))          // the value, hidden in output, logs, diffs and DOT
 //!
 //! let a = web.file("greeting", #{ path: "/tmp/hi", content: "hi\n" });   // one task
@@ -119,6 +121,26 @@ impl Context {
             line: position.line().unwrap_or(0),
             col: position.position().unwrap_or(0),
         }
+    }
+
+    /// `path` relative to the calling file's own folder (the playbook's, or a library's), and
+    /// confined to that file's root (the playbook's folder, or its library folder): playbooks
+    /// read files from their own folder tree, never from elsewhere on the controller.
+    fn local_file(&self, ctx: &NativeCallContext, path: &str, what: &str) -> RhaiResult<std::path::PathBuf> {
+        let fail = |message: String| runtime(message, ctx.call_position());
+        let source = ctx.call_source().unwrap_or(&self.default_file);
+        let (folder, whose) = match self.folders.of(source) {
+            Some(folder) if source != &*self.default_file => (folder, "library"),
+            _ => (super::resolver::Folder::root(&self.base_dir), "playbook"),
+        };
+        let full = folder.path().join(path);
+        let (Ok(base), Ok(real)) = (folder.root.canonicalize(), full.canonicalize()) else {
+            return Err(fail(format!("cannot read {what} {}: no such file", full.display())));
+        };
+        if !real.starts_with(&base) {
+            return Err(fail(format!("{what} {path:?} is outside the {whose}'s folder {}", base.display())));
+        }
+        Ok(real)
     }
 
     fn host_handle(&self, name: &str) -> Option<HostHandle> {
@@ -381,27 +403,21 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     });
     let c = cx.clone();
     engine.register_fn("template_file", move |ctx: NativeCallContext, path: &str| -> RhaiResult<String> {
-        let fail = |message: String| runtime(message, ctx.call_position());
-        // Relative to the calling file's own folder: the playbook's, or a library's, and
-        // confined to that file's root (the playbook's folder, or its library folder).
-        let source = ctx.call_source().unwrap_or(&c.default_file);
-        let (folder, whose) = match c.folders.of(source) {
-            Some(folder) if source != &*c.default_file => (folder, "library"),
-            _ => (super::resolver::Folder::root(&c.base_dir), "playbook"),
-        };
-        let full = folder.path().join(path);
-        let (Ok(base), Ok(real)) = (folder.root.canonicalize(), full.canonicalize()) else {
-            return Err(fail(format!("cannot read template {}: no such file", full.display())));
-        };
-        // Templates come from the calling file's own folder tree, never from elsewhere on the controller.
-        if !real.starts_with(&base) {
-            return Err(fail(format!(
-                "template {path:?} is outside the {whose}'s folder {}",
-                base.display()
-            )));
-        }
-        std::fs::read_to_string(&real)
-            .map_err(|e| fail(format!("cannot read template {}: {e}", full.display())))
+        let real = c.local_file(&ctx, path, "template")?;
+        std::fs::read_to_string(&real).map_err(|e| {
+            runtime(format!("cannot read template {}: {e}", real.display()), ctx.call_position())
+        })
+    });
+    // vars_files-style: a YAML or JSON map of variables beside the calling file. Its values are
+    // copied into the tasks that use them, so a task's journal fingerprint covers them.
+    let c = cx.clone();
+    engine.register_fn("load_vars", move |ctx: NativeCallContext, path: &str| -> RhaiResult<Map> {
+        let real = c.local_file(&ctx, path, "variables file")?;
+        let vars = crate::inventory::read_vars_file(&real)
+            .map_err(|e| runtime(e.to_string(), ctx.call_position()))?;
+        rhai::serde::to_dynamic(vars)?
+            .try_cast::<Map>()
+            .ok_or_else(|| runtime("load_vars: not a map", ctx.call_position()))
     });
 
     // ---- tasks

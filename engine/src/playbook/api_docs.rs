@@ -165,6 +165,14 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
     },
     FnDoc { key: "keys(Vars)", params: &["vars"], doc: "The names of the host's variables." },
     FnDoc {
+        key: "load_vars(string)",
+        params: &["path"],
+        doc: "The variables of a YAML or JSON file (a map), typed, relative to the calling file's folder \
+              (Ansible's `vars_files`): `let v = load_vars(\"vars/main.yml\"); v.replicas`. Read when the \
+              playbook is loaded; the values become part of the tasks that use them. Files outside that \
+              folder are refused.",
+    },
+    FnDoc {
         key: "notify(Task, array)",
         params: &["t", "handlers"],
         doc: "Notifies each handler of the array, as `notify(handler)` does.",
@@ -178,13 +186,14 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
     FnDoc {
         key: "param(string)",
         params: &["name"],
-        doc: "The value of `-e name=value`. Without it the playbook is refused, with a message saying how \
-              to pass it.",
+        doc: "The value of `-e name=value` (a string), or of `name` in `-e '{\"name\": 3}'` or `-e @vars.yml` \
+              (typed: int, float, bool, array, map). Without it the playbook is refused, with a message \
+              saying how to pass it.",
     },
     FnDoc {
         key: "param(string, any)",
         params: &["name", "default"],
-        doc: "The value of `-e name=value`, or `default` when it is not given.",
+        doc: "The value of `-e name=...` (as `param(name)` reads it), or `default` when it is not given.",
     },
     FnDoc {
         key: "retry(Task, map)",

@@ -64,7 +64,7 @@ impl Default for Limits {
 /// How to load a playbook.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// `-e key=value` variables, read with `param("key")`.
+    /// `-e` variables (see [`crate::inventory::parse_extra_vars`]), read with `param("key")`.
     pub extra_vars: Vars,
     pub limits: Limits,
     /// Library folders (`--lib DIR`) searched by `import`, after the importing file's own

@@ -211,6 +211,7 @@ mod tests {
             note: None,
             elapsed_ms: 0,
             started_at_ms: 0,
+            output: None,
         }
     }
 

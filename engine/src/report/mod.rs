@@ -1,15 +1,17 @@
-//! Subscribers to run events: the console (progress, task lines, recap), the JSON-lines
-//! stream, and the tracing log. Everything the console prints goes through
+//! Subscribers to run events: the console (progress, task lines, recap), `engine exec`'s
+//! per-host output, the JSON-lines stream, and the tracing log. Everything the console prints goes through
 //! [`printable`]: remote text never reaches a terminal with its escape sequences live. The
 //! JSON stream escapes control characters as JSON does; the log's fields are escaped by
 //! `tracing-subscriber` itself (ESC, C1 and other terminal controls).
 
+mod adhoc;
 mod console;
 mod json;
 mod log;
 mod printable;
 mod recap;
 
+pub use adhoc::AdHocOutput;
 pub use console::Console;
 pub use json::JsonLines;
 pub use log::Log;

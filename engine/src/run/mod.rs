@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub carried: Option<Arc<Carried>>,
     /// Where the run journal is written, for the recap (none in check mode).
     pub journal: Option<String>,
+    /// Put each task's exit code, stdout and stderr in its report (`engine exec`).
+    pub capture_output: bool,
 }
 
 /// What a run did.
@@ -280,6 +282,17 @@ fn report(task: &Task, status: Status) -> TaskReport {
         note: None,
         elapsed_ms: 0,
         started_at_ms: 0,
+        output: None,
+    }
+}
+
+/// A command's outputs as a report shows them.
+fn captured(outputs: &contract::Outputs) -> crate::events::Captured {
+    let text = |key: &str| outputs.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    crate::events::Captured {
+        rc: outputs.get("rc").and_then(serde_json::Value::as_i64),
+        stdout: text("stdout"),
+        stderr: text("stderr"),
     }
 }
 
@@ -337,6 +350,9 @@ async fn execute(
                     if let Some(outputs) = &outputs {
                         // Before anyone can see them: events, logs and later tasks' errors.
                         shared.events.redactor().add_outputs(outputs);
+                        if shared.options.capture_output {
+                            r.output = Some(Box::new(captured(outputs)));
+                        }
                     }
                     let kept = outputs.map(|mut outputs| {
                         let read = shared.read.get(&task.id);

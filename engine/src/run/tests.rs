@@ -59,6 +59,7 @@ fn options() -> RunOptions {
         walker: Walker { forks: 4, per_host: 4, fail_fast: false },
         carried: None,
         journal: None,
+        capture_output: false,
     }
 }
 

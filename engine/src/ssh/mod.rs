@@ -74,7 +74,7 @@ mod config;
 mod connection;
 mod error;
 mod host_key_policy;
-mod known_hosts;
+pub(crate) mod known_hosts;
 mod shown;
 mod ssh_host;
 #[cfg(test)]

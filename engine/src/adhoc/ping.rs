@@ -1,0 +1,380 @@
+//! `engine ping`: a doctor for the connection to each host. Per host, in order, each step only
+//! when the one before passed:
+//!
+//! ```text
+//!  tcp       the address and port answer
+//!  host key  the key the server offers (its algorithm), against known_hosts: match / unknown / CHANGED
+//!  auth      the SSH login, with the key file or the agent
+//!  become    `sudo -n true` (as the become user): sudo works without a password
+//! ```
+//!
+//! Each failed step says the exact fix. A host is a [`Route`] of endpoints: today one (the
+//! host itself); a ProxyJump adds its hops in front, each checked the same way.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use contract::{Effect, Exec, Host};
+use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
+use serde::Serialize;
+
+use crate::connect::SshDefaults;
+use crate::inventory::{Connection, Inventory, Transport};
+use crate::ssh::known_hosts::{HostKeyStatus, KnownHosts, host_pattern};
+use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
+
+/// What one step found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    Failed,
+    /// Not tried, because a step before failed; or not used by this host.
+    Skipped,
+}
+
+/// One step of the check of one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// What to do about a failure, as commands to run where possible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The endpoints between the controller and a host, the host last.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub endpoints: Vec<EndpointCheck>,
+}
+
+/// The checks of one endpoint (a hop, or the host).
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointCheck {
+    /// `user@address:port`.
+    pub endpoint: String,
+    pub steps: Vec<Step>,
+}
+
+/// One host's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostCheck {
+    pub host: String,
+    pub route: Route,
+}
+
+impl HostCheck {
+    pub fn ok(&self) -> bool {
+        self.route.endpoints.iter().flat_map(|e| &e.steps).all(|s| s.verdict != Verdict::Failed)
+    }
+}
+
+/// Checks every one of `hosts` (inventory names), at once, on a runtime of its own.
+pub fn ping(
+    inventory: &Inventory,
+    hosts: &[String],
+    defaults: &SshDefaults,
+) -> std::io::Result<Vec<HostCheck>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let checks = runtime.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, name) in hosts.iter().enumerate() {
+            let connection = inventory.host(name).map(|h| h.connection());
+            let (name, defaults) = (name.clone(), defaults.clone());
+            set.spawn(async move { (i, check_host(name, connection, &defaults).await) });
+        }
+        let mut checks: Vec<(usize, HostCheck)> = Vec::new();
+        while let Some(done) = set.join_next().await {
+            if let Ok(done) = done {
+                checks.push(done);
+            }
+        }
+        checks.sort_by_key(|(i, _)| *i);
+        checks.into_iter().map(|(_, c)| c).collect()
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(checks)
+}
+
+async fn check_host(
+    name: String,
+    connection: Option<Result<Connection, String>>,
+    defaults: &SshDefaults,
+) -> HostCheck {
+    let single = |endpoint: String, steps| HostCheck {
+        host: name.clone(),
+        route: Route { endpoints: vec![EndpointCheck { endpoint, steps }] },
+    };
+    let c = match connection {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return single(name.clone(), vec![failed("inventory", e, None)]),
+        None => return single(name.clone(), vec![failed("inventory", "not in the inventory".into(), None)]),
+    };
+    if c.transport == Transport::Local {
+        let step = Step {
+            name: "local",
+            verdict: Verdict::Ok,
+            detail: "ansible_connection: local: runs on the controller, no SSH".into(),
+            fix: None,
+        };
+        return single("local".into(), vec![step]);
+    }
+    let config = ssh_config(&c, defaults);
+    let endpoint = format!("{}@{}:{}", config.user, config.address, config.port);
+    single(endpoint, check_endpoint(&name, &config, c.become_user.as_deref()).await)
+}
+
+fn ssh_config(c: &Connection, defaults: &SshDefaults) -> SshConfig {
+    let mut config = SshConfig::new(c.address.clone(), c.user.clone());
+    config.port = c.port;
+    config.key_file.clone_from(&c.key_file);
+    config.known_hosts =
+        c.known_hosts.clone().or_else(|| defaults.known_hosts.clone()).unwrap_or_else(default_known_hosts);
+    config.host_key_policy = defaults.host_key_policy;
+    config.connect_timeout = defaults.connect_timeout;
+    config.command_timeout = defaults.command_timeout;
+    config.max_channels = defaults.max_channels;
+    config.max_output = defaults.max_output;
+    config
+}
+
+fn failed(name: &'static str, detail: String, fix: Option<String>) -> Step {
+    Step { name, verdict: Verdict::Failed, detail, fix }
+}
+
+fn ok(name: &'static str, detail: String) -> Step {
+    Step { name, verdict: Verdict::Ok, detail, fix: None }
+}
+
+async fn check_endpoint(name: &str, config: &SshConfig, become_user: Option<&str>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let started = Instant::now();
+    let address = (config.address.as_str(), config.port);
+    let stream =
+        match tokio::time::timeout(config.connect_timeout, tokio::net::TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                steps.push(ok("tcp", format!("connected in {} ms", started.elapsed().as_millis())));
+                stream
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {:?}", config.connect_timeout),
+                };
+                steps.push(failed(
+                    "tcp",
+                    format!("cannot connect to {}:{}: {why}", config.address, config.port),
+                    Some(format!(
+                        "check the address and port (ansible_host, ansible_port), that sshd runs there \
+                     (`systemctl status ssh`), and that no firewall drops port {}",
+                        config.port
+                    )),
+                ));
+                return skip_rest(steps, &["host key", "auth", "become"]);
+            }
+        };
+    let (key_step, go_on) = host_key(stream, config).await;
+    steps.push(key_step);
+    if !go_on {
+        return skip_rest(steps, &["auth", "become"]);
+    }
+    let mut plain = config.clone();
+    plain.become_user = None;
+    let host = SshHost::new(name.to_owned(), plain);
+    let method = match &config.key_file {
+        Some(path) => format!("the key {}", path.display()),
+        None => "the ssh-agent's keys".to_owned(),
+    };
+    match host.connect().await {
+        Ok(()) => steps.push(ok("auth", format!("logged in as {} with {method}", config.user))),
+        Err(e) => {
+            let key =
+                config.key_file.as_ref().map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
+            steps.push(failed(
+                "auth",
+                e.to_string(),
+                Some(format!(
+                    "authorize the key for {user}: `ssh-copy-id -i {key}.pub -p {port} {user}@{address}`; \
+                     or name the right user and key (ansible_user, ansible_ssh_private_key_file)",
+                    user = config.user,
+                    port = config.port,
+                    address = config.address,
+                )),
+            ));
+            return skip_rest(steps, &["become"]);
+        }
+    }
+    steps.push(become_step(&host, &config.user, become_user).await);
+    steps
+}
+
+fn skip_rest(mut steps: Vec<Step>, names: &[&'static str]) -> Vec<Step> {
+    for name in names {
+        steps.push(Step { name, verdict: Verdict::Skipped, detail: "not tried".into(), fix: None });
+    }
+    steps
+}
+
+/// Reads the key the server offers (the handshake stops there) and looks it up in known_hosts.
+/// `(step, whether to go on)`: an unknown key goes on under accept-new (the login learns it).
+async fn host_key(stream: tokio::net::TcpStream, config: &SshConfig) -> (Step, bool) {
+    let seen = Arc::new(Mutex::new(None));
+    let handler = Probe { seen: seen.clone() };
+    let russh_config = Arc::new(russh::client::Config::default());
+    let _ = tokio::time::timeout(
+        config.connect_timeout,
+        russh::client::connect_stream(russh_config, stream, handler),
+    )
+    .await;
+    let offered = seen.lock().map(|mut s| s.take()).unwrap_or(None);
+    let Some(key) = offered else {
+        return (
+            failed("host key", "the server offered no host key (is it an SSH server?)".into(), None),
+            false,
+        );
+    };
+    let path = &config.known_hosts;
+    let presented = format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256));
+    let known = match KnownHosts::load(path) {
+        Ok(known) => known,
+        Err(e) => return (failed("host key", format!("cannot read {}: {e}", path.display()), None), false),
+    };
+    let keyscan = format!("ssh-keyscan -t {} -p {} {}", key.algorithm(), config.port, config.address);
+    match known.check(&config.address, config.port, &key) {
+        HostKeyStatus::Known { line } => {
+            (ok("host key", format!("{presented} matches {} line {line}", path.display())), true)
+        }
+        HostKeyStatus::Unknown { .. } if config.host_key_policy == HostKeyPolicy::AcceptNew => (
+            ok(
+                "host key",
+                format!("{presented} is not in {} yet; accept-new files it at login", path.display()),
+            ),
+            true,
+        ),
+        HostKeyStatus::Unknown { .. } => (
+            failed(
+                "host key",
+                format!("{presented} is not in {}", path.display()),
+                Some(format!(
+                    "compare the fingerprint with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub` \
+                     on its console), then `{keyscan} >> {}`; or run with --host-key-checking accept-new",
+                    key_file_kind(&key),
+                    path.display()
+                )),
+            ),
+            false,
+        ),
+        HostKeyStatus::Changed { line } => (
+            failed(
+                "host key",
+                format!(
+                    "CHANGED: the server offers {presented}, {} line {line} holds another {} key \
+                     (someone may be intercepting the connection, or the host was reinstalled)",
+                    path.display(),
+                    key.algorithm()
+                ),
+                Some(format!(
+                    "only if the change is expected: `ssh-keygen -R '{}' -f {}`, then check and add the new key \
+                     (`{keyscan}`)",
+                    host_pattern(&config.address, config.port),
+                    path.display()
+                )),
+            ),
+            false,
+        ),
+        HostKeyStatus::Revoked { line } => (
+            failed(
+                "host key",
+                format!("{presented} is marked @revoked in {} line {line}", path.display()),
+                None,
+            ),
+            false,
+        ),
+    }
+}
+
+/// `ed25519`, `ecdsa`, `rsa`: the name in `/etc/ssh/ssh_host_NAME_key.pub`.
+fn key_file_kind(key: &PublicKey) -> &'static str {
+    match key.algorithm().as_str() {
+        "ssh-ed25519" => "ed25519",
+        "ssh-rsa" => "rsa",
+        _ => "ecdsa",
+    }
+}
+
+/// Records the key the server offers and refuses it, ending the handshake.
+struct Probe {
+    seen: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl russh::client::Handler for Probe {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(c) => PublicKey::new(c.public_key().clone(), ""),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(key);
+        }
+        Ok(false)
+    }
+}
+
+/// `sudo -n true` as `become_user` (root when the host names none).
+async fn become_step(host: &SshHost, user: &str, become_user: Option<&str>) -> Step {
+    let target = become_user.unwrap_or("root");
+    if user == "root" && become_user.is_none_or(|u| u == "root") {
+        return ok("become", "logged in as root: not needed".into());
+    }
+    let command = format!("sudo -n -u {} -- true", contract::shell::quote(target));
+    let exec = Exec { command: command.clone(), stdin: None, timeout: None, effect: Effect::ReadOnly };
+    let used = if become_user.is_some() { "" } else { " (this host does not use become)" };
+    match host.exec(exec).await {
+        Ok(out) if out.success() => ok("become", format!("`{command}` works{used}")),
+        outcome => {
+            let why = match outcome {
+                Ok(out) => crate::report::printable(String::from_utf8_lossy(&out.stderr).trim()).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            let step = failed(
+                "become",
+                format!("`{command}` failed: {why}"),
+                Some(format!(
+                    "let {user} use sudo without a password: as root on the host, \
+                     `echo '{user} ALL=({target}) NOPASSWD: ALL' > /etc/sudoers.d/{user} && chmod 0440 /etc/sudoers.d/{user} && visudo -c`"
+                )),
+            );
+            if become_user.is_some() { step } else { Step { verdict: Verdict::Skipped, ..step } }
+        }
+    }
+}
+
+/// The checks as text: per host, each endpoint's steps, and the fix under a failed one.
+pub fn render(checks: &[HostCheck]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        for (i, endpoint) in check.route.endpoints.iter().enumerate() {
+            let last = i + 1 == check.route.endpoints.len();
+            let what = if last { check.host.clone() } else { format!("{} via hop", check.host) };
+            out.push_str(&format!("{what} ({})\n", endpoint.endpoint));
+            for step in &endpoint.steps {
+                let verdict = match step.verdict {
+                    Verdict::Ok => "ok",
+                    Verdict::Failed => "FAILED",
+                    Verdict::Skipped => "-",
+                };
+                out.push_str(&format!("  {verdict:<6} {:<8} {}\n", step.name, step.detail));
+                if let Some(fix) = &step.fix {
+                    out.push_str(&format!("         fix: {fix}\n"));
+                }
+            }
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok()).count();
+    out.push_str(&format!("{} hosts: {} ok, {failed} with problems\n", checks.len(), checks.len() - failed));
+    out
+}
