@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::inventory::Login;
 use crate::paths::{HostKind, HostState, Paths, State};
 use crate::topology::{BRIDGE, FLEET, HostSpec, Topology};
-use crate::{bare, cgroup, host, image, inventory, net, procs, ssh, standins, tools};
+use crate::{bare, cgroup, host, image, inventory, labvars, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -114,7 +114,12 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         kinds.insert(0, HostKind::Mirror);
     }
     let login = if bare { Login::Become(bare::USER) } else { Login::Root };
-    write_lab_files(paths, topology, &specs, login)?;
+    // A bare lab's playbooks install from the mirror (see `labvars`).
+    let vars = match &mirror_repo {
+        Some(repo) => labvars::mirror_vars(repo)?,
+        None => Vec::new(),
+    };
+    write_lab_files(paths, topology, &specs, login, &vars)?;
     net::ensure_bridge()?;
 
     let started = Instant::now();
@@ -205,7 +210,13 @@ fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
 }
 
 /// A fresh lab: SSH key pair, per-host keys and network files, known_hosts, inventory.
-fn write_lab_files(paths: &Paths, topology: Topology, specs: &[HostSpec], login: Login<'_>) -> Result<()> {
+fn write_lab_files(
+    paths: &Paths,
+    topology: Topology,
+    specs: &[HostSpec],
+    login: Login<'_>,
+    vars: &[(String, String)],
+) -> Result<()> {
     if paths.lab.exists() {
         fs::remove_dir_all(&paths.lab).with_context(|| format!("cannot clear {}", paths.lab.display()))?;
     }
@@ -230,10 +241,10 @@ fn write_lab_files(paths: &Paths, topology: Topology, specs: &[HostSpec], login:
     // The fleet of an `ha+N` lab has an inventory of its own, so playbooks run against the
     // `ha` hosts (`hosts()`, say) never reach it.
     let (fleet, main): (Vec<&str>, Vec<&str>) = topology.groups().iter().partition(|g| **g == FLEET);
-    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts(), login);
+    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts(), login, vars);
     fs::write(paths.inventory(), text)?;
     if !fleet.is_empty() {
-        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts(), login);
+        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts(), login, vars);
         fs::write(paths.fleet_inventory(), text)?;
     }
     Ok(())

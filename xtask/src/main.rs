@@ -10,6 +10,7 @@
 //! - `standins`: the kubeadm/kubectl lab stand-ins, built and bind-mounted into hosts
 //! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
 //! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
+//! - `labvars`: the bare lab's inventory variables that point playbooks at its package mirror
 
 mod bare;
 mod bench;
@@ -23,6 +24,7 @@ mod host;
 mod image;
 mod inventory;
 mod lab;
+mod labvars;
 mod mirror;
 mod net;
 mod paths;
