@@ -3,8 +3,9 @@
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, and the package
 //! mirror: `lab up --topology ha --bare`) for the bare lab's tests: `bare_lab::` and the HA
-//! guide's end-to-end tests `ha::`, which install everything themselves. A test selection that
-//! names only bare tests skips the first lab. The lab always comes down afterwards.
+//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
+//! themselves. A test selection that names only bare tests skips the first lab. The lab always
+//! comes down afterwards.
 //!
 //! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
 //! `cargo test` lists them as ignored; here `--include-ignored` runs them, with the lab's
@@ -163,9 +164,9 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
     })
 }
 
-/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs),
-/// run on the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 2] = ["bare_lab::", "ha::"];
+/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs and
+/// the secrets search of a whole ha.rhai run), run on the bare `ha` lab after the rest.
+const BARE_TESTS: [&str; 3] = ["bare_lab::", "ha::", "secrets::full_ha_run"];
 
 /// Which phases a test selection (the test binary's arguments) needs.
 #[derive(Debug, PartialEq)]
@@ -177,9 +178,9 @@ struct Selection {
 }
 
 impl Selection {
-    /// No filter selects everything. A filter inside a bare prefix (`ha::ha_full`) or one that
-    /// takes in a whole bare prefix (`ha`) runs on the bare lab; any other filter also needs
-    /// phase one (`lab` matches tests of both, say).
+    /// No filter selects everything. A filter inside a bare prefix (`ha::ha_full`) runs on the
+    /// bare lab only; any other filter needs phase one, and the bare prefixes it takes in
+    /// (`ha` takes in `ha::`) run on the bare lab.
     fn of(test_args: &[OsString]) -> Selection {
         let filters: Vec<String> = test_args
             .iter()
@@ -196,8 +197,12 @@ impl Selection {
                 bare.push(filter);
             } else {
                 main = true;
-                if BARE_TESTS.iter().any(|b| b.contains(filter.as_str())) {
-                    bare.push(filter);
+                // Only the bare prefixes it takes in: the filter itself would match tests of
+                // phase one, which cannot run on the bare lab.
+                for b in BARE_TESTS.iter().filter(|b| b.contains(filter.as_str())) {
+                    if !bare.iter().any(|x| x == b) {
+                        bare.push((*b).to_owned());
+                    }
                 }
             }
         }
@@ -312,7 +317,10 @@ mod tests {
     fn selections_pick_the_phases_they_need() {
         let of =
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
-        let both = Selection { main: true, bare: vec!["bare_lab::".into(), "ha::".into()] };
+        let both = Selection {
+            main: true,
+            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into()],
+        };
         assert_eq!(of(&[]), both);
         assert_eq!(of(&["--nocapture"]), both);
         assert_eq!(of(&["ha::ha_full"]), Selection { main: false, bare: vec!["ha::ha_full".into()] });
@@ -321,7 +329,10 @@ mod tests {
             Selection { main: false, bare: vec!["bare_lab::".into()] }
         );
         assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![] });
-        assert_eq!(of(&["ha"]), Selection { main: true, bare: vec!["ha".into()] });
+        assert_eq!(
+            of(&["ha"]),
+            Selection { main: true, bare: vec!["ha::".into(), "secrets::full_ha_run".into()] }
+        );
     }
 
     #[test]
