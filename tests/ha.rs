@@ -376,7 +376,7 @@ fn ha_full_guide_on_nine_bare_hosts() {
     );
     // What a bare host needs first is predicted, not merely unknown.
     for host in ["master0", "worker2"] {
-        for task in ["base packages", "swap off", "kubernetes sysctls", "containerd package"] {
+        for task in ["base packages", "kubernetes sysctls", "containerd package"] {
             assert!(predicted.contains(&(host.to_owned(), task.to_owned())), "{host} {task}: {predicted:?}");
         }
     }
