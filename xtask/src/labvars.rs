@@ -29,11 +29,42 @@ pub(crate) fn mirror_vars(repo: &Path) -> Result<Vec<(String, String)>> {
             releases.len()
         );
     };
-    Ok(vec![
+    let mut vars = vec![
         ("kubernetes_repo".to_owned(), format!("http://{MIRROR_ADDR}/k8s/core:/stable:")),
         ("etcd_release_url".to_owned(), format!("http://{MIRROR_ADDR}/etcd")),
         ("etcd_version".to_owned(), version.clone()),
-    ])
+    ];
+    // The lab's Kubernetes repositories are signed by a key of their own: the playbook checks
+    // the Release.key it fetches against this fingerprint (pkgs.k8s.io's by default).
+    let key = repo.join("k8s/core:/stable:/v1.30/deb/Release.key");
+    if key.is_file() {
+        vars.push(("kubernetes_key_fingerprint".to_owned(), fingerprint(&key)?));
+    }
+    Ok(vars)
+}
+
+/// The fingerprint of the one primary key in the armored public key `file`.
+fn fingerprint(file: &Path) -> Result<String> {
+    let out = crate::cmd::output(
+        std::process::Command::new("gpg").args(["--batch", "--with-colons", "--show-keys", "--"]).arg(file),
+    )?;
+    primary_fingerprint(&out).with_context(|| format!("{} holds no single primary key", file.display()))
+}
+
+/// The `fpr` line that follows the one `pub` line of `gpg --with-colons` output.
+fn primary_fingerprint(colons: &str) -> Option<String> {
+    let mut lines = colons.lines();
+    let mut found = None;
+    while let Some(line) = lines.next() {
+        if line.starts_with("pub:") {
+            if found.is_some() {
+                return None;
+            }
+            let fpr = lines.next()?.strip_prefix("fpr:")?;
+            found = fpr.split(':').find(|f| !f.is_empty()).map(str::to_owned);
+        }
+    }
+    found.filter(|f| f.len() == 40 && f.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -60,5 +91,15 @@ mod tests {
         assert!(mirror_vars(&dir).is_err());
         fs::remove_dir_all(&dir)?;
         Ok(())
+    }
+
+    #[test]
+    fn the_primary_key_s_fingerprint_is_read_from_gpg_s_colons() {
+        let one = "pub:-:255:22:2346:1:::-:::scSC::::::23::0:\nfpr:::::::::DE15B14486CD377B9E876E1A234654DA9A296436:\n\
+                   uid:-::::1::X::isv:kubernetes OBS Project::::::::::0:\nsub:-:255:18:AB:1::::::e::::::23:\n\
+                   fpr:::::::::0123456789ABCDEF0123456789ABCDEF01234567:\n";
+        assert_eq!(primary_fingerprint(one).as_deref(), Some("DE15B14486CD377B9E876E1A234654DA9A296436"));
+        assert_eq!(primary_fingerprint(&format!("{one}{one}")), None, "two keys");
+        assert_eq!(primary_fingerprint("uid:x\n"), None);
     }
 }
