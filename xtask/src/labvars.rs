@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::bare::MIRROR_ADDR;
+use crate::k8srepo;
 
 /// `(name, value)` pairs for the inventory's `all:vars`, read from the mirror's directory
 /// `repo` (`etcd/vX.Y.Z/` names the etcd release it serves).
@@ -30,21 +31,22 @@ pub(crate) fn mirror_vars(repo: &Path) -> Result<Vec<(String, String)>> {
         );
     };
     let mut vars = vec![
-        ("kubernetes_repo".to_owned(), format!("http://{MIRROR_ADDR}/k8s/core:/stable:")),
+        ("kubernetes_repo".to_owned(), format!("http://{MIRROR_ADDR}/{}/core:/stable:", k8srepo::BASE)),
         ("etcd_release_url".to_owned(), format!("http://{MIRROR_ADDR}/etcd")),
         ("etcd_version".to_owned(), version.clone()),
     ];
     // The lab's Kubernetes repositories are signed by a key of their own: the playbook checks
     // the Release.key it fetches against this fingerprint (pkgs.k8s.io's by default).
-    let key = repo.join("k8s/core:/stable:/v1.30/deb/Release.key");
-    if key.is_file() {
-        vars.push(("kubernetes_key_fingerprint".to_owned(), fingerprint(&key)?));
-    }
+    let key = repo.join(k8srepo::repo_path(k8srepo::RELEASES[0].minor)).join("Release.key");
+    vars.push(("kubernetes_key_fingerprint".to_owned(), fingerprint(&key)?));
     Ok(vars)
 }
 
 /// The fingerprint of the one primary key in the armored public key `file`.
 fn fingerprint(file: &Path) -> Result<String> {
+    if !file.is_file() {
+        bail!("the mirror has no {}", file.display());
+    }
     let out = crate::cmd::output(
         std::process::Command::new("gpg").args(["--batch", "--with-colons", "--show-keys", "--"]).arg(file),
     )?;
@@ -77,15 +79,10 @@ mod tests {
         fs::create_dir_all(dir.join("etcd/v3.4.23"))?;
         fs::write(dir.join("etcd/v3.4.23/SHA256SUMS"), "x")?;
         fs::create_dir_all(dir.join("etcd/.tmp"))?;
-        let vars = mirror_vars(&dir)?;
-        assert_eq!(
-            vars,
-            [
-                ("kubernetes_repo".to_owned(), "http://10.77.0.2/k8s/core:/stable:".to_owned()),
-                ("etcd_release_url".to_owned(), "http://10.77.0.2/etcd".to_owned()),
-                ("etcd_version".to_owned(), "v3.4.23".to_owned()),
-            ]
-        );
+        // Without the Kubernetes repositories' Release.key: refused, naming it.
+        let error = format!("{:#}", mirror_vars(&dir).unwrap_err());
+        assert!(error.contains("k8s/core:/stable:/v1.30/deb/Release.key"), "{error}");
+        assert_eq!(k8srepo::url(k8srepo::RELEASES[0].minor), "http://10.77.0.2/k8s/core:/stable:/v1.30/deb/");
         fs::create_dir_all(dir.join("etcd/v3.5.0"))?;
         fs::write(dir.join("etcd/v3.5.0/SHA256SUMS"), "x")?;
         assert!(mirror_vars(&dir).is_err());
