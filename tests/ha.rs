@@ -89,7 +89,10 @@ fn check(lab: &Lab, extra: &[&str]) -> support::Output {
 /// persisted, no active swap line in fstab, the kubelet enabled.
 fn assert_node_prepared(lab: &Lab, host: &str) {
     assert_eq!(lab.ssh(host, "apt-mark showhold"), "kubeadm\nkubectl\nkubelet\n", "{host}");
-    let versions = lab.ssh(host, "dpkg-query -W -f='${Package}=${Version}\\n' kubeadm kubelet kubectl");
+    let versions = lab.ssh(
+        host,
+        "for p in kubeadm kubelet kubectl; do dpkg-query -W -f='${Package}=${Version}\\n' $p; done",
+    );
     assert_eq!(versions, "kubeadm=1.30.4-1.1\nkubelet=1.30.4-1.1\nkubectl=1.30.4-1.1\n", "{host}");
     let source = lab.ssh(host, "grep -v '^#' /etc/apt/sources.list.d/kubernetes.list");
     assert!(
@@ -176,7 +179,7 @@ fn ha_etcd_cluster_from_the_release_tarball_is_healthy_and_idempotent() {
     // A checksum the tarball does not have: refused, and the binaries are left as they are.
     lab.ssh("etcd1", &format!("rm -f /usr/local/src/etcd-{version}-linux-amd64.tar.gz"));
     let wrong = format!("etcd_checksum=sha256:{}", "0".repeat(64));
-    let refused = run(&lab, &["--limit", "etcd1", "-e", "etcd_install=tarball", "-e", &wrong]).code(2);
+    let refused = run(&lab, &["--limit", "etcd", "-e", "etcd_install=tarball", "-e", &wrong]).code(2);
     let error = support::task_error(&refused, "etcd1", "etcd release");
     assert!(error.contains(&format!("not the expected sha256:{}", "0".repeat(64))), "{error}");
     lab.ssh(
