@@ -11,10 +11,19 @@
 //!     cargo test --test main -- --include-ignored bare_lab::; cargo xtask lab down'
 //! ```
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use crate::support;
 
-use support::Test;
 use support::lab::Lab;
+use support::{Test, engine_json, task_error};
+
+/// The tests that install packages restart the last host first and take turns on it.
+static LAST_HOST: Mutex<()> = Mutex::new(());
+
+fn last_host_turn() -> MutexGuard<'static, ()> {
+    LAST_HOST.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The bare lab. It needs two hosts: the apt test restarts the last one while the others use
 /// the first.
@@ -73,6 +82,7 @@ Signed-By: /etc/apt/keyrings/engine-lab-mirror.gpg
 #[ignore = "needs the lab: cargo xtask test"]
 fn apt_installs_curl_from_the_signed_lab_mirror_and_a_rerun_changes_nothing() {
     let lab = bare_lab();
+    let _turn = last_host_turn();
     let host = lab.hosts.last().expect("a bare lab has hosts").0.clone();
     // Fresh from the image, also when this test ran before on the same lab.
     lab.restart(&[&host]);
@@ -152,4 +162,88 @@ fn the_mirror_serves_an_etcd_release_tarball_that_matches_its_sha256sums() {
         &format!("/usr/lib/apt/apt-helper download-file http://10.77.0.2/etcd/v0.0.0/etcd-v0.0.0-linux-amd64.tar.gz {dir}-none"),
     );
     assert_ne!(code, Some(0), "a release the mirror does not have is not found: {stderr}");
+}
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn kubeadm_installs_pinned_from_the_lab_s_kubernetes_repository_and_a_version_it_lacks_is_refused() {
+    let lab = bare_lab();
+    let _turn = last_host_turn();
+    let host = lab.hosts.last().expect("a bare lab has hosts").0.clone();
+    lab.restart(&[&host]);
+    // As the install-kubeadm page: curl, the repository's Release.key into a keyring, a flat
+    // source signed by it, then kubeadm pinned (to the older of v1.30's two versions).
+    let url = "http://10.77.0.2/k8s/core:/stable:/v1.30/deb/";
+    let t = Test::new();
+    let playbook = |name: &str, version: &str| {
+        t.file(
+            name,
+            &format!(
+                r#"let h = host("{host}");
+h.apt("curl", #{{ name: "curl" }});
+h.apt_key("kubernetes key", #{{ name: "kubernetes-apt-keyring", url: "{url}Release.key" }});
+h.apt_repository("kubernetes repository", #{{
+    name: "kubernetes", uris: ["{url}"], suites: ["/"],
+    signed_by: "/etc/apt/keyrings/kubernetes-apt-keyring.gpg",
+}});
+h.apt("kubeadm", #{{ name: "kubeadm", version: "{version}" }});
+"#
+            ),
+        )
+    };
+    let pinned = playbook("pinned.rhai", "1.30.3-1.1");
+    let first = engine_json("run", &pinned, &lab.inventory, &[], 0);
+    for task in ["curl", "kubernetes key", "kubernetes repository", "kubeadm"] {
+        assert_eq!(first.task(&host, task)["status"], "changed", "{task}: {}", first.stdout);
+    }
+    assert_eq!(lab.ssh_as("debian", &host, "kubeadm version -o short"), "v1.30.3\n");
+    // Its dependency came from the same repository; kubelet and kubectl are not kubeadm's.
+    assert_eq!(lab.ssh_as("debian", &host, "crictl --version"), "crictl version v1.30.1\n");
+    let (code, ..) = lab.ssh_status_as("debian", &host, "command -v kubectl || command -v kubelet");
+    assert_eq!(code, Some(1));
+    let policy = lab.ssh_as("debian", &host, "apt-cache policy kubeadm");
+    assert!(policy.contains(&format!("500 {url} Packages")), "{policy}");
+    assert!(policy.contains("1.30.4-1.1 500") && policy.contains("*** 1.30.3-1.1 500"), "{policy}");
+    let source = lab.ssh_as("debian", &host, "cat /etc/apt/sources.list.d/kubernetes.sources");
+    assert!(source.contains("Signed-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n"), "{source}");
+    assert_eq!(
+        engine_json("run", &pinned, &lab.inventory, &[], 0).count("changed"),
+        0,
+        "a re-run changes nothing"
+    );
+
+    // A version the repository lacks: refused, naming the versions it has, nothing changed.
+    let missing = playbook("missing.rhai", "1.30.9-1.1");
+    let out = engine_json("run", &missing, &lab.inventory, &[], 2);
+    assert_eq!(
+        task_error(&out, &host, "kubeadm"),
+        "kubeadm has no version 1.30.9-1.1 in the repositories (the versions it has: 1.30.4-1.1, \
+         1.30.3-1.1); nothing was installed"
+    );
+    assert_eq!(lab.ssh_as("debian", &host, "kubeadm version -o short"), "v1.30.3\n");
+}
+
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn the_kubernetes_repositories_publish_an_armored_key_and_the_mirror_s_key_does_not_verify_them() {
+    let lab = bare_lab();
+    let host = lab.hosts[0].0.clone();
+    // (The apt_key test above proves each is trusted through its Release.key.) Each minor
+    // release's flat repository, into lists of the test's own, with the Debian mirror's key.
+    for minor in ["v1.30", "v1.31"] {
+        let dir = format!("/tmp/engine-test-bare-k8s-{minor}-{}", std::process::id());
+        let url = format!("http://10.77.0.2/k8s/core:/stable:/{minor}/deb/");
+        let script = format!(
+            "mkdir -p {dir}/lists/partial && cd {dir} && \
+             /usr/lib/apt/apt-helper download-file {url}Release.key Release.key >/dev/null && \
+             head -1 Release.key && \
+             echo 'deb [signed-by=/etc/apt/keyrings/engine-lab-mirror.gpg] {url} /' >one.list && \
+             sudo -n apt-get update -q -o Dir::Etc::SourceList={dir}/one.list -o Dir::Etc::SourceParts=/nonexistent \
+             -o Dir::State::Lists={dir}/lists; code=$?; cd / && sudo -n rm -rf {dir}; exit $code"
+        );
+        let (code, stdout, stderr) = lab.ssh_status_as("debian", &host, &script);
+        assert_eq!(code, Some(100), "{stdout}{stderr}");
+        assert!(stdout.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----\n"), "{stdout}");
+        assert!(stderr.contains("NO_PUBKEY"), "{stderr}");
+    }
 }

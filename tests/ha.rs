@@ -1,4 +1,11 @@
-//! End-to-end tests of playbooks/ha.rhai, the kubeadm HA guide, on the lab.
+//! End-to-end tests of playbooks/ha.rhai, the kubeadm HA guide, on the bare lab: 9 hosts like
+//! fresh Debian cloud images (login `debian` with sudo, nothing installed) and the package
+//! mirror (`cargo xtask lab up --topology ha --bare`). The playbook installs everything itself:
+//! containerd, kubeadm, kubelet and kubectl from the mirror's pkgs.k8s.io-shaped repository,
+//! etcd (package or release tarball), keepalived. Each scenario boots the hosts it uses afresh
+//! (`cargo xtask lab restart`). `cargo xtask test` runs these on a bare lab of their own, and
+//! passes its inventory in `ENGINE_LAB_BARE_INVENTORY`. Commands on the hosts run as root
+//! through `debian`'s sudo ([`Lab::ssh`]).
 #![allow(clippy::unwrap_used)]
 
 use crate::support;
@@ -18,16 +25,37 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Puts the etcd hosts back to a fresh state: no etcd running, no certificates, no data.
-fn reset_etcd(lab: &Lab, hosts: &[&str]) {
+/// The bare lab (see the module's header).
+#[track_caller]
+fn bare_lab() -> Lab {
+    let lab = Lab::bare();
+    assert!(
+        ALL.iter().all(|h| lab.hosts.iter().any(|(name, ..)| name == h)),
+        "the HA tests need the bare ha lab: `cargo xtask lab up --topology ha --bare`"
+    );
+    lab
+}
+
+/// Boots `hosts` afresh from the bare image, and checks that they are: nothing of what the
+/// playbook installs or writes is there.
+fn fresh(lab: &Lab, hosts: &[&str]) {
+    lab.restart(hosts);
     for host in hosts {
         lab.ssh(
             host,
-            "systemctl stop etcd 2>/dev/null; systemctl disable etcd 2>/dev/null; \
-             rm -rf /etc/kubernetes /var/lib/etcd /etc/etcd.env /etc/systemd/system/etcd.service; \
-             systemctl daemon-reload; true",
+            "for p in etcd etcdctl keepalived containerd kubeadm kubelet kubectl curl; do \
+             ! command -v $p >/dev/null || { echo \"$p is there\" >&2; exit 1; }; done; \
+             test ! -e /etc/kubernetes && test ! -e /etc/etcd.env && test ! -e /etc/apt/keyrings/kubernetes-apt-keyring.gpg \
+             && test ! -e /etc/apt/sources.list.d/kubernetes.list && test -z \"$(apt-mark showhold)\"",
         );
     }
+}
+
+/// The etcd release the mirror serves (`etcd_version` in the bare lab's inventory).
+fn etcd_version(lab: &Lab) -> String {
+    let text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let yaml: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    yaml["all"]["vars"]["etcd_version"].as_str().expect("etcd_version in the bare lab's inventory").to_owned()
 }
 
 fn etcdctl(lab: &Lab, args: &str) -> String {
@@ -51,40 +79,88 @@ fn run(lab: &Lab, extra: &[&str]) -> support::Output {
     Test::new().args(["run", "playbooks/ha.rhai", "-i"]).arg(&lab.inventory).arg("--json").args(extra).run()
 }
 
-/// The guide's etcd sections (Option 1, systemd, controller-signed certificates): a healthy
-/// three-member cluster over TLS; a dry-run first predicts the changes and makes none; a second
-/// run changes nothing.
+fn check(lab: &Lab, extra: &[&str]) -> support::Output {
+    Test::new().args(["check", "playbooks/ha.rhai", "-i"]).arg(&lab.inventory).arg("--json").args(extra).run()
+}
+
+/// What a node has after "Installing prerequisites": kubeadm, kubelet and kubectl at the
+/// playbook's version and held, their source signed-by the keyring apt_key wrote, containerd
+/// installed and running with the systemd cgroup driver, the kernel modules and sysctls
+/// persisted, no active swap line in fstab, the kubelet enabled.
+fn assert_node_prepared(lab: &Lab, host: &str) {
+    assert_eq!(lab.ssh(host, "apt-mark showhold"), "kubeadm\nkubectl\nkubelet\n", "{host}");
+    let versions = lab.ssh(
+        host,
+        "for p in kubeadm kubelet kubectl; do dpkg-query -W -f='${Package}=${Version}\\n' $p; done",
+    );
+    assert_eq!(versions, "kubeadm=1.30.4-1.1\nkubelet=1.30.4-1.1\nkubectl=1.30.4-1.1\n", "{host}");
+    let source = lab.ssh(host, "grep -v '^#' /etc/apt/sources.list.d/kubernetes.list");
+    assert!(
+        source.starts_with("deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] http://10.77.0.2/k8s/core:/stable:/v1.30/deb/ /"),
+        "{host}: {source}"
+    );
+    lab.ssh(host, "test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    let containerd = lab.ssh(host, "dpkg -s containerd | grep '^Status:'");
+    assert_eq!(containerd, "Status: install ok installed\n", "{host}");
+    assert_eq!(lab.ssh(host, "systemctl is-active containerd").trim(), "active", "{host}");
+    lab.ssh(host, "grep -qx '        SystemdCgroup = true' /etc/containerd/config.toml");
+    assert_eq!(
+        lab.ssh(host, "cat /etc/modules-load.d/overlay.conf /etc/modules-load.d/br_netfilter.conf"),
+        "overlay\nbr_netfilter\n"
+    );
+    assert_eq!(
+        lab.ssh(host, "cat /etc/sysctl.d/k8s.conf"),
+        "net.bridge.bridge-nf-call-ip6tables = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.ipv4.ip_forward = 1\n"
+    );
+    assert_eq!(lab.ssh(host, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1", "{host}");
+    let (code, active_swap, _) =
+        lab.ssh_status(host, "grep -Ev '^[[:space:]]*(#|$)' /etc/fstab | awk '$3 == \"swap\"'");
+    assert_eq!((code, active_swap.as_str()), (Some(0), ""), "{host}: an active swap line in fstab");
+    assert_eq!(lab.ssh(host, "systemctl is-enabled kubelet").trim(), "enabled", "{host}");
+}
+
+/// The guide's etcd sections on bare etcd hosts (Option 1, systemd, controller-signed
+/// certificates), by the guide's own install route: the release tarball, checked against its
+/// SHA256SUMS, extracted into /usr/local/bin, and the unit runs that binary. A healthy
+/// three-member cluster over TLS; a dry-run first predicts the changes and makes none; a
+/// second run changes nothing.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
-fn ha_etcd_cluster_is_healthy_and_idempotent() {
-    let lab = Lab::get();
+fn ha_etcd_cluster_from_the_release_tarball_is_healthy_and_idempotent() {
+    let lab = bare_lab();
     let _lab = exclusive();
     let etcd = ["etcd0", "etcd1", "etcd2"];
-    lab.restart(&etcd);
+    fresh(&lab, &etcd);
+    let tarball = ["--limit", "etcd", "-e", "etcd_install=tarball"];
 
-    let check = Test::new()
-        .args(["check", "playbooks/ha.rhai", "-i"])
-        .arg(&lab.inventory)
-        .args(["--json", "--limit", "etcd"])
-        .run()
-        .success();
+    let check = check(&lab, &tarball).success();
     for host in etcd {
-        lab.ssh(host, &format!("test ! -e {PKI} && test ! -e /etc/etcd.env"));
+        lab.ssh(
+            host,
+            &format!("test ! -e {PKI} && test ! -e /etc/etcd.env && test ! -e /usr/local/bin/etcd"),
+        );
     }
 
-    let first = run(&lab, &["--limit", "etcd"]).success();
-    let changed = |out: &support::Output| {
-        let mut c: Vec<(String, String)> =
-            out.outcomes().into_iter().filter(|o| o.2 == "changed").map(|o| (o.0, o.1)).collect();
-        c.sort();
-        c
-    };
+    let first = run(&lab, &tarball).success();
     // Check mode cannot predict the certificates signed by a CA that does not exist yet
     // (unknown), but everything it calls a change is one.
     let predicted = changed(&check);
     let made = changed(&first);
     assert!(predicted.iter().all(|p| made.contains(p)), "predicted {predicted:?}, made {made:?}");
     assert!(predicted.iter().any(|(_, t)| t == "etcd CA"), "{predicted:?}");
+    assert!(predicted.iter().any(|(_, t)| t == "base packages"), "{predicted:?}");
+
+    let version = etcd_version(&lab);
+    for host in etcd {
+        // The tarball's binaries, and no distribution etcd.
+        let out = lab.ssh(
+            host,
+            "/usr/local/bin/etcd --version | head -1; dpkg -s etcd-server >/dev/null 2>&1 || echo no-package",
+        );
+        assert_eq!(out, format!("etcd Version: {}\nno-package\n", version.trim_start_matches('v')), "{host}");
+        let unit = lab.ssh(host, "systemctl show -p ExecStart --value etcd");
+        assert!(unit.contains("path=/usr/local/bin/etcd "), "{host}: {unit}");
+    }
 
     let health = etcdctl(&lab, "endpoint health");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
@@ -97,16 +173,26 @@ fn ha_etcd_cluster_is_healthy_and_idempotent() {
     lab.ssh("etcd0", &format!("test -e {PKI}/ca-key.pem && stat -c %a {PKI}/ca-key.pem | grep -qx 600"));
     lab.ssh("etcd1", &format!("test ! -e {PKI}/ca-key.pem"));
 
-    let second = run(&lab, &["--limit", "etcd"]).success();
+    let second = run(&lab, &tarball).success();
     assert_eq!(second.count("changed"), 0, "{:?}", second.outcomes());
-    reset_etcd(&lab, &etcd);
+
+    // A checksum the tarball does not have: refused, and the binaries are left as they are.
+    lab.ssh("etcd1", &format!("rm -f /usr/local/src/etcd-{version}-linux-amd64.tar.gz"));
+    let wrong = format!("etcd_checksum=sha256:{}", "0".repeat(64));
+    let refused = run(&lab, &["--limit", "etcd", "-e", "etcd_install=tarball", "-e", &wrong]).code(2);
+    let error = support::task_error(&refused, "etcd1", "etcd release");
+    assert!(error.contains(&format!("not the expected sha256:{}", "0".repeat(64))), "{error}");
+    lab.ssh(
+        "etcd1",
+        &format!("test ! -e /usr/local/src/etcd-{version}-linux-amd64.tar.gz && test -x /usr/local/bin/etcd"),
+    );
 }
 
 /// The static-pod variant writes a valid Pod manifest (the guide's YAML is malformed).
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn ha_static_pod_manifest_is_a_valid_pod() {
-    let lab = Lab::get();
+    let lab = bare_lab();
     let _lab = exclusive();
     // The token is given: one made on etcd0 may not exist yet, and a dry-run could not show it.
     let out = Test::new()
@@ -153,11 +239,11 @@ fn ha_static_pod_manifest_is_a_valid_pod() {
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn ha_secrets_are_made_once_on_the_hosts_and_stay_the_same() {
-    let lab = Lab::get();
+    let lab = bare_lab();
     let _lab = exclusive();
     let etcd = ["etcd0", "etcd1", "etcd2"];
     let masters = ["master0", "master1", "master2"];
-    lab.restart(&[&etcd[..], &masters[..]].concat());
+    fresh(&lab, &[&etcd[..], &masters[..]].concat());
     let secret = |host: &str, name: &str| {
         let path = format!("/var/lib/engine/secrets/{name}");
         assert_eq!(lab.ssh(host, &format!("stat -c %a {path} /var/lib/engine/secrets")), "600\n700\n");
@@ -200,7 +286,6 @@ fn ha_secrets_are_made_once_on_the_hosts_and_stay_the_same() {
     // One given with -e is used (and the file made earlier is left alone).
     run(&lab, &["--tags", "lb", "-e", "vrrp_password=given-pw"]).success();
     assert_eq!(auth_pass("master1"), "given-pw");
-    reset_etcd(&lab, &etcd);
 }
 
 /// Whether `host` holds the virtual IP on its lab interface.
@@ -213,9 +298,9 @@ fn holds_vip(lab: &Lab, host: &str, vip: &str) -> bool {
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn ha_keepalived_vip_fails_over() {
-    let lab = Lab::get();
+    let lab = bare_lab();
     let _lab = exclusive();
-    lab.restart(&["master0", "master1", "master2"]);
+    fresh(&lab, &["master0", "master1", "master2"]);
     let vip = VIP;
     run(&lab, &["--tags", "lb"]).success();
     for (i, host) in ["master0", "master1", "master2"].iter().enumerate() {
@@ -255,34 +340,31 @@ fn changed(out: &support::Output) -> Vec<(String, String)> {
     c
 }
 
-/// The whole guide on 9 fresh hosts (Option 1, keepalived, systemd etcd):
+/// The whole guide on 9 bare hosts (Option 1, keepalived, etcd from Debian's packages):
 /// (d) a dry-run changes nothing and predicts what the run then changes;
-/// (a) the run succeeds: etcd healthy with 3 members, the VIP on master0 and moving when
-///     keepalived stops there, one CA on all masters, workers through the VIP;
+/// (a) the run succeeds: every master and worker prepared (see [`assert_node_prepared`]),
+///     etcd healthy with 3 members, the VIP on master0 and moving when keepalived stops
+///     there, one CA on all masters, workers through the VIP;
 /// (b) a second run changes nothing.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
-fn ha_full_guide_on_nine_hosts() {
-    let lab = Lab::get();
+fn ha_full_guide_on_nine_bare_hosts() {
+    let lab = bare_lab();
     let _lab = exclusive();
-    lab.restart(&ALL);
+    fresh(&lab, &ALL);
 
-    // (d) check on fresh hosts.
-    let check = Test::new()
-        .args(["check", "playbooks/ha.rhai", "-i"])
-        .arg(&lab.inventory)
-        .arg("--json")
-        .run()
-        .success();
+    // (d) check on bare hosts: nothing changes (`fresh` checks it again).
+    let check = check(&lab, &[]).success();
     for host in ALL {
-        lab.ssh(host, "test ! -e /etc/kubernetes/pki && test ! -e /etc/etcd.env && test ! -e /etc/keepalived/keepalived.conf");
+        lab.ssh(host, "test ! -e /etc/kubernetes/pki && test ! -e /etc/etcd.env && test ! -e /etc/keepalived/keepalived.conf \
+             && test ! -e /etc/containerd && test ! -e /etc/sysctl.d/k8s.conf && test ! -e /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
     }
 
     // (a) the real run.
     let started = std::time::Instant::now();
     let first = run(&lab, &[]).success();
     eprintln!(
-        "ha.rhai first run: {:.2} s, {} tasks",
+        "ha.rhai first run on bare hosts: {:.2} s, {} tasks",
         started.elapsed().as_secs_f64(),
         first.outcomes().len()
     );
@@ -295,6 +377,17 @@ fn ha_full_guide_on_nine_hosts() {
         made.iter().all(|m| predicted.contains(m) || unknown.contains(m)),
         "made but neither predicted nor unknown: {made:?}"
     );
+    // What a bare host needs first is predicted, not merely unknown.
+    for host in ["master0", "worker2"] {
+        for task in ["base packages", "kubernetes sysctls", "containerd package"] {
+            assert!(predicted.contains(&(host.to_owned(), task.to_owned())), "{host} {task}: {predicted:?}");
+        }
+    }
+
+    for host in ["master0", "master1", "master2", "worker0", "worker1", "worker2"] {
+        assert_node_prepared(&lab, host);
+    }
+    lab.ssh("etcd0", "dpkg -s etcd-server | grep -qx 'Status: install ok installed'");
 
     let health = etcdctl(&lab, "endpoint health");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
@@ -332,33 +425,42 @@ fn ha_full_guide_on_nine_hosts() {
     assert_eq!(second.count("changed"), 0, "{:?}", changed(&second));
 }
 
-/// (c) Option 2: no `etcd` group, so etcd runs on the three masters; 6 hosts.
+/// (c) Option 2 on 6 bare hosts: no `etcd` group, so etcd runs on the three masters, here by
+/// the guide's tarball route; a second run changes nothing.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
-fn ha_option_2_etcd_on_the_masters() {
-    let lab = Lab::get();
+fn ha_option_2_etcd_on_the_masters_from_the_tarball() {
+    let lab = bare_lab();
     let _lab = exclusive();
     let six = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
-    lab.restart(&six);
-    let mut inventory = format!(
-        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    engine_known_hosts: {}\n    lab_vip: {VIP}\n    lab_interface: host0\n  children:\n",
-        lab.key.display(),
-        lab.known_hosts.display()
-    );
-    for (group, hosts) in [("masters", &six[..3]), ("workers", &six[3..])] {
-        inventory.push_str(&format!("    {group}:\n      hosts:\n"));
-        for h in hosts {
-            inventory.push_str(&format!("        {h}: {{ansible_host: {}}}\n", lab.address(h)));
-        }
-    }
+    fresh(&lab, &six);
+    // The lab's inventory without its `etcd` group: its variables (login, mirror) stay.
+    let text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let children = yaml["all"]["children"].as_mapping_mut().unwrap();
+    assert!(children.remove("etcd").is_some());
     let t = Test::new();
-    let inv = t.file("option2.yml", &inventory);
-    // Keeps the temporary folder (and the inventory in it) alive for the second run.
-    let _first = t.args(["run", "playbooks/ha.rhai", "-i"]).arg(&inv).arg("--json").run().success();
+    let inv = t.file("option2.yml", &serde_yaml_ng::to_string(&yaml).unwrap());
+    let ha = |inv: &std::path::Path| {
+        Test::new()
+            .args(["run", "playbooks/ha.rhai", "-i"])
+            .arg(inv)
+            .args(["--json", "-e", "etcd_install=tarball"])
+            .run()
+            .success()
+    };
+    let first = ha(&inv);
+    assert_eq!(first.task("master1", "etcd binaries")["status"], "changed");
     let health = etcdctl_on(&lab, &six[..3], "endpoint health");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    for m in &six[..3] {
+        let unit = lab.ssh(m, "systemctl show -p ExecStart --value etcd");
+        assert!(unit.contains("path=/usr/local/bin/etcd "), "{m}: {unit}");
+    }
+    assert_node_prepared(&lab, "master2");
+    assert_node_prepared(&lab, "worker1");
     let server = lab.ssh("worker0", "grep 'server:' /etc/kubernetes/kubelet.conf");
     assert_eq!(server.trim(), format!("server: https://{VIP}:6443"));
-    let again = Test::new().args(["run", "playbooks/ha.rhai", "-i"]).arg(&inv).arg("--json").run().success();
+    let again = ha(&inv);
     assert_eq!(again.count("changed"), 0, "{:?}", changed(&again));
 }

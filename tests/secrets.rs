@@ -183,12 +183,14 @@ fn kubeconfig_diff_shows_no_client_key_or_token() {
     lab.ssh("etcd2", &format!("rm -f {dir}-kubeconfig"));
 }
 
-/// The whole HA guide on nine fresh hosts, with every kind of output engine has, then a search
-/// of all of it for the keys and tokens the run made (read from the hosts afterwards).
+/// The whole HA guide on nine bare hosts (it installs everything, so it runs on the bare lab:
+/// `cargo xtask test` runs it there, with tests/ha.rs), with every kind of output engine has,
+/// then a search of all of it for the keys and tokens the run made (read from the hosts
+/// afterwards).
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn full_ha_run_shows_no_key_material() {
-    let lab = Lab::get();
+    let lab = Lab::bare();
     let _lab = exclusive();
     lab.restart(&ALL);
     let cwd = tempfile::tempdir().unwrap();

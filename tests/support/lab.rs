@@ -21,6 +21,9 @@ use serde_json::Value;
 /// The running lab, read from its inventory.
 pub struct Lab {
     pub inventory: PathBuf,
+    /// The inventory's `ansible_user`: `root` on the pre-baked lab, `debian` (who may sudo) on
+    /// a bare one.
+    pub login: String,
     pub key: PathBuf,
     pub known_hosts: PathBuf,
     /// (name, address, group) in inventory order.
@@ -78,6 +81,7 @@ impl Lab {
             }
         }
         Lab {
+            login: vars["ansible_user"].as_str().unwrap_or("root").to_owned(),
             key: PathBuf::from(vars["ansible_ssh_private_key_file"].as_str().unwrap()),
             known_hosts: PathBuf::from(vars["engine_known_hosts"].as_str().unwrap()),
             inventory,
@@ -98,9 +102,14 @@ impl Lab {
         stdout
     }
 
-    /// Like [`Lab::ssh`], returning the exit code, stdout and stderr.
+    /// Like [`Lab::ssh`], returning the exit code, stdout and stderr. `command` runs as root:
+    /// logged in as root on the pre-baked lab, through the login user's `sudo` on a bare one.
     pub fn ssh_status(&self, host: &str, command: &str) -> (Option<i32>, String, String) {
-        self.ssh_status_as("root", host, command)
+        if self.login == "root" {
+            return self.ssh_status_as("root", host, command);
+        }
+        let quoted = format!("'{}'", command.replace('\'', "'\\''"));
+        self.ssh_status_as(&self.login, host, &format!("sudo -n sh -c {quoted}"))
     }
 
     /// Like [`Lab::ssh`], logged in as `user` (the bare lab's hosts refuse root).

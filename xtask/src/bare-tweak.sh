@@ -34,12 +34,15 @@ chown -R debian:debian /home/debian/.ssh
 
 # The lab mirror's packages: what the playbooks install and every dependency (and recommended
 # package) that a bare host lacks, downloaded (not installed) from the build machine's mirror.
+# iptables, ethtool and ebtables (with conntrack, socat) are what the lab's kubelet package
+# depends on, as upstream's does; unzip is for archives the playbooks unpack.
 # The build moves them out of the tree into the mirror's pool (debootstrap's own packages are
 # cleaned out first: the pool holds only what a bare host lacks).
 apt-get clean
 apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --download-only \
-    etcd-server etcd-client keepalived curl containerd runc conntrack socat
+    etcd-server etcd-client keepalived curl containerd runc conntrack socat \
+    iptables ethtool ebtables unzip
 mkdir /engine-lab-pool
 mv /var/cache/apt/archives/*.deb /engine-lab-pool/
 apt-get clean

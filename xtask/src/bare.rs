@@ -9,6 +9,8 @@
 //!     debian/dists/bookworm/     Packages, Release, InRelease, Release.gpg (apt-ftparchive, gpg)
 //!     etcd/vX.Y.Z/               the guide's etcd release tarball, made from Debian's etcd
 //!                                binaries (a stand-in, and it says so), with SHA256SUMS
+//!     k8s/core:/stable:/v1.30/deb/   pkgs.k8s.io-shaped flat repositories of the stand-ins,
+//!     k8s/core:/stable:/v1.31/deb/   signed by a key of their own (see `k8srepo`)
 //!   mirror-key/gnupg/            the lab's signing key (generated once, never leaves the machine)
 //!   mirror-key/engine-lab-mirror.gpg   its public half, bind-mounted into every bare host at
 //!                                /etc/apt/keyrings/engine-lab-mirror.gpg (the sources' Signed-By)
@@ -19,14 +21,14 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use crate::image::{IMAGES_DIR, Recipe, SUITE};
-use crate::{cmd, image};
+use crate::signkey::SigningKey;
+use crate::{cmd, image, k8srepo};
 
 pub(crate) const MIRROR_NAME: &str = "mirror";
 pub(crate) const MIRROR_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -34,8 +36,12 @@ pub(crate) const MIRROR_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub(crate) const MIRROR_URL: &str = "http://10.77.0.2/debian";
 /// The login user of a bare host.
 pub(crate) const USER: &str = "debian";
-const KEY_DIR: &str = "/var/cache/engine-lab/mirror-key";
-const KEY_UID: &str = "engine lab mirror (lab only, never shipped) <mirror@engine-lab.invalid>";
+/// The Debian mirror's signing key.
+const KEY: SigningKey = SigningKey {
+    dir: "/var/cache/engine-lab/mirror-key",
+    uid: "engine lab mirror (lab only, never shipped) <mirror@engine-lab.invalid>",
+    keyring: "engine-lab-mirror.gpg",
+};
 /// Written beside `dists/` with the fingerprint that signed it: a new key re-signs.
 const SIGNED_BY: &str = ".signed-by";
 
@@ -63,16 +69,13 @@ pub(crate) fn repo_dir(hash: &str) -> PathBuf {
 
 /// The public half of the lab key (a binary keyring, as apt's Signed-By wants it).
 pub(crate) fn public_key() -> PathBuf {
-    Path::new(KEY_DIR).join("engine-lab-mirror.gpg")
+    KEY.public_keyring()
 }
 
-fn gnupg_home() -> PathBuf {
-    Path::new(KEY_DIR).join("gnupg")
-}
-
-/// The bare image and its mirror, built if needed, the mirror indexed and signed by the lab key.
-/// Returns the image directory and the mirror directory.
-pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
+/// The bare image and its mirror, built if needed, the mirror indexed and signed by the lab key,
+/// with the Kubernetes repositories built from the stand-ins in `standins` (see
+/// [`crate::k8srepo`]). Returns the image directory and the mirror directory.
+pub(crate) fn ensure(standins: &Path) -> Result<(PathBuf, PathBuf)> {
     let (image, built) = image::ensure_recipe(&RECIPE)?;
     let hash = RECIPE.hash();
     match built {
@@ -89,10 +92,11 @@ pub(crate) fn ensure() -> Result<(PathBuf, PathBuf)> {
     }
     // gpg starts an agent for the key home (listing a secret key is enough); it is ours, and it
     // goes when we are done, whatever happened.
-    let published = ensure_key().and_then(|fingerprint| publish(&repo.join("debian"), &fingerprint));
-    stop_agent(&gnupg_home());
+    let published = KEY.ensure().and_then(|fingerprint| publish(&repo.join("debian"), &fingerprint));
+    KEY.stop_agent();
     published?;
     etcd_release(&repo)?;
+    k8srepo::ensure(&repo, standins)?;
     Ok((image, repo))
 }
 
@@ -124,63 +128,6 @@ fn move_pool_out(tree: &Path, hash: &str) -> Result<()> {
     Ok(())
 }
 
-/// The lab key's fingerprint, generating the key the first time.
-fn ensure_key() -> Result<String> {
-    let home = gnupg_home();
-    if let Some(fpr) = fingerprint(&home) {
-        if public_key().exists() {
-            return Ok(fpr);
-        }
-    } else {
-        fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
-        fs::set_permissions(&home, fs::Permissions::from_mode(0o700))?;
-        eprintln!("lab: generating the lab mirror's signing key in {}", home.display());
-        cmd::run(gpg(&home).args(["--quick-generate-key", KEY_UID, "ed25519", "sign", "never"]))?;
-    }
-    let fpr = fingerprint(&home).context("gpg made no key")?;
-    let public = public_key();
-    let tmp = public.with_extension("gpg.tmp");
-    cmd::run(gpg(&home).arg("--output").arg(&tmp).args(["--export", "--", &fpr]))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;
-    fs::rename(&tmp, &public).with_context(|| format!("cannot write {}", public.display()))?;
-    Ok(fpr)
-}
-
-/// `gpg` on the lab's key home, never asking anything (the key has no passphrase: it is a lab key).
-fn gpg(home: &Path) -> Command {
-    let mut c = Command::new("gpg");
-    c.arg("--homedir").arg(home).args([
-        "--batch",
-        "--yes",
-        "--quiet",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
-    c
-}
-
-/// Stops the agent gpg started for the key home, if it runs.
-fn stop_agent(home: &Path) {
-    cmd::run(Command::new("gpgconf").arg("--homedir").arg(home).args(["--kill", "gpg-agent"])).ok();
-}
-
-fn fingerprint(home: &Path) -> Option<String> {
-    if !home.is_dir() {
-        return None;
-    }
-    let out = cmd::output(Command::new("gpg").arg("--homedir").arg(home).args([
-        "--batch",
-        "--with-colons",
-        "--list-secret-keys",
-    ]))
-    .ok()?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
-        .and_then(|rest| rest.split(':').find(|f| !f.is_empty()).map(str::to_owned))
-}
-
 /// Indexes the mirror (`apt-ftparchive`) and signs its Release (InRelease, Release.gpg) with
 /// the lab key, unless this key already signed it.
 fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
@@ -209,21 +156,8 @@ fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
             .args(["-o", "APT::FTPArchive::Release::Description=engine lab mirror (Debian packages, signed by the lab key)"])
             .args(["release", "."]),
     )?;
-    let release_file = dists.join("Release");
-    fs::write(&release_file, release)?;
-    let home = gnupg_home();
-    cmd::run(
-        gpg(&home)
-            .args(["--local-user", fingerprint, "--clearsign", "--output"])
-            .arg(dists.join("InRelease"))
-            .arg(&release_file),
-    )?;
-    cmd::run(
-        gpg(&home)
-            .args(["--local-user", fingerprint, "--armor", "--detach-sign", "--output"])
-            .arg(dists.join("Release.gpg"))
-            .arg(&release_file),
-    )?;
+    fs::write(dists.join("Release"), release)?;
+    KEY.sign_release(fingerprint, &dists)?;
     fs::write(&marker, format!("{fingerprint}\n"))?;
     println!("lab: package mirror indexed and signed by the lab key {fingerprint}");
     Ok(())

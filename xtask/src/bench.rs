@@ -4,8 +4,10 @@
 //! xtask/bench/deploy.py, and the same commands over OpenSSH ControlMaster connections), on
 //! `--topology H` labs, tools alternating within each repetition, first run on clean hosts and a
 //! second run that must change nothing but the commands. Every run is checked on the hosts;
-//! a run that did not do the work gets no time. W2 "guide": playbooks/ha.rhai on a fresh `ha`
-//! lab, first run and re-run, with the engine's critical path. Results go to `target/bench/`
+//! a run that did not do the work gets no time. W2 "guide": playbooks/ha.rhai on a fresh bare
+//! `ha` lab (9 hosts like fresh cloud images, and the package mirror: the playbook installs
+//! everything, containerd, kubeadm, etcd and keepalived included), first run and re-run, with
+//! the engine's critical path. Results go to `target/bench/`
 //! (markdown + JSON) and `docs/benchmarks.md`.
 
 use std::fmt::Write as _;
@@ -127,9 +129,9 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     }
     let mut w2 = Vec::new();
     if opts.w2 {
-        println!("\nbench: W2 (playbooks/ha.rhai) on a fresh ha lab");
+        println!("\nbench: W2 (playbooks/ha.rhai) on a fresh bare ha lab");
         lab::down(paths)?;
-        lab::up(paths, Topology::Ha, false)?;
+        lab::up(paths, Topology::Ha, true)?;
         w2 = w2_runs(paths, &env)?;
     }
     let table = write_outputs(&env, opts, command_line, &versions, &samples, &w2)?;
@@ -674,7 +676,7 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
         }
     }
     if !w2.is_empty() {
-        t.push_str("\n### W2 \"guide\" (playbooks/ha.rhai, 9-host ha lab)\n\n");
+        t.push_str("\n### W2 \"guide\" (playbooks/ha.rhai, 9 bare hosts: prerequisites installed by the playbook)\n\n");
         t.push_str("| run | ok | wall s | critical path s | wall / critical path |\n|---|---|---|---|---|\n");
         for w in w2 {
             let _ = writeln!(

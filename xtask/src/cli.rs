@@ -76,6 +76,12 @@ enum Lab {
         #[arg(long)]
         bare: bool,
     },
+    /// Builds (or finds cached) the images, and with --bare the bare image and its package
+    /// mirror, without booting anything (so without the machine's lab lock).
+    Build {
+        #[arg(long)]
+        bare: bool,
+    },
     /// Stops every lab host and removes the bridge.
     Down,
     /// Each host: name, address, process, link, SSH.
@@ -118,6 +124,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         }
         Top::Lab(cmd) => match cmd {
             Lab::Up { topology, bare } => lab::up(&paths, topology, bare)?,
+            Lab::Build { bare } => lab::build(&paths, bare)?,
             Lab::Down => lab::down(&paths)?,
             Lab::Status => lab::status(&paths)?,
             Lab::Ssh { name, command } => lab::ssh_exec(&paths, &name, &command)?,

@@ -30,6 +30,7 @@ pub(crate) fn render(
     key: &Path,
     known_hosts: &Path,
     login: Login<'_>,
+    vars: &[(String, String)],
 ) -> String {
     let key = key.to_string_lossy();
     let kh = known_hosts.to_string_lossy();
@@ -48,6 +49,9 @@ pub(crate) fn render(
     let _ = writeln!(out, "    ansible_ssh_common_args: {}", scalar(&common));
     let _ = writeln!(out, "    engine_known_hosts: {}", scalar(&kh));
     let _ = writeln!(out, "    lab_vip: {VIP}\n    lab_interface: {INTERFACE}");
+    for (name, value) in vars {
+        let _ = writeln!(out, "    {name}: {}", scalar(value));
+    }
     out.push_str("  children:\n");
     for group in groups {
         let _ = writeln!(out, "    {group}:\n      hosts:");
@@ -85,6 +89,7 @@ mod tests {
             Path::new("/r/target/lab/id_ed25519"),
             Path::new("/r/target/lab/known_hosts"),
             Login::Root,
+            &[],
         )
     }
 
@@ -139,7 +144,7 @@ all:
 
     #[test]
     fn odd_paths_are_quoted() -> anyhow::Result<()> {
-        let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"), Login::Root);
+        let text = render(&["g"], &[], Path::new("/a b/k#1"), Path::new("/kh"), Login::Root, &[]);
         let v: Value = serde_yaml_ng::from_str(&text)?;
         assert_eq!(v["all"]["vars"]["ansible_ssh_private_key_file"], Value::from("/a b/k#1"));
         Ok(())
@@ -156,6 +161,7 @@ all:
             Path::new("/k"),
             Path::new("/kh"),
             Login::Become("debian"),
+            &[("kubernetes_repo".to_owned(), "http://10.77.0.2/k8s/core:/stable:".to_owned())],
         );
         assert!(
             text.contains("\n    ansible_user: debian\n    ansible_become: true\n    ansible_port: 22\n"),
@@ -164,6 +170,7 @@ all:
         let v: Value = serde_yaml_ng::from_str(&text)?;
         assert_eq!(v["all"]["vars"]["ansible_become"], Value::from(true));
         assert_eq!(v["all"]["vars"]["ansible_user"], Value::from("debian"));
+        assert_eq!(v["all"]["vars"]["kubernetes_repo"], Value::from("http://10.77.0.2/k8s/core:/stable:"));
         Ok(())
     }
 

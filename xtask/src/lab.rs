@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::inventory::Login;
 use crate::paths::{HostKind, HostState, Paths, State};
 use crate::topology::{BRIDGE, FLEET, HostSpec, Topology};
-use crate::{bare, cgroup, host, image, inventory, net, procs, ssh, standins, tools};
+use crate::{bare, cgroup, host, image, inventory, k8srepo, labvars, net, procs, ssh, standins, tools};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -71,6 +71,25 @@ pub(crate) fn up(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
     up_locked(paths, topology, bare)
 }
 
+/// `lab build`: the images (and with `bare` the bare image, its mirror and the Kubernetes
+/// repositories) built or found cached; nothing boots.
+pub(crate) fn build(paths: &Paths, bare: bool) -> Result<()> {
+    require_root()?;
+    tools::ensure()?;
+    let _lock = lock()?;
+    let (image_dir, built) = image::ensure()?;
+    match built {
+        Some(t) => println!("lab: image {} built in {:.1} s", image::current_hash(), t.as_secs_f64()),
+        None => println!("lab: image {} cached ({})", image::current_hash(), image_dir.display()),
+    }
+    standins::stage(paths)?;
+    if bare {
+        let (_, mirror) = bare::ensure(&standins::built(paths))?;
+        println!("lab: package mirror {}", mirror.display());
+    }
+    Ok(())
+}
+
 pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
     let (image_dir, built) = image::ensure()?;
     let hash = image::current_hash();
@@ -80,7 +99,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         None => println!("lab: image {hash} cached ({})", image_dir.display()),
     }
     let bare_hash = bare.then(|| bare::RECIPE.hash());
-    let mirror_repo = if bare { Some(bare::ensure()?.1) } else { None };
+    let mirror_repo = if bare { Some(bare::ensure(&standins::built(paths))?.1) } else { None };
     if let Some(state) = State::load(paths)?
         && state.topology == topology.to_string()
         && state.image == hash
@@ -114,7 +133,12 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         kinds.insert(0, HostKind::Mirror);
     }
     let login = if bare { Login::Become(bare::USER) } else { Login::Root };
-    write_lab_files(paths, topology, &specs, login)?;
+    // A bare lab's playbooks install from the mirror (see `labvars`).
+    let vars = match &mirror_repo {
+        Some(repo) => labvars::mirror_vars(repo)?,
+        None => Vec::new(),
+    };
+    write_lab_files(paths, topology, &specs, login, &vars)?;
     net::ensure_bridge()?;
 
     let started = Instant::now();
@@ -167,11 +191,19 @@ const MIRROR_GROUP: &str = "mirror";
 
 /// Starts nginx on the mirror host and checks that it serves the signed Release.
 fn serve_mirror(paths: &Paths) -> Result<()> {
-    let url = format!("{}/dists/{}/InRelease", bare::MIRROR_URL, image::SUITE);
-    let script = ["sh", "-c", "systemctl start nginx && curl -fsS -o /dev/null -- \"$0\"", &url];
+    let mut urls = vec![format!("{}/dists/{}/InRelease", bare::MIRROR_URL, image::SUITE)];
+    urls.extend(k8srepo::RELEASES.iter().map(|r| format!("{}InRelease", k8srepo::url(r.minor))));
+    let mut script = vec![
+        "sh",
+        "-c",
+        "systemctl start nginx && for u; do curl -fsS -o /dev/null -- \"$u\" || exit; done",
+        "sh",
+    ];
+    script.extend(urls.iter().map(String::as_str));
     if ssh::capture(paths, bare::MIRROR_ADDR, &script, Duration::from_secs(30)).is_none() {
         bail!(
-            "the mirror host does not serve {url}; see `cargo xtask lab ssh mirror -- journalctl -u nginx`"
+            "the mirror host does not serve {}; see `cargo xtask lab ssh mirror -- journalctl -u nginx`",
+            urls.join(" ")
         );
     }
     println!("lab: the package mirror serves {}", bare::MIRROR_URL);
@@ -205,7 +237,13 @@ fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
 }
 
 /// A fresh lab: SSH key pair, per-host keys and network files, known_hosts, inventory.
-fn write_lab_files(paths: &Paths, topology: Topology, specs: &[HostSpec], login: Login<'_>) -> Result<()> {
+fn write_lab_files(
+    paths: &Paths,
+    topology: Topology,
+    specs: &[HostSpec],
+    login: Login<'_>,
+    vars: &[(String, String)],
+) -> Result<()> {
     if paths.lab.exists() {
         fs::remove_dir_all(&paths.lab).with_context(|| format!("cannot clear {}", paths.lab.display()))?;
     }
@@ -230,10 +268,10 @@ fn write_lab_files(paths: &Paths, topology: Topology, specs: &[HostSpec], login:
     // The fleet of an `ha+N` lab has an inventory of its own, so playbooks run against the
     // `ha` hosts (`hosts()`, say) never reach it.
     let (fleet, main): (Vec<&str>, Vec<&str>) = topology.groups().iter().partition(|g| **g == FLEET);
-    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts(), login);
+    let text = inventory::render(&main, &entries, &paths.key(), &paths.known_hosts(), login, vars);
     fs::write(paths.inventory(), text)?;
     if !fleet.is_empty() {
-        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts(), login);
+        let text = inventory::render(&fleet, &entries, &paths.key(), &paths.known_hosts(), login, vars);
         fs::write(paths.fleet_inventory(), text)?;
     }
     Ok(())

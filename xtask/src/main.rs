@@ -8,8 +8,11 @@
 //! - `host`: one host's files and its nspawn boot; `procs`: finding and stopping hosts
 //! - `cgroup`: each host's own cgroup, so that hosts never share their systemd's tree
 //! - `standins`: the kubeadm/kubectl lab stand-ins, built and bind-mounted into hosts
+//! - `bare`: the bare lab's image and package mirror; `k8srepo`: its pkgs.k8s.io-shaped
+//!   repositories of the stand-ins; `signkey`: the lab's repository signing keys
 //! - `net`: bridge and veths; `ssh`: the system ssh with the lab key; `tools`: apt installs
 //! - `topology`: names and addresses; `inventory`: inventory.yml, known_hosts; `paths`: state
+//! - `labvars`: the bare lab's inventory variables that point playbooks at its package mirror
 
 mod bare;
 mod bench;
@@ -22,12 +25,15 @@ mod fuzz;
 mod host;
 mod image;
 mod inventory;
+mod k8srepo;
 mod lab;
+mod labvars;
 mod mirror;
 mod net;
 mod paths;
 mod procs;
 mod selftest;
+mod signkey;
 mod ssh;
 mod standins;
 mod testcmd;

@@ -1,7 +1,11 @@
 //! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab
-//! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`), then `cargo test --workspace --no-fail-fast -- --include-ignored`
-//! against it (all but the bare lab's tests); then a bare lab of two hosts and its package
-//! mirror (`lab up --topology 2 --bare`) for `bare_lab::`. The lab always comes down afterwards.
+//! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`, the pre-baked image), then
+//! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
+//! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, and the package
+//! mirror: `lab up --topology ha --bare`) for the bare lab's tests: `bare_lab::` and the HA
+//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
+//! themselves. A test selection that names only bare tests skips the first lab. The lab always
+//! comes down afterwards.
 //!
 //! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
 //! `cargo test` lists them as ignored; here `--include-ignored` runs them, with the lab's
@@ -57,52 +61,27 @@ pub(crate) fn run(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
 
 fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     selftest::run(paths)?;
-    {
-        let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
-    }
-    // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
-    let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
-    // The live-SSH unit tests (engine/src/ssh/tests.rs) talk to the lab's first host.
-    let state = State::require(paths)?;
-    let ssh_host = state.hosts.first().context("the lab has no host")?;
     // `ARGS` of `cargo xtask test -- ARGS` may hold their own `--` and test arguments.
     let (cargo_args, test_args) = match cargo_args.iter().position(|a| a == "--") {
         Some(at) => (&cargo_args[..at], &cargo_args[at + 1..]),
         None => (cargo_args, &[][..]),
     };
+    let selection = Selection::of(test_args);
     let lines = Arc::new(Mutex::new(Vec::new()));
-    // The bare lab's tests run in a second phase, on a lab of their own.
-    let mut main_args: Vec<OsString> = vec!["--include-ignored".into(), "--skip".into(), BARE_TESTS.into()];
-    main_args.extend(test_args.iter().cloned());
-    let env = vec![
-        ("ENGINE_LAB_INVENTORY", paths.inventory().into_os_string()),
-        ("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory().into_os_string()),
-        ("ENGINE_LAB_REQUIRED", "1".into()),
-        ("ENGINE_ANSIBLE_INVENTORY", venv.join("ansible-inventory").into_os_string()),
-        ("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string().into()),
-        ("ENGINE_SSH_TEST_USER", "root".into()),
-        ("ENGINE_SSH_TEST_KEY", paths.key().into_os_string()),
-        ("ENGINE_SSH_TEST_KNOWN_HOSTS", paths.known_hosts().into_os_string()),
-    ];
-    let mut status = cargo_test(
-        paths,
-        &["--workspace".into(), "--no-fail-fast".into()],
-        cargo_args,
-        &main_args,
-        &env,
-        &lines,
-    )?;
-    // Phase two: the bare lab (hosts like a fresh cloud image, and the package mirror), when the
-    // selection asks for its tests (all tests do).
-    let wants_bare = test_args.iter().all(|a| a.to_string_lossy().starts_with('-'))
-        || test_args.iter().any(|a| BARE_TESTS.starts_with(&*a.to_string_lossy()));
-    if wants_bare {
+    let mut status = None;
+    if selection.main {
+        status = Some(main_phase(paths, cargo_args, test_args, &lines)?);
+    }
+    // Phase two: the bare lab (hosts like a fresh cloud image, and the package mirror), for
+    // the tests of its own the selection asks for (all tests do).
+    if !selection.bare.is_empty() {
         {
             let _lock = lab::lock()?;
-            lab::up_locked(paths, Topology::Nodes(BARE_HOSTS), true)?;
+            lab::up_locked(paths, Topology::Ha, true)?;
         }
-        let bare_args: Vec<OsString> = vec!["--include-ignored".into(), BARE_TESTS.into()];
+        let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
+        bare_args.extend(selection.bare.iter().map(OsString::from));
+        bare_args.extend(test_args.iter().filter(|a| a.to_string_lossy().starts_with('-')).cloned());
         let env = vec![
             ("ENGINE_LAB_BARE_INVENTORY", paths.inventory().into_os_string()),
             ("ENGINE_LAB_REQUIRED", "1".into()),
@@ -115,10 +94,51 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
             &env,
             &lines,
         )?;
-        if status.success() {
-            status = bare;
+        if status.is_none_or(|s: std::process::ExitStatus| s.success()) {
+            status = Some(bare);
         }
     }
+    let status = status.context("the test selection selects no phase")?;
+    report(status, &lines)
+}
+
+/// Phase one: the pre-baked `ha` lab and its fleet, and every test but the bare lab's.
+fn main_phase(
+    paths: &Paths,
+    cargo_args: &[OsString],
+    test_args: &[OsString],
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> Result<std::process::ExitStatus> {
+    {
+        let _lock = lab::lock()?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
+    }
+    // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
+    let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
+    // The live-SSH unit tests (engine/src/ssh/tests.rs) talk to the lab's first host.
+    let state = State::require(paths)?;
+    let ssh_host = state.hosts.first().context("the lab has no host")?;
+    // The bare lab's tests run in a second phase, on a lab of their own.
+    let mut main_args: Vec<OsString> = vec!["--include-ignored".into()];
+    for bare in BARE_TESTS {
+        main_args.extend(["--skip".into(), bare.into()]);
+    }
+    main_args.extend(test_args.iter().cloned());
+    let env = vec![
+        ("ENGINE_LAB_INVENTORY", paths.inventory().into_os_string()),
+        ("ENGINE_LAB_FLEET_INVENTORY", paths.fleet_inventory().into_os_string()),
+        ("ENGINE_LAB_REQUIRED", "1".into()),
+        ("ENGINE_ANSIBLE_INVENTORY", venv.join("ansible-inventory").into_os_string()),
+        ("ENGINE_SSH_TEST_ADDR", ssh_host.addr.to_string().into()),
+        ("ENGINE_SSH_TEST_USER", "root".into()),
+        ("ENGINE_SSH_TEST_KEY", paths.key().into_os_string()),
+        ("ENGINE_SSH_TEST_KNOWN_HOSTS", paths.known_hosts().into_os_string()),
+    ];
+    cargo_test(paths, &["--workspace".into(), "--no-fail-fast".into()], cargo_args, &main_args, &env, lines)
+}
+
+/// Prints what failed (from the output kept in `lines`) and turns `status` into the exit code.
+fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> Result<ExitCode> {
     println!("test: cargo test finished: {status}");
     let lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
     let failed = Failures::read(&lines);
@@ -144,10 +164,51 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     })
 }
 
-/// The bare lab's tests (tests/bare_lab.rs), run on a bare lab of [`BARE_HOSTS`] hosts after
-/// the rest.
-const BARE_TESTS: &str = "bare_lab::";
-const BARE_HOSTS: u16 = 2;
+/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs and
+/// the secrets search of a whole ha.rhai run), run on the bare `ha` lab after the rest.
+const BARE_TESTS: [&str; 3] = ["bare_lab::", "ha::", "secrets::full_ha_run"];
+
+/// Which phases a test selection (the test binary's arguments) needs.
+#[derive(Debug, PartialEq)]
+struct Selection {
+    /// Phase one: the pre-baked lab, for every test but the bare lab's.
+    main: bool,
+    /// Phase two: the filters to run on the bare lab (none: no bare lab).
+    bare: Vec<String>,
+}
+
+impl Selection {
+    /// No filter selects everything. A filter inside a bare prefix (`ha::ha_full`) runs on the
+    /// bare lab only; any other filter needs phase one, and the bare prefixes it takes in
+    /// (`ha` takes in `ha::`) run on the bare lab.
+    fn of(test_args: &[OsString]) -> Selection {
+        let filters: Vec<String> = test_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        if filters.is_empty() {
+            return Selection { main: true, bare: BARE_TESTS.iter().map(|b| (*b).to_owned()).collect() };
+        }
+        let mut main = false;
+        let mut bare = Vec::new();
+        for filter in filters {
+            if BARE_TESTS.iter().any(|b| filter.starts_with(b)) {
+                bare.push(filter);
+            } else {
+                main = true;
+                // Only the bare prefixes it takes in: the filter itself would match tests of
+                // phase one, which cannot run on the bare lab.
+                for b in BARE_TESTS.iter().filter(|b| b.contains(filter.as_str())) {
+                    if !bare.iter().any(|x| x == b) {
+                        bare.push((*b).to_owned());
+                    }
+                }
+            }
+        }
+        Selection { main, bare }
+    }
+}
 
 /// Runs `cargo test SELECT CARGO_ARGS -- TEST_ARGS` in the workspace with `env`, its output
 /// going on to the terminal as it comes and into `lines`.
@@ -250,7 +311,29 @@ impl Failures {
 
 #[cfg(test)]
 mod tests {
-    use super::Failures;
+    use super::{Failures, Selection};
+
+    #[test]
+    fn selections_pick_the_phases_they_need() {
+        let of =
+            |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
+        let both = Selection {
+            main: true,
+            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into()],
+        };
+        assert_eq!(of(&[]), both);
+        assert_eq!(of(&["--nocapture"]), both);
+        assert_eq!(of(&["ha::ha_full"]), Selection { main: false, bare: vec!["ha::ha_full".into()] });
+        assert_eq!(
+            of(&["bare_lab::", "--nocapture"]),
+            Selection { main: false, bare: vec!["bare_lab::".into()] }
+        );
+        assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![] });
+        assert_eq!(
+            of(&["ha"]),
+            Selection { main: true, bare: vec!["ha::".into(), "secrets::full_ha_run".into()] }
+        );
+    }
 
     #[test]
     fn failures_are_listed_under_their_binary() {

@@ -6,6 +6,11 @@
 //! - [`pki`]: the cluster CA and the certificates `kubeadm init` issues.
 //! - [`store`]: the object store `kubectl` reads and writes (one JSON file per host), which
 //!   `kubeadm init` seeds with the objects real kubeadm creates.
+//! - [`version`]: the version each stand-in reports, read from the file its lab package installs.
+//!
+//! Binaries: `kubeadm`, `kubectl`, and, for the lab's Kubernetes packages only, `kubelet` (accepts
+//! the flags its unit and kubeadm's drop-in pass, then does nothing until stopped) and `crictl`
+//! (`--version` only).
 //!
 //! Everything lives under `$KUBE_STANDIN_ROOT` (default `/`), so unit tests can use a temp dir.
 #![allow(clippy::unwrap_used)]
@@ -14,6 +19,7 @@
 pub use modules::builtin::kubeadm::config;
 pub mod pki;
 pub mod store;
+pub mod version;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,12 +1,15 @@
 //! `kubeadm`, lab stand-in: `init --config`, `join` (flags, or `--config` with a v1beta3
-//! JoinConfiguration), `token create|list`, `reset -f`, `version`.
+//! JoinConfiguration), `token create|list`, `reset -f`, `version [-o short]` (the version of the
+//! lab package that installed it, see `kube_standins::version`).
 //! See the crate docs; anything else exits 1 with "not supported by the lab stand-in".
 
 use std::fs;
 use std::net::Ipv4Addr;
 
 use kube_standins::config::{Document, JoinConfigurationV1beta3, KubeadmConfig, Networking};
-use kube_standins::{VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported};
+use kube_standins::{
+    VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported, version,
+};
 use serde_json::json;
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
@@ -16,7 +19,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
-        ["version" | "--version", ..] => println!("kubeadm version: v1.31.0 ({VERSION_NOTE})"),
+        ["version", rest @ ..] => print_version(rest),
         ["init", rest @ ..] => init(rest),
         ["join", rest @ ..] => join(rest),
         ["token", "create", rest @ ..] => token_create(rest),
@@ -24,6 +27,16 @@ fn main() {
         ["reset", rest @ ..] => reset(rest),
         [] => die(1, "kubeadm (lab stand-in): give a command"),
         [other, ..] => unsupported("kubeadm", other),
+    }
+}
+
+/// `kubeadm version`: the long form, or `-o short` (`v1.30.4`, as real kubeadm prints it).
+fn print_version(rest: &[&str]) {
+    let v = version::of("kubeadm");
+    match rest {
+        [] => println!("kubeadm version: {v} ({VERSION_NOTE})"),
+        ["-o" | "--output", "short"] | ["-o=short" | "--output=short"] => println!("{v}"),
+        _ => unsupported("kubeadm", &format!("version {}", rest.join(" "))),
     }
 }
 
@@ -257,7 +270,7 @@ fn init(rest: &[&str]) {
         die(1, &format!("error unmarshaling configuration from \"{file}\": {e}"));
     });
     let s = settings(&config);
-    let version = s.version.clone().unwrap_or_else(|| "v1.31.0".into());
+    let version = s.version.clone().unwrap_or_else(|| version::of("kubeadm"));
     println!("[init] Using Kubernetes version: {version}");
     println!("[preflight] Running pre-flight checks");
     let mut errors = Vec::new();

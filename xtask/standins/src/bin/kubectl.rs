@@ -1,11 +1,11 @@
 //! `kubectl`, lab stand-in: `get`, `apply -f`, `delete -l`, `patch --type merge`, `wait --for=condition`,
-//! `version`, against the host's object store (see the crate docs). Anything else exits 1 with
+//! `version --client`, against the host's object store (see the crate docs). Anything else exits 1 with
 //! "not supported by the lab stand-in".
 
 use std::fs;
 use std::io::Read;
 
-use kube_standins::{VERSION_NOTE, die, host_path, store, unsupported};
+use kube_standins::{VERSION_NOTE, die, host_path, store, unsupported, version};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -20,6 +20,8 @@ struct Cli {
     wait_for: Option<String>,
     timeout: Option<String>,
     dry_run: Option<String>,
+    /// `--client` (`kubectl version --client`).
+    client: bool,
     positional: Vec<String>,
 }
 
@@ -37,6 +39,15 @@ fn parse(args: &[String]) -> Cli {
             Some((n, v)) if n.starts_with('-') => (n, Some(v.to_owned())),
             _ => (word.as_str(), None),
         };
+        if name == "--client" {
+            cli.client = match inline.as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => die(1, &format!("error: invalid argument \"{other}\" for \"--client\" flag")),
+            };
+            i += 1;
+            continue;
+        }
         let slot = match name {
             "--kubeconfig" => &mut cli.kubeconfig,
             "-n" | "--namespace" => &mut cli.namespace,
@@ -76,9 +87,16 @@ fn main() {
     let Some(verb) = cli.positional.first().cloned() else {
         die(1, "kubectl (lab stand-in): give a command");
     };
-    if verb == "version" || args.iter().any(|a| a == "--version") {
-        println!("Client Version: v1.31.0 ({VERSION_NOTE})");
+    if verb == "version" {
+        // Only the client's: the stand-in has no server to ask.
+        if !cli.client || cli.positional.len() > 1 || cli.output.is_some() {
+            unsupported("kubectl", "version without --client");
+        }
+        println!("Client Version: {} ({VERSION_NOTE})", version::of("kubectl"));
         return;
+    }
+    if cli.client {
+        unsupported("kubectl", &format!("{verb} --client"));
     }
     check_kubeconfig(&cli);
     if let Some(mode) = cli.dry_run.as_deref()
