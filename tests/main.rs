@@ -8,6 +8,7 @@
 mod adhoc;
 mod apt_modules;
 mod bare_lab;
+mod r#become;
 mod certgen;
 mod cli;
 mod docs;

@@ -136,6 +136,10 @@ struct ConnArgs {
     /// prints more is stopped and fails, so no host can fill the controller's memory.
     #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_output: u64,
+    /// Ask for the become password (sudo's, or su's target user's) once, on the terminal,
+    /// without echo; used for every become host whose inventory gives no ansible_become_password.
+    #[arg(short = 'K', long)]
+    ask_become_pass: bool,
 }
 
 #[derive(Debug, Args)]
@@ -352,8 +356,9 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
     Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
-fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
-    SshDefaults {
+fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
+    let become_password = if conn.ask_become_pass { Some(ask_become_password()?) } else { None };
+    Ok(SshDefaults {
         host_key_policy: match conn.host_key_checking {
             KeyPolicy::Strict => HostKeyPolicy::Strict,
             KeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
@@ -363,7 +368,42 @@ fn ssh_defaults(conn: &ConnArgs) -> SshDefaults {
         command_timeout: Duration::from_secs(conn.command_timeout),
         max_channels: conn.max_channels.max(1),
         max_output: conn.max_output * 1024 * 1024,
-    }
+        become_password,
+    })
+}
+
+/// Reads the become password from the controlling terminal (`/dev/tty`, not stdin), with echo
+/// off, as `ansible -K` does. No terminal: a usage error saying what to do instead.
+fn ask_become_password() -> Result<engine::elevate::Password, Error> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::BufRead;
+    let no_tty = |e: std::io::Error| {
+        Error::Usage(format!(
+            "-K (--ask-become-pass) asks on the terminal, and there is none ({e}); set \
+             ansible_become_password in the inventory instead"
+        ))
+    };
+    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(no_tty)?;
+    let saved = tcgetattr(&tty).map_err(|e| no_tty(e.into()))?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|e| no_tty(e.into()))?;
+    let read = (|| {
+        tty.write_all(b"BECOME password: ")?;
+        tty.flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok::<_, std::io::Error>(line)
+    })();
+    // Echo comes back whatever happened.
+    let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
+    let line = read.map_err(no_tty)?;
+    restored.map_err(|e| no_tty(e.into()))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    engine::elevate::Password::new(line)
+        .map_err(|why| Error::Usage(format!("the become password cannot be used: {why}")))
 }
 
 /// The exit code of an interrupted run, and of one the user would not wait for.
@@ -379,7 +419,8 @@ fn execute(
     subscribers: Vec<Box<dyn Subscriber>>,
     redactor: &Arc<Redactor>,
 ) -> Result<Option<RunSummary>, Error> {
-    match session::run_over_ssh(plan, &ssh_defaults(conn), options, grace, subscribers, redactor)? {
+    let defaults = ssh_defaults(conn)?;
+    match session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor)? {
         session::Outcome::Finished(summary) => Ok(Some(summary)),
         session::Outcome::Forced => {
             eprintln!("aborted");

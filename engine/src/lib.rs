@@ -18,8 +18,9 @@
 //! - [`session`]: one run over SSH as the binary starts it (targets, runtime, bus, Ctrl-C).
 //! - [`graphviz`]: SVG from DOT.
 //! - [`ssh`]: the SSH transport (russh), one connection per host, implementing `contract::Host`;
-//!   [`connect`] makes one per inventory host; [`sudo`] is the `ansible_become` command line the
-//!   transport runs a host's commands (and the kills of those that must stop) through.
+//!   [`connect`] makes one per inventory host; [`elevate`] is become (`sudo`, `su`, `doas`): the
+//!   command line the transport runs a host's commands (and the kills of those that must stop)
+//!   through, and where the become password goes.
 //! - [`events`] and [`report`]: execution emits events; the progress display, the recap,
 //!   the JSON stream and the logs are separate subscribers.
 //! - [`redact`]: hides secrets. No process-wide state: the binary makes one
@@ -34,6 +35,7 @@
 pub mod adhoc;
 pub mod connect;
 pub mod docs;
+pub mod elevate;
 pub mod error;
 pub mod events;
 pub mod graphviz;
@@ -49,6 +51,5 @@ pub mod run;
 pub mod sched;
 pub mod session;
 pub mod ssh;
-pub mod sudo;
 
 pub use error::Error;

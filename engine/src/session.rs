@@ -37,7 +37,7 @@ pub fn run_over_ssh(
     subscribers: Vec<Box<dyn Subscriber>>,
     redactor: &Arc<Redactor>,
 ) -> Result<Outcome, Error> {
-    let targets = ssh_targets(plan, defaults)?;
+    let targets = ssh_targets(plan, defaults, redactor)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -38,6 +38,8 @@ pub(crate) const PACKAGES: &[&str] = &[
     "ca-certificates",
     "python3",
     "sudo",
+    // become_method doas (tests/become.rs).
+    "opendoas",
     "procps",
     // Resolves the host's own name (sudo warns without it; /etc/hosts stays the image's).
     "libnss-myhostname",

@@ -9,7 +9,7 @@ use super::Vars;
 
 /// Every `ansible_*` variable engine reads, honoured or refused with a reason (docs/inventory.md
 /// lists them). Any other `ansible_*` variable is reported once per load as an [`UnusedKey`].
-pub const READ_KEYS: [&str; 16] = [
+pub const READ_KEYS: [&str; 18] = [
     "ansible_connection",
     "ansible_host",
     "ansible_ssh_host",
@@ -22,11 +22,24 @@ pub const READ_KEYS: [&str; 16] = [
     "ansible_become",
     "ansible_become_user",
     "ansible_become_method",
-    // Refused when set: become is `sudo -n`, it takes no password (yet).
+    // The become password, under every name Ansible's sudo and su plugins read.
     "ansible_become_password",
     "ansible_become_pass",
     "ansible_sudo_pass",
     "ansible_sudo_password",
+    "ansible_su_pass",
+    "ansible_su_password",
+];
+
+/// The become password's names, first found wins (Ansible's order: the generic names, then the
+/// method's own).
+const PASSWORD_KEYS: [&str; 6] = [
+    "ansible_become_password",
+    "ansible_become_pass",
+    "ansible_sudo_pass",
+    "ansible_sudo_password",
+    "ansible_su_pass",
+    "ansible_su_password",
 ];
 
 /// An `ansible_*` variable engine does not read, set on `hosts` hosts: a warning, given once per
@@ -82,8 +95,13 @@ pub struct Connection {
     pub user: String,
     pub key_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
-    /// Run commands as this user through sudo (`ansible_become`, `ansible_become_user`).
+    /// Run commands as this user (`ansible_become`, `ansible_become_user`).
     pub become_user: Option<String>,
+    /// How (`ansible_become_method`: sudo, su or doas).
+    pub become_method: crate::elevate::Method,
+    /// The password the method asks for (`ansible_become_password` and its other names); `-K`
+    /// gives one for the hosts that have none.
+    pub become_password: Option<crate::elevate::Password>,
 }
 
 impl Connection {
@@ -112,16 +130,6 @@ impl Connection {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| format!("host {name}: {key} {p:?} is not a port number (1-65535)"))?,
         };
-        for key in
-            ["ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password"]
-        {
-            if vars.get(key).is_some_and(|v| !v.is_null()) {
-                return Err(format!(
-                    "host {name}: {key} is not supported yet: become runs `sudo -n`, so the user \
-                     needs sudo without a password"
-                ));
-            }
-        }
         let known_hosts = match text("engine_known_hosts")? {
             Some(path) => Some(expand_home(&path)),
             None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
@@ -137,26 +145,49 @@ impl Connection {
                 return Err(format!("host {name}: ansible_become must be true or false, found {other}"));
             }
         };
-        if let Some(method) = text("ansible_become_method")?
-            && method != "sudo"
-        {
+        use crate::elevate::{Method, Password};
+        let become_method = match text("ansible_become_method")? {
+            None => Method::Sudo,
+            Some(method) => Method::from_name(&method).ok_or_else(|| {
+                format!(
+                    "host {name}: ansible_become_method {method:?} is not supported; engine becomes \
+                     with {}{}",
+                    Method::NAMES.join(", "),
+                    contract::suggest::did_you_mean(&method, Method::NAMES.iter().copied())
+                )
+            })?,
+        };
+        let mut become_password = None;
+        for key in PASSWORD_KEYS {
+            if let Some(value) = text(key)? {
+                let password = Password::new(value)
+                    .map_err(|why| format!("host {name}: {key} cannot be used: {why}"))?;
+                become_password = Some(password);
+                break;
+            }
+        }
+        if become_password.is_some() && become_method == Method::Doas {
             return Err(format!(
-                "host {name}: ansible_become_method {method:?} is not supported yet; only sudo is"
+                "host {name}: ansible_become_method doas takes no password: doas reads it only from a \
+                 terminal, which engine does not open; give the login user a `permit nopass` rule in \
+                 /etc/doas.conf and drop the become password"
             ));
         }
         let become_user = become_on
             .then(|| text("ansible_become_user"))
             .transpose()?
             .map(|u| u.unwrap_or_else(|| "root".into()));
-        if transport == Transport::Local && become_user.is_some() {
+        if transport == Transport::Local && become_user.is_some() && become_method != Method::Sudo {
             return Err(format!(
-                "host {name}: ansible_become with ansible_connection \"local\" is not supported yet \
-                 (engine runs no sudo on the controller)"
+                "host {name}: ansible_become_method {become_method} with ansible_connection \"local\" is \
+                 not supported; on the controller engine becomes with sudo only"
             ));
         }
         Ok(Self {
             transport,
             become_user,
+            become_method,
+            become_password,
             address: either("ansible_host", "ansible_ssh_host")?.map_or_else(|| name.to_owned(), |(_, v)| v),
             port,
             user: either("ansible_user", "ansible_ssh_user")?.map_or_else(|| "root".to_owned(), |(_, v)| v),

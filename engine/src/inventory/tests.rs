@@ -347,25 +347,38 @@ fn legacy_ssh_names_are_read_and_the_new_name_wins() {
 }
 
 #[test]
-fn become_password_other_methods_and_become_on_a_local_host_are_refused_not_ignored() {
+fn become_methods_and_passwords_are_read_and_what_cannot_work_is_refused() {
+    use crate::elevate::Method;
+    let sudo = connection("{ansible_become: true, ansible_become_password: s3cret}").unwrap();
+    assert_eq!((sudo.become_user.as_deref(), sudo.become_method), (Some("root"), Method::Sudo));
+    assert_eq!(sudo.become_password.unwrap().expose(), "s3cret");
+    let su = connection(
+        "{ansible_become: true, ansible_become_method: su, ansible_become_user: postgres, ansible_su_pass: pw}",
+    )
+    .unwrap();
+    assert_eq!((su.become_user.as_deref(), su.become_method), (Some("postgres"), Method::Su));
+    assert_eq!(su.become_password.unwrap().expose(), "pw");
+    // The generic name wins over the method's own, as in Ansible.
+    let both = connection("{ansible_become_pass: a1, ansible_sudo_pass: b2}").unwrap();
+    assert_eq!(both.become_password.unwrap().expose(), "a1");
     assert_eq!(
-        connection("{ansible_become: true, ansible_become_password: s3cret}").unwrap_err(),
-        "host h: ansible_become_password is not supported yet: become runs `sudo -n`, so the user needs \
-         sudo without a password"
+        connection("{ansible_become: true, ansible_become_method: runas}").unwrap_err(),
+        "host h: ansible_become_method \"runas\" is not supported; engine becomes with sudo, su, doas"
     );
-    assert!(connection("{ansible_become_pass: s3cret}").unwrap_err().contains("ansible_become_pass is not"));
-    assert_eq!(
-        connection("{ansible_become: true, ansible_become_method: doas}").unwrap_err(),
-        "host h: ansible_become_method \"doas\" is not supported yet; only sudo is"
+    assert!(
+        connection("{ansible_become_method: doas, ansible_become_password: x}")
+            .unwrap_err()
+            .contains("doas takes no password")
     );
     assert_eq!(
-        connection("{ansible_become: true, ansible_become_method: sudo}").unwrap().become_user.unwrap(),
-        "root"
+        connection("{ansible_connection: local, ansible_become: true}").unwrap().become_user.as_deref(),
+        Some("root")
     );
     assert_eq!(
-        connection("{ansible_connection: local, ansible_become: true}").unwrap_err(),
-        "host h: ansible_become with ansible_connection \"local\" is not supported yet (engine runs no \
-         sudo on the controller)"
+        connection("{ansible_connection: local, ansible_become: true, ansible_become_method: doas}")
+            .unwrap_err(),
+        "host h: ansible_become_method doas with ansible_connection \"local\" is not supported; on the \
+         controller engine becomes with sudo only"
     );
 }
 

@@ -33,6 +33,10 @@ pub struct SshConfig {
     /// Run every command (and the kill of one that must be stopped) as this user through
     /// `sudo -n` (`ansible_become`); `None` runs them as [`SshConfig::user`].
     pub become_user: Option<String>,
+    /// How commands become [`SshConfig::become_user`] (`ansible_become_method`), and the password
+    /// the method asks for, if one was given (`-K`, `ansible_become_password`).
+    pub become_method: crate::elevate::Method,
+    pub become_password: Option<crate::elevate::Password>,
     /// Bytes kept of one command's stdout, and as many of its stderr. A command that prints
     /// more is stopped and fails with [`contract::HostError::OutputLimit`].
     pub max_output: u64,
@@ -63,8 +67,20 @@ impl SshConfig {
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             max_channels: Self::DEFAULT_MAX_CHANNELS,
             become_user: None,
+            become_method: crate::elevate::Method::Sudo,
+            become_password: None,
             max_output: Self::DEFAULT_MAX_OUTPUT,
         }
+    }
+
+    /// How commands become another user, when they do.
+    pub fn become_(&self) -> Option<crate::elevate::Become> {
+        let user = self.become_user.clone()?;
+        Some(crate::elevate::Become {
+            method: self.become_method,
+            user,
+            password: self.become_password.clone(),
+        })
     }
 
     /// `address:port`, with brackets around IPv6 addresses, for messages.

@@ -18,6 +18,7 @@ use super::SshConfig;
 use super::client_handler::ClientHandler;
 use super::error::{SshError, describe};
 use super::known_hosts::KnownHosts;
+use crate::elevate::Become;
 
 /// Channel opens the server refuses (sshd `MaxSessions`, which counts channels still closing)
 /// are retried this many times in all, waiting 20, 40, 80, 160 ms between tries.
@@ -103,8 +104,11 @@ pub(crate) struct Connection {
     /// opens its channel until it returns (the channel then is closed or being closed), so at
     /// most `max_channels` channels of ours are open at once. Never closed.
     channels: Semaphore,
-    /// Commands, and their kills, run as this user through sudo ([`SshConfig::become_user`]).
-    become_user: Option<String>,
+    /// Commands, and their kills, run as another user this way ([`SshConfig::become_`]).
+    become_: Option<Become>,
+    /// The user logged in, and the address, for become's messages.
+    login: String,
+    address: String,
     /// Bytes kept per output stream of one command ([`SshConfig::max_output`]).
     max_output: u64,
 }
@@ -162,7 +166,9 @@ impl Connection {
         Ok(Self {
             handle,
             channels: Semaphore::new(config.max_channels.max(1)),
-            become_user: config.become_user.clone(),
+            become_: config.become_(),
+            login: config.user.clone(),
+            address: config.address.clone(),
             max_output: config.max_output,
         })
     }
@@ -170,6 +176,66 @@ impl Connection {
     /// True once the connection is gone (peer closed it, keepalives failed, or I/O error).
     pub(crate) fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// Runs `true` through become once, so that a method that cannot start commands (a wrong
+    /// or missing password, a doas rule that wants a password) fails the host once, with a
+    /// clear reason, before any of its tasks run, and is not tried again for each command
+    /// (a wrong password is sent once: no retries against sudo's or PAM's lockout).
+    /// `host` names the host in the reason.
+    pub(crate) async fn check_become(
+        self: &Arc<Self>,
+        host: &str,
+        timeout: Duration,
+    ) -> Result<(), HostError> {
+        let Some(become_) = &self.become_ else { return Ok(()) };
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| HostError::Transport("connection is shutting down".to_owned()))?;
+        let (mut rx, tx) = self.open_channel().await?.split();
+        let mut started = Started::default();
+        let mut pid = None;
+        let run = drive(
+            &tx,
+            &mut rx,
+            &mut pid,
+            wrap("true", Some(become_)),
+            None,
+            KILL_OUTPUT,
+            self.exchange(),
+            &mut started,
+        );
+        let output = match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(Drive::Failed(e))) => return Err(e),
+            Ok(Err(Drive::TooMuch(stream))) => {
+                return Err(HostError::Unreachable(format!(
+                    "{} on {host}: printed too much on {stream} while starting a shell",
+                    become_.method
+                )));
+            }
+            Err(_) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
+                return Err(HostError::Unreachable(format!(
+                    "{} on {host}: starting a shell as {} did not finish within {timeout:?}",
+                    become_.method, become_.user
+                )));
+            }
+        };
+        if started.shell && output.success() {
+            tracing::debug!(host, method = %become_.method, user = %become_.user, asked = started.asked, "become works");
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(HostError::Unreachable(become_.failure(host, &self.login, started.asked, output.status, &stderr)))
+    }
+
+    /// The password exchange of this connection's commands, when become asks for one.
+    fn exchange(&self) -> Option<Exchange> {
+        let become_ = self.become_.as_ref()?;
+        Some(Exchange { prompt: become_.prompt()?, password: become_.password.as_ref().map(|p| p.line()) })
     }
 
     /// Says goodbye to the server. Commands still running fail with a transport error.
@@ -196,11 +262,36 @@ impl Connection {
             return Err(HostError::Transport("command state missing".to_owned()));
         };
 
-        let command = wrap(&exec.command, self.become_user.as_deref());
-        let run = drive(&parts.tx, &mut parts.rx, &mut parts.pid, command, exec.stdin, self.max_output);
+        let command = wrap(&exec.command, self.become_.as_ref());
+        let mut started = Started::default();
+        let run = drive(
+            &parts.tx,
+            &mut parts.rx,
+            &mut parts.pid,
+            command,
+            exec.stdin,
+            self.max_output,
+            self.exchange(),
+            &mut started,
+        );
         let cause = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(output)) => {
                 running.disarm();
+                // Become asked again after the check at connect (the password changed since):
+                // the command never ran.
+                if let Some(become_) = &self.become_
+                    && !started.shell
+                    && started.asked > 0
+                {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    return Err(HostError::Unreachable(become_.failure(
+                        &self.address,
+                        &self.login,
+                        started.asked,
+                        output.status,
+                        &stderr,
+                    )));
+                }
                 return Ok(output);
             }
             // The channel failed mid-command; AbortOnDrop still tries to stop the process.
@@ -232,14 +323,24 @@ impl Connection {
     /// stop still holds one. `Err`: why the kill failed, for the user.
     async fn kill_process_group(&self, pgid: u32) -> Result<(), String> {
         let (mut rx, tx) = self.open_channel().await.map_err(|e| e.to_string())?.split();
-        let command = kill_command(pgid, self.become_user.as_deref());
+        let command = kill_command(pgid, self.become_.as_ref());
         let mut pid = None;
-        let output = drive(&tx, &mut rx, &mut pid, command.clone().into_bytes(), None, KILL_OUTPUT)
-            .await
-            .map_err(|e| match e {
-                Drive::Failed(e) => format!("`{command}` could not run: {e}"),
-                Drive::TooMuch(stream) => format!("`{command}` printed too much on {stream}"),
-            })?;
+        let mut started = Started::default();
+        let output = drive(
+            &tx,
+            &mut rx,
+            &mut pid,
+            command.clone().into_bytes(),
+            None,
+            KILL_OUTPUT,
+            self.exchange(),
+            &mut started,
+        )
+        .await
+        .map_err(|e| match e {
+            Drive::Failed(e) => format!("`{command}` could not run: {e}"),
+            Drive::TooMuch(stream) => format!("`{command}` printed too much on {stream}"),
+        })?;
         if !output.success() {
             let status = output.status.map_or_else(|| "a signal".to_owned(), |s| format!("status {s}"));
             return Err(format!("`{command}` exited with {status}: {}", output.stderr_tail(3)));
@@ -290,10 +391,10 @@ const REPORT_PGID: &str = "engine_pgid=$$; read -r _ _ _ _ engine_pgid _ 2>/dev/
 /// `command` preceded by the line that reports its process group, run as `become_user` when
 /// there is one. The command itself is untouched and runs in the same shell, so `exit`, `$?`
 /// and `set -e` behave as written.
-fn wrap(command: &str, become_user: Option<&str>) -> Vec<u8> {
+fn wrap(command: &str, become_: Option<&Become>) -> Vec<u8> {
     let script = format!("{REPORT_PGID}\n{command}");
-    match become_user {
-        Some(user) => crate::sudo::command_line(user, &script),
+    match become_ {
+        Some(become_) => become_.command_line(&script),
         None => script,
     }
     .into_bytes()
@@ -301,12 +402,36 @@ fn wrap(command: &str, become_user: Option<&str>) -> Vec<u8> {
 
 /// The command that kills process group `pgid` (every process in it, `SIGKILL`), as
 /// `become_user` when there is one: the user the command runs as, who may signal its processes.
-fn kill_command(pgid: u32, become_user: Option<&str>) -> String {
+fn kill_command(pgid: u32, become_: Option<&Become>) -> String {
     let kill = format!("kill -s KILL -- -{pgid}");
-    match become_user {
-        Some(user) => crate::sudo::command_line(user, &kill),
+    match become_ {
+        Some(become_) => become_.command_line(&kill),
         None => kill,
     }
+}
+
+/// A command's become password exchange (see [`crate::elevate`]): when `prompt` appears on
+/// stderr before the command's shell has started, `password` is written (once; a second
+/// prompt means it was refused, and stdin is closed instead). Without a password, a prompt
+/// closes stdin at once.
+struct Exchange {
+    prompt: &'static [u8],
+    password: Option<Vec<u8>>,
+}
+
+/// What [`drive`] saw of become: how often the method asked for the password, and whether the
+/// command's shell started (its marker line, or any first line, arrived).
+#[derive(Debug, Default)]
+struct Started {
+    asked: u32,
+    shell: bool,
+}
+
+/// What the writer of [`drive`] is told to send, by its reader.
+enum Feed {
+    Password,
+    Stdin,
+    Eof,
 }
 
 /// Why [`drive`] stopped before the command ended.
@@ -338,6 +463,7 @@ fn keep(buf: &mut Vec<u8>, data: &[u8], limit: u64, stream: Stream) -> Result<()
 /// stop the command. Reading and writing run together: russh delivers incoming data through a
 /// bounded queue, and a full queue stalls the whole connection, including the window
 /// adjustments our writes wait for.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     tx: &ChannelWriteHalf<Msg>,
     rx: &mut ChannelReadHalf,
@@ -345,14 +471,38 @@ async fn drive(
     command: Vec<u8>,
     stdin: Option<Vec<u8>>,
     limit: u64,
+    exchange: Option<Exchange>,
+    started: &mut Started,
 ) -> Result<ExecOutput, Drive> {
     tx.exec(true, command)
         .await
         .map_err(|e| HostError::Transport(format!("sending the command failed: {}", describe(&e))))?;
 
+    // Without an exchange stdin goes at once; with one, the reader says when (see `Feed`).
+    // Unbounded: at most three messages are ever sent.
+    let (feed, mut fed) = tokio::sync::mpsc::unbounded_channel();
+    let password = exchange.as_ref().and_then(|e| e.password.clone());
+    if exchange.is_none() {
+        let _ = feed.send(Feed::Stdin);
+    }
     let write = async {
-        if let Some(bytes) = stdin.filter(|b| !b.is_empty()) {
-            tx.data_bytes(bytes).await?;
+        let mut stdin = stdin;
+        let mut password = password;
+        while let Some(next) = fed.recv().await {
+            match next {
+                Feed::Password => {
+                    if let Some(line) = password.take() {
+                        tx.data_bytes(line).await?;
+                    }
+                }
+                Feed::Stdin => {
+                    if let Some(bytes) = stdin.take().filter(|b| !b.is_empty()) {
+                        tx.data_bytes(bytes).await?;
+                    }
+                    break;
+                }
+                Feed::Eof => break,
+            }
         }
         // Always: commands that read stdin (`cat`) end only on EOF.
         tx.eof().await
@@ -363,6 +513,9 @@ async fn drive(
         // `None` afterwards.
         let mut head = Some(Vec::new());
         let mut signal = None;
+        // With an exchange: stderr from before the shell started (the method's prompts and
+        // messages), scanned for prompts, and how many of them were already answered.
+        let mut before = Vec::new();
         loop {
             match rx.wait().await {
                 Some(ChannelMsg::Data { data }) => match head.as_mut() {
@@ -371,13 +524,38 @@ async fn drive(
                         if let Some(rest) = strip_pid_line(buf, pid) {
                             keep(&mut output.stdout, rest, limit, Stream::Stdout)?;
                             head = None;
+                            started.shell = true;
+                            if let Some(exchange) = &exchange {
+                                // What the method said up to its last prompt is not the command's.
+                                let after = last_prompt_end(&before, exchange.prompt).unwrap_or(0);
+                                keep(&mut output.stderr, &before[after..], limit, Stream::Stderr)?;
+                                before.clear();
+                                let _ = feed.send(Feed::Stdin);
+                            }
                         }
                     }
                     None => keep(&mut output.stdout, &data, limit, Stream::Stdout)?,
                 },
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    keep(&mut output.stderr, &data, limit, Stream::Stderr)?;
-                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => match &exchange {
+                    Some(exchange) if head.is_some() => {
+                        if (before.len() as u64).saturating_add(data.len() as u64) > limit {
+                            return Err(Drive::TooMuch(Stream::Stderr));
+                        }
+                        before.extend_from_slice(&data);
+                        let asked = count(&before, exchange.prompt);
+                        if asked > started.asked {
+                            started.asked = asked;
+                            let next = if asked == 1 && exchange.password.is_some() {
+                                Feed::Password
+                            } else {
+                                // No password to give, or it was refused: one attempt only.
+                                Feed::Eof
+                            };
+                            let _ = feed.send(next);
+                        }
+                    }
+                    _ => keep(&mut output.stderr, &data, limit, Stream::Stderr)?,
+                },
                 Some(ChannelMsg::ExitStatus { exit_status }) => output.status = Some(exit_status),
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(signal_name),
                 Some(ChannelMsg::Failure) => {
@@ -400,6 +578,10 @@ async fn drive(
             // The shell died before printing a whole marker line; keep whatever it printed.
             // (Stdout is still empty then: it only fills after the marker line.)
             keep(&mut output.stdout, &buf, limit, Stream::Stdout)?;
+            // And what the become method said (never the password: it is only ever written).
+            keep(&mut output.stderr, &before, limit, Stream::Stderr)?;
+        } else {
+            started.shell = true;
         }
         if let Some(signal) = signal {
             tracing::debug!(?signal, "command killed by signal");
@@ -422,6 +604,35 @@ async fn drive(
             output = &mut read => return output,
         }
     }
+}
+
+/// How many times `prompt` occurs in `text` (not overlapping).
+fn count(text: &[u8], prompt: &[u8]) -> u32 {
+    let mut n = 0;
+    let mut rest = text;
+    while let Some(at) = find(rest, prompt) {
+        n += 1;
+        rest = &rest[at + prompt.len()..];
+    }
+    n
+}
+
+/// Where the last `prompt` in `text` ends, and the line break after it if any.
+fn last_prompt_end(text: &[u8], prompt: &[u8]) -> Option<usize> {
+    let mut end = None;
+    let mut from = 0;
+    while let Some(at) = find(&text[from..], prompt) {
+        from += at + prompt.len();
+        end = Some(from);
+    }
+    end.map(|e| if text.get(e) == Some(&b'\n') { e + 1 } else { e })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Once `head` holds a whole first line: parses it as the [`PID_MARKER`] line into `pid` and
@@ -646,9 +857,10 @@ mod stop_tests {
 
     #[test]
     fn under_become_the_marker_is_printed_inside_sudo() {
-        let line = String::from_utf8(wrap("sleep 300", Some("root"))).unwrap();
+        let root = Become::sudo("root");
+        let line = String::from_utf8(wrap("sleep 300", Some(&root))).unwrap();
         let script = format!("{REPORT_PGID}\nsleep 300");
-        assert_eq!(line, crate::sudo::command_line("root", &script));
+        assert_eq!(line, root.command_line(&script));
         assert!(line.starts_with("sudo -n -H -u 'root' -- sh -c 'engine_pgid=$$;"), "{line}");
         assert_eq!(String::from_utf8(wrap("true", None)).unwrap(), format!("{REPORT_PGID}\ntrue"));
     }
@@ -656,7 +868,10 @@ mod stop_tests {
     #[test]
     fn the_kill_runs_as_the_become_user_and_takes_the_whole_group() {
         assert_eq!(kill_command(42, None), "kill -s KILL -- -42");
-        assert_eq!(kill_command(42, Some("root")), "sudo -n -H -u 'root' -- sh -c 'kill -s KILL -- -42'");
+        assert_eq!(
+            kill_command(42, Some(&Become::sudo("root"))),
+            "sudo -n -H -u 'root' -- sh -c 'kill -s KILL -- -42'"
+        );
         // The shell's own `kill` takes that form and kills every process of the group.
         let mut group = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
         let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
@@ -665,6 +880,17 @@ mod stop_tests {
         // And fails, so that the failure is reported, when there is nothing it may kill.
         let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
         assert!(!status.unwrap().success());
+    }
+
+    #[test]
+    fn prompts_are_counted_and_what_follows_the_last_is_the_commands() {
+        let prompt = crate::elevate::SUDO_PROMPT.as_bytes();
+        let said = b"lecture\n[engine-become-password]Sorry, try again.\n[engine-become-password]";
+        assert_eq!(count(said, prompt), 2);
+        assert_eq!(count(b"nothing", prompt), 0);
+        assert_eq!(last_prompt_end(said, prompt), Some(said.len()));
+        let text = b"[engine-become-password]\nwarning: x\n";
+        assert_eq!(&text[last_prompt_end(text, prompt).unwrap()..], b"warning: x\n");
     }
 
     #[test]

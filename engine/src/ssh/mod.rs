@@ -36,9 +36,15 @@
 //!   returns [`contract::HostError::OutputLimit`]. Nothing else a host sends is kept.
 //!
 //! # Become
-//! With [`SshConfig::become_user`] (`ansible_become`) every command runs through
-//! `sudo -n -u USER -- sh -c ...` ([`crate::sudo`]), and so does the kill of one that must stop:
-//! the login user may not signal the processes sudo started as root.
+//! With [`SshConfig::become_user`] (`ansible_become`) every command runs through the become
+//! method ([`SshConfig::become_method`]: `sudo`, `su` or `doas`, see [`crate::elevate`]), and
+//! so does the kill of one that must stop: the login user may not signal the processes the
+//! method started. Become is tried once per connection, right after authentication
+//! (`Connection::check_become`): a method that cannot start a shell (a wrong or missing
+//! password, a doas rule that wants one) makes the connect fail with the reason, so a host's
+//! tasks fail with it and a wrong password is sent once. With a password, `drive` answers the
+//! method's prompt on stderr with the password line and holds the command's stdin back until
+//! the marker line shows its shell started; the prompt is not kept as the command's stderr.
 //!
 //! # Stopping a remote command
 //! Commands run without a pty, preceded by one line that reports the process group of the shell

@@ -14,6 +14,8 @@ use super::shown::without_env_values;
 
 /// How many times a connection that died is replaced by a new one over the host's lifetime.
 const RECONNECTS: u32 = 1;
+/// Bound for the first command through become (PAM delays a refused password by about 2 s).
+const BECOME_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A host reached over SSH. Cheap to create: it connects on the first [`Host::exec`] (or
 /// [`SshHost::connect`]) and then runs all of the host's commands over that one connection,
@@ -101,10 +103,17 @@ impl SshHost {
 
         let start = Instant::now();
         let span = tracing::debug_span!("ssh.connect", host = %self.name, endpoint = %self.config.endpoint());
-        match Connection::open(&self.config, &self.context()).instrument(span).await {
+        let opened = async {
+            let connection = Arc::new(Connection::open(&self.config, &self.context()).await?);
+            // Become is tried once per connection, before any command (see `check_become`).
+            connection
+                .check_become(&self.name, BECOME_CHECK_TIMEOUT.max(self.config.connect_timeout))
+                .await?;
+            Ok::<_, HostError>(connection)
+        };
+        match opened.instrument(span).await {
             Ok(connection) => {
                 tracing::debug!(host = %self.name, ms = millis_since(start), "connected");
-                let connection = Arc::new(connection);
                 *state = State::Connected { connection: Arc::clone(&connection), reconnects_left };
                 Ok(connection)
             }
@@ -131,6 +140,7 @@ impl Host for SshHost {
             host = %self.name,
             command = %without_env_values(&exec.command),
             become_user = self.config.become_user.as_deref(),
+            become_method = self.config.become_user.as_ref().map(|_| self.config.become_method.name()),
             stdin_len = exec.stdin.as_ref().map_or(0, Vec::len),
             ?timeout,
         );

@@ -397,3 +397,197 @@ async fn lost_connection_reconnects_once() -> TestResult {
     assert!(matches!(&again, Err(HostError::Unreachable(msg)) if msg.contains("lost again")), "{again:?}");
     Ok(())
 }
+
+/// The password of the `become-pw` user the become tests create (sudo asks for it), and root's
+/// (which `su` asks for), on the test host. Test-only values on a throwaway lab host.
+const BECOME_PW_USER: &str = "becomepw";
+const BECOME_PW: &str = "Pw-of-becomepw-4711";
+const ROOT_PW: &str = "Root-pw-4711";
+
+/// Creates, once per host boot (idempotent, under a lock on the host), a user whose sudo rule
+/// needs a password, with the lab's key, and gives root a password for `su`. When OpenDoas is
+/// installed, `deploy` gets a `nopass` rule and `becomepw` a password rule.
+async fn become_users(root: &SshHost) -> TestResult {
+    let script = format!(
+        "flock /tmp/engine-become-setup.lock sh -ec '
+id {BECOME_PW_USER} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {BECOME_PW_USER}
+echo {BECOME_PW_USER}:{BECOME_PW} | chpasswd
+echo root:{ROOT_PW} | chpasswd
+echo \"{BECOME_PW_USER} ALL=(ALL) ALL\" >/etc/sudoers.d/{BECOME_PW_USER}
+chmod 0440 /etc/sudoers.d/{BECOME_PW_USER}
+install -d -m 0700 -o {BECOME_PW_USER} /home/{BECOME_PW_USER}/.ssh
+install -m 0600 -o {BECOME_PW_USER} /root/.ssh/authorized_keys /home/{BECOME_PW_USER}/.ssh/authorized_keys
+id postgres >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh postgres
+if command -v doas >/dev/null; then
+  printf \"permit nopass deploy as root\\npermit {BECOME_PW_USER} as root\\n\" >/etc/doas.conf
+  chmod 0400 /etc/doas.conf
+fi'"
+    );
+    let out = root.exec(Exec::new(script)).await?;
+    assert!(out.success(), "setup failed: {}", out.stderr_tail(5));
+    Ok(())
+}
+
+fn become_config(user: &str, method: crate::elevate::Method, password: Option<&str>) -> SshConfig {
+    let mut config = live_config();
+    config.user = user.into();
+    config.become_user = Some("root".into());
+    config.become_method = method;
+    config.become_password = password.map(|p| crate::elevate::Password::new(p).unwrap());
+    config
+}
+
+/// Under sudo with a password, a command's stdin reaches it byte for byte, however it looks: a
+/// first line that is the password itself, a bare newline, every byte value. The password is
+/// only ever written to sudo, never to the command.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_sudo_password_keeps_binary_stdin_exact() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let host = SshHost::new(
+        "live".into(),
+        become_config(BECOME_PW_USER, crate::elevate::Method::Sudo, Some(BECOME_PW)),
+    );
+    assert_eq!(host.exec(Exec::new("id -u")).await?.stdout_text(), "0", "runs as root");
+    let mut bytes = format!("{BECOME_PW}\n\n").into_bytes();
+    bytes.extend((0..=255u8).cycle().take(4096));
+    bytes.extend(deterministic_bytes(1 << 20));
+    let out = host.exec(Exec::new("cat").stdin(bytes.clone())).await?;
+    assert!(out.success(), "{}", out.stderr_tail(3));
+    assert!(out.stdout == bytes, "stdin arrived changed ({} bytes of {})", out.stdout.len(), bytes.len());
+    assert!(
+        out.stderr.is_empty(),
+        "sudo's prompt is not the command's stderr: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Commands side by side each get their own exchange.
+    let host = Arc::new(host);
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move { host.exec(Exec::new("cat").stdin(format!("n{i}").into_bytes())).await })
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        assert_eq!(run.await??.stdout_text(), format!("n{i}"));
+    }
+    Ok(())
+}
+
+/// A wrong sudo password fails the host at its first command with one clear reason, and is
+/// sent once: sudo logs one failed attempt, and later commands fail at once with the same
+/// reason without asking sudo again.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_sudo_wrong_password_fails_once_clearly() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let host = SshHost::new(
+        "live".into(),
+        become_config(BECOME_PW_USER, crate::elevate::Method::Sudo, Some("not-it-9")),
+    );
+    let expected = HostError::Unreachable(format!("sudo on live: incorrect password (as {BECOME_PW_USER})"));
+    assert_eq!(host.exec(Exec::new("touch /root/never")).await, Err(expected.clone()));
+    assert_eq!(host.exec(Exec::new("touch /root/never")).await, Err(expected));
+    let never = root.exec(Exec::new("test -e /root/never")).await?;
+    assert_eq!(never.status, Some(1), "nothing ran");
+    // Without a password, sudo says what it needs.
+    let host = SshHost::new("live".into(), become_config(BECOME_PW_USER, crate::elevate::Method::Sudo, None));
+    let error = host.exec(Exec::new("true")).await.unwrap_err().to_string();
+    assert!(error.contains("sudo on live: a password is required (as becomepw); give it with -K"), "{error}");
+    Ok(())
+}
+
+/// A command that times out under password sudo is killed as root (the kill goes through the
+/// same sudo, answering its prompt), leaving no process.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_sudo_password_timeout_kills_the_root_processes() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let host = SshHost::new(
+        "live".into(),
+        become_config(BECOME_PW_USER, crate::elevate::Method::Sudo, Some(BECOME_PW)),
+    );
+    let result = host.exec(Exec::new("sleep 34; echo late").timeout(Duration::from_secs(2))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(2))));
+    gone(&root, "sleep 3[4]").await
+}
+
+/// Waits up to 2 s for no process to match `pattern`.
+async fn gone(root: &SshHost, pattern: &str) -> TestResult {
+    let mut left = String::new();
+    for _ in 0..20 {
+        let out = root.exec(Exec::new(format!("pgrep -af '{pattern}'"))).await?;
+        if out.status == Some(1) {
+            return Ok(());
+        }
+        left = out.stdout_text();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("still running: {left}").into())
+}
+
+/// `su` with root's password: commands run as root with their stdin exact and separate
+/// streams; a timed-out one is killed; a wrong password fails once, clearly.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_su_with_a_password() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let host =
+        SshHost::new("live".into(), become_config("deploy", crate::elevate::Method::Su, Some(ROOT_PW)));
+    let out = host.exec(Exec::new("id -u; echo err >&2; exit 3")).await?;
+    assert_eq!((out.status, out.stdout_text(), out.stderr_tail(1)), (Some(3), "0".into(), "err".into()));
+    let mut bytes = format!("{ROOT_PW}\n").into_bytes();
+    bytes.extend((0..=255u8).cycle().take(70_000));
+    assert!(host.exec(Exec::new("cat").stdin(bytes.clone())).await?.stdout == bytes, "stdin exact");
+    let result = host.exec(Exec::new("sleep 35; echo late").timeout(Duration::from_secs(2))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(2))));
+    gone(&root, "sleep 3[5]").await?;
+
+    let host =
+        SshHost::new("live".into(), become_config("deploy", crate::elevate::Method::Su, Some("wrong-8")));
+    let error = host.exec(Exec::new("true")).await.unwrap_err().to_string();
+    assert!(error.starts_with("host unreachable: su on live: incorrect password (of root)"), "{error}");
+    let host = SshHost::new("live".into(), become_config("deploy", crate::elevate::Method::Su, None));
+    let error = host.exec(Exec::new("true")).await.unwrap_err().to_string();
+    assert!(error.contains("su on live: root's password is required"), "{error}");
+    Ok(())
+}
+
+/// `doas -n` with a `nopass` rule runs commands as root, stdin exact, and kills a timed-out
+/// one; a rule that wants a password fails naming the `permit nopass` rule to add.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_doas_nopass_and_a_password_rule() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let doas = root.exec(Exec::new("command -v doas")).await?;
+    assert!(doas.success(), "opendoas is in the lab image (xtask/src/image.rs)");
+    let host = SshHost::new("live".into(), become_config("deploy", crate::elevate::Method::Doas, None));
+    assert_eq!(host.exec(Exec::new("id -u")).await?.stdout_text(), "0");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    assert!(host.exec(Exec::new("cat").stdin(bytes.clone())).await?.stdout == bytes, "stdin exact");
+    let result = host.exec(Exec::new("sleep 36; echo late").timeout(Duration::from_secs(2))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(2))));
+    gone(&root, "sleep 3[6]").await?;
+    let host = SshHost::new("live".into(), become_config(BECOME_PW_USER, crate::elevate::Method::Doas, None));
+    let error = host.exec(Exec::new("true")).await.unwrap_err().to_string();
+    assert!(error.contains("`permit nopass becomepw as root` in /etc/doas.conf"), "{error}");
+    Ok(())
+}
+
+/// become_user other than root: sudo to `postgres` (no password: deploy's NOPASSWD rule).
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn become_sudo_to_another_user() -> TestResult {
+    let root = live_host();
+    become_users(&root).await?;
+    let mut config = become_config("deploy", crate::elevate::Method::Sudo, None);
+    config.become_user = Some("postgres".into());
+    let host = SshHost::new("live".into(), config);
+    assert_eq!(host.exec(Exec::new("id -un; cd && pwd")).await?.stdout_text(), "postgres\n/home/postgres");
+    Ok(())
+}
