@@ -76,10 +76,14 @@ mod error;
 mod host_key_policy;
 mod known_hosts;
 mod shown;
+mod ssh_config;
 mod ssh_host;
+mod ssh_options;
 #[cfg(test)]
 mod tests;
 
 pub use config::{SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
+pub use ssh_config::{SshConfigError, SshConfigFile};
 pub use ssh_host::SshHost;
+pub use ssh_options::{JumpSpec, Resolved, Setting, SshArgs, SshOptions};
