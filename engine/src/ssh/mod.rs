@@ -74,6 +74,7 @@ mod config;
 mod connection;
 mod error;
 mod host_key_policy;
+mod jump;
 mod known_hosts;
 mod shown;
 mod ssh_config;
@@ -82,8 +83,9 @@ mod ssh_options;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SshConfig, default_known_hosts};
+pub use config::{Jump, SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
-pub use ssh_config::{SshConfigError, SshConfigFile};
+pub use jump::JumpPool;
+pub use ssh_config::{SshConfigError, SshConfigFile, expand_tilde};
 pub use ssh_host::SshHost;
 pub use ssh_options::{JumpSpec, Resolved, Setting, SshArgs, SshOptions};

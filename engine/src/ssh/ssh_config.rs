@@ -33,7 +33,7 @@ const MAX_DEPTH: usize = 16;
 
 /// An error in an ssh_config file, naming the file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
-#[error("{}:{line}: {message}", path.display())]
+#[error("{}{}: {message}", path.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
 #[diagnostic(code(engine::ssh_config))]
 pub struct SshConfigError {
     pub path: PathBuf,
@@ -67,7 +67,11 @@ enum Condition {
 enum Criterion {
     All,
     /// `host` (false) or `originalhost` (true), a comma-separated pattern list, maybe negated.
-    Host { original: bool, patterns: Vec<String>, negated: bool },
+    Host {
+        original: bool,
+        patterns: Vec<String>,
+        negated: bool,
+    },
 }
 
 /// One setting under the conditions (indices into [`SshConfigFile::conditions`]) that must all
@@ -152,7 +156,8 @@ impl SshConfigFile {
         let mut current: Vec<usize> = outer.to_vec();
         for (index, raw) in text.lines().enumerate() {
             let origin = Origin { path: path.to_owned(), line: index + 1 };
-            let fail = |message: String| SshConfigError { path: origin.path.clone(), line: origin.line, message };
+            let fail =
+                |message: String| SshConfigError { path: origin.path.clone(), line: origin.line, message };
             let Some((keyword, args)) = split_line(raw).map_err(fail)? else { continue };
             let lower = keyword.to_ascii_lowercase();
             match lower.as_str() {
@@ -215,9 +220,10 @@ impl SshConfigFile {
         let mut options = given.clone();
         let mut decided: HashMap<usize, bool> = HashMap::new();
         for entry in &self.entries {
-            let applies = entry.conditions.iter().all(|&index| {
-                *decided.entry(index).or_insert_with(|| self.holds(index, host, &options))
-            });
+            let applies = entry
+                .conditions
+                .iter()
+                .all(|&index| *decided.entry(index).or_insert_with(|| self.holds(index, host, &options)));
             if applies {
                 options.apply(&entry.setting, &entry.origin);
             }
@@ -329,7 +335,7 @@ fn include_files(arg: &str, home: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// `~` or `~/x` under `home`; other paths as written.
-pub(crate) fn expand_tilde(path: &str, home: &Path) -> PathBuf {
+pub fn expand_tilde(path: &str, home: &Path) -> PathBuf {
     if path == "~" {
         home.to_owned()
     } else if let Some(rest) = path.strip_prefix("~/") {
@@ -562,10 +568,7 @@ mod tests {
         );
         let r = resolve(&file, "web1");
         assert_eq!((r.address.as_str(), r.user.as_str(), r.port), ("10.0.0.5", "deploy", 2222));
-        assert_eq!(
-            r.identity_files,
-            [PathBuf::from("/home/u/.ssh/web"), PathBuf::from("/keys/with space")]
-        );
+        assert_eq!(r.identity_files, [PathBuf::from("/home/u/.ssh/web"), PathBuf::from("/keys/with space")]);
         assert!(r.identities_only);
         assert_eq!(r.connect_timeout, Some(Duration::from_secs(65)));
         let other = resolve(&file, "db1");
@@ -593,7 +596,10 @@ mod tests {
             (r.jumps[0].user.as_deref(), r.jumps[0].host.as_str(), r.jumps[0].port),
             (Some("ops"), "bastion.corp", Some(2222))
         );
-        assert_eq!((r.jumps[1].user.as_deref(), r.jumps[1].host.as_str(), r.jumps[1].port), (None, "second", None));
+        assert_eq!(
+            (r.jumps[1].user.as_deref(), r.jumps[1].host.as_str(), r.jumps[1].port),
+            (None, "second", None)
+        );
         assert!(resolve(&file, "bastion.corp").jumps.is_empty(), "negated");
         assert!(resolve(&file, "BASTION.CORP").jumps.is_empty(), "case-insensitive");
         assert_eq!(resolve(&file, "10.1.2.3").user, "matched");
@@ -648,7 +654,9 @@ mod tests {
 
     #[test]
     fn strict_host_key_checking_values() {
-        let file = parse("Host a\n  StrictHostKeyChecking accept-new\nHost b\n  StrictHostKeyChecking yes\nHost c\n  StrictHostKeyChecking no\n");
+        let file = parse(
+            "Host a\n  StrictHostKeyChecking accept-new\nHost b\n  StrictHostKeyChecking yes\nHost c\n  StrictHostKeyChecking no\n",
+        );
         assert_eq!(resolve(&file, "a").host_key_policy, Some(HostKeyPolicy::AcceptNew));
         assert_eq!(resolve(&file, "b").host_key_policy, Some(HostKeyPolicy::Strict));
         assert_eq!(resolve(&file, "c").host_key_policy, Some(HostKeyPolicy::AcceptNew));

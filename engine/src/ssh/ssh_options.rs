@@ -107,10 +107,9 @@ impl Setting {
             "port" => one().and_then(|p| parse_port(&p)).map(Self::Port),
             "identityfile" => one().map(Self::IdentityFile),
             "identitiesonly" => one().and_then(yes_no).map(Self::IdentitiesOnly),
-            "proxyjump" => one().and_then(|v| {
-                if v.eq_ignore_ascii_case("none") { Ok(Vec::new()) } else { parse_jumps(&v) }
-            })
-            .map(Self::ProxyJump),
+            "proxyjump" => one()
+                .and_then(|v| if v.eq_ignore_ascii_case("none") { Ok(Vec::new()) } else { parse_jumps(&v) })
+                .map(Self::ProxyJump),
             "proxycommand" => Ok(proxy_command(args)),
             "userknownhostsfile" => files().map(Self::UserKnownHostsFile),
             "globalknownhostsfile" => files().map(Self::GlobalKnownHostsFile),
@@ -196,8 +195,7 @@ impl SshArgs {
                 out.destination.push(word.clone());
                 continue;
             };
-            let mut chars = flags.char_indices();
-            while let Some((at, flag)) = chars.next() {
+            for (at, flag) in flags.char_indices() {
                 if !WITH_ARGUMENT.contains(flag) {
                     continue;
                 }
