@@ -7,6 +7,7 @@
 
 mod apt_modules;
 mod bare_lab;
+mod bastion;
 mod certgen;
 mod cli;
 mod docs;
