@@ -315,3 +315,57 @@ fn only_the_configured_key_is_offered_and_a_passphrase_key_signs_through_the_age
         .success();
     lab.ssh("h49", "rm -f /root/.ssh/authorized_keys2");
 }
+
+/// Without the lab: a bad ssh_config stops the run before anything connects (exit 1), naming the
+/// host, the file and the line.
+#[test]
+fn a_bad_ssh_config_or_proxy_command_is_refused_naming_host_file_and_line() {
+    let t = Test::new();
+    let inventory = t.file("inv.yml", "all:\n  hosts:\n    web1:\n      ansible_host: 127.0.0.1\n");
+    let playbook = t.file("pb.rhai", r#"host("web1").command("x", #{ argv: ["true"] });"#);
+    let typo = t.file("typo", "Host *\n  User x\n  Prot 22\n");
+    let out = Test::new()
+        .args([
+            "run",
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-F",
+            typo.to_str().unwrap(),
+        ])
+        .run()
+        .failure();
+    let want = format!(
+        "host web1: {}:3: unknown keyword `Prot` (OpenSSH refuses it too; add `IgnoreUnknown Prot` above it to skip it)",
+        typo.display()
+    );
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    let nc = t.file("nc", "Host 127.*\n  ProxyCommand nc %h %p\n");
+    let out = Test::new()
+        .args([
+            "run",
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-F",
+            nc.to_str().unwrap(),
+        ])
+        .run()
+        .failure();
+    let want =
+        format!("host web1: {}:2: ProxyCommand `nc %h %p` is not supported (`nc` is not ssh)", nc.display());
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    let missing = t.path().join("missing");
+    Test::new()
+        .args([
+            "run",
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-F",
+            missing.to_str().unwrap(),
+        ])
+        .run()
+        .failure()
+        .stderr_has("missing: cannot read");
+}
