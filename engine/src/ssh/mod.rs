@@ -75,6 +75,8 @@ mod connection;
 mod error;
 mod host_key_policy;
 mod jump;
+#[cfg(test)]
+mod jump_tests;
 mod known_hosts;
 mod shown;
 mod ssh_config;
