@@ -57,7 +57,7 @@ fn proof_is_the_jump_host(lab: &Lab) {
 fn run_twice(t: &Test, lab: &Lab, inventory: &Path, args: &[&str]) {
     let playbook = t.file("pb.rhai", PLAYBOOK);
     let first = engine_json("run", &playbook, inventory, args, 0);
-    assert_eq!(changes(&first.task("h48", "proof")).len(), 1, "{:?}", first.outcomes());
+    assert!(!changes(&first.task("h48", "proof")).is_empty(), "{:?}", first.outcomes());
     let second = engine_json("run", &playbook, inventory, args, 0);
     assert_eq!(second.count("changed"), 0, "{:?}", second.outcomes());
     proof_is_the_jump_host(lab);
