@@ -19,11 +19,12 @@ use support::{Test, changes, engine_json};
 const JUMP: &str = "h47";
 const TARGETS: [&str; 2] = ["h48", "h49"];
 
-/// Writes down the client address each target's SSH connection came from.
+/// Writes down the client address each target's SSH connection came from, at `PROOF`
+/// (replaced per test: this file's tests run side by side on the same hosts).
 const PLAYBOOK: &str = r#"
 for h in hosts() {
     let from = h.command("client address", #{ cmd: "echo ${SSH_CONNECTION%% *}", read_only: true });
-    h.file("proof", #{ path: "/tmp/engine-jump-proof", content: `${from.stdout}` });
+    h.file("proof", #{ path: "PROOF", content: `${from.stdout}` });
 }
 "#;
 
@@ -44,23 +45,23 @@ fn ssh_config(lab: &Lab, jump_all: bool) -> String {
     text
 }
 
-fn proof_is_the_jump_host(lab: &Lab) {
+fn proof_is_the_jump_host(lab: &Lab, proof: &str) {
     for host in TARGETS {
-        let seen = lab.ssh(host, "cat /tmp/engine-jump-proof");
+        let seen = lab.ssh(host, &format!("cat {proof}"));
         assert_eq!(seen.trim(), lab.address(JUMP), "{host} was reached through {JUMP}");
-        lab.ssh(host, "rm -f /tmp/engine-jump-proof");
+        lab.ssh(host, &format!("rm -f {proof}"));
     }
 }
 
 /// Runs the playbook twice on the targets with `args`: the first run writes the proof, the
 /// second changes nothing.
-fn run_twice(t: &Test, lab: &Lab, inventory: &Path, args: &[&str]) {
-    let playbook = t.file("pb.rhai", PLAYBOOK);
+fn run_twice(t: &Test, lab: &Lab, inventory: &Path, args: &[&str], proof: &str) {
+    let playbook = t.file("pb.rhai", &PLAYBOOK.replace("PROOF", proof));
     let first = engine_json("run", &playbook, inventory, args, 0);
     assert!(!changes(&first.task("h48", "proof")).is_empty(), "{:?}", first.outcomes());
     let second = engine_json("run", &playbook, inventory, args, 0);
     assert_eq!(second.count("changed"), 0, "{:?}", second.outcomes());
-    proof_is_the_jump_host(lab);
+    proof_is_the_jump_host(lab, proof);
 }
 
 #[test]
@@ -70,7 +71,7 @@ fn ssh_config_proxy_jump_reaches_the_hosts_behind_the_jump_host_and_reruns_chang
     let t = Test::new();
     let config = t.file("ssh_config", &ssh_config(&lab, true));
     let inventory = t.file("inv.yml", &lab.inventory_for(&TARGETS, &[]));
-    run_twice(&t, &lab, &inventory, &["-F", config.to_str().unwrap()]);
+    run_twice(&t, &lab, &inventory, &["-F", config.to_str().unwrap()], "/tmp/engine-jump-proof-config");
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn proxy_jump_and_proxy_command_in_ansible_ssh_common_args_go_through_the_jump_h
     let jump: Vec<(&str, &str, &str)> =
         TARGETS.iter().map(|h| (*h, "ansible_ssh_common_args", jump_args.as_str())).collect();
     let inventory = t.file("inv.yml", &lab.inventory_for(&TARGETS, &jump));
-    run_twice(&t, &lab, &inventory, &["-F", config.to_str().unwrap()]);
+    run_twice(&t, &lab, &inventory, &["-F", config.to_str().unwrap()], "/tmp/engine-jump-proof-args");
     // The Ansible idiom: `ProxyCommand="ssh -W %h:%p ..."`, with no ssh_config at all.
     let command = quoted(&format!(
         "-o ProxyCommand=\"ssh -W %h:%p -q -i {} -o UserKnownHostsFile={} root@{}\"",
@@ -97,7 +98,7 @@ fn proxy_jump_and_proxy_command_in_ansible_ssh_common_args_go_through_the_jump_h
         TARGETS.iter().map(|h| (*h, "ansible_ssh_common_args", command.as_str())).collect();
     let inventory = t.file("inv2.yml", &lab.inventory_for(&TARGETS, &extra));
     let empty = t.file("empty_config", "");
-    run_twice(&t, &lab, &inventory, &["-F", empty.to_str().unwrap()]);
+    run_twice(&t, &lab, &inventory, &["-F", empty.to_str().unwrap()], "/tmp/engine-jump-proof-command");
 }
 
 /// The jump host's own loopback: reachable through it, not from the controller.
@@ -168,13 +169,13 @@ fn a_jump_host_that_is_not_known_or_cannot_reach_the_target_fails_naming_the_hop
         ),
     );
     let inventory = t.file("inv.yml", &lab.inventory_for(&["h48"], &[]));
-    let playbook = t.file("pb.rhai", PLAYBOOK);
+    let playbook = t.file("pb.rhai", &PLAYBOOK.replace("PROOF", "/tmp/engine-jump-proof-unknown"));
     let out = engine_json("run", &playbook, &inventory, &["-F", config.to_str().unwrap()], 2);
     let text = format!("{}{}", out.stdout, out.stderr);
     let hop = format!("via jumpbox (root@{}:22): host key for {}:22", lab.address(JUMP), lab.address(JUMP));
     assert!(text.contains(&hop), "names the hop: {text}");
     assert_eq!(out.count("changed"), 0);
-    let (code, _, _) = lab.ssh_status("h48", "test -e /tmp/engine-jump-proof");
+    let (code, _, _) = lab.ssh_status("h48", "test -e /tmp/engine-jump-proof-unknown");
     assert_eq!(code, Some(1), "nothing was written");
 
     // A target name the jump host cannot resolve: the jump host says so.
