@@ -8,6 +8,7 @@
 mod adhoc;
 mod apt_modules;
 mod bare_lab;
+mod bastion;
 mod r#become;
 mod certgen;
 mod cli;

@@ -118,14 +118,20 @@ struct InventoryArgs {
 #[derive(Debug, Args)]
 struct ConnArgs {
     /// Host-key checking: `strict` refuses hosts missing from known_hosts; `accept-new` learns them.
-    #[arg(long, value_enum, default_value_t = KeyPolicy::Strict)]
-    host_key_checking: KeyPolicy,
+    /// Beats the inventory's and ssh_config's StrictHostKeyChecking; default: theirs, else strict.
+    #[arg(long, value_enum)]
+    host_key_checking: Option<KeyPolicy>,
+    /// The OpenSSH client config file to read (Host/Match, HostName, User, Port, IdentityFile,
+    /// ProxyJump, ...). Default: ~/.ssh/config when it exists. The inventory's values win over it.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
     /// known_hosts file, for hosts whose inventory names none. Default: ~/.ssh/known_hosts.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
-    /// Seconds allowed for connecting and authenticating.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    connect_timeout: u64,
+    /// Seconds allowed for connecting and authenticating (through every jump host). Default:
+    /// ssh_config's ConnectTimeout, else 10.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    connect_timeout: Option<u64>,
     /// Seconds allowed for one remote command, unless a task says otherwise.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     command_timeout: u64,
@@ -359,12 +365,13 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
 fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
     let become_password = if conn.ask_become_pass { Some(ask_become_password()?) } else { None };
     Ok(SshDefaults {
-        host_key_policy: match conn.host_key_checking {
+        host_key_policy: conn.host_key_checking.map(|policy| match policy {
             KeyPolicy::Strict => HostKeyPolicy::Strict,
             KeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
-        },
+        }),
         known_hosts: conn.known_hosts.clone(),
-        connect_timeout: Duration::from_secs(conn.connect_timeout),
+        connect_timeout: conn.connect_timeout.map(Duration::from_secs),
+        ssh_config: conn.ssh_config.clone(),
         command_timeout: Duration::from_secs(conn.command_timeout),
         max_channels: conn.max_channels.max(1),
         max_output: conn.max_output * 1024 * 1024,

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::connect::SshDefaults;
 use crate::inventory::{Connection, Inventory, Transport};
 use crate::ssh::known_hosts::{HostKeyStatus, KnownHosts, host_pattern};
-use crate::ssh::{HostKeyPolicy, SshConfig, SshHost, default_known_hosts};
+use crate::ssh::{HostKeyPolicy, SshConfig, SshHost};
 
 /// What one step found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,23 +121,20 @@ async fn check_host(
         };
         return single("local".into(), vec![step]);
     }
-    let config = ssh_config(&c, defaults);
+    let config = match crate::connect::ssh_config_of(&c, defaults) {
+        Ok(config) => config,
+        Err(e) => return single(name.clone(), vec![failed("ssh config", e, None)]),
+    };
     let endpoint = format!("{}@{}:{}", config.user, config.address, config.port);
-    single(endpoint, check_endpoint(&name, &config, c.become_user.as_deref()).await)
-}
-
-fn ssh_config(c: &Connection, defaults: &SshDefaults) -> SshConfig {
-    let mut config = SshConfig::new(c.address.clone(), c.user.clone());
-    config.port = c.port;
-    config.key_file.clone_from(&c.key_file);
-    config.known_hosts =
-        c.known_hosts.clone().or_else(|| defaults.known_hosts.clone()).unwrap_or_else(default_known_hosts);
-    config.host_key_policy = defaults.host_key_policy;
-    config.connect_timeout = defaults.connect_timeout;
-    config.command_timeout = defaults.command_timeout;
-    config.max_channels = defaults.max_channels;
-    config.max_output = defaults.max_output;
-    config
+    if config.jumps.is_empty() {
+        return single(endpoint, check_endpoint(&name, &config, c.become_user.as_deref()).await);
+    }
+    // Through jump hosts: the target's TCP port and host key are reached only through the hops,
+    // so the login checks them (each hop's own key included) and names the hop that failed.
+    let hops: Vec<String> = config.jumps.iter().map(|j| j.context()).collect();
+    let mut steps = vec![ok("route", hops.join(", "))];
+    steps.extend(login_and_become(&name, &config, c.become_user.as_deref()).await);
+    single(endpoint, steps)
 }
 
 fn failed(name: &'static str, detail: String, fix: Option<String>) -> Step {
@@ -180,18 +177,25 @@ async fn check_endpoint(name: &str, config: &SshConfig, become_user: Option<&str
     if !go_on {
         return skip_rest(steps, &["auth", "become"]);
     }
+    steps.extend(login_and_become(name, config, become_user).await);
+    steps
+}
+
+/// The login (as the configured user, through the jump hosts if any) and then become.
+async fn login_and_become(name: &str, config: &SshConfig, become_user: Option<&str>) -> Vec<Step> {
+    let mut steps = Vec::new();
     let mut plain = config.clone();
     plain.become_user = None;
-    let host = SshHost::new(name.to_owned(), plain);
-    let method = match &config.key_file {
+    let host = SshHost::with_jumps(name.to_owned(), plain, Arc::new(crate::ssh::JumpPool::default()));
+    let key_file = config.key_file.iter().chain(&config.identity_files).next();
+    let method = match key_file {
         Some(path) => format!("the key {}", path.display()),
         None => "the ssh-agent's keys".to_owned(),
     };
     match host.connect().await {
         Ok(()) => steps.push(ok("auth", format!("logged in as {} with {method}", config.user))),
         Err(e) => {
-            let key =
-                config.key_file.as_ref().map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
+            let key = key_file.map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
             steps.push(failed(
                 "auth",
                 e.to_string(),

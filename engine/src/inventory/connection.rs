@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::ssh::SshArgs;
+
 use super::Vars;
 
 /// Every `ansible_*` variable engine reads, honoured or refused with a reason (docs/inventory.md
 /// lists them). Any other `ansible_*` variable is reported once per load as an [`UnusedKey`].
-pub const READ_KEYS: [&str; 18] = [
+pub const READ_KEYS: [&str; 19] = [
     "ansible_connection",
     "ansible_host",
     "ansible_ssh_host",
@@ -19,6 +21,7 @@ pub const READ_KEYS: [&str; 18] = [
     "ansible_ssh_user",
     "ansible_ssh_private_key_file",
     "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
     "ansible_become",
     "ansible_become_user",
     "ansible_become_method",
@@ -85,16 +88,21 @@ impl Transport {
 ///
 /// Reads `ansible_connection`, `ansible_host`, `ansible_port`, `ansible_user` (or their legacy
 /// `ansible_ssh_*` names; the new name wins when both are set, as in ansible-core),
-/// `ansible_ssh_private_key_file`, `engine_known_hosts`, and, for inventories written for
-/// Ansible, `-o UserKnownHostsFile=` inside `ansible_ssh_common_args`.
+/// `ansible_ssh_private_key_file`, `engine_known_hosts`, and the ssh options in
+/// `ansible_ssh_common_args` then `ansible_ssh_extra_args` (`-o KEY=VALUE`, `-J`, `-i`, `-p`,
+/// `-l`, `-F`). Port and user stay `None` when unset, so the ssh_config file can give them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
     pub transport: Transport,
+    /// The destination given to ssh: `ansible_host`, else the inventory name. ssh_config
+    /// `Host` patterns match this name.
     pub address: String,
-    pub port: u16,
-    pub user: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
     pub key_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// The ssh options of `ansible_ssh_common_args`, then those of `ansible_ssh_extra_args`.
+    pub ssh_args: SshArgs,
     /// Run commands as this user (`ansible_become`, `ansible_become_user`).
     pub become_user: Option<String>,
     /// How (`ansible_become_method`: sudo, su or doas).
@@ -123,17 +131,23 @@ impl Connection {
         };
         let transport = Transport::from_vars(name, vars)?;
         let port = match either("ansible_port", "ansible_ssh_port")? {
-            None => 22,
-            Some((key, p)) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("host {name}: {key} {p:?} is not a port number (1-65535)"))?,
+            None => None,
+            Some((key, p)) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("host {name}: {key} {p:?} is not a port number (1-65535)"))?,
+            ),
         };
-        let known_hosts = match text("engine_known_hosts")? {
-            Some(path) => Some(expand_home(&path)),
-            None => text("ansible_ssh_common_args")?.as_deref().and_then(known_hosts_from_ssh_args),
-        };
+        let known_hosts = text("engine_known_hosts")?.map(|path| expand_home(&path));
+        let mut ssh_args = SshArgs::default();
+        for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+            if let Some(args) = text(key)? {
+                let parsed = SshArgs::parse(&args).map_err(|e| format!("host {name}: {key}: {e}"))?;
+                ssh_args.settings.extend(parsed.settings);
+                ssh_args.config_file = ssh_args.config_file.or(parsed.config_file);
+            }
+        }
         let become_on = match vars.get("ansible_become") {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(Value::Bool(true)) => true,
@@ -190,9 +204,10 @@ impl Connection {
             become_password,
             address: either("ansible_host", "ansible_ssh_host")?.map_or_else(|| name.to_owned(), |(_, v)| v),
             port,
-            user: either("ansible_user", "ansible_ssh_user")?.map_or_else(|| "root".to_owned(), |(_, v)| v),
+            user: either("ansible_user", "ansible_ssh_user")?.map(|(_, v)| v),
             key_file: text("ansible_ssh_private_key_file")?.map(|p| expand_home(&p)),
             known_hosts,
+            ssh_args,
         })
     }
 }
@@ -205,33 +220,36 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// Finds `-o UserKnownHostsFile=PATH` (or `-oUserKnownHostsFile PATH`) in an ssh argument string.
-fn known_hosts_from_ssh_args(args: &str) -> Option<PathBuf> {
-    let words = shlex::split(args)?;
-    let mut iter = words.iter().peekable();
-    while let Some(word) = iter.next() {
-        let option = if word == "-o" { iter.next().map(String::as_str) } else { word.strip_prefix("-o") };
-        if let Some(option) = option {
-            let (key, value) = option.split_once(['=', ' ']).unwrap_or((option, ""));
-            if key.eq_ignore_ascii_case("UserKnownHostsFile") && !value.is_empty() {
-                return Some(PathBuf::from(value.trim()));
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssh::{JumpSpec, Setting};
 
     #[test]
-    fn reads_known_hosts_from_ssh_args() {
+    fn reads_ssh_options_from_ssh_args() {
+        let args = SshArgs::parse(
+            "-o UserKnownHostsFile=/a/k -oStrictHostKeyChecking=yes -C -o ForwardAgent=yes -J u@b:2 -p 2200",
+        )
+        .unwrap();
         assert_eq!(
-            known_hosts_from_ssh_args("-o UserKnownHostsFile=/a/k -o StrictHostKeyChecking=yes"),
-            Some(PathBuf::from("/a/k"))
+            args.settings,
+            [
+                Setting::UserKnownHostsFile(vec!["/a/k".into()]),
+                Setting::StrictHostKeyChecking(crate::ssh::HostKeyPolicy::Strict),
+                Setting::ProxyJump(vec![JumpSpec {
+                    user: Some("u".into()),
+                    host: "b".into(),
+                    port: Some(2),
+                    given: vec![]
+                }]),
+                Setting::Port(2200),
+            ]
         );
-        assert_eq!(known_hosts_from_ssh_args("-oUserKnownHostsFile='/b c'"), Some(PathBuf::from("/b c")));
-        assert_eq!(known_hosts_from_ssh_args("-o ForwardAgent=yes"), None);
+        let quoted = SshArgs::parse("-o ProxyCommand=\"ssh -W %h:%p -q ops@bastion\" -F /etc/cfg").unwrap();
+        assert!(matches!(&quoted.settings[..], [Setting::ProxyCommand(Some(hop))] if hop.host == "bastion"));
+        assert_eq!(quoted.config_file.as_deref(), Some("/etc/cfg"));
+        assert!(SshArgs::parse("-o Port=x").unwrap_err().contains("-o Port=x"));
+        let refused = SshArgs::parse("-o 'ProxyCommand=nc %h %p'").unwrap();
+        assert!(matches!(&refused.settings[..], [Setting::RefusedProxyCommand(_)]));
     }
 }

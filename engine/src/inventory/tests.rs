@@ -335,13 +335,19 @@ fn an_unsupported_ansible_connection_is_refused_at_load_naming_file_host_and_val
 fn legacy_ssh_names_are_read_and_the_new_name_wins() {
     let legacy =
         connection("{ansible_ssh_host: 10.0.0.1, ansible_ssh_port: 2222, ansible_ssh_user: ops}").unwrap();
-    assert_eq!((legacy.address.as_str(), legacy.port, legacy.user.as_str()), ("10.0.0.1", 2222, "ops"));
+    assert_eq!(
+        (legacy.address.as_str(), legacy.port, legacy.user.as_deref()),
+        ("10.0.0.1", Some(2222), Some("ops"))
+    );
     let both = connection(
         "{ansible_host: 10.0.0.2, ansible_ssh_host: 10.0.0.1, ansible_port: 22, ansible_ssh_port: 2222, \
          ansible_user: deploy, ansible_ssh_user: ops}",
     )
     .unwrap();
-    assert_eq!((both.address.as_str(), both.port, both.user.as_str()), ("10.0.0.2", 22, "deploy"));
+    assert_eq!(
+        (both.address.as_str(), both.port, both.user.as_deref()),
+        ("10.0.0.2", Some(22), Some("deploy"))
+    );
     let err = connection("{ansible_ssh_port: 0}").unwrap_err();
     assert_eq!(err, "host h: ansible_ssh_port \"0\" is not a port number (1-65535)");
 }
@@ -384,7 +390,7 @@ fn become_methods_and_passwords_are_read_and_what_cannot_work_is_refused() {
 
 #[test]
 fn unread_ansible_keys_are_reported_once_per_name_with_their_host_count() {
-    let ini = "[web]\nw[1:3] ansible_ssh_extra_args=-v\nlone\n[all:vars]\nansible_python_interpreter=/usr/bin/python3\n\
+    let ini = "[web]\nw[1:3] ansible_ssh_pipelining=true\nlone\n[all:vars]\nansible_python_interpreter=/usr/bin/python3\n\
                ansible_user=deploy\nmy_var=1\n";
     let inventory = Inventory::parse(ini, Path::new("hosts")).unwrap();
     let lines: Vec<String> = inventory.unused_keys().iter().map(ToString::to_string).collect();
@@ -392,7 +398,7 @@ fn unread_ansible_keys_are_reported_once_per_name_with_their_host_count() {
         lines,
         [
             "inventory: ansible_python_interpreter is not used by engine (set on 4 hosts)",
-            "inventory: ansible_ssh_extra_args is not used by engine (set on 3 hosts)",
+            "inventory: ansible_ssh_pipelining is not used by engine (set on 3 hosts)",
         ]
     );
     let one = Inventory::parse("h ansible_shell_type=sh\n", Path::new("hosts")).unwrap();

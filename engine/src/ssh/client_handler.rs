@@ -16,6 +16,9 @@ pub(crate) struct ClientHandler {
     address: String,
     port: u16,
     known_hosts: PathBuf,
+    /// Read-only files consulted when `known_hosts` does not list the host (the rest of
+    /// `UserKnownHostsFile`, `GlobalKnownHostsFile`).
+    more_known_hosts: Vec<PathBuf>,
     policy: HostKeyPolicy,
 }
 
@@ -25,6 +28,7 @@ impl ClientHandler {
             address: config.address.clone(),
             port: config.port,
             known_hosts: config.known_hosts.clone(),
+            more_known_hosts: config.more_known_hosts.clone(),
             policy: config.host_key_policy,
         }
     }
@@ -39,6 +43,7 @@ impl ClientHandler {
                 tracing::debug!(%endpoint, %path, line, "host key known");
                 Ok(())
             }
+            HostKeyStatus::Unknown { .. } if self.known_elsewhere(key)? => Ok(()),
             HostKeyStatus::Unknown { other_lines } => match self.policy {
                 HostKeyPolicy::AcceptNew => self.learn(key),
                 HostKeyPolicy::Strict => {
@@ -132,6 +137,38 @@ impl ClientHandler {
                 tracing::debug!(%endpoint, %path, "no authority for this host signed its certificate; checking its key");
                 self.verify(&PublicKey::new(certificate.public_key().clone(), ""))
             }
+        }
+    }
+
+    /// Whether one of the read-only files lists `key` for the host; a file that lists a
+    /// different key of that type, or marks it revoked, refuses it.
+    fn known_elsewhere(&self, key: &PublicKey) -> Result<bool, SshError> {
+        for path in &self.more_known_hosts {
+            let kh = KnownHosts::load(path).map_err(|e| {
+                SshError::HostKey(format!("cannot read known_hosts file {}: {e}", path.display()))
+            })?;
+            match kh.check(&self.address, self.port, key) {
+                HostKeyStatus::Known { line } => {
+                    tracing::debug!(endpoint = %self.endpoint(), path = %path.display(), line, "host key known");
+                    return Ok(true);
+                }
+                HostKeyStatus::Unknown { .. } => {}
+                refused => {
+                    let handler = Self { known_hosts: path.clone(), ..self.clone_settings() };
+                    return Err(handler.refusal(key, &refused));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn clone_settings(&self) -> Self {
+        Self {
+            address: self.address.clone(),
+            port: self.port,
+            known_hosts: self.known_hosts.clone(),
+            more_known_hosts: Vec::new(),
+            policy: self.policy,
         }
     }
 

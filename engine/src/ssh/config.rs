@@ -15,11 +15,24 @@ pub struct SshConfig {
     pub port: u16,
     /// Remote user to log in as.
     pub user: String,
-    /// Private key file. `None` authenticates with the keys of the ssh-agent at `SSH_AUTH_SOCK`.
+    /// Private key file (`ansible_ssh_private_key_file`). Offered before [`SshConfig::identity_files`].
     pub key_file: Option<PathBuf>,
+    /// Further key files (ssh_config `IdentityFile`, `-i`). With any key file, or with
+    /// [`SshConfig::identities_only`], only those keys are offered (an agent's copy of one of
+    /// them included); with neither, the agent's keys, then `~/.ssh/id_ed25519`, `id_ecdsa`,
+    /// `id_rsa`, as ssh does.
+    pub identity_files: Vec<PathBuf>,
+    /// ssh_config `IdentitiesOnly`: offer only the key files, never the agent's other keys.
+    pub identities_only: bool,
     /// The `known_hosts` file that host keys are checked against (and appended to under
     /// [`HostKeyPolicy::AcceptNew`]).
     pub known_hosts: PathBuf,
+    /// More files checked (read-only) for the host key when [`SshConfig::known_hosts`] does
+    /// not list it: the rest of `UserKnownHostsFile`, and `GlobalKnownHostsFile`.
+    pub more_known_hosts: Vec<PathBuf>,
+    /// Jump hosts (ssh_config `ProxyJump`, `-J`, `ProxyCommand ssh -W %h:%p`), first hop first:
+    /// the connection to this host is tunnelled through each in turn.
+    pub jumps: Vec<Jump>,
     /// What to do with a host key that `known_hosts` does not list yet.
     pub host_key_policy: HostKeyPolicy,
     /// Bound for TCP connect, key exchange and authentication together.
@@ -61,7 +74,11 @@ impl SshConfig {
             port: 22,
             user: user.into(),
             key_file: None,
+            identity_files: Vec::new(),
+            identities_only: false,
             known_hosts: default_known_hosts(),
+            more_known_hosts: Vec::new(),
+            jumps: Vec::new(),
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
@@ -90,6 +107,21 @@ impl SshConfig {
         } else {
             format!("{}:{}", self.address, self.port)
         }
+    }
+}
+
+/// One jump host: the name it was given as (for messages) and how to reach it (its own
+/// `jumps` are empty: a chain is flattened into [`SshConfig::jumps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    pub name: String,
+    pub config: SshConfig,
+}
+
+impl Jump {
+    /// `via NAME (user@address:port)`, the prefix of this hop's errors.
+    pub fn context(&self) -> String {
+        format!("via {} ({}@{})", self.name, self.config.user, self.config.endpoint())
     }
 }
 

@@ -9,15 +9,16 @@ use contract::{Exec, ExecOutput, HostError, Stream};
 use russh::client::{self, Handle, Msg};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKeyWithHashAlg};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Preferred, Sig};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::SshConfig;
 use super::client_handler::ClientHandler;
 use super::error::{SshError, describe};
+use super::jump::JumpPool;
 use super::known_hosts::KnownHosts;
+use super::{Jump, SshConfig};
 use crate::elevate::Become;
 
 /// Channel opens the server refuses (sshd `MaxSessions`, which counts channels still closing)
@@ -123,46 +124,22 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects, checks the host key and authenticates, all within `config.connect_timeout`.
-    /// `context` prefixes error messages (`host (user@address:port)`).
-    pub(crate) async fn open(config: &SshConfig, context: &str) -> Result<Self, HostError> {
+    /// Connects (through `config.jumps`, sharing the hop connections in `jumps`), checks the
+    /// host key and authenticates, all within `config.connect_timeout`. `context` prefixes
+    /// error messages (`host (user@address:port)`); a hop's failure names the hop.
+    pub(crate) async fn open(config: &SshConfig, context: &str, jumps: &JumpPool) -> Result<Self, HostError> {
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
-        let timed_out = |phase: &str| {
-            HostError::Unreachable(format!(
-                "{context}: {phase} timed out (connect timeout {:?})",
-                config.connect_timeout
-            ))
-        };
-
-        let stream = tcp_connect(config, deadline).await.map_err(|e| match e {
-            None => timed_out("TCP connect"),
-            Some(e) => HostError::Unreachable(format!("{context}: TCP connect failed: {e}")),
-        })?;
-        // Without it every small SSH packet waits for delayed ACKs: ~40 ms per command.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| HostError::Unreachable(format!("{context}: setting TCP_NODELAY failed: {e}")))?;
-
-        let russh_config = Arc::new(client::Config {
-            preferred: preferred_algorithms(config),
-            nodelay: true,
-            keepalive_interval: Some(KEEPALIVE_INTERVAL),
-            keepalive_max: 3,
-            ..client::Config::default()
-        });
-        let mut handle = tokio::time::timeout_at(
-            deadline,
-            client::connect_stream(russh_config, stream, ClientHandler::new(config)),
-        )
-        .await
-        .map_err(|_| timed_out("SSH handshake"))?
-        .map_err(|e: SshError| e.unreachable(context))?;
-
-        tokio::time::timeout_at(deadline, authenticate(&mut handle, config))
-            .await
-            .map_err(|_| timed_out("authentication"))?
-            .map_err(|cause| HostError::Unreachable(format!("{context}: {cause}")))?;
-
+        let handle = match config.jumps.last() {
+            None => connect_direct(config, deadline).await,
+            Some(last) => match jumps.reach(&config.jumps, deadline).await {
+                Ok(via) => match tunnel(&via, last, config, deadline).await {
+                    Ok(stream) => handshake(stream, config, deadline).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+        }
+        .map_err(|cause| HostError::Unreachable(format!("{context}: {cause}")))?;
         Ok(Self {
             handle,
             channels: Semaphore::new(config.max_channels.max(1)),
@@ -374,6 +351,79 @@ impl Connection {
             }
         }
     }
+}
+
+/// The message for a phase that ran past the connect timeout.
+fn timed_out(config: &SshConfig, phase: &str) -> String {
+    format!("{phase} timed out (connect timeout {:?})", config.connect_timeout)
+}
+
+/// TCP to `config`'s address, then [`handshake`]. `Err`: the reason, for the user.
+pub(crate) async fn connect_direct(
+    config: &SshConfig,
+    deadline: tokio::time::Instant,
+) -> Result<Handle<ClientHandler>, String> {
+    let stream = tcp_connect(config, deadline).await.map_err(|e| match e {
+        None => timed_out(config, "TCP connect"),
+        Some(e) => format!("TCP connect failed: {e}"),
+    })?;
+    // Without it every small SSH packet waits for delayed ACKs: ~40 ms per command.
+    stream.set_nodelay(true).map_err(|e| format!("setting TCP_NODELAY failed: {e}"))?;
+    handshake(stream, config, deadline).await
+}
+
+/// A `direct-tcpip` channel from jump host `via` (reached as `hop`) to `config`'s address:
+/// the byte stream the next SSH connection runs over. The hop connects it (and resolves the
+/// name): a refusal names the hop.
+pub(crate) async fn tunnel(
+    via: &Handle<ClientHandler>,
+    hop: &Jump,
+    config: &SshConfig,
+    deadline: tokio::time::Instant,
+) -> Result<russh::ChannelStream<Msg>, String> {
+    let open = via.channel_open_direct_tcpip(config.address.clone(), u32::from(config.port), "127.0.0.1", 0);
+    match tokio::time::timeout_at(deadline, open).await {
+        Err(_) => Err(format!("{}: {}", hop.context(), timed_out(config, "opening the tunnel"))),
+        Ok(Err(e)) => Err(format!(
+            "{}: the jump host could not connect to {} ({})",
+            hop.context(),
+            config.endpoint(),
+            match e {
+                russh::Error::ChannelOpenFailure(reason) => format!("{reason:?}"),
+                other => describe(&other),
+            }
+        )),
+        Ok(Ok(channel)) => Ok(channel.into_stream()),
+    }
+}
+
+/// Key exchange, host-key check and authentication over `stream`, before `deadline`.
+pub(crate) async fn handshake<S>(
+    stream: S,
+    config: &SshConfig,
+    deadline: tokio::time::Instant,
+) -> Result<Handle<ClientHandler>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let russh_config = Arc::new(client::Config {
+        preferred: preferred_algorithms(config),
+        nodelay: true,
+        keepalive_interval: Some(KEEPALIVE_INTERVAL),
+        keepalive_max: 3,
+        ..client::Config::default()
+    });
+    let mut handle = tokio::time::timeout_at(
+        deadline,
+        client::connect_stream(russh_config, stream, ClientHandler::new(config)),
+    )
+    .await
+    .map_err(|_| timed_out(config, "SSH handshake"))?
+    .map_err(|e: SshError| e.message())?;
+    tokio::time::timeout_at(deadline, authenticate(&mut handle, config))
+        .await
+        .map_err(|_| timed_out(config, "authentication"))??;
+    Ok(handle)
 }
 
 /// The first line every command prints: `engine-pid:<process group of its shell>`. Stripped
@@ -754,62 +804,180 @@ impl Drop for AbortOnDrop {
 }
 
 /// Public-key authentication: the configured key file, else every key in the ssh-agent.
+/// Authenticates with public keys, offering them as [`SshConfig::identity_files`] says
+/// ([`key_plan`]), one at a time, so sshd's `MaxAuthTries` (6) counts only keys worth trying.
 async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) -> Result<(), String> {
-    match &config.key_file {
-        Some(path) => authenticate_with_file(handle, &config.user, path).await,
-        None => authenticate_with_agent(handle, &config.user).await,
-    }
-}
-
-async fn authenticate_with_file(
-    handle: &mut Handle<ClientHandler>,
-    user: &str,
-    path: &Path,
-) -> Result<(), String> {
-    let key = russh::keys::load_secret_key(path, None).map_err(|e| match e {
-        russh::keys::Error::KeyIsEncrypted => format!(
-            "private key {} is passphrase-protected; load it into ssh-agent and leave \
-             ansible_ssh_private_key_file unset",
-            path.display()
-        ),
-        e => format!("cannot load private key {}: {e}", path.display()),
-    })?;
-    let described = format!("{} {}", key.algorithm(), key.public_key().fingerprint(HashAlg::Sha256));
-    let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
-    let result = handle
-        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-        .await
-        .map_err(|e| format!("authentication failed: {}", describe(&e)))?;
-    if result.success() {
-        Ok(())
-    } else {
-        Err(format!("the server refused public key {} ({described}) for user {user}", path.display()))
-    }
-}
-
-async fn authenticate_with_agent(handle: &mut Handle<ClientHandler>, user: &str) -> Result<(), String> {
-    let mut agent = AgentClient::connect_env().await.map_err(|e| {
-        format!(
-            "no key file is set and the ssh-agent cannot be reached ({e}); set \
-             ansible_ssh_private_key_file or start ssh-agent and export SSH_AUTH_SOCK"
-        )
-    })?;
-    let identities =
-        agent.request_identities().await.map_err(|e| format!("cannot list the ssh-agent's keys: {e}"))?;
-    let mut tried = 0;
-    for identity in identities {
-        let AgentIdentity::PublicKey { key, .. } = identity else {
-            continue;
+    let user = config.user.as_str();
+    let mut agent = AgentClient::connect_env().await.ok();
+    let agent_keys: Vec<PublicKey> = match agent.as_mut() {
+        Some(agent) => agent
+            .request_identities()
+            .await
+            .map_err(|e| format!("cannot list the ssh-agent's keys: {e}"))?
+            .into_iter()
+            .filter_map(|identity| match identity {
+                AgentIdentity::PublicKey { key, .. } => Some(key),
+                AgentIdentity::Certificate { .. } => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let files = key_files(config);
+    let plan = key_plan(&files, config.identities_only, &agent_keys, &default_key_files());
+    let mut refused = Vec::new();
+    let mut problems = Vec::new();
+    for offer in plan {
+        let (key, described) = match offer {
+            Offer::Agent(key) => {
+                let described = format!("ssh-agent key {}", fingerprint(&key));
+                let Some(agent) = agent.as_mut() else { continue };
+                let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
+                match handle.authenticate_publickey_with(user, key, hash, agent).await {
+                    Ok(result) if result.success() => return Ok(()),
+                    Ok(_) => refused.push(described),
+                    Err(e) => problems.push(format!("the ssh-agent could not sign with {described}: {e}")),
+                }
+                continue;
+            }
+            Offer::File(path) => match load_key(&path) {
+                Ok(LoadedKey::Plain(key)) => {
+                    let described = format!("{} ({})", path.display(), fingerprint(key.public_key()));
+                    (key, described)
+                }
+                Ok(LoadedKey::Encrypted(public)) => {
+                    match (agent.as_mut(), agent_keys.iter().any(|k| k.key_data() == public.key_data())) {
+                        (Some(agent), true) => {
+                            let described = format!("{} (from the ssh-agent)", path.display());
+                            let hash = rsa_hash(handle, public.algorithm().is_rsa()).await;
+                            match handle.authenticate_publickey_with(user, public, hash, agent).await {
+                                Ok(result) if result.success() => return Ok(()),
+                                Ok(_) => refused.push(described),
+                                Err(e) => problems.push(format!("the ssh-agent could not sign with {described}: {e}")),
+                            }
+                        }
+                        _ => problems.push(format!(
+                            "private key {} is passphrase-protected and the ssh-agent does not hold it;                              add it with `ssh-add {}` (engine does not ask for passphrases)",
+                            path.display(),
+                            path.display()
+                        )),
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            },
         };
-        tried += 1;
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
-        match handle.authenticate_publickey_with(user, key, hash, &mut agent).await {
-            Ok(result) if result.success() => return Ok(()),
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "ssh-agent could not sign"),
+        let result = handle
+            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
+            .await
+            .map_err(|e| format!("authentication failed: {}", describe(&e)))?;
+        if result.success() {
+            return Ok(());
         }
+        refused.push(described);
     }
-    Err(format!("the server refused all {tried} ssh-agent key(s) for user {user}"))
+    let mut parts = Vec::new();
+    if !refused.is_empty() {
+        parts.push(format!("the server refused public key(s) {} for user {user}", refused.join(", ")));
+    }
+    parts.extend(problems);
+    if parts.is_empty() {
+        parts.push(if files.is_empty() {
+            "no key to offer: the ssh-agent holds none (or SSH_AUTH_SOCK is unset) and there is no \
+             ~/.ssh/id_ed25519, id_ecdsa or id_rsa; set ansible_ssh_private_key_file or IdentityFile"
+                .to_owned()
+        } else {
+            "no key to offer".to_owned()
+        });
+    }
+    Err(parts.join("; "))
+}
+
+/// The key files configured for the host: `key_file` (the inventory's), then `identity_files`.
+fn key_files(config: &SshConfig) -> Vec<std::path::PathBuf> {
+    config.key_file.iter().chain(&config.identity_files).fold(Vec::new(), |mut files, path| {
+        if !files.contains(path) {
+            files.push(path.clone());
+        }
+        files
+    })
+}
+
+/// `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`: the files ssh tries when none is configured.
+fn default_key_files() -> Vec<std::path::PathBuf> {
+    let ssh = std::env::home_dir().unwrap_or_default().join(".ssh");
+    ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|name| ssh.join(name)).filter(|p| p.exists()).collect()
+}
+
+/// One key to offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Offer {
+    /// A key the agent holds, signed by the agent.
+    Agent(PublicKey),
+    /// A key file (its agent copy is used when it is passphrase-protected).
+    File(std::path::PathBuf),
+}
+
+/// Which keys to offer, in order. With key files or `identities_only`: only the files (the
+/// defaults when none is configured); an agent key is used only as the copy of one of them.
+/// Otherwise: every agent key, then the default files, as ssh does.
+fn key_plan(
+    files: &[std::path::PathBuf],
+    identities_only: bool,
+    agent_keys: &[PublicKey],
+    defaults: &[std::path::PathBuf],
+) -> Vec<Offer> {
+    if files.is_empty() && !identities_only {
+        agent_keys
+            .iter()
+            .cloned()
+            .map(Offer::Agent)
+            .chain(defaults.iter().cloned().map(Offer::File))
+            .collect()
+    } else if files.is_empty() {
+        defaults.iter().cloned().map(Offer::File).collect()
+    } else {
+        files.iter().cloned().map(Offer::File).collect()
+    }
+}
+
+enum LoadedKey {
+    Plain(Box<russh::keys::PrivateKey>),
+    /// Passphrase-protected: its public half (from the file, else `FILE.pub`).
+    Encrypted(PublicKey),
+}
+
+fn load_key(path: &Path) -> Result<LoadedKey, String> {
+    match russh::keys::load_secret_key(path, None) {
+        Ok(key) => Ok(LoadedKey::Plain(Box::new(key))),
+        Err(russh::keys::Error::KeyIsEncrypted) => {
+            let from_file = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| russh::keys::PrivateKey::from_openssh(text.trim()).ok())
+                .map(|key| key.public_key().clone());
+            let public = from_file.or_else(|| {
+                let mut pub_path = path.as_os_str().to_owned();
+                pub_path.push(".pub");
+                russh::keys::load_public_key(std::path::PathBuf::from(pub_path)).ok()
+            });
+            public.map(LoadedKey::Encrypted).ok_or_else(|| {
+                format!(
+                    "private key {} is passphrase-protected and its public key cannot be read; \
+                     load it into ssh-agent",
+                    path.display()
+                )
+            })
+        }
+        Err(e) => Err(format!("cannot load private key {}: {e}", path.display())),
+    }
+}
+
+/// `ALGORITHM SHA256:...`, how a key is named in messages.
+fn fingerprint(key: &PublicKey) -> String {
+    format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256))
 }
 
 /// For RSA keys, the strongest signature hash the server accepts (rsa-sha2-512/256), so
@@ -900,6 +1068,82 @@ mod stop_tests {
         assert!(keep(&mut buf, &[2; 4], 10, Stream::Stdout).is_ok());
         assert!(matches!(keep(&mut buf, &[3], 10, Stream::Stderr), Err(Drive::TooMuch(Stream::Stderr))));
         assert_eq!(buf.len(), 10, "the refused chunk was not kept");
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn agent_key(n: u8) -> PublicKey {
+        let seed = [n; 32];
+        russh::keys::PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed))
+            .public_key()
+            .clone()
+    }
+
+    #[test]
+    fn with_a_key_file_only_that_file_is_offered_not_the_agents_seven_keys() {
+        let agent: Vec<PublicKey> = (1..=7).map(agent_key).collect();
+        let defaults = [PathBuf::from("/h/.ssh/id_ed25519")];
+        let files = [PathBuf::from("/k/lab")];
+        assert_eq!(key_plan(&files, false, &agent, &defaults), [Offer::File("/k/lab".into())]);
+        assert_eq!(key_plan(&files, true, &agent, &defaults), [Offer::File("/k/lab".into())]);
+    }
+
+    #[test]
+    fn identities_only_without_files_offers_the_default_files_only() {
+        let agent: Vec<PublicKey> = (1..=2).map(agent_key).collect();
+        let defaults = [PathBuf::from("/h/.ssh/id_ed25519"), PathBuf::from("/h/.ssh/id_rsa")];
+        assert_eq!(
+            key_plan(&[], true, &agent, &defaults),
+            [Offer::File(defaults[0].clone()), Offer::File(defaults[1].clone())]
+        );
+    }
+
+    #[test]
+    fn without_either_the_agent_keys_come_first_then_the_default_files() {
+        let agent: Vec<PublicKey> = (1..=2).map(agent_key).collect();
+        let defaults = [PathBuf::from("/h/.ssh/id_ecdsa")];
+        assert_eq!(
+            key_plan(&[], false, &agent, &defaults),
+            [
+                Offer::Agent(agent[0].clone()),
+                Offer::Agent(agent[1].clone()),
+                Offer::File(defaults[0].clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_inventory_key_comes_first_and_duplicates_go() {
+        let mut config = SshConfig::new("a", "u");
+        config.key_file = Some("/k/a".into());
+        config.identity_files = vec!["/k/b".into(), "/k/a".into()];
+        assert_eq!(key_files(&config), [PathBuf::from("/k/a"), PathBuf::from("/k/b")]);
+    }
+
+    #[test]
+    fn an_encrypted_key_yields_its_public_half_and_a_missing_one_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enc");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "secret-pass", "-C", "", "-f"])
+            .arg(&path)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            panic!("ssh-keygen is needed for this test");
+        }
+        let public = russh::keys::load_public_key(path.with_extension("pub")).unwrap();
+        std::fs::remove_file(path.with_extension("pub")).unwrap();
+        match load_key(&path) {
+            Ok(LoadedKey::Encrypted(key)) => assert_eq!(key.key_data(), public.key_data()),
+            _ => panic!("expected an encrypted key"),
+        }
+        let missing = load_key(Path::new("/nonexistent/id")).err().unwrap();
+        assert!(missing.starts_with("cannot load private key /nonexistent/id"), "{missing}");
     }
 }
 

@@ -1,9 +1,7 @@
 //! The error russh's client handler reports while connecting.
 
-use contract::HostError;
-
 /// Why a connection attempt failed inside russh. Lives only until [`super::SshHost`] turns it
-/// into a [`HostError::Unreachable`] that names the host.
+/// into a `HostError::Unreachable` that names the host.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SshError {
     /// The SSH protocol or the socket under it failed.
@@ -15,11 +13,11 @@ pub(crate) enum SshError {
 }
 
 impl SshError {
-    /// A [`HostError::Unreachable`] prefixed with `context` (host, user, address).
-    pub(crate) fn unreachable(&self, context: &str) -> HostError {
+    /// The message, for the user (russh's terse ones said plainly).
+    pub(crate) fn message(&self) -> String {
         match self {
-            Self::Russh(e) => HostError::Unreachable(format!("{context}: {}", describe(e))),
-            Self::HostKey(msg) => HostError::Unreachable(format!("{context}: {msg}")),
+            Self::Russh(e) => describe(e),
+            Self::HostKey(msg) => msg.clone(),
         }
     }
 }

@@ -80,12 +80,20 @@ mod config;
 mod connection;
 mod error;
 mod host_key_policy;
+mod jump;
+#[cfg(test)]
+mod jump_tests;
 pub(crate) mod known_hosts;
 mod shown;
+mod ssh_config;
 mod ssh_host;
+mod ssh_options;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SshConfig, default_known_hosts};
+pub use config::{Jump, SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
+pub use jump::JumpPool;
+pub use ssh_config::{SshConfigError, SshConfigFile, expand_tilde};
 pub use ssh_host::SshHost;
+pub use ssh_options::{JumpSpec, Resolved, Setting, SshArgs, SshOptions};

@@ -8,9 +8,9 @@ use contract::{Exec, ExecOutput, Host, HostError};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use super::SshConfig;
 use super::connection::{Connection, millis_since};
 use super::shown::without_env_values;
+use super::{JumpPool, SshConfig};
 
 /// How many times a connection that died is replaced by a new one over the host's lifetime.
 const RECONNECTS: u32 = 1;
@@ -24,6 +24,8 @@ const BECOME_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 pub struct SshHost {
     name: String,
     config: SshConfig,
+    /// Connections to jump hosts, shared with the other hosts of the run.
+    jumps: Arc<JumpPool>,
     /// The connection, or why there is none. Held across a whole connect attempt, so
     /// concurrent first callers wait for one connect instead of each starting their own;
     /// afterwards held only long enough to clone the `Arc`. Commands run without it.
@@ -45,7 +47,13 @@ impl SshHost {
     /// A host named `name` (its inventory name, used in messages) reached with `config`.
     /// Does not connect.
     pub fn new(name: String, config: SshConfig) -> Self {
-        Self { name, config, state: Mutex::new(State::Idle) }
+        Self::with_jumps(name, config, Arc::default())
+    }
+
+    /// A host whose jump hosts ([`SshConfig::jumps`]) are reached through `jumps`, shared with
+    /// other hosts: hosts behind one bastion share one connection to it.
+    pub fn with_jumps(name: String, config: SshConfig, jumps: Arc<JumpPool>) -> Self {
+        Self { name, config, jumps, state: Mutex::new(State::Idle) }
     }
 
     /// How this host is reached.
@@ -104,7 +112,7 @@ impl SshHost {
         let start = Instant::now();
         let span = tracing::debug_span!("ssh.connect", host = %self.name, endpoint = %self.config.endpoint());
         let opened = async {
-            let connection = Arc::new(Connection::open(&self.config, &self.context()).await?);
+            let connection = Arc::new(Connection::open(&self.config, &self.context(), &self.jumps).await?);
             // Become is tried once per connection, before any command (see `check_become`).
             connection
                 .check_become(&self.name, BECOME_CHECK_TIMEOUT.max(self.config.connect_timeout))
