@@ -371,7 +371,8 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
     dest: "/usr/local/bin",
     strip_components: 1,
     include: ["etcd-v3.5.15-linux-amd64/etcd", "etcd-v3.5.15-linux-amd64/etcdctl"],
-});"#,
+});
+h.unarchive("web assets", #{ src: "files/assets.zip", from_controller: true, dest: "/srv/www" });"#,
             seal: |v| seal_with::<UnarchiveArgs, _>(v, |a| Ok(Unarchive::new(a))),
             schema: schema::<UnarchiveArgs>,
         },
