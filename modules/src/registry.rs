@@ -218,6 +218,13 @@ h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
     url: "https://github.com/etcd-io/etcd/releases/download/v3.5.15/etcd-v3.5.15-linux-amd64.tar.gz",
     dest: "/tmp/etcd-v3.5.15-linux-amd64.tar.gz",
     checksum: "sha256:3f9a4ef5a0ce2e1c4b4e5b0e1f4b7a7d2a3c2b1e0f9d8c7b6a5f4e3d2c1b0a99",
+});
+h.get_url("kubeadm through the controller", #{
+    url: "https://dl.k8s.io/release/v1.30.4/bin/linux/amd64/kubeadm",
+    dest: "/usr/local/bin/kubeadm",
+    checksum: "sha256:4f4a5d8f9d9b5a0c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d",
+    mode: "0755",
+    via: "controller",
 });"#,
             seal: |v| seal_with::<GetUrlArgs, _>(v, |a| Ok(GetUrl::new(a))),
             schema: schema::<GetUrlArgs>,
