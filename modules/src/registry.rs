@@ -296,7 +296,8 @@ h.line("no old mirror", #{ path: "/etc/apt/sources.list", regexp: "old\\.example
             name: "modprobe",
             outputs: &[],
             example: r#"h.modprobe("overlay", #{ name: "overlay" });
-h.modprobe("br_netfilter", #{ name: "br_netfilter" });"#,
+h.modprobe("br_netfilter", #{ name: "br_netfilter" });
+h.modprobe("no floppy", #{ name: "floppy", state: "absent" });"#,
             seal: |v| seal_with::<ModprobeArgs, _>(v, |a| Ok(Modprobe::new(a))),
             schema: schema::<ModprobeArgs>,
         },
