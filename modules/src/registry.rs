@@ -391,6 +391,7 @@ h.unarchive("web assets", #{ src: "files/assets.zip", from_controller: true, des
 h.user("etcd user", #{ name: "etcd", group: "etcd", system: true, shell: "/usr/sbin/nologin", home: "/var/lib/etcd", create_home: false })
     .after(etcd);
 h.user("ops", #{ name: "ops", groups: ["sudo"], shell: "/bin/bash" });
+h.user("deploy", #{ name: "deploy", password: secret(param("deploy_hash", "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7")), update_password: "on_create" });
 h.user("no guest", #{ name: "guest", state: "absent", remove: true });"#,
             seal: |v| seal_with::<UserArgs, _>(v, |a| Ok(User::new(a))),
             schema: schema::<UserArgs>,
