@@ -1,5 +1,6 @@
 //! Lab tests of the modules that prepare a bare machine: `line`, `block`, `sysctl`,
-//! `modprobe`, `swap`, `user`, `group` and `unarchive`, through the real `engine` binary on
+//! `modprobe`, `swap`, `user`, `group`, `unarchive` (tar and zip, on the host and on the
+//! controller) and `get_url` through the controller, through the real `engine` binary on
 //! worker2 (which the other lab files barely use). Each test checks the real state on the host,
 //! that `check` changes nothing, that a re-run reports 0 changed, and that a bad input is
 //! refused with nothing changed; each restores what it changed.
