@@ -467,10 +467,11 @@ h.unarchive("site", #{{ src: "{}", from_controller: true, dest: "{d}/www", strip
         ),
     );
     let check = engine("check", &pb, &inv, &[], 0);
-    assert_eq!(changes(&check.task(HOST, "zip")), [format!("extract {d}/pkg.zip into {d}/out (3 members)")]);
+    // Python's zipfile writes no entries for directories: `pkg-1/bin` is included through its files.
+    assert_eq!(changes(&check.task(HOST, "zip")), [format!("extract {d}/pkg.zip into {d}/out (2 members)")]);
     assert_eq!(
         changes(&check.task(HOST, "site")),
-        [format!("upload controller:{} and extract it into {d}/www (3 members)", local_zip.display())]
+        [format!("upload controller:{} and extract it into {d}/www (2 members)", local_zip.display())]
     );
     lab.ssh(HOST, &format!("test ! -e {d}/out && test ! -e {d}/www"));
 

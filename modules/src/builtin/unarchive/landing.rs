@@ -24,9 +24,15 @@ pub(super) fn landings(
     include: Option<&[String]>,
 ) -> Result<Vec<Landing>, String> {
     if let Some(include) = include {
+        // A directory counts as a member when something lies under it: zip archives (and some
+        // tar archives) hold no entries for their directories.
         for wanted in include {
             let w = components(wanted);
-            if !members.iter().any(|m| components(&m.name) == w) {
+            let under = |name: &str| {
+                let parts = components(name);
+                !w.is_empty() && parts.len() >= w.len() && parts[..w.len()] == w[..]
+            };
+            if !members.iter().any(|m| under(&m.name)) {
                 return Err(format!("the archive has no member {wanted:?}"));
             }
         }
@@ -135,6 +141,13 @@ mod tests {
         let include = ["pkg-1/bin".to_owned()];
         let placed = landings(&members, 1, Some(&include)).unwrap();
         assert_eq!(placed.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["bin", "bin/tool"]);
+        let implicit = [member("pkg-1/bin/tool", Kind::File), member("pkg-1/README", Kind::File)];
+        let placed = landings(&implicit, 1, Some(&include)).unwrap();
+        assert_eq!(
+            placed.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(),
+            ["bin/tool"],
+            "a directory without its own entry"
+        );
         let missing = ["pkg-1/nope".to_owned()];
         assert_eq!(
             landings(&members, 0, Some(&missing)).unwrap_err(),

@@ -69,7 +69,8 @@ pub struct UnarchiveArgs<S: Stage = Sealed> {
     /// (zip archives too). Default 0.
     #[serde(default)]
     pub strip_components: u32,
-    /// Only these members (names as the archive lists them; a directory brings what is under it).
+    /// Only these members (names as the archive lists them; a directory brings what is under
+    /// it, whether or not the archive holds an entry for the directory itself).
     pub include: Option<Vec<String>>,
 }
 
