@@ -38,6 +38,11 @@ pub const REDACTED: &str = "<secret>";
 /// anything ending in `password`, `secret` or `private_key`.
 const SECRET_KEY_SUFFIXES: &[&str] = &["token", "certificatekey", "password", "secret", "privatekey"];
 
+/// Keys (spelled as for [`SECRET_KEY_SUFFIXES`]) that end like a secret's name but hold a
+/// setting about one: `user`'s `update_password` (Ansible's name) is `always` or `on_create`,
+/// and hiding every "always" of a run would garble it and protect nothing.
+const NOT_SECRET_KEYS: &[&str] = &["updatepassword"];
+
 /// Values found by their name (not marked with `secret()`) shorter than this are not taken for
 /// secrets: hiding every "1" or "yes" would garble the output and protect nothing.
 const MIN_NAMED_SECRET: usize = 4;
@@ -89,6 +94,7 @@ impl Redactor {
                 let key: String =
                     key.chars().filter(|c| !matches!(c, '_' | '-')).map(|c| c.to_ascii_lowercase()).collect();
                 SECRET_KEY_SUFFIXES.iter().any(|s| key.ends_with(s))
+                    && !NOT_SECRET_KEYS.contains(&key.as_str())
             };
             self.add_value(value, secret_name);
         }
@@ -319,11 +325,12 @@ mod tests {
                 "nested": { "db_password": "pa55", "max_token": 5, "short_secret": "no" },
                 "key_pem": "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
                 "stdout": "public",
+                "update_password": "always",
             })
             .as_object()
             .unwrap(),
         );
-        assert_eq!(r.redact("c0ffee pa55 public"), "<secret> <secret> public");
+        assert_eq!(r.redact("c0ffee pa55 public always"), "<secret> <secret> public always");
         assert_eq!(r.redact("c1ffee t0ken-value"), "<secret> <secret>", "nested, in kubeadm's spelling");
         assert_eq!(r.redact("5 no"), "5 no", "too short to be taken for secrets by name");
         assert_eq!(r.redact("0123456789abcdef"), "<secret>", "the token's secret half");

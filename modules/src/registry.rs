@@ -218,6 +218,13 @@ h.file("no leftovers", #{ path: "/tmp/old", state: "absent" });"#,
     url: "https://github.com/etcd-io/etcd/releases/download/v3.5.15/etcd-v3.5.15-linux-amd64.tar.gz",
     dest: "/tmp/etcd-v3.5.15-linux-amd64.tar.gz",
     checksum: "sha256:3f9a4ef5a0ce2e1c4b4e5b0e1f4b7a7d2a3c2b1e0f9d8c7b6a5f4e3d2c1b0a99",
+});
+h.get_url("kubeadm through the controller", #{
+    url: "https://dl.k8s.io/release/v1.30.4/bin/linux/amd64/kubeadm",
+    dest: "/usr/local/bin/kubeadm",
+    checksum: "sha256:4f4a5d8f9d9b5a0c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d",
+    mode: "0755",
+    via: "controller",
 });"#,
             seal: |v| seal_with::<GetUrlArgs, _>(v, |a| Ok(GetUrl::new(a))),
             schema: schema::<GetUrlArgs>,
@@ -289,7 +296,8 @@ h.line("no old mirror", #{ path: "/etc/apt/sources.list", regexp: "old\\.example
             name: "modprobe",
             outputs: &[],
             example: r#"h.modprobe("overlay", #{ name: "overlay" });
-h.modprobe("br_netfilter", #{ name: "br_netfilter" });"#,
+h.modprobe("br_netfilter", #{ name: "br_netfilter" });
+h.modprobe("no floppy", #{ name: "floppy", state: "absent" });"#,
             seal: |v| seal_with::<ModprobeArgs, _>(v, |a| Ok(Modprobe::new(a))),
             schema: schema::<ModprobeArgs>,
         },
@@ -371,7 +379,8 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
     dest: "/usr/local/bin",
     strip_components: 1,
     include: ["etcd-v3.5.15-linux-amd64/etcd", "etcd-v3.5.15-linux-amd64/etcdctl"],
-});"#,
+});
+h.unarchive("web assets", #{ src: "files/assets.zip", from_controller: true, dest: "/srv/www" });"#,
             seal: |v| seal_with::<UnarchiveArgs, _>(v, |a| Ok(Unarchive::new(a))),
             schema: schema::<UnarchiveArgs>,
         },
@@ -382,6 +391,7 @@ let restart = h.handler("systemd", "restart app", #{ name: "app", state: "restar
 h.user("etcd user", #{ name: "etcd", group: "etcd", system: true, shell: "/usr/sbin/nologin", home: "/var/lib/etcd", create_home: false })
     .after(etcd);
 h.user("ops", #{ name: "ops", groups: ["sudo"], shell: "/bin/bash" });
+h.user("deploy", #{ name: "deploy", password: secret(param("deploy_hash", "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7")), update_password: "on_create" });
 h.user("no guest", #{ name: "guest", state: "absent", remove: true });"#,
             seal: |v| seal_with::<UserArgs, _>(v, |a| Ok(User::new(a))),
             schema: schema::<UserArgs>,

@@ -41,6 +41,8 @@ pub(crate) const PACKAGES: &[&str] = &[
     // become_method doas (tests/become.rs).
     "opendoas",
     "procps",
+    // The unarchive module's zip archives (as Ansible's, it extracts them with unzip).
+    "unzip",
     // Resolves the host's own name (sudo warns without it; /etc/hosts stays the image's).
     "libnss-myhostname",
 ];

@@ -4,9 +4,13 @@
 //! Planning is one `stat` of `dest` (its SHA-256 included): when it already has the expected
 //! checksum nothing is downloaded (only mode and owner may change). Applying runs
 //! [`contract::remote::download_atomic`]: curl (or wget) into a temporary file beside `dest`,
-//! the hash checked, then one rename; a wrong checksum leaves `dest` as it was.
+//! the hash checked, then one rename; a wrong checksum leaves `dest` as it was. With
+//! `via: controller` the controller downloads instead (its own `curl`, through
+//! [`LocalHost`]), checks the hash, and sends the bytes to the host's atomic write: for hosts
+//! with no route to the URL.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -17,10 +21,12 @@ use crate::builtin::file::WantedAttrs;
 use crate::validate::Validate;
 use contract::arg::{AbsolutePath, Resolved, Sealed, Stage};
 use contract::error::{ArgsError, ModuleError};
-use contract::host::Host;
+use contract::host::{Effect, Exec, Host};
+use contract::local::LocalHost;
 use contract::mode::Mode;
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, Attrs, FileKind};
+use contract::shell::quote;
 
 /// Seconds a download may take before curl or wget gives up.
 const DEFAULT_TIMEOUT: u32 = 300;
@@ -31,6 +37,9 @@ const DEFAULT_TIMEOUT: u32 = 300;
 /// task fails, `dest` is left as it was and the temporary file is removed. Nothing is downloaded
 /// when `dest` already has that checksum. The host downloads with `curl` when it has it
 /// (`http`, `https` and `file` URLs), else `wget` (`http` and `https`); neither is an error.
+/// With `via: controller` (for hosts with no route to the URL) the controller downloads with
+/// its own `curl`, checks the checksum, and writes the file on the host atomically (temporary
+/// file, fsync, rename) with its mode and owner; a wrong checksum sends nothing.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, bound = "")]
 #[schemars(rename = "GetUrlArgs", bound = "")]
@@ -50,9 +59,25 @@ pub struct GetUrlArgs<S: Stage = Sealed> {
     pub group: Option<String>,
     /// Seconds the download may take. Default 300.
     pub timeout: Option<u32>,
+    /// Who downloads: `host` (the default) or `controller`, which then sends the verified
+    /// file to the host (for hosts with no route to the URL).
+    #[serde(default)]
+    pub via: Via,
 }
 
-contract::resolve_struct!(GetUrlArgs<S> { url, dest, checksum, mode, owner, group, timeout });
+/// Which machine fetches the URL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The task's host, with its own curl or wget.
+    #[default]
+    Host,
+    /// The controller, with its curl; the host receives the checked bytes.
+    Controller,
+}
+
+contract::resolve_as_is!(Via);
+contract::resolve_struct!(GetUrlArgs<S> { url, dest, checksum, mode, owner, group, timeout, via });
 
 /// A URL the host may download: `http://` or `https://` with a host part, or `file:///`; one
 /// line with no spaces and no control characters (so it is never an option or two words).
@@ -150,11 +175,13 @@ impl<S: Stage> Validate for GetUrlArgs<S> {
 #[derive(Debug, Clone)]
 pub struct GetUrl {
     args: GetUrlArgs<Resolved>,
+    /// Where `via: controller` downloads.
+    controller: LocalHost,
 }
 
 impl GetUrl {
     pub fn new(args: GetUrlArgs<Resolved>) -> Self {
-        Self { args }
+        Self { args, controller: LocalHost::controller() }
     }
 
     fn wanted(&self) -> WantedAttrs {
@@ -206,14 +233,16 @@ impl Module for GetUrl {
             attrs.mode = Some(args.mode.map_or(c.mode, |m| m.0));
         }
         let verb = if current.is_some() { "replace" } else { "download" };
+        let through = if args.via == Via::Controller { " through the controller" } else { "" };
         Ok(Plan {
-            changes: vec![format!("{verb} {dest} from {} ({})", args.url.as_str(), args.checksum)],
+            changes: vec![format!("{verb} {dest} from {}{through} ({})", args.url.as_str(), args.checksum)],
             action: Some(Box::new(GetUrlAction::Download {
                 url: args.url.as_str().to_owned(),
                 dest: dest.to_owned(),
                 sha256: args.checksum.hex().to_owned(),
                 attrs,
                 timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                controller: (args.via == Via::Controller).then(|| self.controller.clone()),
             })),
             ..Plan::default()
         })
@@ -223,16 +252,65 @@ impl Module for GetUrl {
 /// Exactly the planned change.
 #[derive(Debug)]
 enum GetUrlAction {
-    Download { url: String, dest: String, sha256: String, attrs: Attrs, timeout: u32 },
-    SetAttrs { path: String, attrs: Attrs },
+    /// Downloaded on the host, or on `controller` and sent.
+    Download {
+        url: String,
+        dest: String,
+        sha256: String,
+        attrs: Attrs,
+        timeout: u32,
+        controller: Option<LocalHost>,
+    },
+    SetAttrs {
+        path: String,
+        attrs: Attrs,
+    },
+}
+
+/// Downloads `url` on the controller (its curl, into memory), checks its SHA-256, and writes
+/// it to `dest` on `host` atomically with `attrs`; a failed download or a wrong checksum sends
+/// nothing and leaves `dest` as it was.
+async fn download_through(
+    controller: &LocalHost,
+    host: &dyn Host,
+    url: &str,
+    dest: &str,
+    sha256: &str,
+    attrs: &Attrs,
+    timeout: u32,
+) -> Result<(), ModuleError> {
+    let command = format!(
+        "curl -fsSL --proto =http,https,file --proto-redir =http,https --max-time {timeout} -- {}",
+        quote(url)
+    );
+    let exec =
+        Exec::new(command).effect(Effect::ReadOnly).timeout(Duration::from_secs(u64::from(timeout) + 30));
+    let out = controller.exec(exec).await?;
+    if !out.success() {
+        return Err(ModuleError::Refused(format!(
+            "cannot download {url} on the controller: {}; {dest} was left as it was",
+            out.stderr_tail(3).trim()
+        )));
+    }
+    let got = contract::diff::sha256_hex(&out.stdout);
+    if got != sha256 {
+        return Err(ModuleError::Refused(format!(
+            "the download of {url} on the controller has sha256:{got}, not the expected sha256:{sha256}; \
+             nothing was sent and {dest} was left as it was"
+        )));
+    }
+    remote::write_atomic(host, dest, &out.stdout, attrs).await
 }
 
 #[async_trait]
 impl Action for GetUrlAction {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
         match *self {
-            GetUrlAction::Download { url, dest, sha256, attrs, timeout } => {
+            GetUrlAction::Download { url, dest, sha256, attrs, timeout, controller: None } => {
                 remote::download_atomic(host, &url, &dest, &sha256, &attrs, timeout).await?;
+            }
+            GetUrlAction::Download { url, dest, sha256, attrs, timeout, controller: Some(controller) } => {
+                download_through(&controller, host, &url, &dest, &sha256, &attrs, timeout).await?;
             }
             GetUrlAction::SetAttrs { path, attrs } => remote::set_attrs(host, &path, &attrs).await?,
         }
@@ -266,6 +344,46 @@ mod tests {
         ] {
             assert!(DownloadUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `via: controller` with `file://` URLs on this machine (the controller and the host both
+    /// local): the controller's download is checked, then written on the host; a wrong
+    /// checksum sends nothing, and a matching destination fetches nothing.
+    #[tokio::test]
+    async fn through_the_controller_the_checked_bytes_are_written_atomically() {
+        use contract::module::PlanOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("release");
+        std::fs::write(&source, b"two\n").unwrap();
+        let dest = dir.path().join("dest").to_str().unwrap().to_owned();
+        let url = format!("file://{}", source.display());
+        let right = format!("sha256:{}", contract::diff::sha256_hex(b"two\n"));
+        let module = |sum: &str| {
+            GetUrl::new(
+                resolved::<GetUrlArgs>(
+                    json!({ "url": url, "dest": dest, "checksum": sum, "mode": "0640", "via": "controller" }),
+                )
+                .unwrap(),
+            )
+        };
+        let host = LocalHost::new("worker1");
+        let cx = Context::new(&host, PlanOptions::default());
+        let wrong = module(&format!("sha256:{}", "0".repeat(64))).plan(&cx).await.unwrap();
+        assert_eq!(
+            wrong.changes,
+            [format!("download {dest} from {url} through the controller (sha256:{})", "0".repeat(64))]
+        );
+        let error = wrong.action.unwrap().apply(&host).await.unwrap_err().to_string();
+        assert!(
+            error.contains("on the controller has sha256:") && error.contains("nothing was sent"),
+            "{error}"
+        );
+        assert!(!std::path::Path::new(&dest).exists());
+        module(&right).plan(&cx).await.unwrap().action.unwrap().apply(&host).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two\n");
+        assert_eq!(remote::stat(&host, &dest).await.unwrap().unwrap().mode, 0o640);
+        std::fs::remove_file(&source).unwrap();
+        assert!(module(&right).plan(&cx).await.unwrap().action.is_none(), "nothing to fetch");
     }
 
     #[test]
