@@ -161,7 +161,7 @@ mod lab {
             "ok     tcp",
             "ok     host key ssh-ed25519 SHA256:",
             "ok     auth     logged in as deploy with the key",
-            "ok     become   `sudo -n -u root -- true` works",
+            "ok     become   `sudo -n -u 'root' -- true` works",
         ] {
             assert!(good.contains(step), "{step:?}:\n{}", out.stdout);
         }

@@ -69,7 +69,7 @@ h.block("match", #{{ path: "{path}", name: "lab", block: param("block", "Match U
     assert_eq!(again.count("changed"), 0, "{}", again.stdout);
 
     // A changed block is replaced in place, the rest untouched.
-    engine("run", &pb, &inv, &["-e", "block=Match User ci"], 0);
+    engine("run", &pb, &inv, &["-e", "block='Match User ci'"], 0);
     let text = lab.ssh(HOST, &format!("cat {path}"));
     assert!(
         text.ends_with(

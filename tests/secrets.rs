@@ -92,7 +92,9 @@ h.command("leaky", #{{ argv: ["sh", "-c", "echo \"refused: $0\" >&2; exit 3", pw
     )
     .unwrap();
     lab.ssh("etcd2", &format!("rm -f {dir}-conf"));
-    let pw = format!("pw={value}");
+    // A JSON `-e` keeps the value's spaces and quotes (a `key=value` one is split on spaces, as
+    // Ansible splits it).
+    let pw = serde_json::json!({ "pw": value }).to_string();
     let base = ["secret.rhai", "-i", "inv.yml", "-e", pw.as_str()];
     let mut all = String::new();
     let mut step = |args: &[&str], want: i32| {

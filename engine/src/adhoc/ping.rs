@@ -210,7 +210,11 @@ async fn login_and_become(name: &str, config: &SshConfig, become_user: Option<&s
             return skip_rest(steps, &["become"]);
         }
     }
-    steps.push(become_step(&host, &config.user, become_user).await);
+    if config.become_user.is_some() && !is_plain_sudo(config) {
+        steps.push(configured_become_step(name, config).await);
+    } else {
+        steps.push(become_step(&host, &config.user, become_user).await);
+    }
     steps
 }
 
@@ -329,6 +333,24 @@ impl russh::client::Handler for Probe {
 }
 
 /// `sudo -n true` as `become_user` (root when the host names none).
+/// Whether the host becomes with `sudo -n` (sudo without a password), which `become_step`
+/// probes with its own command and fix.
+fn is_plain_sudo(config: &SshConfig) -> bool {
+    config.become_method == crate::elevate::Method::Sudo && config.become_password.is_none()
+}
+
+/// Become as the host is configured (su, doas, or sudo with a password): the transport tries it
+/// once right after the login, exactly as a run does, and its error names the fix.
+async fn configured_become_step(name: &str, config: &SshConfig) -> Step {
+    let host =
+        SshHost::with_jumps(name.to_owned(), config.clone(), Arc::new(crate::ssh::JumpPool::default()));
+    let how = format!("{} to {}", config.become_method, config.become_user.as_deref().unwrap_or("root"));
+    match host.connect().await {
+        Ok(()) => ok("become", format!("{how} works")),
+        Err(e) => failed("become", e.to_string(), None),
+    }
+}
+
 async fn become_step(host: &SshHost, user: &str, become_user: Option<&str>) -> Step {
     let target = become_user.unwrap_or("root");
     if user == "root" && become_user.is_none_or(|u| u == "root") {
