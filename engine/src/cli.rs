@@ -493,18 +493,20 @@ fn run_command(
         journal: journal_path,
         capture_output: false,
     };
-    let Some(summary) =
-        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?
-    else {
-        return Ok(ExitCode::from(INTERRUPTED));
-    };
-    Ok(if summary.interrupted {
-        ExitCode::from(INTERRUPTED)
-    } else if summary.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    let summary =
+        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?;
+    Ok(exit_code(summary.as_ref()))
+}
+
+/// A run's exit code: 130 when interrupted (or never finished), 0 when every task succeeded,
+/// 2 when a task failed or a host was unreachable.
+fn exit_code(summary: Option<&RunSummary>) -> ExitCode {
+    match summary {
+        None => ExitCode::from(INTERRUPTED),
+        Some(s) if s.interrupted => ExitCode::from(INTERRUPTED),
+        Some(s) if s.success() => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(2),
+    }
 }
 
 /// The journal `id` (the latest when empty) of `runs`, with the playbook, inventory and

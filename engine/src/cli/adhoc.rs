@@ -16,7 +16,7 @@ use engine::report::{AdHocOutput, JsonLines, Log};
 use engine::run::RunOptions;
 use engine::sched::Walker;
 
-use super::{ConnArgs, INTERRUPTED, execute, warn_unused_keys};
+use super::{ConnArgs, execute, warn_unused_keys};
 
 #[derive(Debug, Args)]
 pub(super) struct ExecArgs {
@@ -77,17 +77,8 @@ pub(super) fn exec_command(args: ExecArgs, redactor: &Arc<Redactor>) -> Result<E
         journal: None,
         capture_output: true,
     };
-    let Some(summary) = execute(&plan, &args.conn, options, Duration::from_secs(30), subscribers, redactor)?
-    else {
-        return Ok(ExitCode::from(INTERRUPTED));
-    };
-    Ok(if summary.interrupted {
-        ExitCode::from(INTERRUPTED)
-    } else if summary.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    let summary = execute(&plan, &args.conn, options, Duration::from_secs(30), subscribers, redactor)?;
+    Ok(super::exit_code(summary.as_ref()))
 }
 
 #[derive(Debug, Args)]

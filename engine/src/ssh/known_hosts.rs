@@ -312,20 +312,24 @@ fn matches(patterns: &HostPatterns, name: &str) -> bool {
         HostPatterns::HashedName { salt, hash } => {
             hashed_name_matches(salt, hash, &name.to_ascii_lowercase())
         }
-        HostPatterns::Patterns(list) => {
-            let name = name.to_ascii_lowercase();
-            let mut matched = false;
-            for pattern in list {
-                let pattern = pattern.to_ascii_lowercase();
-                match pattern.strip_prefix('!') {
-                    Some(negated) if glob(negated.as_bytes(), name.as_bytes()) => return false,
-                    Some(_) => {}
-                    None => matched |= glob(pattern.as_bytes(), name.as_bytes()),
-                }
-            }
-            matched
+        HostPatterns::Patterns(list) => pattern_list_matches(list, name),
+    }
+}
+
+/// OpenSSH's pattern-list rule (`match_hostname`), for known_hosts lines and ssh_config's
+/// `Host` and `Match host`: some pattern matches and no `!pattern` does, case-insensitively.
+pub(crate) fn pattern_list_matches(patterns: &[String], name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let mut matched = false;
+    for pattern in patterns {
+        let pattern = pattern.to_ascii_lowercase();
+        match pattern.strip_prefix('!') {
+            Some(negated) if glob(negated.as_bytes(), name.as_bytes()) => return false,
+            Some(_) => {}
+            None => matched |= glob(pattern.as_bytes(), name.as_bytes()),
         }
     }
+    matched
 }
 
 /// `*` matches any run of bytes, `?` any one byte.

@@ -25,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::known_hosts::glob;
+use super::known_hosts::{glob, pattern_list_matches};
 use super::ssh_options::{JumpSpec, Setting, SshOptions};
 
 /// `Include` nesting limit (OpenSSH's `READCONF_MAX_DEPTH`).
@@ -233,7 +233,7 @@ impl SshConfigFile {
 
     fn holds(&self, index: usize, original: &str, options: &SshOptions) -> bool {
         match &self.conditions[index] {
-            Condition::Host(patterns) => host_patterns_match(patterns, original),
+            Condition::Host(patterns) => pattern_list_matches(patterns, original),
             Condition::Match(criteria) => criteria.iter().all(|criterion| match criterion {
                 Criterion::All => true,
                 Criterion::Host { original: use_original, patterns, negated } => {
@@ -247,26 +247,6 @@ impl SshConfigFile {
             }),
         }
     }
-}
-
-/// `Host` line: some pattern matches and no `!pattern` does.
-fn host_patterns_match(patterns: &[String], name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    let mut matched = false;
-    for pattern in patterns {
-        let pattern = pattern.to_ascii_lowercase();
-        match pattern.strip_prefix('!') {
-            Some(negated) if glob(negated.as_bytes(), name.as_bytes()) => return false,
-            Some(_) => {}
-            None => matched |= glob(pattern.as_bytes(), name.as_bytes()),
-        }
-    }
-    matched
-}
-
-/// A comma-separated pattern list (already split), with the same rule as a `Host` line.
-fn pattern_list_matches(patterns: &[String], name: &str) -> bool {
-    host_patterns_match(patterns, name)
 }
 
 fn split_list(arg: &str) -> Vec<String> {
