@@ -137,9 +137,16 @@ fn build_into(tmp: &Path, mirror: &str, recipe: &Recipe) -> Result<()> {
     (recipe.finish)(tmp, &recipe.hash())
 }
 
-/// Removes cached images (and package mirrors) of recipes other than `keep`. Call only when
-/// no lab host runs.
+/// Set (to anything) to keep the images of other recipes: several checkouts of the project on
+/// one machine (git worktrees) whose recipes differ would otherwise remove each other's images.
+pub(crate) const KEEP_IMAGES_ENV: &str = "ENGINE_LAB_KEEP_IMAGES";
+
+/// Removes cached images (and package mirrors) of recipes other than `keep`, unless
+/// [`KEEP_IMAGES_ENV`] is set. Call only when no lab host runs.
 pub(crate) fn prune_except(keep: &[String]) -> Result<()> {
+    if std::env::var_os(KEEP_IMAGES_ENV).is_some() {
+        return Ok(());
+    }
     let Ok(dir) = fs::read_dir(IMAGES_DIR) else {
         return Ok(());
     };
@@ -162,12 +169,14 @@ pub(crate) fn prune_except(keep: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Removes half-built trees from interrupted builds (unmounting anything debootstrap left).
+/// Removes half-built trees from interrupted builds (unmounting anything debootstrap left): a
+/// `.tmp-<hash>-<pid>[.mirror]` whose process is gone. A build another process is making
+/// right now is left alone.
 fn remove_stale_builds() -> Result<()> {
     for entry in fs::read_dir(IMAGES_DIR).with_context(|| format!("cannot list {IMAGES_DIR}"))? {
         let path = entry?.path();
-        let stale = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
-        if !stale {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !name.starts_with(".tmp-") || builder_pid(&name).is_some_and(process_alive) {
             continue;
         }
         eprintln!("lab: removing interrupted image build {}", path.display());
@@ -179,6 +188,16 @@ fn remove_stale_builds() -> Result<()> {
         cmd::run(Command::new("rm").args(["-rf", "--one-file-system"]).arg(&path))?;
     }
     Ok(())
+}
+
+/// The process that makes the build `.tmp-<hash>-<pid>[.mirror]`.
+fn builder_pid(name: &str) -> Option<u32> {
+    let name = name.strip_suffix(".mirror").unwrap_or(name);
+    name.rsplit_once('-')?.1.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Mount points at or below `dir`, from /proc/self/mountinfo.
@@ -196,6 +215,13 @@ pub(crate) fn mounts_under(dir: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_names_its_process() {
+        assert_eq!(builder_pid(".tmp-0123456789abcdef-4242"), Some(4242));
+        assert_eq!(builder_pid(".tmp-0123456789abcdef-4242.mirror"), Some(4242));
+        assert_eq!(builder_pid(".tmp-garbage"), None);
+    }
 
     #[test]
     fn hash_is_stable_and_short() {
