@@ -52,6 +52,7 @@ pub fn remote_output(data: &[u8]) {
         }
         7 => {
             let _ = package::parse_query(&text);
+            let _ = package::parse_candidates(&text, &mut package::HostPackages::default());
         }
         8 => {
             let _ = kubeadm::parse_join_line(&text);

@@ -3,13 +3,16 @@
 //! The module is called `apt` in playbooks (`host.apt(...)`): `package` is a reserved word in Rhai,
 //! so `host.package(...)` cannot parse.
 //!
-//! Planning is one round trip: `dpkg-query` for what is installed (and which version),
-//! `apt-cache policy` for install candidates, `apt-cache madison` for the versions a pinned
-//! package has, `apt-mark showhold` for holds, and the age of the package lists. Applying runs
+//! Planning reads dpkg's database first, in one round trip: `dpkg-query` for each package's
+//! status, selection (a held package's is `hold`, as `apt-mark hold` sets it) and version, and the
+//! age of the package lists. Only when something is to be installed does it ask apt, in a second
+//! round trip: `apt-cache policy` for install candidates and `apt-cache madison` for the versions a
+//! pinned package has. So a re-run on a host that has everything never loads apt's cache (the
+//! costly part of planning, on every host at once). Applying runs
 //! at most `apt-get update`, then one `apt-get install` or `apt-get remove` of exactly the
 //! packages planned, then `apt-mark hold` or `unhold`. Everything the host prints is read as
 //! hostile input: only names and versions that were asked for, in their checked forms, count.
-//! The answer is read strictly (the host is not trusted, `contract::untrusted`): a line that
+//! The answers are read strictly (the host is not trusted, `contract::untrusted`): a line that
 //! `dpkg-query`, `apt-cache policy` or the list check would not print fails the task, naming the host.
 
 use std::collections::BTreeMap;
@@ -20,7 +23,7 @@ use serde::Deserialize;
 
 use crate::validate::Validate;
 use contract::error::{ArgsError, ModuleError};
-use contract::host::{Exec, Host};
+use contract::host::{Effect, Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::run_checked;
 use contract::shell::join;
@@ -218,7 +221,8 @@ fn is_version(version: &str) -> bool {
         && version.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
 }
 
-/// What the planning round trip found.
+/// What planning found: dpkg's side always, apt's (candidates, available versions) for the
+/// packages to install.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct HostPackages {
     /// dpkg's status word (`installed`, `config-files`, ...) per package it knows.
@@ -227,11 +231,12 @@ pub(crate) struct HostPackages {
     candidates: BTreeMap<String, Option<String>>,
     /// Seconds since the lists were last updated; `None` when there are no lists.
     lists_age: Option<u64>,
-    /// The installed version per installed package (asked only when a package is pinned).
+    /// The version dpkg has of each package it knows (installed or not).
     versions: BTreeMap<String, String>,
     /// Every version the repositories have, per pinned package (`apt-cache madison`).
     available: BTreeMap<String, Vec<String>>,
-    /// The held packages among those asked for (`apt-mark showhold`).
+    /// The held packages among those asked for (dpkg's selection `hold`, as `apt-mark showhold`
+    /// lists them).
     held: Vec<String>,
 }
 
@@ -251,54 +256,34 @@ impl HostPackages {
     }
 }
 
-/// The one planning command. Each part is best effort (unknown packages make dpkg-query and
-/// apt-cache complain on stderr); the markers separate the parts.
-#[cfg(test)]
-fn query_script(names: &[String], with_policy: bool) -> String {
-    query_script_with(names, with_policy, &[], false)
+/// The first planning command: dpkg's state of `names` and the age of the lists. Unknown
+/// packages make dpkg-query complain on stderr and exit non-zero; the marker line still comes.
+fn installed_script(names: &[String]) -> String {
+    format!(
+        "dpkg-query -W -f='${{Package}} ${{Status}} ${{Version}}\\n' -- {} 2>/dev/null; \
+         echo \"#lists $(date +%s) $(stat -c %Y {UPDATE_STAMP} 2>/dev/null || echo 0) \
+         $(stat -c %Y {LISTS_DIR} 2>/dev/null || echo 0) $(ls {LISTS_DIR} 2>/dev/null | grep -c _Packages)\"",
+        join(names)
+    )
 }
 
-/// [`query_script`], plus the installed and available versions of `pinned` (`#versions`,
-/// `#madison`) and the holds (`#holds`) when asked.
-fn query_script_with(names: &[String], with_policy: bool, pinned: &[String], holds: bool) -> String {
-    let all = names;
-    let names = join(names);
-    let mut script =
-        format!("dpkg-query -W -f='${{Package}} ${{Status}}\\n' -- {names} 2>/dev/null; echo '#policy'; ");
-    if with_policy {
-        script.push_str(&format!("LC_ALL=C apt-cache policy -- {names} 2>/dev/null; "));
-    }
+/// The second planning command, only when something is to be installed: the install candidates
+/// of `install` (`apt-cache policy`) and every version the repositories have of `pinned`
+/// (`apt-cache madison`). Best effort: apt complains on stderr about unknown names.
+fn candidates_script(install: &[String], pinned: &[String]) -> String {
+    let mut script = format!("LC_ALL=C apt-cache policy -- {} 2>/dev/null; echo '#madison'", join(install));
     if !pinned.is_empty() {
-        let pinned = join(pinned);
-        script.push_str(&format!(
-            "echo '#versions'; dpkg-query -W -f='${{Package}} ${{Version}}\\n' -- {pinned} 2>/dev/null; \
-             echo '#madison'; LC_ALL=C apt-cache madison -- {pinned} 2>/dev/null; "
-        ));
+        script.push_str(&format!("; LC_ALL=C apt-cache madison -- {} 2>/dev/null", join(pinned)));
     }
-    if holds {
-        script.push_str(&format!("echo '#holds'; apt-mark showhold -- {} 2>/dev/null; ", join(all)));
-    }
-    script.push_str(&format!(
-        "echo \"#lists $(date +%s) $(stat -c %Y {UPDATE_STAMP} 2>/dev/null || echo 0) \
-         $(stat -c %Y {LISTS_DIR} 2>/dev/null || echo 0) $(ls {LISTS_DIR} 2>/dev/null | grep -c _Packages)\""
-    ));
+    script.push_str("; :");
     script
 }
 
-/// Reads the planning command's answer. The host may be hostile: every line of `dpkg-query`,
-/// `apt-cache policy` and the list check must be what they print, anything else is refused;
-/// of the versions, `madison` rows and holds, only names and versions in their checked forms count.
+/// Reads the first planning command's answer. The host may be hostile: every line must be what
+/// `dpkg-query` and the list check print, anything else is refused.
 pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
-    let (dpkg, rest) = text.split_once("#policy").ok_or_else(|| Malformed::whole("no #policy marker"))?;
-    let (policy, lists) = rest.split_once("#lists").ok_or_else(|| Malformed::whole("no #lists marker"))?;
-    let (policy, holds) = policy.split_once("#holds").unwrap_or((policy, ""));
-    let (policy, madison) = policy.split_once("#madison").unwrap_or((policy, ""));
-    let (policy, versions) = policy.split_once("#versions").unwrap_or((policy, ""));
-    let mut found = HostPackages { status: parse_dpkg_query(dpkg)?, ..HostPackages::default() };
-    found.candidates = parse_policy(policy)?;
-    found.versions = parse_versions(versions);
-    found.available = parse_madison(madison);
-    found.held = holds.lines().map(str::trim).filter(|n| is_package_name(n)).map(str::to_owned).collect();
+    let (dpkg, lists) = text.split_once("#lists").ok_or_else(|| Malformed::whole("no #lists marker"))?;
+    let mut found = parse_dpkg_query(dpkg)?;
     let numbers: Vec<u64> = lists
         .split_whitespace()
         .map(|n| n.parse().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit())))
@@ -311,41 +296,48 @@ pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
     Ok(found)
 }
 
-/// `PACKAGE WANT FLAG STATUS` lines; a package listed twice (multi-arch) counts as installed when
-/// any instance is.
-fn parse_dpkg_query(text: &str) -> Result<BTreeMap<String, String>, Malformed> {
-    let word =
-        |w: &str| (1..=32).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-    let mut status: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let [name, want, flag, state] = words[..] else {
-            return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status)"));
-        };
-        if !is_package_name(name) || ![want, flag, state].into_iter().all(word) {
-            return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status)"));
-        }
-        let entry = status.entry(name.to_owned()).or_insert_with(|| state.to_owned());
-        if state == "installed" {
-            *entry = state.to_owned();
-        }
-    }
-    Ok(status)
+/// Reads the second planning command's answer into `found`: candidates strictly (a candidate
+/// that is not a Debian version is refused), `madison` rows only in their checked forms.
+pub(crate) fn parse_candidates(text: &str, found: &mut HostPackages) -> Result<(), Malformed> {
+    let (policy, madison) = text.split_once("#madison").ok_or_else(|| Malformed::whole("no #madison marker"))?;
+    found.candidates = parse_policy(policy)?;
+    found.available = parse_madison(madison);
+    Ok(())
 }
 
-/// `PACKAGE VERSION` lines; a line that is not a name and a version is ignored.
-fn parse_versions(text: &str) -> BTreeMap<String, String> {
-    let mut versions = BTreeMap::new();
-    for line in text.lines() {
+/// `PACKAGE WANT FLAG STATUS [VERSION]` lines; a package listed twice (multi-arch) counts as
+/// installed when any instance is, with that instance's version, and as held when any is.
+fn parse_dpkg_query(text: &str) -> Result<HostPackages, Malformed> {
+    let word =
+        |w: &str| (1..=32).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let mut found = HostPackages::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let [name, version] = words[..]
-            && is_package_name(name)
-            && is_version(version)
+        let (name, want, flag, state, version) = match words[..] {
+            [name, want, flag, state] => (name, want, flag, state, None),
+            [name, want, flag, state, version] if is_version(version) => {
+                (name, want, flag, state, Some(version))
+            }
+            _ => return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status, version)")),
+        };
+        if !is_package_name(name) || ![want, flag, state].into_iter().all(word) {
+            return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status, version)"));
+        }
+        let installed = state == "installed";
+        let entry = found.status.entry(name.to_owned()).or_insert_with(|| state.to_owned());
+        if installed {
+            *entry = state.to_owned();
+        }
+        if let Some(version) = version
+            && (installed || !found.versions.contains_key(name))
         {
-            versions.insert(name.to_owned(), version.to_owned());
+            found.versions.insert(name.to_owned(), version.to_owned());
+        }
+        if want == "hold" && !found.held.iter().any(|h| h == name) {
+            found.held.push(name.to_owned());
         }
     }
-    versions
+    Ok(found)
 }
 
 /// `apt-cache madison` rows, `NAME | VERSION | SOURCE`: each version once, in the order apt
@@ -420,10 +412,8 @@ impl Module for Package {
         let args = &self.args;
         let names = args.names();
         let present = args.state == PackageState::Present;
-        let pinned: Vec<String> = args.pins.keys().cloned().collect();
-        let script = query_script_with(names, present, &pinned, args.hold.is_some());
-        let out = run_checked(cx.host, Exec::new(script)).await?;
-        let found = parse_query(&String::from_utf8_lossy(&out.stdout))
+        let out = run_checked(cx.host, Exec::new(installed_script(names)).effect(Effect::ReadOnly)).await?;
+        let mut found = parse_query(&String::from_utf8_lossy(&out.stdout))
             .map_err(|m| m.on(cx.host.name(), "the package state"))?;
 
         let mut changes = Vec::new();
@@ -440,6 +430,15 @@ impl Module for Package {
         } else {
             (Vec::new(), names.iter().filter(|n| found.is_on_disk(n)).cloned().collect())
         };
+        // apt is asked only about what is to be installed.
+        if !install.is_empty() {
+            let asked: Vec<String> = install.iter().map(|n| (*n).clone()).collect();
+            let pinned: Vec<String> = asked.iter().filter(|n| args.pins.contains_key(*n)).cloned().collect();
+            let out = run_checked(cx.host, Exec::new(candidates_script(&asked, &pinned)).effect(Effect::ReadOnly))
+                .await?;
+            parse_candidates(&String::from_utf8_lossy(&out.stdout), &mut found)
+                .map_err(|m| m.on(cx.host.name(), "the install candidates"))?;
+        }
         let no_candidate: Vec<&str> =
             install.iter().filter(|n| !found.has_candidate(n)).map(|n| n.as_str()).collect();
         // Pinned versions the lists lack (of packages apt knows at all).
@@ -682,34 +681,42 @@ mod tests {
 
     #[test]
     fn parses_dpkg_query() {
-        let s = parse_dpkg_query(
-            "hello install ok installed\ntree deinstall ok config-files\nlibfoo install ok half-installed\n\
-             libc6 install ok installed\nlibc6 purge ok not-installed\n",
+        let found = parse_dpkg_query(
+            "hello install ok installed 2.10-3\ntree deinstall ok config-files 2.1.0-1\n\
+             libfoo install ok half-installed 1.0\nlibc6 install ok installed 2.36-9\n\
+             libc6 purge ok not-installed \nkubelet hold ok installed 1.30.4-1.1\n",
         )
         .unwrap();
-        let found = HostPackages { status: s, ..HostPackages::default() };
         assert!(found.is_installed("hello"));
         assert!(!found.is_installed("tree") && !found.is_on_disk("tree"));
         assert!(!found.is_installed("libfoo") && found.is_on_disk("libfoo"));
         assert!(found.is_installed("libc6"), "one installed architecture is enough");
+        assert_eq!(found.versions["libc6"], "2.36-9");
         assert!(!found.is_installed("nope") && !found.is_on_disk("nope"));
+        assert_eq!(found.held, ["kubelet"], "dpkg's selection `hold` is apt-mark's hold");
+        assert_eq!(found.versions["kubelet"], "1.30.4-1.1");
     }
 
     #[test]
     fn parses_the_planning_output() {
-        let text = "hello install ok installed\n#policy\nhello:\n  Installed: 2.10-3\n  Candidate: 2.10-3\n  \
-                    Version table:\n *** 2.10-3 500\n        500 file:/srv/lab-repo ./ Packages\n\
-                    tree:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n\
-                    #lists 1000 400 300 2\n";
-        let found = parse_query(text).unwrap();
+        let mut found = parse_query("hello install ok installed 2.10-3\n#lists 1000 400 300 2\n").unwrap();
         assert!(found.is_installed("hello"));
+        assert_eq!(found.lists_age, Some(600));
+        assert!(!found.has_candidate("hello"), "apt was not asked");
+        parse_candidates(
+            "hello:\n  Installed: 2.10-3\n  Candidate: 2.10-3\n  Version table:\n *** 2.10-3 500\n        \
+             500 file:/srv/lab-repo ./ Packages\ntree:\n  Installed: (none)\n  Candidate: (none)\n  \
+             Version table:\n#madison\n",
+            &mut found,
+        )
+        .unwrap();
         assert!(found.has_candidate("hello"));
         assert!(!found.has_candidate("tree"));
         assert!(!found.has_candidate("unknown"));
-        assert_eq!(found.lists_age, Some(600));
-        let found = parse_query("#policy\n#lists 1000 0 300 0\n").unwrap();
+        let found = parse_query("#lists 1000 0 300 0\n").unwrap();
         assert_eq!(found.lists_age, None);
         assert!(parse_query("nothing").is_err());
+        assert!(parse_candidates("hello:\n", &mut HostPackages::default()).is_err(), "no marker");
     }
 
     /// What a hostile host may print instead: refused, shown printable, never a panic.
@@ -717,36 +724,38 @@ mod tests {
     fn refuses_package_state_that_dpkg_and_apt_never_print() {
         let refused = |text: &str| parse_query(text).unwrap_err().to_string();
         assert_eq!(
-            refused("hello install ok installed extra\n#policy\n#lists 1 1 1 1\n"),
-            r#"not a dpkg-query line (package, want, flag, status): "hello install ok installed extra""#
+            refused("hello install ok installed 1.0 extra\n#lists 1 1 1 1\n"),
+            r#"not a dpkg-query line (package, want, flag, status, version): "hello install ok installed 1.0 extra""#
         );
         assert_eq!(
-            refused("Hello\u{1b}[2J install ok installed\n#policy\n#lists 1 1 1 1\n"),
-            r#"not a dpkg-query line (package, want, flag, status): "Hello\u{1b}[2J install ok installed""#
+            refused("hello install ok installed $(reboot)\n#lists 1 1 1 1\n"),
+            r#"not a dpkg-query line (package, want, flag, status, version): "hello install ok installed $(reboot)""#
         );
         assert_eq!(
-            refused("#policy\nhello:\n  Candidate: 1.0 $(reboot)\n#lists 1 1 1 1\n"),
+            refused("Hello\u{1b}[2J install ok installed\n#lists 1 1 1 1\n"),
+            r#"not a dpkg-query line (package, want, flag, status, version): "Hello\u{1b}[2J install ok installed""#
+        );
+        assert_eq!(
+            parse_candidates("hello:\n  Candidate: 1.0 $(reboot)\n#madison\n", &mut HostPackages::default())
+                .unwrap_err()
+                .to_string(),
             r#"a candidate that is not a Debian version: "  Candidate: 1.0 $(reboot)""#
         );
-        assert_eq!(
-            refused("#policy\n#lists 1 -2 3 4\n"),
-            r#"not the package lists' state (four numbers): "1 -2 3 4""#
-        );
-        assert_eq!(refused("#policy\n#lists 1 2\n"), r#"not the package lists' state (four numbers): "1 2""#);
+        assert_eq!(refused("#lists 1 -2 3 4\n"), r#"not the package lists' state (four numbers): "1 -2 3 4""#);
+        assert_eq!(refused("#lists 1 2\n"), r#"not the package lists' state (four numbers): "1 2""#);
     }
 
     #[test]
-    fn versions_and_holds_are_read_from_hostile_output() {
-        let text = "hello install ok installed\n#policy\nhello:\n  Candidate: 2.10-3\n\
-                    #versions\nhello 2.10-3\nevil $(x)\n#madison\n     hello |     2.10-3 | file:/srv/lab-repo ./ Packages\n\
-                    hello | 2.10-2 | http://deb.debian.org/debian bookworm/main amd64 Packages\n\
-                    hello | 2.10-3 | again\nhello | --force | x\nnot a row\n\
-                    #holds\nhello\nBad Name\n#lists 1000 400 300 2\n";
-        let found = parse_query(text).unwrap();
-        assert_eq!(found.versions["hello"], "2.10-3");
-        assert_eq!(found.versions.len(), 1);
+    fn available_versions_are_read_from_hostile_output() {
+        let mut found = HostPackages::default();
+        parse_candidates(
+            "hello:\n  Candidate: 2.10-3\n#madison\n     hello |     2.10-3 | file:/srv/lab-repo ./ Packages\n\
+             hello | 2.10-2 | http://deb.debian.org/debian bookworm/main amd64 Packages\n\
+             hello | 2.10-3 | again\nhello | --force | x\nnot a row\n",
+            &mut found,
+        )
+        .unwrap();
         assert_eq!(found.available["hello"], ["2.10-3", "2.10-2"]);
-        assert_eq!(found.held, ["hello"]);
         assert_eq!(
             missing_version("hello", "9.9", found.available.get("hello")).to_string(),
             "hello has no version 9.9 in the repositories (the versions it has: 2.10-3, 2.10-2); nothing was installed"
@@ -756,9 +765,12 @@ mod tests {
 
     #[test]
     fn pinned_installs_and_holds_quote_their_operands() {
-        let script = query_script_with(&["hello".into()], true, &["hello".into()], true);
-        assert!(script.contains("echo '#madison'; LC_ALL=C apt-cache madison -- 'hello'"));
-        assert!(script.contains("apt-mark showhold -- 'hello'"));
+        let script = candidates_script(&["hello".into(), "tree".into()], &["hello".into()]);
+        assert_eq!(
+            script,
+            "LC_ALL=C apt-cache policy -- 'hello' 'tree' 2>/dev/null; echo '#madison'; \
+             LC_ALL=C apt-cache madison -- 'hello' 2>/dev/null; :"
+        );
         let install = PackageAction::install_pinned_command(&["hello=2.10-3".into()]);
         assert!(
             install.ends_with(" --allow-downgrades --allow-change-held-packages -- 'hello=2.10-3'"),
@@ -769,12 +781,14 @@ mod tests {
 
     #[test]
     fn commands_quote_the_names() {
-        let script = query_script(&["hello".into(), "g++".into()], true);
+        let script = installed_script(&["hello".into(), "g++".into()]);
         assert!(
-            script.starts_with("dpkg-query -W -f='${Package} ${Status}\\n' -- 'hello' 'g++' 2>/dev/null;")
+            script.starts_with(
+                "dpkg-query -W -f='${Package} ${Status} ${Version}\\n' -- 'hello' 'g++' 2>/dev/null;"
+            ),
+            "{script}"
         );
-        assert!(script.contains("apt-cache policy -- 'hello' 'g++'"));
-        assert!(!query_script(&["hello".into()], false).contains("apt-cache"));
+        assert!(!script.contains("apt-cache") && !script.contains("apt-mark"), "dpkg's database only");
         let install = PackageAction::install_command(&["hello".into()]);
         assert!(
             install
