@@ -72,9 +72,12 @@ impl Subscriber for Console {
     fn on_event(&mut self, event: &Event) {
         self.recap.record(event);
         match event {
-            Event::RunStarted { playbook, tasks, hosts, check, .. } => {
+            Event::RunStarted { playbook, tasks, hosts, check, rolling, .. } => {
                 let mode = if *check { " (check mode: nothing is changed)" } else { "" };
                 self.line(&format!("{playbook}: {tasks} tasks on {} hosts{mode}", hosts.len()));
+                for serial in rolling {
+                    self.line(&format!("  {serial}"));
+                }
                 let bar = self.multi.add(ProgressBar::new(*tasks as u64));
                 bar.set_style(
                     ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} tasks  {msg}")
