@@ -298,3 +298,31 @@ fn become_on_a_local_host_goes_through_sudo() {
     assert!(ran.ends_with(&format!("echo hi > {}'", out_file.display())), "{calls}");
 }
 
+/// `engine ping` checks a host's configured become as a run would: sudo with the inventory's
+/// password, and su with root's; a wrong sudo password fails the become step, saying so.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn ping_checks_password_sudo_and_su() {
+    let lab = Lab::get();
+    setup(&lab);
+    let cases = [
+        ("sudo", PW_USER, PW, "ok     become   sudo to root works"),
+        ("su", "deploy", ROOT_PW, "ok     become   su to root works"),
+        ("sudo", PW_USER, "not-the-password", "FAILED become   "),
+    ];
+    for (method, user, password, want) in cases {
+        let t = Test::new();
+        let vars = [
+            (HOST, "ansible_user", user),
+            (HOST, "ansible_become", "true"),
+            (HOST, "ansible_become_method", method),
+            (HOST, "ansible_become_password", password),
+        ];
+        let inventory = t.file("inv.yml", &lab.inventory_for(&[HOST], &vars));
+        let code = if want.starts_with("ok") { 0 } else { 2 };
+        let out = Test::new().arg("ping").arg("-i").arg(&inventory).run().code(code);
+        assert!(out.stdout.contains(&format!("  ok     auth     logged in as {user} ")), "{}", out.stdout);
+        assert!(out.stdout.contains(&format!("  {want}")), "{method} as {user}: {}", out.stdout);
+        assert!(!out.stdout.contains(password), "the password is not shown: {}", out.stdout);
+    }
+}

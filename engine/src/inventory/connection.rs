@@ -256,7 +256,8 @@ mod tests {
                     user: Some("u".into()),
                     host: "b".into(),
                     port: Some(2),
-                    given: vec![]
+                    given: vec![],
+                    origin: None
                 }]),
                 Setting::Port(2200),
             ]
