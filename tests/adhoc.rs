@@ -190,4 +190,78 @@ mod lab {
         );
         assert!(out.stdout.ends_with("4 hosts: 1 ok, 3 with problems\n"), "{}", out.stdout);
     }
+
+    /// `engine ping` through a jump host (a lab host, `jumpbox` in an ssh_config as OpenSSH
+    /// users write it): the hop gets its own lines (tcp, host key, auth) before the target's,
+    /// whose TCP step is the tunnel through the hop. With a wrong port for the jump host, the
+    /// hop fails at TCP naming itself and the ProxyJump line, and the target is not tried.
+    #[test]
+    #[ignore = "needs the lab: cargo xtask test"]
+    fn ping_checks_each_jump_host_before_the_target_and_names_the_hop_that_fails() {
+        let lab = Lab::get();
+        let (jump, target) = (lab.hosts[0].0.as_str(), lab.hosts[1].0.as_str());
+        let t = Test::new();
+        let config = |port: u16| {
+            format!(
+                "Host jumpbox\n  HostName {}\n  Port {port}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                 UserKnownHostsFile {}\nHost {}\n  ProxyJump jumpbox\n",
+                lab.address(jump),
+                lab.key.display(),
+                lab.known_hosts.display(),
+                lab.address(target)
+            )
+        };
+        let good = t.file("ssh_config", &config(22));
+        let bad = t.file("ssh_config_bad", &config(2));
+        let inv = t.file("inv.yml", &lab.inventory_for(&[target], &[]));
+        let ping = |config: &std::path::Path, code: i32| {
+            Test::new()
+                .arg("ping")
+                .arg("-i")
+                .arg(&inv)
+                .arg("-F")
+                .arg(config)
+                .args(["--connect-timeout", "5"])
+                .run()
+                .code(code)
+        };
+        let out = ping(&good, 0);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let hop = format!("{target} via jump host jumpbox (root@{}:22)", lab.address(jump));
+        assert_eq!(lines[0], hop, "{}", out.stdout);
+        assert!(lines[1].starts_with("  ok     tcp      connected in "), "{}", out.stdout);
+        assert!(lines[2].starts_with("  ok     host key ssh-ed25519 SHA256:"), "{}", out.stdout);
+        assert_eq!(
+            lines[3],
+            format!("  ok     auth     logged in as root with the key {}", lab.key.display())
+        );
+        assert_eq!(lines[4], format!("{target} (root@{}:22)", lab.address(target)), "{}", out.stdout);
+        assert!(
+            lines[5].starts_with("  ok     tcp      tunnel through jumpbox opened in "),
+            "{}",
+            out.stdout
+        );
+        assert!(lines[6].starts_with("  ok     host key ssh-ed25519 SHA256:"), "{}", out.stdout);
+        assert!(lines[7].starts_with("  ok     auth     logged in as root"), "{}", out.stdout);
+        assert!(lines[8].starts_with("  ok     become "), "{}", out.stdout);
+        assert_eq!(lines[9], "1 hosts: 1 ok, 0 with problems", "{}", out.stdout);
+
+        let out = ping(&bad, 2);
+        let hop = format!("{target} via jump host jumpbox (root@{}:2)", lab.address(jump));
+        assert!(out.stdout.starts_with(&format!("{hop}\n")), "{}", out.stdout);
+        let failed = format!(
+            "  FAILED tcp      jump host jumpbox ({}:2): cannot connect to {}:2: Connection refused",
+            lab.address(jump),
+            lab.address(jump)
+        );
+        assert!(out.stdout.contains(&failed), "{}", out.stdout);
+        let fix = format!("fix: check the ProxyJump at {}:9 (host, port, user); ", bad.display());
+        assert!(out.stdout.contains(&fix), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("  -      tcp      not tried: jump host jumpbox failed"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.ends_with("1 hosts: 0 ok, 1 with problems\n"), "{}", out.stdout);
+    }
 }

@@ -265,14 +265,9 @@ fn only_the_configured_key_is_offered_and_a_passphrase_key_signs_through_the_age
     let empty = t.file("empty_config", "");
     let sock = agent.socket.to_str().unwrap();
     Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            empty.to_str().unwrap(),
-        ])
+        .playbook("run", &playbook, &inventory)
+        .arg("-F")
+        .arg(&empty)
         .env("SSH_AUTH_SOCK", sock)
         .run()
         .success();
@@ -288,14 +283,9 @@ fn only_the_configured_key_is_offered_and_a_passphrase_key_signs_through_the_age
         &lab.inventory_for(&["h49"], &[]).replace(&lab.key.display().to_string(), locked.to_str().unwrap()),
     );
     let without_agent = Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            empty.to_str().unwrap(),
-        ])
+        .playbook("run", &playbook, &inventory)
+        .arg("-F")
+        .arg(&empty)
         .env("SSH_AUTH_SOCK", sock)
         .run()
         .code(2);
@@ -303,14 +293,9 @@ fn only_the_configured_key_is_offered_and_a_passphrase_key_signs_through_the_age
     assert!(text.contains("is passphrase-protected and the ssh-agent does not hold it"), "{text}");
     agent.add(t.path(), &locked, Some("correct horse"));
     Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            empty.to_str().unwrap(),
-        ])
+        .playbook("run", &playbook, &inventory)
+        .arg("-F")
+        .arg(&empty)
         .env("SSH_AUTH_SOCK", sock)
         .run()
         .success();
@@ -325,47 +310,22 @@ fn a_bad_ssh_config_or_proxy_command_is_refused_naming_host_file_and_line() {
     let inventory = t.file("inv.yml", "all:\n  hosts:\n    web1:\n      ansible_host: 127.0.0.1\n");
     let playbook = t.file("pb.rhai", r#"host("web1").command("x", #{ argv: ["true"] });"#);
     let typo = t.file("typo", "Host *\n  User x\n  Prot 22\n");
-    let out = Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            typo.to_str().unwrap(),
-        ])
-        .run()
-        .failure();
+    let out = Test::new().playbook("run", &playbook, &inventory).arg("-F").arg(&typo).run().failure();
     let want = format!(
         "host web1: {}:3: unknown keyword `Prot` (OpenSSH refuses it too; add `IgnoreUnknown Prot` above it to skip it)",
         typo.display()
     );
     assert!(out.stderr.contains(&want), "{}", out.stderr);
     let nc = t.file("nc", "Host 127.*\n  ProxyCommand nc %h %p\n");
-    let out = Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            nc.to_str().unwrap(),
-        ])
-        .run()
-        .failure();
+    let out = Test::new().playbook("run", &playbook, &inventory).arg("-F").arg(&nc).run().failure();
     let want =
         format!("host web1: {}:2: ProxyCommand `nc %h %p` is not supported (`nc` is not ssh)", nc.display());
     assert!(out.stderr.contains(&want), "{}", out.stderr);
     let missing = t.path().join("missing");
     Test::new()
-        .args([
-            "run",
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            missing.to_str().unwrap(),
-        ])
+        .playbook("run", &playbook, &inventory)
+        .arg("-F")
+        .arg(&missing)
         .run()
         .failure()
         .stderr_has("missing: cannot read");

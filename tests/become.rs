@@ -89,9 +89,8 @@ fn become_sudo_password_from_the_inventory_is_used_and_never_shown() {
     );
     let pb = playbook(&t, &dir);
     let (inv2, pb2) = (inventory.clone(), pb.clone());
-    let run = std::thread::spawn(move || {
-        Test::new().arg("-vv").arg("run").arg(&pb2).arg("-i").arg(&inv2).arg("--json").run()
-    });
+    let run =
+        std::thread::spawn(move || Test::new().arg("-vv").playbook("run", &pb2, &inv2).arg("--json").run());
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !run.is_finished() && Instant::now() < deadline {
@@ -111,7 +110,7 @@ fn become_sudo_password_from_the_inventory_is_used_and_never_shown() {
     }
     assert!(out.stderr.contains("ssh.exec"), "-vv logged the commands");
     assert!(!journals().contains(PW), "the password is in a run journal");
-    let again = Test::new().arg("run").arg(&pb).arg("-i").arg(&inventory).arg("--json").run().success();
+    let again = Test::new().playbook("run", &pb, &inventory).arg("--json").run().success();
     assert_eq!(again.count("changed"), 0);
 }
 
@@ -198,7 +197,7 @@ fn become_wrong_sudo_password_fails_the_host_once_and_changes_nothing() {
         ),
     );
     let pb = playbook(&t, &dir);
-    let out = Test::new().arg("run").arg(&pb).arg("-i").arg(&inventory).arg("--json").run().code(2);
+    let out = Test::new().playbook("run", &pb, &inventory).arg("--json").run().code(2);
     let error = out.task(HOST, "in root's home")["error"].as_str().unwrap().to_owned();
     assert!(error.contains(&format!("sudo on {HOST}: incorrect password (as {PW_USER})")), "{error}");
     let (code, _, _) = lab.ssh_status(HOST, &format!("test -e {dir}"));
@@ -227,10 +226,10 @@ fn become_su_and_doas_run_tasks_as_root() {
         }
         let inventory = t.file("inv.yml", &lab.inventory_for(&[HOST], &vars));
         let pb = playbook(&t, &dir);
-        let out = Test::new().arg("run").arg(&pb).arg("-i").arg(&inventory).arg("--json").run().success();
+        let out = Test::new().playbook("run", &pb, &inventory).arg("--json").run().success();
         assert_eq!(out.task(HOST, "slow")["status"], "ok", "{method} ran as root");
         assert_eq!(lab.ssh(HOST, &format!("stat -c %U {dir}")).trim(), "root", "{method}");
-        let again = Test::new().arg("run").arg(&pb).arg("-i").arg(&inventory).arg("--json").run().success();
+        let again = Test::new().playbook("run", &pb, &inventory).arg("--json").run().success();
         assert_eq!(again.count("changed"), 0, "{method}");
     }
 }
@@ -289,7 +288,7 @@ fn become_on_a_local_host_goes_through_sudo() {
         &format!(r#"host("me").command("made", #{{ cmd: "echo hi > {}" }});"#, out_file.display()),
     );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    Test::new().arg("run").arg(&pb).arg("-i").arg(&inventory).env("PATH", &path).run().success();
+    Test::new().playbook("run", &pb, &inventory).env("PATH", &path).run().success();
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "hi\n");
     let calls = std::fs::read_to_string(&log).unwrap();
     let first = calls.lines().next().unwrap();
@@ -297,4 +296,33 @@ fn become_on_a_local_host_goes_through_sudo() {
     let ran = calls.lines().nth(1).unwrap();
     assert!(ran.starts_with("-n -H -u root -- sh -c "), "{calls}");
     assert!(ran.ends_with(&format!("echo hi > {}'", out_file.display())), "{calls}");
+}
+
+/// `engine ping` checks a host's configured become as a run would: sudo with the inventory's
+/// password, and su with root's; a wrong sudo password fails the become step, saying so.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn ping_checks_password_sudo_and_su() {
+    let lab = Lab::get();
+    setup(&lab);
+    let cases = [
+        ("sudo", PW_USER, PW, "ok     become   sudo to root works"),
+        ("su", "deploy", ROOT_PW, "ok     become   su to root works"),
+        ("sudo", PW_USER, "not-the-password", "FAILED become   "),
+    ];
+    for (method, user, password, want) in cases {
+        let t = Test::new();
+        let vars = [
+            (HOST, "ansible_user", user),
+            (HOST, "ansible_become", "true"),
+            (HOST, "ansible_become_method", method),
+            (HOST, "ansible_become_password", password),
+        ];
+        let inventory = t.file("inv.yml", &lab.inventory_for(&[HOST], &vars));
+        let code = if want.starts_with("ok") { 0 } else { 2 };
+        let out = Test::new().arg("ping").arg("-i").arg(&inventory).run().code(code);
+        assert!(out.stdout.contains(&format!("  ok     auth     logged in as {user} ")), "{}", out.stdout);
+        assert!(out.stdout.contains(&format!("  {want}")), "{method} as {user}: {}", out.stdout);
+        assert!(!out.stdout.contains(password), "the password is not shown: {}", out.stdout);
+    }
 }

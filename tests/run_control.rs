@@ -220,3 +220,72 @@ fn a_failing_or_garbled_inventory_script_is_named_with_its_stderr() {
         .stderr_has("inv.sh --list printed invalid JSON: ")
         .stderr_has("; its stderr: oops");
 }
+
+/// `max_fail_percentage` on real hosts: six lab hosts in batches of 3, 2 and 1, at 40%. In
+/// batch 1, 1 of 3 hosts fails (33%, not more than 40%): batch 2 runs. In batch 2, 2 of 2 fail:
+/// batch 3 is skipped, its tasks saying which batch stopped it, how many failed, the threshold.
+/// `engine check` shows the batches and the threshold before anything runs.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn max_fail_percentage_lets_a_batch_under_it_pass_and_stops_the_batches_after_one_over_it() {
+    use support::lab::{Lab, scratch};
+
+    let lab = Lab::get();
+    let names: Vec<&str> = lab.hosts.iter().take(6).map(|h| h.0.as_str()).collect();
+    assert_eq!(names.len(), 6, "needs a lab of six hosts or more");
+    let failing = [names[1], names[3], names[4]];
+    let marker = scratch("max-fail-percentage");
+    let t = Test::new();
+    let inventory = t.file("inv.yml", &lab.inventory_for(&names, &[]));
+    let playbook = t.file(
+        "pb.rhai",
+        &format!(
+            r#"let failing = {failing:?};
+serial(hosts(), #{{ size: [3, 2], max_fail_percentage: 40 }}, |h| {{
+    let cmd = if failing.contains(h.name) {{ "echo refused >&2; exit 3" }} else {{ "true" }};
+    h.command("upgrade", #{{ cmd: cmd }});
+    h.file("marker", #{{ path: "{marker}", content: "done\n" }});
+}});
+"#
+        ),
+    );
+    let batches = format!(
+        "batches [{}] [{}] [{}]; later batches stop when more than max_fail_percentage 40% of a batch's hosts fail",
+        names[..3].join(", "),
+        names[3..5].join(", "),
+        names[5]
+    );
+    let check = Test::new().playbook("check", &playbook, &inventory).run().success();
+    assert!(
+        format!("{}{}", check.stdout, check.stderr).contains(&batches),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+
+    let out = support::engine_json("run", &playbook, &inventory, &[], 2);
+    for host in [names[0], names[2]] {
+        assert_eq!(out.task(host, "marker")["status"], "changed", "{:?}", out.outcomes());
+    }
+    assert_eq!(out.task(names[1], "upgrade")["status"], "failed");
+    assert_eq!(out.task(names[1], "marker")["status"], "skipped", "a failed host's own tasks stop");
+    for host in [names[3], names[4]] {
+        assert_eq!(out.task(host, "upgrade")["status"], "failed", "batch 2 ran: {:?}", out.outcomes());
+    }
+    for task in ["upgrade", "marker"] {
+        let skipped = out.task(names[5], task);
+        assert_eq!(skipped["status"], "skipped");
+        let why = skipped["error"].as_str().unwrap();
+        assert!(
+            why.contains(
+                "stopped after batch 2 of 3: 2 of 2 hosts failed (more than max_fail_percentage 40%)"
+            ),
+            "{why}"
+        );
+    }
+    let (code, _, _) = lab.ssh_status(names[5], &format!("test -e {marker}"));
+    assert_eq!(code, Some(1), "batch 3 changed nothing");
+    for host in &names {
+        lab.ssh(host, &format!("rm -f {marker}"));
+    }
+}

@@ -369,6 +369,7 @@ fn chain(
         }
         hops.push(Jump {
             name: spec.host.clone(),
+            origin: spec.origin.clone(),
             config: config_from(&resolved, defaults, Some(target_known_hosts)),
         });
     }

@@ -142,6 +142,9 @@ pub enum Event {
         /// The run journal this run writes (`.engine/runs/<id>.jsonl`); none in check mode.
         #[serde(skip_serializing_if = "Option::is_none")]
         journal: Option<String>,
+        /// The plan's `serial(...)` rolling changes, one line each: batches and threshold.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rolling: Vec<String>,
     },
     HostConnected {
         host: String,

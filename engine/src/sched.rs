@@ -8,8 +8,12 @@
 //! once it fires no new node starts, and nodes in flight are awaited. The `abort` token of
 //! [`Walker::walk_until`] (the second Ctrl-C, or the end of the grace period) also cancels the
 //! nodes in flight, and waits until each is gone, so nothing of them outlives the walk.
+//!
+//! A [`Gate`] stands between two batches of a rolling change: its successors start once every
+//! member has ended, unless more than `max_failed` of the members' hosts did not succeed; then
+//! the successors, and everything after them, are halted ([`WalkEvent::Halted`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 
 use tokio::task::JoinSet;
@@ -27,6 +31,18 @@ pub struct Dag {
     /// `host[n]`: the host (resource) index of node `n`, for the per-host limit.
     host: Vec<usize>,
     hosts: usize,
+    gates: Vec<Gate>,
+    /// `member_of[n]`: the gates node `n` is a member of.
+    member_of: Vec<Vec<usize>>,
+}
+
+/// A gate between two batches: `successors` wait until every member has ended, and start only
+/// if at most `max_failed` hosts had a member that failed (or was skipped because of a failure).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gate {
+    pub members: Vec<NodeId>,
+    pub successors: Vec<NodeId>,
+    pub max_failed: usize,
 }
 
 impl Dag {
@@ -36,12 +52,31 @@ impl Dag {
         let host: Vec<usize> = host.into_iter().map(HostId::index).collect();
         let n = host.len();
         let hosts = host.iter().copied().max().map_or(0, |m| m + 1);
-        let mut dag = Dag { dependents: vec![Vec::new(); n], dependencies: vec![0; n], host, hosts };
+        let mut dag = Dag {
+            dependents: vec![Vec::new(); n],
+            dependencies: vec![0; n],
+            host,
+            hosts,
+            gates: Vec::new(),
+            member_of: vec![Vec::new(); n],
+        };
         for (from, to) in edges {
             dag.dependents[from.0].push(to.0);
             dag.dependencies[to.0] += 1;
         }
         dag
+    }
+
+    /// Adds a gate; it is known to the walker by its index, in order of adding.
+    pub fn add_gate(&mut self, gate: Gate) {
+        let index = self.gates.len();
+        for member in &gate.members {
+            self.member_of[member.0].push(index);
+        }
+        for successor in &gate.successors {
+            self.dependencies[successor.0] += 1;
+        }
+        self.gates.push(gate);
     }
 }
 
@@ -61,6 +96,13 @@ pub enum WalkEvent {
     Skipped {
         node: NodeId,
         cause: NodeId,
+    },
+    /// Not run because gate `gate` closed: `failed` hosts of its members did not succeed, more
+    /// than its `max_failed` (directly, or through the nodes and gates after it).
+    Halted {
+        node: NodeId,
+        gate: usize,
+        failed: usize,
     },
     /// Not run because the walk was cancelled.
     Cancelled(NodeId),
@@ -120,18 +162,9 @@ impl Walker {
         // Cancelled by the caller (Ctrl-C) or by the walker itself (--fail-fast), so the caller
         // can tell the two apart.
         let cancel = cancel.child_token();
-        let n = dag.host.len();
         let forks = self.forks.max(1);
         let per_host = self.per_host.max(1);
-        let mut state = vec![State::Waiting; n];
-        let mut waiting_on = dag.dependencies.clone();
-        let mut ready: Vec<VecDeque<usize>> = vec![VecDeque::new(); dag.hosts];
-        for node in 0..n {
-            if waiting_on[node] == 0 {
-                state[node] = State::Ready;
-                ready[dag.host[node]].push_back(node);
-            }
-        }
+        let mut progress = Progress::new(dag);
         let mut in_flight = 0usize;
         let mut host_in_flight = vec![0usize; dag.hosts];
         let mut running: JoinSet<NodeOutcome> = JoinSet::new();
@@ -145,10 +178,10 @@ impl Walker {
                 for offset in 0..dag.hosts {
                     let h = (next_host + offset) % dag.hosts;
                     while in_flight < forks && host_in_flight[h] < per_host {
-                        let Some(node) = ready[h].pop_front() else {
+                        let Some(node) = progress.ready[h].pop_front() else {
                             break;
                         };
-                        state[node] = State::Running;
+                        progress.state[node] = State::Running;
                         in_flight += 1;
                         host_in_flight[h] += 1;
                         on_event(WalkEvent::Started(NodeId(node)));
@@ -176,7 +209,7 @@ impl Walker {
                 Ok((id, outcome)) => (id, outcome),
                 Err(e) if e.is_cancelled() => {
                     if let Some(node) = ids.remove(&e.id()) {
-                        state[node] = State::Done;
+                        progress.state[node] = State::Done;
                         in_flight -= 1;
                         host_in_flight[dag.host[node]] -= 1;
                         on_event(WalkEvent::Aborted(NodeId(node)));
@@ -189,39 +222,155 @@ impl Walker {
             let Some(node) = ids.remove(&id) else {
                 continue;
             };
-            state[node] = State::Done;
+            progress.state[node] = State::Done;
             in_flight -= 1;
             host_in_flight[dag.host[node]] -= 1;
             on_event(WalkEvent::Finished(NodeId(node), outcome));
             match outcome {
-                NodeOutcome::Succeeded => {
-                    for &next in &dag.dependents[node] {
-                        waiting_on[next] -= 1;
-                        if waiting_on[next] == 0 && state[next] == State::Waiting {
-                            state[next] = State::Ready;
-                            ready[dag.host[next]].push_back(next);
-                        }
-                    }
-                }
+                NodeOutcome::Succeeded => progress.succeeded(node, &mut on_event),
                 NodeOutcome::Failed => {
-                    let mut stack = dag.dependents[node].clone();
-                    while let Some(next) = stack.pop() {
-                        if matches!(state[next], State::Waiting | State::Ready) {
-                            state[next] = State::Skipped;
-                            ready[dag.host[next]].retain(|r| *r != next);
-                            on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(node) });
-                            stack.extend(&dag.dependents[next]);
-                        }
-                    }
+                    progress.failed(node, &mut on_event);
                     if self.fail_fast {
                         cancel.cancel();
                     }
                 }
             }
         }
-        for (node, s) in state.iter().enumerate() {
+        for (node, s) in progress.state.iter().enumerate() {
             if matches!(s, State::Waiting | State::Ready) {
                 on_event(WalkEvent::Cancelled(NodeId(node)));
+            }
+        }
+    }
+}
+
+/// What the walker knows of each node and gate as the walk goes.
+struct Progress<'d> {
+    dag: &'d Dag,
+    state: Vec<State>,
+    /// Per node: the dependencies and gates it still waits for.
+    waiting_on: Vec<usize>,
+    /// Per host: its ready nodes, in the order they became ready.
+    ready: Vec<VecDeque<usize>>,
+    /// Per gate: its members that have not ended yet.
+    unsettled: Vec<usize>,
+    /// Per gate: the hosts of its members that failed or were skipped because of a failure.
+    failed_hosts: Vec<BTreeSet<usize>>,
+    /// Per gate: the closed gate (and its count of failed hosts) that halted one of its members.
+    halted_by: Vec<Option<(usize, usize)>>,
+}
+
+impl<'d> Progress<'d> {
+    fn new(dag: &'d Dag) -> Self {
+        let n = dag.host.len();
+        let mut progress = Progress {
+            dag,
+            state: vec![State::Waiting; n],
+            waiting_on: dag.dependencies.clone(),
+            ready: vec![VecDeque::new(); dag.hosts],
+            unsettled: dag.gates.iter().map(|g| g.members.len()).collect(),
+            failed_hosts: vec![BTreeSet::new(); dag.gates.len()],
+            halted_by: vec![None; dag.gates.len()],
+        };
+        // A gate without members (its batch was left out) is open from the start.
+        for gate in dag.gates.iter().filter(|g| g.members.is_empty()) {
+            for successor in &gate.successors {
+                progress.waiting_on[successor.0] -= 1;
+            }
+        }
+        for node in 0..n {
+            if progress.waiting_on[node] == 0 {
+                progress.state[node] = State::Ready;
+                progress.ready[dag.host[node]].push_back(node);
+            }
+        }
+        progress
+    }
+
+    /// One of the things `node` waits for is done.
+    fn release(&mut self, node: usize) {
+        self.waiting_on[node] -= 1;
+        if self.waiting_on[node] == 0 && self.state[node] == State::Waiting {
+            self.state[node] = State::Ready;
+            self.ready[self.dag.host[node]].push_back(node);
+        }
+    }
+
+    fn succeeded(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        for &next in &dag.dependents[node] {
+            self.release(next);
+        }
+        self.settle(node, false, on_event);
+    }
+
+    /// Skips the transitive dependents of the failed `node`.
+    fn failed(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        self.settle(node, true, on_event);
+        let mut stack = dag.dependents[node].clone();
+        while let Some(next) = stack.pop() {
+            if matches!(self.state[next], State::Waiting | State::Ready) {
+                self.state[next] = State::Skipped;
+                self.ready[dag.host[next]].retain(|r| *r != next);
+                on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(node) });
+                stack.extend(&dag.dependents[next]);
+                self.settle(next, true, on_event);
+            }
+        }
+    }
+
+    /// `node` has ended (or will never run): each gate it belongs to opens or closes once
+    /// all its members have.
+    fn settle(&mut self, node: usize, failed: bool, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        for &gate in &dag.member_of[node] {
+            if failed {
+                self.failed_hosts[gate].insert(dag.host[node]);
+            }
+            self.unsettled[gate] -= 1;
+            if self.unsettled[gate] == 0 {
+                self.resolve(gate, on_event);
+            }
+        }
+    }
+
+    fn resolve(&mut self, gate: usize, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        let failed = self.failed_hosts[gate].len();
+        let closed_by = match self.halted_by[gate] {
+            Some(cause) => Some(cause),
+            None if failed > dag.gates[gate].max_failed => Some((gate, failed)),
+            None => None,
+        };
+        match closed_by {
+            None => {
+                for successor in &dag.gates[gate].successors {
+                    self.release(successor.0);
+                }
+            }
+            Some((cause, failed)) => self.halt(gate, cause, failed, on_event),
+        }
+    }
+
+    /// Halts the successors of the closed `gate` and everything after them, gates included.
+    fn halt(&mut self, gate: usize, cause: usize, failed: usize, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        let mut stack: Vec<usize> = dag.gates[gate].successors.iter().map(|n| n.0).collect();
+        while let Some(next) = stack.pop() {
+            if !matches!(self.state[next], State::Waiting | State::Ready) {
+                continue;
+            }
+            self.state[next] = State::Skipped;
+            self.ready[dag.host[next]].retain(|r| *r != next);
+            on_event(WalkEvent::Halted { node: NodeId(next), gate: cause, failed });
+            stack.extend(&dag.dependents[next]);
+            for &later in &dag.member_of[next] {
+                self.halted_by[later].get_or_insert((cause, failed));
+                self.unsettled[later] -= 1;
+                if self.unsettled[later] == 0 {
+                    self.resolve(later, on_event);
+                }
             }
         }
     }
@@ -383,6 +532,87 @@ mod tests {
                 WalkEvent::Started(NodeId(2))
             ]
         );
+    }
+
+    fn gate(members: &[usize], successors: &[usize], max_failed: usize) -> Gate {
+        Gate {
+            members: members.iter().map(|n| NodeId(*n)).collect(),
+            successors: successors.iter().map(|n| NodeId(*n)).collect(),
+            max_failed,
+        }
+    }
+
+    /// Three batches of a rolling change, one node per host, gates between them:
+    ///
+    /// ```text
+    /// batch 1: 0 1 2 (1 fails, slow 2 s)  ──gate 0 (max 1 failed)──▶
+    /// batch 2: 3 4 (both fail)            ──gate 1 (max 0 failed)──▶
+    /// batch 3: 5 ──▶ 6 (same host)
+    /// ```
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_lets_tolerated_failures_pass_and_halts_the_later_batches_past_it() {
+        let mut dag = dag(&[0, 1, 2, 3, 4, 5, 5], &[(5, 6)]);
+        dag.add_gate(gate(&[0, 1, 2], &[3, 4], 1));
+        dag.add_gate(gate(&[3, 4], &[5], 0));
+        let (events, t) = simulate(WIDE, &dag, &[1, 1, 2, 1, 1, 1, 1], &[1, 3, 4]).await;
+        assert_eq!(t[&3], (2, 3), "batch 2 waits for the slowest of batch 1, then runs despite 1 failure");
+        assert_eq!(t[&4], (2, 3));
+        let mut halted: Vec<WalkEvent> =
+            events.iter().filter(|e| matches!(e, WalkEvent::Halted { .. })).copied().collect();
+        halted.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(
+            halted,
+            vec![
+                WalkEvent::Halted { node: NodeId(5), gate: 1, failed: 2 },
+                WalkEvent::Halted { node: NodeId(6), gate: 1, failed: 2 },
+            ]
+        );
+        assert!(!t.contains_key(&5) && !t.contains_key(&6));
+        assert!(!events.iter().any(|e| matches!(e, WalkEvent::Skipped { .. })), "{events:?}");
+    }
+
+    /// A closed gate halts every later batch, through the gates after it, naming the first gate.
+    ///
+    /// ```text
+    /// batch 1: 0 (fails) ──gate 0 (max 0)──▶ batch 2: 1 ──gate 1 (max 0)──▶ batch 3: 2
+    /// ```
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_gate_halts_all_later_batches() {
+        let mut dag = dag(&[0, 1, 2], &[]);
+        dag.add_gate(gate(&[0], &[1], 0));
+        dag.add_gate(gate(&[1], &[2], 0));
+        let (events, _) = simulate(WIDE, &dag, &[1, 1, 1], &[0]).await;
+        assert_eq!(
+            events,
+            vec![
+                WalkEvent::Started(NodeId(0)),
+                WalkEvent::Finished(NodeId(0), NodeOutcome::Failed),
+                WalkEvent::Halted { node: NodeId(1), gate: 0, failed: 1 },
+                WalkEvent::Halted { node: NodeId(2), gate: 0, failed: 1 },
+            ]
+        );
+    }
+
+    /// A member skipped because of a failure counts its host as failed; a member's own
+    /// dependents are skipped as usual; a gate without members is open.
+    ///
+    /// ```text
+    /// batch 1: 0 (fails) ──▶ 1 (same host)   2 ──data──▶ 3 (host 3, also batch 1)
+    ///          ──gate 0 (max 1)──▶ batch 2: 4      gate 1 (no members) ──▶ 5
+    /// ```
+    #[tokio::test(start_paused = true)]
+    async fn skipped_members_count_and_an_empty_gate_is_open() {
+        let mut dag = dag(&[0, 0, 2, 3, 4, 5], &[(0, 1), (2, 3)]);
+        dag.add_gate(gate(&[0, 1, 2, 3], &[4], 1));
+        dag.add_gate(gate(&[], &[5], 0));
+        let (events, t) = simulate(WIDE, &dag, &[1; 6], &[0, 2]).await;
+        assert!(events.contains(&WalkEvent::Skipped { node: NodeId(1), cause: NodeId(0) }));
+        assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(2) }));
+        assert!(
+            events.contains(&WalkEvent::Halted { node: NodeId(4), gate: 0, failed: 3 }),
+            "hosts 0, 2 and 3 did not succeed: {events:?}"
+        );
+        assert_eq!(t[&5], (0, 1), "behind an empty gate: runs at once");
     }
 
     /// Counts its drops.

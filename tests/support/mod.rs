@@ -74,6 +74,11 @@ impl Test {
         self
     }
 
+    /// `engine CMD PLAYBOOK -i INVENTORY` (`run`, `check`, `graph`), to add arguments to.
+    pub fn playbook(self, cmd: &str, playbook: &Path, inventory: &Path) -> Self {
+        self.arg(cmd).arg(playbook).arg("-i").arg(inventory)
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -219,7 +224,7 @@ pub fn engine_json(
     args: &[&str],
     code: i32,
 ) -> Output {
-    Test::new().arg(cmd).arg(playbook).arg("-i").arg(inventory).arg("--json").args(args).run().code(code)
+    Test::new().playbook(cmd, playbook, inventory).arg("--json").args(args).run().code(code)
 }
 
 /// The `changes` of a finished-task event.

@@ -8,8 +8,16 @@
 //!  become    `sudo -n true` (as the become user): sudo works without a password
 //! ```
 //!
-//! Each failed step says the exact fix. A host is a [`Route`] of endpoints: today one (the
-//! host itself); a ProxyJump adds its hops in front, each checked the same way.
+//! Each failed step says the exact fix. A host is a [`Route`] of endpoints: the host itself, and
+//! in front of it each hop of its ProxyJump, checked the same way: the first hop directly, each
+//! later endpoint through a tunnel from the hop before it (its TCP step is that tunnel). A failed
+//! hop names itself and the `ProxyJump` line that names it, and the endpoints after it are not
+//! tried.
+//!
+//! ```text
+//!  web1 via jump host bastion (ops@10.77.0.3:22)   tcp, host key, auth
+//!  web1 (admin@10.0.0.5:22)                  tcp (tunnel), host key, auth, become
+//! ```
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +29,7 @@ use serde::Serialize;
 use crate::connect::SshDefaults;
 use crate::inventory::{Connection, Inventory, Transport};
 use crate::ssh::known_hosts::{HostKeyStatus, KnownHosts, host_pattern};
-use crate::ssh::{HostKeyPolicy, SshConfig, SshHost};
+use crate::ssh::{HostKeyPolicy, Jump, SshConfig, SshHost};
 
 /// What one step found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,6 +63,9 @@ pub struct Route {
 pub struct EndpointCheck {
     /// `user@address:port`.
     pub endpoint: String,
+    /// The jump host's name as the ProxyJump gives it; `None` for the host itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hop: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -105,7 +116,7 @@ async fn check_host(
 ) -> HostCheck {
     let single = |endpoint: String, steps| HostCheck {
         host: name.clone(),
-        route: Route { endpoints: vec![EndpointCheck { endpoint, steps }] },
+        route: Route { endpoints: vec![EndpointCheck { endpoint, hop: None, steps }] },
     };
     let c = match connection {
         Some(Ok(c)) => c,
@@ -126,15 +137,69 @@ async fn check_host(
         Err(e) => return single(name.clone(), vec![failed("ssh config", e, None)]),
     };
     let endpoint = format!("{}@{}:{}", config.user, config.address, config.port);
-    if config.jumps.is_empty() {
-        return single(endpoint, check_endpoint(&name, &config, c.become_user.as_deref()).await);
+    let pool = Arc::new(crate::ssh::JumpPool::default());
+    let mut endpoints = Vec::new();
+    for (i, hop) in config.jumps.iter().enumerate() {
+        let steps = check_hop(&config.jumps[..=i], &pool).await;
+        let hop_failed = steps.iter().any(|s| s.verdict == Verdict::Failed);
+        endpoints.push(EndpointCheck {
+            endpoint: format!("{}@{}", hop.config.user, hop.config.endpoint()),
+            hop: Some(hop.name.clone()),
+            steps,
+        });
+        if hop_failed {
+            let not_tried = Step {
+                name: "tcp",
+                verdict: Verdict::Skipped,
+                detail: format!("not tried: jump host {} failed", hop.name),
+                fix: None,
+            };
+            let steps = skip_rest(vec![not_tried], &["host key", "auth", "become"]);
+            endpoints.push(EndpointCheck { endpoint, hop: None, steps });
+            return HostCheck { host: name, route: Route { endpoints } };
+        }
     }
-    // Through jump hosts: the target's TCP port and host key are reached only through the hops,
-    // so the login checks them (each hop's own key included) and names the hop that failed.
-    let hops: Vec<String> = config.jumps.iter().map(|j| j.context()).collect();
-    let mut steps = vec![ok("route", hops.join(", "))];
-    steps.extend(login_and_become(&name, &config, c.become_user.as_deref()).await);
-    single(endpoint, steps)
+    let steps = check_endpoint(&name, &config, c.become_user.as_deref(), &pool).await;
+    endpoints.push(EndpointCheck { endpoint, hop: None, steps });
+    HostCheck { host: name, route: Route { endpoints } }
+}
+
+/// The last of `hops`, reached through the ones before it (already checked): TCP (a tunnel
+/// from the hop before, or a direct connect for the first), its host key, and the login.
+async fn check_hop(hops: &[Jump], pool: &Arc<crate::ssh::JumpPool>) -> Vec<Step> {
+    let Some(hop) = hops.last() else { return Vec::new() };
+    let config = &hop.config;
+    let written = match &hop.origin {
+        Some(origin) => format!("the ProxyJump at {origin}"),
+        None => {
+            "the jump host given by -J or ProxyJump (ansible_ssh_common_args, --ssh-common-args)".to_owned()
+        }
+    };
+    let mut steps = match tcp_and_host_key(config, &hops[..hops.len() - 1], pool).await {
+        Ok(steps) => steps,
+        Err(mut steps) => {
+            if let Some(step) = steps.iter_mut().find(|s| s.verdict == Verdict::Failed) {
+                step.detail = format!("jump host {} ({}): {}", hop.name, config.endpoint(), step.detail);
+                let fix = step.fix.take().map_or(String::new(), |f| format!("; {f}"));
+                step.fix = Some(format!("check {written} (host, port, user){fix}"));
+            }
+            return skip_rest(steps, &["auth"]);
+        }
+    };
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    match pool.reach(hops, deadline).await {
+        Ok(_) => steps.push(ok("auth", format!("logged in as {} with {}", config.user, key_method(config)))),
+        Err(e) => {
+            let mut fix = auth_fix(config);
+            fix.push_str(&format!("; or fix {written}"));
+            steps.push(failed(
+                "auth",
+                format!("jump host {} ({}): {e}", hop.name, config.endpoint()),
+                Some(fix),
+            ));
+        }
+    }
+    steps
 }
 
 fn failed(name: &'static str, detail: String, fix: Option<String>) -> Step {
@@ -145,16 +210,54 @@ fn ok(name: &'static str, detail: String) -> Step {
     Step { name, verdict: Verdict::Ok, detail, fix: None }
 }
 
-async fn check_endpoint(name: &str, config: &SshConfig, become_user: Option<&str>) -> Vec<Step> {
-    let mut steps = Vec::new();
+async fn check_endpoint(
+    name: &str,
+    config: &SshConfig,
+    become_user: Option<&str>,
+    pool: &Arc<crate::ssh::JumpPool>,
+) -> Vec<Step> {
+    let mut steps = match tcp_and_host_key(config, &config.jumps, pool).await {
+        Ok(steps) => steps,
+        Err(steps) => return skip_rest(steps, &["auth", "become"]),
+    };
+    steps.extend(login_and_become(name, config, become_user, pool).await);
+    steps
+}
+
+/// The `tcp` and `host key` steps of the endpoint `config`: a direct connect, or a tunnel from
+/// the last of `via`. `Err`: one of them failed (the host key step is then skipped or failed).
+async fn tcp_and_host_key(
+    config: &SshConfig,
+    via: &[Jump],
+    pool: &Arc<crate::ssh::JumpPool>,
+) -> Result<Vec<Step>, Vec<Step>> {
     let started = Instant::now();
-    let address = (config.address.as_str(), config.port);
-    let stream =
-        match tokio::time::timeout(config.connect_timeout, tokio::net::TcpStream::connect(address)).await {
-            Ok(Ok(stream)) => {
-                steps.push(ok("tcp", format!("connected in {} ms", started.elapsed().as_millis())));
-                stream
+    let mut steps = Vec::new();
+    let (tcp, key_step) = if let Some(last) = via.last() {
+        let deadline = tokio::time::Instant::now() + config.connect_timeout;
+        match pool.open_through(via, config, deadline).await {
+            Ok(stream) => {
+                let through =
+                    format!("tunnel through {} opened in {} ms", last.name, started.elapsed().as_millis());
+                (ok("tcp", through), host_key(stream, config).await)
             }
+            Err(e) => {
+                let fix = format!(
+                    "check the address and port (ansible_host, ansible_port) as {} resolves them, that sshd \
+                     runs there, and that {} may reach port {} (AllowTcpForwarding on {})",
+                    last.name, last.name, config.port, last.name
+                );
+                steps.push(failed("tcp", e, Some(fix)));
+                return Err(skip_rest(steps, &["host key"]));
+            }
+        }
+    } else {
+        let address = (config.address.as_str(), config.port);
+        match tokio::time::timeout(config.connect_timeout, tokio::net::TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => (
+                ok("tcp", format!("connected in {} ms", started.elapsed().as_millis())),
+                host_key(stream, config).await,
+            ),
             outcome => {
                 let why = match outcome {
                     Ok(Err(e)) => e.to_string(),
@@ -169,49 +272,57 @@ async fn check_endpoint(name: &str, config: &SshConfig, become_user: Option<&str
                         config.port
                     )),
                 ));
-                return skip_rest(steps, &["host key", "auth", "become"]);
+                return Err(skip_rest(steps, &["host key"]));
             }
-        };
-    let (key_step, go_on) = host_key(stream, config).await;
+        }
+    };
+    steps.push(tcp);
+    let (key_step, go_on) = key_step;
     steps.push(key_step);
-    if !go_on {
-        return skip_rest(steps, &["auth", "become"]);
+    if go_on { Ok(steps) } else { Err(steps) }
+}
+
+/// How the login authenticates, in words.
+fn key_method(config: &SshConfig) -> String {
+    match config.key_file.iter().chain(&config.identity_files).next() {
+        Some(path) => format!("the key {}", path.display()),
+        None => "the ssh-agent's keys".to_owned(),
     }
-    steps.extend(login_and_become(name, config, become_user).await);
-    steps
+}
+
+/// The fix of a refused login.
+fn auth_fix(config: &SshConfig) -> String {
+    let key_file = config.key_file.iter().chain(&config.identity_files).next();
+    let key = key_file.map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
+    format!(
+        "authorize the key for {user}: `ssh-copy-id -i {key}.pub -p {port} {user}@{address}`; \
+         or name the right user and key (ansible_user, ansible_ssh_private_key_file)",
+        user = config.user,
+        port = config.port,
+        address = config.address,
+    )
 }
 
 /// The login (as the configured user, through the jump hosts if any) and then become.
-async fn login_and_become(name: &str, config: &SshConfig, become_user: Option<&str>) -> Vec<Step> {
+async fn login_and_become(
+    name: &str,
+    config: &SshConfig,
+    become_user: Option<&str>,
+    pool: &Arc<crate::ssh::JumpPool>,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut plain = config.clone();
     plain.become_user = None;
-    let host = SshHost::with_jumps(name.to_owned(), plain, Arc::new(crate::ssh::JumpPool::default()));
-    let key_file = config.key_file.iter().chain(&config.identity_files).next();
-    let method = match key_file {
-        Some(path) => format!("the key {}", path.display()),
-        None => "the ssh-agent's keys".to_owned(),
-    };
+    let host = SshHost::with_jumps(name.to_owned(), plain, Arc::clone(pool));
     match host.connect().await {
-        Ok(()) => steps.push(ok("auth", format!("logged in as {} with {method}", config.user))),
+        Ok(()) => steps.push(ok("auth", format!("logged in as {} with {}", config.user, key_method(config)))),
         Err(e) => {
-            let key = key_file.map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
-            steps.push(failed(
-                "auth",
-                e.to_string(),
-                Some(format!(
-                    "authorize the key for {user}: `ssh-copy-id -i {key}.pub -p {port} {user}@{address}`; \
-                     or name the right user and key (ansible_user, ansible_ssh_private_key_file)",
-                    user = config.user,
-                    port = config.port,
-                    address = config.address,
-                )),
-            ));
+            steps.push(failed("auth", e.to_string(), Some(auth_fix(config))));
             return skip_rest(steps, &["become"]);
         }
     }
     if config.become_user.is_some() && !is_plain_sudo(config) {
-        steps.push(configured_become_step(name, config).await);
+        steps.push(configured_become_step(name, config, pool).await);
     } else {
         steps.push(become_step(&host, &config.user, become_user).await);
     }
@@ -227,7 +338,10 @@ fn skip_rest(mut steps: Vec<Step>, names: &[&'static str]) -> Vec<Step> {
 
 /// Reads the key the server offers (the handshake stops there) and looks it up in known_hosts.
 /// `(step, whether to go on)`: an unknown key goes on under accept-new (the login learns it).
-async fn host_key(stream: tokio::net::TcpStream, config: &SshConfig) -> (Step, bool) {
+async fn host_key<S>(stream: S, config: &SshConfig) -> (Step, bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let seen = Arc::new(Mutex::new(None));
     let handler = Probe { seen: seen.clone() };
     let russh_config = Arc::new(russh::client::Config::default());
@@ -341,9 +455,8 @@ fn is_plain_sudo(config: &SshConfig) -> bool {
 
 /// Become as the host is configured (su, doas, or sudo with a password): the transport tries it
 /// once right after the login, exactly as a run does, and its error names the fix.
-async fn configured_become_step(name: &str, config: &SshConfig) -> Step {
-    let host =
-        SshHost::with_jumps(name.to_owned(), config.clone(), Arc::new(crate::ssh::JumpPool::default()));
+async fn configured_become_step(name: &str, config: &SshConfig, pool: &Arc<crate::ssh::JumpPool>) -> Step {
+    let host = SshHost::with_jumps(name.to_owned(), config.clone(), Arc::clone(pool));
     let how = format!("{} to {}", config.become_method, config.become_user.as_deref().unwrap_or("root"));
     match host.connect().await {
         Ok(()) => ok("become", format!("{how} works")),
@@ -383,9 +496,11 @@ async fn become_step(host: &SshHost, user: &str, become_user: Option<&str>) -> S
 pub fn render(checks: &[HostCheck]) -> String {
     let mut out = String::new();
     for check in checks {
-        for (i, endpoint) in check.route.endpoints.iter().enumerate() {
-            let last = i + 1 == check.route.endpoints.len();
-            let what = if last { check.host.clone() } else { format!("{} via hop", check.host) };
+        for endpoint in &check.route.endpoints {
+            let what = match &endpoint.hop {
+                Some(hop) => format!("{} via jump host {hop}", check.host),
+                None => check.host.clone(),
+            };
             out.push_str(&format!("{what} ({})\n", endpoint.endpoint));
             for step in &endpoint.steps {
                 let verdict = match step.verdict {

@@ -10,8 +10,12 @@ use crate::ssh::SshArgs;
 use super::Vars;
 
 /// Every `ansible_*` variable engine reads, honoured or refused with a reason (docs/inventory.md
-/// lists them). Any other `ansible_*` variable is reported once per load as an [`UnusedKey`].
-pub const READ_KEYS: [&str; 19] = [
+/// lists them): the connection's and become's, and the become password under each of its names.
+/// Any other `ansible_*` variable is reported once per load as an [`UnusedKey`].
+pub const READ_KEYS: [&str; 19] = concat(CONNECTION_KEYS, PASSWORD_KEYS);
+
+/// The variables of the connection and of become, except the password.
+const CONNECTION_KEYS: [&str; 13] = [
     "ansible_connection",
     "ansible_host",
     "ansible_ssh_host",
@@ -25,17 +29,10 @@ pub const READ_KEYS: [&str; 19] = [
     "ansible_become",
     "ansible_become_user",
     "ansible_become_method",
-    // The become password, under every name Ansible's sudo and su plugins read.
-    "ansible_become_password",
-    "ansible_become_pass",
-    "ansible_sudo_pass",
-    "ansible_sudo_password",
-    "ansible_su_pass",
-    "ansible_su_password",
 ];
 
-/// The become password's names, first found wins (Ansible's order: the generic names, then the
-/// method's own).
+/// The become password's names, under every name Ansible's sudo and su plugins read; first
+/// found wins (Ansible's order: the generic names, then the method's own).
 const PASSWORD_KEYS: [&str; 6] = [
     "ansible_become_password",
     "ansible_become_pass",
@@ -44,6 +41,25 @@ const PASSWORD_KEYS: [&str; 6] = [
     "ansible_su_pass",
     "ansible_su_password",
 ];
+
+/// `a` then `b`; `N` must be their lengths' sum (checked when the constant is evaluated).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N, "N is the sum of the lengths");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 /// An `ansible_*` variable engine does not read, set on `hosts` hosts: a warning, given once per
 /// name per load (`inventory: KEY is not used by engine (set on N hosts)`).
@@ -240,7 +256,8 @@ mod tests {
                     user: Some("u".into()),
                     host: "b".into(),
                     port: Some(2),
-                    given: vec![]
+                    given: vec![],
+                    origin: None
                 }]),
                 Setting::Port(2200),
             ]

@@ -10,7 +10,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::refs::{self, Ref};
-use super::{Edge, Location, Plan, PlanError, PlanErrors, Task};
+use super::{Batch, Edge, Location, Plan, PlanError, PlanErrors, Serial, Task};
 use crate::ids::TaskId;
 use crate::inventory::Inventory;
 
@@ -28,10 +28,10 @@ pub struct PlanBuilder {
     last_on_host: HashMap<String, usize>,
     /// Hosts whose tasks do not run in playbook order (opted in by the playbook).
     concurrent_hosts: HashSet<String>,
-    /// One entry per `serial(...)` call: the task ids each batch created, in batch order.
-    /// Sealing turns them into [`Edge::Serial`] edges (see [`serial_edges`]). While building,
-    /// a task's id is its index in `tasks`, and `edges` and `serials` hold those indices.
-    serials: Vec<Vec<Range<usize>>>,
+    /// One entry per `serial(...)` call, its batches in order. Sealing draws them as
+    /// [`Edge::Serial`] edges (see [`serial_edges`]) and hands them to the plan, whose gates
+    /// the walker keeps. While building, a task's id is its index in `tasks`.
+    serials: Vec<Serial>,
 }
 
 impl PlanBuilder {
@@ -115,10 +115,21 @@ impl PlanBuilder {
         TaskId(self.tasks.len())
     }
 
-    /// Declares the batches of one `serial(...)` call, each the range of task ids it created:
-    /// every task of a batch runs before any task of the next (empty batches are skipped).
-    pub fn add_serial(&mut self, batches: Vec<Range<TaskId>>) {
-        self.serials.push(batches.into_iter().map(|b| b.start.0..b.end.0).collect());
+    /// Declares the batches of one `serial(...)` call, each its hosts and the range of task
+    /// ids it created: every task of a batch runs before any task of the next (empty batches
+    /// are skipped), and the later batches are skipped when more than `max_fail_percentage`
+    /// percent of a batch's hosts failed (when all did, without it).
+    pub fn add_serial(
+        &mut self,
+        location: Location,
+        batches: Vec<(Vec<String>, Range<TaskId>)>,
+        max_fail_percentage: Option<u8>,
+    ) {
+        let batches = batches
+            .into_iter()
+            .map(|(hosts, tasks)| Batch { hosts, tasks: (tasks.start.0..tasks.end.0).map(TaskId).collect() })
+            .collect();
+        self.serials.push(Serial { location, batches, max_fail_percentage });
     }
 
     pub fn task(&self, id: TaskId) -> Option<&Task> {
@@ -288,7 +299,7 @@ impl PlanBuilder {
             super::error::dedup(&mut self.errors);
             return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
-        Ok(Plan::new(self.playbook, graph, inventory.clone()))
+        Ok(Plan::new(self.playbook, graph, inventory.clone(), self.serials.into()))
     }
 }
 
@@ -321,10 +332,13 @@ impl Problem {
 ///                  └─notify─▶ restart
 ///   serial: w0 check ─▶ w1 drain, w0 restart ─▶ w1 drain, w1 check ─▶ w2 drain, ...
 /// ```
-fn serial_edges(serials: &[Vec<Range<usize>>], edges: &[(usize, usize, Edge)]) -> Vec<(usize, usize, Edge)> {
+fn serial_edges(serials: &[Serial], edges: &[(usize, usize, Edge)]) -> Vec<(usize, usize, Edge)> {
     let mut added = Vec::new();
-    for batches in serials {
-        let batches: Vec<&Range<usize>> = batches.iter().filter(|b| !b.is_empty()).collect();
+    for serial in serials {
+        // A batch's tasks are the ids its closure created, one after the other.
+        let batches: Vec<Range<usize>> =
+            serial.batches.iter().filter_map(|b| Some(b.tasks.first()?.0..b.tasks.last()?.0 + 1)).collect();
+        let batches: Vec<&Range<usize>> = batches.iter().collect();
         for pair in batches.windows(2) {
             let (before, after) = (pair[0], pair[1]);
             let inside =
@@ -567,6 +581,69 @@ serial(group("workers"), 1, |h| {
         let names = errors("\n\nserial([\"w0\", \"w1\"], 1, |h| {});");
         assert!(names.contains("rolling.rhai:3:"), "{names}");
         assert!(names.contains("takes hosts") && names.contains("item 0 is string"), "{names}");
+    }
+
+    /// `max_fail_percentage` is data of the sealed plan: each gate knows its batch, the batch's
+    /// host count and how many may fail; DOT shows it in a note.
+    ///
+    /// ```text
+    ///   serial([w0, w1, w2, lb0], #{ size: [1, 2], max_fail_percentage: 50 })
+    ///   batch 1: w0 ──gate (0 of 1 may fail)──▶ batch 2: w1 w2 ──gate (1 of 2)──▶ batch 3: lb0
+    /// ```
+    #[test]
+    fn max_fail_percentage_is_plan_data_and_drawn() {
+        let plan = load(
+            r#"let hosts = group("workers") + [host("lb0")];
+serial(hosts, #{ size: [1, 2], max_fail_percentage: 50 }, |h| { h.command("step", #{ cmd: "true" }); });"#,
+        )
+        .unwrap();
+        let [serial] = plan.serials() else { panic!("{:?}", plan.serials()) };
+        assert_eq!(serial.max_fail_percentage, Some(50));
+        let hosts: Vec<Vec<String>> = serial.batches.iter().map(|b| b.hosts.clone()).collect();
+        assert_eq!(hosts, [vec!["w0"], vec!["w1", "w2"], vec!["lb0"]]);
+        let gates: Vec<(usize, usize, usize, usize)> =
+            plan.gates().iter().map(|g| (g.batch, g.members.len(), g.hosts, g.max_failed)).collect();
+        assert_eq!(gates, [(0, 1, 1, 0), (1, 2, 2, 1)]);
+        insta::assert_snapshot!(plan.to_dot(None, &crate::redact::Redactor::default()));
+    }
+
+    #[test]
+    fn serial_options_are_checked_with_the_line() {
+        let bad = |options: &str| {
+            errors(&format!(
+                "\nserial(group(\"workers\"), {options}, |h| {{ h.command(\"s\", #{{ cmd: \"true\" }}); }});"
+            ))
+        };
+        let over = bad("#{ size: 1, max_fail_percentage: 101 }");
+        assert!(over.contains("rolling.rhai:2:") && over.contains("0 to 100, not 101"), "{over}");
+        let typo = bad("#{ size: 1, max_fail_percent: 10 }");
+        assert!(typo.contains("rolling.rhai:2:") && typo.contains("max_fail_percent"), "{typo}");
+        let empty = bad("#{ size: [] }");
+        assert!(empty.contains("empty"), "{empty}");
+        let zero = bad("#{ size: [1, 0] }");
+        assert!(zero.contains("at least 1, not 0"), "{zero}");
+        // Without max_fail_percentage: Ansible's default, only a batch whose hosts all failed stops.
+        let plan =
+            load(r#"serial(group("workers"), #{ size: 2 }, |h| { h.command("s", #{ cmd: "true" }); });"#)
+                .unwrap();
+        assert_eq!(plan.serials()[0].max_fail_percentage, None);
+        assert_eq!(plan.gates()[0].max_failed, 1, "1 of 2 may fail");
+    }
+
+    #[test]
+    fn limit_counts_the_kept_hosts_of_a_batch_and_resume_all_of_them() {
+        let plan =
+            load(r#"serial(group("workers"), #{ size: 3, max_fail_percentage: 40 }, |h| { h.command("s", #{ cmd: "true" }); h.command("t", #{ cmd: "true" }); });"#)
+                .unwrap();
+        assert_eq!(plan.serials()[0].batches[0].hosts, ["w0", "w1", "w2"]);
+        let limited =
+            plan.select(&Selection { hosts: Some(vec!["w0".into(), "w1".into()]), ..Selection::default() });
+        assert_eq!(limited.serials()[0].batches[0].hosts, ["w0", "w1"]);
+        assert_eq!(limited.serials()[0].batches[0].tasks.len(), 4);
+        // A resume of w1's `t`: the batch still counts its three hosts.
+        let resumed = plan.select_resume(&|t: &Task| t.host == "w1" && t.name == "t", &|_| false).plan;
+        assert_eq!(resumed.serials()[0].batches[0].hosts, ["w0", "w1", "w2"]);
+        assert_eq!(resumed.serials()[0].batches[0].tasks.len(), 1);
     }
 
     #[test]

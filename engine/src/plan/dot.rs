@@ -43,7 +43,8 @@ impl Prediction {
 impl Plan {
     /// The plan as a DOT digraph: one cluster per host, one node per task (name and module),
     /// cross-host edges bold and blue, data edges dashed, the edges between batches of a
-    /// `serial(...)` rolling change bold orange and labelled `serial`. With `predictions` (indexed by
+    /// `serial(...)` rolling change bold orange and labelled `serial` (and a note per rolling change
+    /// saying its batches and when the later batches stop). With `predictions` (indexed by
     /// node), nodes are coloured by the dry-run's outcome. Every label is redacted with
     /// `redactor` (before escaping, while secrets still read as they were given).
     pub fn to_dot(&self, predictions: Option<&[Prediction]>, redactor: &Redactor) -> String {
@@ -77,6 +78,14 @@ impl Plan {
                 let _ = writeln!(out, "    t{} [{attrs}];", node.index());
             }
             let _ = writeln!(out, "  }}");
+        }
+        // One note per rolling change: its batches and when the later ones stop.
+        for (i, serial) in self.serials().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  serial_{i} [shape=note, style=filled, fillcolor=\"#fee6ce\", label={}];",
+                quote(&serial.describe())
+            );
         }
         for (from, to, kind) in self.edges() {
             let cross = self.host_of(from) != self.host_of(to);

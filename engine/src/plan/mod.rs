@@ -13,6 +13,7 @@ mod error;
 mod location;
 pub mod refs;
 mod resume;
+mod serial;
 mod task;
 pub mod until;
 
@@ -28,6 +29,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 pub use resume::Resume;
+pub use serial::{Batch, BatchGate, Serial};
 pub use task::{Edge, Retry, Task};
 
 use crate::ids::{HostId, NodeId, TaskId};
@@ -47,6 +49,8 @@ pub struct Plan {
     hosts: Arc<[String]>,
     /// `host_of[NodeId]`: the host each task runs on.
     host_of: Arc<[HostId]>,
+    /// The `serial(...)` rolling changes, their batches holding only this plan's tasks.
+    serials: Arc<[Serial]>,
 }
 
 /// Which tasks of a plan to keep.
@@ -62,7 +66,12 @@ pub struct Selection {
 }
 
 impl Plan {
-    pub(crate) fn new(playbook: PathBuf, graph: DiGraph<Task, Edge>, inventory: Inventory) -> Self {
+    pub(crate) fn new(
+        playbook: PathBuf,
+        graph: DiGraph<Task, Edge>,
+        inventory: Inventory,
+        serials: Arc<[Serial]>,
+    ) -> Self {
         let used: HashSet<&str> = graph.node_weights().map(|t| t.host.as_str()).collect();
         let hosts: Vec<String> = inventory
             .hosts()
@@ -75,7 +84,42 @@ impl Plan {
         // Sealing refuses tasks on hosts the inventory lacks, so every task's host is listed.
         let host_of: Arc<[HostId]> =
             graph.node_weights().map(|t| index.get(t.host.as_str()).copied().unwrap_or(HostId(0))).collect();
-        Self { playbook, graph, inventory, hosts: hosts.into(), host_of }
+        Self { playbook, graph, inventory, hosts: hosts.into(), host_of, serials }
+    }
+
+    /// The `serial(...)` rolling changes, in playbook order.
+    pub fn serials(&self) -> &[Serial] {
+        &self.serials
+    }
+
+    /// The gates between consecutive batches (that have tasks in this plan) of every rolling
+    /// change: the walker holds a batch back until the one before it has ended, and skips it
+    /// when too many of that batch's hosts failed.
+    pub fn gates(&self) -> Vec<BatchGate> {
+        let node: HashMap<TaskId, NodeId> = self.tasks().map(|(node, task)| (task.id, node)).collect();
+        let mut gates = Vec::new();
+        for (s, serial) in self.serials.iter().enumerate() {
+            let batches: Vec<(usize, Vec<NodeId>)> = serial
+                .batches
+                .iter()
+                .enumerate()
+                .map(|(b, batch)| (b, batch.tasks.iter().filter_map(|id| node.get(id).copied()).collect()))
+                .filter(|(_, nodes): &(usize, Vec<NodeId>)| !nodes.is_empty())
+                .collect();
+            for pair in batches.windows(2) {
+                let ((batch, members), (_, successors)) = (&pair[0], &pair[1]);
+                let hosts = serial.batches[*batch].hosts.len();
+                gates.push(BatchGate {
+                    members: members.clone(),
+                    successors: successors.clone(),
+                    serial: s,
+                    batch: *batch,
+                    hosts,
+                    max_failed: serial.max_failed(hosts),
+                });
+            }
+        }
+        gates
     }
 
     pub fn playbook(&self) -> &Path {
@@ -199,7 +243,23 @@ impl Plan {
                 }
             }
         }
-        self.subgraph(&keep)
+        let mut selected = self.subgraph(&keep);
+        if let Some(hosts) = &selection.hosts {
+            // A batch's percentage counts the hosts the run kept (Ansible batches after --limit).
+            let serials: Vec<Serial> = selected
+                .serials
+                .iter()
+                .cloned()
+                .map(|mut serial| {
+                    for batch in &mut serial.batches {
+                        batch.hosts.retain(|h| hosts.contains(h));
+                    }
+                    serial
+                })
+                .collect();
+            selected.serials = serials.into();
+        }
+        selected
     }
 
     /// The plan of the `keep` tasks only. Kept tasks are reconnected through dropped ones, so
@@ -233,7 +293,19 @@ impl Plan {
         for (from, to, kind) in edges {
             selected.add_edge(index[&from], index[&to], kind);
         }
-        Plan::new(self.playbook.clone(), selected, self.inventory.clone())
+        let kept: HashSet<TaskId> = keep.iter().map(|n| graph[*n].id).collect();
+        let serials: Vec<Serial> = self
+            .serials
+            .iter()
+            .cloned()
+            .map(|mut serial| {
+                for batch in &mut serial.batches {
+                    batch.tasks.retain(|id| kept.contains(id));
+                }
+                serial
+            })
+            .collect();
+        Plan::new(self.playbook.clone(), selected, self.inventory.clone(), serials.into())
     }
 
     /// Edges as `(from, to, kind)`, sorted, for tests and reports.

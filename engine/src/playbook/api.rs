@@ -376,12 +376,32 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         );
     }
 
-    // ---- rolling changes: serial(hosts, n, |h| { ... })
+    // ---- rolling changes: serial(hosts, n, |h| { ... }), serial(hosts, #{ size, max_fail_percentage }, ...)
     let c = cx.clone();
     engine.register_fn(
         "serial",
         move |ctx: NativeCallContext, hosts: Array, n: i64, add: FnPtr| -> RhaiResult<Array> {
-            serial(&c, &ctx, hosts, n, &add)
+            serial(
+                &c,
+                &ctx,
+                hosts,
+                SerialOptions { size: BatchSize::One(n), max_fail_percentage: None },
+                &add,
+            )
+        },
+    );
+    let c = cx.clone();
+    engine.register_fn(
+        "serial",
+        move |ctx: NativeCallContext, hosts: Array, options: Map, add: FnPtr| -> RhaiResult<Array> {
+            const CALL: &str = "serial(hosts, #{ size, max_fail_percentage }, |h| { ... })";
+            let options: serde_json::Value =
+                rhai::serde::from_dynamic(&Dynamic::from_map(options)).map_err(|e| {
+                    runtime(format!("{CALL}: its values must be numbers: {e}"), ctx.call_position())
+                })?;
+            let options: SerialOptions = contract::args::from_value(options)
+                .map_err(|e| runtime(format!("{CALL}: {e}"), ctx.call_position()))?;
+            serial(&c, &ctx, hosts, options, &add)
         },
     );
 
@@ -530,17 +550,64 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     );
 }
 
+/// The options of `serial(hosts, #{ size: 2, max_fail_percentage: 30 }, ...)`; `serial(hosts,
+/// n, ...)` is `#{ size: n }`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SerialOptions {
+    /// Hosts per batch (Ansible's `serial:`).
+    size: BatchSize,
+    /// Ansible's `max_fail_percentage`, 0 to 100.
+    max_fail_percentage: Option<i64>,
+}
+
+/// Ansible's `serial: 2` or `serial: [1, 3]` (a list of batch sizes, the last repeated).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum BatchSize {
+    One(i64),
+    Each(Vec<i64>),
+}
+
 /// `serial(hosts, n, |h| { ... })`: calls the closure once per host, `n` hosts per batch, and
 /// records the batches in the plan, where sealing makes every task of a batch wait for every
-/// task of the batch before (Ansible's `serial:`). Returns every task the closure created.
-fn serial(c: &Context, ctx: &NativeCallContext, hosts: Array, n: i64, add: &FnPtr) -> RhaiResult<Array> {
+/// task of the batch before (Ansible's `serial:`), and the walker skips the later batches when
+/// too many hosts of a batch failed. Returns every task the closure created.
+fn serial(
+    c: &Context,
+    ctx: &NativeCallContext,
+    hosts: Array,
+    options: SerialOptions,
+    add: &FnPtr,
+) -> RhaiResult<Array> {
     let usage = "serial(hosts, n, |h| { ... })";
-    let size = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-        runtime(
-            format!("{usage}: n is how many hosts change at a time, at least 1, not {n}"),
-            ctx.call_position(),
-        )
-    })?;
+    let sizes = match options.size {
+        BatchSize::One(n) => vec![n],
+        BatchSize::Each(sizes) if sizes.is_empty() => {
+            return Err(runtime(format!("{usage}: the list of batch sizes is empty"), ctx.call_position()));
+        }
+        BatchSize::Each(sizes) => sizes,
+    };
+    let sizes = sizes
+        .into_iter()
+        .map(|n| {
+            usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                runtime(
+                    format!("{usage}: n is how many hosts change at a time, at least 1, not {n}"),
+                    ctx.call_position(),
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let max_fail_percentage = match options.max_fail_percentage {
+        None => None,
+        Some(p) => Some(u8::try_from(p).ok().filter(|p| *p <= 100).ok_or_else(|| {
+            runtime(
+                format!("{usage}: max_fail_percentage is a percentage of a batch's hosts, 0 to 100, not {p}"),
+                ctx.call_position(),
+            )
+        })?),
+    };
     let mut handles = Vec::with_capacity(hosts.len());
     for (i, item) in hosts.into_iter().enumerate() {
         let type_name = item.type_name();
@@ -553,7 +620,19 @@ fn serial(c: &Context, ctx: &NativeCallContext, hosts: Array, n: i64, add: &FnPt
         handles.push(host);
     }
     let mut batches = Vec::new();
-    for batch in handles.chunks(size) {
+    let mut chunks = Vec::new();
+    let mut rest = handles.as_slice();
+    for k in 0.. {
+        if rest.is_empty() {
+            break;
+        }
+        // The last size repeats (Ansible's `serial: [1, 3]`: 1 host, then 3 at a time).
+        let size = sizes[k.min(sizes.len() - 1)].min(rest.len());
+        let (batch, later) = rest.split_at(size);
+        chunks.push(batch);
+        rest = later;
+    }
+    for batch in chunks {
         let start = c.plan.borrow().next_id();
         for host in batch {
             // The closure adds tasks through the same plan: no borrow may be held across it.
@@ -563,15 +642,17 @@ fn serial(c: &Context, ctx: &NativeCallContext, hosts: Array, n: i64, add: &FnPt
                 other => Box::new(other),
             })?;
         }
-        batches.push(start..c.plan.borrow().next_id());
+        let names = batch.iter().map(|h| h.name.clone()).collect();
+        batches.push((names, start..c.plan.borrow().next_id()));
     }
-    let created = batches.first().map_or(0, |b| b.start.0)..batches.last().map_or(0, |b| b.end.0);
+    let created = batches.first().map_or(0, |b| b.1.start.0)..batches.last().map_or(0, |b| b.1.end.0);
+    let location = c.location(ctx);
     let mut plan = c.plan.borrow_mut();
     let tasks = created
         .map(TaskId)
         .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
         .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
         .collect();
-    plan.add_serial(batches);
+    plan.add_serial(location, batches, max_fail_percentage);
     Ok(tasks)
 }

@@ -213,9 +213,20 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
         key: "serial(array, int, Fn)",
         params: &["hosts", "n", "add"],
         doc: "A rolling change: calls `add(h)` for each host, `n` hosts per batch, and makes every task of \
-              a batch wait for every task of the batch before (Ansible's `serial:`). Returns every task \
-              `add` created. Example: `serial(group(\"web\"), 1, |h| { h.systemd(\"restart\", #{ name: \
+              a batch wait for every task of the batch before (Ansible's `serial:`). The later batches are \
+              skipped when every host of a batch failed (Ansible's default; see `serial(array, map, Fn)` for \
+              `max_fail_percentage`). Returns every task `add` created. Example: `serial(group(\"web\"), 1, |h| { h.systemd(\"restart\", #{ name: \
               \"nginx\", state: \"restarted\" }) })`.",
+    },
+    FnDoc {
+        key: "serial(array, map, Fn)",
+        params: &["hosts", "options", "add"],
+        doc: "A rolling change with options: `#{ size: 2, max_fail_percentage: 30 }`. `size` is the hosts per \
+              batch, or a list of sizes whose last repeats (`[1, 5]`: one host, then five at a time). \
+              `max_fail_percentage` (0 to 100, Ansible's): when MORE than that percentage of a batch's hosts \
+              failed, the later batches are skipped, each task saying which batch stopped them and how many \
+              hosts failed; 0 stops them on any failure. Without it, as in Ansible, they are skipped only when \
+              every host of a batch failed. A failed host's own later tasks are skipped as always.",
     },
     FnDoc {
         key: "tag(Task, string)",

@@ -83,25 +83,10 @@ impl Subscriber for AdHocOutput {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
     use crate::events::{Captured, TaskReport};
     use crate::ids::TaskId;
-
-    #[derive(Clone, Default)]
-    struct Printed(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Printed {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::printed::Printed;
 
     /// A host's output is shown under its name, escape sequences written out, never run.
     #[test]
@@ -129,7 +114,7 @@ mod tests {
             Captured { rc: Some(0), stdout: "up 3 days\x1b[2J\nload 0.1\n".into(), stderr: String::new() };
         out.on_event(&report("web1", Status::Changed, Some(Box::new(output)), None));
         out.on_event(&report("web2", Status::Unreachable, None, Some("cannot connect")));
-        let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        let text = printed.text();
         assert_eq!(
             text,
             "web1 | CHANGED | rc=0 >>\n up 3 days\\x1b[2J\n load 0.1\nweb2 | UNREACHABLE >>\n cannot connect\n"

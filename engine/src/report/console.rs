@@ -72,9 +72,12 @@ impl Subscriber for Console {
     fn on_event(&mut self, event: &Event) {
         self.recap.record(event);
         match event {
-            Event::RunStarted { playbook, tasks, hosts, check, .. } => {
+            Event::RunStarted { playbook, tasks, hosts, check, rolling, .. } => {
                 let mode = if *check { " (check mode: nothing is changed)" } else { "" };
                 self.line(&format!("{playbook}: {tasks} tasks on {} hosts{mode}", hosts.len()));
+                for serial in rolling {
+                    self.line(&format!("  {serial}"));
+                }
                 let bar = self.multi.add(ProgressBar::new(*tasks as u64));
                 bar.set_style(
                     ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} tasks  {msg}")
@@ -177,25 +180,9 @@ impl Subscriber for Console {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
     use crate::events::TaskReport;
-
-    /// What the console printed, shared with the test.
-    #[derive(Clone, Default)]
-    struct Printed(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Printed {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::report::printed::Printed;
 
     fn report(status: Status) -> TaskReport {
         TaskReport {
@@ -230,7 +217,7 @@ mod tests {
         console.on_event(&Event::TaskFinished(failed));
         console.on_event(&Event::TaskFinished(changed));
         console.finish();
-        let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        let text = printed.text();
         assert!(
             text.starts_with(
                 "     failed: [web1] hostile\n             pb.rhai:1:1: web1: hostile: `x` exited with status 1: \

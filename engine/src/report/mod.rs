@@ -9,6 +9,8 @@ mod console;
 mod json;
 mod log;
 mod printable;
+#[cfg(test)]
+mod printed;
 mod recap;
 
 pub use adhoc::AdHocOutput;

@@ -32,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Counts, Event, EventSink, Status, TaskReport};
 use crate::ids::{NodeId, TaskId};
 use crate::plan::refs::{self, Ref};
-use crate::plan::{Edge, Plan, Prediction, Task};
-use crate::sched::{Dag, NodeOutcome, WalkEvent, Walker};
+use crate::plan::{BatchGate, Edge, Plan, Prediction, Task};
+use crate::sched::{Dag, Gate, NodeOutcome, WalkEvent, Walker};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -133,6 +133,7 @@ pub async fn run(
         hosts: hosts.to_vec(),
         check: options.check,
         journal: options.journal.clone(),
+        rolling: plan.serials().iter().map(crate::plan::Serial::describe).collect(),
     });
     for t in options.carried.iter().flat_map(|c| &c.tasks) {
         events.emit(Event::TaskDone {
@@ -149,10 +150,8 @@ pub async fn run(
             events.redactor().add_outputs(args);
         }
     }
-    let dag = Dag::new(
-        plan.tasks().map(|(node, _)| plan.host_of(node)).collect(),
-        plan.edges().into_iter().map(|(from, to, _)| (from, to)),
-    );
+    let gates = plan.gates();
+    let dag = dag_of(plan, &gates);
     let slots = targets
         .into_iter()
         .map(|(name, target)| {
@@ -214,6 +213,11 @@ pub async fn run(
                 );
                 skip(&walk_shared, node, why);
             }
+            WalkEvent::Halted { node, gate, failed } => {
+                let gate = &gates[gate];
+                let why = plan.serials()[gate.serial].halted(gate.batch, failed, gate.hosts);
+                skip(&walk_shared, node, why);
+            }
             WalkEvent::Cancelled(node) => {
                 skip(&walk_shared, node, "not started: the run was stopped".to_owned())
             }
@@ -245,6 +249,43 @@ pub async fn run(
     let critical_path_ms = plan.critical_path(|node| reports.get(node.0).map_or(0, |r| r.elapsed_ms));
     events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted, critical_path_ms });
     RunSummary { reports, elapsed, interrupted }
+}
+
+/// The walker's view of `plan`. The batches of a rolling change wait for each other through
+/// `gates` (one walker gate per plan gate, same index), not through the plan's serial edges: a
+/// failure in a batch must not skip the next batch by itself, only through its gate. (An order
+/// edge between batches appears where `--tags` dropped the tasks a serial edge joined.)
+fn dag_of(plan: &Plan, gates: &[BatchGate]) -> Dag {
+    let node_of: HashMap<TaskId, NodeId> = plan.tasks().map(|(node, task)| (task.id, node)).collect();
+    let mut batch_of: HashMap<NodeId, (usize, usize)> = HashMap::new();
+    for (s, serial) in plan.serials().iter().enumerate() {
+        for (b, batch) in serial.batches.iter().enumerate() {
+            for node in batch.tasks.iter().filter_map(|id| node_of.get(id).copied()) {
+                batch_of.insert(node, (s, b));
+            }
+        }
+    }
+    let between_batches = |from: NodeId, to: NodeId| match (batch_of.get(&from), batch_of.get(&to)) {
+        (Some((s1, b1)), Some((s2, b2))) => s1 == s2 && b1 != b2,
+        _ => false,
+    };
+    let mut dag = Dag::new(
+        plan.tasks().map(|(node, _)| plan.host_of(node)).collect(),
+        plan.edges()
+            .into_iter()
+            .filter(|(from, to, kind)| {
+                !(matches!(kind, Edge::Serial | Edge::Order) && between_batches(*from, *to))
+            })
+            .map(|(from, to, _)| (from, to)),
+    );
+    for gate in gates {
+        dag.add_gate(Gate {
+            members: gate.members.clone(),
+            successors: gate.successors.clone(),
+            max_failed: gate.max_failed,
+        });
+    }
+    dag
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -457,3 +457,82 @@ async fn a_forged_address_fact_fails_the_task_that_reads_it_and_writes_nothing()
     assert_eq!(status(&summary, "name").0, Status::Changed);
     assert_eq!(std::fs::read_to_string(&name).unwrap(), "h0");
 }
+
+/// Six local hosts, h0..h5, in a rolling change of batches of 3, 2 and 1 at
+/// `max_fail_percentage: 40`; the hosts in `failing` fail their `step`.
+fn rolling_plan(failing: &[&str]) -> Plan {
+    let names: Vec<String> = (0..6).map(|i| format!("h{i}")).collect();
+    let inventory =
+        format!("all:\n  hosts:\n{}", names.iter().map(|n| format!("    {n}: {{}}\n")).collect::<String>());
+    let inventory = Inventory::parse(&inventory, Path::new("inventory.yml")).unwrap();
+    let playbook = format!(
+        r#"
+serial(hosts(), #{{ size: [3, 2, 1], max_fail_percentage: 40 }}, |h| {{
+    let fail = {failing:?}.contains(h.name);
+    h.command("step", #{{ cmd: if fail {{ "exit 3" }} else {{ "true" }} }});
+    h.command("after step", #{{ cmd: "true" }});
+}});
+"#
+    );
+    load_source(Path::new("test.rhai"), &playbook, &inventory, &LoadOptions::default()).unwrap()
+}
+
+/// Runs `plan` with each of its hosts a local target.
+async fn run_rolling(plan: &Plan, options: RunOptions) -> (RunSummary, Vec<Event>) {
+    let collect = Collect::default();
+    let (sink, bus) = EventBus::start(vec![Box::new(collect.clone())], Arc::default());
+    let targets: HashMap<String, Arc<dyn Target>> = (0..6)
+        .map(|i| format!("h{i}"))
+        .map(|n| (n.clone(), Arc::new(Local(LocalHost::new(&n))) as Arc<dyn Target>))
+        .collect();
+    let summary = run(plan, targets, options, sink, Stop::default()).await;
+    bus.finish();
+    let events = collect.0.lock().unwrap().clone();
+    (summary, events)
+}
+
+fn of(summary: &RunSummary, host: &str, task: &str) -> (Status, String) {
+    let r = summary.reports.iter().find(|r| r.host == host && r.task == task).unwrap();
+    (r.status, r.error.clone().unwrap_or_default())
+}
+
+/// ```text
+///   batch 1: h0 h1(fails) h2   1 of 3 failed (33%): batch 2 runs
+///   batch 2: h3(fails) h4(fails)   2 of 2 failed: batch 3 (h5) is skipped, saying so
+/// ```
+#[tokio::test]
+async fn a_batch_over_max_fail_percentage_skips_the_later_batches_and_says_why() {
+    let plan = rolling_plan(&["h1", "h3", "h4"]);
+    let (summary, events) = run_rolling(&plan, options()).await;
+    assert_eq!(of(&summary, "h0", "after step").0, Status::Changed);
+    assert_eq!(of(&summary, "h1", "step").0, Status::Failed);
+    let h1 = of(&summary, "h1", "after step");
+    assert!(h1.1.starts_with("skipped: depends on h1: step"), "{h1:?}");
+    assert_eq!(of(&summary, "h3", "step").0, Status::Failed, "batch 2 ran: 1 of 3 is not more than 40%");
+    assert_eq!(of(&summary, "h4", "step").0, Status::Failed);
+    let why = "skipped: serial at test.rhai:2:1 stopped after batch 2 of 3: 2 of 2 hosts failed \
+               (more than max_fail_percentage 40%)";
+    assert_eq!(of(&summary, "h5", "step"), (Status::Skipped, why.to_owned()));
+    assert_eq!(of(&summary, "h5", "after step"), (Status::Skipped, why.to_owned()));
+    let Some(Event::RunStarted { rolling, .. }) = events.first() else { panic!("{events:?}") };
+    assert_eq!(
+        rolling,
+        &["serial at test.rhai:2:1: batches [h0, h1, h2] [h3, h4] [h5]; later batches stop when more than \
+           max_fail_percentage 40% of a batch's hosts fail"]
+    );
+}
+
+/// A resumed run of a batch counts the batch's hosts done before as succeeded: h1 failing again
+/// is 1 of 3 hosts (not 1 of 1), so the later batches run.
+#[tokio::test]
+async fn a_resumed_batch_counts_its_hosts_done_before() {
+    let full = rolling_plan(&["h1"]);
+    let resume = full.select_resume(&|t| t.host == "h1", &|_| false);
+    let batch = &resume.plan.serials()[0].batches[0];
+    assert_eq!(batch.tasks.len(), 2, "only h1's tasks of batch 1 run again");
+    let (summary, _) = run_rolling(&resume.plan, options()).await;
+    assert_eq!(of(&summary, "h1", "step").0, Status::Failed);
+    for host in ["h3", "h4", "h5"] {
+        assert_eq!(of(&summary, host, "after step").0, Status::Changed, "{host}");
+    }
+}

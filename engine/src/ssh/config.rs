@@ -116,6 +116,8 @@ impl SshConfig {
 pub struct Jump {
     pub name: String,
     pub config: SshConfig,
+    /// Where the `ProxyJump` naming it was written (`/home/u/.ssh/config:12`), if in a file.
+    pub origin: Option<String>,
 }
 
 impl Jump {

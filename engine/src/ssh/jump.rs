@@ -93,4 +93,17 @@ impl JumpPool {
         }
         via.ok_or_else(|| "no jump host to go through".to_owned())
     }
+
+    /// A raw stream to `config`'s address and port, opened by the last of `hops` (reached as in
+    /// [`JumpPool::reach`]): what `engine ping` reads the host key of the next endpoint from.
+    pub(crate) async fn open_through(
+        &self,
+        hops: &[Jump],
+        config: &super::SshConfig,
+        deadline: tokio::time::Instant,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, String> {
+        let last = hops.last().ok_or_else(|| "no jump host to go through".to_owned())?;
+        let via = self.reach(hops, deadline).await?;
+        tunnel(&via, last, config, deadline).await
+    }
 }

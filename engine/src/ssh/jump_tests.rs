@@ -116,7 +116,7 @@ async fn hosts_behind_one_jump_host_share_one_connection_to_it() {
     std::fs::write(&known, format!("{}{}", known_line(jump_port, &key(1)), known_line(target_port, &key(2))))
         .unwrap();
     let pool = Arc::new(JumpPool::default());
-    let hop = Jump { name: "bastion".into(), config: config(jump_port, dir.path(), &known) };
+    let hop = Jump { name: "bastion".into(), config: config(jump_port, dir.path(), &known), origin: None };
     let hosts: Vec<SshHost> = (0..3)
         .map(|i| {
             let mut target = config(target_port, dir.path(), &known);
@@ -143,7 +143,8 @@ async fn an_unknown_jump_host_or_a_refused_tunnel_is_named_in_the_error() {
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, known_line(target_port, &key(2))).unwrap();
     let mut target = config(target_port, dir.path(), &known);
-    target.jumps = vec![Jump { name: "bastion".into(), config: config(jump_port, dir.path(), &known) }];
+    target.jumps =
+        vec![Jump { name: "bastion".into(), config: config(jump_port, dir.path(), &known), origin: None }];
     let error = SshHost::new("t".into(), target.clone()).connect().await.unwrap_err().to_string();
     let want = format!(
         "t (root@127.0.0.1:{target_port}): via bastion (root@127.0.0.1:{jump_port}): host key for 127.0.0.1:{jump_port}"

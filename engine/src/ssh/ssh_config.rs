@@ -587,6 +587,21 @@ mod tests {
         assert_eq!(resolve(&file, "x").user, "root");
     }
 
+    /// Each hop knows the line of the ProxyJump naming it, for `engine ping`'s fix; a hop given
+    /// on a command line knows none.
+    #[test]
+    fn jump_hosts_know_where_their_proxy_jump_was_written() {
+        let file =
+            parse("Host bastion\n  Port 2222\nHost *.corp\n  User u\n  ProxyJump ops@bastion,second\n");
+        let r = resolve(&file, "db.corp");
+        let origins: Vec<Option<&str>> = r.jumps.iter().map(|j| j.origin.as_deref()).collect();
+        assert_eq!(origins, [Some("/cfg:5"), Some("/cfg:5")]);
+        let mut given = SshOptions::default();
+        given.apply_all(&[Setting::ProxyJump(vec![JumpSpec::parse("cli").unwrap()])]);
+        let r = file.resolve("db.corp", &given).finish("db.corp", "root", Path::new("/home/u")).unwrap();
+        assert_eq!(r.jumps[0].origin, None);
+    }
+
     #[test]
     fn match_host_sees_the_host_name_set_above_it() {
         let file = parse("Host alias\n  HostName %h.example.org\nMatch host *.example.org\n  Port 2022\n");

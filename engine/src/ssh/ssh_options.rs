@@ -21,6 +21,9 @@ pub struct JumpSpec {
     pub host: String,
     pub port: Option<u16>,
     pub given: Vec<Setting>,
+    /// Where the `ProxyJump` naming this hop was written (`/home/u/.ssh/config:12`); `None`
+    /// when it was given on a command line or in the inventory's ssh arguments.
+    pub origin: Option<String>,
 }
 
 impl JumpSpec {
@@ -45,7 +48,7 @@ impl JumpSpec {
             return Err(format!("jump host {text:?} has no valid host name"));
         }
         let port = port.map(parse_port).transpose().map_err(|e| format!("jump host {text:?}: {e}"))?;
-        Ok(Self { user, host: host.to_owned(), port, given: Vec::new() })
+        Ok(Self { user, host: host.to_owned(), port, given: Vec::new(), origin: None })
     }
 }
 
@@ -274,6 +277,15 @@ pub struct SshOptions {
     pub connect_timeout: Option<Duration>,
 }
 
+/// `hops`, each knowing where the setting that names them was written (when in a file).
+fn written_at(hops: &[JumpSpec], origin: &Origin) -> Vec<JumpSpec> {
+    let origin = (origin.line > 0).then(|| origin.to_string());
+    hops.iter()
+        .cloned()
+        .map(|hop| JumpSpec { origin: hop.origin.or_else(|| origin.clone()), ..hop })
+        .collect()
+}
+
 impl SshOptions {
     /// Applies one setting, unless the option already has a value. `origin`, when known,
     /// goes into the reason of a refused `ProxyCommand`.
@@ -290,9 +302,11 @@ impl SshOptions {
             Setting::IdentityFile(v) => self.identity_files.push(v.clone()),
             Setting::IdentitiesOnly(v) => first(&mut self.identities_only, v),
             Setting::ProxyJump(hops) if hops.is_empty() => first(&mut self.proxy, &Proxy::Direct),
-            Setting::ProxyJump(hops) => first(&mut self.proxy, &Proxy::Jumps(hops.clone())),
+            Setting::ProxyJump(hops) => first(&mut self.proxy, &Proxy::Jumps(written_at(hops, origin))),
             Setting::ProxyCommand(None) => first(&mut self.proxy, &Proxy::Direct),
-            Setting::ProxyCommand(Some(hop)) => first(&mut self.proxy, &Proxy::Jumps(vec![hop.clone()])),
+            Setting::ProxyCommand(Some(hop)) => {
+                first(&mut self.proxy, &Proxy::Jumps(written_at(std::slice::from_ref(hop), origin)))
+            }
             Setting::RefusedProxyCommand(why) => {
                 let why = if origin.line == 0 { why.clone() } else { format!("{origin}: {why}") };
                 first(&mut self.proxy, &Proxy::Refused(why));
