@@ -8,6 +8,10 @@
 //!   .31-.33   worker0-2
 //!   .100+N    hN (benchmark topologies, and the `fleet` of `ha+N`; N < 150)
 //! ```
+//!
+//! The `bastion` topology puts the `ha` hosts (same last octets, VIP .10) on the internal bridge
+//! `englab1`, 10.78.0.0/24, behind the jump host `bastion` (10.77.0.3 and 10.78.0.3): see
+//! [`crate::bastion`].
 
 use std::fmt;
 use std::net::Ipv4Addr;
