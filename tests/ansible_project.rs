@@ -83,6 +83,21 @@ fn project(t: &Test, lab: &Lab, proxy_jump: &str) -> PathBuf {
     t.path().join("project/inventory")
 }
 
+/// Every file under `dir` (recursively), with its text.
+fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            files.push((path, text));
+        }
+    }
+    files
+}
+
 /// What a run on a terminal showed, and its exit code.
 struct Screen {
     code: Option<i32>,
@@ -242,6 +257,13 @@ fn an_ansible_project_as_it_is_runs_ha_rhai_through_the_bastion_with_k_and_rerun
     let home = t.path().join("home");
     let inventory = inventory.to_str().unwrap();
     let password = lab.sudo_password.clone().unwrap();
+    // The password is typed at the prompt only: no file of the project (or HOME) holds it.
+    let files = files_under(t.path());
+    let names: Vec<&Path> = files.iter().map(|(f, _)| f.as_path()).collect();
+    assert_eq!(files.len(), 6, "the project's 5 files and ~/.ssh/config: {names:?}");
+    for (file, text) in files {
+        assert!(!text.contains(&password) && !text.contains("become_pass"), "{} holds it", file.display());
+    }
     let args = ["run", "playbooks/ha.rhai", "-i", inventory];
 
     let started = Instant::now();
