@@ -6,6 +6,7 @@
 //! test` boots the lab and runs them with `--include-ignored` (see `support::lab`).
 
 mod adhoc;
+mod ansible_project;
 mod apt_modules;
 mod bare_lab;
 mod bastion;

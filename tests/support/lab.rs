@@ -28,6 +28,12 @@ pub struct Lab {
     pub known_hosts: PathBuf,
     /// (name, address, group) in inventory order.
     pub hosts: Vec<(String, String, String)>,
+    /// The bastion lab's `ssh_config` (the bastion, and each host by name behind it), through
+    /// which [`Lab::ssh`] reaches its hosts; None for the other labs.
+    pub ssh_config: Option<PathBuf>,
+    /// The bastion lab's sudo password of the login user, which [`Lab::ssh`] gives sudo on its
+    /// stdin; None for the other labs (passwordless sudo, or root).
+    pub sudo_password: Option<String>,
     _turn: Turn,
 }
 
@@ -55,6 +61,28 @@ impl Lab {
         Self::from_env("ENGINE_LAB_BARE_INVENTORY")
     }
 
+    /// The bastion lab (`cargo xtask lab up --topology bastion`: the `ha` hosts of the bare lab on
+    /// an internal network, reached only through the jump host `bastion`; sudo asks for a
+    /// password), from its directory in `ENGINE_LAB_BASTION_DIR` (the lab's `target/lab`), which
+    /// `cargo xtask test` sets for the bastion lab's tests (its third phase); panics like
+    /// [`Lab::get`] without it.
+    #[track_caller]
+    pub fn bastion() -> Lab {
+        let var = "ENGINE_LAB_BASTION_DIR";
+        let Some(dir) = std::env::var_os(var).map(PathBuf::from) else {
+            panic!(
+                "{var} is not set: this test needs the bastion lab; run it through `cargo xtask test` \
+                 (or `cargo xtask lab up --topology bastion` and set {var} to its target/lab)"
+            );
+        };
+        let turn = Turn::take(std::panic::Location::caller().file());
+        let mut lab = Self::read(dir.join("inventory.yml"), turn);
+        let password = std::fs::read_to_string(dir.join("sudo_password")).expect("the lab's sudo password");
+        lab.sudo_password = Some(password.trim().to_owned());
+        lab.ssh_config = Some(dir.join("ssh_config"));
+        lab
+    }
+
     #[track_caller]
     fn from_env(var: &str) -> Lab {
         let Some(path) = std::env::var_os(var) else {
@@ -64,7 +92,10 @@ impl Lab {
             );
         };
         let turn = Turn::take(std::panic::Location::caller().file());
-        let inventory = PathBuf::from(path);
+        Self::read(PathBuf::from(path), turn)
+    }
+
+    fn read(inventory: PathBuf, turn: Turn) -> Lab {
         let text = std::fs::read_to_string(&inventory).expect("lab inventory");
         let yaml: Value = serde_yaml_ng::from_str(&text).expect("lab inventory YAML");
         let vars = &yaml["all"]["vars"];
@@ -86,6 +117,8 @@ impl Lab {
             known_hosts: PathBuf::from(vars["engine_known_hosts"].as_str().unwrap()),
             inventory,
             hosts,
+            ssh_config: None,
+            sudo_password: None,
             _turn: turn,
         }
     }
@@ -103,13 +136,22 @@ impl Lab {
     }
 
     /// Like [`Lab::ssh`], returning the exit code, stdout and stderr. `command` runs as root:
-    /// logged in as root on the pre-baked lab, through the login user's `sudo` on a bare one.
+    /// logged in as root on the pre-baked lab, through the login user's `sudo` on a bare one
+    /// (given the bastion lab's password on its stdin).
     pub fn ssh_status(&self, host: &str, command: &str) -> (Option<i32>, String, String) {
         if self.login == "root" {
             return self.ssh_status_as("root", host, command);
         }
         let quoted = format!("'{}'", command.replace('\'', "'\\''"));
-        self.ssh_status_as(&self.login, host, &format!("sudo -n sh -c {quoted}"))
+        match &self.sudo_password {
+            Some(password) => self.ssh_run(
+                &self.login,
+                host,
+                &format!("sudo -S -p '' sh -c {quoted}"),
+                Some(&format!("{password}\n")),
+            ),
+            None => self.ssh_status_as(&self.login, host, &format!("sudo -n sh -c {quoted}")),
+        }
     }
 
     /// Like [`Lab::ssh`], logged in as `user` (the bare lab's hosts refuse root).
@@ -121,16 +163,52 @@ impl Lab {
 
     /// Like [`Lab::ssh_status`], logged in as `user`.
     pub fn ssh_status_as(&self, user: &str, host: &str, command: &str) -> (Option<i32>, String, String) {
-        let out = Command::new("ssh")
-            .args(["-i"])
-            .arg(&self.key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-            .arg(format!("{user}@{}", self.address(host)))
+        self.ssh_run(user, host, command, None)
+    }
+
+    /// `ssh` to `host` as `user` running `command`, with `stdin` (else none); on the bastion lab
+    /// through its ssh_config, by the host's name.
+    fn ssh_run(
+        &self,
+        user: &str,
+        host: &str,
+        command: &str,
+        stdin: Option<&str>,
+    ) -> (Option<i32>, String, String) {
+        use std::io::Write;
+        let mut ssh = Command::new("ssh");
+        match &self.ssh_config {
+            Some(config) => {
+                ssh.arg("-F").arg(config).args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]);
+                ssh.arg(format!("{user}@{host}"));
+            }
+            None => {
+                ssh.args(["-i"])
+                    .arg(&self.key)
+                    .arg("-o")
+                    .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+                    .args([
+                        "-o",
+                        "StrictHostKeyChecking=yes",
+                        "-o",
+                        "BatchMode=yes",
+                        "-o",
+                        "ConnectTimeout=5",
+                    ])
+                    .arg(format!("{user}@{}", self.address(host)));
+            }
+        }
+        let mut child = ssh
             .arg(command)
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("ssh");
+        let mut input = child.stdin.take().expect("ssh's stdin");
+        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("ssh's stdin");
+        drop(input);
+        let out = child.wait_with_output().expect("ssh");
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -68,7 +68,9 @@ enum Top {
 enum Lab {
     /// Boots the lab (no-op if that topology is up and healthy).
     Up {
-        /// ha (etcd0-2, master0-2, worker0-2), etcd (etcd0-2), or N hosts h00..
+        /// ha (etcd0-2, master0-2, worker0-2), etcd (etcd0-2), N hosts h00.., ha+N (ha and a
+        /// fleet of N), or bastion (the ha hosts on an internal network behind the jump host
+        /// `bastion`; always bare, sudo asks for a password)
         #[arg(long, default_value = "ha")]
         topology: Topology,
         /// Boot bare hosts (a fresh Debian 12 cloud image's look: user `debian` with sudo, no

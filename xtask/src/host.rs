@@ -85,6 +85,18 @@ pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repo: Option<&Pat
 /// Boots host `name` from `image` with its network file, its host key and `binds`
 /// (from [`kind_binds`]).
 pub(crate) fn boot(paths: &Paths, image: &Path, name: &str, binds: &[String]) -> Result<u32> {
+    boot_on(paths, image, name, &[procs::bridge_arg()], binds)
+}
+
+/// [`boot`] with nspawn's network arguments `network` instead of the lab bridge's (see
+/// [`crate::bastion::network_args`]).
+pub(crate) fn boot_on(
+    paths: &Paths,
+    image: &Path,
+    name: &str,
+    network: &[String],
+    binds: &[String],
+) -> Result<u32> {
     let dir = paths.host_dir(name);
     let log = File::create(dir.join("console.log")).context("cannot create console.log")?;
     let cgroups = crate::cgroup::prepare(name)?;
@@ -102,7 +114,7 @@ pub(crate) fn boot(paths: &Paths, image: &Path, name: &str, binds: &[String]) ->
         .args(["--volatile=overlay", "--boot", "--register=no", "--keep-unit", "--console=passive"])
         .arg(format!("--machine={name}"))
         .arg(format!("--hostname={name}"))
-        .arg(procs::bridge_arg())
+        .args(network)
         .arg(bind(&dir.join("10-host0.network"), "/etc/systemd/network/10-host0.network"))
         .arg(bind(&dir.join("ssh/ssh_host_ed25519_key"), "/etc/ssh/ssh_host_ed25519_key"))
         .arg(bind(&dir.join("ssh/ssh_host_ed25519_key.pub"), "/etc/ssh/ssh_host_ed25519_key.pub"))

@@ -48,8 +48,10 @@ pub(crate) fn render(
     let _ = writeln!(out, "    ansible_ssh_private_key_file: {}", scalar(&key));
     let _ = writeln!(out, "    ansible_ssh_common_args: {}", scalar(&common));
     let _ = writeln!(out, "    engine_known_hosts: {}", scalar(&kh));
-    let _ = writeln!(out, "    lab_vip: {VIP}\n    lab_interface: {INTERFACE}");
-    for (name, value) in vars {
+    // A lab whose VIP is elsewhere (the `bastion` topology's) names it in `vars`.
+    let vip = vars.iter().find(|(n, _)| n == "lab_vip").map_or_else(|| VIP.to_string(), |(_, v)| v.clone());
+    let _ = writeln!(out, "    lab_vip: {vip}\n    lab_interface: {INTERFACE}");
+    for (name, value) in vars.iter().filter(|(n, _)| n != "lab_vip") {
         let _ = writeln!(out, "    {name}: {}", scalar(value));
     }
     out.push_str("  children:\n");

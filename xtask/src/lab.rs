@@ -14,7 +14,9 @@ use anyhow::{Context, Result, bail};
 use crate::inventory::Login;
 use crate::paths::{HostKind, HostState, Paths, State};
 use crate::topology::{BRIDGE, FLEET, HostSpec, Topology};
-use crate::{bare, cgroup, host, image, inventory, k8srepo, labvars, net, procs, ssh, standins, tools};
+use crate::{
+    bare, bastion, cgroup, host, image, inventory, k8srepo, labvars, net, procs, ssh, standins, tools,
+};
 
 /// Time for all hosts to answer SSH before `up` gives up.
 const READY_LIMIT: Duration = Duration::from_secs(90);
@@ -63,7 +65,8 @@ pub(crate) fn require_root() -> Result<()> {
 }
 
 /// `lab up`: brings `topology` up, unless it is already up and healthy. `bare`: its hosts boot
-/// the bare image, beside the package mirror host (see [`crate::bare`]).
+/// the bare image, beside the package mirror host (see [`crate::bare`]); the `bastion` topology
+/// is always bare.
 pub(crate) fn up(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
     require_root()?;
     tools::ensure()?;
@@ -91,6 +94,8 @@ pub(crate) fn build(paths: &Paths, bare: bool) -> Result<()> {
 }
 
 pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
+    // The bastion lab's HA run installs from the bare lab's mirror.
+    let bare = bare || topology == Topology::Bastion;
     let (image_dir, built) = image::ensure()?;
     let hash = image::current_hash();
     standins::stage(paths)?;
@@ -132,22 +137,32 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         );
         kinds.insert(0, HostKind::Mirror);
     }
+    if topology == Topology::Bastion {
+        specs.insert(1, bastion::spec());
+        kinds.insert(1, HostKind::Bare);
+    }
     let login = if bare { Login::Become(bare::USER) } else { Login::Root };
     // A bare lab's playbooks install from the mirror (see `labvars`).
-    let vars = match &mirror_repo {
+    let mut vars = match &mirror_repo {
         Some(repo) => labvars::mirror_vars(repo)?,
         None => Vec::new(),
     };
+    if topology == Topology::Bastion {
+        vars = bastion::internal_vars(vars);
+    }
     write_lab_files(paths, topology, &specs, login, &vars)?;
     net::ensure_bridge()?;
+    if topology == Topology::Bastion {
+        bastion::write_files(paths, topology.groups(), &specs, &vars)?;
+        bastion::ensure_bridge()?;
+    }
 
     let started = Instant::now();
     let mut state =
         State { topology: topology.to_string(), image: hash, bare_image: bare_hash, hosts: Vec::new() };
     let mut boot_error = None;
     for (spec, kind) in specs.iter().zip(kinds) {
-        let booted = host::kind_binds(paths, kind, mirror_repo.as_deref())
-            .and_then(|binds| host::boot(paths, &state.image_dir(kind), &spec.name, &binds));
+        let booted = boot_host(paths, &state, &spec.name, spec.addr, kind, mirror_repo.as_deref());
         let pid = match booted {
             Ok(pid) => Some(pid),
             Err(e) => {
@@ -170,8 +185,12 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
     if let Some(e) = boot_error {
         return Err(e.context("booting the lab (run `cargo xtask lab down` to clean up)"));
     }
-    let waiting: Vec<ssh::Waiting<'_>> =
-        state.hosts.iter().filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?, h.kind.login()))).collect();
+    let waiting: Vec<ssh::Waiting<'_>> = state
+        .hosts
+        .iter()
+        .filter(|h| !bastion::internal(h.addr))
+        .filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?, h.kind.login())))
+        .collect();
     let ready = ssh::wait_ready(paths, &waiting, started, READY_LIMIT)?;
     if bare {
         serve_mirror(paths)?;
@@ -182,8 +201,54 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         ready.len(),
         slowest.as_secs_f64()
     );
+    if topology == Topology::Bastion {
+        bastion_ready(paths, &state.hosts, started)?;
+        println!(
+            "lab: {} hosts answer SSH through the bastion {:.1} s after boot; `debian`'s sudo asks for the password in {}",
+            state.hosts.iter().filter(|h| bastion::internal(h.addr)).count(),
+            started.elapsed().as_secs_f64(),
+            bastion::password_path(paths).display()
+        );
+        println!("lab: ssh_config {}", bastion::ssh_config_path(paths).display());
+        println!("lab: inventory {}", bastion::inventory_ini_path(paths).display());
+    }
     println!("lab: inventory {}", paths.inventory().display());
     Ok(())
+}
+
+/// Boots one host of `state`'s lab with its kind's binds (`mirror_repo`: the mirror's
+/// directory), and in a `bastion` lab on its network(s) (see [`crate::bastion`]).
+fn boot_host(
+    paths: &Paths,
+    state: &State,
+    name: &str,
+    addr: std::net::Ipv4Addr,
+    kind: HostKind,
+    mirror_repo: Option<&std::path::Path>,
+) -> Result<u32> {
+    let mut binds = host::kind_binds(paths, kind, mirror_repo)?;
+    if state.topology != bastion::TOPOLOGY {
+        return host::boot(paths, &state.image_dir(kind), name, &binds);
+    }
+    binds.extend(bastion::extra_binds(paths, name, addr));
+    let network = bastion::network_args(name, addr);
+    let pid = host::boot_on(paths, &state.image_dir(kind), name, &network, &binds)?;
+    bastion::attach(name, pid)?;
+    Ok(pid)
+}
+
+/// A `bastion` lab's internal `hosts` answer SSH through the bastion (waited for until
+/// [`READY_LIMIT`] after `started`), then every bare host's sudo asks for the lab's password.
+fn bastion_ready(paths: &Paths, hosts: &[HostState], started: Instant) -> Result<()> {
+    let internal: Vec<(&str, u32)> = hosts
+        .iter()
+        .filter(|h| bastion::internal(h.addr))
+        .filter_map(|h| Some((h.name.as_str(), h.pid?)))
+        .collect();
+    bastion::wait_ready(paths, &internal, started, READY_LIMIT)?;
+    let all: Vec<(&str, std::net::Ipv4Addr, HostKind)> =
+        hosts.iter().map(|h| (h.name.as_str(), h.addr, h.kind)).collect();
+    bastion::require_sudo_password(paths, &all)
 }
 
 /// The inventory group of the bare lab's mirror host: in no inventory, since no playbook manages it.
@@ -230,7 +295,16 @@ fn probe_all(paths: &Paths, hosts: &[HostState]) -> BTreeMap<String, bool> {
     thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter()
-            .map(|h| (h.name.clone(), s.spawn(move || ssh::reachable(paths, h.kind.login(), h.addr))))
+            .map(|h| {
+                let probe = move || {
+                    if bastion::internal(h.addr) {
+                        bastion::reachable(paths, &h.name)
+                    } else {
+                        ssh::reachable(paths, h.kind.login(), h.addr)
+                    }
+                };
+                (h.name.clone(), s.spawn(probe))
+            })
             .collect();
         handles.into_iter().map(|(n, t)| (n, t.join().unwrap_or(false))).collect()
     })
@@ -327,8 +401,9 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
         }
     }
     net::delete(BRIDGE)?;
+    bastion::remove_links()?;
     cgroup::remove_all()?;
-    for file in [paths.state(), paths.inventory()] {
+    for file in [paths.state(), paths.inventory(), bastion::password_path(paths)] {
         if file.exists() {
             fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         }
@@ -340,6 +415,7 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
 /// etcdN, masterN, workerN, hN or the mirror: names only this lab gives its hosts.
 fn looks_like_lab_host(name: &str) -> bool {
     name == bare::MIRROR_NAME
+        || name == bastion::NAME
         || ["etcd", "master", "worker", "h"].iter().any(|p| {
             name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
@@ -389,7 +465,11 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
 pub(crate) fn ssh_exec(paths: &Paths, name: &str, remote: &[String]) -> Result<()> {
     let state = State::require(paths)?;
     let h = state.host(name)?;
-    let mut c = ssh::command(paths, h.kind.login(), h.addr, 5, remote);
+    let mut c = if bastion::internal(h.addr) {
+        bastion::ssh_command(paths, name, 5, remote)
+    } else {
+        ssh::command(paths, h.kind.login(), h.addr, 5, remote)
+    };
     let err = c.exec();
     Err(err).context("cannot run ssh")
 }
@@ -444,16 +524,27 @@ pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
     }
     net::delete(&net::veth(name))?;
     net::ensure_bridge()?;
+    if state.topology == bastion::TOPOLOGY {
+        bastion::ensure_bridge()?;
+    }
     net::raise_inotify_limits()?;
     let repo = state.bare_image.as_deref().map(bare::repo_dir);
-    let binds = host::kind_binds(paths, h.kind, repo.as_deref())?;
     let started = Instant::now();
-    let pid = host::boot(paths, &state.image_dir(h.kind), name, &binds)?;
+    let pid = boot_host(paths, &state, name, h.addr, h.kind, repo.as_deref())?;
     if let Some(entry) = state.hosts.iter_mut().find(|x| x.name == name) {
         entry.pid = Some(pid);
     }
     state.save(paths)?;
-    ssh::wait_ready(paths, &[(name, h.addr, pid, h.kind.login())], started, READY_LIMIT)?;
+    if state.topology == bastion::TOPOLOGY {
+        let mut restarted = h.clone();
+        restarted.pid = Some(pid);
+        if !bastion::internal(h.addr) {
+            ssh::wait_ready(paths, &[(name, h.addr, pid, h.kind.login())], started, READY_LIMIT)?;
+        }
+        bastion_ready(paths, &[restarted], started)?;
+    } else {
+        ssh::wait_ready(paths, &[(name, h.addr, pid, h.kind.login())], started, READY_LIMIT)?;
+    }
     if h.kind == HostKind::Mirror {
         serve_mirror(paths)?;
     }
@@ -477,7 +568,7 @@ mod tests {
 
     #[test]
     fn lab_host_names() {
-        for n in ["etcd0", "master2", "worker1", "h00", "h149", "mirror"] {
+        for n in ["etcd0", "master2", "worker1", "h00", "h149", "mirror", "bastion"] {
             assert!(looks_like_lab_host(n), "{n}");
         }
         for n in ["h", "etcd", "eth0", "hx1", "web0"] {

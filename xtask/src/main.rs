@@ -15,6 +15,7 @@
 //! - `labvars`: the bare lab's inventory variables that point playbooks at its package mirror
 
 mod bare;
+mod bastion;
 mod bench;
 mod cgroup;
 mod cli;

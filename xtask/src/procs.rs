@@ -71,7 +71,9 @@ pub(crate) fn lab_machine(pid: u32) -> Option<String> {
         return None;
     }
     let args = cmdline(pid)?;
-    if !args.contains(&bridge_arg()) {
+    // The `bastion` topology's internal hosts are on its internal bridge only.
+    let internal = format!("--network-bridge={}", crate::bastion::BRIDGE);
+    if !args.iter().any(|a| *a == bridge_arg() || *a == internal) {
         return None;
     }
     args.iter().find_map(|a| a.strip_prefix("--machine=")).map(str::to_owned)

@@ -56,15 +56,30 @@ pub(crate) fn capture_as(
     remote: &[&str],
     limit: Duration,
 ) -> Option<String> {
+    capture_with_stdin(paths, user, addr, remote, b"", limit)
+}
+
+/// Like [`capture_as`], writing `stdin` to the remote command's standard input.
+pub(crate) fn capture_with_stdin(
+    paths: &Paths,
+    user: &str,
+    addr: Ipv4Addr,
+    remote: &[&str],
+    stdin: &[u8],
+    limit: Duration,
+) -> Option<String> {
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
     // A loaded machine (2 cores shared with every host) can take seconds to accept.
     let connect_timeout = u32::try_from(limit.as_secs().clamp(2, 10)).unwrap_or(10);
     let mut child = command(paths, user, addr, connect_timeout, &remote)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_empty() { Stdio::null() } else { Stdio::piped() })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
+    if let Some(mut input) = child.stdin.take() {
+        std::io::Write::write_all(&mut input, stdin).ok()?;
+    }
     let done = procs::wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))));
     if !done {
         child.kill().ok();

@@ -4,8 +4,10 @@
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, and the package
 //! mirror: `lab up --topology ha --bare`) for the bare lab's tests: `bare_lab::` and the HA
 //! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
-//! themselves. A test selection that names only bare tests skips the first lab. The lab always
-//! comes down afterwards.
+//! themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
+//! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
+//! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
+//! lab always comes down afterwards.
 //!
 //! Lab tests (and the live-SSH unit tests of `engine::ssh`) are `#[ignore]`d, so that a plain
 //! `cargo test` lists them as ignored; here `--include-ignored` runs them, with the lab's
@@ -81,6 +83,9 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         }
         let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
         bare_args.extend(selection.bare.iter().map(OsString::from));
+        for bastion in BASTION_TESTS {
+            bare_args.extend(["--skip".into(), bastion.into()]);
+        }
         bare_args.extend(test_args.iter().filter(|a| a.to_string_lossy().starts_with('-')).cloned());
         let env = vec![
             ("ENGINE_LAB_BARE_INVENTORY", paths.inventory().into_os_string()),
@@ -98,8 +103,45 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
             status = Some(bare);
         }
     }
+    // Phase three: the bastion lab, for its tests the selection asks for.
+    if !selection.bastion.is_empty() {
+        let bastion = bastion_phase(paths, cargo_args, test_args, &selection.bastion, &lines)?;
+        if status.is_none_or(|s: std::process::ExitStatus| s.success()) {
+            status = Some(bastion);
+        }
+    }
     let status = status.context("the test selection selects no phase")?;
     report(status, &lines)
+}
+
+/// Phase three: the `bastion` lab (see [`crate::bastion`]), and the tests `filters` there, with
+/// the lab's directory in `ENGINE_LAB_BASTION_DIR`.
+fn bastion_phase(
+    paths: &Paths,
+    cargo_args: &[OsString],
+    test_args: &[OsString],
+    filters: &[String],
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> Result<std::process::ExitStatus> {
+    {
+        let _lock = lab::lock()?;
+        lab::up_locked(paths, Topology::Bastion, true)?;
+    }
+    let mut args: Vec<OsString> = vec!["--include-ignored".into()];
+    args.extend(filters.iter().map(OsString::from));
+    args.extend(test_args.iter().filter(|a| a.to_string_lossy().starts_with('-')).cloned());
+    let env = vec![
+        ("ENGINE_LAB_BASTION_DIR", paths.lab.clone().into_os_string()),
+        ("ENGINE_LAB_REQUIRED", "1".into()),
+    ];
+    cargo_test(
+        paths,
+        &["-p".into(), "engine".into(), "--test".into(), "main".into()],
+        cargo_args,
+        &args,
+        &env,
+        lines,
+    )
 }
 
 /// Phase one: the pre-baked `ha` lab and its fleet, and every test but the bare lab's.
@@ -120,8 +162,8 @@ fn main_phase(
     let ssh_host = state.hosts.first().context("the lab has no host")?;
     // The bare lab's tests run in a second phase, on a lab of their own.
     let mut main_args: Vec<OsString> = vec!["--include-ignored".into()];
-    for bare in BARE_TESTS {
-        main_args.extend(["--skip".into(), bare.into()]);
+    for other in BARE_TESTS.iter().chain(&BASTION_TESTS) {
+        main_args.extend(["--skip".into(), (*other).into()]);
     }
     main_args.extend(test_args.iter().cloned());
     let env = vec![
@@ -168,6 +210,9 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 /// the secrets search of a whole ha.rhai run), run on the bare `ha` lab after the rest.
 const BARE_TESTS: [&str; 3] = ["bare_lab::", "ha::", "secrets::full_ha_run"];
 
+/// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
+const BASTION_TESTS: [&str; 1] = ["ansible_project::"];
+
 /// Which phases a test selection (the test binary's arguments) needs.
 #[derive(Debug, PartialEq)]
 struct Selection {
@@ -175,6 +220,8 @@ struct Selection {
     main: bool,
     /// Phase two: the filters to run on the bare lab (none: no bare lab).
     bare: Vec<String>,
+    /// Phase three: the filters to run on the bastion lab (none: no bastion lab).
+    bastion: Vec<String>,
 }
 
 impl Selection {
@@ -187,26 +234,32 @@ impl Selection {
             .map(|a| a.to_string_lossy().into_owned())
             .filter(|a| !a.starts_with('-'))
             .collect();
+        let all = |prefixes: &[&str]| prefixes.iter().map(|b| (*b).to_owned()).collect();
         if filters.is_empty() {
-            return Selection { main: true, bare: BARE_TESTS.iter().map(|b| (*b).to_owned()).collect() };
+            return Selection { main: true, bare: all(&BARE_TESTS), bastion: all(&BASTION_TESTS) };
         }
         let mut main = false;
         let mut bare = Vec::new();
+        let mut bastion = Vec::new();
         for filter in filters {
             if BARE_TESTS.iter().any(|b| filter.starts_with(b)) {
                 bare.push(filter);
+            } else if BASTION_TESTS.iter().any(|b| filter.starts_with(b)) {
+                bastion.push(filter);
             } else {
                 main = true;
-                // Only the bare prefixes it takes in: the filter itself would match tests of
-                // phase one, which cannot run on the bare lab.
-                for b in BARE_TESTS.iter().filter(|b| b.contains(filter.as_str())) {
-                    if !bare.iter().any(|x| x == b) {
-                        bare.push((*b).to_owned());
+                // Only the bare (bastion) prefixes it takes in: the filter itself would match
+                // tests of phase one, which cannot run on the bare (bastion) lab.
+                for (prefixes, phase) in [(&BARE_TESTS[..], &mut bare), (&BASTION_TESTS[..], &mut bastion)] {
+                    for b in prefixes.iter().filter(|b| b.contains(filter.as_str())) {
+                        if !phase.iter().any(|x| x == b) {
+                            phase.push((*b).to_owned());
+                        }
                     }
                 }
             }
         }
-        Selection { main, bare }
+        Selection { main, bare, bastion }
     }
 }
 
@@ -317,21 +370,36 @@ mod tests {
     fn selections_pick_the_phases_they_need() {
         let of =
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
-        let both = Selection {
+        let every = Selection {
             main: true,
             bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into()],
+            bastion: vec!["ansible_project::".into()],
         };
-        assert_eq!(of(&[]), both);
-        assert_eq!(of(&["--nocapture"]), both);
-        assert_eq!(of(&["ha::ha_full"]), Selection { main: false, bare: vec!["ha::ha_full".into()] });
-        assert_eq!(
-            of(&["bare_lab::", "--nocapture"]),
-            Selection { main: false, bare: vec!["bare_lab::".into()] }
-        );
-        assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![] });
+        assert_eq!(of(&[]), every);
+        assert_eq!(of(&["--nocapture"]), every);
+        let bare = |f: &[&str]| Selection {
+            main: false,
+            bare: f.iter().map(|s| (*s).to_owned()).collect(),
+            bastion: vec![],
+        };
+        assert_eq!(of(&["ha::ha_full"]), bare(&["ha::ha_full"]));
+        assert_eq!(of(&["bare_lab::", "--nocapture"]), bare(&["bare_lab::"]));
+        assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![], bastion: vec![] });
         assert_eq!(
             of(&["ha"]),
-            Selection { main: true, bare: vec!["ha::".into(), "secrets::full_ha_run".into()] }
+            Selection {
+                main: true,
+                bare: vec!["ha::".into(), "secrets::full_ha_run".into()],
+                bastion: vec![]
+            }
+        );
+        assert_eq!(
+            of(&["ansible_project::an_ansible"]),
+            Selection { main: false, bare: vec![], bastion: vec!["ansible_project::an_ansible".into()] }
+        );
+        assert_eq!(
+            of(&["project"]),
+            Selection { main: true, bare: vec![], bastion: vec!["ansible_project::".into()] }
         );
     }
 

@@ -8,6 +8,10 @@
 //!   .31-.33   worker0-2
 //!   .100+N    hN (benchmark topologies, and the `fleet` of `ha+N`; N < 150)
 //! ```
+//!
+//! The `bastion` topology puts the `ha` hosts (same last octets, VIP .10) on the internal bridge
+//! `englab1`, 10.78.0.0/24, behind the jump host `bastion` (10.77.0.3 and 10.78.0.3): see
+//! [`crate::bastion`].
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -35,6 +39,9 @@ pub(crate) enum Topology {
     /// The `ha` hosts, plus h00..h(N-1) in a group `fleet` that has an inventory of its own
     /// (`fleet.yml`), for tests that kill or cut hosts without touching the `ha` hosts.
     HaFleet(u16),
+    /// The `ha` hosts on an internal bridge, behind the jump host `bastion` (always bare; see
+    /// [`crate::bastion`]).
+    Bastion,
 }
 
 /// The group of the extra hosts of [`Topology::HaFleet`].
@@ -56,6 +63,7 @@ impl Topology {
             Self::Etcd => &["etcd"],
             Self::Nodes(_) => &["nodes"],
             Self::HaFleet(_) => &["etcd", "masters", "workers", FLEET],
+            Self::Bastion => &["etcd", "masters", "workers"],
         }
     }
 
@@ -76,6 +84,15 @@ impl Topology {
             Self::Etcd => trio("etcd", 11, "etcd").collect(),
             Self::Nodes(n) => numbered(n, "nodes"),
             Self::HaFleet(n) => Self::Ha.hosts().into_iter().chain(numbered(n, FLEET)).collect(),
+            // The same names and last octets, on the internal network.
+            Self::Bastion => Self::Ha
+                .hosts()
+                .into_iter()
+                .map(|h| {
+                    let [_, _, _, last] = h.addr.octets();
+                    HostSpec { addr: Ipv4Addr::new(10, 78, 0, last), ..h }
+                })
+                .collect(),
         }
     }
 }
@@ -99,6 +116,7 @@ impl FromStr for Topology {
         match s {
             "ha" => Ok(Self::Ha),
             "etcd" => Ok(Self::Etcd),
+            crate::bastion::TOPOLOGY => Ok(Self::Bastion),
             _ if s.starts_with("ha+") => {
                 let n: u16 = s[3..].parse().with_context(|| format!("topology `{s}`: expected ha+N"))?;
                 if !(1..=MAX_NODES).contains(&n) {
@@ -107,8 +125,9 @@ impl FromStr for Topology {
                 Ok(Self::HaFleet(n))
             }
             _ => {
-                let n: u16 =
-                    s.parse().with_context(|| format!("topology `{s}`: expected ha, etcd or a number"))?;
+                let n: u16 = s
+                    .parse()
+                    .with_context(|| format!("topology `{s}`: expected ha, etcd, bastion or a number"))?;
                 if !(1..=MAX_NODES).contains(&n) {
                     bail!("topology `{s}`: a numbered lab has 1 to {MAX_NODES} hosts");
                 }
@@ -125,6 +144,7 @@ impl fmt::Display for Topology {
             Self::Etcd => f.write_str("etcd"),
             Self::Nodes(n) => write!(f, "{n}"),
             Self::HaFleet(n) => write!(f, "ha+{n}"),
+            Self::Bastion => f.write_str(crate::bastion::TOPOLOGY),
         }
     }
 }
@@ -187,7 +207,7 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() -> Result<()> {
-        for s in ["ha", "etcd", "1", "9", "150", "ha+50"] {
+        for s in ["ha", "etcd", "bastion", "1", "9", "150", "ha+50"] {
             assert_eq!(s.parse::<Topology>()?.to_string(), s);
         }
         for bad in ["0", "151", "x", "-1", "", "ha+0", "ha+", "ha+151"] {
