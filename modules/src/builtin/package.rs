@@ -299,7 +299,8 @@ pub(crate) fn parse_query(text: &str) -> Result<HostPackages, Malformed> {
 /// Reads the second planning command's answer into `found`: candidates strictly (a candidate
 /// that is not a Debian version is refused), `madison` rows only in their checked forms.
 pub(crate) fn parse_candidates(text: &str, found: &mut HostPackages) -> Result<(), Malformed> {
-    let (policy, madison) = text.split_once("#madison").ok_or_else(|| Malformed::whole("no #madison marker"))?;
+    let (policy, madison) =
+        text.split_once("#madison").ok_or_else(|| Malformed::whole("no #madison marker"))?;
     found.candidates = parse_policy(policy)?;
     found.available = parse_madison(madison);
     Ok(())
@@ -318,7 +319,12 @@ fn parse_dpkg_query(text: &str) -> Result<HostPackages, Malformed> {
             [name, want, flag, state, version] if is_version(version) => {
                 (name, want, flag, state, Some(version))
             }
-            _ => return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status, version)")),
+            _ => {
+                return Err(Malformed::new(
+                    line,
+                    "not a dpkg-query line (package, want, flag, status, version)",
+                ));
+            }
         };
         if !is_package_name(name) || ![want, flag, state].into_iter().all(word) {
             return Err(Malformed::new(line, "not a dpkg-query line (package, want, flag, status, version)"));
@@ -434,8 +440,9 @@ impl Module for Package {
         if !install.is_empty() {
             let asked: Vec<String> = install.iter().map(|n| (*n).clone()).collect();
             let pinned: Vec<String> = asked.iter().filter(|n| args.pins.contains_key(*n)).cloned().collect();
-            let out = run_checked(cx.host, Exec::new(candidates_script(&asked, &pinned)).effect(Effect::ReadOnly))
-                .await?;
+            let out =
+                run_checked(cx.host, Exec::new(candidates_script(&asked, &pinned)).effect(Effect::ReadOnly))
+                    .await?;
             parse_candidates(&String::from_utf8_lossy(&out.stdout), &mut found)
                 .map_err(|m| m.on(cx.host.name(), "the install candidates"))?;
         }
@@ -741,7 +748,10 @@ mod tests {
                 .to_string(),
             r#"a candidate that is not a Debian version: "  Candidate: 1.0 $(reboot)""#
         );
-        assert_eq!(refused("#lists 1 -2 3 4\n"), r#"not the package lists' state (four numbers): "1 -2 3 4""#);
+        assert_eq!(
+            refused("#lists 1 -2 3 4\n"),
+            r#"not the package lists' state (four numbers): "1 -2 3 4""#
+        );
         assert_eq!(refused("#lists 1 2\n"), r#"not the package lists' state (four numbers): "1 2""#);
     }
 
