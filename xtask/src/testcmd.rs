@@ -77,7 +77,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     if !selection.bare.is_empty() {
         {
             let _lock = lab::lock()?;
-            lab::up_locked(paths, Topology::Ha, true)?;
+            lab::up_locked(paths, Topology::Ha, Some(crate::bare::MIXED))?;
         }
         let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
         bare_args.extend(selection.bare.iter().map(OsString::from));
@@ -111,7 +111,7 @@ fn main_phase(
 ) -> Result<std::process::ExitStatus> {
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), None)?;
     }
     // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
     let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
