@@ -1,6 +1,6 @@
 //! End-to-end tests of playbooks/ha.rhai, the kubeadm HA guide, on the bare lab: 9 hosts like
 //! fresh Debian cloud images (login `debian` with sudo, nothing installed) and the package
-//! mirror (`cargo xtask lab up --topology ha --bare`). The playbook installs everything itself:
+//! mirror (`cargo xtask lab up --topology ha --bare --releases 12,13`). The playbook installs everything itself:
 //! containerd, kubeadm, kubelet and kubectl from the mirror's pkgs.k8s.io-shaped repository,
 //! etcd (package or release tarball), keepalived. Each scenario boots the hosts it uses afresh
 //! (`cargo xtask lab restart`). `cargo xtask test` runs these on a bare lab of their own, and
