@@ -142,3 +142,26 @@ pub(crate) fn run() -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(args: &[&str]) -> Result<(bool, Vec<u8>), clap::Error> {
+        let line = ["cargo xtask", "lab", "up"].iter().chain(args);
+        match Cli::try_parse_from(line)?.command {
+            Top::Lab(Lab::Up { bare, releases, .. }) => Ok((bare, releases)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn releases_default_to_debian_12_and_need_bare() -> Result<(), clap::Error> {
+        assert_eq!(up(&[])?, (false, vec![12]));
+        assert_eq!(up(&["--bare"])?, (true, vec![12]));
+        assert_eq!(up(&["--bare", "--releases", "12,13"])?, (true, vec![12, 13]));
+        assert!(up(&["--releases", "12,13"]).is_err(), "--releases without --bare");
+        assert!(up(&["--bare", "--releases", "twelve"]).is_err());
+        Ok(())
+    }
+}
