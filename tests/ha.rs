@@ -1,11 +1,15 @@
 //! End-to-end tests of playbooks/ha.rhai, the kubeadm HA guide, on the bare lab: 9 hosts like
 //! fresh Debian cloud images (login `debian` with sudo, nothing installed) and the package
-//! mirror (`cargo xtask lab up --topology ha --bare`). The playbook installs everything itself:
+//! mirror (`cargo xtask lab up --topology ha --bare --releases 12,13`). The playbook installs everything itself:
 //! containerd, kubeadm, kubelet and kubectl from the mirror's pkgs.k8s.io-shaped repository,
 //! etcd (package or release tarball), keepalived. Each scenario boots the hosts it uses afresh
 //! (`cargo xtask lab restart`). `cargo xtask test` runs these on a bare lab of their own, and
 //! passes its inventory in `ENGINE_LAB_BARE_INVENTORY`. Commands on the hosts run as root
 //! through `debian`'s sudo ([`Lab::ssh`]).
+//!
+//! That lab is a mixed fleet (`lab up --topology ha --bare --releases 12,13`): the hosts take
+//! Debian 12 and 13 in turn (etcd0 12, etcd1 13, etcd2 12, master0 13, ...), so every scenario
+//! here runs on both releases; [`ha_the_bare_fleet_mixes_debian_12_and_13`] checks that it is.
 #![allow(clippy::unwrap_used)]
 
 use crate::support;
@@ -47,6 +51,39 @@ fn fresh(lab: &Lab, hosts: &[&str]) {
              ! command -v $p >/dev/null || { echo \"$p is there\" >&2; exit 1; }; done; \
              test ! -e /etc/kubernetes && test ! -e /etc/etcd.env && test ! -e /etc/apt/keyrings/kubernetes-apt-keyring.gpg \
              && test ! -e /etc/apt/sources.list.d/kubernetes.list && test -z \"$(apt-mark showhold)\"",
+        );
+    }
+}
+
+/// The Debian releases of `hosts` (see [`Lab::debian`]), each once.
+fn releases_of(lab: &Lab, hosts: &[&str]) -> std::collections::BTreeSet<u64> {
+    hosts.iter().map(|h| lab.debian(h)).collect()
+}
+
+/// The bare `ha` lab is a mixed fleet: each host runs the Debian release its inventory entry
+/// names (its /etc/os-release and /etc/debian_version say so, and apt's source names that
+/// release's suite), and every group (etcd, masters, workers) has hosts of both Debian 12 and
+/// Debian 13, so the other tests here prove the playbook on both.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn ha_the_bare_fleet_mixes_debian_12_and_13() {
+    let lab = bare_lab();
+    let _lab = exclusive();
+    for host in ALL {
+        let (want, suite) = (lab.debian(host), lab.suite(host));
+        let seen = lab.ssh(
+            host,
+            ". /etc/os-release && echo \"$VERSION_ID $VERSION_CODENAME\"; cut -d. -f1 /etc/debian_version; \
+             sed -n 's/^Suites: //p' /etc/apt/sources.list.d/debian.sources",
+        );
+        assert_eq!(seen, format!("{want} {suite}\n{want}\n{suite}\n"), "{host}");
+    }
+    for group in [&ALL[..3], &ALL[3..6], &ALL[6..]] {
+        assert_eq!(
+            releases_of(&lab, group),
+            [12, 13].into(),
+            "{group:?} must mix Debian 12 and 13: boot the lab with \
+             `cargo xtask lab up --topology ha --bare --releases 12,13`"
         );
     }
 }
@@ -384,10 +421,18 @@ fn ha_full_guide_on_nine_bare_hosts() {
         }
     }
 
-    for host in ["master0", "master1", "master2", "worker0", "worker1", "worker2"] {
+    let nodes = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+    for host in nodes {
         assert_node_prepared(&lab, host);
     }
-    lab.ssh("etcd0", "dpkg -s etcd-server | grep -qx 'Status: install ok installed'");
+    for host in ["etcd0", "etcd1", "etcd2"] {
+        lab.ssh(host, "dpkg -s etcd-server | grep -qx 'Status: install ok installed'");
+    }
+    // On a mixed fleet, the checks above and below cover hosts of every release in it.
+    let fleet = releases_of(&lab, &ALL);
+    assert_eq!(releases_of(&lab, &nodes), fleet, "prepared nodes of every release");
+    assert_eq!(releases_of(&lab, &["etcd0", "etcd1", "etcd2"]), fleet, "etcd members of every release");
+    assert_eq!(releases_of(&lab, &["master0", "master1", "master2"]), fleet, "masters of every release");
 
     let health = etcdctl(&lab, "endpoint health");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");

@@ -127,6 +127,25 @@ impl Lab {
         &self.hosts.iter().find(|h| h.0 == host).unwrap_or_else(|| panic!("no lab host {host}")).1
     }
 
+    /// The Debian release of `host` (12, 13): its `lab_debian` in the inventory, which a bare lab
+    /// booted with `--releases` gives each host; 12 (the lab's images') without it.
+    pub fn debian(&self, host: &str) -> u64 {
+        self.address(host);
+        let text = std::fs::read_to_string(&self.inventory).expect("lab inventory");
+        let yaml: Value = serde_yaml_ng::from_str(&text).expect("lab inventory YAML");
+        let groups = yaml["all"]["children"].as_object().into_iter().flatten();
+        groups.filter_map(|(_, g)| g["hosts"][host]["lab_debian"].as_u64()).next().unwrap_or(12)
+    }
+
+    /// The Debian suite of `host` (`bookworm`, `trixie`; see [`Lab::debian`]).
+    pub fn suite(&self, host: &str) -> &'static str {
+        match self.debian(host) {
+            12 => "bookworm",
+            13 => "trixie",
+            other => panic!("{host}: the lab gives it Debian {other}, which it has no image of"),
+        }
+    }
+
     /// Runs `command` on `host` with the system's ssh client (independent of the engine)
     /// and returns its stdout; panics when it fails.
     pub fn ssh(&self, host: &str, command: &str) -> String {

@@ -1,23 +1,30 @@
-//! The bare lab (`cargo xtask lab up --bare`): hosts that look like a fresh Debian 12 cloud
-//! image, and `mirror` (10.77.0.2), the only place their apt can reach.
+//! The bare lab (`cargo xtask lab up --bare`): hosts that look like a fresh Debian 12 (or, with
+//! `--releases`, Debian 13) cloud image, and `mirror` (10.77.0.2), the only place their apt can
+//! reach.
 //!
 //! ```text
 //! /var/cache/engine-lab/
-//!   images/<bare hash>/          the bare image (bare-tweak.sh), booted by every bare host
-//!   images/<bare hash>.mirror/   what `mirror` serves (bound at /var/www/html):
-//!     debian/pool/main/*.deb     real Debian packages, downloaded once, when the bare image is built
+//!   images/<bare hash>/          the Debian 12 bare image (bare-tweak.sh)
+//!   images/<bare hash>.mirror/   what `mirror` serves (at /var/www/html):
+//!     debian/pool/main/*.deb     real Debian 12 packages, downloaded once, when the image is built
 //!     debian/dists/bookworm/     Packages, Release, InRelease, Release.gpg (apt-ftparchive, gpg)
 //!     etcd/vX.Y.Z/               the guide's etcd release tarball, made from Debian's etcd
 //!                                binaries (a stand-in, and it says so), with SHA256SUMS
 //!     k8s/core:/stable:/v1.30/deb/   pkgs.k8s.io-shaped flat repositories of the stand-ins,
 //!     k8s/core:/stable:/v1.31/deb/   signed by a key of their own (see `k8srepo`)
+//!   images/<trixie hash>/        the Debian 13 bare image (bare-tweak.sh, then bare-tweak-13.sh)
+//!   images/<trixie hash>.mirror/ Debian 13's packages, overlaid on the Debian 12 mirror:
+//!     debian/pool/main/*.deb     (one pool, as Debian's: a file name is one package version)
+//!     debian/dists/trixie/       indexed and signed by the same lab key
 //!   mirror-key/gnupg/            the lab's signing key (generated once, never leaves the machine)
 //!   mirror-key/engine-lab-mirror.gpg   its public half, bind-mounted into every bare host at
 //!                                /etc/apt/keyrings/engine-lab-mirror.gpg (the sources' Signed-By)
 //! ```
 //!
 //! `mirror` boots the default image (it has nginx-light) with the mirror directory bound
-//! read-only at /var/www/html; `lab up` starts nginx there once SSH answers.
+//! read-only at /var/www/html (with both releases: the two mirror directories as one read-only
+//! overlay there); `lab up` starts nginx there once SSH answers. The Kubernetes repositories and
+//! the etcd tarball are one set, in the Debian 12 mirror directory, for hosts of both releases.
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -26,7 +33,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::image::{IMAGES_DIR, Recipe, SUITE};
+use crate::image::{IMAGES_DIR, Recipe};
 use crate::signkey::SigningKey;
 use crate::{cmd, image, k8srepo};
 
@@ -59,8 +66,69 @@ const PACKAGES: &[&str] = &[
     "libnss-myhostname",
 ];
 
+/// What every bare image runs first.
+const SCRIPT: &str = include_str!("bare-tweak.sh");
+
+/// A Debian release the bare lab's hosts can run: its number (the inventory's `lab_debian`)
+/// and the recipe of its bare image.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Release {
+    pub(crate) debian: u8,
+    pub(crate) recipe: Recipe,
+}
+
+/// Debian 12 (bookworm): the bare lab's default, and its mirror directory holds the Kubernetes
+/// repositories and the etcd tarball for hosts of every release.
 pub(crate) const RECIPE: Recipe =
-    Recipe { packages: PACKAGES, script: include_str!("bare-tweak.sh"), finish: move_pool_out };
+    Recipe { suite: "bookworm", packages: PACKAGES, scripts: &[SCRIPT], finish: move_pool_out };
+
+/// The releases a bare lab can boot, the default (the mirror's base) first.
+pub(crate) const RELEASES: [Release; 2] = [
+    Release { debian: 12, recipe: RECIPE },
+    Release {
+        debian: 13,
+        recipe: Recipe {
+            suite: "trixie",
+            packages: PACKAGES,
+            scripts: &[SCRIPT, include_str!("bare-tweak-13.sh")],
+            finish: move_pool_out,
+        },
+    },
+];
+
+/// The bare lab's default release (Debian 12).
+pub(crate) const DEFAULT_DEBIAN: u8 = RELEASES[0].debian;
+
+/// The releases of CI's bare `ha` lab (`cargo xtask test`'s second phase): Debian 12 and 13 in
+/// turn, so every HA test runs on a mixed fleet.
+pub(crate) const MIXED: &[u8] = &[12, 13];
+
+/// The release numbered `debian` (12, 13).
+pub(crate) fn release(debian: u8) -> Result<&'static Release> {
+    match RELEASES.iter().find(|r| r.debian == debian) {
+        Some(r) => Ok(r),
+        None => {
+            let known: Vec<String> = RELEASES.iter().map(|r| r.debian.to_string()).collect();
+            bail!("the bare lab has no Debian {debian} image (it has Debian {})", known.join(", "))
+        }
+    }
+}
+
+/// The release of each of `count` bare hosts, in host order: `releases` in turn (with `12,13`:
+/// the first host 12, the second 13, the third 12, ...). Checks each release exists and none is
+/// named twice.
+pub(crate) fn assign(releases: &[u8], count: usize) -> Result<Vec<u8>> {
+    if releases.is_empty() {
+        bail!("--releases names no Debian release");
+    }
+    for (i, d) in releases.iter().enumerate() {
+        release(*d)?;
+        if releases[..i].contains(d) {
+            bail!("--releases names Debian {d} twice");
+        }
+    }
+    Ok((0..count).map(|i| releases[i % releases.len()]).collect())
+}
 
 /// The package mirror of the bare image with hash `hash`.
 pub(crate) fn repo_dir(hash: &str) -> PathBuf {
@@ -72,32 +140,44 @@ pub(crate) fn public_key() -> PathBuf {
     KEY.public_keyring()
 }
 
-/// The bare image and its mirror, built if needed, the mirror indexed and signed by the lab key,
-/// with the Kubernetes repositories built from the stand-ins in `standins` (see
-/// [`crate::k8srepo`]). Returns the image directory and the mirror directory.
-pub(crate) fn ensure(standins: &Path) -> Result<(PathBuf, PathBuf)> {
-    let (image, built) = image::ensure_recipe(&RECIPE)?;
-    let hash = RECIPE.hash();
-    match built {
-        Some(t) => println!("lab: bare image {hash} built in {:.1} s", t.as_secs_f64()),
-        None => println!("lab: bare image {hash} cached ({})", image.display()),
-    }
-    let repo = repo_dir(&hash);
-    if !repo.join("debian/pool/main").is_dir() {
-        bail!(
-            "the bare image {hash} has no package mirror at {}; remove {} to rebuild both",
-            repo.display(),
-            image.display()
-        );
+/// The bare images of Debian 12 and of the other releases in `releases`, and their mirrors,
+/// built if needed, each mirror indexed and signed by the lab key under its suite; the Debian 12
+/// mirror also gets the etcd tarball and the Kubernetes repositories built from the stand-ins in
+/// `standins` (see [`crate::k8srepo`]). Returns `(release, image hash)`, Debian 12 first: the
+/// mirror host serves their mirror directories ([`repo_dir`]) as one.
+pub(crate) fn ensure(standins: &Path, releases: &[u8]) -> Result<Vec<(u8, String)>> {
+    let mut images = Vec::new();
+    for r in RELEASES.iter().filter(|r| r.debian == DEFAULT_DEBIAN || releases.contains(&r.debian)) {
+        let (image, built) = image::ensure_recipe(&r.recipe)?;
+        let hash = r.recipe.hash();
+        let debian = r.debian;
+        match built {
+            Some(t) => println!("lab: Debian {debian} bare image {hash} built in {:.1} s", t.as_secs_f64()),
+            None => println!("lab: Debian {debian} bare image {hash} cached ({})", image.display()),
+        }
+        let repo = repo_dir(&hash);
+        if !repo.join("debian/pool/main").is_dir() {
+            bail!(
+                "the bare image {hash} has no package mirror at {}; remove {} to rebuild both",
+                repo.display(),
+                image.display()
+            );
+        }
+        images.push((debian, hash));
     }
     // gpg starts an agent for the key home (listing a secret key is enough); it is ours, and it
     // goes when we are done, whatever happened.
-    let published = KEY.ensure().and_then(|fingerprint| publish(&repo.join("debian"), &fingerprint));
+    let published = KEY.ensure().and_then(|fingerprint| {
+        images.iter().try_for_each(|(debian, hash)| {
+            publish(&repo_dir(hash).join("debian"), release(*debian)?.recipe.suite, &fingerprint)
+        })
+    });
     KEY.stop_agent();
     published?;
-    etcd_release(&repo)?;
-    k8srepo::ensure(&repo, standins)?;
-    Ok((image, repo))
+    let base = repo_dir(&images[0].1);
+    etcd_release(&base)?;
+    k8srepo::ensure(&base, standins)?;
+    Ok(images)
 }
 
 /// `Recipe::finish` of the bare image: the packages its script downloaded into
@@ -128,14 +208,14 @@ fn move_pool_out(tree: &Path, hash: &str) -> Result<()> {
     Ok(())
 }
 
-/// Indexes the mirror (`apt-ftparchive`) and signs its Release (InRelease, Release.gpg) with
-/// the lab key, unless this key already signed it.
-fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
+/// Indexes the mirror of `suite` (`apt-ftparchive`) and signs its Release (InRelease,
+/// Release.gpg) with the lab key, unless this key already signed it.
+fn publish(repo: &Path, suite: &str, fingerprint: &str) -> Result<()> {
     let marker = repo.join(SIGNED_BY);
     if fs::read_to_string(&marker).is_ok_and(|f| f.trim() == fingerprint) {
         return Ok(());
     }
-    let dists = repo.join("dists").join(SUITE);
+    let dists = repo.join("dists").join(suite);
     let binary = dists.join("main/binary-amd64");
     fs::create_dir_all(&binary).with_context(|| format!("cannot create {}", binary.display()))?;
     let packages =
@@ -148,9 +228,9 @@ fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
             .args(["-o", "APT::FTPArchive::Release::Origin=engine-lab"])
             .args(["-o", "APT::FTPArchive::Release::Label=engine-lab"])
             .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Suite={SUITE}"))
+            .arg(format!("APT::FTPArchive::Release::Suite={suite}"))
             .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Codename={SUITE}"))
+            .arg(format!("APT::FTPArchive::Release::Codename={suite}"))
             .args(["-o", "APT::FTPArchive::Release::Architectures=amd64"])
             .args(["-o", "APT::FTPArchive::Release::Components=main"])
             .args(["-o", "APT::FTPArchive::Release::Description=engine lab mirror (Debian packages, signed by the lab key)"])
@@ -159,7 +239,7 @@ fn publish(repo: &Path, fingerprint: &str) -> Result<()> {
     fs::write(dists.join("Release"), release)?;
     KEY.sign_release(fingerprint, &dists)?;
     fs::write(&marker, format!("{fingerprint}\n"))?;
-    println!("lab: package mirror indexed and signed by the lab key {fingerprint}");
+    println!("lab: package mirror of {suite} indexed and signed by the lab key {fingerprint}");
     Ok(())
 }
 
@@ -268,12 +348,38 @@ mod tests {
 
     #[test]
     fn the_bare_script_locks_root_out_and_points_apt_at_the_signed_mirror() {
-        let script = RECIPE.script;
+        let script = SCRIPT;
+        assert_eq!(RECIPE.scripts, [SCRIPT]);
         assert!(script.contains("\nPermitRootLogin no\n"));
         assert!(script.contains("debian ALL=(ALL) NOPASSWD:ALL"));
         assert!(script.contains(&format!("URIs: {MIRROR_URL}\n")));
         assert!(script.contains("Signed-By: /etc/apt/keyrings/engine-lab-mirror.gpg\n"));
         assert!(!script.contains("trusted=yes"));
         assert_eq!(MIRROR_URL, format!("http://{MIRROR_ADDR}/debian"));
+    }
+
+    #[test]
+    fn the_releases_build_the_same_look_on_their_own_suites() -> Result<()> {
+        let [twelve, thirteen] = RELEASES;
+        assert_eq!((twelve.debian, twelve.recipe.suite), (12, "bookworm"));
+        assert_eq!((thirteen.debian, thirteen.recipe.suite), (13, "trixie"));
+        assert_eq!(twelve.recipe.packages, thirteen.recipe.packages);
+        assert_eq!(thirteen.recipe.scripts[0], SCRIPT, "Debian 13 runs the same script first");
+        assert!(thirteen.recipe.scripts[1].contains("Suites: trixie"));
+        assert_ne!(twelve.recipe.hash(), thirteen.recipe.hash());
+        assert_eq!(twelve.recipe.hash(), RECIPE.hash());
+        assert!(release(11).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn hosts_take_the_releases_in_turn() -> Result<()> {
+        assert_eq!(assign(&[12, 13], 5)?, [12, 13, 12, 13, 12]);
+        assert_eq!(assign(&[13], 2)?, [13, 13]);
+        assert_eq!(assign(&[13, 12], 3)?, [13, 12, 13]);
+        for bad in [&[][..], &[12, 12], &[12, 14]] {
+            assert!(assign(bad, 3).is_err(), "{bad:?}");
+        }
+        Ok(())
     }
 }

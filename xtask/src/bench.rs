@@ -122,7 +122,7 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     let mut samples = Vec::new();
     for &h in &opts.hosts {
         println!("\nbench: W1 on {h} hosts");
-        lab::up(paths, Topology::Nodes(h), false)?;
+        lab::up(paths, Topology::Nodes(h), None)?;
         samples.extend(w1(paths, &env, h, opts)?);
         // Intermediate results, in case a later size fails.
         write_outputs(&env, opts, command_line, &versions, &samples, &[])?;
@@ -131,7 +131,7 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     if opts.w2 {
         println!("\nbench: W2 (playbooks/ha.rhai) on a fresh bare ha lab");
         lab::down(paths)?;
-        lab::up(paths, Topology::Ha, true)?;
+        lab::up(paths, Topology::Ha, Some(&[crate::bare::DEFAULT_DEBIAN]))?;
         w2 = w2_runs(paths, &env)?;
     }
     let table = write_outputs(&env, opts, command_line, &versions, &samples, &w2)?;

@@ -77,9 +77,13 @@ enum Lab {
         /// root login, nothing installed) and the package mirror host `mirror` (10.77.0.2).
         #[arg(long)]
         bare: bool,
+        /// The Debian releases of the bare hosts (12, 13), taken in turn in host order: with
+        /// `12,13` the first host runs Debian 12, the second 13, the third 12, ... (needs --bare).
+        #[arg(long, value_delimiter = ',', default_value = "12", requires = "bare")]
+        releases: Vec<u8>,
     },
-    /// Builds (or finds cached) the images, and with --bare the bare image and its package
-    /// mirror, without booting anything (so without the machine's lab lock).
+    /// Builds (or finds cached) the images, and with --bare the bare images (Debian 12 and 13)
+    /// and their package mirrors, without booting anything.
     Build {
         #[arg(long)]
         bare: bool,
@@ -125,7 +129,7 @@ pub(crate) fn run() -> Result<ExitCode> {
             bench::run(&paths, &opts, &format!("cargo xtask {}", line.join(" ")))?;
         }
         Top::Lab(cmd) => match cmd {
-            Lab::Up { topology, bare } => lab::up(&paths, topology, bare)?,
+            Lab::Up { topology, bare, releases } => lab::up(&paths, topology, bare.then_some(&releases[..]))?,
             Lab::Build { bare } => lab::build(&paths, bare)?,
             Lab::Down => lab::down(&paths)?,
             Lab::Status => lab::status(&paths)?,
@@ -139,4 +143,27 @@ pub(crate) fn run() -> Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(args: &[&str]) -> Result<(bool, Vec<u8>), clap::Error> {
+        let line = ["cargo xtask", "lab", "up"].iter().chain(args);
+        match Cli::try_parse_from(line)?.command {
+            Top::Lab(Lab::Up { bare, releases, .. }) => Ok((bare, releases)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn releases_default_to_debian_12_and_need_bare() -> Result<(), clap::Error> {
+        assert_eq!(up(&[])?, (false, vec![12]));
+        assert_eq!(up(&["--bare"])?, (true, vec![12]));
+        assert_eq!(up(&["--bare", "--releases", "12,13"])?, (true, vec![12, 13]));
+        assert!(up(&["--releases", "12,13"]).is_err(), "--releases without --bare");
+        assert!(up(&["--bare", "--releases", "twelve"]).is_err());
+        Ok(())
+    }
 }

@@ -64,7 +64,7 @@ pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
 }
 
 pub(crate) fn run(paths: &Paths) -> Result<ExitCode> {
-    lab::up(paths, Topology::Ha, true)?;
+    lab::up(paths, Topology::Ha, Some(&[crate::bare::DEFAULT_DEBIAN]))?;
     let root = paths.workspace_root();
     let engine = build_engine(paths)?;
     let inventory = paths.inventory();

@@ -3,10 +3,10 @@
 
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 use crate::paths::{HostKind, Paths};
@@ -47,6 +47,9 @@ pub(crate) fn prepare(paths: &Paths, spec: &HostSpec) -> Result<String> {
     fs::read_to_string(&public).with_context(|| format!("cannot read {}", public.display()))
 }
 
+/// Where the mirror host's nginx serves from.
+const WEB_ROOT: &str = "/var/www/html";
+
 /// Starts the host; returns the nspawn pid. nspawn runs in its own session (`setsid`
 /// execs in place, so the pid is nspawn's), so a Ctrl-C in the terminal does not reach it,
 /// and in the host's own cgroup (see [`crate::cgroup`]).
@@ -57,8 +60,9 @@ const ENTER_CGROUPS_CLOSE_FDS_THEN_EXEC: &str = "while [ \"$1\" != -- ]; do echo
 
 /// The binds that make a host of `kind` what it is, beside its network file and host key: who
 /// may log in, and the stand-ins (default image), the lab key for apt (bare) or the package
-/// mirror's files (mirror; `mirror_repo` is its directory).
-pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repo: Option<&Path>) -> Result<Vec<String>> {
+/// mirror's files (mirror; `mirror_repos` are its directories, Debian 12's first: one is bound
+/// read-only at the web root, several are stacked there as one read-only overlay).
+pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repos: &[PathBuf]) -> Result<Vec<String>> {
     let bind = |from: &Path, to: &str| format!("--bind-ro={}:{to}", from.display());
     Ok(match kind {
         HostKind::Lab => [
@@ -73,11 +77,21 @@ pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repo: Option<&Pat
             bind(&crate::bare::public_key(), "/etc/apt/keyrings/engine-lab-mirror.gpg"),
         ],
         HostKind::Mirror => {
-            let repo = mirror_repo.context("the mirror host needs the package mirror's directory")?;
-            vec![
-                bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"),
-                bind(repo, "/var/www/html"),
-            ]
+            let serve = match mirror_repos {
+                [] => bail!("the mirror host needs the package mirror's directory"),
+                [one] => bind(one, WEB_ROOT),
+                several => {
+                    let mut dirs: Vec<String> = several.iter().map(|d| d.display().to_string()).collect();
+                    if dirs.iter().any(|d| d.contains([':', '\\'])) {
+                        bail!(
+                            "mirror directories must not contain ':' or '\\' (nspawn --overlay-ro syntax): {dirs:?}"
+                        );
+                    }
+                    dirs.push(WEB_ROOT.to_owned());
+                    format!("--overlay-ro={}", dirs.join(":"))
+                }
+            };
+            vec![bind(&paths.authorized_keys_root(), "/root/.ssh/authorized_keys"), serve]
         }
     })
 }
@@ -138,5 +152,18 @@ mod tests {
         assert!(text.starts_with("[Match]\nName=host0\n"));
         assert!(text.contains("Address=10.77.0.11/24\n"));
         assert!(!text.contains("Gateway"), "lab hosts must not route elsewhere");
+    }
+
+    #[test]
+    fn the_mirror_serves_one_directory_or_an_overlay_of_several() -> Result<()> {
+        let paths = Paths { lab: PathBuf::from("/r/target/lab") };
+        let one = kind_binds(&paths, HostKind::Mirror, &[PathBuf::from("/m/a.mirror")])?;
+        assert_eq!(one[1], "--bind-ro=/m/a.mirror:/var/www/html");
+        let two = [PathBuf::from("/m/a.mirror"), PathBuf::from("/m/b.mirror")];
+        let both = kind_binds(&paths, HostKind::Mirror, &two)?;
+        assert_eq!(both[1], "--overlay-ro=/m/a.mirror:/m/b.mirror:/var/www/html");
+        assert!(kind_binds(&paths, HostKind::Mirror, &[]).is_err());
+        assert!(kind_binds(&paths, HostKind::Mirror, &[PathBuf::from("/a:b"), PathBuf::from("/c")]).is_err());
+        Ok(())
     }
 }

@@ -17,6 +17,7 @@ use crate::{cmd, mirror};
 
 /// Bump to force a rebuild when something outside the package list and script changes.
 pub(crate) const RECIPE_VERSION: u32 = 1;
+/// The suite of the default image and of the controller's own apt sources (the lab's Debian 12).
 pub(crate) const SUITE: &str = "bookworm";
 pub(crate) const IMAGES_DIR: &str = "/var/cache/engine-lab/images";
 
@@ -51,14 +52,17 @@ pub(crate) const PACKAGES: &[&str] = &[
 pub(crate) const TWEAK_SCRIPT: &str = include_str!("image-tweak.sh");
 
 /// The image directory name: the first 16 hex digits of a SHA-256 over the recipe.
-/// Package order does not matter.
-pub(crate) fn recipe_hash(version: u32, packages: &[&str], script: &str) -> String {
+/// Package order does not matter; the scripts are hashed one after the other (so a recipe of one
+/// script hashes as it did before recipes could have more).
+pub(crate) fn recipe_hash(version: u32, suite: &str, packages: &[&str], scripts: &[&str]) -> String {
     let mut sorted = packages.to_vec();
     sorted.sort_unstable();
     let mut h = Sha256::new();
-    h.update(format!("engine-lab recipe v{version}\nsuite={SUITE}\nvariant=minbase\n"));
+    h.update(format!("engine-lab recipe v{version}\nsuite={suite}\nvariant=minbase\n"));
     h.update(format!("packages={}\n---\n", sorted.join(",")));
-    h.update(script);
+    for script in scripts {
+        h.update(script);
+    }
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -66,23 +70,27 @@ pub(crate) fn current_hash() -> String {
     DEFAULT.hash()
 }
 
-/// What an image is built from: packages on top of `--variant=minbase`, and a script run once
-/// in a chroot of the fresh tree.
+/// What an image is built from: a Debian suite, packages on top of `--variant=minbase`, and
+/// scripts run once, in order, in a chroot of the fresh tree.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Recipe {
+    /// `bookworm` (Debian 12) or `trixie` (Debian 13); fetched from the controller's own Debian
+    /// mirror (the one its apt sources name for [`SUITE`]), which serves every suite.
+    pub(crate) suite: &'static str,
     pub(crate) packages: &'static [&'static str],
-    pub(crate) script: &'static str,
+    pub(crate) scripts: &'static [&'static str],
     /// Called on the finished tree before it is renamed into place (the bare image moves the
     /// packages its script downloaded out of the tree, into the lab mirror's pool).
     pub(crate) finish: fn(tree: &Path, hash: &str) -> Result<()>,
 }
 
 /// The image of the default lab: everything the playbooks use is pre-installed.
-pub(crate) const DEFAULT: Recipe = Recipe { packages: PACKAGES, script: TWEAK_SCRIPT, finish: |_, _| Ok(()) };
+pub(crate) const DEFAULT: Recipe =
+    Recipe { suite: SUITE, packages: PACKAGES, scripts: &[TWEAK_SCRIPT], finish: |_, _| Ok(()) };
 
 impl Recipe {
     pub(crate) fn hash(&self) -> String {
-        recipe_hash(RECIPE_VERSION, self.packages, self.script)
+        recipe_hash(RECIPE_VERSION, self.suite, self.packages, self.scripts)
     }
 }
 
@@ -103,7 +111,7 @@ pub(crate) fn ensure_recipe(recipe: &Recipe) -> Result<(PathBuf, Option<Duration
     remove_stale_builds()?;
     let tmp = Path::new(IMAGES_DIR).join(format!(".tmp-{hash}-{}", std::process::id()));
     let mirror = mirror::find(SUITE)?;
-    eprintln!("lab: building image {hash} from {mirror} (debootstrap, about a minute)");
+    eprintln!("lab: building image {hash} ({}) from {mirror} (debootstrap, about a minute)", recipe.suite);
     let started = Instant::now();
     build_into(&tmp, &mirror, recipe).with_context(|| format!("building image in {}", tmp.display()))?;
     fs::rename(&tmp, &dir)
@@ -118,16 +126,18 @@ fn build_into(tmp: &Path, mirror: &str, recipe: &Recipe) -> Result<()> {
         Command::new("debootstrap")
             .arg("--variant=minbase")
             .arg(format!("--include={}", recipe.packages.join(",")))
-            .arg(SUITE)
+            .arg(recipe.suite)
             .arg(tmp)
             .arg(mirror),
     )?;
     let script = tmp.join("root/engine-lab-tweak.sh");
-    fs::write(&script, recipe.script).with_context(|| format!("cannot write {}", script.display()))?;
-    let result =
-        cmd::run_loud(Command::new("chroot").arg(tmp).args(["/bin/sh", "/root/engine-lab-tweak.sh"]));
-    fs::remove_file(&script).ok();
-    result?;
+    for text in recipe.scripts {
+        fs::write(&script, text).with_context(|| format!("cannot write {}", script.display()))?;
+        let result =
+            cmd::run_loud(Command::new("chroot").arg(tmp).args(["/bin/sh", "/root/engine-lab-tweak.sh"]));
+        fs::remove_file(&script).ok();
+        result?;
+    }
     let marker = format!("recipe {} v{RECIPE_VERSION}\n", recipe.hash());
     fs::write(tmp.join("etc/engine-lab-image"), marker).context("cannot write image marker")?;
     let left = mounts_under(tmp)?;
@@ -225,9 +235,9 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_short() {
-        let a = recipe_hash(1, &["a", "b"], "echo");
-        assert_eq!(a, recipe_hash(1, &["a", "b"], "echo"));
-        assert_eq!(a, recipe_hash(1, &["b", "a"], "echo"), "order must not matter");
+        let a = recipe_hash(1, "bookworm", &["a", "b"], &["echo"]);
+        assert_eq!(a, recipe_hash(1, "bookworm", &["a", "b"], &["echo"]));
+        assert_eq!(a, recipe_hash(1, "bookworm", &["b", "a"], &["echo"]), "order must not matter");
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         // Pinned: a change here means every cached image is rebuilt.
@@ -236,10 +246,12 @@ mod tests {
 
     #[test]
     fn hash_follows_every_input() {
-        let base = recipe_hash(1, &["a"], "echo");
-        assert_ne!(base, recipe_hash(2, &["a"], "echo"));
-        assert_ne!(base, recipe_hash(1, &["a", "c"], "echo"));
-        assert_ne!(base, recipe_hash(1, &["a"], "echo "));
+        let base = recipe_hash(1, "bookworm", &["a"], &["echo"]);
+        assert_ne!(base, recipe_hash(2, "bookworm", &["a"], &["echo"]));
+        assert_ne!(base, recipe_hash(1, "trixie", &["a"], &["echo"]));
+        assert_ne!(base, recipe_hash(1, "bookworm", &["a", "c"], &["echo"]));
+        assert_ne!(base, recipe_hash(1, "bookworm", &["a"], &["echo "]));
+        assert_ne!(base, recipe_hash(1, "bookworm", &["a"], &["echo", "true"]));
         assert_eq!(current_hash(), current_hash());
     }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::topology::{INTERFACE, VIP};
 
-/// One host: name, address, group.
-pub(crate) type Entry<'a> = (&'a str, std::net::Ipv4Addr, &'a str);
+/// One host: name, address, group, and a bare host's Debian release (its `lab_debian` var).
+pub(crate) type Entry<'a> = (&'a str, std::net::Ipv4Addr, &'a str, Option<u8>);
 
 /// A YAML scalar: plain when that is unambiguous, otherwise a double-quoted string.
 fn scalar(s: &str) -> String {
@@ -57,8 +57,9 @@ pub(crate) fn render(
     out.push_str("  children:\n");
     for group in groups {
         let _ = writeln!(out, "    {group}:\n      hosts:");
-        for (name, addr, _) in hosts.iter().filter(|(_, _, g)| g == group) {
-            let _ = writeln!(out, "        {name}: {{ansible_host: {addr}, private_ip: {addr}}}");
+        for (name, addr, _, debian) in hosts.iter().filter(|(_, _, g, _)| g == group) {
+            let release = debian.map(|d| format!(", lab_debian: {d}")).unwrap_or_default();
+            let _ = writeln!(out, "        {name}: {{ansible_host: {addr}, private_ip: {addr}{release}}}");
         }
     }
     out
@@ -84,7 +85,7 @@ mod tests {
     fn render_topology(t: Topology) -> String {
         let hosts = t.hosts();
         let entries: Vec<Entry<'_>> =
-            hosts.iter().map(|h| (h.name.as_str(), h.addr, h.group.as_str())).collect();
+            hosts.iter().map(|h| (h.name.as_str(), h.addr, h.group.as_str(), None)).collect();
         render(
             t.groups(),
             &entries,
@@ -155,8 +156,12 @@ all:
     #[test]
     fn a_bare_lab_logs_in_as_debian_and_becomes_root() -> anyhow::Result<()> {
         let hosts = Topology::Ha.hosts();
-        let entries: Vec<Entry<'_>> =
-            hosts.iter().map(|h| (h.name.as_str(), h.addr, h.group.as_str())).collect();
+        let releases = crate::bare::assign(&[12, 13], hosts.len())?;
+        let entries: Vec<Entry<'_>> = hosts
+            .iter()
+            .zip(&releases)
+            .map(|(h, d)| (h.name.as_str(), h.addr, h.group.as_str(), Some(*d)))
+            .collect();
         let text = render(
             Topology::Ha.groups(),
             &entries,
@@ -173,6 +178,12 @@ all:
         assert_eq!(v["all"]["vars"]["ansible_become"], Value::from(true));
         assert_eq!(v["all"]["vars"]["ansible_user"], Value::from("debian"));
         assert_eq!(v["all"]["vars"]["kubernetes_repo"], Value::from("http://10.77.0.2/k8s/core:/stable:"));
+        let children = &v["all"]["children"];
+        let debian = |group: &str, host: &str| children[group]["hosts"][host]["lab_debian"].clone();
+        assert_eq!(debian("etcd", "etcd0"), Value::from(12));
+        assert_eq!(debian("etcd", "etcd1"), Value::from(13));
+        assert_eq!(debian("masters", "master0"), Value::from(13));
+        assert_eq!(debian("workers", "worker2"), Value::from(12));
         Ok(())
     }
 

@@ -65,17 +65,18 @@ pub(crate) fn require_root() -> Result<()> {
 }
 
 /// `lab up`: brings `topology` up, unless it is already up and healthy. `bare`: its hosts boot
-/// the bare image, beside the package mirror host (see [`crate::bare`]); the `bastion` topology
-/// is always bare.
-pub(crate) fn up(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
+/// the bare images of these Debian releases, taken in turn in host order (see
+/// [`bare::assign`]), beside the package mirror host (see [`crate::bare`]); the `bastion`
+/// topology is always bare (Debian 12 unless releases are given).
+pub(crate) fn up(paths: &Paths, topology: Topology, bare: Option<&[u8]>) -> Result<()> {
     require_root()?;
     tools::ensure()?;
     let _lock = lock()?;
     up_locked(paths, topology, bare)
 }
 
-/// `lab build`: the images (and with `bare` the bare image, its mirror and the Kubernetes
-/// repositories) built or found cached; nothing boots.
+/// `lab build`: the images (and with `bare` the bare images of every release, their mirrors
+/// and the Kubernetes repositories) built or found cached; nothing boots.
 pub(crate) fn build(paths: &Paths, bare: bool) -> Result<()> {
     require_root()?;
     tools::ensure()?;
@@ -87,15 +88,28 @@ pub(crate) fn build(paths: &Paths, bare: bool) -> Result<()> {
     }
     standins::stage(paths)?;
     if bare {
-        let (_, mirror) = bare::ensure(&standins::built(paths))?;
-        println!("lab: package mirror {}", mirror.display());
+        let every: Vec<u8> = bare::RELEASES.iter().map(|r| r.debian).collect();
+        for (debian, hash) in bare::ensure(&standins::built(paths), &every)? {
+            println!("lab: Debian {debian} package mirror {}", bare::repo_dir(&hash).display());
+        }
     }
     Ok(())
 }
 
-pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result<()> {
-    // The bastion lab's HA run installs from the bare lab's mirror.
-    let bare = bare || topology == Topology::Bastion;
+/// The releases of the bastion lab's bare hosts.
+const BASTION_RELEASES: &[u8] = &[bare::DEFAULT_DEBIAN];
+
+pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: Option<&[u8]>) -> Result<()> {
+    // The bastion lab's HA run installs from the bare lab's mirror; its hosts' apt source (see
+    // `bastion::extra_binds`) is Debian 12's.
+    let bare = if topology == Topology::Bastion {
+        if bare.is_some_and(|r| r != BASTION_RELEASES) {
+            bail!("the bastion lab boots Debian {} only", bare::DEFAULT_DEBIAN);
+        }
+        Some(BASTION_RELEASES)
+    } else {
+        bare
+    };
     let (image_dir, built) = image::ensure()?;
     let hash = image::current_hash();
     standins::stage(paths)?;
@@ -103,12 +117,23 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         Some(t) => println!("lab: image {hash} built in {:.1} s", t.as_secs_f64()),
         None => println!("lab: image {hash} cached ({})", image_dir.display()),
     }
-    let bare_hash = bare.then(|| bare::RECIPE.hash());
-    let mirror_repo = if bare { Some(bare::ensure(&standins::built(paths))?.1) } else { None };
+    let mut specs = topology.hosts();
+    let releases = match bare {
+        Some(releases) => bare::assign(releases, specs.len())?,
+        None => Vec::new(),
+    };
+    let bare_images = match bare {
+        Some(releases) => bare::ensure(&standins::built(paths), releases)?,
+        None => Vec::new(),
+    };
+    let bare_hash = bare_images.first().map(|(_, h)| h.clone());
+    let wanted_releases = bare.map(<[u8]>::to_vec).unwrap_or_default();
     if let Some(state) = State::load(paths)?
         && state.topology == topology.to_string()
         && state.image == hash
         && state.bare_image == bare_hash
+        && state.bare_images == bare_images
+        && state.releases == wanted_releases
         && healthy(paths, &state)
     {
         println!(
@@ -118,15 +143,18 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         return Ok(());
     }
     down_locked(paths)?;
-    // The bare image is kept while it is current, also when this lab does not boot it.
-    image::prune_except(&[image::current_hash(), bare::RECIPE.hash()])?;
+    // The bare images are kept while they are current, also when this lab does not boot them.
+    let mut keep = vec![image::current_hash()];
+    keep.extend(bare::RELEASES.iter().map(|r| r.recipe.hash()));
+    image::prune_except(&keep)?;
     net::raise_inotify_limits()?;
     net::load_node_modules();
 
-    let mut specs = topology.hosts();
-    let host_kind = if bare { HostKind::Bare } else { HostKind::Lab };
+    let host_kind = if bare.is_some() { HostKind::Bare } else { HostKind::Lab };
     let mut kinds = vec![host_kind; specs.len()];
-    if bare {
+    let mut debian: Vec<Option<u8>> = releases.iter().copied().map(Some).collect();
+    debian.resize(specs.len(), None);
+    if bare.is_some() {
         specs.insert(
             0,
             HostSpec {
@@ -136,21 +164,23 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
             },
         );
         kinds.insert(0, HostKind::Mirror);
+        debian.insert(0, None);
     }
     if topology == Topology::Bastion {
         specs.insert(1, bastion::spec());
         kinds.insert(1, HostKind::Bare);
+        debian.insert(1, releases.first().copied());
     }
-    let login = if bare { Login::Become(bare::USER) } else { Login::Root };
+    let login = if bare.is_some() { Login::Become(bare::USER) } else { Login::Root };
     // A bare lab's playbooks install from the mirror (see `labvars`).
-    let mut vars = match &mirror_repo {
-        Some(repo) => labvars::mirror_vars(repo)?,
+    let mut vars = match &bare_hash {
+        Some(hash) => labvars::mirror_vars(&bare::repo_dir(hash))?,
         None => Vec::new(),
     };
     if topology == Topology::Bastion {
         vars = bastion::internal_vars(vars);
     }
-    write_lab_files(paths, topology, &specs, login, &vars)?;
+    write_lab_files(paths, topology, &specs, &debian, login, &vars)?;
     net::ensure_bridge()?;
     if topology == Topology::Bastion {
         bastion::write_files(paths, topology.groups(), &specs, &vars)?;
@@ -158,11 +188,26 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
     }
 
     let started = Instant::now();
-    let mut state =
-        State { topology: topology.to_string(), image: hash, bare_image: bare_hash, hosts: Vec::new() };
+    let mut state = State {
+        topology: topology.to_string(),
+        image: hash,
+        bare_image: bare_hash,
+        bare_images,
+        releases: wanted_releases,
+        hosts: Vec::new(),
+    };
+    let mirror_dirs = state.mirror_dirs();
     let mut boot_error = None;
-    for (spec, kind) in specs.iter().zip(kinds) {
-        let booted = boot_host(paths, &state, &spec.name, spec.addr, kind, mirror_repo.as_deref());
+    for ((spec, kind), debian) in specs.iter().zip(kinds).zip(debian) {
+        let entry = HostState {
+            name: spec.name.clone(),
+            addr: spec.addr,
+            group: spec.group.clone(),
+            pid: None,
+            kind,
+            debian,
+        };
+        let booted = boot_host(paths, &state, &entry, &mirror_dirs);
         let pid = match booted {
             Ok(pid) => Some(pid),
             Err(e) => {
@@ -170,13 +215,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
                 None
             }
         };
-        state.hosts.push(HostState {
-            name: spec.name.clone(),
-            addr: spec.addr,
-            group: spec.group.clone(),
-            pid,
-            kind,
-        });
+        state.hosts.push(HostState { pid, ..entry });
         if boot_error.is_some() {
             break;
         }
@@ -192,8 +231,8 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
         .filter_map(|h| Some((h.name.as_str(), h.addr, h.pid?, h.kind.login())))
         .collect();
     let ready = ssh::wait_ready(paths, &waiting, started, READY_LIMIT)?;
-    if bare {
-        serve_mirror(paths)?;
+    if bare.is_some() {
+        serve_mirror(paths, &state)?;
     }
     let slowest = ready.iter().map(|(_, t)| *t).max().unwrap_or_default();
     println!(
@@ -221,19 +260,18 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: bool) -> Result
 fn boot_host(
     paths: &Paths,
     state: &State,
-    name: &str,
-    addr: std::net::Ipv4Addr,
-    kind: HostKind,
-    mirror_repo: Option<&std::path::Path>,
+    entry: &HostState,
+    mirror_dirs: &[std::path::PathBuf],
 ) -> Result<u32> {
-    let mut binds = host::kind_binds(paths, kind, mirror_repo)?;
+    let mut binds = host::kind_binds(paths, entry.kind, mirror_dirs)?;
+    let image = state.image_dir(entry);
     if state.topology != bastion::TOPOLOGY {
-        return host::boot(paths, &state.image_dir(kind), name, &binds);
+        return host::boot(paths, &image, &entry.name, &binds);
     }
-    binds.extend(bastion::extra_binds(paths, name, addr));
-    let network = bastion::network_args(name, addr);
-    let pid = host::boot_on(paths, &state.image_dir(kind), name, &network, &binds)?;
-    bastion::attach(name, pid)?;
+    binds.extend(bastion::extra_binds(paths, &entry.name, entry.addr));
+    let network = bastion::network_args(&entry.name, entry.addr);
+    let pid = host::boot_on(paths, &image, &entry.name, &network, &binds)?;
+    bastion::attach(&entry.name, pid)?;
     Ok(pid)
 }
 
@@ -254,9 +292,17 @@ fn bastion_ready(paths: &Paths, hosts: &[HostState], started: Instant) -> Result
 /// The inventory group of the bare lab's mirror host: in no inventory, since no playbook manages it.
 const MIRROR_GROUP: &str = "mirror";
 
-/// Starts nginx on the mirror host and checks that it serves the signed Release.
-fn serve_mirror(paths: &Paths) -> Result<()> {
-    let mut urls = vec![format!("{}/dists/{}/InRelease", bare::MIRROR_URL, image::SUITE)];
+/// Starts nginx on the mirror host and checks that it serves the signed Release of each suite.
+fn serve_mirror(paths: &Paths, state: &State) -> Result<()> {
+    let mut suites = vec![bare::release(bare::DEFAULT_DEBIAN)?.recipe.suite];
+    for (debian, _) in &state.bare_images {
+        let suite = bare::release(*debian)?.recipe.suite;
+        if !suites.contains(&suite) {
+            suites.push(suite);
+        }
+    }
+    let mut urls: Vec<String> =
+        suites.iter().map(|s| format!("{}/dists/{s}/InRelease", bare::MIRROR_URL)).collect();
     urls.extend(k8srepo::RELEASES.iter().map(|r| format!("{}InRelease", k8srepo::url(r.minor))));
     let mut script = vec![
         "sh",
@@ -271,7 +317,7 @@ fn serve_mirror(paths: &Paths) -> Result<()> {
             urls.join(" ")
         );
     }
-    println!("lab: the package mirror serves {}", bare::MIRROR_URL);
+    println!("lab: the package mirror serves {} ({})", bare::MIRROR_URL, suites.join(", "));
     Ok(())
 }
 
@@ -315,6 +361,7 @@ fn write_lab_files(
     paths: &Paths,
     topology: Topology,
     specs: &[HostSpec],
+    debian: &[Option<u8>],
     login: Login<'_>,
     vars: &[(String, String)],
 ) -> Result<()> {
@@ -338,7 +385,7 @@ fn write_lab_files(
         specs.iter().zip(&host_keys).map(|(s, k)| (s.name.as_str(), s.addr, k.as_str())).collect();
     fs::write(paths.known_hosts(), inventory::known_hosts(&lines))?;
     let entries: Vec<inventory::Entry<'_>> =
-        specs.iter().map(|s| (s.name.as_str(), s.addr, s.group.as_str())).collect();
+        specs.iter().zip(debian).map(|(s, d)| (s.name.as_str(), s.addr, s.group.as_str(), *d)).collect();
     // The fleet of an `ha+N` lab has an inventory of its own, so playbooks run against the
     // `ha` hosts (`hosts()`, say) never reach it.
     let (fleet, main): (Vec<&str>, Vec<&str>) = topology.groups().iter().partition(|g| **g == FLEET);
@@ -434,12 +481,22 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
     let links = net::links()?;
     let reach = probe_all(paths, &state.hosts);
     match &state.bare_image {
+        Some(bare) if state.bare_images.len() > 1 => {
+            let images: Vec<String> =
+                state.bare_images.iter().map(|(d, h)| format!("Debian {d}: {h}")).collect();
+            println!(
+                "lab: {} lab, bare (images {}; mirror: image {})",
+                state.topology,
+                images.join(", "),
+                state.image
+            )
+        }
         Some(bare) => {
             println!("lab: {} lab, bare (image {bare}; mirror: image {})", state.topology, state.image)
         }
         None => println!("lab: {} lab, image {}", state.topology, state.image),
     }
-    println!("{:<10} {:<12} {:<6} {:<6} {:<4}", "NAME", "ADDRESS", "HOST", "LINK", "SSH");
+    println!("{:<10} {:<12} {:<6} {:<6} {:<4} {:<6}", "NAME", "ADDRESS", "HOST", "LINK", "SSH", "DEBIAN");
     for h in &state.hosts {
         let alive = h.pid.is_some_and(|p| procs::is_host(p, &h.name));
         let link = match links.iter().find(|l| l.name == net::veth(&h.name)) {
@@ -449,12 +506,13 @@ pub(crate) fn status(paths: &Paths) -> Result<()> {
         };
         let ssh_ok = reach.get(&h.name).copied().unwrap_or(false);
         println!(
-            "{:<10} {:<12} {:<6} {:<6} {:<4}",
+            "{:<10} {:<12} {:<6} {:<6} {:<4} {:<6}",
             h.name,
             h.addr,
             if alive { "up" } else { "down" },
             link,
-            if ssh_ok { "yes" } else { "no" }
+            if ssh_ok { "yes" } else { "no" },
+            h.debian()
         );
     }
     Ok(())
@@ -528,9 +586,8 @@ pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
         bastion::ensure_bridge()?;
     }
     net::raise_inotify_limits()?;
-    let repo = state.bare_image.as_deref().map(bare::repo_dir);
     let started = Instant::now();
-    let pid = boot_host(paths, &state, name, h.addr, h.kind, repo.as_deref())?;
+    let pid = boot_host(paths, &state, &h, &state.mirror_dirs())?;
     if let Some(entry) = state.hosts.iter_mut().find(|x| x.name == name) {
         entry.pid = Some(pid);
     }
@@ -546,7 +603,7 @@ pub(crate) fn restart(paths: &Paths, name: &str) -> Result<()> {
         ssh::wait_ready(paths, &[(name, h.addr, pid, h.kind.login())], started, READY_LIMIT)?;
     }
     if h.kind == HostKind::Mirror {
-        serve_mirror(paths)?;
+        serve_mirror(paths, &state)?;
     }
     println!("lab: {name} restarted from the image; SSH after {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

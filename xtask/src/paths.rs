@@ -73,6 +73,17 @@ pub(crate) struct HostState {
     /// Which image it boots and how it is logged into (absent in older state files: `lab`).
     #[serde(default)]
     pub(crate) kind: HostKind,
+    /// A bare host's Debian release (12, 13); absent for the other kinds (and in older state
+    /// files, whose bare hosts were all Debian 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) debian: Option<u8>,
+}
+
+impl HostState {
+    /// The Debian release the host runs: its bare release, else the default image's (12).
+    pub(crate) fn debian(&self) -> u8 {
+        self.debian.unwrap_or(crate::bare::DEFAULT_DEBIAN)
+    }
 }
 
 /// What a host is: a host of the default image, a bare host, or the bare lab's package mirror.
@@ -106,6 +117,13 @@ pub(crate) struct State {
     /// The bare image's recipe hash, in a bare lab (`lab up --bare`).
     #[serde(default)]
     pub(crate) bare_image: Option<String>,
+    /// A bare lab's bare images, `(release, recipe hash)`, Debian 12 first (its hash is
+    /// `bare_image`); absent in older state files (Debian 12 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) bare_images: Vec<(u8, String)>,
+    /// The releases given to `lab up --releases`, which its bare hosts take in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) releases: Vec<u8>,
     pub(crate) hosts: Vec<HostState>,
 }
 
@@ -134,13 +152,25 @@ impl State {
         fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
     }
 
-    /// The image a host of `kind` boots in this lab.
-    pub(crate) fn image_dir(&self, kind: HostKind) -> PathBuf {
-        let hash = match kind {
-            HostKind::Bare => self.bare_image.as_deref().unwrap_or(&self.image),
+    /// The image `host` boots in this lab: its release's bare image, or the default image.
+    pub(crate) fn image_dir(&self, host: &HostState) -> PathBuf {
+        let bare = || {
+            let release = self.bare_images.iter().find(|(d, _)| Some(*d) == host.debian);
+            release.map(|(_, hash)| hash.as_str()).or(self.bare_image.as_deref())
+        };
+        let hash = match host.kind {
+            HostKind::Bare => bare().unwrap_or(&self.image),
             HostKind::Lab | HostKind::Mirror => &self.image,
         };
         Path::new(crate::image::IMAGES_DIR).join(hash)
+    }
+
+    /// The package mirror directories the mirror host serves, Debian 12's first.
+    pub(crate) fn mirror_dirs(&self) -> Vec<PathBuf> {
+        if self.bare_images.is_empty() {
+            return self.bare_image.iter().map(|h| crate::bare::repo_dir(h)).collect();
+        }
+        self.bare_images.iter().map(|(_, h)| crate::bare::repo_dir(h)).collect()
     }
 
     pub(crate) fn host(&self, name: &str) -> Result<&HostState> {
@@ -162,8 +192,32 @@ mod tests {
         assert_eq!(state.bare_image, None);
         assert_eq!(state.hosts[0].kind, HostKind::Lab);
         assert_eq!(state.hosts[0].kind.login(), "root");
+        assert_eq!(state.hosts[0].debian(), 12);
         assert_eq!(HostKind::Bare.login(), "debian");
-        assert!(state.image_dir(HostKind::Bare).ends_with("b35121a048056c23"));
+        let bare = HostState { kind: HostKind::Bare, ..state.hosts[0].clone() };
+        assert!(state.image_dir(&bare).ends_with("b35121a048056c23"));
+        assert!(state.mirror_dirs().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_mixed_lab_boots_each_bare_host_s_release() -> Result<()> {
+        let text = r#"{"topology":"2","image":"aaaa","bare_image":"b12","bare_images":[[12,"b12"],[13,"b13"]],
+            "releases":[12,13],"hosts":[
+            {"name":"mirror","addr":"10.77.0.2","group":"mirror","pid":1,"kind":"mirror"},
+            {"name":"h00","addr":"10.77.0.100","group":"nodes","pid":2,"kind":"bare","debian":12},
+            {"name":"h01","addr":"10.77.0.101","group":"nodes","pid":3,"kind":"bare","debian":13}]}"#;
+        let state: State = serde_json::from_str(text)?;
+        let dirs: Vec<PathBuf> = state.hosts.iter().map(|h| state.image_dir(h)).collect();
+        assert!(
+            dirs[0].ends_with("aaaa") && dirs[1].ends_with("b12") && dirs[2].ends_with("b13"),
+            "{dirs:?}"
+        );
+        assert_eq!(state.hosts.iter().map(HostState::debian).collect::<Vec<_>>(), [12, 12, 13]);
+        let mirrors = state.mirror_dirs();
+        assert!(mirrors[0].ends_with("b12.mirror") && mirrors[1].ends_with("b13.mirror"), "{mirrors:?}");
+        let again: State = serde_json::from_str(&serde_json::to_string(&state)?)?;
+        assert_eq!(again, state);
         Ok(())
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn run(paths: &Paths) -> Result<()> {
     println!("selftest: taking down any earlier lab for a clean baseline");
     lab::down_locked(paths)?;
     let before = snapshot()?;
-    lab::up_locked(paths, Topology::Nodes(2), false)?;
+    lab::up_locked(paths, Topology::Nodes(2), None)?;
     let checked = check_hosts(paths);
     lab::down_locked(paths)?;
     checked?;

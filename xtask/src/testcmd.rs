@@ -1,8 +1,9 @@
 //! `cargo xtask test`: the project's test command. The layers (`cargo xtask deps`), the lab
 //! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`, the pre-baked image), then
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
-//! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, and the package
-//! mirror: `lab up --topology ha --bare`) for the bare lab's tests: `bare_lab::` and the HA
+//! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
+//! turn, and the package mirror: `lab up --topology ha --bare --releases 12,13`) for the bare
+//! lab's tests: `bare_lab::` and the HA
 //! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
 //! themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
@@ -75,11 +76,12 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
         status = Some(main_phase(paths, cargo_args, test_args, &lines)?);
     }
     // Phase two: the bare lab (hosts like a fresh cloud image, and the package mirror), for
-    // the tests of its own the selection asks for (all tests do).
+    // the tests of its own the selection asks for (all tests do). A mixed fleet, Debian 12 and
+    // 13 in turn, so every HA scenario proves both releases.
     if !selection.bare.is_empty() {
         {
             let _lock = lab::lock()?;
-            lab::up_locked(paths, Topology::Ha, true)?;
+            lab::up_locked(paths, Topology::Ha, Some(crate::bare::MIXED))?;
         }
         let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
         bare_args.extend(selection.bare.iter().map(OsString::from));
@@ -125,7 +127,7 @@ fn bastion_phase(
 ) -> Result<std::process::ExitStatus> {
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::Bastion, true)?;
+        lab::up_locked(paths, Topology::Bastion, None)?;
     }
     let mut args: Vec<OsString> = vec!["--include-ignored".into()];
     args.extend(filters.iter().map(OsString::from));
@@ -153,7 +155,7 @@ fn main_phase(
 ) -> Result<std::process::ExitStatus> {
     {
         let _lock = lab::lock()?;
-        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), false)?;
+        lab::up_locked(paths, Topology::HaFleet(FLEET_SIZE), None)?;
     }
     // Ansible's own `ansible-inventory` is the reference `engine inventory` is compared with.
     let venv = crate::bench::ensure_venv(&paths.workspace_root().join("target").join("bench"))?;
