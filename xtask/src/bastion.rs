@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths::{HostKind, Paths};
 use crate::topology::{HostSpec, PREFIX_LEN};
-use crate::{bare, cmd, net, procs};
+use crate::{bare, cmd, net, procs, ssh};
 
 /// The internal bridge.
 pub(crate) const BRIDGE: &str = "englab1";
@@ -294,23 +294,7 @@ pub(crate) fn ssh_command(paths: &Paths, name: &str, connect_timeout: u32, remot
 /// after `limit`.
 fn capture(paths: &Paths, name: &str, remote: &[&str], stdin: &[u8], limit: Duration) -> Option<String> {
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
-    let mut child = ssh_command(paths, name, 5, &remote)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut input = child.stdin.take()?;
-    input.write_all(stdin).ok()?;
-    drop(input);
-    let done = procs::wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))));
-    if !done {
-        child.kill().ok();
-        child.wait().ok();
-        return None;
-    }
-    let out = child.wait_with_output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    ssh::capture_output(&mut ssh_command(paths, name, 5, &remote), Some(stdin), limit)
 }
 
 /// True if the internal host `name` answers SSH through the bastion.
@@ -382,7 +366,7 @@ pub(crate) fn require_sudo_password(paths: &Paths, hosts: &[(&str, Ipv4Addr, Hos
                     let done = if internal(addr) {
                         capture(paths, name, &remote, input, Duration::from_secs(20))
                     } else {
-                        crate::ssh::capture_with_stdin(
+                        ssh::capture_with_stdin(
                             paths,
                             bare::USER,
                             addr,

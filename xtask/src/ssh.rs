@@ -71,14 +71,21 @@ pub(crate) fn capture_with_stdin(
     let remote: Vec<String> = remote.iter().map(|s| (*s).to_owned()).collect();
     // A loaded machine (2 cores shared with every host) can take seconds to accept.
     let connect_timeout = u32::try_from(limit.as_secs().clamp(2, 10)).unwrap_or(10);
-    let mut child = command(paths, user, addr, connect_timeout, &remote)
-        .stdin(if stdin.is_empty() { Stdio::null() } else { Stdio::piped() })
+    let mut ssh = command(paths, user, addr, connect_timeout, &remote);
+    capture_output(&mut ssh, (!stdin.is_empty()).then_some(stdin), limit)
+}
+
+/// Runs `command` with `stdin` written to it (`None`: no standard input), for at most `limit`
+/// (then killed): its standard output if it exited 0.
+pub(crate) fn capture_output(command: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Option<String> {
+    let mut child = command
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    if let Some(mut input) = child.stdin.take() {
-        std::io::Write::write_all(&mut input, stdin).ok()?;
+    if let (Some(mut input), Some(bytes)) = (child.stdin.take(), stdin) {
+        std::io::Write::write_all(&mut input, bytes).ok()?;
     }
     let done = procs::wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))));
     if !done {
