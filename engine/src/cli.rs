@@ -15,10 +15,10 @@ use engine::inventory::{Inventory, Vars};
 use engine::plan::{Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
 use engine::redact::{RedactingWriter, Redactor};
-use engine::report::{Console, JsonLines, Log};
+use engine::report::{Console, JsonLines, Log, ProgressPause};
 use engine::run::{RunOptions, RunSummary};
 use engine::sched::Walker;
-use engine::ssh::HostKeyPolicy;
+use engine::ssh::{AskPassphrase, HostKeyPolicy, KeyUnlocker, Keys, Secret};
 use engine::{Error, journal, modules_doc, session};
 
 /// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
@@ -362,7 +362,9 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
     Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
-fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
+/// The connection settings of the command line. `pause`: the progress display to hide while
+/// a key's passphrase is asked.
+fn ssh_defaults(conn: &ConnArgs, pause: Option<ProgressPause>) -> Result<SshDefaults, Error> {
     let become_password = if conn.ask_become_pass { Some(ask_become_password()?) } else { None };
     Ok(SshDefaults {
         host_key_policy: conn.host_key_checking.map(|policy| match policy {
@@ -376,41 +378,76 @@ fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
         max_channels: conn.max_channels.max(1),
         max_output: conn.max_output * 1024 * 1024,
         become_password,
+        keys: Keys(Arc::new(KeyUnlocker::new(Arc::new(TerminalPassphrase { pause })))),
     })
 }
 
 /// Reads the become password from the controlling terminal (`/dev/tty`, not stdin), with echo
 /// off, as `ansible -K` does. No terminal: a usage error saying what to do instead.
 fn ask_become_password() -> Result<engine::elevate::Password, Error> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    use std::io::BufRead;
-    let no_tty = |e: std::io::Error| {
+    let line = read_secret("BECOME password: ").map_err(|e| {
         Error::Usage(format!(
             "-K (--ask-become-pass) asks on the terminal, and there is none ({e}); set \
              ansible_become_password in the inventory instead"
         ))
-    };
-    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(no_tty)?;
-    let saved = tcgetattr(&tty).map_err(|e| no_tty(e.into()))?;
+    })?;
+    engine::elevate::Password::new(line.as_str())
+        .map_err(|why| Error::Usage(format!("the become password cannot be used: {why}")))
+}
+
+/// Asks for key passphrases on the terminal ([`read_secret`]), the progress display hidden.
+struct TerminalPassphrase {
+    pause: Option<ProgressPause>,
+}
+
+impl AskPassphrase for TerminalPassphrase {
+    fn ask(&self, prompt: &str) -> Result<Secret, String> {
+        let read = || read_secret(prompt).map_err(|e| format!("no terminal: {e}"));
+        match &self.pause {
+            Some(pause) => pause.suspend(read),
+            None => read(),
+        }
+    }
+}
+
+/// Writes `prompt` on the controlling terminal (`/dev/tty`: stdin and stdout may be pipes) and
+/// reads one line there with echo off (restored whatever happens), as ssh and sudo do. The
+/// line comes without its line break, and is wiped from memory when dropped.
+fn read_secret(prompt: &str) -> std::io::Result<Secret> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::Read;
+    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
-    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|e| no_tty(e.into()))?;
+    tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
+    let mut line = Secret::new(String::new());
     let read = (|| {
-        tty.write_all(b"BECOME password: ")?;
+        tty.write_all(prompt.as_bytes())?;
         tty.flush()?;
-        let mut line = String::new();
-        std::io::BufReader::new(&tty).read_line(&mut line)?;
-        Ok::<_, std::io::Error>(line)
+        // Byte by byte, into memory that is wiped: no buffer keeps a copy.
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        let mut byte = [0u8];
+        loop {
+            match tty.read(&mut byte)? {
+                0 => break,
+                _ if byte[0] == b'\n' => break,
+                _ => bytes.push(byte[0]),
+            }
+        }
+        zeroize::Zeroize::zeroize(&mut byte);
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        line.push_str(&String::from_utf8_lossy(&bytes));
+        Ok::<_, std::io::Error>(())
     })();
     // Echo comes back whatever happened.
     let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
-    let line = read.map_err(no_tty)?;
-    restored.map_err(|e| no_tty(e.into()))?;
-    let line = line.strip_suffix('\n').unwrap_or(&line);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    engine::elevate::Password::new(line)
-        .map_err(|why| Error::Usage(format!("the become password cannot be used: {why}")))
+    read?;
+    restored?;
+    Ok(line)
 }
 
 /// The exit code of an interrupted run, and of one the user would not wait for.
@@ -425,8 +462,9 @@ fn execute(
     grace: Duration,
     subscribers: Vec<Box<dyn Subscriber>>,
     redactor: &Arc<Redactor>,
+    pause: Option<ProgressPause>,
 ) -> Result<Option<RunSummary>, Error> {
-    let defaults = ssh_defaults(conn)?;
+    let defaults = ssh_defaults(conn, pause)?;
     match session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor)? {
         session::Outcome::Finished(summary) => Ok(Some(summary)),
         session::Outcome::Forced => {
@@ -479,11 +517,14 @@ fn run_command(
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
     }
+    let mut pause = None;
     if args.json {
         subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
     } else {
         let progress = std::io::stderr().is_terminal();
-        subscribers.push(Box::new(Console::new(progress, verbose, args.diff)));
+        let console = Console::new(progress, verbose, args.diff);
+        pause = Some(console.pause());
+        subscribers.push(Box::new(console));
     }
     let options = RunOptions {
         check,
@@ -494,7 +535,7 @@ fn run_command(
         capture_output: false,
     };
     let summary =
-        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?;
+        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor, pause)?;
     Ok(exit_code(summary.as_ref()))
 }
 
@@ -549,7 +590,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
             capture_output: false,
         };
         let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
-        match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor)? {
+        match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor, None)? {
             Some(summary) => Some(summary.predictions()),
             None => return Ok(ExitCode::from(INTERRUPTED)),
         }

@@ -83,6 +83,7 @@ mod host_key_policy;
 mod jump;
 #[cfg(test)]
 mod jump_tests;
+mod key_unlock;
 pub(crate) mod known_hosts;
 mod shown;
 mod ssh_config;
@@ -94,6 +95,7 @@ mod tests;
 pub use config::{Jump, SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
 pub use jump::JumpPool;
+pub use key_unlock::{AskPassphrase, KeyUnlocker, Keys, Secret};
 pub use ssh_config::{SshConfigError, SshConfigFile, expand_tilde};
 pub use ssh_host::SshHost;
 pub use ssh_options::{JumpSpec, Resolved, Setting, SshArgs, SshOptions};
