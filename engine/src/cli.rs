@@ -362,9 +362,8 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
     Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
-/// The connection settings of the command line. `pause`: the progress display to hide while
-/// a key's passphrase is asked.
-fn ssh_defaults(conn: &ConnArgs, pause: Option<ProgressPause>) -> Result<SshDefaults, Error> {
+/// The connection settings of the command line; key passphrases are asked on `terminal`.
+fn ssh_defaults(conn: &ConnArgs, terminal: &Arc<TerminalPassphrase>) -> Result<SshDefaults, Error> {
     let become_password = if conn.ask_become_pass { Some(ask_become_password()?) } else { None };
     Ok(SshDefaults {
         host_key_policy: conn.host_key_checking.map(|policy| match policy {
@@ -378,14 +377,14 @@ fn ssh_defaults(conn: &ConnArgs, pause: Option<ProgressPause>) -> Result<SshDefa
         max_channels: conn.max_channels.max(1),
         max_output: conn.max_output * 1024 * 1024,
         become_password,
-        keys: Keys(Arc::new(KeyUnlocker::new(Arc::new(TerminalPassphrase { pause })))),
+        keys: Keys(Arc::new(KeyUnlocker::new(terminal.clone()))),
     })
 }
 
 /// Reads the become password from the controlling terminal (`/dev/tty`, not stdin), with echo
 /// off, as `ansible -K` does. No terminal: a usage error saying what to do instead.
 fn ask_become_password() -> Result<engine::elevate::Password, Error> {
-    let line = read_secret("BECOME password: ").map_err(|e| {
+    let line = read_secret("BECOME password: ", &EchoOff::default()).map_err(|e| {
         Error::Usage(format!(
             "-K (--ask-become-pass) asks on the terminal, and there is none ({e}); set \
              ansible_become_password in the inventory instead"
@@ -396,13 +395,28 @@ fn ask_become_password() -> Result<engine::elevate::Password, Error> {
 }
 
 /// Asks for key passphrases on the terminal ([`read_secret`]), the progress display hidden.
+/// [`TerminalPassphrase::restore`] puts echo back if the run ended while a prompt waited.
+#[derive(Default)]
 struct TerminalPassphrase {
     pause: Option<ProgressPause>,
+    echo_off: EchoOff,
+}
+
+impl TerminalPassphrase {
+    fn new(pause: Option<ProgressPause>) -> Arc<Self> {
+        Arc::new(Self { pause, echo_off: EchoOff::default() })
+    }
+
+    /// Call once the run is over: a prompt still waiting (Ctrl-C while it was shown) is
+    /// abandoned, and the terminal gets its echo back.
+    fn restore(&self) {
+        self.echo_off.restore();
+    }
 }
 
 impl AskPassphrase for TerminalPassphrase {
     fn ask(&self, prompt: &str) -> Result<Secret, String> {
-        let read = || read_secret(prompt).map_err(|e| format!("no terminal: {e}"));
+        let read = || read_secret(prompt, &self.echo_off).map_err(|e| format!("no terminal: {e}"));
         match &self.pause {
             Some(pause) => pause.suspend(read),
             None => read(),
@@ -410,10 +424,32 @@ impl AskPassphrase for TerminalPassphrase {
     }
 }
 
+/// The terminal's settings from before a prompt turned echo off, while it is off.
+#[derive(Default)]
+struct EchoOff(std::sync::Mutex<Option<rustix::termios::Termios>>);
+
+impl EchoOff {
+    fn set(&self, saved: Option<rustix::termios::Termios>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = saved;
+    }
+
+    /// Puts the saved settings back, if echo is still off.
+    fn restore(&self) {
+        let saved = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(saved) = saved
+            && let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty")
+        {
+            let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
+            let _ = tty.write_all(b"\n");
+        }
+    }
+}
+
 /// Writes `prompt` on the controlling terminal (`/dev/tty`: stdin and stdout may be pipes) and
-/// reads one line there with echo off (restored whatever happens), as ssh and sudo do. The
-/// line comes without its line break, and is wiped from memory when dropped.
-fn read_secret(prompt: &str) -> std::io::Result<Secret> {
+/// reads one line there with echo off (restored whatever happens; `echo_off` holds the settings
+/// to restore meanwhile), as ssh and sudo do. The line comes without its line break, and is
+/// wiped from memory when dropped.
+fn read_secret(prompt: &str, echo_off: &EchoOff) -> std::io::Result<Secret> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     use std::io::Read;
     let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
@@ -422,6 +458,7 @@ fn read_secret(prompt: &str) -> std::io::Result<Secret> {
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
     tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
+    echo_off.set(Some(saved.clone()));
     let mut line = Secret::new(String::new());
     let read = (|| {
         tty.write_all(prompt.as_bytes())?;
@@ -445,6 +482,7 @@ fn read_secret(prompt: &str) -> std::io::Result<Secret> {
     })();
     // Echo comes back whatever happened.
     let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
+    echo_off.set(None);
     read?;
     restored?;
     Ok(line)
@@ -464,8 +502,11 @@ fn execute(
     redactor: &Arc<Redactor>,
     pause: Option<ProgressPause>,
 ) -> Result<Option<RunSummary>, Error> {
-    let defaults = ssh_defaults(conn, pause)?;
-    match session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor)? {
+    let terminal = TerminalPassphrase::new(pause);
+    let defaults = ssh_defaults(conn, &terminal)?;
+    let outcome = session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor);
+    terminal.restore();
+    match outcome? {
         session::Outcome::Finished(summary) => Ok(Some(summary)),
         session::Outcome::Forced => {
             eprintln!("aborted");

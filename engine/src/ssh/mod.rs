@@ -26,7 +26,8 @@
 //!   idempotent).
 //!   A failed connect is sticky: later execs return the same
 //!   [`contract::HostError::Unreachable`] at once instead of each waiting for the timeout.
-//! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together.
+//! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together (not
+//!   the time a host waits for a key's passphrase to be typed: see [`KeyUnlocker`]).
 //!   The command timeout (per [`contract::Exec::timeout`], else `command_timeout`) starts when
 //!   the command has its channel, so commands queued behind the semaphore do not time out.
 //!   On expiry the remote command is killed (below) and exec returns
