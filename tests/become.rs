@@ -5,7 +5,6 @@
 //! method) are the `become_*` live tests of `engine/src/ssh/tests.rs`.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,50 +127,11 @@ fn become_ask_become_pass_reads_the_terminal() {
         &lab.inventory_for(&[HOST], &[(HOST, "ansible_user", PW_USER), (HOST, "ansible_become", "true")]),
     );
     let pb = playbook(&t, &dir);
-    let engine =
-        [env!("CARGO_BIN_EXE_engine"), "run", pb.to_str().unwrap(), "-i", inventory.to_str().unwrap(), "-K"]
-            .iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &engine, "/dev/null"])
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        let mut typed = false;
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if !typed && String::from_utf8_lossy(&all).contains("BECOME password: ") {
-                stdin.write_all(format!("{PW}\n").as_bytes()).unwrap();
-                typed = true;
-            }
-        }
-        drop(stdin);
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the run did not end in 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = child.wait().unwrap();
-    let screen = reader.join().unwrap();
-    assert!(status.success(), "{screen}");
-    assert!(screen.contains("BECOME password: "), "{screen}");
-    assert!(!screen.contains(PW), "the password was echoed or printed:\n{screen}");
+    let args = ["run".as_ref(), pb.as_os_str(), "-i".as_ref(), inventory.as_os_str(), "-K".as_ref()];
+    let screen = support::on_terminal(&args, false, "BECOME password: ", &[PW], Duration::from_secs(60));
+    assert_eq!(screen.code, Some(0), "{}", screen.text);
+    assert_eq!(screen.typed, 1, "{}", screen.text);
+    assert!(!screen.text.contains(PW), "the password was echoed or printed:\n{}", screen.text);
     assert_eq!(lab.ssh(HOST, &format!("stat -c %U {dir}")).trim(), "root");
 }
 

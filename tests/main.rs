@@ -28,6 +28,7 @@ mod kube;
 mod lab;
 mod modules_files;
 mod modules_services;
+mod passphrase;
 mod resume;
 mod run_control;
 mod secrets;

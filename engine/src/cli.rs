@@ -15,10 +15,10 @@ use engine::inventory::{Inventory, Vars};
 use engine::plan::{Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
 use engine::redact::{RedactingWriter, Redactor};
-use engine::report::{Console, JsonLines, Log};
+use engine::report::{Console, JsonLines, Log, ProgressPause};
 use engine::run::{RunOptions, RunSummary};
 use engine::sched::Walker;
-use engine::ssh::HostKeyPolicy;
+use engine::ssh::{AskPassphrase, HostKeyPolicy, KeyUnlocker, Keys, Secret};
 use engine::{Error, journal, modules_doc, session};
 
 /// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
@@ -362,7 +362,8 @@ fn load_plan(args: &PlanArgs, extra_vars: Vars, redactor: &Arc<Redactor>) -> Res
     Ok(plan.select(&Selection { hosts, tags: args.tags.clone(), skip_tags: args.skip_tags.clone() }))
 }
 
-fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
+/// The connection settings of the command line; key passphrases are asked on `terminal`.
+fn ssh_defaults(conn: &ConnArgs, terminal: &Arc<TerminalPassphrase>) -> Result<SshDefaults, Error> {
     let become_password = if conn.ask_become_pass { Some(ask_become_password()?) } else { None };
     Ok(SshDefaults {
         host_key_policy: conn.host_key_checking.map(|policy| match policy {
@@ -376,41 +377,115 @@ fn ssh_defaults(conn: &ConnArgs) -> Result<SshDefaults, Error> {
         max_channels: conn.max_channels.max(1),
         max_output: conn.max_output * 1024 * 1024,
         become_password,
+        keys: Keys(Arc::new(KeyUnlocker::new(terminal.clone()))),
     })
 }
 
 /// Reads the become password from the controlling terminal (`/dev/tty`, not stdin), with echo
 /// off, as `ansible -K` does. No terminal: a usage error saying what to do instead.
 fn ask_become_password() -> Result<engine::elevate::Password, Error> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    use std::io::BufRead;
-    let no_tty = |e: std::io::Error| {
+    let line = read_secret("BECOME password: ", &EchoOff::default()).map_err(|e| {
         Error::Usage(format!(
             "-K (--ask-become-pass) asks on the terminal, and there is none ({e}); set \
              ansible_become_password in the inventory instead"
         ))
-    };
-    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(no_tty)?;
-    let saved = tcgetattr(&tty).map_err(|e| no_tty(e.into()))?;
+    })?;
+    engine::elevate::Password::new(line.as_str())
+        .map_err(|why| Error::Usage(format!("the become password cannot be used: {why}")))
+}
+
+/// Asks for key passphrases on the terminal ([`read_secret`]), the progress display hidden.
+/// [`TerminalPassphrase::restore`] puts echo back if the run ended while a prompt waited.
+#[derive(Default)]
+struct TerminalPassphrase {
+    pause: Option<ProgressPause>,
+    echo_off: EchoOff,
+}
+
+impl TerminalPassphrase {
+    fn new(pause: Option<ProgressPause>) -> Arc<Self> {
+        Arc::new(Self { pause, echo_off: EchoOff::default() })
+    }
+
+    /// Call once the run is over: a prompt still waiting (Ctrl-C while it was shown) is
+    /// abandoned, and the terminal gets its echo back.
+    fn restore(&self) {
+        self.echo_off.restore();
+    }
+}
+
+impl AskPassphrase for TerminalPassphrase {
+    fn ask(&self, prompt: &str) -> Result<Secret, String> {
+        let read = || read_secret(prompt, &self.echo_off).map_err(|e| format!("no terminal: {e}"));
+        match &self.pause {
+            Some(pause) => pause.suspend(read),
+            None => read(),
+        }
+    }
+}
+
+/// The terminal's settings from before a prompt turned echo off, while it is off.
+#[derive(Default)]
+struct EchoOff(std::sync::Mutex<Option<rustix::termios::Termios>>);
+
+impl EchoOff {
+    fn set(&self, saved: Option<rustix::termios::Termios>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = saved;
+    }
+
+    /// Puts the saved settings back, if echo is still off.
+    fn restore(&self) {
+        let saved = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(saved) = saved
+            && let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty")
+        {
+            let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
+            let _ = tty.write_all(b"\n");
+        }
+    }
+}
+
+/// Writes `prompt` on the controlling terminal (`/dev/tty`: stdin and stdout may be pipes) and
+/// reads one line there with echo off (restored whatever happens; `echo_off` holds the settings
+/// to restore meanwhile), as ssh and sudo do. The line comes without its line break, and is
+/// wiped from memory when dropped.
+fn read_secret(prompt: &str, echo_off: &EchoOff) -> std::io::Result<Secret> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::Read;
+    let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
-    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|e| no_tty(e.into()))?;
+    tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
+    echo_off.set(Some(saved.clone()));
+    let mut line = Secret::new(String::new());
     let read = (|| {
-        tty.write_all(b"BECOME password: ")?;
+        tty.write_all(prompt.as_bytes())?;
         tty.flush()?;
-        let mut line = String::new();
-        std::io::BufReader::new(&tty).read_line(&mut line)?;
-        Ok::<_, std::io::Error>(line)
+        // Byte by byte, into memory that is wiped: no buffer keeps a copy.
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        let mut byte = [0u8];
+        loop {
+            match tty.read(&mut byte)? {
+                0 => break,
+                _ if byte[0] == b'\n' => break,
+                _ => bytes.push(byte[0]),
+            }
+        }
+        zeroize::Zeroize::zeroize(&mut byte);
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        line.push_str(&String::from_utf8_lossy(&bytes));
+        Ok::<_, std::io::Error>(())
     })();
     // Echo comes back whatever happened.
     let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
-    let line = read.map_err(no_tty)?;
-    restored.map_err(|e| no_tty(e.into()))?;
-    let line = line.strip_suffix('\n').unwrap_or(&line);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    engine::elevate::Password::new(line)
-        .map_err(|why| Error::Usage(format!("the become password cannot be used: {why}")))
+    echo_off.set(None);
+    read?;
+    restored?;
+    Ok(line)
 }
 
 /// The exit code of an interrupted run, and of one the user would not wait for.
@@ -425,9 +500,13 @@ fn execute(
     grace: Duration,
     subscribers: Vec<Box<dyn Subscriber>>,
     redactor: &Arc<Redactor>,
+    pause: Option<ProgressPause>,
 ) -> Result<Option<RunSummary>, Error> {
-    let defaults = ssh_defaults(conn)?;
-    match session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor)? {
+    let terminal = TerminalPassphrase::new(pause);
+    let defaults = ssh_defaults(conn, &terminal)?;
+    let outcome = session::run_over_ssh(plan, &defaults, options, grace, subscribers, redactor);
+    terminal.restore();
+    match outcome? {
         session::Outcome::Finished(summary) => Ok(Some(summary)),
         session::Outcome::Forced => {
             eprintln!("aborted");
@@ -479,11 +558,14 @@ fn run_command(
         journal_path = Some(writer.path().display().to_string());
         subscribers.push(Box::new(writer));
     }
+    let mut pause = None;
     if args.json {
         subscribers.push(Box::new(JsonLines::new(std::io::stdout())));
     } else {
         let progress = std::io::stderr().is_terminal();
-        subscribers.push(Box::new(Console::new(progress, verbose, args.diff)));
+        let console = Console::new(progress, verbose, args.diff);
+        pause = Some(console.pause());
+        subscribers.push(Box::new(console));
     }
     let options = RunOptions {
         check,
@@ -494,7 +576,7 @@ fn run_command(
         capture_output: false,
     };
     let summary =
-        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor)?;
+        execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor, pause)?;
     Ok(exit_code(summary.as_ref()))
 }
 
@@ -549,7 +631,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
             capture_output: false,
         };
         let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
-        match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor)? {
+        match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor, None)? {
             Some(summary) => Some(summary.predictions()),
             None => return Ok(ExitCode::from(INTERRUPTED)),
         }

@@ -15,7 +15,7 @@ use crate::inventory::{Connection, InventoryError, Transport};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::ssh::{
-    HostKeyPolicy, Jump, JumpPool, JumpSpec, Resolved, Setting, SshConfig, SshConfigFile, SshHost,
+    HostKeyPolicy, Jump, JumpPool, JumpSpec, Keys, Resolved, Setting, SshConfig, SshConfigFile, SshHost,
     SshOptions, default_known_hosts,
 };
 use contract::Target;
@@ -38,6 +38,9 @@ pub struct SshDefaults {
     pub ssh_config: Option<PathBuf>,
     /// The become password asked for with `-K`, for the become hosts whose inventory gives none.
     pub become_password: Option<Password>,
+    /// Unlocks passphrase-protected key files the ssh-agent does not hold, once for every host
+    /// (the binary asks on the terminal). Default: no asking, such keys fail with the fix.
+    pub keys: Keys,
 }
 
 impl Default for SshDefaults {
@@ -51,6 +54,7 @@ impl Default for SshDefaults {
             max_output: SshConfig::DEFAULT_MAX_OUTPUT,
             ssh_config: None,
             become_password: None,
+            keys: Keys::default(),
         }
     }
 }
@@ -392,6 +396,7 @@ fn config_from(resolved: &Resolved, defaults: &SshDefaults, fallback: Option<&Pa
     config.command_timeout = defaults.command_timeout;
     config.max_channels = defaults.max_channels;
     config.max_output = defaults.max_output;
+    config.keys = defaults.keys.clone();
     config
 }
 

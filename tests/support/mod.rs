@@ -244,3 +244,92 @@ pub fn task_error(out: &Output, host: &str, task: &str) -> String {
 fn s(v: &serde_json::Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
+
+/// What the engine showed on a pseudo-terminal ([`on_terminal`]).
+pub struct Screen {
+    pub code: Option<i32>,
+    /// Everything written to the terminal (the prompts included; typed text only if echoed).
+    pub text: String,
+    /// How many answers were typed.
+    pub typed: usize,
+}
+
+/// Runs the engine binary with `args` (from the workspace root) on a pseudo-terminal that
+/// `script -q -e -c` opens, so that it has a controlling terminal, without `SSH_AUTH_SOCK`
+/// when `no_agent`. Each time `prompt` shows once more, the next of `answers` is typed (the
+/// prompts beyond them are left unanswered: the terminal's input is then closed). Panics
+/// (after killing it) when the run takes longer than `limit`.
+pub fn on_terminal(
+    args: &[&std::ffi::OsStr],
+    no_agent: bool,
+    prompt: &str,
+    answers: &[&str],
+    limit: std::time::Duration,
+) -> Screen {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let engine = std::iter::once(std::ffi::OsStr::new(env!("CARGO_BIN_EXE_engine")))
+        .chain(args.iter().copied())
+        .map(|a| {
+            let a = a.to_str().unwrap();
+            assert!(!a.contains('\''), "an argument with a quote: {a}");
+            format!("'{a}'")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &engine, "/dev/null"])
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if no_agent {
+        command.env_remove("SSH_AUTH_SOCK");
+    }
+    let mut child = command.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (prompt, answers) = (prompt.to_owned(), answers.iter().map(|a| format!("{a}\n")).collect::<Vec<_>>());
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut typed = 0;
+        let mut stdin = Some(stdin);
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            let shown = String::from_utf8_lossy(&all).matches(prompt.as_str()).count();
+            while typed < shown {
+                match (answers.get(typed), stdin.as_mut()) {
+                    (Some(answer), Some(input)) => {
+                        input.write_all(answer.as_bytes()).unwrap();
+                        typed += 1;
+                    }
+                    _ => {
+                        // Nothing more to type: end of input, as a user pressing Ctrl-D.
+                        stdin = None;
+                        break;
+                    }
+                }
+            }
+        }
+        drop(stdin);
+        (String::from_utf8_lossy(&all).into_owned(), typed)
+    });
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("engine {engine} did not end in {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = child.wait().unwrap();
+    let (text, typed) = reader.join().unwrap();
+    Screen { code: status.code(), text, typed }
+}

@@ -290,9 +290,26 @@ fn key_method(config: &SshConfig) -> String {
     }
 }
 
-/// The fix of a refused login.
+/// The fix of a refused login. A passphrase-protected key that could not be used (no terminal
+/// to ask on, a wrong passphrase) comes first: `ssh-add` it, or run on a terminal.
 fn auth_fix(config: &SshConfig) -> String {
-    let key_file = config.key_file.iter().chain(&config.identity_files).next();
+    let configured: Vec<_> = config.key_file.iter().chain(&config.identity_files).collect();
+    let locked: Vec<_> = config
+        .keys
+        .0
+        .failed()
+        .into_iter()
+        .filter(|(path, _)| configured.is_empty() || configured.contains(&path))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    if !locked.is_empty() {
+        return format!(
+            "the passphrase-protected key(s) {keys} could not be used: add them to the ssh-agent \
+             (`ssh-add {keys}`), or run engine on a terminal and give the passphrase when asked",
+            keys = locked.join(" ")
+        );
+    }
+    let key_file = configured.first();
     let key = key_file.map_or("~/.ssh/id_ed25519".into(), |p| p.display().to_string());
     format!(
         "authorize the key for {user}: `ssh-copy-id -i {key}.pub -p {port} {user}@{address}`; \

@@ -77,7 +77,7 @@ pub(super) fn exec_command(args: ExecArgs, redactor: &Arc<Redactor>) -> Result<E
         journal: None,
         capture_output: true,
     };
-    let summary = execute(&plan, &args.conn, options, Duration::from_secs(30), subscribers, redactor)?;
+    let summary = execute(&plan, &args.conn, options, Duration::from_secs(30), subscribers, redactor, None)?;
     Ok(super::exit_code(summary.as_ref()))
 }
 
@@ -105,8 +105,11 @@ pub(super) fn ping_command(args: PingArgs) -> Result<ExitCode, Error> {
         engine::inventory::limit_terms(std::slice::from_ref(&args.pattern), std::path::Path::new("."))
             .map_err(Error::Usage)?;
     let hosts = inventory.resolve_patterns(&patterns).map_err(Error::Usage)?;
-    let checks = engine::adhoc::ping::ping(&inventory, &hosts, &super::ssh_defaults(&args.conn)?)
-        .map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })?;
+    let terminal = super::TerminalPassphrase::new(None);
+    let checks = engine::adhoc::ping::ping(&inventory, &hosts, &super::ssh_defaults(&args.conn, &terminal)?);
+    terminal.restore();
+    let checks =
+        checks.map_err(|e| Error::Io { what: "cannot start the async runtime".into(), source: e })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
     } else {

@@ -34,7 +34,24 @@ impl std::fmt::Debug for Output {
     }
 }
 
+/// Hides the progress display while something else has the terminal (a passphrase prompt).
+#[derive(Debug, Clone)]
+pub struct ProgressPause(MultiProgress);
+
+impl ProgressPause {
+    /// Runs `f` with the bars cleared; they are drawn again after. Lines the run prints
+    /// meanwhile wait for `f` to end.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+}
+
 impl Console {
+    /// A handle that hides this console's progress display for a while.
+    pub fn pause(&self) -> ProgressPause {
+        ProgressPause(self.multi.clone())
+    }
+
     /// `progress`: draw live bars (a terminal on stderr); `verbose`: print ok tasks too.
     pub fn new(progress: bool, verbose: bool, diff: bool) -> Self {
         let target = if progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };

@@ -14,7 +14,7 @@ mod printed;
 mod recap;
 
 pub use adhoc::AdHocOutput;
-pub use console::Console;
+pub use console::{Console, ProgressPause};
 pub use json::JsonLines;
 pub use log::Log;
 pub use printable::printable;

@@ -53,6 +53,8 @@ pub struct SshConfig {
     /// Bytes kept of one command's stdout, and as many of its stderr. A command that prints
     /// more is stopped and fails with [`contract::HostError::OutputLimit`].
     pub max_output: u64,
+    /// The run's passphrase-protected keys, unlocked once for every host (see [`super::KeyUnlocker`]).
+    pub keys: super::Keys,
 }
 
 impl SshConfig {
@@ -87,6 +89,7 @@ impl SshConfig {
             become_method: crate::elevate::Method::Sudo,
             become_password: None,
             max_output: Self::DEFAULT_MAX_OUTPUT,
+            keys: super::Keys::default(),
         }
     }
 

@@ -420,9 +420,7 @@ where
     .await
     .map_err(|_| timed_out(config, "SSH handshake"))?
     .map_err(|e: SshError| e.message())?;
-    tokio::time::timeout_at(deadline, authenticate(&mut handle, config))
-        .await
-        .map_err(|_| timed_out(config, "authentication"))??;
+    authenticate(&mut handle, config, deadline).await?;
     Ok(handle)
 }
 
@@ -806,13 +804,19 @@ impl Drop for AbortOnDrop {
 /// Public-key authentication: the configured key file, else every key in the ssh-agent.
 /// Authenticates with public keys, offering them as [`SshConfig::identity_files`] says
 /// ([`key_plan`]), one at a time, so sshd's `MaxAuthTries` (6) counts only keys worth trying.
-async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) -> Result<(), String> {
+/// A passphrase-protected file the agent does not hold is unlocked by [`SshConfig::keys`]
+/// (asked once per run); time spent waiting for the user does not count against `deadline`.
+async fn authenticate(
+    handle: &mut Handle<ClientHandler>,
+    config: &SshConfig,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    let mut deadline = deadline;
     let user = config.user.as_str();
     let mut agent = AgentClient::connect_env().await.ok();
     let agent_keys: Vec<PublicKey> = match agent.as_mut() {
-        Some(agent) => agent
-            .request_identities()
-            .await
+        Some(agent) => bounded(deadline, config, agent.request_identities())
+            .await?
             .map_err(|e| format!("cannot list the ssh-agent's keys: {e}"))?
             .into_iter()
             .filter_map(|identity| match identity {
@@ -831,8 +835,9 @@ async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) ->
             Offer::Agent(key) => {
                 let described = format!("ssh-agent key {}", fingerprint(&key));
                 let Some(agent) = agent.as_mut() else { continue };
-                let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
-                match handle.authenticate_publickey_with(user, key, hash, agent).await {
+                let hash = bounded(deadline, config, rsa_hash(handle, key.algorithm().is_rsa())).await?;
+                let signed = handle.authenticate_publickey_with(user, key, hash, agent);
+                match bounded(deadline, config, signed).await? {
                     Ok(result) if result.success() => return Ok(()),
                     Ok(_) => refused.push(described),
                     Err(e) => problems.push(format!("the ssh-agent could not sign with {described}: {e}")),
@@ -842,26 +847,45 @@ async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) ->
             Offer::File(path) => match load_key(&path) {
                 Ok(LoadedKey::Plain(key)) => {
                     let described = format!("{} ({})", path.display(), fingerprint(key.public_key()));
-                    (key, described)
+                    (Arc::new(*key), described)
                 }
                 Ok(LoadedKey::Encrypted(public)) => {
-                    match (agent.as_mut(), agent_keys.iter().any(|k| k.key_data() == public.key_data())) {
-                        (Some(agent), true) => {
+                    let held =
+                        public.filter(|public| agent_keys.iter().any(|k| k.key_data() == public.key_data()));
+                    match (agent.as_mut(), held) {
+                        (Some(agent), Some(public)) => {
                             let described = format!("{} (from the ssh-agent)", path.display());
-                            let hash = rsa_hash(handle, public.algorithm().is_rsa()).await;
-                            match handle.authenticate_publickey_with(user, public, hash, agent).await {
+                            let hash =
+                                bounded(deadline, config, rsa_hash(handle, public.algorithm().is_rsa()))
+                                    .await?;
+                            let signed = handle.authenticate_publickey_with(user, public, hash, agent);
+                            match bounded(deadline, config, signed).await? {
                                 Ok(result) if result.success() => return Ok(()),
                                 Ok(_) => refused.push(described),
-                                Err(e) => problems.push(format!("the ssh-agent could not sign with {described}: {e}")),
+                                Err(e) => {
+                                    problems
+                                        .push(format!("the ssh-agent could not sign with {described}: {e}"));
+                                }
+                            }
+                            continue;
+                        }
+                        _ => {
+                            let waiting = tokio::time::Instant::now();
+                            let unlocked = config.keys.0.unlock(&path).await;
+                            deadline += waiting.elapsed();
+                            match unlocked {
+                                Ok(key) => {
+                                    let described =
+                                        format!("{} ({})", path.display(), fingerprint(key.public_key()));
+                                    (key, described)
+                                }
+                                Err(why) => {
+                                    problems.push(why);
+                                    continue;
+                                }
                             }
                         }
-                        _ => problems.push(format!(
-                            "private key {} is passphrase-protected and the ssh-agent does not hold it;                              add it with `ssh-add {}` (engine does not ask for passphrases)",
-                            path.display(),
-                            path.display()
-                        )),
                     }
-                    continue;
                 }
                 Err(e) => {
                     problems.push(e);
@@ -869,11 +893,14 @@ async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) ->
                 }
             },
         };
-        let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
-        let result = handle
-            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
-            .await
-            .map_err(|e| format!("authentication failed: {}", describe(&e)))?;
+        let hash = bounded(deadline, config, rsa_hash(handle, key.algorithm().is_rsa())).await?;
+        let result = bounded(
+            deadline,
+            config,
+            handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash)),
+        )
+        .await?
+        .map_err(|e| format!("authentication failed: {}", describe(&e)))?;
         if result.success() {
             return Ok(());
         }
@@ -894,6 +921,15 @@ async fn authenticate(handle: &mut Handle<ClientHandler>, config: &SshConfig) ->
         });
     }
     Err(parts.join("; "))
+}
+
+/// `future`, unless `deadline` passes first: then the authentication timed out.
+async fn bounded<T>(
+    deadline: tokio::time::Instant,
+    config: &SshConfig,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    tokio::time::timeout_at(deadline, future).await.map_err(|_| timed_out(config, "authentication"))
 }
 
 /// The key files configured for the host: `key_file` (the inventory's), then `identity_files`.
@@ -946,8 +982,8 @@ fn key_plan(
 
 enum LoadedKey {
     Plain(Box<russh::keys::PrivateKey>),
-    /// Passphrase-protected: its public half (from the file, else `FILE.pub`).
-    Encrypted(PublicKey),
+    /// Passphrase-protected: its public half (from the file, else `FILE.pub`), if readable.
+    Encrypted(Option<PublicKey>),
 }
 
 fn load_key(path: &Path) -> Result<LoadedKey, String> {
@@ -963,13 +999,7 @@ fn load_key(path: &Path) -> Result<LoadedKey, String> {
                 pub_path.push(".pub");
                 russh::keys::load_public_key(std::path::PathBuf::from(pub_path)).ok()
             });
-            public.map(LoadedKey::Encrypted).ok_or_else(|| {
-                format!(
-                    "private key {} is passphrase-protected and its public key cannot be read; \
-                     load it into ssh-agent",
-                    path.display()
-                )
-            })
+            Ok(LoadedKey::Encrypted(public))
         }
         Err(e) => Err(format!("cannot load private key {}: {e}", path.display())),
     }
@@ -1139,7 +1169,7 @@ mod key_tests {
         let public = russh::keys::load_public_key(path.with_extension("pub")).unwrap();
         std::fs::remove_file(path.with_extension("pub")).unwrap();
         match load_key(&path) {
-            Ok(LoadedKey::Encrypted(key)) => assert_eq!(key.key_data(), public.key_data()),
+            Ok(LoadedKey::Encrypted(Some(key))) => assert_eq!(key.key_data(), public.key_data()),
             _ => panic!("expected an encrypted key"),
         }
         let missing = load_key(Path::new("/nonexistent/id")).err().unwrap();

@@ -26,7 +26,8 @@
 //!   idempotent).
 //!   A failed connect is sticky: later execs return the same
 //!   [`contract::HostError::Unreachable`] at once instead of each waiting for the timeout.
-//! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together.
+//! - **Timeouts.** `connect_timeout` bounds TCP connect + handshake + auth together (not
+//!   the time a host waits for a key's passphrase to be typed: see [`KeyUnlocker`]).
 //!   The command timeout (per [`contract::Exec::timeout`], else `command_timeout`) starts when
 //!   the command has its channel, so commands queued behind the semaphore do not time out.
 //!   On expiry the remote command is killed (below) and exec returns
@@ -83,6 +84,7 @@ mod host_key_policy;
 mod jump;
 #[cfg(test)]
 mod jump_tests;
+mod key_unlock;
 pub(crate) mod known_hosts;
 mod shown;
 mod ssh_config;
@@ -94,6 +96,7 @@ mod tests;
 pub use config::{Jump, SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
 pub use jump::JumpPool;
+pub use key_unlock::{AskPassphrase, KeyUnlocker, Keys, Secret};
 pub use ssh_config::{SshConfigError, SshConfigFile, expand_tilde};
 pub use ssh_host::SshHost;
 pub use ssh_options::{JumpSpec, Resolved, Setting, SshArgs, SshOptions};
