@@ -11,16 +11,16 @@
 //! needs from the inventory sits in exactly one of those places, so each must be read.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::ffi::OsStr;
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support;
 
+use support::Test;
 use support::lab::{Lab, scratch};
-use support::{Test, root};
 
 const ALL: [&str; 9] =
     ["etcd0", "etcd1", "etcd2", "master0", "master1", "master2", "worker0", "worker1", "worker2"];
@@ -127,56 +127,18 @@ impl Screen {
 /// `engine ARGS -K --json` with HOME=`home`, on a pseudo-terminal (`script`): `password` is
 /// typed once the prompt shows. Bounded by `limit`.
 fn engine_on_terminal(home: &Path, args: &[&str], password: &str, limit: Duration) -> Screen {
-    let engine = std::iter::once(env!("CARGO_BIN_EXE_engine"))
-        .chain(args.iter().copied())
-        .chain(["-K", "--json"])
-        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &engine, "/dev/null"])
-        .current_dir(root())
-        .env("HOME", home)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let typed_password = format!("{password}\n");
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
-        let mut typed = false;
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if !typed && String::from_utf8_lossy(&all).contains("BECOME password: ") {
-                stdin.write_all(typed_password.as_bytes()).unwrap();
-                typed = true;
-            }
-        }
-        drop(stdin);
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("engine {} did not end in {limit:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = child.wait().unwrap();
-    let text = reader.join().unwrap();
-    assert!(text.contains("BECOME password: "), "-K asked on the terminal: {text}");
-    assert!(!text.contains(password), "the password was echoed or printed:\n{text}");
-    Screen { code: status.code(), text }
+    let args: Vec<&OsStr> = args.iter().chain(&["-K", "--json"]).map(OsStr::new).collect();
+    let shown = support::on_terminal_with(
+        &args,
+        &[("HOME", home.as_os_str())],
+        false,
+        "BECOME password: ",
+        &[password],
+        limit,
+    );
+    assert!(shown.text.contains("BECOME password: "), "-K asked on the terminal: {}", shown.text);
+    assert!(!shown.text.contains(password), "the password was echoed or printed:\n{}", shown.text);
+    Screen { code: shown.code, text: shown.text }
 }
 
 fn etcdctl(lab: &Lab, args: &str) -> String {

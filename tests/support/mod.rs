@@ -266,6 +266,18 @@ pub fn on_terminal(
     answers: &[&str],
     limit: std::time::Duration,
 ) -> Screen {
+    on_terminal_with(args, &[], no_agent, prompt, answers, limit)
+}
+
+/// [`on_terminal`], with `env` set for the engine (e.g. `HOME`, for its `~/.ssh/config`).
+pub fn on_terminal_with(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+    no_agent: bool,
+    prompt: &str,
+    answers: &[&str],
+    limit: std::time::Duration,
+) -> Screen {
     use std::io::{Read, Write};
     use std::process::Stdio;
     let engine = std::iter::once(std::ffi::OsStr::new(env!("CARGO_BIN_EXE_engine")))
@@ -288,6 +300,7 @@ pub fn on_terminal(
     if no_agent {
         command.env_remove("SSH_AUTH_SOCK");
     }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     let stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
