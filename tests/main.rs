@@ -19,6 +19,7 @@ mod errors;
 mod examples;
 mod faults;
 mod ha;
+mod host_certs;
 mod host_prep;
 mod hostile;
 mod imports;

@@ -23,12 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contract::{Effect, Exec, Host};
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
 use serde::Serialize;
 
 use crate::connect::SshDefaults;
 use crate::inventory::{Connection, Inventory, Transport};
-use crate::ssh::known_hosts::{HostKeyStatus, KnownHosts, host_pattern};
+use crate::ssh::known_hosts::{CertificateStatus, HostKeyStatus, KnownHosts, host_pattern, utc};
 use crate::ssh::{HostKeyPolicy, Jump, SshConfig, SshHost};
 
 /// What one step found.
@@ -360,8 +361,12 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let seen = Arc::new(Mutex::new(None));
-    let handler = Probe { seen: seen.clone() };
-    let russh_config = Arc::new(russh::client::Config::default());
+    let handler = Probe { seen: seen.clone(), certificate: Arc::new(Mutex::new(None)) };
+    let certificate = handler.certificate.clone();
+    // Asks for a host certificate exactly when a connection would (an `@cert-authority` line
+    // matches the host).
+    let preferred = crate::ssh::preferred_algorithms(config);
+    let russh_config = Arc::new(russh::client::Config { preferred, ..russh::client::Config::default() });
     let _ = tokio::time::timeout(
         config.connect_timeout,
         russh::client::connect_stream(russh_config, stream, handler),
@@ -381,6 +386,12 @@ where
         Err(e) => return (failed("host key", format!("cannot read {}: {e}", path.display()), None), false),
     };
     let keyscan = format!("ssh-keyscan -t {} -p {} {}", key.algorithm(), config.port, config.address);
+    let certificate = certificate.lock().map(|mut c| c.take()).unwrap_or(None);
+    if let Some(certificate) = certificate
+        && let Some(verdict) = host_certificate(&certificate, &known, config, &presented)
+    {
+        return verdict;
+    }
     match known.check(&config.address, config.port, &key) {
         HostKeyStatus::Known { line } => {
             (ok("host key", format!("{presented} matches {} line {line}", path.display())), true)
@@ -434,6 +445,66 @@ where
     }
 }
 
+/// The host key step for a host certificate, checked as a connection checks it
+/// (`ClientHandler::verify_certificate`); None when no `@cert-authority` line for the host
+/// signed it, and its key is checked as a plain key.
+fn host_certificate(
+    certificate: &Certificate,
+    known: &KnownHosts,
+    config: &SshConfig,
+    presented: &str,
+) -> Option<(Step, bool)> {
+    let path = known.path().display();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let signer = certificate.signature_key();
+    let signed_by = format!("{} {}", signer.algorithm(), signer.fingerprint(HashAlg::Sha256));
+    let plain = PublicKey::new(certificate.public_key().clone(), "");
+    match known.check_certificate(&config.address, config.port, certificate, now) {
+        CertificateStatus::Trusted { line } => Some((
+            ok(
+                "host key",
+                format!(
+                    "certificate {presented} signed by {signed_by} ({path} line {line} trusts it), \
+                     valid until {}",
+                    utc(certificate.valid_before())
+                ),
+            ),
+            true,
+        )),
+        CertificateStatus::Invalid { line, reason } => {
+            let fallback =
+                matches!(known.check(&config.address, config.port, &plain), HostKeyStatus::Known { .. });
+            let detail = format!(
+                "certificate {presented} signed by {signed_by} ({path} line {line}) is not valid: {reason}"
+            );
+            Some(if fallback {
+                (ok("host key", format!("{detail}; its key is a known host key, accepted as such")), true)
+            } else {
+                (
+                    failed(
+                        "host key",
+                        detail,
+                        Some(
+                            "renew the host's certificate (`ssh-keygen -s CA -h ...`) for this name and now"
+                                .into(),
+                        ),
+                    ),
+                    false,
+                )
+            })
+        }
+        CertificateStatus::Revoked { line } => Some((
+            failed(
+                "host key",
+                format!("certificate {presented} holds a key marked @revoked in {path} line {line}"),
+                None,
+            ),
+            false,
+        )),
+        CertificateStatus::NoAuthority => None,
+    }
+}
+
 /// `ed25519`, `ecdsa`, `rsa`: the name in `/etc/ssh/ssh_host_NAME_key.pub`.
 fn key_file_kind(key: &PublicKey) -> &'static str {
     match key.algorithm().as_str() {
@@ -446,6 +517,8 @@ fn key_file_kind(key: &PublicKey) -> &'static str {
 /// Records the key the server offers and refuses it, ending the handshake.
 struct Probe {
     seen: Arc<Mutex<Option<PublicKey>>>,
+    /// The host certificate, when the server presented one (its key is in `seen`).
+    certificate: Arc<Mutex<Option<Certificate>>>,
 }
 
 impl russh::client::Handler for Probe {
@@ -454,7 +527,12 @@ impl russh::client::Handler for Probe {
     async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let key = match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(c) => PublicKey::new(c.public_key().clone(), ""),
+            PublicKeyOrCertificate::Certificate(c) => {
+                if let Ok(mut certificate) = self.certificate.lock() {
+                    *certificate = Some(c.clone());
+                }
+                PublicKey::new(c.public_key().clone(), "")
+            }
         };
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(key);

@@ -114,28 +114,56 @@ impl ClientHandler {
 
     /// Decides whether a host certificate proves the host, as OpenSSH's ssh does: trusted
     /// when an `@cert-authority` line for the host signed it and it is valid for the host now;
-    /// refused when such an authority signed it but it is not valid (or a key is revoked);
-    /// when no authority for the host signed it, its key is checked as a plain host key.
+    /// refused when a key in it is revoked. Otherwise (no authority for the host signed it, or
+    /// it is not valid) ssh checks its key as a plain host key ("No matching CA found. Retry
+    /// with plain key"): so does this, but an invalid certificate is accepted only when the
+    /// plain key is already known (never learned under accept-new), and a refusal says what
+    /// was wrong with the certificate.
     fn verify_certificate(&self, certificate: &Certificate) -> Result<(), SshError> {
         let kh = self.load()?;
         let endpoint = self.endpoint();
         let path = kh.path().display();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let plain = PublicKey::new(certificate.public_key().clone(), "");
         match kh.check_certificate(&self.address, self.port, certificate, now) {
             CertificateStatus::Trusted { line } => {
                 tracing::debug!(%endpoint, %path, line, "host certificate signed by a trusted authority");
                 Ok(())
             }
-            CertificateStatus::Invalid { line, reason } => Err(SshError::HostKey(format!(
-                "the host certificate of {endpoint} is signed by the authority at {path} line {line}, \
-                 but is not valid: {reason}"
-            ))),
+            CertificateStatus::Invalid { line, reason } => {
+                let invalid = format!(
+                    "the host certificate of {endpoint} is signed by the authority at {path} line {line}, \
+                     but is not valid: {reason}"
+                );
+                let known = match kh.check(&self.address, self.port, &plain) {
+                    HostKeyStatus::Known { .. } => true,
+                    HostKeyStatus::Unknown { .. } => self.known_elsewhere(&plain).unwrap_or(false),
+                    HostKeyStatus::Changed { .. } | HostKeyStatus::Revoked { .. } => false,
+                };
+                if known {
+                    tracing::warn!(%endpoint, "{invalid}; its key is a known host key, accepted as such");
+                    Ok(())
+                } else {
+                    Err(SshError::HostKey(format!(
+                        "{invalid}; its key ({}) is not a known host key either",
+                        presented(&plain)
+                    )))
+                }
+            }
             CertificateStatus::Revoked { line } => Err(SshError::HostKey(format!(
                 "the host certificate of {endpoint} holds a key marked @revoked in {path} line {line}"
             ))),
             CertificateStatus::NoAuthority => {
                 tracing::debug!(%endpoint, %path, "no authority for this host signed its certificate; checking its key");
-                self.verify(&PublicKey::new(certificate.public_key().clone(), ""))
+                self.verify(&plain).map_err(|e| {
+                    SshError::HostKey(format!(
+                        "the host certificate of {endpoint} is signed by {} {}, which no @cert-authority \
+                         line for the host in {path} names; as a plain key: {}",
+                        certificate.signature_key().algorithm(),
+                        certificate.signature_key().fingerprint(HashAlg::Sha256),
+                        e.message()
+                    ))
+                })
             }
         }
     }
@@ -207,5 +235,56 @@ fn shell_word(word: &str) -> String {
         word.to_owned()
     } else {
         format!("'{word}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use russh::keys::ssh_key::certificate::CertType;
+
+    use super::super::known_hosts::tests::{CA_PRIVATE, CA_PUBLIC, KEY_A, OTHER_CA_PRIVATE, certificate};
+    use super::*;
+
+    /// A handler for host `h` with `known_hosts` as its file (strict), and the file's folder.
+    fn handler(known_hosts: &str) -> (ClientHandler, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SshConfig::new("h", "root");
+        config.known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&config.known_hosts, known_hosts).unwrap();
+        (ClientHandler::new(&config), dir)
+    }
+
+    fn refusal(handler: &ClientHandler, certificate: &Certificate) -> String {
+        handler.verify_certificate(certificate).unwrap_err().message()
+    }
+
+    /// A certificate that is not valid falls back to the plain key, as ssh does, only when that
+    /// key is known; one from an unlisted CA is checked as a plain key and its refusal names the
+    /// CA; a revoked CA never falls back.
+    #[test]
+    fn an_invalid_or_unvouched_certificate_falls_back_to_a_known_plain_key_only() {
+        let ca = format!("@cert-authority * ssh-ed25519 {CA_PUBLIC}\n");
+        let plain = format!("h ssh-ed25519 {KEY_A}\n");
+        let valid = certificate(CA_PRIVATE, CertType::Host, &["h"], (0, u64::MAX - 1), false);
+        let expired = certificate(CA_PRIVATE, CertType::Host, &["h"], (0, 1), false);
+        let other = certificate(OTHER_CA_PRIVATE, CertType::Host, &["h"], (0, u64::MAX - 1), false);
+
+        let (only_ca, _dir) = handler(&ca);
+        only_ca.verify_certificate(&valid).unwrap();
+        let why = refusal(&only_ca, &expired);
+        assert!(why.contains("is not valid: it expired at 1970-01-01 00:00:01 UTC"), "{why}");
+        assert!(why.contains("is not a known host key either"), "{why}");
+        let why = refusal(&only_ca, &other);
+        assert!(why.contains("which no @cert-authority line for the host"), "{why}");
+        assert!(why.contains("is not in"), "{why}");
+
+        let (both, _dir) = handler(&format!("{plain}{ca}"));
+        both.verify_certificate(&expired).unwrap();
+        both.verify_certificate(&other).unwrap();
+
+        let (revoked, _dir) = handler(&format!("{plain}{ca}@revoked * ssh-ed25519 {CA_PUBLIC}\n"));
+        let why = refusal(&revoked, &valid);
+        assert!(why.contains("marked @revoked"), "{why}");
+        assert!(why.contains("line 3"), "{why}");
     }
 }

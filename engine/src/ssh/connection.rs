@@ -79,7 +79,7 @@ const CERTIFICATE_ALGORITHMS: &[Algorithm] = &[
 /// russh's defaults, asking the server for a host certificate (before a plain key) only when
 /// an `@cert-authority` line of `known_hosts` matches the host: a certificate can only be
 /// trusted through one, and without one a plain key is what `known_hosts` can check.
-fn preferred_algorithms(config: &SshConfig) -> Preferred {
+pub(crate) fn preferred_algorithms(config: &SshConfig) -> Preferred {
     let trusts_an_authority = KnownHosts::load(&config.known_hosts)
         .is_ok_and(|known| known.has_authority_for(&config.address, config.port));
     let certificates = if trusts_an_authority { CERTIFICATE_ALGORITHMS } else { &[] };

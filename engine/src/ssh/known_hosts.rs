@@ -182,12 +182,18 @@ impl KnownHosts {
         };
         let invalid = |reason: String| CertificateStatus::Invalid { line: authority.line, reason };
         let fingerprint: Fingerprint = authority.key.fingerprint(HashAlg::Sha256);
-        if certificate.validate_at(now, [&fingerprint]).is_err() {
+        if now < certificate.valid_after() {
             return invalid(format!(
-                "its signature does not verify, or it is not valid now (valid from {} to {}, Unix time; now {now})",
-                certificate.valid_after(),
-                certificate.valid_before()
+                "it is not valid before {} (now {})",
+                utc(certificate.valid_after()),
+                utc(now)
             ));
+        }
+        if now >= certificate.valid_before() {
+            return invalid(format!("it expired at {} (now {})", utc(certificate.valid_before()), utc(now)));
+        }
+        if certificate.validate_at(now, [&fingerprint]).is_err() {
+            return invalid("its signature does not verify".to_owned());
         }
         if certificate.cert_type() != CertType::Host {
             return invalid("it is a user certificate, not a host certificate".to_owned());
@@ -204,6 +210,24 @@ impl KnownHosts {
             ));
         }
         CertificateStatus::Trusted { line: authority.line }
+    }
+}
+
+/// A certificate's time (Unix seconds) as `2026-12-07 06:50:48 UTC`; `forever` for the
+/// largest (ssh-keygen's "valid forever").
+pub(crate) fn utc(secs: u64) -> String {
+    let time = i64::try_from(secs).ok().and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    match time {
+        Some(t) if secs != u64::MAX => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        _ => "forever".to_owned(),
     }
 }
 
@@ -343,11 +367,11 @@ pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     // Real public keys: three ed25519 ones from russh's tests, one ECDSA from ssh-keygen.
-    const KEY_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    pub(crate) const KEY_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     const KEY_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G1sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
     const KEY_C: &str = "AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
     const ECDSA: &str = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPoc/MWWN4wX46hrrTh1VQsnyHMgIAONDBsP/LbVH4xyBFxskNiv1cnN+O2XBIx2fQxrKHuWYm1BTq6C6WqEVp8=";
@@ -553,7 +577,7 @@ mod tests {
     }
 
     // Test keys made with `ssh-keygen -t ed25519 -N ''` for these tests only.
-    const CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+    pub(crate) const CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
 QyNTUxOQAAACCc1dROzqgn9eQoGwgcpGFC4PczlAx5iyC+myBm4Q3DGgAAAIjxTvii8U74
 ogAAAAtzc2gtZWQyNTUxOQAAACCc1dROzqgn9eQoGwgcpGFC4PczlAx5iyC+myBm4Q3DGg
@@ -561,8 +585,8 @@ AAAECiqnCTI0FuHTh5xy0zDvQ/3A5AQ8O3Y5nEgz+h3666F5zV1E7OqCf15CgbCBykYULg
 9zOUDHmLIL6bIGbhDcMaAAAAAAECAwQF
 -----END OPENSSH PRIVATE KEY-----
 ";
-    const CA_PUBLIC: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJzV1E7OqCf15CgbCBykYULg9zOUDHmLIL6bIGbhDcMa";
-    const OTHER_CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+    pub(crate) const CA_PUBLIC: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJzV1E7OqCf15CgbCBykYULg9zOUDHmLIL6bIGbhDcMa";
+    pub(crate) const OTHER_CA_PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
 QyNTUxOQAAACDG+/uLCCpKAIZaIf2LnK5xWsYjYZCNUQ3F9+QkA+yzDgAAAIh9lwQPfZcE
 DwAAAAtzc2gtZWQyNTUxOQAAACDG+/uLCCpKAIZaIf2LnK5xWsYjYZCNUQ3F9+QkA+yzDg
@@ -574,7 +598,7 @@ xiNhkI1RDcX35CQD7LMOAAAAAAECAwQF
 
     /// A certificate for KEY_A signed by `ca`, for `principals` (none: any host), of `kind`,
     /// valid from `from` to `to`, with a critical option when `critical`.
-    fn certificate(
+    pub(crate) fn certificate(
         ca: &str,
         kind: CertType,
         principals: &[&str],
@@ -639,7 +663,16 @@ xiNhkI1RDcX35CQD7LMOAAAAAAECAwQF
             "it is for [\"etcd1.lab\"], not for etcd0.lab"
         );
         let expired = certificate(CA_PRIVATE, CertType::Host, &[], (NOW - 60, NOW - 1), false);
-        assert!(reason(check(&expired)).contains("not valid now"));
+        assert_eq!(
+            reason(check(&expired)),
+            "it expired at 2023-11-14 22:13:19 UTC (now 2023-11-14 22:13:20 UTC)"
+        );
+        let early = certificate(CA_PRIVATE, CertType::Host, &[], (NOW + 1, NOW + 60), false);
+        assert_eq!(
+            reason(check(&early)),
+            "it is not valid before 2023-11-14 22:13:21 UTC (now 2023-11-14 22:13:20 UTC)"
+        );
+        assert_eq!(utc(u64::MAX), "forever");
         let user = certificate(CA_PRIVATE, CertType::User, &[], (NOW - 60, NOW + 60), false);
         assert_eq!(reason(check(&user)), "it is a user certificate, not a host certificate");
         let critical = certificate(CA_PRIVATE, CertType::Host, &[], (NOW - 60, NOW + 60), true);

@@ -94,6 +94,7 @@ mod ssh_options;
 mod tests;
 
 pub use config::{Jump, SshConfig, default_known_hosts};
+pub(crate) use connection::preferred_algorithms;
 pub use host_key_policy::HostKeyPolicy;
 pub use jump::JumpPool;
 pub use key_unlock::{AskPassphrase, KeyUnlocker, Keys, Secret};
