@@ -11,17 +11,15 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use contract::remote::STALE_TEMP_MINUTES;
 use serde_json::Value;
 use support::lab::Lab;
 
-static FLEET: Mutex<()> = Mutex::new(());
-
 fn alone() -> MutexGuard<'static, ()> {
-    FLEET.lock().unwrap_or_else(PoisonError::into_inner)
+    support::lab::fleet_alone()
 }
 
 /// The fleet hosts `h{from}`..`h{to}` (inclusive).

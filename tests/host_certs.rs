@@ -7,22 +7,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, PoisonError};
 
 use crate::support::Test;
-use crate::support::lab::Lab;
+use crate::support::lab::{self, Lab};
 
 const CERT: &str = "/etc/ssh/ssh_host_ed25519_key-cert.pub";
 const DROP_IN: &str = "/etc/ssh/sshd_config.d/engine-test-hostcert.conf";
 /// Left on the host by a command the engine ran; a refused connection must leave none.
 const MARKER: &str = "/tmp/engine-test-hostcert-ran";
 
-/// The tests of this file take turns on the one host whose sshd they reconfigure.
-static HOST: Mutex<()> = Mutex::new(());
-
-/// The host the tests reconfigure: the lab's first.
+/// The host the tests reconfigure: a fleet host no other test uses alone. Its sshd is
+/// reloaded (a moment in which it refuses connections), so the tests hold the fleet
+/// ([`lab::fleet_alone`]) against the one test that uses every fleet host.
 fn host(lab: &Lab) -> String {
-    lab.hosts[0].0.clone()
+    let host = "h44";
+    assert!(lab.hosts.iter().any(|h| h.0 == host), "the fleet has no {host}");
+    host.to_owned()
 }
 
 /// `ssh-keygen ARGS` in `dir`; panics when it fails.
@@ -148,8 +148,8 @@ fn subnet_pattern(address: &str) -> String {
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn a_host_certificate_from_a_trusted_authority_is_enough_to_connect() {
-    let lab = Lab::get();
-    let _host = HOST.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = Lab::fleet();
+    let _fleet = lab::fleet_alone();
     let host = host(&lab);
     let address = lab.address(&host).to_owned();
     let keys = tempfile::tempdir().unwrap();
@@ -199,8 +199,8 @@ fn fingerprint(path: &Path) -> String {
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn a_host_certificate_that_is_not_valid_for_the_host_now_is_refused() {
-    let lab = Lab::get();
-    let _host = HOST.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = Lab::fleet();
+    let _fleet = lab::fleet_alone();
     let host = host(&lab);
     let address = lab.address(&host).to_owned();
     let keys = tempfile::tempdir().unwrap();
@@ -263,8 +263,8 @@ fn a_host_certificate_that_is_not_valid_for_the_host_now_is_refused() {
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn a_plain_key_beside_the_authority_is_what_an_invalid_certificate_falls_back_to() {
-    let lab = Lab::get();
-    let _host = HOST.lock().unwrap_or_else(PoisonError::into_inner);
+    let lab = Lab::fleet();
+    let _fleet = lab::fleet_alone();
     let host = host(&lab);
     let address = lab.address(&host).to_owned();
     let keys = tempfile::tempdir().unwrap();

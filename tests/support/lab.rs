@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
@@ -307,4 +307,14 @@ impl Lab {
         let status = Command::new(&xtask).args(args).status().expect("xtask");
         assert!(status.success(), "xtask {} failed", args.join(" "));
     }
+}
+
+/// Held by the tests that kill, cut or reconfigure fleet hosts (`tests/faults.rs`, whose
+/// fifty-host test touches every one of them, and `tests/host_certs.rs`, which restarts one
+/// host's sshd): one such test at a time.
+static FLEET_ALONE: Mutex<()> = Mutex::new(());
+
+/// Takes the fleet for a test that disturbs its hosts (see [`FLEET_ALONE`]).
+pub fn fleet_alone() -> MutexGuard<'static, ()> {
+    FLEET_ALONE.lock().unwrap_or_else(PoisonError::into_inner)
 }
