@@ -15,8 +15,8 @@ use crate::inventory::{Connection, InventoryError, Transport};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::ssh::{
-    HostKeyPolicy, Jump, JumpPool, JumpSpec, Resolved, Setting, SshConfig, SshConfigFile, SshHost,
-    SshOptions, default_known_hosts,
+    CommandTransport, HostKeyPolicy, Jump, JumpPool, JumpSpec, Resolved, Setting, SshConfig, SshConfigFile,
+    SshHost, SshOptions, default_known_hosts,
 };
 use contract::Target;
 use contract::local::LocalHost;
@@ -38,6 +38,8 @@ pub struct SshDefaults {
     pub ssh_config: Option<PathBuf>,
     /// The become password asked for with `-K`, for the become hosts whose inventory gives none.
     pub become_password: Option<Password>,
+    /// `--transport`: how commands reach the hosts.
+    pub transport: CommandTransport,
 }
 
 impl Default for SshDefaults {
@@ -51,6 +53,7 @@ impl Default for SshDefaults {
             max_output: SshConfig::DEFAULT_MAX_OUTPUT,
             ssh_config: None,
             become_password: None,
+            transport: CommandTransport::Exec,
         }
     }
 }
@@ -392,6 +395,7 @@ fn config_from(resolved: &Resolved, defaults: &SshDefaults, fallback: Option<&Pa
     config.command_timeout = defaults.command_timeout;
     config.max_channels = defaults.max_channels;
     config.max_output = defaults.max_output;
+    config.transport = defaults.transport;
     config
 }
 

@@ -53,6 +53,29 @@ pub struct SshConfig {
     /// Bytes kept of one command's stdout, and as many of its stderr. A command that prints
     /// more is stopped and fails with [`contract::HostError::OutputLimit`].
     pub max_output: u64,
+    /// How commands reach the host: a channel each (the default), or through a host session.
+    pub transport: CommandTransport,
+}
+
+/// How a host's commands are run over its connection (`--transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandTransport {
+    /// Every command on a channel of its own (an sshd session and a login shell each).
+    #[default]
+    Exec,
+    /// Commands through a small `sh` loop on a long-lived channel (see `ssh::session`); with a
+    /// become password (or `su`) commands still use [`CommandTransport::Exec`].
+    Session,
+}
+
+impl CommandTransport {
+    /// `exec` or `session`, as `--transport` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandTransport::Exec => "exec",
+            CommandTransport::Session => "session",
+        }
+    }
 }
 
 impl SshConfig {
@@ -87,6 +110,7 @@ impl SshConfig {
             become_method: crate::elevate::Method::Sudo,
             become_password: None,
             max_output: Self::DEFAULT_MAX_OUTPUT,
+            transport: CommandTransport::Exec,
         }
     }
 

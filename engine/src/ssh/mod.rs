@@ -64,6 +64,13 @@
 //! not known to have stopped it. Processes that leave the group (`setsid`, daemons) survive,
 //! as intended for services.
 //!
+//! # Session transport
+//! With [`SshConfig::transport`] = [`CommandTransport::Session`] (`--transport session`) commands
+//! run through a small POSIX `sh` loop on a long-lived channel (module `session`, wire format in
+//! `session_proto`): no channel, sshd session or login shell per command, and become wraps the
+//! loop once. The same [`contract::ExecOutput`], timeouts and limits; a session lost mid-command
+//! is [`contract::HostError::Unreachable`] for that command and the next one opens a new session.
+//!
 //! # Logs
 //! `-vv` logs each command line without its environment values (`'NAME=<hidden>'`, see
 //! `shown`), and never its stdin.
@@ -84,6 +91,8 @@ mod jump;
 #[cfg(test)]
 mod jump_tests;
 pub(crate) mod known_hosts;
+mod session;
+mod session_proto;
 mod shown;
 mod ssh_config;
 mod ssh_host;
@@ -91,7 +100,7 @@ mod ssh_options;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Jump, SshConfig, default_known_hosts};
+pub use config::{CommandTransport, Jump, SshConfig, default_known_hosts};
 pub use host_key_policy::HostKeyPolicy;
 pub use jump::JumpPool;
 pub use ssh_config::{SshConfigError, SshConfigFile, expand_tilde};
