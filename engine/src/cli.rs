@@ -146,6 +146,11 @@ struct ConnArgs {
     /// without echo; used for every become host whose inventory gives no ansible_become_password.
     #[arg(short = 'K', long)]
     ask_become_pass: bool,
+    /// How commands reach an SSH host: `exec` opens a channel for each; `session` runs them
+    /// through one small `sh` loop per connection (no channel, sshd session or login shell per
+    /// command; become wraps the loop once). Hosts with a become password use `exec`.
+    #[arg(long, value_enum, default_value_t = TransportArg::Exec)]
+    transport: TransportArg,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +215,15 @@ enum GraphFormat {
 enum KeyPolicy {
     Strict,
     AcceptNew,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+enum TransportArg {
+    /// A channel (an sshd session and a login shell) for every command.
+    #[default]
+    Exec,
+    /// One long-lived `sh` loop per host connection runs the commands (become wraps it once).
+    Session,
 }
 
 /// Runs the command line and turns the result into the process's exit code.
@@ -378,6 +392,10 @@ fn ssh_defaults(conn: &ConnArgs, terminal: &Arc<TerminalPassphrase>) -> Result<S
         max_output: conn.max_output * 1024 * 1024,
         become_password,
         keys: Keys(Arc::new(KeyUnlocker::new(terminal.clone()))),
+        transport: match conn.transport {
+            TransportArg::Exec => engine::ssh::CommandTransport::Exec,
+            TransportArg::Session => engine::ssh::CommandTransport::Session,
+        },
     })
 }
 

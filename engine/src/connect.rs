@@ -15,8 +15,8 @@ use crate::inventory::{Connection, InventoryError, Transport};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::ssh::{
-    HostKeyPolicy, Jump, JumpPool, JumpSpec, Keys, Resolved, Setting, SshConfig, SshConfigFile, SshHost,
-    SshOptions, default_known_hosts,
+    CommandTransport, HostKeyPolicy, Jump, JumpPool, JumpSpec, Keys, Resolved, Setting, SshConfig,
+    SshConfigFile, SshHost, SshOptions, default_known_hosts,
 };
 use contract::Target;
 use contract::local::LocalHost;
@@ -41,6 +41,8 @@ pub struct SshDefaults {
     /// Unlocks passphrase-protected key files the ssh-agent does not hold, once for every host
     /// (the binary asks on the terminal). Default: no asking, such keys fail with the fix.
     pub keys: Keys,
+    /// `--transport`: how commands reach the hosts.
+    pub transport: CommandTransport,
 }
 
 impl Default for SshDefaults {
@@ -55,6 +57,7 @@ impl Default for SshDefaults {
             ssh_config: None,
             become_password: None,
             keys: Keys::default(),
+            transport: CommandTransport::Exec,
         }
     }
 }
@@ -397,6 +400,7 @@ fn config_from(resolved: &Resolved, defaults: &SshDefaults, fallback: Option<&Pa
     config.max_channels = defaults.max_channels;
     config.max_output = defaults.max_output;
     config.keys = defaults.keys.clone();
+    config.transport = defaults.transport;
     config
 }
 

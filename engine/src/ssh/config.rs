@@ -55,6 +55,29 @@ pub struct SshConfig {
     pub max_output: u64,
     /// The run's passphrase-protected keys, unlocked once for every host (see [`super::KeyUnlocker`]).
     pub keys: super::Keys,
+    /// How commands reach the host: a channel each (the default), or through a host session.
+    pub transport: CommandTransport,
+}
+
+/// How a host's commands are run over its connection (`--transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandTransport {
+    /// Every command on a channel of its own (an sshd session and a login shell each).
+    #[default]
+    Exec,
+    /// Commands through a small `sh` loop on a long-lived channel (see `ssh::session`); with a
+    /// become password (or `su`) commands still use [`CommandTransport::Exec`].
+    Session,
+}
+
+impl CommandTransport {
+    /// `exec` or `session`, as `--transport` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandTransport::Exec => "exec",
+            CommandTransport::Session => "session",
+        }
+    }
 }
 
 impl SshConfig {
@@ -90,6 +113,7 @@ impl SshConfig {
             become_password: None,
             max_output: Self::DEFAULT_MAX_OUTPUT,
             keys: super::Keys::default(),
+            transport: CommandTransport::Exec,
         }
     }
 

@@ -104,7 +104,7 @@ pub(crate) struct Connection {
     /// Channel slots, `max_channels` permits. [`Connection::exec`] holds one from before it
     /// opens its channel until it returns (the channel then is closed or being closed), so at
     /// most `max_channels` channels of ours are open at once. Never closed.
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
     /// Commands, and their kills, run as another user this way ([`SshConfig::become_`]).
     become_: Option<Become>,
     /// The user logged in, and the address, for become's messages.
@@ -112,6 +112,8 @@ pub(crate) struct Connection {
     address: String,
     /// Bytes kept per output stream of one command ([`SshConfig::max_output`]).
     max_output: u64,
+    /// The host sessions of `--transport session` (see [`super::session`]).
+    sessions: super::session::Pool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -142,7 +144,8 @@ impl Connection {
         .map_err(|cause| HostError::Unreachable(format!("{context}: {cause}")))?;
         Ok(Self {
             handle,
-            channels: Semaphore::new(config.max_channels.max(1)),
+            channels: Arc::new(Semaphore::new(config.max_channels.max(1))),
+            sessions: super::session::Pool::new(config.max_channels),
             become_: config.become_(),
             login: config.user.clone(),
             address: config.address.clone(),
@@ -326,8 +329,37 @@ impl Connection {
         Ok(())
     }
 
+    /// The host sessions of this connection.
+    pub(super) fn sessions(&self) -> &super::session::Pool {
+        &self.sessions
+    }
+
+    /// One of the connection's channel slots, held by a session for its life.
+    pub(super) async fn channel_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HostError> {
+        Arc::clone(&self.channels)
+            .acquire_owned()
+            .await
+            .map_err(|_| HostError::Transport("connection is shutting down".to_owned()))
+    }
+
+    /// Bytes kept per output stream of one command.
+    pub(super) fn max_output(&self) -> u64 {
+        self.max_output
+    }
+
+    /// How commands become another user, when they do.
+    pub(super) fn become_(&self) -> Option<&Become> {
+        self.become_.as_ref()
+    }
+
+    /// True when a host session can run this connection's commands: no become password
+    /// exchange is needed (a password, or `su`, which always asks, use the exec path).
+    pub(super) fn sessions_possible(&self) -> bool {
+        self.exchange().is_none()
+    }
+
     /// Opens a session channel, retrying refusals (sshd `MaxSessions`) with backoff.
-    async fn open_channel(&self) -> Result<russh::Channel<Msg>, HostError> {
+    pub(super) async fn open_channel(&self) -> Result<russh::Channel<Msg>, HostError> {
         let mut backoff = CHANNEL_OPEN_FIRST_BACKOFF;
         let mut attempt = 1;
         loop {

@@ -65,6 +65,13 @@
 //! not known to have stopped it. Processes that leave the group (`setsid`, daemons) survive,
 //! as intended for services.
 //!
+//! # Session transport
+//! With [`SshConfig::transport`] = [`CommandTransport::Session`] (`--transport session`) commands
+//! run through a small POSIX `sh` loop on a long-lived channel (module `session`, wire format in
+//! `session_proto`): no channel, sshd session or login shell per command, and become wraps the
+//! loop once. The same [`contract::ExecOutput`], timeouts and limits; a session lost mid-command
+//! is [`contract::HostError::Unreachable`] for that command and the next one opens a new session.
+//!
 //! # Logs
 //! `-vv` logs each command line without its environment values (`'NAME=<hidden>'`, see
 //! `shown`), and never its stdin.
@@ -86,6 +93,8 @@ mod jump;
 mod jump_tests;
 mod key_unlock;
 pub(crate) mod known_hosts;
+mod session;
+mod session_proto;
 mod shown;
 mod ssh_config;
 mod ssh_host;
@@ -93,7 +102,7 @@ mod ssh_options;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Jump, SshConfig, default_known_hosts};
+pub use config::{CommandTransport, Jump, SshConfig, default_known_hosts};
 pub(crate) use connection::preferred_algorithms;
 pub use host_key_policy::HostKeyPolicy;
 pub use jump::JumpPool;

@@ -149,13 +149,20 @@ impl Host for SshHost {
             command = %without_env_values(&exec.command),
             become_user = self.config.become_user.as_deref(),
             become_method = self.config.become_user.as_ref().map(|_| self.config.become_method.name()),
+            transport = self.config.transport.name(),
             stdin_len = exec.stdin.as_ref().map_or(0, Vec::len),
             ?timeout,
         );
         async move {
             let connection = self.connection().await?;
             let start = Instant::now();
-            let result = connection.exec(exec, timeout).await;
+            let result = if self.config.transport == super::CommandTransport::Session
+                && connection.sessions_possible()
+            {
+                super::session::exec(&connection, exec, timeout).await
+            } else {
+                connection.exec(exec, timeout).await
+            };
             match &result {
                 Ok(out) => tracing::debug!(
                     status = ?out.status,

@@ -591,3 +591,183 @@ async fn become_sudo_to_another_user() -> TestResult {
     assert_eq!(host.exec(Exec::new("id -un; cd && pwd")).await?.stdout_text(), "postgres\n/home/postgres");
     Ok(())
 }
+
+// ---- The session transport (`--transport session`, ssh/session.rs) ----
+
+fn session_config() -> SshConfig {
+    let mut config = live_config();
+    config.transport = super::CommandTransport::Session;
+    config
+}
+
+fn session_host() -> SshHost {
+    SshHost::new("live".into(), session_config())
+}
+
+/// Prints the pid of the outermost process above the command whose command line carries the
+/// session loop's tag: the loop's shell, or under become the method (sudo) that started it.
+/// Empty when the command did not run in a session.
+const SESSION_PID: &str = "p=$$; top=; while [ \"$p\" -gt 1 ]; do \
+     if tr '\\0' ' ' </proc/$p/cmdline | grep -q 'engine-sessio[n]'; then top=$p; fi; \
+     p=$(cut -d' ' -f4 /proc/$p/stat); done; echo \"$top\"";
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_statuses_streams_and_binary_stdin() -> TestResult {
+    let host = session_host();
+    let out = host.exec(Exec::new("echo out; echo err >&2; exit 3")).await?;
+    assert_eq!(
+        (out.status, out.stdout.as_slice(), out.stderr.as_slice()),
+        (Some(3), &b"out\n"[..], &b"err\n"[..])
+    );
+    assert_eq!(host.exec(Exec::new("true")).await?.status, Some(0));
+
+    // Every byte value, in and out, exactly.
+    let all: Vec<u8> = (0..=255).cycle().take(256 * 4).collect();
+    let out = host.exec(Exec::new("cat").stdin(all.clone())).await?;
+    assert_eq!(out.stdout, all);
+    let out = host.exec(Exec::new("cat >&2").stdin(all.clone())).await?;
+    assert_eq!((out.stdout.len(), out.stderr), (0, all.clone()));
+
+    // Output that looks like the framing, with and without a final newline.
+    let out = host
+        .exec(Exec::new(
+            "printf 'engine-reply 1 0 0 0\\nengine-session-ready\\n'; printf 'engine-reply 99 0 5 5' >&2",
+        ))
+        .await?;
+    assert_eq!(out.stdout, b"engine-reply 1 0 0 0\nengine-session-ready\n");
+    assert_eq!(out.stderr, b"engine-reply 99 0 5 5");
+
+    // A command that closes its stdout early, then still writes stderr and exits.
+    let out = host.exec(Exec::new("echo first; exec >&-; sleep 0.2; echo gone >&2; exit 4")).await?;
+    assert_eq!(
+        (out.status, out.stdout.as_slice(), out.stderr.as_slice()),
+        (Some(4), &b"first\n"[..], &b"gone\n"[..])
+    );
+
+    // No stdin: EOF at once; and commands do not see the requests that follow.
+    let out = host.exec(Exec::new("cat; echo done")).await?;
+    assert_eq!(out.stdout_text(), "done");
+
+    // All of it ran in one session (the loop's pid is the same for every command).
+    let first = host.exec(Exec::new(SESSION_PID)).await?.stdout_text();
+    assert!(!first.is_empty(), "not run through a session");
+    assert_eq!(host.exec(Exec::new(SESSION_PID)).await?.stdout_text(), first);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_100_mib_of_output_and_the_limit() -> TestResult {
+    let mut config = session_config();
+    config.max_output = 128 * 1024 * 1024;
+    let host = SshHost::new("live".into(), config);
+    let start = Instant::now();
+    let out = host.exec(Exec::new("head -c 104857600 /dev/zero")).await?;
+    eprintln!("100 MiB through a session: {:?}", start.elapsed());
+    assert_eq!(out.stdout.len(), 100 * 1024 * 1024);
+    assert!(out.stdout.iter().all(|&b| b == 0));
+    assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
+
+    let mut config = session_config();
+    config.max_output = 1024 * 1024;
+    let host = SshHost::new("live".into(), config);
+    // `tail -c +1`, not the exec test's `cat`: the two may run side by side on one host.
+    let command = "tail -c +1 /dev/zero";
+    let result = tokio::time::timeout(Duration::from_secs(30), host.exec(Exec::new(command))).await?;
+    assert_eq!(
+        result,
+        Err(HostError::OutputLimit {
+            command: command.into(),
+            stream: contract::Stream::Stdout,
+            limit: 1024 * 1024
+        })
+    );
+    let out = host.exec(Exec::new("head -c 2097152 /dev/zero >&2")).await;
+    assert!(matches!(out, Err(HostError::OutputLimit { stream: contract::Stream::Stderr, .. })), "{out:?}");
+    gone(&live_host(), "tail -c [+]1 /dev/zero").await?;
+    assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_timeout_kills_the_process_group() -> TestResult {
+    let host = session_host();
+    let start = Instant::now();
+    // `sleep 35`/`36`: unique among the tests that may run side by side on the host.
+    let result = host.exec(Exec::new("(sleep 35; echo late) | cat").timeout(Duration::from_secs(1))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(1))));
+    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+    gone(&live_host(), "sleep 3[5]").await?;
+    // The session goes on.
+    assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
+    // A command exiting 137 by itself before its timeout is not a timeout.
+    assert_eq!(host.exec(Exec::new("exit 137").timeout(Duration::from_secs(5))).await?.status, Some(137));
+    Ok(())
+}
+
+/// Under become (login `deploy`, sudo to root) the loop runs through sudo once: several
+/// commands share the one sudo process, and a timed-out command's root processes die.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_under_become_runs_sudo_once() -> TestResult {
+    let mut config = session_config();
+    config.user = "deploy".into();
+    config.become_user = Some("root".into());
+    let host = SshHost::new("live".into(), config);
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let out = host.exec(Exec::new(format!("id -u; {SESSION_PID}"))).await?;
+        let text = out.stdout_text();
+        let (uid, pid) = text.split_once('\n').ok_or("two lines")?;
+        assert_eq!(uid, "0", "runs as root");
+        pids.push(pid.to_owned());
+    }
+    let root = live_host();
+    let comm = root.exec(Exec::new(format!("cat /proc/{}/comm", pids[0]))).await?.stdout_text();
+    assert_eq!(comm, "sudo", "the outermost tagged process is sudo");
+    assert!(pids.iter().all(|p| p == &pids[0]), "one sudo for every command: {pids:?}");
+
+    let result = host.exec(Exec::new("sleep 36; echo late").timeout(Duration::from_secs(2))).await;
+    assert_eq!(result, Err(HostError::Timeout(Duration::from_secs(2))));
+    gone(&root, "sleep 3[6]").await?;
+    Ok(())
+}
+
+/// The session's shell killed while a command runs: that command is reported as lost with
+/// the connection, and the next command runs in a new session.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_killed_mid_request_is_lost_and_the_next_works() -> TestResult {
+    let host = session_host();
+    let before = host.exec(Exec::new(SESSION_PID)).await?.stdout_text();
+    let result = host.exec(Exec::new(format!("kill -s KILL $({SESSION_PID}); sleep 1; echo late"))).await;
+    assert!(
+        matches!(&result, Err(HostError::Unreachable(why)) if why.contains("session was lost")),
+        "{result:?}"
+    );
+    let after = host.exec(Exec::new(SESSION_PID)).await?.stdout_text();
+    assert!(!after.is_empty() && after != before, "a new session: {before} then {after}");
+    Ok(())
+}
+
+/// Commands of one host run side by side in several sessions, each answered by its own.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_concurrent_commands() -> TestResult {
+    let host = Arc::new(session_host());
+    let start = Instant::now();
+    let runs: Vec<_> = (0..12)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move { host.exec(Exec::new(format!("sleep 0.5; echo {i}"))).await })
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        assert_eq!(run.await??.stdout_text(), i.to_string());
+    }
+    // 6 sessions (max_channels) at once: two rounds of 0.5 s, not twelve.
+    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The wire format of a host session (see [`super::session`]): the `sh` loop run on the host,
+//! the request the controller writes to it, and the strict parser of its replies.
+//!
+//! A request is a header line `<id> <cmd_len> <stdin_len> <timeout>\n` (`timeout`: seconds with
+//! three decimals, `0` for none) followed by exactly `cmd_len` bytes of command and `stdin_len`
+//! bytes of stdin. A reply is a header line `engine-reply <id> <status> <out_len> <err_len>\n`
+//! followed by exactly `out_len` bytes of stdout and `err_len` bytes of stderr. The lengths make
+//! the framing immune to output that contains a header's text; everything the host sends is
+//! checked against the request it answers and the output limit, and anything else is
+//! [`Malformed`]: the session is then dropped, as a lost connection would be.
+
+use std::time::Duration;
+
+/// The first line the loop prints once its private directory exists.
+pub(crate) const READY: &[u8] = b"engine-session-ready\n";
+/// What every reply header line starts with.
+const REPLY: &[u8] = b"engine-reply ";
+/// The longest reply header line accepted, newline included (`engine-reply` and four
+/// numbers of at most 20 digits each, with room to spare).
+pub(crate) const MAX_HEADER: usize = 128;
+
+/// The POSIX `sh` loop run on the host, as one script (for `sh -c`). `limit` is the output
+/// limit: the loop keeps at most `limit + 1` bytes of each stream, so that the controller sees
+/// a command that printed more than `limit` without the host sending all of it. It uses `sh`,
+/// and from coreutils `mktemp`, `head`, `stat`, `timeout`, `cat` and `rm`; nothing is installed.
+///
+/// - Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds the command, its
+///   stdin, its output and its status, and is removed when the loop ends (EOF on its stdin, the
+///   channel closed, or a signal).
+/// - The command runs as `sh FILE` with stdin from a file (`/dev/null` when there is none),
+///   under `timeout -s KILL` (which puts it in a process group of its own and, when the time is
+///   up, kills that whole group); a timeout of `0` runs it without a time limit.
+/// - Its stdout and stderr go through `head -c LIMIT+1` into files: past the limit `head` ends
+///   and the command's next write fails (SIGPIPE), so no host fills its disk from one command.
+pub(crate) fn loop_script(limit: u64) -> String {
+    let keep = limit.saturating_add(1);
+    format!(
+        "# engine-session\n\
+umask 077\n\
+d=$(mktemp -d) || exit 1\n\
+trap 'rm -rf \"$d\"' EXIT\n\
+trap 'exit 1' HUP INT TERM PIPE\n\
+printf 'engine-session-ready\\n'\n\
+while IFS=' ' read -r id cl il t; do\n\
+  head -c \"$cl\" >\"$d/c\" || exit 1\n\
+  if [ \"$il\" -gt 0 ]; then head -c \"$il\" >\"$d/i\" || exit 1; i=\"$d/i\"; else i=/dev/null; fi\n\
+  {{ {{ {{ timeout -s KILL \"$t\" sh \"$d/c\" <\"$i\" 4>&-; echo \"$?\" >\"$d/s\"; }} 2>&1 1>&4 | head -c {keep} >\"$d/e\"; }} 4>&1 | head -c {keep} >\"$d/o\"; }}\n\
+  read -r s <\"$d/s\" || s=255\n\
+  set -- $(stat -c %s \"$d/o\" \"$d/e\")\n\
+  printf 'engine-reply %s %s %s %s\\n' \"$id\" \"$s\" \"$1\" \"$2\"\n\
+  cat \"$d/o\" \"$d/e\"\n\
+  rm -f \"$d/s\" \"$d/i\"\n\
+done\n"
+    )
+}
+
+/// The header of request `id`.
+pub(crate) fn request_header(
+    id: u64,
+    command_len: usize,
+    stdin_len: usize,
+    timeout: Option<Duration>,
+) -> String {
+    let timeout = match timeout {
+        Some(t) if !t.is_zero() => format!("{}.{:03}", t.as_secs(), t.subsec_millis()),
+        _ => "0".to_owned(),
+    };
+    format!("{id} {command_len} {stdin_len} {timeout}\n")
+}
+
+/// A parsed reply header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplyHeader {
+    /// The command's exit status (as its shell reports it: 128+N when a signal N ended it).
+    pub status: u32,
+    pub out_len: u64,
+    pub err_len: u64,
+}
+
+/// Why a reply was refused. The session that sent it is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the host's session sent a malformed reply: {0}")]
+pub(crate) struct Malformed(pub String);
+
+/// Finds and parses the reply header at the start of `buf`, the reply to request `id`, with
+/// output streams of at most `limit + 1` bytes each (what the loop keeps). `Ok(None)`: the
+/// header line is not complete yet. `Ok(Some((header, n)))`: `n` bytes of `buf` were the
+/// header line.
+pub(crate) fn parse_reply_header(
+    buf: &[u8],
+    id: u64,
+    limit: u64,
+) -> Result<Option<(ReplyHeader, usize)>, Malformed> {
+    let Some(newline) = buf.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
+        if buf.len() >= MAX_HEADER {
+            return Err(Malformed(format!("no header line within {MAX_HEADER} bytes")));
+        }
+        // What arrived so far must be the start of a header.
+        let prefix = &buf[..buf.len().min(REPLY.len())];
+        if !REPLY.starts_with(prefix) {
+            return Err(Malformed("the reply does not start with `engine-reply`".to_owned()));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..newline];
+    let Some(fields) = line.strip_prefix(REPLY) else {
+        return Err(Malformed("the reply does not start with `engine-reply`".to_owned()));
+    };
+    let fields: Vec<&[u8]> = fields.split(|&b| b == b' ').collect();
+    let [got_id, status, out_len, err_len] = fields.as_slice() else {
+        return Err(Malformed(format!("{} fields in the header, not 4", fields.len())));
+    };
+    let got_id = number(got_id, "id")?;
+    if got_id != id {
+        return Err(Malformed(format!("it answers request {got_id}, not {id}")));
+    }
+    let status = number(status, "status")?;
+    if status > 255 {
+        return Err(Malformed(format!("exit status {status} is over 255")));
+    }
+    let keep = limit.saturating_add(1);
+    let out_len = number(out_len, "stdout length")?;
+    let err_len = number(err_len, "stderr length")?;
+    for (len, name) in [(out_len, "stdout"), (err_len, "stderr")] {
+        if len > keep {
+            return Err(Malformed(format!("{len} bytes of {name}, over the {keep} the session keeps")));
+        }
+    }
+    let status = u32::try_from(status).map_err(|_| Malformed("status out of range".to_owned()))?;
+    Ok(Some((ReplyHeader { status, out_len, err_len }, newline + 1)))
+}
+
+/// A decimal number of at most 20 ASCII digits, nothing else (no sign, no space).
+fn number(field: &[u8], what: &str) -> Result<u64, Malformed> {
+    if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
+        return Err(Malformed(format!("the {what} field is not a decimal number")));
+    }
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| Malformed(format!("the {what} field is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    const LIMIT: u64 = 1000;
+
+    #[test]
+    fn a_well_formed_header_is_parsed_and_its_length_returned() {
+        let buf = b"engine-reply 7 3 5 0\nhello";
+        let (header, n) = parse_reply_header(buf, 7, LIMIT).unwrap().unwrap();
+        assert_eq!(header, ReplyHeader { status: 3, out_len: 5, err_len: 0 });
+        assert_eq!(&buf[n..], b"hello");
+    }
+
+    #[test]
+    fn an_incomplete_header_waits_for_more() {
+        assert_eq!(parse_reply_header(b"", 1, LIMIT), Ok(None));
+        assert_eq!(parse_reply_header(b"engine-re", 1, LIMIT), Ok(None));
+        assert_eq!(parse_reply_header(b"engine-reply 1 0 1", 1, LIMIT), Ok(None));
+    }
+
+    #[test]
+    fn hostile_headers_are_malformed() {
+        let refused = [
+            &b"engine-reply 2 0 0 0\n"[..], // another request's reply
+            b"engine-reply 1 0 1002 0\n",   // more stdout than the loop keeps
+            b"engine-reply 1 0 0 99999999999999999999\n",
+            b"engine-reply 1 0 0 999999999999999999999\n", // 21 digits
+            b"engine-reply 1 256 0 0\n",                   // no such exit status
+            b"engine-reply 1 -1 0 0\n",
+            b"engine-reply 1 +1 0 0\n",
+            b"engine-reply 1 0 0\n",     // a field missing
+            b"engine-reply 1 0 0 0 0\n", // one too many
+            b"engine-reply 1  0 0 0\n",  // an empty field
+            b"engine-reply 1 0 0 0 \n",
+            b"engine-reply 1 0x1 0 0\n",
+            b"Engine-reply 1 0 0 0\n",
+            b"garbage\n",
+            b"garbage", // wrong before the line is even complete
+            b"\n",
+        ];
+        for reply in refused {
+            assert!(
+                parse_reply_header(reply, 1, LIMIT).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(reply)
+            );
+        }
+        // A line that never ends is refused once it is longer than any header.
+        let mut endless = b"engine-reply 1 ".to_vec();
+        endless.extend(std::iter::repeat_n(b'1', MAX_HEADER));
+        assert!(parse_reply_header(&endless, 1, LIMIT).is_err());
+        // Exactly the kept bytes (limit + 1) are fine: that is how "too much" is told.
+        assert!(parse_reply_header(b"engine-reply 1 0 1001 1001\n", 1, LIMIT).unwrap().is_some());
+    }
+
+    #[test]
+    fn request_headers_give_the_lengths_and_the_timeout_in_seconds() {
+        assert_eq!(request_header(3, 10, 0, None), "3 10 0 0\n");
+        assert_eq!(request_header(4, 1, 2, Some(Duration::from_millis(1500))), "4 1 2 1.500\n");
+        assert_eq!(request_header(5, 1, 2, Some(Duration::ZERO)), "5 1 2 0\n");
+    }
+
+    /// Runs the loop locally under `sh` with `input` as its stdin; returns its stdout.
+    fn run_loop(input: &[u8], limit: u64) -> Vec<u8> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(loop_script(limit))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap().stdout
+    }
+
+    fn request(id: u64, command: &str, stdin: &[u8], timeout: Option<Duration>) -> Vec<u8> {
+        let mut bytes = request_header(id, command.len(), stdin.len(), timeout).into_bytes();
+        bytes.extend_from_slice(command.as_bytes());
+        bytes.extend_from_slice(stdin);
+        bytes
+    }
+
+    /// Splits `out` into replies to requests 1, 2, ... as the controller does.
+    fn replies(mut out: &[u8], limit: u64) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+        out = out.strip_prefix(READY).expect("the ready line first");
+        let mut all = Vec::new();
+        let mut id = 1;
+        while !out.is_empty() {
+            let (header, n) = parse_reply_header(out, id, limit).unwrap().unwrap();
+            let (o, e) = (usize::try_from(header.out_len).unwrap(), usize::try_from(header.err_len).unwrap());
+            all.push((header.status, out[n..n + o].to_vec(), out[n + o..n + o + e].to_vec()));
+            out = &out[n + o + e..];
+            id += 1;
+        }
+        all
+    }
+
+    /// The loop itself, run locally: statuses, separate streams, binary stdin, output that
+    /// looks like a header, the limit, a timeout.
+    #[test]
+    fn the_loop_answers_each_request_in_order() {
+        let all_bytes: Vec<u8> = (0..=255).collect();
+        let mut input = Vec::new();
+        input.extend(request(1, "echo out; echo err >&2; exit 3", b"", None));
+        input.extend(request(2, "cat", &all_bytes, None));
+        input.extend(request(
+            3,
+            "printf 'engine-reply 3 0 0 0\\n'; printf 'engine-reply 9 0 5 5\\n' >&2",
+            b"",
+            None,
+        ));
+        input.extend(request(4, "head -c 5000 /dev/zero", b"", None));
+        input.extend(request(5, "sleep 5 & sleep 5; echo never", b"", Some(Duration::from_millis(300))));
+        input.extend(request(6, "read x; echo \"got $x\"", b"", None));
+        let started = std::time::Instant::now();
+        let got = replies(&run_loop(&input, LIMIT), LIMIT);
+        assert!(started.elapsed() < Duration::from_secs(4), "the timeout killed the group");
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
+        assert_eq!(got[1], (0, all_bytes, Vec::new()));
+        assert_eq!(got[2].1, b"engine-reply 3 0 0 0\n");
+        assert_eq!(got[2].2, b"engine-reply 9 0 5 5\n");
+        assert_eq!(got[3].1.len() as u64, LIMIT + 1, "kept one byte past the limit, no more");
+        assert_eq!(got[4].0, 137, "killed by timeout -s KILL");
+        assert!(got[4].1.is_empty());
+        assert_eq!(got[5], (0, b"got \n".to_vec(), Vec::new()), "no stdin: EOF at once");
+    }
+}
