@@ -482,8 +482,17 @@ fn wrap(command: &str, become_: Option<&Become>) -> Vec<u8> {
 
 /// The command that kills process group `pgid` (every process in it, `SIGKILL`), as
 /// `become_user` when there is one: the user the command runs as, who may signal its processes.
+///
+/// A group that is already gone counts as stopped: the command may end on its own between the
+/// moment it is judged (too much output, its timeout) and the kill. The shell tells the two
+/// failures of `kill` apart (`ESRCH`, nothing left, against `EPERM`, processes it may not
+/// signal) by the C locale's message, and answers with its exit status alone: 0 stopped or
+/// gone, 1 not stopped, with `kill`'s own words on stderr.
 fn kill_command(pgid: u32, become_: Option<&Become>) -> String {
-    let kill = format!("kill -s KILL -- -{pgid}");
+    let kill = format!(
+        "said=$(LC_ALL=C; export LC_ALL; kill -s KILL -- -{pgid} 2>&1) || case $said in \
+         *'No such process'*) ;; *) printf '%s\\n' \"$said\" >&2; exit 1 ;; esac"
+    );
     match become_ {
         Some(become_) => become_.command_line(&kill),
         None => kill,
@@ -1097,19 +1106,25 @@ mod stop_tests {
 
     #[test]
     fn the_kill_runs_as_the_become_user_and_takes_the_whole_group() {
-        assert_eq!(kill_command(42, None), "kill -s KILL -- -42");
-        assert_eq!(
-            kill_command(42, Some(&Become::sudo("root"))),
-            "sudo -n -H -u 'root' -- sh -c 'kill -s KILL -- -42'"
-        );
+        let kill = kill_command(42, None);
+        assert!(kill.contains("kill -s KILL -- -42 2>&1"), "{kill}");
+        assert_eq!(kill_command(42, Some(&Become::sudo("root"))), Become::sudo("root").command_line(&kill));
         // The shell's own `kill` takes that form and kills every process of the group.
         let mut group = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
         let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
         assert!(status.unwrap().success());
         assert!(group.wait().unwrap().code().is_none(), "killed by a signal");
-        // And fails, so that the failure is reported, when there is nothing it may kill.
+        // A group that is gone already (the command ended before the kill) counts as stopped.
         let status = std::process::Command::new("sh").arg("-c").arg(kill_command(group.id(), None)).status();
-        assert!(!status.unwrap().success());
+        assert!(status.unwrap().success());
+        // A kill the shell cannot make fails with kill's own words: here, no group id at all.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(kill_command(0, None).replace("-- -0", "-- -x"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!out.stderr.is_empty());
     }
 
     #[test]
