@@ -40,6 +40,9 @@ const TASKS_PER_HOST: usize = 1 + FILES + COMMANDS + DIRS;
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Tool {
     Engine,
+    /// The engine with `--transport session` (one `sh` loop per host instead of a channel per
+    /// command).
+    EngineSession,
     Ansible,
     Pyinfra,
     Floor,
@@ -49,6 +52,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Self::Engine => "engine",
+            Self::EngineSession => "engine-session",
             Self::Ansible => "ansible",
             Self::Pyinfra => "pyinfra",
             Self::Floor => "floor",
@@ -132,7 +136,7 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
         println!("\nbench: W2 (playbooks/ha.rhai) on a fresh bare ha lab");
         lab::down(paths)?;
         lab::up(paths, Topology::Ha, Some(&[crate::bare::DEFAULT_DEBIAN]))?;
-        w2 = w2_runs(paths, &env)?;
+        w2 = w2_runs(paths, &env, opts)?;
     }
     let table = write_outputs(&env, opts, command_line, &versions, &samples, &w2)?;
     println!("\n{table}");
@@ -467,7 +471,7 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             why.push("an ssh command failed".to_owned());
                         }
                     }
-                    Tool::Engine => {
+                    Tool::Engine | Tool::EngineSession => {
                         let tfile = log.with_extension("time");
                         let mut c = Command::new("/usr/bin/time");
                         c.current_dir(&env.root)
@@ -477,6 +481,9 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             .args(["run", "playbooks/bench/w1.rhai", "-i"])
                             .arg(&inv)
                             .args(["--forks", &(n * 4).max(64).to_string()]);
+                        if tool == Tool::EngineSession {
+                            c.args(["--transport", "session"]);
+                        }
                         let t = timed(&mut c, &log)?;
                         sample.wall_s = t.wall_s;
                         sample.machine_busy_s = t.busy_s;
@@ -559,13 +566,19 @@ fn parse_critical(stdout: &str) -> Option<(f64, f64)> {
     Some((cp, ratio))
 }
 
-fn w2_runs(paths: &Paths, env: &Env) -> Result<Vec<W2>> {
+fn w2_runs(paths: &Paths, env: &Env, opts: &Options) -> Result<Vec<W2>> {
     let inv = paths.inventory();
     let mut out = Vec::new();
-    for phase in ["first", "re-run"] {
-        let log = env.out.join("logs").join(format!("w2-{phase}"));
+    let mut phases = vec![("first", "exec"), ("re-run", "exec")];
+    if opts.tools.contains(&Tool::EngineSession) {
+        phases.push(("re-run, session", "session"));
+    }
+    for (phase, transport) in phases {
+        let log = env.out.join("logs").join(format!("w2-{}", phase.replace(", ", "-")));
         let mut c = Command::new(&env.engine);
-        c.current_dir(&env.root).args(["run", "playbooks/ha.rhai", "-i"]).arg(&inv);
+        c.current_dir(&env.root)
+            .args(["run", "playbooks/ha.rhai", "--transport", transport, "-i"])
+            .arg(&inv);
         let t = timed(&mut c, &log)?;
         let cp = parse_critical(&t.stdout);
         println!(
@@ -645,7 +658,7 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
         }
     }
     t.push_str("\n### Ratios of medians (engine / peer; below 1 means the engine is faster)\n\n");
-    t.push_str("| H | run | engine/ansible | engine/pyinfra | engine/floor |\n|---|---|---|---|---|\n");
+    t.push_str("| H | run | engine/ansible | engine/pyinfra | engine/floor | engine-session/engine |\n|---|---|---|---|---|---|\n");
     for &h in &opts.hosts {
         for phase in ["first", "second"] {
             let m = |tool| median_of(&cell(samples, tool, h, phase), |s| Some(s.wall_s));
@@ -659,9 +672,10 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
                     }
                 })
             };
+            let session = m(Tool::EngineSession).map_or("-".into(), |x| format!("{:.3}", x / e));
             let _ = writeln!(
                 t,
-                "| {h} | {phase} | {} | {} | {} |",
+                "| {h} | {phase} | {} | {} | {} | {session} |",
                 r(Tool::Ansible),
                 r(Tool::Pyinfra),
                 r(Tool::Floor)

@@ -20,7 +20,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::Connection;
 use super::error::describe;
-use super::session_proto::{Malformed, READY, ReplyHeader, loop_script, parse_reply_header, request_header};
+use super::session_proto::{
+    Malformed, READY, ReplyHeader, command_lines, loop_script, parse_reply_header, request_header,
+};
 
 /// Bound for a new session's loop to say it is ready (become included).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -193,9 +195,10 @@ impl Session {
         let id = self.next_id;
         self.next_id += 1;
         let stdin = exec.stdin.as_deref().unwrap_or_default();
-        let mut bytes = request_header(id, exec.command.len(), stdin.len(), Some(timeout)).into_bytes();
-        bytes.reserve(exec.command.len() + stdin.len());
-        bytes.extend_from_slice(exec.command.as_bytes());
+        let (command, lines) = command_lines(&exec.command);
+        let mut bytes = request_header(id, lines, stdin.len(), Some(timeout)).into_bytes();
+        bytes.reserve(command.len() + stdin.len());
+        bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
         let Some(tx) = self.tx.as_ref() else {
             return Err(Lost("the session is closing".to_owned()));

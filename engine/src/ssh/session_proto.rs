@@ -1,12 +1,13 @@
 //! The wire format of a host session (see [`super::session`]): the `sh` loop run on the host,
 //! the request the controller writes to it, and the strict parser of its replies.
 //!
-//! A request is a header line `<id> <cmd_len> <stdin_len> <timeout>\n` (`timeout`: seconds with
-//! three decimals, `0` for none) followed by exactly `cmd_len` bytes of command and `stdin_len`
-//! bytes of stdin. A reply is a header line `engine-reply <id> <status> <out_len> <err_len>\n`
-//! followed by exactly `out_len` bytes of stdout and `err_len` bytes of stderr. The lengths make
-//! the framing immune to output that contains a header's text; everything the host sends is
-//! checked against the request it answers and the output limit, and anything else is
+//! A request is a header line `<id> <cmd_lines> <stdin_len> <timeout>\n` (`timeout`: seconds
+//! with three decimals, `0` for none) followed by the command as exactly `cmd_lines` lines (the
+//! controller ends it with a newline when it has none) and `stdin_len` bytes of stdin. A reply
+//! is a header line `engine-reply <id> <status> <out_len> <err_len>\n` followed by exactly
+//! `out_len` bytes of stdout and `err_len` bytes of stderr. The lengths make the framing immune
+//! to output that contains a header's text; everything the host sends is checked against the
+//! request it answers and the output limit, and anything else is
 //! [`Malformed`]: the session is then dropped, as a lost connection would be.
 
 use std::time::Duration;
@@ -22,16 +23,23 @@ pub(crate) const MAX_HEADER: usize = 128;
 /// The POSIX `sh` loop run on the host, as one script (for `sh -c`). `limit` is the output
 /// limit: the loop keeps at most `limit + 1` bytes of each stream, so that the controller sees
 /// a command that printed more than `limit` without the host sending all of it. It uses `sh`,
-/// and from coreutils `mktemp`, `head`, `stat`, `timeout`, `cat` and `rm`; nothing is installed.
+/// and from coreutils `mktemp`, `mkfifo`, `head`, `timeout`, `stat` and `cat`; nothing is
+/// installed.
 ///
-/// - Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds the command, its
-///   stdin, its output and its status, and is removed when the loop ends (EOF on its stdin, the
+/// What a command costs the host is the point of the session, so the loop starts as few
+/// processes as it can: the command's lines are read by the shell's own `read`; two `head`s
+/// (one per stream), `timeout` and the command's `sh` run it; `stat` and `cat` send its output,
+/// and only when there is any (`test -s` is built in).
+///
+/// - Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds two FIFOs, the
+///   command's stdin and its output, and is removed when the loop ends (EOF on its stdin, the
 ///   channel closed, or a signal).
-/// - The command runs as `sh FILE` with stdin from a file (`/dev/null` when there is none),
-///   under `timeout -s KILL` (which puts it in a process group of its own and, when the time is
-///   up, kills that whole group); a timeout of `0` runs it without a time limit.
-/// - Its stdout and stderr go through `head -c LIMIT+1` into files: past the limit `head` ends
-///   and the command's next write fails (SIGPIPE), so no host fills its disk from one command.
+/// - The command runs as `sh -c COMMAND` with stdin from a file (`/dev/null` when there is
+///   none), under `timeout -s KILL` (which puts it in a process group of its own and, when the
+///   time is up, kills that whole group); a timeout of `0` runs it without a time limit.
+/// - Its stdout and stderr go through FIFOs to a `head -c LIMIT+1` each, into files: past the
+///   limit `head` ends and the command's next write fails (SIGPIPE), so no host fills its disk
+///   from one command.
 pub(crate) fn loop_script(limit: u64) -> String {
     let keep = limit.saturating_add(1);
     format!(
@@ -40,24 +48,45 @@ umask 077\n\
 d=$(mktemp -d) || exit 1\n\
 trap 'rm -rf \"$d\"' EXIT\n\
 trap 'exit 1' HUP INT TERM PIPE\n\
+mkfifo \"$d/po\" \"$d/pe\" || exit 1\n\
+nl='\n'\n\
 printf 'engine-session-ready\\n'\n\
-while IFS=' ' read -r id cl il t; do\n\
-  head -c \"$cl\" >\"$d/c\" || exit 1\n\
+while IFS=' ' read -r id cn il t; do\n\
+  c=\n\
+  while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n\
   if [ \"$il\" -gt 0 ]; then head -c \"$il\" >\"$d/i\" || exit 1; i=\"$d/i\"; else i=/dev/null; fi\n\
-  {{ {{ {{ timeout -s KILL \"$t\" sh \"$d/c\" <\"$i\" 4>&-; echo \"$?\" >\"$d/s\"; }} 2>&1 1>&4 | head -c {keep} >\"$d/e\"; }} 4>&1 | head -c {keep} >\"$d/o\"; }}\n\
-  read -r s <\"$d/s\" || s=255\n\
-  set -- $(stat -c %s \"$d/o\" \"$d/e\")\n\
-  printf 'engine-reply %s %s %s %s\\n' \"$id\" \"$s\" \"$1\" \"$2\"\n\
-  cat \"$d/o\" \"$d/e\"\n\
-  rm -f \"$d/s\" \"$d/i\"\n\
+  head -c {keep} <\"$d/po\" >\"$d/o\" &\n\
+  head -c {keep} <\"$d/pe\" >\"$d/e\" &\n\
+  timeout -s KILL \"$t\" sh -c \"$c\" <\"$i\" >\"$d/po\" 2>\"$d/pe\"\n\
+  s=$?\n\
+  wait\n\
+  if [ -s \"$d/o\" ] || [ -s \"$d/e\" ]; then\n\
+    set -- $(stat -c %s \"$d/o\" \"$d/e\")\n\
+    printf 'engine-reply %s %s %s %s\\n' \"$id\" \"$s\" \"$1\" \"$2\"\n\
+    cat \"$d/o\" \"$d/e\"\n\
+  else\n\
+    printf 'engine-reply %s %s 0 0\\n' \"$id\" \"$s\"\n\
+  fi\n\
 done\n"
     )
+}
+
+/// The command as the loop reads it: its lines, the last one ended with a newline when it
+/// was not, and how many there are.
+pub(crate) fn command_lines(command: &str) -> (std::borrow::Cow<'_, str>, usize) {
+    let command: std::borrow::Cow<'_, str> = if command.is_empty() || command.ends_with('\n') {
+        command.into()
+    } else {
+        format!("{command}\n").into()
+    };
+    let lines = command.bytes().filter(|&b| b == b'\n').count();
+    (command, lines)
 }
 
 /// The header of request `id`.
 pub(crate) fn request_header(
     id: u64,
-    command_len: usize,
+    command_lines: usize,
     stdin_len: usize,
     timeout: Option<Duration>,
 ) -> String {
@@ -65,7 +94,7 @@ pub(crate) fn request_header(
         Some(t) if !t.is_zero() => format!("{}.{:03}", t.as_secs(), t.subsec_millis()),
         _ => "0".to_owned(),
     };
-    format!("{id} {command_len} {stdin_len} {timeout}\n")
+    format!("{id} {command_lines} {stdin_len} {timeout}\n")
 }
 
 /// A parsed reply header.
@@ -201,6 +230,13 @@ mod tests {
     }
 
     #[test]
+    fn a_command_is_sent_as_whole_lines() {
+        assert_eq!(command_lines("true"), ("true\n".into(), 1));
+        assert_eq!(command_lines("a\nb\n"), ("a\nb\n".into(), 2));
+        assert_eq!(command_lines(""), ("".into(), 0));
+    }
+
+    #[test]
     fn request_headers_give_the_lengths_and_the_timeout_in_seconds() {
         assert_eq!(request_header(3, 10, 0, None), "3 10 0 0\n");
         assert_eq!(request_header(4, 1, 2, Some(Duration::from_millis(1500))), "4 1 2 1.500\n");
@@ -221,7 +257,8 @@ mod tests {
     }
 
     fn request(id: u64, command: &str, stdin: &[u8], timeout: Option<Duration>) -> Vec<u8> {
-        let mut bytes = request_header(id, command.len(), stdin.len(), timeout).into_bytes();
+        let (command, lines) = command_lines(command);
+        let mut bytes = request_header(id, lines, stdin.len(), timeout).into_bytes();
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
         bytes
@@ -259,10 +296,19 @@ mod tests {
         input.extend(request(4, "head -c 5000 /dev/zero", b"", None));
         input.extend(request(5, "sleep 5 & sleep 5; echo never", b"", Some(Duration::from_millis(300))));
         input.extend(request(6, "read x; echo \"got $x\"", b"", None));
+        // Lines kept as written: backslashes, blanks at either end, no final newline.
+        input.extend(request(
+            7,
+            "printf '%s|' 'a\\\\b' '  x  '\n  if true; then\n\techo \\\n  two\n  fi",
+            b"",
+            None,
+        ));
+        input.extend(request(8, "", b"", None));
+        input.extend(request(9, "exit 4\n", b"", None));
         let started = std::time::Instant::now();
         let got = replies(&run_loop(&input, LIMIT), LIMIT);
         assert!(started.elapsed() < Duration::from_secs(4), "the timeout killed the group");
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 9);
         assert_eq!(got[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
         assert_eq!(got[1], (0, all_bytes, Vec::new()));
         assert_eq!(got[2].1, b"engine-reply 3 0 0 0\n");
@@ -271,5 +317,8 @@ mod tests {
         assert_eq!(got[4].0, 137, "killed by timeout -s KILL");
         assert!(got[4].1.is_empty());
         assert_eq!(got[5], (0, b"got \n".to_vec(), Vec::new()), "no stdin: EOF at once");
+        assert_eq!(got[6], (0, b"a\\\\b|  x  |two\n".to_vec(), Vec::new()));
+        assert_eq!(got[7], (0, Vec::new(), Vec::new()), "an empty command");
+        assert_eq!(got[8].0, 4);
     }
 }
