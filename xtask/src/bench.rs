@@ -576,9 +576,7 @@ fn w2_runs(paths: &Paths, env: &Env, opts: &Options) -> Result<Vec<W2>> {
     for (phase, transport) in phases {
         let log = env.out.join("logs").join(format!("w2-{}", phase.replace(", ", "-")));
         let mut c = Command::new(&env.engine);
-        c.current_dir(&env.root)
-            .args(["run", "playbooks/ha.rhai", "--transport", transport, "-i"])
-            .arg(&inv);
+        c.current_dir(&env.root).args(["run", "playbooks/ha.rhai", "--transport", transport, "-i"]).arg(&inv);
         let t = timed(&mut c, &log)?;
         let cp = parse_critical(&t.stdout);
         println!(

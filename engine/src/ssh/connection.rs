@@ -301,7 +301,7 @@ impl Connection {
     /// Kills process group `pgid` from a channel of its own (see [`Running::abort`]), as the
     /// user the command runs as. Takes no channel permit: it runs while the command that must
     /// stop still holds one. `Err`: why the kill failed, for the user.
-    async fn kill_process_group(&self, pgid: u32) -> Result<(), String> {
+    pub(super) async fn kill_process_group(&self, pgid: u32) -> Result<(), String> {
         let (mut rx, tx) = self.open_channel().await.map_err(|e| e.to_string())?.split();
         let command = kill_command(pgid, self.become_.as_ref());
         let mut pid = None;

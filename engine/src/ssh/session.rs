@@ -6,12 +6,17 @@
 //! - [`Pool`]: the sessions of one connection. One request at a time per session; a request
 //!   that finds no idle session opens another, up to `max_channels` sessions per connection
 //!   (each holds one of the connection's channel permits for its life).
-//! - A session that ends, sends a malformed reply or does not answer in time is dropped (its
-//!   channel closed); the command it ran is reported as lost with the connection, and the next
-//!   command opens a new session.
+//! - The controller times each command. At its timeout, or when the caller gives it up (the
+//!   future is dropped: a cancelled run), the command's process group, which the loop reported
+//!   when it started it, is killed from a channel of its own, as under `exec`
+//!   ([`Connection::kill_process_group`]); after a timeout the session goes on once the loop
+//!   has answered.
+//! - A session that ends or sends a malformed reply is dropped (its channel closed); the
+//!   command it ran is reported as lost with the connection, and the next command opens a new
+//!   session.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use contract::{Exec, ExecOutput, HostError, Stream};
 use russh::client::Msg;
@@ -21,7 +26,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection::Connection;
 use super::error::describe;
 use super::session_proto::{
-    Malformed, READY, ReplyHeader, command_lines, loop_script, parse_reply_header, request_header,
+    Malformed, READY, ReplyHeader, command_lines, loop_script, parse_reply_header, parse_started,
+    request_header,
 };
 
 /// Bound for a new session's loop to say it is ready (become included).
@@ -30,8 +36,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_NOISE: usize = 64 * 1024;
 /// Bytes kept of what the loop itself writes on stderr, for messages.
 const STDERR_TAIL: usize = 4096;
-/// How long past a command's timeout the controller waits for the loop's reply (the loop's
-/// `timeout` kills the command at its timeout) before giving the session up.
+/// How long after killing a timed-out command the controller waits for the loop's reply before
+/// giving the session up.
 const REPLY_GRACE: Duration = Duration::from_secs(5);
 
 /// The sessions of one connection.
@@ -81,6 +87,8 @@ struct Session {
     /// The last bytes the loop wrote on its own stderr.
     stderr_tail: Vec<u8>,
     next_id: u64,
+    /// The process group of the command running now, once the loop has said it started it.
+    running: Option<u32>,
     /// The connection's channel slot this session's channel holds.
     _channel: OwnedSemaphorePermit,
 }
@@ -121,6 +129,7 @@ impl Session {
             buf: Vec::new(),
             stderr_tail: Vec::new(),
             next_id: 1,
+            running: None,
             _channel: channel,
         };
         match tokio::time::timeout(START_TIMEOUT, session.wait_ready()).await {
@@ -185,18 +194,13 @@ impl Session {
         }
     }
 
-    /// Sends `exec` and reads its reply. `limit`: bytes kept per stream.
-    async fn request(
-        &mut self,
-        exec: &Exec,
-        timeout: Duration,
-        limit: u64,
-    ) -> Result<(ReplyHeader, Vec<u8>, Vec<u8>), Lost> {
+    /// Sends `exec`; returns the id of its request.
+    async fn send(&mut self, exec: &Exec) -> Result<u64, Lost> {
         let id = self.next_id;
         self.next_id += 1;
         let stdin = exec.stdin.as_deref().unwrap_or_default();
         let (command, lines) = command_lines(&exec.command);
-        let mut bytes = request_header(id, lines, stdin.len(), Some(timeout)).into_bytes();
+        let mut bytes = request_header(id, lines, stdin.len()).into_bytes();
         bytes.reserve(command.len() + stdin.len());
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
@@ -208,8 +212,21 @@ impl Session {
         tx.data_bytes(bytes)
             .await
             .map_err(|e| Lost(format!("sending the command failed: {}", describe(&e))))?;
+        Ok(id)
+    }
+
+    /// Reads the started line and the reply of request `id`. `limit`: bytes kept per stream.
+    /// Safe to cancel and call again: what arrived stays in `buf`, the started command's group
+    /// in `running`.
+    async fn reply(&mut self, id: u64, limit: u64) -> Result<(ReplyHeader, Vec<u8>, Vec<u8>), Lost> {
         let (header, n) = loop {
-            if let Some(parsed) = parse_reply_header(&self.buf, id, limit)? {
+            if self.running.is_none() {
+                if let Some((pgid, n)) = parse_started(&self.buf, id)? {
+                    self.running = Some(pgid);
+                    self.buf.drain(..n);
+                    continue;
+                }
+            } else if let Some(parsed) = parse_reply_header(&self.buf, id, limit)? {
                 break parsed;
             }
             self.receive().await?;
@@ -225,7 +242,52 @@ impl Session {
         let stdout = self.buf[n..out_end].to_vec();
         let stderr = self.buf[out_end..err_end].to_vec();
         self.buf.drain(..err_end);
+        self.running = None;
         Ok((header, stdout, stderr))
+    }
+}
+
+/// A session with a request in flight. Dropped before [`InFlight::finish`] (the caller gave
+/// the command up, the session was lost), it kills the command's process group if the loop
+/// had started it, as [`super::connection`]'s `AbortOnDrop` does under `exec`.
+struct InFlight {
+    connection: Arc<Connection>,
+    session: Option<Session>,
+    /// The command's group was killed already (see [`timed_out`]).
+    killed: bool,
+}
+
+impl InFlight {
+    /// The session, for the next step of the request.
+    fn session(&mut self) -> Result<&mut Session, Lost> {
+        self.session.as_mut().ok_or_else(|| Lost("the session is gone".to_owned()))
+    }
+
+    /// The request is over: the session, free for the next one.
+    fn finish(mut self) -> Option<Session> {
+        self.session.take()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.killed {
+            return;
+        }
+        let Some(pgid) = self.session.as_mut().and_then(|s| s.running.take()) else { return };
+        if self.connection.is_closed() {
+            tracing::debug!(pgid, "the connection is gone; the command cannot be stopped");
+            return;
+        }
+        let connection = Arc::clone(&self.connection);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // Nobody waits for this command any more: its kill's failure can only be logged.
+                if let Err(reason) = connection.kill_process_group(pgid).await {
+                    tracing::warn!(%reason, "an abandoned command could not be stopped");
+                }
+            });
+        }
     }
 }
 
@@ -272,25 +334,28 @@ pub(crate) async fn exec(
         }
     };
     let limit = connection.max_output();
-    let start = Instant::now();
-    let replied = tokio::time::timeout(timeout + REPLY_GRACE, session.request(&exec, timeout, limit)).await;
+    let lost =
+        |why: String| HostError::Unreachable(format!("the session was lost while the command ran ({why})"));
+    let id = session.send(&exec).await.map_err(|Lost(why)| lost(why))?;
+    let mut flight = InFlight { connection: Arc::clone(connection), session: Some(session), killed: false };
+    let replied = match flight.session() {
+        Ok(session) => tokio::time::timeout(timeout, session.reply(id, limit)).await,
+        Err(Lost(why)) => return Err(lost(why)),
+    };
     let (header, stdout, stderr) = match replied {
         Ok(Ok(reply)) => reply,
-        Ok(Err(Lost(why))) => {
-            drop(session);
-            return Err(HostError::Unreachable(format!(
-                "the session was lost while the command ran ({why})"
-            )));
-        }
-        Err(_) => {
-            drop(session);
-            return Err(HostError::Timeout(timeout));
+        // Dropping `flight` kills the command if it started (the loop died, not the command).
+        Ok(Err(Lost(why))) => return Err(lost(why)),
+        Err(_elapsed) => {
+            let (error, session) = timed_out(flight, id, limit, timeout).await;
+            if let Some(session) = session {
+                pool.put_back(session);
+            }
+            return Err(error);
         }
     };
-    pool.put_back(session);
-    // `timeout -s KILL` ended it: the shell reports 128 + 9.
-    if header.status == 137 && start.elapsed() >= timeout {
-        return Err(HostError::Timeout(timeout));
+    if let Some(session) = flight.finish() {
+        pool.put_back(session);
     }
     let command = || super::shown::without_env_values(&exec.command).into_owned();
     if stdout.len() as u64 > limit {
@@ -300,6 +365,33 @@ pub(crate) async fn exec(
         return Err(HostError::OutputLimit { command: command(), stream: Stream::Stderr, limit });
     }
     Ok(ExecOutput { status: Some(header.status), stdout, stderr })
+}
+
+/// `exec`'s command ran past `timeout`: its process group is killed, and the session given
+/// back when the loop then answers within [`REPLY_GRACE`]. The error to return: the timeout,
+/// or [`HostError::NotStopped`] when the kill failed.
+async fn timed_out(
+    mut flight: InFlight,
+    id: u64,
+    limit: u64,
+    timeout: Duration,
+) -> (HostError, Option<Session>) {
+    let cause = HostError::Timeout(timeout);
+    let Some(pgid) = flight.session.as_ref().and_then(|s| s.running) else {
+        // The loop never said it started the command: dropping the session is all there is.
+        return (cause, None);
+    };
+    tracing::debug!(pgid, "stopping the command");
+    // Killed once, here: the group's id may be another's after it is gone.
+    flight.killed = true;
+    if let Err(reason) = flight.connection.kill_process_group(pgid).await {
+        return (HostError::NotStopped { cause: Box::new(cause), reason }, None);
+    }
+    let answered = match flight.session() {
+        Ok(session) => matches!(tokio::time::timeout(REPLY_GRACE, session.reply(id, limit)).await, Ok(Ok(_))),
+        Err(_) => false,
+    };
+    (cause, if answered { flight.finish() } else { None })
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
 //! The wire format of a host session (see [`super::session`]): the `sh` loop run on the host,
 //! the request the controller writes to it, and the strict parser of its replies.
 //!
-//! A request is a header line `<id> <cmd_lines> <stdin_len> <timeout>\n` (`timeout`: seconds
-//! with three decimals, `0` for none) followed by the command as exactly `cmd_lines` lines (the
-//! controller ends it with a newline when it has none) and `stdin_len` bytes of stdin. A reply
-//! is a header line `engine-reply <id> <status> <out_len> <err_len>\n` followed by exactly
-//! `out_len` bytes of stdout and `err_len` bytes of stderr. The lengths make the framing immune
-//! to output that contains a header's text; everything the host sends is checked against the
-//! request it answers and the output limit, and anything else is
+//! A request is a header line `<id> <cmd_lines> <stdin_len>\n` followed by the command as
+//! exactly `cmd_lines` lines (the controller ends it with a newline when it has none) and
+//! `stdin_len` bytes of stdin. Once the command has started, the loop says so with
+//! `engine-started <id> <pgid>\n`: the process group the controller kills at the command's
+//! timeout or when it gives the command up. The reply is a header line
+//! `engine-reply <id> <status> <out_len> <err_len>\n` followed by exactly `out_len` bytes of
+//! stdout and `err_len` bytes of stderr. The lengths make the framing immune to output that
+//! contains a header's text; everything the host sends is checked against the request it
+//! answers and the output limit, and anything else is
 //! [`Malformed`]: the session is then dropped, as a lost connection would be.
-
-use std::time::Duration;
 
 /// The first line the loop prints once its private directory exists.
 pub(crate) const READY: &[u8] = b"engine-session-ready\n";
@@ -23,20 +23,21 @@ pub(crate) const MAX_HEADER: usize = 128;
 /// The POSIX `sh` loop run on the host, as one script (for `sh -c`). `limit` is the output
 /// limit: the loop keeps at most `limit + 1` bytes of each stream, so that the controller sees
 /// a command that printed more than `limit` without the host sending all of it. It uses `sh`,
-/// and from coreutils `mktemp`, `mkfifo`, `head`, `timeout`, `stat` and `cat`; nothing is
-/// installed.
+/// from coreutils `mktemp`, `mkfifo`, `head`, `stat` and `cat`, and util-linux's `setsid`;
+/// nothing is installed.
 ///
 /// What a command costs the host is the point of the session, so the loop starts as few
 /// processes as it can: the command's lines are read by the shell's own `read`; two `head`s
-/// (one per stream), `timeout` and the command's `sh` run it; `stat` and `cat` send its output,
-/// and only when there is any (`test -s` is built in).
+/// (one per stream) and the command's `sh` run it; `stat` and `cat` send its output, and only
+/// when there is any (`test -s` is built in).
 ///
 /// - Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds two FIFOs, the
 ///   command's stdin and its output, and is removed when the loop ends (EOF on its stdin, the
 ///   channel closed, or a signal).
-/// - The command runs as `sh -c COMMAND` with stdin from a file (`/dev/null` when there is
-///   none), under `timeout -s KILL` (which puts it in a process group of its own and, when the
-///   time is up, kills that whole group); a timeout of `0` runs it without a time limit.
+/// - The command runs as `setsid sh -c COMMAND` with stdin from a file (`/dev/null` when there
+///   is none): `setsid` (which does not fork: the loop's child is never a group leader) gives
+///   it a process group of its own, whose id the loop reports before it waits. The controller
+///   times the command and kills that group, as it does under `exec`.
 /// - Its stdout and stderr go through FIFOs to a `head -c LIMIT+1` each, into files: past the
 ///   limit `head` ends and the command's next write fails (SIGPIPE), so no host fills its disk
 ///   from one command.
@@ -51,13 +52,16 @@ trap 'exit 1' HUP INT TERM PIPE\n\
 mkfifo \"$d/po\" \"$d/pe\" || exit 1\n\
 nl='\n'\n\
 printf 'engine-session-ready\\n'\n\
-while IFS=' ' read -r id cn il t; do\n\
+while IFS=' ' read -r id cn il; do\n\
   c=\n\
   while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n\
   if [ \"$il\" -gt 0 ]; then head -c \"$il\" >\"$d/i\" || exit 1; i=\"$d/i\"; else i=/dev/null; fi\n\
   head -c {keep} <\"$d/po\" >\"$d/o\" &\n\
   head -c {keep} <\"$d/pe\" >\"$d/e\" &\n\
-  timeout -s KILL \"$t\" sh -c \"$c\" <\"$i\" >\"$d/po\" 2>\"$d/pe\"\n\
+  setsid sh -c \"$c\" <\"$i\" >\"$d/po\" 2>\"$d/pe\" &\n\
+  p=$!\n\
+  printf 'engine-started %s %s\\n' \"$id\" \"$p\"\n\
+  wait \"$p\"\n\
   s=$?\n\
   wait\n\
   if [ -s \"$d/o\" ] || [ -s \"$d/e\" ]; then\n\
@@ -84,17 +88,54 @@ pub(crate) fn command_lines(command: &str) -> (std::borrow::Cow<'_, str>, usize)
 }
 
 /// The header of request `id`.
-pub(crate) fn request_header(
-    id: u64,
-    command_lines: usize,
-    stdin_len: usize,
-    timeout: Option<Duration>,
-) -> String {
-    let timeout = match timeout {
-        Some(t) if !t.is_zero() => format!("{}.{:03}", t.as_secs(), t.subsec_millis()),
-        _ => "0".to_owned(),
+pub(crate) fn request_header(id: u64, command_lines: usize, stdin_len: usize) -> String {
+    format!("{id} {command_lines} {stdin_len}\n")
+}
+
+/// What every started line starts with.
+const STARTED: &[u8] = b"engine-started ";
+
+/// Finds and parses the started line of request `id` at the start of `buf`: the process group
+/// of the command. `Ok(None)`: the line is not complete yet. `Ok(Some((pgid, n)))`: `n` bytes
+/// of `buf` were the line. A group id of 0 or 1 is refused: `kill -- -1` would signal every
+/// process the user may signal.
+pub(crate) fn parse_started(buf: &[u8], id: u64) -> Result<Option<(u32, usize)>, Malformed> {
+    let Some(line) = header_line(buf, STARTED, "engine-started")? else { return Ok(None) };
+    let fields: Vec<&[u8]> = line[STARTED.len()..].split(|&b| b == b' ').collect();
+    let [got_id, pgid] = fields.as_slice() else {
+        return Err(Malformed(format!("{} fields in the started line, not 2", fields.len())));
     };
-    format!("{id} {command_lines} {stdin_len} {timeout}\n")
+    let got_id = number(got_id, "id")?;
+    if got_id != id {
+        return Err(Malformed(format!("it says request {got_id} started, not {id}")));
+    }
+    let pgid = number(pgid, "process group")?;
+    let pgid = u32::try_from(pgid)
+        .ok()
+        .filter(|&p| p > 1 && i32::try_from(p).is_ok())
+        .ok_or_else(|| Malformed(format!("{pgid} is no process group to run a command in")))?;
+    Ok(Some((pgid, line.len() + 1)))
+}
+
+/// The line at the start of `buf` (without its newline), which must start with `prefix`
+/// (named `what` in messages). `Ok(None)`: not complete yet, and so far a possible one.
+fn header_line<'a>(buf: &'a [u8], prefix: &[u8], what: &str) -> Result<Option<&'a [u8]>, Malformed> {
+    let Some(newline) = buf.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
+        if buf.len() >= MAX_HEADER {
+            return Err(Malformed(format!("no header line within {MAX_HEADER} bytes")));
+        }
+        // What arrived so far must be the start of the line.
+        let start = &buf[..buf.len().min(prefix.len())];
+        if !prefix.starts_with(start) {
+            return Err(Malformed(format!("the reply does not start with `{what}`")));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..newline];
+    if !line.starts_with(prefix) {
+        return Err(Malformed(format!("the reply does not start with `{what}`")));
+    }
+    Ok(Some(line))
 }
 
 /// A parsed reply header.
@@ -120,21 +161,9 @@ pub(crate) fn parse_reply_header(
     id: u64,
     limit: u64,
 ) -> Result<Option<(ReplyHeader, usize)>, Malformed> {
-    let Some(newline) = buf.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
-        if buf.len() >= MAX_HEADER {
-            return Err(Malformed(format!("no header line within {MAX_HEADER} bytes")));
-        }
-        // What arrived so far must be the start of a header.
-        let prefix = &buf[..buf.len().min(REPLY.len())];
-        if !REPLY.starts_with(prefix) {
-            return Err(Malformed("the reply does not start with `engine-reply`".to_owned()));
-        }
-        return Ok(None);
-    };
-    let line = &buf[..newline];
-    let Some(fields) = line.strip_prefix(REPLY) else {
-        return Err(Malformed("the reply does not start with `engine-reply`".to_owned()));
-    };
+    let Some(line) = header_line(buf, REPLY, "engine-reply")? else { return Ok(None) };
+    let newline = line.len();
+    let fields = &line[REPLY.len()..];
     let fields: Vec<&[u8]> = fields.split(|&b| b == b' ').collect();
     let [got_id, status, out_len, err_len] = fields.as_slice() else {
         return Err(Malformed(format!("{} fields in the header, not 4", fields.len())));
@@ -237,10 +266,31 @@ mod tests {
     }
 
     #[test]
-    fn request_headers_give_the_lengths_and_the_timeout_in_seconds() {
-        assert_eq!(request_header(3, 10, 0, None), "3 10 0 0\n");
-        assert_eq!(request_header(4, 1, 2, Some(Duration::from_millis(1500))), "4 1 2 1.500\n");
-        assert_eq!(request_header(5, 1, 2, Some(Duration::ZERO)), "5 1 2 0\n");
+    fn request_headers_give_the_lengths() {
+        assert_eq!(request_header(3, 10, 0), "3 10 0\n");
+        assert_eq!(request_header(4, 1, 2), "4 1 2\n");
+    }
+
+    #[test]
+    fn started_lines_name_the_request_and_a_process_group() {
+        assert_eq!(parse_started(b"engine-started 4 1234\nengine-reply", 4), Ok(Some((1234, 22))));
+        assert_eq!(parse_started(b"engine-sta", 4), Ok(None));
+        assert_eq!(parse_started(b"engine-started 4 12", 4), Ok(None));
+        let refused = [
+            &b"engine-started 5 1234\n"[..], // another request
+            b"engine-started 4 1\n",         // kill -- -1 would take every process
+            b"engine-started 4 0\n",
+            b"engine-started 4 4294967296\n",
+            b"engine-started 4 2147483648\n", // no pid is that large
+            b"engine-started 4 -7\n",
+            b"engine-started 4 12 3\n",
+            b"engine-started 4\n",
+            b"engine-reply 4 0 0 0\n", // a reply before the start
+            b"garbage",
+        ];
+        for line in refused {
+            assert!(parse_started(line, 4).is_err(), "accepted {:?}", String::from_utf8_lossy(line));
+        }
     }
 
     /// Runs the loop locally under `sh` with `input` as its stdin; returns its stdout.
@@ -256,23 +306,26 @@ mod tests {
         child.wait_with_output().unwrap().stdout
     }
 
-    fn request(id: u64, command: &str, stdin: &[u8], timeout: Option<Duration>) -> Vec<u8> {
+    fn request(id: u64, command: &str, stdin: &[u8]) -> Vec<u8> {
         let (command, lines) = command_lines(command);
-        let mut bytes = request_header(id, lines, stdin.len(), timeout).into_bytes();
+        let mut bytes = request_header(id, lines, stdin.len()).into_bytes();
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
         bytes
     }
 
-    /// Splits `out` into replies to requests 1, 2, ... as the controller does.
-    fn replies(mut out: &[u8], limit: u64) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
+    /// Splits `out` into replies to requests 1, 2, ... as the controller does: each one's
+    /// status, stdout, stderr and the process group the loop said it started.
+    fn replies(mut out: &[u8], limit: u64) -> Vec<(u32, Vec<u8>, Vec<u8>, u32)> {
         out = out.strip_prefix(READY).expect("the ready line first");
         let mut all = Vec::new();
         let mut id = 1;
         while !out.is_empty() {
+            let (pgid, n) = parse_started(out, id).unwrap().unwrap();
+            out = &out[n..];
             let (header, n) = parse_reply_header(out, id, limit).unwrap().unwrap();
             let (o, e) = (usize::try_from(header.out_len).unwrap(), usize::try_from(header.err_len).unwrap());
-            all.push((header.status, out[n..n + o].to_vec(), out[n + o..n + o + e].to_vec()));
+            all.push((header.status, out[n..n + o].to_vec(), out[n + o..n + o + e].to_vec(), pgid));
             out = &out[n + o + e..];
             id += 1;
         }
@@ -280,45 +333,44 @@ mod tests {
     }
 
     /// The loop itself, run locally: statuses, separate streams, binary stdin, output that
-    /// looks like a header, the limit, a timeout.
+    /// looks like a header, the limit, the process group it reports.
     #[test]
     fn the_loop_answers_each_request_in_order() {
         let all_bytes: Vec<u8> = (0..=255).collect();
         let mut input = Vec::new();
-        input.extend(request(1, "echo out; echo err >&2; exit 3", b"", None));
-        input.extend(request(2, "cat", &all_bytes, None));
+        input.extend(request(1, "echo out; echo err >&2; exit 3", b""));
+        input.extend(request(2, "cat", &all_bytes));
         input.extend(request(
             3,
             "printf 'engine-reply 3 0 0 0\\n'; printf 'engine-reply 9 0 5 5\\n' >&2",
             b"",
-            None,
         ));
-        input.extend(request(4, "head -c 5000 /dev/zero", b"", None));
-        input.extend(request(5, "sleep 5 & sleep 5; echo never", b"", Some(Duration::from_millis(300))));
-        input.extend(request(6, "read x; echo \"got $x\"", b"", None));
+        input.extend(request(4, "head -c 5000 /dev/zero", b""));
+        // Its own process group, the one the loop reported (`ps` field 5 of /proc's stat).
+        input.extend(request(5, "read -r _ _ _ _ g _ </proc/$$/stat; echo \"$g\"", b""));
+        input.extend(request(6, "read x; echo \"got $x\"", b""));
         // Lines kept as written: backslashes, blanks at either end, no final newline.
         input.extend(request(
             7,
             "printf '%s|' 'a\\\\b' '  x  '\n  if true; then\n\techo \\\n  two\n  fi",
             b"",
-            None,
         ));
-        input.extend(request(8, "", b"", None));
-        input.extend(request(9, "exit 4\n", b"", None));
-        let started = std::time::Instant::now();
+        input.extend(request(8, "", b""));
+        input.extend(request(9, "exit 4\n", b""));
         let got = replies(&run_loop(&input, LIMIT), LIMIT);
-        assert!(started.elapsed() < Duration::from_secs(4), "the timeout killed the group");
-        assert_eq!(got.len(), 9);
-        assert_eq!(got[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
-        assert_eq!(got[1], (0, all_bytes, Vec::new()));
-        assert_eq!(got[2].1, b"engine-reply 3 0 0 0\n");
-        assert_eq!(got[2].2, b"engine-reply 9 0 5 5\n");
-        assert_eq!(got[3].1.len() as u64, LIMIT + 1, "kept one byte past the limit, no more");
-        assert_eq!(got[4].0, 137, "killed by timeout -s KILL");
-        assert!(got[4].1.is_empty());
-        assert_eq!(got[5], (0, b"got \n".to_vec(), Vec::new()), "no stdin: EOF at once");
-        assert_eq!(got[6], (0, b"a\\\\b|  x  |two\n".to_vec(), Vec::new()));
-        assert_eq!(got[7], (0, Vec::new(), Vec::new()), "an empty command");
-        assert_eq!(got[8].0, 4);
+        let streams: Vec<(u32, Vec<u8>, Vec<u8>)> =
+            got.iter().map(|(s, o, e, _)| (*s, o.clone(), e.clone())).collect();
+        assert_eq!(streams.len(), 9);
+        assert_eq!(streams[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
+        assert_eq!(streams[1], (0, all_bytes, Vec::new()));
+        assert_eq!(streams[2].1, b"engine-reply 3 0 0 0\n");
+        assert_eq!(streams[2].2, b"engine-reply 9 0 5 5\n");
+        assert_eq!(streams[3].1.len() as u64, LIMIT + 1, "kept one byte past the limit, no more");
+        assert_eq!(streams[4], (0, format!("{}\n", got[4].3).into_bytes(), Vec::new()), "its own group");
+        assert_ne!(got[4].3, got[5].3, "a group per command");
+        assert_eq!(streams[5], (0, b"got \n".to_vec(), Vec::new()), "no stdin: EOF at once");
+        assert_eq!(streams[6], (0, b"a\\\\b|  x  |two\n".to_vec(), Vec::new()));
+        assert_eq!(streams[7], (0, Vec::new(), Vec::new()), "an empty command");
+        assert_eq!(streams[8].0, 4);
     }
 }

@@ -709,6 +709,21 @@ async fn session_timeout_kills_the_process_group() -> TestResult {
 
 /// Under become (login `deploy`, sudo to root) the loop runs through sudo once: several
 /// commands share the one sudo process, and a timed-out command's root processes die.
+/// A command given up by its caller (the future dropped: a cancelled run) is killed at once,
+/// from a channel of its own, as under `exec`; and the session does not hang on to it.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_cancelled_command_is_killed() -> TestResult {
+    let host = session_host();
+    // `sleep 37`: unique among the tests that may run side by side on the host.
+    let cancelled =
+        tokio::time::timeout(Duration::from_secs(1), host.exec(Exec::new("sleep 37 | cat"))).await;
+    assert!(cancelled.is_err());
+    gone(&live_host(), "sleep 3[7]").await?;
+    assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
+    Ok(())
+}
+
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn session_under_become_runs_sudo_once() -> TestResult {
