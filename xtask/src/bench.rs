@@ -6,7 +6,7 @@
 //! second run that must change nothing but the commands. Every run is checked on the hosts;
 //! a run that did not do the work gets no time. W2 "guide": playbooks/ha.rhai on a fresh bare
 //! `ha` lab (9 hosts like fresh cloud images, and the package mirror: the playbook installs
-//! everything, containerd, kubeadm, etcd and keepalived included), first run and re-run, with
+//! everything, containerd, kubeadm, etcd and keepalived included), first run and three re-runs, with
 //! the engine's critical path. Results go to `target/bench/`
 //! (markdown + JSON) and `docs/benchmarks.md`.
 
@@ -569,12 +569,15 @@ fn parse_critical(stdout: &str) -> Option<(f64, f64)> {
 fn w2_runs(paths: &Paths, env: &Env, opts: &Options) -> Result<Vec<W2>> {
     let inv = paths.inventory();
     let mut out = Vec::new();
-    let mut phases = vec![("first", "exec"), ("re-run", "exec")];
+    // Three re-runs per transport: one is too few to tell a re-run's time from the machine's noise.
+    let mut phases = vec![("first", "exec")];
+    phases.extend(["re-run 1", "re-run 2", "re-run 3"].map(|p| (p, "exec")));
     if opts.tools.contains(&Tool::EngineSession) {
-        phases.push(("re-run, session", "session"));
+        phases
+            .extend(["re-run 1, session", "re-run 2, session", "re-run 3, session"].map(|p| (p, "session")));
     }
     for (phase, transport) in phases {
-        let log = env.out.join("logs").join(format!("w2-{}", phase.replace(", ", "-")));
+        let log = env.out.join("logs").join(format!("w2-{}", phase.replace(", ", "-").replace(' ', "-")));
         let mut c = Command::new(&env.engine);
         c.current_dir(&env.root).args(["run", "playbooks/ha.rhai", "--transport", transport, "-i"]).arg(&inv);
         let t = timed(&mut c, &log)?;
