@@ -28,6 +28,8 @@ use crate::{cmd, lab, ssh};
 /// Pinned peer tools, installed from PyPI into `target/bench/venv`.
 const ANSIBLE_CORE: &str = "ansible-core==2.19.14";
 const PYINFRA: &str = "pyinfra==3.10.0";
+/// Mitogen for Ansible (its `mitogen_linear` strategy), what Ansible users pick for speed.
+const MITOGEN: &str = "mitogen==0.3.54";
 /// One tool run may take at most this long before it is killed and marked failed.
 const RUN_LIMIT: Duration = Duration::from_secs(900);
 /// Files, commands and directories per host in W1 (plus the top directory: 21 tasks).
@@ -44,6 +46,8 @@ pub(crate) enum Tool {
     /// command).
     EngineSession,
     Ansible,
+    /// Ansible with Mitogen's `mitogen_linear` strategy, the same ansible.cfg otherwise.
+    AnsibleMitogen,
     Pyinfra,
     Floor,
 }
@@ -54,6 +58,7 @@ impl Tool {
             Self::Engine => "engine",
             Self::EngineSession => "engine-session",
             Self::Ansible => "ansible",
+            Self::AnsibleMitogen => "ansible-mitogen",
             Self::Pyinfra => "pyinfra",
             Self::Floor => "floor",
         }
@@ -117,7 +122,8 @@ pub(crate) fn run(paths: &Paths, opts: &Options, command_line: &str) -> Result<(
     let root = paths.workspace_root().to_path_buf();
     let out = root.join("target").join("bench");
     fs::create_dir_all(out.join("logs"))?;
-    let needs_python = opts.tools.iter().any(|t| matches!(t, Tool::Ansible | Tool::Pyinfra));
+    let needs_python =
+        opts.tools.iter().any(|t| matches!(t, Tool::Ansible | Tool::AnsibleMitogen | Tool::Pyinfra));
     let venv_bin = if needs_python { ensure_venv(&out)? } else { out.join("venv").join("bin") };
     println!("bench: building the engine in release mode (cargo build --release -p engine)");
     let engine = build_engine(&root)?;
@@ -167,12 +173,12 @@ pub(crate) fn ensure_venv(out: &Path) -> Result<PathBuf> {
         cmd::output(Command::new(bin.join("pip")).args(["show", name]))
             .is_ok_and(|s| s.lines().any(|l| l.trim() == format!("Version: {version}")))
     };
-    if pinned(ANSIBLE_CORE) && pinned(PYINFRA) {
+    if pinned(ANSIBLE_CORE) && pinned(PYINFRA) && pinned(MITOGEN) {
         return Ok(bin);
     }
-    println!("bench: installing {ANSIBLE_CORE} and {PYINFRA} into {}", venv.display());
+    println!("bench: installing {ANSIBLE_CORE}, {PYINFRA} and {MITOGEN} into {}", venv.display());
     cmd::run_loud(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    cmd::run_loud(Command::new(bin.join("pip")).args(["install", "-q", ANSIBLE_CORE, PYINFRA]))?;
+    cmd::run_loud(Command::new(bin.join("pip")).args(["install", "-q", ANSIBLE_CORE, PYINFRA, MITOGEN]))?;
     Ok(bin)
 }
 
@@ -189,9 +195,15 @@ fn versions(env: &Env, opts: &Options) -> Vec<(String, String)> {
         "engine".to_owned(),
         first_line(Command::new(&env.engine).arg("--version")).unwrap_or_default() + " (release build)",
     )];
-    if opts.tools.contains(&Tool::Ansible) {
+    if opts.tools.contains(&Tool::Ansible) || opts.tools.contains(&Tool::AnsibleMitogen) {
         let s = first_line(Command::new(env.venv_bin.join("ansible-playbook")).arg("--version"));
         v.push(("ansible".to_owned(), s.unwrap_or_default()));
+    }
+    if opts.tools.contains(&Tool::AnsibleMitogen) {
+        let s = cmd::output(Command::new(env.venv_bin.join("pip")).args(["show", "mitogen"])).ok().and_then(
+            |s| s.lines().find_map(|l| l.strip_prefix("Version: ").map(|v| format!("mitogen {v}"))),
+        );
+        v.push(("ansible-mitogen".to_owned(), s.unwrap_or_default()));
     }
     if opts.tools.contains(&Tool::Pyinfra) {
         let s = first_line(Command::new(env.venv_bin.join("pyinfra")).arg("--version"));
@@ -434,6 +446,19 @@ fn pyinfra_inventory(env: &Env, paths: &Paths, hosts: &[HostState]) -> Result<Pa
     Ok(file)
 }
 
+/// Where the venv's Mitogen keeps its Ansible strategy plugins (`ansible_mitogen/plugins/strategy`).
+fn mitogen_strategies(env: &Env) -> Result<PathBuf> {
+    let dir = cmd::output(
+        Command::new(env.venv_bin.join("python"))
+            .args(["-c", "import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))"]),
+    )?;
+    let dir = PathBuf::from(dir.trim()).join("plugins").join("strategy");
+    if !dir.join("mitogen_linear.py").is_file() {
+        bail!("no mitogen_linear strategy in {}", dir.display());
+    }
+    Ok(dir)
+}
+
 fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
     let state = State::require(paths)?;
     let hosts = state.hosts.clone();
@@ -501,7 +526,7 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             other => why.push(format!("changed {other:?}, expected {want}")),
                         }
                     }
-                    Tool::Ansible => {
+                    Tool::Ansible | Tool::AnsibleMitogen => {
                         let mut c = Command::new(env.venv_bin.join("ansible-playbook"));
                         c.current_dir(env.root.join("xtask").join("bench"))
                             .env("ANSIBLE_CONFIG", env.root.join("xtask/bench/ansible.cfg"))
@@ -509,6 +534,10 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             .arg("-i")
                             .arg(&inv)
                             .args(["-f", &n.to_string(), "w1.yml"]);
+                        if tool == Tool::AnsibleMitogen {
+                            c.env("ANSIBLE_STRATEGY_PLUGINS", mitogen_strategies(env)?)
+                                .env("ANSIBLE_STRATEGY", "mitogen_linear");
+                        }
                         let t = timed(&mut c, &log)?;
                         sample.wall_s = t.wall_s;
                         sample.machine_busy_s = t.busy_s;
@@ -659,7 +688,7 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
         }
     }
     t.push_str("\n### Ratios of medians (engine / peer; below 1 means the engine is faster)\n\n");
-    t.push_str("| H | run | engine/ansible | engine/pyinfra | engine/floor | engine-session/engine |\n|---|---|---|---|---|---|\n");
+    t.push_str("| H | run | engine/ansible | engine/ansible-mitogen | engine/pyinfra | engine/floor | engine-session/engine |\n|---|---|---|---|---|---|---|\n");
     for &h in &opts.hosts {
         for phase in ["first", "second"] {
             let m = |tool| median_of(&cell(samples, tool, h, phase), |s| Some(s.wall_s));
@@ -676,8 +705,9 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
             let session = m(Tool::EngineSession).map_or("-".into(), |x| format!("{:.3}", x / e));
             let _ = writeln!(
                 t,
-                "| {h} | {phase} | {} | {} | {} | {session} |",
+                "| {h} | {phase} | {} | {} | {} | {} | {session} |",
                 r(Tool::Ansible),
+                r(Tool::AnsibleMitogen),
                 r(Tool::Pyinfra),
                 r(Tool::Floor)
             );
