@@ -6,11 +6,12 @@
 //! - [`Pool`]: the sessions of one connection. One request at a time per session; a request
 //!   that finds no idle session opens another, up to `max_channels` sessions per connection
 //!   (each holds one of the connection's channel permits for its life).
-//! - The controller times each command. At its timeout, or when the caller gives it up (the
-//!   future is dropped: a cancelled run), the command's process group, which the loop reported
-//!   when it started it, is killed from a channel of its own, as under `exec`
-//!   ([`Connection::kill_process_group`]); after a timeout the session goes on once the loop
-//!   has answered.
+//! - The controller times each command. At its timeout, when it prints past the output limit,
+//!   or when the caller gives it up (the future is dropped: a cancelled run), the command's
+//!   process group, which its shell reported first, is killed from a channel of its own, as
+//!   under `exec` ([`Connection::kill_process_group`]), while the session's channel is read on
+//!   (an unread channel would stall the whole connection); the session goes on once the loop
+//!   has ended the command's streams.
 //! - A session that ends or sends a malformed reply is dropped (its channel closed); the
 //!   command it ran is reported as lost with the connection, and the next command opens a new
 //!   session.
@@ -25,10 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::Connection;
 use super::error::describe;
-use super::session_proto::{
-    Malformed, READY, ReplyHeader, command_lines, loop_script, parse_reply_header, parse_started,
-    request_header,
-};
+use super::session_proto::{Malformed, Marker, Stream as Output, command_lines, loop_script, request_header};
 
 /// Bound for a new session's loop to say it is ready (become included).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,15 +80,42 @@ struct Session {
     /// `None` only while being dropped.
     tx: Option<ChannelWriteHalf<Msg>>,
     rx: ChannelReadHalf,
+    /// This session's marker (see [`super::session_proto`]).
+    marker: Marker,
+    /// The loop said it is ready: from then on, what arrives belongs to a request.
+    ready: bool,
     /// Stdout bytes received and not yet consumed.
     buf: Vec<u8>,
-    /// The last bytes the loop wrote on its own stderr.
+    /// Stderr bytes received and not yet consumed (once ready).
+    ebuf: Vec<u8>,
+    /// The last bytes the loop wrote on stderr before it was ready, for messages.
     stderr_tail: Vec<u8>,
     next_id: u64,
-    /// The process group of the command running now, once the loop has said it started it.
+    /// The request in flight, as far as it has come.
+    partial: Option<Partial>,
+    /// The process group of the command running now, once its shell has said it started.
     running: Option<u32>,
     /// The connection's channel slot this session's channel holds.
     _channel: OwnedSemaphorePermit,
+}
+
+/// A request in flight: what has come of its reply so far.
+struct Partial {
+    id: u64,
+    stdout: Output,
+    stderr: Output,
+    status: Option<u32>,
+    /// [`Reply::Over`] was returned once already.
+    over_told: bool,
+}
+
+/// What [`Session::reply`] got.
+enum Reply {
+    /// The command ended: its status and output.
+    Done { status: u32, stdout: Vec<u8>, stderr: Vec<u8> },
+    /// The command printed more than the limit on this stream and still runs: stop it, then
+    /// read on to its end.
+    Over(Stream),
 }
 
 impl std::fmt::Debug for Session {
@@ -115,7 +140,8 @@ impl Session {
     /// for its ready line.
     async fn open(connection: &Connection, channel: OwnedSemaphorePermit) -> Result<Self, String> {
         let (rx, tx) = connection.open_channel().await.map_err(|e| e.to_string())?.split();
-        let script = loop_script(connection.max_output());
+        let marker = Marker::new()?;
+        let script = loop_script(&marker);
         let command = match connection.become_() {
             Some(become_) => become_.command_line(&script),
             None => format!("exec sh -c {}", contract::shell::quote(&script)),
@@ -126,9 +152,13 @@ impl Session {
         let mut session = Self {
             tx: Some(tx),
             rx,
+            marker,
+            ready: false,
             buf: Vec::new(),
+            ebuf: Vec::new(),
             stderr_tail: Vec::new(),
             next_id: 1,
+            partial: None,
             running: None,
             _channel: channel,
         };
@@ -143,9 +173,11 @@ impl Session {
 
     /// Reads until the ready line, skipping what a shell profile may print before it.
     async fn wait_ready(&mut self) -> Result<(), Lost> {
+        let ready = self.marker.ready();
         loop {
-            if let Some(at) = find_line(&self.buf, READY) {
-                self.buf.drain(..at + READY.len());
+            if let Some(at) = find_line(&self.buf, &ready) {
+                self.buf.drain(..at + ready.len());
+                self.ready = true;
                 return Ok(());
             }
             if self.buf.len() > MAX_NOISE {
@@ -164,12 +196,23 @@ impl Session {
         if text.is_empty() { String::new() } else { format!(": {text}") }
     }
 
-    /// Waits for the next message of the channel: stdout is appended to `buf`, the loop's own
-    /// stderr to its tail. The end of the channel is [`Lost`].
+    /// Waits for the next message of the channel: stdout is appended to `buf`; stderr to
+    /// `ebuf` once the loop is ready, to its tail before. What arrives while no request is in
+    /// flight belongs to no command (a process a finished command left behind) and is
+    /// dropped. The end of the channel is [`Lost`].
     async fn receive(&mut self) -> Result<(), Lost> {
+        let idle = self.ready && self.partial.is_none();
         match self.rx.wait().await {
             Some(ChannelMsg::Data { data }) => {
-                self.buf.extend_from_slice(&data);
+                if !idle {
+                    self.buf.extend_from_slice(&data);
+                }
+                Ok(())
+            }
+            Some(ChannelMsg::ExtendedData { data, .. }) if self.ready => {
+                if !idle {
+                    self.ebuf.extend_from_slice(&data);
+                }
                 Ok(())
             }
             Some(ChannelMsg::ExtendedData { data, .. }) => {
@@ -194,8 +237,8 @@ impl Session {
         }
     }
 
-    /// Sends `exec`; returns the id of its request.
-    async fn send(&mut self, exec: &Exec) -> Result<u64, Lost> {
+    /// Sends `exec`; returns the id of its request. `limit`: bytes kept per stream.
+    async fn send(&mut self, exec: &Exec, limit: u64) -> Result<u64, Lost> {
         let id = self.next_id;
         self.next_id += 1;
         let stdin = exec.stdin.as_deref().unwrap_or_default();
@@ -204,9 +247,24 @@ impl Session {
         bytes.reserve(command.len() + stdin.len());
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
+        // What came since the last reply ended is no command's: read what is queued (without
+        // waiting) and drop it.
+        self.partial = None;
+        while let Ok(received) = tokio::time::timeout(Duration::ZERO, self.receive()).await {
+            received?;
+        }
+        self.buf.clear();
+        self.ebuf.clear();
         let Some(tx) = self.tx.as_ref() else {
             return Err(Lost("the session is closing".to_owned()));
         };
+        self.partial = Some(Partial {
+            id,
+            stdout: Output::new(self.marker.end_of_stdout(id), limit),
+            stderr: Output::new(self.marker.end_of_stderr(id), limit),
+            status: None,
+            over_told: false,
+        });
         // The loop prints nothing until it has read the whole request, so writing it all
         // before reading cannot deadlock.
         tx.data_bytes(bytes)
@@ -215,35 +273,55 @@ impl Session {
         Ok(id)
     }
 
-    /// Reads the started line and the reply of request `id`. `limit`: bytes kept per stream.
-    /// Safe to cancel and call again: what arrived stays in `buf`, the started command's group
-    /// in `running`.
-    async fn reply(&mut self, id: u64, limit: u64) -> Result<(ReplyHeader, Vec<u8>, Vec<u8>), Lost> {
-        let (header, n) = loop {
-            if self.running.is_none() {
-                if let Some((pgid, n)) = parse_started(&self.buf, id)? {
-                    self.running = Some(pgid);
-                    self.buf.drain(..n);
-                    continue;
+    /// Reads request `id`'s reply, as far as it goes. Safe to cancel and call again: what
+    /// arrived stays in the session.
+    async fn reply(&mut self, id: u64) -> Result<Reply, Lost> {
+        loop {
+            let Self { buf, ebuf, partial, running, marker, .. } = self;
+            let Some(p) = partial.as_mut().filter(|p| p.id == id) else {
+                return Err(Lost(format!("request {id} is not the one in flight")));
+            };
+            if running.is_none() {
+                marker.skip_to_started(buf, id);
+            }
+            if running.is_none()
+                && let Some((pgid, n)) = marker.parse_started(buf, id)?
+            {
+                *running = Some(pgid);
+                buf.drain(..n);
+            }
+            if running.is_some() {
+                p.stdout.take(buf);
+                if p.stdout.done
+                    && p.status.is_none()
+                    && let Some((status, n)) = Marker::parse_status(buf)?
+                {
+                    p.status = Some(status);
+                    buf.drain(..n);
                 }
-            } else if let Some(parsed) = parse_reply_header(&self.buf, id, limit)? {
-                break parsed;
+            }
+            p.stderr.take(ebuf);
+            if let (Some(status), true) = (p.status, p.stderr.done) {
+                let p = partial.take().ok_or_else(|| Lost("the request vanished".to_owned()))?;
+                *running = None;
+                return Ok(Reply::Done { status, stdout: p.stdout.kept, stderr: p.stderr.kept });
+            }
+            let over = if p.stdout.over {
+                Some(Stream::Stdout)
+            } else if p.stderr.over {
+                Some(Stream::Stderr)
+            } else {
+                None
+            };
+            if let Some(stream) = over
+                && !p.over_told
+                && p.status.is_none()
+            {
+                p.over_told = true;
+                return Ok(Reply::Over(stream));
             }
             self.receive().await?;
-        };
-        let total = n as u64 + header.out_len + header.err_len;
-        while (self.buf.len() as u64) < total {
-            self.receive().await?;
         }
-        let out_end =
-            n + usize::try_from(header.out_len).map_err(|_| Lost("length out of range".to_owned()))?;
-        let err_end =
-            out_end + usize::try_from(header.err_len).map_err(|_| Lost("length out of range".to_owned()))?;
-        let stdout = self.buf[n..out_end].to_vec();
-        let stderr = self.buf[out_end..err_end].to_vec();
-        self.buf.drain(..err_end);
-        self.running = None;
-        Ok((header, stdout, stderr))
     }
 }
 
@@ -336,61 +414,117 @@ pub(crate) async fn exec(
     let limit = connection.max_output();
     let lost =
         |why: String| HostError::Unreachable(format!("the session was lost while the command ran ({why})"));
-    let id = session.send(&exec).await.map_err(|Lost(why)| lost(why))?;
+    let id = session.send(&exec, limit).await.map_err(|Lost(why)| lost(why))?;
     let mut flight = InFlight { connection: Arc::clone(connection), session: Some(session), killed: false };
-    let replied = match flight.session() {
-        Ok(session) => tokio::time::timeout(timeout, session.reply(id, limit)).await,
-        Err(Lost(why)) => return Err(lost(why)),
-    };
-    let (header, stdout, stderr) = match replied {
-        Ok(Ok(reply)) => reply,
-        // Dropping `flight` kills the command if it started (the loop died, not the command).
-        Ok(Err(Lost(why))) => return Err(lost(why)),
-        Err(_elapsed) => {
-            let (error, session) = timed_out(flight, id, limit, timeout).await;
-            if let Some(session) = session {
-                pool.put_back(session);
+    let deadline = tokio::time::Instant::now() + timeout;
+    // Set when the command printed past the limit: the stream, and the kill of its group. The
+    // kill runs while the reply is read on: a channel left unread would stall the connection
+    // (russh hands each channel's data over in order), the kill's channel with it.
+    let mut too_much: Option<(Stream, tokio::task::JoinHandle<Result<(), String>>)> = None;
+    let mut kill_done = false;
+    loop {
+        let Ok(session) = flight.session() else {
+            return Err(lost("the session is gone".to_owned()));
+        };
+        let read = tokio::time::timeout_at(deadline, session.reply(id));
+        let replied = match too_much.as_mut() {
+            Some((stream, kill)) if !kill_done => tokio::select! {
+                replied = read => replied,
+                killed = kill => {
+                    kill_done = true;
+                    let reason = match killed {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(reason)) => reason,
+                        Err(e) => format!("the kill did not run: {e}"),
+                    };
+                    let command = super::shown::without_env_values(&exec.command).into_owned();
+                    let cause = HostError::OutputLimit { command, stream: *stream, limit };
+                    return Err(HostError::NotStopped { cause: Box::new(cause), reason });
+                }
+            },
+            _ => read.await,
+        };
+        match replied {
+            Ok(Ok(Reply::Done { status, stdout, stderr })) => {
+                if let Some(session) = flight.finish() {
+                    pool.put_back(session);
+                }
+                let Some((stream, kill)) = too_much else {
+                    return Ok(ExecOutput { status: Some(status), stdout, stderr });
+                };
+                let command = super::shown::without_env_values(&exec.command).into_owned();
+                let cause = HostError::OutputLimit { command, stream, limit };
+                // The command ended: the kill has either worked or found nothing left.
+                if !kill_done && let Ok(Ok(Err(reason))) = tokio::time::timeout(REPLY_GRACE, kill).await {
+                    return Err(HostError::NotStopped { cause: Box::new(cause), reason });
+                }
+                return Err(cause);
             }
-            return Err(error);
+            // Past the limit: the command is stopped as under `exec`, and read to its end
+            // (what it prints past the limit is dropped as it comes).
+            Ok(Ok(Reply::Over(stream))) => {
+                let Some(pgid) = flight.session.as_ref().and_then(|s| s.running) else {
+                    return Err(lost("output past the limit before the command started".to_owned()));
+                };
+                flight.killed = true;
+                let connection = Arc::clone(&flight.connection);
+                too_much =
+                    Some((stream, tokio::spawn(async move { connection.kill_process_group(pgid).await })));
+            }
+            // Dropping `flight` kills the command if it started (the loop died, not the command).
+            Ok(Err(Lost(why))) => return Err(lost(why)),
+            Err(_elapsed) => {
+                let (error, session) = timed_out(flight, id, timeout).await;
+                if let Some(session) = session {
+                    pool.put_back(session);
+                }
+                return Err(error);
+            }
         }
-    };
-    if let Some(session) = flight.finish() {
-        pool.put_back(session);
     }
-    let command = || super::shown::without_env_values(&exec.command).into_owned();
-    if stdout.len() as u64 > limit {
-        return Err(HostError::OutputLimit { command: command(), stream: Stream::Stdout, limit });
-    }
-    if stderr.len() as u64 > limit {
-        return Err(HostError::OutputLimit { command: command(), stream: Stream::Stderr, limit });
-    }
-    Ok(ExecOutput { status: Some(header.status), stdout, stderr })
 }
 
-/// `exec`'s command ran past `timeout`: its process group is killed, and the session given
-/// back when the loop then answers within [`REPLY_GRACE`]. The error to return: the timeout,
-/// or [`HostError::NotStopped`] when the kill failed.
-async fn timed_out(
-    mut flight: InFlight,
-    id: u64,
-    limit: u64,
-    timeout: Duration,
-) -> (HostError, Option<Session>) {
+/// `exec`'s command ran past `timeout`: its process group is killed while the reply is read
+/// on, and the session given back when the loop then answers within [`REPLY_GRACE`]. The
+/// error to return: the timeout, or [`HostError::NotStopped`] when the kill failed.
+async fn timed_out(mut flight: InFlight, id: u64, timeout: Duration) -> (HostError, Option<Session>) {
     let cause = HostError::Timeout(timeout);
     let Some(pgid) = flight.session.as_ref().and_then(|s| s.running) else {
-        // The loop never said it started the command: dropping the session is all there is.
+        // The command's shell never said it started: dropping the session is all there is.
         return (cause, None);
     };
-    tracing::debug!(pgid, "stopping the command");
-    // Killed once, here: the group's id may be another's after it is gone.
-    flight.killed = true;
-    if let Err(reason) = flight.connection.kill_process_group(pgid).await {
-        return (HostError::NotStopped { cause: Box::new(cause), reason }, None);
-    }
-    let answered = match flight.session() {
-        Ok(session) => matches!(tokio::time::timeout(REPLY_GRACE, session.reply(id, limit)).await, Ok(Ok(_))),
-        Err(_) => false,
+    let kill = if flight.killed {
+        None
+    } else {
+        tracing::debug!(pgid, "stopping the command");
+        // Killed once: the group's id may be another's after it is gone.
+        flight.killed = true;
+        let connection = Arc::clone(&flight.connection);
+        Some(tokio::spawn(async move { connection.kill_process_group(pgid).await }))
     };
+    let mut answered = false;
+    let grace = tokio::time::Instant::now() + REPLY_GRACE;
+    while let Ok(session) = flight.session() {
+        match tokio::time::timeout_at(grace, session.reply(id)).await {
+            Ok(Ok(Reply::Done { .. })) => {
+                answered = true;
+                break;
+            }
+            Ok(Ok(Reply::Over(_))) => {}
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    if let Some(kill) = kill {
+        let reason = match tokio::time::timeout(REPLY_GRACE, kill).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(reason))) => Some(reason),
+            Ok(Err(e)) => Some(format!("the kill did not run: {e}")),
+            Err(_) => Some(format!("the kill did not end within {REPLY_GRACE:?}")),
+        };
+        if let Some(reason) = reason {
+            return (HostError::NotStopped { cause: Box::new(cause), reason }, None);
+        }
+    }
     (cause, if answered { flight.finish() } else { None })
 }
 
@@ -400,9 +534,10 @@ mod tests {
 
     #[test]
     fn the_ready_line_is_found_at_a_line_start_only() {
-        assert_eq!(find_line(b"engine-session-ready\n", READY), Some(0));
-        assert_eq!(find_line(b"motd\nengine-session-ready\nx", READY), Some(5));
-        assert_eq!(find_line(b"xengine-session-ready\n", READY), None);
-        assert_eq!(find_line(b"engine-session-rea", READY), None);
+        const READY: &[u8] = b"engine-1f ready\n";
+        assert_eq!(find_line(b"engine-1f ready\n", READY), Some(0));
+        assert_eq!(find_line(b"motd\nengine-1f ready\nx", READY), Some(5));
+        assert_eq!(find_line(b"xengine-1f ready\n", READY), None);
+        assert_eq!(find_line(b"engine-1f rea", READY), None);
     }
 }

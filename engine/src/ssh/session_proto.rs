@@ -1,78 +1,164 @@
 //! The wire format of a host session (see [`super::session`]): the `sh` loop run on the host,
-//! the request the controller writes to it, and the strict parser of its replies.
+//! the request the controller writes to it, and the strict parsers of what the loop says.
 //!
-//! A request is a header line `<id> <cmd_lines> <stdin_len>\n` followed by the command as
-//! exactly `cmd_lines` lines (the controller ends it with a newline when it has none) and
-//! `stdin_len` bytes of stdin. Once the command has started, the loop says so with
-//! `engine-started <id> <pgid>\n`: the process group the controller kills at the command's
-//! timeout or when it gives the command up. The reply is a header line
-//! `engine-reply <id> <status> <out_len> <err_len>\n` followed by exactly `out_len` bytes of
-//! stdout and `err_len` bytes of stderr. The lengths make the framing immune to output that
-//! contains a header's text; everything the host sends is checked against the request it
-//! answers and the output limit, and anything else is
-//! [`Malformed`]: the session is then dropped, as a lost connection would be.
+//! Each session has a marker: `engine-` and 32 random hex digits, drawn by the controller for
+//! that session only. A request is a header line `<id> <cmd_lines> <stdin_len>\n` followed by
+//! the command as exactly `cmd_lines` lines (the controller ends it with a newline when it has
+//! none) and `stdin_len` bytes of stdin. The command's stdout and stderr are the channel's own:
+//! - on stdout, `MARKER started <id> <pgid>\n` first (printed by the command's own shell, so
+//!   nothing of the command comes before it), then the command's stdout, then
+//!   `MARKER end <id> <status>\n`, printed by the loop once the command has exited;
+//! - on stderr, the command's stderr, then `MARKER end <id>\n`.
+//!
+//! The output ends where the marker is: no honest command prints 128 random bits it was never
+//! given. A host that does (it read the loop's command line) can only make its own command's
+//! result wrong, which it can do anyway; everything else it sends is checked (the request it
+//! answers, the numbers, the output limit), and anything wrong is [`Malformed`]: the session is
+//! then dropped, as a lost connection would be.
 
-/// The first line the loop prints once its private directory exists.
-pub(crate) const READY: &[u8] = b"engine-session-ready\n";
-/// What every reply header line starts with.
-const REPLY: &[u8] = b"engine-reply ";
-/// The longest reply header line accepted, newline included (`engine-reply` and four
-/// numbers of at most 20 digits each, with room to spare).
-pub(crate) const MAX_HEADER: usize = 128;
-
-/// The POSIX `sh` loop run on the host, as one script (for `sh -c`). `limit` is the output
-/// limit: the loop keeps at most `limit + 1` bytes of each stream, so that the controller sees
-/// a command that printed more than `limit` without the host sending all of it. It uses `sh`,
-/// from coreutils `mktemp`, `mkfifo`, `head`, `stat` and `cat`, and util-linux's `setsid`;
-/// nothing is installed.
+/// The POSIX `sh` loop run on the host, as one script (for `sh -c`), announcing itself and
+/// framing its replies with `marker`. It uses `sh`, `mktemp`, `head` (only for a command given
+/// stdin) and util-linux's `setsid`; nothing is installed.
 ///
-/// What a command costs the host is the point of the session, so the loop starts as few
-/// processes as it can: the command's lines are read by the shell's own `read`; two `head`s
-/// (one per stream) and the command's `sh` run it; `stat` and `cat` send its output, and only
-/// when there is any (`test -s` is built in).
+/// What a command costs the host is the point of the session, so the loop starts one process
+/// per command: the command's lines are read by the shell's own `read`, and the command runs
+/// as `setsid sh -c COMMAND` (`setsid` does not fork: the loop's child is never a group
+/// leader), in a process group of its own, whose id its shell prints first. The controller
+/// times the command and kills that group, as under `exec`, and stops it the same way when it
+/// prints more than the output limit.
 ///
-/// - Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds two FIFOs, the
-///   command's stdin and its output, and is removed when the loop ends (EOF on its stdin, the
-///   channel closed, or a signal).
-/// - The command runs as `setsid sh -c COMMAND` with stdin from a file (`/dev/null` when there
-///   is none): `setsid` (which does not fork: the loop's child is never a group leader) gives
-///   it a process group of its own, whose id the loop reports before it waits. The controller
-///   times the command and kills that group, as it does under `exec`.
-/// - Its stdout and stderr go through FIFOs to a `head -c LIMIT+1` each, into files: past the
-///   limit `head` ends and the command's next write fails (SIGPIPE), so no host fills its disk
-///   from one command.
-pub(crate) fn loop_script(limit: u64) -> String {
-    let keep = limit.saturating_add(1);
+/// Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds the command's stdin
+/// (when it has one: `/dev/null` otherwise) and is removed when the loop ends (EOF on its
+/// stdin, the channel closed, or a signal).
+pub(crate) fn loop_script(marker: &Marker) -> String {
+    let m = &marker.0;
     format!(
         "# engine-session\n\
 umask 077\n\
 d=$(mktemp -d) || exit 1\n\
 trap 'rm -rf \"$d\"' EXIT\n\
 trap 'exit 1' HUP INT TERM PIPE\n\
-mkfifo \"$d/po\" \"$d/pe\" || exit 1\n\
 nl='\n'\n\
-printf 'engine-session-ready\\n'\n\
+for t in setsid mktemp head; do command -v \"$t\" >/dev/null || {{ printf 'the session needs %s on the host\\n' \"$t\" >&2; exit 127; }}; done\n\
+printf '%s ready\\n' {m}\n\
 while IFS=' ' read -r id cn il; do\n\
   c=\n\
   while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n\
   if [ \"$il\" -gt 0 ]; then head -c \"$il\" >\"$d/i\" || exit 1; i=\"$d/i\"; else i=/dev/null; fi\n\
-  head -c {keep} <\"$d/po\" >\"$d/o\" &\n\
-  head -c {keep} <\"$d/pe\" >\"$d/e\" &\n\
-  setsid sh -c \"$c\" <\"$i\" >\"$d/po\" 2>\"$d/pe\" &\n\
-  p=$!\n\
-  printf 'engine-started %s %s\\n' \"$id\" \"$p\"\n\
-  wait \"$p\"\n\
+  setsid sh -c \"printf '%s started %s %s\\n' {m} $id \\$\\$$nl$c\" <\"$i\" &\n\
+  wait $!\n\
   s=$?\n\
-  wait\n\
-  if [ -s \"$d/o\" ] || [ -s \"$d/e\" ]; then\n\
-    set -- $(stat -c %s \"$d/o\" \"$d/e\")\n\
-    printf 'engine-reply %s %s %s %s\\n' \"$id\" \"$s\" \"$1\" \"$2\"\n\
-    cat \"$d/o\" \"$d/e\"\n\
-  else\n\
-    printf 'engine-reply %s %s 0 0\\n' \"$id\" \"$s\"\n\
-  fi\n\
+  printf '%s end %s %s\\n' {m} \"$id\" \"$s\"\n\
+  printf '%s end %s\\n' {m} \"$id\" >&2\n\
 done\n"
     )
+}
+
+/// A session's marker (see the module docs): `engine-` and 32 hex digits.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Marker(String);
+
+impl std::fmt::Debug for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Marker(..)")
+    }
+}
+
+impl Marker {
+    /// A new marker from the system's randomness.
+    pub(crate) fn new() -> Result<Self, String> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the session's marker: {e}"))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    fn from_bytes(bytes: [u8; 16]) -> Self {
+        use std::fmt::Write as _;
+        let mut text = String::from("engine-");
+        for b in bytes {
+            let _ = write!(text, "{b:02x}");
+        }
+        Self(text)
+    }
+
+    /// The loop's first line.
+    pub(crate) fn ready(&self) -> Vec<u8> {
+        format!("{} ready\n", self.0).into_bytes()
+    }
+
+    /// What ends request `id`'s stdout (its exit status follows).
+    pub(crate) fn end_of_stdout(&self, id: u64) -> Vec<u8> {
+        format!("{} end {id} ", self.0).into_bytes()
+    }
+
+    /// What ends request `id`'s stderr.
+    pub(crate) fn end_of_stderr(&self, id: u64) -> Vec<u8> {
+        format!("{} end {id}\n", self.0).into_bytes()
+    }
+
+    /// Drops what comes before request `id`'s started line in `buf` (what a process an earlier
+    /// command left behind wrote): all of it but the line's beginning when only that is there.
+    pub(crate) fn skip_to_started(&self, buf: &mut Vec<u8>, id: u64) {
+        let prefix = format!("{} started {id} ", self.0);
+        let prefix = prefix.as_bytes();
+        let drop = find(buf, prefix).unwrap_or_else(|| {
+            let partial = (1..prefix.len()).rev().find(|&k| buf.ends_with(&prefix[..k])).unwrap_or(0);
+            buf.len() - partial
+        });
+        buf.drain(..drop);
+    }
+
+    /// Parses request `id`'s started line at the start of `buf`: the command's process group.
+    /// `Ok(None)`: not complete yet. `Ok(Some((pgid, n)))`: `n` bytes of `buf` were the line. A
+    /// group id of 0 or 1 is refused: `kill -- -1` would signal every process the user may.
+    pub(crate) fn parse_started(&self, buf: &[u8], id: u64) -> Result<Option<(u32, usize)>, Malformed> {
+        let prefix = format!("{} started {id} ", self.0);
+        let Some(rest) = line_after(buf, prefix.as_bytes(), "the command's started line")? else {
+            return Ok(None);
+        };
+        let pgid = number(rest, "process group")?;
+        let pgid = u32::try_from(pgid)
+            .ok()
+            .filter(|&p| p > 1 && i32::try_from(p).is_ok())
+            .ok_or_else(|| Malformed(format!("{pgid} is no process group to run a command in")))?;
+        Ok(Some((pgid, prefix.len() + rest.len() + 1)))
+    }
+
+    /// Parses the exit status that follows [`Marker::end_of_stdout`] at the start of `buf`.
+    /// `Ok(None)`: not complete yet. `Ok(Some((status, n)))`: `n` bytes of `buf` were the rest
+    /// of the line.
+    pub(crate) fn parse_status(buf: &[u8]) -> Result<Option<(u32, usize)>, Malformed> {
+        let Some(rest) = line_after(buf, b"", "the command's end line")? else { return Ok(None) };
+        let status = number(rest, "exit status")?;
+        let status = u32::try_from(status)
+            .ok()
+            .filter(|&s| s <= 255)
+            .ok_or_else(|| Malformed(format!("exit status {status} is over 255")))?;
+        Ok(Some((status, rest.len() + 1)))
+    }
+}
+
+/// The longest line of the protocol accepted, newline included.
+pub(crate) const MAX_LINE: usize = 160;
+
+/// The rest of the line at the start of `buf` after `prefix` (which it must start with; `what`
+/// names the line in messages), without its newline. `Ok(None)`: not complete yet, and so far
+/// a possible one.
+fn line_after<'a>(buf: &'a [u8], prefix: &[u8], what: &str) -> Result<Option<&'a [u8]>, Malformed> {
+    let Some(newline) = buf.iter().take(MAX_LINE).position(|&b| b == b'\n') else {
+        if buf.len() >= MAX_LINE {
+            return Err(Malformed(format!("{what} does not end within {MAX_LINE} bytes")));
+        }
+        let start = &buf[..buf.len().min(prefix.len())];
+        if !prefix.starts_with(start) {
+            return Err(Malformed(format!("{what} is not where it should be")));
+        }
+        return Ok(None);
+    };
+    buf[..newline]
+        .strip_prefix(prefix)
+        .map(Some)
+        .ok_or_else(|| Malformed(format!("{what} is not where it should be")))
 }
 
 /// The command as the loop reads it: its lines, the last one ended with a newline when it
@@ -92,101 +178,10 @@ pub(crate) fn request_header(id: u64, command_lines: usize, stdin_len: usize) ->
     format!("{id} {command_lines} {stdin_len}\n")
 }
 
-/// What every started line starts with.
-const STARTED: &[u8] = b"engine-started ";
-
-/// Finds and parses the started line of request `id` at the start of `buf`: the process group
-/// of the command. `Ok(None)`: the line is not complete yet. `Ok(Some((pgid, n)))`: `n` bytes
-/// of `buf` were the line. A group id of 0 or 1 is refused: `kill -- -1` would signal every
-/// process the user may signal.
-pub(crate) fn parse_started(buf: &[u8], id: u64) -> Result<Option<(u32, usize)>, Malformed> {
-    let Some(line) = header_line(buf, STARTED, "engine-started")? else { return Ok(None) };
-    let fields: Vec<&[u8]> = line[STARTED.len()..].split(|&b| b == b' ').collect();
-    let [got_id, pgid] = fields.as_slice() else {
-        return Err(Malformed(format!("{} fields in the started line, not 2", fields.len())));
-    };
-    let got_id = number(got_id, "id")?;
-    if got_id != id {
-        return Err(Malformed(format!("it says request {got_id} started, not {id}")));
-    }
-    let pgid = number(pgid, "process group")?;
-    let pgid = u32::try_from(pgid)
-        .ok()
-        .filter(|&p| p > 1 && i32::try_from(p).is_ok())
-        .ok_or_else(|| Malformed(format!("{pgid} is no process group to run a command in")))?;
-    Ok(Some((pgid, line.len() + 1)))
-}
-
-/// The line at the start of `buf` (without its newline), which must start with `prefix`
-/// (named `what` in messages). `Ok(None)`: not complete yet, and so far a possible one.
-fn header_line<'a>(buf: &'a [u8], prefix: &[u8], what: &str) -> Result<Option<&'a [u8]>, Malformed> {
-    let Some(newline) = buf.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
-        if buf.len() >= MAX_HEADER {
-            return Err(Malformed(format!("no header line within {MAX_HEADER} bytes")));
-        }
-        // What arrived so far must be the start of the line.
-        let start = &buf[..buf.len().min(prefix.len())];
-        if !prefix.starts_with(start) {
-            return Err(Malformed(format!("the reply does not start with `{what}`")));
-        }
-        return Ok(None);
-    };
-    let line = &buf[..newline];
-    if !line.starts_with(prefix) {
-        return Err(Malformed(format!("the reply does not start with `{what}`")));
-    }
-    Ok(Some(line))
-}
-
-/// A parsed reply header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReplyHeader {
-    /// The command's exit status (as its shell reports it: 128+N when a signal N ended it).
-    pub status: u32,
-    pub out_len: u64,
-    pub err_len: u64,
-}
-
-/// Why a reply was refused. The session that sent it is dropped.
+/// Why what the loop said was refused. The session that sent it is dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the host's session sent a malformed reply: {0}")]
 pub(crate) struct Malformed(pub String);
-
-/// Finds and parses the reply header at the start of `buf`, the reply to request `id`, with
-/// output streams of at most `limit + 1` bytes each (what the loop keeps). `Ok(None)`: the
-/// header line is not complete yet. `Ok(Some((header, n)))`: `n` bytes of `buf` were the
-/// header line.
-pub(crate) fn parse_reply_header(
-    buf: &[u8],
-    id: u64,
-    limit: u64,
-) -> Result<Option<(ReplyHeader, usize)>, Malformed> {
-    let Some(line) = header_line(buf, REPLY, "engine-reply")? else { return Ok(None) };
-    let newline = line.len();
-    let fields = &line[REPLY.len()..];
-    let fields: Vec<&[u8]> = fields.split(|&b| b == b' ').collect();
-    let [got_id, status, out_len, err_len] = fields.as_slice() else {
-        return Err(Malformed(format!("{} fields in the header, not 4", fields.len())));
-    };
-    let got_id = number(got_id, "id")?;
-    if got_id != id {
-        return Err(Malformed(format!("it answers request {got_id}, not {id}")));
-    }
-    let status = number(status, "status")?;
-    if status > 255 {
-        return Err(Malformed(format!("exit status {status} is over 255")));
-    }
-    let keep = limit.saturating_add(1);
-    let out_len = number(out_len, "stdout length")?;
-    let err_len = number(err_len, "stderr length")?;
-    for (len, name) in [(out_len, "stdout"), (err_len, "stderr")] {
-        if len > keep {
-            return Err(Malformed(format!("{len} bytes of {name}, over the {keep} the session keeps")));
-        }
-    }
-    let status = u32::try_from(status).map_err(|_| Malformed("status out of range".to_owned()))?;
-    Ok(Some((ReplyHeader { status, out_len, err_len }, newline + 1)))
-}
 
 /// A decimal number of at most 20 ASCII digits, nothing else (no sign, no space).
 fn number(field: &[u8], what: &str) -> Result<u64, Malformed> {
@@ -199,6 +194,51 @@ fn number(field: &[u8], what: &str) -> Result<u64, Malformed> {
         .ok_or_else(|| Malformed(format!("the {what} field is out of range")))
 }
 
+/// One stream of a command (its stdout or its stderr) as it arrives: its bytes up to the
+/// output limit, until the end marker.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    end: Vec<u8>,
+    limit: u64,
+    /// What the command printed, at most `limit` bytes.
+    pub kept: Vec<u8>,
+    /// More than `limit` bytes came: the rest was dropped.
+    pub over: bool,
+    /// The end marker was found.
+    pub done: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(end: Vec<u8>, limit: u64) -> Self {
+        Self { end, limit, kept: Vec::new(), over: false, done: false }
+    }
+
+    /// Takes what it can from the front of `buf`: the command's bytes up to the end marker
+    /// (the marker itself too, when found). Bytes that could be the start of the marker stay in
+    /// `buf` until more arrive.
+    pub(crate) fn take(&mut self, buf: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        let (take, found) = match find(buf, &self.end) {
+            Some(at) => (at, true),
+            None => (buf.len().saturating_sub(self.end.len() - 1), false),
+        };
+        let room = usize::try_from(self.limit).unwrap_or(usize::MAX).saturating_sub(self.kept.len());
+        if take > room {
+            self.over = true;
+        }
+        self.kept.extend_from_slice(&buf[..take.min(room)]);
+        buf.drain(..if found { take + self.end.len() } else { take });
+        self.done = found;
+    }
+}
+
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -206,56 +246,80 @@ mod tests {
 
     use super::*;
 
-    const LIMIT: u64 = 1000;
-
-    #[test]
-    fn a_well_formed_header_is_parsed_and_its_length_returned() {
-        let buf = b"engine-reply 7 3 5 0\nhello";
-        let (header, n) = parse_reply_header(buf, 7, LIMIT).unwrap().unwrap();
-        assert_eq!(header, ReplyHeader { status: 3, out_len: 5, err_len: 0 });
-        assert_eq!(&buf[n..], b"hello");
+    fn marker() -> Marker {
+        Marker::from_bytes([0xab; 16])
     }
 
     #[test]
-    fn an_incomplete_header_waits_for_more() {
-        assert_eq!(parse_reply_header(b"", 1, LIMIT), Ok(None));
-        assert_eq!(parse_reply_header(b"engine-re", 1, LIMIT), Ok(None));
-        assert_eq!(parse_reply_header(b"engine-reply 1 0 1", 1, LIMIT), Ok(None));
+    fn markers_are_random_and_hex() {
+        let (a, b) = (Marker::new().unwrap(), Marker::new().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), "engine-".len() + 32);
+        assert!(a.0["engine-".len()..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(format!("{a:?}"), "Marker(..)", "never in logs");
     }
 
     #[test]
-    fn hostile_headers_are_malformed() {
-        let refused = [
-            &b"engine-reply 2 0 0 0\n"[..], // another request's reply
-            b"engine-reply 1 0 1002 0\n",   // more stdout than the loop keeps
-            b"engine-reply 1 0 0 99999999999999999999\n",
-            b"engine-reply 1 0 0 999999999999999999999\n", // 21 digits
-            b"engine-reply 1 256 0 0\n",                   // no such exit status
-            b"engine-reply 1 -1 0 0\n",
-            b"engine-reply 1 +1 0 0\n",
-            b"engine-reply 1 0 0\n",     // a field missing
-            b"engine-reply 1 0 0 0 0\n", // one too many
-            b"engine-reply 1  0 0 0\n",  // an empty field
-            b"engine-reply 1 0 0 0 \n",
-            b"engine-reply 1 0x1 0 0\n",
-            b"Engine-reply 1 0 0 0\n",
-            b"garbage\n",
-            b"garbage", // wrong before the line is even complete
-            b"\n",
-        ];
-        for reply in refused {
-            assert!(
-                parse_reply_header(reply, 1, LIMIT).is_err(),
-                "accepted {:?}",
-                String::from_utf8_lossy(reply)
-            );
+    fn started_lines_name_the_request_and_a_process_group() {
+        let m = marker();
+        let line = format!("{} started 4 1234\nout", m.0);
+        assert_eq!(m.parse_started(line.as_bytes(), 4), Ok(Some((1234, line.len() - 3))));
+        assert_eq!(m.parse_started(&line.as_bytes()[..10], 4), Ok(None));
+        for bad in ["5 1234", "4 1", "4 0", "4 4294967296", "4 2147483648", "4 -7", "4 12 3", "4 ", "4"] {
+            let line = format!("{} started {bad}\n", m.0);
+            assert!(m.parse_started(line.as_bytes(), 4).is_err(), "accepted {bad:?}");
         }
-        // A line that never ends is refused once it is longer than any header.
-        let mut endless = b"engine-reply 1 ".to_vec();
-        endless.extend(std::iter::repeat_n(b'1', MAX_HEADER));
-        assert!(parse_reply_header(&endless, 1, LIMIT).is_err());
-        // Exactly the kept bytes (limit + 1) are fine: that is how "too much" is told.
-        assert!(parse_reply_header(b"engine-reply 1 0 1001 1001\n", 1, LIMIT).unwrap().is_some());
+        // Output before the started line, another session's marker, garbage.
+        for bad in
+            [format!("x{} started 4 12\n", m.0), "engine-00 started 4 12\n".to_owned(), "garbage".to_owned()]
+        {
+            assert!(m.parse_started(bad.as_bytes(), 4).is_err(), "accepted {bad:?}");
+        }
+        let endless = vec![b'e'; MAX_LINE];
+        assert!(m.parse_started(&endless, 4).is_err());
+    }
+
+    #[test]
+    fn what_comes_before_the_started_line_is_dropped() {
+        let m = marker();
+        let mut buf = format!("left behind\n{} started 2 77\nout", m.0).into_bytes();
+        m.skip_to_started(&mut buf, 2);
+        assert_eq!(m.parse_started(&buf, 2), Ok(Some((77, buf.len() - 3))));
+        let mut buf = format!("{}{}", "noise".repeat(40), &m.0[..10]).into_bytes();
+        m.skip_to_started(&mut buf, 2);
+        assert!(
+            buf.len() < 100 && buf.ends_with(&m.0.as_bytes()[..10]),
+            "what may be the line's start stays"
+        );
+    }
+
+    #[test]
+    fn statuses_are_numbers_up_to_255() {
+        assert_eq!(Marker::parse_status(b"3\nnext"), Ok(Some((3, 2))));
+        assert_eq!(Marker::parse_status(b"25"), Ok(None));
+        for bad in [&b"256\n"[..], b"-1\n", b"x\n", b"\n", b"1 2\n"] {
+            assert!(Marker::parse_status(bad).is_err(), "accepted {:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_stream_ends_at_its_marker_even_split_across_reads() {
+        let end = b"engine-x end 1\n".to_vec();
+        let mut s = Stream::new(end.clone(), 100);
+        let mut buf = b"hello engine-x en".to_vec();
+        s.take(&mut buf);
+        assert_eq!((s.kept.as_slice(), s.done), (&b"hel"[..], false));
+        assert_eq!(buf, b"lo engine-x en", "what may be the marker's start stays");
+        buf.extend_from_slice(b"d 1\nnext");
+        s.take(&mut buf);
+        assert_eq!((s.kept.as_slice(), s.done, s.over), (&b"hello "[..], true, false));
+        assert_eq!(buf, b"next");
+        // Past the limit: kept up to it, the rest dropped, the end still found.
+        let mut s = Stream::new(end, 4);
+        let mut buf = b"123456789engine-x end 1\n".to_vec();
+        s.take(&mut buf);
+        assert_eq!((s.kept.as_slice(), s.done, s.over), (&b"1234"[..], true, true));
+        assert!(buf.is_empty());
     }
 
     #[test]
@@ -263,47 +327,23 @@ mod tests {
         assert_eq!(command_lines("true"), ("true\n".into(), 1));
         assert_eq!(command_lines("a\nb\n"), ("a\nb\n".into(), 2));
         assert_eq!(command_lines(""), ("".into(), 0));
-    }
-
-    #[test]
-    fn request_headers_give_the_lengths() {
-        assert_eq!(request_header(3, 10, 0), "3 10 0\n");
         assert_eq!(request_header(4, 1, 2), "4 1 2\n");
     }
 
-    #[test]
-    fn started_lines_name_the_request_and_a_process_group() {
-        assert_eq!(parse_started(b"engine-started 4 1234\nengine-reply", 4), Ok(Some((1234, 22))));
-        assert_eq!(parse_started(b"engine-sta", 4), Ok(None));
-        assert_eq!(parse_started(b"engine-started 4 12", 4), Ok(None));
-        let refused = [
-            &b"engine-started 5 1234\n"[..], // another request
-            b"engine-started 4 1\n",         // kill -- -1 would take every process
-            b"engine-started 4 0\n",
-            b"engine-started 4 4294967296\n",
-            b"engine-started 4 2147483648\n", // no pid is that large
-            b"engine-started 4 -7\n",
-            b"engine-started 4 12 3\n",
-            b"engine-started 4\n",
-            b"engine-reply 4 0 0 0\n", // a reply before the start
-            b"garbage",
-        ];
-        for line in refused {
-            assert!(parse_started(line, 4).is_err(), "accepted {:?}", String::from_utf8_lossy(line));
-        }
-    }
-
-    /// Runs the loop locally under `sh` with `input` as its stdin; returns its stdout.
-    fn run_loop(input: &[u8], limit: u64) -> Vec<u8> {
+    /// Runs the loop locally under `sh` with `input` as its stdin; returns its stdout and
+    /// stderr.
+    fn run_loop(m: &Marker, input: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(loop_script(limit))
+            .arg(loop_script(m))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap().stdout
+        let out = child.wait_with_output().unwrap();
+        (out.stdout, out.stderr)
     }
 
     fn request(id: u64, command: &str, stdin: &[u8]) -> Vec<u8> {
@@ -314,39 +354,53 @@ mod tests {
         bytes
     }
 
-    /// Splits `out` into replies to requests 1, 2, ... as the controller does: each one's
-    /// status, stdout, stderr and the process group the loop said it started.
-    fn replies(mut out: &[u8], limit: u64) -> Vec<(u32, Vec<u8>, Vec<u8>, u32)> {
-        out = out.strip_prefix(READY).expect("the ready line first");
+    /// Splits the loop's streams into replies to requests 1, 2, ... as the controller does:
+    /// each one's status, stdout, stderr and the process group its shell reported.
+    fn replies(
+        m: &Marker,
+        mut out: Vec<u8>,
+        mut err: Vec<u8>,
+        limit: u64,
+    ) -> Vec<(u32, Vec<u8>, Vec<u8>, u32)> {
+        let ready = m.ready();
+        assert!(out.starts_with(&ready), "the ready line first");
+        out.drain(..ready.len());
         let mut all = Vec::new();
         let mut id = 1;
         while !out.is_empty() {
-            let (pgid, n) = parse_started(out, id).unwrap().unwrap();
-            out = &out[n..];
-            let (header, n) = parse_reply_header(out, id, limit).unwrap().unwrap();
-            let (o, e) = (usize::try_from(header.out_len).unwrap(), usize::try_from(header.err_len).unwrap());
-            all.push((header.status, out[n..n + o].to_vec(), out[n + o..n + o + e].to_vec(), pgid));
-            out = &out[n + o + e..];
+            let (pgid, n) = m.parse_started(&out, id).unwrap().unwrap();
+            out.drain(..n);
+            let mut stdout = Stream::new(m.end_of_stdout(id), limit);
+            stdout.take(&mut out);
+            assert!(stdout.done, "request {id}'s stdout ends");
+            let (status, n) = Marker::parse_status(&out).unwrap().unwrap();
+            out.drain(..n);
+            let mut stderr = Stream::new(m.end_of_stderr(id), limit);
+            stderr.take(&mut err);
+            assert!(stderr.done, "request {id}'s stderr ends");
+            all.push((status, stdout.kept, stderr.kept, pgid));
             id += 1;
         }
+        assert!(err.is_empty(), "nothing more on stderr: {:?}", String::from_utf8_lossy(&err));
         all
     }
 
     /// The loop itself, run locally: statuses, separate streams, binary stdin, output that
-    /// looks like a header, the limit, the process group it reports.
+    /// looks like the protocol, output with no final newline, the process group it reports.
     #[test]
     fn the_loop_answers_each_request_in_order() {
+        let m = marker();
         let all_bytes: Vec<u8> = (0..=255).collect();
         let mut input = Vec::new();
         input.extend(request(1, "echo out; echo err >&2; exit 3", b""));
         input.extend(request(2, "cat", &all_bytes));
         input.extend(request(
             3,
-            "printf 'engine-reply 3 0 0 0\\n'; printf 'engine-reply 9 0 5 5\\n' >&2",
+            "printf 'engine-reply 3 0 0 0\\nengine-00 end 3 0\\n'; printf 'x end 3\\n' >&2",
             b"",
         ));
-        input.extend(request(4, "head -c 5000 /dev/zero", b""));
-        // Its own process group, the one the loop reported (`ps` field 5 of /proc's stat).
+        input.extend(request(4, "printf no-newline; printf e >&2", b""));
+        // Its own process group, the one it reported (field 5 of /proc's stat).
         input.extend(request(5, "read -r _ _ _ _ g _ </proc/$$/stat; echo \"$g\"", b""));
         input.extend(request(6, "read x; echo \"got $x\"", b""));
         // Lines kept as written: backslashes, blanks at either end, no final newline.
@@ -357,15 +411,16 @@ mod tests {
         ));
         input.extend(request(8, "", b""));
         input.extend(request(9, "exit 4\n", b""));
-        let got = replies(&run_loop(&input, LIMIT), LIMIT);
+        let (out, err) = run_loop(&m, &input);
+        let got = replies(&m, out, err, 1000);
         let streams: Vec<(u32, Vec<u8>, Vec<u8>)> =
             got.iter().map(|(s, o, e, _)| (*s, o.clone(), e.clone())).collect();
         assert_eq!(streams.len(), 9);
         assert_eq!(streams[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
         assert_eq!(streams[1], (0, all_bytes, Vec::new()));
-        assert_eq!(streams[2].1, b"engine-reply 3 0 0 0\n");
-        assert_eq!(streams[2].2, b"engine-reply 9 0 5 5\n");
-        assert_eq!(streams[3].1.len() as u64, LIMIT + 1, "kept one byte past the limit, no more");
+        assert_eq!(streams[2].1, b"engine-reply 3 0 0 0\nengine-00 end 3 0\n");
+        assert_eq!(streams[2].2, b"x end 3\n");
+        assert_eq!(streams[3], (0, b"no-newline".to_vec(), b"e".to_vec()));
         assert_eq!(streams[4], (0, format!("{}\n", got[4].3).into_bytes(), Vec::new()), "its own group");
         assert_ne!(got[4].3, got[5].3, "a group per command");
         assert_eq!(streams[5], (0, b"got \n".to_vec(), Vec::new()), "no stdin: EOF at once");

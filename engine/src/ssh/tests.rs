@@ -709,6 +709,25 @@ async fn session_timeout_kills_the_process_group() -> TestResult {
 
 /// Under become (login `deploy`, sudo to root) the loop runs through sudo once: several
 /// commands share the one sudo process, and a timed-out command's root processes die.
+/// The streams are the channel's own: a command that closes its stdout early still ends
+/// cleanly, and what a process it left behind writes later belongs to no command.
+#[tokio::test]
+#[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
+async fn session_streams_closed_early_or_written_late() -> TestResult {
+    let host = session_host();
+    let out = host.exec(Exec::new("exec >&-; echo err >&2; exit 5")).await?;
+    assert_eq!(
+        (out.status, out.stdout.as_slice(), out.stderr.as_slice()),
+        (Some(5), &b""[..], &b"err\n"[..])
+    );
+    let out = host.exec(Exec::new("(sleep 0.5; echo late; echo late >&2) & echo now")).await?;
+    assert_eq!((out.stdout_text(), out.stderr.len()), ("now".to_owned(), 0));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = host.exec(Exec::new("echo ok")).await?;
+    assert_eq!((out.stdout_text(), out.stderr.len()), ("ok".to_owned(), 0), "nothing of the late writer");
+    Ok(())
+}
+
 /// A command given up by its caller (the future dropped: a cancelled run) is killed at once,
 /// from a channel of its own, as under `exec`; and the session does not hang on to it.
 #[tokio::test]
