@@ -57,6 +57,8 @@ struct Figures {
     /// Loading the inventory and the playbook, sealing the plan, fingerprints and journal.
     load_s: f64,
     load_cpu_s: f64,
+    /// Peak RSS once the plan is sealed, before the run, MiB.
+    load_peak_rss_mib: f64,
     /// The scheduler's run until its summary, then the event bus drained (journal, console).
     run_s: f64,
     run_cpu_s: f64,
@@ -218,6 +220,7 @@ fn simulate(dir: &Path, hosts: usize, runs: usize, reporter: Reporter) -> Result
         let fleet = fleet.get_or_insert_with(|| Fleet::new(&inventory));
         let load_s = started.elapsed().as_secs_f64();
         let load_cpu_s = process_cpu_s()? - cpu0;
+        let load_peak_rss_mib = peak_rss_mib()?;
 
         // What `session::run_over_ssh` does, with simulated targets.
         let run_started = Instant::now();
@@ -257,6 +260,7 @@ fn simulate(dir: &Path, hosts: usize, runs: usize, reporter: Reporter) -> Result
             failed: counts.failed + counts.unreachable,
             load_s,
             load_cpu_s,
+            load_peak_rss_mib,
             run_s,
             run_cpu_s: cpu_s - load_cpu_s,
             wall_s,

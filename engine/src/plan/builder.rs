@@ -299,7 +299,7 @@ impl PlanBuilder {
             super::error::dedup(&mut self.errors);
             return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
-        Ok(Plan::new(self.playbook, graph, inventory.clone(), self.serials.into()))
+        Ok(Plan::new(self.playbook, graph, Arc::new(inventory.clone()), self.serials.into()))
     }
 }
 
@@ -468,7 +468,7 @@ mod tests {
     }
 
     fn before(plan: &Plan, a: NodeIndex, b: NodeIndex) -> bool {
-        has_path_connecting(&plan.graph, a, b, None)
+        has_path_connecting(&*plan.graph, a, b, None)
     }
 
     fn serial_edges_of(plan: &Plan) -> Vec<(String, String)> {
