@@ -25,8 +25,8 @@ pub(crate) struct HostStats {
 }
 
 /// One object of a simulated filesystem. Owners are names, as `stat -c %U` prints them.
-#[derive(Debug, Clone)]
-enum Node {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Node {
     Dir { mode: u32, owner: String, group: String },
     File { mode: u32, owner: String, group: String, content: Vec<u8> },
 }
@@ -67,7 +67,21 @@ impl SimHost {
     /// A fresh Debian-like host: `/` and `/tmp`, nothing else.
     pub(crate) fn new(name: impl Into<String>, stats: std::sync::Arc<HostStats>) -> Self {
         let fs = BTreeMap::from([("/".to_owned(), dir(0o755)), ("/tmp".to_owned(), dir(0o1777))]);
+        Self::with_fs(name, stats, fs)
+    }
+
+    /// A host whose filesystem is `fs` (as [`SimHost::snapshot`] gave it).
+    pub(crate) fn with_fs(
+        name: impl Into<String>,
+        stats: std::sync::Arc<HostStats>,
+        fs: BTreeMap<String, Node>,
+    ) -> Self {
         Self { name: name.into(), fs: Mutex::new(fs), stats }
+    }
+
+    /// The whole filesystem, to be given to [`SimHost::with_fs`] in another process.
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, Node> {
+        self.fs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn answer(&self, exec: &Exec) -> Result<ExecOutput, String> {

@@ -153,15 +153,31 @@ struct Fleet {
     stats: Arc<HostStats>,
 }
 
+/// Each host's filesystem, as saved between processes (`--state`).
+type Saved = HashMap<String, std::collections::BTreeMap<String, host::Node>>;
+
 impl Fleet {
-    fn new(inventory: &Inventory) -> Self {
+    /// Fresh hosts, or those of `saved` (hosts it lacks start fresh).
+    fn new(inventory: &Inventory, mut saved: Saved) -> Self {
         let stats = Arc::new(HostStats::default());
         let hosts = inventory
             .hosts()
             .iter()
-            .map(|h| (h.name.clone(), Arc::new(SimHost::new(h.name.clone(), stats.clone()))))
+            .map(|h| {
+                let host = match saved.remove(&h.name) {
+                    Some(fs) => SimHost::with_fs(h.name.clone(), stats.clone(), fs),
+                    None => SimHost::new(h.name.clone(), stats.clone()),
+                };
+                (h.name.clone(), Arc::new(host))
+            })
             .collect();
         Self { hosts, stats }
+    }
+
+    fn save(&self, path: &Path) -> Result<(), String> {
+        let saved: Saved = self.hosts.iter().map(|(name, h)| (name.clone(), h.snapshot())).collect();
+        let text = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn targets(&self) -> HashMap<String, Arc<dyn Target>> {
@@ -172,13 +188,28 @@ impl Fleet {
 /// Runs W1 `runs` times against `hosts` simulated hosts, in `dir` (the inventory, the
 /// journals in `dir/.engine/runs`, and the console's output `dir/run-N.out`), the way
 /// `engine run w1.rhai -i INVENTORY --forks max(64, 4 H)` runs it. Checks each run's counts.
-fn simulate(dir: &Path, hosts: usize, runs: usize, reporter: Reporter) -> Result<Vec<Figures>, String> {
+/// With `state`, the hosts' filesystems are read from that file when it exists (their runs
+/// then count from 2: W1 was run before) and written to it at the end, so that each run can
+/// be a process of its own, as `engine run` is; neither is measured.
+fn simulate(
+    dir: &Path,
+    hosts: usize,
+    runs: usize,
+    reporter: Reporter,
+    state: Option<&Path>,
+) -> Result<Vec<Figures>, String> {
     let inventory_path = write_inventory(dir, hosts)?;
     let playbook = w1_playbook();
     let runs_dir = dir.join(journal::RUNS_DIR);
     let mut fleet: Option<Fleet> = None;
+    let mut saved: Option<Saved> = None;
+    if let Some(path) = state.filter(|p| p.exists()) {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        saved = Some(serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    let first = if saved.is_some() { 2 } else { 1 };
     let mut figures = Vec::new();
-    for run in 1..=runs {
+    for run in first..first + runs {
         let started = Instant::now();
         let cpu0 = process_cpu_s()?;
         let (host0, nanos0, unknown0) = fleet.as_ref().map_or((0, 0, 0), |f| {
@@ -217,7 +248,7 @@ fn simulate(dir: &Path, hosts: usize, runs: usize, reporter: Reporter) -> Result
             }
             Reporter::Json => subscribers.push(Box::new(JsonLines::new(out))),
         }
-        let fleet = fleet.get_or_insert_with(|| Fleet::new(&inventory));
+        let fleet = fleet.get_or_insert_with(|| Fleet::new(&inventory, saved.take().unwrap_or_default()));
         let load_s = started.elapsed().as_secs_f64();
         let load_cpu_s = process_cpu_s()? - cpu0;
         let load_peak_rss_mib = peak_rss_mib()?;
@@ -310,15 +341,28 @@ fn simulate(dir: &Path, hosts: usize, runs: usize, reporter: Reporter) -> Result
         }
         figures.push(f);
     }
+    if let (Some(path), Some(fleet)) = (state, &fleet) {
+        fleet.save(path)?;
+    }
     Ok(figures)
 }
 
-/// `--hosts N [--runs R] [--json] [--dir DIR]`.
-fn parse_args(args: &[String]) -> Result<(usize, usize, Reporter, Option<PathBuf>), String> {
+/// What the command line asks for.
+struct Args {
+    hosts: usize,
+    runs: usize,
+    reporter: Reporter,
+    dir: Option<PathBuf>,
+    state: Option<PathBuf>,
+}
+
+/// `--hosts N [--runs R] [--json] [--dir DIR] [--state FILE]`.
+fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut hosts = None;
     let mut runs = 2;
     let mut reporter = Reporter::Console;
     let mut dir = None;
+    let mut state = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -326,6 +370,7 @@ fn parse_args(args: &[String]) -> Result<(usize, usize, Reporter, Option<PathBuf
             "--hosts" => hosts = Some(value("--hosts")?.parse().map_err(|_| "--hosts: not a number")?),
             "--runs" => runs = value("--runs")?.parse().map_err(|_| "--runs: not a number")?,
             "--dir" => dir = Some(PathBuf::from(value("--dir")?)),
+            "--state" => state = Some(PathBuf::from(value("--state")?)),
             "--json" => reporter = Reporter::Json,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -334,18 +379,18 @@ fn parse_args(args: &[String]) -> Result<(usize, usize, Reporter, Option<PathBuf
     if !(1..=10).contains(&runs) {
         return Err("--runs is 1 to 10".into());
     }
-    Ok((hosts, runs, reporter, dir))
+    Ok(Args { hosts, runs, reporter, dir, state })
 }
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse_args(&args).and_then(|(hosts, runs, reporter, dir)| {
+    let result = parse_args(&args).and_then(|Args { hosts, runs, reporter, dir, state }| {
         let dir = match dir {
             Some(dir) => dir,
             None => std::env::temp_dir().join(format!("engine-simbench-{}", std::process::id())),
         };
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        simulate(&dir, hosts, runs, reporter)
+        simulate(&dir, hosts, runs, reporter, state.as_deref())
     });
     match result {
         Ok(figures) => {
@@ -381,7 +426,7 @@ mod tests {
     fn w1_on_twenty_simulated_hosts_changes_then_converges() {
         for reporter in [Reporter::Console, Reporter::Json] {
             let dir = scratch(&format!("{reporter:?}"));
-            let figures = simulate(&dir, 20, 2, reporter).unwrap();
+            let figures = simulate(&dir, 20, 2, reporter, None).unwrap();
             assert_eq!(figures.len(), 2);
             let (first, second) = (&figures[0], &figures[1]);
             assert_eq!((first.host_tasks, first.changed, first.ok, first.failed), (420, 420, 0, 0));
@@ -399,6 +444,18 @@ mod tests {
             }
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// `--state`: the second run, in a process of its own, finds what the first one wrote.
+    #[test]
+    fn the_hosts_state_carries_over_to_a_later_process() {
+        let dir = scratch("state");
+        let state = dir.join("state.json");
+        let first = simulate(&dir, 3, 1, Reporter::Console, Some(&state)).unwrap();
+        assert_eq!((first[0].run, first[0].changed), (1, 63));
+        let second = simulate(&dir, 3, 1, Reporter::Console, Some(&state)).unwrap();
+        assert_eq!((second[0].run, second[0].changed, second[0].ok), (2, 15, 48));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A command the simulated host does not know is an error, never a silent success.
