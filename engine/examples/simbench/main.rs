@@ -12,7 +12,7 @@
 //! (`VmHWM`), and the time spent inside the simulated hosts.
 //!
 //! ```text
-//! simbench --hosts N [--runs 2] [--json] [--dir DIR]
+//! simbench --hosts N [--runs 2] [--json] [--dir DIR] [--state FILE] [--forks N]
 //! ```
 //! prints one JSON line per run on stdout, and exits non-zero when a run was not what W1
 //! expects (first run: every task changed; later runs: only the 5 commands per host changed)
@@ -190,13 +190,15 @@ impl Fleet {
 /// `engine run w1.rhai -i INVENTORY --forks max(64, 4 H)` runs it. Checks each run's counts.
 /// With `state`, the hosts' filesystems are read from that file when it exists (their runs
 /// then count from 2: W1 was run before) and written to it at the end, so that each run can
-/// be a process of its own, as `engine run` is; neither is measured.
+/// be a process of its own, as `engine run` is; neither is measured. `forks`: tasks in flight
+/// at once (default: max(64, 4 H), as the lab benchmark gives `engine run`).
 fn simulate(
     dir: &Path,
     hosts: usize,
     runs: usize,
     reporter: Reporter,
     state: Option<&Path>,
+    forks: Option<usize>,
 ) -> Result<Vec<Figures>, String> {
     let inventory_path = write_inventory(dir, hosts)?;
     let playbook = w1_playbook();
@@ -263,7 +265,7 @@ fn simulate(
         let run_options = RunOptions {
             check: false,
             diff: false,
-            walker: Walker { forks: (4 * hosts).max(64), per_host: 4, fail_fast: false },
+            walker: Walker { forks: forks.unwrap_or((4 * hosts).max(64)), per_host: 4, fail_fast: false },
             carried: None,
             journal: Some(journal_path),
             capture_output: false,
@@ -354,15 +356,17 @@ struct Args {
     reporter: Reporter,
     dir: Option<PathBuf>,
     state: Option<PathBuf>,
+    forks: Option<usize>,
 }
 
-/// `--hosts N [--runs R] [--json] [--dir DIR] [--state FILE]`.
+/// `--hosts N [--runs R] [--json] [--dir DIR] [--state FILE] [--forks N]`.
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut hosts = None;
     let mut runs = 2;
     let mut reporter = Reporter::Console;
     let mut dir = None;
     let mut state = None;
+    let mut forks = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -371,6 +375,15 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--runs" => runs = value("--runs")?.parse().map_err(|_| "--runs: not a number")?,
             "--dir" => dir = Some(PathBuf::from(value("--dir")?)),
             "--state" => state = Some(PathBuf::from(value("--state")?)),
+            "--forks" => {
+                forks = Some(
+                    value("--forks")?
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or("--forks: not a positive number")?,
+                )
+            }
             "--json" => reporter = Reporter::Json,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -379,18 +392,18 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     if !(1..=10).contains(&runs) {
         return Err("--runs is 1 to 10".into());
     }
-    Ok(Args { hosts, runs, reporter, dir, state })
+    Ok(Args { hosts, runs, reporter, dir, state, forks })
 }
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse_args(&args).and_then(|Args { hosts, runs, reporter, dir, state }| {
+    let result = parse_args(&args).and_then(|Args { hosts, runs, reporter, dir, state, forks }| {
         let dir = match dir {
             Some(dir) => dir,
             None => std::env::temp_dir().join(format!("engine-simbench-{}", std::process::id())),
         };
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        simulate(&dir, hosts, runs, reporter, state.as_deref())
+        simulate(&dir, hosts, runs, reporter, state.as_deref(), forks)
     });
     match result {
         Ok(figures) => {
@@ -426,7 +439,7 @@ mod tests {
     fn w1_on_twenty_simulated_hosts_changes_then_converges() {
         for reporter in [Reporter::Console, Reporter::Json] {
             let dir = scratch(&format!("{reporter:?}"));
-            let figures = simulate(&dir, 20, 2, reporter, None).unwrap();
+            let figures = simulate(&dir, 20, 2, reporter, None, None).unwrap();
             assert_eq!(figures.len(), 2);
             let (first, second) = (&figures[0], &figures[1]);
             assert_eq!((first.host_tasks, first.changed, first.ok, first.failed), (420, 420, 0, 0));
@@ -451,9 +464,9 @@ mod tests {
     fn the_hosts_state_carries_over_to_a_later_process() {
         let dir = scratch("state");
         let state = dir.join("state.json");
-        let first = simulate(&dir, 3, 1, Reporter::Console, Some(&state)).unwrap();
+        let first = simulate(&dir, 3, 1, Reporter::Console, Some(&state), None).unwrap();
         assert_eq!((first[0].run, first[0].changed), (1, 63));
-        let second = simulate(&dir, 3, 1, Reporter::Console, Some(&state)).unwrap();
+        let second = simulate(&dir, 3, 1, Reporter::Console, Some(&state), None).unwrap();
         assert_eq!((second[0].run, second[0].changed, second[0].ok), (2, 15, 48));
         std::fs::remove_dir_all(&dir).unwrap();
     }

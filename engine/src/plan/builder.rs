@@ -263,8 +263,9 @@ impl PlanBuilder {
         }
 
         let mut graph: DiGraph<Task, Edge> = DiGraph::with_capacity(self.tasks.len(), self.edges.len());
-        for task in &self.tasks {
-            graph.add_node(task.clone());
+        // Moved, not cloned: a plan of 210,000 tasks held twice at its peak otherwise.
+        for task in std::mem::take(&mut self.tasks) {
+            graph.add_node(task);
         }
         let mut unique = BTreeSet::new();
         for (from, to, kind) in &self.edges {
