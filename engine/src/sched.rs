@@ -171,12 +171,25 @@ impl Walker {
         let mut ids: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut next_host = 0usize;
         let mut aborted = false;
+        // Every host that has a ready node and room for it is in here (others may be too, and
+        // leave when visited): a start looks at these hosts only, never at the whole fleet, so
+        // a walk costs no more per node at 10,000 hosts than at 10.
+        let mut startable: BTreeSet<usize> = BTreeSet::new();
 
         loop {
+            startable.extend(progress.touched.drain(..));
             if !cancel.is_cancelled() && !aborted {
-                // Round-robin over hosts so one host's long queue cannot starve the others.
-                for offset in 0..dag.hosts {
-                    let h = (next_host + offset) % dag.hosts;
+                // Round-robin over hosts so one host's long queue cannot starve the others:
+                // from `next_host` up, then from the first host, each startable host once.
+                let mut cursor = next_host;
+                let mut visits = startable.len();
+                while in_flight < forks && visits > 0 {
+                    visits -= 1;
+                    let Some(h) =
+                        startable.range(cursor..).next().or_else(|| startable.iter().next()).copied()
+                    else {
+                        break;
+                    };
                     while in_flight < forks && host_in_flight[h] < per_host {
                         let Some(node) = progress.ready[h].pop_front() else {
                             break;
@@ -188,6 +201,10 @@ impl Walker {
                         let handle = running.spawn(run(NodeId(node)));
                         ids.insert(handle.id(), node);
                     }
+                    if progress.ready[h].is_empty() || host_in_flight[h] >= per_host {
+                        startable.remove(&h);
+                    }
+                    cursor = h + 1;
                 }
                 next_host = if dag.hosts == 0 { 0 } else { (next_host + 1) % dag.hosts };
             }
@@ -212,6 +229,7 @@ impl Walker {
                         progress.state[node] = State::Done;
                         in_flight -= 1;
                         host_in_flight[dag.host[node]] -= 1;
+                        startable.insert(dag.host[node]);
                         on_event(WalkEvent::Aborted(NodeId(node)));
                     }
                     continue;
@@ -225,6 +243,7 @@ impl Walker {
             progress.state[node] = State::Done;
             in_flight -= 1;
             host_in_flight[dag.host[node]] -= 1;
+            startable.insert(dag.host[node]);
             on_event(WalkEvent::Finished(NodeId(node), outcome));
             match outcome {
                 NodeOutcome::Succeeded => progress.succeeded(node, &mut on_event),
@@ -252,6 +271,8 @@ struct Progress<'d> {
     waiting_on: Vec<usize>,
     /// Per host: its ready nodes, in the order they became ready.
     ready: Vec<VecDeque<usize>>,
+    /// Hosts that got a ready node since the walker last looked.
+    touched: Vec<usize>,
     /// Per gate: its members that have not ended yet.
     unsettled: Vec<usize>,
     /// Per gate: the hosts of its members that failed or were skipped because of a failure.
@@ -268,6 +289,7 @@ impl<'d> Progress<'d> {
             state: vec![State::Waiting; n],
             waiting_on: dag.dependencies.clone(),
             ready: vec![VecDeque::new(); dag.hosts],
+            touched: Vec::new(),
             unsettled: dag.gates.iter().map(|g| g.members.len()).collect(),
             failed_hosts: vec![BTreeSet::new(); dag.gates.len()],
             halted_by: vec![None; dag.gates.len()],
@@ -282,6 +304,7 @@ impl<'d> Progress<'d> {
             if progress.waiting_on[node] == 0 {
                 progress.state[node] = State::Ready;
                 progress.ready[dag.host[node]].push_back(node);
+                progress.touched.push(dag.host[node]);
             }
         }
         progress
@@ -293,6 +316,7 @@ impl<'d> Progress<'d> {
         if self.waiting_on[node] == 0 && self.state[node] == State::Waiting {
             self.state[node] = State::Ready;
             self.ready[self.dag.host[node]].push_back(node);
+            self.touched.push(self.dag.host[node]);
         }
     }
 

@@ -246,16 +246,16 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> bool {
     false
 }
 
-struct Timed {
-    wall_s: f64,
-    success: bool,
-    busy_s: f64,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Timed {
+    pub(crate) wall_s: f64,
+    pub(crate) success: bool,
+    pub(crate) busy_s: f64,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `c` with stdout and stderr to log files, timing it.
-fn timed(c: &mut Command, log: &Path) -> Result<Timed> {
+pub(crate) fn timed(c: &mut Command, log: &Path) -> Result<Timed> {
     let out_path = log.with_extension("out");
     let err_path = log.with_extension("err");
     c.stdin(Stdio::null()).stdout(File::create(&out_path)?).stderr(File::create(&err_path)?);
@@ -406,7 +406,7 @@ fn floor_run(paths: &Paths, env: &Env, hosts: &[HostState]) -> (f64, bool, f64) 
 }
 
 /// `%e %U %S %M` from /usr/bin/time: (cpu seconds, peak RSS MB).
-fn parse_time(text: &str) -> Option<(f64, f64)> {
+pub(crate) fn parse_time(text: &str) -> Option<(f64, f64)> {
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let f: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     (f.len() == 4).then(|| (f[1] + f[2], f[3] / 1024.0))

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{bench, demo, deps, fuzz, lab, selftest, testcmd};
+use crate::{bench, demo, deps, fuzz, lab, selftest, simbench, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -38,6 +38,10 @@ enum Top {
         /// Skip W2 (playbooks/ha.rhai on the ha lab).
         #[arg(long)]
         no_w2: bool,
+        /// Instead of the lab: W1 against this many simulated in-memory hosts per size (the
+        /// controller alone; no lab, no root), e.g. `--simulated 1000,10000`.
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["hosts", "tools", "reps", "no_w2"])]
+        simulated: Vec<usize>,
     },
     /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
     Graphs,
@@ -123,7 +127,14 @@ pub(crate) fn run() -> Result<ExitCode> {
         Top::Fuzz { secs, target, sanitizer } => {
             return fuzz::run(&paths, &fuzz::Options { secs: secs.max(1), which: target, sanitizer });
         }
-        Top::Bench { hosts, tools, reps, no_w2 } => {
+        Top::Bench { simulated, .. } if !simulated.is_empty() => {
+            let line: Vec<String> = std::env::args().skip(1).collect();
+            if let Some(bad) = simulated.iter().find(|&&h| !(1..=100_000).contains(&h)) {
+                anyhow::bail!("--simulated: {bad} hosts is not 1 to 100000");
+            }
+            simbench::run(&paths, &simulated, &format!("cargo xtask {}", line.join(" ")))?;
+        }
+        Top::Bench { hosts, tools, reps, no_w2, .. } => {
             let line: Vec<String> = std::env::args().skip(1).collect();
             let opts = bench::Options { hosts, tools, reps: reps.clamp(1, 50), w2: !no_w2 };
             bench::run(&paths, &opts, &format!("cargo xtask {}", line.join(" ")))?;

@@ -35,6 +35,7 @@ mod paths;
 mod procs;
 mod selftest;
 mod signkey;
+mod simbench;
 mod ssh;
 mod standins;
 mod testcmd;

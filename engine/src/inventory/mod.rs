@@ -22,7 +22,7 @@ mod script;
 mod show;
 mod vars_files;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use connection::{Connection, READ_KEYS, Transport, UnusedKey};
@@ -57,6 +57,8 @@ pub struct Inventory {
     pub path: PathBuf,
     /// Hosts in the order they first appear in the file.
     hosts: Vec<InventoryHost>,
+    /// Host name -> its place in `hosts`: a plan looks its hosts up once per task.
+    index: HashMap<String, usize>,
     /// Group name -> member host names, in file order (children's members included).
     groups: BTreeMap<String, Vec<String>>,
     /// Group name -> (its direct hosts, its child groups), for `engine inventory`.
@@ -147,7 +149,11 @@ impl Inventory {
         }
         let unused_keys =
             unused.into_iter().map(|(key, hosts)| UnusedKey { key: key.to_owned(), hosts }).collect();
-        Ok(Self { path, hosts, groups, tree, unused_keys })
+        let mut index = HashMap::with_capacity(hosts.len());
+        for (i, h) in hosts.iter().enumerate() {
+            index.entry(h.name.clone()).or_insert(i);
+        }
+        Ok(Self { path, hosts, index, groups, tree, unused_keys })
     }
 
     /// The `ansible_*` variables engine does not read, each once with the number of hosts that
@@ -163,7 +169,7 @@ impl Inventory {
 
     /// A host by name.
     pub fn host(&self, name: &str) -> Option<&InventoryHost> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.index.get(name).map(|&i| &self.hosts[i])
     }
 
     /// The members of a group, in file order.

@@ -263,8 +263,9 @@ impl PlanBuilder {
         }
 
         let mut graph: DiGraph<Task, Edge> = DiGraph::with_capacity(self.tasks.len(), self.edges.len());
-        for task in &self.tasks {
-            graph.add_node(task.clone());
+        // Moved, not cloned: a plan of 210,000 tasks held twice at its peak otherwise.
+        for task in std::mem::take(&mut self.tasks) {
+            graph.add_node(task);
         }
         let mut unique = BTreeSet::new();
         for (from, to, kind) in &self.edges {
@@ -299,7 +300,7 @@ impl PlanBuilder {
             super::error::dedup(&mut self.errors);
             return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
-        Ok(Plan::new(self.playbook, graph, inventory.clone(), self.serials.into()))
+        Ok(Plan::new(self.playbook, graph, Arc::new(inventory.clone()), self.serials.into()))
     }
 }
 
@@ -468,7 +469,7 @@ mod tests {
     }
 
     fn before(plan: &Plan, a: NodeIndex, b: NodeIndex) -> bool {
-        has_path_connecting(&plan.graph, a, b, None)
+        has_path_connecting(&*plan.graph, a, b, None)
     }
 
     fn serial_edges_of(plan: &Plan) -> Vec<(String, String)> {

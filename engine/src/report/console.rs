@@ -21,6 +21,9 @@ pub struct Console {
     recap: Recap,
     verbose: bool,
     diff: bool,
+    /// Bars are drawn (a terminal). Without, none is made: a host's spinner ticks on its own
+    /// thread, one per host, which at thousands of hosts cost more than the run itself.
+    progress: bool,
     /// Where lines and the recap go: stdout, unless a test gives its own.
     out: Output,
 }
@@ -63,6 +66,7 @@ impl Console {
             recap: Recap::default(),
             verbose,
             diff,
+            progress,
             out: Output(Box::new(std::io::stdout())),
         }
     }
@@ -95,6 +99,9 @@ impl Subscriber for Console {
                 for serial in rolling {
                     self.line(&format!("  {serial}"));
                 }
+                if !self.progress {
+                    return;
+                }
                 let bar = self.multi.add(ProgressBar::new(*tasks as u64));
                 bar.set_style(
                     ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} tasks  {msg}")
@@ -105,6 +112,9 @@ impl Subscriber for Console {
             }
             Event::TaskStarted { id, host, task, .. } => {
                 self.running.insert(*id);
+                if !self.progress {
+                    return;
+                }
                 let bar = self.hosts.entry(host.clone()).or_insert_with(|| {
                     let bar = self.multi.add(ProgressBar::new_spinner());
                     bar.set_style(

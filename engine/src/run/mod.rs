@@ -103,6 +103,9 @@ struct Shared {
     options: RunOptions,
     slots: HashMap<String, Slot>,
     events: EventSink,
+    /// Each host's tasks, in plan order: a host's first task looks up its own tasks' paths
+    /// here, rather than going through the whole plan once per host (quadratic in the fleet).
+    nodes_by_host: HashMap<String, Vec<NodeId>>,
     /// Outputs of finished tasks, by task id (not node: ids survive selection); written once
     /// per task, read by its dependents. Only the keys in `read` are kept: a command's
     /// `stdout` that no task reads is dropped as soon as its task has finished.
@@ -164,6 +167,7 @@ pub async fn run(
         plan: plan.clone(),
         options,
         slots,
+        nodes_by_host: nodes_by_host(plan),
         events: events.clone(),
         outputs: Mutex::new(HashMap::new()),
         read: outputs_read(plan),
@@ -619,7 +623,7 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), TaskErr
                         host: host.to_owned(),
                         elapsed_ms: started.elapsed().as_millis() as u64,
                     });
-                    slot.target.prefetch(probes(&shared.plan, host)).await;
+                    slot.target.prefetch(probes(shared, host)).await;
                     Ok(())
                 }
                 Err(e) => {
@@ -638,14 +642,24 @@ async fn connect(shared: &Shared, host: &str, slot: &Slot) -> Result<(), TaskErr
 /// The paths each task of `host` (by node) will stat while planning, for the stat cache.
 /// Tasks whose arguments wait on other tasks' outputs or facts are left out: their paths are
 /// not known yet.
-fn probes(plan: &Plan, host: &str) -> HashMap<NodeId, Vec<String>> {
-    plan.tasks()
-        .filter(|(_, task)| task.host == host)
-        .filter_map(|(node, task)| {
-            let module = task.parsed.as_ref()?;
+fn probes(shared: &Shared, host: &str) -> HashMap<NodeId, Vec<String>> {
+    let nodes = shared.nodes_by_host.get(host).map_or(&[][..], Vec::as_slice);
+    nodes
+        .iter()
+        .filter_map(|&node| {
+            let module = shared.plan.task(node).parsed.as_ref()?;
             Some((node, module.probes())).filter(|(_, paths)| !paths.is_empty())
         })
         .collect()
+}
+
+/// The nodes of each host's tasks, in plan order.
+fn nodes_by_host(plan: &Plan) -> HashMap<String, Vec<NodeId>> {
+    let mut by_host: HashMap<String, Vec<NodeId>> = HashMap::new();
+    for (node, task) in plan.tasks() {
+        by_host.entry(task.host.clone()).or_default().push(node);
+    }
+    by_host
 }
 
 #[cfg(test)]
