@@ -237,6 +237,19 @@ impl Session {
         }
     }
 
+    /// Readies an idle session for its next request: what came since the last reply ended is
+    /// no command's, so what is queued is read (without waiting) and dropped. `Err`: the
+    /// session ended while it was idle.
+    async fn settle(&mut self) -> Result<(), Lost> {
+        self.partial = None;
+        while let Ok(received) = tokio::time::timeout(Duration::ZERO, self.receive()).await {
+            received?;
+        }
+        self.buf.clear();
+        self.ebuf.clear();
+        Ok(())
+    }
+
     /// Sends `exec`; returns the id of its request. `limit`: bytes kept per stream.
     async fn send(&mut self, exec: &Exec, limit: u64) -> Result<u64, Lost> {
         let id = self.next_id;
@@ -247,14 +260,6 @@ impl Session {
         bytes.reserve(command.len() + stdin.len());
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
-        // What came since the last reply ended is no command's: read what is queued (without
-        // waiting) and drop it.
-        self.partial = None;
-        while let Ok(received) = tokio::time::timeout(Duration::ZERO, self.receive()).await {
-            received?;
-        }
-        self.buf.clear();
-        self.ebuf.clear();
         let Some(tx) = self.tx.as_ref() else {
             return Err(Lost("the session is closing".to_owned()));
         };
@@ -396,19 +401,26 @@ pub(crate) async fn exec(
         .acquire_owned()
         .await
         .map_err(|_| HostError::Transport("connection is shutting down".to_owned()))?;
-    let mut session = match pool.take_idle() {
-        Some(session) => session,
-        None => {
-            let channel = connection.channel_slot().await?;
-            Session::open(connection, channel).await.map_err(|why| {
-                if connection.is_closed() {
-                    HostError::Unreachable(format!(
-                        "the connection was lost while starting a session ({why})"
-                    ))
-                } else {
-                    HostError::Transport(format!("starting a session failed: {why}"))
-                }
-            })?
+    // An idle session that ended meanwhile (its shell killed on the host) is dropped, and the
+    // next one tried, or a new one opened: the command has not been sent yet.
+    let mut session = loop {
+        match pool.take_idle() {
+            Some(mut session) => match session.settle().await {
+                Ok(()) => break session,
+                Err(Lost(why)) => tracing::debug!(%why, "an idle session ended; trying another"),
+            },
+            None => {
+                let channel = connection.channel_slot().await?;
+                break Session::open(connection, channel).await.map_err(|why| {
+                    if connection.is_closed() {
+                        HostError::Unreachable(format!(
+                            "the connection was lost while starting a session ({why})"
+                        ))
+                    } else {
+                        HostError::Transport(format!("starting a session failed: {why}"))
+                    }
+                })?;
+            }
         }
     };
     let limit = connection.max_output();

@@ -770,7 +770,8 @@ async fn session_under_become_runs_sudo_once() -> TestResult {
 }
 
 /// The session's shell killed while a command runs: that command is reported as lost with
-/// the connection, and the next command runs in a new session.
+/// the connection, and the next command runs in a new session; killed while idle, the next
+/// command runs in a new session too.
 #[tokio::test]
 #[ignore = "needs a live sshd: set ENGINE_SSH_TEST_ADDR"]
 async fn session_killed_mid_request_is_lost_and_the_next_works() -> TestResult {
@@ -783,6 +784,12 @@ async fn session_killed_mid_request_is_lost_and_the_next_works() -> TestResult {
     );
     let after = host.exec(Exec::new(SESSION_PID)).await?.stdout_text();
     assert!(!after.is_empty() && after != before, "a new session: {before} then {after}");
+    // Killed while idle (from another connection): the next command finds out before it is
+    // sent, and runs in a new session rather than failing.
+    live_host().exec(Exec::new(format!("kill -s KILL {after}"))).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = host.exec(Exec::new(SESSION_PID)).await?.stdout_text();
+    assert!(!third.is_empty() && third != after, "a new session: {after} then {third}");
     Ok(())
 }
 
