@@ -111,8 +111,9 @@ struct Partial {
 
 /// What [`Session::reply`] got.
 enum Reply {
-    /// The command ended: its status and output.
-    Done { status: u32, stdout: Vec<u8>, stderr: Vec<u8> },
+    /// The command ended: its status and output, and the stream it printed more than the
+    /// limit on, if any (that stream's output is cut at the limit).
+    Done { status: u32, stdout: Vec<u8>, stderr: Vec<u8>, over: Option<Stream> },
     /// The command printed more than the limit on this stream and still runs: stop it, then
     /// read on to its end.
     Over(Stream),
@@ -283,51 +284,67 @@ impl Session {
     async fn reply(&mut self, id: u64) -> Result<Reply, Lost> {
         loop {
             let Self { buf, ebuf, partial, running, marker, .. } = self;
-            let Some(p) = partial.as_mut().filter(|p| p.id == id) else {
-                return Err(Lost(format!("request {id} is not the one in flight")));
-            };
-            if running.is_none() {
-                marker.skip_to_started(buf, id);
-            }
-            if running.is_none()
-                && let Some((pgid, n)) = marker.parse_started(buf, id)?
-            {
-                *running = Some(pgid);
-                buf.drain(..n);
-            }
-            if running.is_some() {
-                p.stdout.take(buf);
-                if p.stdout.done
-                    && p.status.is_none()
-                    && let Some((status, n)) = Marker::parse_status(buf)?
-                {
-                    p.status = Some(status);
-                    buf.drain(..n);
-                }
-            }
-            p.stderr.take(ebuf);
-            if let (Some(status), true) = (p.status, p.stderr.done) {
-                let p = partial.take().ok_or_else(|| Lost("the request vanished".to_owned()))?;
-                *running = None;
-                return Ok(Reply::Done { status, stdout: p.stdout.kept, stderr: p.stderr.kept });
-            }
-            let over = if p.stdout.over {
-                Some(Stream::Stdout)
-            } else if p.stderr.over {
-                Some(Stream::Stderr)
-            } else {
-                None
-            };
-            if let Some(stream) = over
-                && !p.over_told
-                && p.status.is_none()
-            {
-                p.over_told = true;
-                return Ok(Reply::Over(stream));
+            if let Some(reply) = advance(marker, buf, ebuf, partial, running, id)? {
+                return Ok(reply);
             }
             self.receive().await?;
         }
     }
+}
+
+/// Takes what it can of request `id`'s reply from what has arrived (`buf`: stdout, `ebuf`:
+/// stderr) into `partial`, noting the command's process group in `running`. `Some`: the reply
+/// is complete ([`Reply::Done`]: `partial` and `running` are cleared), or the command has just
+/// printed past the limit ([`Reply::Over`], told once). `None`: more must arrive.
+fn advance(
+    marker: &Marker,
+    buf: &mut Vec<u8>,
+    ebuf: &mut Vec<u8>,
+    partial: &mut Option<Partial>,
+    running: &mut Option<u32>,
+    id: u64,
+) -> Result<Option<Reply>, Lost> {
+    let Some(p) = partial.as_mut().filter(|p| p.id == id) else {
+        return Err(Lost(format!("request {id} is not the one in flight")));
+    };
+    if running.is_none() {
+        marker.skip_to_started(buf, id);
+        if let Some((pgid, n)) = marker.parse_started(buf, id)? {
+            *running = Some(pgid);
+            buf.drain(..n);
+        }
+    }
+    if running.is_some() {
+        p.stdout.take(buf);
+        if p.stdout.done
+            && p.status.is_none()
+            && let Some((status, n)) = Marker::parse_status(buf)?
+        {
+            p.status = Some(status);
+            buf.drain(..n);
+        }
+    }
+    p.stderr.take(ebuf);
+    let over = if p.stdout.over {
+        Some(Stream::Stdout)
+    } else if p.stderr.over {
+        Some(Stream::Stderr)
+    } else {
+        None
+    };
+    if let (Some(status), true) = (p.status, p.stderr.done) {
+        let p = partial.take().ok_or_else(|| Lost("the request vanished".to_owned()))?;
+        *running = None;
+        return Ok(Some(Reply::Done { status, stdout: p.stdout.kept, stderr: p.stderr.kept, over }));
+    }
+    if let Some(stream) = over
+        && !p.over_told
+        && p.status.is_none()
+    {
+        p.over_told = true;
+        return Ok(Some(Reply::Over(stream)));
+    }
+    Ok(None)
 }
 
 /// A session with a request in flight. Dropped before [`InFlight::finish`] (the caller gave
@@ -457,15 +474,20 @@ pub(crate) async fn exec(
             _ => read.await,
         };
         match replied {
-            Ok(Ok(Reply::Done { status, stdout, stderr })) => {
+            Ok(Ok(Reply::Done { status, stdout, stderr, over })) => {
                 if let Some(session) = flight.finish() {
                     pool.put_back(session);
                 }
+                let command = || super::shown::without_env_values(&exec.command).into_owned();
                 let Some((stream, kill)) = too_much else {
+                    // Past the limit, but ended before the controller saw it (all of it came
+                    // at once): nothing to stop, and the output is cut, so it is no result.
+                    if let Some(stream) = over {
+                        return Err(HostError::OutputLimit { command: command(), stream, limit });
+                    }
                     return Ok(ExecOutput { status: Some(status), stdout, stderr });
                 };
-                let command = super::shown::without_env_values(&exec.command).into_owned();
-                let cause = HostError::OutputLimit { command, stream, limit };
+                let cause = HostError::OutputLimit { command: command(), stream, limit };
                 // The command ended: the kill has either worked or found nothing left.
                 if !kill_done && let Ok(Ok(Err(reason))) = tokio::time::timeout(REPLY_GRACE, kill).await {
                     return Err(HostError::NotStopped { cause: Box::new(cause), reason });
@@ -543,6 +565,43 @@ async fn timed_out(mut flight: InFlight, id: u64, timeout: Duration) -> (HostErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partial(marker: &Marker, id: u64, limit: u64) -> Option<Partial> {
+        Some(Partial {
+            id,
+            stdout: Output::new(marker.end_of_stdout(id), limit),
+            stderr: Output::new(marker.end_of_stderr(id), limit),
+            status: None,
+            over_told: false,
+        })
+    }
+
+    /// A reply that comes whole, in one read: its output past the limit is still reported.
+    #[test]
+    fn output_past_the_limit_is_reported_even_when_the_end_came_with_it() {
+        let marker = Marker::new().unwrap();
+        // The marker's text, from its ready line.
+        let ready = String::from_utf8(marker.ready()).unwrap();
+        let m = ready.trim_end().trim_end_matches(" ready");
+        let mut buf = format!("{m} started 3 99\n{}{m} end 3 0\n", "x".repeat(50)).into_bytes();
+        let mut ebuf = format!("err{m} end 3\n").into_bytes();
+        let (mut p, mut running) = (partial(&marker, 3, 10), None);
+        let reply = advance(&marker, &mut buf, &mut ebuf, &mut p, &mut running, 3).ok().flatten();
+        let Some(Reply::Done { status, stdout, stderr, over }) = reply else { panic!("not done") };
+        assert_eq!((status, stdout.len(), stderr, over), (0, 10, b"err".to_vec(), Some(Stream::Stdout)));
+        assert!(p.is_none() && running.is_none() && buf.is_empty() && ebuf.is_empty());
+        // Within the limit: no `over`; piece by piece, `None` until the end.
+        let mut buf = format!("{m} started 4 99\nok").into_bytes();
+        let mut ebuf = Vec::new();
+        let (mut p, mut running) = (partial(&marker, 4, 10), None);
+        assert!(matches!(advance(&marker, &mut buf, &mut ebuf, &mut p, &mut running, 4), Ok(None)));
+        assert_eq!(running, Some(99));
+        buf.extend(format!("{m} end 4 7\n").into_bytes());
+        ebuf.extend(format!("{m} end 4\n").into_bytes());
+        let reply = advance(&marker, &mut buf, &mut ebuf, &mut p, &mut running, 4).ok().flatten();
+        let Some(Reply::Done { status, stdout, over, .. }) = reply else { panic!("not done") };
+        assert_eq!((status, stdout, over), (7, b"ok".to_vec(), None));
+    }
 
     #[test]
     fn the_ready_line_is_found_at_a_line_start_only() {

@@ -686,6 +686,23 @@ async fn session_100_mib_of_output_and_the_limit() -> TestResult {
     let out = host.exec(Exec::new("head -c 2097152 /dev/zero >&2")).await;
     assert!(matches!(out, Err(HostError::OutputLimit { stream: contract::Stream::Stderr, .. })), "{out:?}");
     gone(&live_host(), "tail -c [+]1 /dev/zero").await?;
+    // Past a small limit, the whole output and the end of the command come at once: still
+    // refused, never a cut output taken for the result.
+    let mut config = session_config();
+    config.max_output = 1000;
+    let small = SshHost::new("live".into(), config);
+    for (command, stream) in [
+        ("head -c 5000 /dev/zero", contract::Stream::Stdout),
+        ("head -c 5000 /dev/zero >&2", contract::Stream::Stderr),
+    ] {
+        let out = small.exec(Exec::new(command)).await;
+        assert_eq!(out, Err(HostError::OutputLimit { command: command.into(), stream, limit: 1000 }));
+    }
+    assert_eq!(
+        small.exec(Exec::new("head -c 1000 /dev/zero")).await?.stdout.len(),
+        1000,
+        "the limit itself is fine"
+    );
     assert_eq!(host.exec(Exec::new("echo ok")).await?.stdout_text(), "ok");
     Ok(())
 }
