@@ -472,8 +472,8 @@ fn ha_full_guide_on_nine_bare_hosts() {
 
 /// (c) Option 2 on 6 bare hosts: no `etcd` group, so etcd runs on the three masters, here by
 /// the guide's tarball route; a second run changes nothing. Both runs go over
-/// `--transport session` (one shell loop per host, sudo once), so that the whole guide is
-/// proven over each transport: the other HA tests use the default, `exec`.
+/// `--transport exec` (a channel, an sshd session and sudo per command), so that the whole
+/// guide is proven over each transport: the other HA tests use the default, `session`.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn ha_option_2_etcd_on_the_masters_from_the_tarball() {
@@ -492,7 +492,7 @@ fn ha_option_2_etcd_on_the_masters_from_the_tarball() {
         Test::new()
             .args(["run", "playbooks/ha.rhai", "-i"])
             .arg(inv)
-            .args(["--json", "-e", "etcd_install=tarball", "--transport", "session"])
+            .args(["--json", "-e", "etcd_install=tarball", "--transport", "exec"])
             .run()
             .success()
     };

@@ -122,10 +122,11 @@ fn verbose_logs_show_commands_but_never_env_values() {
     assert!(!out.stderr.contains("eu-plain-4711") && !out.stdout.contains("eu-plain-4711"), "{}", out.stderr);
 }
 
-/// `--transport session`: a playbook (files, a directory, a command) on two hosts, one of them
-/// through become (login `deploy`, sudo to root), changes what it must on the first run and
-/// nothing on the second. Its command task fails unless it runs inside a host session (a
-/// process above it carries the session loop's tag).
+/// The session transport (the default; `--transport session`): a playbook (files, a directory,
+/// commands) on two hosts, one of them through become (login `deploy`, sudo to root), changes
+/// what it must on the first run and nothing on the second. Its first command task fails unless
+/// it runs inside a host session (a process above it carries the session loop's tag); the second
+/// unless its umask is the login's (022), not the loop's own (077).
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn the_session_transport_runs_a_playbook_and_a_rerun_changes_nothing() {
@@ -146,35 +147,37 @@ let dir = param("dir", "/tmp/x");
 for h in hosts() {
     let d = h.file("directory", #{ path: dir, state: "directory", mode: "0755" });
     h.file("greeting", #{ path: `${dir}/greeting`, content: "hello\n", mode: "0640" }).after(d);
+    let u = h.command("umask as at login", #{ cmd: "[ \"$(umask)\" = 0022 ]", read_only: true });
     h.command("in a session", #{
         cmd: "p=$$; while [ \"$p\" -gt 1 ]; do grep -q 'engine-sessio[n]' /proc/$p/cmdline && exit 0; p=$(cut -d' ' -f4 /proc/$p/stat); done; exit 1",
         read_only: true,
-    });
+    }).after(u);
 }
 "#,
     );
-    let run = || {
+    let run = |transport: &[&str]| {
         Test::new()
             .arg("run")
             .arg(&playbook)
             .arg("-i")
             .arg(&inventory)
-            .args(["-e", &format!("dir={dir}"), "--transport", "session", "--json"])
+            .args(["-e", &format!("dir={dir}"), "--json"])
+            .args(transport)
             .run()
             .success()
     };
-    let first = run();
+    let first = run(&[]);
     assert_eq!(first.count("changed"), 4, "{:?}", first.outcomes());
-    assert_eq!(first.count("ok"), 2, "{:?}", first.outcomes());
+    assert_eq!(first.count("ok"), 4, "{:?}", first.outcomes());
     for host in ["etcd0", "etcd1"] {
         assert_eq!(lab.ssh(host, &format!("cat {dir}/greeting")), "hello\n");
         assert_eq!(lab.ssh(host, &format!("stat -c %a:%U {dir}/greeting")).trim(), "640:root");
     }
-    let second = run();
+    let second = run(&["--transport", "session"]);
     assert_eq!(second.count("changed"), 0, "{:?}", second.outcomes());
-    assert_eq!(second.count("ok"), 6, "{:?}", second.outcomes());
+    assert_eq!(second.count("ok"), 8, "{:?}", second.outcomes());
     // The same command task fails on the exec transport: the check above is not vacuous.
-    Test::new()
+    let exec = Test::new()
         .arg("run")
         .arg(&playbook)
         .arg("-i")
@@ -182,6 +185,10 @@ for h in hosts() {
         .args(["-e", &format!("dir={dir}"), "--transport", "exec", "--json"])
         .run()
         .code(2);
+    for host in ["etcd0", "etcd1"] {
+        assert_eq!(exec.task(host, "in a session")["status"], "failed");
+        assert_eq!(exec.task(host, "umask as at login")["status"], "ok");
+    }
     for host in ["etcd0", "etcd1"] {
         lab.ssh(host, &format!("rm -rf {dir}"));
     }

@@ -15,6 +15,9 @@ use crate::stat::FileStat;
 #[derive(Debug, Clone, Default)]
 pub struct Exec {
     /// A POSIX `sh` command line. Every argument in it must come from [`crate::shell::quote`].
+    /// The transport picks the shell that runs it: the login shell (`exec`), or a subshell of
+    /// the host session's loop (`session`), where `$$` is the loop's pid, as in any subshell. A
+    /// command that needs a process of its own (its pid, a signal to itself) runs `sh -c`.
     pub command: String,
     /// Bytes written to the command's stdin, then stdin is closed. File content travels here,
     /// never on the command line.

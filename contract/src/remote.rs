@@ -249,9 +249,17 @@ fn sweep_stale_temps(var: &str) -> String {
 /// sees either the old file or the new one, never a partial one. The temporary file is
 /// renamed only when it holds every byte: if the controller dies or the connection drops
 /// mid-transfer, the copy just sees its input end early, and the byte count it reports stops
-/// the rename. One `dd` copies and fsyncs (`conv=fsync`), and reports the count (in the C
-/// locale, its last line: `N bytes ... copied`, or `1 byte ...`), so a write costs `mktemp`,
-/// `dd`, attributes and `mv`.
+/// the rename.
+///
+/// Processes are what a write costs the host, so it starts two: one `dd` creates the
+/// temporary file, copies, fsyncs (`conv=excl,fsync`) and reports the count (in the C locale,
+/// its last line: `N bytes ... copied`, or `1 byte ...`), and `mv` renames. The temporary
+/// file's name is the path, `.engine-` and six letters or digits the controller draws (as
+/// `mktemp` would); `excl` creates it with `O_CREAT|O_EXCL`, so nothing already there (a
+/// file, or a link planted to redirect the write) is ever opened, or removed. A mode within
+/// `0666` is made by the umask at creation; a mode with execute or special bits (and an owner
+/// or group) is set on the temporary file afterwards, by `chown`/`chmod`, before the rename.
+/// No mode: `0600`.
 ///
 /// A write that is killed (`kill -9` of its process group when a run is aborted or a command
 /// times out, a host that dies) runs no `trap` and leaves its temporary file behind. So each
@@ -262,28 +270,48 @@ fn sweep_stale_temps(var: &str) -> String {
 /// The rename is `mv -T` (GNU coreutils, as on Debian; BusyBox's `mv` lacks it): one
 /// `rename(2)` of the temporary file onto `path` itself. A directory that appeared at `path`
 /// fails the write (plain `mv` would move the file into it), and a symbolic link that appeared
-/// there is replaced, never followed (plain `mv` follows one to a directory). The attributes
-/// are set on the temporary file, which `mktemp` created afresh: no link is followed there either.
+/// there is replaced, never followed (plain `mv` follows one to a directory).
 pub async fn write_atomic(
     host: &dyn Host,
     path: &str,
     content: &[u8],
     attrs: &Attrs,
 ) -> Result<(), ModuleError> {
-    let script = format!(
-        "set -e; p={p}; {sweep}t=$(mktemp -- \"$p{TEMP_SUFFIX}\"); trap 'rm -f -- \"$t\"' EXIT; \
-         r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=fsync 2>&1) || {{ echo \"$r\" >&2; exit 1; }}; \
+    let script = write_script(path, content.len(), attrs)?;
+    run_checked(host, Exec::new(script).stdin(content.to_vec()).effect(Effect::Write(path.to_owned())))
+        .await?;
+    Ok(())
+}
+
+/// The command of [`write_atomic`] for `len` bytes on its stdin.
+fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleError> {
+    let (umask, attrs) = match attrs.mode {
+        Some(mode) if mode & !0o666 == 0 => (0o777 & !mode, Attrs { mode: None, ..attrs.clone() }),
+        Some(_) | None => (0o077, attrs.clone()),
+    };
+    Ok(format!(
+        "set -e; p={p}; {sweep}t=\"$p\"{tag}; umask {umask:04o}; trap 'rm -f -- \"$t\"' EXIT; \
+         r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=excl,fsync 2>&1) || {{ case \"$r\" in *'File exists'*) trap - EXIT;; esac; echo \"$r\" >&2; exit 1; }}; \
          case \"$r\" in *\"\n{len} byte\"*) ;; \
          *) echo \"engine: $p left as it was: not all {len} bytes arrived ($r)\" >&2; exit 1;; esac; \
          {attrs}mv -f -T -- \"$t\" \"$p\"; trap - EXIT",
         p = quote(path),
         sweep = sweep_stale_temps("p"),
-        len = content.len(),
+        tag = quote(&temp_tag()?),
         attrs = attrs.commands("t"),
-    );
-    run_checked(host, Exec::new(script).stdin(content.to_vec()).effect(Effect::Write(path.to_owned())))
-        .await?;
-    Ok(())
+    ))
+}
+
+/// `.engine-` and six letters or digits from the system's randomness: the end of a temporary
+/// file's name, as [`TEMP_SUFFIX`] describes it for `mktemp` (and for the sweep).
+fn temp_tag() -> Result<String, ModuleError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ModuleError::Refused(format!("the controller has no randomness for a temporary file's name: {e}"))
+    })?;
+    let tag: String = bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
+    Ok(format!("{}{tag}", TEMP_SUFFIX.trim_end_matches('X')))
 }
 
 /// How [`download_atomic`] reports a download whose SHA-256 is not the one expected: it exits
@@ -537,6 +565,37 @@ mod tests {
         want.extend(["f*", "f*.engine-Dir123", "f*.engine-Lnk123", "link-target"].map(str::to_owned));
         want.sort();
         assert_eq!(scratch.names(), want);
+    }
+
+    /// Modes within 0666 come from the umask at creation, others from `chmod`; no mode gives
+    /// 0600; nothing but the file is left, whatever the caller's umask.
+    #[tokio::test]
+    async fn a_write_gets_its_mode_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let scratch = Scratch::new("modes");
+        let host = crate::local::LocalHost::new("local");
+        for (name, mode, want) in [
+            ("a", Some(0o644), 0o644),
+            ("b", Some(0o600), 0o600),
+            ("c", Some(0o755), 0o755),
+            ("d", None, 0o600),
+        ] {
+            let target = scratch.0.join(name);
+            let attrs = Attrs { mode, ..Attrs::default() };
+            write_atomic(&host, target.to_str().unwrap(), b"x\n", &attrs).await.unwrap();
+            let meta = std::fs::metadata(&target).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, want, "{name}");
+            // Replacing an existing file with another mode.
+            let attrs = Attrs { mode: Some(0o640), ..Attrs::default() };
+            write_atomic(&host, target.to_str().unwrap(), b"yy\n", &attrs).await.unwrap();
+            assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777, 0o640, "{name}");
+            assert_eq!(std::fs::read(&target).unwrap(), b"yy\n");
+        }
+        assert_eq!(scratch.names(), ["a", "b", "c", "d"]);
+        let script = write_script("/x", 3, &Attrs { mode: Some(0o644), ..Attrs::default() }).unwrap();
+        assert!(script.contains("umask 0133") && !script.contains("chmod"), "{script}");
+        let script = write_script("/x", 3, &Attrs { mode: Some(0o4755), ..Attrs::default() }).unwrap();
+        assert!(script.contains("umask 0077") && script.contains("chmod 4755"), "{script}");
     }
 
     /// `find` would read a start point beginning with `-` as a test: a relative path's

@@ -146,10 +146,11 @@ struct ConnArgs {
     /// without echo; used for every become host whose inventory gives no ansible_become_password.
     #[arg(short = 'K', long)]
     ask_become_pass: bool,
-    /// How commands reach an SSH host: `exec` opens a channel for each; `session` runs them
-    /// through one small `sh` loop per connection (no channel, sshd session or login shell per
-    /// command; become wraps the loop once). Hosts with a become password use `exec`.
-    #[arg(long, value_enum, default_value_t = TransportArg::Exec)]
+    /// How commands reach an SSH host: `session` (the default) runs them through one small
+    /// shell loop per connection (no channel, sshd session or login shell per command; become
+    /// wraps the loop once; hosts with a become password use `exec`); `exec` opens a channel
+    /// for each.
+    #[arg(long, value_enum, default_value_t = TransportArg::Session)]
     transport: TransportArg,
 }
 
@@ -220,9 +221,9 @@ enum KeyPolicy {
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 enum TransportArg {
     /// A channel (an sshd session and a login shell) for every command.
-    #[default]
     Exec,
-    /// One long-lived `sh` loop per host connection runs the commands (become wraps it once).
+    /// One long-lived shell loop per host connection runs the commands (become wraps it once).
+    #[default]
     Session,
 }
 

@@ -42,9 +42,9 @@ const TASKS_PER_HOST: usize = 1 + FILES + COMMANDS + DIRS;
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Tool {
     Engine,
-    /// The engine with `--transport session` (one `sh` loop per host instead of a channel per
-    /// command).
-    EngineSession,
+    /// The engine with `--transport exec` (a channel, an sshd session and a login shell per
+    /// command) instead of its default, one host session per connection.
+    EngineExec,
     Ansible,
     /// Ansible with Mitogen's `mitogen_linear` strategy, the same ansible.cfg otherwise.
     AnsibleMitogen,
@@ -56,7 +56,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Self::Engine => "engine",
-            Self::EngineSession => "engine-session",
+            Self::EngineExec => "engine-exec",
             Self::Ansible => "ansible",
             Self::AnsibleMitogen => "ansible-mitogen",
             Self::Pyinfra => "pyinfra",
@@ -496,7 +496,7 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             why.push("an ssh command failed".to_owned());
                         }
                     }
-                    Tool::Engine | Tool::EngineSession => {
+                    Tool::Engine | Tool::EngineExec => {
                         let tfile = log.with_extension("time");
                         let mut c = Command::new("/usr/bin/time");
                         c.current_dir(&env.root)
@@ -506,8 +506,8 @@ fn w1(paths: &Paths, env: &Env, h: u16, opts: &Options) -> Result<Vec<Sample>> {
                             .args(["run", "playbooks/bench/w1.rhai", "-i"])
                             .arg(&inv)
                             .args(["--forks", &(n * 4).max(64).to_string()]);
-                        if tool == Tool::EngineSession {
-                            c.args(["--transport", "session"]);
+                        if tool == Tool::EngineExec {
+                            c.args(["--transport", "exec"]);
                         }
                         let t = timed(&mut c, &log)?;
                         sample.wall_s = t.wall_s;
@@ -599,11 +599,10 @@ fn w2_runs(paths: &Paths, env: &Env, opts: &Options) -> Result<Vec<W2>> {
     let inv = paths.inventory();
     let mut out = Vec::new();
     // Three re-runs per transport: one is too few to tell a re-run's time from the machine's noise.
-    let mut phases = vec![("first", "exec")];
-    phases.extend(["re-run 1", "re-run 2", "re-run 3"].map(|p| (p, "exec")));
-    if opts.tools.contains(&Tool::EngineSession) {
-        phases
-            .extend(["re-run 1, session", "re-run 2, session", "re-run 3, session"].map(|p| (p, "session")));
+    let mut phases = vec![("first", "session")];
+    phases.extend(["re-run 1", "re-run 2", "re-run 3"].map(|p| (p, "session")));
+    if opts.tools.contains(&Tool::EngineExec) {
+        phases.extend(["re-run 1, exec", "re-run 2, exec", "re-run 3, exec"].map(|p| (p, "exec")));
     }
     for (phase, transport) in phases {
         let log = env.out.join("logs").join(format!("w2-{}", phase.replace(", ", "-").replace(' ', "-")));
@@ -688,7 +687,7 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
         }
     }
     t.push_str("\n### Ratios of medians (engine / peer; below 1 means the engine is faster)\n\n");
-    t.push_str("| H | run | engine/ansible | engine/ansible-mitogen | engine/pyinfra | engine/floor | engine-session/engine |\n|---|---|---|---|---|---|---|\n");
+    t.push_str("| H | run | engine/ansible | engine/ansible-mitogen | engine/pyinfra | engine/floor | engine-exec/engine |\n|---|---|---|---|---|---|---|\n");
     for &h in &opts.hosts {
         for phase in ["first", "second"] {
             let m = |tool| median_of(&cell(samples, tool, h, phase), |s| Some(s.wall_s));
@@ -702,10 +701,10 @@ fn table(opts: &Options, samples: &[Sample], w2: &[W2]) -> String {
                     }
                 })
             };
-            let session = m(Tool::EngineSession).map_or("-".into(), |x| format!("{:.3}", x / e));
+            let exec = m(Tool::EngineExec).map_or("-".into(), |x| format!("{:.3}", x / e));
             let _ = writeln!(
                 t,
-                "| {h} | {phase} | {} | {} | {} | {} | {session} |",
+                "| {h} | {phase} | {} | {} | {} | {} | {exec} |",
                 r(Tool::Ansible),
                 r(Tool::AnsibleMitogen),
                 r(Tool::Pyinfra),

@@ -106,7 +106,7 @@ impl SimHost {
         }
         if let Some(rest) = c.strip_prefix("set -e; p=") {
             let (path, rest) = take_quoted(rest)?;
-            if rest.contains("t=$(mktemp -- \"$p.engine-XXXXXX\")") {
+            if rest.contains("dd of=\"$t\" bs=65536 conv=excl,fsync") {
                 return write(&mut fs, &path, rest, exec.stdin.as_deref().unwrap_or_default());
             }
             if let Some(rest) = rest.strip_prefix("; if [ -L \"$p\" ]; then ") {
@@ -338,13 +338,16 @@ fn mkdir(fs: &mut BTreeMap<String, Node>, path: &str, attrs: &Attrs) -> ExecOutp
 
 /// `write_atomic`: the byte count the script expects must be what stdin holds (as `dd`
 /// reports it), the parent must be a directory, the target must not be one; the new file is
-/// `mktemp`'s (0600, root) with the attributes applied, renamed over the path.
+/// `dd`'s (0666 less the script's umask, root) with the attributes applied, renamed over the
+/// path.
 fn write(
     fs: &mut BTreeMap<String, Node>,
     path: &str,
     script: &str,
     stdin: &[u8],
 ) -> Result<ExecOutput, String> {
+    let (_, umask) = script.split_once("; umask ").ok_or_else(|| unknown(script))?;
+    let umask = parse_mode(umask.get(..4).ok_or_else(|| unknown(script))?)?;
     let (_, after) = script.split_once("*\"\n").ok_or_else(|| unknown(script))?;
     let (len, _) = after.split_once(" byte\"*) ;; ").ok_or_else(|| unknown(script))?;
     let len: usize = len.parse().map_err(|_| unknown(script))?;
@@ -352,7 +355,7 @@ fn write(
     let attrs = tail.strip_suffix("mv -f -T -- \"$t\" \"$p\"; trap - EXIT").ok_or_else(|| unknown(script))?;
     let attrs = parse_attrs(attrs, "t")?;
     if !matches!(fs.get(parent(path)), Some(Node::Dir { .. })) {
-        return Ok(failed(&format!("mktemp: failed to create file via template '{path}.engine-XXXXXX'")));
+        return Ok(failed(&format!("dd: failed to open '{path}.engine-XXXXXX': No such file or directory")));
     }
     if stdin.len() != len {
         return Ok(failed(&format!("engine: {path} left as it was: not all {len} bytes arrived")));
@@ -360,8 +363,12 @@ fn write(
     if matches!(fs.get(path), Some(Node::Dir { .. })) {
         return Ok(failed(&format!("mv: cannot overwrite directory '{path}' with non-directory")));
     }
-    let mut node =
-        Node::File { mode: 0o600, owner: "root".into(), group: "root".into(), content: stdin.to_vec() };
+    let mut node = Node::File {
+        mode: 0o666 & !umask,
+        owner: "root".into(),
+        group: "root".into(),
+        content: stdin.to_vec(),
+    };
     attrs.set(&mut node);
     fs.insert(path.to_owned(), node);
     Ok(ok(""))

@@ -66,10 +66,11 @@
 //! as intended for services.
 //!
 //! # Session transport
-//! With [`SshConfig::transport`] = [`CommandTransport::Session`] (`--transport session`) commands
-//! run through a small POSIX `sh` loop on a long-lived channel (module `session`, wire format in
-//! `session_proto`): no channel, sshd session or login shell per command, and become wraps the
-//! loop once. The same [`contract::ExecOutput`], timeouts and limits; a session lost mid-command
+//! With [`SshConfig::transport`] = [`CommandTransport::Session`] (`--transport session`, the
+//! command line's default) commands run through a small shell loop (bash, else POSIX `sh`) on a
+//! long-lived channel (module `session`, wire format and loop in `session_proto`): no channel,
+//! sshd session or login shell per command, no exec per command under bash, and become wraps
+//! the loop once. The same [`contract::ExecOutput`], timeouts and limits; a session lost mid-command
 //! is [`contract::HostError::Unreachable`] for that command and the next one opens a new session.
 //!
 //! # Logs

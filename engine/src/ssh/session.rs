@@ -145,7 +145,7 @@ impl Session {
         let script = loop_script(&marker);
         let command = match connection.become_() {
             Some(become_) => become_.command_line(&script),
-            None => format!("exec sh -c {}", contract::shell::quote(&script)),
+            None => script,
         };
         tx.exec(true, command.into_bytes())
             .await
@@ -163,8 +163,12 @@ impl Session {
             running: None,
             _channel: channel,
         };
+        let started = std::time::Instant::now();
         match tokio::time::timeout(START_TIMEOUT, session.wait_ready()).await {
-            Ok(Ok(())) => Ok(session),
+            Ok(Ok(())) => {
+                tracing::debug!(ms = started.elapsed().as_millis(), "session ready");
+                Ok(session)
+            }
             Ok(Err(Lost(why))) => Err(why),
             Err(_) => {
                 Err(format!("the session's shell did not start within {START_TIMEOUT:?}{}", session.said()))
@@ -257,7 +261,7 @@ impl Session {
         self.next_id += 1;
         let stdin = exec.stdin.as_deref().unwrap_or_default();
         let (command, lines) = command_lines(&exec.command);
-        let mut bytes = request_header(id, lines, stdin.len()).into_bytes();
+        let mut bytes = request_header(id, lines, stdin).into_bytes();
         bytes.reserve(command.len() + stdin.len());
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
@@ -519,8 +523,9 @@ pub(crate) async fn exec(
 }
 
 /// `exec`'s command ran past `timeout`: its process group is killed while the reply is read
-/// on, and the session given back when the loop then answers within [`REPLY_GRACE`]. The
-/// error to return: the timeout, or [`HostError::NotStopped`] when the kill failed.
+/// on, and the session given back when the loop then answers within [`REPLY_GRACE`], which
+/// bounds the kill too. The error to return: the timeout, or [`HostError::NotStopped`] when
+/// the kill failed or did not end in time.
 async fn timed_out(mut flight: InFlight, id: u64, timeout: Duration) -> (HostError, Option<Session>) {
     let cause = HostError::Timeout(timeout);
     let Some(pgid) = flight.session.as_ref().and_then(|s| s.running) else {
@@ -549,7 +554,9 @@ async fn timed_out(mut flight: InFlight, id: u64, timeout: Duration) -> (HostErr
         }
     }
     if let Some(kill) = kill {
-        let reason = match tokio::time::timeout(REPLY_GRACE, kill).await {
+        // The kill started with the grace: both end by its deadline (over a dead link neither
+        // answers, and the task fails as long after its timeout as under `exec`).
+        let reason = match tokio::time::timeout_at(grace, kill).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(reason))) => Some(reason),
             Ok(Err(e)) => Some(format!("the kill did not run: {e}")),

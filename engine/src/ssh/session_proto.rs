@@ -16,40 +16,106 @@
 //! answers, the numbers, the output limit), and anything wrong is [`Malformed`]: the session is
 //! then dropped, as a lost connection would be.
 
-/// The POSIX `sh` loop run on the host, as one script (for `sh -c`), announcing itself and
-/// framing its replies with `marker`. It uses `sh`, `mktemp`, `head` (only for a command given
-/// stdin) and util-linux's `setsid`; nothing is installed.
-///
-/// What a command costs the host is the point of the session, so the loop starts one process
-/// per command: the command's lines are read by the shell's own `read`, and the command runs
-/// as `setsid sh -c COMMAND` (`setsid` does not fork: the loop's child is never a group
-/// leader), in a process group of its own, whose id its shell prints first. The controller
-/// times the command and kills that group, as under `exec`, and stops it the same way when it
-/// prints more than the output limit.
-///
-/// Its private directory (`mktemp -d`, mode 0700 under `umask 077`) holds the command's stdin
-/// (when it has one: `/dev/null` otherwise) and is removed when the loop ends (EOF on its
-/// stdin, the channel closed, or a signal).
+/// The loop run on the host, as one POSIX script: given to the login shell as the channel's
+/// command (as `exec` gives it every command), or to `sh -c` under become. It announces itself
+/// and frames its replies with `marker`, under `bash` when the host has it (every Debian and
+/// Ubuntu does: it is Essential), else under POSIX `sh`; see [`loop_body`] for both. Either runs
+/// clean: `bash --norc` with no `BASH_ENV` (Debian's bash reads `~/.bashrc` when sshd starts it,
+/// and again when that shell execs another), `sh -c`. Nothing is installed.
 pub(crate) fn loop_script(marker: &Marker) -> String {
-    let m = &marker.0;
     format!(
         "# engine-session\n\
+if command -v bash >/dev/null 2>&1; then BASH_ENV= exec bash --norc -c {bash} engine-session; fi\n\
+exec sh -c {sh} engine-session\n",
+        bash = contract::shell::quote(&loop_body(marker, LoopShell::Bash)),
+        sh = contract::shell::quote(&loop_body(marker, LoopShell::Sh)),
+    )
+}
+
+/// Which shell runs the loop (see [`loop_body`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoopShell {
+    Bash,
+    Sh,
+}
+
+/// The loop itself, for `shell`.
+///
+/// What a command costs the host is the point of the session, so the loop starts as few
+/// processes as it can: the command's lines are read by the shell's own `read`, and the command
+/// runs in a process group of its own, whose id is printed first. The controller times the
+/// command and kills that group, as under `exec`, and stops it the same way when it prints more
+/// than the output limit.
+/// - Under `bash`, the loop has job control on (`set -m`, which bash allows without a
+///   terminal), so its child subshell is a group leader from the start (job control is off
+///   inside it: what the command starts stays in its group): it prints its own pid
+///   (`$BASHPID`), unsets the loop's variables and runs the command with `eval`. One fork per
+///   command and no exec. So `$$` is the loop's pid there, as in any subshell: a command that
+///   needs a process of its own runs `sh -c` (the `command` module does). Job control makes
+///   bash report finished jobs on its stderr, so the loop's own stderr is `/dev/null` and
+///   commands get the channel's stderr as fd 3, closed for them. The umask the loop started
+///   with is read from `/proc/self/status` (no fork), else from `umask`.
+/// - Under POSIX `sh` (no job control without a terminal), the command runs as
+///   `setsid sh -c` (`setsid` does not fork: the loop's child is never a group leader), so it
+///   needs util-linux's `setsid` and costs one exec more.
+///
+/// Either way the command gets the umask the loop started with (the loop's own is 077), stdin
+/// from a file in the loop's private directory (when it has stdin: `/dev/null` otherwise)
+/// written by `head -c`, and nothing else of the loop: no variables, traps or file descriptors.
+/// The directory (`mktemp -d`, mode 0700) is made for the first command that has stdin, and
+/// removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
+pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
+    let m = &marker.0;
+    let (umask, needs, quiet, end_err, take_stdin, run) = match shell {
+        LoopShell::Bash => (
+            "u=; while IFS=$'\\t' read -r k v; do if [ \"$k\" = Umask: ]; then u=$v; break; fi; done \
+             </proc/self/status 2>/dev/null\n[ -n \"$u\" ] || u=$(umask)\n",
+            "mktemp head",
+            "exec 3>&2 2>/dev/null\nset -m\n",
+            ">&3",
+            "    if [ \"$ik\" = t ]; then IFS= LC_ALL=C read -r -N \"$il\" v || exit 1; \
+             printf '%s' \"$v\" >\"$d/i\" || exit 1; v=\n\
+             else head -c \"$il\" >\"$d/i\" || exit 1; fi\n",
+            format!(
+                "  ( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
+                 unset u d i id cn il ik l s t k v; eval \"unset c nl$nl$c\" ) <\"$i\" 2>&3 3>&- &\n"
+            ),
+        ),
+        LoopShell::Sh => (
+            "u=$(umask)\n",
+            "setsid mktemp head",
+            "",
+            ">&2",
+            "    head -c \"$il\" >\"$d/i\" || exit 1\n",
+            format!(
+                "  setsid sh -c \"umask $u; printf '%s started %s %s\\n' {m} $id \\$\\$$nl$c\" <\"$i\" &\n"
+            ),
+        ),
+    };
+    format!(
+        "{umask}\
 umask 077\n\
-d=$(mktemp -d) || exit 1\n\
-trap 'rm -rf \"$d\"' EXIT\n\
+d=\n\
+trap '[ -z \"$d\" ] || rm -rf -- \"$d\"' EXIT\n\
 trap 'exit 1' HUP INT TERM PIPE\n\
 nl='\n'\n\
-for t in setsid mktemp head; do command -v \"$t\" >/dev/null || {{ printf 'the session needs %s on the host\\n' \"$t\" >&2; exit 127; }}; done\n\
+for t in {needs}; do command -v \"$t\" >/dev/null || {{ printf 'the session needs %s on the host\\n' \"$t\" >&2; exit 127; }}; done\n\
+case $u in [0-7][0-7][0-7]|[0-7][0-7][0-7][0-7]) ;; *) printf 'the umask %s is not octal\\n' \"$u\" >&2; exit 1;; esac\n\
+{quiet}\
 printf '%s ready\\n' {m}\n\
-while IFS=' ' read -r id cn il; do\n\
+while IFS=' ' read -r id cn il ik; do\n\
   c=\n\
   while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n\
-  if [ \"$il\" -gt 0 ]; then head -c \"$il\" >\"$d/i\" || exit 1; i=\"$d/i\"; else i=/dev/null; fi\n\
-  setsid sh -c \"printf '%s started %s %s\\n' {m} $id \\$\\$$nl$c\" <\"$i\" &\n\
+  if [ \"$il\" -gt 0 ]; then\n\
+    if [ -z \"$d\" ]; then d=$(mktemp -d) || exit 1; fi\n\
+{take_stdin}\
+    i=\"$d/i\"\n\
+  else i=/dev/null; fi\n\
+{run}\
   wait $!\n\
   s=$?\n\
   printf '%s end %s %s\\n' {m} \"$id\" \"$s\"\n\
-  printf '%s end %s\\n' {m} \"$id\" >&2\n\
+  printf '%s end %s\\n' {m} \"$id\" {end_err}\n\
 done\n"
     )
 }
@@ -173,9 +239,16 @@ pub(crate) fn command_lines(command: &str) -> (std::borrow::Cow<'_, str>, usize)
     (command, lines)
 }
 
-/// The header of request `id`.
-pub(crate) fn request_header(id: u64, command_lines: usize, stdin_len: usize) -> String {
-    format!("{id} {command_lines} {stdin_len}\n")
+/// Stdin up to this size with no NUL byte is sent as text (see [`request_header`]).
+pub(crate) const MAX_TEXT_STDIN: usize = 64 * 1024;
+
+/// The header of request `id` for `stdin`: its id, the command's line count, the stdin's
+/// length, and how the loop may read the stdin: `t` when it is text the shell can hold (at most
+/// [`MAX_TEXT_STDIN`] bytes, no NUL), which bash reads itself (`read -N`: no `head` process),
+/// else `b`, read by `head -c`.
+pub(crate) fn request_header(id: u64, command_lines: usize, stdin: &[u8]) -> String {
+    let kind = if stdin.len() <= MAX_TEXT_STDIN && !stdin.contains(&0) { 't' } else { 'b' };
+    format!("{id} {command_lines} {} {kind}\n", stdin.len())
 }
 
 /// Why what the loop said was refused. The session that sent it is dropped.
@@ -327,15 +400,24 @@ mod tests {
         assert_eq!(command_lines("true"), ("true\n".into(), 1));
         assert_eq!(command_lines("a\nb\n"), ("a\nb\n".into(), 2));
         assert_eq!(command_lines(""), ("".into(), 0));
-        assert_eq!(request_header(4, 1, 2), "4 1 2\n");
+        assert_eq!(request_header(4, 1, b"ab"), "4 1 2 t\n");
+        assert_eq!(request_header(5, 0, b"a\0b"), "5 0 3 b\n", "a NUL: binary");
+        let big = vec![b'x'; MAX_TEXT_STDIN + 1];
+        assert_eq!(request_header(6, 1, &big), format!("6 1 {} b\n", big.len()), "too big for a variable");
+        assert_eq!(request_header(7, 1, b""), "7 1 0 t\n");
     }
 
-    /// Runs the loop locally under `sh` with `input` as its stdin; returns its stdout and
-    /// stderr.
-    fn run_loop(m: &Marker, input: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let mut child = Command::new("sh")
+    /// Runs a loop locally with `input` as its stdin: the whole script under `sh` (`None`), or
+    /// one body under its own shell. Returns its stdout and stderr.
+    fn run_loop(m: &Marker, shell: Option<LoopShell>, input: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (program, script) = match shell {
+            None => ("sh", loop_script(m)),
+            Some(LoopShell::Bash) => ("bash", loop_body(m, LoopShell::Bash)),
+            Some(LoopShell::Sh) => ("sh", loop_body(m, LoopShell::Sh)),
+        };
+        let mut child = Command::new(program)
             .arg("-c")
-            .arg(loop_script(m))
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -348,7 +430,7 @@ mod tests {
 
     fn request(id: u64, command: &str, stdin: &[u8]) -> Vec<u8> {
         let (command, lines) = command_lines(command);
-        let mut bytes = request_header(id, lines, stdin.len()).into_bytes();
+        let mut bytes = request_header(id, lines, stdin).into_bytes();
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
         bytes
@@ -389,6 +471,12 @@ mod tests {
     /// looks like the protocol, output with no final newline, the process group it reports.
     #[test]
     fn the_loop_answers_each_request_in_order() {
+        for shell in [None, Some(LoopShell::Bash), Some(LoopShell::Sh)] {
+            each_request_answered_in_order(shell);
+        }
+    }
+
+    fn each_request_answered_in_order(shell: Option<LoopShell>) {
         let m = marker();
         let all_bytes: Vec<u8> = (0..=255).collect();
         let mut input = Vec::new();
@@ -401,7 +489,7 @@ mod tests {
         ));
         input.extend(request(4, "printf no-newline; printf e >&2", b""));
         // Its own process group, the one it reported (field 5 of /proc's stat).
-        input.extend(request(5, "read -r _ _ _ _ g _ </proc/$$/stat; echo \"$g\"", b""));
+        input.extend(request(5, "read -r _ _ _ _ g _ </proc/self/stat; echo \"$g\"", b""));
         input.extend(request(6, "read x; echo \"got $x\"", b""));
         // Lines kept as written: backslashes, blanks at either end, no final newline.
         input.extend(request(
@@ -411,11 +499,24 @@ mod tests {
         ));
         input.extend(request(8, "", b""));
         input.extend(request(9, "exit 4\n", b""));
-        let (out, err) = run_loop(&m, &input);
+        // The umask the loop started with, not the loop's own; nothing of the loop's variables.
+        input.extend(request(
+            10,
+            "umask; echo \"[$d$c$u$i$id$cn$il$ik$l$s$t$k$v$nl]\"; ls /proc/self/fd",
+            b"",
+        ));
+        // Text stdin (read by bash itself): backslashes, blank lines, no final newline, bytes
+        // that are not UTF-8; then a command to show the next request was read where it starts.
+        let text = b"a\\b\n\n  x\r\n\xff\xfe tail";
+        input.extend(request(11, "cat", text));
+        input.extend(request(12, "echo next", b""));
+        let (out, err) = run_loop(&m, shell, &input);
         let got = replies(&m, out, err, 1000);
         let streams: Vec<(u32, Vec<u8>, Vec<u8>)> =
             got.iter().map(|(s, o, e, _)| (*s, o.clone(), e.clone())).collect();
-        assert_eq!(streams.len(), 9);
+        assert_eq!(streams.len(), 12, "{shell:?}");
+        assert_eq!(streams[10], (0, text.to_vec(), Vec::new()), "{shell:?}");
+        assert_eq!(streams[11], (0, b"next\n".to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
         assert_eq!(streams[1], (0, all_bytes, Vec::new()));
         assert_eq!(streams[2].1, b"engine-reply 3 0 0 0\nengine-00 end 3 0\n");
@@ -427,5 +528,24 @@ mod tests {
         assert_eq!(streams[6], (0, b"a\\\\b|  x  |two\n".to_vec(), Vec::new()));
         assert_eq!(streams[7], (0, Vec::new(), Vec::new()), "an empty command");
         assert_eq!(streams[8].0, 4);
+        let umask = Command::new("sh").args(["-c", "umask"]).output().unwrap().stdout;
+        let text = String::from_utf8_lossy(&streams[9].1).into_owned();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().map(str::as_bytes), Some(umask.trim_ascii_end()), "{shell:?}");
+        assert_eq!(lines.next(), Some("[]"), "{shell:?}");
+        // No descriptor but those a command run straight from here has (this process may have
+        // inherited some, and the loop closes fd 3, which it uses itself): none of the loop's.
+        let plain = Command::new("sh")
+            .args(["-c", "ls /proc/self/fd"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+            .stdout;
+        let plain = String::from_utf8_lossy(&plain).into_owned();
+        let plain: Vec<&str> = plain.lines().collect();
+        let fds: Vec<&str> = lines.collect();
+        assert!(["0", "1", "2"].iter().all(|fd| fds.contains(fd)), "{shell:?}: {fds:?}");
+        assert!(fds.iter().all(|fd| plain.contains(fd)), "{shell:?}: {fds:?} against {plain:?}");
     }
 }
