@@ -37,7 +37,8 @@ pub struct Task {
     pub parsed: Option<Arc<dyn Module>>,
     /// `args` read into the module's own argument types and checked when the plan was sealed,
     /// run-time references kept as typed values; the runner fills those in and builds the
-    /// module from it, without reading `args` again.
+    /// module from it, without reading `args` again. Kept only for tasks whose module is built
+    /// when they run: a task with [`Task::parsed`] has no use for it.
     pub sealed: Option<Arc<dyn SealedArgs>>,
 }
 
