@@ -150,8 +150,8 @@ pub async fn run(
     }
     // Secret-named arguments (a password, a token) are known before any task prints anything.
     for (_, task) in plan.tasks() {
-        if let Some(args) = task.args.as_object() {
-            events.redactor().add_outputs(args);
+        if let Value::Object(args) = task.args.value() {
+            events.redactor().add_outputs(&args);
         }
     }
     let gates = plan.gates();
@@ -440,8 +440,8 @@ async fn execute(
 /// The output keys that some task of `plan` reads (through its arguments), by producing task.
 fn outputs_read(plan: &Plan) -> HashMap<TaskId, HashSet<String>> {
     let mut read: HashMap<TaskId, HashSet<String>> = HashMap::new();
-    for (_, task) in plan.tasks() {
-        for reference in refs::references(&task.args) {
+    for (_, task) in plan.tasks().filter(|(_, t)| t.args.may_hold_references()) {
+        for reference in refs::references(&task.args.value()) {
             if let Ref::Output { task, key } = reference {
                 read.entry(task).or_default().insert(key);
             }
@@ -563,7 +563,7 @@ async fn attempt_once(
 /// the module is then built from. `None` in check mode when an earlier task's output does
 /// not exist yet.
 async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn Module>>, TaskError> {
-    let references = refs::references(&task.args);
+    let references = refs::references(&task.args.value());
     let mut facts = HashMap::new();
     for reference in &references {
         if let Ref::Fact { host, path } = reference {
