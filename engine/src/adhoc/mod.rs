@@ -57,6 +57,7 @@ impl AdHoc {
             args["timeout"] = Value::from(timeout);
         }
         let name = self.command.join(" ");
+        let args = crate::plan::Args::new(args);
         for host in hosts {
             builder.add_task(Task {
                 id: TaskId(0),
@@ -103,10 +104,10 @@ mod tests {
     fn one_command_task_per_selected_host_and_no_edges() {
         let adhoc = AdHoc { command: vec!["uptime".into()], ..AdHoc::default() };
         let plan = adhoc.plan(&inventory(), &["web*".into()]).unwrap();
-        let tasks: Vec<(&str, &str, &Value)> =
-            plan.tasks().map(|(_, t)| (t.host.as_str(), t.module, &t.args)).collect();
+        let tasks: Vec<(&str, &str, Value)> =
+            plan.tasks().map(|(_, t)| (t.host.as_str(), t.module, t.args.value())).collect();
         let args = json!({ "cmd": "uptime" });
-        assert_eq!(tasks, [("web1", "command", &args), ("web2", "command", &args)]);
+        assert_eq!(tasks, [("web1", "command", args.clone()), ("web2", "command", args)]);
         assert!(plan.edges().is_empty());
         let argv = AdHoc { command: vec!["ls".into(), "-l; rm x".into()], ..AdHoc::default() };
         let plan = argv.plan(&inventory(), &["db1".into()]).unwrap();

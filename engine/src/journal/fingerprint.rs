@@ -25,14 +25,15 @@ pub fn fingerprints(plan: &Plan, key: &JournalKey) -> BTreeMap<TaskId, String> {
 
 /// The fingerprint of one task.
 pub fn fingerprint(task: &Task, key: &JournalKey) -> String {
+    let args = task.args.value();
     let mut text = String::new();
-    for part in [task.host.as_str(), task.name.as_str(), task.module, &canonical(&task.args)] {
+    for part in [task.host.as_str(), task.name.as_str(), task.module, &canonical(&args)] {
         text.push_str(&part.len().to_string());
         text.push(':');
         text.push_str(part);
         text.push('\n');
     }
-    for path in controller_files(task) {
+    for path in controller_files(task.module, &args) {
         text.push_str(&format!("file {path}: {}\n", content_hash(Path::new(&path))));
     }
     key.fingerprint(text.as_bytes())
@@ -57,10 +58,9 @@ pub fn canonical(value: &Value) -> String {
 }
 
 /// The controller paths a task reads, when its arguments say so (and hold no run-time value).
-fn controller_files(task: &Task) -> Vec<String> {
-    let args = &task.args;
+fn controller_files(module: &str, args: &Value) -> Vec<String> {
     let mut paths = Vec::new();
-    match task.module {
+    match module {
         "scp" if args["from"] == "controller" => match &args["src"] {
             Value::String(s) => paths.push(s.clone()),
             Value::Array(items) => paths.extend(items.iter().filter_map(Value::as_str).map(str::to_owned)),
@@ -130,7 +130,7 @@ mod tests {
             name: "t".into(),
             host: "h".into(),
             module,
-            args,
+            args: args.into(),
             tags: Vec::new(),
             location: Location { file: "p.rhai".into(), line: 1, col: 1 },
             handler: false,
@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(a, super::fingerprint(&t, &JournalKey::from_bytes([5; 32])));
         assert_eq!(a.len(), 64);
         let mut text = String::new();
-        for part in ["h", "t", "file", &canonical(&t.args)] {
+        for part in ["h", "t", "file", &canonical(&t.args.value())] {
             text.push_str(&format!("{}:{part}\n", part.len()));
         }
         assert_ne!(a, sha256_hex(text.as_bytes()), "not the unkeyed hash");

@@ -30,7 +30,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 pub use resume::Resume;
 pub use serial::{Batch, BatchGate, Serial};
-pub use task::{Edge, Retry, Task};
+pub use task::{Args, Edge, Retry, Task};
 
 use crate::ids::{HostId, NodeId, TaskId};
 use crate::inventory::Inventory;

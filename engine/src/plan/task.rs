@@ -22,7 +22,7 @@ pub struct Task {
     pub module: &'static str,
     /// The module's arguments. Strings may hold output references of other tasks
     /// (see [`super::refs`]), resolved just before the task runs.
-    pub args: Value,
+    pub args: Args,
     /// Tags for `--tags` selection.
     pub tags: Vec<String>,
     /// Where the playbook created it.
@@ -37,7 +37,8 @@ pub struct Task {
     pub parsed: Option<Arc<dyn Module>>,
     /// `args` read into the module's own argument types and checked when the plan was sealed,
     /// run-time references kept as typed values; the runner fills those in and builds the
-    /// module from it, without reading `args` again.
+    /// module from it, without reading `args` again. Kept only for tasks whose module is built
+    /// when they run: a task with [`Task::parsed`] has no use for it.
     pub sealed: Option<Arc<dyn SealedArgs>>,
 }
 
@@ -64,6 +65,83 @@ impl Retry {
 
     fn default_delay() -> u64 {
         1
+    }
+}
+
+/// A task's arguments as the playbook wrote them (run-time references as markers), held as
+/// JSON text. The plan keeps one per task for as long as it lives, and as a [`Value`] tree
+/// (a map node per object) W1's arguments take about ten times their text: some 200 MB at
+/// 10,000 hosts. Read back with [`Args::value`] by the few that need the tree: sealing,
+/// fingerprints, the runner's scan for secret-named arguments, and tasks whose arguments wait
+/// for run-time values.
+#[derive(Clone, PartialEq)]
+pub struct Args(Repr);
+
+#[derive(Clone, PartialEq)]
+enum Repr {
+    Text(Box<str>),
+    /// Nested deeper than JSON text is read back (serde_json stops at 128 levels): the tree.
+    Tree(Box<Value>),
+}
+
+impl Args {
+    /// Values nested deeper than this stay a tree (JSON text is read back to 128 levels).
+    const MAX_TEXT_DEPTH: usize = 100;
+
+    pub fn new(value: Value) -> Self {
+        if depth(&value) > Self::MAX_TEXT_DEPTH {
+            Self(Repr::Tree(Box::new(value)))
+        } else {
+            Self(Repr::Text(value.to_string().into_boxed_str()))
+        }
+    }
+
+    /// The arguments as a tree, read back from the text.
+    pub fn value(&self) -> Value {
+        match &self.0 {
+            // Written by `Value`'s own `Display` from a tree no deeper than serde_json reads.
+            Repr::Text(text) => serde_json::from_str(text).expect("a task's argument text reads back"),
+            Repr::Tree(value) => (**value).clone(),
+        }
+    }
+
+    /// Whether a string in the arguments may hold a run-time reference: `false` means none
+    /// does, without reading the text back (markers are never escaped in JSON text).
+    pub fn may_hold_references(&self) -> bool {
+        match &self.0 {
+            Repr::Text(text) => text.contains(contract::deferred::open()),
+            Repr::Tree(_) => true,
+        }
+    }
+}
+
+impl From<Value> for Args {
+    fn from(value: Value) -> Self {
+        Self::new(value)
+    }
+}
+
+impl PartialEq<Value> for Args {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == *other
+    }
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Text(text) => f.write_str(text),
+            Repr::Tree(value) => write!(f, "{value}"),
+        }
+    }
+}
+
+/// How deeply arrays and objects nest in `value` (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -100,5 +178,35 @@ impl Edge {
             Edge::Data => "data",
             Edge::Notify => "notify",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn arguments_read_back_as_written() {
+        let value = json!({"path": "/tmp/x", "vars": {"i": 3, "f": 0.1, "big": u64::MAX, "neg": -7, "list": [null, true, "é\n\""]}});
+        let args = Args::new(value.clone());
+        assert!(matches!(args.0, Repr::Text(_)));
+        assert_eq!(args.value(), value);
+        assert!(!args.may_hold_references());
+        let marker = crate::plan::refs::marker(crate::ids::TaskId(4), "stdout");
+        assert!(Args::new(json!({"content": format!("x {marker} y")})).may_hold_references());
+    }
+
+    #[test]
+    fn arguments_nested_past_what_json_text_reads_back_stay_a_tree() {
+        let mut deep = json!("leaf");
+        for _ in 0..200 {
+            deep = json!([deep]);
+        }
+        let args = Args::new(json!({ "content": deep }));
+        assert!(matches!(args.0, Repr::Tree(_)));
+        assert_eq!(args.value(), json!({ "content": deep }));
+        assert!(args.may_hold_references());
     }
 }

@@ -34,7 +34,7 @@ use super::handles::{HostHandle, HostVars, TaskHandle};
 use crate::ids::TaskId;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
-use crate::plan::{Location, PlanBuilder, Retry, Task};
+use crate::plan::{Args, Location, PlanBuilder, Retry, Task};
 use crate::redact::Redactor;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -194,7 +194,7 @@ impl Context {
             name: name.to_owned(),
             host: host.name.clone(),
             module,
-            args,
+            args: Args::new(args),
             tags: Vec::new(),
             location,
             handler,

@@ -541,7 +541,7 @@ mod tests {
             .load("import \"t\" as t;\nhost(\"web0\").file(\"a\", #{ path: \"/a\", content: t::text() });\nhost(\"web0\").file(\"b\", #{ path: \"/b\", content: template_file(\"templates/a.j2\") });\n")
             .unwrap();
         let contents: Vec<String> =
-            plan.tasks().map(|(_, t)| t).map(|t| t.args["content"].to_string()).collect();
+            plan.tasks().map(|(_, t)| t).map(|t| t.args.value()["content"].to_string()).collect();
         assert_eq!(contents, ["\"from the library\\n\"", "\"from the playbook\\n\""]);
         let errors = tree.load("import \"t\" as t;\nt::escape();\n").unwrap_err();
         assert!(errors[0].contains("outside the library's folder"), "{errors:?}");
@@ -552,7 +552,8 @@ mod tests {
         let plan = tree
             .load("import \"roles/r\" as r;\nhost(\"web0\").file(\"a\", #{ path: \"/a\", content: r::text() });\n")
             .unwrap();
-        let content = plan.tasks().map(|(_, t)| t).map(|t| t.args["content"].to_string()).collect::<Vec<_>>();
+        let content =
+            plan.tasks().map(|(_, t)| t).map(|t| t.args.value()["content"].to_string()).collect::<Vec<_>>();
         assert_eq!(content, ["\"from the role\\n\""]);
     }
 

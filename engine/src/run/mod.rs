@@ -108,7 +108,8 @@ struct Shared {
     nodes_by_host: HashMap<String, Vec<NodeId>>,
     /// Outputs of finished tasks, by task id (not node: ids survive selection); written once
     /// per task, read by its dependents. Only the keys in `read` are kept: a command's
-    /// `stdout` that no task reads is dropped as soon as its task has finished.
+    /// `stdout` that no task reads is dropped as soon as its task has finished, and a task
+    /// whose outputs no task reads has no entry.
     outputs: Mutex<HashMap<TaskId, Option<Outputs>>>,
     /// The output keys some task of the plan reads, by the task that produces them.
     read: HashMap<TaskId, HashSet<String>>,
@@ -149,8 +150,8 @@ pub async fn run(
     }
     // Secret-named arguments (a password, a token) are known before any task prints anything.
     for (_, task) in plan.tasks() {
-        if let Some(args) = task.args.as_object() {
-            events.redactor().add_outputs(args);
+        if let Value::Object(args) = task.args.value() {
+            events.redactor().add_outputs(&args);
         }
     }
     let gates = plan.gates();
@@ -201,7 +202,9 @@ pub async fn run(
                     module: task.module.to_owned(),
                 });
             }
-            WalkEvent::Finished(node, NodeOutcome::Failed) if lock(&walk_shared.reports)[node.0].is_none() => {
+            WalkEvent::Finished(node, NodeOutcome::Failed)
+                if lock(&walk_shared.reports).get(node.0).is_some_and(Option::is_none) =>
+            {
                 // The task's future panicked before it could report: a bug, reported as one.
                 let mut r = report(plan.task(node), Status::Failed);
                 r.error = Some("the task crashed (a bug in the engine or a module; run with -vv)".to_owned());
@@ -241,10 +244,12 @@ pub async fn run(
     )
     .await;
 
-    let reports: Vec<TaskReport> = lock(&shared.reports)
-        .iter()
+    // Taken, not copied: every task has ended (a late `finish` finds no slot and is dropped),
+    // and at 10,000 hosts a copy is some 100 MB more at the run's peak.
+    let reports: Vec<TaskReport> = std::mem::take(&mut *lock(&shared.reports))
+        .into_iter()
         .enumerate()
-        .map(|(node, r)| r.clone().unwrap_or_else(|| report(plan.task(NodeId(node)), Status::Skipped)))
+        .map(|(node, r)| r.unwrap_or_else(|| report(plan.task(NodeId(node)), Status::Skipped)))
         .collect();
     let elapsed = started.elapsed();
     // The walker stops itself under --fail-fast with a child token; only the caller's token
@@ -299,10 +304,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Records and reports how `node` ended, once (a crash check and a report must not both count).
 fn finish(shared: &Shared, node: NodeId, report: TaskReport) {
     let mut reports = lock(&shared.reports);
-    if reports[node.0].is_none() {
+    if let Some(slot @ None) = reports.get_mut(node.0) {
         // Emitted under the lock, so reports and events agree on which came first.
         shared.events.emit(Event::TaskFinished(report.clone()));
-        reports[node.0] = Some(report);
+        *slot = Some(report);
     }
 }
 
@@ -399,12 +404,15 @@ async fn execute(
                             r.output = Some(Box::new(captured(outputs)));
                         }
                     }
-                    let kept = outputs.map(|mut outputs| {
-                        let read = shared.read.get(&task.id);
-                        outputs.retain(|key, _| read.is_some_and(|keys| keys.contains(key)));
-                        outputs
-                    });
-                    lock(&shared.outputs).insert(task.id, kept);
+                    // Only what a later task reads is kept; a task nobody reads from leaves
+                    // nothing (not even an empty map: at 10,000 hosts that adds up).
+                    if let Some(keys) = shared.read.get(&task.id) {
+                        let kept = outputs.map(|mut outputs| {
+                            outputs.retain(|key, _| keys.contains(key));
+                            outputs
+                        });
+                        lock(&shared.outputs).insert(task.id, kept);
+                    }
                     return Ok(status);
                 }
             },
@@ -432,8 +440,8 @@ async fn execute(
 /// The output keys that some task of `plan` reads (through its arguments), by producing task.
 fn outputs_read(plan: &Plan) -> HashMap<TaskId, HashSet<String>> {
     let mut read: HashMap<TaskId, HashSet<String>> = HashMap::new();
-    for (_, task) in plan.tasks() {
-        for reference in refs::references(&task.args) {
+    for (_, task) in plan.tasks().filter(|(_, t)| t.args.may_hold_references()) {
+        for reference in refs::references(&task.args.value()) {
             if let Ref::Output { task, key } = reference {
                 read.entry(task).or_default().insert(key);
             }
@@ -463,7 +471,10 @@ fn until_unmet(
 fn after_pending_change(shared: &Shared, node: NodeId) -> bool {
     let reports = lock(&shared.reports);
     shared.plan.dependencies(node).any(|dep| {
-        reports[dep.0].as_ref().is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
+        reports
+            .get(dep.0)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| matches!(r.status, Status::Changed | Status::Unknown))
     })
 }
 
@@ -485,7 +496,7 @@ fn notified(shared: &Shared, node: NodeId) -> Notified {
         .plan
         .dependencies_with_kind(node)
         .filter(|(_, kind)| *kind == Edge::Notify)
-        .filter_map(|(notifier, _)| reports[notifier.0].as_ref().map(|r| r.status))
+        .filter_map(|(notifier, _)| reports.get(notifier.0)?.as_ref().map(|r| r.status))
         .collect();
     if statuses.contains(&Status::Changed) {
         Notified::Yes
@@ -552,7 +563,7 @@ async fn attempt_once(
 /// the module is then built from. `None` in check mode when an earlier task's output does
 /// not exist yet.
 async fn resolved_module(shared: &Shared, task: &Task) -> Result<Option<Arc<dyn Module>>, TaskError> {
-    let references = refs::references(&task.args);
+    let references = refs::references(&task.args.value());
     let mut facts = HashMap::new();
     for reference in &references {
         if let Ref::Fact { host, path } = reference {

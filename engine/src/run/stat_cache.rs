@@ -87,6 +87,10 @@ impl CachedTarget {
     }
 
     /// Task `node` has finished: the paths it wanted are no longer worth fetching for it.
+    /// Once no task that was prefetched for is left, the answers and their tables (kept at
+    /// their largest size by `clear`) are let go: a host that is done holds no cache, which
+    /// at 10,000 hosts is some 60 MB. A later task of the host (one whose paths were not
+    /// known in advance) stats for itself, as it would have anyway.
     pub(crate) fn finished(&self, node: NodeId) {
         let mut state = self.state();
         for path in state.by_node.remove(&node).unwrap_or_default() {
@@ -96,6 +100,12 @@ impl CachedTarget {
                     state.wanted.remove(&path);
                 }
             }
+        }
+        if state.by_node.is_empty() && state.wanted.is_empty() {
+            state.stats = HashMap::new();
+            state.direct = HashSet::new();
+            state.by_node = HashMap::new();
+            state.wanted = HashMap::new();
         }
     }
 
@@ -238,6 +248,54 @@ mod tests {
         for p in ["/", "tmp/x", "/tmp//x", "/tmp/./x", "/tmp/../x", "/tmp/x/", ""] {
             assert!(!is_plain(p), "{p}");
         }
+    }
+
+    /// The controller as a target (`sh -c`).
+    #[derive(Debug)]
+    struct Local(contract::local::LocalHost);
+
+    #[async_trait]
+    impl Host for Local {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+
+        async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
+            self.0.exec(exec).await
+        }
+    }
+
+    #[async_trait]
+    impl Target for Local {
+        async fn connect(&self) -> Result<(), HostError> {
+            Ok(())
+        }
+    }
+
+    /// Answers serve the tasks they were fetched for; once the last of them has ended, the host
+    /// keeps none (nor the room they took), and a later stat asks the host itself.
+    #[tokio::test]
+    async fn a_host_done_with_its_prefetched_tasks_keeps_no_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b] = ["a", "b"].map(|f| {
+            let path = dir.path().join(f);
+            std::fs::write(&path, f).unwrap();
+            path.display().to_string()
+        });
+        let cached = CachedTarget::new(Arc::new(Local(contract::local::LocalHost::new("h0"))));
+        cached.prefetch(HashMap::from([(NodeId(0), vec![a.clone()]), (NodeId(1), vec![b.clone()])])).await;
+        assert_eq!(cached.state().stats.len(), 2, "both stated in one round trip");
+        assert!(cached.cached_stat(&a).await.unwrap().is_some());
+        cached.finished(NodeId(0));
+        assert_eq!(cached.state().stats.len(), 2, "b's task is still to come");
+        cached.finished(NodeId(1));
+        {
+            let state = cached.state();
+            assert_eq!(state.stats.capacity() + state.direct.capacity(), 0);
+            assert_eq!(state.by_node.capacity() + state.wanted.capacity(), 0);
+        }
+        assert_eq!(cached.cached_stat(&b).await, None, "not cached: the task stats for itself");
+        assert!(remote::stat(&cached, &b).await.unwrap().is_some());
     }
 
     #[test]
