@@ -54,12 +54,11 @@ pub(crate) enum LoopShell {
 ///   needs a process of its own runs `sh -c` (the `command` module does). Job control makes
 ///   bash report finished jobs on its stderr, so the loop's own stderr is `/dev/null` and
 ///   commands get the channel's stderr as fd 3, closed for them. With job control, `wait`
-///   returns when a job stops, so bash 5 waits with `-f`, until it ends (a command stopped by
-///   a signal is still running), and again, up to three times, when it returned a stop anyway:
-///   it does when the stop races with the call, and then even for a command that has ended
-///   since (the next `wait` gives its real status). Bash 4 has no `-f`: there a stopped command
-///   counts as ended with 128 + the signal. The umask the loop started with is read from
-///   `/proc/self/status` (no fork), else from `umask`.
+///   also returns when a job is stopped by a signal: such a command counts as ended (status
+///   128 + the signal). `wait -f` would wait for its end, but bash 5.2's spins forever, at
+///   full CPU, once the job's process is gone ("wait_for: No record of process", seen on the
+///   lab). The umask the loop started with is read from `/proc/self/status` (no fork), else
+///   from `umask`.
 /// - Under POSIX `sh` (no job control without a terminal), the command runs as
 ///   `setsid sh -c` (`setsid` does not fork: the loop's child is never a group leader), so it
 ///   needs util-linux's `setsid` and costs one exec more.
@@ -72,22 +71,20 @@ pub(crate) enum LoopShell {
 /// removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
 pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
     let m = &marker.0;
-    let (umask, needs, quiet, end_err, take_stdin, run, wait) = match shell {
+    let (umask, needs, quiet, end_err, take_stdin, run) = match shell {
         LoopShell::Bash => (
             "u=; while IFS=$'\\t' read -r k v; do if [ \"$k\" = Umask: ]; then u=$v; break; fi; done \
              </proc/self/status 2>/dev/null\n[ -n \"$u\" ] || u=$(umask)\n",
             "mktemp head",
-            "exec 3>&2 2>/dev/null\nset -m\nwf=; if [ \"${BASH_VERSINFO[0]}\" -ge 5 ]; then wf=-f; fi\n",
+            "exec 3>&2 2>/dev/null\nset -m\n",
             ">&3",
             "    if [ \"$ik\" = t ]; then IFS= LC_ALL=C read -r -N \"$il\" v || exit 1; \
              printf '%s' \"$v\" >\"$d/i\" || exit 1; v=\n\
              else head -c \"$il\" >\"$d/i\" || exit 1; fi\n",
             format!(
                 "  ( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
-                 unset u d i id cn il ik l s t k v wf n; eval \"unset c nl$nl$c\" ) <\"$i\" 2>&3 3>&- &\n"
+                 unset u d i id cn il ik l s t k v; eval \"unset c nl$nl$c\" ) <\"$i\" 2>&3 3>&- &\n"
             ),
-            "  wait $wf $!\n  s=$?; n=0\n  while [ -n \"$wf\" ] && [ \"$s\" -ge 147 ] && [ \"$s\" -le 150 ] && [ \"$n\" -lt 3 ]; \
-             do wait -f \"$!\"; s=$?; n=$((n + 1)); done\n",
         ),
         LoopShell::Sh => (
             "u=$(umask)\n",
@@ -98,7 +95,6 @@ pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
             format!(
                 "  setsid sh -c \"umask $u; printf '%s started %s %s\\n' {m} $id \\$\\$$nl$c\" <\"$i\" &\n"
             ),
-            "  wait $!\n  s=$?\n",
         ),
     };
     format!(
@@ -121,7 +117,8 @@ while IFS=' ' read -r id cn il ik; do\n\
     i=\"$d/i\"\n\
   else i=/dev/null; fi\n\
 {run}\
-{wait}\
+  wait $!\n\
+  s=$?\n\
   printf '%s end %s %s\\n' {m} \"$id\" \"$s\"\n\
   printf '%s end %s\\n' {m} \"$id\" {end_err}\n\
 done\n"
@@ -510,7 +507,7 @@ mod tests {
         // The umask the loop started with, not the loop's own; nothing of the loop's variables.
         input.extend(request(
             10,
-            "umask; echo \"[$d$c$u$i$id$cn$il$ik$l$s$t$k$v$wf$n$nl]\"; ls /proc/self/fd",
+            "umask; echo \"[$d$c$u$i$id$cn$il$ik$l$s$t$k$v$nl]\"; ls /proc/self/fd",
             b"",
         ));
         // Text stdin (read by bash itself): backslashes, blank lines, no final newline, bytes
@@ -518,21 +515,13 @@ mod tests {
         let text = b"a\\b\n\n  x\r\n\xff\xfe tail";
         input.extend(request(11, "cat", text));
         input.extend(request(12, "echo next", b""));
-        // A command stopped by a signal, then continued: it is still running, so its end is
-        // when it exits (bash's `wait` would return when it stops).
-        input.extend(request(
-            13,
-            "read -r p _ </proc/self/stat; (sleep 0.3; kill -CONT \"$p\") & kill -STOP \"$p\"; echo resumed",
-            b"",
-        ));
         let (out, err) = run_loop(&m, shell, &input);
         let got = replies(&m, out, err, 1000);
         let streams: Vec<(u32, Vec<u8>, Vec<u8>)> =
             got.iter().map(|(s, o, e, _)| (*s, o.clone(), e.clone())).collect();
-        assert_eq!(streams.len(), 13, "{shell:?}");
+        assert_eq!(streams.len(), 12, "{shell:?}");
         assert_eq!(streams[10], (0, text.to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[11], (0, b"next\n".to_vec(), Vec::new()), "{shell:?}");
-        assert_eq!(streams[12], (0, b"resumed\n".to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
         assert_eq!(streams[1], (0, all_bytes, Vec::new()));
         assert_eq!(streams[2].1, b"engine-reply 3 0 0 0\nengine-00 end 3 0\n");
