@@ -241,34 +241,13 @@ impl Target for CachedTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::tests::Local;
 
     #[test]
     fn plain_paths_only() {
         assert!(is_plain("/tmp/w1/f0.txt"));
         for p in ["/", "tmp/x", "/tmp//x", "/tmp/./x", "/tmp/../x", "/tmp/x/", ""] {
             assert!(!is_plain(p), "{p}");
-        }
-    }
-
-    /// The controller as a target (`sh -c`).
-    #[derive(Debug)]
-    struct Local(contract::local::LocalHost);
-
-    #[async_trait]
-    impl Host for Local {
-        fn name(&self) -> &str {
-            self.0.name()
-        }
-
-        async fn exec(&self, exec: Exec) -> Result<ExecOutput, HostError> {
-            self.0.exec(exec).await
-        }
-    }
-
-    #[async_trait]
-    impl Target for Local {
-        async fn connect(&self) -> Result<(), HostError> {
-            Ok(())
         }
     }
 

@@ -15,9 +15,9 @@ use crate::events::{EventBus, Subscriber};
 use crate::inventory::Inventory;
 use crate::playbook::{LoadOptions, load_source};
 
-/// The controller as a run target.
+/// The controller as a run target (also for the stat cache's tests).
 #[derive(Debug)]
-struct Local(LocalHost);
+pub(super) struct Local(pub(super) LocalHost);
 
 #[async_trait]
 impl Host for Local {
