@@ -68,6 +68,7 @@ impl AdHoc {
                 tags: Vec::new(),
                 location: Location { file: Arc::from(PLAYBOOK), line: 0, col: 0 },
                 handler: false,
+                always: false,
                 retry: None,
                 parsed: None,
                 sealed: None,

@@ -134,6 +134,7 @@ mod tests {
             tags: Vec::new(),
             location: Location { file: "p.rhai".into(), line: 1, col: 1 },
             handler: false,
+            always: false,
             retry: None,
             parsed: None,
             sealed: None,

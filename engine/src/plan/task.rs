@@ -29,6 +29,9 @@ pub struct Task {
     pub location: Location,
     /// A handler runs only when a task that notifies it changed something (see [`Edge::Notify`]).
     pub handler: bool,
+    /// Runs once the tasks it waits for have ended, also when one failed or was skipped (a
+    /// cleanup: the uncordon after a failed drain). Its own dependents wait for its outcome.
+    pub always: bool,
     /// Try again on failure, or until a condition on the outputs holds.
     pub retry: Option<Retry>,
     /// The module, built from `args` when the plan was sealed, for tasks whose arguments hold
