@@ -69,6 +69,7 @@ impl AdHoc {
                 location: Location { file: Arc::from(PLAYBOOK), line: 0, col: 0 },
                 handler: false,
                 always: false,
+                when: None,
                 retry: None,
                 parsed: None,
                 sealed: None,

@@ -135,6 +135,7 @@ mod tests {
             location: Location { file: "p.rhai".into(), line: 1, col: 1 },
             handler: false,
             always: false,
+            when: None,
             retry: None,
             parsed: None,
             sealed: None,

@@ -10,7 +10,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::refs::{self, Ref};
-use super::{Batch, Budget, Edge, Limit, Location, Plan, PlanError, PlanErrors, Serial, Task, Window};
+use super::{Batch, Budget, Edge, Limit, Location, Plan, PlanError, PlanErrors, Serial, Task, When, Window};
 use crate::ids::TaskId;
 use crate::inventory::Inventory;
 
@@ -160,6 +160,14 @@ impl PlanBuilder {
         }
         self.budgets.push(Budget { location, limit, hosts, windows });
         Ok(())
+    }
+
+    /// Makes task `id` run only if `when` holds; it waits for `when.task` as for data.
+    pub fn set_when(&mut self, id: TaskId, when: When) {
+        self.edges.push((when.task.0, id.0, Edge::Data));
+        if let Some(task) = self.tasks.get_mut(id.0) {
+            task.when = Some(when);
+        }
     }
 
     /// Lets task `id` run once the tasks it waits for have ended, whatever their outcome.

@@ -88,6 +88,9 @@ impl Plan {
                 if task.always {
                     label.push_str("\n(always)");
                 }
+                if let Some(when) = &task.when {
+                    let _ = write!(label, "\nwhen: {}", when.expression);
+                }
                 let mut attrs = format!("label={}", quote(&label));
                 if window_of.contains_key(&task.id) {
                     attrs.push_str(", color=\"#756bb1\", penwidth=2");

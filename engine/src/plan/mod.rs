@@ -32,7 +32,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 pub use resume::Resume;
 pub use serial::{Batch, BatchGate, Serial};
-pub use task::{Args, Edge, Retry, Task};
+pub use task::{Args, Edge, Retry, Task, When};
 
 use crate::ids::{HostId, NodeId, TaskId};
 use crate::inventory::Inventory;
@@ -172,7 +172,19 @@ impl Plan {
 
     /// The node of the task with playbook number `id`, if this plan kept it.
     pub fn node_of(&self, id: TaskId) -> Option<NodeId> {
-        self.tasks().find(|(_, t)| t.id == id).map(|(node, _)| node)
+        // Nodes keep their tasks' playbook order (sealing adds them in order, selections keep
+        // it), so the ids are sorted.
+        let n = self.graph.node_count();
+        let (mut low, mut high) = (0, n);
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.graph[NodeIndex::new(mid)].id < id {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low < n && self.graph[NodeIndex::new(low)].id == id).then_some(NodeId(low))
     }
 
     /// The host a task runs on.

@@ -36,7 +36,7 @@ use super::handles::{HostHandle, HostVars, TaskHandle};
 use crate::ids::TaskId;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
-use crate::plan::{Args, Limit, Location, PlanBuilder, Retry, Task};
+use crate::plan::{Args, Limit, Location, PlanBuilder, Retry, Task, When};
 use crate::redact::Redactor;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -201,6 +201,7 @@ impl Context {
             location,
             handler,
             always: false,
+            when: None,
             retry: None,
             parsed: None,
             sealed: None,
@@ -480,6 +481,28 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
                 t.plan.borrow_mut().add_after(d.id, t.id);
             }
             Ok(t.clone())
+        },
+    );
+    let c = cx.clone();
+    engine.register_fn(
+        "when",
+        move |ctx: NativeCallContext,
+              t: &mut TaskHandle,
+              source: TaskHandle,
+              expression: &str|
+              -> TaskHandle {
+            match crate::plan::until::names(expression) {
+                Ok(reads) => {
+                    let when = When { task: source.id, expression: expression.to_owned(), reads };
+                    t.plan.borrow_mut().set_when(t.id, when);
+                }
+                Err(e) => {
+                    let (message, location) =
+                        (format!("when(task, \"{expression}\"): {e}"), c.location(&ctx));
+                    t.plan.borrow_mut().error(message, location, None);
+                }
+            }
+            t.clone()
         },
     );
     engine.register_fn("always", |t: &mut TaskHandle| -> TaskHandle {

@@ -50,6 +50,17 @@ pub(crate) const TYPES: &[TypeDoc] = &[
 /// Every registered function, sorted by key.
 pub(crate) const FUNCTIONS: &[FnDoc] = &[
     FnDoc {
+        key: "when(Task, Task, string)",
+        params: &["t", "source", "condition"],
+        doc: "Runs `t` only if `condition`, a Jinja expression over the outputs of `source` (`rc`, `stdout`, \
+              a module's own outputs), holds when `t` is about to run (Ansible's `when:`); `t` waits for \
+              `source`. Otherwise `t` reports ok, saying it did not run and why, and the tasks after it go \
+              on. It does not run either when `source` did not run by its own condition. In check mode the \
+              condition is evaluated when `source` runs in check mode too (a `read_only` command, a `get`), \
+              else `t` is unknown. An undefined name in it fails `t`. Example: `drain.when(version, \
+              \"stdout != 'v1.31.1'\")`. Returns `t`.",
+    },
+    FnDoc {
         key: "always(Task)",
         params: &["t"],
         doc: "Runs `t` once every task it waits for has ended, also when one of them failed or was skipped: a \

@@ -414,6 +414,19 @@ async fn execute(
     node: NodeId,
     r: &mut TaskReport,
 ) -> Result<Status, TaskError> {
+    if let Some(when) = &task.when {
+        match condition(shared, when)? {
+            Condition::Holds => {}
+            Condition::False(why) => {
+                r.note = Some(why);
+                return Ok(Status::Ok);
+            }
+            Condition::Unknown(why) => {
+                r.changes = vec![why];
+                return Ok(Status::Unknown);
+            }
+        }
+    }
     if task.handler {
         match notified(shared, node) {
             Notified::No => {
@@ -478,6 +491,11 @@ async fn execute(
 /// The output keys that some task of `plan` reads (through its arguments), by producing task.
 fn outputs_read(plan: &Plan) -> HashMap<TaskId, HashSet<String>> {
     let mut read: HashMap<TaskId, HashSet<String>> = HashMap::new();
+    for (_, task) in plan.tasks() {
+        if let Some(when) = &task.when {
+            read.entry(when.task).or_default().extend(when.reads.iter().cloned());
+        }
+    }
     for (_, task) in plan.tasks().filter(|(_, t)| t.args.may_hold_references()) {
         for reference in refs::references(&task.args.value()) {
             if let Ref::Output { task, key } = reference {
@@ -502,6 +520,47 @@ fn until_unmet(
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some(TaskError::UntilNotMet { expression: until.to_owned(), attempts: attempt })),
         Err(error) => Err(TaskError::UntilInvalid { expression: until.to_owned(), error: error.to_string() }),
+    }
+}
+
+/// What a task's `when` condition says.
+enum Condition {
+    Holds,
+    /// It does not hold, or the task it reads did not run: why the task does not run.
+    False(String),
+    /// Check mode: the outputs it reads do not exist before a real run.
+    Unknown(String),
+}
+
+fn condition(shared: &Shared, when: &crate::plan::When) -> Result<Condition, TaskError> {
+    let node = shared.plan.node_of(when.task);
+    let source = node.map_or_else(|| format!("task {}", when.task.0), |n| shared.plan.task(n).label());
+    let outputs = lock(&shared.outputs);
+    let Some(Some(outputs)) = outputs.get(&when.task) else {
+        // Not run by its own condition (or a handler nobody notified): reported ok, with a note.
+        let skipped = node.is_some_and(|n| {
+            lock(&shared.reports)
+                .get(n.0)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| r.status == Status::Ok && r.note.is_some())
+        });
+        return Ok(if shared.options.check && !skipped {
+            Condition::Unknown(format!(
+                "runs only if `{}` holds for the outputs of {source}, which exist only once it really runs",
+                when.expression
+            ))
+        } else {
+            Condition::False(format!(
+                "not run: its condition reads the outputs of {source}, which did not run"
+            ))
+        });
+    };
+    match crate::plan::until::holds(&when.expression, outputs) {
+        Ok(true) => Ok(Condition::Holds),
+        Ok(false) => Ok(Condition::False(format!("not run: `{}` is false for {source}", when.expression))),
+        Err(error) => {
+            Err(TaskError::ConditionInvalid { expression: when.expression.clone(), error: error.to_string() })
+        }
     }
 }
 

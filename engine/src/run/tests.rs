@@ -657,3 +657,57 @@ async fn a_host_left_down_holds_the_budget_until_resumed() {
     assert_eq!(most, 1, "the failed drain left h1 marked down; its resumed window brings it up");
     assert_eq!(hosts, ["h0", "h1", "h1", "h2", "h3"].map(String::from).to_vec());
 }
+
+/// `when`: a task whose condition is false reports ok and says why, and what comes after it
+/// runs; one whose condition holds runs; a condition on a task that did not run is false; an
+/// undefined name fails the task. In check mode a read-only source runs and the condition is
+/// known; otherwise the task is unknown.
+#[tokio::test]
+async fn when_runs_a_task_only_if_its_condition_holds() {
+    let inventory = Inventory::parse("all:\n  hosts:\n    h0: {}\n", Path::new("inventory.yml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("mark");
+    let playbook = format!(
+        r#"
+let h = host("h0");
+let version = h.command("version", #{{ cmd: "echo v1.30.4", read_only: true }});
+let upgrade = h.command("upgrade", #{{ cmd: "touch {mark}" }}).when(version, "stdout != 'v1.30.4'");
+h.command("after upgrade", #{{ cmd: "true" }}).after(upgrade);
+h.command("current", #{{ cmd: "true" }}).when(version, "stdout == 'v1.30.4' and rc == 0");
+h.command("chained", #{{ cmd: "true" }}).when(upgrade, "rc == 0");
+let changing = h.command("changing", #{{ cmd: "echo x" }});
+h.command("on changing", #{{ cmd: "true" }}).when(changing, "stdout == 'x'");
+h.command("typo", #{{ cmd: "true" }}).when(version, "stdot == ''");
+"#,
+        mark = mark.display()
+    );
+    let plan = load_source(Path::new("test.rhai"), &playbook, &inventory, &LoadOptions::default()).unwrap();
+    let (summary, _) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    let upgrade = of(&summary, "h0", "upgrade");
+    assert_eq!(upgrade.0, Status::Ok);
+    let note = summary.reports.iter().find(|r| r.task == "upgrade").unwrap().note.clone().unwrap();
+    assert_eq!(note, "not run: `stdout != 'v1.30.4'` is false for h0: version");
+    assert!(!mark.exists(), "the upgrade did not run");
+    assert_eq!(of(&summary, "h0", "after upgrade").0, Status::Changed, "what comes after it runs");
+    assert_eq!(of(&summary, "h0", "current").0, Status::Changed);
+    let chained = summary.reports.iter().find(|r| r.task == "chained").unwrap();
+    assert_eq!(chained.status, Status::Ok);
+    assert_eq!(
+        chained.note.as_deref(),
+        Some("not run: its condition reads the outputs of h0: upgrade, which did not run")
+    );
+    let typo = of(&summary, "h0", "typo");
+    assert_eq!(typo.0, Status::Failed);
+    assert!(typo.1.contains("`when: stdot == ''`") && typo.1.contains("undefined"), "{typo:?}");
+    assert_eq!(of(&summary, "h0", "on changing").0, Status::Changed);
+
+    let check = RunOptions { check: true, ..options() };
+    let (summary, _) = run_local(&plan, check, |_| tokio::spawn(async {})).await;
+    assert_eq!(of(&summary, "h0", "upgrade").0, Status::Ok, "the read-only source ran in check mode");
+    assert_eq!(of(&summary, "h0", "current").0, Status::Changed);
+    let unknown = summary.reports.iter().find(|r| r.task == "on changing").unwrap();
+    assert_eq!(unknown.status, Status::Unknown);
+    assert!(
+        unknown.changes[0].starts_with("runs only if `stdout == 'x'` holds for the outputs of h0: changing")
+    );
+}
