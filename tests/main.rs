@@ -35,3 +35,4 @@ mod run_control;
 mod secrets;
 mod support;
 mod transport;
+mod upgrade;
