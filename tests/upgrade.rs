@@ -33,3 +33,18 @@ fn the_upgrade_wants_a_release_to_upgrade_to() {
         .failure()
         .stderr_has("is not a release like \"v1.30.4\"");
 }
+
+/// renew-certs.rhai: etcd's members restart one at a time (a handler each, only if its
+/// certificates changed), then kubeadm's certificates, one master at a time.
+#[test]
+fn the_renewal_graph_restarts_one_member_at_a_time() {
+    let out = Test::new()
+        .args(["graph", "playbooks/renew-certs.rhai", "-i", "playbooks/inventory.example.yml"])
+        .run()
+        .success();
+    let dot = &out.stdout;
+    assert!(dot.contains("batches [etcd0] [etcd1] [etcd2]"), "{dot}");
+    assert!(dot.contains("batches [master0] [master1] [master2]"), "{dot}");
+    assert_eq!(dot.matches("restart etcd\\n[systemd]").count(), 3, "{dot}");
+    assert_eq!(dot.matches("kubeadm certs renew\\n[kubeadm]").count(), 3, "{dot}");
+}
