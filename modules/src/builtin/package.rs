@@ -850,6 +850,71 @@ hello install ok installed 2.10-3
         }
     }
 
+    /// A host with kubelet (held) and kubeadm installed, and an old config-files package, whose
+    /// apt simulates removing them with the dependencies they leave unneeded; it records what
+    /// it is asked to run.
+    struct Node(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Host for Node {
+        fn name(&self) -> &str {
+            "node"
+        }
+
+        async fn exec(&self, exec: Exec) -> Result<contract::host::ExecOutput, contract::host::HostError> {
+            let stdout = if exec.command.starts_with("dpkg-query") {
+                "kubelet hold ok installed 1.30.4-1.1\nkubeadm install ok installed 1.30.4-1.1\n\
+                 oldtool deinstall ok config-files 1.0\n#lists 1000 900 900 3\n"
+            } else if exec.command.contains("apt-get -s") {
+                "Reading package lists...\nPurg kubeadm [1.30.4-1.1]\nPurg cri-tools [1.30.1-1.1]\n\
+                 Purg kubelet [1.30.4-1.1]\nPurg conntrack [1:1.4.7-1+b2]\nPurg oldtool [1.0]\n"
+            } else {
+                ""
+            };
+            self.0.lock().unwrap().push(exec.command);
+            Ok(contract::host::ExecOutput { status: Some(0), stdout: stdout.into(), stderr: Vec::new() })
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_with_autoremove_plans_and_removes_exactly_what_apt_simulated() {
+        let host = Node(std::sync::Mutex::new(Vec::new()));
+        let cx = Context::new(&host, contract::module::PlanOptions::default());
+        let json = serde_json::json!({"names": ["kubeadm", "kubelet", "oldtool", "gone"], "state": "absent",
+            "hold": false, "purge": true, "autoremove": true});
+        let plan = Package::new(args(json).unwrap()).plan(&cx).await.unwrap();
+        assert_eq!(
+            plan.changes,
+            [
+                "purge kubeadm, kubelet, oldtool",
+                "purge cri-tools, conntrack (no longer needed: autoremove)",
+                "unhold kubelet",
+            ]
+        );
+        let asked = host.0.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(
+            asked[1].ends_with(
+                "apt-get -s -q --allow-change-held-packages --purge remove --autoremove -- 'kubeadm' 'kubelet' 'oldtool'"
+            ),
+            "{asked:?}"
+        );
+        host.0.lock().unwrap().clear();
+        plan.action.unwrap().apply(&host).await.unwrap();
+        let ran = host.0.lock().unwrap().clone();
+        assert_eq!(ran.len(), 2, "{ran:?}");
+        assert_eq!(ran[0], "apt-mark unhold -- 'kubelet'", "released before it goes");
+        assert!(
+            ran[1].starts_with("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ")
+                && ran[1].ends_with(" -- 'kubeadm' 'kubelet' 'oldtool' 'cri-tools' 'conntrack'"),
+            "{ran:?}"
+        );
+        // Without purge, a package that left only its configuration files is gone already.
+        let json = serde_json::json!({"names": ["oldtool"], "state": "absent"});
+        let plan = Package::new(args(json).unwrap()).plan(&cx).await.unwrap();
+        assert!(!plan.is_change(), "{:?}", plan.changes);
+    }
+
     #[test]
     fn parses_the_planning_output() {
         let mut found = parse_query("hello install ok installed 2.10-3\n#lists 1000 400 300 2\n").unwrap();
