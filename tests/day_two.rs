@@ -119,10 +119,11 @@ fn differences(then: &BTreeMap<String, String>, now: &BTreeMap<String, String>) 
 }
 
 /// The "Done when" for reset.rhai, on the cluster ha.rhai built from nine bare hosts:
-/// without the confirmation (or with another name) it refuses and nothing changes; with it,
-/// every host is bare again (ha.rhai's own checks of a fresh host, the same packages installed
-/// as before ha.rhai ran, none of the files reset removes left); a second reset changes
-/// nothing; and ha.rhai builds the cluster again from there.
+/// without the confirmation (or with another name) it refuses and nothing changes; with it, a
+/// dry-run predicts the teardown and changes nothing, and the run makes every host bare again
+/// (ha.rhai's own checks of a fresh host, the same packages installed as before ha.rhai ran,
+/// none of the files reset removes left); a second reset changes nothing; and ha.rhai builds the
+/// cluster again from there.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
 fn reset_takes_the_cluster_back_to_bare_machines_and_ha_builds_it_again() {
@@ -152,6 +153,14 @@ fn reset_takes_the_cluster_back_to_bare_machines_and_ha_builds_it_again() {
     }
     let changed = differences(&built, &state(&lab, &ALL));
     assert!(changed.is_empty(), "a refused reset changed something: {changed:#?}");
+
+    // Confirmed, a dry-run predicts the teardown and changes nothing.
+    let check =
+        engine("check", "playbooks/reset.rhai", &lab.inventory, &["-e", "confirm=kubernetes"]).success();
+    assert_eq!(check.task("worker0", "kubeadm reset")["status"], "changed");
+    assert_eq!(check.task("master2", "kubernetes packages purged")["status"], "changed");
+    let changed = differences(&built, &state(&lab, &ALL));
+    assert!(changed.is_empty(), "a dry-run changed something: {changed:#?}");
 
     let started = std::time::Instant::now();
     let reset =
