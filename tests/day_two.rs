@@ -232,3 +232,40 @@ fn reset_takes_the_cluster_back_to_bare_machines_and_ha_builds_it_again() {
     let rebuilt = engine("run", "playbooks/ha.rhai", &lab.inventory, &[]).success();
     assert_eq!(rebuilt.count("changed"), 0, "{:?}", rebuilt.outcomes());
 }
+
+/// reset.rhai on Option 2 (no `etcd` group: etcd on the masters, so each master is taken down
+/// as a node, an etcd member and a keepalived host) with etcd from the release tarball (its
+/// binaries in /usr/local/bin and the tarball removed instead of packages purged): the six
+/// hosts are bare again, and a second reset changes nothing.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn reset_takes_option_2_with_etcd_from_the_tarball_back_to_bare_machines() {
+    let lab = bare_lab();
+    let _lab = exclusive();
+    let six = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+    fresh(&lab, &six);
+    // The lab's inventory without its `etcd` group: its variables (login, mirror) stay.
+    let text = std::fs::read_to_string(&lab.inventory).unwrap();
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert!(yaml["all"]["children"].as_mapping_mut().unwrap().remove("etcd").is_some());
+    let t = Test::new();
+    let inventory = t.file("option2.yml", &serde_yaml_ng::to_string(&yaml).unwrap());
+    let tarball = ["-e", "etcd_install=tarball"];
+    engine("run", "playbooks/ha.rhai", &inventory, &tarball).success();
+    lab.ssh("master1", "test -x /usr/local/bin/etcd && test -d /var/lib/etcd");
+
+    let confirmed = ["-e", "etcd_install=tarball", "-e", "confirm=kubernetes"];
+    let reset = engine("run", "playbooks/reset.rhai", &inventory, &confirmed).success();
+    assert_eq!(reset.task("master1", "etcd binary removed")["status"], "changed");
+    assert_eq!(reset.task("master1", "etcd data removed")["status"], "changed");
+    assert_bare(&lab, &six);
+    for host in six {
+        lab.ssh(
+            host,
+            "test ! -e /usr/local/bin/etcdctl && test ! -e /var/lib/etcd && test ! -e /etc/keepalived \
+             && test ! -e /etc/systemd/system/etcd.service && ! ls /usr/local/src/etcd-* 2>/dev/null",
+        );
+    }
+    let again = engine("run", "playbooks/reset.rhai", &inventory, &confirmed).success();
+    assert_eq!(again.count("changed"), 0, "{:?}", again.outcomes());
+}
