@@ -4,7 +4,7 @@
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
 //! turn, and the package mirror: `lab up --topology ha --bare --releases 12,13`) for the bare
 //! lab's tests: `bare_lab::`, the HA
-//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::` (and
+//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::` and `upgrade::` (and
 //! `secrets::full_ha_run...`), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
@@ -209,9 +209,9 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 }
 
 /// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs, the
-/// day-two playbooks' tests/day_two.rs and the secrets search of a whole ha.rhai run), run on
+/// day-two playbooks' tests/day_two.rs and tests/upgrade.rs, and the secrets search of a whole ha.rhai run), run on
 /// the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 4] = ["bare_lab::", "ha::", "day_two::", "secrets::full_ha_run"];
+const BARE_TESTS: [&str; 5] = ["bare_lab::", "ha::", "day_two::", "upgrade::", "secrets::full_ha_run"];
 
 /// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
 const BASTION_TESTS: [&str; 1] = ["ansible_project::"];
@@ -375,7 +375,13 @@ mod tests {
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
         let every = Selection {
             main: true,
-            bare: vec!["bare_lab::".into(), "ha::".into(), "day_two::".into(), "secrets::full_ha_run".into()],
+            bare: vec![
+                "bare_lab::".into(),
+                "ha::".into(),
+                "day_two::".into(),
+                "upgrade::".into(),
+                "secrets::full_ha_run".into(),
+            ],
             bastion: vec!["ansible_project::".into()],
         };
         assert_eq!(of(&[]), every);
