@@ -567,6 +567,8 @@ fn join(rest: &[&str]) {
     if !errors.is_empty() {
         preflight_failure(&errors);
     }
+    // The cluster to register with, and the kubelet's version, known before anything is written.
+    let registration = Cluster::find(hash).map(|c| (c, version::of("kubelet")));
     write(
         "/etc/kubernetes/kubelet.conf",
         &kubeconfig(&format!("https://{endpoint}"), "", "default-auth", None),
@@ -578,9 +580,8 @@ fn join(rest: &[&str]) {
         .unwrap_or_default(),
     );
     let node = settings.node_name.clone().unwrap_or_else(kube_standins::hostname);
-    match Cluster::find(hash) {
-        Some(c) => {
-            let kubelet = version::of("kubelet");
+    match registration {
+        Some((c, kubelet)) => {
             c.update(|state, events| {
                 cluster::register(state, &node, settings.control_plane, &kubelet);
                 events.push(Event::new("join", &node));

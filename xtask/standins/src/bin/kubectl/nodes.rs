@@ -281,8 +281,8 @@ pub(crate) fn go_duration(ms: u64) -> String {
 }
 
 fn drain(cli: &Cli, c: &Cluster, node: &str) {
-    if cli.output.is_some() || cli.selector.is_some() || cli.namespace.is_some() {
-        unsupported("kubectl", "drain with -o, -l or -n");
+    if cli.output.is_some() || cli.selector.is_some() {
+        unsupported("kubectl", "drain with -o or -l");
     }
     let timeout = match cli.timeout.as_deref() {
         None => 0,
