@@ -257,6 +257,13 @@ fn nodes_register_cordon_drain_and_go() {
         assert_eq!(e["versions"]["controlPlane"], "v1.30.4", "{e}");
     }
     assert_eq!(actions(&lab, "join"), ["worker1", "worker2"]);
+    assert_eq!(
+        master.kubectl(&["wait", "--for=condition=Ready", "nodes", "--all"]).ok().stdout,
+        "node/master0 condition met\nnode/worker1 condition met\nnode/worker2 condition met\n"
+    );
+    let versions =
+        master.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}"]).ok();
+    assert_eq!(versions.stdout, "v1.30.4 v1.30.4 v1.30.4");
 
     // delete node, then reset: the cluster goes with its last control plane.
     assert_eq!(master.kubectl(&["delete", "node", "worker2"]).ok().stdout, "node \"worker2\" deleted\n");

@@ -30,6 +30,8 @@ struct Cli {
     ignore_daemonsets: bool,
     delete_emptydir_data: bool,
     force: bool,
+    /// `--all` (`wait --for=condition=Ready nodes --all`).
+    all: bool,
     positional: Vec<String>,
 }
 
@@ -52,6 +54,7 @@ fn parse(args: &[String]) -> Cli {
             "--ignore-daemonsets" => Some(&mut cli.ignore_daemonsets),
             "--delete-emptydir-data" => Some(&mut cli.delete_emptydir_data),
             "--force" => Some(&mut cli.force),
+            "--all" => Some(&mut cli.all),
             _ => None,
         };
         if let Some(switch) = switch {
@@ -120,7 +123,7 @@ fn main() {
             || w.split_once('/').is_some_and(|(k, _)| node_words.contains(&k.to_ascii_lowercase().as_str()))
     });
     if matches!(verb.as_str(), "cordon" | "uncordon" | "drain")
-        || (on_nodes && matches!(verb.as_str(), "get" | "delete"))
+        || (on_nodes && matches!(verb.as_str(), "get" | "delete" | "wait"))
     {
         if cli.dry_run.is_some() {
             unsupported("kubectl", &format!("{verb} --dry-run"));
@@ -128,8 +131,11 @@ fn main() {
         nodes::run(&cli, &verb, &kubeconfig);
         return;
     }
-    if cli.ignore_daemonsets || cli.delete_emptydir_data || cli.force {
-        unsupported("kubectl", &format!("{verb} with drain's flags"));
+    if cli.ignore_daemonsets || cli.delete_emptydir_data || cli.force || cli.all {
+        unsupported(
+            "kubectl",
+            &format!("{verb} with --ignore-daemonsets, --delete-emptydir-data, --force or --all"),
+        );
     }
     if let Some(mode) = cli.dry_run.as_deref()
         && (mode != "server" || !matches!(verb.as_str(), "apply" | "patch"))

@@ -13,6 +13,9 @@
 //!   `--timeout` passes (exit 1, kubectl's messages); without `--timeout` (or with 0) the stand-in
 //!   gives up after [`UNBOUNDED_DRAIN_CAP`] instead of waiting forever, and says so.
 //! - `delete node NODE`: removes the Node.
+//! - `wait --for=condition=Ready node/NODE|nodes --all|-l SEL`: at once, as the stand-ins' `wait`
+//!   does for other objects (a condition not met fails with kubectl's timeout message).
+//! - `get ... -o jsonpath={.a.b}` on one node, `{.items[*].a.b}` on a list: plain field paths only.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +45,7 @@ pub(crate) fn run(cli: &Cli, verb: &str, kubeconfig: &str) {
     match verb {
         "get" => get(cli, &c, &rest),
         "delete" => delete(&c, &rest),
+        "wait" => wait(cli, &c, &rest),
         "cordon" | "uncordon" => {
             let node = one_node(verb, &rest);
             if cli.output.is_some() || cli.selector.is_some() {
@@ -103,9 +107,85 @@ fn get(cli: &Cli, c: &Cluster, rest: &[&str]) {
         Some("json") => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
         Some("yaml") => print!("{}", serde_yaml_ng::to_string(&value).unwrap_or_default()),
         Some("name") => found.iter().for_each(|n| println!("node/{}", store::name(n))),
+        Some(o) if o.starts_with("jsonpath=") => print!("{}", jsonpath(&value, &o["jsonpath=".len()..])),
         Some(other) => unsupported("kubectl", &format!("get nodes -o {other}")),
         None if found.is_empty() => eprintln!("No resources found"),
         None => print!("{}", table(&found, kube_standins::now())),
+    }
+}
+
+/// The plain field paths of kubectl's JSONPath: `{.a.b}` and `{.items[*].a.b}` (values joined by
+/// spaces, strings bare, others as JSON); anything else is not supported.
+pub(crate) fn jsonpath(value: &Value, template: &str) -> String {
+    let template = template.trim_matches('\'');
+    let Some(path) = template.strip_prefix("{.").and_then(|p| p.strip_suffix('}')) else {
+        unsupported("kubectl", &format!("-o jsonpath={template}"));
+    };
+    let simple = |p: &str| {
+        !p.is_empty()
+            && p.split('.').all(|k| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+    };
+    let field = |v: &Value, p: &str| -> String {
+        match p.split('.').fold(v, |v, k| &v[k]) {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    };
+    if let Some(rest) = path.strip_prefix("items[*].")
+        && simple(rest)
+    {
+        let all: Vec<String> =
+            value["items"].as_array().into_iter().flatten().map(|i| field(i, rest)).collect();
+        return all.join(" ");
+    }
+    if !simple(path) {
+        unsupported("kubectl", &format!("-o jsonpath={template}"));
+    }
+    field(value, path)
+}
+
+fn wait(cli: &Cli, c: &Cluster, rest: &[&str]) {
+    let Some(condition) = cli.wait_for.as_deref().and_then(|f| f.strip_prefix("condition=")) else {
+        unsupported("kubectl", "wait without --for=condition=NAME");
+    };
+    let (condition, wanted) = condition.split_once('=').unwrap_or((condition, "True"));
+    let state = c.state();
+    let name = names(rest);
+    if name.is_none() && cli.selector.is_none() && !cli.all {
+        die(1, "error: resource(s) were provided, but no name was specified");
+    }
+    let found: Vec<&Value> = state["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| name.as_deref().is_none_or(|x| n["metadata"]["name"] == x))
+        .filter(|n| cli.selector.as_deref().is_none_or(|s| store::matches(n, s)))
+        .collect();
+    if found.is_empty() {
+        match name {
+            Some(n) => not_found(&n),
+            None => die(1, "error: no matching resources found"),
+        }
+    }
+    let mut failed = false;
+    for n in found {
+        let met = n["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|x| {
+                x["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(condition)) && x["status"] == wanted
+            })
+        });
+        if met {
+            println!("node/{} condition met", store::name(n));
+        } else {
+            eprintln!("error: timed out waiting for the condition on nodes/{}", store::name(n));
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::exit(1);
     }
 }
 
@@ -347,6 +427,16 @@ fn drain(cli: &Cli, c: &Cluster, node: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_jsonpaths() {
+        let node = json!({"metadata": {"name": "w1"}, "status": {"nodeInfo": {"kubeletVersion": "v1.30.4"}}, "spec": {"unschedulable": true}});
+        assert_eq!(jsonpath(&node, "{.status.nodeInfo.kubeletVersion}"), "v1.30.4");
+        assert_eq!(jsonpath(&node, "'{.spec.unschedulable}'"), "true");
+        assert_eq!(jsonpath(&node, "{.spec.taints}"), "");
+        let list = json!({"items": [node, {"metadata": {"name": "w2"}}]});
+        assert_eq!(jsonpath(&list, "{.items[*].metadata.name}"), "w1 w2");
+    }
 
     #[test]
     fn durations_read_and_print_like_go() {
