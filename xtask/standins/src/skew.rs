@@ -98,6 +98,19 @@ pub fn policies(cluster: &str, kubeadm: &str, target: &str, kubelets: &[String])
     v
 }
 
+/// kubeadm's preflight check `KubeletVersion` (init and join): a kubelet of a newer minor than
+/// the control plane is a fatal error, with kubeadm's text.
+pub fn kubelet_preflight(kubelet: &str, control_plane: &str) -> Option<String> {
+    let (k, c) = (parse_version(kubelet)?, parse_version(control_plane)?);
+    (k.0 > c.0 || k.1 > c.1).then(|| {
+        format!(
+            "[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: \"{}\" Control plane version: \"{}\"",
+            &kubelet[1..],
+            &control_plane[1..]
+        )
+    })
+}
+
 /// Why a kubelet of version `kubelet` may not register with a control plane at `control_plane`
 /// (the skew policy: never newer than kube-apiserver, at most three minors older), or `None`.
 pub fn kubelet_refusal(kubelet: &str, control_plane: &str) -> Option<String> {
@@ -172,6 +185,11 @@ mod tests {
 
     #[test]
     fn a_kubelet_never_newer_than_the_control_plane() {
+        assert_eq!(
+            kubelet_preflight("v1.31.1", "v1.30.4").unwrap(),
+            "[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: \"1.31.1\" Control plane version: \"1.30.4\""
+        );
+        assert_eq!(kubelet_preflight("v1.30.4", "v1.31.1"), None);
         assert_eq!(kubelet_refusal("v1.30.4", "v1.31.1"), None);
         assert_eq!(kubelet_refusal("v1.31.1", "v1.31.0"), None, "the policy speaks of minor versions");
         assert!(kubelet_refusal("v1.31.1", "v1.30.4").unwrap().contains("newer than the control plane"));

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use kube_standins::cluster::{self, Cluster, Event};
 use kube_standins::config::{Document, JoinConfigurationV1beta3, KubeadmConfig, Networking};
 use kube_standins::{
-    VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported, version,
+    VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, skew, store, unsupported, version,
 };
 
 #[path = "kubeadm/certs.rs"]
@@ -293,6 +293,7 @@ fn init(rest: &[&str]) {
             errors.push(format!("[ERROR ExternalEtcdClientCertificates]: {file} doesn't exist"));
         }
     }
+    errors.extend(skew::kubelet_preflight(&version::of("kubelet"), &version));
     if !errors.is_empty() {
         preflight_failure(&errors);
     }
@@ -564,11 +565,16 @@ fn join(rest: &[&str]) {
             errors.push(format!("[ERROR FileAvailable--{check}]: {path} already exists"));
         }
     }
+    // The cluster to register with, and the kubelet's version, known before anything is written.
+    let registration = Cluster::find(hash).map(|c| (c, version::of("kubelet")));
+    if let Some((c, kubelet)) = &registration
+        && let Some(control_plane) = c.state()["controlPlaneVersion"].as_str()
+    {
+        errors.extend(skew::kubelet_preflight(kubelet, control_plane));
+    }
     if !errors.is_empty() {
         preflight_failure(&errors);
     }
-    // The cluster to register with, and the kubelet's version, known before anything is written.
-    let registration = Cluster::find(hash).map(|c| (c, version::of("kubelet")));
     write(
         "/etc/kubernetes/kubelet.conf",
         &kubeconfig(&format!("https://{endpoint}"), "", "default-auth", None),
