@@ -382,7 +382,8 @@ fn upgrades_follow_kubeadms_skew_policies() {
     let plan = master.run("kubeadm", &["upgrade", "plan"]).ok();
     assert!(plan.stdout.contains("[upgrade/versions] Cluster version: v1.30.4"), "{}", plan.stdout);
     assert!(plan.stdout.contains("kubeadm upgrade apply v1.31.1"), "{}", plan.stdout);
-    let apply = master.run("kubeadm", &["upgrade", "apply", "v1.31.1", "--yes"]).ok();
+    // As the engine's kubeadm module runs it: the version after `--`.
+    let apply = master.run("kubeadm", &["upgrade", "apply", "--yes", "--", "v1.31.1"]).ok();
     assert!(
         apply.stdout.contains("SUCCESS! Your cluster was upgraded to \"v1.31.1\". Enjoy!"),
         "{}",

@@ -59,6 +59,11 @@ fn flags<'a>(rest: &[&'a str], with_value: &[&str], switches: &[&str], command: 
     let mut i = 0;
     while i < rest.len() {
         let word = rest[i];
+        if word == "--" {
+            // As cobra: everything after `--` is an operand (`kubeadm upgrade apply --yes -- v1.31.1`).
+            out.positional.extend_from_slice(&rest[i + 1..]);
+            break;
+        }
         let (name, inline) = match word.split_once('=') {
             Some((n, v)) if n.starts_with('-') => (n, Some(v)),
             _ => (word, None),
