@@ -3,9 +3,9 @@
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
 //! turn, and the package mirror: `lab up --topology ha --bare --releases 12,13`) for the bare
-//! lab's tests: `bare_lab::` and the HA
-//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
-//! themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
+//! lab's tests: `bare_lab::`, the HA
+//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::` and `upgrade::` (and
+//! `secrets::full_ha_run...`), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
 //! lab always comes down afterwards.
@@ -208,9 +208,10 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
     })
 }
 
-/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs and
-/// the secrets search of a whole ha.rhai run), run on the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 3] = ["bare_lab::", "ha::", "secrets::full_ha_run"];
+/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs, the
+/// day-two playbooks' tests/day_two.rs and tests/upgrade.rs, and the secrets search of a whole ha.rhai run), run on
+/// the bare `ha` lab after the rest.
+const BARE_TESTS: [&str; 5] = ["bare_lab::", "ha::", "day_two::", "upgrade::", "secrets::full_ha_run"];
 
 /// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
 const BASTION_TESTS: [&str; 1] = ["ansible_project::"];
@@ -374,7 +375,13 @@ mod tests {
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
         let every = Selection {
             main: true,
-            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into()],
+            bare: vec![
+                "bare_lab::".into(),
+                "ha::".into(),
+                "day_two::".into(),
+                "upgrade::".into(),
+                "secrets::full_ha_run".into(),
+            ],
             bastion: vec!["ansible_project::".into()],
         };
         assert_eq!(of(&[]), every);
@@ -387,6 +394,13 @@ mod tests {
         assert_eq!(of(&["ha::ha_full"]), bare(&["ha::ha_full"]));
         assert_eq!(of(&["bare_lab::", "--nocapture"]), bare(&["bare_lab::"]));
         assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![], bastion: vec![] });
+        assert_eq!(of(&["day_two::reset"]), bare(&["day_two::reset"]));
+        assert_eq!(
+            of(&["reset"]),
+            Selection { main: true, bare: vec![], bastion: vec![] },
+            "a word of a test's name, not of a prefix"
+        );
+        assert_eq!(of(&["day"]), Selection { main: true, bare: vec!["day_two::".into()], bastion: vec![] });
         assert_eq!(
             of(&["ha"]),
             Selection {

@@ -68,6 +68,8 @@ impl AdHoc {
                 tags: Vec::new(),
                 location: Location { file: Arc::from(PLAYBOOK), line: 0, col: 0 },
                 handler: false,
+                always: false,
+                when: None,
                 retry: None,
                 parsed: None,
                 sealed: None,

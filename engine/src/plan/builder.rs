@@ -10,7 +10,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::refs::{self, Ref};
-use super::{Batch, Edge, Location, Plan, PlanError, PlanErrors, Serial, Task};
+use super::{Batch, Budget, Edge, Limit, Location, Plan, PlanError, PlanErrors, Serial, Task, When, Window};
 use crate::ids::TaskId;
 use crate::inventory::Inventory;
 
@@ -32,6 +32,8 @@ pub struct PlanBuilder {
     /// [`Edge::Serial`] edges (see [`serial_edges`]) and hands them to the plan, whose gates
     /// the walker keeps. While building, a task's id is its index in `tasks`.
     serials: Vec<Serial>,
+    /// One entry per `budget(...)` call, its windows in order.
+    budgets: Vec<Budget>,
 }
 
 impl PlanBuilder {
@@ -45,6 +47,7 @@ impl PlanBuilder {
             last_on_host: HashMap::new(),
             concurrent_hosts: HashSet::new(),
             serials: Vec::new(),
+            budgets: Vec::new(),
         }
     }
 
@@ -130,6 +133,48 @@ impl PlanBuilder {
             .map(|(hosts, tasks)| Batch { hosts, tasks: (tasks.start.0..tasks.end.0).map(TaskId).collect() })
             .collect();
         self.serials.push(Serial { location, batches, max_fail_percentage });
+    }
+
+    /// Declares one `budget(...)` call: at most `limit` of its windows (each a host and the
+    /// range of task ids created for it) open at once. A task belongs to one window at most:
+    /// budgets do not nest.
+    pub fn add_budget(
+        &mut self,
+        location: Location,
+        limit: Limit,
+        hosts: Vec<String>,
+        windows: Vec<(String, Range<TaskId>)>,
+    ) -> Result<(), String> {
+        let taken: HashSet<TaskId> =
+            self.budgets.iter().flat_map(|b| &b.windows).flat_map(|w| w.tasks.iter().copied()).collect();
+        let windows: Vec<Window> = windows
+            .into_iter()
+            .map(|(host, tasks)| Window { host, tasks: (tasks.start.0..tasks.end.0).map(TaskId).collect() })
+            .collect();
+        if let Some(task) = windows.iter().flat_map(|w| &w.tasks).find(|id| taken.contains(id)) {
+            let label = self.task(*task).map_or_else(|| format!("task {}", task.0), Task::label);
+            return Err(format!(
+                "{label} is already in the window of another budget(...): budgets do not nest \
+                 (give the inner hosts their own budget call instead)"
+            ));
+        }
+        self.budgets.push(Budget { location, limit, hosts, windows });
+        Ok(())
+    }
+
+    /// Makes task `id` run only if `when` holds; it waits for `when.task` as for data.
+    pub fn set_when(&mut self, id: TaskId, when: When) {
+        self.edges.push((when.task.0, id.0, Edge::Data));
+        if let Some(task) = self.tasks.get_mut(id.0) {
+            task.when = Some(when);
+        }
+    }
+
+    /// Lets task `id` run once the tasks it waits for have ended, whatever their outcome.
+    pub fn set_always(&mut self, id: TaskId) {
+        if let Some(task) = self.tasks.get_mut(id.0) {
+            task.always = true;
+        }
     }
 
     pub fn task(&self, id: TaskId) -> Option<&Task> {
@@ -304,7 +349,13 @@ impl PlanBuilder {
             super::error::dedup(&mut self.errors);
             return Err(PlanErrors { playbook: self.playbook, errors: self.errors });
         }
-        Ok(Plan::new(self.playbook, graph, Arc::new(inventory.clone()), self.serials.into()))
+        Ok(Plan::new(
+            self.playbook,
+            graph,
+            Arc::new(inventory.clone()),
+            self.serials.into(),
+            self.budgets.into(),
+        ))
     }
 }
 
@@ -633,6 +684,62 @@ serial(hosts, #{ size: [1, 2], max_fail_percentage: 50 }, |h| { h.command("step"
                 .unwrap();
         assert_eq!(plan.serials()[0].max_fail_percentage, None);
         assert_eq!(plan.gates()[0].max_failed, 1, "1 of 2 may fail");
+    }
+
+    /// A budget's windows are the tasks its closure created for each host, wherever they run;
+    /// `--limit` keeps the windows' tasks it selects and the budget still counts all its hosts;
+    /// DOT shows whose window a task is in, the always task, and the budget's note.
+    #[test]
+    fn a_budget_is_plan_data_and_drawn() {
+        let plan = load(
+            r#"let lb = host("lb0");
+budget(group("workers"), #{ max_down: "34%" }, |h| {
+    let d = lb.command(`drain ${h.name}`, #{ cmd: "true" });
+    h.command("upgrade", #{ cmd: "true" }).after(d);
+    lb.command(`uncordon ${h.name}`, #{ cmd: "true" }).always();
+});"#,
+        )
+        .unwrap();
+        let [budget] = plan.budgets() else { panic!("{:?}", plan.budgets()) };
+        assert_eq!(budget.limit, Limit::Percent(34));
+        assert_eq!(budget.max_down(), 1, "34% of 3 hosts, rounded down");
+        let windows: Vec<(String, usize)> =
+            budget.windows.iter().map(|w| (w.host.clone(), w.tasks.len())).collect();
+        assert_eq!(windows, [("w0".into(), 3), ("w1".into(), 3), ("w2".into(), 3)]);
+        assert!(plan.graph[node(&plan, "lb0", "uncordon w1")].always);
+        let dot = plan.to_dot(None, &crate::redact::Redactor::default());
+        assert!(dot.contains("budget_1 [shape=note"), "{dot}");
+        assert!(dot.contains("label=\"drain w1\\n[command]\\nbudget 1: w1\", color=\"#756bb1\""), "{dot}");
+        assert!(
+            dot.contains("budget 1: w2\\n(always)\", color=\"#756bb1\", penwidth=2, peripheries=2"),
+            "{dot}"
+        );
+        let limited =
+            plan.select(&Selection { hosts: Some(vec!["w1".into(), "lb0".into()]), ..Selection::default() });
+        assert_eq!(limited.budgets()[0].hosts, ["w0", "w1", "w2"]);
+        let kept: Vec<usize> = limited.budget_windows()[0].1.iter().map(Vec::len).collect();
+        assert_eq!(kept, [2, 3, 2], "lb0's drains and uncordons stay in their windows");
+    }
+
+    #[test]
+    fn budget_options_are_checked_with_the_line_and_budgets_do_not_nest() {
+        let bad = |options: &str| {
+            errors(&format!(
+                "\nbudget(group(\"workers\"), {options}, |h| {{ h.command(\"s\", #{{ cmd: \"true\" }}); }});"
+            ))
+        };
+        let zero = bad("#{ max_down: 0 }");
+        assert!(zero.contains("rolling.rhai:2:") && zero.contains("at least 1, not 0"), "{zero}");
+        let over = bad("#{ max_down: \"150%\" }");
+        assert!(over.contains("\"150%\" is not a percentage"), "{over}");
+        let words = bad("#{ max_down: \"one\" }");
+        assert!(words.contains("\"one\" is not a percentage"), "{words}");
+        let typo = bad("#{ max_dwon: 1 }");
+        assert!(typo.contains("max_dwon"), "{typo}");
+        let nested = errors(
+            "budget(group(\"workers\"), #{ max_down: 1 }, |h| {\n  budget([h], #{ max_down: 1 }, |i| { i.command(\"s\", #{ cmd: \"true\" }); });\n});",
+        );
+        assert!(nested.contains("budgets do not nest"), "{nested}");
     }
 
     #[test]

@@ -44,12 +44,22 @@ impl Plan {
     /// The plan as a DOT digraph: one cluster per host, one node per task (name and module),
     /// cross-host edges bold and blue, data edges dashed, the edges between batches of a
     /// `serial(...)` rolling change bold orange and labelled `serial` (and a note per rolling change
-    /// saying its batches and when the later batches stop). With `predictions` (indexed by
+    /// saying its batches and when the later batches stop). The tasks of a `budget(...)` window
+    /// have a purple border and say whose window they are (`budget 1: w0`), with a note per
+    /// budget; an `always` task has a double border. With `predictions` (indexed by
     /// node), nodes are coloured by the dry-run's outcome. Every label is redacted with
     /// `redactor` (before escaping, while secrets still read as they were given).
     pub fn to_dot(&self, predictions: Option<&[Prediction]>, redactor: &Redactor) -> String {
         let quote = |text: &str| dot_string(&redactor.redact(text));
         let graph = &self.graph;
+        let mut window_of = std::collections::HashMap::new();
+        for (b, budget) in self.budgets().iter().enumerate() {
+            for window in &budget.windows {
+                for id in &window.tasks {
+                    window_of.insert(*id, (b, window.host.as_str()));
+                }
+            }
+        }
         let mut out = String::new();
         let title = self.playbook().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = writeln!(out, "digraph plan {{");
@@ -71,7 +81,23 @@ impl Plan {
             nodes.sort();
             for node in nodes {
                 let task = &graph[node];
-                let mut attrs = format!("label={}", quote(&format!("{}\n[{}]", task.name, task.module)));
+                let mut label = format!("{}\n[{}]", task.name, task.module);
+                if let Some((b, host)) = window_of.get(&task.id) {
+                    let _ = write!(label, "\nbudget {}: {host}", b + 1);
+                }
+                if task.always {
+                    label.push_str("\n(always)");
+                }
+                if let Some(when) = &task.when {
+                    let _ = write!(label, "\nwhen: {}", when.expression);
+                }
+                let mut attrs = format!("label={}", quote(&label));
+                if window_of.contains_key(&task.id) {
+                    attrs.push_str(", color=\"#756bb1\", penwidth=2");
+                }
+                if task.always {
+                    attrs.push_str(", peripheries=2");
+                }
                 if let Some(p) = predictions.and_then(|p| p.get(node.index())) {
                     let _ = write!(attrs, ", fillcolor=\"{}\", tooltip={}", p.fill(), quote(p.as_str()));
                 }
@@ -85,6 +111,15 @@ impl Plan {
                 out,
                 "  serial_{i} [shape=note, style=filled, fillcolor=\"#fee6ce\", label={}];",
                 quote(&serial.describe())
+            );
+        }
+        // One note per budget: its hosts and how many may be down at once.
+        for (i, budget) in self.budgets().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  budget_{} [shape=note, style=filled, fillcolor=\"#dadaeb\", label={}];",
+                i + 1,
+                quote(&format!("budget {}: {}", i + 1, budget.describe()))
             );
         }
         for (from, to, kind) in self.edges() {

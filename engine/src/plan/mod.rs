@@ -7,6 +7,7 @@
 //!
 //! An edge `a → b` means `b` starts only after `a` finished successfully.
 
+mod budget;
 mod builder;
 mod dot;
 mod error;
@@ -21,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use budget::{Budget, Limit, Window};
 pub use builder::PlanBuilder;
 pub use dot::Prediction;
 pub use error::{PlanError, PlanErrors};
@@ -30,7 +32,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 pub use resume::Resume;
 pub use serial::{Batch, BatchGate, Serial};
-pub use task::{Args, Edge, Retry, Task};
+pub use task::{Args, Edge, Retry, Task, When};
 
 use crate::ids::{HostId, NodeId, TaskId};
 use crate::inventory::Inventory;
@@ -53,6 +55,8 @@ pub struct Plan {
     host_of: Arc<[HostId]>,
     /// The `serial(...)` rolling changes, their batches holding only this plan's tasks.
     serials: Arc<[Serial]>,
+    /// The `budget(...)` disruption budgets, their windows holding only this plan's tasks.
+    budgets: Arc<[Budget]>,
 }
 
 /// Which tasks of a plan to keep.
@@ -73,6 +77,7 @@ impl Plan {
         graph: DiGraph<Task, Edge>,
         inventory: Arc<Inventory>,
         serials: Arc<[Serial]>,
+        budgets: Arc<[Budget]>,
     ) -> Self {
         let used: HashSet<&str> = graph.node_weights().map(|t| t.host.as_str()).collect();
         let hosts: Vec<String> = inventory
@@ -86,7 +91,34 @@ impl Plan {
         // Sealing refuses tasks on hosts the inventory lacks, so every task's host is listed.
         let host_of: Arc<[HostId]> =
             graph.node_weights().map(|t| index.get(t.host.as_str()).copied().unwrap_or(HostId(0))).collect();
-        Self { playbook, graph: Arc::new(graph), inventory, hosts: hosts.into(), host_of, serials }
+        Self { playbook, graph: Arc::new(graph), inventory, hosts: hosts.into(), host_of, serials, budgets }
+    }
+
+    /// The `budget(...)` disruption budgets, in playbook order.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+
+    /// Each budget's windows as nodes of this plan (windows with no task here left out), for
+    /// the walker: `(budget index, windows)`.
+    pub fn budget_windows(&self) -> Vec<(usize, Vec<Vec<NodeId>>)> {
+        if self.budgets.is_empty() {
+            return Vec::new();
+        }
+        let node: HashMap<TaskId, NodeId> = self.tasks().map(|(node, task)| (task.id, node)).collect();
+        self.budgets
+            .iter()
+            .enumerate()
+            .map(|(b, budget)| {
+                let windows = budget
+                    .windows
+                    .iter()
+                    .map(|w| w.tasks.iter().filter_map(|id| node.get(id).copied()).collect::<Vec<_>>())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                (b, windows)
+            })
+            .collect()
     }
 
     /// The `serial(...)` rolling changes, in playbook order.
@@ -140,7 +172,19 @@ impl Plan {
 
     /// The node of the task with playbook number `id`, if this plan kept it.
     pub fn node_of(&self, id: TaskId) -> Option<NodeId> {
-        self.tasks().find(|(_, t)| t.id == id).map(|(node, _)| node)
+        // Nodes keep their tasks' playbook order (sealing adds them in order, selections keep
+        // it), so the ids are sorted.
+        let n = self.graph.node_count();
+        let (mut low, mut high) = (0, n);
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.graph[NodeIndex::new(mid)].id < id {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low < n && self.graph[NodeIndex::new(low)].id == id).then_some(NodeId(low))
     }
 
     /// The host a task runs on.
@@ -307,7 +351,18 @@ impl Plan {
                 serial
             })
             .collect();
-        Plan::new(self.playbook.clone(), selected, self.inventory.clone(), serials.into())
+        let budgets: Vec<Budget> = self
+            .budgets
+            .iter()
+            .cloned()
+            .map(|mut budget| {
+                for window in &mut budget.windows {
+                    window.tasks.retain(|id| kept.contains(id));
+                }
+                budget
+            })
+            .collect();
+        Plan::new(self.playbook.clone(), selected, self.inventory.clone(), serials.into(), budgets.into())
     }
 
     /// Edges as `(from, to, kind)`, sorted, for tests and reports.

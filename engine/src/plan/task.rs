@@ -29,6 +29,11 @@ pub struct Task {
     pub location: Location,
     /// A handler runs only when a task that notifies it changed something (see [`Edge::Notify`]).
     pub handler: bool,
+    /// Runs once the tasks it waits for have ended, also when one failed or was skipped (a
+    /// cleanup: the uncordon after a failed drain). Its own dependents wait for its outcome.
+    pub always: bool,
+    /// Runs only if a condition on another task's outputs holds (`t.when(source, "expr")`).
+    pub when: Option<When>,
     /// Try again on failure, or until a condition on the outputs holds.
     pub retry: Option<Retry>,
     /// The module, built from `args` when the plan was sealed, for tasks whose arguments hold
@@ -40,6 +45,17 @@ pub struct Task {
     /// module from it, without reading `args` again. Kept only for tasks whose module is built
     /// when they run: a task with [`Task::parsed`] has no use for it.
     pub sealed: Option<Arc<dyn SealedArgs>>,
+}
+
+/// `t.when(source, "rc == 0 and stdout != 'v1.31.1'")`: the task runs only if the Jinja
+/// expression holds over `source`'s outputs; otherwise it reports `ok`, saying why it did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    /// The task whose outputs the expression reads (the task waits for it, as for data).
+    pub task: TaskId,
+    pub expression: String,
+    /// The outputs the expression reads (its top-level names), kept for it.
+    pub reads: Vec<String>,
 }
 
 /// A task's retry policy: `t.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" })` (in Rhai,

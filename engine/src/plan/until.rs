@@ -8,6 +8,16 @@ pub fn compile(expression: &str) -> Result<(), minijinja::Error> {
     env.compile_expression(expression).map(drop)
 }
 
+/// The top-level names `expression` reads (`rc` and `stdout` in `rc == 0 and "ok" in stdout`),
+/// sorted.
+pub fn names(expression: &str) -> Result<Vec<String>, minijinja::Error> {
+    let env = minijinja::Environment::new();
+    let compiled = env.compile_expression(expression)?;
+    let mut names: Vec<String> = compiled.undeclared_variables(false).into_iter().collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Whether `expression` holds for `outputs` (`rc == 0 and "ok" in stdout`).
 pub fn holds(expression: &str, outputs: &Outputs) -> Result<bool, minijinja::Error> {
     let mut env = minijinja::Environment::new();
@@ -30,5 +40,6 @@ mod tests {
         assert!(!holds("rc != 0", &outputs).unwrap());
         assert!(holds("missing == 1", &outputs).is_err(), "undefined names are errors");
         assert!(compile("rc ==").is_err());
+        assert_eq!(names("rc == 0 and 'x' in stdout and object.a").unwrap(), ["object", "rc", "stdout"]);
     }
 }

@@ -21,6 +21,8 @@
 //! b.retry(#{ retries: 5, delay: 2, "until": "'healthy' in stdout" });  // `until` is a Rhai keyword: quote it
 //! template_file("web.conf.j2")            // a file from the playbook's folder (from a library: the library's), as text
 //! serial(group("workers"), 1, |h| { ... })  // a rolling change: n hosts at a time, batch after batch
+//! budget(group("workers"), #{ max_down: 1 }, |h| { ... })  // at most 1 host's tasks under way at once ("25%" too)
+//! uncordon.always();     // runs once what it waits for has ended, even after a failure (a cleanup)
 //! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
 
@@ -34,7 +36,7 @@ use super::handles::{HostHandle, HostVars, TaskHandle};
 use crate::ids::TaskId;
 use crate::inventory::{Inventory, Vars};
 use crate::plan::refs::{self, Ref};
-use crate::plan::{Args, Location, PlanBuilder, Retry, Task};
+use crate::plan::{Args, Limit, Location, PlanBuilder, Retry, Task, When};
 use crate::redact::Redactor;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -198,6 +200,8 @@ impl Context {
             tags: Vec::new(),
             location,
             handler,
+            always: false,
+            when: None,
             retry: None,
             parsed: None,
             sealed: None,
@@ -405,6 +409,15 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
         },
     );
 
+    // ---- disruption budgets: budget(hosts, #{ max_down: 1 | "25%" }, |h| { ... })
+    let c = cx.clone();
+    engine.register_fn(
+        "budget",
+        move |ctx: NativeCallContext, hosts: Array, options: Map, add: FnPtr| -> RhaiResult<Array> {
+            budget(&c, &ctx, hosts, options, &add)
+        },
+    );
+
     // ---- serialising values (manifests, configs)
     engine.register_fn("to_yaml", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<String> {
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)
@@ -470,6 +483,32 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             Ok(t.clone())
         },
     );
+    let c = cx.clone();
+    engine.register_fn(
+        "when",
+        move |ctx: NativeCallContext,
+              t: &mut TaskHandle,
+              source: TaskHandle,
+              expression: &str|
+              -> TaskHandle {
+            match crate::plan::until::names(expression) {
+                Ok(reads) => {
+                    let when = When { task: source.id, expression: expression.to_owned(), reads };
+                    t.plan.borrow_mut().set_when(t.id, when);
+                }
+                Err(e) => {
+                    let (message, location) =
+                        (format!("when(task, \"{expression}\"): {e}"), c.location(&ctx));
+                    t.plan.borrow_mut().error(message, location, None);
+                }
+            }
+            t.clone()
+        },
+    );
+    engine.register_fn("always", |t: &mut TaskHandle| -> TaskHandle {
+        t.plan.borrow_mut().set_always(t.id);
+        t.clone()
+    });
     engine.register_fn("notify", |t: &mut TaskHandle, handler: TaskHandle| -> TaskHandle {
         t.plan.borrow_mut().add_notify(t.id, handler.id);
         t.clone()
@@ -550,6 +589,102 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
     );
 }
 
+/// The options of `budget(hosts, #{ max_down: 1 }, ...)`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetOptions {
+    /// A count of hosts, or a percentage of them as `"25%"`.
+    max_down: MaxDown,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum MaxDown {
+    Hosts(i64),
+    Percent(String),
+}
+
+/// `budget(hosts, #{ max_down: 1 }, |h| { ... })`: calls the closure once per host; the tasks it
+/// creates for a host (on that host or another) are the host's window of disruption, and the
+/// walker keeps at most `max_down` windows under way at once. Returns every task created.
+fn budget(
+    c: &Context,
+    ctx: &NativeCallContext,
+    hosts: Array,
+    options: Map,
+    add: &FnPtr,
+) -> RhaiResult<Array> {
+    const CALL: &str = "budget(hosts, #{ max_down }, |h| { ... })";
+    let options: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(options))
+        .map_err(|e| runtime(format!("{CALL}: its values must be plain values: {e}"), ctx.call_position()))?;
+    let options: BudgetOptions = contract::args::from_value(options).map_err(|e| {
+        runtime(
+            format!("{CALL}: {e} (max_down is a number of hosts, or a percentage of them as \"25%\")"),
+            ctx.call_position(),
+        )
+    })?;
+    let limit = match options.max_down {
+        MaxDown::Hosts(n) => Limit::Hosts(usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            runtime(
+                format!("{CALL}: max_down is how many hosts may be down at once, at least 1, not {n}"),
+                ctx.call_position(),
+            )
+        })?),
+        MaxDown::Percent(text) => {
+            let percent = text
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<u8>().ok())
+                .filter(|p| (1..=100).contains(p))
+                .ok_or_else(|| {
+                    runtime(
+                        format!("{CALL}: max_down {text:?} is not a percentage from \"1%\" to \"100%\""),
+                        ctx.call_position(),
+                    )
+                })?;
+            Limit::Percent(percent)
+        }
+    };
+    let handles = host_handles(CALL, ctx, hosts)?;
+    let mut windows = Vec::with_capacity(handles.len());
+    for host in &handles {
+        let start = c.plan.borrow().next_id();
+        // The closure adds tasks through the same plan: no borrow may be held across it.
+        let _returned: Dynamic = add.call_within_context(ctx, (host.clone(),)).map_err(|e| match *e {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if add.is_anonymous() => inner,
+            other => Box::new(other),
+        })?;
+        windows.push((host.name.clone(), start..c.plan.borrow().next_id()));
+    }
+    let created = windows.first().map_or(0, |w| w.1.start.0)..windows.last().map_or(0, |w| w.1.end.0);
+    let location = c.location(ctx);
+    let mut plan = c.plan.borrow_mut();
+    let tasks = created
+        .map(TaskId)
+        .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
+        .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
+        .collect();
+    let names = handles.iter().map(|h| h.name.clone()).collect();
+    plan.add_budget(location, limit, names, windows)
+        .map_err(|e| runtime(format!("{CALL}: {e}"), ctx.call_position()))?;
+    Ok(tasks)
+}
+
+/// The hosts of a `serial`/`budget` call, each checked to be a host.
+fn host_handles(call: &str, ctx: &NativeCallContext, hosts: Array) -> RhaiResult<Vec<HostHandle>> {
+    let mut handles = Vec::with_capacity(hosts.len());
+    for (i, item) in hosts.into_iter().enumerate() {
+        let type_name = item.type_name();
+        let host = item.try_cast::<HostHandle>().ok_or_else(|| {
+            runtime(
+                format!("{call} takes hosts (host(..), group(..), hosts()); item {i} is {type_name}"),
+                ctx.call_position(),
+            )
+        })?;
+        handles.push(host);
+    }
+    Ok(handles)
+}
+
 /// The options of `serial(hosts, #{ size: 2, max_fail_percentage: 30 }, ...)`; `serial(hosts,
 /// n, ...)` is `#{ size: n }`.
 #[derive(Debug, serde::Deserialize)]
@@ -608,17 +743,7 @@ fn serial(
             )
         })?),
     };
-    let mut handles = Vec::with_capacity(hosts.len());
-    for (i, item) in hosts.into_iter().enumerate() {
-        let type_name = item.type_name();
-        let host = item.try_cast::<HostHandle>().ok_or_else(|| {
-            runtime(
-                format!("{usage} takes hosts (host(..), group(..), hosts()); item {i} is {type_name}"),
-                ctx.call_position(),
-            )
-        })?;
-        handles.push(host);
-    }
+    let handles = host_handles(usage, ctx, hosts)?;
     let mut batches = Vec::new();
     let mut chunks = Vec::new();
     let mut rest = handles.as_slice();

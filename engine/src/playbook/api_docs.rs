@@ -50,6 +50,41 @@ pub(crate) const TYPES: &[TypeDoc] = &[
 /// Every registered function, sorted by key.
 pub(crate) const FUNCTIONS: &[FnDoc] = &[
     FnDoc {
+        key: "when(Task, Task, string)",
+        params: &["t", "source", "condition"],
+        doc: "Runs `t` only if `condition`, a Jinja expression over the outputs of `source` (`rc`, `stdout`, \
+              a module's own outputs), holds when `t` is about to run (Ansible's `when:`); `t` waits for \
+              `source`. Otherwise `t` reports ok, saying it did not run and why, and the tasks after it go \
+              on. It does not run either when `source` did not run by its own condition. In check mode the \
+              condition is evaluated when `source` runs in check mode too (a `read_only` command, a `get`), \
+              else `t` is unknown. An undefined name in it fails `t`. Example: `drain.when(version, \
+              \"stdout != 'v1.31.1'\")`. Returns `t`.",
+    },
+    FnDoc {
+        key: "always(Task)",
+        params: &["t"],
+        doc: "Runs `t` once every task it waits for has ended, also when one of them failed or was skipped: a \
+              cleanup, such as the uncordon after a drain that failed (Ansible's `always:`). A run stopped by \
+              Ctrl-C or `--fail-fast` does not start it. The tasks after `t` wait for `t`'s own outcome. \
+              Returns `t`.",
+    },
+    FnDoc {
+        key: "budget(array, map, Fn)",
+        params: &["hosts", "options", "add"],
+        doc: "A disruption budget: calls `add(h)` for each host; the tasks it creates for `h` (on `h` or on \
+              any other host, such as a drain run from the first master) are `h`'s window, and at most \
+              `max_down` windows are under way at once: `#{ max_down: 1 }`, or a percentage of the hosts, \
+              `#{ max_down: \"25%\" }` (rounded down, at least 1; counted over all the hosts given, whatever \
+              `--limit` or `--resume` leave out). A window opens when its first task is ready to start and \
+              closes when all its tasks have ended. Unlike `serial`, the next host starts as soon as any \
+              window closes. A window whose last tasks (those no other task of the window waits for: the \
+              uncordon) failed or were skipped leaves its host down: it keeps its place for the rest of the \
+              run, and the hosts still waiting are not started, each task saying why. Make the uncordon \
+              `.always()` so that a failed drain is undone and the others go on. Budgets do not nest. \
+              Returns every task `add` created. Example: `budget(group(\"workers\"), #{ max_down: 1 }, |h| \
+              { let d = m.command(\"drain \" + h.name, ...); ... })`.",
+    },
+    FnDoc {
         key: "after(Task, Task)",
         params: &["t", "dependency"],
         doc: "Runs `t` only after `dependency` succeeded, on any host. Returns `t`, so calls chain.",

@@ -33,7 +33,7 @@ use crate::events::{Counts, Event, EventSink, Status, TaskReport};
 use crate::ids::{NodeId, TaskId};
 use crate::plan::refs::{self, Ref};
 use crate::plan::{BatchGate, Edge, Plan, Prediction, Task};
-use crate::sched::{Dag, Gate, NodeOutcome, WalkEvent, Walker};
+use crate::sched::{Budget, Dag, Gate, NodeOutcome, WalkEvent, Walker};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -137,7 +137,12 @@ pub async fn run(
         hosts: hosts.to_vec(),
         check: options.check,
         journal: options.journal.clone(),
-        rolling: plan.serials().iter().map(crate::plan::Serial::describe).collect(),
+        rolling: plan
+            .serials()
+            .iter()
+            .map(crate::plan::Serial::describe)
+            .chain(plan.budgets().iter().map(crate::plan::Budget::describe))
+            .collect(),
     });
     for t in options.carried.iter().flat_map(|c| &c.tasks) {
         events.emit(Event::TaskDone {
@@ -155,7 +160,7 @@ pub async fn run(
         }
     }
     let gates = plan.gates();
-    let dag = dag_of(plan, &gates);
+    let (dag, budgets) = dag_of(plan, &gates);
     let slots = targets
         .into_iter()
         .map(|(name, target)| {
@@ -225,6 +230,11 @@ pub async fn run(
                 let why = plan.serials()[gate.serial].halted(gate.batch, failed, gate.hosts);
                 skip(&walk_shared, node, why);
             }
+            WalkEvent::Held { node, budget } => {
+                let budget = &plan.budgets()[budgets[budget]];
+                let down = down_hosts(plan, budget, &lock(&walk_shared.reports));
+                skip(&walk_shared, node, budget.held(&down));
+            }
             WalkEvent::Cancelled(node) => {
                 skip(&walk_shared, node, "not started: the run was stopped".to_owned())
             }
@@ -264,7 +274,8 @@ pub async fn run(
 /// `gates` (one walker gate per plan gate, same index), not through the plan's serial edges: a
 /// failure in a batch must not skip the next batch by itself, only through its gate. (An order
 /// edge between batches appears where `--tags` dropped the tasks a serial edge joined.)
-fn dag_of(plan: &Plan, gates: &[BatchGate]) -> Dag {
+/// Budgets are added in order; the second value maps a walker budget to the plan's.
+fn dag_of(plan: &Plan, gates: &[BatchGate]) -> (Dag, Vec<usize>) {
     let node_of: HashMap<TaskId, NodeId> = plan.tasks().map(|(node, task)| (task.id, node)).collect();
     let mut batch_of: HashMap<NodeId, (usize, usize)> = HashMap::new();
     for (s, serial) in plan.serials().iter().enumerate() {
@@ -294,7 +305,34 @@ fn dag_of(plan: &Plan, gates: &[BatchGate]) -> Dag {
             max_failed: gate.max_failed,
         });
     }
-    dag
+    for (node, task) in plan.tasks() {
+        if task.always {
+            dag.set_always(node);
+        }
+    }
+    let mut budgets = Vec::new();
+    for (b, windows) in plan.budget_windows() {
+        dag.add_budget(Budget { windows, max_down: plan.budgets()[b].max_down() });
+        budgets.push(b);
+    }
+    (dag, budgets)
+}
+
+/// The hosts of `budget` whose window has a task that failed or was skipped: they still count
+/// as down.
+fn down_hosts(plan: &Plan, budget: &crate::plan::Budget, reports: &[Option<TaskReport>]) -> Vec<String> {
+    let node: HashMap<TaskId, NodeId> = plan.tasks().map(|(node, task)| (task.id, node)).collect();
+    budget
+        .windows
+        .iter()
+        .filter(|w| {
+            w.tasks
+                .iter()
+                .filter_map(|id| node.get(id))
+                .any(|n| reports.get(n.0).and_then(Option::as_ref).is_some_and(|r| !r.status.succeeded()))
+        })
+        .map(|w| w.host.clone())
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -376,6 +414,19 @@ async fn execute(
     node: NodeId,
     r: &mut TaskReport,
 ) -> Result<Status, TaskError> {
+    if let Some(when) = &task.when {
+        match condition(shared, when)? {
+            Condition::Holds => {}
+            Condition::False(why) => {
+                r.note = Some(why);
+                return Ok(Status::Ok);
+            }
+            Condition::Unknown(why) => {
+                r.changes = vec![why];
+                return Ok(Status::Unknown);
+            }
+        }
+    }
     if task.handler {
         match notified(shared, node) {
             Notified::No => {
@@ -440,6 +491,11 @@ async fn execute(
 /// The output keys that some task of `plan` reads (through its arguments), by producing task.
 fn outputs_read(plan: &Plan) -> HashMap<TaskId, HashSet<String>> {
     let mut read: HashMap<TaskId, HashSet<String>> = HashMap::new();
+    for (_, task) in plan.tasks() {
+        if let Some(when) = &task.when {
+            read.entry(when.task).or_default().extend(when.reads.iter().cloned());
+        }
+    }
     for (_, task) in plan.tasks().filter(|(_, t)| t.args.may_hold_references()) {
         for reference in refs::references(&task.args.value()) {
             if let Ref::Output { task, key } = reference {
@@ -464,6 +520,47 @@ fn until_unmet(
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some(TaskError::UntilNotMet { expression: until.to_owned(), attempts: attempt })),
         Err(error) => Err(TaskError::UntilInvalid { expression: until.to_owned(), error: error.to_string() }),
+    }
+}
+
+/// What a task's `when` condition says.
+enum Condition {
+    Holds,
+    /// It does not hold, or the task it reads did not run: why the task does not run.
+    False(String),
+    /// Check mode: the outputs it reads do not exist before a real run.
+    Unknown(String),
+}
+
+fn condition(shared: &Shared, when: &crate::plan::When) -> Result<Condition, TaskError> {
+    let node = shared.plan.node_of(when.task);
+    let source = node.map_or_else(|| format!("task {}", when.task.0), |n| shared.plan.task(n).label());
+    let outputs = lock(&shared.outputs);
+    let Some(Some(outputs)) = outputs.get(&when.task) else {
+        // Not run by its own condition (or a handler nobody notified): reported ok, with a note.
+        let skipped = node.is_some_and(|n| {
+            lock(&shared.reports)
+                .get(n.0)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| r.status == Status::Ok && r.note.is_some())
+        });
+        return Ok(if shared.options.check && !skipped {
+            Condition::Unknown(format!(
+                "runs only if `{}` holds for the outputs of {source}, which exist only once it really runs",
+                when.expression
+            ))
+        } else {
+            Condition::False(format!(
+                "not run: its condition reads the outputs of {source}, which did not run"
+            ))
+        });
+    };
+    match crate::plan::until::holds(&when.expression, outputs) {
+        Ok(true) => Ok(Condition::Holds),
+        Ok(false) => Ok(Condition::False(format!("not run: `{}` is false for {source}", when.expression))),
+        Err(error) => {
+            Err(TaskError::ConditionInvalid { expression: when.expression.clone(), error: error.to_string() })
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub enum TaskError {
     /// The retry condition could not be evaluated on the task's outputs.
     #[error("`until: {expression}`: {error}")]
     UntilInvalid { expression: String, error: String },
+    /// The `when` condition could not be evaluated on its task's outputs.
+    #[error("`when: {expression}`: {error}")]
+    ConditionInvalid { expression: String, error: String },
     /// Every attempt of a retried task failed; the last failure.
     #[error("{last} (after {attempts} attempts)")]
     Retried { attempts: u32, last: Box<TaskError> },

@@ -536,3 +536,178 @@ async fn a_resumed_batch_counts_its_hosts_done_before() {
         assert_eq!(of(&summary, host, "after step").0, Status::Changed, "{host}");
     }
 }
+
+/// A disruption budget over h0..h3, each window a drain run from h5 (concurrent), an upgrade on
+/// the host, and an uncordon from h5; drains and uncordons append `down HOST` / `up HOST` to
+/// `log`. The hosts in `failing` fail their drain (after logging it).
+fn budget_plan(log: &Path, max_down: &str, failing: &[&str], always: bool) -> Plan {
+    let names: Vec<String> = (0..6).map(|i| format!("h{i}")).collect();
+    let inventory =
+        format!("all:\n  hosts:\n{}", names.iter().map(|n| format!("    {n}: {{}}\n")).collect::<String>());
+    let inventory = Inventory::parse(&inventory, Path::new("inventory.yml")).unwrap();
+    let log = log.display();
+    let playbook = format!(
+        r#"
+let m = host("h5");
+m.concurrent();
+budget([host("h0"), host("h1"), host("h2"), host("h3")], #{{ max_down: {max_down} }}, |h| {{
+    let fail = if {failing:?}.contains(h.name) {{ "; exit 3" }} else {{ "" }};
+    let drain = m.command(`drain ${{h.name}}`, #{{ cmd: `echo down ${{h.name}} >>{log}${{fail}}` }});
+    let upgrade = h.command("upgrade", #{{ cmd: "sleep 0.3" }}).after(drain);
+    let uncordon = m.command(`uncordon ${{h.name}}`, #{{ cmd: `echo up ${{h.name}} >>{log}` }}).after(upgrade);
+    if {always} {{ uncordon.always(); }}
+}});
+"#
+    );
+    load_source(Path::new("test.rhai"), &playbook, &inventory, &LoadOptions::default()).unwrap()
+}
+
+/// The most hosts down at once in a drain/uncordon log, and the hosts that went down.
+fn most_down(log: &Path) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (mut down, mut most, mut hosts) = (std::collections::BTreeSet::new(), 0, Vec::new());
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("down", h)) => {
+                down.insert(h.to_owned());
+                hosts.push(h.to_owned());
+            }
+            Some(("up", h)) => {
+                down.remove(h);
+            }
+            _ => panic!("{line}"),
+        }
+        most = most.max(down.len());
+    }
+    (most, hosts)
+}
+
+#[tokio::test]
+async fn a_budget_keeps_at_most_max_down_hosts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    for (max_down, expected) in [("1", 1), ("\"50%\"", 2)] {
+        let log = dir.path().join(format!("log{expected}"));
+        let plan = budget_plan(&log, max_down, &[], false);
+        let (summary, events) = run_rolling(&plan, options()).await;
+        assert!(summary.reports.iter().all(|r| r.status == Status::Changed), "{:?}", summary.reports);
+        let (most, hosts) = most_down(&log);
+        assert_eq!(most, expected, "max_down {max_down}");
+        assert_eq!(hosts.len(), 4);
+        let Some(Event::RunStarted { rolling, .. }) = events.first() else { panic!("{events:?}") };
+        assert_eq!(
+            rolling,
+            &[format!(
+                "budget at test.rhai:4:1: at most {expected} of [h0, h1, h2, h3] down at once (max_down {})",
+                max_down.trim_matches('"')
+            )]
+        );
+    }
+}
+
+/// h1's drain fails: its upgrade is skipped, its uncordon (always) runs, its window closes
+/// cleanly and h2 and h3 go on, one at a time.
+#[tokio::test]
+async fn a_failed_drain_is_undone_and_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let plan = budget_plan(&log, "1", &["h1"], true);
+    let (summary, _) = run_rolling(&plan, options()).await;
+    assert_eq!(of(&summary, "h5", "drain h1").0, Status::Failed);
+    assert!(of(&summary, "h1", "upgrade").1.starts_with("skipped: depends on h5: drain h1"));
+    assert_eq!(of(&summary, "h5", "uncordon h1").0, Status::Changed, "the cleanup ran");
+    for host in ["h2", "h3"] {
+        assert_eq!(of(&summary, host, "upgrade").0, Status::Changed, "{host}");
+    }
+    assert_eq!(most_down(&log), (1, ["h0", "h1", "h2", "h3"].map(String::from).to_vec()));
+}
+
+/// Without the cleanup, h1 stays down: it keeps the budget's only place, h2 and h3 are not
+/// started and say why; a resumed run (the drain fixed) does the rest within the budget.
+#[tokio::test]
+async fn a_host_left_down_holds_the_budget_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let plan = budget_plan(&log, "1", &["h1"], false);
+    let (summary, _) = run_rolling(&plan, options()).await;
+    assert_eq!(of(&summary, "h0", "upgrade").0, Status::Changed);
+    let (status, why) = of(&summary, "h5", "drain h2");
+    assert_eq!(status, Status::Skipped);
+    assert_eq!(
+        why,
+        "not started: budget at test.rhai:4:1 allows 1 of 4 hosts down at once, and the window of h1 did \
+         not end cleanly (its last task failed or was skipped), so it still counts as down; fix it, then \
+         rerun with --resume"
+    );
+    assert_eq!(of(&summary, "h3", "upgrade").0, Status::Skipped);
+    assert_eq!(most_down(&log).1, ["h0", "h1"].map(String::from).to_vec());
+
+    let fixed = budget_plan(&log, "1", &[], false);
+    let done: Vec<(String, String)> = summary
+        .reports
+        .iter()
+        .filter(|r| r.status.succeeded())
+        .map(|r| (r.host.clone(), r.task.clone()))
+        .collect();
+    let resume = fixed.select_resume(&|t| !done.contains(&(t.host.clone(), t.name.clone())), &|_| false);
+    assert_eq!(resume.plan.budget_windows()[0].1.len(), 3, "h1, h2 and h3 are left");
+    assert_eq!(resume.plan.budgets()[0].max_down(), 1);
+    let (summary, _) = run_rolling(&resume.plan, options()).await;
+    assert!(summary.reports.iter().all(|r| r.status == Status::Changed), "{:?}", summary.reports);
+    let (most, hosts) = most_down(&log);
+    assert_eq!(most, 1, "the failed drain left h1 marked down; its resumed window brings it up");
+    assert_eq!(hosts, ["h0", "h1", "h1", "h2", "h3"].map(String::from).to_vec());
+}
+
+/// `when`: a task whose condition is false reports ok and says why, and what comes after it
+/// runs; one whose condition holds runs; a condition on a task that did not run is false; an
+/// undefined name fails the task. In check mode a read-only source runs and the condition is
+/// known; otherwise the task is unknown.
+#[tokio::test]
+async fn when_runs_a_task_only_if_its_condition_holds() {
+    let inventory = Inventory::parse("all:\n  hosts:\n    h0: {}\n", Path::new("inventory.yml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("mark");
+    let playbook = format!(
+        r#"
+let h = host("h0");
+let version = h.command("version", #{{ cmd: "echo v1.30.4", read_only: true }});
+let upgrade = h.command("upgrade", #{{ cmd: "touch {mark}" }}).when(version, "stdout != 'v1.30.4'");
+h.command("after upgrade", #{{ cmd: "true" }}).after(upgrade);
+h.command("current", #{{ cmd: "true" }}).when(version, "stdout == 'v1.30.4' and rc == 0");
+h.command("chained", #{{ cmd: "true" }}).when(upgrade, "rc == 0");
+let changing = h.command("changing", #{{ cmd: "echo x" }});
+h.command("on changing", #{{ cmd: "true" }}).when(changing, "stdout == 'x'");
+h.command("typo", #{{ cmd: "true" }}).when(version, "stdot == ''");
+"#,
+        mark = mark.display()
+    );
+    let plan = load_source(Path::new("test.rhai"), &playbook, &inventory, &LoadOptions::default()).unwrap();
+    let (summary, _) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    let upgrade = of(&summary, "h0", "upgrade");
+    assert_eq!(upgrade.0, Status::Ok);
+    let note = summary.reports.iter().find(|r| r.task == "upgrade").unwrap().note.clone().unwrap();
+    assert_eq!(note, "not run: `stdout != 'v1.30.4'` is false for h0: version");
+    assert!(!mark.exists(), "the upgrade did not run");
+    assert_eq!(of(&summary, "h0", "after upgrade").0, Status::Changed, "what comes after it runs");
+    assert_eq!(of(&summary, "h0", "current").0, Status::Changed);
+    let chained = summary.reports.iter().find(|r| r.task == "chained").unwrap();
+    assert_eq!(chained.status, Status::Ok);
+    assert_eq!(
+        chained.note.as_deref(),
+        Some("not run: its condition reads the outputs of h0: upgrade, which did not run")
+    );
+    let typo = of(&summary, "h0", "typo");
+    assert_eq!(typo.0, Status::Failed);
+    assert!(typo.1.contains("`when: stdot == ''`") && typo.1.contains("undefined"), "{typo:?}");
+    assert_eq!(of(&summary, "h0", "on changing").0, Status::Changed);
+
+    let check = RunOptions { check: true, ..options() };
+    let (summary, _) = run_local(&plan, check, |_| tokio::spawn(async {})).await;
+    assert_eq!(of(&summary, "h0", "upgrade").0, Status::Ok, "the read-only source ran in check mode");
+    assert_eq!(of(&summary, "h0", "current").0, Status::Changed);
+    let unknown = summary.reports.iter().find(|r| r.task == "on changing").unwrap();
+    assert_eq!(unknown.status, Status::Unknown);
+    assert!(
+        unknown.changes[0].starts_with("runs only if `stdout == 'x'` holds for the outputs of h0: changing")
+    );
+}

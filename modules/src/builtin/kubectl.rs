@@ -1,5 +1,6 @@
-//! `kubectl`: apply, get, delete, patch and wait through the host's real `kubectl`, plus one
-//! typed operation, `kube_proxy_server`, for pointing kube-proxy at a load balancer.
+//! `kubectl`: apply, get, delete, patch and wait through the host's real `kubectl`, the node
+//! operations of maintenance (cordon, drain, uncordon), plus one typed operation,
+//! `kube_proxy_server`, for pointing kube-proxy at a load balancer.
 //!
 //! Planning asks the API server itself: `apply` and `patch` run with `--dry-run=server` and
 //! read kubectl's own `created`/`configured`/`unchanged`/`(no change)` verdicts; `delete` lists
@@ -17,6 +18,7 @@ use contract::host::{Exec, Host};
 use contract::module::{Action, Context, Module, Outputs, Plan};
 use contract::remote::{self, command_error, run_checked};
 use contract::shell::join;
+use contract::untrusted::Malformed;
 
 const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
@@ -29,12 +31,16 @@ const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 /// `wait`: `kind` [`name`|`selector`] until `condition` (default "Ready") holds, up to `timeout`
 /// seconds; never changes anything. `kube_proxy_server`: sets `server:` in the kubeconfig.conf of
 /// ConfigMap kube-system/kube-proxy to `server`, applies it, and restarts (deletes) the kube-proxy
-/// pods, only when it changed; output `previous` (the old server).
+/// pods, only when it changed; output `previous` (the old server). `cordon` and `uncordon`: node
+/// `name`, changed only when the node's `spec.unschedulable` differs. `drain`: node `name`
+/// (`kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=<timeout>s`, default 300),
+/// always planned as a change (the pods to evict are known only to the API server); it fails when
+/// an eviction is refused until the timeout (a PodDisruptionBudget), leaving the node cordoned.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, bound = "")]
 #[schemars(rename = "KubectlArgs", bound = "")]
 pub struct KubectlArgs<S: Stage = Sealed> {
-    /// "apply", "get", "delete", "patch", "wait" or "kube_proxy_server".
+    /// "apply", "get", "delete", "patch", "wait", "cordon", "drain", "uncordon" or "kube_proxy_server".
     pub action: KubectlAction,
     /// The kubeconfig kubectl uses (default /etc/kubernetes/admin.conf).
     pub kubeconfig: Option<String>,
@@ -46,7 +52,7 @@ pub struct KubectlArgs<S: Stage = Sealed> {
     pub path: Option<String>,
     /// get/delete/patch/wait: the resource type, e.g. "configmap", "pod".
     pub kind: Option<S::Of<Operand>>,
-    /// get/delete/patch/wait: one object's name.
+    /// get/delete/patch/wait: one object's name; cordon/drain/uncordon: the node's.
     pub name: Option<S::Of<Operand>>,
     /// get/delete/wait: a label selector, e.g. "k8s-app=kube-proxy".
     pub selector: Option<String>,
@@ -55,7 +61,7 @@ pub struct KubectlArgs<S: Stage = Sealed> {
     pub patch: Option<Value>,
     /// wait: the condition to wait for (default "Ready").
     pub condition: Option<String>,
-    /// wait: seconds to wait (default 60).
+    /// wait: seconds to wait (default 60); drain: seconds to wait for the evictions (default 300).
     pub timeout: Option<u64>,
     /// kube_proxy_server: the API server URL kube-proxy should use, e.g. "https://10.77.0.10:6443".
     pub server: Option<S::Of<HttpsUrl>>,
@@ -98,6 +104,12 @@ pub enum KubectlAction {
     Delete,
     Patch,
     Wait,
+    /// Mark a node unschedulable.
+    Cordon,
+    /// Cordon a node and evict its pods.
+    Drain,
+    /// Mark a node schedulable again.
+    Uncordon,
     /// Point kube-proxy's kubeconfig at `server` and restart its pods when that changed.
     KubeProxyServer,
 }
@@ -110,6 +122,9 @@ impl KubectlAction {
             Self::Delete => "delete",
             Self::Patch => "patch",
             Self::Wait => "wait",
+            Self::Cordon => "cordon",
+            Self::Drain => "drain",
+            Self::Uncordon => "uncordon",
             Self::KubeProxyServer => "kube_proxy_server",
         }
     }
@@ -125,6 +140,8 @@ impl<S: Stage> Validate for KubectlArgs<S> {
             Patch => &["kind", "name", "patch"],
             Wait => &["kind", "name", "selector", "condition", "timeout"],
             KubeProxyServer => &["server"],
+            Cordon | Uncordon => &["name"],
+            Drain => &["name", "timeout"],
         };
         let given = [
             ("manifest", self.manifest.is_some()),
@@ -155,6 +172,9 @@ impl<S: Stage> Validate for KubectlArgs<S> {
             }
             Patch if self.name.is_none() || !self.patch.as_ref().is_some_and(Value::is_object) => {
                 return Err(ArgsError::invalid("action", "action patch needs name and patch (a map)"));
+            }
+            Cordon | Drain | Uncordon if self.name.is_none() => {
+                return Err(ArgsError::invalid("action", "this action needs name (the node's)"));
             }
             KubeProxyServer if self.server.is_none() => {
                 return Err(ArgsError::invalid("action", "action kube_proxy_server needs server"));
@@ -341,7 +361,64 @@ impl Kubectl {
                 Ok(Plan { outputs, ..Plan::unchanged() })
             }
             KubectlAction::KubeProxyServer => self.plan_kube_proxy(host).await,
+            KubectlAction::Cordon | KubectlAction::Drain | KubectlAction::Uncordon => {
+                self.plan_node(host).await
+            }
         }
+    }
+
+    /// cordon, drain and uncordon: the node's `spec.unschedulable`, read first.
+    async fn plan_node(&self, host: &dyn Host) -> Result<Plan, ModuleError> {
+        let a = &self.args;
+        let node = a.name.as_ref().map(Operand::to_string).unwrap_or_default();
+        let text = kubectl(
+            host,
+            &a.command("get", &["--output=json".to_owned()], &["node".to_owned(), node.clone()]),
+            None,
+        )
+        .await?;
+        let object: Value = serde_json::from_str(&text).map_err(|e| {
+            Malformed::whole(format!("not the JSON of a node: {e}"))
+                .on(host.name(), format!("the output of `kubectl get node {node}`"))
+        })?;
+        let unschedulable = match &object["spec"]["unschedulable"] {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => {
+                return Err(Malformed::new(&other.to_string(), "spec.unschedulable is not a boolean")
+                    .on(host.name(), format!("the output of `kubectl get node {node}`"))
+                    .into());
+            }
+        };
+        let (verb, wanted, flags) = match a.action {
+            KubectlAction::Cordon => ("cordon", Some(true), Vec::new()),
+            KubectlAction::Uncordon => ("uncordon", Some(false), Vec::new()),
+            _ => (
+                "drain",
+                None,
+                vec![
+                    "--ignore-daemonsets".to_owned(),
+                    "--delete-emptydir-data".to_owned(),
+                    format!("--timeout={}s", a.timeout.unwrap_or(300)),
+                ],
+            ),
+        };
+        if wanted == Some(unschedulable) {
+            return Ok(Plan::unchanged());
+        }
+        let change = match a.action {
+            KubectlAction::Drain if unschedulable => {
+                format!("drain node/{node} (already cordoned): evict its pods")
+            }
+            KubectlAction::Drain => format!("drain node/{node}: cordon it, evict its pods"),
+            _ => format!("{verb} node/{node}"),
+        };
+        let argv = a.command(verb, &flags, &[node]);
+        Ok(Plan {
+            changes: vec![change],
+            action: Some(Box::new(KubectlAct { argv, stdin: None, then: None })),
+            ..Plan::default()
+        })
     }
 
     /// The guide's "point kube-proxy at the load balancer", as one typed, idempotent step.
@@ -504,5 +581,19 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn node_actions_need_the_node_and_only_drain_takes_a_timeout() {
+        assert!(args(serde_json::json!({"action": "drain", "name": "worker1", "timeout": 30})).is_ok());
+        assert!(args(serde_json::json!({"action": "cordon", "name": "worker1"})).is_ok());
+        assert!(args(serde_json::json!({"action": "uncordon"})).unwrap_err().contains("needs name"));
+        let timeout = args(serde_json::json!({"action": "uncordon", "name": "w", "timeout": 3})).unwrap_err();
+        assert!(timeout.contains("timeout does not apply to action uncordon"), "{timeout}");
+        assert!(
+            args(serde_json::json!({"action": "drain", "name": "--all"}))
+                .unwrap_err()
+                .contains("start with '-'")
+        );
     }
 }

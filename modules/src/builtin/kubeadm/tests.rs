@@ -435,3 +435,113 @@ fn the_join_script_removes_its_file_and_stale_ones_from_killed_joins() {
     left.sort();
     assert_eq!(left, ["engine-join.YOUNG", "other.OLD"], "the stale file and this join's own are gone");
 }
+
+#[test]
+fn the_upgrade_actions_need_a_version_and_take_nothing_else() {
+    assert!(args(json!({"action": "upgrade_apply", "version": "v1.31.1"})).is_ok());
+    assert!(args(json!({"action": "upgrade_apply"})).unwrap_err().contains("need version"));
+    assert!(args(json!({"action": "upgrade_node", "version": "1.31.1"})).unwrap_err().contains("v1.31.1"));
+    assert!(
+        args(json!({"action": "reset", "version": "v1.31.1"}))
+            .unwrap_err()
+            .contains("belongs to the upgrade")
+    );
+    assert!(
+        args(json!({"action": "upgrade_preflight", "version": "v1.31.1", "control_plane": true}))
+            .unwrap_err()
+            .contains("only version")
+    );
+}
+
+const APISERVER_1_30: &str = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.30.4\n";
+
+fn nodes(list: &[(&str, &str)]) -> String {
+    let items: Vec<Value> = list
+        .iter()
+        .map(|(n, v)| json!({"metadata": {"name": n}, "status": {"nodeInfo": {"kubeletVersion": v}}}))
+        .collect();
+    json!({"kind": "List", "items": items}).to_string()
+}
+
+async fn plan_upgrade(action: &str, version: &str, nodes: &str) -> (Result<Plan, ModuleError>, Vec<String>) {
+    let stat = format!("regular file|600|root|root\n{}  -\n", "ab".repeat(32));
+    let answers = vec![("stat -c", ok(&stat)), ("cat -- ", ok(APISERVER_1_30)), ("'nodes'", ok(nodes))];
+    let host = Scripted { answers, ..Scripted::default() };
+    let module = Kubeadm::new(args(json!({"action": action, "version": version})).unwrap()).unwrap();
+    let plan = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
+    (plan, host.ran.into_inner().unwrap())
+}
+
+#[tokio::test]
+async fn the_preflight_reads_the_versions_and_refuses_what_kubeadm_refuses() {
+    let list = nodes(&[("master0", "v1.30.4"), ("worker0", "v1.31.1")]);
+    let (plan, ran) = plan_upgrade("upgrade_preflight", "v1.31.1", &list).await;
+    let plan = plan.unwrap();
+    assert!(!plan.is_change());
+    assert_eq!(plan.outputs["control_plane"], "v1.30.4");
+    assert_eq!(plan.outputs["pending"], json!(["master0"]));
+    assert_eq!(plan.outputs["nodes"], json!({"master0": "v1.30.4", "worker0": "v1.31.1"}));
+    assert!(ran.iter().all(|c| !c.contains("upgrade")), "only reads: {ran:?}");
+
+    let (skip, _) = plan_upgrade("upgrade_preflight", "v1.32.0", &nodes(&[("master0", "v1.30.4")])).await;
+    let skip = skip.unwrap_err().to_string();
+    assert!(skip.contains("refused before anything changed") && skip.contains("too high"), "{skip}");
+
+    let hostile = nodes(&[("master0; rm -rf /", "v1.30.4")]);
+    let (bad, _) = plan_upgrade("upgrade_preflight", "v1.31.1", &hostile).await;
+    assert!(bad.unwrap_err().to_string().contains("not a node name"));
+    let (bad, _) = plan_upgrade("upgrade_preflight", "v1.31.1", &nodes(&[("m0", "v1.30.4-dirty")])).await;
+    assert!(bad.unwrap_err().to_string().contains("not a Kubernetes version"));
+}
+
+#[tokio::test]
+async fn upgrade_apply_runs_only_when_the_control_plane_is_not_at_the_target() {
+    let (plan, _) = plan_upgrade("upgrade_apply", "v1.30.4", "").await;
+    assert!(!plan.unwrap().is_change());
+    let (plan, _) = plan_upgrade("upgrade_apply", "v1.31.1", "").await;
+    let plan = plan.unwrap();
+    assert_eq!(plan.changes, ["kubeadm upgrade apply v1.31.1 (the control plane is at v1.30.4)"]);
+    assert!(
+        format!("{:?}", plan.action).contains(r#"["kubeadm", "upgrade", "apply", "--yes", "--", "v1.31.1"]"#)
+    );
+    let (plan, _) = plan_upgrade("upgrade_node", "v1.30.4", "").await;
+    assert!(!plan.unwrap().is_change(), "this control plane is at the target");
+}
+
+#[test]
+fn certs_renew_takes_only_renew_before() {
+    assert!(args(json!({"action": "certs_renew"})).is_ok());
+    assert!(args(json!({"action": "certs_renew", "renew_before": "90d"})).is_ok());
+    assert!(
+        args(json!({"action": "certs_renew", "renew_before": "soon"})).unwrap_err().contains("renew_before")
+    );
+    assert!(
+        args(json!({"action": "reset", "renew_before": "90d"}))
+            .unwrap_err()
+            .contains("belongs to action certs_renew")
+    );
+}
+
+/// A certificate valid for `days` from now, as PEM.
+fn cert_for_days(days: i64) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["kube-apiserver".to_owned()]).unwrap();
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn expiry_reads_a_pem_file_and_a_kubeconfigs_embedded_certificate() {
+    use base64::Engine as _;
+    let pem = cert_for_days(10);
+    let soon = certs::expiry("/etc/kubernetes/pki/apiserver.crt", pem.as_bytes()).unwrap().unwrap();
+    let left = soon - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((9 * 86_400..=10 * 86_400 + 60).contains(&left), "{left}");
+    let data = base64::engine::general_purpose::STANDARD.encode(&pem);
+    let kubeconfig =
+        format!("apiVersion: v1\nusers:\n- name: admin\n  user:\n    client-certificate-data: {data}\n");
+    assert_eq!(certs::expiry("/etc/kubernetes/admin.conf", kubeconfig.as_bytes()).unwrap(), Some(soon));
+    let by_file = "users:\n- name: k\n  user:\n    client-certificate: /var/lib/kubelet/pki/x.pem\n";
+    assert_eq!(certs::expiry("/etc/kubernetes/kubelet.conf", by_file.as_bytes()).unwrap(), None);
+    assert!(certs::expiry("/etc/kubernetes/pki/apiserver.crt", b"-----BEGIN NONSENSE").is_err());
+}

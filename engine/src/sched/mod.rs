@@ -12,6 +12,11 @@
 //! A [`Gate`] stands between two batches of a rolling change: its successors start once every
 //! member has ended, unless more than `max_failed` of the members' hosts did not succeed; then
 //! the successors, and everything after them, are halted ([`WalkEvent::Halted`]).
+//!
+//! A [`Budget`] bounds how many of its windows (the nodes that take one host out of service)
+//! are open at once (see [`windows`]). An `always` node runs once its dependencies have ended,
+//! whatever their outcome (a cleanup: the uncordon after a failed drain); its own dependents
+//! wait for its outcome as usual.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
@@ -20,6 +25,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::{HostId, NodeId};
+
+mod windows;
+
+pub use windows::Budget;
+use windows::{Admission, Budgets};
 
 /// The shape of the graph as the walker sees it: nodes `0..n`, each on a host, and edges.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +44,9 @@ pub struct Dag {
     gates: Vec<Gate>,
     /// `member_of[n]`: the gates node `n` is a member of.
     member_of: Vec<Vec<usize>>,
+    /// `always[n]`: node `n` runs once its dependencies have ended, whatever their outcome.
+    always: Vec<bool>,
+    budgets: Budgets,
 }
 
 /// A gate between two batches: `successors` wait until every member has ended, and start only
@@ -59,6 +72,8 @@ impl Dag {
             hosts,
             gates: Vec::new(),
             member_of: vec![Vec::new(); n],
+            always: vec![false; n],
+            budgets: Budgets::default(),
         };
         for (from, to) in edges {
             dag.dependents[from.0].push(to.0);
@@ -77,6 +92,17 @@ impl Dag {
             self.dependencies[successor.0] += 1;
         }
         self.gates.push(gate);
+    }
+
+    /// Lets `node` run once its dependencies have ended, also when one failed or was skipped.
+    pub fn set_always(&mut self, node: NodeId) {
+        self.always[node.0] = true;
+    }
+
+    /// Adds a disruption budget, after every edge (a window's last nodes are those no other
+    /// node of the window waits for); it is known to the walker by its index, in order of adding.
+    pub fn add_budget(&mut self, budget: Budget) -> usize {
+        self.budgets.add(budget, &self.dependents)
     }
 }
 
@@ -103,6 +129,13 @@ pub enum WalkEvent {
         node: NodeId,
         gate: usize,
         failed: usize,
+    },
+    /// Not run because budget `budget` had no room: windows of it that did not close cleanly
+    /// (their last nodes failed or were skipped) still count as down. Also the nodes that
+    /// waited, directly or not, for such a node.
+    Held {
+        node: NodeId,
+        budget: usize,
     },
     /// Not run because the walk was cancelled.
     Cancelled(NodeId),
@@ -255,6 +288,9 @@ impl Walker {
                 }
             }
         }
+        if !cancel.is_cancelled() {
+            progress.hold(&mut on_event);
+        }
         for (node, s) in progress.state.iter().enumerate() {
             if matches!(s, State::Waiting | State::Ready) {
                 on_event(WalkEvent::Cancelled(NodeId(node)));
@@ -279,6 +315,8 @@ struct Progress<'d> {
     failed_hosts: Vec<BTreeSet<usize>>,
     /// Per gate: the closed gate (and its count of failed hosts) that halted one of its members.
     halted_by: Vec<Option<(usize, usize)>>,
+    /// The budgets' windows.
+    admission: Admission,
 }
 
 impl<'d> Progress<'d> {
@@ -293,6 +331,7 @@ impl<'d> Progress<'d> {
             unsettled: dag.gates.iter().map(|g| g.members.len()).collect(),
             failed_hosts: vec![BTreeSet::new(); dag.gates.len()],
             halted_by: vec![None; dag.gates.len()],
+            admission: Admission::new(&dag.budgets),
         };
         // A gate without members (its batch was left out) is open from the start.
         for gate in dag.gates.iter().filter(|g| g.members.is_empty()) {
@@ -301,22 +340,55 @@ impl<'d> Progress<'d> {
             }
         }
         for node in 0..n {
-            if progress.waiting_on[node] == 0 {
-                progress.state[node] = State::Ready;
-                progress.ready[dag.host[node]].push_back(node);
-                progress.touched.push(dag.host[node]);
+            if progress.waiting_on[node] == 0 && progress.admission.admit(&dag.budgets, node) {
+                progress.ready_now(node);
             }
         }
         progress
     }
 
+    fn ready_now(&mut self, node: usize) {
+        self.state[node] = State::Ready;
+        self.ready[self.dag.host[node]].push_back(node);
+        self.touched.push(self.dag.host[node]);
+    }
+
     /// One of the things `node` waits for is done.
     fn release(&mut self, node: usize) {
         self.waiting_on[node] -= 1;
-        if self.waiting_on[node] == 0 && self.state[node] == State::Waiting {
-            self.state[node] = State::Ready;
-            self.ready[self.dag.host[node]].push_back(node);
-            self.touched.push(self.dag.host[node]);
+        if self.waiting_on[node] == 0
+            && self.state[node] == State::Waiting
+            && self.admission.admit(&self.dag.budgets, node)
+        {
+            self.ready_now(node);
+        }
+    }
+
+    /// `node` has ended, or will never run: its window may close and let parked nodes start.
+    fn leave_window(&mut self, node: usize, succeeded: bool) {
+        if self.dag.budgets.is_empty() {
+            return;
+        }
+        for parked in self.admission.settle(&self.dag.budgets, node, succeeded) {
+            if self.state[parked] == State::Waiting {
+                self.ready_now(parked);
+            }
+        }
+    }
+
+    /// At the end of a walk that was not cancelled: the nodes still parked, and what waits for
+    /// them, are held by their budgets.
+    fn hold(&mut self, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        for (node, budget) in self.admission.held(&dag.budgets) {
+            let mut stack = vec![node];
+            while let Some(next) = stack.pop() {
+                if self.state[next] == State::Waiting {
+                    self.state[next] = State::Skipped;
+                    on_event(WalkEvent::Held { node: NodeId(next), budget });
+                    stack.extend(&dag.dependents[next]);
+                }
+            }
         }
     }
 
@@ -326,20 +398,30 @@ impl<'d> Progress<'d> {
             self.release(next);
         }
         self.settle(node, false, on_event);
+        self.leave_window(node, true);
     }
 
     /// Skips the transitive dependents of the failed `node`.
     fn failed(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
         let dag = self.dag;
         self.settle(node, true, on_event);
+        self.leave_window(node, false);
         let mut stack = dag.dependents[node].clone();
         while let Some(next) = stack.pop() {
+            if dag.always[next] {
+                // One of its dependencies ended (badly): it runs when the others have too.
+                if self.state[next] == State::Waiting {
+                    self.release(next);
+                }
+                continue;
+            }
             if matches!(self.state[next], State::Waiting | State::Ready) {
                 self.state[next] = State::Skipped;
                 self.ready[dag.host[next]].retain(|r| *r != next);
                 on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(node) });
                 stack.extend(&dag.dependents[next]);
                 self.settle(next, true, on_event);
+                self.leave_window(next, false);
             }
         }
     }
@@ -388,6 +470,7 @@ impl<'d> Progress<'d> {
             self.state[next] = State::Skipped;
             self.ready[dag.host[next]].retain(|r| *r != next);
             on_event(WalkEvent::Halted { node: NodeId(next), gate: cause, failed });
+            self.leave_window(next, false);
             stack.extend(&dag.dependents[next]);
             for &later in &dag.member_of[next] {
                 self.halted_by[later].get_or_insert((cause, failed));
@@ -401,280 +484,4 @@ impl<'d> Progress<'d> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use tokio::time::Instant;
-
-    use super::*;
-
-    /// A DAG from plain numbers: `hosts[n]` is node n's host.
-    fn dag(hosts: &[usize], edges: &[(usize, usize)]) -> Dag {
-        Dag::new(
-            hosts.iter().map(|h| HostId(*h)).collect(),
-            edges.iter().map(|(a, b)| (NodeId(*a), NodeId(*b))),
-        )
-    }
-
-    /// Runs `dag` where node `i` sleeps `secs[i]` seconds and fails if listed in `failing`;
-    /// returns the events and each node's (start, end) offsets in whole seconds.
-    async fn simulate(
-        walker: Walker,
-        dag: &Dag,
-        secs: &[u64],
-        failing: &[usize],
-    ) -> (Vec<WalkEvent>, HashMap<usize, (u64, u64)>) {
-        let start = Instant::now();
-        let times = Arc::new(Mutex::new(HashMap::new()));
-        let mut events = Vec::new();
-        let secs = secs.to_vec();
-        let failing = failing.to_vec();
-        walker
-            .walk(
-                dag,
-                |node| {
-                    let times = times.clone();
-                    let d = secs[node.0];
-                    let fail = failing.contains(&node.0);
-                    async move {
-                        let begin = start.elapsed().as_secs();
-                        tokio::time::sleep(Duration::from_secs(d)).await;
-                        times.lock().unwrap().insert(node.0, (begin, start.elapsed().as_secs()));
-                        if fail { NodeOutcome::Failed } else { NodeOutcome::Succeeded }
-                    }
-                },
-                |e| events.push(e),
-                CancellationToken::new(),
-            )
-            .await;
-        let times = times.lock().unwrap().clone();
-        (events, times)
-    }
-
-    const WIDE: Walker = Walker { forks: 100, per_host: 100, fail_fast: false };
-
-    /// ```text
-    /// host0: 0 ──▶ 1
-    ///         ╲
-    /// host1:   ▶ 2 ──▶ 3        host2: 4
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn runs_in_dependency_order_and_in_parallel() {
-        let dag = dag(&[0, 0, 1, 1, 2], &[(0, 1), (0, 2), (2, 3)]);
-        let (_, t) = simulate(WIDE, &dag, &[1, 1, 1, 1, 1], &[]).await;
-        assert_eq!(t[&0], (0, 1));
-        assert_eq!(t[&1], (1, 2));
-        assert_eq!(t[&2], (1, 2), "cross-host dependent starts when its dependency ends");
-        assert_eq!(t[&3], (2, 3));
-        assert_eq!(t[&4], (0, 1), "independent host runs at once");
-    }
-
-    /// ```text
-    /// host0: 0 (fails) ──▶ 1 ──▶ 2
-    ///                  ╲
-    /// host1:            ▶ 3      4 (independent)
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn failure_skips_only_transitive_dependents() {
-        let dag = dag(&[0, 0, 0, 1, 1], &[(0, 1), (1, 2), (0, 3)]);
-        let (events, t) = simulate(WIDE, &dag, &[1, 1, 1, 1, 5], &[0]).await;
-        let mut skipped: Vec<usize> = events
-            .iter()
-            .filter_map(|e| match e {
-                WalkEvent::Skipped { node, cause: NodeId(0) } => Some(node.0),
-                _ => None,
-            })
-            .collect();
-        skipped.sort_unstable();
-        assert_eq!(skipped, vec![1, 2, 3]);
-        assert_eq!(t[&4], (0, 5), "independent work goes on");
-        assert!(!t.contains_key(&1));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn bounds_concurrency_globally_and_per_host() {
-        // Six independent nodes: three on host 0, three on host 1.
-        let dag = dag(&[0, 0, 0, 1, 1, 1], &[]);
-        let (_, t) = simulate(Walker { forks: 100, per_host: 1, fail_fast: false }, &dag, &[1; 6], &[]).await;
-        assert_eq!(t.values().map(|(_, end)| *end).max(), Some(3), "one at a time per host");
-        let (_, t) = simulate(Walker { forks: 2, per_host: 100, fail_fast: false }, &dag, &[1; 6], &[]).await;
-        assert_eq!(t.values().map(|(_, end)| *end).max(), Some(3), "two at a time overall");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn fail_fast_stops_new_work() {
-        // host0: 0 (fails at 1 s); host1: 1 ──▶ 2 (1 would end at 2 s).
-        let dag = dag(&[0, 1, 1], &[(1, 2)]);
-        let walker = Walker { forks: 100, per_host: 100, fail_fast: true };
-        let (events, t) = simulate(walker, &dag, &[1, 2, 1], &[0]).await;
-        assert_eq!(t[&1], (0, 2), "running work finishes");
-        assert!(events.contains(&WalkEvent::Cancelled(NodeId(2))), "{events:?}");
-    }
-
-    /// ```text
-    /// host0: 0 (60 s) ──▶ 1        host1: 2 (60 s)
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn abort_drops_running_nodes_and_starts_nothing() {
-        let dag = dag(&[0, 0, 1], &[(0, 1)]);
-        let abort = CancellationToken::new();
-        let a = abort.clone();
-        let dropped = Arc::new(Mutex::new(0));
-        let d = dropped.clone();
-        let mut events = Vec::new();
-        let start = Instant::now();
-        let walk = WIDE.walk_until(
-            &dag,
-            move |_| {
-                let guard = Dropped(d.clone());
-                async move {
-                    let _guard = guard;
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    NodeOutcome::Succeeded
-                }
-            },
-            |e| events.push(e),
-            CancellationToken::new(),
-            abort,
-        );
-        let aborter = async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            a.cancel();
-        };
-        tokio::join!(walk, aborter);
-        assert_eq!(start.elapsed().as_secs(), 1, "no waiting for the running nodes");
-        assert_eq!(*dropped.lock().unwrap(), 2, "both running nodes are gone when the walk returns");
-        events.sort_by_key(|e| format!("{e:?}"));
-        assert_eq!(
-            events,
-            vec![
-                WalkEvent::Aborted(NodeId(0)),
-                WalkEvent::Aborted(NodeId(2)),
-                WalkEvent::Cancelled(NodeId(1)),
-                WalkEvent::Started(NodeId(0)),
-                WalkEvent::Started(NodeId(2))
-            ]
-        );
-    }
-
-    fn gate(members: &[usize], successors: &[usize], max_failed: usize) -> Gate {
-        Gate {
-            members: members.iter().map(|n| NodeId(*n)).collect(),
-            successors: successors.iter().map(|n| NodeId(*n)).collect(),
-            max_failed,
-        }
-    }
-
-    /// Three batches of a rolling change, one node per host, gates between them:
-    ///
-    /// ```text
-    /// batch 1: 0 1 2 (1 fails, slow 2 s)  ──gate 0 (max 1 failed)──▶
-    /// batch 2: 3 4 (both fail)            ──gate 1 (max 0 failed)──▶
-    /// batch 3: 5 ──▶ 6 (same host)
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn a_gate_lets_tolerated_failures_pass_and_halts_the_later_batches_past_it() {
-        let mut dag = dag(&[0, 1, 2, 3, 4, 5, 5], &[(5, 6)]);
-        dag.add_gate(gate(&[0, 1, 2], &[3, 4], 1));
-        dag.add_gate(gate(&[3, 4], &[5], 0));
-        let (events, t) = simulate(WIDE, &dag, &[1, 1, 2, 1, 1, 1, 1], &[1, 3, 4]).await;
-        assert_eq!(t[&3], (2, 3), "batch 2 waits for the slowest of batch 1, then runs despite 1 failure");
-        assert_eq!(t[&4], (2, 3));
-        let mut halted: Vec<WalkEvent> =
-            events.iter().filter(|e| matches!(e, WalkEvent::Halted { .. })).copied().collect();
-        halted.sort_by_key(|e| format!("{e:?}"));
-        assert_eq!(
-            halted,
-            vec![
-                WalkEvent::Halted { node: NodeId(5), gate: 1, failed: 2 },
-                WalkEvent::Halted { node: NodeId(6), gate: 1, failed: 2 },
-            ]
-        );
-        assert!(!t.contains_key(&5) && !t.contains_key(&6));
-        assert!(!events.iter().any(|e| matches!(e, WalkEvent::Skipped { .. })), "{events:?}");
-    }
-
-    /// A closed gate halts every later batch, through the gates after it, naming the first gate.
-    ///
-    /// ```text
-    /// batch 1: 0 (fails) ──gate 0 (max 0)──▶ batch 2: 1 ──gate 1 (max 0)──▶ batch 3: 2
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn a_closed_gate_halts_all_later_batches() {
-        let mut dag = dag(&[0, 1, 2], &[]);
-        dag.add_gate(gate(&[0], &[1], 0));
-        dag.add_gate(gate(&[1], &[2], 0));
-        let (events, _) = simulate(WIDE, &dag, &[1, 1, 1], &[0]).await;
-        assert_eq!(
-            events,
-            vec![
-                WalkEvent::Started(NodeId(0)),
-                WalkEvent::Finished(NodeId(0), NodeOutcome::Failed),
-                WalkEvent::Halted { node: NodeId(1), gate: 0, failed: 1 },
-                WalkEvent::Halted { node: NodeId(2), gate: 0, failed: 1 },
-            ]
-        );
-    }
-
-    /// A member skipped because of a failure counts its host as failed; a member's own
-    /// dependents are skipped as usual; a gate without members is open.
-    ///
-    /// ```text
-    /// batch 1: 0 (fails) ──▶ 1 (same host)   2 ──data──▶ 3 (host 3, also batch 1)
-    ///          ──gate 0 (max 1)──▶ batch 2: 4      gate 1 (no members) ──▶ 5
-    /// ```
-    #[tokio::test(start_paused = true)]
-    async fn skipped_members_count_and_an_empty_gate_is_open() {
-        let mut dag = dag(&[0, 0, 2, 3, 4, 5], &[(0, 1), (2, 3)]);
-        dag.add_gate(gate(&[0, 1, 2, 3], &[4], 1));
-        dag.add_gate(gate(&[], &[5], 0));
-        let (events, t) = simulate(WIDE, &dag, &[1; 6], &[0, 2]).await;
-        assert!(events.contains(&WalkEvent::Skipped { node: NodeId(1), cause: NodeId(0) }));
-        assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(2) }));
-        assert!(
-            events.contains(&WalkEvent::Halted { node: NodeId(4), gate: 0, failed: 3 }),
-            "hosts 0, 2 and 3 did not succeed: {events:?}"
-        );
-        assert_eq!(t[&5], (0, 1), "behind an empty gate: runs at once");
-    }
-
-    /// Counts its drops.
-    struct Dropped(Arc<Mutex<usize>>);
-
-    impl Drop for Dropped {
-        fn drop(&mut self) {
-            *self.0.lock().unwrap() += 1;
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cancellation_lets_running_nodes_finish() {
-        let dag = dag(&[0, 0], &[(0, 1)]);
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        let mut events = Vec::new();
-        WIDE.walk(
-            &dag,
-            move |_| {
-                let c = c.clone();
-                async move {
-                    c.cancel();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    NodeOutcome::Succeeded
-                }
-            },
-            |e| events.push(e),
-            cancel,
-        )
-        .await;
-        assert_eq!(
-            events,
-            vec![
-                WalkEvent::Started(NodeId(0)),
-                WalkEvent::Finished(NodeId(0), NodeOutcome::Succeeded),
-                WalkEvent::Cancelled(NodeId(1))
-            ]
-        );
-    }
-}
+mod tests;
