@@ -195,7 +195,7 @@ fn upgrade_one_minor_within_the_budget_and_resume_after_a_refused_drain() {
     assert!(nodes(&lab).iter().all(|(_, v, _)| v == "v1.30.4"), "{:?}", nodes(&lab));
 
     // A skipped minor version: refused by the preflight, nothing changed.
-    let skip = engine(&lab, "run", "playbooks/upgrade.rhai", &["-e", "upgrade_to=v1.32.0"]).failure();
+    let skip = engine(&lab, "run", "playbooks/upgrade.rhai", &["-e", "upgrade_to=v1.32.0"]).code(2);
     let why = support::task_error(&skip, "master0", "upgrade preflight");
     assert!(why.contains("refused before anything changed") && why.contains("too high"), "{why}");
     assert_eq!(changed(&skip), [], "nothing changes");
@@ -207,7 +207,7 @@ fn upgrade_one_minor_within_the_budget_and_resume_after_a_refused_drain() {
     lab.ssh("master0", &format!("mkdir -p {dir}/refuse-eviction && touch {dir}/refuse-eviction/worker1"));
     let watcher = Watcher::start(&lab);
     let args = ["-e", "upgrade_to=v1.31.1", "-e", "etcd_restart=true", "-e", "drain_timeout=5"];
-    let first = engine(&lab, "run", "playbooks/upgrade.rhai", &args).failure();
+    let first = engine(&lab, "run", "playbooks/upgrade.rhai", &args).code(2);
     assert_eq!(status(&first, "master0", "drain worker1"), "failed");
     let refused = support::task_error(&first, "master0", "drain worker1");
     assert!(refused.contains("disruption budget"), "{refused}");

@@ -34,15 +34,19 @@ fn build_engine(paths: &Paths) -> Result<std::path::PathBuf> {
     Ok(root.join("target").join("debug").join("engine"))
 }
 
-/// `cargo xtask graphs`: the dry-run graphs of ha.rhai and reset.rhai over the example
+/// `cargo xtask graphs`: the dry-run graphs of ha.rhai and the day-two playbooks over the example
 /// inventory, as DOT and SVG under docs/ (the SVG needs Graphviz, which `cargo xtask test`
 /// installs).
 pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
     let engine = build_engine(paths)?;
     let root = paths.workspace_root();
-    // ha.rhai's graph (docs/ha.md), and reset.rhai's with its confirmation (docs/day-two.md).
-    let graphs: [(&str, &str, &[&str]); 2] =
-        [(PLAYBOOK, "docs/ha", &[]), ("playbooks/reset.rhai", "docs/reset", &["-e", "confirm=kubernetes"])];
+    // ha.rhai's graph (docs/ha.md), and the day-two playbooks' (docs/day-two.md).
+    let graphs: [(&str, &str, &[&str]); 4] = [
+        (PLAYBOOK, "docs/ha", &[]),
+        ("playbooks/reset.rhai", "docs/reset", &["-e", "confirm=kubernetes"]),
+        ("playbooks/upgrade.rhai", "docs/upgrade", &["-e", "upgrade_to=v1.31.1"]),
+        ("playbooks/renew-certs.rhai", "docs/renew-certs", &[]),
+    ];
     for (playbook, base, extra) in graphs {
         for format in ["dot", "svg"] {
             let out = format!("{base}.{format}");
