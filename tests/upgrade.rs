@@ -24,7 +24,11 @@ fn the_upgrade_graph_has_its_budget_its_serial_and_its_guards() {
         assert!(dot.contains(&format!("when: '{node}' in pending")), "{node}: {dot}");
     }
     assert_eq!(dot.matches("(always)").count(), 6, "one uncordon per node");
-    assert_eq!(dot.matches("\\nbudget 1: ").count(), 3 * 4, "drain, packages, restart, uncordon per worker");
+    assert_eq!(
+        dot.matches("\\nbudget 1: ").count(),
+        3 * 6,
+        "kubeadm upgrade node, drain, packages, restart, uncordon, Ready per worker"
+    );
     let percent = Test::new().args(GRAPH).args(["-e", "max_unavailable=67%"]).run().success();
     assert!(percent.stdout.contains("at most 2 of [worker0, worker1, worker2] down at once (max_down 67%)"));
 }

@@ -75,17 +75,17 @@ impl Budget {
         )
     }
 
-    /// Why a task was not started because the budget had no room; `down` names the hosts
-    /// whose windows did not end cleanly.
-    pub fn held(&self, down: &[String]) -> String {
+    /// Why a task was not started because the budget had no room; `down` names a host whose
+    /// window closed with a failure left unrepaired.
+    pub fn held(&self, down: Option<&str>) -> String {
         format!(
-            "not started: budget at {} allows {} of {} hosts down at once, and the window of {} did not end \
-             cleanly (its last task failed or was skipped), so it still counts as down; fix it, then \
-             rerun with --resume",
+            "not started: budget at {} allows {} of {} hosts down at once, and the window of {} ended with \
+             a failure no `always` task repaired, so that host still counts as down; fix it, then rerun \
+             with --resume",
             self.location,
             self.max_down(),
             self.hosts.len(),
-            if down.is_empty() { "another host".to_owned() } else { down.join(", ") }
+            down.unwrap_or("another host")
         )
     }
 }

@@ -721,6 +721,26 @@ budget(group("workers"), #{ max_down: "34%" }, |h| {
         assert_eq!(kept, [2, 3, 2], "lb0's drains and uncordons stay in their windows");
     }
 
+    /// `--limit w1` keeps w1's drain on lb0 (w1's upgrade waits for it) and so the drain's
+    /// cleanup: a limited run never leaves a node cordoned.
+    #[test]
+    fn a_limit_keeps_the_cleanup_of_what_it_keeps() {
+        let plan = load(
+            r#"let lb = host("lb0");
+lb.concurrent();
+for h in group("workers") {
+    let d = lb.command(`drain ${h.name}`, #{ cmd: "true" });
+    let u = h.command("upgrade", #{ cmd: "true" }).after(d);
+    lb.command(`uncordon ${h.name}`, #{ cmd: "true" }).after(d).after(u).always();
+}"#,
+        )
+        .unwrap();
+        let limited = plan.select(&Selection { hosts: Some(vec!["w1".into()]), ..Selection::default() });
+        let mut kept: Vec<String> = limited.tasks().map(|(_, t)| format!("{}: {}", t.host, t.name)).collect();
+        kept.sort();
+        assert_eq!(kept, ["lb0: drain w1", "lb0: uncordon w1", "w1: upgrade"]);
+    }
+
     #[test]
     fn budget_options_are_checked_with_the_line_and_budgets_do_not_nest() {
         let bad = |options: &str| {

@@ -256,6 +256,8 @@ impl Plan {
     /// `skip_tags` drops the tasks carrying them, before and after the dependencies are
     /// followed: a kept task's `after` on a skipped one is dropped (the order through it stays),
     /// its notified handler is not run; only a task whose output a kept task reads comes back.
+    /// An `always` task that waits for a kept task (by `after` or data) is kept too, with what
+    /// it needs: a cleanup never stays behind.
     pub fn select(&self, selection: &Selection) -> Plan {
         if selection.hosts.is_none() && selection.tags.is_none() && selection.skip_tags.is_empty() {
             return self.clone();
@@ -284,7 +286,11 @@ impl Plan {
                 }
             }
             for edge in graph.edges_directed(node, Direction::Outgoing) {
-                if *edge.weight() == Edge::Notify && !skipped(&graph[edge.target()]) {
+                let target = &graph[edge.target()];
+                // A cleanup of a kept task comes with it (the uncordon of a kept drain), or
+                // the selection would leave undone what the cleanup undoes.
+                let cleanup = target.always && matches!(edge.weight(), Edge::After | Edge::Data);
+                if (*edge.weight() == Edge::Notify || cleanup) && !skipped(target) {
                     stack.push(edge.target());
                 }
             }

@@ -78,10 +78,10 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
               `#{ max_down: \"25%\" }` (rounded down, at least 1; counted over all the hosts given, whatever \
               `--limit` or `--resume` leave out). A window opens when its first task is ready to start and \
               closes when all its tasks have ended. Unlike `serial`, the next host starts as soon as any \
-              window closes. A window whose last tasks (those no other task of the window waits for: the \
-              uncordon) failed or were skipped leaves its host down: it keeps its place for the rest of the \
-              run, and the hosts still waiting are not started, each task saying why. Make the uncordon \
-              `.always()` so that a failed drain is undone and the others go on. Budgets do not nest. \
+              window closes. A window with a failed task that no `always` task of the window waiting for it \
+              directly repaired (the uncordon after a refused drain) leaves its host down: it keeps its place \
+              for the rest of the run, and the hosts still waiting are not started, each task saying why. \
+              Budgets hold in `run`, not in `check` (nothing goes down). Budgets do not nest. \
               Returns every task `add` created. Example: `budget(group(\"workers\"), #{ max_down: 1 }, |h| \
               { let d = m.command(\"drain \" + h.name, ...); ... })`.",
     },

@@ -160,7 +160,8 @@ pub async fn run(
         }
     }
     let gates = plan.gates();
-    let (dag, budgets) = dag_of(plan, &gates);
+    // In check mode nothing goes down: the budgets would only serialise the planning.
+    let (dag, budgets) = dag_of(plan, &gates, !options.check);
     let slots = targets
         .into_iter()
         .map(|(name, target)| {
@@ -182,6 +183,7 @@ pub async fn run(
     });
 
     let walk_shared = shared.clone();
+    let mut held_why: HashMap<(usize, Option<NodeId>), String> = HashMap::new();
     walker.walk_until(
         &dag,
         |node| {
@@ -230,10 +232,17 @@ pub async fn run(
                 let why = plan.serials()[gate.serial].halted(gate.batch, failed, gate.hosts);
                 skip(&walk_shared, node, why);
             }
-            WalkEvent::Held { node, budget } => {
-                let budget = &plan.budgets()[budgets[budget]];
-                let down = down_hosts(plan, budget, &lock(&walk_shared.reports));
-                skip(&walk_shared, node, budget.held(&down));
+            WalkEvent::Held { node, budget, down } => {
+                // One message per budget and host left down, however many tasks it holds.
+                let why = held_why
+                    .entry((budget, down))
+                    .or_insert_with(|| {
+                        let budget = &plan.budgets()[budgets[budget]];
+                        let host = down.map(|n| down_host(plan, budget, n));
+                        budget.held(host.as_deref())
+                    })
+                    .clone();
+                skip(&walk_shared, node, why);
             }
             WalkEvent::Cancelled(node) => {
                 skip(&walk_shared, node, "not started: the run was stopped".to_owned())
@@ -275,7 +284,7 @@ pub async fn run(
 /// failure in a batch must not skip the next batch by itself, only through its gate. (An order
 /// edge between batches appears where `--tags` dropped the tasks a serial edge joined.)
 /// Budgets are added in order; the second value maps a walker budget to the plan's.
-fn dag_of(plan: &Plan, gates: &[BatchGate]) -> (Dag, Vec<usize>) {
+fn dag_of(plan: &Plan, gates: &[BatchGate], with_budgets: bool) -> (Dag, Vec<usize>) {
     let node_of: HashMap<TaskId, NodeId> = plan.tasks().map(|(node, task)| (task.id, node)).collect();
     let mut batch_of: HashMap<NodeId, (usize, usize)> = HashMap::new();
     for (s, serial) in plan.serials().iter().enumerate() {
@@ -311,28 +320,21 @@ fn dag_of(plan: &Plan, gates: &[BatchGate]) -> (Dag, Vec<usize>) {
         }
     }
     let mut budgets = Vec::new();
-    for (b, windows) in plan.budget_windows() {
+    for (b, windows) in plan.budget_windows().into_iter().filter(|_| with_budgets) {
         dag.add_budget(Budget { windows, max_down: plan.budgets()[b].max_down() });
         budgets.push(b);
     }
     (dag, budgets)
 }
 
-/// The hosts of `budget` whose window has a task that failed or was skipped: they still count
-/// as down.
-fn down_hosts(plan: &Plan, budget: &crate::plan::Budget, reports: &[Option<TaskReport>]) -> Vec<String> {
-    let node: HashMap<TaskId, NodeId> = plan.tasks().map(|(node, task)| (task.id, node)).collect();
+/// The host of the window of `budget` that holds the failed task `node`.
+fn down_host(plan: &Plan, budget: &crate::plan::Budget, node: NodeId) -> String {
+    let id = plan.task(node).id;
     budget
         .windows
         .iter()
-        .filter(|w| {
-            w.tasks
-                .iter()
-                .filter_map(|id| node.get(id))
-                .any(|n| reports.get(n.0).and_then(Option::as_ref).is_some_and(|r| !r.status.succeeded()))
-        })
-        .map(|w| w.host.clone())
-        .collect()
+        .find(|w| w.tasks.binary_search(&id).is_ok())
+        .map_or_else(|| plan.task(node).host.clone(), |w| w.host.clone())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -634,9 +634,9 @@ async fn a_host_left_down_holds_the_budget_until_resumed() {
     assert_eq!(status, Status::Skipped);
     assert_eq!(
         why,
-        "not started: budget at test.rhai:4:1 allows 1 of 4 hosts down at once, and the window of h1 did \
-         not end cleanly (its last task failed or was skipped), so it still counts as down; fix it, then \
-         rerun with --resume"
+        "not started: budget at test.rhai:4:1 allows 1 of 4 hosts down at once, and the window of h1 ended \
+         with a failure no `always` task repaired, so that host still counts as down; fix it, then rerun \
+         with --resume"
     );
     assert_eq!(of(&summary, "h3", "upgrade").0, Status::Skipped);
     assert_eq!(most_down(&log).1, ["h0", "h1"].map(String::from).to_vec());

@@ -103,7 +103,7 @@ impl Dag {
     /// Adds a disruption budget, after every edge (a window's last nodes are those no other
     /// node of the window waits for); it is known to the walker by its index, in order of adding.
     pub fn add_budget(&mut self, budget: Budget) -> usize {
-        self.budgets.add(budget, &self.dependents)
+        self.budgets.add(budget)
     }
 }
 
@@ -131,12 +131,13 @@ pub enum WalkEvent {
         gate: usize,
         failed: usize,
     },
-    /// Not run because budget `budget` had no room: windows of it that did not close cleanly
-    /// (their last nodes failed or were skipped) still count as down. Also the nodes that
+    /// Not run because budget `budget` had no room: windows of it that closed with a failure
+    /// left unrepaired still count as down; `down` is such a failure. Also the nodes that
     /// waited, directly or not, for such a node.
     Held {
         node: NodeId,
         budget: usize,
+        down: Option<NodeId>,
     },
     /// Not run because the walk was cancelled.
     Cancelled(NodeId),
@@ -320,6 +321,8 @@ struct Progress<'d> {
     admission: Admission,
     /// For each `always` node, the nodes it waits for.
     always_after: HashMap<usize, Vec<usize>>,
+    /// Nodes that ran and failed (for the budgets' windows).
+    ran_failed: Vec<bool>,
 }
 
 impl<'d> Progress<'d> {
@@ -336,6 +339,7 @@ impl<'d> Progress<'d> {
             halted_by: vec![None; dag.gates.len()],
             admission: Admission::new(&dag.budgets),
             always_after: HashMap::new(),
+            ran_failed: if dag.budgets.is_empty() { Vec::new() } else { vec![false; n] },
         };
         if dag.always.contains(&true) {
             for (before, dependents) in dag.dependents.iter().enumerate() {
@@ -375,12 +379,29 @@ impl<'d> Progress<'d> {
         }
     }
 
-    /// `node` has ended, or will never run: its window may close and let parked nodes start.
-    fn leave_window(&mut self, node: usize, succeeded: bool) {
-        if self.dag.budgets.is_empty() {
+    /// `node` has ended (`failed`: it ran and failed), or will never run: its window may close,
+    /// and, when every failure of it was repaired, let parked nodes start.
+    fn leave_window(&mut self, node: usize, failed: bool) {
+        let dag = self.dag;
+        if dag.budgets.is_empty() {
             return;
         }
-        for parked in self.admission.settle(&self.dag.budgets, node, succeeded) {
+        if failed {
+            self.ran_failed[node] = true;
+        }
+        let Some((window, failures)) = self.admission.settle(&dag.budgets, node, failed) else {
+            return;
+        };
+        // Repaired: an `always` node of the same window that waits for it directly succeeded.
+        let clean = failures.iter().all(|f| {
+            dag.dependents[*f].iter().any(|a| {
+                dag.always[*a]
+                    && dag.budgets.window_of(*a) == Some(window)
+                    && self.state[*a] == State::Done
+                    && !self.ran_failed[*a]
+            })
+        });
+        for parked in self.admission.close(&dag.budgets, window, clean) {
             if self.state[parked] == State::Waiting {
                 self.ready_now(parked);
             }
@@ -391,12 +412,13 @@ impl<'d> Progress<'d> {
     /// them, are held by their budgets.
     fn hold(&mut self, on_event: &mut impl FnMut(WalkEvent)) {
         let dag = self.dag;
-        for (node, budget) in self.admission.held(&dag.budgets) {
+        for (node, budget, down) in self.admission.held(&dag.budgets) {
+            let down = down.map(NodeId);
             let mut stack = vec![node];
             while let Some(next) = stack.pop() {
                 if self.state[next] == State::Waiting {
                     self.state[next] = State::Skipped;
-                    on_event(WalkEvent::Held { node: NodeId(next), budget });
+                    on_event(WalkEvent::Held { node: NodeId(next), budget, down });
                     stack.extend(&dag.dependents[next]);
                 }
             }
@@ -409,14 +431,14 @@ impl<'d> Progress<'d> {
             self.release(next);
         }
         self.settle(node, false, on_event);
-        self.leave_window(node, true);
+        self.leave_window(node, false);
     }
 
     /// Skips the transitive dependents of the failed `node`.
     fn failed(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
         let dag = self.dag;
         self.settle(node, true, on_event);
-        self.leave_window(node, false);
+        self.leave_window(node, true);
         let mut stack = dag.dependents[node].clone();
         while let Some(next) = stack.pop() {
             if dag.always[next] && self.state[next] == State::Waiting {

@@ -311,8 +311,9 @@ async fn a_window_spans_hosts() {
     assert_eq!(t[&3], (3, 4), "the second drain waits for the first uncordon");
 }
 
-/// A window whose last node failed leaves its host down: it keeps its room, and the windows
-/// still waiting are held, with what waits for them; a host outside the budget goes on.
+/// A window with a failure no `always` node repaired leaves its host down: it keeps its room,
+/// and the windows still waiting are held, with what waits for them; a host outside the budget
+/// goes on.
 #[tokio::test(start_paused = true)]
 async fn a_window_that_ends_badly_keeps_its_room() {
     let mut dag = dag(&[0, 0, 1, 1, 2, 2, 3], &[(0, 1), (2, 3), (4, 5), (3, 6)]);
@@ -323,7 +324,9 @@ async fn a_window_that_ends_badly_keeps_its_room() {
     held.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(
         held,
-        [2, 3, 4, 5, 6].map(|n| WalkEvent::Held { node: NodeId(n), budget: 0 }).to_vec(),
+        [2, 3, 4, 5, 6]
+            .map(|n| WalkEvent::Held { node: NodeId(n), budget: 0, down: Some(NodeId(1)) })
+            .to_vec(),
         "{events:?}"
     );
     assert!(!t.contains_key(&2) && !t.contains_key(&4));
@@ -374,4 +377,27 @@ async fn an_always_node_is_skipped_when_nothing_before_it_ran() {
     assert!(!t.contains_key(&2), "{events:?}");
     assert!(events.contains(&WalkEvent::Skipped { node: NodeId(2), cause: NodeId(0) }), "{events:?}");
     assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(0) }), "{events:?}");
+}
+
+/// An `always` node repairs the failures of what it waits for directly: the uncordon (waiting
+/// for the drain and the restart) repairs a refused drain, not a kubelet upgrade that failed
+/// before the restart. The uncordon still runs (the drain ran), but the window keeps its room.
+///
+/// ```text
+/// window 0: drain (0) ─▶ kubelet (1, fails) ─▶ restart (6) ─▶ uncordon (2, always; also after 0)
+/// window 1: drain (3) ─▶ kubelet (4) ─▶ uncordon (5, always)       held
+/// ```
+#[tokio::test(start_paused = true)]
+async fn an_always_node_repairs_only_what_it_waits_for_directly() {
+    let mut dag = dag(&[9, 0, 9, 9, 1, 9, 0], &[(0, 1), (1, 6), (6, 2), (0, 2), (3, 4), (4, 5), (3, 5)]);
+    dag.set_always(NodeId(2));
+    dag.set_always(NodeId(5));
+    dag.add_budget(budget(&[&[0, 1, 2, 6], &[3, 4, 5]], 1));
+    let (events, t) = simulate(WIDE, &dag, &[1; 7], &[1]).await;
+    assert!(t.contains_key(&2), "the uncordon ran: {events:?}");
+    assert!(!t.contains_key(&3), "the next window never opened: {events:?}");
+    assert!(
+        events.contains(&WalkEvent::Held { node: NodeId(3), budget: 0, down: Some(NodeId(1)) }),
+        "{events:?}"
+    );
 }

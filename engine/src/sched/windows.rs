@@ -4,10 +4,12 @@
 //! bring it back), wherever they run: a drain run from the first master belongs to the
 //! drained worker's window. A window opens when its first node is ready to start; when the
 //! budget has no room, its ready nodes are parked until another window of the budget closes.
-//! A window closes when every node of it has ended, and gives its room back only when its
-//! last nodes (those no other node of the window waits for: the uncordon) succeeded. A window
-//! whose last nodes failed or were skipped leaves its host down, so it keeps its room for the
-//! rest of the walk, and the walker reports the nodes still parked as held by the budget.
+//! A window closes when every node of it has ended, and gives its room back only when every
+//! node of it that failed was repaired: an `always` node of the window that waits for it
+//! directly succeeded (the uncordon after a refused drain). A window with a failure left
+//! unrepaired (a kubelet that did not come back) leaves its host down, so it keeps its room for
+//! the rest of the walk, and the walker reports the nodes still parked as held by the budget.
+//! Nodes skipped because of a failure do not count: the failure does.
 //!
 //! ```text
 //!   budget max_down 1, windows w0 [drain0 → upgrade0 → uncordon0], w1 [drain1 → ...]
@@ -43,14 +45,11 @@ pub(super) struct Budgets {
     windows: Vec<Window>,
     /// `window_of[node]`, for nodes in a window (filled up to the highest such node).
     window_of: Vec<Option<usize>>,
-    /// `last[node]`: no other node of its window waits for it directly.
-    last: Vec<bool>,
 }
 
 impl Budgets {
-    /// Adds `budget`; `dependents[n]` are the nodes that wait for `n`. A node already in a
-    /// window keeps it (the plan never puts a task in two).
-    pub(super) fn add(&mut self, budget: Budget, dependents: &[Vec<usize>]) -> usize {
+    /// Adds `budget`. A node already in a window keeps it (the plan never puts a task in two).
+    pub(super) fn add(&mut self, budget: Budget) -> usize {
         let index = self.max_down.len();
         self.max_down.push(budget.max_down.max(1));
         for members in budget.windows.into_iter().filter(|w| !w.is_empty()) {
@@ -59,19 +58,10 @@ impl Budgets {
             for node in &members {
                 if self.window_of.len() <= node.0 {
                     self.window_of.resize(node.0 + 1, None);
-                    self.last.resize(node.0 + 1, false);
                 }
                 if self.window_of[node.0].is_none() {
                     self.window_of[node.0] = Some(window);
                     count += 1;
-                }
-            }
-            for node in &members {
-                if self.window_of[node.0] == Some(window) {
-                    let waited_for = dependents
-                        .get(node.0)
-                        .is_some_and(|d| d.iter().any(|n| self.window_of.get(*n) == Some(&Some(window))));
-                    self.last[node.0] = !waited_for;
                 }
             }
             self.windows.push(Window { budget: index, members: count });
@@ -79,7 +69,7 @@ impl Budgets {
         index
     }
 
-    fn window_of(&self, node: usize) -> Option<usize> {
+    pub(super) fn window_of(&self, node: usize) -> Option<usize> {
         self.window_of.get(node).copied().flatten()
     }
 
@@ -98,8 +88,10 @@ pub(super) struct Admission {
     entered: Vec<bool>,
     /// Nodes of each window that have not ended.
     unsettled: Vec<usize>,
-    /// Whether every last node of each window that ended so far succeeded.
-    clean: Vec<bool>,
+    /// The nodes of each window that ran and failed.
+    failed: Vec<Vec<usize>>,
+    /// Windows that closed with a failure left unrepaired: their hosts are still down.
+    down: Vec<usize>,
     /// Each window's nodes that are ready but wait for room.
     parked: Vec<Vec<usize>>,
 }
@@ -112,7 +104,8 @@ impl Admission {
             queue: vec![VecDeque::new(); budgets.max_down.len()],
             entered: vec![false; windows],
             unsettled: budgets.windows.iter().map(|w| w.members).collect(),
-            clean: vec![true; windows],
+            failed: vec![Vec::new(); windows],
+            down: Vec::new(),
             parked: vec![Vec::new(); windows],
         }
     }
@@ -139,17 +132,31 @@ impl Admission {
         false
     }
 
-    /// `node` has ended (or will never run; `succeeded` is false then). Returns the parked
-    /// nodes whose windows open because this one closed.
-    pub(super) fn settle(&mut self, budgets: &Budgets, node: usize, succeeded: bool) -> Vec<usize> {
-        let Some(window) = budgets.window_of(node) else {
-            return Vec::new();
-        };
-        if !succeeded && budgets.last[node] {
-            self.clean[window] = false;
+    /// `node` has ended (`failed`: it ran and failed) or will never run. Returns its window
+    /// when that window has now closed, with the nodes of it that failed, for the walker to say
+    /// whether each was repaired ([`Admission::close`]).
+    pub(super) fn settle(
+        &mut self,
+        budgets: &Budgets,
+        node: usize,
+        failed: bool,
+    ) -> Option<(usize, &[usize])> {
+        let window = budgets.window_of(node)?;
+        if failed {
+            self.failed[window].push(node);
         }
         self.unsettled[window] -= 1;
-        if self.unsettled[window] > 0 || !self.entered[window] || !self.clean[window] {
+        if self.unsettled[window] > 0 || !self.entered[window] {
+            return None;
+        }
+        Some((window, &self.failed[window]))
+    }
+
+    /// Window `window` has closed: when `clean`, its room goes to the windows waiting (their
+    /// parked nodes are returned, to start); otherwise its host stays down.
+    pub(super) fn close(&mut self, budgets: &Budgets, window: usize, clean: bool) -> Vec<usize> {
+        if !clean {
+            self.down.push(window);
             return Vec::new();
         }
         let budget = budgets.windows[window].budget;
@@ -166,11 +173,18 @@ impl Admission {
         released
     }
 
-    /// The nodes still parked, each with its budget: held by windows that never closed.
-    pub(super) fn held(&self, budgets: &Budgets) -> Vec<(usize, usize)> {
+    /// The nodes still parked, each with its budget and a failed node of a window of that
+    /// budget left down (what holds them).
+    pub(super) fn held(&self, budgets: &Budgets) -> Vec<(usize, usize, Option<usize>)> {
         let mut held = Vec::new();
         for (window, nodes) in self.parked.iter().enumerate() {
-            held.extend(nodes.iter().map(|n| (*n, budgets.windows[window].budget)));
+            let budget = budgets.windows[window].budget;
+            let cause = self
+                .down
+                .iter()
+                .find(|w| budgets.windows[**w].budget == budget)
+                .and_then(|w| self.failed[*w].first().copied());
+            held.extend(nodes.iter().map(|n| (*n, budget, cause)));
         }
         held.sort_unstable();
         held

@@ -296,7 +296,12 @@ impl Kubectl {
                 let argv = a.command("apply", &[source], &[]);
                 Ok(Plan {
                     changes,
-                    action: Some(Box::new(KubectlAct { argv, stdin: a.manifest.clone(), then: None })),
+                    action: Some(Box::new(KubectlAct {
+                        argv,
+                        stdin: a.manifest.clone(),
+                        then: None,
+                        timeout: None,
+                    })),
                     ..Plan::default()
                 })
             }
@@ -334,6 +339,7 @@ impl Kubectl {
                         argv: a.on_target("delete", &[]),
                         stdin: None,
                         then: None,
+                        timeout: None,
                     })),
                     ..Plan::default()
                 })
@@ -348,7 +354,7 @@ impl Kubectl {
                 let argv = a.on_target("patch", &["--type=merge", &patch]);
                 Ok(Plan {
                     changes,
-                    action: Some(Box::new(KubectlAct { argv, stdin: None, then: None })),
+                    action: Some(Box::new(KubectlAct { argv, stdin: None, then: None, timeout: None })),
                     ..Plan::default()
                 })
             }
@@ -414,9 +420,12 @@ impl Kubectl {
             _ => format!("{verb} node/{node}"),
         };
         let argv = a.command(verb, &flags, &[node]);
+        // A drain may take its whole --timeout, beyond the transport's default command timeout.
+        let timeout = (a.action == KubectlAction::Drain)
+            .then(|| std::time::Duration::from_secs(a.timeout.unwrap_or(300).saturating_add(60)));
         Ok(Plan {
             changes: vec![change],
-            action: Some(Box::new(KubectlAct { argv, stdin: None, then: None })),
+            action: Some(Box::new(KubectlAct { argv, stdin: None, then: None, timeout })),
             ..Plan::default()
         })
     }
@@ -459,6 +468,7 @@ impl Kubectl {
                     &operands(&["--selector=k8s-app=kube-proxy"]),
                     &operands(&["pod"]),
                 )),
+                timeout: None,
             })),
             ..Plan::default()
         })
@@ -493,12 +503,19 @@ struct KubectlAct {
     stdin: Option<String>,
     /// A second command, run after the first succeeded (the kube-proxy restart).
     then: Option<Vec<String>>,
+    /// The first command's own timeout, when it may outlast the transport's default.
+    timeout: Option<std::time::Duration>,
 }
 
 #[async_trait]
 impl Action for KubectlAct {
     async fn apply(self: Box<Self>, host: &dyn Host) -> Result<Outputs, ModuleError> {
-        let out = kubectl(host, &self.argv, self.stdin.as_deref()).await?;
+        let out = match self.timeout {
+            Some(timeout) => {
+                run_checked(host, Exec::new(join(&self.argv)).timeout(timeout)).await?.stdout_text()
+            }
+            None => kubectl(host, &self.argv, self.stdin.as_deref()).await?,
+        };
         let mut lines = out.lines().map(str::to_owned).collect::<Vec<_>>();
         if let Some(then) = &self.then {
             lines.extend(kubectl(host, then, None).await?.lines().map(str::to_owned));

@@ -26,13 +26,17 @@ use crate::builtin::certgen::inspect;
 /// Default `renew_before`: kubeadm's own warning threshold is 30 days.
 pub const DEFAULT_RENEW_BEFORE: &str = "720h";
 
-/// What `kubeadm certs renew` names, and where each certificate is.
-pub const RENEWABLE: [(&str, &str); 8] = [
+/// What `kubeadm certs renew` names, and where each certificate is (those of a stacked etcd
+/// too: a node without them, as with ha.rhai's external etcd, skips them).
+pub const RENEWABLE: [(&str, &str); 11] = [
     ("admin.conf", "/etc/kubernetes/admin.conf"),
     ("apiserver", "/etc/kubernetes/pki/apiserver.crt"),
     ("apiserver-etcd-client", "/etc/kubernetes/pki/apiserver-etcd-client.crt"),
     ("apiserver-kubelet-client", "/etc/kubernetes/pki/apiserver-kubelet-client.crt"),
     ("controller-manager.conf", "/etc/kubernetes/controller-manager.conf"),
+    ("etcd-healthcheck-client", "/etc/kubernetes/pki/etcd/healthcheck-client.crt"),
+    ("etcd-peer", "/etc/kubernetes/pki/etcd/peer.crt"),
+    ("etcd-server", "/etc/kubernetes/pki/etcd/server.crt"),
     ("front-proxy-client", "/etc/kubernetes/pki/front-proxy-client.crt"),
     ("scheduler.conf", "/etc/kubernetes/scheduler.conf"),
     ("super-admin.conf", "/etc/kubernetes/super-admin.conf"),

@@ -47,6 +47,9 @@ const CA_CERT: &str = "/etc/kubernetes/pki/ca.crt";
 const DEFAULT_CONFIG_PATH: &str = "/etc/kubernetes/kubeadm-init.yaml";
 /// kubeadm init pulls images and waits for the control plane; give it time.
 const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// `kubeadm upgrade apply|node` waits up to 5 minutes for each control plane component, and
+/// being killed half way skips its own rollback.
+const UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 /// Runs the host's `kubeadm`. `action: "init"` renders `config` (kubeadm's own format, checked
 /// field by field when the playbook is sealed: v1alpha1 `MasterConfiguration`, or v1beta3/v1beta4
@@ -97,10 +100,13 @@ pub struct KubeadmArgs<S: Stage = Sealed> {
     pub version: Option<upgrade::KubeVersion>,
     /// certs_renew: renew what expires within this long, "720h" (the default), "90d".
     pub renew_before: Option<String>,
+    /// upgrade_preflight: the nodes the upgrade is for (the inventory's names); the preflight is
+    /// refused when one of them is not a node of the cluster under that name.
+    pub nodes: Option<Vec<String>>,
 }
 
 contract::resolve_struct!(KubeadmArgs<S> {
-    action, config, config_path, endpoint, token, ca_cert_hash, control_plane, version, renew_before,
+    action, config, config_path, endpoint, token, ca_cert_hash, control_plane, version, renew_before, nodes,
 });
 contract::resolve_as_is!(KubeadmAction);
 contract::resolve_as_is!(upgrade::KubeVersion);
@@ -148,6 +154,9 @@ impl<S: Stage> Validate for KubeadmArgs<S> {
             } else {
                 ArgsError::invalid("version", "version belongs to the upgrade actions")
             });
+        }
+        if self.nodes.is_some() && self.action != KubeadmAction::UpgradePreflight {
+            return Err(ArgsError::invalid("nodes", "nodes belongs to action upgrade_preflight"));
         }
         if self.renew_before.is_some() && self.action != KubeadmAction::CertsRenew {
             return Err(ArgsError::invalid("renew_before", "renew_before belongs to action certs_renew"));
@@ -248,7 +257,10 @@ impl Module for Kubeadm {
                 action: Some(Box::new(KubeadmAct::TokenCreate)),
                 ..Plan::default()
             }),
-            KubeadmAction::UpgradePreflight => upgrade::plan_preflight(cx.host, self.target()?).await,
+            KubeadmAction::UpgradePreflight => {
+                let expected = self.args.nodes.as_deref().unwrap_or_default();
+                upgrade::plan_preflight(cx.host, self.target()?, expected).await
+            }
             KubeadmAction::UpgradeApply => upgrade::plan_apply(cx.host, self.target()?).await,
             KubeadmAction::UpgradeNode => upgrade::plan_node(cx.host, self.target()?).await,
             KubeadmAction::CertsRenew => {
@@ -540,7 +552,9 @@ impl KubeadmAct {
         shown: &str,
         secret: Option<&str>,
     ) -> Result<ExecOutput, ModuleError> {
-        let out = host.exec(exec.timeout(KUBEADM_TIMEOUT)).await?;
+        // kubeadm's own timeout, unless the caller gave a longer one (an upgrade).
+        let timeout = exec.timeout.unwrap_or(KUBEADM_TIMEOUT);
+        let out = host.exec(exec.timeout(timeout)).await?;
         if out.success() {
             return Ok(out);
         }
@@ -598,8 +612,8 @@ impl Action for KubeadmAct {
                 Self::kubeadm_argv(host, &["kubeadm", "reset", "-f"]).await?;
             }
             KubeadmAct::Upgrade { argv } => {
-                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                Self::kubeadm_argv(host, &argv).await?;
+                let line = join(&argv);
+                Self::kubeadm(host, Exec::new(line.clone()).timeout(UPGRADE_TIMEOUT), &line, None).await?;
             }
             KubeadmAct::Renew { names } => {
                 for name in &names {

@@ -487,6 +487,20 @@ async fn the_preflight_reads_the_versions_and_refuses_what_kubeadm_refuses() {
     let skip = skip.unwrap_err().to_string();
     assert!(skip.contains("refused before anything changed") && skip.contains("too high"), "{skip}");
 
+    let host = Scripted {
+        answers: vec![
+            ("stat -c", ok(&format!("regular file|600|root|root\n{}  -\n", "ab".repeat(32)))),
+            ("cat -- ", ok(APISERVER_1_30)),
+            ("'nodes'", ok(&nodes(&[("master0", "v1.30.4")]))),
+        ],
+        ..Scripted::default()
+    };
+    let named = json!({"action": "upgrade_preflight", "version": "v1.31.1", "nodes": ["master0", "m1"]});
+    let module = Kubeadm::new(args(named).unwrap()).unwrap();
+    let missing = module.plan(&Context::new(&host, contract::module::PlanOptions::default())).await;
+    let missing = missing.unwrap_err().to_string();
+    assert!(missing.contains("not nodes of this cluster: m1"), "{missing}");
+
     let hostile = nodes(&[("master0; rm -rf /", "v1.30.4")]);
     let (bad, _) = plan_upgrade("upgrade_preflight", "v1.31.1", &hostile).await;
     assert!(bad.unwrap_err().to_string().contains("not a node name"));

@@ -178,7 +178,11 @@ async fn kubelet_versions(host: &dyn Host) -> Result<BTreeMap<String, KubeVersio
 /// The preflight: refused as kubeadm would refuse, else read-only with the versions as outputs:
 /// `control_plane`, `target`, `nodes` (name to kubelet version) and `pending` (the nodes whose
 /// kubelet is not at the target yet).
-pub(super) async fn plan_preflight(host: &dyn Host, target: KubeVersion) -> Result<Plan, ModuleError> {
+pub(super) async fn plan_preflight(
+    host: &dyn Host,
+    target: KubeVersion,
+    expected: &[String],
+) -> Result<Plan, ModuleError> {
     let cluster = apiserver_version(host).await?.ok_or_else(|| {
         ModuleError::Refused(format!(
             "{} has no control plane ({APISERVER_MANIFEST} is missing): run the upgrade preflight on the \
@@ -187,6 +191,16 @@ pub(super) async fn plan_preflight(host: &dyn Host, target: KubeVersion) -> Resu
         ))
     })?;
     let kubelets = kubelet_versions(host).await?;
+    let missing: Vec<&str> =
+        expected.iter().filter(|n| !kubelets.contains_key(*n)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        return Err(ModuleError::Refused(format!(
+            "upgrade to {target} refused before anything changed: not nodes of this cluster: {} (is the \
+             inventory's name the node's name?); the cluster's nodes: {}",
+            missing.join(", "),
+            kubelets.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
     if let Some(why) = refusal(cluster, &kubelets, target) {
         return Err(ModuleError::Refused(format!(
             "upgrade to {target} refused before anything changed: {why}"
