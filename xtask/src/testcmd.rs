@@ -2,10 +2,10 @@
 //! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`, the pre-baked image), then
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
-//! turn, and the package mirror: `lab up --topology ha --bare --releases 12,13`) for the bare
-//! lab's tests: `bare_lab::` and the HA
-//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), which install everything
-//! themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
+//! turn, 2 more in its fleet, and the package mirror: `lab up --topology ha+2 --bare --releases
+//! 12,13`) for the bare lab's tests: `bare_lab::` and the HA
+//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), and `nodes::` (add-node.rhai
+//! and remove-node.rhai, with the fleet's 2 hosts), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
 //! lab always comes down afterwards.
@@ -81,7 +81,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     if !selection.bare.is_empty() {
         {
             let _lock = lab::lock()?;
-            lab::up_locked(paths, Topology::Ha, Some(crate::bare::MIXED))?;
+            lab::up_locked(paths, Topology::HaFleet(BARE_FLEET), Some(crate::bare::MIXED))?;
         }
         let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
         bare_args.extend(selection.bare.iter().map(OsString::from));
@@ -209,8 +209,13 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 }
 
 /// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs and
-/// the secrets search of a whole ha.rhai run), run on the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 3] = ["bare_lab::", "ha::", "secrets::full_ha_run"];
+/// the secrets search of a whole ha.rhai run, and tests/nodes.rs: add-node.rhai and
+/// remove-node.rhai on the cluster ha.rhai built), run on the bare `ha` lab after the rest.
+const BARE_TESTS: [&str; 4] = ["bare_lab::", "ha::", "secrets::full_ha_run", "nodes::"];
+
+/// The bare lab's extra hosts beside the `ha` hosts (`ha+2`, in the fleet inventory): the
+/// fourth worker and the fourth etcd member of tests/nodes.rs.
+const BARE_FLEET: u16 = 2;
 
 /// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
 const BASTION_TESTS: [&str; 1] = ["ansible_project::"];
@@ -374,7 +379,7 @@ mod tests {
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
         let every = Selection {
             main: true,
-            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into()],
+            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into(), "nodes::".into()],
             bastion: vec!["ansible_project::".into()],
         };
         assert_eq!(of(&[]), every);
@@ -387,6 +392,7 @@ mod tests {
         assert_eq!(of(&["ha::ha_full"]), bare(&["ha::ha_full"]));
         assert_eq!(of(&["bare_lab::", "--nocapture"]), bare(&["bare_lab::"]));
         assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![], bastion: vec![] });
+        assert_eq!(of(&["nodes::nodes_a_worker"]), bare(&["nodes::nodes_a_worker"]));
         assert_eq!(
             of(&["ha"]),
             Selection {
