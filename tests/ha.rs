@@ -15,11 +15,10 @@
 use crate::support;
 
 use support::Test;
+use support::bare::{ALL, bare_lab, fresh};
 use support::lab::Lab;
 
 const PKI: &str = "/etc/kubernetes/pki/etcd";
-const ALL: [&str; 9] =
-    ["etcd0", "etcd1", "etcd2", "master0", "master1", "master2", "worker0", "worker1", "worker2"];
 const VIP: &str = "10.77.0.10";
 
 /// These tests share the lab's hosts: one at a time.
@@ -27,32 +26,6 @@ static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The bare lab (see the module's header).
-#[track_caller]
-fn bare_lab() -> Lab {
-    let lab = Lab::bare();
-    assert!(
-        ALL.iter().all(|h| lab.hosts.iter().any(|(name, ..)| name == h)),
-        "the HA tests need the bare ha lab: `cargo xtask lab up --topology ha --bare`"
-    );
-    lab
-}
-
-/// Boots `hosts` afresh from the bare image, and checks that they are: nothing of what the
-/// playbook installs or writes is there.
-fn fresh(lab: &Lab, hosts: &[&str]) {
-    lab.restart(hosts);
-    for host in hosts {
-        lab.ssh(
-            host,
-            "for p in etcd etcdctl keepalived containerd kubeadm kubelet kubectl curl; do \
-             ! command -v $p >/dev/null || { echo \"$p is there\" >&2; exit 1; }; done; \
-             test ! -e /etc/kubernetes && test ! -e /etc/etcd.env && test ! -e /etc/apt/keyrings/kubernetes-apt-keyring.gpg \
-             && test ! -e /etc/apt/sources.list.d/kubernetes.list && test -z \"$(apt-mark showhold)\"",
-        );
-    }
 }
 
 /// The Debian releases of `hosts` (see [`Lab::debian`]), each once.

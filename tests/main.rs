@@ -13,6 +13,7 @@ mod bastion;
 mod r#become;
 mod certgen;
 mod cli;
+mod day_two;
 mod docs;
 mod engine_features;
 mod errors;

@@ -53,6 +53,12 @@ pub fn remote_output(data: &[u8]) {
         7 => {
             let _ = package::parse_query(&text);
             let _ = package::parse_candidates(&text, &mut package::HostPackages::default());
+            if let Ok(gone) = package::parse_simulation(&text) {
+                assert!(
+                    gone.iter().all(|g| !g.starts_with('-') && !g.contains(char::is_whitespace)),
+                    "{gone:?}"
+                );
+            }
         }
         8 => {
             let _ = kubeadm::parse_join_line(&text);

@@ -139,7 +139,8 @@ pub fn all() -> &'static [ModuleSpec] {
             example: r#"h.apt("tools", #{ names: ["curl", "tree"] });
 h.apt("no telnet", #{ name: "telnet", state: "absent" });
 h.apt("kubernetes tools", #{ names: ["kubeadm=1.30.4-1.1", "kubelet=1.30.4-1.1"], hold: true });
-h.apt("fresh lists", #{ name: "containerd", cache_valid_time: 600 });"#,
+h.apt("fresh lists", #{ name: "containerd", cache_valid_time: 600 });
+h.apt("no kubernetes tools", #{ names: ["kubeadm", "kubelet"], state: "absent", hold: false, purge: true, autoremove: true });"#,
             seal: |v| seal_with::<PackageArgs, _>(v, |a| Ok(Package::new(a))),
             schema: schema::<PackageArgs>,
         },

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod bare;
 pub mod lab;
 
 /// The workspace root (tests run with the engine crate's directory as cwd).

@@ -34,31 +34,38 @@ fn build_engine(paths: &Paths) -> Result<std::path::PathBuf> {
     Ok(root.join("target").join("debug").join("engine"))
 }
 
-/// `cargo xtask graphs`: the dry-run graph of ha.rhai over the example inventory, as DOT and
-/// SVG under docs/ (the SVG needs Graphviz, which `cargo xtask test` installs).
+/// `cargo xtask graphs`: the dry-run graphs of ha.rhai and reset.rhai over the example
+/// inventory, as DOT and SVG under docs/ (the SVG needs Graphviz, which `cargo xtask test`
+/// installs).
 pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
     let engine = build_engine(paths)?;
     let root = paths.workspace_root();
-    for format in ["dot", "svg"] {
-        let out = format!("docs/ha.{format}");
-        let status = Command::new(&engine)
-            .current_dir(root)
-            .args([
-                "graph",
-                PLAYBOOK,
-                "-i",
-                "playbooks/inventory.example.yml",
-                "--format",
-                format,
-                "-o",
-                &out,
-            ])
-            .status()
-            .context("cannot start the engine")?;
-        if !status.success() {
-            bail!("engine graph --format {format} failed ({status})");
+    // ha.rhai's graph (docs/ha.md), and reset.rhai's with its confirmation (docs/day-two.md).
+    let graphs: [(&str, &str, &[&str]); 2] =
+        [(PLAYBOOK, "docs/ha", &[]), ("playbooks/reset.rhai", "docs/reset", &["-e", "confirm=kubernetes"])];
+    for (playbook, base, extra) in graphs {
+        for format in ["dot", "svg"] {
+            let out = format!("{base}.{format}");
+            let status = Command::new(&engine)
+                .current_dir(root)
+                .args([
+                    "graph",
+                    playbook,
+                    "-i",
+                    "playbooks/inventory.example.yml",
+                    "--format",
+                    format,
+                    "-o",
+                    &out,
+                ])
+                .args(extra)
+                .status()
+                .context("cannot start the engine")?;
+            if !status.success() {
+                bail!("engine graph {playbook} --format {format} failed ({status})");
+            }
+            println!("graphs: wrote {out}");
         }
-        println!("graphs: wrote {out}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,10 @@
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
 //! turn, 2 more in its fleet, and the package mirror: `lab up --topology ha+2 --bare --releases
-//! 12,13`) for the bare lab's tests: `bare_lab::` and the HA
-//! guide's end-to-end tests `ha::` (and `secrets::full_ha_run...`), and `nodes::` (add-node.rhai
-//! and remove-node.rhai, with the fleet's 2 hosts), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
+//! 12,13`) for the bare lab's tests: `bare_lab::`, the HA
+//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::`, `upgrade::` and `nodes::`
+//! (add-node.rhai and remove-node.rhai, with the fleet's 2 hosts) (and
+//! `secrets::full_ha_run...`), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
 //! lab always comes down afterwards.
@@ -208,10 +209,12 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
     })
 }
 
-/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs and
-/// the secrets search of a whole ha.rhai run, and tests/nodes.rs: add-node.rhai and
-/// remove-node.rhai on the cluster ha.rhai built), run on the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 4] = ["bare_lab::", "ha::", "secrets::full_ha_run", "nodes::"];
+/// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs, the
+/// day-two playbooks' tests/day_two.rs, tests/upgrade.rs and tests/nodes.rs (add-node.rhai and
+/// remove-node.rhai), and the secrets search of a whole ha.rhai run), run on the bare `ha` lab
+/// after the rest.
+const BARE_TESTS: [&str; 6] =
+    ["bare_lab::", "ha::", "day_two::", "upgrade::", "nodes::", "secrets::full_ha_run"];
 
 /// The bare lab's extra hosts beside the `ha` hosts (`ha+2`, in the fleet inventory): the
 /// fourth worker and the fourth etcd member of tests/nodes.rs.
@@ -379,7 +382,14 @@ mod tests {
             |args: &[&str]| Selection::of(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>());
         let every = Selection {
             main: true,
-            bare: vec!["bare_lab::".into(), "ha::".into(), "secrets::full_ha_run".into(), "nodes::".into()],
+            bare: vec![
+                "bare_lab::".into(),
+                "ha::".into(),
+                "day_two::".into(),
+                "upgrade::".into(),
+                "nodes::".into(),
+                "secrets::full_ha_run".into(),
+            ],
             bastion: vec!["ansible_project::".into()],
         };
         assert_eq!(of(&[]), every);
@@ -392,6 +402,13 @@ mod tests {
         assert_eq!(of(&["ha::ha_full"]), bare(&["ha::ha_full"]));
         assert_eq!(of(&["bare_lab::", "--nocapture"]), bare(&["bare_lab::"]));
         assert_eq!(of(&["host_prep::"]), Selection { main: true, bare: vec![], bastion: vec![] });
+        assert_eq!(of(&["day_two::reset"]), bare(&["day_two::reset"]));
+        assert_eq!(
+            of(&["reset"]),
+            Selection { main: true, bare: vec![], bastion: vec![] },
+            "a word of a test's name, not of a prefix"
+        );
+        assert_eq!(of(&["day"]), Selection { main: true, bare: vec!["day_two::".into()], bastion: vec![] });
         assert_eq!(of(&["nodes::nodes_a_worker"]), bare(&["nodes::nodes_a_worker"]));
         assert_eq!(
             of(&["ha"]),

@@ -1,7 +1,7 @@
 //! A task's input fingerprint: HMAC-SHA256, keyed with the workspace's journal key (see
 //! [`super::key`]), over its host, name, module and canonical arguments (before output
-//! references are resolved, so they stay stable), and the content of the controller-side files
-//! it reads (`scp` from the controller, `certgen` with a controller CA). A resume reruns every
+//! references are resolved, so they stay stable), its `when` condition, and the content of the
+//! controller-side files it reads (`scp` from the controller, `certgen` with a controller CA). A resume reruns every
 //! task whose fingerprint changed since the journal. Keyed, because arguments hold `secret()`
 //! and `-e` values: a journal alone must not let anyone test guesses of them offline.
 
@@ -35,6 +35,10 @@ pub fn fingerprint(task: &Task, key: &JournalKey) -> String {
     }
     for path in controller_files(task.module, &args) {
         text.push_str(&format!("file {path}: {}\n", content_hash(Path::new(&path))));
+    }
+    // Only when set, so the fingerprints of tasks without a condition stay as they were.
+    if let Some(when) = &task.when {
+        text.push_str(&format!("when {}: {}\n", when.task.0, when.expression));
     }
     key.fingerprint(text.as_bytes())
 }

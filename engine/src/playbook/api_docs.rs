@@ -63,10 +63,11 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
     FnDoc {
         key: "always(Task)",
         params: &["t"],
-        doc: "Runs `t` once every task it waits for has ended, also when one of them failed or was skipped: a \
-              cleanup, such as the uncordon after a drain that failed (Ansible's `always:`). A run stopped by \
-              Ctrl-C or `--fail-fast` does not start it. The tasks after `t` wait for `t`'s own outcome. \
-              Returns `t`.",
+        doc: "Runs `t` once every task it waits for has ended, also when one of them failed or was skipped, \
+              provided one of them ran: a cleanup, such as the uncordon after a drain that failed (Ansible's \
+              `always:`); make `t` wait for the drain itself. When none of them ran (all skipped after an \
+              earlier failure), `t` is skipped too: nothing was attempted. A run stopped by Ctrl-C or \
+              `--fail-fast` does not start it. The tasks after `t` wait for `t`'s own outcome. Returns `t`.",
     },
     FnDoc {
         key: "budget(array, map, Fn)",

@@ -554,7 +554,7 @@ budget([host("h0"), host("h1"), host("h2"), host("h3")], #{{ max_down: {max_down
     let fail = if {failing:?}.contains(h.name) {{ "; exit 3" }} else {{ "" }};
     let drain = m.command(`drain ${{h.name}}`, #{{ cmd: `echo down ${{h.name}} >>{log}${{fail}}` }});
     let upgrade = h.command("upgrade", #{{ cmd: "sleep 0.3" }}).after(drain);
-    let uncordon = m.command(`uncordon ${{h.name}}`, #{{ cmd: `echo up ${{h.name}} >>{log}` }}).after(upgrade);
+    let uncordon = m.command(`uncordon ${{h.name}}`, #{{ cmd: `echo up ${{h.name}} >>{log}` }}).after(upgrade).after(drain);
     if {always} {{ uncordon.always(); }}
 }});
 "#

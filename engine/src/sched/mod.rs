@@ -15,8 +15,8 @@
 //!
 //! A [`Budget`] bounds how many of its windows (the nodes that take one host out of service)
 //! are open at once (see [`windows`]). An `always` node runs once its dependencies have ended,
-//! whatever their outcome (a cleanup: the uncordon after a failed drain); its own dependents
-//! wait for its outcome as usual.
+//! whatever their outcome, if one of them ran (a cleanup: the uncordon after a failed drain,
+//! but not when nothing before it was attempted); its own dependents wait for its outcome.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
@@ -44,7 +44,7 @@ pub struct Dag {
     gates: Vec<Gate>,
     /// `member_of[n]`: the gates node `n` is a member of.
     member_of: Vec<Vec<usize>>,
-    /// `always[n]`: node `n` runs once its dependencies have ended, whatever their outcome.
+    /// `always[n]`: node `n` runs once its dependencies have ended, if one of them ran.
     always: Vec<bool>,
     budgets: Budgets,
 }
@@ -94,7 +94,8 @@ impl Dag {
         self.gates.push(gate);
     }
 
-    /// Lets `node` run once its dependencies have ended, also when one failed or was skipped.
+    /// Lets `node` run once its dependencies have ended, also when one failed or was skipped,
+    /// provided one of them ran (a cleanup after something that was attempted).
     pub fn set_always(&mut self, node: NodeId) {
         self.always[node.0] = true;
     }
@@ -317,6 +318,8 @@ struct Progress<'d> {
     halted_by: Vec<Option<(usize, usize)>>,
     /// The budgets' windows.
     admission: Admission,
+    /// For each `always` node, the nodes it waits for.
+    always_after: HashMap<usize, Vec<usize>>,
 }
 
 impl<'d> Progress<'d> {
@@ -332,7 +335,15 @@ impl<'d> Progress<'d> {
             failed_hosts: vec![BTreeSet::new(); dag.gates.len()],
             halted_by: vec![None; dag.gates.len()],
             admission: Admission::new(&dag.budgets),
+            always_after: HashMap::new(),
         };
+        if dag.always.contains(&true) {
+            for (before, dependents) in dag.dependents.iter().enumerate() {
+                for &after in dependents.iter().filter(|a| dag.always[**a]) {
+                    progress.always_after.entry(after).or_default().push(before);
+                }
+            }
+        }
         // A gate without members (its batch was left out) is open from the start.
         for gate in dag.gates.iter().filter(|g| g.members.is_empty()) {
             for successor in &gate.successors {
@@ -408,12 +419,19 @@ impl<'d> Progress<'d> {
         self.leave_window(node, false);
         let mut stack = dag.dependents[node].clone();
         while let Some(next) = stack.pop() {
-            if dag.always[next] {
-                // One of its dependencies ended (badly): it runs when the others have too.
-                if self.state[next] == State::Waiting {
-                    self.release(next);
+            if dag.always[next] && self.state[next] == State::Waiting {
+                // One of its dependencies ended badly. Once all have ended, it runs if one of
+                // them ran (failed or not); if none did (all skipped), it is skipped too.
+                self.waiting_on[next] -= 1;
+                if self.waiting_on[next] > 0 {
+                    continue;
                 }
-                continue;
+                if self.any_ran(next) {
+                    if self.admission.admit(&dag.budgets, next) {
+                        self.ready_now(next);
+                    }
+                    continue;
+                }
             }
             if matches!(self.state[next], State::Waiting | State::Ready) {
                 self.state[next] = State::Skipped;
@@ -424,6 +442,13 @@ impl<'d> Progress<'d> {
                 self.leave_window(next, false);
             }
         }
+    }
+
+    /// Whether a task `node` (an `always` node) waits for has run, whatever its outcome.
+    fn any_ran(&self, node: usize) -> bool {
+        self.always_after
+            .get(&node)
+            .is_some_and(|before| before.iter().any(|b| self.state[*b] == State::Done))
     }
 
     /// `node` has ended (or will never run): each gate it belongs to opens or closes once

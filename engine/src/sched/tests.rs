@@ -359,3 +359,19 @@ async fn an_always_node_waits_for_all_its_dependencies() {
     let (_, t) = simulate(WIDE, &dag, &[1, 3, 1], &[0]).await;
     assert_eq!(t[&2], (3, 4));
 }
+
+/// An `always` node none of whose dependencies ran (all skipped after an earlier failure) is
+/// skipped too: there is nothing to clean up after.
+///
+/// ```text
+/// 0 (fails) ─▶ 1 (drain) ─▶ 2 (uncordon, always) ─▶ 3
+/// ```
+#[tokio::test(start_paused = true)]
+async fn an_always_node_is_skipped_when_nothing_before_it_ran() {
+    let mut dag = dag(&[0, 0, 0, 0], &[(0, 1), (1, 2), (2, 3)]);
+    dag.set_always(NodeId(2));
+    let (events, t) = simulate(WIDE, &dag, &[1; 4], &[0]).await;
+    assert!(!t.contains_key(&2), "{events:?}");
+    assert!(events.contains(&WalkEvent::Skipped { node: NodeId(2), cause: NodeId(0) }), "{events:?}");
+    assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(0) }), "{events:?}");
+}

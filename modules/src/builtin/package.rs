@@ -9,8 +9,10 @@
 //! round trip: `apt-cache policy` for install candidates and `apt-cache madison` for the versions a
 //! pinned package has. So a re-run on a host that has everything never loads apt's cache (the
 //! costly part of planning, on every host at once). Applying runs
-//! at most `apt-get update`, then one `apt-get install` or `apt-get remove` of exactly the
-//! packages planned, then `apt-mark hold` or `unhold`. Everything the host prints is read as
+//! at most `apt-get update`, then one `apt-get install` or `apt-get remove` (`purge`) of exactly
+//! the packages planned, then `apt-mark hold` or `unhold`. With `autoremove`, planning asks apt
+//! which packages the removal leaves unneeded (`apt-get -s remove --autoremove`, a simulation)
+//! and the removal names them all. Everything the host prints is read as
 //! hostile input: only names and versions that were asked for, in their checked forms, count.
 //! The answers are read strictly (the host is not trusted, `contract::untrusted`): a line that
 //! `dpkg-query`, `apt-cache policy` or the list check would not print fails the task, naming the host.
@@ -45,7 +47,12 @@ const LOCK_TIMEOUT: u32 = 120;
 /// moves them), `hold: false` unholds them. `update_cache: auto` runs `apt-get update` only when something is to be installed and a
 /// wanted package has no install candidate, or the package lists are missing or older than
 /// `cache_valid_time`. Installs are non-interactive, without recommended packages, and keep existing
-/// configuration files. Call it as `host.apt(...)`: `package` is a reserved word in Rhai.
+/// configuration files. With `state: absent`, `purge: true` removes the configuration files too
+/// (`apt-get purge`, also of packages removed earlier whose configuration files remain), and
+/// `autoremove: true` also removes the packages that were installed only as dependencies and are
+/// no longer needed (`apt-get autoremove`: apt's own list, asked by a simulation when planning,
+/// so the plan names every package that goes), as Ansible's `purge` and `autoremove` do.
+/// Call it as `host.apt(...)`: `package` is a reserved word in Rhai.
 /// The lab's hosts have no internet: their image carries a small local repository
 /// (`deb [trusted=yes] file:/srv/lab-repo ./`, with `hello` and `tree`) and no other apt source.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -68,6 +75,14 @@ pub struct PackageArgs {
     /// With `update_cache: auto`: package lists older than this many seconds are updated before an
     /// install. Default 3600.
     pub cache_valid_time: Option<u64>,
+    /// With `state: absent`: remove the configuration files too (`apt-get purge`), also of
+    /// packages already removed whose configuration files remain. Default false.
+    #[serde(default)]
+    pub purge: bool,
+    /// With `state: absent`: also remove the packages installed only as dependencies that are no
+    /// longer needed, those the removal leaves unneeded included (`apt-get autoremove`). Default false.
+    #[serde(default)]
+    pub autoremove: bool,
     /// The pinned version of each pinned package, gathered from `NAME=VERSION` and `version`
     /// when the arguments are checked.
     #[serde(skip)]
@@ -82,7 +97,7 @@ pub enum PackageState {
     /// Installed; installed ones are not upgraded
     #[default]
     Present,
-    /// Not installed; `apt-get remove` keeps configuration files
+    /// Not installed; `apt-get remove` keeps configuration files (unless `purge`)
     Absent,
 }
 
@@ -109,6 +124,8 @@ contract::resolve_struct!(PackageArgs {
     state,
     update_cache,
     cache_valid_time,
+    purge,
+    autoremove,
     pins
 });
 contract::resolve_as_is!(PackageState, UpdateCache);
@@ -182,6 +199,10 @@ impl Validate for PackageArgs {
         if self.state == PackageState::Absent && self.hold == Some(true) {
             return Err(ArgsError::invalid("hold", "hold: true makes no sense with state: absent"));
         }
+        if self.state == PackageState::Present && (self.purge || self.autoremove) {
+            let given = if self.purge { "purge" } else { "autoremove" };
+            return Err(ArgsError::invalid(given, format!("{given} goes with state: absent")));
+        }
         if self.cache_valid_time.is_some() && self.update_cache != UpdateCache::Auto {
             return Err(ArgsError::invalid(
                 "cache_valid_time",
@@ -251,6 +272,11 @@ impl HostPackages {
         self.status.get(name).is_some_and(|s| s != "not-installed" && s != "config-files")
     }
 
+    /// Removed, its configuration files left (what `purge` still removes).
+    fn has_config_files(&self, name: &str) -> bool {
+        self.status.get(name).is_some_and(|s| s == "config-files")
+    }
+
     fn has_candidate(&self, name: &str) -> bool {
         self.candidates.get(name).is_some_and(Option::is_some)
     }
@@ -277,6 +303,56 @@ fn candidates_script(install: &[String], pinned: &[String]) -> String {
     }
     script.push_str("; :");
     script
+}
+
+/// The planning command of `autoremove`: apt's simulation of removing `remove` (or of a plain
+/// autoremove when nothing named is to go) with the dependencies that leaves unneeded. A
+/// simulation changes nothing; held packages among `remove` are released before the real one.
+fn autoremove_script(remove: &[String], purge: bool) -> String {
+    let purge = if purge { " --purge" } else { "" };
+    if remove.is_empty() {
+        format!("LC_ALL=C apt-get -s -q{purge} autoremove")
+    } else {
+        format!(
+            "LC_ALL=C apt-get -s -q --allow-change-held-packages{purge} remove --autoremove -- {}",
+            join(remove)
+        )
+    }
+}
+
+/// The packages apt's simulation removes: its `Remv NAME [VERSION]` or `Purg NAME [VERSION]`
+/// lines (`NAME:ARCH` for a foreign architecture), in its order. Every other line is apt's prose
+/// and ignored; a `Remv`/`Purg` line that is not a package name and a bracketed version is
+/// refused.
+pub(crate) fn parse_simulation(text: &str) -> Result<Vec<String>, Malformed> {
+    let mut gone = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("Remv ").or_else(|| line.strip_prefix("Purg ")) else {
+            continue;
+        };
+        let mut words = rest.split(' ');
+        let name = words.next().unwrap_or_default();
+        let (package, arch) = match name.split_once(':') {
+            Some((package, arch)) => (package, Some(arch)),
+            None => (name, None),
+        };
+        let arch_ok = arch.is_none_or(|a| {
+            (1..=32).contains(&a.len())
+                && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        let version_ok = |w: Option<&str>| {
+            w.and_then(|w| w.strip_prefix('[')).and_then(|w| w.strip_suffix(']')).is_some_and(is_version)
+        };
+        // apt may add the version that replaces it, `[NAME:ARCH VERSION]`-like; only the first
+        // bracket is read, and it must be a version.
+        if !is_package_name(package) || !arch_ok || !version_ok(words.next()) {
+            return Err(Malformed::new(line, "not a package apt's simulation removes (Remv NAME [VERSION])"));
+        }
+        if !gone.iter().any(|g| g == name) {
+            gone.push(name.to_owned());
+        }
+    }
+    Ok(gone)
 }
 
 /// Reads the first planning command's answer. The host may be hostile: every line must be what
@@ -434,7 +510,22 @@ impl Module for Package {
                 .collect();
             (install, Vec::new())
         } else {
-            (Vec::new(), names.iter().filter(|n| found.is_on_disk(n)).cloned().collect())
+            let goes = |n: &&String| found.is_on_disk(n) || (args.purge && found.has_config_files(n));
+            (Vec::new(), names.iter().filter(goes).cloned().collect())
+        };
+        // With autoremove, apt says what goes with them (and what was unneeded already).
+        let (remove, unneeded) = if args.autoremove {
+            let out = run_checked(
+                cx.host,
+                Exec::new(autoremove_script(&remove, args.purge)).effect(Effect::ReadOnly),
+            )
+            .await?;
+            let gone = parse_simulation(&String::from_utf8_lossy(&out.stdout))
+                .map_err(|m| m.on(cx.host.name(), "apt's simulation of the removal"))?;
+            let unneeded: Vec<String> = gone.iter().filter(|g| !remove.contains(g)).cloned().collect();
+            (remove, unneeded)
+        } else {
+            (remove, Vec::new())
         };
         // apt is asked only about what is to be installed.
         if !install.is_empty() {
@@ -499,8 +590,12 @@ impl Module for Package {
         if !operands.is_empty() {
             changes.push(format!("install {}", operands.join(", ")));
         }
+        let verb = if args.purge { "purge" } else { "remove" };
         if !remove.is_empty() {
-            changes.push(format!("remove {}", remove.join(", ")));
+            changes.push(format!("{verb} {}", remove.join(", ")));
+        }
+        if !unneeded.is_empty() {
+            changes.push(format!("{verb} {} (no longer needed: autoremove)", unneeded.join(", ")));
         }
         let (hold, unhold): (Vec<String>, Vec<String>) = match args.hold {
             Some(true) => (names.iter().filter(|n| !found.held.contains(n)).cloned().collect(), Vec::new()),
@@ -529,7 +624,8 @@ impl Module for Package {
                 verify,
                 pinned: install.iter().any(|n| args.pins.contains_key(*n)),
                 install: operands,
-                remove,
+                remove: remove.into_iter().chain(unneeded).collect(),
+                purge: args.purge,
                 hold,
                 unhold,
             })),
@@ -547,7 +643,10 @@ struct PackageAction {
     /// The install sets versions: downgrades and held packages are allowed to move.
     pinned: bool,
     install: Vec<String>,
+    /// The packages named and, with autoremove, those apt found unneeded: exactly these go.
     remove: Vec<String>,
+    /// Their configuration files go too.
+    purge: bool,
     hold: Vec<String>,
     unhold: Vec<String>,
 }
@@ -580,9 +679,10 @@ impl PackageAction {
         format!("apt-mark {verb} -- {}", join(names))
     }
 
-    fn remove_command(names: &[String]) -> String {
+    fn remove_command(names: &[String], purge: bool) -> String {
+        let verb = if purge { "purge" } else { "remove" };
         format!(
-            "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} -- {}",
+            "DEBIAN_FRONTEND=noninteractive apt-get {verb} -y -q -o DPkg::Lock::Timeout={LOCK_TIMEOUT} -- {}",
             join(names)
         )
     }
@@ -618,7 +718,7 @@ impl Action for PackageAction {
             run_checked(host, Exec::new(command)).await?;
         }
         if !self.remove.is_empty() {
-            run_checked(host, Exec::new(Self::remove_command(&self.remove))).await?;
+            run_checked(host, Exec::new(Self::remove_command(&self.remove, self.purge))).await?;
         }
         if !self.hold.is_empty() {
             run_checked(host, Exec::new(Self::mark_command("hold", &self.hold))).await?;
@@ -668,6 +768,8 @@ mod tests {
             (serde_json::json!({"names": ["hello=1", "hello=2"]}), "two versions"),
             (serde_json::json!({"name": "hello=1", "state": "absent"}), "state: absent"),
             (serde_json::json!({"name": "hello", "hold": true, "state": "absent"}), "state: absent"),
+            (serde_json::json!({"name": "hello", "purge": true}), "purge goes with state: absent"),
+            (serde_json::json!({"name": "hello", "autoremove": true}), "autoremove goes with state: absent"),
         ] {
             assert!(args(bad.clone()).unwrap_err().contains(why), "{bad}");
         }
@@ -702,6 +804,115 @@ mod tests {
         assert!(!found.is_installed("nope") && !found.is_on_disk("nope"));
         assert_eq!(found.held, ["kubelet"], "dpkg's selection `hold` is apt-mark's hold");
         assert_eq!(found.versions["kubelet"], "1.30.4-1.1");
+    }
+
+    #[test]
+    fn purge_and_autoremove_go_with_absent() {
+        let a = args(serde_json::json!({"names": ["kubelet", "curl"], "state": "absent", "purge": true,
+            "autoremove": true, "hold": false}))
+        .unwrap();
+        assert!(a.purge && a.autoremove);
+        let plain = args(serde_json::json!({"name": "hello", "state": "absent"})).unwrap();
+        assert!(!plain.purge && !plain.autoremove, "both default to false");
+        let found = parse_dpkg_query(
+            "tree deinstall ok config-files 2.1.0-1
+hello install ok installed 2.10-3
+",
+        )
+        .unwrap();
+        assert!(found.has_config_files("tree") && !found.has_config_files("hello"));
+    }
+
+    /// apt's simulation as it prints it (Debian 12), with the prose around the lines that count.
+    #[test]
+    fn reads_what_apts_simulation_removes() {
+        let text = "Reading package lists...\nBuilding dependency tree...\nReading state information...\n\
+            The following packages will be REMOVED:\n  conntrack* kubelet* socat*\n\
+            0 upgraded, 0 newly installed, 3 to remove and 0 not upgraded.\n\
+            Purg kubelet [1.30.4-1.1]\nPurg conntrack [1:1.4.7-1+b2]\nRemv socat [1.7.4.4-2]\n\
+            Purg libc6:i386 [2.36-9+deb12u4]\nPurg kubelet [1.30.4-1.1]\n";
+        assert_eq!(parse_simulation(text).unwrap(), ["kubelet", "conntrack", "socat", "libc6:i386"]);
+        assert_eq!(
+            parse_simulation("0 upgraded, 0 newly installed, 0 to remove\n").unwrap(),
+            Vec::<String>::new()
+        );
+        for hostile in [
+            "Purg -y [1.0]",
+            "Purg openssh-server",
+            "Purg $(reboot) [1.0]",
+            "Remv hello [1.0 $(reboot)]",
+            "Remv hello:AMD64 [1.0]",
+            "Remv hello [--force-yes]",
+            "Purg Hello\u{1b}[2J [1.0]",
+        ] {
+            let error = parse_simulation(hostile).unwrap_err().to_string();
+            assert!(error.starts_with("not a package apt's simulation removes"), "{hostile}: {error}");
+        }
+    }
+
+    /// A host with kubelet (held) and kubeadm installed, and an old config-files package, whose
+    /// apt simulates removing them with the dependencies they leave unneeded; it records what
+    /// it is asked to run.
+    struct Node(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Host for Node {
+        fn name(&self) -> &str {
+            "node"
+        }
+
+        async fn exec(&self, exec: Exec) -> Result<contract::host::ExecOutput, contract::host::HostError> {
+            let stdout = if exec.command.starts_with("dpkg-query") {
+                "kubelet hold ok installed 1.30.4-1.1\nkubeadm install ok installed 1.30.4-1.1\n\
+                 oldtool deinstall ok config-files 1.0\n#lists 1000 900 900 3\n"
+            } else if exec.command.contains("apt-get -s") {
+                "Reading package lists...\nPurg kubeadm [1.30.4-1.1]\nPurg cri-tools [1.30.1-1.1]\n\
+                 Purg kubelet [1.30.4-1.1]\nPurg conntrack [1:1.4.7-1+b2]\nPurg oldtool [1.0]\n"
+            } else {
+                ""
+            };
+            self.0.lock().unwrap().push(exec.command);
+            Ok(contract::host::ExecOutput { status: Some(0), stdout: stdout.into(), stderr: Vec::new() })
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_with_autoremove_plans_and_removes_exactly_what_apt_simulated() {
+        let host = Node(std::sync::Mutex::new(Vec::new()));
+        let cx = Context::new(&host, contract::module::PlanOptions::default());
+        let json = serde_json::json!({"names": ["kubeadm", "kubelet", "oldtool", "gone"], "state": "absent",
+            "hold": false, "purge": true, "autoremove": true});
+        let plan = Package::new(args(json).unwrap()).plan(&cx).await.unwrap();
+        assert_eq!(
+            plan.changes,
+            [
+                "purge kubeadm, kubelet, oldtool",
+                "purge cri-tools, conntrack (no longer needed: autoremove)",
+                "unhold kubelet",
+            ]
+        );
+        let asked = host.0.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(
+            asked[1].ends_with(
+                "apt-get -s -q --allow-change-held-packages --purge remove --autoremove -- 'kubeadm' 'kubelet' 'oldtool'"
+            ),
+            "{asked:?}"
+        );
+        host.0.lock().unwrap().clear();
+        plan.action.unwrap().apply(&host).await.unwrap();
+        let ran = host.0.lock().unwrap().clone();
+        assert_eq!(ran.len(), 2, "{ran:?}");
+        assert_eq!(ran[0], "apt-mark unhold -- 'kubelet'", "released before it goes");
+        assert!(
+            ran[1].starts_with("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ")
+                && ran[1].ends_with(" -- 'kubeadm' 'kubelet' 'oldtool' 'cri-tools' 'conntrack'"),
+            "{ran:?}"
+        );
+        // Without purge, a package that left only its configuration files is gone already.
+        let json = serde_json::json!({"names": ["oldtool"], "state": "absent"});
+        let plan = Package::new(args(json).unwrap()).plan(&cx).await.unwrap();
+        assert!(!plan.is_change(), "{:?}", plan.changes);
     }
 
     #[test]
@@ -805,6 +1016,13 @@ mod tests {
                 .starts_with("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends")
         );
         assert!(install.ends_with(" -- 'hello'"));
-        assert!(PackageAction::remove_command(&["hello".into()]).ends_with(" -- 'hello'"));
+        assert!(PackageAction::remove_command(&["hello".into()], false).ends_with(" -- 'hello'"));
+        let purge = PackageAction::remove_command(&["hello".into()], true);
+        assert!(purge.starts_with("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "), "{purge}");
+        assert_eq!(
+            autoremove_script(&["kubelet".into(), "g++".into()], true),
+            "LC_ALL=C apt-get -s -q --allow-change-held-packages --purge remove --autoremove -- 'kubelet' 'g++'"
+        );
+        assert_eq!(autoremove_script(&[], false), "LC_ALL=C apt-get -s -q autoremove");
     }
 }

@@ -12,9 +12,9 @@
 //! or `Debug` output.
 
 mod files;
-mod inspect;
+pub(crate) mod inspect;
 mod issue;
-mod spec;
+pub(crate) mod spec;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -16,6 +16,7 @@
 //! hash become other hosts' `kubeadm join` arguments, so each must be of its form (host:port,
 //! `[a-z0-9]{6}.[a-z0-9]{16}`, `sha256:` and 64 hex digits) or the task fails, naming the host.
 
+pub mod certs;
 pub mod config;
 pub mod upgrade;
 pub mod values;
@@ -66,12 +67,15 @@ const KUBEADM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// version) and `pending` (the nodes whose kubelet is not at the target). `upgrade_apply` runs
 /// `kubeadm upgrade apply --yes` unless this node's kube-apiserver is at the target;
 /// `upgrade_node` runs `kubeadm upgrade node` unless this control-plane node is at the target (a
-/// worker always runs it: guard it with `when` on the preflight's `pending`).
+/// worker always runs it: guard it with `when` on the preflight's `pending`). `certs_renew` runs
+/// `kubeadm certs renew NAME` for each certificate kubeadm manages on the node that expires within
+/// `renew_before` (default "720h"), read by the engine; outputs `expiring` and `days_left`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, bound = "")]
 #[schemars(rename = "KubeadmArgs", bound = "")]
 pub struct KubeadmArgs<S: Stage = Sealed> {
-    /// "init", "join", "token_create", "reset", "upgrade_preflight", "upgrade_apply" or "upgrade_node".
+    /// "init", "join", "token_create", "reset", "upgrade_preflight", "upgrade_apply", "upgrade_node"
+    /// or "certs_renew".
     pub action: KubeadmAction,
     /// init: the kubeadm configuration, a map (one document, e.g. v1alpha1 MasterConfiguration) or
     /// a list of maps (v1beta3/v1beta4 InitConfiguration and ClusterConfiguration), with kubeadm's
@@ -91,10 +95,12 @@ pub struct KubeadmArgs<S: Stage = Sealed> {
     pub control_plane: bool,
     /// upgrade_*: the Kubernetes version to upgrade to, "v1.31.1".
     pub version: Option<upgrade::KubeVersion>,
+    /// certs_renew: renew what expires within this long, "720h" (the default), "90d".
+    pub renew_before: Option<String>,
 }
 
 contract::resolve_struct!(KubeadmArgs<S> {
-    action, config, config_path, endpoint, token, ca_cert_hash, control_plane, version,
+    action, config, config_path, endpoint, token, ca_cert_hash, control_plane, version, renew_before,
 });
 contract::resolve_as_is!(KubeadmAction);
 contract::resolve_as_is!(upgrade::KubeVersion);
@@ -117,6 +123,8 @@ pub enum KubeadmAction {
     UpgradeApply,
     /// `kubeadm upgrade node` (the other nodes).
     UpgradeNode,
+    /// `kubeadm certs renew` for the certificates close to expiry.
+    CertsRenew,
 }
 
 /// The typed configuration in `config`, or the mistake at its path inside `config`.
@@ -141,7 +149,19 @@ impl<S: Stage> Validate for KubeadmArgs<S> {
                 ArgsError::invalid("version", "version belongs to the upgrade actions")
             });
         }
+        if self.renew_before.is_some() && self.action != KubeadmAction::CertsRenew {
+            return Err(ArgsError::invalid("renew_before", "renew_before belongs to action certs_renew"));
+        }
         match self.action {
+            KubeadmAction::CertsRenew => {
+                if self.config.is_some() || self.config_path.is_some() || join_fields || self.control_plane {
+                    return Err(ArgsError::invalid("action", "action certs_renew takes only renew_before"));
+                }
+                crate::builtin::certgen::spec::parse_duration(
+                    self.renew_before.as_deref().unwrap_or(certs::DEFAULT_RENEW_BEFORE),
+                )
+                .map_err(|e| ArgsError::invalid("renew_before", format!("renew_before: {e}")))?;
+            }
             KubeadmAction::UpgradePreflight | KubeadmAction::UpgradeApply | KubeadmAction::UpgradeNode => {
                 if self.config.is_some() || self.config_path.is_some() || join_fields || self.control_plane {
                     return Err(ArgsError::invalid("action", "the upgrade actions take only version"));
@@ -231,6 +251,13 @@ impl Module for Kubeadm {
             KubeadmAction::UpgradePreflight => upgrade::plan_preflight(cx.host, self.target()?).await,
             KubeadmAction::UpgradeApply => upgrade::plan_apply(cx.host, self.target()?).await,
             KubeadmAction::UpgradeNode => upgrade::plan_node(cx.host, self.target()?).await,
+            KubeadmAction::CertsRenew => {
+                let text = self.args.renew_before.as_deref().unwrap_or(certs::DEFAULT_RENEW_BEFORE);
+                let secs = crate::builtin::certgen::spec::parse_duration(text)
+                    .map_err(|e| ModuleError::Refused(format!("renew_before: {e}")))?
+                    .as_secs();
+                certs::plan_renew(cx.host, i64::try_from(secs).unwrap_or(i64::MAX)).await
+            }
             KubeadmAction::Reset => {
                 let test = format!("[ -e {} ] || [ -e {} ]", quote(APISERVER_MANIFEST), quote(KUBELET_CONF));
                 if host_test(cx.host, &test).await? {
@@ -480,6 +507,10 @@ enum KubeadmAct {
     Upgrade {
         argv: Vec<String>,
     },
+    /// `kubeadm certs renew NAME`, for each.
+    Renew {
+        names: Vec<String>,
+    },
 }
 
 impl std::fmt::Debug for KubeadmAct {
@@ -495,6 +526,7 @@ impl std::fmt::Debug for KubeadmAct {
             Self::TokenCreate => f.write_str("TokenCreate"),
             Self::Reset => f.write_str("Reset"),
             Self::Upgrade { argv } => write!(f, "Upgrade {argv:?}"),
+            Self::Renew { names } => write!(f, "Renew {names:?}"),
         }
     }
 }
@@ -568,6 +600,12 @@ impl Action for KubeadmAct {
             KubeadmAct::Upgrade { argv } => {
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                 Self::kubeadm_argv(host, &argv).await?;
+            }
+            KubeadmAct::Renew { names } => {
+                for name in &names {
+                    Self::kubeadm_argv(host, &["kubeadm", "certs", "renew", name]).await?;
+                }
+                outputs.insert("renewed".into(), Value::from(names));
             }
         }
         Ok(outputs)

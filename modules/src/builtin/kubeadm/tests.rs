@@ -507,3 +507,41 @@ async fn upgrade_apply_runs_only_when_the_control_plane_is_not_at_the_target() {
     let (plan, _) = plan_upgrade("upgrade_node", "v1.30.4", "").await;
     assert!(!plan.unwrap().is_change(), "this control plane is at the target");
 }
+
+#[test]
+fn certs_renew_takes_only_renew_before() {
+    assert!(args(json!({"action": "certs_renew"})).is_ok());
+    assert!(args(json!({"action": "certs_renew", "renew_before": "90d"})).is_ok());
+    assert!(
+        args(json!({"action": "certs_renew", "renew_before": "soon"})).unwrap_err().contains("renew_before")
+    );
+    assert!(
+        args(json!({"action": "reset", "renew_before": "90d"}))
+            .unwrap_err()
+            .contains("belongs to action certs_renew")
+    );
+}
+
+/// A certificate valid for `days` from now, as PEM.
+fn cert_for_days(days: i64) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["kube-apiserver".to_owned()]).unwrap();
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn expiry_reads_a_pem_file_and_a_kubeconfigs_embedded_certificate() {
+    use base64::Engine as _;
+    let pem = cert_for_days(10);
+    let soon = certs::expiry("/etc/kubernetes/pki/apiserver.crt", pem.as_bytes()).unwrap().unwrap();
+    let left = soon - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((9 * 86_400..=10 * 86_400 + 60).contains(&left), "{left}");
+    let data = base64::engine::general_purpose::STANDARD.encode(&pem);
+    let kubeconfig =
+        format!("apiVersion: v1\nusers:\n- name: admin\n  user:\n    client-certificate-data: {data}\n");
+    assert_eq!(certs::expiry("/etc/kubernetes/admin.conf", kubeconfig.as_bytes()).unwrap(), Some(soon));
+    let by_file = "users:\n- name: k\n  user:\n    client-certificate: /var/lib/kubelet/pki/x.pem\n";
+    assert_eq!(certs::expiry("/etc/kubernetes/kubelet.conf", by_file.as_bytes()).unwrap(), None);
+    assert!(certs::expiry("/etc/kubernetes/pki/apiserver.crt", b"-----BEGIN NONSENSE").is_err());
+}
