@@ -47,7 +47,11 @@ pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
         (PLAYBOOK, "docs/ha", &[]),
         ("playbooks/reset.rhai", "docs/reset", &["-e", "confirm=kubernetes"]),
         ("playbooks/add-node.rhai", "docs/add-node", &["-e", "nodes=worker2,etcd2"]),
-        ("playbooks/remove-node.rhai", "docs/remove-node", &["-e", "nodes=worker2,etcd2", "-e", "force=true"]),
+        (
+            "playbooks/remove-node.rhai",
+            "docs/remove-node",
+            &["-e", "nodes=worker2,etcd2", "-e", "force=true"],
+        ),
     ];
     for (playbook, base, extra) in graphs {
         for format in ["dot", "svg"] {
