@@ -190,6 +190,10 @@ fn play(playbook: &str, inventory: &Path, extra: &[&str]) -> support::Output {
     Test::new().args(["run", playbook, "-i"]).arg(inventory).arg("--json").args(extra).run()
 }
 
+fn dry_run(playbook: &str, inventory: &Path, extra: &[&str]) -> support::Output {
+    Test::new().args(["check", playbook, "-i"]).arg(inventory).arg("--json").args(extra).run()
+}
+
 fn changed_hosts(out: &support::Output) -> std::collections::BTreeSet<String> {
     out.outcomes().into_iter().filter(|o| o.2 == "changed").map(|o| o.0).collect()
 }
@@ -199,10 +203,11 @@ fn nothing_changed(out: &support::Output) {
     assert!(changed.is_empty(), "a second run changed {changed:?}");
 }
 
-/// ha.rhai builds the cluster on the 9 bare `ha` hosts; add-node.rhai adds h00 as a worker
+/// ha.rhai builds the cluster on the 9 bare `ha` hosts; add-node.rhai (after a dry-run that
+/// changes nothing) adds h00 as a worker
 /// (joined: its kubelet.conf) and h01 as an etcd member (4 started, healthy members), changing
 /// only those and master0 (the token) and etcd0 (member add); again, nothing changes.
-/// remove-node.rhai then removes them (3 members, healthy; h00 reset, its kubelet stopped; h01's
+/// remove-node.rhai (again after a dry-run) then removes them (3 members, healthy; h00 reset, its kubelet stopped; h01's
 /// etcd stopped and disabled, its data gone); again, nothing changes.
 #[test]
 #[ignore = "needs the lab: cargo xtask test"]
@@ -217,8 +222,12 @@ fn nodes_a_worker_and_an_etcd_member_join_and_leave_the_cluster() {
     let three = ["etcd0", "etcd1", "etcd2"];
     let four = ["etcd0", "etcd1", "etcd2", NEW_ETCD];
 
-    // Grow.
+    // Grow: a dry-run first changes nothing.
     let nodes = format!("nodes={NEW_WORKER},{NEW_ETCD}");
+    dry_run("playbooks/add-node.rhai", &grown, &["-e", &nodes]).success();
+    lab.ssh(NEW_WORKER, "test ! -e /etc/kubernetes/kubelet.conf");
+    lab.ssh(NEW_ETCD, "test ! -e /etc/etcd.env");
+    assert_eq!(etcdctl(&lab, &three, "member list").lines().count(), 3);
     let added = play("playbooks/add-node.rhai", &grown, &["-e", &nodes]).success();
     let touched = changed_hosts(&added);
     let allowed = [NEW_WORKER, NEW_ETCD, "master0", "etcd0"];
@@ -239,7 +248,10 @@ fn nodes_a_worker_and_an_etcd_member_join_and_leave_the_cluster() {
     }
     nothing_changed(&play("playbooks/add-node.rhai", &grown, &["-e", &nodes]).success());
 
-    // Shrink.
+    // Shrink: a dry-run first changes nothing.
+    dry_run("playbooks/remove-node.rhai", &grown, &["-e", &nodes]).success();
+    lab.ssh(NEW_WORKER, "test -s /etc/kubernetes/kubelet.conf");
+    assert_eq!(etcdctl(&lab, &four, "member list").lines().count(), 4);
     let removed = play("playbooks/remove-node.rhai", &grown, &["-e", &nodes]).success();
     let touched = changed_hosts(&removed);
     assert!(touched.iter().all(|h| allowed.contains(&h.as_str())), "changed {touched:?}");
