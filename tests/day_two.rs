@@ -242,14 +242,10 @@ fn reset_takes_the_cluster_back_to_bare_machines_and_ha_builds_it_again() {
 fn reset_takes_option_2_with_etcd_from_the_tarball_back_to_bare_machines() {
     let lab = bare_lab();
     let _lab = exclusive();
-    let six = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+    let six = support::bare::OPTION_2;
     fresh(&lab, &six);
-    // The lab's inventory without its `etcd` group: its variables (login, mirror) stay.
-    let text = std::fs::read_to_string(&lab.inventory).unwrap();
-    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    assert!(yaml["all"]["children"].as_mapping_mut().unwrap().remove("etcd").is_some());
     let t = Test::new();
-    let inventory = t.file("option2.yml", &serde_yaml_ng::to_string(&yaml).unwrap());
+    let inventory = support::bare::option_2_inventory(&lab, &t);
     let tarball = ["-e", "etcd_install=tarball"];
     engine("run", "playbooks/ha.rhai", &inventory, &tarball).success();
     lab.ssh("master1", "test -x /usr/local/bin/etcd && test -d /var/lib/etcd");

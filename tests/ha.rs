@@ -452,15 +452,10 @@ fn ha_full_guide_on_nine_bare_hosts() {
 fn ha_option_2_etcd_on_the_masters_from_the_tarball() {
     let lab = bare_lab();
     let _lab = exclusive();
-    let six = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+    let six = support::bare::OPTION_2;
     fresh(&lab, &six);
-    // The lab's inventory without its `etcd` group: its variables (login, mirror) stay.
-    let text = std::fs::read_to_string(&lab.inventory).unwrap();
-    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    let children = yaml["all"]["children"].as_mapping_mut().unwrap();
-    assert!(children.remove("etcd").is_some());
     let t = Test::new();
-    let inv = t.file("option2.yml", &serde_yaml_ng::to_string(&yaml).unwrap());
+    let inv = support::bare::option_2_inventory(&lab, &t);
     let ha = |inv: &std::path::Path| {
         Test::new()
             .args(["run", "playbooks/ha.rhai", "-i"])

@@ -143,6 +143,52 @@ fn the_guides_kubeadm_steps_build_an_ha_control_plane_and_are_idempotent() {
         "{event}"
     );
     lab.ssh("master2", "sed -i 's/apiserver-cnt/apiserver-count/' /etc/kubernetes/kubeadm-init.yaml");
+
+    the_stand_ins_share_one_cluster_view(&lab, &hash);
+}
+
+/// The stand-ins' shared cluster API (docs/lab.md): every init and join registered its Node,
+/// seen alike from each master; a drain of worker1 under the disruption-budget switch cordons,
+/// fails at its timeout with kubectl's eviction error, and uncordon undoes the cordon.
+/// (worker2 is not looked at closely: the secrets tests reset and rejoin it.)
+fn the_stand_ins_share_one_cluster_view(lab: &Lab, hash: &str) {
+    let admin = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    let table = lab.ssh("master0", &format!("{admin} get nodes"));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], "{table}");
+    let names: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
+    assert_eq!(names, ["master0", "master1", "master2", "worker0", "worker1", "worker2"], "{table}");
+    for row in rows[1..].iter().filter(|r| r[0] != "worker2") {
+        let role = if row[0].starts_with("master") { "control-plane" } else { "<none>" };
+        assert_eq!((row[1], row[2], row[4]), ("Ready", role, "v1.31.0"), "{table}");
+    }
+    let names_from = |host: &str| lab.ssh(host, &format!("{admin} get nodes -o name"));
+    assert_eq!(names_from("master0"), names_from("master2"), "one cluster, seen from every master");
+
+    let cluster = format!("/var/lib/kube-standin-api/{}", hash.trim_start_matches("sha256:"));
+    lab.ssh(
+        "master0",
+        &format!("mkdir -p {cluster}/refuse-eviction && touch {cluster}/refuse-eviction/worker1"),
+    );
+    let (code, stdout, stderr) =
+        lab.ssh_status("master0", &format!("{admin} drain worker1 --ignore-daemonsets --timeout=2s"));
+    lab.ssh("master0", &format!("rm -f {cluster}/refuse-eviction/worker1"));
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("node/worker1 cordoned\n"), "{stdout}");
+    assert!(stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{stderr}");
+    assert!(stderr.contains("global timeout reached: 2s"), "{stderr}");
+    let cordoned = lab.ssh("master1", &format!("{admin} get node worker1"));
+    assert!(cordoned.contains("Ready,SchedulingDisabled"), "{cordoned}");
+    let events = lab.ssh("master0", &format!("cat {cluster}/events.jsonl"));
+    let events: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |action: &str| events.iter().filter(|e| e["action"] == action && e["node"] == "worker1").count();
+    assert!(of("cordon") >= 1 && of("drain-start") >= 1, "{events:?}");
+    let end = events.iter().rev().find(|e| e["action"] == "drain-end" && e["node"] == "worker1").unwrap();
+    assert!(end["detail"].as_str().unwrap().starts_with("failed: "), "{end}");
+    assert_eq!(end["host"], "master0");
+    assert_eq!(lab.ssh("master0", &format!("{admin} uncordon worker1")), "node/worker1 uncordoned\n");
+    let after = lab.ssh("master0", &format!("{admin} get node worker1"));
+    assert!(!after.contains("SchedulingDisabled"), "{after}");
 }
 
 #[test]

@@ -256,3 +256,42 @@ fn upgrade_one_minor_within_the_budget_and_resume_after_a_refused_drain() {
     let again = engine(&lab, "run", "playbooks/upgrade.rhai", &["-e", "upgrade_to=v1.31.1"]).success();
     assert_eq!(changed(&again), [], "a second run changes nothing");
 }
+
+fn serial_of(lab: &Lab, host: &str, path: &str) -> String {
+    lab.ssh(host, &format!("openssl x509 -noout -serial -in {path}"))
+}
+
+/// renew-certs.rhai on the cluster ha.rhai built: with a `renew_before` longer than every
+/// certificate's validity, etcd's member certificates are reissued (each member restarted in
+/// turn, a watcher never seeing fewer than two healthy members) and kubeadm's on every master;
+/// with the default (30 days) a second run changes nothing.
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn renew_certs_reissues_what_expires_one_member_at_a_time() {
+    let lab = bare_lab();
+    let _lab = exclusive();
+    fresh(&lab, &ALL);
+    engine(&lab, "run", "playbooks/ha.rhai", &[]).success();
+    let etcd1 = serial_of(&lab, "etcd1", &format!("{PKI}/server.pem"));
+    let master1 = serial_of(&lab, "master1", "/etc/kubernetes/pki/apiserver.crt");
+
+    let watcher = Watcher::start(&lab);
+    let args = ["-e", "renew_before=50000h", "-e", "static_pod_restart_wait=1"];
+    let renewed = engine(&lab, "run", "playbooks/renew-certs.rhai", &args).success();
+    let (samples, fewest) = watcher.finish();
+    for e in ["etcd0", "etcd1", "etcd2"] {
+        assert_eq!(status(&renewed, e, "etcd server cert"), "changed", "{e}");
+        assert_eq!(status(&renewed, e, "restart etcd"), "changed", "{e}");
+    }
+    for m in ["master0", "master1", "master2"] {
+        assert_eq!(status(&renewed, m, "kubeadm certs renew"), "changed", "{m}");
+        assert_eq!(status(&renewed, m, "restart control plane pods"), "changed", "{m}");
+    }
+    assert_ne!(serial_of(&lab, "etcd1", &format!("{PKI}/server.pem")), etcd1);
+    assert_ne!(serial_of(&lab, "master1", "/etc/kubernetes/pki/apiserver.crt"), master1);
+    assert!(samples >= 5, "the watcher sampled etcd {samples} times");
+    assert!(fewest >= 2, "etcd lost its quorum: {fewest} of 3 members healthy in one sample");
+
+    let again = engine(&lab, "run", "playbooks/renew-certs.rhai", &[]).success();
+    assert_eq!(changed(&again), [], "nothing expires within 30 days now");
+}

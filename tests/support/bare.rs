@@ -40,3 +40,16 @@ pub fn assert_bare(lab: &Lab, hosts: &[&str]) {
         );
     }
 }
+
+/// The Option 2 hosts of the bare `ha` lab (etcd on the masters).
+pub const OPTION_2: [&str; 6] = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
+
+/// The lab's inventory without its `etcd` group (Option 2: etcd on the masters), written under
+/// `t`'s folder; its variables (login, mirror) stay.
+pub fn option_2_inventory(lab: &Lab, t: &super::Test) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&lab.inventory).expect("the lab's inventory");
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("the lab's inventory is YAML");
+    let children = yaml["all"]["children"].as_mapping_mut().expect("the lab's inventory has groups");
+    assert!(children.remove("etcd").is_some(), "the bare ha lab has an etcd group");
+    t.file("option2.yml", &serde_yaml_ng::to_string(&yaml).expect("YAML"))
+}

@@ -75,6 +75,7 @@ pub(crate) fn kind_binds(paths: &Paths, kind: HostKind, mirror_repos: &[PathBuf]
         HostKind::Bare => vec![
             bind(&paths.authorized_keys_deploy(), "/home/debian/.ssh/authorized_keys"),
             bind(&crate::bare::public_key(), "/etc/apt/keyrings/engine-lab-mirror.gpg"),
+            crate::standins::api_bind(paths),
         ],
         HostKind::Mirror => {
             let serve = match mirror_repos {
@@ -164,6 +165,18 @@ mod tests {
         assert_eq!(both[1], "--overlay-ro=/m/a.mirror:/m/b.mirror:/var/www/html");
         assert!(kind_binds(&paths, HostKind::Mirror, &[]).is_err());
         assert!(kind_binds(&paths, HostKind::Mirror, &[PathBuf::from("/a:b"), PathBuf::from("/c")]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn lab_and_bare_hosts_share_the_stand_ins_cluster_api_read_write() -> Result<()> {
+        let paths = Paths { lab: PathBuf::from("/r/target/lab") };
+        let shared = "--bind=/r/target/lab-standins/api:/var/lib/kube-standin-api".to_owned();
+        for kind in [HostKind::Lab, HostKind::Bare] {
+            assert!(kind_binds(&paths, kind, &[])?.contains(&shared), "{kind:?}");
+        }
+        let mirror = kind_binds(&paths, HostKind::Mirror, &[PathBuf::from("/m/a.mirror")])?;
+        assert!(!mirror.iter().any(|b| b.contains("kube-standin-api")));
         Ok(())
     }
 }

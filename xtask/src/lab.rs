@@ -143,6 +143,7 @@ pub(crate) fn up_locked(paths: &Paths, topology: Topology, bare: Option<&[u8]>) 
         return Ok(());
     }
     down_locked(paths)?;
+    standins::fresh_api(paths)?;
     // The bare images are kept while they are current, also when this lab does not boot them.
     let mut keep = vec![image::current_hash()];
     keep.extend(bare::RELEASES.iter().map(|r| r.recipe.hash()));
@@ -450,6 +451,7 @@ pub(crate) fn down_locked(paths: &Paths) -> Result<()> {
     net::delete(BRIDGE)?;
     bastion::remove_links()?;
     cgroup::remove_all()?;
+    standins::clear_api(paths)?;
     for file in [paths.state(), paths.inventory(), bastion::password_path(paths)] {
         if file.exists() {
             fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;

@@ -12,6 +12,11 @@
 //!
 //! The same build also makes the `kubelet` and `crictl` stand-ins, which only the bare lab's
 //! Kubernetes packages hold.
+//!
+//! `target/lab-standins/api/` is the stand-ins' shared cluster API (see
+//! `kube_standins::cluster`): bind-mounted READ-WRITE into every host of every lab (pre-baked,
+//! bare, bastion) at `/var/lib/kube-standin-api`, emptied when a lab boots and removed by
+//! `lab down`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,11 @@ const BINARIES: [&str; 2] = ["kubeadm", "kubectl"];
 
 /// Where hosts see the staged binaries.
 const MOUNT: &str = "/opt/kube-standins/bin";
+/// Where hosts see the shared cluster API (`kube_standins::cluster::API_DIR`).
+const API_MOUNT: &str = "/var/lib/kube-standin-api";
+/// The version files of the pre-baked lab (its kubelet is a do-nothing unit, but the stand-ins'
+/// `kubeadm init` and `join` record the node's kubelet version from `kubelet.version`).
+const VERSIONED: [&str; 3] = ["kubeadm", "kubectl", "kubelet"];
 /// The version the pre-baked lab's stand-ins report.
 const PREBAKED_VERSION: &str = "v1.31.0\n";
 
@@ -50,7 +60,7 @@ pub(crate) fn stage(paths: &Paths) -> Result<()> {
     }
     let share = dir(paths).join("share");
     fs::create_dir_all(&share).with_context(|| format!("cannot create {}", share.display()))?;
-    for name in BINARIES {
+    for name in VERSIONED {
         write_if_changed(&share.join(format!("{name}.version")), PREBAKED_VERSION)?;
     }
     let links: String =
@@ -80,10 +90,38 @@ fn replace(from: &Path, to: &Path) -> Result<()> {
     fs::rename(&tmp, to).with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))
 }
 
+/// The shared cluster API's directory on the lab machine.
+pub(crate) fn api_dir(paths: &Paths) -> PathBuf {
+    dir(paths).join("api")
+}
+
+/// Removes the shared cluster API's directory (every cluster the lab's hosts made).
+pub(crate) fn clear_api(paths: &Paths) -> Result<()> {
+    let api = api_dir(paths);
+    if api.exists() {
+        fs::remove_dir_all(&api).with_context(|| format!("cannot remove {}", api.display()))?;
+    }
+    Ok(())
+}
+
+/// An empty shared cluster API directory, for the hosts about to boot.
+pub(crate) fn fresh_api(paths: &Paths) -> Result<()> {
+    clear_api(paths)?;
+    let api = api_dir(paths);
+    fs::create_dir_all(&api).with_context(|| format!("cannot create {}", api.display()))
+}
+
+/// The nspawn argument that mounts the shared cluster API into a host (every lab host but the
+/// mirror: the bare lab's hosts install the stand-ins from packages, and share it too).
+pub(crate) fn api_bind(paths: &Paths) -> String {
+    format!("--bind={}:{API_MOUNT}", api_dir(paths).display())
+}
+
 /// The nspawn arguments that mount the stand-ins into a host.
-pub(crate) fn bind_args(paths: &Paths) -> [String; 4] {
+pub(crate) fn bind_args(paths: &Paths) -> [String; 5] {
     let dir = dir(paths);
     [
+        api_bind(paths),
         format!("--bind-ro={}:{MOUNT}", dir.join("bin").display()),
         format!("--bind-ro={}:/usr/share/kube-standins", dir.join("share").display()),
         format!("--bind-ro={}:/etc/tmpfiles.d/kube-standins.conf", dir.join("kube-standins.conf").display()),

@@ -648,25 +648,38 @@ fn budget(
     let mut windows = Vec::with_capacity(handles.len());
     for host in &handles {
         let start = c.plan.borrow().next_id();
-        // The closure adds tasks through the same plan: no borrow may be held across it.
-        let _returned: Dynamic = add.call_within_context(ctx, (host.clone(),)).map_err(|e| match *e {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if add.is_anonymous() => inner,
-            other => Box::new(other),
-        })?;
+        call_for_host(ctx, add, host)?;
         windows.push((host.name.clone(), start..c.plan.borrow().next_id()));
     }
     let created = windows.first().map_or(0, |w| w.1.start.0)..windows.last().map_or(0, |w| w.1.end.0);
-    let location = c.location(ctx);
-    let mut plan = c.plan.borrow_mut();
-    let tasks = created
+    let tasks = task_handles(c, created);
+    let names = handles.iter().map(|h| h.name.clone()).collect();
+    c.plan
+        .borrow_mut()
+        .add_budget(c.location(ctx), limit, names, windows)
+        .map_err(|e| runtime(format!("{CALL}: {e}"), ctx.call_position()))?;
+    Ok(tasks)
+}
+
+/// Calls a `serial`/`budget` closure for one host. The closure adds tasks through the same
+/// plan: no borrow may be held across it. An error inside the closure points at its own line,
+/// not at the call's.
+fn call_for_host(ctx: &NativeCallContext, add: &FnPtr, host: &HostHandle) -> RhaiResult<()> {
+    let _returned: Dynamic = add.call_within_context(ctx, (host.clone(),)).map_err(|e| match *e {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if add.is_anonymous() => inner,
+        other => Box::new(other),
+    })?;
+    Ok(())
+}
+
+/// The tasks of ids `created`, as the handles a `serial`/`budget` call returns.
+fn task_handles(c: &Context, created: std::ops::Range<usize>) -> Array {
+    let plan = c.plan.borrow();
+    created
         .map(TaskId)
         .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
         .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
-        .collect();
-    let names = handles.iter().map(|h| h.name.clone()).collect();
-    plan.add_budget(location, limit, names, windows)
-        .map_err(|e| runtime(format!("{CALL}: {e}"), ctx.call_position()))?;
-    Ok(tasks)
+        .collect()
 }
 
 /// The hosts of a `serial`/`budget` call, each checked to be a host.
@@ -760,24 +773,13 @@ fn serial(
     for batch in chunks {
         let start = c.plan.borrow().next_id();
         for host in batch {
-            // The closure adds tasks through the same plan: no borrow may be held across it.
-            // An error inside the closure points at its own line, not at the `serial(` call.
-            let _returned: Dynamic = add.call_within_context(ctx, (host.clone(),)).map_err(|e| match *e {
-                EvalAltResult::ErrorInFunctionCall(_, _, inner, _) if add.is_anonymous() => inner,
-                other => Box::new(other),
-            })?;
+            call_for_host(ctx, add, host)?;
         }
         let names = batch.iter().map(|h| h.name.clone()).collect();
         batches.push((names, start..c.plan.borrow().next_id()));
     }
     let created = batches.first().map_or(0, |b| b.1.start.0)..batches.last().map_or(0, |b| b.1.end.0);
-    let location = c.location(ctx);
-    let mut plan = c.plan.borrow_mut();
-    let tasks = created
-        .map(TaskId)
-        .filter_map(|id| plan.task(id).map(|t| (id, t.name.clone(), t.host.clone())))
-        .map(|(id, name, host)| Dynamic::from(TaskHandle { id, name, host, plan: c.plan.clone() }))
-        .collect();
-    plan.add_serial(location, batches, max_fail_percentage);
+    let tasks = task_handles(c, created);
+    c.plan.borrow_mut().add_serial(c.location(ctx), batches, max_fail_percentage);
     Ok(tasks)
 }

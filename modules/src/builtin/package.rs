@@ -598,7 +598,7 @@ impl Module for Package {
             changes.push(format!("{verb} {} (no longer needed: autoremove)", unneeded.join(", ")));
         }
         let (hold, unhold): (Vec<String>, Vec<String>) = match args.hold {
-            Some(true) => (names.iter().filter(|n| !found.held.contains(n)).cloned().collect(), Vec::new()),
+            Some(true) => (to_hold(names, &found.held, &install), Vec::new()),
             Some(false) => (Vec::new(), names.iter().filter(|n| found.held.contains(n)).cloned().collect()),
             None => (Vec::new(), Vec::new()),
         };
@@ -632,6 +632,13 @@ impl Module for Package {
             ..Plan::default()
         })
     }
+}
+
+/// What `hold: true` holds after the install: the names not held yet, and the held ones being
+/// installed (apt's install of a held package, allowed with `--allow-change-held-packages`,
+/// lifts its hold).
+fn to_hold(names: &[String], held: &[String], install: &[&String]) -> Vec<String> {
+    names.iter().filter(|n| !held.contains(n) || install.contains(n)).cloned().collect()
 }
 
 /// Exactly the planned apt operations.
@@ -735,6 +742,16 @@ mod tests {
         contract::args::from_value::<PackageArgs>(json)
             .and_then(PackageArgs::validate)
             .map_err(|e| e.to_string())
+    }
+
+    /// An upgrade of a held package holds it again: apt's install lifted the hold.
+    #[test]
+    fn an_upgraded_held_package_is_held_again() {
+        let names = ["kubeadm".to_owned(), "kubelet".to_owned(), "kubectl".to_owned()];
+        let held = ["kubeadm".to_owned(), "kubelet".to_owned()];
+        let kubeadm = names[0].clone();
+        assert_eq!(to_hold(&names, &held, &[&kubeadm]), ["kubeadm", "kubectl"]);
+        assert_eq!(to_hold(&names, &held, &[]), ["kubectl"], "nothing installed: only what is not held");
     }
 
     #[test]

@@ -6,18 +6,23 @@
 //! - [`pki`]: the cluster CA and the certificates `kubeadm init` issues.
 //! - [`store`]: the object store `kubectl` reads and writes (one JSON file per host), which
 //!   `kubeadm init` seeds with the objects real kubeadm creates.
+//! - [`cluster`]: the shared cluster API (nodes, versions, the event log), one folder per cluster
+//!   in a directory every lab host mounts.
 //! - [`version`]: the version each stand-in reports, read from the file its lab package installs.
 //!
 //! Binaries: `kubeadm`, `kubectl`, and, for the lab's Kubernetes packages only, `kubelet` (accepts
 //! the flags its unit and kubeadm's drop-in pass, then does nothing until stopped) and `crictl`
 //! (`--version` only).
 //!
-//! Everything lives under `$KUBE_STANDIN_ROOT` (default `/`), so unit tests can use a temp dir.
+//! Everything lives under `$KUBE_STANDIN_ROOT` (default `/`), so unit tests can use a temp dir;
+//! `$KUBE_STANDIN_HOSTNAME` stands for the host's name there.
 #![allow(clippy::unwrap_used)]
 
 /// The kubeadm configuration types: the same ones the `kubeadm` module parses playbooks with.
 pub use modules::builtin::kubeadm::config;
+pub mod cluster;
 pub mod pki;
+pub mod skew;
 pub mod store;
 pub mod version;
 
@@ -50,6 +55,24 @@ pub fn random_chars(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("random bytes");
     bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}
+
+/// Runs `systemctl ARGS` (its outcome ignored, as kubeadm's kubelet restarts), except under a
+/// `$KUBE_STANDIN_ROOT` (unit tests), where there is no host's systemd to ask.
+pub fn systemctl(args: &[&str]) {
+    if std::env::var_os("KUBE_STANDIN_ROOT").is_none() {
+        let _ = std::process::Command::new("systemctl").args(args).status();
+    }
+}
+
+/// This host's name: `$KUBE_STANDIN_HOSTNAME` (unit tests), else the kernel's.
+pub fn hostname() -> String {
+    if let Some(name) = std::env::var_os("KUBE_STANDIN_HOSTNAME") {
+        return name.to_string_lossy().into_owned();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "node".into())
 }
 
 /// Seconds since the epoch.

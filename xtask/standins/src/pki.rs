@@ -31,6 +31,36 @@ pub fn spki_hash_of(key: &KeyPair) -> String {
     format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// What kubeadm gives its certificates: a year (`CertificateValidityPeriod`), ten for CAs,
+/// backdated five minutes (`CertificateBackdate`).
+pub const CERT_DAYS: i64 = 365;
+pub const CA_DAYS: i64 = 3650;
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(days);
+}
+
+/// The end of a certificate's validity, in seconds since the epoch, and its issuer's CN.
+pub fn expiry(pem: &str) -> Option<(i64, String)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let issuer =
+        cert.issuer().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("").to_owned();
+    Some((cert.validity().not_after.timestamp(), issuer))
+}
+
+/// The subject's CN and O of a certificate.
+fn subject(pem: &str) -> Result<(String, String), String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    let cert = pem.parse_x509().map_err(|e| e.to_string())?;
+    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        it.next().and_then(|a| a.as_str().ok()).unwrap_or("").to_owned()
+    };
+    Ok((first(&mut cert.subject().iter_common_name()), first(&mut cert.subject().iter_organization())))
+}
+
 fn new_key() -> Result<KeyPair, String> {
     KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).map_err(|e| e.to_string())
 }
@@ -60,6 +90,7 @@ pub fn ca(dir: &str, name: &str, cn: &str, log: &mut Vec<String>) -> Result<Auth
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    validity(&mut params, CA_DAYS);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -128,6 +159,18 @@ pub fn apiserver(dir: &str, ca: &Authority, sans: &[String], log: &mut Vec<Strin
         log.push("[certs] Using existing apiserver certificate and key on disk".into());
         return Ok(());
     }
+    issue_apiserver(dir, ca, sans)?;
+    log.push(format!("[certs] apiserver serving cert is signed for DNS names and IPs [{}]", sans.join(" ")));
+    Ok(())
+}
+
+/// `apiserver.crt` issued again from `ca` for the SANs it has (`kubeadm certs renew apiserver`).
+pub fn renew_apiserver(dir: &str, ca: &Authority) -> Result<(), String> {
+    let pem = read(dir, "apiserver.crt").ok_or_else(|| format!("{dir}/apiserver.crt does not exist"))?;
+    issue_apiserver(dir, ca, &existing_sans(&pem)?)
+}
+
+fn issue_apiserver(dir: &str, ca: &Authority, sans: &[String]) -> Result<(), String> {
     let key = new_key()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
@@ -135,12 +178,11 @@ pub fn apiserver(dir: &str, ca: &Authority, sans: &[String], log: &mut Vec<Strin
     params.subject_alt_names = sans.iter().map(|s| san(s)).collect();
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut params, CERT_DAYS);
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca.key).map_err(|e| e.to_string())?;
     let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
     write(dir, "apiserver.crt", &cert.pem(), 0o644)?;
-    write(dir, "apiserver.key", &key.serialize_pem(), 0o600)?;
-    log.push(format!("[certs] apiserver serving cert is signed for DNS names and IPs [{}]", sans.join(" ")));
-    Ok(())
+    write(dir, "apiserver.key", &key.serialize_pem(), 0o600)
 }
 
 /// A client certificate (for admin.conf), signed by `ca`: (cert PEM, key PEM).
@@ -151,7 +193,14 @@ pub fn client(ca: &Authority, cn: &str, org: &str) -> Result<(String, String), S
     params.distinguished_name.push(DnType::CommonName, cn);
     params.distinguished_name.push(DnType::OrganizationName, org);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    validity(&mut params, CERT_DAYS);
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca.key).map_err(|e| e.to_string())?;
     let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A client certificate issued again from `ca` with the subject of `pem`.
+pub fn renew_client(ca: &Authority, pem: &str) -> Result<(String, String), String> {
+    let (cn, org) = subject(pem)?;
+    client(ca, &cn, &org)
 }

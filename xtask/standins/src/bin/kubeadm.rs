@@ -6,10 +6,16 @@
 use std::fs;
 use std::net::Ipv4Addr;
 
+use kube_standins::cluster::{self, Cluster, Event};
 use kube_standins::config::{Document, JoinConfigurationV1beta3, KubeadmConfig, Networking};
 use kube_standins::{
-    VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, store, unsupported, version,
+    VERSION_NOTE, die, host_path, kubeconfig, pki, random_chars, skew, store, unsupported, version,
 };
+
+#[path = "kubeadm/certs.rs"]
+mod certs;
+#[path = "kubeadm/upgrade.rs"]
+mod upgrade;
 use serde_json::json;
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
@@ -25,6 +31,13 @@ fn main() {
         ["token", "create", rest @ ..] => token_create(rest),
         ["token", "list", rest @ ..] => token_list(rest),
         ["reset", rest @ ..] => reset(rest),
+        ["upgrade", "plan", rest @ ..] => upgrade::plan(rest),
+        ["upgrade", "apply", rest @ ..] => upgrade::apply(rest),
+        ["upgrade", "node", rest @ ..] => upgrade::node(rest),
+        ["upgrade", other, ..] => unsupported("kubeadm", &format!("upgrade {other}")),
+        ["certs", "check-expiration", rest @ ..] => certs::check_expiration(rest),
+        ["certs", "renew", rest @ ..] => certs::renew(rest),
+        ["certs", other, ..] => unsupported("kubeadm", &format!("certs {other}")),
         [] => die(1, "kubeadm (lab stand-in): give a command"),
         [other, ..] => unsupported("kubeadm", other),
     }
@@ -46,6 +59,11 @@ fn flags<'a>(rest: &[&'a str], with_value: &[&str], switches: &[&str], command: 
     let mut i = 0;
     while i < rest.len() {
         let word = rest[i];
+        if word == "--" {
+            // As cobra: everything after `--` is an operand (`kubeadm upgrade apply --yes -- v1.31.1`).
+            out.positional.extend_from_slice(&rest[i + 1..]);
+            break;
+        }
         let (name, inline) = match word.split_once('=') {
             Some((n, v)) if n.starts_with('-') => (n, Some(v)),
             _ => (word, None),
@@ -242,12 +260,6 @@ fn service_ip(subnet: &str) -> String {
     base.map_or_else(|| "10.96.0.1".to_owned(), |ip| Ipv4Addr::from(u32::from(ip) + 1).to_string())
 }
 
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "node".into())
-}
-
 fn init(rest: &[&str]) {
     let f = flags(rest, &["--config"], &[], "init");
     if !f.positional.is_empty() {
@@ -286,6 +298,7 @@ fn init(rest: &[&str]) {
             errors.push(format!("[ERROR ExternalEtcdClientCertificates]: {file} doesn't exist"));
         }
     }
+    errors.extend(skew::kubelet_preflight(&version::of("kubelet"), &version));
     if !errors.is_empty() {
         preflight_failure(&errors);
     }
@@ -295,7 +308,7 @@ fn init(rest: &[&str]) {
     let port = s.bind_port.unwrap_or(6443);
     let endpoint = config.endpoint().unwrap_or_else(|| format!("{advertise}:{port}"));
     let server = format!("https://{endpoint}");
-    let node = s.node_name.clone().unwrap_or_else(hostname);
+    let node = s.node_name.clone().unwrap_or_else(kube_standins::hostname);
     let dir = s.certificates_dir.clone().unwrap_or_else(|| "/etc/kubernetes/pki".into());
     fs::create_dir_all(host_path(&dir)).unwrap_or_else(|e| die(1, &format!("cannot create {dir}: {e}")));
     let mut log = Vec::new();
@@ -386,6 +399,7 @@ fn init(rest: &[&str]) {
     }
     println!("[bootstrap-token] Using token: {token}");
     seed_store(&s, &server, &node);
+    register_init(&ca.spki_hash(), &node, &version);
     println!("[addons] Applied essential addon: CoreDNS\n[addons] Applied essential addon: kube-proxy\n");
     println!("Your Kubernetes control-plane has initialized successfully!\n");
     println!("To start using your cluster, you need to run the following as a regular user:\n");
@@ -402,6 +416,20 @@ fn init(rest: &[&str]) {
         "kubeadm join {endpoint} --token {token} \\\n\t--discovery-token-ca-cert-hash {} ",
         ca.spki_hash()
     );
+}
+
+/// The control plane's Node in the shared cluster API, and the cluster's version (the
+/// ClusterConfiguration's kubernetesVersion; the first init sets it, later inits of the same
+/// cluster keep it).
+fn register_init(hash: &str, node: &str, version: &str) {
+    let kubelet = version::of("kubelet");
+    Cluster::create(hash).update(|state, events| {
+        if state["controlPlaneVersion"].is_null() {
+            state["controlPlaneVersion"] = json!(version);
+        }
+        cluster::register(state, node, true, &kubelet);
+        events.push(Event::new("init", node));
+    });
 }
 
 /// The objects real `kubeadm init` creates that the modules read.
@@ -447,6 +475,7 @@ fn seed_store(s: &Settings, server: &str, node: &str) {
 /// --discovery-token-ca-cert-hash H [--control-plane]`) or in a v1beta3 JoinConfiguration
 /// (`kubeadm join --config FILE`, decoded strictly; like kubeadm, not mixed with those flags).
 struct JoinSettings {
+    node_name: Option<String>,
     endpoint: String,
     token: Option<String>,
     hash: Option<String>,
@@ -486,6 +515,7 @@ fn join_settings(rest: &[&str]) -> JoinSettings {
             unsupported("kubeadm", "join with unsafeSkipCAVerification");
         }
         return JoinSettings {
+            node_name: config.node_registration.as_ref().and_then(|n| n.name.clone()),
             endpoint,
             token: Some(discovery.token),
             hash: discovery.ca_cert_hashes.and_then(|h| h.into_iter().next()),
@@ -496,6 +526,7 @@ fn join_settings(rest: &[&str]) -> JoinSettings {
         die(1, "kubeadm join: give exactly one API server endpoint (host:port)");
     };
     JoinSettings {
+        node_name: f.get("node-name").map(str::to_owned),
         endpoint: endpoint.to_owned(),
         token: f.get("token").map(str::to_owned),
         hash: f.get("discovery-token-ca-cert-hash").map(str::to_owned),
@@ -539,6 +570,13 @@ fn join(rest: &[&str]) {
             errors.push(format!("[ERROR FileAvailable--{check}]: {path} already exists"));
         }
     }
+    // The cluster to register with, and the kubelet's version, known before anything is written.
+    let registration = Cluster::find(hash).map(|c| (c, version::of("kubelet")));
+    if let Some((c, kubelet)) = &registration
+        && let Some(control_plane) = c.state()["controlPlaneVersion"].as_str()
+    {
+        errors.extend(skew::kubelet_preflight(kubelet, control_plane));
+    }
     if !errors.is_empty() {
         preflight_failure(&errors);
     }
@@ -552,7 +590,20 @@ fn join(rest: &[&str]) {
             "controlPlane": settings.control_plane}))
         .unwrap_or_default(),
     );
-    let _ = std::process::Command::new("systemctl").args(["restart", "kubelet"]).status();
+    let node = settings.node_name.clone().unwrap_or_else(kube_standins::hostname);
+    match registration {
+        Some((c, kubelet)) => {
+            c.update(|state, events| {
+                cluster::register(state, &node, settings.control_plane, &kubelet);
+                events.push(Event::new("join", &node));
+            });
+        }
+        None => eprintln!(
+            "kubeadm (lab stand-in): no kubeadm init in this lab made a cluster with CA {hash}: \
+             node {node} is registered nowhere"
+        ),
+    }
+    kube_standins::systemctl(&["restart", "kubelet"]);
     println!("[kubelet-start] Starting the kubelet\n\nThis node has joined the cluster:");
     println!("* Certificate signing request was sent to apiserver and a response was received.");
     println!("* The Kubelet was informed of the new secure connection details.\n");
@@ -618,7 +669,23 @@ fn reset(rest: &[&str]) {
     if !f.has("f") && !f.has("force") {
         unsupported("kubeadm", "reset without -f (interactive confirmation)");
     }
-    let _ = std::process::Command::new("systemctl").args(["stop", "kubelet"]).status();
+    // Real reset leaves the Node object (`kubectl delete node` removes it): its kubelet is gone,
+    // so it turns NotReady. The stand-in drops a cluster once its last control plane is reset.
+    if let Some(c) = cluster::of_this_host().and_then(|h| Cluster::find(&h)) {
+        let node = kube_standins::hostname();
+        let last = c.update(|state, events| {
+            if let Some(n) = cluster::node_mut(state, &node) {
+                cluster::set_ready(n, false);
+                events.push(Event::new("reset", &node));
+            }
+            let nodes = state["nodes"].as_array().cloned().unwrap_or_default();
+            !nodes.iter().any(|n| cluster::is_control_plane(n) && cluster::is_ready(n))
+        });
+        if last {
+            c.remove();
+        }
+    }
+    kube_standins::systemctl(&["stop", "kubelet"]);
     for path in [
         MANIFESTS,
         "/etc/kubernetes/pki",

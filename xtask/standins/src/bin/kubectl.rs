@@ -1,12 +1,16 @@
 //! `kubectl`, lab stand-in: `get`, `apply -f`, `delete -l`, `patch --type merge`, `wait --for=condition`,
-//! `version --client`, against the host's object store (see the crate docs). Anything else exits 1 with
-//! "not supported by the lab stand-in".
+//! `version --client`, against the host's object store (see the crate docs); `get nodes`, `cordon`,
+//! `uncordon`, `drain`, `delete node` against the shared cluster API (see `nodes.rs`). Anything else
+//! exits 1 with "not supported by the lab stand-in".
 
 use std::fs;
 use std::io::Read;
 
 use kube_standins::{VERSION_NOTE, die, host_path, store, unsupported, version};
 use serde_json::{Value, json};
+
+#[path = "kubectl/nodes.rs"]
+mod nodes;
 
 #[derive(Default)]
 struct Cli {
@@ -22,6 +26,12 @@ struct Cli {
     dry_run: Option<String>,
     /// `--client` (`kubectl version --client`).
     client: bool,
+    /// `drain`'s switches.
+    ignore_daemonsets: bool,
+    delete_emptydir_data: bool,
+    force: bool,
+    /// `--all` (`wait --for=condition=Ready nodes --all`).
+    all: bool,
     positional: Vec<String>,
 }
 
@@ -39,11 +49,19 @@ fn parse(args: &[String]) -> Cli {
             Some((n, v)) if n.starts_with('-') => (n, Some(v.to_owned())),
             _ => (word.as_str(), None),
         };
-        if name == "--client" {
-            cli.client = match inline.as_deref() {
+        let switch = match name {
+            "--client" => Some(&mut cli.client),
+            "--ignore-daemonsets" => Some(&mut cli.ignore_daemonsets),
+            "--delete-emptydir-data" => Some(&mut cli.delete_emptydir_data),
+            "--force" => Some(&mut cli.force),
+            "--all" => Some(&mut cli.all),
+            _ => None,
+        };
+        if let Some(switch) = switch {
+            *switch = match inline.as_deref() {
                 None | Some("true") => true,
                 Some("false") => false,
-                Some(other) => die(1, &format!("error: invalid argument \"{other}\" for \"--client\" flag")),
+                Some(other) => die(1, &format!("error: invalid argument \"{other}\" for \"{name}\" flag")),
             };
             i += 1;
             continue;
@@ -98,7 +116,27 @@ fn main() {
     if cli.client {
         unsupported("kubectl", &format!("{verb} --client"));
     }
-    check_kubeconfig(&cli);
+    let kubeconfig = check_kubeconfig(&cli);
+    let node_words = ["node", "nodes", "no"];
+    let on_nodes = cli.positional.get(1).is_some_and(|w| {
+        node_words.contains(&w.to_ascii_lowercase().as_str())
+            || w.split_once('/').is_some_and(|(k, _)| node_words.contains(&k.to_ascii_lowercase().as_str()))
+    });
+    if matches!(verb.as_str(), "cordon" | "uncordon" | "drain")
+        || (on_nodes && matches!(verb.as_str(), "get" | "delete" | "wait"))
+    {
+        if cli.dry_run.is_some() {
+            unsupported("kubectl", &format!("{verb} --dry-run"));
+        }
+        nodes::run(&cli, &verb, &kubeconfig);
+        return;
+    }
+    if cli.ignore_daemonsets || cli.delete_emptydir_data || cli.force || cli.all {
+        unsupported(
+            "kubectl",
+            &format!("{verb} with --ignore-daemonsets, --delete-emptydir-data, --force or --all"),
+        );
+    }
     if let Some(mode) = cli.dry_run.as_deref()
         && (mode != "server" || !matches!(verb.as_str(), "apply" | "patch"))
     {
@@ -114,8 +152,8 @@ fn main() {
     }
 }
 
-/// Like kubectl: without a readable kubeconfig that names a server, nothing works.
-fn check_kubeconfig(cli: &Cli) {
+/// Like kubectl: without a readable kubeconfig that names a server, nothing works. Returns its text.
+fn check_kubeconfig(cli: &Cli) -> String {
     let path = cli
         .kubeconfig
         .clone()
@@ -129,6 +167,7 @@ fn check_kubeconfig(cli: &Cli) {
             "The connection to the server localhost:8080 was refused - did you specify the right host or port?",
         );
     }
+    text
 }
 
 fn namespace(cli: &Cli) -> String {
