@@ -77,7 +77,7 @@ fn a_misspelled_module_suggests_the_right_one() {
     refused("misspelled_module", &[r#"host("web0").task("fiel", "f", #{ path: "/x" });"#])
         .stderr_has("unknown module \"fiel\"; did you mean `file`?");
     refused("unknown_module", &[r#"host("web0").task("nothing", "f", #{ path: "/x" });"#])
-        .stderr_has("unknown module \"nothing\"; modules are: apt, apt_key, apt_repository, block, certgen, command, file");
+        .stderr_has("unknown module \"nothing\"; modules are: apt, apt_key, apt_repository, block, certgen, command, etcd_member, file");
 }
 
 #[test]

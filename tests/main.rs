@@ -30,6 +30,7 @@ mod kube;
 mod lab;
 mod modules_files;
 mod modules_services;
+mod nodes;
 mod passphrase;
 mod resume;
 mod run_control;

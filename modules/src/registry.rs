@@ -18,6 +18,7 @@ use crate::builtin::apt_repository::{AptRepository, AptRepositoryArgs};
 use crate::builtin::block::{Block, BlockArgs};
 use crate::builtin::certgen::{Certgen, CertgenArgs};
 use crate::builtin::command::{Command, CommandArgs};
+use crate::builtin::etcd_member::{EtcdMember, EtcdMemberArgs};
 use crate::builtin::file::{File, FileArgs};
 use crate::builtin::get_url::{GetUrl, GetUrlArgs};
 use crate::builtin::group::{Group, GroupArgs};
@@ -202,6 +203,26 @@ h.command("unpack", #{ cmd: "tar xzf /tmp/app.tgz -C /opt", creates: "/opt/app" 
 h.file("greeting", #{ path: "/tmp/greeting", content: `hello from ${who.stdout}` });"#,
             seal: |v| seal_with::<CommandArgs, _>(v, |a| Ok(Command::new(a))),
             schema: schema::<CommandArgs>,
+        },
+        ModuleSpec {
+            name: "etcd_member",
+            outputs: &[
+                ("members", "the members' names as listed (an added member not started yet: \"\")"),
+                ("id", "the member's ID in hex, as etcdctl prints it (\"\" when it is none)"),
+            ],
+            example: r#"h.etcd_member("member add etcd3", #{
+    name: "etcd3",
+    peer_url: "https://10.0.0.14:2380",
+    endpoint: "https://10.0.0.11:2379",
+});
+h.etcd_member("member remove etcd3", #{
+    name: "etcd3",
+    state: "absent",
+    endpoint: "https://10.0.0.11:2379",
+    min_members: 3,
+});"#,
+            seal: |v| seal_with::<EtcdMemberArgs, _>(v, |a| Ok(EtcdMember::new(a))),
+            schema: schema::<EtcdMemberArgs>,
         },
         ModuleSpec {
             name: "file",

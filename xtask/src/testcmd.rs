@@ -2,9 +2,10 @@
 //! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`, the pre-baked image), then
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
-//! turn, and the package mirror: `lab up --topology ha --bare --releases 12,13`) for the bare
-//! lab's tests: `bare_lab::`, the HA
-//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::` and `upgrade::` (and
+//! turn, 2 more in its fleet, and the package mirror: `lab up --topology ha+2 --bare --releases
+//! 12,13`) for the bare lab's tests: `bare_lab::`, the HA
+//! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::`, `upgrade::` and `nodes::`
+//! (add-node.rhai and remove-node.rhai, with the fleet's 2 hosts) (and
 //! `secrets::full_ha_run...`), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
@@ -81,7 +82,7 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
     if !selection.bare.is_empty() {
         {
             let _lock = lab::lock()?;
-            lab::up_locked(paths, Topology::Ha, Some(crate::bare::MIXED))?;
+            lab::up_locked(paths, Topology::HaFleet(BARE_FLEET), Some(crate::bare::MIXED))?;
         }
         let mut bare_args: Vec<OsString> = vec!["--include-ignored".into()];
         bare_args.extend(selection.bare.iter().map(OsString::from));
@@ -209,9 +210,15 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 }
 
 /// The bare lab's tests (tests/bare_lab.rs, and the HA guide's on bare hosts: tests/ha.rs, the
-/// day-two playbooks' tests/day_two.rs and tests/upgrade.rs, and the secrets search of a whole ha.rhai run), run on
-/// the bare `ha` lab after the rest.
-const BARE_TESTS: [&str; 5] = ["bare_lab::", "ha::", "day_two::", "upgrade::", "secrets::full_ha_run"];
+/// day-two playbooks' tests/day_two.rs, tests/upgrade.rs and tests/nodes.rs (add-node.rhai and
+/// remove-node.rhai), and the secrets search of a whole ha.rhai run), run on the bare `ha` lab
+/// after the rest.
+const BARE_TESTS: [&str; 6] =
+    ["bare_lab::", "ha::", "day_two::", "upgrade::", "nodes::", "secrets::full_ha_run"];
+
+/// The bare lab's extra hosts beside the `ha` hosts (`ha+2`, in the fleet inventory): the
+/// fourth worker and the fourth etcd member of tests/nodes.rs.
+const BARE_FLEET: u16 = 2;
 
 /// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
 const BASTION_TESTS: [&str; 1] = ["ansible_project::"];
@@ -380,6 +387,7 @@ mod tests {
                 "ha::".into(),
                 "day_two::".into(),
                 "upgrade::".into(),
+                "nodes::".into(),
                 "secrets::full_ha_run".into(),
             ],
             bastion: vec!["ansible_project::".into()],
@@ -401,6 +409,7 @@ mod tests {
             "a word of a test's name, not of a prefix"
         );
         assert_eq!(of(&["day"]), Selection { main: true, bare: vec!["day_two::".into()], bastion: vec![] });
+        assert_eq!(of(&["nodes::nodes_a_worker"]), bare(&["nodes::nodes_a_worker"]));
         assert_eq!(
             of(&["ha"]),
             Selection {

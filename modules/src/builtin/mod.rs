@@ -5,6 +5,7 @@ pub mod apt_repository;
 pub mod block;
 pub mod certgen;
 pub mod command;
+pub mod etcd_member;
 pub mod file;
 pub mod get_url;
 pub mod group;
