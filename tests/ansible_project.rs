@@ -24,7 +24,6 @@ use support::lab::{Lab, scratch};
 
 const ALL: [&str; 9] =
     ["etcd0", "etcd1", "etcd2", "master0", "master1", "master2", "worker0", "worker1", "worker2"];
-const PKI: &str = "/etc/kubernetes/pki/etcd";
 /// The bastion's address on the internal network: the client address the hosts see.
 const BASTION_INSIDE: &str = "10.78.0.3";
 
@@ -142,16 +141,7 @@ fn engine_on_terminal(home: &Path, args: &[&str], password: &str, limit: Duratio
 }
 
 fn etcdctl(lab: &Lab, args: &str) -> String {
-    let endpoints: Vec<String> =
-        ["etcd0", "etcd1", "etcd2"].iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
-    lab.ssh(
-        "etcd0",
-        &format!(
-            "ETCDCTL_API=3 etcdctl --cacert {PKI}/ca.pem --cert {PKI}/client.pem --key {PKI}/client-key.pem \
-             --endpoints {} {args} 2>&1",
-            endpoints.join(",")
-        ),
-    )
+    lab.etcdctl("etcd0", &["etcd0", "etcd1", "etcd2"], args)
 }
 
 /// The client addresses of the SSH logins `host`'s sshd accepted since `since` (epoch seconds).

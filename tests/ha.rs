@@ -18,7 +18,7 @@ use support::Test;
 use support::bare::{ALL, bare_lab, fresh};
 use support::lab::Lab;
 
-const PKI: &str = "/etc/kubernetes/pki/etcd";
+use support::lab::ETCD_PKI as PKI;
 const VIP: &str = "10.77.0.10";
 
 /// These tests share the lab's hosts: one at a time.
@@ -74,15 +74,7 @@ fn etcdctl(lab: &Lab, args: &str) -> String {
 
 /// etcdctl over TLS with the client certificate, run on the first of `members`.
 fn etcdctl_on(lab: &Lab, members: &[&str], args: &str) -> String {
-    let endpoints: Vec<String> = members.iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
-    lab.ssh(
-        members[0],
-        &format!(
-            "ETCDCTL_API=3 etcdctl --cacert {PKI}/ca.pem --cert {PKI}/client.pem --key {PKI}/client-key.pem \
-             --endpoints {} {args} 2>&1",
-            endpoints.join(",")
-        ),
-    )
+    lab.etcdctl(members[0], members, args)
 }
 
 fn run(lab: &Lab, extra: &[&str]) -> support::Output {

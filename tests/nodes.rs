@@ -135,7 +135,6 @@ fn removing_etcd_members_below_quorum_is_refused_unless_forced() {
 // On the bare lab
 // ------------------------------------------------------------------------------------------
 
-const PKI: &str = "/etc/kubernetes/pki/etcd";
 const HA: [&str; 9] =
     ["etcd0", "etcd1", "etcd2", "master0", "master1", "master2", "worker0", "worker1", "worker2"];
 /// The fleet hosts of `ha+2` that become a worker and an etcd member.
@@ -175,15 +174,7 @@ fn grown_lab(dir: &Path) -> (Lab, PathBuf) {
 
 /// etcdctl over TLS with the client certificate on etcd0, against `members`.
 fn etcdctl(lab: &Lab, members: &[&str], args: &str) -> String {
-    let endpoints: Vec<String> = members.iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
-    lab.ssh(
-        "etcd0",
-        &format!(
-            "ETCDCTL_API=3 etcdctl --cacert {PKI}/ca.pem --cert {PKI}/client.pem --key {PKI}/client-key.pem \
-             --endpoints {} {args} 2>&1",
-            endpoints.join(",")
-        ),
-    )
+    lab.etcdctl("etcd0", members, args)
 }
 
 fn play(playbook: &str, inventory: &Path, extra: &[&str]) -> support::Output {

@@ -62,7 +62,7 @@ fn the_renewal_graph_restarts_one_member_at_a_time() {
 
 const WORKERS: [&str; 3] = ["worker0", "worker1", "worker2"];
 const NODES: [&str; 6] = ["master0", "master1", "master2", "worker0", "worker1", "worker2"];
-const PKI: &str = "/etc/kubernetes/pki/etcd";
+use support::lab::ETCD_PKI as PKI;
 
 /// These tests share the lab's hosts: one at a time.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -150,13 +150,8 @@ struct Watcher {
 
 impl Watcher {
     fn start(lab: &Lab) -> Watcher {
-        let endpoints: Vec<String> =
-            ["etcd0", "etcd1", "etcd2"].iter().map(|h| format!("https://{}:2379", lab.address(h))).collect();
-        let command = format!(
-            "ETCDCTL_API=3 etcdctl --cacert {PKI}/ca.pem --cert {PKI}/client.pem --key {PKI}/client-key.pem \
-             --command-timeout=2s --endpoints {} endpoint health 2>&1",
-            endpoints.join(",")
-        );
+        let command =
+            lab.etcdctl_command(&["etcd0", "etcd1", "etcd2"], "--command-timeout=2s endpoint health");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {

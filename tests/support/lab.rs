@@ -285,6 +285,27 @@ impl Drop for Turn {
     }
 }
 
+/// Where the HA guide's etcd certificates are (playbooks/lib/etcd.rhai's `pki`).
+pub const ETCD_PKI: &str = "/etc/kubernetes/pki/etcd";
+
+impl Lab {
+    /// `etcdctl` over TLS with the guide's client certificate, against `members`' client URLs.
+    pub fn etcdctl_command(&self, members: &[&str], args: &str) -> String {
+        let endpoints: Vec<String> =
+            members.iter().map(|h| format!("https://{}:2379", self.address(h))).collect();
+        format!(
+            "ETCDCTL_API=3 etcdctl --cacert {ETCD_PKI}/ca.pem --cert {ETCD_PKI}/client.pem \
+             --key {ETCD_PKI}/client-key.pem --endpoints {} {args} 2>&1",
+            endpoints.join(",")
+        )
+    }
+
+    /// [`Lab::etcdctl_command`] run on `on`; its output.
+    pub fn etcdctl(&self, on: &str, members: &[&str], args: &str) -> String {
+        self.ssh(on, &self.etcdctl_command(members, args))
+    }
+}
+
 /// A unique scratch path for one test on the shared lab hosts.
 pub fn scratch(test: &str) -> String {
     format!("/tmp/engine-test-{test}-{}", std::process::id())

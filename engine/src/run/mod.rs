@@ -537,8 +537,12 @@ enum Condition {
 fn condition(shared: &Shared, when: &crate::plan::When) -> Result<Condition, TaskError> {
     let node = shared.plan.node_of(when.task);
     let source = node.map_or_else(|| format!("task {}", when.task.0), |n| shared.plan.task(n).label());
-    let outputs = lock(&shared.outputs);
-    let Some(Some(outputs)) = outputs.get(&when.task) else {
+    // Evaluated under the outputs' lock, which is let go before the reports' is taken.
+    let holds = lock(&shared.outputs)
+        .get(&when.task)
+        .and_then(Option::as_ref)
+        .map(|outputs| crate::plan::until::holds(&when.expression, outputs));
+    let Some(holds) = holds else {
         // Not run by its own condition (or a handler nobody notified): reported ok, with a note.
         let skipped = node.is_some_and(|n| {
             lock(&shared.reports)
@@ -557,7 +561,7 @@ fn condition(shared: &Shared, when: &crate::plan::When) -> Result<Condition, Tas
             ))
         });
     };
-    match crate::plan::until::holds(&when.expression, outputs) {
+    match holds {
         Ok(true) => Ok(Condition::Holds),
         Ok(false) => Ok(Condition::False(format!("not run: `{}` is false for {source}", when.expression))),
         Err(error) => {
