@@ -41,18 +41,18 @@ pub(crate) fn graphs(paths: &Paths) -> Result<ExitCode> {
     let engine = build_engine(paths)?;
     let root = paths.workspace_root();
     // ha.rhai's graph (docs/ha.md), and the day-two playbooks' (docs/day-two.md): add-node.rhai's
-    // and remove-node.rhai's for worker2 and etcd2 as if they were the new ones (the example has
+    // and remove-node.rhai's for worker2, master2 and etcd2 as if they were the new ones (the example has
     // three etcd members: removing one needs `force`).
     let graphs: [(&str, &str, &[&str]); 6] = [
         (PLAYBOOK, "docs/ha", &[]),
         ("playbooks/reset.rhai", "docs/reset", &["-e", "confirm=kubernetes"]),
         ("playbooks/upgrade.rhai", "docs/upgrade", &["-e", "upgrade_to=v1.31.1"]),
         ("playbooks/renew-certs.rhai", "docs/renew-certs", &[]),
-        ("playbooks/add-node.rhai", "docs/add-node", &["-e", "nodes=worker2,etcd2"]),
+        ("playbooks/add-node.rhai", "docs/add-node", &["-e", "nodes=worker2,master2,etcd2"]),
         (
             "playbooks/remove-node.rhai",
             "docs/remove-node",
-            &["-e", "nodes=worker2,etcd2", "-e", "force=true"],
+            &["-e", "nodes=worker2,master2,etcd2", "-e", "force=true"],
         ),
     ];
     for (playbook, base, extra) in graphs {

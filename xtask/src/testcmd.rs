@@ -2,10 +2,10 @@
 //! selftest, the `ha` lab with a fleet of 50 more hosts (`ha+50`, the pre-baked image), then
 //! `cargo test --workspace --no-fail-fast -- --include-ignored` against it (all but the bare
 //! lab's tests); then the bare `ha` lab (9 hosts like fresh cloud images, Debian 12 and 13 in
-//! turn, 2 more in its fleet, and the package mirror: `lab up --topology ha+2 --bare --releases
+//! turn, 3 more in its fleet, and the package mirror: `lab up --topology ha+3 --bare --releases
 //! 12,13`) for the bare lab's tests: `bare_lab::`, the HA
 //! guide's end-to-end tests `ha::`, the day-two playbooks' `day_two::`, `upgrade::` and `nodes::`
-//! (add-node.rhai and remove-node.rhai, with the fleet's 2 hosts) (and
+//! (add-node.rhai and remove-node.rhai, with the fleet's 3 hosts) (and
 //! `secrets::full_ha_run...`), which install everything themselves; then the `bastion` lab (the bare `ha` hosts behind a jump host, sudo with a
 //! password: `lab up --topology bastion`) for `ansible_project::`, an Ansible user's project run
 //! through it. A test selection that names only bare (or bastion) tests skips the first lab. The
@@ -216,9 +216,9 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 const BARE_TESTS: [&str; 6] =
     ["bare_lab::", "ha::", "day_two::", "upgrade::", "nodes::", "secrets::full_ha_run"];
 
-/// The bare lab's extra hosts beside the `ha` hosts (`ha+2`, in the fleet inventory): the
-/// fourth worker and the fourth etcd member of tests/nodes.rs.
-const BARE_FLEET: u16 = 2;
+/// The bare lab's extra hosts beside the `ha` hosts (`ha+3`, in the fleet inventory): the
+/// fourth worker, etcd member and master of tests/nodes.rs.
+const BARE_FLEET: u16 = 3;
 
 /// The bastion lab's tests (tests/ansible_project.rs), run on the `bastion` lab last.
 const BASTION_TESTS: [&str; 1] = ["ansible_project::"];

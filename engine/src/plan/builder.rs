@@ -427,19 +427,28 @@ fn serial_edges(serials: &[Serial], edges: &[(usize, usize, Edge)]) -> Vec<(usiz
 ///                                 └──▶ health check      (declared .after(restart): untouched)
 /// ```
 fn order_handlers_last(graph: &mut DiGraph<Task, Edge>) {
-    let handlers: Vec<NodeIndex> = graph.node_indices().filter(|n| graph[*n].handler).collect();
+    // Each host's other tasks, once: a handler looks only at its own host's tasks (one pass
+    // over the graph, not one per handler: a handler per host at 10,000 hosts).
+    let mut handlers = Vec::new();
+    let mut tasks: HashMap<String, Vec<NodeIndex>> = HashMap::new();
+    for n in graph.node_indices() {
+        let task = &graph[n];
+        if task.handler {
+            handlers.push(n);
+        } else {
+            tasks.entry(task.host.clone()).or_default().push(n);
+        }
+    }
     for handler in handlers {
+        let Some(same_host) = tasks.get(&graph[handler].host) else {
+            continue;
+        };
         let mut after_handler = HashSet::new();
         let mut dfs = petgraph::visit::Dfs::new(&*graph, handler);
         while let Some(n) = dfs.next(&*graph) {
             after_handler.insert(n);
         }
-        let host = graph[handler].host.clone();
-        let before: Vec<NodeIndex> = graph
-            .node_indices()
-            .filter(|n| !graph[*n].handler && graph[*n].host == host && !after_handler.contains(n))
-            .collect();
-        for task in before {
+        for &task in same_host.iter().filter(|t| !after_handler.contains(*t)) {
             graph.update_edge(
                 task,
                 handler,

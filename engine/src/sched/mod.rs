@@ -369,14 +369,40 @@ impl<'d> Progress<'d> {
     }
 
     /// One of the things `node` waits for is done.
-    fn release(&mut self, node: usize) {
+    fn release(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
         self.waiting_on[node] -= 1;
-        if self.waiting_on[node] == 0
-            && self.state[node] == State::Waiting
-            && self.admission.admit(&self.dag.budgets, node)
-        {
+        if self.waiting_on[node] != 0 || self.state[node] != State::Waiting {
+            return;
+        }
+        // An `always` node let go last by a gate, after every task it waits for was skipped:
+        // nothing was attempted, so it is skipped too (as when a skip lets it go last).
+        if let Some(cause) = self.nothing_ran(node) {
+            self.skip_from(node, cause, on_event);
+            return;
+        }
+        if self.admission.admit(&self.dag.budgets, node) {
             self.ready_now(node);
         }
+    }
+
+    /// For an `always` node that waits for tasks none of which ran: the first of them (the
+    /// cause to report).
+    fn nothing_ran(&self, node: usize) -> Option<usize> {
+        if !self.dag.always[node] || self.any_ran(node) {
+            return None;
+        }
+        self.always_after.get(&node).and_then(|before| before.first().copied())
+    }
+
+    /// Skips `node`, which will never run because of `cause`, and its transitive dependents.
+    fn skip_from(&mut self, node: usize, cause: usize, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
+        self.state[node] = State::Skipped;
+        self.ready[dag.host[node]].retain(|r| *r != node);
+        on_event(WalkEvent::Skipped { node: NodeId(node), cause: NodeId(cause) });
+        self.settle(node, true, on_event);
+        self.leave_window(node, false);
+        self.skip_dependents(cause, dag.dependents[node].clone(), on_event);
     }
 
     /// `node` has ended (`failed`: it ran and failed), or will never run: its window may close,
@@ -428,7 +454,7 @@ impl<'d> Progress<'d> {
     fn succeeded(&mut self, node: usize, on_event: &mut impl FnMut(WalkEvent)) {
         let dag = self.dag;
         for &next in &dag.dependents[node] {
-            self.release(next);
+            self.release(next, on_event);
         }
         self.settle(node, false, on_event);
         self.leave_window(node, false);
@@ -439,7 +465,14 @@ impl<'d> Progress<'d> {
         let dag = self.dag;
         self.settle(node, true, on_event);
         self.leave_window(node, true);
-        let mut stack = dag.dependents[node].clone();
+        self.skip_dependents(node, dag.dependents[node].clone(), on_event);
+    }
+
+    /// Skips the nodes of `stack` and their transitive dependents, because `cause` failed or
+    /// was skipped; an `always` node among them runs once all its dependencies have ended if
+    /// one of them ran.
+    fn skip_dependents(&mut self, cause: usize, mut stack: Vec<usize>, on_event: &mut impl FnMut(WalkEvent)) {
+        let dag = self.dag;
         while let Some(next) = stack.pop() {
             if dag.always[next] && self.state[next] == State::Waiting {
                 // One of its dependencies ended badly. Once all have ended, it runs if one of
@@ -458,7 +491,7 @@ impl<'d> Progress<'d> {
             if matches!(self.state[next], State::Waiting | State::Ready) {
                 self.state[next] = State::Skipped;
                 self.ready[dag.host[next]].retain(|r| *r != next);
-                on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(node) });
+                on_event(WalkEvent::Skipped { node: NodeId(next), cause: NodeId(cause) });
                 stack.extend(&dag.dependents[next]);
                 self.settle(next, true, on_event);
                 self.leave_window(next, false);
@@ -499,7 +532,7 @@ impl<'d> Progress<'d> {
         match closed_by {
             None => {
                 for successor in &dag.gates[gate].successors {
-                    self.release(successor.0);
+                    self.release(successor.0, on_event);
                 }
             }
             Some((cause, failed)) => self.halt(gate, cause, failed, on_event),

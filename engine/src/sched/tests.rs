@@ -379,6 +379,31 @@ async fn an_always_node_is_skipped_when_nothing_before_it_ran() {
     assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(0) }), "{events:?}");
 }
 
+/// The same when a gate lets the `always` node go last: its task dependencies were all
+/// skipped before the gate opened, so nothing was attempted and it is skipped too.
+///
+/// ```text
+/// 0 (fails) ─▶ 1 (drain) ─▶ 2 (uncordon, always) ─▶ 3
+/// gate: 4 (5 s, another host) ─▶ 2
+/// ```
+#[tokio::test(start_paused = true)]
+async fn an_always_node_let_go_by_a_gate_is_skipped_when_nothing_before_it_ran() {
+    let mut skipped = dag(&[0, 0, 0, 0, 1], &[(0, 1), (1, 2), (2, 3)]);
+    skipped.set_always(NodeId(2));
+    skipped.add_gate(gate(&[4], &[2], 0));
+    let (events, t) = simulate(WIDE, &skipped, &[1, 1, 1, 1, 5], &[0]).await;
+    assert_eq!(t[&4], (0, 5));
+    assert!(!t.contains_key(&2), "{events:?}");
+    assert!(events.contains(&WalkEvent::Skipped { node: NodeId(2), cause: NodeId(1) }), "{events:?}");
+    assert!(events.contains(&WalkEvent::Skipped { node: NodeId(3), cause: NodeId(1) }), "{events:?}");
+    // When the drain ran, the gate lets the uncordon run.
+    let mut ran = dag(&[0, 0, 0, 0, 1], &[(0, 1), (1, 2), (2, 3)]);
+    ran.set_always(NodeId(2));
+    ran.add_gate(gate(&[4], &[2], 0));
+    let (events, t) = simulate(WIDE, &ran, &[1, 1, 1, 1, 5], &[1]).await;
+    assert_eq!(t[&2], (5, 6), "{events:?}");
+}
+
 /// An `always` node repairs the failures of what it waits for directly: the uncordon (waiting
 /// for the drain and the restart) repairs a refused drain, not a kubelet upgrade that failed
 /// before the restart. The uncordon still runs (the drain ran), but the window keeps its room.

@@ -46,8 +46,9 @@ const UNIT_SUFFIXES: &[&str] = &[
 const JOURNAL_LINES: u32 = 20;
 
 /// Manages a systemd unit: its unit file, drop-ins, enablement and run state.
-/// Files go under /etc/systemd/system. `daemon-reload` runs only when a managed file changed (or
-/// systemd says the unit's files changed on disk since it loaded them). When the unit file or a
+/// Files go under /etc/systemd/system. `daemon-reload` runs only when a managed file changed, or
+/// when systemd says the unit's files changed on disk since it loaded them and the unit is about to
+/// be started, restarted or reloaded (a package upgrade rewrote them). When the unit file or a
 /// drop-in changed and the unit is running (or `state: started`), the unit is restarted so the change
 /// takes effect. A start or restart that fails reports systemctl's error and the unit's last 20
 /// journal lines. Outputs: `active_state`, `sub_state` (as `systemctl show` reports them after the task).
@@ -399,7 +400,14 @@ impl Module for Systemd {
             writes.push((path.clone(), content.to_string()));
         }
         let stale = status.need_daemon_reload && !files.is_empty();
-        let daemon_reload = !writes.is_empty() || stale;
+        let files_changed = !writes.is_empty() || stale;
+        let op = operation(args.state, &status, files_changed);
+        // A unit about to start, restart or reload whose files changed on disk since systemd
+        // loaded them (a package upgrade rewrote its unit or drop-ins: kubeadm's "Upgrade
+        // kubelet and kubectl" runs `systemctl daemon-reload` before restarting the kubelet)
+        // is loaded afresh first, so the new files take effect.
+        let daemon_reload =
+            files_changed || (status.need_daemon_reload && op.is_some_and(Operation::should_run));
         if daemon_reload {
             changes.push(if writes.is_empty() {
                 "daemon-reload (systemd has older copies of the unit's files loaded)".to_owned()
@@ -419,7 +427,6 @@ impl Module for Systemd {
             Some(false) => changes.push(format!("disable {unit}")),
             None => {}
         }
-        let op = operation(args.state, &status, daemon_reload);
         if let Some(op) = op {
             let why = match (op, args.state) {
                 (Operation::Restart, Some(UnitState::Restarted)) => "",
@@ -688,6 +695,34 @@ mod tests {
         assert!(!plan.is_change(), "{:?}", plan.changes);
         assert_eq!(plan.outputs["active_state"], "active");
         assert_eq!(plan.outputs["sub_state"], "running");
+    }
+
+    /// A package upgrade rewrote the kubelet's unit files: a restart reloads systemd first; a
+    /// unit left running as it is does not.
+    #[tokio::test]
+    async fn stale_unit_files_are_reloaded_before_a_restart_only() {
+        let stale = Canned(
+            "LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n\
+             NeedDaemonReload=yes\n#files\n",
+        );
+        let restart =
+            plan(serde_json::json!({"name": "kubelet", "state": "restarted"}), &stale).await.unwrap();
+        assert_eq!(
+            restart.changes,
+            [
+                "daemon-reload (systemd has older copies of the unit's files loaded)",
+                "restart kubelet.service"
+            ]
+        );
+        for untouched in [
+            serde_json::json!({"name": "kubelet", "state": "started"}),
+            serde_json::json!({"name": "kubelet", "enabled": true}),
+        ] {
+            let plan = plan(untouched, &stale).await.unwrap();
+            assert!(!plan.is_change(), "{:?}", plan.changes);
+        }
+        let stopped = plan(serde_json::json!({"name": "kubelet", "state": "stopped"}), &stale).await.unwrap();
+        assert_eq!(stopped.changes, ["stop kubelet.service"]);
     }
 
     #[test]
