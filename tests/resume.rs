@@ -391,7 +391,7 @@ fn resume_refuses_a_tampered_journal_or_another_playbook_and_keeps_the_journal()
     assert!(
         e.contains(
             "journal .engine/runs/[ID].jsonl:2: the line does not verify with this workspace's key: the journal \
-             was changed, or written elsewhere; it is not resumed (and left as it is)"
+             was changed, or written elsewhere; it is neither resumed nor reported (and left as it is)"
         ),
         "{e}"
     );

@@ -15,7 +15,7 @@ use engine::inventory::{Inventory, Vars};
 use engine::plan::{Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
 use engine::redact::{RedactingWriter, Redactor};
-use engine::report::{Console, JsonLines, Log, ProgressPause};
+use engine::report::{Console, JsonLines, Log, ProgressPause, Timeline};
 use engine::run::{RunOptions, RunSummary};
 use engine::sched::Walker;
 use engine::ssh::{AskPassphrase, HostKeyPolicy, KeyUnlocker, Keys, Secret};
@@ -54,6 +54,10 @@ enum Command {
         /// Show the full reference of one module.
         name: Option<String>,
     },
+    /// Draw a run's journal as a timeline (one lane per host, a bar per task), with its
+    /// critical path, waits on other hosts, slowest tasks and failures: one self-contained
+    /// HTML file (or the timeline alone as SVG).
+    Report(ReportArgs),
     /// Write the Markdown reference (modules, playbook API, index), generated from the code.
     Docs {
         /// The folder to write into (created when missing); nothing is written outside it.
@@ -187,6 +191,28 @@ struct RunArgs {
     /// After the first Ctrl-C, seconds to wait for running tasks before abandoning them.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     grace: u64,
+    /// At the end of the run (also when it failed or was interrupted), write its report here:
+    /// the HTML of `engine report`.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The run (its journal's id, in .engine/runs/). Default: the latest.
+    run_id: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// `html`: the whole report, one file that needs no network; `svg`: the timeline alone.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Html,
+    Svg,
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +317,7 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         Command::Run(args) => run_command(args, false, cli.verbose > 0, redactor),
         Command::Check(args) => run_command(args, true, cli.verbose > 0, redactor),
         Command::Graph(args) => graph_command(args, redactor),
+        Command::Report(args) => report_command(args, redactor),
         Command::Exec(args) => adhoc::exec_command(args, redactor),
         Command::Ping(args) => adhoc::ping_command(args),
         Command::Modules { name } => {
@@ -541,6 +568,11 @@ fn run_command(
     redactor: &Arc<Redactor>,
 ) -> Result<ExitCode, Error> {
     let check = check || args.check;
+    if check && args.report.is_some() {
+        return Err(Error::Usage(
+            "--report draws the run's journal, and a dry-run writes none: run without --check".into(),
+        ));
+    }
     let runs = Path::new(journal::RUNS_DIR);
     let vars = extra_vars(&args.plan)?;
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
@@ -569,12 +601,15 @@ fn run_command(
     };
     let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
     let mut journal_path = None;
+    let mut journal_id = None;
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
-        let header = journal::Header::new(&given(&args.plan, &vars), resumes, fingerprints);
+        let header =
+            journal::Header::new(&given(&args.plan, &vars), resumes, fingerprints).with_deps_of(&plan);
         let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
+        journal_id = Some(header.id);
         subscribers.push(Box::new(writer));
     }
     let mut pause = None;
@@ -596,7 +631,42 @@ fn run_command(
     };
     let summary =
         execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor, pause)?;
+    // Whatever the outcome: the journal is closed (or, abandoned, holds what was done).
+    if let (Some(out), Some(id), Some(key)) = (&args.report, &journal_id, &key) {
+        let journal = journal::find(runs, id, key, "--report")?;
+        write_private(out, Timeline::from_journal(&journal, redactor).html().as_bytes())?;
+    }
     Ok(exit_code(summary.as_ref()))
+}
+
+/// `engine report`: the journal of a run (verified: a changed journal is refused) drawn.
+fn report_command(args: ReportArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
+    let runs = Path::new(journal::RUNS_DIR);
+    let key = journal::JournalKey::load(runs)?;
+    let journal = journal::find(runs, args.run_id.as_deref().unwrap_or_default(), &key, "engine report")?;
+    let timeline = Timeline::from_journal(&journal, redactor);
+    let text = match args.format {
+        ReportFormat::Html => timeline.html(),
+        ReportFormat::Svg => timeline.svg(),
+    };
+    match &args.output {
+        Some(path) => write_private(path, text.as_bytes())?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::Io { what: "cannot write to stdout".into(), source: e })?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file only its owner reads (0600, as the journal it is drawn from), replacing it.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e| Error::Io { what: format!("cannot write {}", path.display()), source: e };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    file.write_all(bytes).map_err(io)
 }
 
 /// A run's exit code: 130 when interrupted (or never finished), 0 when every task succeeded,

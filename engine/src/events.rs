@@ -186,6 +186,9 @@ pub enum Event {
         /// The longest chain of task durations through the graph: no scheduler can finish
         /// the run faster (with unlimited forks).
         critical_path_ms: u64,
+        /// That chain's tasks, first first (empty for an empty plan).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        critical_path: Vec<TaskId>,
     },
 }
 

@@ -17,7 +17,7 @@ pub enum JournalError {
     /// from another journal, or written with another key.
     #[error(
         "journal {}:{line}: the line does not verify with this workspace's key: the journal was changed, or \
-         written elsewhere; it is not resumed (and left as it is)",
+         written elsewhere; it is neither resumed nor reported (and left as it is)",
         path.display()
     )]
     #[diagnostic(code(engine::journal::unverified))]
@@ -51,15 +51,15 @@ pub enum JournalError {
         source: std::io::Error,
     },
 
-    /// `--resume` without an id, and no run has a journal here.
-    #[error("--resume: no run journal in {}", runs.display())]
+    /// `--resume` (or `engine report`, `what`) without an id, and no run has a journal here.
+    #[error("{what}: no run journal in {}", runs.display())]
     #[diagnostic(code(engine::usage))]
-    NoJournal { runs: PathBuf },
+    NoJournal { what: &'static str, runs: PathBuf },
 
-    /// `--resume ID` where ID is not the shape of a run id.
-    #[error("--resume {id:?}: not a run id (see {})", runs.display())]
+    /// `--resume ID` (or `engine report ID`, `what`) where ID is not the shape of a run id.
+    #[error("{what} {id:?}: not a run id (see {})", runs.display())]
     #[diagnostic(code(engine::usage))]
-    NotRunId { id: String, runs: PathBuf },
+    NotRunId { what: &'static str, id: String, runs: PathBuf },
 
     /// The command line asks for something else than the run it resumes.
     #[error("cannot resume run {id} ({}): {why}", path.display())]

@@ -3,11 +3,18 @@
 //! to rerun only what did not finish.
 //!
 //! ```text
-//!  {"kind":"header", id, playbook, inventory, more_inventories, extra_vars (names), limit, tags, engine, resumes, fingerprints, mac}
-//!  {"kind":"task", id, host, task, status, mac}                 one per task, as tasks end
-//!  {"kind":"task", id, host, task, status, done_in, mac}        resumed runs: tasks done earlier
-//!  {"kind":"finished", interrupted, aborted, elapsed_ms, mac}   absent when the process was killed
+//!  {"kind":"header", id, playbook, inventory, more_inventories, extra_vars (names), limit, tags, engine,
+//!   resumes, fingerprints, deps, mac}
+//!  {"kind":"task", id, host, task, status, start_ms, elapsed_ms, message, mac}   one per task, as tasks end
+//!  {"kind":"task", id, host, task, status, done_in, elapsed_ms, mac}    resumed runs: tasks done earlier
+//!  {"kind":"finished", interrupted, aborted, elapsed_ms, critical_path_ms, critical_path, mac}
+//!                                                                        absent when the process was killed
 //! ```
+//!
+//! `deps` (what each task waits for), `start_ms` (after the header's `started_at_ms`),
+//! `elapsed_ms`, `message` (why a task failed or was skipped, redacted) and the critical path
+//! are what `engine report` draws (see [`crate::report::timeline`]); journals written before
+//! them read with them empty.
 //!
 //! Every line is written whole with one `write` call, so a killed process leaves a valid prefix.
 //! The folder is 0700 and the files 0600: they name hosts and tasks, and no one else needs them.
@@ -45,6 +52,27 @@ pub const RUNS_DIR: &str = ".engine/runs";
 /// The journal file of run `id` in `dir`.
 pub fn path_of(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.jsonl"))
+}
+
+/// The journal of run `id` in `runs` (the latest when `id` is empty), verified with the
+/// workspace `key`; `what` names the command line's asking (`--resume`, `engine report`) in
+/// messages.
+pub fn find(runs: &Path, id: &str, key: &JournalKey, what: &'static str) -> Result<Journal, JournalError> {
+    let id = if id.is_empty() {
+        latest(runs)
+            .map_err(|e| JournalError::Io { what: format!("cannot list {}", runs.display()), source: e })?
+            .ok_or_else(|| JournalError::NoJournal { what, runs: runs.to_owned() })?
+    } else if run_id::is_valid(id) {
+        id.to_owned()
+    } else {
+        return Err(JournalError::NotRunId { what, id: id.to_owned(), runs: runs.to_owned() });
+    };
+    let journal = Journal::load(&path_of(runs, &id), key)?;
+    if journal.header.id != id {
+        let (path, found) = (journal.path.clone(), journal.header.id.clone());
+        return Err(JournalError::OtherId { path, found, expected: id });
+    }
+    Ok(journal)
 }
 
 /// The id of the newest journal in `dir` (ids sort by time), if there is one.

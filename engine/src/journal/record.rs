@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::resume::{Given, absolute};
 use crate::events::Status;
 use crate::ids::TaskId;
+use crate::plan::Plan;
 
 /// One line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +66,11 @@ pub struct Header {
     /// [`super::fingerprint`]), for every task of the selected plan, including those a resume
     /// does not rerun.
     pub fingerprints: BTreeMap<TaskId, String>,
+    /// Task id → the tasks it waits for (every edge of the plan this run runs: order, `after`,
+    /// data, notify, batch), for the run report's waits and critical path. Tasks that wait for
+    /// nothing are left out; absent in journals of engines before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deps: BTreeMap<TaskId, Vec<TaskId>>,
 }
 
 impl Header {
@@ -92,7 +98,22 @@ impl Header {
             tags: given.tags.map(<[String]>::to_vec),
             resumes,
             fingerprints,
+            deps: BTreeMap::new(),
         }
+    }
+
+    /// This header, with the dependencies of `plan`'s tasks (see [`Header::deps`]).
+    pub fn with_deps_of(mut self, plan: &Plan) -> Self {
+        self.deps = plan
+            .tasks()
+            .filter_map(|(node, task)| {
+                let mut waits: Vec<TaskId> = plan.dependencies(node).map(|d| plan.task(d).id).collect();
+                waits.sort_unstable();
+                waits.dedup();
+                (!waits.is_empty()).then_some((task.id, waits))
+            })
+            .collect();
+        self
     }
 }
 
@@ -107,6 +128,17 @@ pub struct TaskLine {
     /// Set when this run did not rerun the task: the id of the run it finished in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_in: Option<String>,
+    /// When the task started, in milliseconds after the header's `started_at_ms`; absent when
+    /// it never started (skipped, or done in an earlier run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    /// How long it ran, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Why it failed, was unreachable or was skipped, redacted like every event: the
+    /// command, exit code and stderr tail, as the console shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The last line, written when the run ended (not when the process was killed).
@@ -117,4 +149,10 @@ pub struct Finished {
     /// Running tasks were abandoned (second Ctrl-C, or the grace period ran out).
     pub aborted: bool,
     pub elapsed_ms: u64,
+    /// The run's critical path (see [`crate::events::Event::RunFinished`]): its length, as the
+    /// recap prints it, and its tasks, first first. Absent in journals of engines before it.
+    #[serde(default)]
+    pub critical_path_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_path: Vec<TaskId>,
 }

@@ -70,20 +70,7 @@ pub fn open(
     given: &Given,
     key: &JournalKey,
 ) -> Result<(Journal, Resolved), JournalError> {
-    let id = if id.is_empty() {
-        super::latest(runs)
-            .map_err(|e| JournalError::Io { what: format!("cannot list {}", runs.display()), source: e })?
-            .ok_or_else(|| JournalError::NoJournal { runs: runs.to_owned() })?
-    } else if super::run_id::is_valid(id) {
-        id.to_owned()
-    } else {
-        return Err(JournalError::NotRunId { id: id.to_owned(), runs: runs.to_owned() });
-    };
-    let journal = Journal::load(&super::path_of(runs, &id), key)?;
-    if journal.header.id != id {
-        let (path, found) = (journal.path.clone(), journal.header.id.clone());
-        return Err(JournalError::OtherId { path, found, expected: id });
-    }
+    let journal = super::find(runs, id, key, "--resume")?;
     let resolved = same_run(&journal, given)?;
     Ok((journal, resolved))
 }
@@ -178,13 +165,22 @@ mod tests {
             tags: None,
             resumes: None,
             fingerprints: fingerprints.clone(),
+            deps: BTreeMap::new(),
         };
         let mut records = vec![Record::Header(header)];
         for t in plan.tasks().map(|(_, t)| t) {
             let status = outcomes.iter().find(|o| o.0 == t.name).map_or(Some(Status::Ok), |o| o.1);
             if let Some(status) = status {
-                let line =
-                    TaskLine { id: t.id, host: t.host.clone(), task: t.name.clone(), status, done_in: None };
+                let line = TaskLine {
+                    id: t.id,
+                    host: t.host.clone(),
+                    task: t.name.clone(),
+                    status,
+                    done_in: None,
+                    start_ms: Some(0),
+                    elapsed_ms: 1,
+                    message: None,
+                };
                 records.push(Record::Task(line));
             }
         }

@@ -23,6 +23,8 @@ pub struct JournalWriter {
     aborted: bool,
     /// Set after the first failed write, so the warning is given once.
     broken: bool,
+    /// The header's `started_at_ms`: task start times are written as offsets from it.
+    started_at_ms: u64,
 }
 
 impl JournalWriter {
@@ -51,6 +53,7 @@ impl JournalWriter {
             prev: String::new(),
             aborted: false,
             broken: false,
+            started_at_ms: header.started_at_ms,
         };
         writer.write(&Record::Header(header.clone()));
         if writer.broken {
@@ -91,6 +94,9 @@ impl Subscriber for JournalWriter {
                 task: r.task.clone(),
                 status: r.status,
                 done_in: None,
+                start_ms: (r.started_at_ms > 0).then(|| r.started_at_ms.saturating_sub(self.started_at_ms)),
+                elapsed_ms: r.elapsed_ms,
+                message: r.error.clone(),
             })),
             Event::TaskDone { id, host, task, status, run } => self.write(&Record::Task(TaskLine {
                 id: *id,
@@ -98,13 +104,20 @@ impl Subscriber for JournalWriter {
                 task: task.clone(),
                 status: *status,
                 done_in: Some(run.clone()),
+                start_ms: None,
+                elapsed_ms: 0,
+                message: None,
             })),
             Event::Aborted { .. } => self.aborted = true,
-            Event::RunFinished { elapsed_ms, interrupted, .. } => self.write(&Record::Finished(Finished {
-                interrupted: *interrupted,
-                aborted: self.aborted,
-                elapsed_ms: *elapsed_ms,
-            })),
+            Event::RunFinished { elapsed_ms, interrupted, critical_path_ms, critical_path } => {
+                self.write(&Record::Finished(Finished {
+                    interrupted: *interrupted,
+                    aborted: self.aborted,
+                    elapsed_ms: *elapsed_ms,
+                    critical_path_ms: *critical_path_ms,
+                    critical_path: critical_path.clone(),
+                }))
+            }
             _ => {}
         }
     }
@@ -136,6 +149,7 @@ mod tests {
             limit: None,
             tags: Some(vec!["certs".into()]),
             resumes: None,
+            deps: BTreeMap::from([(TaskId(2), vec![TaskId(0)])]),
             fingerprints: BTreeMap::from([
                 (TaskId(0), "aa".into()),
                 (TaskId(1), "bb".into()),
@@ -154,10 +168,11 @@ mod tests {
             status,
             changes: Vec::new(),
             diff: None,
-            error: None,
+            error: (status == Status::Failed).then(|| "exit 1: no".to_owned()),
             note: None,
-            elapsed_ms: 0,
-            started_at_ms: 0,
+            elapsed_ms: 3,
+            // Never started when skipped; the header's run started at 1.
+            started_at_ms: if status == Status::Skipped { 0 } else { 11 },
             output: None,
         })
     }
@@ -177,7 +192,12 @@ mod tests {
         });
         w.on_event(&finished(TaskId(2), Status::Failed));
         w.on_event(&Event::Aborted { grace_expired: true });
-        w.on_event(&Event::RunFinished { elapsed_ms: 5, interrupted: true, critical_path_ms: 0 });
+        w.on_event(&Event::RunFinished {
+            elapsed_ms: 5,
+            interrupted: true,
+            critical_path_ms: 4,
+            critical_path: vec![TaskId(0), TaskId(2)],
+        });
         w.finish();
         let path = w.path().to_owned();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -192,7 +212,19 @@ mod tests {
                 && !j.succeeded(TaskId(3))
         );
         assert_eq!((j.done_in(TaskId(0)), j.done_in(TaskId(1))), ("r1", "r0"));
-        assert_eq!(j.finished, Some(Finished { interrupted: true, aborted: true, elapsed_ms: 5 }));
+        let t2 = &j.tasks[&TaskId(2)];
+        assert_eq!((t2.start_ms, t2.elapsed_ms, t2.message.as_deref()), (Some(10), 3, Some("exit 1: no")));
+        assert_eq!((j.tasks[&TaskId(1)].start_ms, j.tasks[&TaskId(0)].message.as_deref()), (None, None));
+        assert_eq!(
+            j.finished,
+            Some(Finished {
+                interrupted: true,
+                aborted: true,
+                elapsed_ms: 5,
+                critical_path_ms: 4,
+                critical_path: vec![TaskId(0), TaskId(2)],
+            })
+        );
         assert_eq!(crate::journal::latest(&dir).unwrap().as_deref(), Some("r1"));
         assert!(
             JournalWriter::create(&dir, &header("r1"), &key()).is_err(),
@@ -229,7 +261,12 @@ mod tests {
         let mut w = JournalWriter::create(root.path(), &header("r3"), &key()).unwrap();
         w.on_event(&finished(TaskId(0), Status::Failed));
         w.on_event(&finished(TaskId(1), Status::Ok));
-        w.on_event(&Event::RunFinished { elapsed_ms: 5, interrupted: false, critical_path_ms: 0 });
+        w.on_event(&Event::RunFinished {
+            elapsed_ms: 5,
+            interrupted: false,
+            critical_path_ms: 0,
+            critical_path: Vec::new(),
+        });
         let text = std::fs::read_to_string(w.path()).unwrap();
         assert!(Journal::parse(w.path(), &text, &key()).is_ok());
         let lines: Vec<&str> = text.lines().collect();

@@ -229,18 +229,36 @@ impl Plan {
     /// The length of the longest chain of tasks through the graph, each task counting
     /// `duration(node)`: the run's critical path. 0 for an empty plan.
     pub fn critical_path(&self, duration: impl Fn(NodeId) -> u64) -> u64 {
-        let Ok(order) = petgraph::algo::toposort(&*self.graph, None) else { return 0 };
+        self.critical_chain(duration).0
+    }
+
+    /// [`critical_path`](Self::critical_path) with the chain itself, first task first. Ties go
+    /// to the dependency (and the last task) earliest in the plan, so the chain is stable.
+    pub fn critical_chain(&self, duration: impl Fn(NodeId) -> u64) -> (u64, Vec<NodeId>) {
+        let Ok(order) = petgraph::algo::toposort(&*self.graph, None) else { return (0, Vec::new()) };
         let mut finish = vec![0u64; self.graph.node_count()];
+        let mut before: Vec<Option<usize>> = vec![None; self.graph.node_count()];
         for node in order {
-            let start = self
+            let longest = self
                 .graph
                 .neighbors_directed(node, Direction::Incoming)
-                .map(|p| finish[p.index()])
-                .max()
-                .unwrap_or(0);
-            finish[node.index()] = start + duration(NodeId(node.index()));
+                .map(|p| (finish[p.index()], std::cmp::Reverse(p.index())))
+                .max();
+            before[node.index()] = longest.map(|(_, p)| p.0);
+            finish[node.index()] = longest.map_or(0, |(f, _)| f) + duration(NodeId(node.index()));
         }
-        finish.into_iter().max().unwrap_or(0)
+        let Some((length, std::cmp::Reverse(mut last))) =
+            finish.iter().enumerate().map(|(n, f)| (*f, std::cmp::Reverse(n))).max()
+        else {
+            return (0, Vec::new());
+        };
+        let mut chain = vec![NodeId(last)];
+        while let Some(p) = before[last] {
+            chain.push(NodeId(p));
+            last = p;
+        }
+        chain.reverse();
+        (length, chain)
     }
 
     /// Keeps the selected tasks, what they need (their `after` and data dependencies, on any

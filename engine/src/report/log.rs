@@ -29,7 +29,7 @@ impl Subscriber for Log {
                 tracing::warn!(grace_secs, "interrupted: no new tasks start")
             }
             Event::Aborted { grace_expired } => tracing::warn!(grace_expired, "aborting running tasks"),
-            Event::RunFinished { elapsed_ms, interrupted, critical_path_ms } => {
+            Event::RunFinished { elapsed_ms, interrupted, critical_path_ms, .. } => {
                 tracing::info!(ms = elapsed_ms, interrupted, critical_path_ms, "run finished");
             }
         }

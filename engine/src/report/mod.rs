@@ -12,6 +12,7 @@ mod printable;
 #[cfg(test)]
 mod printed;
 mod recap;
+pub mod timeline;
 
 pub use adhoc::AdHocOutput;
 pub use console::{Console, ProgressPause};
@@ -19,3 +20,4 @@ pub use json::JsonLines;
 pub use log::Log;
 pub use printable::printable;
 pub use recap::Recap;
+pub use timeline::Timeline;

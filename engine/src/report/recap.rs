@@ -45,7 +45,7 @@ impl Recap {
                 self.counts.entry(r.host.clone()).or_default().add(r.status);
                 *self.busy_ms.entry(r.host.clone()).or_default() += r.elapsed_ms;
             }
-            Event::RunFinished { elapsed_ms, critical_path_ms, interrupted } => {
+            Event::RunFinished { elapsed_ms, critical_path_ms, interrupted, .. } => {
                 self.interrupted = *interrupted;
                 self.elapsed_ms = *elapsed_ms;
                 self.critical_path_ms = *critical_path_ms;

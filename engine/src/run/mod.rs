@@ -274,8 +274,15 @@ pub async fn run(
     // The walker stops itself under --fail-fast with a child token; only the caller's token
     // means the user interrupted the run.
     let interrupted = cancel.is_cancelled();
-    let critical_path_ms = plan.critical_path(|node| reports.get(node.0).map_or(0, |r| r.elapsed_ms));
-    events.emit(Event::RunFinished { elapsed_ms: elapsed.as_millis() as u64, interrupted, critical_path_ms });
+    let (critical_path_ms, chain) =
+        plan.critical_chain(|node| reports.get(node.0).map_or(0, |r| r.elapsed_ms));
+    let critical_path = chain.into_iter().map(|node| plan.task(node).id).collect();
+    events.emit(Event::RunFinished {
+        elapsed_ms: elapsed.as_millis() as u64,
+        interrupted,
+        critical_path_ms,
+        critical_path,
+    });
     RunSummary { reports, elapsed, interrupted }
 }
 
