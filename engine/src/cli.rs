@@ -663,8 +663,13 @@ fn report_command(args: ReportArgs, redactor: &Arc<Redactor>) -> Result<ExitCode
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |e| Error::Io { what: format!("cannot write {}", path.display()), source: e };
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     file.write_all(bytes).map_err(io)
 }

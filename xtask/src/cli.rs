@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{bench, demo, deps, fuzz, lab, selftest, simbench, testcmd};
+use crate::{bench, browser, demo, deps, fuzz, lab, selftest, simbench, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -59,6 +59,14 @@ enum Top {
         /// Sanitizer to build the targets with.
         #[arg(long, value_enum, default_value = "address")]
         sanitizer: fuzz::Sanitizer,
+    },
+    /// Opens a run report (`engine report -o FILE`) in headless chromium, without network, and
+    /// fails unless its script finished (`data-rendered="ok"`) with no script error.
+    ReportCheck {
+        file: std::path::PathBuf,
+        /// Seconds allowed for the browser.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// The project's test command: lab selftest, the ha lab, `cargo test --workspace`, teardown.
     Test {
@@ -123,6 +131,18 @@ pub(crate) fn run() -> Result<ExitCode> {
         Top::Test { cargo_args } => return testcmd::run(&paths, &cargo_args),
         Top::Demo => return demo::run(&paths),
         Top::Graphs => return demo::graphs(&paths),
+        Top::ReportCheck { file, timeout } => {
+            match browser::check(&file, std::time::Duration::from_secs(timeout.max(1))) {
+                Ok(browser::Checked::Rendered) => {
+                    eprintln!("report-check: {} rendered, no script error", file.display())
+                }
+                Ok(browser::Checked::NoBrowser) => anyhow::bail!(
+                    "report-check: {} is not installed (apt-get install chromium; cargo xtask test installs it)",
+                    browser::CHROMIUM
+                ),
+                Err(why) => anyhow::bail!("report-check: {}: {why}", file.display()),
+            }
+        }
         Top::Deps => return deps::run(&paths),
         Top::Fuzz { secs, target, sanitizer } => {
             return fuzz::run(&paths, &fuzz::Options { secs: secs.max(1), which: target, sanitizer });

@@ -2,6 +2,7 @@
 //! containers on a private bridge) and the project's test command.
 //!
 //! - `cli`: argument parsing and dispatch; `fuzz`: the libFuzzer targets in `fuzz/`
+//! - `browser`: `report-check`, the run report in headless chromium
 //! - `deps`: the import graph of each library crate's top-level modules, circles refused
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
@@ -17,6 +18,7 @@
 mod bare;
 mod bastion;
 mod bench;
+mod browser;
 mod cgroup;
 mod cli;
 mod cmd;

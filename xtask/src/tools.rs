@@ -19,6 +19,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("graphviz", "dot"),
     // Not for the lab itself: the certgen parity test compares against cfssl (tests/certgen.rs).
     ("golang-cfssl", "cfssl"),
+    // Not for the lab itself: the run report is checked in a headless browser (`cargo xtask
+    // report-check`, the report tests).
+    ("chromium", "chromium"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -216,7 +216,10 @@ impl Timeline {
             cp = self.critical_path_ms,
             cp_s = secs(self.critical_path_ms),
             ratio = if self.critical_path_ms > 0 {
-                format!(" (wall / critical path = {:.2})", self.elapsed_ms as f64 / self.critical_path_ms as f64)
+                format!(
+                    " (wall / critical path = {:.2})",
+                    self.elapsed_ms as f64 / self.critical_path_ms as f64
+                )
             } else {
                 String::new()
             },
@@ -371,11 +374,14 @@ impl Timeline {
             ns = if standalone { " xmlns=\"http://www.w3.org/2000/svg\"" } else { "" },
         );
         if standalone {
-            let _ = writeln!(o, "<title>engine run {}</title>\n<style>{SVG_STYLE}</style>", esc(&self.run_id));
+            let _ =
+                writeln!(o, "<title>engine run {}</title>\n<style>{SVG_STYLE}</style>", esc(&self.run_id));
         }
-        o.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 6 6\" refX=\"6\" refY=\"3\" markerWidth=\"6\" \
+        o.push_str(
+            "<defs><marker id=\"arrow\" viewBox=\"0 0 6 6\" refX=\"6\" refY=\"3\" markerWidth=\"6\" \
                     markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L6,3 L0,6 z\" class=\"arrowhead\"/>\
-                    </marker></defs>\n");
+                    </marker></defs>\n",
+        );
         // Lanes and their labels.
         for (i, h) in self.hosts.iter().enumerate() {
             let top = lane_y[h.as_str()];
@@ -425,7 +431,11 @@ impl Timeline {
                 task = esc(&b.task),
                 dur = secs(b.elapsed_ms),
                 from = secs(start),
-                msg = b.message.as_deref().map(|m| format!("\n{}", esc(&first_lines(m, 6)))).unwrap_or_default(),
+                msg = b
+                    .message
+                    .as_deref()
+                    .map(|m| format!("\n{}", esc(&first_lines(m, 6))))
+                    .unwrap_or_default(),
             );
         }
         // The waits on other hosts, over the bars.
@@ -681,3 +691,237 @@ if(!row){return;}row.scrollIntoView({block:'center'});row.classList.add('flash')
 setTimeout(function(){row.classList.remove('flash');},1500);});}\
 document.documentElement.setAttribute('data-bars',String(bars.length));\
 document.documentElement.dataset.rendered='ok';})();";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::journal::{Finished, Header, Journal, Record, TaskLine};
+
+    /// (id, host, task, status, start, elapsed, message).
+    type Row<'a> = (usize, &'a str, &'a str, Status, Option<u64>, u64, Option<&'a str>);
+
+    /// A journal of three hosts: db's `init` (0..300) then `seed` (300..400); web0 and web1 each
+    /// `install` (0..100) then `connect` waiting for `seed` (410..450, 405..470); web1's
+    /// `migrate <script>` fails, its `restart` is skipped.
+    fn rows() -> Vec<Row<'static>> {
+        vec![
+            (0, "db", "init", Status::Changed, Some(0), 300, None),
+            (1, "db", "seed", Status::Changed, Some(300), 100, None),
+            (2, "web0", "install", Status::Ok, Some(0), 100, None),
+            (3, "web0", "connect", Status::Changed, Some(410), 40, None),
+            (4, "web1", "install", Status::Ok, Some(2), 100, None),
+            (5, "web1", "connect", Status::Changed, Some(405), 65, None),
+            (
+                6,
+                "web1",
+                "migrate <script>alert(1)</script>",
+                Status::Failed,
+                Some(470),
+                20,
+                Some("`migrate` exited with status 1: <script>alert('host')</script> token=hunter2-secret"),
+            ),
+            (7, "web1", "restart", Status::Skipped, None, 0, Some("skipped: depends on web1: migrate")),
+        ]
+    }
+
+    fn deps() -> BTreeMap<TaskId, Vec<TaskId>> {
+        BTreeMap::from([
+            (TaskId(1), vec![TaskId(0)]),
+            (TaskId(3), vec![TaskId(1), TaskId(2)]),
+            (TaskId(5), vec![TaskId(1), TaskId(4)]),
+            (TaskId(6), vec![TaskId(5)]),
+            (TaskId(7), vec![TaskId(6)]),
+        ])
+    }
+
+    fn journal(finished: bool) -> Journal {
+        let header = Header {
+            format: Header::FORMAT,
+            id: "20261207T120000.000Z-abcdef".into(),
+            engine: "0.1.0".into(),
+            started_at_ms: 1_700_000_000_000,
+            playbook: "/p/site.rhai".into(),
+            inventory: "/p/inv.yml".into(),
+            more_inventories: Vec::new(),
+            extra_vars: Vec::new(),
+            limit: None,
+            tags: None,
+            resumes: None,
+            fingerprints: BTreeMap::new(),
+            deps: deps(),
+        };
+        let tasks = rows()
+            .into_iter()
+            .map(|(id, host, task, status, start_ms, elapsed_ms, message)| {
+                let line = TaskLine {
+                    id: TaskId(id),
+                    host: host.into(),
+                    task: task.into(),
+                    status,
+                    done_in: None,
+                    start_ms,
+                    elapsed_ms,
+                    message: message.map(str::to_owned),
+                };
+                (TaskId(id), line)
+            })
+            .collect();
+        let finished = finished.then(|| Finished {
+            interrupted: false,
+            aborted: false,
+            elapsed_ms: 495,
+            critical_path_ms: 485,
+            critical_path: vec![TaskId(0), TaskId(1), TaskId(5), TaskId(6)],
+        });
+        Journal { path: PathBuf::from("/p/.engine/runs/x.jsonl"), header, tasks, finished }
+    }
+
+    fn redactor() -> Redactor {
+        let r = Redactor::default();
+        r.add("hunter2-secret");
+        r
+    }
+
+    /// The `data-id`s of the rows of the table with `id`, in order.
+    fn table_ids(html: &str, id: &str) -> Vec<usize> {
+        let start = html.find(&format!("<table id=\"{id}\">")).unwrap_or_else(|| panic!("no table {id}"));
+        let table = &html[start..start + html[start..].find("</table>").unwrap()];
+        table
+            .split("<tr ")
+            .skip(1)
+            .map(|row| {
+                let at = row.find("data-id=\"").unwrap() + 9;
+                row[at..at + row[at..].find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_task_once_a_lane_per_host_the_critical_path_listed_and_waits_drawn() {
+        let t = Timeline::from_journal(&journal(true), &redactor());
+        let html = t.html();
+        assert_eq!(table_ids(&html, "tasks"), (0..8).collect::<Vec<_>>(), "every task once, by id");
+        for (id, host, _, status, start, elapsed, _) in rows() {
+            let row = format!(
+                "<tr id=\"task-{id}\" data-id=\"{id}\" data-host=\"{host}\" data-status=\"{}\" \
+                 data-start-ms=\"{}\" data-elapsed-ms=\"{elapsed}\"",
+                status.as_str(),
+                start.map_or_else(String::new, |s| s.to_string())
+            );
+            assert_eq!(html.matches(&row).count(), 1, "{row}");
+        }
+        // A bar per task that ran, none for the one that never started.
+        assert_eq!(html.matches("<rect class=\"bar ").count(), 7);
+        assert!(!html.contains("<rect class=\"bar s-skipped"), "{html}");
+        assert_eq!(t.hosts, ["db", "web0", "web1"]);
+        assert_eq!(html.matches("<g class=\"lane\"").count(), 3);
+        // The critical path: the journal's, listed in order, its bars highlighted.
+        assert_eq!(table_ids(&html, "critical-path"), [0, 1, 5, 6]);
+        assert_eq!(html.matches(" crit\" data-id=").count(), 4, "{html}");
+        assert_eq!(critical_chain(&t.bars, &deps()), (485, vec![TaskId(0), TaskId(1), TaskId(5), TaskId(6)]));
+        assert!(html.contains("<td data-ms=\"485\">0.485s (wall / critical path = 1.02)</td>"), "{html}");
+        // Waits on another host: both connects waited for db's seed; same-host order is no wait.
+        assert_eq!(
+            t.waits,
+            [Wait { on: TaskId(1), task: TaskId(3) }, Wait { on: TaskId(1), task: TaskId(5) }]
+        );
+        assert_eq!(html.matches("<line class=\"wait").count(), 2);
+        assert!(html.contains("<line class=\"wait crit\" data-from=\"1\" data-to=\"5\""), "{html}");
+        // Slowest first, like profile_tasks.
+        assert_eq!(table_ids(&html, "slowest"), [0, 1, 2, 4, 5, 3, 6]);
+        assert!(html.contains("data-ok=\"2\" data-changed=\"4\" data-failed=\"1\""), "{html}");
+        assert!(html.contains("<td id=\"ending\">finished</td>"));
+        // Tasks of one host that overlap get rows of their own.
+        assert!(t.bars.iter().all(|b| b.row == 0));
+    }
+
+    #[test]
+    fn hostile_names_and_messages_are_escaped_and_secrets_hidden() {
+        let t = Timeline::from_journal(&journal(true), &redactor());
+        for doc in [t.html(), t.svg()] {
+            assert!(!doc.contains("<script>alert"), "{doc}");
+            assert!(!doc.contains("hunter2-secret"), "{doc}");
+        }
+        let html = t.html();
+        // Only the page's own two scripts.
+        assert_eq!(html.matches("<script").count(), 2, "{html}");
+        assert!(html.contains("migrate &lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("<pre>`migrate` exited with status 1: &lt;script&gt;alert(&#39;host&#39;)"),
+            "{html}"
+        );
+        assert_eq!(html.matches("<div class=\"failure\"").count(), 1, "{html}");
+        assert!(html.contains("<div class=\"failure\" data-id=\"6\">"), "{html}");
+        assert_eq!(esc("a\u{1b}[31m\"'&\n"), "a\\u{1b}[31m&quot;&#39;&amp;\n");
+    }
+
+    #[test]
+    fn the_page_needs_no_network_and_reports_when_rendered() {
+        let t = Timeline::from_journal(&journal(true), &redactor());
+        let html = t.html();
+        for url in ["http:", "https:", "src=", "href=", "@import", "//"] {
+            assert!(!html.contains(url), "{url} in the page");
+        }
+        assert!(html.contains("dataset.rendered='ok'") && html.contains("window.onerror"));
+        assert!(
+            html.find("window.onerror").unwrap() < html.find("<svg").unwrap(),
+            "the error hook comes first"
+        );
+        let svg = t.svg();
+        assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("http").count(), 1, "only the SVG namespace: {svg}");
+        assert!(!svg.contains("<script"));
+    }
+
+    #[test]
+    fn a_killed_runs_journal_is_drawn_with_the_critical_path_from_its_dependencies() {
+        let t = Timeline::from_journal(&journal(false), &redactor());
+        assert_eq!(t.ending, "killed");
+        assert_eq!(t.elapsed_ms, 490, "the end of the last task");
+        assert_eq!(
+            (t.critical_path_ms, t.critical_path.clone()),
+            (485, vec![TaskId(0), TaskId(1), TaskId(5), TaskId(6)])
+        );
+    }
+
+    #[test]
+    fn overlapping_tasks_of_a_host_get_rows_of_their_own() {
+        let mut j = journal(true);
+        for (id, start) in [(2, 0), (4, 50)] {
+            let t = j.tasks.get_mut(&TaskId(id)).unwrap();
+            (t.host, t.start_ms) = ("web0".into(), Some(start));
+        }
+        let t = Timeline::from_journal(&j, &redactor());
+        let row = |id| t.bars.iter().find(|b| b.id == TaskId(id)).unwrap().row;
+        assert_eq!((row(2), row(4), row(3)), (0, 1, 0));
+    }
+
+    /// A journal line from before the report (no start, duration, message, deps or critical
+    /// path) still reads, with them empty.
+    #[test]
+    fn lines_from_before_the_report_read_with_its_fields_empty() {
+        let task = Record::parse(r#"{"kind":"task","id":3,"host":"h","task":"t","status":"ok"}"#).unwrap();
+        let Record::Task(task) = task else { panic!("{task:?}") };
+        assert_eq!((task.start_ms, task.elapsed_ms, task.message), (None, 0, None));
+        let fin = Record::parse(r#"{"kind":"finished","interrupted":false,"aborted":false,"elapsed_ms":5}"#)
+            .unwrap();
+        let Record::Finished(fin) = fin else { panic!("{fin:?}") };
+        assert_eq!((fin.critical_path_ms, fin.critical_path), (0, Vec::new()));
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(
+            (secs(42), secs(1500), secs(123_400)),
+            ("0.042s".into(), "1.50s".into(), "2m 03.4s".into())
+        );
+        assert_eq!((tick_step(495), tick_step(10), tick_step(0)), (50, 1, 1));
+        let mut hosts = vec!["h10", "h2", "etcd1", "h1"];
+        hosts.sort_by_key(|h| natural(h));
+        assert_eq!(hosts, ["etcd1", "h1", "h2", "h10"]);
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+    }
+}
