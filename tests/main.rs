@@ -32,6 +32,7 @@ mod modules_files;
 mod modules_services;
 mod nodes;
 mod passphrase;
+mod report;
 mod resume;
 mod run_control;
 mod secrets;

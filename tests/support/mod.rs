@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod bare;
+/// The run report's headless-browser check: the very file `cargo xtask report-check` uses.
+#[path = "../../xtask/src/browser.rs"]
+pub mod browser;
 pub mod lab;
 
 /// The workspace root (tests run with the engine crate's directory as cwd).

@@ -3,7 +3,7 @@
 //! script error (`data-script-errors`; see engine/src/report/timeline.rs).
 //!
 //! Standard library only: `cargo xtask report-check` uses it, and the engine's tests include
-//! this very file (`tests/support/browser.rs`), so both check the same way.
+//! this very file (`tests/support/mod.rs`, by `#[path]`), so both check the same way.
 //!
 //! The browser gets no network: every host name resolves to nothing and every request goes to
 //! a proxy that is not there, and its background services (updates, sync, metrics) are off.
