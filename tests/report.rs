@@ -125,7 +125,10 @@ fn the_report_of_a_run_lists_every_task_once_as_the_journal_has_it_and_renders_i
     assert_eq!(listed, path, "{html}");
     let names: Vec<&str> = path
         .iter()
-        .map(|id| tasks.iter().find(|t| t["id"].to_string() == *id).unwrap()["task"].as_str().unwrap())
+        .map(|id| {
+            let id: u64 = id.parse().unwrap();
+            tasks.iter().find(|t| t["id"] == id).unwrap()["task"].as_str().unwrap()
+        })
         .collect();
     assert_eq!(names, ["make <it>", "then alpha"], "the longest chain: {finished}");
     let cp_ms = finished["critical_path_ms"].as_u64().unwrap();

@@ -102,7 +102,7 @@ impl Timeline {
             .collect();
         bars.sort_by_key(|b| b.id);
         let mut hosts: Vec<String> = bars.iter().map(|b| b.host.clone()).collect();
-        hosts.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        hosts.sort_by_cached_key(|h| (natural(h), h.clone()));
         hosts.dedup();
         pack_rows(&mut bars);
         let mut counts = Counts::default();
