@@ -3,6 +3,9 @@
 //! [`printable`]: remote text never reaches a terminal with its escape sequences live. The
 //! JSON stream escapes control characters as JSON does; the log's fields are escaped by
 //! `tracing-subscriber` itself (ESC, C1 and other terminal controls).
+//!
+//! Not a subscriber: [`timeline`], the run report (`engine report`), drawn from a run's journal
+//! after the fact, never from the live run; its HTML escapes every text.
 
 mod adhoc;
 mod console;

@@ -653,7 +653,7 @@ fn legend() -> String {
 const SVG_STYLE: &str = "\
 .s-ok{fill:#5cb85c}.s-changed{fill:#f0ad4e}.s-failed{fill:#d9534f}.s-unreachable{fill:#8e44ad}\
 .s-skipped{fill:#bbb}.s-unknown{fill:#5bc0de}\
-.bar.crit{stroke:#000;stroke-width:2}\
+.bar{stroke:#fff;stroke-width:.6}.bar.crit{stroke:#000;stroke-width:2}\
 .lane-bg{fill:#fff}.lane-bg.odd{fill:#f4f6f8}\
 .tick{stroke:#ddd;stroke-width:1}.tick-label{fill:#666;text-anchor:middle}\
 .host{fill:#222}\
