@@ -8,11 +8,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::browser;
+use crate::support::report::{
+    attr, critical_path, latest_journal, matches_journal, renders_in_a_browser, rows,
+};
 
 const INVENTORY: &str =
     "all:\n  hosts:\n    alpha: {ansible_connection: local}\n    beta: {ansible_connection: local}\n";
@@ -45,33 +46,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// The journal's lines (not verified: the engine's report does that).
-fn journal(cwd: &Path) -> (std::path::PathBuf, Vec<Value>) {
-    let runs = cwd.join(".engine/runs");
-    let path = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .unwrap();
-    let lines =
-        std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (path, lines)
-}
-
-/// An attribute's value in `tag`.
-fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
-    let at =
-        tag.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("no {name} in {tag}")) + name.len() + 3;
-    &tag[at..at + tag[at..].find('"').unwrap()]
-}
-
-/// The opening tags of the rows of the table with `id` (after `<tr`).
-fn rows(html: &str, id: &str) -> Vec<String> {
-    let start = html.find(&format!("<table id=\"{id}\">")).unwrap_or_else(|| panic!("no table {id}"));
-    let table = &html[start..start + html[start..].find("</table>").unwrap()];
-    table.split("<tr ").skip(1).map(|r| format!(" {}", &r[..r.find('>').unwrap()])).collect()
-}
-
 #[test]
 fn the_report_of_a_run_lists_every_task_once_as_the_journal_has_it_and_renders_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,48 +67,27 @@ fn the_report_of_a_run_lists_every_task_once_as_the_journal_has_it_and_renders_i
         assert_eq!(std::fs::metadata(cwd.join(file)).unwrap().permissions().mode() & 0o777, 0o600, "{file}");
     }
 
-    // Every task of the journal once, with its host, status and times.
-    let (journal_path, lines) = journal(cwd);
+    // Every task of the journal once, with its host, status and times; the critical path the
+    // journal's and the recap's.
+    let (journal_path, lines) = latest_journal(cwd);
+    let recap = String::from_utf8_lossy(&run.stdout);
+    matches_journal(&html, &lines, &recap);
     let tasks: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "task").collect();
     assert_eq!(tasks.len(), 5, "{lines:?}");
-    let rows = rows(&html, "tasks");
-    assert_eq!(rows.len(), tasks.len(), "{html}");
-    for t in &tasks {
-        let id = t["id"].to_string();
-        let row: Vec<&String> = rows.iter().filter(|r| attr(r, "data-id") == id).collect();
-        assert_eq!(row.len(), 1, "task {id} once: {rows:?}");
-        let row = row[0];
-        assert_eq!(attr(row, "data-host"), t["host"].as_str().unwrap());
-        assert_eq!(attr(row, "data-status"), t["status"].as_str().unwrap());
-        assert_eq!(attr(row, "data-elapsed-ms"), t["elapsed_ms"].to_string());
-        assert_eq!(
-            attr(row, "data-start-ms"),
-            t["start_ms"].as_u64().map_or(String::new(), |s| s.to_string())
-        );
-    }
     let skipped = tasks.iter().find(|t| t["task"] == "beta skipped").unwrap();
     assert!(
         skipped["start_ms"].is_null() && skipped["message"].as_str().unwrap().contains("did not succeed")
     );
-
-    // The critical path: the journal's, and the recap's length.
-    let finished = lines.iter().find(|l| l["kind"] == "finished").unwrap();
-    let path: Vec<String> =
-        finished["critical_path"].as_array().unwrap().iter().map(Value::to_string).collect();
-    let listed: Vec<String> = rows_ids(&html, "critical-path");
-    assert_eq!(listed, path, "{html}");
-    let names: Vec<&str> = path
+    let ran = rows(&html, "tasks").iter().filter(|r| !attr(r, "data-start-ms").is_empty()).count();
+    assert_eq!(ran, 4, "{html}");
+    let names: Vec<&str> = critical_path(&html)
         .iter()
         .map(|id| {
             let id: u64 = id.parse().unwrap();
             tasks.iter().find(|t| t["id"] == id).unwrap()["task"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(names, ["make <it>", "then alpha"], "the longest chain: {finished}");
-    let cp_ms = finished["critical_path_ms"].as_u64().unwrap();
-    let recap = String::from_utf8_lossy(&run.stdout);
-    assert!(recap.contains(&format!("critical path {:.2}s", cp_ms as f64 / 1000.0)), "{recap}");
-    assert!(html.contains(&format!("<td data-ms=\"{cp_ms}\">")), "{html}");
+    assert_eq!(names, ["make <it>", "then alpha"], "the longest chain");
     // beta's wait for alpha's task, drawn from its end to the waiting task's start.
     let make = tasks.iter().find(|t| t["task"] == "make <it>").unwrap()["id"].to_string();
     let waits = tasks.iter().find(|t| t["task"] == "beta waits for alpha").unwrap()["id"].to_string();
@@ -157,17 +110,7 @@ fn the_report_of_a_run_lists_every_task_once_as_the_journal_has_it_and_renders_i
     assert_eq!(svg.matches("<rect class=\"bar ").count(), 4, "a bar per task that ran: {svg}");
 
     // In a real browser: rendered, no script error.
-    match browser::check(&cwd.join("report.html"), Duration::from_secs(60)) {
-        Ok(browser::Checked::Rendered) => {}
-        Ok(browser::Checked::NoBrowser) => {
-            assert!(
-                std::env::var_os("ENGINE_LAB_REQUIRED").is_none(),
-                "chromium is missing (apt-get install chromium; cargo xtask test installs it)"
-            );
-            eprintln!("skipped: the browser check (chromium is not installed)");
-        }
-        Err(why) => panic!("{why}"),
-    }
+    renders_in_a_browser(&cwd.join("report.html"));
 
     // A changed journal is refused, not drawn.
     let text_of = std::fs::read_to_string(&journal_path).unwrap();
@@ -189,8 +132,4 @@ fn the_report_of_a_run_lists_every_task_once_as_the_journal_has_it_and_renders_i
     let missing = engine(cwd, &["report", "20990101T000000.000Z-000000"]);
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("cannot read journal"), "{stderr}");
-}
-
-fn rows_ids(html: &str, id: &str) -> Vec<String> {
-    rows(html, id).iter().map(|r| attr(r, "data-id").to_owned()).collect()
 }

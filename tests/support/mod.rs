@@ -19,6 +19,7 @@ pub mod bare;
 #[path = "../../xtask/src/browser.rs"]
 pub mod browser;
 pub mod lab;
+pub mod report;
 
 /// The workspace root (tests run with the engine crate's directory as cwd).
 pub fn root() -> PathBuf {
