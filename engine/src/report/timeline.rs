@@ -899,6 +899,21 @@ mod tests {
         assert_eq!((row(2), row(4), row(3)), (0, 1, 0));
     }
 
+    /// A resumed run's journal: a task done in an earlier run has no bar and is not counted
+    /// with this run's outcomes, and says where it was done.
+    #[test]
+    fn tasks_done_in_an_earlier_run_are_listed_apart() {
+        let mut j = journal(true);
+        let t = j.tasks.get_mut(&TaskId(2)).unwrap();
+        (t.done_in, t.start_ms, t.elapsed_ms) = (Some("20261206T000000.000Z-aaaaaa".into()), None, 0);
+        let t = Timeline::from_journal(&j, &redactor());
+        let html = t.html();
+        assert_eq!(html.matches("<rect class=\"bar ").count(), 6);
+        assert!(html.contains("<td>done in run 20261206T000000.000Z-aaaaaa</td>"), "{html}");
+        assert!(html.contains("data-ok=\"1\"") && html.contains("; 1 more done in an earlier run"), "{html}");
+        assert_eq!(t.counts.total(), 7);
+    }
+
     /// A journal line from before the report (no start, duration, message, deps or critical
     /// path) still reads, with them empty.
     #[test]

@@ -711,3 +711,52 @@ h.command("typo", #{{ cmd: "true" }}).when(version, "stdot == ''");
         unknown.changes[0].starts_with("runs only if `stdout == 'x'` holds for the outputs of h0: changing")
     );
 }
+
+/// ```text
+/// h0 (concurrent): a(30) ──▶ c(5) ──▶ d(1)
+///                  b(20) ──▶ c
+///                  e(33)
+/// ```
+/// The critical path is the chain a, c, d (36), not e alone (33) nor through b; the run's
+/// `RunFinished` carries it, by task id.
+#[tokio::test]
+async fn the_critical_chain_is_the_longest_path_and_the_run_reports_it() {
+    let plan = plan(
+        r#"
+        let h = host("h0");
+        h.concurrent();
+        let a = h.command("a", #{ cmd: "true" });
+        let b = h.command("b", #{ cmd: "true" });
+        let c = h.command("c", #{ cmd: "true" }).after([a, b]);
+        h.command("d", #{ cmd: "true" }).after(c);
+        h.command("e", #{ cmd: "true" });
+    "#,
+    );
+    let node = |name: &str| plan.tasks().find(|(_, t)| t.name == name).unwrap().0;
+    let ms =
+        HashMap::from([(node("a"), 30), (node("b"), 20), (node("c"), 5), (node("d"), 1), (node("e"), 33)]);
+    let (length, chain) = plan.critical_chain(|n| ms[&n]);
+    assert_eq!((length, chain), (36, vec![node("a"), node("c"), node("d")]));
+    assert_eq!(plan.critical_path(|n| ms[&n]), 36);
+    // Every task takes no time: ties go to the first task.
+    assert_eq!(plan.critical_chain(|_| 0), (0, vec![node("a")]));
+
+    let (_, events) = run_local(&plan, options(), |_| tokio::spawn(async {})).await;
+    let Some(Event::RunFinished { critical_path_ms, critical_path, .. }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(!critical_path.is_empty());
+    let ids: Vec<_> = critical_path.iter().map(|id| plan.node_of(*id).unwrap()).collect();
+    let summed: u64 = ids.iter().map(|n| events_elapsed(&events, plan.task(*n).id)).sum();
+    assert_eq!(summed, *critical_path_ms, "the chain's durations add up to its length");
+}
+
+fn events_elapsed(events: &[Event], id: crate::ids::TaskId) -> u64 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::TaskFinished(r) if r.id == id => Some(r.elapsed_ms),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
