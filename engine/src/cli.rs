@@ -631,10 +631,19 @@ fn run_command(
     };
     let summary =
         execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor, pause)?;
-    // Whatever the outcome: the journal is closed (or, abandoned, holds what was done).
+    // Whatever the outcome: the journal is closed (or, abandoned, holds what was done). A report
+    // that cannot be written does not hide how the run went: its exit code stays, unless the
+    // run succeeded.
     if let (Some(out), Some(id), Some(key)) = (&args.report, &journal_id, &key) {
-        let journal = journal::find(runs, id, key, "--report")?;
-        write_private(out, Timeline::from_journal(&journal, redactor).html().as_bytes())?;
+        let written = journal::find(runs, id, key, "--report").map_err(Error::from).and_then(|journal| {
+            write_private(out, Timeline::from_journal(&journal, redactor).html().as_bytes())
+        });
+        if let Err(e) = written {
+            eprintln!("{}", redactor.redact(&render_error(e)));
+            if summary.as_ref().is_some_and(|s| s.success() && !s.interrupted) {
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     Ok(exit_code(summary.as_ref()))
 }
