@@ -33,6 +33,7 @@ mod modules_services;
 mod nodes;
 mod passphrase;
 mod resume;
+mod reviewed;
 mod run_control;
 mod secrets;
 mod support;
