@@ -34,6 +34,7 @@ mod nodes;
 mod passphrase;
 mod report;
 mod resume;
+mod reviewed;
 mod run_control;
 mod secrets;
 mod support;

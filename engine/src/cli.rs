@@ -191,6 +191,17 @@ struct RunArgs {
     /// After the first Ctrl-C, seconds to wait for running tasks before abandoning them.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     grace: u64,
+    /// `check` only: write the reviewed plan here (JSON, 0600): every task with what the
+    /// dry-run predicted, the changes it would make, and keyed fingerprints of its inputs and of
+    /// its planned changes, for `engine run --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Apply exactly the plan reviewed with `engine check ... --out FILE`: refused before
+    /// anything runs when the playbook, inventory, `-e` values or hosts make another plan; a
+    /// task whose host no longer matches what was reviewed fails before changing anything. The
+    /// playbook, inventory and selection are the plan's when omitted; give `-e` again.
+    #[arg(long = "plan", value_name = "FILE", conflicts_with_all = ["resume", "check", "out"])]
+    reviewed: Option<PathBuf>,
     /// At the end of the run (also when it failed or was interrupted), write its report here:
     /// the HTML of `engine report`.
     #[arg(long, value_name = "FILE")]
@@ -573,8 +584,22 @@ fn run_command(
             "--report draws the run's journal, and a dry-run writes none: run without --check".into(),
         ));
     }
+    if args.out.is_some() && !check {
+        return Err(Error::Usage(
+            "--out writes a reviewed plan: it goes with `engine check` (or `run --check`)".into(),
+        ));
+    }
+    if args.reviewed.is_some() && check {
+        return Err(Error::Usage(
+            "--plan applies a reviewed plan: it goes with `engine run`, not check".into(),
+        ));
+    }
     let runs = Path::new(journal::RUNS_DIR);
     let vars = extra_vars(&args.plan)?;
+    let reviewed = match &args.reviewed {
+        Some(path) => Some(open_reviewed(runs, path, &mut args.plan, &vars)?),
+        None => None,
+    };
     // The workspace key: journals are sealed with it, and fingerprints keyed. A resume needs
     // the one its journal was written with; a run makes it on first use (once its playbook
     // loaded); a dry-run that resumes nothing needs none.
@@ -587,10 +612,10 @@ fn run_command(
     };
     let full = load_plan(&args.plan, vars.clone(), redactor)?;
     let key = match key {
-        None if !check => Some(journal::JournalKey::load_or_create(runs)?),
+        None if !check || args.out.is_some() => Some(journal::JournalKey::load_or_create(runs)?),
         key => key,
     };
-    let fingerprints =
+    let mut fingerprints =
         key.as_ref().map(|key| journal::fingerprint::fingerprints(&full, key)).unwrap_or_default();
     let (plan, carried) = match &resumed {
         Some(j) => {
@@ -599,14 +624,29 @@ fn run_command(
         }
         None => (full, None),
     };
+    let review = match (&reviewed, &key, &args.reviewed) {
+        (Some(r), Some(key), Some(path)) => {
+            r.matches(&plan, &fingerprints).map_err(|problems| journal::reviewed::ReviewError::Mismatch {
+                path: path.clone(),
+                problems,
+            })?;
+            let key = key.clone();
+            let digest: engine::run::Digest =
+                Arc::new(move |changes, diff| journal::reviewed::digest(&key, changes, diff));
+            Some(Arc::new(engine::run::Reviewed { expected: r.expectations(), digest }))
+        }
+        _ => None,
+    };
     let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
     let mut journal_path = None;
     let mut journal_id = None;
     // A dry-run changes nothing, so there is nothing to resume: no journal.
     if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
+        // Not a dry-run, so no reviewed plan is written from them below.
         let header =
-            journal::Header::new(&given(&args.plan, &vars), resumes, fingerprints).with_deps_of(&plan);
+            journal::Header::new(&given(&args.plan, &vars), resumes, std::mem::take(&mut fingerprints))
+                .with_deps_of(&plan);
         let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
         journal_id = Some(header.id);
@@ -621,16 +661,31 @@ fn run_command(
         pause = Some(console.pause());
         subscribers.push(Box::new(console));
     }
+    // A reviewed plan's digests cover the diffs (what is on the host now): plan them.
+    let reviewing = args.out.is_some() || review.is_some();
     let options = RunOptions {
         check,
-        diff: args.diff,
+        diff: args.diff || reviewing,
         walker: Walker { forks: args.forks, per_host: args.per_host, fail_fast: args.fail_fast },
         carried,
         journal: journal_path,
         capture_output: false,
+        reviewed: review,
     };
     let summary =
         execute(&plan, &args.conn, options, Duration::from_secs(args.grace), subscribers, redactor, pause)?;
+    if let (Some(out), Some(summary), Some(key)) = (&args.out, &summary, &key) {
+        let reviewed = journal::reviewed::ReviewedPlan::new(
+            &plan,
+            &summary.reports,
+            &fingerprints,
+            &given(&args.plan, &vars),
+            key,
+            redactor,
+        );
+        write_private(out, reviewed.to_json().as_bytes())?;
+        eprintln!("reviewed plan: {} (apply it with `engine run --plan {}`)", out.display(), out.display());
+    }
     // Whatever the outcome: the journal is closed (or, abandoned, holds what was done). A report
     // that cannot be written does not hide how the run went: its exit code stays, unless the
     // run succeeded.
@@ -668,21 +723,6 @@ fn report_command(args: ReportArgs, redactor: &Arc<Redactor>) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a file only its owner reads (0600, as the journal it is drawn from), replacing it.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |e| Error::Io { what: format!("cannot write {}", path.display()), source: e };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    file.write_all(bytes).map_err(io)
-}
-
 /// A run's exit code: 130 when interrupted (or never finished), 0 when every task succeeded,
 /// 2 when a task failed or a host was unreachable.
 fn exit_code(summary: Option<&RunSummary>) -> ExitCode {
@@ -711,6 +751,59 @@ fn open_journal(
     Ok(journal)
 }
 
+/// The reviewed plan at `path`, verified with the workspace key, with the playbook, inventory
+/// and selection of `plan` completed from it (and checked against it, where given).
+fn open_reviewed(
+    runs: &Path,
+    path: &Path,
+    plan: &mut PlanArgs,
+    vars: &Vars,
+) -> Result<journal::reviewed::ReviewedPlan, Error> {
+    let key = journal::JournalKey::load(runs)?;
+    let reviewed = journal::reviewed::ReviewedPlan::load(path, &key)?;
+    let refuse = |why: String| Error::Usage(format!("--plan {}: {why}", path.display()));
+    match &plan.playbook {
+        Some(p) if journal::resume::absolute(p) != reviewed.playbook => {
+            return Err(refuse(format!(
+                "it reviewed playbook {}, not {}",
+                reviewed.playbook.display(),
+                p.display()
+            )));
+        }
+        _ => plan.playbook = Some(reviewed.playbook.clone()),
+    }
+    let given: Vec<PathBuf> = plan.inventory.iter().map(|i| journal::resume::absolute(i)).collect();
+    if !given.is_empty() && given != reviewed.inventories() {
+        return Err(refuse(format!(
+            "it reviewed the plan of inventory {}; give that, or none",
+            reviewed.inventories().iter().map(|i| i.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    plan.inventory = reviewed.inventories();
+    let missing: Vec<&String> =
+        reviewed.extra_vars.iter().filter(|v| !vars.contains_key(v.as_str())).collect();
+    if !missing.is_empty() {
+        return Err(refuse(format!(
+            "it was reviewed with -e {}; the plan does not keep values (they may be secret): pass them again",
+            reviewed.extra_vars.join(", -e ")
+        )));
+    }
+    for (given, had, flag) in
+        [(&mut plan.limit, &reviewed.limit, "--limit"), (&mut plan.tags, &reviewed.tags, "--tags")]
+    {
+        match given {
+            Some(g) if Some(&*g) != had.as_ref() => {
+                return Err(refuse(format!(
+                    "it was reviewed with {flag} {}; a plan keeps its selection",
+                    had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(","))
+                )));
+            }
+            _ => given.clone_from(had),
+        }
+    }
+    Ok(reviewed)
+}
+
 /// What the command line names of a run, as the journal compares and records it.
 fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::resume::Given<'a> {
     journal::resume::Given {
@@ -732,6 +825,7 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
             carried: None,
             journal: None,
             capture_output: false,
+            reviewed: None,
         };
         let log: Vec<Box<dyn Subscriber>> = vec![Box::new(Log)];
         match execute(&plan, &args.conn, options, Duration::from_secs(30), log, redactor, None)? {
@@ -755,6 +849,16 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a new file at `path` only its owner may read (0600), replacing it.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| Error::Io { what: format!("cannot write {}", path.display()), source: e };
+    let _ = std::fs::remove_file(path);
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {

@@ -35,6 +35,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Journal(#[from] JournalError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Review(#[from] crate::journal::reviewed::ReviewError),
+
     #[error("{0}")]
     #[diagnostic(code(engine::usage))]
     Usage(String),

@@ -269,6 +269,7 @@ fn simulate(
             carried: None,
             journal: Some(journal_path),
             capture_output: false,
+            reviewed: None,
         };
         let targets = fleet.targets();
         let summary = runtime.block_on(run::run(&plan, targets, run_options, sink, run::Stop::default()));

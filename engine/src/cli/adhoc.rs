@@ -76,6 +76,7 @@ pub(super) fn exec_command(args: ExecArgs, redactor: &Arc<Redactor>) -> Result<E
         carried: None,
         journal: None,
         capture_output: true,
+        reviewed: None,
     };
     let summary = execute(&plan, &args.conn, options, Duration::from_secs(30), subscribers, redactor, None)?;
     Ok(super::exit_code(summary.as_ref()))

@@ -35,6 +35,7 @@ pub mod key;
 pub mod reader;
 pub mod record;
 pub mod resume;
+pub mod reviewed;
 pub mod run_id;
 pub mod writer;
 

@@ -13,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod carried;
+mod reviewed;
 mod stat_cache;
 mod stop;
 mod task_error;
 
 pub use carried::{Carried, CarriedTask};
+pub use reviewed::{Digest, Expected, Reviewed};
 pub use stop::{Forced, Stop, watch_ctrl_c};
 pub use task_error::TaskError;
 
@@ -49,6 +51,9 @@ pub struct RunOptions {
     pub journal: Option<String>,
     /// Put each task's exit code, stdout and stderr in its report (`engine exec`).
     pub capture_output: bool,
+    /// `engine run --plan`: the plan reviewed before; a task whose plan is not the reviewed one
+    /// fails before it changes anything. (Needs `diff`: the digests cover the diffs.)
+    pub reviewed: Option<Arc<Reviewed>>,
 }
 
 /// What a run did.
@@ -453,7 +458,7 @@ async fn execute(
     let attempts = retry.map_or(1, |p| p.retries.saturating_add(1));
     let mut attempt = 1;
     loop {
-        let failure = match attempt_once(shared, task, node, r).await {
+        let failure = match attempt_once(shared, task, node, r, attempt == 1).await {
             Ok((status, outputs)) => match until_unmet(retry, outputs.as_ref(), attempt)? {
                 Some(unmet) => unmet,
                 None => {
@@ -625,6 +630,7 @@ async fn attempt_once(
     task: &Task,
     node: NodeId,
     r: &mut TaskReport,
+    first: bool,
 ) -> Result<(Status, Option<Outputs>), TaskError> {
     // Built when the plan was sealed, unless the arguments wait for run-time values.
     let module = match &task.parsed {
@@ -656,6 +662,15 @@ async fn attempt_once(
     let plan = module.plan(&cx).await?;
     r.changes.clone_from(&plan.changes);
     r.diff.clone_from(&plan.diff);
+    // A reviewed plan: the first attempt must plan what was reviewed (a retry follows what the
+    // first attempt changed).
+    if first
+        && !shared.options.check
+        && let Some(reviewed) = &shared.options.reviewed
+        && let Err(was) = reviewed.verify(task.id, &plan.changes, plan.diff.as_deref())
+    {
+        return Err(TaskError::Drift { reviewed: was, now: plan.changes });
+    }
     let Some(action) = plan.action else {
         return Ok((Status::Ok, Some(plan.outputs)));
     };

@@ -48,9 +48,23 @@ pub enum TaskError {
     /// Every attempt of a retried task failed; the last failure.
     #[error("{last} (after {attempts} attempts)")]
     Retried { attempts: u32, last: Box<TaskError> },
+    /// `run --plan`: the task's plan is not the one reviewed (the host changed since the
+    /// dry-run); nothing was changed.
+    #[error(
+        "the host no longer matches the reviewed plan, so nothing was changed: reviewed: {}; now: {}; \
+         check again and review the new plan",
+        changes_text(reviewed),
+        changes_text(now)
+    )]
+    Drift { reviewed: Vec<String>, now: Vec<String> },
     /// A retried task's retries were cut short by the user's stop; the last failure.
     #[error("{0} (retries stopped: the run was interrupted)")]
     Interrupted(Box<TaskError>),
+}
+
+/// A plan's change lines as one phrase.
+fn changes_text(changes: &[String]) -> String {
+    if changes.is_empty() { "no change".to_owned() } else { changes.join("; ") }
 }
 
 impl TaskError {

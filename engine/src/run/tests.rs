@@ -60,6 +60,7 @@ fn options() -> RunOptions {
         carried: None,
         journal: None,
         capture_output: false,
+        reviewed: None,
     }
 }
 
