@@ -362,9 +362,11 @@ fn ha_full_guide_on_nine_bare_hosts() {
              && test ! -e /etc/containerd && test ! -e /etc/sysctl.d/k8s.conf && test ! -e /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
     }
 
-    // (a) the real run.
+    // (a) the real run, with its report.
+    let scratch = tempfile::tempdir().unwrap();
+    let report = scratch.path().join("run.html");
     let started = std::time::Instant::now();
-    let first = run(&lab, &[]).success();
+    let first = run(&lab, &["--report", report.to_str().unwrap()]).success();
     eprintln!(
         "ha.rhai first run on bare hosts: {:.2} s, {} tasks",
         started.elapsed().as_secs_f64(),
@@ -428,11 +430,38 @@ fn ha_full_guide_on_nine_bare_hosts() {
     }
     lab.ssh("master0", "systemctl start keepalived");
 
+    // The run's report: every task of the journal once, with its host, outcome and times; the
+    // critical path the journal's and the run's (what the recap prints); it renders in chromium.
+    assert_report_is_the_journals(&first, &report);
+
     // (b) the second run changes nothing.
     let started = std::time::Instant::now();
     let second = run(&lab, &[]).success();
     eprintln!("ha.rhai re-run: {:.2} s", started.elapsed().as_secs_f64());
     assert_eq!(second.count("changed"), 0, "{:?}", changed(&second));
+}
+
+/// The report `html` of the run whose `--json` output is `out` shows its journal as it is
+/// (see [`support::report::matches_journal`]), and the run's own critical path (its
+/// `run_finished` event, which the console's recap prints) is the journal's.
+fn assert_report_is_the_journals(out: &support::Output, html: &std::path::Path) {
+    let events = out.events();
+    let started = events.iter().find(|e| e["event"] == "run_started").expect("run_started");
+    let finished = events.iter().find(|e| e["event"] == "run_finished").expect("run_finished");
+    let journal_path = support::root().join(started["journal"].as_str().expect("the run's journal"));
+    let journal: Vec<serde_json::Value> = std::fs::read_to_string(&journal_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = journal.iter().find(|l| l["kind"] == "finished").expect("the journal's finished line");
+    assert_eq!(done["critical_path"], finished["critical_path"], "the journal's critical path is the run's");
+    assert_eq!(done["critical_path_ms"], finished["critical_path_ms"]);
+    let cp_ms = finished["critical_path_ms"].as_u64().unwrap();
+    let recap = format!("critical path {:.2}s", cp_ms as f64 / 1000.0);
+    let text = std::fs::read_to_string(html).unwrap();
+    support::report::matches_journal(&text, &journal, &recap);
+    support::report::renders_in_a_browser(html);
 }
 
 /// (c) Option 2 on 6 bare hosts: no `etcd` group, so etcd runs on the three masters, here by
