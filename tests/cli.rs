@@ -17,6 +17,52 @@ fn hello_graph_is_deterministic_dot() {
     insta::assert_snapshot!("hello_dot", first.stdout);
 }
 
+/// `engine graph playbooks/ha.rhai` over the example inventory, with `extra` arguments.
+fn ha_graph(extra: &[&str]) -> String {
+    Test::new()
+        .args(["graph", "playbooks/ha.rhai", "-i", "playbooks/inventory.example.yml"])
+        .args(extra)
+        .run()
+        .success()
+        .stdout
+}
+
+fn edge_count(dot: &str) -> usize {
+    dot.lines().filter(|l| l.contains(" -> ")).count()
+}
+
+/// Issue 20's "Done when": by default ha.rhai's graph leaves out implied edges and handler
+/// bookkeeping, keeping fewer than half of the plan's edges, groups each host's tasks by the
+/// guide's sections, and is the same twice.
+#[test]
+fn the_ha_graph_is_readable_by_default() {
+    let readable = ha_graph(&[]);
+    let all = ha_graph(&["--all-edges"]);
+    assert!(
+        2 * edge_count(&readable) < edge_count(&all),
+        "{} of {} edges drawn",
+        edge_count(&readable),
+        edge_count(&all)
+    );
+    assert_eq!(readable, ha_graph(&[]), "DOT output must be deterministic");
+    assert!(readable.contains("label=\"Run kubeadm init on master0\";"), "{readable}");
+    insta::assert_snapshot!("ha_dot", readable);
+}
+
+/// `--all-edges` draws every edge of the plan, exactly as `engine graph` did before it left
+/// implied ones out (the snapshot was taken from that version; upgrade.rhai has handlers, a
+/// budget, `when` conditions and implied edges, and no sections).
+#[test]
+fn all_edges_draws_every_edge_as_before() {
+    let all = Test::new()
+        .args(["graph", "playbooks/upgrade.rhai", "-i", "playbooks/inventory.example.yml"])
+        .args(["-e", "upgrade_to=v1.31.1", "--all-edges"])
+        .run()
+        .success()
+        .stdout;
+    insta::assert_snapshot!("upgrade_all_edges_dot", all);
+}
+
 #[test]
 fn hello_graph_is_accepted_by_graphviz() {
     let dot = graph(&root().join("playbooks/hello.rhai")).run().success().stdout;

@@ -53,6 +53,51 @@ fn tasks_made_by_a_library_carry_the_librarys_location() {
     assert_eq!(index, format!("{}:3:14", playbook.display()));
 }
 
+/// The tasks a library function adds belong to the section in force where the playbook calls
+/// it; a library cannot open a section of its own.
+#[test]
+fn a_librarys_tasks_belong_to_the_callers_section() {
+    let t = Test::new();
+    std::fs::create_dir(t.path().join("lib")).unwrap();
+    t.file("lib/web.rhai", WEB_LIB);
+    let playbook = t.file(
+        "site.rhai",
+        "import \"web\" as web;\nsection(\"Sites\");\nweb::site(hosts(), \"/srv/site\");\n",
+    );
+    let dot = Test::new()
+        .arg("graph")
+        .arg(&playbook)
+        .arg("-i")
+        .arg(fixture("inventory.yml"))
+        .run()
+        .success()
+        .stdout;
+    let sections: Vec<&str> =
+        dot.split("subgraph cluster_").skip(1).filter(|c| c.contains("label=\"Sites\";")).collect();
+    assert!(!sections.is_empty(), "{dot}");
+    assert!(sections.iter().all(|c| c.contains("site dir")), "{dot}");
+    t.file("lib/sections.rhai", "fn open() { section(\"Mine\"); }\n");
+    let bad = t.file("bad.rhai", "import \"sections\" as s;\ns::open();\n");
+    Test::new()
+        .arg("graph")
+        .arg(&bad)
+        .arg("-i")
+        .arg(fixture("inventory.yml"))
+        .run()
+        .failure()
+        .stderr_has("section(...) is for the playbook, not a library");
+    let empty = t.file("empty.rhai", "section(\" \");\n");
+    Test::new()
+        .arg("graph")
+        .arg(&empty)
+        .arg("-i")
+        .arg(fixture("inventory.yml"))
+        .run()
+        .failure()
+        .stderr_has("empty.rhai:1:")
+        .stderr_has("a section needs a name");
+}
+
 /// `--lib DIR` adds a library folder (repeatable); without it the import is not found, and the
 /// message names every folder searched.
 #[test]

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::connect::SshDefaults;
 use engine::events::Subscriber;
 use engine::inventory::{Inventory, Vars};
-use engine::plan::{Plan, PlanErrors, Selection};
+use engine::plan::{DotEdges, Plan, PlanErrors, Selection};
 use engine::playbook::{self, LoadOptions};
 use engine::redact::{RedactingWriter, Redactor};
 use engine::report::{Console, JsonLines, Log, ProgressPause, Timeline};
@@ -241,6 +241,11 @@ struct GraphArgs {
     /// Dry-run the plan first (connects to the hosts) and colour each task by its predicted outcome.
     #[arg(short = 'C', long)]
     check: bool,
+    /// Draw every edge the scheduler follows. By default an ordering edge that another path
+    /// already implies is left out (a transitive reduction), and so are the edges that keep each
+    /// handler after the other tasks of its host; data, notify and serial edges are always drawn.
+    #[arg(long)]
+    all_edges: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -835,7 +840,8 @@ fn graph_command(args: GraphArgs, redactor: &Arc<Redactor>) -> Result<ExitCode, 
     } else {
         None
     };
-    let dot = plan.to_dot(predictions.as_deref(), redactor);
+    let edges = if args.all_edges { DotEdges::All } else { DotEdges::Readable };
+    let dot = plan.to_dot(predictions.as_deref(), redactor, edges);
     let bytes = match args.format {
         GraphFormat::Dot => dot.into_bytes(),
         GraphFormat::Svg => engine::graphviz::render_svg(&dot)?,

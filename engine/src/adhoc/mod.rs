@@ -67,6 +67,7 @@ impl AdHoc {
                 args: args.clone(),
                 tags: Vec::new(),
                 location: Location { file: Arc::from(PLAYBOOK), line: 0, col: 0 },
+                section: None,
                 handler: false,
                 always: false,
                 when: None,

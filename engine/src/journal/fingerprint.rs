@@ -137,6 +137,7 @@ mod tests {
             args: args.into(),
             tags: Vec::new(),
             location: Location { file: "p.rhai".into(), line: 1, col: 1 },
+            section: None,
             handler: false,
             always: false,
             when: None,

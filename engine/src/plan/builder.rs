@@ -34,6 +34,9 @@ pub struct PlanBuilder {
     serials: Vec<Serial>,
     /// One entry per `budget(...)` call, its windows in order.
     budgets: Vec<Budget>,
+    /// The section named by the last `section(...)` call: the tasks written from then on
+    /// belong to it.
+    section: Option<Arc<str>>,
 }
 
 impl PlanBuilder {
@@ -48,6 +51,7 @@ impl PlanBuilder {
             concurrent_hosts: HashSet::new(),
             serials: Vec::new(),
             budgets: Vec::new(),
+            section: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl PlanBuilder {
     pub fn add_task(&mut self, mut task: Task) -> TaskId {
         let id = self.tasks.len();
         task.id = TaskId(id);
+        task.section = self.section.clone();
         // Handlers stand outside the host's order: they run after the tasks that notify them.
         if !task.handler
             && !self.concurrent_hosts.contains(&task.host)
@@ -93,6 +98,13 @@ impl PlanBuilder {
         }
         self.tasks.push(task);
         TaskId(id)
+    }
+
+    /// Puts the tasks written from now on in the section `name` (one text shared by them all).
+    pub fn set_section(&mut self, name: &str) {
+        if self.section.as_deref() != Some(name) {
+            self.section = Some(Arc::from(name));
+        }
     }
 
     /// Declares that `task` runs after `dependency`.
@@ -507,7 +519,7 @@ mod tests {
 
     use super::*;
     use crate::error::Error;
-    use crate::plan::Selection;
+    use crate::plan::{DotEdges, Selection};
     use crate::playbook::{LoadOptions, load_source};
 
     const INVENTORY: &str = "all:\n  children:\n    workers:\n      hosts:\n        w0: {}\n        w1: {}\n        w2: {}\n    lb:\n      hosts:\n        lb0: {}\n";
@@ -630,7 +642,7 @@ serial(group("workers"), 1, |h| {
     fn serial_edges_are_drawn_apart_in_dot() {
         let plan =
             load(r#"serial(group("workers"), 1, |h| { h.command("step", #{ cmd: "true" }); });"#).unwrap();
-        let dot = plan.to_dot(None, &crate::redact::Redactor::default());
+        let dot = plan.to_dot(None, &crate::redact::Redactor::default(), DotEdges::Readable);
         let serial: Vec<&str> = dot.lines().filter(|l| l.contains("label=\"serial\"")).collect();
         assert_eq!(serial.len(), 2, "{dot}");
         assert!(serial.iter().all(|l| l.contains("#e6550d")), "{dot}");
@@ -669,7 +681,7 @@ serial(hosts, #{ size: [1, 2], max_fail_percentage: 50 }, |h| { h.command("step"
         let gates: Vec<(usize, usize, usize, usize)> =
             plan.gates().iter().map(|g| (g.batch, g.members.len(), g.hosts, g.max_failed)).collect();
         assert_eq!(gates, [(0, 1, 1, 0), (1, 2, 2, 1)]);
-        insta::assert_snapshot!(plan.to_dot(None, &crate::redact::Redactor::default()));
+        insta::assert_snapshot!(plan.to_dot(None, &crate::redact::Redactor::default(), DotEdges::Readable));
     }
 
     #[test]
@@ -716,7 +728,7 @@ budget(group("workers"), #{ max_down: "34%" }, |h| {
             budget.windows.iter().map(|w| (w.host.clone(), w.tasks.len())).collect();
         assert_eq!(windows, [("w0".into(), 3), ("w1".into(), 3), ("w2".into(), 3)]);
         assert!(plan.graph[node(&plan, "lb0", "uncordon w1")].always);
-        let dot = plan.to_dot(None, &crate::redact::Redactor::default());
+        let dot = plan.to_dot(None, &crate::redact::Redactor::default(), DotEdges::Readable);
         assert!(dot.contains("budget_1 [shape=note"), "{dot}");
         assert!(dot.contains("label=\"drain w1\\n[command]\\nbudget 1: w1\", color=\"#756bb1\""), "{dot}");
         assert!(

@@ -12,6 +12,7 @@ mod builder;
 mod dot;
 mod error;
 mod location;
+mod reduce;
 pub mod refs;
 mod resume;
 mod serial;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 pub use budget::{Budget, Limit, Window};
 pub use builder::PlanBuilder;
-pub use dot::Prediction;
+pub use dot::{DotEdges, Prediction};
 pub use error::{PlanError, PlanErrors};
 pub use location::Location;
 use petgraph::Direction;

@@ -27,6 +27,9 @@ pub struct Task {
     pub tags: Vec<String>,
     /// Where the playbook created it.
     pub location: Location,
+    /// The `section("...")` of the playbook it was written in, if any: drawn as a cluster.
+    /// Assigned by the builder, from the last `section(...)` call before the task.
+    pub section: Option<Arc<str>>,
     /// A handler runs only when a task that notifies it changed something (see [`Edge::Notify`]).
     pub handler: bool,
     /// Runs once the tasks it waits for have ended, also when one failed or was skipped (a

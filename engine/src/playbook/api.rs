@@ -23,6 +23,7 @@
 //! serial(group("workers"), 1, |h| { ... })  // a rolling change: n hosts at a time, batch after batch
 //! budget(group("workers"), #{ max_down: 1 }, |h| { ... })  // at most 1 host's tasks under way at once ("25%" too)
 //! uncordon.always();     // runs once what it waits for has ended, even after a failure (a cleanup)
+//! section("Install workers")              // the tasks written from here on form a group in `engine graph`
 //! to_yaml(#{ kind: "Pod" }); to_json(...)  // serialise a value (manifests, configs)
 //! ```
 
@@ -199,6 +200,7 @@ impl Context {
             args: Args::new(args),
             tags: Vec::new(),
             location,
+            section: None,
             handler,
             always: false,
             when: None,
@@ -417,6 +419,26 @@ pub(super) fn register(engine: &mut Engine, cx: &Context) {
             budget(&c, &ctx, hosts, options, &add)
         },
     );
+
+    // ---- sections: section("Run kubeadm init on master0") groups the tasks after it in the graph
+    let c = cx.clone();
+    engine.register_fn("section", move |ctx: NativeCallContext, name: &str| -> RhaiResult<()> {
+        if name.trim().is_empty() {
+            return Err(runtime(
+                "a section needs a name, e.g. section(\"Install workers\")",
+                ctx.call_position(),
+            ));
+        }
+        if ctx.call_source().is_some_and(|source| source != &*c.default_file) {
+            return Err(runtime(
+                "section(...) is for the playbook, not a library: a library's tasks belong to the \
+                 section in force where the playbook calls it",
+                ctx.call_position(),
+            ));
+        }
+        c.plan.borrow_mut().set_section(name);
+        Ok(())
+    });
 
     // ---- serialising values (manifests, configs)
     engine.register_fn("to_yaml", |ctx: NativeCallContext, value: Dynamic| -> RhaiResult<String> {

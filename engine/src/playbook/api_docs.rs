@@ -246,6 +246,16 @@ pub(crate) const FUNCTIONS: &[FnDoc] = &[
               logs; errors; DOT). Example: `let token = secret(param(\"token\"));`.",
     },
     FnDoc {
+        key: "section(string)",
+        params: &["name"],
+        doc: "Names the section of the playbook the tasks written after it belong to, until the next \
+              `section(...)` call: `engine graph` draws each section's tasks as a box inside their host's, \
+              labelled `name` (a guide's heading, say). Tasks written before the first call belong to no \
+              section. The tasks a library function adds belong to the section in force where the \
+              playbook calls it; a library cannot call `section` itself. Sections change only the \
+              drawing, never the order tasks run in.",
+    },
+    FnDoc {
         key: "serial(array, int, Fn)",
         params: &["hosts", "n", "add"],
         doc: "A rolling change: calls `add(h)` for each host, `n` hosts per batch, and makes every task of \
