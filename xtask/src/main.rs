@@ -2,6 +2,7 @@
 //! containers on a private bridge) and the project's test command.
 //!
 //! - `cli`: argument parsing and dispatch; `fuzz`: the libFuzzer targets in `fuzz/`
+//! - `dist`: the release archive (static binary, playbooks, completions, man pages)
 //! - `deps`: the import graph of each library crate's top-level modules, circles refused
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
@@ -22,6 +23,7 @@ mod cli;
 mod cmd;
 mod demo;
 mod deps;
+mod dist;
 mod fuzz;
 mod host;
 mod image;
