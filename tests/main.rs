@@ -25,6 +25,7 @@ mod host_prep;
 mod hostile;
 mod imports;
 mod injection;
+mod install;
 mod inventory;
 mod kube;
 mod lab;

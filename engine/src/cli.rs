@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use engine::connect::SshDefaults;
 use engine::events::Subscriber;
 use engine::inventory::{Inventory, Vars};
@@ -21,9 +21,13 @@ use engine::sched::Walker;
 use engine::ssh::{AskPassphrase, HostKeyPolicy, KeyUnlocker, Keys, Secret};
 use engine::{Error, journal, modules_doc, session};
 
+/// `engine --version`: the package version and the commit it was built from (engine/build.rs):
+/// `0.1.0 (abc1234 2026-12-07)`, `abc1234-dirty` when built from changed sources.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ENGINE_BUILD_COMMIT"), ")");
+
 /// Configuration engine: Rhai playbooks become a task graph that runs over SSH, hosts in parallel.
 #[derive(Debug, Parser)]
-#[command(name = "engine", version, about, propagate_version = true)]
+#[command(name = "engine", version = VERSION, about, propagate_version = true)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -64,6 +68,30 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Print the completion script of bash, zsh or fish on stdout.
+    ///
+    /// Load it with `source <(engine completions bash)`, or save it where the shell looks: bash
+    /// /etc/bash_completion.d/engine (or ~/.local/share/bash-completion/completions/engine), zsh
+    /// `_engine` in a folder of $fpath, fish ~/.config/fish/completions/engine.fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write the man pages (engine.1, and engine-run.1 ... for each command) into a folder.
+    ///
+    /// The release archive ships them (`cargo xtask dist`); read one with `man ./engine.1`.
+    Manpages {
+        /// The folder to write into (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +403,28 @@ fn dispatch(cli: Cli, redactor: &Arc<Redactor>) -> Result<ExitCode, Error> {
         Command::Docs { out } => {
             let written = engine::docs::write(&out)?;
             println!("wrote {} pages to {}", written.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "engine", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(|source| Error::Io { what: "cannot write the completion script".into(), source })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { out } => {
+            let io = |what: String| move |source| Error::Io { what, source };
+            std::fs::create_dir_all(&out).map_err(io(format!("cannot create {}", out.display())))?;
+            clap_mangen::generate_to(Cli::command(), &out)
+                .map_err(io(format!("cannot write the man pages into {}", out.display())))?;
+            println!("wrote the man pages to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }

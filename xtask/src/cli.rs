@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::paths::Paths;
 use crate::topology::Topology;
-use crate::{bench, browser, demo, deps, fuzz, lab, selftest, simbench, testcmd};
+use crate::{bench, browser, demo, deps, dist, fuzz, lab, selftest, simbench, testcmd};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "Project automation: the lab, the demo and the test command")]
@@ -43,6 +43,10 @@ enum Top {
         #[arg(long, value_delimiter = ',', conflicts_with_all = ["hosts", "tools", "reps", "no_w2"])]
         simulated: Vec<usize>,
     },
+    /// The release archive: a static engine binary with the README, playbooks, examples, docs,
+    /// shell completions and man pages, as target/dist/engine-VERSION-x86_64-linux.tar.gz and
+    /// SHA256SUMS.
+    Dist,
     /// Regenerate the docs' graph of playbooks/ha.rhai (docs/ha.svg and docs/ha.dot).
     Graphs,
     /// The import graph between each library crate's top-level modules; fails on a circle.
@@ -143,6 +147,7 @@ pub(crate) fn run() -> Result<ExitCode> {
                 Err(why) => anyhow::bail!("report-check: {}: {why}", file.display()),
             }
         }
+        Top::Dist => return dist::run(&paths),
         Top::Deps => return deps::run(&paths),
         Top::Fuzz { secs, target, sanitizer } => {
             return fuzz::run(&paths, &fuzz::Options { secs: secs.max(1), which: target, sanitizer });

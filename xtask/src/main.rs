@@ -3,6 +3,7 @@
 //!
 //! - `cli`: argument parsing and dispatch; `fuzz`: the libFuzzer targets in `fuzz/`
 //! - `browser`: `report-check`, the run report in headless chromium
+//! - `dist`: the release archive (static binary, playbooks, completions, man pages)
 //! - `deps`: the import graph of each library crate's top-level modules, circles refused
 //! - `lab`: up/down/status/ssh and fault injection; `selftest`, `testcmd`
 //! - `image`: the cached host image (debootstrap + `image-tweak.sh`); `mirror`: apt sources
@@ -24,6 +25,7 @@ mod cli;
 mod cmd;
 mod demo;
 mod deps;
+mod dist;
 mod fuzz;
 mod host;
 mod image;
