@@ -159,3 +159,57 @@ fn manpages_cover_every_command_and_name_the_version() {
     let run = std::fs::read_to_string(out.join("engine-run.1")).unwrap();
     assert!(run.contains("\\-\\-forks"), "run's options: {run}");
 }
+
+/// The release archive (`cargo xtask dist`, which `cargo xtask test` builds before the bare
+/// lab's phase and names in `ENGINE_DIST_ARCHIVE`) on a bare Debian 12 host and a bare Debian 13
+/// host, as their login user: it unpacks, the binary starts (`--version` names the commit,
+/// `modules` lists the modules), its bash completions load, and host names resolve (a `ping`
+/// of `localhost` reaches the TCP step).
+#[test]
+#[ignore = "needs the lab: cargo xtask test"]
+fn install_the_release_archive_runs_on_bare_debian_12_and_13_hosts() {
+    let lab = crate::support::bare::bare_lab();
+    let Some(archive) = std::env::var_os("ENGINE_DIST_ARCHIVE") else {
+        panic!(
+            "ENGINE_DIST_ARCHIVE is not set: run `cargo xtask dist` and set it to the .tar.gz (cargo xtask test does)"
+        );
+    };
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut hosts: Vec<&str> = Vec::new();
+    for release in [12, 13] {
+        let host = crate::support::bare::ALL
+            .into_iter()
+            .find(|h| lab.debian(h) == release)
+            .unwrap_or_else(|| panic!("the bare lab has no Debian {release} host"));
+        hosts.push(host);
+    }
+    let dir = format!("/tmp/engine-dist-{}", std::process::id());
+    for host in hosts {
+        let login = lab.login.clone();
+        lab.ssh_as(&login, host, &format!("rm -rf {dir} && mkdir -p {dir}"));
+        lab.ssh_with_input_as(&login, host, &format!("cat > {dir}/engine.tar.gz"), &bytes);
+        let script = format!(
+            "set -e; cd {dir}; tar -xzf engine.tar.gz; cd engine-*-x86_64-linux; \
+             ./bin/engine --version; ./bin/engine modules | grep -c '^  [a-z_]\\+ ' ; \
+             source completions/engine.bash; complete -p engine; \
+             printf 'all:\\n  hosts:\\n    me: {{ansible_host: localhost, ansible_port: 1}}\\n' > {dir}/inv.yml; \
+             ./bin/engine ping -i {dir}/inv.yml 2>&1 || true"
+        );
+        let out = lab.ssh_as(&login, host, &format!("bash -c {}", shell_quote(&script)));
+        let version = out.lines().next().unwrap_or_default();
+        assert!(version.starts_with("engine ") && version.contains('('), "{host}: {out}");
+        let commit = git(&["rev-parse", "--short=7", "HEAD"]);
+        if let Some(commit) = commit {
+            assert!(version.contains(&commit), "{host}: the archive's binary names {commit}: {out}");
+        }
+        let modules: usize = out.lines().nth(1).unwrap_or_default().trim().parse().unwrap_or(0);
+        assert!(modules >= 10, "{host}: `engine modules` listed {modules}: {out}");
+        assert!(out.contains("complete -F") && out.contains(" engine"), "{host}: completions: {out}");
+        assert!(out.contains("Connection refused"), "{host}: localhost resolved and refused: {out}");
+        lab.ssh_as(&login, host, &format!("rm -rf {dir}"));
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}

@@ -167,7 +167,7 @@ impl Lab {
                 &self.login,
                 host,
                 &format!("sudo -S -p '' sh -c {quoted}"),
-                Some(&format!("{password}\n")),
+                Some(format!("{password}\n").as_bytes()),
             ),
             None => self.ssh_status_as(&self.login, host, &format!("sudo -n sh -c {quoted}")),
         }
@@ -185,6 +185,14 @@ impl Lab {
         self.ssh_run(user, host, command, None)
     }
 
+    /// Like [`Lab::ssh_as`], with `input` on the command's stdin (a file to copy to the host:
+    /// `cat > PATH`).
+    pub fn ssh_with_input_as(&self, user: &str, host: &str, command: &str, input: &[u8]) -> String {
+        let (code, stdout, stderr) = self.ssh_run(user, host, command, Some(input));
+        assert_eq!(code, Some(0), "ssh {user}@{host} {command:?} failed: {stderr}");
+        stdout
+    }
+
     /// `ssh` to `host` as `user` running `command`, with `stdin` (else none); on the bastion lab
     /// through its ssh_config, by the host's name.
     fn ssh_run(
@@ -192,7 +200,7 @@ impl Lab {
         user: &str,
         host: &str,
         command: &str,
-        stdin: Option<&str>,
+        stdin: Option<&[u8]>,
     ) -> (Option<i32>, String, String) {
         use std::io::Write;
         let mut ssh = Command::new("ssh");
@@ -225,7 +233,7 @@ impl Lab {
             .spawn()
             .expect("ssh");
         let mut input = child.stdin.take().expect("ssh's stdin");
-        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("ssh's stdin");
+        input.write_all(stdin.unwrap_or_default()).expect("ssh's stdin");
         drop(input);
         let out = child.wait_with_output().expect("ssh");
         (

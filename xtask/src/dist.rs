@@ -41,6 +41,12 @@ const COMPLETIONS: &[(&str, &str)] = &[("bash", "engine.bash"), ("zsh", "_engine
 const FIRST_BUILD: &str = "about 6 minutes on 2 cores";
 
 pub(crate) fn run(paths: &Paths) -> Result<ExitCode> {
+    archive(paths)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds, stages and packs the release archive (see the module's header); its path.
+pub(crate) fn archive(paths: &Paths) -> Result<PathBuf> {
     let root = paths.workspace_root();
     println!(
         "dist: building the static release binary (cargo build --profile {PROFILE} --target {TARGET}, \
@@ -86,7 +92,7 @@ pub(crate) fn run(paths: &Paths) -> Result<ExitCode> {
          check with `cd {} && sha256sum -c SHA256SUMS`",
         out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(archive)
 }
 
 /// The release build, cargo's progress on the terminal. `--target` keeps the static flag off

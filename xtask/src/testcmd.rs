@@ -90,10 +90,18 @@ fn run_tests(paths: &Paths, cargo_args: &[OsString]) -> Result<ExitCode> {
             bare_args.extend(["--skip".into(), bastion.into()]);
         }
         bare_args.extend(test_args.iter().filter(|a| a.to_string_lossy().starts_with('-')).cloned());
-        let env = vec![
+        let mut env = vec![
             ("ENGINE_LAB_BARE_INVENTORY", paths.inventory().into_os_string()),
             ("ENGINE_LAB_REQUIRED", "1".into()),
         ];
+        // tests/install.rs checks the release archive on the bare hosts: build it first.
+        if selection
+            .bare
+            .iter()
+            .any(|f| f.starts_with(INSTALL_TESTS) || INSTALL_TESTS.starts_with(f.as_str()))
+        {
+            env.push(("ENGINE_DIST_ARCHIVE", crate::dist::archive(paths)?.into_os_string()));
+        }
         let bare = cargo_test(
             paths,
             &["-p".into(), "engine".into(), "--test".into(), "main".into()],
@@ -213,8 +221,19 @@ fn report(status: std::process::ExitStatus, lines: &Arc<Mutex<Vec<String>>>) -> 
 /// day-two playbooks' tests/day_two.rs, tests/upgrade.rs and tests/nodes.rs (add-node.rhai and
 /// remove-node.rhai), and the secrets search of a whole ha.rhai run), run on the bare `ha` lab
 /// after the rest.
-const BARE_TESTS: [&str; 6] =
-    ["bare_lab::", "ha::", "day_two::", "upgrade::", "nodes::", "secrets::full_ha_run"];
+const BARE_TESTS: [&str; 7] = [
+    "bare_lab::",
+    "ha::",
+    "day_two::",
+    "upgrade::",
+    "nodes::",
+    "secrets::full_ha_run",
+    "install::install_the_release_archive",
+];
+
+/// The bare lab's test of the release archive (tests/install.rs), which needs `cargo xtask
+/// dist` built first.
+const INSTALL_TESTS: &str = "install::install_the_release_archive";
 
 /// The bare lab's extra hosts beside the `ha` hosts (`ha+3`, in the fleet inventory): the
 /// fourth worker, etcd member and master of tests/nodes.rs.
@@ -389,6 +408,7 @@ mod tests {
                 "upgrade::".into(),
                 "nodes::".into(),
                 "secrets::full_ha_run".into(),
+                "install::install_the_release_archive".into(),
             ],
             bastion: vec!["ansible_project::".into()],
         };
