@@ -133,15 +133,7 @@ fn adding_a_master_relays_the_pki_and_joins_the_load_balancer_before_kubeadm_ini
 /// on the first master, and its `kubeadm init` waits for every member's health gate.
 #[test]
 fn adding_an_option_2_master_adds_its_etcd_member_first() {
-    let t = Test::new();
-    let inventory = t.file("option2.yml", &option_2(INVENTORY));
-    let dot = t
-        .args(["graph", "playbooks/add-node.rhai", "-i"])
-        .arg(inventory)
-        .args(["-e", "nodes=master3"])
-        .run()
-        .success()
-        .stdout;
+    let dot = option_2_graph("playbooks/add-node.rhai", "master3");
     let tasks = tasks_of(&dot, "master3");
     let before = into(&dot, &id_of(&tasks, "kubeadm init"));
     let gates = tasks_of(&dot, "master0");
@@ -157,15 +149,7 @@ fn adding_an_option_2_master_adds_its_etcd_member_first() {
 /// and retired, and only then `kubeadm reset` (which deletes the member's certificates).
 #[test]
 fn removing_an_option_2_master_removes_its_member_before_kubeadm_reset() {
-    let t = Test::new();
-    let inventory = t.file("option2.yml", &option_2(INVENTORY));
-    let dot = t
-        .args(["graph", "playbooks/remove-node.rhai", "-i"])
-        .arg(inventory)
-        .args(["-e", "nodes=master3"])
-        .run()
-        .success()
-        .stdout;
+    let dot = option_2_graph("playbooks/remove-node.rhai", "master3");
     let tasks = tasks_of(&dot, "master3");
     let master0 = tasks_of(&dot, "master0");
     let remove = id_of(&master0, "etcd member remove master3");
@@ -183,6 +167,18 @@ fn removing_an_option_2_master_removes_its_member_before_kubeadm_reset() {
     for untouched in ["master1", "master2", "worker0", "worker1", "worker2", "worker3", "spare"] {
         assert!(!dot.contains(&format!("label=\"{untouched}\";")), "{untouched} has a task: {dot}");
     }
+}
+
+/// The DOT of `playbook` for `nodes` on the inventory without its `etcd` group (Option 2).
+fn option_2_graph(playbook: &str, nodes: &str) -> String {
+    let t = Test::new();
+    let inventory = t.file("option2.yml", &option_2(INVENTORY));
+    t.args(["graph", playbook, "-i"])
+        .arg(inventory)
+        .args(["-e", &format!("nodes={nodes}")])
+        .run()
+        .success()
+        .stdout
 }
 
 /// `inventory` without its `etcd` group (Option 2).

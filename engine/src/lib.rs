@@ -25,7 +25,9 @@
 //!   the JSON stream and the logs are separate subscribers.
 //! - [`redact`]: hides secrets. No process-wide state: the binary makes one
 //!   [`redact::Redactor`] and hands it to the loader, the event bus and the log writer.
-//! - [`journal`]: the run journal, and what `--resume` reruns.
+//! - [`journal`]: the run journal, what `--resume` reruns, and reviewed plans (`check --out`,
+//!   `run --plan`).
+//! - [`clock`]: times as people read them in messages and reports.
 //! - [`docs`]: `engine docs`, the generated reference.
 //! - [`modules_doc`]: `engine modules`, rendered from the schemas that parse module arguments.
 //! - [`error`]: the top error enum. It wraps each layer's own errors (`PlanErrors`,
@@ -33,6 +35,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod adhoc;
+pub mod clock;
 pub mod connect;
 pub mod docs;
 pub mod elevate;

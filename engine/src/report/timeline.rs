@@ -595,16 +595,7 @@ fn secs(ms: u64) -> String {
 
 /// Unix milliseconds as a UTC date and time.
 fn utc(ms: u64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64) else { return ms.to_string() };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    i64::try_from(ms / 1000).ok().and_then(crate::clock::utc_seconds).unwrap_or_else(|| ms.to_string())
 }
 
 /// The first `n` lines of `text`, and how many more there were.

@@ -216,17 +216,8 @@ impl KnownHosts {
 /// A certificate's time (Unix seconds) as `2026-12-07 06:50:48 UTC`; `forever` for the
 /// largest (ssh-keygen's "valid forever").
 pub(crate) fn utc(secs: u64) -> String {
-    let time = i64::try_from(secs).ok().and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
-    match time {
-        Some(t) if secs != u64::MAX => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
+    match i64::try_from(secs).ok().and_then(crate::clock::utc_seconds) {
+        Some(text) if secs != u64::MAX => text,
         _ => "forever".to_owned(),
     }
 }
