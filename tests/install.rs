@@ -195,7 +195,10 @@ fn install_the_release_archive_runs_on_bare_debian_12_and_13_hosts() {
              printf 'all:\\n  hosts:\\n    me: {{ansible_host: localhost, ansible_port: 1}}\\n' > {dir}/inv.yml; \
              ./bin/engine ping -i {dir}/inv.yml 2>&1 || true"
         );
-        let out = lab.ssh_as(&login, host, &format!("bash -c {}", shell_quote(&script)));
+        let (code, out, stderr) =
+            lab.ssh_status_as(&login, host, &format!("bash -c {}", shell_quote(&script)));
+        assert_eq!(code, Some(0), "{host}: {out}\n{stderr}");
+        let out = format!("{out}\n(stderr: {stderr})");
         let version = out.lines().next().unwrap_or_default();
         assert!(version.starts_with("engine ") && version.contains('('), "{host}: {out}");
         let commit = git(&["rev-parse", "--short=7", "HEAD"]);
@@ -204,7 +207,7 @@ fn install_the_release_archive_runs_on_bare_debian_12_and_13_hosts() {
         }
         let modules: usize = out.lines().nth(1).unwrap_or_default().trim().parse().unwrap_or(0);
         assert!(modules >= 10, "{host}: `engine modules` listed {modules}: {out}");
-        assert!(out.contains("complete -F") && out.contains(" engine"), "{host}: completions: {out}");
+        assert!(out.contains("-F _engine engine"), "{host}: completions: {out}");
         assert!(out.contains("Connection refused"), "{host}: localhost resolved and refused: {out}");
         lab.ssh_as(&login, host, &format!("rm -rf {dir}"));
     }
