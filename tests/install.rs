@@ -8,8 +8,19 @@ use std::process::Command;
 use crate::support::{Test, root};
 
 /// The commands `engine --help` lists.
-const COMMANDS: &[&str] =
-    &["run", "check", "exec", "ping", "graph", "inventory", "modules", "docs", "completions", "manpages"];
+const COMMANDS: &[&str] = &[
+    "run",
+    "check",
+    "exec",
+    "ping",
+    "graph",
+    "report",
+    "inventory",
+    "modules",
+    "docs",
+    "completions",
+    "manpages",
+];
 
 fn completions(shell: &str) -> String {
     let out = Test::new().args(["completions", shell]).run().success();
