@@ -247,25 +247,28 @@ fn sweep_stale_temps(var: &str) -> String {
 /// Writes `content` to `path` atomically: a temporary file in the same directory gets the
 /// content, mode and owner, is fsynced, and is renamed over `path`. A reader (or a crash)
 /// sees either the old file or the new one, never a partial one. The temporary file is
-/// renamed only when it holds every byte: if the controller dies or the connection drops
-/// mid-transfer, the copy just sees its input end early, and the byte count it reports stops
-/// the rename.
+/// renamed only when it holds every byte: stdin is the content and then the line
+/// [`END_OF_CONTENT`]; `dd` copies exactly the content's length, and the shell then reads that
+/// line. If the controller dies or the connection drops mid-transfer, the copy sees its input
+/// end early and the line is missing, which stops the rename.
 ///
-/// Processes are what a write costs the host, so it starts two: one `dd` creates the
-/// temporary file, copies, fsyncs (`conv=excl,fsync`) and reports the count (in the C locale,
-/// its last line: `N bytes ... copied`, or `1 byte ...`), and `mv` renames. The temporary
-/// file's name is the path, `.engine-` and six letters or digits the controller draws (as
-/// `mktemp` would); `excl` creates it with `O_CREAT|O_EXCL`, so nothing already there (a
-/// file, or a link planted to redirect the write) is ever opened, or removed. A mode within
-/// `0666` is made by the umask at creation; a mode with execute or special bits (and an owner
-/// or group) is set on the temporary file afterwards, by `chown`/`chmod`, before the rename.
-/// No mode: `0600`.
+/// Processes are what a write costs the host, so it starts two and forks for one: `dd`
+/// creates the temporary file, copies and fsyncs (`conv=excl,fsync`), and `mv`, which the
+/// script's shell becomes (`exec`), renames. The temporary file's name is the path,
+/// `.engine-` and six letters or digits the controller draws (as `mktemp` would); `excl`
+/// creates it with `O_CREAT|O_EXCL`, so nothing already there (a file, or a link planted to
+/// redirect the write) is ever opened; a name already taken fails the write before `dd`
+/// runs, and nothing is removed. A mode within `0666` is made by the umask at creation; a
+/// mode with execute or special bits (and an owner or group) is set on the temporary file
+/// afterwards, by `chown`/`chmod`, before the rename. No mode: `0600`.
 ///
-/// A write that is killed (`kill -9` of its process group when a run is aborted or a command
-/// times out, a host that dies) runs no `trap` and leaves its temporary file behind. So each
-/// write first removes the stale temporary files of the same path: see [`STALE_TEMP_MINUTES`].
-/// When there are none (the usual case) that costs no process at all: the shell's own glob
-/// finds them, and only a match runs `find`.
+/// A write that fails before the rename removes its temporary file (`trap`), a directory
+/// found at `path` included. One that is killed (`kill -9` of its process group when a run
+/// is aborted or a command times out, a host that dies), or whose `mv` itself fails (the
+/// target is immutable, or is another user's file in a sticky directory), leaves it behind. So each write first removes the stale
+/// temporary files of the same path: see [`STALE_TEMP_MINUTES`]. When there are none (the
+/// usual case) that costs no process at all: the shell's own glob finds them, and only a
+/// match runs `find`.
 ///
 /// The rename is `mv -T` (GNU coreutils, as on Debian; BusyBox's `mv` lacks it): one
 /// `rename(2)` of the temporary file onto `path` itself. A directory that appeared at `path`
@@ -278,10 +281,17 @@ pub async fn write_atomic(
     attrs: &Attrs,
 ) -> Result<(), ModuleError> {
     let script = write_script(path, content.len(), attrs)?;
-    run_checked(host, Exec::new(script).stdin(content.to_vec()).effect(Effect::Write(path.to_owned())))
-        .await?;
+    let mut stdin = Vec::with_capacity(content.len() + END_OF_CONTENT.len() + 1);
+    stdin.extend_from_slice(content);
+    stdin.extend_from_slice(END_OF_CONTENT.as_bytes());
+    stdin.push(b'\n');
+    run_checked(host, Exec::new(script).stdin(stdin).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
+
+/// The line that follows the content on [`write_atomic`]'s stdin: read only when every byte
+/// of the content came before it.
+pub const END_OF_CONTENT: &str = "engine-end-of-content";
 
 /// The command of [`write_atomic`] for `len` bytes on its stdin.
 fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleError> {
@@ -290,11 +300,14 @@ fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleE
         Some(_) | None => (0o077, attrs.clone()),
     };
     Ok(format!(
-        "set -e; p={p}; {sweep}t=\"$p\"{tag}; umask {umask:04o}; trap 'rm -f -- \"$t\"' EXIT; \
-         r=$(LC_ALL=C dd of=\"$t\" bs=65536 conv=excl,fsync 2>&1) || {{ case \"$r\" in *'File exists'*) trap - EXIT;; esac; echo \"$r\" >&2; exit 1; }}; \
-         case \"$r\" in *\"\n{len} byte\"*) ;; \
-         *) echo \"engine: $p left as it was: not all {len} bytes arrived ($r)\" >&2; exit 1;; esac; \
-         {attrs}mv -f -T -- \"$t\" \"$p\"; trap - EXIT",
+        "set -e; p={p}; {sweep}t=\"$p\"{tag}; umask {umask:04o}; \
+         if [ -e \"$t\" ] || [ -L \"$t\" ]; then echo \"engine: $t is in the way; $p left as it was\" >&2; exit 1; fi; \
+         trap 'rm -f -- \"$t\"' EXIT; \
+         LC_ALL=C dd of=\"$t\" bs=65536 count={len} iflag=count_bytes,fullblock conv=excl,fsync status=none; \
+         IFS= read -r k || k=; \
+         [ \"$k\" = {END_OF_CONTENT} ] || {{ echo \"engine: $p left as it was: not all {len} bytes arrived\" >&2; exit 1; }}; \
+         if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo \"engine: cannot overwrite directory $p with a file; left as it was\" >&2; exit 1; fi; \
+         {attrs}trap - EXIT; exec mv -f -T -- \"$t\" \"$p\"",
         p = quote(path),
         sweep = sweep_stale_temps("p"),
         tag = quote(&temp_tag()?),
@@ -385,19 +398,25 @@ pub async fn set_attrs(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(),
 }
 
 /// Creates a directory (and missing parents) with the given attributes.
-/// The usual case (the parent exists, the directory does not) is one `mkdir -m`; otherwise
-/// `mkdir -p` and then the attributes.
+/// The usual case (a mode and no owner; the parent exists, the directory does not) is one
+/// `mkdir -m` that the script's shell becomes (`exec`: no fork); otherwise `mkdir -p` and
+/// then the attributes.
 pub async fn mkdir(host: &dyn Host, path: &str, attrs: &Attrs) -> Result<(), ModuleError> {
+    let p = quote(path);
     let script = match attrs.mode {
+        Some(mode) if attrs.owner.is_none() && attrs.group.is_none() => format!(
+            "set -e; p={p}; a=${{p%/*}}; \
+             if [ -d \"${{a:-/}}\" ] && [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then exec mkdir -m {mode:04o} -- \"$p\"; fi; \
+             mkdir -p -- \"$p\"; chmod {mode:04o} -- \"$p\""
+        ),
         Some(mode) => {
             let owner = Attrs { mode: None, ..attrs.clone() }.commands("p");
             format!(
-                "set -e; p={}; if ! mkdir -m {mode:04o} -- \"$p\" 2>/dev/null; then \
-                 mkdir -p -- \"$p\"; chmod {mode:04o} -- \"$p\"; fi; {owner}",
-                quote(path),
+                "set -e; p={p}; if ! mkdir -m {mode:04o} -- \"$p\" 2>/dev/null; then \
+                 mkdir -p -- \"$p\"; chmod {mode:04o} -- \"$p\"; fi; {owner}"
             )
         }
-        None => format!("set -e; p={}; mkdir -p -- \"$p\"; {}", quote(path), attrs.commands("p")),
+        None => format!("set -e; p={p}; mkdir -p -- \"$p\"; {}", attrs.commands("p")),
     };
     run_checked(host, Exec::new(script).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
@@ -596,6 +615,37 @@ mod tests {
         assert!(script.contains("umask 0133") && !script.contains("chmod"), "{script}");
         let script = write_script("/x", 3, &Attrs { mode: Some(0o4755), ..Attrs::default() }).unwrap();
         assert!(script.contains("umask 0077") && script.contains("chmod 4755"), "{script}");
+    }
+
+    /// A write whose stdin ends early (the connection dropped mid-transfer), inside the
+    /// content or just before the end-of-content line, leaves the file as it was and no
+    /// temporary file; the whole stdin, given in odd pieces through a pipe, is written.
+    #[tokio::test]
+    async fn a_write_whose_input_ends_early_changes_nothing() {
+        let scratch = Scratch::new("short");
+        let target = scratch.0.join("conf");
+        std::fs::write(&target, b"old\n").unwrap();
+        let host = crate::local::LocalHost::new("local");
+        let path = target.to_str().unwrap();
+        let script = write_script(path, 8, &Attrs { mode: Some(0o644), ..Attrs::default() }).unwrap();
+        let end = format!("{END_OF_CONTENT}\n");
+        for stdin in
+            [b"new\n".to_vec(), b"new\nnew\n".to_vec(), format!("new\nnew\n{}", &end[..5]).into_bytes()]
+        {
+            let e = run_checked(&host, Exec::new(script.clone()).stdin(stdin)).await.unwrap_err();
+            assert!(e.to_string().contains("not all 8 bytes arrived"), "{e}");
+            assert_eq!(std::fs::read(&target).unwrap(), b"old\n");
+            assert_eq!(scratch.names(), ["conf"], "no temporary file is left");
+        }
+        let whole = format!("new\nnew\n{end}");
+        let piped = format!(
+            "(printf %s {}; sleep 0.1; printf %s {}) | {{ {script}; }}",
+            quote(&whole[..5]),
+            quote(&whole[5..])
+        );
+        run_checked(&host, Exec::new(piped)).await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new\nnew\n");
+        assert_eq!(scratch.names(), ["conf"]);
     }
 
     /// `find` would read a start point beginning with `-` as a test: a relative path's

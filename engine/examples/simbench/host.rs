@@ -106,7 +106,7 @@ impl SimHost {
         }
         if let Some(rest) = c.strip_prefix("set -e; p=") {
             let (path, rest) = take_quoted(rest)?;
-            if rest.contains("dd of=\"$t\" bs=65536 conv=excl,fsync") {
+            if rest.contains(" iflag=count_bytes,fullblock conv=excl,fsync status=none; ") {
                 return write(&mut fs, &path, rest, exec.stdin.as_deref().unwrap_or_default());
             }
             if let Some(rest) = rest.strip_prefix("; if [ -L \"$p\" ]; then ") {
@@ -130,6 +130,12 @@ impl SimHost {
                 let mut attrs = parse_attrs(rest, "p")?;
                 attrs.mode = Some(mode);
                 return Ok(mkdir(&mut fs, &path, &attrs));
+            }
+            if let Some(rest) = rest.strip_prefix("; a=${p%/*}; if [ -d \"${a:-/}\" ] && [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then exec mkdir -m ") {
+                let (mode, rest) = rest.split_once(" -- \"$p\"; fi; mkdir -p -- \"$p\"; chmod ").ok_or_else(|| unknown(c))?;
+                let mode = parse_mode(mode)?;
+                expect(rest == format!("{mode:04o} -- \"$p\""), c)?;
+                return Ok(mkdir(&mut fs, &path, &Attrs { mode: Some(mode), ..Attrs::default() }));
             }
             if let Some(rest) = rest.strip_prefix("; mkdir -p -- \"$p\"; ") {
                 let attrs = parse_attrs(rest, "p")?;
@@ -156,7 +162,7 @@ impl SimHost {
             return Ok(ok(""));
         }
         // The `command` module's line, as W1 writes it: `sh -c 'echo N >/dev/null'`.
-        if let Some(rest) = c.strip_prefix("sh -c ") {
+        if let Some(rest) = c.strip_prefix("exec sh -c ") {
             let (line, rest) = take_quoted(rest)?;
             expect(rest.is_empty(), c)?;
             if let Some(n) = line.strip_prefix("echo ").and_then(|r| r.strip_suffix(" >/dev/null"))
@@ -336,10 +342,10 @@ fn mkdir(fs: &mut BTreeMap<String, Node>, path: &str, attrs: &Attrs) -> ExecOutp
     ok("")
 }
 
-/// `write_atomic`: the byte count the script expects must be what stdin holds (as `dd`
-/// reports it), the parent must be a directory, the target must not be one; the new file is
-/// `dd`'s (0666 less the script's umask, root) with the attributes applied, renamed over the
-/// path.
+/// `write_atomic`: stdin must be the content of the length the script copies and then the
+/// end-of-content line, the parent must be a directory, the target must not be one; the new
+/// file is `dd`'s (0666 less the script's umask, root) with the attributes applied, renamed
+/// over the path.
 fn write(
     fs: &mut BTreeMap<String, Node>,
     path: &str,
@@ -348,18 +354,23 @@ fn write(
 ) -> Result<ExecOutput, String> {
     let (_, umask) = script.split_once("; umask ").ok_or_else(|| unknown(script))?;
     let umask = parse_mode(umask.get(..4).ok_or_else(|| unknown(script))?)?;
-    let (_, after) = script.split_once("*\"\n").ok_or_else(|| unknown(script))?;
-    let (len, _) = after.split_once(" byte\"*) ;; ").ok_or_else(|| unknown(script))?;
+    let (_, after) = script.split_once(" bs=65536 count=").ok_or_else(|| unknown(script))?;
+    let (len, _) = after.split_once(" iflag=").ok_or_else(|| unknown(script))?;
     let len: usize = len.parse().map_err(|_| unknown(script))?;
-    let (_, tail) = script.split_once("exit 1;; esac; ").ok_or_else(|| unknown(script))?;
-    let attrs = tail.strip_suffix("mv -f -T -- \"$t\" \"$p\"; trap - EXIT").ok_or_else(|| unknown(script))?;
+    let (_, tail) = script
+        .split_once("with a file; left as it was\" >&2; exit 1; fi; ")
+        .ok_or_else(|| unknown(script))?;
+    let attrs =
+        tail.strip_suffix("trap - EXIT; exec mv -f -T -- \"$t\" \"$p\"").ok_or_else(|| unknown(script))?;
     let attrs = parse_attrs(attrs, "t")?;
+    let end = format!("{}\n", contract::remote::END_OF_CONTENT);
+    let content = stdin.get(..len).filter(|_| stdin.get(len..) == Some(end.as_bytes()));
     if !matches!(fs.get(parent(path)), Some(Node::Dir { .. })) {
         return Ok(failed(&format!("dd: failed to open '{path}.engine-XXXXXX': No such file or directory")));
     }
-    if stdin.len() != len {
+    let Some(content) = content else {
         return Ok(failed(&format!("engine: {path} left as it was: not all {len} bytes arrived")));
-    }
+    };
     if matches!(fs.get(path), Some(Node::Dir { .. })) {
         return Ok(failed(&format!("mv: cannot overwrite directory '{path}' with non-directory")));
     }
@@ -367,7 +378,7 @@ fn write(
         mode: 0o666 & !umask,
         owner: "root".into(),
         group: "root".into(),
-        content: stdin.to_vec(),
+        content: content.to_vec(),
     };
     attrs.set(&mut node);
     fs.insert(path.to_owned(), node);

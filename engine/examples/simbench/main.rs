@@ -479,7 +479,7 @@ mod tests {
         let host = SimHost::new("sim0", stats.clone());
         for command in [
             "uptime",
-            "sh -c 'echo 1 >/dev/null; rm -rf /'",
+            "exec sh -c 'echo 1 >/dev/null; rm -rf /'",
             "echo 1 >/dev/null",
             "cat -- /etc/passwd; id",
             "stat /tmp",
@@ -488,7 +488,7 @@ mod tests {
             assert!(e.to_string().contains("unknown command"), "{command}: {e}");
         }
         assert_eq!(stats.unknown.load(Ordering::Relaxed), 5);
-        assert!(host.exec(Exec::new("sh -c 'echo 3 >/dev/null'")).await.unwrap().success());
+        assert!(host.exec(Exec::new("exec sh -c 'echo 3 >/dev/null'")).await.unwrap().success());
     }
 
     /// The file primitives of `contract::remote` against a simulated host behave as on Debian:

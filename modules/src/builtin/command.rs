@@ -86,13 +86,25 @@ impl CommandArgs<Resolved> {
     /// (`dd bs=1` reads one byte at a time, so the command's own input stays unread) and
     /// evaluates them; then the command runs with the rest of stdin.
     fn command_line(&self) -> String {
+        self.line(false)
+    }
+
+    /// What is sent to the host: [`Self::command_line`], except that a `cmd`'s shell is
+    /// `exec`ed (the shell the host runs the line in becomes `sh`: one fork fewer).
+    fn sent_line(&self) -> String {
+        self.line(true)
+    }
+
+    fn line(&self, exec: bool) -> String {
         let mut line = self.cd_prefix();
         let env = self.env_script();
         if !env.is_empty() {
             line.push_str(&format!("eval \"$(dd bs=1 count={} 2>/dev/null)\" && ", env.len()));
         }
         match (&self.cmd, &self.argv) {
-            (Some(cmd), _) => line.push_str(&format!("sh -c {}", quote(cmd))),
+            (Some(cmd), _) => {
+                line.push_str(&format!("{}sh -c {}", if exec { "exec " } else { "" }, quote(cmd)))
+            }
             (None, Some(argv)) => line.push_str(&join(argv)),
             (None, None) => {}
         }
@@ -163,6 +175,7 @@ impl Module for Command {
         if args.read_only {
             let outputs = RunCommand {
                 line,
+                sent: args.sent_line(),
                 stdin: args.stdin_bytes(),
                 timeout: args.timeout.map(Duration::from_secs),
                 effect: Effect::ReadOnly,
@@ -178,6 +191,7 @@ impl Module for Command {
             )],
             action: Some(Box::new(RunCommand {
                 line,
+                sent: args.sent_line(),
                 stdin: args.stdin_bytes(),
                 timeout: args.timeout.map(Duration::from_secs),
                 effect: Effect::Unknown,
@@ -188,8 +202,10 @@ impl Module for Command {
 }
 
 struct RunCommand {
-    /// What runs, also what errors show: it holds no environment value.
+    /// What errors show: it holds no environment value.
     line: String,
+    /// What runs (see [`CommandArgs::sent_line`]).
+    sent: String,
     /// The environment script and the command's own input (see [`CommandArgs::stdin_bytes`]).
     stdin: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -217,7 +233,7 @@ impl Action for RunCommand {
 
 impl RunCommand {
     async fn run(self, host: &dyn Host) -> Result<Outputs, ModuleError> {
-        let mut exec = Exec::new(self.line.clone());
+        let mut exec = Exec::new(self.sent);
         exec.stdin = self.stdin;
         exec.timeout = self.timeout;
         exec.effect = self.effect;
@@ -253,6 +269,7 @@ mod tests {
         assert_eq!(a.stdin_bytes().unwrap(), b"export K='v w'\n");
         let a = args(serde_json::json!({"cmd": "echo 'hi'"})).unwrap();
         assert_eq!(a.command_line(), r"sh -c 'echo '\''hi'\'''");
+        assert_eq!(a.sent_line(), r"exec sh -c 'echo '\''hi'\'''");
         assert_eq!(a.stdin_bytes(), None);
     }
 
