@@ -131,7 +131,9 @@ fn a_plan_for_other_hosts_or_inputs_or_edited_is_refused_before_anything_runs() 
     // Another inventory given on the command line.
     let other = s.t.file("other.yml", "all:\n  hosts:\n    you: {ansible_connection: local}\n");
     let refused = s.run_plan(&["-i", other.to_str().unwrap()]).code(1);
-    assert!(refused.stderr.contains("it reviewed the plan of inventory"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("cannot apply reviewed plan"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("it was reviewed with inventory"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("give that inventory, or none"), "{}", refused.stderr);
 
     // The same inventory file, now naming other hosts.
     std::fs::write(&s.inventory, "all:\n  hosts:\n    you: {ansible_connection: local}\n").unwrap();
@@ -151,7 +153,12 @@ fn a_plan_for_other_hosts_or_inputs_or_edited_is_refused_before_anything_runs() 
     assert!(refused.stderr.contains("me: file a: changed since the review"), "{}", refused.stderr);
     // Without the -e at all.
     let refused = Test::new().args(["run", "--plan"]).arg(&s.plan).run().code(1);
-    assert!(refused.stderr.contains("pass them again"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("it was reviewed with -e dir; the plan does not keep values"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("pass it again"), "{}", refused.stderr);
 
     // Edited after the review (a prediction turned around).
     let text = std::fs::read_to_string(&s.plan).unwrap();
@@ -270,7 +277,7 @@ mod lab {
             .args(["-e", &format!("dir={dir}")])
             .run()
             .code(1);
-        assert!(refused.stderr.contains("it reviewed the plan of inventory"), "{}", refused.stderr);
+        assert!(refused.stderr.contains("it was reviewed with inventory"), "{}", refused.stderr);
         for h in hosts {
             lab.ssh(h, &format!("rm -rf {dir}"));
         }

@@ -666,6 +666,8 @@ fn run_command(
         None => (None, None),
     };
     let full = load_plan(&args.plan, vars.clone(), redactor)?;
+    // What the journal and a reviewed plan record of this run.
+    let inputs = journal::RunInputs::new(&given(&args.plan, &vars));
     let key = match key {
         None if !check || args.out.is_some() => Some(journal::JournalKey::load_or_create(runs)?),
         key => key,
@@ -699,9 +701,8 @@ fn run_command(
     if !check && let Some(key) = &key {
         let resumes = resumed.as_ref().map(|j| j.header.id.clone());
         // Not a dry-run, so no reviewed plan is written from them below.
-        let header =
-            journal::Header::new(&given(&args.plan, &vars), resumes, std::mem::take(&mut fingerprints))
-                .with_deps_of(&plan);
+        let header = journal::Header::new(inputs.clone(), resumes, std::mem::take(&mut fingerprints))
+            .with_deps_of(&plan);
         let writer = journal::JournalWriter::create(runs, &header, key)?;
         journal_path = Some(writer.path().display().to_string());
         journal_id = Some(header.id);
@@ -734,7 +735,7 @@ fn run_command(
             &plan,
             &summary.reports,
             &fingerprints,
-            &given(&args.plan, &vars),
+            inputs,
             key,
             redactor,
         );
@@ -798,11 +799,8 @@ fn open_journal(
     vars: &Vars,
     key: &journal::JournalKey,
 ) -> Result<journal::Journal, Error> {
-    let (journal, same) = journal::resume::open(runs, id, &given(plan, vars), key)?;
-    plan.playbook = Some(same.playbook);
-    plan.inventory = same.inventories;
-    plan.limit = same.limit;
-    plan.tags = same.tags;
+    let (journal, inputs) = journal::resume::open(runs, id, &given(plan, vars), key)?;
+    take_inputs(plan, inputs);
     Ok(journal)
 }
 
@@ -815,53 +813,23 @@ fn open_reviewed(
     vars: &Vars,
 ) -> Result<journal::reviewed::ReviewedPlan, Error> {
     let key = journal::JournalKey::load(runs)?;
-    let reviewed = journal::reviewed::ReviewedPlan::load(path, &key)?;
-    let refuse = |why: String| Error::Usage(format!("--plan {}: {why}", path.display()));
-    match &plan.playbook {
-        Some(p) if journal::resume::absolute(p) != reviewed.playbook => {
-            return Err(refuse(format!(
-                "it reviewed playbook {}, not {}",
-                reviewed.playbook.display(),
-                p.display()
-            )));
-        }
-        _ => plan.playbook = Some(reviewed.playbook.clone()),
-    }
-    let given: Vec<PathBuf> = plan.inventory.iter().map(|i| journal::resume::absolute(i)).collect();
-    if !given.is_empty() && given != reviewed.inventories() {
-        return Err(refuse(format!(
-            "it reviewed the plan of inventory {}; give that, or none",
-            reviewed.inventories().iter().map(|i| i.display().to_string()).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    plan.inventory = reviewed.inventories();
-    let missing: Vec<&String> =
-        reviewed.extra_vars.iter().filter(|v| !vars.contains_key(v.as_str())).collect();
-    if !missing.is_empty() {
-        return Err(refuse(format!(
-            "it was reviewed with -e {}; the plan does not keep values (they may be secret): pass them again",
-            reviewed.extra_vars.join(", -e ")
-        )));
-    }
-    for (given, had, flag) in
-        [(&mut plan.limit, &reviewed.limit, "--limit"), (&mut plan.tags, &reviewed.tags, "--tags")]
-    {
-        match given {
-            Some(g) if Some(&*g) != had.as_ref() => {
-                return Err(refuse(format!(
-                    "it was reviewed with {flag} {}; a plan keeps its selection",
-                    had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(","))
-                )));
-            }
-            _ => given.clone_from(had),
-        }
-    }
+    let (reviewed, inputs) = journal::reviewed::ReviewedPlan::open(path, &given(plan, vars), &key)?;
+    take_inputs(plan, inputs);
     Ok(reviewed)
 }
 
+/// `plan` runs the recorded `inputs` (already checked against it): the `-e` values stay the
+/// command line's.
+fn take_inputs(plan: &mut PlanArgs, inputs: journal::RunInputs) {
+    plan.inventory = inputs.inventories();
+    plan.playbook = Some(inputs.playbook);
+    plan.limit = inputs.limit;
+    plan.tags = inputs.tags;
+}
+
 /// What the command line names of a run, as the journal compares and records it.
-fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::resume::Given<'a> {
-    journal::resume::Given {
+fn given<'a>(plan: &'a PlanArgs, vars: &'a Vars) -> journal::Given<'a> {
+    journal::Given {
         playbook: plan.playbook.as_deref(),
         inventories: &plan.inventory,
         extra_vars: vars.keys().map(String::as_str).collect(),

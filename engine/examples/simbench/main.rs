@@ -230,14 +230,14 @@ fn simulate(
         let plan = playbook::load(&playbook, &inventory, &options).map_err(render)?;
         let key = journal::JournalKey::load_or_create(&runs_dir).map_err(|e| e.to_string())?;
         let fingerprints = journal::fingerprint::fingerprints(&plan, &key);
-        let given = journal::resume::Given {
+        let given = journal::Given {
             playbook: Some(&playbook),
             inventories: std::slice::from_ref(&inventory_path),
             extra_vars: Vec::new(),
             limit: None,
             tags: None,
         };
-        let header = journal::Header::new(&given, None, fingerprints);
+        let header = journal::Header::new(journal::RunInputs::new(&given), None, fingerprints);
         let writer = journal::JournalWriter::create(&runs_dir, &header, &key).map_err(|e| e.to_string())?;
         let journal_path = writer.path().display().to_string();
         let mut subscribers: Vec<Box<dyn Subscriber>> = vec![Box::new(Log), Box::new(writer)];

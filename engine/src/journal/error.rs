@@ -62,7 +62,7 @@ pub enum JournalError {
     NotRunId { what: &'static str, id: String, runs: PathBuf },
 
     /// The command line asks for something else than the run it resumes.
-    #[error("cannot resume run {id} ({}): {why}", path.display())]
+    #[error("cannot resume run {id} ({}): {}", path.display(), why.worded(RecordedIn::Journal))]
     #[diagnostic(code(engine::journal::resume))]
     Refused { id: String, path: PathBuf, why: Refusal },
 }
@@ -84,24 +84,72 @@ pub enum KeyProblem {
     Io(String),
 }
 
-/// Why a resume does not match its journal.
-#[derive(Debug, thiserror::Error)]
+/// Why a command line does not repeat the run whose inputs it is checked against (see
+/// [`super::inputs::same_run`]); [`Refusal::worded`] says it for a journal or a reviewed plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    #[error("it ran playbook {}, not {}; give that playbook, or none", ran.display(), given.display())]
-    OtherPlaybook { ran: PathBuf, given: PathBuf },
-    #[error(
-        "it ran with inventory {}, not {}; give {}, or none",
-        shown(ran), shown(given), if ran.len() == 1 { "that inventory" } else { "those inventories, in that order" }
-    )]
-    OtherInventory { ran: Vec<PathBuf>, given: Vec<PathBuf> },
-    #[error(
-        "it ran with -e {}; the journal does not keep values (they may be secret): pass {} again",
-        had.join(", -e "),
-        if missing.len() == 1 { "it" } else { "them" }
-    )]
-    MissingVars { had: Vec<String>, missing: Vec<String> },
-    #[error("it ran with {flag} {}; a resume keeps the run's selection", had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(",")))]
-    OtherSelection { flag: &'static str, had: Option<Vec<String>> },
+    OtherPlaybook {
+        recorded: PathBuf,
+        given: PathBuf,
+    },
+    OtherInventory {
+        recorded: Vec<PathBuf>,
+        given: Vec<PathBuf>,
+    },
+    /// `had`: every `-e` name recorded; `missing`: those the command line does not give.
+    MissingVars {
+        had: Vec<String>,
+        missing: Vec<String>,
+    },
+    OtherSelection {
+        flag: &'static str,
+        had: Option<Vec<String>>,
+    },
+}
+
+/// What recorded the inputs a command line was refused against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedIn {
+    /// A run's journal (`--resume`).
+    Journal,
+    /// A reviewed plan (`--plan`).
+    ReviewedPlan,
+}
+
+impl Refusal {
+    /// Why, and what to give instead, as said of a run's journal or of a reviewed plan.
+    pub fn worded(&self, of: RecordedIn) -> String {
+        let (did, did_with, keeper, selection) = match of {
+            RecordedIn::Journal => {
+                ("it ran", "it ran with", "the journal", "a resume keeps the run's selection")
+            }
+            RecordedIn::ReviewedPlan => {
+                ("it reviewed", "it was reviewed with", "the plan", "a plan keeps its selection")
+            }
+        };
+        match self {
+            Refusal::OtherPlaybook { recorded, given } => format!(
+                "{did} playbook {}, not {}; give that playbook, or none",
+                recorded.display(),
+                given.display()
+            ),
+            Refusal::OtherInventory { recorded, given } => format!(
+                "{did_with} inventory {}, not {}; give {}, or none",
+                shown(recorded),
+                shown(given),
+                if recorded.len() == 1 { "that inventory" } else { "those inventories, in that order" }
+            ),
+            Refusal::MissingVars { had, missing } => format!(
+                "{did_with} -e {}; {keeper} does not keep values (they may be secret): pass {} again",
+                had.join(", -e "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+            Refusal::OtherSelection { flag, had } => format!(
+                "{did_with} {flag} {}; {selection}",
+                had.as_ref().map_or_else(|| "(none)".to_owned(), |h| h.join(","))
+            ),
+        }
+    }
 }
 
 /// Paths as `-i` lists them: `a, b`.

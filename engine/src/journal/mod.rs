@@ -27,10 +27,12 @@
 //! - [`record`]: the line types. - [`writer`]: the event subscriber that writes a journal.
 //! - [`reader`]: loading a journal. - [`fingerprint`]: each task's input fingerprint.
 //! - [`key`]: the workspace key, and sealing lines. - [`error`]: why a journal is refused.
-//! - [`resume`]: what `--resume` reruns. - [`run_id`]: sortable run ids.
+//! - [`inputs`]: a run's inputs, as the header records them and `--resume`/`--plan` check them.
+//! - [`resume`]: what `--resume` reruns. - [`reviewed`]: reviewed plans. - [`run_id`]: sortable run ids.
 
 pub mod error;
 pub mod fingerprint;
+pub mod inputs;
 pub mod key;
 pub mod reader;
 pub mod record;
@@ -42,6 +44,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use error::JournalError;
+pub use inputs::{Given, RunInputs};
 pub use key::JournalKey;
 pub use reader::Journal;
 pub use record::{Finished, Header, Record, TaskLine};

@@ -1,12 +1,11 @@
 //! The lines of a journal.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::resume::{Given, absolute};
+use super::inputs::RunInputs;
 use crate::events::Status;
 use crate::ids::TaskId;
 use crate::plan::Plan;
@@ -46,20 +45,10 @@ pub struct Header {
     pub engine: String,
     /// Unix time in milliseconds when the run started.
     pub started_at_ms: u64,
-    /// The playbook, as an absolute path.
-    pub playbook: PathBuf,
-    /// The (first) inventory, as an absolute path.
-    pub inventory: PathBuf,
-    /// The inventories after the first (`-i` repeated), as absolute paths; absent when one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more_inventories: Vec<PathBuf>,
-    /// The names of the `-e` variables. Their values are not kept (they may be secret): a
-    /// resume is given them again, and the fingerprints tell whether they changed.
-    pub extra_vars: Vec<String>,
-    /// `--limit`, as given.
-    pub limit: Option<Vec<String>>,
-    /// `--tags`, as given.
-    pub tags: Option<Vec<String>>,
+    /// The playbook, inventories, `-e` names, `--limit` and `--tags` (see
+    /// [`super::inputs`]), written as fields of the header line itself, in this place.
+    #[serde(flatten)]
+    pub inputs: RunInputs,
     /// The run this one resumes, if any.
     pub resumes: Option<String>,
     /// Task id → HMAC-SHA256, with the workspace key, of what the task will do (see
@@ -74,28 +63,17 @@ pub struct Header {
 }
 
 impl Header {
-    /// Every inventory of the run, in `-i` order.
-    pub fn inventories(&self) -> Vec<PathBuf> {
-        std::iter::once(self.inventory.clone()).chain(self.more_inventories.iter().cloned()).collect()
-    }
-
     /// The current journal format. 2: lines carry a chained MAC, fingerprints are keyed.
     pub const FORMAT: u32 = 2;
 
-    /// The header of a new run, started now, of what `given` names (paths made absolute, the
-    /// `-e` names only), resuming run `resumes` if any.
-    pub fn new(given: &Given<'_>, resumes: Option<String>, fingerprints: BTreeMap<TaskId, String>) -> Self {
+    /// The header of a new run of `inputs`, started now, resuming run `resumes` if any.
+    pub fn new(inputs: RunInputs, resumes: Option<String>, fingerprints: BTreeMap<TaskId, String>) -> Self {
         Header {
             format: Header::FORMAT,
             id: super::run_id::new(),
             engine: env!("CARGO_PKG_VERSION").to_owned(),
             started_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            playbook: given.playbook.map(absolute).unwrap_or_default(),
-            inventory: given.inventories.first().map(|i| absolute(i)).unwrap_or_default(),
-            more_inventories: given.inventories.iter().skip(1).map(|i| absolute(i)).collect(),
-            extra_vars: given.extra_vars.iter().map(|v| (*v).to_owned()).collect(),
-            limit: given.limit.map(<[String]>::to_vec),
-            tags: given.tags.map(<[String]>::to_vec),
+            inputs,
             resumes,
             fingerprints,
             deps: BTreeMap::new(),
@@ -155,4 +133,48 @@ pub struct Finished {
     pub critical_path_ms: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub critical_path: Vec<TaskId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header with every field set, as a journal line (before its MAC).
+    fn header() -> Header {
+        Header {
+            format: Header::FORMAT,
+            id: "20261207T120000.000Z-abcdef".into(),
+            engine: "0.1.0".into(),
+            started_at_ms: 1_700_000_000_000,
+            inputs: RunInputs {
+                playbook: "/p/site.rhai".into(),
+                inventory: "/p/inv.yml".into(),
+                more_inventories: vec!["/p/more.ini".into()],
+                extra_vars: vec!["version".into(), "token".into()],
+                limit: Some(vec!["web".into()]),
+                tags: Some(vec!["certs".into(), "nginx".into()]),
+            },
+            resumes: Some("20261207T110000.000Z-012345".into()),
+            fingerprints: BTreeMap::from([(TaskId(0), "aa".into()), (TaskId(1), "bb".into())]),
+            deps: BTreeMap::from([(TaskId(1), vec![TaskId(0)])]),
+        }
+    }
+
+    /// The header line as this engine has always written it (byte for byte: journals written
+    /// before must still read, and their MACs cover these bytes), and read back.
+    #[test]
+    fn a_header_is_written_and_read_as_before() {
+        let full = r#"{"kind":"header","format":2,"id":"20261207T120000.000Z-abcdef","engine":"0.1.0","started_at_ms":1700000000000,"playbook":"/p/site.rhai","inventory":"/p/inv.yml","more_inventories":["/p/more.ini"],"extra_vars":["version","token"],"limit":["web"],"tags":["certs","nginx"],"resumes":"20261207T110000.000Z-012345","fingerprints":{"0":"aa","1":"bb"},"deps":{"1":[0]}}"#;
+        assert_eq!(serde_json::to_string(&Record::Header(header())).unwrap(), full);
+        assert_eq!(Record::parse(full).unwrap(), Record::Header(header()));
+        // One inventory, no --limit, no deps: those are left out, or null, as before.
+        let mut h = header();
+        h.inputs.more_inventories.clear();
+        h.inputs.limit = None;
+        h.resumes = None;
+        h.deps.clear();
+        let short = r#"{"kind":"header","format":2,"id":"20261207T120000.000Z-abcdef","engine":"0.1.0","started_at_ms":1700000000000,"playbook":"/p/site.rhai","inventory":"/p/inv.yml","extra_vars":["version","token"],"limit":null,"tags":["certs","nginx"],"resumes":null,"fingerprints":{"0":"aa","1":"bb"}}"#;
+        assert_eq!(serde_json::to_string(&Record::Header(h.clone())).unwrap(), short);
+        assert_eq!(Record::parse(short).unwrap(), Record::Header(h));
+    }
 }

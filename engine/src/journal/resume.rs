@@ -1,9 +1,10 @@
 //! `engine run --resume`: checking that a resume reruns the same thing, and choosing its tasks.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::error::{JournalError, Refusal};
+use super::error::JournalError;
+use super::inputs::{Given, RunInputs, same_run};
 use super::key::JournalKey;
 use super::reader::Journal;
 use crate::events::Status;
@@ -11,77 +12,22 @@ use crate::ids::TaskId;
 use crate::plan::Plan;
 use crate::run::{Carried, CarriedTask};
 
-/// What the command line says about the run to resume; `None` means "as in the journal".
-#[derive(Debug, Clone, Default)]
-pub struct Given<'a> {
-    pub playbook: Option<&'a Path>,
-    /// The `-i` sources, in order; empty: as in the journal.
-    pub inventories: &'a [PathBuf],
-    /// Names of the `-e` variables given.
-    pub extra_vars: Vec<&'a str>,
-    pub limit: Option<&'a [String]>,
-    pub tags: Option<&'a [String]>,
-}
-
-/// The playbook, inventory, `--limit` and `--tags` of the resumed run: the journal's, or the
-/// command line's where they agree. Refuses another playbook or inventory, other
-/// `--limit`/`--tags`, and missing `-e` variables (their values are not in the journal).
-pub fn same_run(journal: &Journal, given: &Given) -> Result<Resolved, JournalError> {
-    let h = &journal.header;
-    let refuse = |why: Refusal| JournalError::Refused { id: h.id.clone(), path: journal.path.clone(), why };
-    let playbook = match given.playbook.map(absolute) {
-        Some(p) if p != h.playbook => {
-            return Err(refuse(Refusal::OtherPlaybook { ran: h.playbook.clone(), given: p }));
-        }
-        _ => h.playbook.clone(),
-    };
-    let given_inventories: Vec<PathBuf> = given.inventories.iter().map(|i| absolute(i)).collect();
-    let inventories = match given_inventories {
-        given if !given.is_empty() && given != h.inventories() => {
-            return Err(refuse(Refusal::OtherInventory { ran: h.inventories(), given }));
-        }
-        _ => h.inventories(),
-    };
-    let missing: Vec<String> =
-        h.extra_vars.iter().filter(|v| !given.extra_vars.contains(&v.as_str())).cloned().collect();
-    if !missing.is_empty() {
-        return Err(refuse(Refusal::MissingVars { had: h.extra_vars.clone(), missing }));
-    }
-    let same = |given: Option<&[String]>, had: &Option<Vec<String>>, flag: &'static str| match given {
-        Some(g) if had.as_deref() != Some(g) => {
-            Err(refuse(Refusal::OtherSelection { flag, had: had.clone() }))
-        }
-        _ => Ok(had.clone()),
-    };
-    Ok(Resolved {
-        playbook,
-        inventories,
-        limit: same(given.limit, &h.limit, "--limit")?,
-        tags: same(given.tags, &h.tags, "--tags")?,
-    })
-}
-
 /// The journal of run `id` in `runs` (the latest when `id` is empty), verified with the
-/// workspace `key` and checked against what the command line gives (see [`same_run`]), with
-/// the resumed run's inputs completed from it. A journal refused is left as it is.
+/// workspace `key`, and the resumed run's inputs: its header's, checked against what the
+/// command line gives (see [`same_run`]). A journal refused is left as it is.
 pub fn open(
     runs: &Path,
     id: &str,
-    given: &Given,
+    given: &Given<'_>,
     key: &JournalKey,
-) -> Result<(Journal, Resolved), JournalError> {
+) -> Result<(Journal, RunInputs), JournalError> {
     let journal = super::find(runs, id, key, "--resume")?;
-    let resolved = same_run(&journal, given)?;
-    Ok((journal, resolved))
-}
-
-/// The resumed run's inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub playbook: PathBuf,
-    pub inventories: Vec<PathBuf>,
-    pub limit: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
+    let inputs = same_run(&journal.header.inputs, given).map_err(|why| JournalError::Refused {
+        id: journal.header.id.clone(),
+        path: journal.path.clone(),
+        why,
+    })?;
+    Ok((journal, inputs))
 }
 
 /// The tasks of `full` (the plan as the resumed run selected it) that must run again, and the
@@ -115,11 +61,6 @@ pub fn select(full: &Plan, journal: &Journal, fingerprints: &BTreeMap<TaskId, St
         })
         .collect();
     (resume.plan, Carried { tasks, notified: resume.notified })
-}
-
-/// `path` made absolute (canonical when it exists), so journals name files wherever engine runs.
-pub fn absolute(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
 }
 
 #[cfg(test)]
@@ -157,12 +98,11 @@ mod tests {
             id: "r0".into(),
             engine: "0".into(),
             started_at_ms: 0,
-            playbook: "/p.rhai".into(),
-            inventory: "/inv.yml".into(),
-            more_inventories: Vec::new(),
-            extra_vars: Vec::new(),
-            limit: None,
-            tags: None,
+            inputs: RunInputs {
+                playbook: "/p.rhai".into(),
+                inventory: "/inv.yml".into(),
+                ..RunInputs::default()
+            },
             resumes: None,
             fingerprints: fingerprints.clone(),
             deps: BTreeMap::new(),
@@ -222,46 +162,5 @@ mod tests {
         before.insert(e, "older".into());
         let (rerun, _) = select(&full, &journal(&full, &[], &before), &prints);
         assert_eq!(names(&rerun), ["e"]);
-    }
-
-    #[test]
-    fn a_resume_of_another_playbook_or_inventory_or_without_its_vars_is_refused() {
-        let full = plan();
-        let prints = fingerprints(&full, &key());
-        let mut j = journal(&full, &[], &prints);
-        j.header.extra_vars = vec!["version".into()];
-        let other = Path::new("/elsewhere/site.rhai");
-        let e = same_run(&j, &Given { playbook: Some(other), ..Given::default() }).unwrap_err().to_string();
-        assert!(e.contains("it ran playbook /p.rhai, not /elsewhere/site.rhai"), "{e}");
-        let e = same_run(&j, &Given::default()).unwrap_err().to_string();
-        assert!(e.contains("-e version") && e.contains("pass it again"), "{e}");
-        let ok = same_run(&j, &Given { extra_vars: vec!["version"], ..Given::default() }).unwrap();
-        assert_eq!(
-            (ok.playbook.as_path(), ok.inventories.as_slice()),
-            (Path::new("/p.rhai"), [PathBuf::from("/inv.yml")].as_slice())
-        );
-        let tags = ["x".to_owned()];
-        let e = same_run(&j, &Given { extra_vars: vec!["version"], tags: Some(&tags), ..Given::default() });
-        assert!(e.unwrap_err().to_string().contains("keeps the run's selection"));
-        let inventories = [PathBuf::from("/elsewhere/inv.yml")];
-        let e = same_run(
-            &j,
-            &Given { inventories: &inventories, extra_vars: vec!["version"], ..Given::default() },
-        );
-        let e = e.unwrap_err().to_string();
-        assert!(e.contains("it ran with inventory /inv.yml, not /elsewhere/inv.yml"), "{e}");
-        // Several -i: all of them, in order, are the run's.
-        j.header.more_inventories = vec!["/more.ini".into()];
-        let given = [PathBuf::from("/inv.yml"), PathBuf::from("/more.ini")];
-        let ok =
-            same_run(&j, &Given { inventories: &given, extra_vars: vec!["version"], ..Given::default() });
-        assert_eq!(ok.unwrap().inventories, given);
-        let e = same_run(
-            &j,
-            &Given { inventories: &given[..1], extra_vars: vec!["version"], ..Given::default() },
-        );
-        assert!(e.unwrap_err().to_string().contains(
-            "it ran with inventory /inv.yml, /more.ini, not /inv.yml; give those inventories, in that order"
-        ));
     }
 }

@@ -28,8 +28,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{RecordedIn, Refusal};
+use super::inputs::{Given, RunInputs, same_run};
 use super::key::JournalKey;
-use super::resume::{Given, absolute};
 use crate::events::{Status, TaskReport};
 use crate::ids::TaskId;
 use crate::plan::Plan;
@@ -91,15 +92,11 @@ pub struct ReviewedPlan {
     pub engine: String,
     /// Unix time in milliseconds of the dry-run.
     pub made_at_ms: u64,
-    pub playbook: PathBuf,
-    pub inventory: PathBuf,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more_inventories: Vec<PathBuf>,
-    /// The names of the `-e` variables (their values are not kept; the fingerprints tell
-    /// whether they changed).
-    pub extra_vars: Vec<String>,
-    pub limit: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
+    /// The playbook, inventories, `-e` names (their values are not kept; the fingerprints
+    /// tell whether they changed), `--limit` and `--tags` (see [`super::inputs`]), written as
+    /// fields of the document itself, in this place (the MAC covers them as written).
+    #[serde(flatten)]
+    pub inputs: RunInputs,
     /// The plan's hosts, in inventory order.
     pub hosts: Vec<String>,
     pub tasks: Vec<ReviewedTask>,
@@ -121,13 +118,13 @@ pub fn digest(key: &JournalKey, changes: &[String], diff: Option<&str>) -> Strin
 }
 
 impl ReviewedPlan {
-    /// The reviewed plan of `plan`, from its dry-run's `reports` (indexed by node) and its
-    /// tasks' `fingerprints`, sealed with `key`. Change lines and errors are redacted.
+    /// The reviewed plan of `plan` (made from `inputs`), from its dry-run's `reports` (indexed
+    /// by node) and its tasks' `fingerprints`, sealed with `key`. Change lines and errors are redacted.
     pub fn new(
         plan: &Plan,
         reports: &[TaskReport],
         fingerprints: &BTreeMap<TaskId, String>,
-        given: &Given<'_>,
+        inputs: RunInputs,
         key: &JournalKey,
         redactor: &Redactor,
     ) -> ReviewedPlan {
@@ -154,30 +151,19 @@ impl ReviewedPlan {
                 }
             })
             .collect();
-        let inventories: Vec<PathBuf> = given.inventories.iter().map(|i| absolute(i)).collect();
         let mut reviewed = ReviewedPlan {
             format: FORMAT,
             engine: env!("CARGO_PKG_VERSION").to_owned(),
             made_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            playbook: given.playbook.map(absolute).unwrap_or_default(),
-            inventory: inventories.first().cloned().unwrap_or_default(),
-            more_inventories: inventories.iter().skip(1).cloned().collect(),
-            extra_vars: given.extra_vars.iter().map(|v| (*v).to_owned()).collect(),
-            limit: given.limit.map(<[String]>::to_vec),
-            tags: given.tags.map(<[String]>::to_vec),
+            inputs,
             hosts: plan.hosts().to_vec(),
             tasks,
             mac: String::new(),
         };
         reviewed.mac = reviewed.compute_mac(key);
         reviewed
-    }
-
-    /// Every inventory, in `-i` order.
-    pub fn inventories(&self) -> Vec<PathBuf> {
-        std::iter::once(self.inventory.clone()).chain(self.more_inventories.iter().cloned()).collect()
     }
 
     fn compute_mac(&self, key: &JournalKey) -> String {
@@ -213,6 +199,20 @@ impl ReviewedPlan {
             return Err(ReviewError::Unverified { path: path.to_owned() });
         }
         Ok(plan)
+    }
+
+    /// The reviewed plan at `path`, verified with the workspace `key`, and the inputs of the run
+    /// that applies it: the plan's, checked against what the command line gives (see
+    /// [`same_run`]).
+    pub fn open(
+        path: &Path,
+        given: &Given<'_>,
+        key: &JournalKey,
+    ) -> Result<(ReviewedPlan, RunInputs), ReviewError> {
+        let reviewed = ReviewedPlan::load(path, key)?;
+        let inputs = same_run(&reviewed.inputs, given)
+            .map_err(|why| ReviewError::Refused { path: path.to_owned(), why })?;
+        Ok((reviewed, inputs))
     }
 
     /// Checks that `plan` (made from what the command line gives now, with the tasks'
@@ -291,6 +291,10 @@ pub enum ReviewError {
     )]
     #[diagnostic(code(engine::plan_file::unverified))]
     Unverified { path: PathBuf },
+    /// The command line asks for another run than the one reviewed.
+    #[error("cannot apply reviewed plan {}: {}", path.display(), why.worded(RecordedIn::ReviewedPlan))]
+    #[diagnostic(code(engine::plan_file::refused))]
+    Refused { path: PathBuf, why: Refusal },
     #[error(
         "reviewed plan {}: this is not the plan that was reviewed; nothing was changed:\n{}",
         path.display(),
@@ -301,4 +305,99 @@ pub enum ReviewError {
         help("run `engine check ... --out FILE` again and review the new plan")
     )]
     Mismatch { path: PathBuf, problems: Vec<Mismatch> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reviewed() -> ReviewedPlan {
+        ReviewedPlan {
+            format: FORMAT,
+            engine: "0.1.0".into(),
+            made_at_ms: 1_700_000_000_000,
+            inputs: RunInputs {
+                playbook: "/p/site.rhai".into(),
+                inventory: "/p/inv.yml".into(),
+                more_inventories: vec!["/p/more.ini".into()],
+                extra_vars: vec!["version".into(), "token".into()],
+                limit: Some(vec!["web".into()]),
+                tags: None,
+            },
+            hosts: vec!["web1".into()],
+            tasks: vec![ReviewedTask {
+                id: TaskId(0),
+                host: "web1".into(),
+                task: "motd".into(),
+                module: "copy".into(),
+                fingerprint: "aa".into(),
+                predicted: Predicted::WouldChange,
+                changes: vec!["content of /etc/motd".into()],
+                error: None,
+                digest: Some("dd".into()),
+            }],
+            mac: String::new(),
+        }
+    }
+
+    /// A reviewed plan as this engine has always written it (byte for byte: its MAC covers
+    /// them, so plans reviewed before still verify), read back, and still strict.
+    #[test]
+    fn a_reviewed_plan_is_written_and_read_as_before() {
+        let key = JournalKey::from_bytes([7; 32]);
+        let full = r#"{
+  "format": 1,
+  "engine": "0.1.0",
+  "made_at_ms": 1700000000000,
+  "playbook": "/p/site.rhai",
+  "inventory": "/p/inv.yml",
+  "more_inventories": [
+    "/p/more.ini"
+  ],
+  "extra_vars": [
+    "version",
+    "token"
+  ],
+  "limit": [
+    "web"
+  ],
+  "tags": null,
+  "hosts": [
+    "web1"
+  ],
+  "tasks": [
+    {
+      "id": 0,
+      "host": "web1",
+      "task": "motd",
+      "module": "copy",
+      "fingerprint": "aa",
+      "predicted": "would_change",
+      "changes": [
+        "content of /etc/motd"
+      ],
+      "digest": "dd"
+    }
+  ],
+  "mac": "643a7a28227b2773ac357066b02f25a7a098a7490c01a5dddac3d20845740070"
+}
+"#;
+        let mut r = reviewed();
+        r.mac = r.compute_mac(&key);
+        assert_eq!(r.to_json(), full);
+        let read: ReviewedPlan = serde_json::from_str(full).unwrap();
+        assert_eq!(read, r);
+        assert_eq!(read.compute_mac(&key), read.mac);
+        // One inventory: left out, as before.
+        let mut r = reviewed();
+        r.inputs.more_inventories.clear();
+        r.mac = r.compute_mac(&key);
+        let short = r#"{"format":1,"engine":"0.1.0","made_at_ms":1700000000000,"playbook":"/p/site.rhai","inventory":"/p/inv.yml","extra_vars":["version","token"],"limit":["web"],"tags":null,"hosts":["web1"],"tasks":[{"id":0,"host":"web1","task":"motd","module":"copy","fingerprint":"aa","predicted":"would_change","changes":["content of /etc/motd"],"digest":"dd"}],"mac":"625b99021fee9fadb0548199428d82eb2647d8dfa159e5a9554b8ddb9d196994"}"#;
+        assert_eq!(serde_json::to_string(&r).unwrap(), short);
+        assert_eq!(serde_json::from_str::<ReviewedPlan>(short).unwrap(), r);
+        // A field no engine writes is refused, not ignored.
+        let extra = short.replacen(r#""tags":null"#, r#""tags":null,"become":true"#, 1);
+        let e = serde_json::from_str::<ReviewedPlan>(&extra).unwrap_err().to_string();
+        assert!(e.contains("unknown field `become`"), "{e}");
+    }
 }

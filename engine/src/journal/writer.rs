@@ -135,6 +135,7 @@ mod tests {
     use crate::events::{Status, TaskReport};
     use crate::ids::TaskId;
     use crate::journal::Journal;
+    use crate::journal::inputs::RunInputs;
 
     fn header(id: &str) -> Header {
         Header {
@@ -142,12 +143,13 @@ mod tests {
             id: id.to_owned(),
             engine: "0.0.0".into(),
             started_at_ms: 1,
-            playbook: "/p/site.rhai".into(),
-            inventory: "/p/inventory.yml".into(),
-            more_inventories: Vec::new(),
-            extra_vars: vec!["version".into()],
-            limit: None,
-            tags: Some(vec!["certs".into()]),
+            inputs: RunInputs {
+                playbook: "/p/site.rhai".into(),
+                inventory: "/p/inventory.yml".into(),
+                extra_vars: vec!["version".into()],
+                tags: Some(vec!["certs".into()]),
+                ..RunInputs::default()
+            },
             resumes: None,
             deps: BTreeMap::from([(TaskId(2), vec![TaskId(0)])]),
             fingerprints: BTreeMap::from([

@@ -131,7 +131,7 @@ impl Timeline {
         let waits = waits(&bars, deps);
         Timeline {
             run_id: journal.header.id.clone(),
-            playbook: text(&journal.header.playbook.display().to_string()),
+            playbook: text(&journal.header.inputs.playbook.display().to_string()),
             engine: journal.header.engine.clone(),
             started_at_ms: journal.header.started_at_ms,
             elapsed_ms,
@@ -689,6 +689,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::journal::inputs::RunInputs;
     use crate::journal::{Finished, Header, Journal, Record, TaskLine};
 
     /// (id, host, task, status, start, elapsed, message).
@@ -734,12 +735,11 @@ mod tests {
             id: "20261207T120000.000Z-abcdef".into(),
             engine: "0.1.0".into(),
             started_at_ms: 1_700_000_000_000,
-            playbook: "/p/site.rhai".into(),
-            inventory: "/p/inv.yml".into(),
-            more_inventories: Vec::new(),
-            extra_vars: Vec::new(),
-            limit: None,
-            tags: None,
+            inputs: RunInputs {
+                playbook: "/p/site.rhai".into(),
+                inventory: "/p/inv.yml".into(),
+                ..RunInputs::default()
+            },
             resumes: None,
             fingerprints: BTreeMap::new(),
             deps: deps(),
