@@ -261,7 +261,7 @@ impl Session {
         self.next_id += 1;
         let stdin = exec.stdin.as_deref().unwrap_or_default();
         let (command, lines) = command_lines(&exec.command);
-        let mut bytes = request_header(id, lines, stdin).into_bytes();
+        let mut bytes = request_header(id, &command, lines, stdin).into_bytes();
         bytes.reserve(command.len() + stdin.len());
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);

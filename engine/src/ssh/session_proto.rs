@@ -71,27 +71,46 @@ pub(crate) enum LoopShell {
 /// removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
 pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
     let m = &marker.0;
-    let (umask, needs, quiet, end_err, take_stdin, run) = match shell {
+    let (umask, needs, quiet, end_err, take_command, take_stdin, run) = match shell {
         LoopShell::Bash => (
             "u=; while IFS=$'\\t' read -r k v; do if [ \"$k\" = Umask: ]; then u=$v; break; fi; done \
              </proc/self/status 2>/dev/null\n[ -n \"$u\" ] || u=$(umask)\n",
             "mktemp head",
             "exec 3>&2 2>/dev/null\nset -m\n",
             ">&3",
-            "    if [ \"$ik\" = t ]; then IFS= LC_ALL=C read -r -N \"$il\" v || exit 1; \
+            "  c=\n  if [ \"$cb\" -gt 0 ]; then IFS= LC_ALL=C read -r -N \"$cb\" c || exit 1; fi\n",
+            "  if [ \"$il\" -gt 0 ] && [ \"$ik\" = h ]; then IFS= LC_ALL=C read -r -N \"$il\" v || exit 1; i=-\n\
+  elif [ \"$il\" -gt 0 ]; then\n\
+    if [ -z \"$d\" ]; then d=$(mktemp -d) || exit 1; fi\n\
+    if [ \"$ik\" = t ]; then IFS= LC_ALL=C read -r -N \"$il\" v || exit 1; \
              printf '%s' \"$v\" >\"$d/i\" || exit 1; v=\n\
-             else head -c \"$il\" >\"$d/i\" || exit 1; fi\n",
-            format!(
-                "  ( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
-                 unset u d i id cn il ik l s t k v; eval \"unset c nl$nl$c\" ) <\"$i\" 2>&3 3>&- &\n"
-            ),
+    else head -c \"$il\" >\"$d/i\" || exit 1; fi\n\
+    i=\"$d/i\"\n\
+  else i=/dev/null; fi\n"
+                .to_owned(),
+            {
+                let subshell = format!(
+                    "( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
+                     unset u d i id cn cb il ik l s t k v; eval \"unset c nl$nl$c\" )"
+                );
+                format!(
+                    "  if [ \"$i\" = - ]; then {subshell} <<<\"${{v%?}}\" 2>&3 3>&- &\n  \
+                     else {subshell} <\"$i\" 2>&3 3>&- &\n  fi\n  v=\n"
+                )
+            },
         ),
         LoopShell::Sh => (
             "u=$(umask)\n",
             "setsid mktemp head",
             "",
             ">&2",
-            "    head -c \"$il\" >\"$d/i\" || exit 1\n",
+            "  c=\n  while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n",
+            "  if [ \"$il\" -gt 0 ]; then\n\
+    if [ -z \"$d\" ]; then d=$(mktemp -d) || exit 1; fi\n\
+    head -c \"$il\" >\"$d/i\" || exit 1\n\
+    i=\"$d/i\"\n\
+  else i=/dev/null; fi\n"
+                .to_owned(),
             format!(
                 "  setsid sh -c \"umask $u; printf '%s started %s %s\\n' {m} $id \\$\\$$nl$c\" <\"$i\" &\n"
             ),
@@ -108,14 +127,9 @@ for t in {needs}; do command -v \"$t\" >/dev/null || {{ printf 'the session need
 case $u in [0-7][0-7][0-7]|[0-7][0-7][0-7][0-7]) ;; *) printf 'the umask %s is not octal\\n' \"$u\" >&2; exit 1;; esac\n\
 {quiet}\
 printf '%s ready\\n' {m}\n\
-while IFS=' ' read -r id cn il ik; do\n\
-  c=\n\
-  while [ \"$cn\" -gt 0 ]; do IFS= read -r l || exit 1; c=\"$c$l$nl\"; cn=$((cn - 1)); done\n\
-  if [ \"$il\" -gt 0 ]; then\n\
-    if [ -z \"$d\" ]; then d=$(mktemp -d) || exit 1; fi\n\
+while IFS=' ' read -r id cn il ik cb; do\n\
+{take_command}\
 {take_stdin}\
-    i=\"$d/i\"\n\
-  else i=/dev/null; fi\n\
 {run}\
   wait $!\n\
   s=$?\n\
@@ -247,13 +261,25 @@ pub(crate) fn command_lines(command: &str) -> (std::borrow::Cow<'_, str>, usize)
 /// Stdin up to this size with no NUL byte is sent as text (see [`request_header`]).
 pub(crate) const MAX_TEXT_STDIN: usize = 64 * 1024;
 
-/// The header of request `id` for `stdin`: its id, the command's line count, the stdin's
-/// length, and how the loop may read the stdin: `t` when it is text the shell can hold (at most
-/// [`MAX_TEXT_STDIN`] bytes, no NUL), which bash reads itself (`read -N`: no `head` process),
-/// else `b`, read by `head -c`.
-pub(crate) fn request_header(id: u64, command_lines: usize, stdin: &[u8]) -> String {
-    let kind = if stdin.len() <= MAX_TEXT_STDIN && !stdin.contains(&0) { 't' } else { 'b' };
-    format!("{id} {command_lines} {} {kind}\n", stdin.len())
+/// The header of request `id` for `command` (as [`command_lines`] made it) and `stdin`: its
+/// id, the command's line count, the stdin's length, how the loop may read the stdin, and the
+/// command's length in bytes (bash reads the command in one `read -N`; `sh`, which has no
+/// `-N`, by lines). The stdin's kind:
+/// - `h`: text the shell can hold (at most [`MAX_TEXT_STDIN`] bytes, no NUL) that ends with a
+///   newline: bash reads it itself (`read -N`) and gives it to the command as a here-string
+///   (which adds that newline back), through a pipe: no file, no process;
+/// - `t`: other such text: bash reads it itself into the loop's stdin file;
+/// - `b`: anything else, copied to that file by `head -c`.
+///
+/// The `sh` loop copies every stdin with `head -c`.
+pub(crate) fn request_header(id: u64, command: &str, command_lines: usize, stdin: &[u8]) -> String {
+    let text = stdin.len() <= MAX_TEXT_STDIN && !stdin.contains(&0);
+    let kind = match stdin.last() {
+        Some(b'\n') if text => 'h',
+        _ if text => 't',
+        _ => 'b',
+    };
+    format!("{id} {command_lines} {} {kind} {}\n", stdin.len(), command.len())
 }
 
 /// Why what the loop said was refused. The session that sent it is dropped.
@@ -405,11 +431,16 @@ mod tests {
         assert_eq!(command_lines("true"), ("true\n".into(), 1));
         assert_eq!(command_lines("a\nb\n"), ("a\nb\n".into(), 2));
         assert_eq!(command_lines(""), ("".into(), 0));
-        assert_eq!(request_header(4, 1, b"ab"), "4 1 2 t\n");
-        assert_eq!(request_header(5, 0, b"a\0b"), "5 0 3 b\n", "a NUL: binary");
-        let big = vec![b'x'; MAX_TEXT_STDIN + 1];
-        assert_eq!(request_header(6, 1, &big), format!("6 1 {} b\n", big.len()), "too big for a variable");
-        assert_eq!(request_header(7, 1, b""), "7 1 0 t\n");
+        assert_eq!(request_header(4, "x\n", 1, b"ab"), "4 1 2 t 2\n");
+        assert_eq!(request_header(4, "x\n", 1, b"a\nb\n"), "4 1 4 h 2\n", "text ending a line");
+        assert_eq!(request_header(5, "", 0, b"a\0b\n"), "5 0 4 b 0\n", "a NUL: binary");
+        let big = vec![b'\n'; MAX_TEXT_STDIN + 1];
+        assert_eq!(
+            request_header(6, "a\nb\n", 2, &big),
+            format!("6 2 {} b 4\n", big.len()),
+            "too big for a variable"
+        );
+        assert_eq!(request_header(7, "x\n", 1, b""), "7 1 0 t 2\n");
     }
 
     /// Runs a loop locally with `input` as its stdin: the whole script under `sh` (`None`), or
@@ -435,7 +466,7 @@ mod tests {
 
     fn request(id: u64, command: &str, stdin: &[u8]) -> Vec<u8> {
         let (command, lines) = command_lines(command);
-        let mut bytes = request_header(id, lines, stdin).into_bytes();
+        let mut bytes = request_header(id, &command, lines, stdin).into_bytes();
         bytes.extend_from_slice(command.as_bytes());
         bytes.extend_from_slice(stdin);
         bytes
@@ -507,7 +538,7 @@ mod tests {
         // The umask the loop started with, not the loop's own; nothing of the loop's variables.
         input.extend(request(
             10,
-            "umask; echo \"[$d$c$u$i$id$cn$il$ik$l$s$t$k$v$nl]\"; ls /proc/self/fd",
+            "umask; echo \"[$d$c$u$i$id$cn$cb$il$ik$l$s$t$k$v$nl]\"; ls /proc/self/fd",
             b"",
         ));
         // Text stdin (read by bash itself): backslashes, blank lines, no final newline, bytes
@@ -515,11 +546,18 @@ mod tests {
         let text = b"a\\b\n\n  x\r\n\xff\xfe tail";
         input.extend(request(11, "cat", text));
         input.extend(request(12, "echo next", b""));
+        // Text stdin that ends with a newline (a here-string under bash): kept exactly, the
+        // blank line at its end too; then a command whose characters are several bytes each.
+        let lines = b"a\\b\n\n  x\r\n\xff\n\n";
+        input.extend(request(13, "cat", lines));
+        input.extend(request(14, "printf '%s\\n' 'h\u{e9}llo \u{2713}'; wc -c", b"one\n"));
         let (out, err) = run_loop(&m, shell, &input);
         let got = replies(&m, out, err, 1000);
         let streams: Vec<(u32, Vec<u8>, Vec<u8>)> =
             got.iter().map(|(s, o, e, _)| (*s, o.clone(), e.clone())).collect();
-        assert_eq!(streams.len(), 12, "{shell:?}");
+        assert_eq!(streams.len(), 14, "{shell:?}");
+        assert_eq!(streams[12], (0, lines.to_vec(), Vec::new()), "{shell:?}");
+        assert_eq!(streams[13], (0, "h\u{e9}llo \u{2713}\n4\n".as_bytes().to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[10], (0, text.to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[11], (0, b"next\n".to_vec(), Vec::new()), "{shell:?}");
         assert_eq!(streams[0], (3, b"out\n".to_vec(), b"err\n".to_vec()));
