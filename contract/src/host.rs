@@ -127,6 +127,22 @@ pub enum HostError {
     NotStopped { cause: Box<HostError>, reason: String },
 }
 
+impl HostError {
+    /// The same error, naming the command as `shown` (what the caller sent may differ from
+    /// what it shows: the `command` module `exec`s the shell it names).
+    pub fn showing(self, shown: &str) -> HostError {
+        match self {
+            HostError::OutputLimit { stream, limit, .. } => {
+                HostError::OutputLimit { command: shown.to_owned(), stream, limit }
+            }
+            HostError::NotStopped { cause, reason } => {
+                HostError::NotStopped { cause: Box::new(cause.showing(shown)), reason }
+            }
+            other => other,
+        }
+    }
+}
+
 /// One of a command's output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -193,6 +209,19 @@ mod tests {
             cause: Box::new(HostError::Timeout(Duration::from_secs(2))),
             reason: "`kill` exited with status 1: sudo: a password is required".into(),
         };
+        let sent = HostError::NotStopped {
+            cause: Box::new(HostError::OutputLimit {
+                command: "exec sh -c x".into(),
+                stream: Stream::Stdout,
+                limit: 1,
+            }),
+            reason: "r".into(),
+        };
+        assert!(sent.showing("sh -c x").to_string().starts_with("`sh -c x` printed more than"));
+        assert_eq!(
+            HostError::Timeout(Duration::from_secs(1)).showing("y"),
+            HostError::Timeout(Duration::from_secs(1))
+        );
         assert_eq!(
             not_stopped.to_string(),
             "command timed out after 2s; stopping it failed, so it may still be running: `kill` exited \

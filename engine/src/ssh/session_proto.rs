@@ -2,9 +2,10 @@
 //! the request the controller writes to it, and the strict parsers of what the loop says.
 //!
 //! Each session has a marker: `engine-` and 32 random hex digits, drawn by the controller for
-//! that session only. A request is a header line `<id> <cmd_lines> <stdin_len>\n` followed by
-//! the command as exactly `cmd_lines` lines (the controller ends it with a newline when it has
-//! none) and `stdin_len` bytes of stdin. The command's stdout and stderr are the channel's own:
+//! that session only. A request is a header line `<id> <cmd_lines> <stdin_len> <kind>
+//! <cmd_bytes>\n` (see [`request_header`]) followed by the command as exactly `cmd_lines` lines,
+//! `cmd_bytes` bytes (the controller ends it with a newline when it has none) and `stdin_len`
+//! bytes of stdin. The command's stdout and stderr are the channel's own:
 //! - on stdout, `MARKER started <id> <pgid>\n` first (printed by the command's own shell, so
 //!   nothing of the command comes before it), then the command's stdout, then
 //!   `MARKER end <id> <status>\n`, printed by the loop once the command has exited;
@@ -42,7 +43,8 @@ pub(crate) enum LoopShell {
 /// The loop itself, for `shell`.
 ///
 /// What a command costs the host is the point of the session, so the loop starts as few
-/// processes as it can: the command's lines are read by the shell's own `read`, and the command
+/// processes as it can: the command is read by the shell's own `read` (under bash in one
+/// `read -N` of its bytes; `read` of a line reads a pipe a byte at a time), and the command
 /// runs in a process group of its own, whose id is printed first. The controller times the
 /// command and kills that group, as under `exec`, and stops it the same way when it prints more
 /// than the output limit.
@@ -63,12 +65,15 @@ pub(crate) enum LoopShell {
 ///   `setsid sh -c` (`setsid` does not fork: the loop's child is never a group leader), so it
 ///   needs util-linux's `setsid` and costs one exec more.
 ///
-/// Either way the command gets the umask the loop started with (the loop's own is 077), stdin
-/// from a file in the loop's private directory (when it has stdin: `/dev/null` otherwise),
-/// written by `head -c` (under bash, text up to [`MAX_TEXT_STDIN`] by the shell's own `read
-/// -N`), and nothing else of the loop: no variables, traps or file descriptors.
-/// The directory (`mktemp -d`, mode 0700) is made for the first command that has stdin, and
-/// removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
+/// Either way the command gets the umask the loop started with (the loop's own is 077), its
+/// stdin (`/dev/null` when it has none), and nothing else of the loop: no variables, traps or
+/// file descriptors. Under bash, text stdin that ends with a newline (kind `h`: a file the
+/// engine writes, an environment script) is read by the shell's own `read -N` and given as a
+/// here-string, which bash passes through a pipe (or, when it is larger than a pipe holds, a
+/// file it makes and unlinks itself): no file of the loop's and no process. Other stdin goes
+/// to a file in the loop's private directory, written by `head -c` (under bash, other text by
+/// `read -N`). The directory (`mktemp -d`, mode 0700) is made for the first command that needs
+/// it, and removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
 pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
     let m = &marker.0;
     let (umask, needs, quiet, end_err, take_command, take_stdin, run) = match shell {

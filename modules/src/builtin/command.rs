@@ -237,7 +237,7 @@ impl RunCommand {
         exec.stdin = self.stdin;
         exec.timeout = self.timeout;
         exec.effect = self.effect;
-        let out = host.exec(exec).await?;
+        let out = host.exec(exec).await.map_err(|e| e.showing(&self.line))?;
         if !out.success() {
             return Err(command_error(self.line, &out));
         }
