@@ -265,10 +265,10 @@ fn sweep_stale_temps(var: &str) -> String {
 /// A write that fails before the rename removes its temporary file (`trap`), a directory
 /// found at `path` included. One that is killed (`kill -9` of its process group when a run
 /// is aborted or a command times out, a host that dies), or whose `mv` itself fails (the
-/// target is immutable, or is another user's file in a sticky directory), leaves it behind. So each write first removes the stale
-/// temporary files of the same path: see [`STALE_TEMP_MINUTES`]. When there are none (the
-/// usual case) that costs no process at all: the shell's own glob finds them, and only a
-/// match runs `find`.
+/// target is immutable, or is another user's file in a sticky directory), leaves it behind.
+/// So each write first removes the stale temporary files of the same path: see
+/// [`STALE_TEMP_MINUTES`]. When there are none (the usual case) that costs no process at all:
+/// the shell's own glob finds them, and only a match runs `find`.
 ///
 /// The rename is `mv -T` (GNU coreutils, as on Debian; BusyBox's `mv` lacks it): one
 /// `rename(2)` of the temporary file onto `path` itself. A directory that appeared at `path`

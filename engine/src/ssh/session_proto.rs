@@ -70,7 +70,9 @@ pub(crate) enum LoopShell {
 /// file descriptors. Under bash, text stdin that ends with a newline (kind `h`: a file the
 /// engine writes, an environment script) is read by the shell's own `read -N` and given as a
 /// here-string, which bash passes through a pipe (or, when it is larger than a pipe holds, a
-/// file it makes and unlinks itself): no file of the loop's and no process. Other stdin goes
+/// file it makes and unlinks itself): no file of the loop's and no process. The subshell
+/// takes its stdin after its started line (`exec <`), so a stdin it cannot open (no room for
+/// bash's file) fails the command, with bash's message on its stderr. Other stdin goes
 /// to a file in the loop's private directory, written by `head -c` (under bash, other text by
 /// `read -N`). The directory (`mktemp -d`, mode 0700) is made for the first command that needs
 /// it, and removed when the loop ends (EOF on its stdin, the channel closed, or a signal).
@@ -93,16 +95,11 @@ pub(crate) fn loop_body(marker: &Marker, shell: LoopShell) -> String {
     i=\"$d/i\"\n\
   else i=/dev/null; fi\n"
                 .to_owned(),
-            {
-                let subshell = format!(
-                    "( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
-                     unset u d i id cn cb il ik l s t k v; eval \"unset c nl$nl$c\" )"
-                );
-                format!(
-                    "  if [ \"$i\" = - ]; then {subshell} <<<\"${{v%?}}\" 2>&3 3>&- &\n  \
-                     else {subshell} <\"$i\" 2>&3 3>&- &\n  fi\n  v=\n"
-                )
-            },
+            format!(
+                "  ( umask \"$u\"; set +m; printf '%s started %s %s\\n' {m} \"$id\" \"$BASHPID\"; \
+                 if [ \"$i\" = - ]; then exec <<<\"${{v%?}}\" || exit 1; else exec <\"$i\" || exit 1; fi; \
+                 unset u d i id cn cb il ik l s t k v; eval \"unset c nl$nl$c\" ) 2>&3 3>&- &\n  v=\n"
+            ),
         ),
         LoopShell::Sh => (
             "u=$(umask)\n",
