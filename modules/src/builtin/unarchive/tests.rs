@@ -291,3 +291,50 @@ fn arguments_are_checked_at_seal() {
     assert_eq!(Format::of("/a.zip"), Format::Zip);
     assert_eq!(Format::of("/a.tgz"), Format::Tar(None));
 }
+
+/// A host whose commands get only the first `keep` bytes of their stdin, as when the
+/// controller dies or the link drops mid-upload.
+#[derive(Debug)]
+struct CutStdin {
+    inner: LocalHost,
+    keep: usize,
+}
+
+#[async_trait]
+impl Host for CutStdin {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn exec(&self, mut exec: Exec) -> Result<ExecOutput, HostError> {
+        if let Some(stdin) = exec.stdin.as_mut() {
+            stdin.truncate(self.keep);
+        }
+        self.inner.exec(exec).await
+    }
+}
+
+#[tokio::test]
+async fn an_upload_cut_short_extracts_nothing_and_leaves_no_temporary() {
+    let s = Scratch::new("cut");
+    std::fs::create_dir_all(s.path("controller/files")).unwrap();
+    std::fs::write(s.path("controller/files/pkg.zip"), package()).unwrap();
+    let dest = s.path("host/opt");
+    let len = package().len();
+    // Inside the archive, just after it (no end-of-content line) and inside that line.
+    for keep in [len / 2, len, len + 5] {
+        let host = CutStdin { inner: LocalHost::new("worker2"), keep };
+        let m = module(json!({ "src": "files/pkg.zip", "from_controller": true, "dest": dest }))
+            .with_controller(LocalHost::controller().in_dir(s.path("controller")));
+        let action = plan(&m, &host).await.unwrap().action.unwrap();
+        let error = action.apply(&host).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "the upload was cut short ({len} bytes were sent), nothing was extracted"
+            )),
+            "{keep}: {error}"
+        );
+        let left: Vec<String> = names(Path::new(&dest));
+        assert!(left.is_empty(), "{keep}: nothing extracted, no temporary left: {left:?}");
+    }
+}
