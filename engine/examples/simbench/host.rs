@@ -360,8 +360,10 @@ fn write(
     let (_, tail) = script
         .split_once("with a file; left as it was\" >&2; exit 1; fi; ")
         .ok_or_else(|| unknown(script))?;
-    let attrs =
-        tail.strip_suffix("trap - EXIT; exec mv -f -T -- \"$t\" \"$p\"").ok_or_else(|| unknown(script))?;
+    let (attrs, rename) = tail.rsplit_once("trap - EXIT; ").ok_or_else(|| unknown(script))?;
+    if !(rename.starts_with("case $t in ") && rename.ends_with("; esac; exec mv -f -T -- \"$t\" \"$p\"")) {
+        return Err(unknown(script));
+    }
     let attrs = parse_attrs(attrs, "t")?;
     let end = format!("{}\n", contract::remote::END_OF_CONTENT);
     let content = stdin.get(..len).filter(|_| stdin.get(len..) == Some(end.as_bytes()));
