@@ -271,8 +271,8 @@ fn sweep_stale_temps(var: &str) -> String {
 /// the shell's own glob finds them, and only a match runs `find`.
 ///
 /// The rename is one `rename(2)` of the temporary file onto `path` itself, by util-linux's
-/// `rename.ul` where the host has it (Debian 12), else by `mv -T` (GNU
-/// coreutils; BusyBox's `mv` lacks it): see [`rename_commands`]. A directory that appeared at
+/// `rename.ul` where the host has it (Debian 12 and 13), else by `mv -T` (GNU coreutils; BusyBox's
+/// `mv` lacks it): see [`rename_commands`]. A directory that appeared at
 /// `path` fails the write (plain `mv` would move the file into it), and a symbolic link that
 /// appeared there is replaced, never followed (plain `mv` follows one to a directory).
 pub async fn write_atomic(
@@ -319,15 +319,15 @@ fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleE
 }
 
 /// The end of [`write_atomic`]'s script: the shell becomes the program that renames `$t`,
-/// whose name is `$p` and `tag`, onto `$p`: by util-linux's `rename` where the host has it as
-/// `rename.ul` (Debian 12's util-linux ships it; Debian 11's does not, and on Debian and Ubuntu
-/// a plain `rename` may be Perl's, which reads its first argument as code, so only that name
-/// is used), else by `mv -f -T`. Both make one `rename(2)`. `rename.ul` links nothing but libc,
-/// where coreutils' `mv` also loads the SELinux, ACL, xattr and PCRE libraries: on a lab host
-/// a rename by `rename.ul` costs 0.85 ms of CPU, fork included, and by `mv` 1.15-1.25 ms (see
-/// docs/benchmarks.md). `rename.ul`
-/// replaces the first `tag` in the name, so it is used only when the path holds `tag` once
-/// (always, but for a path that names a drawn tag itself).
+/// whose name is `$p` and `tag`, onto `$p`. That is util-linux's `rename` where the host has
+/// it as `rename.ul` (the Essential util-linux of Debian 12 and 13 ships it; Debian 11's does
+/// not), else `mv -f -T`. A plain `rename` is never used: on Debian and Ubuntu it may be
+/// Perl's, which reads its first argument as code. Both make one `rename(2)`. `rename.ul` links
+/// nothing but libc, where coreutils' `mv` also loads the SELinux, ACL, xattr and PCRE
+/// libraries: on a lab host a rename by `rename.ul` costs 0.85 ms of CPU, fork included, and
+/// by `mv` 1.15-1.25 ms (see docs/benchmarks.md). `rename.ul` replaces the first `tag` in the
+/// name, so it is used only when the path holds `tag` once (always, but for a path that names
+/// a drawn tag itself).
 fn rename_commands(tag: &str) -> String {
     let tag = quote(tag);
     format!(
