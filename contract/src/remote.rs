@@ -282,17 +282,37 @@ pub async fn write_atomic(
     attrs: &Attrs,
 ) -> Result<(), ModuleError> {
     let script = write_script(path, content.len(), attrs)?;
-    let mut stdin = Vec::with_capacity(content.len() + END_OF_CONTENT.len() + 1);
-    stdin.extend_from_slice(content);
-    stdin.extend_from_slice(END_OF_CONTENT.as_bytes());
-    stdin.push(b'\n');
+    let stdin = with_end_of_content(content.to_vec());
     run_checked(host, Exec::new(script).stdin(stdin).effect(Effect::Write(path.to_owned()))).await?;
     Ok(())
 }
 
-/// The line that follows the content on [`write_atomic`]'s stdin: read only when every byte
-/// of the content came before it.
+/// The line that follows the content on the stdin of a command that receives bytes
+/// ([`write_atomic`], an archive's upload): read only when every byte of the content came
+/// before it.
 pub const END_OF_CONTENT: &str = "engine-end-of-content";
+
+/// `content` as [`receive_commands`] reads it on stdin: then the line [`END_OF_CONTENT`].
+pub fn with_end_of_content(mut content: Vec<u8>) -> Vec<u8> {
+    content.reserve(END_OF_CONTENT.len() + 1);
+    content.extend_from_slice(END_OF_CONTENT.as_bytes());
+    content.push(b'\n');
+    content
+}
+
+/// Shell commands that copy exactly `len` bytes of stdin (as [`with_end_of_content`] made it)
+/// into the file named by shell variable `var`, with `dd`'s extra `conv` flags (`excl,fsync`,
+/// say), and then read the line [`END_OF_CONTENT`], which an input cut short (the controller
+/// died, the link dropped) lacks: then they print `engine: ` and `cut_short` (shell text inside
+/// double quotes) on stderr and exit 1. `dd` stops at `len` bytes, so nothing parses its count.
+pub fn receive_commands(var: &str, len: usize, conv: Option<&str>, cut_short: &str) -> String {
+    let conv = conv.map(|c| format!(" conv={c}")).unwrap_or_default();
+    format!(
+        "LC_ALL=C dd of=\"${var}\" bs=65536 count={len} iflag=count_bytes,fullblock{conv} status=none; \
+         IFS= read -r k || k=; \
+         [ \"$k\" = {END_OF_CONTENT} ] || {{ echo \"engine: {cut_short}\" >&2; exit 1; }}; "
+    )
+}
 
 /// The command of [`write_atomic`] for `len` bytes on its stdin.
 fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleError> {
@@ -305,14 +325,17 @@ fn write_script(path: &str, len: usize, attrs: &Attrs) -> Result<String, ModuleE
         "set -e; p={p}; {sweep}t=\"$p\"{quoted_tag}; umask {umask:04o}; \
          if [ -e \"$t\" ] || [ -L \"$t\" ]; then echo \"engine: $t is in the way; $p left as it was\" >&2; exit 1; fi; \
          trap 'rm -f -- \"$t\"' EXIT; \
-         LC_ALL=C dd of=\"$t\" bs=65536 count={len} iflag=count_bytes,fullblock conv=excl,fsync status=none; \
-         IFS= read -r k || k=; \
-         [ \"$k\" = {END_OF_CONTENT} ] || {{ echo \"engine: $p left as it was: not all {len} bytes arrived\" >&2; exit 1; }}; \
-         if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo \"engine: cannot overwrite directory $p with a file; left as it was\" >&2; exit 1; fi; \
+         {receive}if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo \"engine: cannot overwrite directory $p with a file; left as it was\" >&2; exit 1; fi; \
          {attrs}trap - EXIT; {rename}",
         p = quote(path),
         sweep = sweep_stale_temps("p"),
         quoted_tag = quote(&tag),
+        receive = receive_commands(
+            "t",
+            len,
+            Some("excl,fsync"),
+            &format!("$p left as it was: not all {len} bytes arrived")
+        ),
         attrs = attrs.commands("t"),
         rename = rename_commands(&tag),
     ))

@@ -15,7 +15,7 @@ use contract::error::ModuleError;
 use contract::host::{Exec, Host};
 use contract::local::LocalHost;
 use contract::module::{Action, Outputs};
-use contract::remote::{self, Attrs, END_OF_CONTENT, run_checked};
+use contract::remote::{self, Attrs, run_checked};
 use contract::shell::{join, quote};
 
 /// Extracts the archive as planned, then records what it extracted.
@@ -35,22 +35,23 @@ pub(super) struct Extract {
 impl Extract {
     /// The shell commands that set `$a` to the archive on the host: its path, or a 0600
     /// temporary file in the destination (`$t`, removed on exit) holding the uploaded bytes,
-    /// checked for their count and SHA-256 before anything is extracted. The bytes come on
-    /// stdin followed by the line [`END_OF_CONTENT`], as for [`remote::write_atomic`]: `dd`
-    /// copies exactly their count and the shell then reads that line, which an upload cut
-    /// short lacks.
+    /// checked for their count ([`remote::receive_commands`], as [`remote::write_atomic`]
+    /// does) and SHA-256 before anything is extracted.
     fn archive_commands(&self, uploaded: Option<usize>) -> String {
         match uploaded {
             None => format!("a={}; ", quote(&self.args.src)),
             Some(len) => format!(
-                "t=$(mktemp -- \"$d/.engine-upload-XXXXXX\"); \
-                 LC_ALL=C dd of=\"$t\" bs=65536 count={len} iflag=count_bytes,fullblock status=none; \
-                 IFS= read -r k || k=; [ \"$k\" = {END_OF_CONTENT} ] || \
-                 {{ echo \"engine: the upload was cut short ({len} bytes were sent), nothing was extracted\" >&2; exit 1; }}; \
+                "t=$(mktemp -- \"$d/.engine-upload-XXXXXX\"); {receive}\
                  got=$(sha256sum <\"$t\"); if [ \"${{got%% *}}\" != {sha} ]; then \
                  echo \"engine: the upload arrived with another SHA-256, nothing was extracted\" >&2; exit 1; fi; \
                  a=$t; ",
                 sha = quote(&self.archive_sha),
+                receive = remote::receive_commands(
+                    "t",
+                    len,
+                    None,
+                    &format!("the upload was cut short ({len} bytes were sent), nothing was extracted")
+                ),
             ),
         }
     }
@@ -116,10 +117,8 @@ impl Action for Extract {
             self.extract_commands(),
         );
         let mut exec = Exec::new(script);
-        if let Some(mut bytes) = stdin {
-            bytes.extend_from_slice(END_OF_CONTENT.as_bytes());
-            bytes.push(b'\n');
-            exec = exec.stdin(bytes);
+        if let Some(bytes) = stdin {
+            exec = exec.stdin(remote::with_end_of_content(bytes));
         }
         run_checked(host, exec).await?;
         let paths: Vec<String> = self.files.iter().map(|f| args.under_dest(f)).collect();
